@@ -1,0 +1,34 @@
+#include "actors/workload.hpp"
+
+#include <mutex>
+
+#include "actors/mesh.hpp"
+
+namespace satemu::actors {
+
+workload::~workload() = default;
+
+std::map<std::string, std::string> workload::files(const runtime::run_result&) const {
+  return {};
+}
+
+void register_workloads() {
+  static std::once_flag once;
+  std::call_once(once, [] { mesh_workload::register_kind(); });
+}
+
+absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s) {
+  const auto kind = s.get_string("workload.kind");
+  if (kind == "mesh") {
+    auto cfg = mesh_workload::config_from(s);
+    if (!cfg.ok())
+      return cfg.status();
+    auto w = mesh_workload::make(*cfg);
+    if (!w.ok())
+      return w.status();
+    return std::unique_ptr<workload>(std::move(*w));
+  }
+  return absl::InvalidArgumentError("workload.kind: unknown workload kind '" + kind + "'");
+}
+
+} // namespace satemu::actors

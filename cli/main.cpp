@@ -1,0 +1,92 @@
+// The satemu executable: parses the command line and dispatches.
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cli/run_command.hpp"
+#include "gpu/device.hpp"
+
+namespace {
+
+constexpr const char* description =
+  "satemu: emulate LEO satellite constellations and distributed-LLM systems as CAF actors.\n"
+  "\n"
+  "Exit codes: 0 ok, 1 internal error, 2 bad input (scenario, flags, files), 130 interrupted.\n"
+  "Scenario keys: satemu validate --explain [KIND]";
+
+} // namespace
+
+int main(int argc, char** argv) {
+  using namespace satemu::cli;
+  CLI::App app{description, "satemu"};
+  app.require_subcommand(0, 1);
+  bool version = false;
+  app.add_flag("--version", version, "Print the version and the compute backends, then exit");
+
+  run_args ra;
+  auto* run = app.add_subcommand("run", "Run a scenario file and write its outputs");
+  run->add_option("file", ra.file, "Scenario file (YAML)")->required();
+  run->add_option("--threads", ra.threads,
+                  "CAF scheduler threads (default: the scenario's `threads`, 0 = one per core)");
+  run->add_option("--seed", ra.seed, "Seed of every random stream (default: the scenario's `seed`)");
+  run->add_option("--out", ra.out, "Output directory (default: the scenario's output.dir, else out/<name>)");
+  run->add_option("--set", ra.sets,
+                  "Override a scenario key before validation, e.g. --set workload.rate=50 "
+                  "(repeatable)")
+    ->allow_extra_args(false);
+  run->add_flag("--quiet,-q", ra.quiet, "No progress line and no summary on stderr");
+
+  std::string vfile;
+  std::vector<std::string> vsets;
+  std::optional<std::string> explain_kind;
+  bool explain = false;
+  auto* validate = app.add_subcommand(
+    "validate", "Check a scenario file without running it, or list every scenario key");
+  validate->add_option("file", vfile, "Scenario file (YAML)");
+  validate->add_option("--set", vsets, "Override a scenario key (repeatable)")->allow_extra_args(false);
+  auto* explain_opt = validate->add_option(
+    "--explain", explain_kind,
+    "Print every scenario key with type, unit, default and help; with KIND, only the keys of "
+    "that workload kind");
+  explain_opt->expected(0, 1);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end here with success; anything else is bad input.
+    const int rc = app.exit(e);
+    return rc == 0 ? exit_ok : exit_bad_input;
+  }
+
+  try {
+    if (version) {
+      const auto& dev = satemu::gpu::probe_devices();
+      std::printf("satemu %s\n", SATEMU_VERSION);
+      std::printf("compute backend (auto): %s (%s)\n", satemu::gpu::auto_backend().c_str(),
+                  dev.detail.c_str());
+      return exit_ok;
+    }
+    if (*run)
+      return run_command(ra);
+    if (*validate) {
+      explain = explain_opt->count() > 0;
+      if (explain) {
+        // CLI11 stores "" when --explain is given without a value.
+        if (explain_kind && explain_kind->empty())
+          explain_kind.reset();
+        return explain_command(explain_kind);
+      }
+      if (vfile.empty()) {
+        std::fprintf(stderr, "satemu: error: validate needs a FILE or --explain\n");
+        return exit_bad_input;
+      }
+      return validate_command(vfile, vsets);
+    }
+    std::cout << app.help();
+    return exit_bad_input;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "satemu: internal error: %s\n", e.what());
+    return exit_internal;
+  }
+}

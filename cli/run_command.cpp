@@ -1,0 +1,212 @@
+#include "cli/run_command.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "actors/workload.hpp"
+#include "nlohmann/json.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/output.hpp"
+#include "runtime/progress.hpp"
+#include "runtime/scenario.hpp"
+#include "runtime/schema.hpp"
+
+namespace satemu::cli {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+  // A second Ctrl-C ends the process the default way.
+  std::signal(SIGINT, SIG_DFL);
+}
+
+int report_error(const absl::Status& st) {
+  std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kOutOfRange:
+      return exit_bad_input;
+    default:
+      return exit_internal;
+  }
+}
+
+absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* a,
+                                       const std::vector<std::string>& sets) {
+  actors::register_workloads();
+  std::vector<std::string> overrides;
+  if (a != nullptr) {
+    // Flags become overrides so the resolved scenario records them.
+    if (a->seed)
+      overrides.push_back("seed=" + std::to_string(*a->seed));
+    if (a->threads)
+      overrides.push_back("threads=" + std::to_string(*a->threads));
+    if (a->out)
+      overrides.push_back("output.dir=" + *a->out);
+  }
+  overrides.insert(overrides.end(), sets.begin(), sets.end());
+  return runtime::load_scenario_file(file, overrides);
+}
+
+std::string hex64(std::uint64_t v) { return absl::StrFormat("%016x", v); }
+
+nlohmann::json percentiles_ns(const runtime::histogram& h) {
+  return {{"count", h.count()},          {"p50", h.quantile(0.5)}, {"p90", h.quantile(0.9)},
+          {"p99", h.quantile(0.99)},     {"p999", h.quantile(0.999)},
+          {"max", h.max()},              {"min", h.min()},         {"mean", h.mean()}};
+}
+
+std::string trace_csv(const std::vector<runtime::trace_record>& trace) {
+  std::string out = "time_ns,entity,source,sequence,kind\n";
+  out.reserve(out.size() + trace.size() * 32);
+  for (const auto& r : trace)
+    absl::StrAppendFormat(&out, "%d,%u,%u,%u,%s\n", r.time_ns, r.entity, r.src, r.seq,
+                          protocol::to_string(r.k));
+  return out;
+}
+
+} // namespace
+
+int explain_command(const std::optional<std::string>& kind) {
+  actors::register_workloads();
+  auto text = runtime::explain(kind);
+  if (!text.ok())
+    return report_error(text.status());
+  std::cout << *text;
+  return exit_ok;
+}
+
+int validate_command(const std::string& file, const std::vector<std::string>& sets) {
+  auto sc = load(file, nullptr, sets);
+  if (!sc.ok())
+    return report_error(sc.status());
+  // Building the workload checks what single keys cannot (e.g. min <= max).
+  auto w = actors::make_workload(*sc);
+  if (!w.ok())
+    return report_error(absl::InvalidArgumentError(
+      absl::StrCat(sc->source_name(), ": ", w.status().message())));
+  std::printf("%s: ok (workload %s, %s emulated, lookahead %s)\n", file.c_str(),
+              sc->get_string("workload.kind").c_str(),
+              runtime::to_string(sc->get_duration("duration")).c_str(),
+              runtime::to_string((*w)->lookahead()).c_str());
+  return exit_ok;
+}
+
+int run_command(const run_args& a) {
+  auto sc = load(a.file, &a, a.sets);
+  if (!sc.ok())
+    return report_error(sc.status());
+  auto built = actors::make_workload(*sc);
+  if (!built.ok())
+    return report_error(absl::InvalidArgumentError(
+      absl::StrCat(sc->source_name(), ": ", built.status().message())));
+  auto& work = **built;
+
+  std::string dir = sc->get_string("output.dir");
+  if (dir.empty())
+    dir = "out/" + sc->get_string("name");
+  auto out = runtime::output_dir::open(dir);
+  if (!out.ok())
+    return report_error(out.status());
+
+  runtime::run_options opts;
+  opts.mode = sc->get_string("clock.mode") == "realtime" ? runtime::clock_mode::real_time
+                                                          : runtime::clock_mode::virtual_time;
+  opts.dilation = sc->get_real("clock.dilation");
+  opts.end = runtime::vtime::zero() + sc->get_duration("duration");
+  opts.lookahead = work.lookahead();
+  opts.seed = static_cast<std::uint64_t>(sc->get_int("seed"));
+  opts.threads = static_cast<std::size_t>(sc->get_int("threads"));
+  opts.trace = sc->get_bool("output.trace");
+  opts.stop = &g_stop;
+  runtime::progress_line progress(
+    a.quiet ? runtime::progress_line::mode::off
+            : runtime::progress_line::parse(sc->get_string("output.progress")),
+    opts.end);
+  opts.on_progress = [&](const runtime::progress_info& p) { progress.update(p); };
+
+  auto& entities = work.entities();
+  if (!a.quiet)
+    std::fprintf(stderr, "[satemu] %s: %zu entities, %s %s, lookahead %s, output %s\n",
+                 sc->get_string("name").c_str(), entities.size(),
+                 runtime::to_string(sc->get_duration("duration")).c_str(),
+                 sc->get_string("clock.mode").c_str(), runtime::to_string(opts.lookahead).c_str(),
+                 dir.c_str());
+
+  g_stop.store(false);
+  auto previous = std::signal(SIGINT, on_sigint);
+  auto r = runtime::run(entities, opts);
+  std::signal(SIGINT, previous);
+  progress.finish();
+
+  const bool complete = !r.interrupted;
+  const auto n = entities.size();
+  nlohmann::json j;
+  j["scenario"] = sc->get_string("name");
+  j["complete"] = complete;
+  j["fingerprint"] = hex64(r.fingerprint);
+  j["events"] = r.events;
+  j["envelopes"] = r.envelopes;
+  j["emulated_seconds"] = r.reached.seconds();
+  j["wall_seconds"] = r.wall_seconds;
+  j["events_per_wall_second"] = r.wall_seconds > 0 ? r.events / r.wall_seconds : 0.0;
+  j["envelopes_per_wall_second"] = r.wall_seconds > 0 ? r.envelopes / r.wall_seconds : 0.0;
+  j["peak_rss_bytes"] = runtime::peak_rss_bytes();
+  j["threads"] = r.threads;
+  j["seed"] = opts.seed;
+  j["clock"] = sc->get_string("clock.mode");
+  j["entities"] = n;
+  j["windows"] = r.windows;
+  j["memory_per_entity_bytes"] =
+    n > 0 && r.rss_after_spawn_bytes > r.rss_before_spawn_bytes
+      ? static_cast<double>(r.rss_after_spawn_bytes - r.rss_before_spawn_bytes) / n
+      : 0.0;
+  if (opts.mode == runtime::clock_mode::real_time) {
+    j["dilation"] = opts.dilation;
+    j["lateness_ns"] = percentiles_ns(r.lateness_ns);
+  }
+  j["metrics"] = work.metrics(r);
+
+  absl::Status st = out->write("scenario.resolved.yaml", sc->resolved_yaml());
+  if (st.ok())
+    st = out->write("fingerprint.txt", hex64(r.fingerprint) + "\n");
+  if (st.ok() && opts.trace)
+    st = out->write("trace.csv", trace_csv(r.trace));
+  for (const auto& [name, content] : work.files(r))
+    if (st.ok())
+      st = out->write(name, content);
+  if (st.ok())
+    st = out->write("summary.json", j.dump(2) + "\n");
+  if (st.ok())
+    st = out->commit(complete);
+  if (!st.ok())
+    return report_error(st);
+
+  if (!complete) {
+    std::fprintf(stderr,
+                 "[satemu] interrupted at emulated %.3fs: outputs in %s are PARTIAL "
+                 "(summary.partial.json)\n",
+                 r.reached.seconds(), dir.c_str());
+    return exit_interrupted;
+  }
+  if (!a.quiet)
+    std::fprintf(stderr,
+                 "[satemu] done: %.3fs emulated in %.2fs wall, %llu events (%.3g/s), %llu "
+                 "envelopes, fingerprint %s\n",
+                 r.reached.seconds(), r.wall_seconds,
+                 static_cast<unsigned long long>(r.events),
+                 r.wall_seconds > 0 ? r.events / r.wall_seconds : 0.0,
+                 static_cast<unsigned long long>(r.envelopes), hex64(r.fingerprint).c_str());
+  std::printf("%s/summary.json\n", dir.c_str());
+  return exit_ok;
+}
+
+} // namespace satemu::cli

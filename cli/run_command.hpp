@@ -1,0 +1,26 @@
+/// satemu subcommands `run` and `validate`.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace satemu::cli {
+
+/// Exit codes of the satemu executable.
+enum exit_code : int { exit_ok = 0, exit_internal = 1, exit_bad_input = 2, exit_interrupted = 130 };
+
+struct run_args {
+  std::string file;
+  std::optional<std::size_t> threads;
+  std::optional<std::uint64_t> seed;
+  std::optional<std::string> out;
+  std::vector<std::string> sets;
+  bool quiet = false;
+};
+
+int run_command(const run_args& a);
+int validate_command(const std::string& file, const std::vector<std::string>& sets);
+int explain_command(const std::optional<std::string>& kind);
+
+} // namespace satemu::cli

@@ -1,0 +1,43 @@
+#include "gpu/device.hpp"
+
+#ifdef SATEMU_GPU_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace satemu::gpu {
+
+namespace {
+
+device_info probe() {
+  device_info info;
+#ifdef SATEMU_GPU_HAVE_CUDA
+  info.cuda_built = true;
+  int count = 0;
+  if (auto err = cudaGetDeviceCount(&count); err != cudaSuccess) {
+    info.detail = cudaGetErrorString(err);
+    return info;
+  }
+  info.cuda_devices = count;
+  cudaDeviceProp prop{};
+  if (count > 0 && cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+    info.detail = prop.name;
+  else if (count == 0)
+    info.detail = "no CUDA device";
+#else
+  info.detail = "built without CUDA";
+#endif
+  return info;
+}
+
+} // namespace
+
+const device_info& probe_devices() {
+  static const device_info info = probe();
+  return info;
+}
+
+std::string auto_backend() {
+  return probe_devices().cuda_devices > 0 ? "cuda" : "cpu";
+}
+
+} // namespace satemu::gpu

@@ -1,0 +1,33 @@
+/// @file kinds.hpp
+/// Protocol kinds carried in every envelope header.
+
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace satemu::protocol {
+
+/// Which protocol family an envelope's payload belongs to (selects the schema
+/// used to decode it). The numeric values cross process boundaries: later
+/// protocols add new values and never renumber or reuse old ones.
+enum class kind : std::uint16_t {
+  /// Kernel-internal timer / self-scheduled event; usually without payload.
+  timer = 0,
+  /// The kernel's own mesh test traffic (protocol/mesh.capnp).
+  mesh = 1,
+};
+
+/// Stable lower-case name of `k`, or "unknown" for a value this build does not
+/// know (a newer peer may send one).
+constexpr std::string_view to_string(kind k) noexcept {
+  switch (k) {
+    case kind::timer:
+      return "timer";
+    case kind::mesh:
+      return "mesh";
+  }
+  return "unknown";
+}
+
+} // namespace satemu::protocol

@@ -1,0 +1,39 @@
+/// Kernel-private access to an entity's event queue and bookkeeping.
+#pragma once
+
+#include "runtime/entity.hpp"
+
+namespace satemu::runtime::detail {
+
+/// The kernel's side of `entity`: queueing, processing, bookkeeping.
+class entity_driver {
+public:
+  /// Binds an entity to its id, random stream, outbox and optional trace.
+  /// `min_latency` is the lookahead: a send with a smaller latency is a
+  /// broken invariant of the scenario and aborts with context.
+  static void bind(entity& e, entity_id id, std::uint64_t seed, outbox* out,
+                   duration min_latency, std::vector<trace_record>* trace);
+  /// Runs `on_start` at time zero.
+  static void start(entity& e);
+  /// Queues an envelope handed over by entity `from`.
+  static void push(entity& e, entity_id from, protocol::envelope&& env);
+  /// Time of the earliest pending event, or `vtime::never()`.
+  static vtime next_time(const entity& e);
+  /// Processes, in order, every pending event with time < `end` (including
+  /// ones scheduled while doing so); returns how many.
+  static std::uint64_t run_until(entity& e, vtime end);
+  /// Processes one envelope or timer right away at its own time (real-time
+  /// mode, where arrival order is wall-clock order).
+  static void process_now(entity& e, entity_id from, protocol::envelope&& env,
+                          std::uint64_t tag);
+  /// Takes the earliest pending event out of the queue, whatever its time;
+  /// false when none is pending (real-time mode turns each into a delayed send).
+  static bool pop(entity& e, protocol::envelope& env, std::uint64_t& tag);
+  /// Drops every pending event (end of run).
+  static void clear(entity& e);
+
+private:
+  static void dispatch(entity& e, const entity::pending& p);
+};
+
+} // namespace satemu::runtime::detail

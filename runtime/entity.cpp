@@ -1,0 +1,148 @@
+#include "runtime/entity.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "runtime/detail/entity_driver.hpp"
+
+namespace satemu::runtime {
+
+entity::~entity() = default;
+
+void entity::check_latency(entity_id hop, duration latency) const {
+  if (latency < min_latency_) {
+    std::fprintf(stderr,
+                 "satemu: internal error: entity %u sent to %u with latency %s below the "
+                 "lookahead %s at %s\n",
+                 id_, hop, to_string(latency).c_str(), to_string(min_latency_).c_str(),
+                 to_string(now_).c_str());
+    std::abort();
+  }
+}
+
+void entity::send(entity_id dst, duration latency, protocol::kind k, protocol::payload_ptr body) {
+  send_via(dst, dst, latency, k, std::move(body));
+}
+
+void entity::send_via(entity_id next_hop, entity_id dst, duration latency, protocol::kind k,
+                      protocol::payload_ptr body) {
+  check_latency(next_hop, latency);
+  protocol::envelope e;
+  e.src = id_;
+  e.dst = dst;
+  e.send_ns = now_.ns();
+  e.deliver_ns = (now_ + latency).ns();
+  e.seq = next_seq_++;
+  e.k = k;
+  e.body = std::move(body);
+  outbox_->post(next_hop, std::move(e));
+}
+
+void entity::forward(entity_id next_hop, duration latency, const protocol::envelope& in) {
+  check_latency(next_hop, latency);
+  protocol::envelope e = in;
+  e.deliver_ns = (now_ + latency).ns();
+  e.hops = static_cast<std::uint16_t>(in.hops + 1);
+  outbox_->post(next_hop, std::move(e));
+}
+
+void entity::schedule(duration delay, std::uint64_t tag) {
+  if (delay < duration::zero()) {
+    std::fprintf(stderr, "satemu: internal error: entity %u scheduled a timer %s in the past\n",
+                 id_, to_string(delay).c_str());
+    std::abort();
+  }
+  pending p;
+  p.env.src = id_;
+  p.env.dst = id_;
+  p.env.send_ns = now_.ns();
+  p.env.deliver_ns = (now_ + delay).ns();
+  p.env.seq = next_seq_++;
+  p.env.k = protocol::kind::timer;
+  p.tag = tag;
+  p.from = id_;
+  heap_.push_back(std::move(p));
+  std::push_heap(heap_.begin(), heap_.end(), later{});
+}
+
+namespace detail {
+
+void entity_driver::bind(entity& e, entity_id id, std::uint64_t seed, outbox* out,
+                         duration min_latency, std::vector<trace_record>* trace) {
+  e.id_ = id;
+  e.rng_ = rng(seed, id, 0);
+  e.outbox_ = out;
+  e.min_latency_ = min_latency;
+  e.trace_ = trace;
+}
+
+void entity_driver::start(entity& e) {
+  e.now_ = vtime::zero();
+  e.on_start();
+}
+
+void entity_driver::push(entity& e, entity_id from, protocol::envelope&& env) {
+  e.heap_.push_back(entity::pending{std::move(env), 0, from});
+  std::push_heap(e.heap_.begin(), e.heap_.end(), entity::later{});
+}
+
+vtime entity_driver::next_time(const entity& e) {
+  return e.heap_.empty() ? vtime::never() : vtime::from_ns(e.heap_.front().env.deliver_ns);
+}
+
+void entity_driver::dispatch(entity& e, const entity::pending& p) {
+  const auto& env = p.env;
+  e.now_ = vtime::from_ns(env.deliver_ns);
+  ++e.events_;
+  std::uint64_t h = e.fingerprint_;
+  h = hash_combine(h, static_cast<std::uint64_t>(env.deliver_ns));
+  h = hash_combine(h, env.src);
+  h = hash_combine(h, env.seq);
+  h = hash_combine(h, p.from);
+  h = hash_combine(h, static_cast<std::uint64_t>(env.k));
+  e.fingerprint_ = h;
+  if (e.trace_ != nullptr)
+    e.trace_->push_back({env.deliver_ns, e.id_, env.src, env.seq, p.from, env.k});
+  if (env.k == protocol::kind::timer && p.from == e.id_ && env.src == e.id_) {
+    e.on_timer(p.tag);
+  } else {
+    ++e.envelopes_;
+    e.on_envelope(env);
+  }
+}
+
+std::uint64_t entity_driver::run_until(entity& e, vtime end) {
+  std::uint64_t n = 0;
+  while (!e.heap_.empty() && e.heap_.front().env.deliver_ns < end.ns()) {
+    std::pop_heap(e.heap_.begin(), e.heap_.end(), entity::later{});
+    entity::pending p = std::move(e.heap_.back());
+    e.heap_.pop_back();
+    dispatch(e, p);
+    ++n;
+  }
+  return n;
+}
+
+void entity_driver::process_now(entity& e, entity_id from, protocol::envelope&& env,
+                                std::uint64_t tag) {
+  dispatch(e, entity::pending{std::move(env), tag, from});
+}
+
+bool entity_driver::pop(entity& e, protocol::envelope& env, std::uint64_t& tag) {
+  if (e.heap_.empty())
+    return false;
+  std::pop_heap(e.heap_.begin(), e.heap_.end(), entity::later{});
+  env = std::move(e.heap_.back().env);
+  tag = e.heap_.back().tag;
+  e.heap_.pop_back();
+  return true;
+}
+
+void entity_driver::clear(entity& e) {
+  e.heap_.clear();
+  e.heap_.shrink_to_fit();
+}
+
+} // namespace detail
+} // namespace satemu::runtime

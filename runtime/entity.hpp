@@ -1,0 +1,125 @@
+/// satemu entities: the emulated things (satellites, users, model shards).
+///
+/// An entity is plain C++ driven by exactly one CAF actor of the kernel
+/// (kernel.hpp); this header keeps CAF out of every workload. What an entity
+/// sees is its own clock `now()`, `send()` of an envelope to another entity
+/// with a latency, `schedule()` of a timer, its own random stream and its
+/// counters. The kernel calls the hooks in the only order an entity ever sees
+/// events: by `(time, source entity, source sequence)`, then by the entity
+/// that handed the envelope over (copies of one message arriving together).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "protocol/envelope.hpp"
+#include "runtime/rng.hpp"
+#include "runtime/time.hpp"
+
+namespace satemu::runtime {
+
+using entity_id = std::uint32_t;
+
+namespace detail {
+class entity_driver;
+} // namespace detail
+
+/// Where an entity's outgoing envelopes go; implemented by the kernel.
+class outbox {
+public:
+  virtual ~outbox() = default;
+  /// Takes an envelope whose header is complete, for delivery to the entity
+  /// `hop` (its final destination or the next hop towards it).
+  virtual void post(entity_id hop, protocol::envelope&& e) = 0;
+};
+
+/// One processed event, kept when the run records a trace.
+struct trace_record {
+  std::int64_t time_ns;
+  entity_id entity;
+  entity_id src;
+  std::uint64_t seq;
+  /// The entity that handed it over (the previous hop; the entity itself for timers).
+  entity_id from;
+  protocol::kind k;
+};
+
+/// Base class of every emulated entity.
+class entity {
+public:
+  entity() = default;
+  entity(const entity&) = delete;
+  entity& operator=(const entity&) = delete;
+  virtual ~entity();
+
+  entity_id id() const { return id_; }
+  /// Current emulated time: the time of the event being processed.
+  vtime now() const { return now_; }
+
+  /// Events processed so far (envelopes and timers).
+  std::uint64_t events() const { return events_; }
+  /// Envelopes delivered to this entity and processed so far.
+  std::uint64_t envelopes() const { return envelopes_; }
+  /// Hash over this entity's processed events in processing order.
+  std::uint64_t fingerprint() const { return fingerprint_; }
+
+protected:
+  /// Sends a new message to `dst`, delivered at `now() + latency`.
+  void send(entity_id dst, duration latency, protocol::kind k, protocol::payload_ptr body);
+  /// Sends a new message for `dst` to its first hop `next_hop`.
+  void send_via(entity_id next_hop, entity_id dst, duration latency, protocol::kind k,
+                protocol::payload_ptr body);
+  /// Passes a received envelope on to `next_hop` (same header and payload,
+  /// one hop more), delivered at `now() + latency`.
+  void forward(entity_id next_hop, duration latency, const protocol::envelope& in);
+  /// Fires `on_timer(tag)` at `now() + delay` (delay >= 0).
+  void schedule(duration delay, std::uint64_t tag);
+  /// This entity's random stream.
+  rng& random() { return rng_; }
+
+  /// Called once at time zero, before any other event.
+  virtual void on_start() {}
+  /// Called for each delivered envelope, at its delivery time.
+  virtual void on_envelope(const protocol::envelope& e) = 0;
+  /// Called for each timer, at its time.
+  virtual void on_timer(std::uint64_t tag) {}
+
+private:
+  friend class detail::entity_driver;
+
+  /// A pending event: an arrived envelope handed over by `from`, or a timer
+  /// (kind timer, src and from self, tag in `tag`).
+  struct pending {
+    protocol::envelope env;
+    std::uint64_t tag;
+    entity_id from;
+  };
+  struct later {
+    bool operator()(const pending& a, const pending& b) const {
+      if (a.env.deliver_ns != b.env.deliver_ns)
+        return a.env.deliver_ns > b.env.deliver_ns;
+      if (a.env.src != b.env.src)
+        return a.env.src > b.env.src;
+      if (a.env.seq != b.env.seq)
+        return a.env.seq > b.env.seq;
+      return a.from > b.from;
+    }
+  };
+
+  void check_latency(entity_id hop, duration latency) const;
+
+  entity_id id_ = 0;
+  vtime now_;
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t events_ = 0;
+  std::uint64_t envelopes_ = 0;
+  std::uint64_t fingerprint_ = 0;
+  duration min_latency_ = duration::zero();
+  outbox* outbox_ = nullptr;
+  std::vector<trace_record>* trace_ = nullptr;
+  rng rng_;
+  std::vector<pending> heap_;
+};
+
+} // namespace satemu::runtime

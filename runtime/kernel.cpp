@@ -1,0 +1,540 @@
+#include "runtime/kernel.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <queue>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "caf/all.hpp"
+#include "runtime/detail/entity_driver.hpp"
+#include "runtime/output.hpp"
+
+namespace satemu::runtime {
+
+/// Which batch of envelopes went where, and the earliest delivery time in it.
+struct batch_note {
+  entity_id dst = 0;
+  std::int64_t first_ns = 0;
+};
+
+} // namespace satemu::runtime
+
+namespace satemu::runtime {
+namespace {
+
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using grant_atom = caf::atom_constant<caf::atom("grant")>;
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
+using window_atom = caf::atom_constant<caf::atom("window")>;
+using timer_atom = caf::atom_constant<caf::atom("timer")>;
+
+using driver = detail::entity_driver;
+using envelope_batch = std::vector<protocol::envelope>;
+using wall_clock = std::chrono::steady_clock;
+
+/// State shared by every actor of one run; read-only once the run starts,
+/// apart from the progress counters.
+struct run_shared {
+  std::vector<caf::actor> directory;
+  run_options opts;
+  std::atomic<std::int64_t> now_ns{0};
+  std::atomic<std::uint64_t> events{0};
+  wall_clock::time_point wall_start;
+  /// Per entity, filled only by that entity's actor: its trace (when
+  /// tracing) and, in real time, its lateness.
+  std::vector<std::vector<trace_record>> traces;
+  std::vector<histogram> lateness;
+
+  // Virtual time: a granted entity writes its window report into its own
+  // slots, then counts itself off `outstanding`; the last one wakes the
+  // conductor. The atomic's acquire/release orders the slots for the
+  // conductor, so a window costs one CAF message per entity (the grant)
+  // rather than two.
+  std::atomic<std::size_t> outstanding{0};
+  std::vector<std::int64_t> next_ns;
+  std::vector<std::uint64_t> processed;
+  std::vector<std::vector<batch_note>> notes;
+  std::promise<run_result> done;
+};
+
+/// Collects a window's outgoing envelopes per destination.
+class batching_outbox final : public outbox {
+public:
+  void post(entity_id hop, protocol::envelope&& e) override {
+    auto& slot = slot_for(hop);
+    slot.first_ns = std::min(slot.first_ns, e.deliver_ns);
+    slot.envs.push_back(std::move(e));
+  }
+
+  /// Sends each destination its batch and records in `notes` what went where.
+  template <class Self>
+  void flush(Self* self, entity_id from, const std::vector<caf::actor>& directory,
+             std::vector<batch_note>& notes) {
+    notes.clear();
+    for (auto& s : slots_) {
+      notes.push_back({s.dst, s.first_ns});
+      self->send(directory[s.dst], from, std::move(s.envs));
+    }
+    slots_.clear();
+    index_.clear();
+  }
+
+private:
+  struct slot {
+    entity_id dst;
+    std::int64_t first_ns;
+    envelope_batch envs;
+  };
+
+  slot& slot_for(entity_id dst) {
+    // Most entities talk to a handful of neighbours: a linear scan is fastest
+    // there; an index takes over for fan-out to many destinations.
+    if (slots_.size() <= linear_limit) {
+      for (auto& s : slots_)
+        if (s.dst == dst)
+          return s;
+    } else {
+      if (index_.empty())
+        for (std::size_t i = 0; i < slots_.size(); ++i)
+          index_.emplace(slots_[i].dst, i);
+      if (auto it = index_.find(dst); it != index_.end())
+        return slots_[it->second];
+      index_.emplace(dst, slots_.size());
+    }
+    slots_.push_back({dst, std::numeric_limits<std::int64_t>::max(), {}});
+    return slots_.back();
+  }
+
+  static constexpr std::size_t linear_limit = 16;
+  std::vector<slot> slots_;
+  absl::flat_hash_map<entity_id, std::size_t> index_;
+};
+
+/// Drives one entity in virtual time.
+class vt_entity_actor final : public caf::event_based_actor {
+public:
+  vt_entity_actor(caf::actor_config& cfg, entity* e, entity_id id, run_shared* shared,
+                  caf::actor conductor)
+    : caf::event_based_actor(cfg), e_(e), id_(id), shared_(shared),
+      conductor_(std::move(conductor)) {
+    driver::bind(*e_, id_, shared_->opts.seed, &out_, shared_->opts.lookahead,
+                 shared_->opts.trace ? &shared_->traces[id_] : nullptr);
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](start_atom) {
+        driver::start(*e_);
+        report(0);
+      },
+      [this](grant_atom, std::int64_t window_end, std::uint64_t expected) {
+        window_end_ = window_end;
+        expected_ = expected;
+        granted_ = true;
+        try_run();
+      },
+      [this](entity_id from, envelope_batch& batch) {
+        for (auto& env : batch)
+          driver::push(*e_, from, std::move(env));
+        ++received_;
+        if (granted_)
+          try_run();
+      },
+      [this](finish_atom) {
+        driver::clear(*e_);
+        send(conductor_, finished_atom::value, id_);
+        quit();
+      },
+    };
+  }
+
+private:
+  void try_run() {
+    // Batches sent to us in earlier windows may still be in flight (CAF orders
+    // messages per sender only); wait for all of them before processing.
+    if (received_ < expected_)
+      return;
+    granted_ = false;
+    auto n = driver::run_until(*e_, vtime::from_ns(window_end_));
+    report(n);
+  }
+
+  void report(std::uint64_t processed) {
+    out_.flush(this, id_, shared_->directory, shared_->notes[id_]);
+    shared_->next_ns[id_] = driver::next_time(*e_).ns();
+    shared_->processed[id_] = processed;
+    if (shared_->outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1)
+      send(conductor_, window_atom::value);
+  }
+
+  entity* e_;
+  entity_id id_;
+  run_shared* shared_;
+  caf::actor conductor_;
+  batching_outbox out_;
+  std::int64_t window_end_ = 0;
+  std::uint64_t expected_ = 0;
+  std::uint64_t received_ = 0;
+  bool granted_ = false;
+};
+
+/// Grants windows and detects their end (DESIGN.md, The virtual-time kernel).
+class conductor_actor final : public caf::event_based_actor {
+public:
+  conductor_actor(caf::actor_config& cfg, run_shared* shared, std::size_t n)
+    : caf::event_based_actor(cfg), shared_(shared), next_(n, vtime::never().ns()),
+      expected_(n, 0) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](start_atom) {
+        const auto n = shared_->directory.size();
+        if (n == 0) {
+          finish(false);
+          return;
+        }
+        granted_.resize(n);
+        for (std::size_t i = 0; i < n; ++i)
+          granted_[i] = static_cast<entity_id>(i);
+        shared_->outstanding.store(n, std::memory_order_release);
+        for (auto& a : shared_->directory)
+          send(a, start_atom::value);
+      },
+      [this](window_atom) { end_window(); },
+      [this](finished_atom, entity_id) {
+        if (--outstanding_ == 0)
+          deliver();
+      },
+    };
+  }
+
+private:
+  using item = std::pair<std::int64_t, entity_id>;
+
+  void end_window() {
+    // Every granted entity has reported (the counter reached zero, which
+    // orders their slots before this read).
+    std::atomic_thread_fence(std::memory_order_acquire);
+    for (auto id : granted_) {
+      const auto next = shared_->next_ns[id];
+      next_[id] = next;
+      if (next != vtime::never().ns())
+        queue_.push({next, id});
+      events_ += shared_->processed[id];
+    }
+    // Deliveries announced by senders are applied after every entity's own
+    // report, so a report cannot hide an envelope another entity sent it.
+    for (auto id : granted_)
+      for (const auto& n : shared_->notes[id]) {
+        ++expected_[n.dst];
+        if (n.first_ns < next_[n.dst]) {
+          next_[n.dst] = n.first_ns;
+          queue_.push({n.first_ns, n.dst});
+        }
+      }
+    granted_.clear();
+    shared_->events.store(events_, std::memory_order_relaxed);
+    if (shared_->opts.stop != nullptr && shared_->opts.stop->load()) {
+      finish(true);
+      return;
+    }
+    // Skip stale queue entries (an entity's next time changed or it was granted).
+    while (!queue_.empty() && next_[queue_.top().second] != queue_.top().first)
+      queue_.pop();
+    const auto end = shared_->opts.end.ns();
+    if (queue_.empty() || queue_.top().first >= end) {
+      reached_ = end;
+      finish(false);
+      return;
+    }
+    const auto t = queue_.top().first;
+    const auto window_end = std::min(end, t + shared_->opts.lookahead.ns());
+    reached_ = t;
+    shared_->now_ns.store(t, std::memory_order_relaxed);
+    ++windows_;
+    while (!queue_.empty() && queue_.top().first < window_end) {
+      auto [time, id] = queue_.top();
+      queue_.pop();
+      if (next_[id] != time)
+        continue;
+      next_[id] = vtime::never().ns();
+      granted_.push_back(id);
+    }
+    // Count first: a granted entity may report before the last grant is sent.
+    shared_->outstanding.store(granted_.size(), std::memory_order_release);
+    for (auto id : granted_)
+      send(shared_->directory[id], grant_atom::value, window_end, expected_[id]);
+  }
+
+  void finish(bool interrupted) {
+    interrupted_ = interrupted;
+    outstanding_ = shared_->directory.size();
+    for (auto& a : shared_->directory)
+      send(a, finish_atom::value);
+    if (outstanding_ == 0)
+      deliver();
+  }
+
+  void deliver() {
+    run_result r;
+    r.events = events_;
+    r.windows = windows_;
+    r.interrupted = interrupted_;
+    r.reached = vtime::from_ns(interrupted_ ? reached_ : shared_->opts.end.ns());
+    shared_->done.set_value(std::move(r));
+    quit();
+  }
+
+  run_shared* shared_;
+  std::vector<std::int64_t> next_;
+  std::vector<std::uint64_t> expected_;
+  std::priority_queue<item, std::vector<item>, std::greater<item>> queue_;
+  std::vector<entity_id> granted_;
+  std::size_t outstanding_ = 0;
+  std::uint64_t events_ = 0;
+  std::uint64_t windows_ = 0;
+  std::int64_t reached_ = 0;
+  bool interrupted_ = false;
+};
+
+/// Drives one entity in real time: each send becomes a delayed CAF message.
+class rt_entity_actor final : public caf::event_based_actor, public outbox {
+public:
+  rt_entity_actor(caf::actor_config& cfg, entity* e, entity_id id, run_shared* shared,
+                  caf::actor collector)
+    : caf::event_based_actor(cfg), e_(e), id_(id), shared_(shared),
+      collector_(std::move(collector)) {
+    driver::bind(*e_, id_, shared_->opts.seed, this, duration::zero(),
+                 shared_->opts.trace ? &shared_->traces[id_] : nullptr);
+  }
+
+  void post(entity_id hop, protocol::envelope&& env) override {
+    const auto delay = wall_delay(env.deliver_ns - e_->now().ns());
+    delayed_send(shared_->directory[hop], delay, id_, std::move(env));
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](start_atom) {
+        driver::start(*e_);
+        arm_timers();
+      },
+      [this](entity_id from, protocol::envelope& env) { deliver(from, std::move(env), 0); },
+      [this](timer_atom, protocol::envelope& env, std::uint64_t tag) {
+        deliver(id_, std::move(env), tag);
+      },
+      [this](finish_atom) {
+        send(collector_, finished_atom::value, id_);
+        quit();
+      },
+    };
+  }
+
+private:
+  std::chrono::nanoseconds wall_delay(std::int64_t emulated_ns) const {
+    return std::chrono::nanoseconds(
+      static_cast<std::int64_t>(static_cast<double>(emulated_ns) * shared_->opts.dilation));
+  }
+
+  void deliver(entity_id from, protocol::envelope&& env, std::uint64_t tag) {
+    if (env.deliver_ns >= shared_->opts.end.ns())
+      return;
+    const auto intended = shared_->wall_start + wall_delay(env.deliver_ns);
+    shared_->lateness[id_].record(std::chrono::duration_cast<std::chrono::nanoseconds>(wall_clock::now() - intended)
+                       .count());
+    driver::process_now(*e_, from, std::move(env), tag);
+    shared_->events.fetch_add(1, std::memory_order_relaxed);
+    arm_timers();
+  }
+
+  /// Turns timers the entity just scheduled into delayed messages to itself.
+  void arm_timers() {
+    protocol::envelope env;
+    std::uint64_t tag = 0;
+    while (driver::pop(*e_, env, tag)) {
+      const auto delay = wall_delay(env.deliver_ns - e_->now().ns());
+      delayed_send(caf::actor_cast<caf::actor>(this), delay, timer_atom::value, std::move(env), tag);
+    }
+  }
+
+  entity* e_;
+  entity_id id_;
+  run_shared* shared_;
+  caf::actor collector_;
+};
+
+/// Real time: gathers the entities' final reports.
+class rt_collector_actor final : public caf::event_based_actor {
+public:
+  rt_collector_actor(caf::actor_config& cfg, run_shared* shared)
+    : caf::event_based_actor(cfg), shared_(shared) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](finish_atom, std::int64_t reached, bool interrupted) {
+        reached_ = reached;
+        interrupted_ = interrupted;
+        outstanding_ = shared_->directory.size();
+        for (auto& a : shared_->directory)
+          send(a, finish_atom::value);
+        if (outstanding_ == 0)
+          deliver();
+      },
+      [this](finished_atom, entity_id) {
+        if (--outstanding_ == 0)
+          deliver();
+      },
+    };
+  }
+
+private:
+  void deliver() {
+    run_result r;
+    r.events = shared_->events.load();
+    r.interrupted = interrupted_;
+    r.reached = vtime::from_ns(reached_);
+    shared_->done.set_value(std::move(r));
+    quit();
+  }
+
+  run_shared* shared_;
+  std::size_t outstanding_ = 0;
+  std::int64_t reached_ = 0;
+  bool interrupted_ = false;
+};
+
+std::size_t resolve_threads(std::size_t requested) {
+  if (requested != 0)
+    return requested;
+  auto hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : hw;
+}
+
+} // namespace
+
+std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& entities) {
+  std::uint64_t h = hash_combine(0, entities.size());
+  for (const auto& e : entities) {
+    h = hash_combine(h, e->id());
+    h = hash_combine(h, e->fingerprint());
+  }
+  return h;
+}
+
+run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts) {
+  const auto threads = resolve_threads(opts.threads);
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", threads);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  // Work stealing starves here: the conductor wakes every granted entity from
+  // one worker, and the other workers back off into millisecond sleeps
+  // between steals (2 threads ran 3x slower than 1). A shared queue wakes
+  // them at once.
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  caf::actor_system sys{cfg};
+
+  run_shared shared;
+  shared.opts = opts;
+  auto future = shared.done.get_future();
+  const auto n = entities.size();
+  shared.directory.reserve(n);
+  if (opts.trace)
+    shared.traces.resize(n);
+  if (opts.mode == clock_mode::real_time) {
+    shared.lateness.resize(n);
+  } else {
+    shared.next_ns.assign(n, vtime::never().ns());
+    shared.processed.assign(n, 0);
+    shared.notes.resize(n);
+  }
+
+  const auto rss_before = current_rss_bytes();
+  const auto wall0 = wall_clock::now();
+  caf::actor boss;
+  std::uint64_t rss_after = 0;
+  if (opts.mode == clock_mode::virtual_time) {
+    boss = sys.spawn<conductor_actor>(&shared, n);
+    for (std::size_t i = 0; i < n; ++i)
+      shared.directory.push_back(sys.spawn<vt_entity_actor>(
+        entities[i].get(), static_cast<entity_id>(i), &shared, boss));
+    rss_after = current_rss_bytes();
+    caf::anon_send(boss, start_atom::value);
+  } else {
+    boss = sys.spawn<rt_collector_actor>(&shared);
+    for (std::size_t i = 0; i < n; ++i)
+      shared.directory.push_back(sys.spawn<rt_entity_actor>(
+        entities[i].get(), static_cast<entity_id>(i), &shared, boss));
+    rss_after = current_rss_bytes();
+    shared.wall_start = wall_clock::now();
+    for (auto& a : shared.directory)
+      caf::anon_send(a, start_atom::value);
+  }
+
+  auto elapsed = [&] { return std::chrono::duration<double>(wall_clock::now() - wall0).count(); };
+  auto report = [&](vtime now) {
+    if (opts.on_progress)
+      opts.on_progress({now, shared.events.load(std::memory_order_relaxed), elapsed()});
+  };
+  if (opts.mode == clock_mode::real_time) {
+    // The run lasts `end * dilation` of wall time from the common start.
+    const auto wall_end =
+      shared.wall_start + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                            static_cast<double>(opts.end.ns()) * opts.dilation));
+    bool interrupted = false;
+    while (wall_clock::now() < wall_end) {
+      if (opts.stop != nullptr && opts.stop->load()) {
+        interrupted = true;
+        break;
+      }
+      std::this_thread::sleep_until(std::min(wall_end, wall_clock::now() + std::chrono::milliseconds(100)));
+      const auto emulated = static_cast<std::int64_t>(
+        std::chrono::duration<double, std::nano>(wall_clock::now() - shared.wall_start).count() /
+        opts.dilation);
+      report(vtime::from_ns(std::min(emulated, opts.end.ns())));
+    }
+    const auto reached = interrupted
+                           ? static_cast<std::int64_t>(
+                               std::chrono::duration<double, std::nano>(wall_clock::now() - shared.wall_start)
+                                 .count() /
+                               opts.dilation)
+                           : opts.end.ns();
+    caf::anon_send(boss, finish_atom::value, std::min(reached, opts.end.ns()), interrupted);
+  }
+  while (future.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready)
+    report(vtime::from_ns(shared.now_ns.load(std::memory_order_relaxed)));
+
+  auto result = future.get();
+  result.wall_seconds = elapsed();
+  result.threads = threads;
+  result.rss_before_spawn_bytes = rss_before;
+  result.rss_after_spawn_bytes = rss_after;
+  shared.directory.clear();
+  boss = nullptr;
+  sys.await_all_actors_done();
+
+  result.fingerprint = combine_fingerprints(entities);
+  result.envelopes = 0;
+  for (const auto& e : entities)
+    result.envelopes += e->envelopes();
+  if (opts.mode == clock_mode::real_time)
+    result.events = 0;
+  for (const auto& e : entities)
+    if (opts.mode == clock_mode::real_time)
+      result.events += e->events();
+  for (auto& h : shared.lateness)
+    result.lateness_ns.merge(h);
+  for (auto& t : shared.traces)
+    result.trace.insert(result.trace.end(), t.begin(), t.end());
+  std::sort(result.trace.begin(), result.trace.end(), [](const trace_record& a, const trace_record& b) {
+    return std::tie(a.time_ns, a.entity, a.src, a.seq, a.from) <
+           std::tie(b.time_ns, b.entity, b.src, b.seq, b.from);
+  });
+  return result;
+}
+
+} // namespace satemu::runtime

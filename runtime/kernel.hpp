@@ -1,0 +1,90 @@
+/// satemu kernel: runs a set of entities as CAF actors, in deterministic
+/// virtual time or paced real time.
+///
+/// Virtual time (DESIGN.md, The virtual-time kernel): a conductor actor grants
+/// windows `[T, T+L)` of the lookahead `L` to the entities with due events;
+/// each processes them in `(time, source, sequence)` order and sends, per
+/// destination, one CAF message holding every envelope it produced for it in
+/// the window, straight to the destination's actor. It then reports done with
+/// its next event time and, per destination, the earliest delivery time it
+/// sent. The conductor counts the batches sent to each entity; a grant carries
+/// that count and the entity processes nothing until it has received that many
+/// (the sent/received count, checked where it matters). The next `T` is the
+/// smallest next-event time anywhere, so idle stretches are skipped.
+///
+/// Real time: every send becomes a CAF delayed send of `latency * dilation`;
+/// lateness (actual minus intended wall-clock delivery) is recorded.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "runtime/entity.hpp"
+#include "runtime/histogram.hpp"
+#include "runtime/time.hpp"
+
+namespace satemu::runtime {
+
+enum class clock_mode { virtual_time, real_time };
+
+/// A snapshot for progress display.
+struct progress_info {
+  vtime now;
+  std::uint64_t events = 0;
+  double wall_seconds = 0;
+};
+
+struct run_options {
+  clock_mode mode = clock_mode::virtual_time;
+  /// Real time only: wall seconds per emulated second (1 = wall-clock speed).
+  double dilation = 1.0;
+  /// Events at or after `end` are not processed.
+  vtime end;
+  /// Smallest latency any send can have; the window length in virtual time.
+  duration lookahead = milliseconds(1);
+  std::uint64_t seed = 1;
+  /// CAF scheduler threads; 0 = one per core.
+  std::size_t threads = 0;
+  /// Keep every processed event (time, entity, source, sequence, kind).
+  bool trace = false;
+  /// Called about twice a second from the waiting thread.
+  std::function<void(const progress_info&)> on_progress;
+  /// When set to true (e.g. by a SIGINT handler) the run stops at the next
+  /// window and reports itself interrupted.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct run_result {
+  /// Hash over every processed event; identical for identical scenario and
+  /// seed whatever the thread count (virtual time only).
+  std::uint64_t fingerprint = 0;
+  std::uint64_t events = 0;
+  std::uint64_t envelopes = 0;
+  /// Virtual time: windows granted. Real time: 0.
+  std::uint64_t windows = 0;
+  /// Emulated time reached: `end`, or less when interrupted.
+  vtime reached;
+  double wall_seconds = 0;
+  std::size_t threads = 0;
+  bool interrupted = false;
+  /// Resident memory right before the entities' actors were spawned and
+  /// right after (all idle) [bytes].
+  std::uint64_t rss_before_spawn_bytes = 0;
+  std::uint64_t rss_after_spawn_bytes = 0;
+  /// Real time only: lateness of each delivered event [ns].
+  histogram lateness_ns;
+  /// With `trace`: every processed event, sorted by (time, entity, source, sequence).
+  std::vector<trace_record> trace;
+};
+
+/// Runs `entities` (entity i gets id i) until `opts.end`. Blocks until done;
+/// afterwards the entities hold their final state and may be inspected.
+run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts);
+
+/// Combines per-entity fingerprints in id order into the run's fingerprint.
+std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& entities);
+
+} // namespace satemu::runtime

@@ -1,0 +1,87 @@
+#include "runtime/output.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace satemu::runtime {
+
+namespace fs = std::filesystem;
+
+std::string output_dir::partial_name(const std::string& name) {
+  auto dot = name.find('.');
+  if (dot == std::string::npos)
+    return name + ".partial";
+  return name.substr(0, dot) + ".partial" + name.substr(dot);
+}
+
+absl::StatusOr<output_dir> output_dir::open(std::string path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec)
+    return absl::InvalidArgumentError(
+      absl::StrCat("cannot create output directory '", path, "': ", ec.message()));
+  for (const char* stale : {"summary.json", "summary.partial.json"}) {
+    fs::remove(fs::path(path) / stale, ec);
+    if (ec)
+      return absl::InvalidArgumentError(absl::StrCat("cannot remove stale '", stale, "' in '",
+                                                     path, "': ", ec.message()));
+  }
+  output_dir d;
+  d.path_ = std::move(path);
+  return d;
+}
+
+absl::Status output_dir::write(const std::string& name, std::string_view content) {
+  const auto tmp = fs::path(path_) / (name + ".tmp");
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out)
+    return absl::InternalError(
+      absl::StrCat("cannot write '", tmp.string(), "': ", std::strerror(errno)));
+  out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  out.close();
+  if (!out)
+    return absl::InternalError(absl::StrCat("error writing '", tmp.string(), "'"));
+  if (std::find(written_.begin(), written_.end(), name) == written_.end())
+    written_.push_back(name);
+  return absl::OkStatus();
+}
+
+absl::Status output_dir::commit(bool complete) {
+  auto order = written_;
+  // summary.json last: its presence means everything else is in place.
+  std::stable_partition(order.begin(), order.end(),
+                        [](const std::string& n) { return n != "summary.json"; });
+  for (const auto& name : order) {
+    const auto final_name = complete ? name : partial_name(name);
+    std::error_code ec;
+    fs::rename(fs::path(path_) / (name + ".tmp"), fs::path(path_) / final_name, ec);
+    if (ec)
+      return absl::InternalError(
+        absl::StrCat("cannot rename output '", name, "' in '", path_, "': ", ec.message()));
+  }
+  written_.clear();
+  return absl::OkStatus();
+}
+
+std::uint64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<std::uint64_t>(u.ru_maxrss) * 1024;
+}
+
+std::uint64_t current_rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+} // namespace satemu::runtime

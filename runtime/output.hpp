@@ -1,0 +1,46 @@
+/// satemu run outputs: files that are complete or visibly partial.
+///
+/// Every file is written under a temporary name and renamed when the run
+/// commits. A complete run leaves `summary.json`; an interrupted or failed
+/// one leaves `summary.partial.json` (and `<name>.partial.<ext>` for the
+/// others) and never a `summary.json`, so a result that looks complete is
+/// complete. Opening a directory removes a stale `summary.json` first.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace satemu::runtime {
+
+class output_dir {
+public:
+  /// Creates `path` if needed and removes the completion markers of an
+  /// earlier run there.
+  static absl::StatusOr<output_dir> open(std::string path);
+
+  /// Writes `content` to `<name>.tmp`; renamed by `commit`.
+  absl::Status write(const std::string& name, std::string_view content);
+  /// Renames every written file to its final name when `complete`, else to
+  /// its partial name. summary.json goes last, so it marks completion.
+  absl::Status commit(bool complete);
+
+  const std::string& path() const { return path_; }
+  /// "summary.json" -> "summary.partial.json".
+  static std::string partial_name(const std::string& name);
+
+private:
+  std::string path_;
+  std::vector<std::string> written_;
+};
+
+/// Peak resident set size of this process [bytes].
+std::uint64_t peak_rss_bytes();
+/// Current resident set size of this process [bytes].
+std::uint64_t current_rss_bytes();
+
+} // namespace satemu::runtime

@@ -1,0 +1,703 @@
+// satemu scenarios: loading, overrides, strict validation, resolved output.
+#include "runtime/scenario.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <variant>
+
+#include <yaml-cpp/yaml.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "runtime/schema.hpp"
+
+namespace satemu::runtime {
+
+namespace {
+
+// Debian's Abseil has its own string_view type (not std::string_view).
+inline absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+inline std::string_view sv(absl::string_view s) { return std::string_view(s.data(), s.size()); }
+
+using value_variant = std::variant<std::monostate, bool, std::int64_t, double, std::string,
+                                   duration, distance, angle, data_size, data_rate>;
+
+// One node of the resolved tree.
+struct rnode {
+  value_type type = value_type::map;
+  value_variant value;
+  std::vector<std::string> names;  // map field names, schema order
+  std::vector<rnode> children;     // map fields (parallel to names) or list items
+};
+
+std::string join_path(const std::string& path, std::string_view name) {
+  return path.empty() ? std::string(name) : absl::StrCat(path, ".", av(name));
+}
+
+// Optimal string alignment distance, for "did you mean" hints.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// " (did you mean 'clock'?)" or "".
+std::string suggestion(std::string_view word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = 3;
+  for (const auto& c : candidates) {
+    std::size_t d = edit_distance(word, c);
+    if (d < best_d && d < c.size()) {
+      best_d = d;
+      best = c;
+    }
+  }
+  return best.empty() ? std::string() : absl::StrCat(" (did you mean '", best, "'?)");
+}
+
+std::string got_text(const YAML::Node& n) {
+  if (!n.IsDefined() || n.IsNull()) return "got nothing";
+  if (n.IsMap()) return "got a map";
+  if (n.IsSequence()) return "got a list";
+  return absl::StrCat("got '", n.Scalar(), "'");
+}
+
+bool in_range(const key_spec& s, double v) {
+  if (s.min && (s.min_exclusive ? !(v > *s.min) : !(v >= *s.min))) return false;
+  if (s.max && !(v <= *s.max)) return false;
+  return true;
+}
+
+struct override_entry {
+  std::string path;
+  std::string text;  // "key.path=value", as given
+};
+
+// Validates a YAML tree against the schema and builds the resolved tree.
+class validator {
+public:
+  validator(std::string source, const std::vector<override_entry>& overrides)
+      : source_(std::move(source)), overrides_(overrides) {}
+
+  absl::Status root(const YAML::Node& doc, rnode& out) {
+    return map(doc, doc.Mark(), base_schema(), "", out);
+  }
+
+private:
+  std::string location(const std::string& path, const YAML::Mark& mark) const {
+    if (in_default_) return absl::StrCat(source_, ": default of ", default_path_);
+    for (auto it = overrides_.rbegin(); it != overrides_.rend(); ++it) {
+      if (path == it->path || absl::StartsWith(path, it->path + ".")) {
+        return absl::StrCat("--set ", it->text);
+      }
+    }
+    if (mark.is_null()) return source_;
+    return absl::StrCat(source_, ":", mark.line + 1, ":", mark.column + 1);
+  }
+
+  absl::Status error(const std::string& path, const YAML::Mark& mark, std::string_view msg) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(location(path, mark), ": ", path.empty() ? "" : path + ": ", av(msg)));
+  }
+
+  static YAML::Mark value_mark(const YAML::Node& n, const YAML::Mark& key_mark) {
+    if (!n.IsDefined() || n.IsNull() || n.Mark().is_null()) return key_mark;
+    return n.Mark();
+  }
+
+  absl::Status value(const YAML::Node& n, const YAML::Mark& key_mark, const key_spec& spec,
+                     const std::string& path, rnode& out) {
+    switch (spec.type) {
+      case value_type::map:
+        if (n.IsDefined() && !n.IsNull() && !n.IsMap()) {
+          return error(path, value_mark(n, key_mark), absl::StrCat("expected a map, ", got_text(n)));
+        }
+        return map(n, value_mark(n, key_mark), spec, path, out);
+      case value_type::list:
+        return list(n, key_mark, spec, path, out);
+      default:
+        return scalar(n, key_mark, spec, spec.type, path, out);
+    }
+  }
+
+  absl::Status scalar(const YAML::Node& n, const YAML::Mark& key_mark, const key_spec& spec,
+                      value_type type, const std::string& path, rnode& out) {
+    const YAML::Mark mark = value_mark(n, key_mark);
+    key_spec as_type = spec;
+    as_type.type = type;
+    const std::string expected = describe_expected(as_type);
+    auto bad = [&](std::string_view detail = {}) {
+      if (!detail.empty()) {
+        return error(path, mark, absl::StrCat(av(detail), " (", got_text(n), ")"));
+      }
+      return error(path, mark, absl::StrCat("expected ", expected, ", ", got_text(n)));
+    };
+    if (!n.IsDefined() || !n.IsScalar()) return bad();
+    const std::string& text = n.Scalar();
+    out.type = type;
+    switch (type) {
+      case value_type::boolean: {
+        if (text == "true" || text == "True" || text == "TRUE") {
+          out.value = true;
+        } else if (text == "false" || text == "False" || text == "FALSE") {
+          out.value = false;
+        } else {
+          return bad();
+        }
+        return absl::OkStatus();
+      }
+      case value_type::integer: {
+        std::int64_t v = 0;
+        if (!absl::SimpleAtoi(text, &v) || !in_range(spec, static_cast<double>(v))) return bad();
+        out.value = v;
+        return absl::OkStatus();
+      }
+      case value_type::real: {
+        double v = 0;
+        if (!absl::SimpleAtod(text, &v) || !std::isfinite(v) || !in_range(spec, v)) return bad();
+        out.value = v;
+        return absl::OkStatus();
+      }
+      case value_type::string:
+        out.value = text;
+        return absl::OkStatus();
+      case value_type::choice: {
+        if (std::find(spec.choices.begin(), spec.choices.end(), text) == spec.choices.end()) {
+          if (spec.choices.empty()) {
+            return error(path, mark, absl::StrCat("unknown value '", text, "'; nothing is registered"));
+          }
+          return error(path, mark,
+                       absl::StrCat("expected one of ", absl::StrJoin(spec.choices, ", "),
+                                    "; got '", text, "'", suggestion(text, spec.choices)));
+        }
+        out.value = text;
+        return absl::OkStatus();
+      }
+      case value_type::duration: {
+        auto v = parse_duration(text);
+        if (!v.ok()) return bad(sv(v.status().message()));
+        if (!in_range(spec, static_cast<double>(v->ns()))) return bad();
+        out.value = *v;
+        return absl::OkStatus();
+      }
+      case value_type::distance: {
+        auto v = parse_distance(text);
+        if (!v.ok()) return bad(sv(v.status().message()));
+        if (!in_range(spec, v->m)) return bad();
+        out.value = *v;
+        return absl::OkStatus();
+      }
+      case value_type::angle: {
+        auto v = parse_angle(text);
+        if (!v.ok()) return bad(sv(v.status().message()));
+        if (!in_range(spec, v->deg)) return bad();
+        out.value = *v;
+        return absl::OkStatus();
+      }
+      case value_type::data_size: {
+        auto v = parse_data_size(text);
+        if (!v.ok()) return bad(sv(v.status().message()));
+        if (!in_range(spec, static_cast<double>(v->bytes))) return bad();
+        out.value = *v;
+        return absl::OkStatus();
+      }
+      case value_type::data_rate: {
+        auto v = parse_data_rate(text);
+        if (!v.ok()) return bad(sv(v.status().message()));
+        if (!in_range(spec, v->bps)) return bad();
+        out.value = *v;
+        return absl::OkStatus();
+      }
+      case value_type::map:
+      case value_type::list:
+        break;
+    }
+    return bad();
+  }
+
+  absl::Status list(const YAML::Node& n, const YAML::Mark& key_mark, const key_spec& spec,
+                    const std::string& path, rnode& out) {
+    out.type = value_type::list;
+    const YAML::Mark mark = value_mark(n, key_mark);
+    if (n.IsDefined() && !n.IsNull() && !n.IsSequence()) {
+      return error(path, mark, absl::StrCat("expected a list, ", got_text(n)));
+    }
+    const std::size_t count = n.IsSequence() ? n.size() : 0;
+    if (count < spec.min_items) {
+      return error(path, mark,
+                   absl::StrCat("expected at least ", spec.min_items, " item",
+                                spec.min_items == 1 ? "" : "s", ", got ", count));
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      const YAML::Node item = n[i];
+      const std::string item_path = join_path(path, std::to_string(i));
+      rnode r;
+      if (!spec.children.empty()) {
+        if (!item.IsMap()) {
+          return error(item_path, value_mark(item, mark),
+                       absl::StrCat("expected a map, ", got_text(item)));
+        }
+        if (auto s = map(item, item.Mark(), spec, item_path, r); !s.ok()) return s;
+      } else {
+        if (auto s = scalar(item, mark, spec, spec.element_type, item_path, r); !s.ok()) return s;
+      }
+      out.children.push_back(std::move(r));
+    }
+    return absl::OkStatus();
+  }
+
+  // `n` may be undefined or null (an absent or empty map): defaults apply.
+  absl::Status map(const YAML::Node& n, const YAML::Mark& anchor, const key_spec& spec,
+                   const std::string& path, rnode& out) {
+    out.type = value_type::map;
+    struct entry {
+      std::string key;
+      YAML::Mark key_mark;
+      YAML::Node value;
+    };
+    std::vector<entry> entries;
+    if (n.IsDefined() && n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        const YAML::Node& k = it->first;
+        if (!k.IsScalar()) {
+          return error(path, k.Mark(), "keys must be plain names");
+        }
+        for (const auto& e : entries) {
+          if (e.key == k.Scalar()) {
+            return error(join_path(path, k.Scalar()), k.Mark(),
+                         absl::StrCat("duplicate key '", k.Scalar(), "' (first at line ",
+                                      e.key_mark.line + 1, ")"));
+          }
+        }
+        entries.push_back({k.Scalar(), k.Mark(), it->second});
+      }
+    }
+    auto find_entry = [&](std::string_view key) -> const entry* {
+      for (const auto& e : entries) {
+        if (e.key == key) return &e;
+      }
+      return nullptr;
+    };
+
+    std::vector<const key_spec*> fields;
+    for (const auto& c : spec.children) fields.push_back(&c);
+    std::string kind_note;
+    if (!spec.kinds.empty()) {
+      // The `kind` value decides which further keys exist, so check it first.
+      const entry* k = find_entry("kind");
+      key_spec kind_key = key_spec::choice("kind", kind_names(spec.kinds), "", "");
+      const std::string kind_path = join_path(path, "kind");
+      if (k == nullptr) {
+        return error(kind_path, anchor,
+                     absl::StrCat("missing required key 'kind' (one of ",
+                                  absl::StrJoin(kind_key.choices, ", "), ")"));
+      }
+      rnode kind_value;
+      if (auto s = scalar(k->value, k->key_mark, kind_key, value_type::choice, kind_path, kind_value);
+          !s.ok()) {
+        return s;
+      }
+      const kind_spec* ks = find_kind(spec.kinds, std::get<std::string>(kind_value.value));
+      for (const auto& c : ks->keys) fields.push_back(&c);
+      kind_note = absl::StrCat(" for ", spec.kinds, " kind '", ks->name, "'");
+    }
+
+    std::vector<std::string> names;
+    for (const auto* f : fields) names.push_back(f->name);
+    for (const auto& e : entries) {
+      if (std::find(names.begin(), names.end(), e.key) == names.end()) {
+        return error(join_path(path, e.key), e.key_mark,
+                     absl::StrCat("unknown key '", e.key, "'", kind_note, suggestion(e.key, names)));
+      }
+    }
+
+    for (const auto* f : fields) {
+      const std::string child_path = join_path(path, f->name);
+      rnode r;
+      bool present = true;
+      if (const entry* e = find_entry(f->name)) {
+        if (auto s = value(e->value, e->key_mark, *f, child_path, r); !s.ok()) return s;
+      } else if (auto s = absent(*f, child_path, anchor, r, present); !s.ok()) {
+        return s;
+      }
+      if (present) {
+        out.names.push_back(f->name);
+        out.children.push_back(std::move(r));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status absent(const key_spec& spec, const std::string& path, const YAML::Mark& anchor,
+                      rnode& out, bool& present) {
+    present = true;
+    if (spec.required) {
+      return error(path, anchor,
+                   absl::StrCat("missing required key '", spec.name, "'",
+                                spec.help.empty() ? "" : ": ", spec.help));
+    }
+    if (spec.type == value_type::map) {
+      if (spec.omit_if_absent) {
+        present = false;
+        return absl::OkStatus();
+      }
+      return map(YAML::Node(), anchor, spec, path, out);
+    }
+    if (spec.default_value.empty()) {
+      present = false;
+      return absl::OkStatus();
+    }
+    YAML::Node def;
+    try {
+      def = YAML::Load(spec.default_value);
+    } catch (const YAML::Exception& e) {
+      return absl::InternalError(
+          absl::StrCat("schema default of ", path, " is not YAML: ", e.what()));
+    }
+    const bool was = in_default_;
+    const std::string saved = default_path_;
+    if (!in_default_) default_path_ = path;
+    in_default_ = true;
+    absl::Status s = value(def, def.Mark(), spec, path, out);
+    in_default_ = was;
+    default_path_ = saved;
+    return s;
+  }
+
+  std::string source_;
+  const std::vector<override_entry>& overrides_;
+  bool in_default_ = false;
+  std::string default_path_;
+};
+
+bool parse_index(std::string_view seg, std::size_t& index) {
+  if (seg.empty() || !std::all_of(seg.begin(), seg.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  return absl::SimpleAtoi(av(seg), &index);
+}
+
+// Whether `segments` names a key of the schema, reading kinds from `doc`.
+bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std::string>& segs,
+                     std::size_t i, std::vector<std::string>& candidates) {
+  if (i == segs.size()) return true;
+  const std::string& seg = segs[i];
+  if (spec.type == value_type::list) {
+    std::size_t index = 0;
+    if (!parse_index(seg, index)) return false;
+    YAML::Node item = (doc.IsDefined() && doc.IsSequence() && index < doc.size()) ? doc[index]
+                                                                                 : YAML::Node();
+    if (spec.children.empty()) return i + 1 == segs.size();
+    key_spec as_map = spec;
+    as_map.type = value_type::map;
+    return schema_has_path(as_map, item, segs, i + 1, candidates);
+  }
+  if (spec.type != value_type::map) return false;
+  std::vector<const key_spec*> fields;
+  for (const auto& c : spec.children) fields.push_back(&c);
+  bool kind_unknown = false;
+  if (!spec.kinds.empty()) {
+    YAML::Node kind = (doc.IsDefined() && doc.IsMap()) ? doc["kind"] : YAML::Node();
+    const kind_spec* ks = nullptr;
+    if (kind.IsDefined() && kind.IsScalar()) ks = find_kind(spec.kinds, kind.Scalar());
+    if (ks != nullptr) {
+      for (const auto& c : ks->keys) fields.push_back(&c);
+    } else {
+      kind_unknown = true;  // validation will report the kind itself
+    }
+  }
+  candidates.clear();
+  for (const auto* f : fields) {
+    candidates.push_back(f->name);
+    if (f->name == seg) {
+      YAML::Node child = (doc.IsDefined() && doc.IsMap()) ? doc[seg] : YAML::Node();
+      return schema_has_path(*f, child, segs, i + 1, candidates);
+    }
+  }
+  return kind_unknown;
+}
+
+// Sets `value` at `segs[i..]` below `node`, creating maps on the way.
+bool set_path(YAML::Node node, const std::vector<std::string>& segs, std::size_t i,
+              const YAML::Node& value) {
+  const std::string& seg = segs[i];
+  std::size_t index = 0;
+  const bool numeric = parse_index(seg, index);
+  // Only existing list elements can be set; schema maps have no numeric keys.
+  if (node.IsSequence() ? (!numeric || index >= node.size()) : numeric) return false;
+  const bool by_index = node.IsSequence();
+  if (i + 1 == segs.size()) {
+    if (by_index) {
+      node[index] = value;
+    } else {
+      node[seg] = value;
+    }
+    return true;
+  }
+  if (by_index) return set_path(node[index], segs, i + 1, value);
+  YAML::Node child = node[seg];
+  if (!child.IsMap() && !child.IsSequence()) {
+    node[seg] = YAML::Node(YAML::NodeType::Map);
+  }
+  return set_path(node[seg], segs, i + 1, value);
+}
+
+absl::Status apply_override(YAML::Node& doc, const std::string& text,
+                            std::vector<override_entry>& applied) {
+  const std::size_t eq = text.find('=');
+  const std::string key(absl::StripAsciiWhitespace(eq == std::string::npos ? text : text.substr(0, eq)));
+  if (eq == std::string::npos || key.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set ", text, ": expected key.path=value, e.g. --set clock.mode=realtime"));
+  }
+  std::vector<std::string> segs = absl::StrSplit(key, '.');
+  std::vector<std::string> candidates;
+  if (std::any_of(segs.begin(), segs.end(), [](const std::string& s) { return s.empty(); }) ||
+      !schema_has_path(base_schema(), doc, segs, 0, candidates)) {
+    return absl::InvalidArgumentError(absl::StrCat("--set ", key, ": unknown key '", key, "'",
+                                                   suggestion(segs.back(), candidates)));
+  }
+  const std::string value_text = text.substr(eq + 1);
+  YAML::Node value;
+  if (absl::StripAsciiWhitespace(value_text).empty()) {
+    value = YAML::Node(std::string());
+  } else {
+    try {
+      value = YAML::Load(value_text);
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--set ", key, ": cannot read value '", value_text, "': ", e.msg));
+    }
+  }
+  if (!set_path(doc, segs, 0, value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set ", key, ": no such list element in the scenario"));
+  }
+  applied.push_back({key, text});
+  return absl::OkStatus();
+}
+
+std::string shortest(double v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string canonical(const rnode& n) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          return "";
+        } else if constexpr (std::is_same_v<T, bool>) {
+          return v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, std::int64_t>) {
+          return std::to_string(v);
+        } else if constexpr (std::is_same_v<T, double>) {
+          return shortest(v);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return v;
+        } else {
+          return to_string(v);
+        }
+      },
+      n.value);
+}
+
+void emit(YAML::Emitter& out, const rnode& n) {
+  switch (n.type) {
+    case value_type::map:
+      if (n.children.empty()) out << YAML::Flow;
+      out << YAML::BeginMap;
+      for (std::size_t i = 0; i < n.children.size(); ++i) {
+        out << YAML::Key << n.names[i] << YAML::Value;
+        emit(out, n.children[i]);
+      }
+      out << YAML::EndMap;
+      return;
+    case value_type::list: {
+      const bool scalars = std::all_of(n.children.begin(), n.children.end(),
+                                       [](const rnode& c) { return c.type != value_type::map; });
+      if (scalars) out << YAML::Flow;
+      out << YAML::BeginSeq;
+      for (const auto& c : n.children) emit(out, c);
+      out << YAML::EndSeq;
+      return;
+    }
+    default:
+      out << canonical(n);
+      return;
+  }
+}
+
+absl::StatusOr<std::string> read_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot open scenario file '", path, "': ", std::strerror(errno)));
+  }
+  std::string text;
+  char buf[65536];
+  std::size_t got = 0;
+  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read scenario file '", path, "': ", std::strerror(err)));
+  }
+  return text;
+}
+
+} // namespace
+
+struct scenario::impl {
+  std::string source_name;
+  std::string resolved;
+  rnode root;
+
+  const rnode* find(std::string_view path) const {
+    const rnode* n = &root;
+    for (absl::string_view seg_a : absl::StrSplit(av(path), '.')) {
+      const std::string_view seg = sv(seg_a);
+      if (n->type == value_type::map) {
+        auto it = std::find(n->names.begin(), n->names.end(), seg);
+        if (it == n->names.end()) return nullptr;
+        n = &n->children[static_cast<std::size_t>(it - n->names.begin())];
+      } else if (n->type == value_type::list) {
+        std::size_t index = 0;
+        if (!parse_index(seg, index) || index >= n->children.size()) return nullptr;
+        n = &n->children[index];
+      } else {
+        return nullptr;
+      }
+    }
+    return n;
+  }
+
+  [[noreturn]] void die(std::string_view path, std::string_view what) const {
+    std::fprintf(stderr, "satemu: scenario %s: %.*s: %.*s\n", source_name.c_str(),
+                 static_cast<int>(path.size()), path.data(), static_cast<int>(what.size()),
+                 what.data());
+    std::abort();
+  }
+
+  template <class T>
+  const T& get(std::string_view path, std::string_view type_name) const {
+    const rnode* n = find(path);
+    if (n == nullptr) die(path, "no such value (a key the schema does not declare, or absent)");
+    const T* v = std::get_if<T>(&n->value);
+    if (v == nullptr) die(path, absl::StrCat("is a ", av(to_string(n->type)), ", not a ", av(type_name)));
+    return *v;
+  }
+};
+
+scenario::scenario(std::shared_ptr<const impl> p) : impl_(std::move(p)) {}
+scenario::~scenario() = default;
+
+bool scenario::has(std::string_view path) const { return impl_->find(path) != nullptr; }
+
+std::string scenario::get_string(std::string_view path) const {
+  return impl_->get<std::string>(path, "string");
+}
+std::int64_t scenario::get_int(std::string_view path) const {
+  return impl_->get<std::int64_t>(path, "integer");
+}
+double scenario::get_real(std::string_view path) const {
+  if (const rnode* n = impl_->find(path); n != nullptr && n->type == value_type::integer) {
+    return static_cast<double>(std::get<std::int64_t>(n->value));
+  }
+  return impl_->get<double>(path, "real");
+}
+bool scenario::get_bool(std::string_view path) const { return impl_->get<bool>(path, "boolean"); }
+duration scenario::get_duration(std::string_view path) const {
+  return impl_->get<duration>(path, "duration");
+}
+distance scenario::get_distance(std::string_view path) const {
+  return impl_->get<distance>(path, "distance");
+}
+angle scenario::get_angle(std::string_view path) const { return impl_->get<angle>(path, "angle"); }
+data_size scenario::get_data_size(std::string_view path) const {
+  return impl_->get<data_size>(path, "data size");
+}
+data_rate scenario::get_data_rate(std::string_view path) const {
+  return impl_->get<data_rate>(path, "data rate");
+}
+std::size_t scenario::list_size(std::string_view path) const {
+  const rnode* n = impl_->find(path);
+  if (n == nullptr || n->type != value_type::list) impl_->die(path, "is not a list");
+  return n->children.size();
+}
+const std::string& scenario::resolved_yaml() const { return impl_->resolved; }
+const std::string& scenario::source_name() const { return impl_->source_name; }
+
+absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string source_name,
+                                            const std::vector<std::string>& overrides) {
+  try {
+    YAML::Node doc;
+    try {
+      doc = YAML::Load(std::string(yaml));
+    } catch (const YAML::ParserException& e) {
+      std::string where = e.mark.is_null()
+                              ? source_name
+                              : absl::StrCat(source_name, ":", e.mark.line + 1, ":", e.mark.column + 1);
+      return absl::InvalidArgumentError(absl::StrCat(where, ": malformed YAML: ", e.msg));
+    }
+    if (!doc.IsDefined() || doc.IsNull()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ":1:1: the scenario is empty; it needs at least name, "
+                                    "duration and workload"));
+    }
+    if (!doc.IsMap()) {
+      const YAML::Mark m = doc.Mark();
+      return absl::InvalidArgumentError(absl::StrCat(source_name, ":", m.line + 1, ":",
+                                                     m.column + 1,
+                                                     ": expected a map of scenario keys at the top level"));
+    }
+    std::vector<override_entry> applied;
+    for (const auto& o : overrides) {
+      if (auto s = apply_override(doc, o, applied); !s.ok()) return s;
+    }
+    auto p = std::make_shared<scenario::impl>();
+    p->source_name = source_name;
+    validator v(p->source_name, applied);
+    if (auto s = v.root(doc, p->root); !s.ok()) return s;
+    YAML::Emitter out;
+    emit(out, p->root);
+    p->resolved = std::string(out.c_str()) + "\n";
+    return scenario(std::move(p));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source_name, ": ", e.what()));
+  }
+}
+
+absl::StatusOr<scenario> load_scenario_file(const std::string& path,
+                                            const std::vector<std::string>& overrides) {
+  auto text = read_file(path);
+  if (!text.ok()) return text.status();
+  return load_scenario_text(*text, path, overrides);
+}
+
+} // namespace satemu::runtime

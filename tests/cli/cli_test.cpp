@@ -1,0 +1,671 @@
+// Tests of the satemu executable: exit codes, error messages naming file,
+// line and key, the outputs of a run, determinism through the command line,
+// interruption, traces and real-time mode. Every test runs the real binary
+// (SATEMU_BINARY) in a fresh temporary directory.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct proc_result {
+  int code = -1;      ///< exit status, or 128 + signal when killed by one
+  std::string output; ///< stdout and stderr together
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << text;
+  ASSERT_TRUE(out.good()) << p;
+}
+
+json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return json::parse(in);
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return -1;
+}
+
+/// A started satemu process whose stdout+stderr go to `log`.
+struct child {
+  pid_t pid = -1;
+  fs::path log;
+};
+
+child spawn_satemu(const std::vector<std::string>& args, const fs::path& cwd, const fs::path& log) {
+  std::vector<std::string> argv_s{SATEMU_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string cwd_s = cwd.string();
+  const std::string log_s = log.string();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    if (chdir(cwd_s.c_str()) != 0)
+      _exit(120);
+    const int fd = open(log_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+      _exit(121);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    close(fd);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return {pid, log};
+}
+
+class cli_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           (std::string("satemu_cli_") + info->name() + "_" + std::to_string(getpid()) + "_" +
+            std::to_string(counter++));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (HasFailure() && std::getenv("SATEMU_KEEP_TEST_DIRS") != nullptr) {
+      std::printf("kept %s for inspection\n", dir_.c_str());
+      return;
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  /// Runs satemu to completion in the temporary directory.
+  proc_result satemu(const std::vector<std::string>& args) {
+    const auto log = dir_ / ("log_" + std::to_string(runs_++) + ".txt");
+    auto c = spawn_satemu(args, dir_, log);
+    EXPECT_GT(c.pid, 0);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    return {decode_status(status), read_file(log)};
+  }
+
+  /// Writes `text` as `name` in the temporary directory; returns its absolute path.
+  std::string scenario(const std::string& name, const std::string& text) {
+    const auto p = dir_ / name;
+    write_file(p, text);
+    return p.string();
+  }
+
+  fs::path dir_;
+  int runs_ = 0;
+};
+
+/// A small, fast, valid scenario (8x8 torus, 1 s emulated).
+const char* const small_yaml = R"(name: small
+seed: 1
+duration: 1s
+workload:
+  kind: mesh
+  entities: 64
+  topology: torus
+  latency_min: 1ms
+  latency_max: 10ms
+  rate: 20
+)";
+
+/// The 1-based number of the first line of `text` containing `needle`.
+int line_of(const std::string& text, const std::string& needle) {
+  const auto pos = text.find(needle);
+  EXPECT_NE(pos, std::string::npos) << needle;
+  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + pos, '\n'));
+}
+
+std::string replace(std::string text, const std::string& from, const std::string& to) {
+  const auto pos = text.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  if (pos != std::string::npos)
+    text.replace(pos, from.size(), to);
+  return text;
+}
+
+#define EXPECT_CONTAINS(haystack, needle)                                                      \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos)                            \
+    << "'" << (needle) << "' not in output:\n"                                                 \
+    << (haystack)
+
+// ---------------------------------------------------------------------------
+// Bad input: exit code 2, message naming file, line and key.
+
+// Expects exit code 2 and a message with `file:LINE:` and every one of `parts`.
+void expect_bad_file(const proc_result& r, const std::string& file, int line,
+                     std::initializer_list<std::string> parts) {
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, file + ":" + std::to_string(line) + ":");
+  for (const auto& p : parts)
+    EXPECT_CONTAINS(r.output, p);
+}
+
+TEST_F(cli_test, unknown_top_level_key_names_file_line_and_key) {
+  const auto text = replace(small_yaml, "workload:", "worklod:");
+  const auto f = scenario("typo.yaml", text);
+  const int line = line_of(text, "worklod:");
+  expect_bad_file(satemu({"validate", f}), f, line, {"worklod"});
+  expect_bad_file(satemu({"run", f, "--out", (dir_ / "o").string()}), f, line, {"worklod"});
+  EXPECT_FALSE(fs::exists(dir_ / "o" / "summary.json"));
+}
+
+TEST_F(cli_test, unknown_key_inside_workload_names_key_path) {
+  const auto text = replace(small_yaml, "  rate: 20", "  rat: 20");
+  const auto f = scenario("typo2.yaml", text);
+  expect_bad_file(satemu({"validate", f}), f, line_of(text, "rat: 20"), {"workload.rat"});
+}
+
+TEST_F(cli_test, bad_unit_names_file_line_and_key) {
+  const auto text = replace(small_yaml, "duration: 1s", "duration: 5parsecs");
+  const auto f = scenario("unit.yaml", text);
+  expect_bad_file(satemu({"validate", f}), f, line_of(text, "duration:"),
+                  {"duration", "parsecs"});
+}
+
+TEST_F(cli_test, negative_duration_names_file_line_and_key) {
+  const auto text = replace(small_yaml, "duration: 1s", "duration: -5s");
+  const auto f = scenario("neg.yaml", text);
+  expect_bad_file(satemu({"validate", f}), f, line_of(text, "duration:"),
+                  {"duration:", "-5s"});
+}
+
+TEST_F(cli_test, missing_required_key_names_key_and_file) {
+  const auto text = replace(small_yaml, "duration: 1s\n", "");
+  const auto f = scenario("missing.yaml", text);
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, f + ":");
+  EXPECT_CONTAINS(r.output, "duration");
+  auto r2 = satemu({"run", f, "--out", (dir_ / "o").string()});
+  EXPECT_EQ(r2.code, 2) << r2.output;
+  EXPECT_CONTAINS(r2.output, "duration");
+}
+
+TEST_F(cli_test, malformed_yaml_names_file_and_line) {
+  const std::string text = "name: m\nseed: [1, 2\nduration: 1s\nworkload:\n  kind: mesh\n"
+                           "  entities: 64\n";
+  const auto f = scenario("malformed.yaml", text);
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 2) << r.output;
+  // yaml-cpp reports where it noticed the error: the bracket's line or the next.
+  std::smatch m;
+  const std::regex re(std::regex_replace(f, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+                      R"(:(\d+):(\d+):)");
+  ASSERT_TRUE(std::regex_search(r.output, m, re)) << r.output;
+  const int line = std::stoi(m[1]);
+  const int bracket = line_of(text, "[1, 2");
+  EXPECT_GE(line, bracket) << r.output;
+  EXPECT_LE(line, bracket + 1) << r.output;
+}
+
+TEST_F(cli_test, missing_file_names_path) {
+  const auto f = (dir_ / "does_not_exist.yaml").string();
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, f);
+  auto r2 = satemu({"run", f, "--out", (dir_ / "o").string()});
+  EXPECT_EQ(r2.code, 2) << r2.output;
+  EXPECT_CONTAINS(r2.output, f);
+  EXPECT_FALSE(fs::exists(dir_ / "o"));
+}
+
+TEST_F(cli_test, out_of_range_value_names_file_line_and_key) {
+  const auto text = replace(small_yaml, "entities: 64", "entities: 1");
+  const auto f = scenario("range.yaml", text);
+  expect_bad_file(satemu({"validate", f}), f, line_of(text, "entities: 1"),
+                  {"workload.entities"});
+}
+
+TEST_F(cli_test, cross_key_error_names_both_keys) {
+  auto text = replace(small_yaml, "latency_min: 1ms", "latency_min: 5ms");
+  text = replace(text, "latency_max: 10ms", "latency_max: 2ms");
+  const auto f = scenario("cross.yaml", text);
+  for (const auto& r : {satemu({"validate", f}), satemu({"run", f, "--out", (dir_ / "o").string()})}) {
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_CONTAINS(r.output, "workload.latency_max");
+    EXPECT_CONTAINS(r.output, "workload.latency_min");
+    EXPECT_CONTAINS(r.output, f);
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "o" / "summary.json"));
+}
+
+TEST_F(cli_test, torus_shape_error_is_bad_input) {
+  // 7 is prime: no torus of at least 3x3.
+  const auto f = scenario("torus.yaml", replace(small_yaml, "entities: 64", "entities: 7"));
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "workload.width");
+}
+
+TEST_F(cli_test, unknown_flag_is_bad_input) {
+  const auto f = scenario("s.yaml", small_yaml);
+  auto r = satemu({"run", f, "--bogus-flag"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "--bogus-flag");
+  auto r2 = satemu({"--no-such-option"});
+  EXPECT_EQ(r2.code, 2) << r2.output;
+  auto r3 = satemu({"run", f, "--threads", "abc"});
+  EXPECT_EQ(r3.code, 2) << r3.output;
+}
+
+TEST_F(cli_test, set_without_equals_is_bad_input) {
+  const auto f = scenario("s.yaml", small_yaml);
+  const auto out = (dir_ / "o").string();
+  auto r = satemu({"run", f, "--out", out, "--set", "workload.rate"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "--set");
+  EXPECT_FALSE(fs::exists(fs::path(out) / "summary.json"));
+}
+
+TEST_F(cli_test, set_of_unknown_key_is_bad_input) {
+  const auto f = scenario("s.yaml", small_yaml);
+  for (const auto& cmd : {std::string("run"), std::string("validate")}) {
+    auto r = satemu({cmd, f, "--set", "workload.no_such_key=1"});
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_CONTAINS(r.output, "--set");
+    EXPECT_CONTAINS(r.output, "workload.no_such_key");
+  }
+}
+
+TEST_F(cli_test, set_with_bad_value_names_set) {
+  const auto f = scenario("s.yaml", small_yaml);
+  auto r = satemu({"validate", f, "--set", "workload.rate=-1"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "--set");
+  EXPECT_CONTAINS(r.output, "workload.rate");
+}
+
+// ---------------------------------------------------------------------------
+// Help, version, validate, explain.
+
+TEST_F(cli_test, help_lists_subcommands) {
+  auto r = satemu({"--help"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "run");
+  EXPECT_CONTAINS(r.output, "validate");
+  EXPECT_CONTAINS(r.output, "130");
+  auto r2 = satemu({"run", "--help"});
+  EXPECT_EQ(r2.code, 0) << r2.output;
+  EXPECT_CONTAINS(r2.output, "--seed");
+  EXPECT_CONTAINS(r2.output, "--set");
+}
+
+TEST_F(cli_test, no_subcommand_is_bad_input) {
+  auto r = satemu({});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "run");
+}
+
+TEST_F(cli_test, version_prints_a_version_line) {
+  auto r = satemu({"--version"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(^satemu \d+\.\d+\.\d+)")))
+    << r.output;
+}
+
+TEST_F(cli_test, explain_lists_every_key) {
+  auto r = satemu({"validate", "--explain"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* key : {"duration", "seed", "clock.mode", "clock.dilation", "threads",
+                          "output.dir", "output.trace", "workload.kind", "workload.rate",
+                          "workload.entities"})
+    EXPECT_CONTAINS(r.output, key);
+}
+
+TEST_F(cli_test, explain_mesh_lists_mesh_keys) {
+  auto r = satemu({"validate", "--explain", "mesh"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  for (const char* key : {"workload.entities", "workload.topology", "workload.width",
+                          "workload.degree", "workload.latency_min", "workload.latency_max",
+                          "workload.rate", "workload.payload"})
+    EXPECT_CONTAINS(r.output, key);
+  // Only the kind's keys: not the base schema's.
+  EXPECT_EQ(r.output.find("clock.dilation"), std::string::npos) << r.output;
+}
+
+TEST_F(cli_test, explain_unknown_kind_is_bad_input) {
+  auto r = satemu({"validate", "--explain", "nosuchkind"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "nosuchkind");
+}
+
+TEST_F(cli_test, validate_good_file_exits_zero) {
+  const auto f = scenario("s.yaml", small_yaml);
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "ok");
+  // The shipped example is valid too.
+  auto q = satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml"});
+  EXPECT_EQ(q.code, 0) << q.output;
+}
+
+TEST_F(cli_test, validate_writes_nothing) {
+  const auto f = scenario("s.yaml", replace(small_yaml, "seed: 1", "seed: 1\noutput: {dir: o}"));
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "o"));
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+// ---------------------------------------------------------------------------
+// A complete run and its outputs.
+
+TEST_F(cli_test, run_writes_summary_resolved_scenario_and_fingerprint) {
+  const auto f = scenario("s.yaml", small_yaml);
+  const auto out = dir_ / "run_out";
+  auto r = satemu({"run", f, "--out", out.string(), "--seed", "7", "--threads", "2", "--set",
+                   "workload.rate=30"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_TRUE(fs::exists(out / "summary.json")) << r.output;
+  ASSERT_TRUE(fs::exists(out / "scenario.resolved.yaml"));
+  ASSERT_TRUE(fs::exists(out / "fingerprint.txt"));
+  EXPECT_FALSE(fs::exists(out / "summary.partial.json"));
+  // No temporary files left behind.
+  for (const auto& e : fs::directory_iterator(out))
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+
+  const auto j = read_json(out / "summary.json");
+  for (const char* key : {"fingerprint", "events", "envelopes", "emulated_seconds",
+                          "wall_seconds", "events_per_wall_second", "envelopes_per_wall_second",
+                          "peak_rss_bytes", "threads", "seed", "metrics"})
+    EXPECT_TRUE(j.contains(key)) << key << " missing in " << j.dump(2);
+  EXPECT_EQ(j.value("complete", false), true);
+  EXPECT_GT(j["events"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(j["envelopes"].get<std::uint64_t>(), 0u);
+  EXPECT_LE(j["envelopes"].get<std::uint64_t>(), j["events"].get<std::uint64_t>());
+  EXPECT_DOUBLE_EQ(j["emulated_seconds"].get<double>(), 1.0);
+  EXPECT_GE(j["wall_seconds"].get<double>(), 0.0);
+  EXPECT_GT(j["peak_rss_bytes"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(j["seed"].get<std::uint64_t>(), 7u);
+  EXPECT_EQ(j["threads"].get<std::uint64_t>(), 2u);
+  EXPECT_EQ(j["metrics"]["entities"].get<std::uint64_t>(), 64u);
+  EXPECT_EQ(j["metrics"]["hop_deliveries"].get<std::uint64_t>(),
+            j["envelopes"].get<std::uint64_t>());
+  // events = envelopes + one timer per message created.
+  EXPECT_EQ(j["events"].get<std::uint64_t>(),
+            j["envelopes"].get<std::uint64_t>() +
+              j["metrics"]["messages_sent"].get<std::uint64_t>());
+
+  const auto fp = read_file(out / "fingerprint.txt");
+  EXPECT_EQ(fp, j["fingerprint"].get<std::string>() + "\n");
+  EXPECT_TRUE(std::regex_match(j["fingerprint"].get<std::string>(), std::regex("[0-9a-f]{16}")));
+
+  const auto resolved = read_file(out / "scenario.resolved.yaml");
+  EXPECT_CONTAINS(resolved, "seed: 7");
+  EXPECT_CONTAINS(resolved, "threads: 2");
+  EXPECT_CONTAINS(resolved, "rate: 30");
+  EXPECT_CONTAINS(resolved, "dir: " + out.string());
+  EXPECT_CONTAINS(resolved, "entities: 64");
+
+  // The last line of stdout names the summary.
+  EXPECT_CONTAINS(r.output, (out / "summary.json").string());
+}
+
+TEST_F(cli_test, set_rate_changes_the_message_count) {
+  const auto f = scenario("s.yaml", small_yaml);
+  auto a = satemu({"run", f, "-q", "--out", (dir_ / "a").string(), "--set", "workload.rate=10"});
+  auto b = satemu({"run", f, "-q", "--out", (dir_ / "b").string(), "--set", "workload.rate=40"});
+  ASSERT_EQ(a.code, 0) << a.output;
+  ASSERT_EQ(b.code, 0) << b.output;
+  const auto ja = read_json(dir_ / "a" / "summary.json");
+  const auto jb = read_json(dir_ / "b" / "summary.json");
+  const double sa = ja["metrics"]["messages_sent"].get<double>();
+  const double sb = jb["metrics"]["messages_sent"].get<double>();
+  // Poisson: 64 entities x 1 s x rate messages, give or take a few sigma.
+  EXPECT_NEAR(sa, 640, 5 * std::sqrt(640.0));
+  EXPECT_NEAR(sb, 2560, 5 * std::sqrt(2560.0));
+}
+
+TEST_F(cli_test, quiet_run_prints_no_progress) {
+  const auto f = scenario("s.yaml", small_yaml);
+  auto r = satemu({"run", f, "-q", "--out", (dir_ / "o").string()});
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("[satemu]"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "o" / "summary.json"));
+}
+
+TEST_F(cli_test, output_dir_from_scenario_relative_to_cwd) {
+  const auto f =
+    scenario("s.yaml", replace(small_yaml, "seed: 1", "seed: 1\noutput: {dir: from_file}"));
+  auto r = satemu({"run", f, "-q"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "from_file" / "summary.json"));
+}
+
+// ---------------------------------------------------------------------------
+// Determinism through the command line.
+
+TEST_F(cli_test, fingerprint_independent_of_threads_and_reproducible_from_resolved) {
+  const auto f = scenario("s.yaml", small_yaml);
+  auto fingerprint = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args{"run", f, "-q", "--out", (dir_ / out).string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = satemu(args);
+    EXPECT_EQ(r.code, 0) << r.output;
+    return read_json(dir_ / out / "summary.json");
+  };
+  const auto t1 = fingerprint("t1", {"--threads", "1"});
+  const auto t2 = fingerprint("t2", {"--threads", "2"});
+  const auto t4 = fingerprint("t4", {"--threads", "4"});
+  const auto s2 = fingerprint("s2", {"--threads", "2", "--seed", "2"});
+  EXPECT_EQ(t1["fingerprint"], t2["fingerprint"]);
+  EXPECT_EQ(t1["fingerprint"], t4["fingerprint"]);
+  EXPECT_EQ(t1["events"], t2["events"]);
+  EXPECT_EQ(t1["envelopes"], t2["envelopes"]);
+  EXPECT_EQ(t1["metrics"]["messages_delivered"], t2["metrics"]["messages_delivered"]);
+  EXPECT_EQ(t1["threads"].get<int>(), 1);
+  EXPECT_EQ(t2["threads"].get<int>(), 2);
+  EXPECT_NE(t1["fingerprint"], s2["fingerprint"]);
+
+  // The resolved scenario runs again to the same fingerprint.
+  auto r = satemu({"run", (dir_ / "t2" / "scenario.resolved.yaml").string(), "-q", "--out",
+                   (dir_ / "again").string()});
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto again = read_json(dir_ / "again" / "summary.json");
+  EXPECT_EQ(again["fingerprint"], t2["fingerprint"]);
+  EXPECT_EQ(again["events"], t2["events"]);
+  // And resolving it again is a fixed point (apart from the output dir).
+  auto strip_dir = [](std::string s) {
+    return std::regex_replace(s, std::regex("\n  dir: [^\n]*\n"), "\n  dir: X\n");
+  };
+  EXPECT_EQ(strip_dir(read_file(dir_ / "again" / "scenario.resolved.yaml")),
+            strip_dir(read_file(dir_ / "t2" / "scenario.resolved.yaml")));
+
+  // Without --out the resolved scenario writes where it says: the t2 dir.
+  fs::remove(dir_ / "t2" / "summary.json");
+  auto r2 = satemu({"run", (dir_ / "t2" / "scenario.resolved.yaml").string(), "-q"});
+  ASSERT_EQ(r2.code, 0) << r2.output;
+  ASSERT_TRUE(fs::exists(dir_ / "t2" / "summary.json"));
+  EXPECT_EQ(read_json(dir_ / "t2" / "summary.json")["fingerprint"], t2["fingerprint"]);
+}
+
+// ---------------------------------------------------------------------------
+// Interruption.
+
+TEST_F(cli_test, sigint_leaves_partial_outputs_and_exits_130) {
+  // Long enough never to finish on its own: 1024 entities, 1000 s emulated.
+  const std::string big = R"(name: big
+seed: 1
+duration: 1000s
+workload:
+  kind: mesh
+  entities: 1024
+  topology: torus
+  rate: 100
+)";
+  const auto f = scenario("big.yaml", big);
+  const auto out = dir_ / "big_out";
+  // An earlier complete run leaves a summary.json behind.
+  auto first = satemu({"run", f, "-q", "--out", out.string(), "--set", "duration=10ms"});
+  ASSERT_EQ(first.code, 0) << first.output;
+  ASSERT_TRUE(fs::exists(out / "summary.json"));
+
+  // The banner line is printed once the scenario is loaded and the output
+  // directory opened, right before the run starts and installs its SIGINT
+  // handler; a one-second start delay after it covers the rest.
+  auto c = spawn_satemu({"run", f, "--out", out.string()}, dir_, dir_ / "big.log");
+  ASSERT_GT(c.pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool started = false;
+  int status = 0;
+  bool exited = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (read_file(c.log).find("[satemu] big: 1024 entities") != std::string::npos) {
+      started = true;
+      break;
+    }
+    if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!exited && !started) {
+    kill(c.pid, SIGKILL);
+    waitpid(c.pid, &status, 0);
+    FAIL() << "run never started:\n" << read_file(c.log);
+  }
+  ASSERT_FALSE(exited) << "run ended before it was interrupted:\n" << read_file(c.log);
+  std::this_thread::sleep_for(std::chrono::seconds(1)); // start delay only
+  ASSERT_NE(waitpid(c.pid, &status, WNOHANG), c.pid)
+    << "run ended before it was interrupted:\n" << read_file(c.log);
+  // The stale summary is gone as soon as the run has opened its directory.
+  EXPECT_FALSE(fs::exists(out / "summary.json"));
+
+  ASSERT_EQ(kill(c.pid, SIGINT), 0);
+  // Wait for the exit, with a generous deadline in case SIGINT is ignored.
+  const auto stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!exited && std::chrono::steady_clock::now() < stop_deadline) {
+    if (waitpid(c.pid, &status, WNOHANG) == c.pid)
+      exited = true;
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!exited) {
+    kill(c.pid, SIGKILL);
+    waitpid(c.pid, &status, 0);
+    FAIL() << "run did not stop after SIGINT:\n" << read_file(c.log);
+  }
+  const auto log = read_file(c.log);
+  EXPECT_EQ(decode_status(status), 130) << log;
+  EXPECT_TRUE(log.find("partial") != std::string::npos || log.find("PARTIAL") != std::string::npos)
+    << log;
+  EXPECT_FALSE(fs::exists(out / "summary.json"));
+  ASSERT_TRUE(fs::exists(out / "summary.partial.json")) << log;
+  for (const auto& e : fs::directory_iterator(out))
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  const auto j = read_json(out / "summary.partial.json");
+  EXPECT_EQ(j["complete"], false);
+  const double reached = j["emulated_seconds"].get<double>();
+  EXPECT_GT(reached, 0.0);
+  EXPECT_LT(reached, 1000.0);
+  EXPECT_GT(j["events"].get<std::uint64_t>(), 0u);
+  EXPECT_TRUE(j.contains("fingerprint"));
+  EXPECT_TRUE(fs::exists(out / "fingerprint.partial.txt"));
+  EXPECT_EQ(read_file(out / "fingerprint.partial.txt"), j["fingerprint"].get<std::string>() + "\n");
+}
+
+// ---------------------------------------------------------------------------
+// Trace and real time.
+
+TEST_F(cli_test, trace_has_one_row_per_event_sorted_by_time) {
+  const auto f = scenario("s.yaml", small_yaml);
+  const auto out = dir_ / "tr";
+  auto r = satemu({"run", f, "-q", "--out", out.string(), "--set", "output.trace=true",
+                   "--threads", "2"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_TRUE(fs::exists(out / "trace.csv"));
+  const auto j = read_json(out / "summary.json");
+  std::ifstream in(out / "trace.csv");
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_EQ(line, "time_ns,entity,source,sequence,kind");
+  std::uint64_t rows = 0, timers = 0, mesh = 0;
+  std::int64_t last = -1;
+  bool sorted = true;
+  while (std::getline(in, line)) {
+    ++rows;
+    std::int64_t t = 0;
+    unsigned entity = 0;
+    char kind[32] = {};
+    ASSERT_EQ(std::sscanf(line.c_str(), "%ld,%u,%*u,%*u,%31s", &t, &entity, kind), 3) << line;
+    EXPECT_LT(entity, 64u) << line;
+    EXPECT_GE(t, 0) << line;
+    EXPECT_LT(t, 1'000'000'000) << line;
+    if (t < last)
+      sorted = false;
+    last = t;
+    timers += std::string(kind) == "timer";
+    mesh += std::string(kind) == "mesh";
+  }
+  EXPECT_TRUE(sorted);
+  EXPECT_EQ(rows, j["events"].get<std::uint64_t>());
+  EXPECT_EQ(timers, j["metrics"]["messages_sent"].get<std::uint64_t>());
+  EXPECT_EQ(mesh, j["envelopes"].get<std::uint64_t>());
+  // Tracing does not change what ran.
+  auto r2 = satemu({"run", f, "-q", "--out", (dir_ / "nt").string()});
+  ASSERT_EQ(r2.code, 0) << r2.output;
+  EXPECT_FALSE(fs::exists(dir_ / "nt" / "trace.csv"));
+  EXPECT_EQ(read_json(dir_ / "nt" / "summary.json")["fingerprint"], j["fingerprint"]);
+}
+
+TEST_F(cli_test, realtime_run_reports_lateness) {
+  const auto f = scenario("s.yaml", small_yaml);
+  const auto out = dir_ / "rt";
+  auto r = satemu({"run", f, "-q", "--out", out.string(), "--set", "clock.mode=realtime", "--set",
+                   "duration=0.3s", "--set", "workload.entities=16", "--set", "workload.rate=20"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = read_json(out / "summary.json");
+  EXPECT_EQ(j["clock"], "realtime");
+  EXPECT_EQ(j["complete"], true);
+  EXPECT_DOUBLE_EQ(j["emulated_seconds"].get<double>(), 0.3);
+  ASSERT_TRUE(j.contains("lateness_ns")) << j.dump(2);
+  const auto& l = j["lateness_ns"];
+  ASSERT_TRUE(l.contains("p50") && l.contains("p99")) << l.dump();
+  EXPECT_GE(l["p50"].get<std::int64_t>(), 0);
+  EXPECT_GE(l["p99"].get<std::int64_t>(), l["p50"].get<std::int64_t>());
+  EXPECT_GT(l["count"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(j["events"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(j["metrics"]["malformed"].get<std::uint64_t>(), 0u);
+}
+
+} // namespace

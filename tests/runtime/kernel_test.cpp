@@ -1,0 +1,311 @@
+// Kernel correctness: delivery times, tie order, time monotonicity under
+// random traffic, thread-count determinism, idle skipping, real-time pacing.
+#include "runtime/kernel.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <tuple>
+
+namespace satemu::runtime {
+namespace {
+
+struct seen {
+  std::int64_t now_ns;
+  entity_id src;
+  std::uint64_t seq;
+  std::int64_t send_ns;
+  std::int64_t deliver_ns;
+  std::uint16_t hops;
+};
+
+/// An entity whose behaviour is given by lambdas, recording what it sees.
+class probe final : public entity {
+public:
+  using entity::forward;
+  using entity::random;
+  using entity::schedule;
+  using entity::send;
+
+  std::function<void(probe&)> start;
+  std::function<void(probe&, const protocol::envelope&)> receive;
+  std::function<void(probe&, std::uint64_t)> timer;
+
+  std::vector<seen> arrivals;
+  std::vector<std::pair<std::int64_t, std::uint64_t>> timers;
+  std::int64_t last_ns = -1;
+  std::uint64_t backwards = 0;
+
+protected:
+  void on_start() override {
+    if (start)
+      start(*this);
+  }
+  void on_envelope(const protocol::envelope& e) override {
+    note();
+    arrivals.push_back({now().ns(), e.src, e.seq, e.send_ns, e.deliver_ns, e.hops});
+    if (receive)
+      receive(*this, e);
+  }
+  void on_timer(std::uint64_t tag) override {
+    note();
+    timers.emplace_back(now().ns(), tag);
+    if (timer)
+      timer(*this, tag);
+  }
+
+private:
+  void note() {
+    if (now().ns() < last_ns)
+      ++backwards;
+    last_ns = now().ns();
+  }
+};
+
+using world = std::vector<std::unique_ptr<entity>>;
+
+world make_world(std::size_t n) {
+  world w;
+  for (std::size_t i = 0; i < n; ++i)
+    w.push_back(std::make_unique<probe>());
+  return w;
+}
+
+probe& at(world& w, std::size_t i) { return static_cast<probe&>(*w[i]); }
+
+run_options virtual_opts(duration end, duration lookahead, std::size_t threads = 1) {
+  run_options o;
+  o.end = vtime::zero() + end;
+  o.lookahead = lookahead;
+  o.threads = threads;
+  o.seed = 7;
+  return o;
+}
+
+TEST(Kernel, EveryEnvelopeArrivesAtSendTimePlusLatency) {
+  auto w = make_world(3);
+  // Entity 0 sends to 1 and 2 with a spread of latencies at many times and
+  // writes down when each envelope is due.
+  std::vector<std::pair<entity_id, std::int64_t>> want;
+  at(w, 0).start = [](probe& p) { p.schedule(duration::zero(), 0); };
+  at(w, 0).timer = [&](probe& p, std::uint64_t k) {
+    for (int i = 0; i < 4; ++i) {
+      const auto latency =
+        milliseconds(1) + microseconds(static_cast<std::int64_t>(p.random().below(5000)));
+      const entity_id dst = 1 + static_cast<entity_id>(i % 2);
+      p.send(dst, latency, protocol::kind::mesh, {});
+      want.emplace_back(dst, (p.now() + latency).ns());
+    }
+    if (k < 20)
+      p.schedule(microseconds(700), k + 1);
+  };
+  auto r = run(w, virtual_opts(seconds(1), milliseconds(1)));
+  ASSERT_FALSE(r.interrupted);
+  std::vector<std::pair<entity_id, std::int64_t>> got;
+  for (entity_id d : {1u, 2u})
+    for (const auto& a : at(w, d).arrivals) {
+      EXPECT_EQ(a.now_ns, a.deliver_ns);
+      got.emplace_back(d, a.now_ns);
+    }
+  std::sort(got.begin(), got.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got.size(), 21u * 4u);
+  EXPECT_EQ(got, want);
+}
+
+TEST(Kernel, EqualTimeEventsInSourceSequenceOrder) {
+  // Entities 1..8 each send three envelopes to entity 0, all due at 5 ms.
+  auto w = make_world(9);
+  for (entity_id s = 1; s < 9; ++s)
+    at(w, s).start = [s](probe& p) {
+      // Senders start at different offsets so latencies differ but the
+      // delivery time is the same for everyone.
+      p.schedule(microseconds(100 * s), 0);
+    };
+  for (entity_id s = 1; s < 9; ++s)
+    at(w, s).timer = [](probe& p, std::uint64_t) {
+      for (int i = 0; i < 3; ++i)
+        p.send(0, (vtime::zero() + milliseconds(5)) - p.now(), protocol::kind::mesh, {});
+    };
+  auto r = run(w, virtual_opts(milliseconds(20), milliseconds(1), 2));
+  ASSERT_FALSE(r.interrupted);
+  const auto& arr = at(w, 0).arrivals;
+  ASSERT_EQ(arr.size(), 24u);
+  for (const auto& a : arr)
+    EXPECT_EQ(a.now_ns, milliseconds(5).ns());
+  for (std::size_t i = 1; i < arr.size(); ++i)
+    EXPECT_LT(std::tie(arr[i - 1].src, arr[i - 1].seq), std::tie(arr[i].src, arr[i].seq))
+      << "at position " << i;
+}
+
+TEST(Kernel, TimersFireAtTheirTimeInScheduleOrder) {
+  auto w = make_world(1);
+  at(w, 0).start = [](probe& p) {
+    p.schedule(milliseconds(3), 30);
+    p.schedule(milliseconds(1), 10);
+    p.schedule(milliseconds(3), 31); // same time: scheduled later, fires later
+    p.schedule(duration::zero(), 0);
+  };
+  run(w, virtual_opts(milliseconds(10), milliseconds(1)));
+  const std::vector<std::pair<std::int64_t, std::uint64_t>> want = {
+    {0, 0}, {milliseconds(1).ns(), 10}, {milliseconds(3).ns(), 30}, {milliseconds(3).ns(), 31}};
+  EXPECT_EQ(at(w, 0).timers, want);
+}
+
+/// Random traffic among n entities with latencies >= lookahead; each
+/// received envelope may be forwarded to a random peer.
+world random_traffic_world(std::size_t n, duration lookahead) {
+  auto w = make_world(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& p = at(w, i);
+    p.start = [n, lookahead](probe& self) {
+      for (int k = 0; k < 3; ++k)
+        self.schedule(microseconds(static_cast<std::int64_t>(self.random().below(20000))), k);
+    };
+    auto hop = [n, lookahead](probe& self) {
+      auto dst = static_cast<entity_id>(self.random().below(n));
+      auto latency = lookahead + microseconds(static_cast<std::int64_t>(self.random().below(3000)));
+      self.send(dst, latency, protocol::kind::mesh, {});
+    };
+    p.timer = [hop](probe& self, std::uint64_t k) {
+      hop(self);
+      if (self.random().below(4) != 0)
+        self.schedule(microseconds(static_cast<std::int64_t>(self.random().below(9000))), k);
+    };
+    p.receive = [hop](probe& self, const protocol::envelope& e) {
+      if (e.hops < 6 && self.random().below(3) != 0)
+        hop(self);
+    };
+  }
+  return w;
+}
+
+TEST(Kernel, RandomTrafficNeverGoesBackInTime) {
+  const auto lookahead = microseconds(500);
+  for (std::size_t threads : {1u, 2u}) {
+    auto w = random_traffic_world(200, lookahead);
+    auto r = run(w, virtual_opts(milliseconds(300), lookahead, threads));
+    ASSERT_FALSE(r.interrupted);
+    std::uint64_t arrivals = 0;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      EXPECT_EQ(at(w, i).backwards, 0u) << "entity " << i << " threads " << threads;
+      for (const auto& a : at(w, i).arrivals) {
+        EXPECT_EQ(a.now_ns, a.deliver_ns);
+        EXPECT_GE(a.deliver_ns - a.send_ns, lookahead.ns());
+      }
+      arrivals += at(w, i).arrivals.size();
+    }
+    EXPECT_GT(arrivals, 1000u);
+    EXPECT_EQ(r.envelopes, arrivals);
+  }
+}
+
+TEST(Kernel, FingerprintIndependentOfThreadsAndRepeatable) {
+  const auto lookahead = microseconds(500);
+  std::vector<std::uint64_t> prints;
+  for (std::size_t threads : {1u, 2u, 2u, 3u}) {
+    auto w = random_traffic_world(300, lookahead);
+    prints.push_back(run(w, virtual_opts(milliseconds(200), lookahead, threads)).fingerprint);
+  }
+  for (auto p : prints)
+    EXPECT_EQ(p, prints.front());
+  auto w = random_traffic_world(300, lookahead);
+  auto opts = virtual_opts(milliseconds(200), lookahead, 2);
+  opts.seed = 8;
+  EXPECT_NE(run(w, opts).fingerprint, prints.front());
+}
+
+TEST(Kernel, TraceHoldsEveryEventInOrder) {
+  const auto lookahead = microseconds(500);
+  auto w = random_traffic_world(50, lookahead);
+  auto opts = virtual_opts(milliseconds(100), lookahead, 2);
+  opts.trace = true;
+  auto r = run(w, opts);
+  ASSERT_EQ(r.trace.size(), r.events);
+  for (std::size_t i = 1; i < r.trace.size(); ++i)
+    EXPECT_LE(r.trace[i - 1].time_ns, r.trace[i].time_ns);
+}
+
+TEST(Kernel, IdleTimeIsSkipped) {
+  // Two events 1000 s apart with a 1 ms lookahead: a stepping kernel would
+  // need a million windows; this one needs one per event.
+  auto w = make_world(2);
+  at(w, 0).start = [](probe& p) { p.schedule(seconds(1000), 1); };
+  at(w, 0).timer = [](probe& p, std::uint64_t) {
+    p.send(1, milliseconds(1), protocol::kind::mesh, {});
+  };
+  auto r = run(w, virtual_opts(seconds(2000), milliseconds(1)));
+  ASSERT_EQ(at(w, 1).arrivals.size(), 1u);
+  EXPECT_EQ(at(w, 1).arrivals[0].now_ns, (seconds(1000) + milliseconds(1)).ns());
+  EXPECT_LE(r.windows, 3u);
+  EXPECT_EQ(r.reached, vtime::zero() + seconds(2000));
+}
+
+TEST(Kernel, EventsAtOrAfterTheEndAreNotProcessed) {
+  auto w = make_world(1);
+  at(w, 0).start = [](probe& p) {
+    p.schedule(milliseconds(9), 1);
+    p.schedule(milliseconds(10), 2);
+  };
+  auto r = run(w, virtual_opts(milliseconds(10), milliseconds(1)));
+  ASSERT_EQ(at(w, 0).timers.size(), 1u);
+  EXPECT_EQ(at(w, 0).timers[0].second, 1u);
+  EXPECT_EQ(r.events, 1u);
+}
+
+TEST(Kernel, StopFlagEndsTheRunAsInterrupted) {
+  auto w = random_traffic_world(20, microseconds(500));
+  std::atomic<bool> stop{true};
+  auto opts = virtual_opts(seconds(10), microseconds(500));
+  opts.stop = &stop;
+  auto r = run(w, opts);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_LT(r.reached, opts.end);
+}
+
+TEST(KernelRealTime, FiveMillisecondHopIsNeverEarly) {
+  using clock = std::chrono::steady_clock;
+  auto w = make_world(2);
+  clock::time_point sent_at{}, arrived_at{};
+  at(w, 0).start = [&](probe& p) {
+    sent_at = clock::now();
+    p.send(1, milliseconds(5), protocol::kind::mesh, {});
+  };
+  at(w, 1).receive = [&](probe&, const protocol::envelope&) { arrived_at = clock::now(); };
+  run_options o;
+  o.mode = clock_mode::real_time;
+  o.dilation = 1.0;
+  o.end = vtime::zero() + milliseconds(50);
+  o.threads = 2;
+  auto r = run(w, o);
+  ASSERT_EQ(at(w, 1).arrivals.size(), 1u);
+  EXPECT_EQ(at(w, 1).arrivals[0].now_ns, milliseconds(5).ns());
+  EXPECT_GE(arrived_at - sent_at, std::chrono::milliseconds(5));
+  ASSERT_EQ(r.lateness_ns.count(), 1u);
+  EXPECT_GE(r.lateness_ns.min(), 0);
+}
+
+TEST(KernelRealTime, DilationStretchesWallTime) {
+  using clock = std::chrono::steady_clock;
+  auto w = make_world(2);
+  clock::time_point sent_at{}, arrived_at{};
+  at(w, 0).start = [&](probe& p) {
+    sent_at = clock::now();
+    p.send(1, milliseconds(5), protocol::kind::mesh, {});
+  };
+  at(w, 1).receive = [&](probe&, const protocol::envelope&) { arrived_at = clock::now(); };
+  run_options o;
+  o.mode = clock_mode::real_time;
+  o.dilation = 4.0;
+  o.end = vtime::zero() + milliseconds(10);
+  auto r = run(w, o);
+  ASSERT_EQ(at(w, 1).arrivals.size(), 1u);
+  EXPECT_GE(arrived_at - sent_at, std::chrono::milliseconds(20));
+  EXPECT_GE(r.wall_seconds, 0.040);
+}
+
+} // namespace
+} // namespace satemu::runtime

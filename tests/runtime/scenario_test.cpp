@@ -1,0 +1,326 @@
+// Tests for runtime/scenario: loading, strict validation, overrides, and
+// the resolved output.
+#include "runtime/scenario.hpp"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "runtime/schema.hpp"
+
+namespace satemu::runtime {
+namespace {
+
+// Real workloads live in actors/; the tests register a kind of their own.
+void register_test_kind() {
+  register_workload_kind(
+      "test_kind", "A workload kind for the scenario tests",
+      {
+          key_spec::integer("requests", "10", "Requests per user").at_least(1),
+          key_spec::dur("interval", "100ms", "Time between requests").above(0),
+          key_spec::size("prompt_size", "4KiB", "Prompt size"),
+          key_spec::rate("rate", "1Gbps", "Link rate"),
+          key_spec::dist("altitude", "550km", "Altitude"),
+          key_spec::ang("tilt", "53deg", "Tilt").at_least(0).at_most(90),
+          key_spec::choice("mode", {"a", "b"}, "a", "Mode"),
+          key_spec::real("ratio", "0.5", "Ratio").at_least(0).at_most(1),
+          key_spec::boolean("enabled", "true", "Enabled"),
+          key_spec::list("tags", value_type::string, "Tags"),
+          key_spec::list_of_maps("users", "Users",
+                                 {key_spec::text("name", "", "User name").mandatory(),
+                                  key_spec::real("weight", "1", "Weight").above(0)}),
+          key_spec::text("note", "", "Optional note, absent by default"),
+      });
+}
+
+class scenario_test : public ::testing::Test {
+protected:
+  void SetUp() override { register_test_kind(); }
+};
+
+const char* const minimal = R"(name: mini
+duration: 10s
+workload: {kind: test_kind}
+)";
+
+std::string data_file(const std::string& name) {
+  return std::string(SATEMU_SOURCE_DIR) + "/tests/runtime/data/" + name;
+}
+
+std::string msg(const absl::Status& s) { return std::string(s.message()); }
+
+// Loads `yaml` as "inline.yaml" and expects an InvalidArgument error whose
+// message contains every part.
+void expect_error(const std::string& yaml, std::initializer_list<std::string> parts,
+                  const std::vector<std::string>& overrides = {}) {
+  auto s = load_scenario_text(yaml, "inline.yaml", overrides);
+  ASSERT_FALSE(s.ok()) << "loaded:\n" << yaml;
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << s.status();
+  for (const auto& p : parts) {
+    EXPECT_NE(msg(s.status()).find(p), std::string::npos)
+        << "'" << p << "' not in: " << s.status().message();
+  }
+}
+
+TEST_F(scenario_test, minimal_scenario_gets_every_default) {
+  auto s = load_scenario_text(minimal, "inline.yaml");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->source_name(), "inline.yaml");
+  EXPECT_EQ(s->get_string("name"), "mini");
+  EXPECT_EQ(s->get_int("seed"), 1);
+  EXPECT_EQ(s->get_string("clock.mode"), "virtual");
+  EXPECT_EQ(s->get_real("clock.dilation"), 1.0);
+  EXPECT_EQ(s->get_duration("duration"), seconds(10));
+  EXPECT_EQ(s->get_int("threads"), 0);
+  EXPECT_EQ(s->get_string("output.dir"), "");
+  EXPECT_FALSE(s->get_bool("output.trace"));
+  EXPECT_EQ(s->get_string("output.progress"), "auto");
+  EXPECT_EQ(s->get_string("workload.kind"), "test_kind");
+  EXPECT_EQ(s->get_int("workload.requests"), 10);
+  EXPECT_EQ(s->get_duration("workload.interval"), milliseconds(100));
+  EXPECT_EQ(s->get_data_size("workload.prompt_size").bytes, 4096u);
+  EXPECT_EQ(s->get_data_rate("workload.rate").bps, 1e9);
+  EXPECT_EQ(s->get_distance("workload.altitude").m, 550'000.0);
+  EXPECT_EQ(s->get_angle("workload.tilt").deg, 53.0);
+  EXPECT_EQ(s->get_string("workload.mode"), "a");
+  EXPECT_EQ(s->get_real("workload.ratio"), 0.5);
+  EXPECT_TRUE(s->get_bool("workload.enabled"));
+  EXPECT_EQ(s->list_size("workload.tags"), 0u);
+  EXPECT_EQ(s->list_size("workload.users"), 0u);
+  EXPECT_FALSE(s->has("workload.note"));
+  EXPECT_TRUE(s->has("clock"));
+  EXPECT_FALSE(s->has("clock.speed"));
+}
+
+TEST_F(scenario_test, full_file_reads_every_value) {
+  auto s = load_scenario_file(data_file("full.yaml"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->source_name(), data_file("full.yaml"));
+  EXPECT_EQ(s->get_int("seed"), 7);
+  EXPECT_EQ(s->get_string("clock.mode"), "realtime");
+  EXPECT_EQ(s->get_real("clock.dilation"), 2.5);
+  EXPECT_EQ(s->get_duration("duration"), seconds(90));
+  EXPECT_EQ(s->get_int("threads"), 4);
+  EXPECT_EQ(s->get_string("output.dir"), "out/full");
+  EXPECT_TRUE(s->get_bool("output.trace"));
+  EXPECT_EQ(s->get_string("output.progress"), "off");
+  EXPECT_EQ(s->get_duration("workload.interval"), microseconds(250));
+  EXPECT_EQ(s->get_data_size("workload.prompt_size").bytes, 1536u);
+  EXPECT_EQ(s->get_data_rate("workload.rate").bps, 1e10);
+  EXPECT_EQ(s->get_string("workload.mode"), "b");
+  EXPECT_FALSE(s->get_bool("workload.enabled"));
+  ASSERT_EQ(s->list_size("workload.tags"), 2u);
+  EXPECT_EQ(s->get_string("workload.tags.1"), "beta");
+  ASSERT_EQ(s->list_size("workload.users"), 2u);
+  EXPECT_EQ(s->get_string("workload.users.0.name"), "nyc");
+  EXPECT_EQ(s->get_real("workload.users.0.weight"), 2.0);
+  EXPECT_EQ(s->get_string("workload.users.1.name"), "london");
+  EXPECT_EQ(s->get_real("workload.users.1.weight"), 1.0);  // element default
+  EXPECT_FALSE(s->has("workload.users.2"));
+}
+
+TEST_F(scenario_test, unknown_key_is_named_with_position_and_suggestion) {
+  expect_error("name: x\nduration: 1s\nclokc: {mode: virtual}\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:3:1: clokc: unknown key 'clokc'", "did you mean 'clock'?"});
+}
+
+TEST_F(scenario_test, unknown_nested_key) {
+  expect_error("name: x\nduration: 1s\nclock:\n  mode: virtual\n  speed: 2\n"
+               "workload: {kind: test_kind}\n",
+               {"inline.yaml:5:3: clock.speed: unknown key 'speed'"});
+}
+
+TEST_F(scenario_test, workload_keys_are_strict_for_the_kind) {
+  expect_error("name: x\nduration: 1s\nworkload:\n  kind: test_kind\n  requets: 3\n",
+               {"inline.yaml:5:3: workload.requets: unknown key 'requets' for workload kind "
+                "'test_kind'",
+                "did you mean 'requests'?"});
+}
+
+TEST_F(scenario_test, unknown_workload_kind) {
+  expect_error("name: x\nduration: 1s\nworkload: {kind: test_knd}\n",
+               {"inline.yaml:3:18: workload.kind: expected one of", "test_kind",
+                "did you mean 'test_kind'?"});
+}
+
+TEST_F(scenario_test, wrong_type) {
+  expect_error("name: x\nseed: abc\nduration: 1s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:2:7: seed: expected a non-negative integer, got 'abc'"});
+  expect_error("name: x\nclock: 5\nduration: 1s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:2:8: clock: expected a map, got '5'"});
+  expect_error("name: x\nduration: 1s\noutput: {trace: maybe}\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:3:17: output.trace: expected true or false, got 'maybe'"});
+  expect_error("name: [a, b]\nduration: 1s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:1:7: name: expected a string, got a list"});
+  expect_error("name: x\nduration: 1s\nworkload: {kind: test_kind, tags: abc}\n",
+               {"inline.yaml:3:35: workload.tags: expected a list, got 'abc'"});
+}
+
+TEST_F(scenario_test, bad_unit) {
+  auto s = load_scenario_file(data_file("bad_unit.yaml"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(msg(s.status()).find(data_file("bad_unit.yaml") +
+                                 ":2:11: duration: unknown unit 'parsecs' for a duration; "
+                                 "expected one of ns, us, ms, s, min, h (got '5parsecs')"),
+            std::string::npos)
+      << s.status();
+}
+
+TEST_F(scenario_test, negative_duration) {
+  expect_error("name: x\nduration: -5s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:2:11: duration: negative duration"});
+}
+
+TEST_F(scenario_test, out_of_range_values) {
+  expect_error("name: x\nclock:\n  mode: realtime\n  dilation: -1\nduration: 1s\n"
+               "workload: {kind: test_kind}\n",
+               {"inline.yaml:4:13: clock.dilation: expected a positive real number, got '-1'"});
+  expect_error("name: x\nduration: 0s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:2:11: duration: expected a positive duration, got '0s'"});
+  expect_error("name: x\nduration: 1s\nworkload:\n  kind: test_kind\n  tilt: 100deg\n",
+               {"inline.yaml:5:9: workload.tilt: expected an angle in [0deg, 90deg], got '100deg'"});
+  expect_error("name: x\nthreads: -2\nduration: 1s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:2:10: threads: expected a non-negative integer, got '-2'"});
+  expect_error("name: x\nduration: 1s\noutput: {progress: sometimes}\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:3:20: output.progress: expected one of auto, on, off; got 'sometimes'"});
+}
+
+TEST_F(scenario_test, missing_required_key_points_at_the_parent) {
+  expect_error("name: x\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:1:1: duration: missing required key 'duration'"});
+  expect_error("name: x\nduration: 1s\nworkload:\n  requests: 3\n",
+               {"inline.yaml:4:3: workload.kind: missing required key 'kind'"});
+  expect_error("name: x\nduration: 1s\n", {"inline.yaml:1:1: workload: missing required key"});
+  expect_error("name: x\nduration: 1s\nworkload:\n  kind: test_kind\n  users:\n"
+               "    - {name: a}\n    - {weight: 2}\n",
+               {"inline.yaml:7:7: workload.users.1.name: missing required key 'name'"});
+}
+
+TEST_F(scenario_test, malformed_yaml) {
+  expect_error("name: x\nduration: 1s\nworkload: {kind: test_kind\nseed: 3\n",
+               {"inline.yaml:", "malformed YAML"});
+  auto s = load_scenario_text("name: x\n  bad indent: 1\n", "inline.yaml");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(msg(s.status()).find("inline.yaml:2:"), std::string::npos) << s.status();
+}
+
+TEST_F(scenario_test, missing_file_is_not_found) {
+  auto s = load_scenario_file(data_file("no_such_file.yaml"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(msg(s.status()), "cannot open scenario file '" + data_file("no_such_file.yaml") +
+                                 "': No such file or directory");
+}
+
+TEST_F(scenario_test, empty_file) {
+  auto s = load_scenario_file(data_file("empty.yaml"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(msg(s.status()).find(data_file("empty.yaml") + ":1:1: the scenario is empty"),
+            std::string::npos)
+      << s.status();
+  expect_error("# just a comment\n", {"inline.yaml:1:1: the scenario is empty"});
+  expect_error("- a\n- b\n", {"inline.yaml:1:1: expected a map"});
+}
+
+TEST_F(scenario_test, duplicate_keys) {
+  expect_error("name: x\nseed: 1\nduration: 1s\nseed: 2\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:4:1: seed: duplicate key 'seed' (first at line 2)"});
+}
+
+TEST_F(scenario_test, overrides_replace_and_add_keys) {
+  auto s = load_scenario_text(minimal, "inline.yaml",
+                              {"clock.mode=realtime", "duration=2.5s", "threads=4",
+                               "workload.requests=5", "workload.users=[{name: a}, {name: b}]",
+                               "workload.users.1.name=c", "output.dir=", "name = spaced"});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->get_string("clock.mode"), "realtime");
+  EXPECT_EQ(s->get_duration("duration"), milliseconds(2500));
+  EXPECT_EQ(s->get_int("threads"), 4);
+  EXPECT_EQ(s->get_int("workload.requests"), 5);
+  ASSERT_EQ(s->list_size("workload.users"), 2u);
+  EXPECT_EQ(s->get_string("workload.users.1.name"), "c");
+  EXPECT_EQ(s->get_string("output.dir"), "");
+  EXPECT_EQ(s->get_string("name"), "spaced");
+
+  auto flow = load_scenario_text(minimal, "inline.yaml", {"clock={mode: realtime, dilation: 3}"});
+  ASSERT_TRUE(flow.ok()) << flow.status();
+  EXPECT_EQ(flow->get_real("clock.dilation"), 3.0);
+}
+
+TEST_F(scenario_test, bad_overrides_name_the_set_option) {
+  expect_error(minimal, {"--set clock.mode", "expected key.path=value"}, {"clock.mode"});
+  expect_error(minimal, {"--set clock.bogus", "unknown key 'clock.bogus'"}, {"clock.bogus=1"});
+  expect_error(minimal, {"--set clock.mod", "did you mean 'mode'?"}, {"clock.mod=realtime"});
+  expect_error(minimal, {"--set workload.bogus", "unknown key"}, {"workload.bogus=1"});
+  expect_error(minimal, {"--set nosuch.key"}, {"nosuch.key=1"});
+  expect_error(minimal,
+               {"--set clock.dilation=-1: clock.dilation: expected a positive real number, got '-1'"},
+               {"clock.dilation=-1"});
+  expect_error(minimal, {"--set duration=5parsecs: duration: unknown unit 'parsecs'"},
+               {"duration=5parsecs"});
+  expect_error(minimal, {"--set clock", "cannot read value"}, {"clock={mode: [}"});
+  expect_error(minimal, {"--set =3"}, {"=3"});
+  expect_error(minimal, {"--set workload.users.3.name", "no such list element"},
+               {"workload.users.3.name=x"});
+}
+
+TEST_F(scenario_test, resolved_yaml_round_trips) {
+  for (const auto& source : {data_file("full.yaml")}) {
+    auto first = load_scenario_file(source);
+    ASSERT_TRUE(first.ok()) << first.status();
+    const std::string& text = first->resolved_yaml();
+    auto second = load_scenario_text(text, "resolved.yaml");
+    ASSERT_TRUE(second.ok()) << second.status() << "\n" << text;
+    EXPECT_EQ(second->resolved_yaml(), text);
+    EXPECT_NE(text.find("duration: 90s"), std::string::npos) << text;
+    EXPECT_NE(text.find("interval: 250us"), std::string::npos) << text;
+    EXPECT_NE(text.find("prompt_size: 1.5KiB"), std::string::npos) << text;
+    EXPECT_NE(text.find("rate: 10Gbps"), std::string::npos) << text;
+    EXPECT_NE(text.find("altitude: 550km"), std::string::npos) << text;
+    EXPECT_NE(text.find("tilt: 53deg"), std::string::npos) << text;
+    EXPECT_NE(text.find("weight: 1"), std::string::npos) << text;  // default filled in list
+  }
+  auto mini = load_scenario_text(minimal, "inline.yaml", {"name=\"on: #odd\"", "output.dir="});
+  ASSERT_TRUE(mini.ok()) << mini.status();
+  EXPECT_EQ(mini->get_string("name"), "on: #odd");
+  auto again = load_scenario_text(mini->resolved_yaml(), "resolved.yaml");
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << mini->resolved_yaml();
+  EXPECT_EQ(again->resolved_yaml(), mini->resolved_yaml());
+  EXPECT_EQ(again->get_string("name"), "on: #odd");
+  EXPECT_NE(mini->resolved_yaml().find("seed: 1\n"), std::string::npos);
+  EXPECT_NE(mini->resolved_yaml().find("dilation: 1\n"), std::string::npos);
+}
+
+TEST_F(scenario_test, registered_section_is_validated_and_optional) {
+  register_section(key_spec::map("extra_section", "A section added by a later layer",
+                                 {key_spec::dist("range", "100km", "Range").above(0)})
+                       .optional_section());
+  auto without = load_scenario_text(minimal, "inline.yaml");
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_FALSE(without->has("extra_section"));
+  auto with = load_scenario_text(std::string(minimal) + "extra_section: {}\n", "inline.yaml");
+  ASSERT_TRUE(with.ok()) << with.status();
+  EXPECT_EQ(with->get_distance("extra_section.range").m, 100'000.0);
+  expect_error(std::string(minimal) + "extra_section: {range: 0km}\n",
+               {"inline.yaml:4:24: extra_section.range: expected a positive distance"});
+}
+
+TEST_F(scenario_test, copies_share_the_same_values) {
+  auto s = load_scenario_text(minimal, "inline.yaml");
+  ASSERT_TRUE(s.ok());
+  scenario copy = *s;
+  EXPECT_EQ(copy.resolved_yaml(), s->resolved_yaml());
+  EXPECT_EQ(copy.get_duration("duration"), seconds(10));
+}
+
+TEST_F(scenario_test, wrong_getter_aborts_with_the_path) {
+  auto s = load_scenario_text(minimal, "inline.yaml");
+  ASSERT_TRUE(s.ok());
+  EXPECT_DEATH(s->get_int("name"), "name: is a string, not a integer");
+  EXPECT_DEATH(s->get_string("nope.key"), "nope.key: no such value");
+}
+
+} // namespace
+} // namespace satemu::runtime
