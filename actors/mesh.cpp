@@ -39,7 +39,7 @@ void mesh_entity::on_timer(std::uint64_t) {
   schedule_next();
 }
 
-void mesh_entity::on_envelope(const protocol::envelope& e) {
+void mesh_entity::on_envelope(protocol::envelope& e) {
   // Routers read the header only; the destination decodes the message.
   if (e.dst != id()) {
     ++forwarded_;
@@ -56,13 +56,13 @@ void mesh_entity::on_envelope(const protocol::envelope& e) {
   hops_.record(e.hops + 1);
 }
 
-void mesh_entity::route(std::uint32_t target, const protocol::envelope* in,
+void mesh_entity::route(std::uint32_t target, protocol::envelope* in,
                         protocol::payload_ptr fresh) {
   const auto i = graph_->next_hop(id(), target);
   const auto next = graph_->neighbour(id(), i);
   const auto latency = graph_->latency(id(), i);
   if (in != nullptr)
-    forward(next, latency, *in);
+    forward(next, latency, std::move(*in));
   else
     send_via(next, target, latency, protocol::kind::mesh, std::move(fresh));
 }

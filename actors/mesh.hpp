@@ -39,12 +39,12 @@ public:
 
 protected:
   void on_start() override;
-  void on_envelope(const protocol::envelope& e) override;
+  void on_envelope(protocol::envelope& e) override;
   void on_timer(std::uint64_t tag) override;
 
 private:
   void schedule_next();
-  void route(std::uint32_t target, const protocol::envelope* in, protocol::payload_ptr fresh);
+  void route(std::uint32_t target, protocol::envelope* in, protocol::payload_ptr fresh);
 
   std::shared_ptr<const mesh_graph> graph_;
   const mesh_config* cfg_;

@@ -5,35 +5,31 @@
 // plain actors passing messages to random peers, measured in the same run;
 // target: kernel / CAF >= 1.0; memory at most 4 KiB per idle entity".
 //
-//   BM_Caf_RandomPeers/<actors>/<threads>
-//       Plain CAF 0.17: N event_based_actors, K = 4 tokens seeded per actor;
+//   BM_Caf_RandomPeers/<actors>/<threads>/<tokens>
+//       Plain CAF 0.17: N event_based_actors, K = tokens seeded per actor
+//       (K = 1: nearly every message wakes an idle actor; K = 4: actors often
+//       find several messages queued and handle them in one activation);
 //       each receipt of a token (a 64-bit hop counter) forwards it to a
 //       uniformly random other actor. Timed from the start messages until
 //       M = 2,097,152 receipts; counter msgs_per_s. Reference
 //       (TOOLCHAIN.md): ~0.8-1.5 M msg/s at 1,000 actors, ~0.4-0.8 M at 10,000.
-//   BM_Kernel_Mesh/<entities>/<threads>/<dense>
+//   BM_Kernel_Mesh/<entities>/<threads>/<rate>
 //       The mesh workload on a torus (10,000 = 100x100, 1,000 = 40x25), edge
-//       latency 5..10 ms (lookahead 5 ms), 64 B payload, run in virtual time.
-//       Counters envelopes_per_s, events_per_s, windows, env_per_entity_window
-//       (envelopes / (windows * entities): how much a window batches), and,
-//       from a plain-CAF run of the same N and threads done in the same
-//       iteration right before, caf_msgs_per_s and ratio = envelopes_per_s /
-//       caf_msgs_per_s. Manual time = the kernel's wall_seconds (actor spawn
-//       + all windows + shutdown handshake; workload construction excluded).
-//       dense=1: rate chosen for ~5 envelopes per entity per 5 ms window in
-//       steady state (rate * mean hops * 5 ms): 20/s at 10,000 (mean 50
-//       hops), 60/s at 1,000 (mean ~16 hops). Messages need ~50 hops * 7.5 ms
-//       = 0.375 s (10,000) to cross the torus, so the load ramps up over the
-//       first ~0.4 s; the measured env_per_entity_window is the run's mean.
-//       dense=0 ("sparse"): 1 message per entity per emulated second, i.e.
-//       0.25 (10,000) / 0.08 (1,000) envelopes per entity per window.
-//       Emulated durations (table below) give ~0.6-2 M envelopes per run.
-//       With 2 threads and 10,000 entities expect the kernel to be several
-//       times slower than with 1: every window the conductor fans grants out
-//       to up to 10,000 actors from one worker, and CAF 0.17's work stealing
-//       takes from the tail of that worker's queue by walking the whole list
-//       (double_ended_queue::take_tail -> find_predecessor, O(queue length),
-//       under both of the queue's locks, while the owner spins in yield()).
+//       latency 5..10 ms (lookahead 5 ms), 64 B payload, run in virtual time,
+//       `rate` messages per entity per emulated second. Counters
+//       envelopes_per_s, events_per_s, windows, env_per_entity_window
+//       (envelopes / (windows * entities): how many envelopes a window
+//       batches per entity), and, from a plain-CAF run of the same N and
+//       threads done in the same iteration right before, caf_msgs_per_s and
+//       ratio = envelopes_per_s / caf_msgs_per_s. The plain-CAF run uses K = 1
+//       token per actor (BM_Caf_RandomPeers shows K = 4 too). Manual time =
+//       the kernel's wall_seconds (actor spawn + all windows + shutdown;
+//       workload construction excluded).
+//       A message crosses ~50 hops (10,000) or ~16 (1,000) of 7.5 ms on
+//       average, so in steady state an entity sees about rate * hops * 5 ms
+//       envelopes per window: at 10,000 entities rate 1 -> 0.25, rate 10 ->
+//       2.5 (scenarios/mesh-10k.yaml), rate 50 -> 12; at 1,000, rate 60 -> 5.
+//       Load ramps up over the first ~0.4 s (10,000), included in the figures.
 //   BM_Kernel_IdleMemory/<entities>
 //       100,000 mesh entities (torus 400x250) with rate 0, run for 10 ms of
 //       emulated time. bytes_per_idle_entity = (rss_after_spawn -
@@ -71,7 +67,6 @@ using wall_clock = std::chrono::steady_clock;
 // ---------------------------------------------------------------------------
 // Plain CAF: tokens hopping between random peers.
 
-constexpr std::uint64_t caf_tokens_per_actor = 4;
 constexpr std::uint64_t caf_total_messages = std::uint64_t{1} << 21;
 // Receipts are counted per worker thread and added to the shared counter in
 // blocks, so the counter's cache line does not bounce on every message.
@@ -92,14 +87,14 @@ thread_local const caf_shared* tl_owner = nullptr;
 
 class peer_actor final : public caf::event_based_actor {
 public:
-  peer_actor(caf::actor_config& cfg, caf_shared* shared, std::uint32_t id)
-    : caf::event_based_actor(cfg), shared_(shared), id_(id), rng_(42, id, 1) {
+  peer_actor(caf::actor_config& cfg, caf_shared* shared, std::uint32_t id, std::uint64_t tokens)
+    : caf::event_based_actor(cfg), shared_(shared), id_(id), tokens_(tokens), rng_(42, id, 1) {
   }
 
   caf::behavior make_behavior() override {
     return {
       [this](go_atom) {
-        for (std::uint64_t k = 0; k < caf_tokens_per_actor; ++k)
+        for (std::uint64_t k = 0; k < tokens_; ++k)
           send(pick(), std::uint64_t{0});
       },
       [this](std::uint64_t hops) {
@@ -136,6 +131,7 @@ private:
 
   caf_shared* shared_;
   std::uint32_t id_;
+  std::uint64_t tokens_;
   runtime::rng rng_;
 };
 
@@ -145,7 +141,7 @@ struct caf_result {
   double msgs_per_s() const { return static_cast<double>(messages) / wall_seconds; }
 };
 
-caf_result run_caf_random_peers(std::size_t actors, std::size_t threads) {
+caf_result run_caf_random_peers(std::size_t actors, std::size_t threads, std::uint64_t tokens) {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", threads);
   cfg.set("logger.verbosity", caf::atom("quiet"));
@@ -154,7 +150,7 @@ caf_result run_caf_random_peers(std::size_t actors, std::size_t threads) {
   auto done = shared.done.get_future();
   shared.peers.reserve(actors);
   for (std::size_t i = 0; i < actors; ++i)
-    shared.peers.push_back(sys.spawn<peer_actor>(&shared, static_cast<std::uint32_t>(i)));
+    shared.peers.push_back(sys.spawn<peer_actor>(&shared, static_cast<std::uint32_t>(i), tokens));
   const auto t0 = wall_clock::now();
   for (auto& p : shared.peers)
     caf::anon_send(p, go_atom::value);
@@ -174,9 +170,10 @@ caf_result run_caf_random_peers(std::size_t actors, std::size_t threads) {
 void BM_Caf_RandomPeers(benchmark::State& state) {
   const auto actors = static_cast<std::size_t>(state.range(0));
   const auto threads = static_cast<std::size_t>(state.range(1));
+  const auto tokens = static_cast<std::uint64_t>(state.range(2));
   caf_result r;
   for (auto _ : state) {
-    r = run_caf_random_peers(actors, threads);
+    r = run_caf_random_peers(actors, threads, tokens);
     benchmark::DoNotOptimize(r);
     state.SetIterationTime(r.wall_seconds);
   }
@@ -184,8 +181,8 @@ void BM_Caf_RandomPeers(benchmark::State& state) {
   state.counters["msgs"] = static_cast<double>(r.messages);
 }
 BENCHMARK(BM_Caf_RandomPeers)
-  ->ArgNames({"actors", "threads"})
-  ->ArgsProduct({{1000, 10000}, {1, 2}})
+  ->ArgNames({"actors", "threads", "tokens"})
+  ->ArgsProduct({{1000, 10000}, {1, 2}, {1, 4}})
   ->Iterations(1)
   ->UseManualTime()
   ->Unit(benchmark::kMillisecond);
@@ -200,14 +197,14 @@ struct mesh_case {
   runtime::duration emulated;
 };
 
-mesh_case mesh_case_for(std::int64_t entities, bool dense) {
+mesh_case mesh_case_for(std::int64_t entities, std::int64_t rate) {
   using runtime::milliseconds;
+  // Emulated time: enough for a few million envelopes, past the ramp-up.
+  const auto r = static_cast<double>(rate);
   if (entities == 10'000)
-    return dense ? mesh_case{10'000, 100, 20, milliseconds(400)}
-                 : mesh_case{10'000, 100, 1, milliseconds(1500)};
+    return {10'000, 100, r, rate >= 10 ? milliseconds(1500) : milliseconds(3000)};
   if (entities == 1'000)
-    return dense ? mesh_case{1'000, 40, 60, milliseconds(2000)}
-                 : mesh_case{1'000, 40, 1, milliseconds(40000)};
+    return {1'000, 40, r, rate >= 10 ? milliseconds(2000) : milliseconds(40000)};
   return {};
 }
 
@@ -225,7 +222,7 @@ actors::mesh_config mesh_config_for(std::uint32_t entities, std::uint32_t width,
 }
 
 void BM_Kernel_Mesh(benchmark::State& state) {
-  const auto mc = mesh_case_for(state.range(0), state.range(2) != 0);
+  const auto mc = mesh_case_for(state.range(0), state.range(2));
   const auto threads = static_cast<std::size_t>(state.range(1));
   if (mc.entities == 0) {
     state.SkipWithError("no mesh case for this entity count");
@@ -235,7 +232,7 @@ void BM_Kernel_Mesh(benchmark::State& state) {
   caf_result caf;
   for (auto _ : state) {
     // Same N and threads, same iteration, right before the kernel run.
-    caf = run_caf_random_peers(mc.entities, threads);
+    caf = run_caf_random_peers(mc.entities, threads, 1);
     benchmark::DoNotOptimize(caf);
     auto w = actors::mesh_workload::make(mesh_config_for(mc.entities, mc.width, mc.rate_per_s));
     if (!w.ok()) {
@@ -269,8 +266,9 @@ void BM_Kernel_Mesh(benchmark::State& state) {
                  runtime::to_string(mc.emulated));
 }
 BENCHMARK(BM_Kernel_Mesh)
-  ->ArgNames({"entities", "threads", "dense"})
-  ->ArgsProduct({{1000, 10000}, {1, 2}, {1, 0}})
+  ->ArgNames({"entities", "threads", "rate"})
+  ->ArgsProduct({{10000}, {1, 2}, {1, 10, 50}})
+  ->ArgsProduct({{1000}, {1, 2}, {1, 60}})
   ->Iterations(1)
   ->UseManualTime()
   ->Unit(benchmark::kMillisecond);
@@ -296,10 +294,7 @@ void BM_Kernel_IdleMemory(benchmark::State& state) {
     runtime::run_options opts;
     opts.end = runtime::vtime::zero() + runtime::milliseconds(10);
     opts.lookahead = (*w)->lookahead();
-    // One thread: the resident set does not depend on it, and with two the
-    // start/finish fan-out to 100,000 actors hits CAF's O(n) work stealing
-    // (see BM_Kernel_Mesh below) and takes seconds.
-    opts.threads = 1;
+    opts.threads = 1; // the resident set does not depend on it
     r = runtime::run((*w)->entities(), opts);
     benchmark::DoNotOptimize(r);
     state.SetIterationTime(r.wall_seconds);

@@ -40,11 +40,14 @@ void entity::send_via(entity_id next_hop, entity_id dst, duration latency, proto
 }
 
 void entity::forward(entity_id next_hop, duration latency, const protocol::envelope& in) {
+  forward(next_hop, latency, protocol::envelope(in));
+}
+
+void entity::forward(entity_id next_hop, duration latency, protocol::envelope&& in) {
   check_latency(next_hop, latency);
-  protocol::envelope e = in;
-  e.deliver_ns = (now_ + latency).ns();
-  e.hops = static_cast<std::uint16_t>(in.hops + 1);
-  outbox_->post(next_hop, std::move(e));
+  in.deliver_ns = (now_ + latency).ns();
+  ++in.hops;
+  outbox_->post(next_hop, std::move(in));
 }
 
 void entity::schedule(duration delay, std::uint64_t tag) {
@@ -91,16 +94,15 @@ vtime entity_driver::next_time(const entity& e) {
   return e.heap_.empty() ? vtime::never() : vtime::from_ns(e.heap_.front().env.deliver_ns);
 }
 
-void entity_driver::dispatch(entity& e, const entity::pending& p) {
-  const auto& env = p.env;
+void entity_driver::dispatch(entity& e, entity::pending& p) {
+  auto& env = p.env;
   e.now_ = vtime::from_ns(env.deliver_ns);
   ++e.events_;
+  // (time, source, sequence, previous hop, kind), packed into three words.
   std::uint64_t h = e.fingerprint_;
   h = hash_combine(h, static_cast<std::uint64_t>(env.deliver_ns));
-  h = hash_combine(h, env.src);
-  h = hash_combine(h, env.seq);
-  h = hash_combine(h, p.from);
-  h = hash_combine(h, static_cast<std::uint64_t>(env.k));
+  h = hash_combine(h, (static_cast<std::uint64_t>(env.src) << 32) | p.from);
+  h = hash_combine(h, env.seq * 0x10001 ^ static_cast<std::uint64_t>(env.k));
   e.fingerprint_ = h;
   if (e.trace_ != nullptr)
     e.trace_->push_back({env.deliver_ns, e.id_, env.src, env.seq, p.from, env.k});
@@ -126,7 +128,8 @@ std::uint64_t entity_driver::run_until(entity& e, vtime end) {
 
 void entity_driver::process_now(entity& e, entity_id from, protocol::envelope&& env,
                                 std::uint64_t tag) {
-  dispatch(e, entity::pending{std::move(env), tag, from});
+  entity::pending p{std::move(env), tag, from};
+  dispatch(e, p);
 }
 
 bool entity_driver::pop(entity& e, protocol::envelope& env, std::uint64_t& tag) {

@@ -71,8 +71,10 @@ protected:
   void send_via(entity_id next_hop, entity_id dst, duration latency, protocol::kind k,
                 protocol::payload_ptr body);
   /// Passes a received envelope on to `next_hop` (same header and payload,
-  /// one hop more), delivered at `now() + latency`.
+  /// one hop more), delivered at `now() + latency`. The rvalue overload
+  /// hands the envelope over without touching the payload's reference count.
   void forward(entity_id next_hop, duration latency, const protocol::envelope& in);
+  void forward(entity_id next_hop, duration latency, protocol::envelope&& in);
   /// Fires `on_timer(tag)` at `now() + delay` (delay >= 0).
   void schedule(duration delay, std::uint64_t tag);
   /// This entity's random stream.
@@ -80,8 +82,10 @@ protected:
 
   /// Called once at time zero, before any other event.
   virtual void on_start() {}
-  /// Called for each delivered envelope, at its delivery time.
-  virtual void on_envelope(const protocol::envelope& e) = 0;
+  /// Called for each delivered envelope, at its delivery time. The envelope
+  /// is the entity's: it may keep it or move it on with `forward`; the kernel
+  /// drops whatever is left afterwards.
+  virtual void on_envelope(protocol::envelope& e) = 0;
   /// Called for each timer, at its time.
   virtual void on_timer(std::uint64_t tag) {}
 

@@ -32,8 +32,44 @@ using window_atom = caf::atom_constant<caf::atom("window")>;
 using timer_atom = caf::atom_constant<caf::atom("timer")>;
 
 using driver = detail::entity_driver;
-using envelope_batch = std::vector<protocol::envelope>;
 using wall_clock = std::chrono::steady_clock;
+
+/// The envelopes one entity sent another in one window.
+struct batch_node {
+  batch_node* next = nullptr;
+  entity_id from = 0;
+  std::vector<protocol::envelope> envs;
+};
+
+/// Envelopes waiting for one entity: a lock-free stack of batches. Any entity
+/// pushes during its window; the owner takes them all when it is granted the
+/// next window that could hold them. The window barrier orders every push
+/// before that grant.
+class inbox {
+public:
+  inbox() = default;
+  inbox(const inbox&) = delete;
+  inbox& operator=(const inbox&) = delete;
+  ~inbox() {
+    for (auto* b = take_all(); b != nullptr;) {
+      auto* next = b->next;
+      delete b;
+      b = next;
+    }
+  }
+
+  void push(batch_node* b) {
+    b->next = head_.load(std::memory_order_relaxed);
+    while (!head_.compare_exchange_weak(b->next, b, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+    }
+  }
+
+  batch_node* take_all() { return head_.exchange(nullptr, std::memory_order_acquire); }
+
+private:
+  std::atomic<batch_node*> head_{nullptr};
+};
 
 /// State shared by every actor of one run; read-only once the run starts,
 /// apart from the progress counters.
@@ -48,11 +84,13 @@ struct run_shared {
   std::vector<std::vector<trace_record>> traces;
   std::vector<histogram> lateness;
 
-  // Virtual time: a granted entity writes its window report into its own
-  // slots, then counts itself off `outstanding`; the last one wakes the
-  // conductor. The atomic's acquire/release orders the slots for the
-  // conductor, so a window costs one CAF message per entity (the grant)
-  // rather than two.
+  // Virtual time: a granted entity pushes its outgoing batches into the
+  // destinations' inboxes, writes its window report into its own slots, then
+  // counts itself off `outstanding`; the last one wakes the conductor. The
+  // atomic's acquire/release orders the batches and slots before the next
+  // grants, so a window costs one CAF message per granted entity: the grant,
+  // which hands it every envelope due to it.
+  std::unique_ptr<inbox[]> inboxes;
   std::atomic<std::size_t> outstanding{0};
   std::vector<std::int64_t> next_ns;
   std::vector<std::uint64_t> processed;
@@ -66,17 +104,16 @@ public:
   void post(entity_id hop, protocol::envelope&& e) override {
     auto& slot = slot_for(hop);
     slot.first_ns = std::min(slot.first_ns, e.deliver_ns);
-    slot.envs.push_back(std::move(e));
+    slot.batch->envs.push_back(std::move(e));
   }
 
-  /// Sends each destination its batch and records in `notes` what went where.
-  template <class Self>
-  void flush(Self* self, entity_id from, const std::vector<caf::actor>& directory,
-             std::vector<batch_note>& notes) {
+  /// Hands each destination its batch and records in `notes` what went where.
+  void flush(entity_id from, inbox* inboxes, std::vector<batch_note>& notes) {
     notes.clear();
     for (auto& s : slots_) {
       notes.push_back({s.dst, s.first_ns});
-      self->send(directory[s.dst], from, std::move(s.envs));
+      s.batch->from = from;
+      inboxes[s.dst].push(s.batch.release());
     }
     slots_.clear();
     index_.clear();
@@ -86,7 +123,7 @@ private:
   struct slot {
     entity_id dst;
     std::int64_t first_ns;
-    envelope_batch envs;
+    std::unique_ptr<batch_node> batch;
   };
 
   slot& slot_for(entity_id dst) {
@@ -104,7 +141,9 @@ private:
         return slots_[it->second];
       index_.emplace(dst, slots_.size());
     }
-    slots_.push_back({dst, std::numeric_limits<std::int64_t>::max(), {}});
+    slots_.push_back(
+      {dst, std::numeric_limits<std::int64_t>::max(), std::make_unique<batch_node>()});
+    slots_.back().batch->envs.reserve(4);
     return slots_.back();
   }
 
@@ -130,18 +169,15 @@ public:
         driver::start(*e_);
         report(0);
       },
-      [this](grant_atom, std::int64_t window_end, std::uint64_t expected) {
-        window_end_ = window_end;
-        expected_ = expected;
-        granted_ = true;
-        try_run();
-      },
-      [this](entity_id from, envelope_batch& batch) {
-        for (auto& env : batch)
-          driver::push(*e_, from, std::move(env));
-        ++received_;
-        if (granted_)
-          try_run();
+      [this](grant_atom, std::int64_t window_end) {
+        for (auto* b = shared_->inboxes[id_].take_all(); b != nullptr;) {
+          for (auto& env : b->envs)
+            driver::push(*e_, b->from, std::move(env));
+          auto* next = b->next;
+          delete b;
+          b = next;
+        }
+        report(driver::run_until(*e_, vtime::from_ns(window_end)));
       },
       [this](finish_atom) {
         driver::clear(*e_);
@@ -152,18 +188,8 @@ public:
   }
 
 private:
-  void try_run() {
-    // Batches sent to us in earlier windows may still be in flight (CAF orders
-    // messages per sender only); wait for all of them before processing.
-    if (received_ < expected_)
-      return;
-    granted_ = false;
-    auto n = driver::run_until(*e_, vtime::from_ns(window_end_));
-    report(n);
-  }
-
   void report(std::uint64_t processed) {
-    out_.flush(this, id_, shared_->directory, shared_->notes[id_]);
+    out_.flush(id_, shared_->inboxes.get(), shared_->notes[id_]);
     shared_->next_ns[id_] = driver::next_time(*e_).ns();
     shared_->processed[id_] = processed;
     if (shared_->outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1)
@@ -175,18 +201,13 @@ private:
   run_shared* shared_;
   caf::actor conductor_;
   batching_outbox out_;
-  std::int64_t window_end_ = 0;
-  std::uint64_t expected_ = 0;
-  std::uint64_t received_ = 0;
-  bool granted_ = false;
 };
 
 /// Grants windows and detects their end (DESIGN.md, The virtual-time kernel).
 class conductor_actor final : public caf::event_based_actor {
 public:
   conductor_actor(caf::actor_config& cfg, run_shared* shared, std::size_t n)
-    : caf::event_based_actor(cfg), shared_(shared), next_(n, vtime::never().ns()),
-      expected_(n, 0) {
+    : caf::event_based_actor(cfg), shared_(shared), next_(n, vtime::never().ns()) {
   }
 
   caf::behavior make_behavior() override {
@@ -230,7 +251,6 @@ private:
     // report, so a report cannot hide an envelope another entity sent it.
     for (auto id : granted_)
       for (const auto& n : shared_->notes[id]) {
-        ++expected_[n.dst];
         if (n.first_ns < next_[n.dst]) {
           next_[n.dst] = n.first_ns;
           queue_.push({n.first_ns, n.dst});
@@ -267,7 +287,7 @@ private:
     // Count first: a granted entity may report before the last grant is sent.
     shared_->outstanding.store(granted_.size(), std::memory_order_release);
     for (auto id : granted_)
-      send(shared_->directory[id], grant_atom::value, window_end, expected_[id]);
+      send(shared_->directory[id], grant_atom::value, window_end);
   }
 
   void finish(bool interrupted) {
@@ -291,7 +311,6 @@ private:
 
   run_shared* shared_;
   std::vector<std::int64_t> next_;
-  std::vector<std::uint64_t> expected_;
   std::priority_queue<item, std::vector<item>, std::greater<item>> queue_;
   std::vector<entity_id> granted_;
   std::size_t outstanding_ = 0;
@@ -451,6 +470,7 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
     shared.next_ns.assign(n, vtime::never().ns());
     shared.processed.assign(n, 0);
     shared.notes.resize(n);
+    shared.inboxes = std::make_unique<inbox[]>(n);
   }
 
   const auto rss_before = current_rss_bytes();

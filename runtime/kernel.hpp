@@ -2,15 +2,18 @@
 /// virtual time or paced real time.
 ///
 /// Virtual time (DESIGN.md, The virtual-time kernel): a conductor actor grants
-/// windows `[T, T+L)` of the lookahead `L` to the entities with due events;
-/// each processes them in `(time, source, sequence)` order and sends, per
-/// destination, one CAF message holding every envelope it produced for it in
-/// the window, straight to the destination's actor. It then reports done with
-/// its next event time and, per destination, the earliest delivery time it
-/// sent. The conductor counts the batches sent to each entity; a grant carries
-/// that count and the entity processes nothing until it has received that many
-/// (the sent/received count, checked where it matters). The next `T` is the
-/// smallest next-event time anywhere, so idle stretches are skipped.
+/// windows `[T, T+L)` of the lookahead `L` to the entities with due events,
+/// and only to them; each processes its events in `(time, source, sequence)`
+/// order. Every envelope it produces is due at `T+L` or later, so it cannot
+/// belong to the current window: the sender gathers them per destination and,
+/// at the end of its window, hands each destination one batch, pushed straight
+/// into that entity's inbox (in-process shared memory). It then reports its
+/// next event time and, per destination, the earliest delivery it sent, and
+/// counts itself off the window. When the count reaches zero every envelope
+/// of the window has arrived (sent == received by construction) and the
+/// conductor starts the next window at the smallest next-event time anywhere,
+/// so idle stretches are skipped. The grant is the one CAF message an entity
+/// gets per window, and it carries every envelope due to it.
 ///
 /// Real time: every send becomes a CAF delayed send of `latency * dilation`;
 /// lateness (actual minus intended wall-clock delivery) is recorded.

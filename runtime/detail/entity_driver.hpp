@@ -33,7 +33,7 @@ public:
   static void clear(entity& e);
 
 private:
-  static void dispatch(entity& e, const entity::pending& p);
+  static void dispatch(entity& e, entity::pending& p);
 };
 
 } // namespace satemu::runtime::detail

@@ -44,7 +44,7 @@ protected:
     if (start)
       start(*this);
   }
-  void on_envelope(const protocol::envelope& e) override {
+  void on_envelope(protocol::envelope& e) override {
     note();
     arrivals.push_back({now().ns(), e.src, e.seq, e.send_ns, e.deliver_ns, e.hops});
     if (receive)
