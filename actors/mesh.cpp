@@ -10,6 +10,13 @@ namespace satemu::actors {
 
 using runtime::duration;
 
+const mesh_entity::counter_ids mesh_entity::ids_ = {
+  runtime::register_counter("mesh.messages_sent"),
+  runtime::register_counter("mesh.messages_delivered"),
+  runtime::register_counter("mesh.messages_forwarded"),
+  runtime::register_counter("mesh.malformed"),
+};
+
 mesh_entity::mesh_entity(std::shared_ptr<const mesh_graph> graph, const mesh_config* cfg)
   : graph_(std::move(graph)), cfg_(cfg) {
 }
@@ -33,7 +40,8 @@ void mesh_entity::on_timer(std::uint64_t) {
   m.origin = id();
   m.target = target;
   m.created_ns = now().ns();
-  m.id = sent_++;
+  m.id = sent();
+  count(ids_.sent);
   m.body_bytes = cfg_->payload_bytes;
   route(target, nullptr, protocol::encode_mesh(m));
   schedule_next();
@@ -42,16 +50,16 @@ void mesh_entity::on_timer(std::uint64_t) {
 void mesh_entity::on_envelope(protocol::envelope& e) {
   // Routers read the header only; the destination decodes the message.
   if (e.dst != id()) {
-    ++forwarded_;
+    count(ids_.forwarded);
     route(e.dst, &e, {});
     return;
   }
   auto msg = protocol::decode_mesh(e.body);
   if (!msg.ok() || msg->target != id()) {
-    ++malformed_;
+    count(ids_.malformed);
     return;
   }
-  ++delivered_;
+  count(ids_.delivered);
   latency_.record(now().ns() - msg->created_ns);
   hops_.record(e.hops + 1);
 }

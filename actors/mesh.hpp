@@ -28,10 +28,10 @@ class mesh_entity final : public runtime::entity {
 public:
   mesh_entity(std::shared_ptr<const mesh_graph> graph, const mesh_config* cfg);
 
-  std::uint64_t sent() const { return sent_; }
-  std::uint64_t delivered() const { return delivered_; }
-  std::uint64_t forwarded() const { return forwarded_; }
-  std::uint64_t malformed() const { return malformed_; }
+  std::uint64_t sent() const { return counter(ids_.sent); }
+  std::uint64_t delivered() const { return counter(ids_.delivered); }
+  std::uint64_t forwarded() const { return counter(ids_.forwarded); }
+  std::uint64_t malformed() const { return counter(ids_.malformed); }
   /// End-to-end latency of messages delivered here [ns].
   const runtime::histogram& latency() const { return latency_; }
   /// Hops of messages delivered here.
@@ -46,12 +46,14 @@ private:
   void schedule_next();
   void route(std::uint32_t target, protocol::envelope* in, protocol::payload_ptr fresh);
 
+  /// Metric counters of the mesh workload.
+  struct counter_ids {
+    runtime::counter_id sent, delivered, forwarded, malformed;
+  };
+  static const counter_ids ids_;
+
   std::shared_ptr<const mesh_graph> graph_;
   const mesh_config* cfg_;
-  std::uint64_t sent_ = 0;
-  std::uint64_t delivered_ = 0;
-  std::uint64_t forwarded_ = 0;
-  std::uint64_t malformed_ = 0;
   runtime::histogram latency_;
   runtime::histogram hops_;
 };

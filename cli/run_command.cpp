@@ -173,6 +173,7 @@ int run_command(const run_args& a) {
     j["dilation"] = opts.dilation;
     j["lateness_ns"] = percentiles_ns(r.lateness_ns);
   }
+  j["counters"] = r.counters;
   j["metrics"] = work.metrics(r);
 
   absl::Status st = out->write("scenario.resolved.yaml", sc->resolved_yaml());

@@ -3,10 +3,41 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
 #include "runtime/detail/entity_driver.hpp"
 
 namespace satemu::runtime {
+
+namespace {
+
+struct counter_registry {
+  std::mutex mu;
+  std::vector<std::string> names;
+};
+
+counter_registry& counters_registry() {
+  static counter_registry r;
+  return r;
+}
+
+} // namespace
+
+counter_id register_counter(std::string_view name) {
+  auto& r = counters_registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  for (std::size_t i = 0; i < r.names.size(); ++i)
+    if (r.names[i] == name)
+      return static_cast<counter_id>(i);
+  r.names.emplace_back(name);
+  return static_cast<counter_id>(r.names.size() - 1);
+}
+
+std::vector<std::string> counter_names() {
+  auto& r = counters_registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return r.names;
+}
 
 entity::~entity() = default;
 

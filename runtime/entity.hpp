@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/envelope.hpp"
@@ -20,6 +22,16 @@
 namespace satemu::runtime {
 
 using entity_id = std::uint32_t;
+
+/// Identifies a named metric counter; the same name gives the same id
+/// everywhere in the process.
+using counter_id = std::uint32_t;
+
+/// The id of counter `name`, registering it on first use (thread-safe; call
+/// it while building a workload, not per event).
+counter_id register_counter(std::string_view name);
+/// Every registered counter's name, indexed by id.
+std::vector<std::string> counter_names();
 
 namespace detail {
 class entity_driver;
@@ -63,6 +75,13 @@ public:
   std::uint64_t envelopes() const { return envelopes_; }
   /// Hash over this entity's processed events in processing order.
   std::uint64_t fingerprint() const { return fingerprint_; }
+  /// Value of metric counter `id` (0 if never counted here).
+  std::uint64_t counter(counter_id id) const {
+    return id < counters_.size() ? counters_[id] : 0;
+  }
+  /// Every counter of this entity, indexed by id (may be shorter than the
+  /// registry: missing ones are 0).
+  const std::vector<std::uint64_t>& counters() const { return counters_; }
 
 protected:
   /// Sends a new message to `dst`, delivered at `now() + latency`.
@@ -79,6 +98,13 @@ protected:
   void schedule(duration delay, std::uint64_t tag);
   /// This entity's random stream.
   rng& random() { return rng_; }
+  /// Adds `n` to this entity's metric counter `id`; the kernel sums every
+  /// entity's counters into the run's (summary.json `counters`).
+  void count(counter_id id, std::uint64_t n = 1) {
+    if (id >= counters_.size())
+      counters_.resize(id + 1, 0);
+    counters_[id] += n;
+  }
 
   /// Called once at time zero, before any other event.
   virtual void on_start() {}
@@ -124,6 +150,7 @@ private:
   std::vector<trace_record>* trace_ = nullptr;
   rng rng_;
   std::vector<pending> heap_;
+  std::vector<std::uint64_t> counters_;
 };
 
 } // namespace satemu::runtime

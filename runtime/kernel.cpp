@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "caf/all.hpp"
+#include "protocol/caf_types.hpp"
 #include "runtime/detail/entity_driver.hpp"
 #include "runtime/output.hpp"
 
@@ -455,6 +456,7 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   // between steals (2 threads ran 3x slower than 1). A shared queue wakes
   // them at once.
   cfg.set("scheduler.policy", caf::atom("sharing"));
+  protocol::register_protocol_types(cfg);
   caf::actor_system sys{cfg};
 
   run_shared shared;
@@ -538,6 +540,17 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   sys.await_all_actors_done();
 
   result.fingerprint = combine_fingerprints(entities);
+  std::vector<std::uint64_t> sums;
+  for (const auto& e : entities) {
+    const auto& c = e->counters();
+    if (c.size() > sums.size())
+      sums.resize(c.size(), 0);
+    for (std::size_t i = 0; i < c.size(); ++i)
+      sums[i] += c[i];
+  }
+  const auto names = counter_names();
+  for (std::size_t i = 0; i < sums.size(); ++i)
+    result.counters[names[i]] = sums[i];
   result.envelopes = 0;
   for (const auto& e : entities)
     result.envelopes += e->envelopes();

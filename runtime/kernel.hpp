@@ -22,6 +22,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -77,6 +79,8 @@ struct run_result {
   /// right after (all idle) [bytes].
   std::uint64_t rss_before_spawn_bytes = 0;
   std::uint64_t rss_after_spawn_bytes = 0;
+  /// Every entity's metric counters, summed, by name (sorted).
+  std::map<std::string, std::uint64_t> counters;
   /// Real time only: lateness of each delivered event [ns].
   histogram lateness_ns;
   /// With `trace`: every processed event, sorted by (time, entity, source, sequence).
