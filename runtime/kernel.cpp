@@ -99,6 +99,15 @@ struct run_shared {
   std::promise<run_result> done;
 };
 
+/// Asks every entity actor to finish (each answers `finished` and quits);
+/// returns how many answers to wait for.
+template <class Self>
+std::size_t ask_entities_to_finish(Self* self, const run_shared& shared) {
+  for (auto& a : shared.directory)
+    self->send(a, finish_atom::value);
+  return shared.directory.size();
+}
+
 /// Collects a window's outgoing envelopes per destination.
 class batching_outbox final : public outbox {
 public:
@@ -293,9 +302,7 @@ private:
 
   void finish(bool interrupted) {
     interrupted_ = interrupted;
-    outstanding_ = shared_->directory.size();
-    for (auto& a : shared_->directory)
-      send(a, finish_atom::value);
+    outstanding_ = ask_entities_to_finish(this, *shared_);
     if (outstanding_ == 0)
       deliver();
   }
@@ -399,9 +406,7 @@ public:
       [this](finish_atom, std::int64_t reached, bool interrupted) {
         reached_ = reached;
         interrupted_ = interrupted;
-        outstanding_ = shared_->directory.size();
-        for (auto& a : shared_->directory)
-          send(a, finish_atom::value);
+        outstanding_ = ask_entities_to_finish(this, *shared_);
         if (outstanding_ == 0)
           deliver();
       },

@@ -266,7 +266,15 @@ TEST(Kernel, StopFlagEndsTheRunAsInterrupted) {
   EXPECT_LT(r.reached, opts.end);
 }
 
-TEST(KernelRealTime, FiveMillisecondHopIsNeverEarly) {
+/// One 5 ms hop at time zero in real time; wall-clock send and arrival.
+struct realtime_hop {
+  std::chrono::steady_clock::duration wall_latency;
+  std::int64_t arrival_ns;
+  std::size_t arrivals;
+  run_result result;
+};
+
+realtime_hop run_realtime_hop(double dilation, duration end) {
   using clock = std::chrono::steady_clock;
   auto w = make_world(2);
   clock::time_point sent_at{}, arrived_at{};
@@ -277,34 +285,28 @@ TEST(KernelRealTime, FiveMillisecondHopIsNeverEarly) {
   at(w, 1).receive = [&](probe&, const protocol::envelope&) { arrived_at = clock::now(); };
   run_options o;
   o.mode = clock_mode::real_time;
-  o.dilation = 1.0;
-  o.end = vtime::zero() + milliseconds(50);
+  o.dilation = dilation;
+  o.end = vtime::zero() + end;
   o.threads = 2;
   auto r = run(w, o);
-  ASSERT_EQ(at(w, 1).arrivals.size(), 1u);
-  EXPECT_EQ(at(w, 1).arrivals[0].now_ns, milliseconds(5).ns());
-  EXPECT_GE(arrived_at - sent_at, std::chrono::milliseconds(5));
-  ASSERT_EQ(r.lateness_ns.count(), 1u);
-  EXPECT_GE(r.lateness_ns.min(), 0);
+  const auto& arr = at(w, 1).arrivals;
+  return {arrived_at - sent_at, arr.empty() ? -1 : arr[0].now_ns, arr.size(), std::move(r)};
+}
+
+TEST(KernelRealTime, FiveMillisecondHopIsNeverEarly) {
+  auto hop = run_realtime_hop(1.0, milliseconds(50));
+  ASSERT_EQ(hop.arrivals, 1u);
+  EXPECT_EQ(hop.arrival_ns, milliseconds(5).ns());
+  EXPECT_GE(hop.wall_latency, std::chrono::milliseconds(5));
+  ASSERT_EQ(hop.result.lateness_ns.count(), 1u);
+  EXPECT_GE(hop.result.lateness_ns.min(), 0);
 }
 
 TEST(KernelRealTime, DilationStretchesWallTime) {
-  using clock = std::chrono::steady_clock;
-  auto w = make_world(2);
-  clock::time_point sent_at{}, arrived_at{};
-  at(w, 0).start = [&](probe& p) {
-    sent_at = clock::now();
-    p.send(1, milliseconds(5), protocol::kind::mesh, {});
-  };
-  at(w, 1).receive = [&](probe&, const protocol::envelope&) { arrived_at = clock::now(); };
-  run_options o;
-  o.mode = clock_mode::real_time;
-  o.dilation = 4.0;
-  o.end = vtime::zero() + milliseconds(10);
-  auto r = run(w, o);
-  ASSERT_EQ(at(w, 1).arrivals.size(), 1u);
-  EXPECT_GE(arrived_at - sent_at, std::chrono::milliseconds(20));
-  EXPECT_GE(r.wall_seconds, 0.040);
+  auto hop = run_realtime_hop(4.0, milliseconds(10));
+  ASSERT_EQ(hop.arrivals, 1u);
+  EXPECT_GE(hop.wall_latency, std::chrono::milliseconds(20));
+  EXPECT_GE(hop.result.wall_seconds, 0.040);
 }
 
 } // namespace
