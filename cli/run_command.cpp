@@ -56,6 +56,17 @@ absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* 
   return runtime::load_scenario_file(file, overrides);
 }
 
+/// A workload's error names the key it is about first ("workload.x: ...");
+/// point at where the scenario gave that key.
+absl::Status locate(const runtime::scenario& sc, const absl::Status& st) {
+  const std::string msg(st.message());
+  const auto colon = msg.find(": ");
+  std::string where = sc.source_name();
+  if (colon != std::string::npos && sc.has(msg.substr(0, colon)))
+    where = sc.where(msg.substr(0, colon));
+  return absl::Status(st.code(), absl::StrCat(where, ": ", msg));
+}
+
 std::string hex64(std::uint64_t v) { return absl::StrFormat("%016x", v); }
 
 nlohmann::json percentiles_ns(const runtime::histogram& h) {
@@ -91,8 +102,7 @@ int validate_command(const std::string& file, const std::vector<std::string>& se
   // Building the workload checks what single keys cannot (e.g. min <= max).
   auto w = actors::make_workload(*sc);
   if (!w.ok())
-    return report_error(absl::InvalidArgumentError(
-      absl::StrCat(sc->source_name(), ": ", w.status().message())));
+    return report_error(locate(*sc, w.status()));
   std::printf("%s: ok (workload %s, %s emulated, lookahead %s)\n", file.c_str(),
               sc->get_string("workload.kind").c_str(),
               runtime::to_string(sc->get_duration("duration")).c_str(),
@@ -106,8 +116,7 @@ int run_command(const run_args& a) {
     return report_error(sc.status());
   auto built = actors::make_workload(*sc);
   if (!built.ok())
-    return report_error(absl::InvalidArgumentError(
-      absl::StrCat(sc->source_name(), ": ", built.status().message())));
+    return report_error(locate(*sc, built.status()));
   auto& work = **built;
 
   std::string dir = sc->get_string("output.dir");

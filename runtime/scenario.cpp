@@ -39,6 +39,7 @@ struct rnode {
   value_variant value;
   std::vector<std::string> names;  // map field names, schema order
   std::vector<rnode> children;     // map fields (parallel to names) or list items
+  std::string location;            // "file:line:col" where the value was given; "" = default
 };
 
 std::string join_path(const std::string& path, std::string_view name) {
@@ -128,6 +129,7 @@ private:
 
   absl::Status value(const YAML::Node& n, const YAML::Mark& key_mark, const key_spec& spec,
                      const std::string& path, rnode& out) {
+    out.location = location(path, value_mark(n, key_mark));
     switch (spec.type) {
       case value_type::map:
         if (n.IsDefined() && !n.IsNull() && !n.IsMap()) {
@@ -652,6 +654,13 @@ std::size_t scenario::list_size(std::string_view path) const {
 }
 const std::string& scenario::resolved_yaml() const { return impl_->resolved; }
 const std::string& scenario::source_name() const { return impl_->source_name; }
+
+std::string scenario::where(std::string_view path) const {
+  const rnode* n = impl_->find(path);
+  if (n == nullptr || n->location.empty())
+    return impl_->source_name;
+  return n->location;
+}
 
 absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string source_name,
                                             const std::vector<std::string>& overrides) {

@@ -65,6 +65,11 @@ public:
   /// The file path (or the name given to load_scenario_text).
   const std::string& source_name() const;
 
+  /// Where the value at `path` was given, as "file:line:col" (or the
+  /// `--set` override that gave it); just the file when it is a default.
+  /// For errors that only the combination of several keys reveals.
+  std::string where(std::string_view path) const;
+
   struct impl;
 
 private:
