@@ -1,0 +1,151 @@
+/// satemu topology epochs: who can talk to whom at one instant, and the
+/// shortest-delay routes through it.
+///
+/// A builder of worlds (CONVENTIONS.md, Shape): it takes positions and
+/// rules and returns an immutable `topology_snapshot`; the topology service
+/// of a run makes one per `update_interval` and every satellite reads it.
+///
+/// Nodes are numbered satellites first (0 .. S-1, in the constellation's
+/// flat order), then ground points (S .. S+G-1). Links are undirected and
+/// stored in both directions.
+///
+/// Rules (DESIGN.md, Space segment):
+/// - ISLs come from candidate pairs (+Grid: the next satellite of the same
+///   plane and the neighbour in the next plane, so every satellite has up to
+///   two of each); a candidate is a link while its segment stays above
+///   `min_line_of_sight_altitude_m` (80 km) and is at most `max_range_m`
+///   long, and, for inter-plane links, while neither end is above
+///   `inter_plane_max_latitude_deg` (geocentric latitude).
+/// - Each ground point links to one serving satellite among those at or
+///   above `min_elevation_deg`, chosen by the association policy; a change of
+///   serving satellite between epochs is a handover.
+/// - Ground points are endpoints only: routes never pass through them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/frames.hpp"
+
+namespace satemu::runtime {
+
+class walker_constellation;
+
+enum class association_policy { highest_elevation, nearest, stay_until_lost };
+
+struct isl_rules {
+  /// Inter-plane links are off while either end is above this |latitude| [deg].
+  double inter_plane_max_latitude_deg = 75;
+  /// Lowest altitude the line of sight may pass at [m].
+  double min_line_of_sight_altitude_m = 80e3;
+  /// Longest link [m].
+  double max_range_m = 5'000e3;
+};
+
+struct gsl_rules {
+  /// Lowest elevation a serving satellite may have [deg].
+  double min_elevation_deg = 25;
+  association_policy policy = association_policy::highest_elevation;
+};
+
+/// A pair of satellites that may be linked.
+struct isl_candidate {
+  std::uint32_t a = 0;
+  std::uint32_t b = 0;
+  bool inter_plane = false;
+};
+
+/// +Grid candidates of a Walker constellation: (k, in-plane next) and
+/// (k, inter-plane next) for every satellite k, each pair once.
+std::vector<isl_candidate> plus_grid_candidates(const walker_constellation& c);
+
+enum class link_kind : std::uint8_t { isl_intra_plane, isl_inter_plane, ground };
+
+/// A change of serving satellite.
+struct handover {
+  std::uint32_t ground = 0; ///< ground index (0 .. G-1)
+  std::int32_t from = -1;   ///< previous satellite, -1 = none
+  std::int32_t to = -1;     ///< new satellite, -1 = none (lost)
+};
+
+/// The network at one instant. Immutable once built.
+struct topology_snapshot {
+  double t_s = 0;
+  std::size_t satellites = 0;
+  std::size_t grounds = 0;
+  /// Earth-fixed positions [m], satellites then ground points.
+  std::vector<vec3> position_m;
+  /// Compressed rows: the links of node n are [offsets[n], offsets[n+1]).
+  std::vector<std::uint32_t> offsets;
+  std::vector<std::uint32_t> neighbour;
+  std::vector<double> length_m;
+  std::vector<link_kind> kind;
+  /// Per ground point: its serving satellite, -1 when none is visible.
+  std::vector<std::int32_t> serving;
+  /// Serving changes against the previous snapshot.
+  std::vector<handover> handovers;
+  std::size_t isl_links = 0;
+
+  std::size_t nodes() const { return satellites + grounds; }
+  std::uint32_t ground_node(std::size_t g) const { return static_cast<std::uint32_t>(satellites + g); }
+  /// Length of the link u-v [m], or nullopt when there is none.
+  std::optional<double> link_length_m(std::uint32_t u, std::uint32_t v) const;
+};
+
+/// A ground point: where it is and its local horizon.
+struct ground_point {
+  std::string name;
+  geodetic where;
+  vec3 ecef_m;
+  enu_frame horizon;
+  static ground_point at(std::string name, const geodetic& g);
+};
+
+/// Builds the snapshot for satellites at `sat_ecef_m`. `previous` (the last
+/// epoch's snapshot, or null) drives stay-until-lost and handovers.
+topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
+                                 const std::vector<isl_candidate>& candidates,
+                                 const std::vector<ground_point>& grounds, const isl_rules& isl,
+                                 const gsl_rules& gsl, const topology_snapshot* previous);
+
+enum class route_metric { delay, hops };
+
+/// Shortest routes from every node to one destination.
+struct route_tree {
+  static constexpr std::uint32_t none = 0xffffffffu;
+  std::uint32_t destination = 0;
+  /// Next node from n towards the destination; `none` if unreachable (and
+  /// for the destination itself).
+  std::vector<std::uint32_t> next;
+  /// Path length from n [m] (propagation delay = length / c); +inf if unreachable.
+  std::vector<double> length_m;
+  /// Hops from n.
+  std::vector<std::uint16_t> hops;
+};
+
+/// Dijkstra from `destination` over the snapshot's links; ties break towards
+/// the lower node id, so the tree is the same on every run. Ground points
+/// other than the destination are not expanded (no transit through them).
+route_tree shortest_path_tree(const topology_snapshot& s, std::uint32_t destination,
+                              route_metric metric = route_metric::delay);
+
+/// Per-destination trees of one snapshot, computed on first use and kept for
+/// the epoch. Safe to share between threads.
+class route_cache {
+public:
+  route_cache(std::shared_ptr<const topology_snapshot> s, route_metric metric);
+  const route_tree& to(std::uint32_t destination) const;
+  const topology_snapshot& snapshot() const { return *snapshot_; }
+
+private:
+  std::shared_ptr<const topology_snapshot> snapshot_;
+  route_metric metric_;
+  mutable std::mutex mu_;
+  mutable std::vector<std::unique_ptr<route_tree>> trees_;
+};
+
+} // namespace satemu::runtime

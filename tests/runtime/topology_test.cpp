@@ -1,0 +1,204 @@
+// Topology epochs and routing: +Grid rules, ground association, and
+// shortest paths against an independent brute force.
+#include "runtime/topology.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "runtime/constants.hpp"
+#include "runtime/walker.hpp"
+
+namespace satemu::runtime {
+namespace {
+
+walker_constellation grid(int planes, int sats, double inclination_deg = 53) {
+  auto c = walker_constellation::make({{planes, sats, 550e3, inclination_deg, 1, 360}});
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *c;
+}
+
+topology_snapshot snapshot_of(const walker_constellation& c, double t_s,
+                              const std::vector<ground_point>& grounds, isl_rules isl = {},
+                              gsl_rules gsl = {}, const topology_snapshot* previous = nullptr) {
+  return build_snapshot(t_s, c.ecef_all(t_s, 0.0), plus_grid_candidates(c), grounds, isl, gsl,
+                        previous);
+}
+
+TEST(Topology, PlusGridHasTwoCandidatesPerSatellite) {
+  auto c = grid(5, 19);
+  auto cand = plus_grid_candidates(c);
+  EXPECT_EQ(cand.size(), 2u * 95u);
+  std::vector<int> degree(c.size(), 0);
+  for (const auto& e : cand) {
+    EXPECT_NE(e.a, e.b);
+    ++degree[e.a];
+    ++degree[e.b];
+  }
+  for (int d : degree)
+    EXPECT_EQ(d, 4);
+}
+
+TEST(Topology, LinksObeyRangeLatitudeAndLineOfSight) {
+  // 12x12 at 550 km: in-plane neighbours are 2a sin(15 deg) = 3,570 km
+  // apart, inter-plane ones at most ~3,800 km, and a 53-deg shell never
+  // passes 75 deg latitude, so all 288 +Grid candidates are links.
+  auto c = grid(12, 12);
+  auto all = snapshot_of(c, 0, {});
+  EXPECT_EQ(all.isl_links, 288u);
+  const double chord = in_plane_neighbour_distance_m(c.shells()[0]);
+  for (std::size_t i = 0; i < all.neighbour.size(); ++i) {
+    EXPECT_LE(all.length_m[i], 4'000e3);
+    if (all.kind[i] == link_kind::isl_intra_plane) {
+      EXPECT_NEAR(all.length_m[i], chord, 1e-3);
+    }
+  }
+  // 6 planes: the inter-plane links near the equator are 2a sin(30 deg) =
+  // 6,900 km long, beyond the 5,000 km default range.
+  auto sparse = snapshot_of(grid(6, 10), 0, {});
+  EXPECT_LT(sparse.isl_links, 120u);
+  EXPECT_GT(sparse.isl_links, 60u);
+
+  isl_rules short_range;
+  short_range.max_range_m = 1'000e3; // below both neighbour distances
+  EXPECT_EQ(snapshot_of(c, 0, {}, short_range).isl_links, 0u);
+
+  isl_rules no_inter;
+  no_inter.inter_plane_max_latitude_deg = 0; // every inter-plane link is off
+  auto s = snapshot_of(c, 0, {}, no_inter);
+  EXPECT_EQ(s.isl_links, 144u);
+  for (auto k : s.kind)
+    EXPECT_NE(k, link_kind::isl_inter_plane);
+
+  // Two satellites on opposite sides of the Earth: in range, but the line of
+  // sight goes through the planet.
+  const double a = wgs84_equatorial_radius_m + 550e3;
+  isl_rules far;
+  far.max_range_m = 3 * a;
+  auto blocked = build_snapshot(0, {{a, 0, 0}, {-a, 0, 0}}, {{0, 1, false}}, {}, far, {}, nullptr);
+  EXPECT_EQ(blocked.isl_links, 0u);
+  auto clear = build_snapshot(0, {{a, 0, 0}, {a * std::cos(0.1), a * std::sin(0.1), 0}},
+                              {{0, 1, false}}, {}, far, {}, nullptr);
+  EXPECT_EQ(clear.isl_links, 1u);
+}
+
+TEST(Topology, GroundPointUnderASatelliteIsServedByIt) {
+  auto c = grid(6, 10);
+  const auto pos = c.ecef_all(0, 0.0);
+  const auto sub = ecef_to_geodetic(pos[17]);
+  auto g = ground_point::at("below", {sub.lat_deg, sub.lon_deg, 0});
+  auto s = snapshot_of(c, 0, {g});
+  ASSERT_EQ(s.serving.size(), 1u);
+  EXPECT_EQ(s.serving[0], 17);
+  EXPECT_NEAR(s.link_length_m(17, s.ground_node(0)).value(), sub.alt_m, 1e-3);
+
+  gsl_rules impossible;
+  impossible.min_elevation_deg = 90.0 - 1e-9;
+  auto none = snapshot_of(c, 0, {ground_point::at("far", {sub.lat_deg + 5, sub.lon_deg, 0})}, {},
+                          impossible);
+  EXPECT_EQ(none.serving[0], -1);
+}
+
+TEST(Topology, HandoversAndStayUntilLost) {
+  // Dense enough that several satellites are visible at once.
+  auto c = grid(22, 22);
+  auto g = ground_point::at("gs", {10, 20, 0});
+  gsl_rules best;
+  best.min_elevation_deg = 10;
+  gsl_rules stay = best;
+  stay.policy = association_policy::stay_until_lost;
+  auto first = snapshot_of(c, 0, {g}, {}, best);
+  std::size_t served = 0;
+  // Over 20 minutes the highest-elevation choice must change; stay-until-lost
+  // keeps a satellite until it sinks below the minimum elevation.
+  std::size_t best_changes = 0, stay_changes = 0;
+  auto prev_best = first, prev_stay = first;
+  for (int i = 1; i <= 120; ++i) {
+    auto nb = snapshot_of(c, 10.0 * i, {g}, {}, best, &prev_best);
+    auto ns = snapshot_of(c, 10.0 * i, {g}, {}, stay, &prev_stay);
+    served += nb.serving[0] >= 0 ? 1 : 0;
+    best_changes += nb.handovers.size();
+    stay_changes += ns.handovers.size();
+    for (const auto& h : ns.handovers)
+      if (h.from >= 0) { // a kept satellite was dropped only when it was lost
+        const double el =
+          elevation_rad(g.horizon, ns.position_m[static_cast<std::size_t>(h.from)]);
+        EXPECT_LT(el, stay.min_elevation_deg * radians_per_degree + 1e-12);
+      }
+    prev_best = std::move(nb);
+    prev_stay = std::move(ns);
+  }
+  EXPECT_GT(served, 60u);
+  EXPECT_GT(best_changes, 0u);
+  EXPECT_LT(stay_changes, best_changes);
+}
+
+/// Floyd-Warshall over the snapshot's links, ground points allowed only as
+/// the first or last node of a path.
+std::vector<std::vector<double>> brute_force(const topology_snapshot& s, bool hops) {
+  const auto n = s.nodes();
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> d(n, std::vector<double>(n, inf));
+  for (std::size_t u = 0; u < n; ++u) {
+    d[u][u] = 0;
+    for (auto i = s.offsets[u]; i < s.offsets[u + 1]; ++i)
+      d[u][s.neighbour[i]] = std::min(d[u][s.neighbour[i]], hops ? 1.0 : s.length_m[i]);
+  }
+  for (std::size_t k = 0; k < s.satellites; ++k) // relays: satellites only
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        if (d[i][k] + d[k][j] < d[i][j])
+          d[i][j] = d[i][k] + d[k][j];
+  return d;
+}
+
+TEST(Routing, ShortestPathsMatchBruteForce) {
+  auto c = grid(5, 8);
+  std::vector<ground_point> grounds = {ground_point::at("a", {10, 10, 0}),
+                                       ground_point::at("b", {-20, 100, 0}),
+                                       ground_point::at("c", {40, -60, 0})};
+  gsl_rules gsl;
+  gsl.min_elevation_deg = 10;
+  auto s = snapshot_of(c, 0, grounds, {}, gsl);
+  const auto bf = brute_force(s, false);
+  const auto bf_hops = brute_force(s, true);
+  for (std::uint32_t dst = 0; dst < s.nodes(); ++dst) {
+    auto tree = shortest_path_tree(s, dst, route_metric::delay);
+    auto hop_tree = shortest_path_tree(s, dst, route_metric::hops);
+    for (std::uint32_t u = 0; u < s.nodes(); ++u) {
+      if (std::isinf(bf[u][dst])) {
+        EXPECT_EQ(tree.next[u], route_tree::none);
+        continue;
+      }
+      EXPECT_NEAR(tree.length_m[u], bf[u][dst], 1e-3) << u << "->" << dst;
+      EXPECT_EQ(hop_tree.hops[u], static_cast<std::uint16_t>(bf_hops[u][dst])) << u << "->" << dst;
+      // Following next pointers adds up to the same length, link by link,
+      // and never relays through a ground point.
+      double walked = 0;
+      std::uint32_t hops = 0;
+      for (auto v = u; v != dst; v = tree.next[v]) {
+        if (v != u) {
+          EXPECT_LT(v, s.satellites);
+        }
+        walked += s.link_length_m(v, tree.next[v]).value();
+        ASSERT_LT(++hops, 1000u);
+      }
+      EXPECT_NEAR(walked, bf[u][dst], 1e-3);
+      EXPECT_EQ(hops, tree.hops[u]);
+    }
+  }
+}
+
+TEST(Routing, CacheReturnsTheSameTreeOnce) {
+  auto c = grid(4, 6);
+  auto s = std::make_shared<const topology_snapshot>(snapshot_of(c, 0, {}));
+  route_cache cache(s, route_metric::delay);
+  const auto& t1 = cache.to(3);
+  const auto& t2 = cache.to(3);
+  EXPECT_EQ(&t1, &t2);
+  EXPECT_EQ(t1.next, shortest_path_tree(*s, 3).next);
+}
+
+} // namespace
+} // namespace satemu::runtime
