@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "actors/mesh.hpp"
+#include "actors/ping.hpp"
 
 namespace satemu::actors {
 
@@ -14,7 +15,10 @@ std::map<std::string, std::string> workload::files(const runtime::run_result&) c
 
 void register_workloads() {
   static std::once_flag once;
-  std::call_once(once, [] { mesh_workload::register_kind(); });
+  std::call_once(once, [] {
+    mesh_workload::register_kind();
+    ping_workload::register_kind();
+  });
 }
 
 absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s) {
@@ -24,6 +28,12 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
     if (!cfg.ok())
       return cfg.status();
     auto w = mesh_workload::make(*cfg);
+    if (!w.ok())
+      return w.status();
+    return std::unique_ptr<workload>(std::move(*w));
+  }
+  if (kind == "ping") {
+    auto w = ping_workload::make(s);
     if (!w.ok())
       return w.status();
     return std::unique_ptr<workload>(std::move(*w));

@@ -16,6 +16,8 @@ enum class kind : std::uint16_t {
   timer = 0,
   /// The kernel's own mesh test traffic (protocol/mesh.capnp).
   mesh = 1,
+  /// Ping requests and replies between ground endpoints (protocol/ping.capnp).
+  ping = 2,
 };
 
 /// Stable lower-case name of `k`, or "unknown" for a value this build does not
@@ -26,6 +28,8 @@ constexpr std::string_view to_string(kind k) noexcept {
       return "timer";
     case kind::mesh:
       return "mesh";
+    case kind::ping:
+      return "ping";
   }
   return "unknown";
 }

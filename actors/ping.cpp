@@ -1,0 +1,166 @@
+#include "actors/ping.hpp"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+#include "runtime/histogram.hpp"
+#include "runtime/schema.hpp"
+
+namespace satemu::actors {
+
+using runtime::key_spec;
+
+void ping_workload::register_kind() {
+  register_space_sections();
+  runtime::register_workload_kind(
+    "ping",
+    "Ground stations ping each other over the constellation; every request and reply is "
+    "forwarded hop by hop. Needs the constellation and ground sections.",
+    {
+      key_spec::choice("pattern", {"ring", "all", "pairs"}, "ring",
+                       "Who pings whom: ring = each station the next one in the list; all = "
+                       "every ordered pair; pairs = the `pairs` list"),
+      key_spec::list_of_maps("pairs", "Ping pairs (pattern: pairs)",
+                             {key_spec::text("from", "", "Station that pings").mandatory(),
+                              key_spec::text("to", "", "Station pinged").mandatory()}),
+      key_spec::dur("interval", "1s", "Time between two pings of a pair").above(0),
+      key_spec::dur("start", "0s", "When the first pings leave").at_least(0),
+      key_spec::size("size", "64B", "Filler bytes per ping").at_most(65536),
+    });
+}
+
+absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime::scenario& s) {
+  auto cfg = space_config_from(s);
+  if (!cfg.ok())
+    return cfg.status();
+  const auto g = cfg->grounds.size();
+  if (g < 2)
+    return absl::InvalidArgumentError("ground.stations: ping needs at least two stations");
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < g; ++i)
+    index[cfg->grounds[i].name] = i;
+
+  std::vector<std::vector<std::size_t>> targets(g);
+  const auto pattern = s.get_string("workload.pattern");
+  if (pattern == "ring") {
+    for (std::size_t i = 0; i < g; ++i)
+      targets[i].push_back((i + 1) % g);
+  } else if (pattern == "all") {
+    for (std::size_t i = 0; i < g; ++i)
+      for (std::size_t j = 0; j < g; ++j)
+        if (i != j)
+          targets[i].push_back(j);
+  } else {
+    const auto n = s.list_size("workload.pairs");
+    if (n == 0)
+      return absl::InvalidArgumentError("workload.pairs: pattern 'pairs' needs at least one pair");
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto p = absl::StrCat("workload.pairs.", k, ".");
+      const auto from = s.get_string(p + "from"), to = s.get_string(p + "to");
+      for (const auto& [key, name] : {std::pair{p + "from", from}, std::pair{p + "to", to}})
+        if (index.count(name) == 0)
+          return absl::InvalidArgumentError(
+            absl::StrCat(key, ": no ground station named '", name, "'"));
+      if (from == to)
+        return absl::InvalidArgumentError(absl::StrCat(p + "to", ": a station cannot ping itself"));
+      targets[index[from]].push_back(index[to]);
+    }
+  }
+
+  auto net = space_network::make(std::move(*cfg));
+  if (!net.ok())
+    return net.status();
+  auto w = std::unique_ptr<ping_workload>(new ping_workload());
+  w->net_ = std::move(*net);
+  const auto sats = w->net_->satellites();
+  for (std::size_t k = 0; k < sats; ++k)
+    w->entities_.push_back(std::make_unique<space_node>(w->net_));
+  for (std::size_t i = 0; i < g; ++i) {
+    ping_plan plan;
+    plan.interval = s.get_duration("workload.interval");
+    plan.start = s.get_duration("workload.start");
+    plan.size_bytes = static_cast<std::uint32_t>(s.get_data_size("workload.size").bytes);
+    for (auto t : targets[i])
+      plan.targets.push_back(static_cast<runtime::entity_id>(sats + t));
+    w->entities_.push_back(std::make_unique<space_node>(w->net_, std::move(plan)));
+  }
+  return w;
+}
+
+std::string ping_workload::name_of(runtime::entity_id node) const {
+  const auto sats = net_->satellites();
+  return node >= sats ? net_->config().grounds[node - sats].name : absl::StrCat("sat", node);
+}
+
+nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
+  const auto sats = net_->satellites();
+  std::uint64_t sent = 0, answered = 0, path_changes = 0;
+  runtime::histogram all;
+  nlohmann::json pairs = nlohmann::json::array();
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    const auto& node = ground(g);
+    sent += node.pings_sent();
+    std::map<runtime::entity_id, runtime::histogram> per_target;
+    for (const auto& s : node.samples()) {
+      per_target[s.target].record(s.rtt_ns);
+      all.record(s.rtt_ns);
+      ++answered;
+      path_changes += s.path_changed ? 1 : 0;
+    }
+    for (const auto& [target, h] : per_target) {
+      auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
+      pairs.push_back({{"from", name_of(static_cast<runtime::entity_id>(sats + g))},
+                       {"to", name_of(target)},
+                       {"samples", h.count()},
+                       {"rtt_ms",
+                        {{"mean", h.mean() * 1e-6},
+                         {"p50", ms(h.quantile(0.5))},
+                         {"p90", ms(h.quantile(0.9))},
+                         {"p99", ms(h.quantile(0.99))},
+                         {"min", ms(h.min())},
+                         {"max", ms(h.max())}}}});
+    }
+  }
+  auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
+  nlohmann::json j;
+  j["satellites"] = sats;
+  j["ground_stations"] = net_->grounds();
+  j["lookahead_ns"] = net_->lookahead().ns();
+  j["topology_epochs"] = net_->epochs_built();
+  j["handovers"] = net_->handovers().size();
+  j["pings_sent"] = sent;
+  j["pings_answered"] = answered;
+  j["pings_unanswered"] = sent - answered;
+  j["path_changes"] = path_changes;
+  j["rtt_ms"] = {{"mean", all.mean() * 1e-6},  {"p50", ms(all.quantile(0.5))},
+                 {"p90", ms(all.quantile(0.9))}, {"p99", ms(all.quantile(0.99))},
+                 {"min", ms(all.min())},         {"max", ms(all.max())}};
+  j["pairs"] = std::move(pairs);
+  return j;
+}
+
+std::map<std::string, std::string> ping_workload::files(const runtime::run_result&) const {
+  std::string rtt = "from,to,seq,sent_s,rtt_ms,forward_ms,hops_forward,hops_back,path_changed\n";
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    const auto from = name_of(static_cast<runtime::entity_id>(net_->satellites() + g));
+    auto samples = ground(g).samples();
+    std::sort(samples.begin(), samples.end(), [](const ping_sample& a, const ping_sample& b) {
+      return std::tie(a.target, a.seq) < std::tie(b.target, b.seq);
+    });
+    for (const auto& s : samples)
+      absl::StrAppendFormat(&rtt, "%s,%s,%u,%.9f,%.6f,%.6f,%u,%u,%d\n", from, name_of(s.target),
+                            s.seq, static_cast<double>(s.sent_ns) * 1e-9,
+                            static_cast<double>(s.rtt_ns) * 1e-6,
+                            static_cast<double>(s.forward_ns) * 1e-6, s.hops_forward, s.hops_back,
+                            s.path_changed ? 1 : 0);
+  }
+  std::string ho = "time_s,station,from_satellite,to_satellite\n";
+  for (const auto& h : net_->handovers())
+    absl::StrAppendFormat(&ho, "%.9f,%s,%d,%d\n", static_cast<double>(h.time_ns) * 1e-9,
+                          net_->config().grounds[h.change.ground].name, h.change.from, h.change.to);
+  return {{"rtt.csv", std::move(rtt)}, {"handovers.csv", std::move(ho)}};
+}
+
+} // namespace satemu::actors

@@ -1,0 +1,47 @@
+// Ping encoding.
+#include "protocol/ping.hpp"
+
+#include "capnp/message.h"
+#include "protocol/codec.hpp"
+#include "protocol/ping.capnp.h"
+
+namespace satemu::protocol {
+
+payload_ptr encode_ping(const ping_message& m) {
+  // Root pointer + Ping (4 data words, 1 pointer) + the filler: one segment.
+  capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 5 + (m.body_bytes + 7) / 8));
+  auto root = builder.initRoot<schema::Ping>();
+  root.setId(m.id);
+  root.setOrigin(m.origin);
+  root.setTarget(m.target);
+  root.setSentNs(m.sent_ns);
+  root.setReply(m.reply);
+  root.setArrivedNs(m.arrived_ns);
+  root.setRequestHops(m.request_hops);
+  root.initBody(m.body_bytes);
+  return encode_flat(builder);
+}
+
+absl::StatusOr<ping_message> decode_ping(const payload_ptr& p) {
+  if (!p)
+    return absl::InvalidArgumentError("ping: empty payload");
+  ping_message m;
+  flat_message msg;
+  if (auto st = msg.open(*p); !st.ok())
+    return st;
+  auto st = msg.read<schema::Ping>([&](schema::Ping::Reader r) {
+    m.id = r.getId();
+    m.origin = r.getOrigin();
+    m.target = r.getTarget();
+    m.sent_ns = r.getSentNs();
+    m.reply = r.getReply();
+    m.arrived_ns = r.getArrivedNs();
+    m.request_hops = r.getRequestHops();
+    m.body_bytes = static_cast<std::uint32_t>(r.getBody().size());
+  });
+  if (!st.ok())
+    return st;
+  return m;
+}
+
+} // namespace satemu::protocol

@@ -1,0 +1,145 @@
+// The space segment at run time: ping round trips against an independent sum
+// over the route, queue drops under overload, determinism, and the Starlink
+// phase 1 scenario end to end.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "actors/ping.hpp"
+#include "actors/workload.hpp"
+#include "nlohmann/json.hpp"
+#include "protocol/ping.hpp"
+#include "runtime/constants.hpp"
+#include "runtime/kernel.hpp"
+
+namespace satemu::actors {
+namespace {
+
+constexpr const char* small_grid = R"(
+name: small
+seed: 3
+duration: 3s
+constellation:
+  shells:
+    - {planes: 12, sats_per_plane: 12, altitude: 550km, inclination: 53deg, phasing: 1}
+  isl: {rate: 10Gbps}
+  update_interval: 1000s
+  hop_delay: 10us
+ground:
+  stations:
+    - {name: a, lat: 10, lon: 20}
+    - {name: b, lat: 30, lon: 60}
+  gsl: {min_elevation: 10deg, rate: 1Gbps}
+workload: {kind: ping, pattern: pairs, pairs: [{from: a, to: b}], interval: 1s, size: 64B}
+)";
+
+struct ran {
+  std::unique_ptr<ping_workload> w;
+  runtime::run_result r;
+};
+
+ran run_text(const std::string& yaml, std::vector<std::string> sets = {}, std::size_t threads = 1) {
+  register_workloads();
+  auto sc = runtime::load_scenario_text(yaml, "test.yaml", sets);
+  EXPECT_TRUE(sc.ok()) << sc.status();
+  auto w = ping_workload::make(*sc);
+  EXPECT_TRUE(w.ok()) << w.status();
+  runtime::run_options o;
+  o.end = runtime::vtime::zero() + sc->get_duration("duration");
+  o.lookahead = (*w)->lookahead();
+  o.seed = static_cast<std::uint64_t>(sc->get_int("seed"));
+  o.threads = threads;
+  auto r = runtime::run((*w)->entities(), o);
+  return {std::move(*w), std::move(r)};
+}
+
+std::int64_t ceil_ns(double s) { return static_cast<std::int64_t>(std::ceil(s * 1e9)); }
+
+/// One-way delay of `wire_bytes` from node u to node dst along the epoch's
+/// route, computed link by link: propagation + serialisation + hop delay.
+std::int64_t expected_one_way(const space_epoch& ep, std::uint32_t u, std::uint32_t dst,
+                              std::size_t wire_bytes, double isl_bps, double gsl_bps) {
+  const auto& s = *ep.snapshot;
+  const auto& tree = ep.routes->to(dst);
+  std::int64_t t = 0;
+  for (auto v = u; v != dst; v = tree.next[v]) {
+    const auto n = tree.next[v];
+    EXPECT_NE(n, runtime::route_tree::none);
+    const bool ground = v >= s.satellites || n >= s.satellites;
+    t += ceil_ns(s.link_length_m(v, n).value() / runtime::speed_of_light_m_per_s) +
+         ceil_ns(static_cast<double>(wire_bytes) * 8 / (ground ? gsl_bps : isl_bps)) + 10'000;
+  }
+  return t;
+}
+
+TEST(Space, PingRoundTripEqualsTheSumOverTheRoute) {
+  auto [w, r] = run_text(small_grid);
+  const auto& a = w->ground(0);
+  ASSERT_EQ(a.pings_sent(), 3u);
+  ASSERT_EQ(a.samples().size(), 3u);
+  auto& net = const_cast<space_network&>(w->network());
+  auto ep = net.at(runtime::vtime::zero()); // one epoch covers the whole run
+  const auto sats = static_cast<std::uint32_t>(net.satellites());
+  // Request and reply have the same size: 64 B of filler in a Ping, plus the header.
+  protocol::ping_message m;
+  m.body_bytes = 64;
+  const auto wire = protocol::encode_ping(m).size_bytes() + protocol::envelope::header_bytes;
+  EXPECT_GE(wire, 64u + protocol::envelope::header_bytes);
+  const auto fwd = expected_one_way(*ep, sats, sats + 1, wire, 10e9, 1e9);
+  const auto back = expected_one_way(*ep, sats + 1, sats, wire, 10e9, 1e9);
+  for (const auto& s : a.samples()) {
+    EXPECT_EQ(s.forward_ns, fwd);
+    EXPECT_EQ(s.rtt_ns, fwd + back);
+    EXPECT_EQ(s.hops_forward, ep->routes->to(sats + 1).hops[sats]);
+    EXPECT_FALSE(s.path_changed);
+  }
+  EXPECT_EQ(r.counters["space.drops_no_route"], 0u);
+}
+
+TEST(Space, OverloadedLinkDropsFromItsQueue) {
+  // 1 kbps ground links with a 1 KiB queue, 20 pings a second of 1 KiB each.
+  auto [w, r] = run_text(small_grid, {"ground.gsl.rate=1kbps", "constellation.queue=1KiB",
+                                      "workload.size=1000B", "workload.interval=50ms"});
+  EXPECT_GT(r.counters["space.drops_queue_full"], 0u);
+  EXPECT_LT(w->ground(0).samples().size(), w->ground(0).pings_sent());
+}
+
+TEST(Space, LossDropsMessagesAndIsCounted) {
+  auto [w, r] = run_text(small_grid, {"constellation.loss=0.5", "workload.interval=10ms"});
+  EXPECT_GT(r.counters["space.drops_loss"], 0u);
+  EXPECT_LT(w->ground(0).samples().size(), w->ground(0).pings_sent());
+}
+
+TEST(Space, FingerprintIndependentOfThreads) {
+  const std::vector<std::string> sets = {"workload.pattern=all", "workload.interval=100ms",
+                                         "constellation.update_interval=50ms"};
+  auto one = run_text(small_grid, sets, 1);
+  auto two = run_text(small_grid, sets, 2);
+  EXPECT_EQ(one.r.fingerprint, two.r.fingerprint);
+  EXPECT_EQ(one.r.events, two.r.events);
+  EXPECT_GT(one.r.envelopes, 0u);
+}
+
+TEST(Space, StarlinkPhase1WithHundredStationsRunsSixtySeconds) {
+  register_workloads();
+  auto sc = runtime::load_scenario_file(std::string(SATEMU_SOURCE_DIR) +
+                                        "/scenarios/starlink-ping.yaml");
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  auto w = make_workload(*sc);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ((*w)->entities().size(), 4'408u + 100u);
+  runtime::run_options o;
+  o.end = runtime::vtime::zero() + sc->get_duration("duration");
+  o.lookahead = (*w)->lookahead();
+  auto r = runtime::run((*w)->entities(), o);
+  EXPECT_FALSE(r.interrupted);
+  EXPECT_EQ(r.reached, o.end);
+  const auto m = (*w)->metrics(r);
+  EXPECT_EQ(m["pings_sent"].get<std::uint64_t>(), 6'000u);
+  EXPECT_GT(m["pings_answered"].get<std::uint64_t>(), 1'000u);
+  EXPECT_GT(m["rtt_ms"]["min"].get<double>(), 2 * 2 * 540e3 / runtime::speed_of_light_m_per_s * 1e3);
+}
+
+} // namespace
+} // namespace satemu::actors
