@@ -43,7 +43,8 @@ void mesh_entity::on_timer(std::uint64_t) {
   m.id = sent();
   count(ids_.sent);
   m.body_bytes = cfg_->payload_bytes;
-  route(target, nullptr, protocol::encode_mesh(m));
+  const auto h = next_hop_to(target);
+  send_via(h.node, target, h.latency, protocol::kind::mesh, protocol::encode_mesh(m));
   schedule_next();
 }
 
@@ -51,7 +52,8 @@ void mesh_entity::on_envelope(protocol::envelope& e) {
   // Routers read the header only; the destination decodes the message.
   if (e.dst != id()) {
     count(ids_.forwarded);
-    route(e.dst, &e, {});
+    const auto h = next_hop_to(e.dst);
+    forward(h.node, h.latency, std::move(e));
     return;
   }
   auto msg = protocol::decode_mesh(e.body);
@@ -64,15 +66,9 @@ void mesh_entity::on_envelope(protocol::envelope& e) {
   hops_.record(e.hops + 1);
 }
 
-void mesh_entity::route(std::uint32_t target, protocol::envelope* in,
-                        protocol::payload_ptr fresh) {
+mesh_entity::hop mesh_entity::next_hop_to(std::uint32_t target) const {
   const auto i = graph_->next_hop(id(), target);
-  const auto next = graph_->neighbour(id(), i);
-  const auto latency = graph_->latency(id(), i);
-  if (in != nullptr)
-    forward(next, latency, std::move(*in));
-  else
-    send_via(next, target, latency, protocol::kind::mesh, std::move(fresh));
+  return {graph_->neighbour(id(), i), graph_->latency(id(), i)};
 }
 
 absl::StatusOr<std::unique_ptr<mesh_workload>> mesh_workload::make(const mesh_config& cfg) {

@@ -44,7 +44,12 @@ protected:
 
 private:
   void schedule_next();
-  void route(std::uint32_t target, protocol::envelope* in, protocol::payload_ptr fresh);
+  struct hop {
+    runtime::entity_id node;
+    runtime::duration latency;
+  };
+  /// The neighbour on the way to `target` and the latency of that edge.
+  hop next_hop_to(std::uint32_t target) const;
 
   /// Metric counters of the mesh workload.
   struct counter_ids {

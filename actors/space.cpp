@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "protocol/ping.hpp"
 #include "runtime/constants.hpp"
 #include "runtime/rng.hpp"
@@ -129,7 +130,8 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
     sh.inclination_deg = s.get_angle(p + "inclination").deg;
     sh.phasing = static_cast<int>(s.get_int(p + "phasing"));
     if (auto st = runtime::validate(sh); !st.ok())
-      return absl::InvalidArgumentError(absl::StrCat(p + "phasing", ": ", st.message()));
+      return absl::InvalidArgumentError(
+        absl::StrCat(absl::StripSuffix(p, "."), ": ", st.message()));
     c.shells.push_back(sh);
   }
   c.isl.max_range_m = s.get_distance("constellation.isl.max_range").m;
@@ -249,8 +251,15 @@ void space_node::on_start() {
     schedule(plan_.start, 0);
 }
 
+const space_epoch& space_node::epoch() {
+  const auto k = now().ns() / net_->config().update_interval.ns();
+  if (!epoch_ || epoch_->index != k)
+    epoch_ = net_->at(now());
+  return *epoch_;
+}
+
 void space_node::on_timer(std::uint64_t) {
-  const auto ep = net_->at(now());
+  const auto& ep = epoch();
   if (last_route_.size() < plan_.targets.size())
     last_route_.resize(plan_.targets.size(), 0);
   for (std::size_t i = 0; i < plan_.targets.size(); ++i) {
@@ -265,7 +274,7 @@ void space_node::on_timer(std::uint64_t) {
     // Remember the route at send time, to tell path changes when it is answered.
     if (sent_routes_.size() >= 64 * plan_.targets.size())
       sent_routes_.erase(sent_routes_.begin());
-    sent_routes_.push_back({m.id, route_hash(*ep, target)});
+    sent_routes_.push_back({m.id, route_hash(ep, target)});
     if (auto h = plan_hop(target, body.size_bytes() + protocol::envelope::header_bytes))
       send_via(h->node, target, h->latency, protocol::kind::ping, std::move(body));
   }
@@ -323,9 +332,9 @@ std::uint64_t space_node::route_hash(const space_epoch& ep, runtime::entity_id d
 
 std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
                                                          std::size_t wire_bytes) {
-  const auto ep = net_->at(now());
-  const auto& snap = *ep->snapshot;
-  const auto next = ep->routes->to(dst).next[id()];
+  const auto& ep = epoch();
+  const auto& snap = *ep.snapshot;
+  const auto next = ep.routes->to(dst).next[id()];
   if (next == runtime::route_tree::none) {
     count(space_ids().drops_no_route);
     return std::nullopt;

@@ -149,9 +149,13 @@ private:
   /// link's queue updated; nullopt (and the reason counted) when the message
   /// is dropped here.
   std::optional<next_hop> plan_hop(runtime::entity_id dst, std::size_t wire_bytes);
+  /// The epoch of `now()`: asks the network only when time has left the
+  /// cached one, so a hop costs no lock.
+  const space_epoch& epoch();
   std::uint64_t route_hash(const space_epoch& ep, runtime::entity_id dst) const;
 
   std::shared_ptr<space_network> net_;
+  std::shared_ptr<const space_epoch> epoch_;
   ping_plan plan_;
   std::vector<link_queue> queues_;
   std::vector<ping_sample> samples_;

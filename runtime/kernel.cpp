@@ -13,17 +13,13 @@
 #include "runtime/output.hpp"
 
 namespace satemu::runtime {
+namespace {
 
 /// Which batch of envelopes went where, and the earliest delivery time in it.
 struct batch_note {
   entity_id dst = 0;
   std::int64_t first_ns = 0;
 };
-
-} // namespace satemu::runtime
-
-namespace satemu::runtime {
-namespace {
 
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using grant_atom = caf::atom_constant<caf::atom("grant")>;
@@ -309,7 +305,6 @@ private:
 
   void deliver() {
     run_result r;
-    r.events = events_;
     r.windows = windows_;
     r.interrupted = interrupted_;
     r.reached = vtime::from_ns(interrupted_ ? reached_ : shared_->opts.end.ns());
@@ -420,7 +415,6 @@ public:
 private:
   void deliver() {
     run_result r;
-    r.events = shared_->events.load();
     r.interrupted = interrupted_;
     r.reached = vtime::from_ns(reached_);
     shared_->done.set_value(std::move(r));
@@ -545,8 +539,13 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   sys.await_all_actors_done();
 
   result.fingerprint = combine_fingerprints(entities);
+  // Totals from the entities themselves: the same in both clock modes.
+  result.events = 0;
+  result.envelopes = 0;
   std::vector<std::uint64_t> sums;
   for (const auto& e : entities) {
+    result.events += e->events();
+    result.envelopes += e->envelopes();
     const auto& c = e->counters();
     if (c.size() > sums.size())
       sums.resize(c.size(), 0);
@@ -556,14 +555,6 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   const auto names = counter_names();
   for (std::size_t i = 0; i < sums.size(); ++i)
     result.counters[names[i]] = sums[i];
-  result.envelopes = 0;
-  for (const auto& e : entities)
-    result.envelopes += e->envelopes();
-  if (opts.mode == clock_mode::real_time)
-    result.events = 0;
-  for (const auto& e : entities)
-    if (opts.mode == clock_mode::real_time)
-      result.events += e->events();
   for (auto& h : shared.lateness)
     result.lateness_ns.merge(h);
   for (auto& t : shared.traces)

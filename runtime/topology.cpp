@@ -198,22 +198,29 @@ route_tree shortest_path_tree(const topology_snapshot& s, std::uint32_t destinat
 }
 
 route_cache::route_cache(std::shared_ptr<const topology_snapshot> s, route_metric metric)
-  : snapshot_(std::move(s)), metric_(metric), trees_(snapshot_->nodes()) {
+  : snapshot_(std::move(s)), metric_(metric),
+    trees_(std::make_unique<std::atomic<const route_tree*>[]>(snapshot_->nodes())),
+    size_(snapshot_->nodes()) {
+}
+
+route_cache::~route_cache() {
+  for (std::size_t i = 0; i < size_; ++i)
+    delete trees_[i].load(std::memory_order_relaxed);
 }
 
 const route_tree& route_cache::to(std::uint32_t destination) const {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (trees_[destination])
-      return *trees_[destination];
-  }
-  // Computed outside the lock; two threads may race to build the same tree,
-  // which gives identical results, and the first one stored wins.
-  auto tree = std::make_unique<route_tree>(shortest_path_tree(*snapshot_, destination, metric_));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!trees_[destination])
-    trees_[destination] = std::move(tree);
-  return *trees_[destination];
+  auto& slot = trees_[destination];
+  if (const auto* t = slot.load(std::memory_order_acquire))
+    return *t;
+  // Two threads may race to build the same tree; both give identical
+  // results, and the first one stored wins.
+  auto* built = new route_tree(shortest_path_tree(*snapshot_, destination, metric_));
+  const route_tree* expected = nullptr;
+  if (slot.compare_exchange_strong(expected, built, std::memory_order_acq_rel,
+                                   std::memory_order_acquire))
+    return *built;
+  delete built;
+  return *expected;
 }
 
 } // namespace satemu::runtime

@@ -22,9 +22,9 @@
 /// - Ground points are endpoints only: routes never pass through them.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -134,18 +134,24 @@ route_tree shortest_path_tree(const topology_snapshot& s, std::uint32_t destinat
                               route_metric metric = route_metric::delay);
 
 /// Per-destination trees of one snapshot, computed on first use and kept for
-/// the epoch. Safe to share between threads.
+/// the epoch. Safe to share between threads; a lookup of a tree already
+/// built takes no lock.
 class route_cache {
 public:
   route_cache(std::shared_ptr<const topology_snapshot> s, route_metric metric);
+  ~route_cache();
+  route_cache(const route_cache&) = delete;
+  route_cache& operator=(const route_cache&) = delete;
+
   const route_tree& to(std::uint32_t destination) const;
   const topology_snapshot& snapshot() const { return *snapshot_; }
 
 private:
   std::shared_ptr<const topology_snapshot> snapshot_;
   route_metric metric_;
-  mutable std::mutex mu_;
-  mutable std::vector<std::unique_ptr<route_tree>> trees_;
+  /// One slot per destination; filled once, never replaced until destruction.
+  mutable std::unique_ptr<std::atomic<const route_tree*>[]> trees_;
+  std::size_t size_ = 0;
 };
 
 } // namespace satemu::runtime
