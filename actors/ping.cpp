@@ -37,7 +37,8 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
     return cfg.status();
   const auto g = cfg->grounds.size();
   if (g < 2)
-    return absl::InvalidArgumentError("ground.stations: ping needs at least two stations");
+    return absl::InvalidArgumentError(
+      "ground.stations: ping needs at least two ground endpoints (stations or users)");
   std::map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < g; ++i)
     index[cfg->grounds[i].name] = i;
@@ -69,29 +70,25 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
     }
   }
 
-  auto net = space_network::make(std::move(*cfg));
-  if (!net.ok())
-    return net.status();
-  auto w = std::unique_ptr<ping_workload>(new ping_workload());
-  w->net_ = std::move(*net);
-  const auto sats = w->net_->satellites();
-  for (std::size_t k = 0; k < sats; ++k)
-    w->entities_.push_back(std::make_unique<space_node>(w->net_));
+  std::vector<ping_plan> plans(g);
   for (std::size_t i = 0; i < g; ++i) {
-    ping_plan plan;
-    plan.interval = s.get_duration("workload.interval");
-    plan.start = s.get_duration("workload.start");
-    plan.size_bytes = static_cast<std::uint32_t>(s.get_data_size("workload.size").bytes);
+    plans[i].interval = s.get_duration("workload.interval");
+    plans[i].start = s.get_duration("workload.start");
+    plans[i].size_bytes = static_cast<std::uint32_t>(s.get_data_size("workload.size").bytes);
     for (auto t : targets[i])
-      plan.targets.push_back(static_cast<runtime::entity_id>(sats + t));
-    w->entities_.push_back(std::make_unique<space_node>(w->net_, std::move(plan)));
+      plans[i].targets.push_back(static_cast<runtime::entity_id>(t)); // ground index for now
+  }
+  auto w = std::unique_ptr<ping_workload>(new ping_workload());
+  // Entity ids of endpoints are known once the satellites are counted.
+  if (auto st = w->build(std::move(*cfg), {}, {}); !st.ok())
+    return st;
+  const auto sats = w->net_->satellites();
+  for (std::size_t i = 0; i < g; ++i) {
+    for (auto& t : plans[i].targets)
+      t = static_cast<runtime::entity_id>(sats + t);
+    w->entities_[sats + i] = std::make_unique<space_node>(w->net_, std::move(plans[i]));
   }
   return w;
-}
-
-std::string ping_workload::name_of(runtime::entity_id node) const {
-  const auto sats = net_->satellites();
-  return node >= sats ? net_->config().grounds[node - sats].name : absl::StrCat("sat", node);
 }
 
 nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
@@ -111,8 +108,8 @@ nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
     }
     for (const auto& [target, h] : per_target) {
       auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
-      pairs.push_back({{"from", name_of(static_cast<runtime::entity_id>(sats + g))},
-                       {"to", name_of(target)},
+      pairs.push_back({{"from", net_->node_name(static_cast<runtime::entity_id>(sats + g))},
+                       {"to", net_->node_name(target)},
                        {"samples", h.count()},
                        {"rtt_ms",
                         {{"mean", h.mean() * 1e-6},
@@ -124,12 +121,7 @@ nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
     }
   }
   auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
-  nlohmann::json j;
-  j["satellites"] = sats;
-  j["ground_stations"] = net_->grounds();
-  j["lookahead_ns"] = net_->lookahead().ns();
-  j["topology_epochs"] = net_->epochs_built();
-  j["handovers"] = net_->handovers().size();
+  nlohmann::json j = network_metrics();
   j["pings_sent"] = sent;
   j["pings_answered"] = answered;
   j["pings_unanswered"] = sent - answered;
@@ -144,23 +136,21 @@ nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
 std::map<std::string, std::string> ping_workload::files(const runtime::run_result&) const {
   std::string rtt = "from,to,seq,sent_s,rtt_ms,forward_ms,hops_forward,hops_back,path_changed\n";
   for (std::size_t g = 0; g < net_->grounds(); ++g) {
-    const auto from = name_of(static_cast<runtime::entity_id>(net_->satellites() + g));
+    const auto from = net_->node_name(static_cast<runtime::entity_id>(net_->satellites() + g));
     auto samples = ground(g).samples();
     std::sort(samples.begin(), samples.end(), [](const ping_sample& a, const ping_sample& b) {
       return std::tie(a.target, a.seq) < std::tie(b.target, b.seq);
     });
     for (const auto& s : samples)
-      absl::StrAppendFormat(&rtt, "%s,%s,%u,%.9f,%.6f,%.6f,%u,%u,%d\n", from, name_of(s.target),
+      absl::StrAppendFormat(&rtt, "%s,%s,%u,%.9f,%.6f,%.6f,%u,%u,%d\n", from, net_->node_name(s.target),
                             s.seq, static_cast<double>(s.sent_ns) * 1e-9,
                             static_cast<double>(s.rtt_ns) * 1e-6,
                             static_cast<double>(s.forward_ns) * 1e-6, s.hops_forward, s.hops_back,
                             s.path_changed ? 1 : 0);
   }
-  std::string ho = "time_s,station,from_satellite,to_satellite\n";
-  for (const auto& h : net_->handovers())
-    absl::StrAppendFormat(&ho, "%.9f,%s,%d,%d\n", static_cast<double>(h.time_ns) * 1e-9,
-                          net_->config().grounds[h.change.ground].name, h.change.from, h.change.to);
-  return {{"rtt.csv", std::move(rtt)}, {"handovers.csv", std::move(ho)}};
+  auto out = network_files();
+  out["rtt.csv"] = std::move(rtt);
+  return out;
 }
 
 } // namespace satemu::actors

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
 #include "absl/strings/strip.h"
+#include "protocol/flow.hpp"
 #include "protocol/ping.hpp"
 #include "runtime/constants.hpp"
 #include "runtime/rng.hpp"
@@ -20,7 +25,7 @@ using runtime::vtime;
 namespace {
 
 struct space_counters {
-  runtime::counter_id hops, drops_queue, drops_loss, drops_no_route, malformed;
+  runtime::counter_id hops, drops_queue, drops_loss, drops_no_route, drops_outage, malformed;
 };
 
 const space_counters& space_ids() {
@@ -29,6 +34,7 @@ const space_counters& space_ids() {
     runtime::register_counter("space.drops_queue_full"),
     runtime::register_counter("space.drops_loss"),
     runtime::register_counter("space.drops_no_route"),
+    runtime::register_counter("space.drops_outage"),
     runtime::register_counter("space.malformed"),
   };
   return c;
@@ -60,14 +66,37 @@ void register_space_sections() {
               key_spec::ang("inclination", "", "Inclination").mandatory().at_least(0).at_most(180),
               key_spec::integer("phasing", "0", "Walker phasing factor F, in [0, planes-1]")
                 .at_least(0),
+            }),
+          key_spec::map(
+            "tle", "Satellites from a TLE file instead of shells (SGP4)",
+            {
+              key_spec::text("file", "", "TLE file (2- or 3-line sets), relative to the current "
+                                         "directory")
+                .mandatory(),
+              key_spec::text("start", "''",
+                             "UTC instant of emulated time 0, e.g. 2026-02-24T12:00:00Z; empty = "
+                             "the latest epoch in the file"),
+              key_spec::ang("inclination_tolerance", "0.5deg",
+                            "Satellites whose inclinations differ by more are in different shells")
+                .above(0),
+              key_spec::dist("altitude_tolerance", "25km",
+                             "Satellites whose altitudes differ by more are in different shells")
+                .above(0),
+              key_spec::ang("raan_tolerance", "2deg",
+                            "Satellites whose ascending nodes differ by more are in different planes")
+                .above(0),
             })
-            .items_at_least(1),
+            .optional_section(),
           key_spec::map(
             "isl", "Inter-satellite links (+Grid: two intra-plane, two inter-plane neighbours)",
             {
               key_spec::choice("topology", {"plus_grid"}, "plus_grid", "ISL pattern"),
               key_spec::rate("rate", "10Gbps", "Rate of each ISL").above(0),
               key_spec::dist("max_range", "5000km", "Longest ISL").above(0),
+              key_spec::dist("min_range", "0km",
+                             "Shortest ISL; closer pairs are not linked. With a TLE constellation "
+                             "this also sets the kernel's window (keep it well above 0)")
+                .at_least(0),
               key_spec::dist("min_altitude", "80km",
                              "Lowest altitude the line of sight may pass at")
                 .at_least(0),
@@ -84,6 +113,26 @@ void register_space_sections() {
             .at_most(1),
           key_spec::choice("routing", {"delay", "hops"}, "delay",
                            "Shortest propagation delay, or fewest hops"),
+          key_spec::list_of_maps(
+            "outages", "Scheduled outages of satellites or ISLs",
+            {
+              key_spec::integer("satellite", "", "Satellite id that goes down").at_least(0),
+              key_spec::list("link", runtime::value_type::integer,
+                             "The two satellite ids of an ISL that goes down"),
+              key_spec::dur("from", "0s", "Start of the outage").at_least(0),
+              key_spec::dur("to", "", "End of the outage (exclusive)").mandatory().above(0),
+            }),
+          key_spec::map(
+            "record", "Topology recording (positions.csv, links.csv, constellation.czml)",
+            {
+              key_spec::dur("interval", "0s",
+                            "Record the epoch at every multiple of this emulated time; 0 = off")
+                .at_least(0),
+              key_spec::boolean("czml", "false",
+                                "Also write constellation.czml (Cesium) from the records"),
+              key_spec::text("path_from", "''", "Ground endpoint whose route the CZML shows"),
+              key_spec::text("path_to", "''", "... to this ground endpoint"),
+            }),
         })
         .optional_section());
     runtime::register_section(
@@ -101,6 +150,25 @@ void register_space_sections() {
                 .at_most(360),
               key_spec::dist("alt", "0m", "Height above the WGS-84 ellipsoid").at_least(-500),
             }),
+          key_spec::list_of_maps(
+            "users", "Ground users: fixed, or moving along waypoints",
+            {
+              key_spec::text("name", "", "Unique name (among stations and users)").mandatory(),
+              key_spec::real("lat", "", "Geodetic latitude [deg] at the start")
+                .mandatory()
+                .at_least(-90)
+                .at_most(90),
+              key_spec::real("lon", "", "Longitude [deg] at the start").mandatory().at_least(-180).at_most(360),
+              key_spec::dist("alt", "0m", "Height above the WGS-84 ellipsoid").at_least(-500),
+              key_spec::list_of_maps(
+                "waypoints", "Later points of the track, in time order (linear in lat/lon/alt)",
+                {
+                  key_spec::dur("at", "", "Emulated time of the point").mandatory().above(0),
+                  key_spec::real("lat", "", "Latitude [deg]").mandatory().at_least(-90).at_most(90),
+                  key_spec::real("lon", "", "Longitude [deg]").mandatory().at_least(-180).at_most(360),
+                  key_spec::dist("alt", "0m", "Height").at_least(-500),
+                }),
+            }),
           key_spec::map(
             "gsl", "Ground-satellite links",
             {
@@ -110,17 +178,41 @@ void register_space_sections() {
               key_spec::rate("rate", "1Gbps", "Rate of each ground link").above(0),
               key_spec::choice("policy", {"highest_elevation", "nearest", "stay_until_lost"},
                                "highest_elevation", "How a ground endpoint picks its satellite"),
+              key_spec::boolean("per_shell", "false",
+                                "Link to one satellite of every shell in view (a terminal per "
+                                "shell) instead of one satellite in all"),
             }),
         })
         .optional_section());
   });
 }
 
+namespace {
+
+absl::StatusOr<runtime::ground_point> read_ground(const runtime::scenario& s, const std::string& p,
+                                                  std::set<std::string>& names) {
+  auto name = s.get_string(p + "name");
+  if (!names.insert(name).second)
+    return absl::InvalidArgumentError(
+      absl::StrCat(p + "name", ": ground endpoint name '", name, "' is used twice"));
+  return runtime::ground_point::at(
+    std::move(name), {s.get_real(p + "lat"), s.get_real(p + "lon"), s.get_distance(p + "alt").m});
+}
+
+} // namespace
+
 absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
   if (!s.has("constellation"))
     return absl::InvalidArgumentError("constellation: this workload needs a constellation section");
   space_config c;
   const auto n = s.list_size("constellation.shells");
+  const bool tle = s.has("constellation.tle");
+  if (n == 0 && !tle)
+    return absl::InvalidArgumentError(
+      "constellation.shells: give at least one shell, or constellation.tle");
+  if (n > 0 && tle)
+    return absl::InvalidArgumentError(
+      "constellation.tle: give either shells or a TLE file, not both");
   for (std::size_t i = 0; i < n; ++i) {
     const auto p = absl::StrCat("constellation.shells.", i, ".");
     runtime::walker_shell sh;
@@ -134,7 +226,24 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
         absl::StrCat(absl::StripSuffix(p, "."), ": ", st.message()));
     c.shells.push_back(sh);
   }
+  if (tle) {
+    c.tle_file = s.get_string("constellation.tle.file");
+    if (const auto start = s.get_string("constellation.tle.start"); !start.empty()) {
+      auto t = runtime::parse_utc(start);
+      if (!t.ok())
+        return absl::InvalidArgumentError(
+          absl::StrCat("constellation.tle.start: ", t.status().message()));
+      c.tle_start_unix_ns = *t;
+    }
+    c.tle_grouping.inclination_tolerance_deg = s.get_angle("constellation.tle.inclination_tolerance").deg;
+    c.tle_grouping.altitude_tolerance_m = s.get_distance("constellation.tle.altitude_tolerance").m;
+    c.tle_grouping.raan_tolerance_deg = s.get_angle("constellation.tle.raan_tolerance").deg;
+  }
   c.isl.max_range_m = s.get_distance("constellation.isl.max_range").m;
+  c.isl.min_range_m = s.get_distance("constellation.isl.min_range").m;
+  if (c.isl.min_range_m >= c.isl.max_range_m)
+    return absl::InvalidArgumentError(
+      "constellation.isl.min_range: must be below constellation.isl.max_range");
   c.isl.min_line_of_sight_altitude_m = s.get_distance("constellation.isl.min_altitude").m;
   c.isl.inter_plane_max_latitude_deg = s.get_angle("constellation.isl.polar_limit").deg;
   c.isl_rate_bps = s.get_data_rate("constellation.isl.rate").bps;
@@ -144,6 +253,44 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
   c.loss = s.get_real("constellation.loss");
   c.metric = s.get_string("constellation.routing") == "hops" ? runtime::route_metric::hops
                                                              : runtime::route_metric::delay;
+  for (std::size_t i = 0; i < s.list_size("constellation.outages"); ++i) {
+    const auto p = absl::StrCat("constellation.outages.", i, ".");
+    outage o;
+    o.key = absl::StrCat("constellation.outages.", i);
+    o.from = s.get_duration(p + "from");
+    o.to = s.get_duration(p + "to");
+    if (o.to <= o.from)
+      return absl::InvalidArgumentError(absl::StrCat(p, "to: must be after ", p, "from"));
+    const bool sat = s.has(p + "satellite");
+    const auto link = s.list_size(p + "link");
+    if (sat == (link > 0))
+      return absl::InvalidArgumentError(
+        absl::StrCat(o.key, ": give either a satellite or a link (two satellite ids)"));
+    o.key = p + (sat ? "satellite" : "link");
+    if (sat) {
+      o.a = static_cast<std::uint32_t>(s.get_int(p + "satellite"));
+    } else {
+      if (link != 2)
+        return absl::InvalidArgumentError(absl::StrCat(p, "link: needs exactly two satellite ids"));
+      const auto x = s.get_int(p + "link.0"), y = s.get_int(p + "link.1");
+      if (x < 0 || y < 0 || x == y)
+        return absl::InvalidArgumentError(
+          absl::StrCat(p, "link: needs two different satellite ids >= 0"));
+      o.a = static_cast<std::uint32_t>(x);
+      o.b = static_cast<std::uint32_t>(y);
+    }
+    c.outages.push_back(std::move(o));
+  }
+  c.record.interval = s.get_duration("constellation.record.interval");
+  c.record.czml = s.get_bool("constellation.record.czml");
+  c.record.path_from = s.get_string("constellation.record.path_from");
+  c.record.path_to = s.get_string("constellation.record.path_to");
+  if (c.record.czml && c.record.interval <= duration::zero())
+    return absl::InvalidArgumentError(
+      "constellation.record.czml: needs constellation.record.interval above 0 (the sampling)");
+  if (c.record.path_from.empty() != c.record.path_to.empty())
+    return absl::InvalidArgumentError(
+      "constellation.record.path_to: give both path_from and path_to, or neither");
   if (s.has("ground")) {
     c.gsl.min_elevation_deg = s.get_angle("ground.gsl.min_elevation").deg;
     const auto policy = s.get_string("ground.gsl.policy");
@@ -151,71 +298,379 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
                    : policy == "stay_until_lost" ? runtime::association_policy::stay_until_lost
                                                  : runtime::association_policy::highest_elevation;
     c.gsl_rate_bps = s.get_data_rate("ground.gsl.rate").bps;
+    c.gsl_per_shell = s.get_bool("ground.gsl.per_shell");
     std::set<std::string> names;
-    const auto g = s.list_size("ground.stations");
-    for (std::size_t i = 0; i < g; ++i) {
-      const auto p = absl::StrCat("ground.stations.", i, ".");
-      auto name = s.get_string(p + "name");
-      if (!names.insert(name).second)
-        return absl::InvalidArgumentError(
-          absl::StrCat(p + "name", ": station name '", name, "' is used twice"));
-      c.grounds.push_back(runtime::ground_point::at(
-        std::move(name), {s.get_real(p + "lat"), s.get_real(p + "lon"), s.get_distance(p + "alt").m}));
+    for (std::size_t i = 0; i < s.list_size("ground.stations"); ++i) {
+      auto g = read_ground(s, absl::StrCat("ground.stations.", i, "."), names);
+      if (!g.ok())
+        return g.status();
+      c.grounds.push_back(std::move(*g));
+      c.tracks.emplace_back();
     }
+    for (std::size_t i = 0; i < s.list_size("ground.users"); ++i) {
+      const auto p = absl::StrCat("ground.users.", i, ".");
+      auto g = read_ground(s, p, names);
+      if (!g.ok())
+        return g.status();
+      std::vector<runtime::waypoint> track;
+      const auto w = s.list_size(p + "waypoints");
+      if (w > 0)
+        track.push_back({0.0, g->where});
+      for (std::size_t j = 0; j < w; ++j) {
+        const auto q = absl::StrCat(p, "waypoints.", j, ".");
+        runtime::waypoint wp{s.get_duration(q + "at").seconds(),
+                             {s.get_real(q + "lat"), s.get_real(q + "lon"), s.get_distance(q + "alt").m}};
+        if (wp.t_s <= track.back().t_s)
+          return absl::InvalidArgumentError(
+            absl::StrCat(q, "at: waypoints must be in increasing time order"));
+        track.push_back(wp);
+      }
+      c.grounds.push_back(std::move(*g));
+      c.tracks.push_back(std::move(track));
+    }
+  }
+  if (!c.record.path_from.empty()) {
+    for (const auto& [key, name] : {std::pair{"constellation.record.path_from", c.record.path_from},
+                                    std::pair{"constellation.record.path_to", c.record.path_to}})
+      if (std::none_of(c.grounds.begin(), c.grounds.end(),
+                       [&](const runtime::ground_point& g) { return g.name == name; }))
+        return absl::InvalidArgumentError(
+          absl::StrCat(key, ": no ground endpoint named '", name, "'"));
   }
   return c;
 }
 
-space_network::space_network(space_config cfg, runtime::walker_constellation c)
-  : cfg_(std::move(cfg)), constellation_(std::move(c)),
-    candidates_(runtime::plus_grid_candidates(constellation_)) {
-  // The shortest distance a link can ever span: a ground link is at least the
-  // lowest altitude minus the highest station; an in-plane link is its chord;
-  // an inter-plane link is at least the minimum of its closed form over the
-  // argument of latitude (sampled finely, with a margin below the sample).
-  double shortest = std::numeric_limits<double>::infinity();
-  double highest_ground = 0;
-  for (const auto& g : cfg_.grounds)
-    highest_ground = std::max(highest_ground, g.where.alt_m);
-  for (const auto& sh : cfg_.shells) {
-    shortest = std::min(shortest, sh.altitude_m - highest_ground);
-    if (sh.sats_per_plane > 1)
-      shortest = std::min(shortest, runtime::in_plane_neighbour_distance_m(sh));
-    if (sh.planes > 1) {
-      double m = std::numeric_limits<double>::infinity();
-      for (int i = 0; i < 36'000; ++i)
-        m = std::min(m, runtime::inter_plane_neighbour_distance_m(sh, i * runtime::two_pi / 36'000));
-      shortest = std::min(shortest, m * 0.999);
-    }
+/// What the network records for positions.csv, links.csv and the CZML file.
+struct space_network::recorder {
+  struct sample {
+    double t_s;
+    std::vector<runtime::vec3> position_m;
+    /// (a, b, kind), a < b.
+    std::vector<std::tuple<std::uint32_t, std::uint32_t, runtime::link_kind>> links;
+    /// Nodes of the recorded route, path_from first; empty when none.
+    std::vector<std::uint32_t> path;
+  };
+  std::vector<sample> samples;
+};
+
+space_network::~space_network() = default;
+
+space_network::space_network(space_config cfg, std::optional<runtime::walker_constellation> walker,
+                             std::optional<runtime::tle_constellation> tle)
+  : cfg_(std::move(cfg)), walker_(std::move(walker)), tle_(std::move(tle)),
+    recorder_(std::make_unique<recorder>()) {
+  // The shortest distance a link can ever span bounds the lookahead. A
+  // ground link is at least (lowest satellite radius - highest ground
+  // radius). An ISL is at least `min_range`; for Walker shells also at least
+  // the closed forms: the in-plane chord, and the minimum of the inter-plane
+  // form over the argument of latitude (sampled finely, with a margin).
+  double ground_r = 0;
+  for (std::size_t g = 0; g < cfg_.grounds.size(); ++g) {
+    ground_r = std::max(ground_r, runtime::norm(cfg_.grounds[g].ecef_m));
+    for (const auto& w : cfg_.tracks[g])
+      ground_r = std::max(ground_r, runtime::norm(runtime::geodetic_to_ecef(w.where)));
   }
-  shortest = std::max(shortest, 0.0);
+  double isl_floor = std::numeric_limits<double>::infinity();
+  double gsl_floor = std::numeric_limits<double>::infinity();
+  if (walker_) {
+    satellites_ = walker_->size();
+    candidates_ = runtime::plus_grid_candidates(*walker_);
+    groups_ = walker_->shells().size();
+    group_of_.resize(satellites_);
+    for (std::size_t k = 0; k < satellites_; ++k)
+      group_of_[k] = static_cast<std::uint16_t>((*walker_)[k].shell);
+    for (const auto& sh : cfg_.shells) {
+      gsl_floor = std::min(gsl_floor, runtime::wgs84_equatorial_radius_m + sh.altitude_m - ground_r);
+      if (sh.sats_per_plane > 1)
+        isl_floor = std::min(isl_floor, runtime::in_plane_neighbour_distance_m(sh));
+      if (sh.planes > 1) {
+        double m = std::numeric_limits<double>::infinity();
+        for (int i = 0; i < 36'000; ++i)
+          m = std::min(m, runtime::inter_plane_neighbour_distance_m(sh, i * runtime::two_pi / 36'000));
+        isl_floor = std::min(isl_floor, m * 0.999);
+      }
+    }
+    isl_floor = std::max(isl_floor, cfg_.isl.min_range_m);
+  } else {
+    satellites_ = tle_->size();
+    candidates_ = tle_->candidates();
+    groups_ = tle_->groups();
+    group_of_ = tle_->group_of();
+    // SGP4's short-period terms move a satellite a few km off its mean
+    // perigee radius: keep 50 km of margin.
+    gsl_floor = tle_->min_perigee_radius_m() - 50e3 - ground_r;
+    isl_floor = cfg_.isl.min_range_m;
+  }
+  if (!cfg_.gsl_per_shell) {
+    groups_ = 1;
+    group_of_.clear();
+  }
+  const double shortest = std::max(0.0, std::min(isl_floor, cfg_.grounds.empty() ? isl_floor : gsl_floor));
   lookahead_ = cfg_.hop_delay +
                duration::from_ns(static_cast<std::int64_t>(
                  std::floor(shortest / runtime::speed_of_light_m_per_s * 1e9)));
 }
 
 absl::StatusOr<std::shared_ptr<space_network>> space_network::make(space_config cfg) {
-  auto c = runtime::walker_constellation::make(cfg.shells);
-  if (!c.ok())
-    return absl::InvalidArgumentError(absl::StrCat("constellation.shells: ", c.status().message()));
-  return std::shared_ptr<space_network>(new space_network(std::move(cfg), std::move(*c)));
+  std::optional<runtime::walker_constellation> walker;
+  std::optional<runtime::tle_constellation> tle;
+  if (!cfg.tle_file.empty()) {
+    auto sets = runtime::load_tle_file(cfg.tle_file);
+    if (!sets.ok())
+      return absl::Status(sets.status().code(),
+                          absl::StrCat("constellation.tle.file: ", sets.status().message()));
+    const auto start = cfg.tle_start_unix_ns.value_or(runtime::tle_constellation::latest_epoch_unix_ns(*sets));
+    auto t = runtime::tle_constellation::make(std::move(*sets), start, cfg.tle_grouping);
+    if (!t.ok())
+      return absl::InvalidArgumentError(absl::StrCat("constellation.tle.file: ", t.status().message()));
+    tle = std::move(*t);
+  } else {
+    auto c = runtime::walker_constellation::make(cfg.shells);
+    if (!c.ok())
+      return absl::InvalidArgumentError(absl::StrCat("constellation.shells: ", c.status().message()));
+    walker = std::move(*c);
+  }
+  const std::size_t sats = walker ? walker->size() : tle->size();
+  for (const auto& o : cfg.outages)
+    for (auto id : {std::optional<std::uint32_t>(o.a), o.b})
+      if (id && *id >= sats)
+        return absl::InvalidArgumentError(absl::StrCat(
+          o.key, ": satellite ", *id, " does not exist (the constellation has ", sats, ", ids 0..",
+          sats - 1, ")"));
+  return std::shared_ptr<space_network>(new space_network(std::move(cfg), std::move(walker), std::move(tle)));
+}
+
+std::vector<runtime::vec3> space_network::positions(double t_s) const {
+  return walker_ ? walker_->ecef_all(t_s, 0.0) : tle_->ecef_all(t_s);
+}
+
+std::vector<runtime::ground_point> space_network::grounds_at(double t_s) const {
+  auto out = cfg_.grounds;
+  for (std::size_t g = 0; g < out.size(); ++g)
+    if (!cfg_.tracks[g].empty())
+      out[g] = runtime::ground_point::at(out[g].name, runtime::along_waypoints(cfg_.tracks[g], t_s));
+  return out;
+}
+
+runtime::snapshot_inputs space_network::inputs_at(std::int64_t k) const {
+  runtime::snapshot_inputs in;
+  in.group_of = group_of_;
+  in.groups = groups_;
+  // An outage counts for every epoch it overlaps.
+  const std::int64_t from = (cfg_.update_interval * k).ns();
+  const std::int64_t to = from + cfg_.update_interval.ns();
+  for (const auto& o : cfg_.outages) {
+    if (o.to.ns() <= from || o.from.ns() >= to)
+      continue;
+    if (o.b) {
+      in.isl_down.emplace_back(std::min(o.a, *o.b), std::max(o.a, *o.b));
+    } else {
+      in.sat_down.resize(satellites_, 0);
+      in.sat_down[o.a] = 1;
+    }
+  }
+  std::sort(in.isl_down.begin(), in.isl_down.end());
+  return in;
+}
+
+bool space_network::satellite_down(std::size_t k, vtime t) const {
+  for (const auto& o : cfg_.outages)
+    if (!o.b && o.a == k && t.ns() >= o.from.ns() && t.ns() < o.to.ns())
+      return true;
+  return false;
+}
+
+std::optional<std::int64_t> space_network::start_unix_ns() const {
+  if (tle_)
+    return tle_->start_unix_ns();
+  return std::nullopt;
+}
+
+std::vector<std::string> space_network::tle_rejected() const {
+  return tle_ ? tle_->rejected() : std::vector<std::string>{};
 }
 
 void space_network::build_next_locked() {
   const std::int64_t k = recent_.empty() ? 0 : recent_.back()->index + 1;
   const double t_s = (cfg_.update_interval * k).seconds();
   const runtime::topology_snapshot* prev = recent_.empty() ? nullptr : recent_.back()->snapshot.get();
-  auto snap = std::make_shared<const runtime::topology_snapshot>(runtime::build_snapshot(
-    t_s, constellation_.ecef_all(t_s, 0.0), candidates_, cfg_.grounds, cfg_.isl, cfg_.gsl, prev));
+  auto snap = std::make_shared<const runtime::topology_snapshot>(
+    runtime::build_snapshot(t_s, positions(t_s), candidates_, grounds_at(t_s), cfg_.isl, cfg_.gsl,
+                            prev, inputs_at(k)));
   for (const auto& h : snap->handovers)
     handovers_.push_back({(cfg_.update_interval * k).ns(), h});
   auto ep = std::make_shared<space_epoch>();
   ep->index = k;
   ep->routes = std::make_unique<runtime::route_cache>(snap, cfg_.metric);
   ep->snapshot = std::move(snap);
+  record_locked(*ep);
   recent_.push_back(std::move(ep));
   if (recent_.size() > kept_epochs)
     recent_.pop_front();
+}
+
+void space_network::record_locked(const space_epoch& ep) {
+  const auto every = cfg_.record.interval.ns();
+  if (every <= 0)
+    return;
+  // Record the first epoch at or after each multiple of the interval.
+  const std::int64_t t0 = (cfg_.update_interval * ep.index).ns();
+  const std::int64_t next_mark = recorder_->samples.empty()
+                                   ? 0
+                                   : (static_cast<std::int64_t>(std::llround(
+                                        recorder_->samples.back().t_s * 1e9)) / every + 1) * every;
+  if (t0 < next_mark)
+    return;
+  const auto& snap = *ep.snapshot;
+  recorder::sample smp;
+  smp.t_s = snap.t_s;
+  smp.position_m = snap.position_m;
+  for (std::uint32_t u = 0; u < snap.nodes(); ++u)
+    for (auto i = snap.offsets[u]; i < snap.offsets[u + 1]; ++i)
+      if (u < snap.neighbour[i])
+        smp.links.emplace_back(u, snap.neighbour[i], snap.kind[i]);
+  if (!cfg_.record.path_from.empty()) {
+    auto node_of = [&](const std::string& name) {
+      for (std::size_t g = 0; g < cfg_.grounds.size(); ++g)
+        if (cfg_.grounds[g].name == name)
+          return snap.ground_node(g);
+      return runtime::route_tree::none;
+    };
+    const auto from = node_of(cfg_.record.path_from), to = node_of(cfg_.record.path_to);
+    const auto& tree = ep.routes->to(to);
+    if (tree.next[from] != runtime::route_tree::none) {
+      for (auto v = from; v != to; v = tree.next[v])
+        smp.path.push_back(v);
+      smp.path.push_back(to);
+    }
+  }
+  recorder_->samples.push_back(std::move(smp));
+}
+
+std::string space_network::node_name(std::size_t node) const {
+  if (node >= satellites_)
+    return cfg_.grounds[node - satellites_].name;
+  return absl::StrCat("sat", node);
+}
+
+std::map<std::string, std::string> space_network::recorded_files() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto& samples = recorder_->samples;
+  if (samples.empty())
+    return {};
+  std::string pos = "time_s,node,name,x_km,y_km,z_km\n";
+  std::string links = "time_s,a,b,kind,length_km\n";
+  static constexpr const char* kind_name[] = {"isl_intra_plane", "isl_inter_plane", "ground"};
+  for (const auto& smp : samples) {
+    for (std::size_t n = 0; n < smp.position_m.size(); ++n) {
+      const auto& r = smp.position_m[n];
+      absl::StrAppendFormat(&pos, "%.3f,%u,%s,%.3f,%.3f,%.3f\n", smp.t_s, n, node_name(n), r.x * 1e-3,
+                            r.y * 1e-3, r.z * 1e-3);
+    }
+    for (const auto& [a, b, kind] : smp.links)
+      absl::StrAppendFormat(&links, "%.3f,%u,%u,%s,%.3f\n", smp.t_s, a, b,
+                            kind_name[static_cast<int>(kind)],
+                            runtime::distance(smp.position_m[a], smp.position_m[b]) * 1e-3);
+  }
+  std::map<std::string, std::string> out{{"positions.csv", std::move(pos)},
+                                         {"links.csv", std::move(links)}};
+  if (!cfg_.record.czml)
+    return out;
+
+  // CZML (Cesium): satellites and ground endpoints as sampled Earth-fixed
+  // positions, links and the recorded route as polylines between them that
+  // exist while the records show them. Walker constellations have no
+  // calendar date: their time 0 is shown as J2000 (2000-01-01T12:00:00Z).
+  const std::int64_t t0_ns = tle_ ? tle_->start_unix_ns() : 946'728'000'000'000'000;
+  const double step = cfg_.record.interval.seconds();
+  auto iso = [&](double t_s) { return runtime::format_utc(t0_ns + std::llround(t_s * 1e9)); };
+  auto span = [&](double a, double b) { return absl::StrCat(iso(a), "/", iso(b)); };
+  const double end_s = samples.back().t_s + step;
+  nlohmann::json doc = nlohmann::json::array();
+  doc.push_back({{"id", "document"},
+                 {"name", "satemu constellation"},
+                 {"version", "1.0"},
+                 {"clock",
+                  {{"interval", span(0, end_s)},
+                   {"currentTime", iso(0)},
+                   {"multiplier", 10},
+                   {"range", "LOOP_STOP"},
+                   {"step", "SYSTEM_CLOCK_MULTIPLIER"}}}});
+  const std::size_t nodes = samples.front().position_m.size();
+  for (std::size_t n = 0; n < nodes; ++n) {
+    nlohmann::json cart = nlohmann::json::array();
+    for (const auto& smp : samples) {
+      const auto& r = smp.position_m[n];
+      if (!std::isfinite(r.x))
+        continue;
+      cart.push_back(smp.t_s);
+      cart.push_back(r.x);
+      cart.push_back(r.y);
+      cart.push_back(r.z);
+    }
+    const bool ground = n >= satellites_;
+    nlohmann::json pkt = {
+      {"id", node_name(n)},
+      {"name", node_name(n)},
+      {"availability", span(0, end_s)},
+      {"position",
+       {{"epoch", iso(0)},
+        {"referenceFrame", "FIXED"},
+        {"interpolationAlgorithm", "LAGRANGE"},
+        {"interpolationDegree", ground ? 1 : 5},
+        {"cartesian", std::move(cart)}}},
+      {"point",
+       {{"pixelSize", ground ? 8 : 3},
+        {"color", {{"rgba", ground ? nlohmann::json{255, 200, 0, 255} : nlohmann::json{255, 255, 255, 220}}}}}}};
+    if (ground)
+      pkt["label"] = {{"text", node_name(n)}, {"scale", 0.5}, {"pixelOffset", {{"cartesian2", {0, -12}}}}};
+    doc.push_back(std::move(pkt));
+  }
+  // Each link: the records it appears in, merged into intervals.
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::vector<std::size_t>> seen;
+  for (std::size_t i = 0; i < samples.size(); ++i)
+    for (const auto& [a, b, kind] : samples[i].links)
+      seen[{a, b}].push_back(i);
+  auto sample_end = [&](std::size_t i) { return i + 1 < samples.size() ? samples[i + 1].t_s : end_s; };
+  for (const auto& [ab, idx] : seen) {
+    nlohmann::json avail = nlohmann::json::array();
+    for (std::size_t i = 0; i < idx.size();) {
+      std::size_t j = i;
+      while (j + 1 < idx.size() && idx[j + 1] == idx[j] + 1)
+        ++j;
+      avail.push_back(span(samples[idx[i]].t_s, sample_end(idx[j])));
+      i = j + 1;
+    }
+    const bool ground = ab.second >= satellites_;
+    doc.push_back(
+      {{"id", absl::StrCat("link/", node_name(ab.first), "-", node_name(ab.second))},
+       {"availability", std::move(avail)},
+       {"polyline",
+        {{"positions",
+          {{"references", {node_name(ab.first) + "#position", node_name(ab.second) + "#position"}}}},
+         {"width", 1},
+         {"arcType", "NONE"},
+         {"material",
+          {{"solidColor",
+            {{"color", {{"rgba", ground ? nlohmann::json{255, 200, 0, 160} : nlohmann::json{0, 180, 255, 90}}}}}}}}}}});
+  }
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (samples[i].path.size() < 2)
+      continue;
+    nlohmann::json refs = nlohmann::json::array();
+    for (auto v : samples[i].path)
+      refs.push_back(node_name(v) + "#position");
+    doc.push_back({{"id", absl::StrCat("path/", i)},
+                   {"name", absl::StrCat(cfg_.record.path_from, " -> ", cfg_.record.path_to)},
+                   {"availability", span(samples[i].t_s, sample_end(i))},
+                   {"polyline",
+                    {{"positions", {{"references", std::move(refs)}}},
+                     {"width", 4},
+                     {"arcType", "NONE"},
+                     {"material", {{"solidColor", {{"color", {{"rgba", {255, 40, 40, 255}}}}}}}}}}});
+  }
+  out["constellation.czml"] = doc.dump(1);
+  return out;
 }
 
 std::shared_ptr<const space_epoch> space_network::at(vtime t) {
@@ -241,14 +696,66 @@ std::int64_t space_network::epochs_built() const {
   return recent_.empty() ? 0 : recent_.back()->index + 1;
 }
 
-space_node::space_node(std::shared_ptr<space_network> net, ping_plan plan)
-  : net_(std::move(net)), plan_(std::move(plan)) {
+space_node::space_node(std::shared_ptr<space_network> net, ping_plan plan,
+                       std::vector<flow_plan> flows)
+  : net_(std::move(net)), plan_(std::move(plan)), flows_(std::move(flows)),
+    flow_sent_(flows_.size(), 0) {
   space_ids(); // register before any run reads the registry
 }
 
+// Timer tags: 0 = the ping round, 1 + i = the next packet of flow i.
 void space_node::on_start() {
   if (!plan_.targets.empty())
     schedule(plan_.start, 0);
+  for (std::size_t i = 0; i < flows_.size(); ++i)
+    if (flows_[i].start < flows_[i].stop)
+      schedule(flows_[i].start, 1 + i);
+}
+
+void space_node::send_flow_packet(std::size_t i) {
+  const auto& f = flows_[i];
+  protocol::flow_packet m;
+  m.flow = f.flow;
+  m.seq = flow_sent_[i]++;
+  m.origin = id();
+  m.target = f.target;
+  m.sent_ns = now().ns();
+  m.route_hash = route_hash(epoch(), f.target);
+  // The configured packet size is the size on the wire: filler = size less
+  // header and the encoded fields, in whole words (Cap'n Proto pads to 8).
+  const std::uint32_t overhead =
+    static_cast<std::uint32_t>(protocol::envelope::header_bytes + protocol::encode_flow(m)->size_bytes());
+  m.body_bytes = f.size_bytes > overhead ? (f.size_bytes - overhead) / 8 * 8 : 0;
+  auto body = protocol::encode_flow(m);
+  if (auto h = plan_hop(f.target, body.size_bytes() + protocol::envelope::header_bytes))
+    send_via(h->node, f.target, h->latency, protocol::kind::flow, std::move(body));
+  if ((now() + f.interval).ns() < f.stop.ns())
+    schedule(f.interval, 1 + i);
+}
+
+void space_node::receive_flow(protocol::envelope& e) {
+  auto m = protocol::decode_flow(e.body);
+  if (!m.ok()) {
+    count(space_ids().malformed);
+    return;
+  }
+  flow_sample s;
+  s.flow = m->flow;
+  s.seq = m->seq;
+  s.sent_ns = m->sent_ns;
+  s.delay_ns = now().ns() - m->sent_ns;
+  s.hops = static_cast<std::uint16_t>(e.hops + 1);
+  s.wire_bytes = static_cast<std::uint32_t>(e.wire_size());
+  const auto key = runtime::hash_combine(m->origin, m->flow);
+  auto it = std::find_if(flow_last_route_.begin(), flow_last_route_.end(),
+                         [&](const auto& r) { return r.first == key; });
+  if (it == flow_last_route_.end()) {
+    flow_last_route_.push_back({key, m->route_hash});
+  } else {
+    s.path_changed = it->second != m->route_hash;
+    it->second = m->route_hash;
+  }
+  flow_samples_.push_back(s);
 }
 
 const space_epoch& space_node::epoch() {
@@ -258,7 +765,11 @@ const space_epoch& space_node::epoch() {
   return *epoch_;
 }
 
-void space_node::on_timer(std::uint64_t) {
+void space_node::on_timer(std::uint64_t tag) {
+  if (tag > 0) {
+    send_flow_packet(tag - 1);
+    return;
+  }
   const auto& ep = epoch();
   if (last_route_.size() < plan_.targets.size())
     last_route_.resize(plan_.targets.size(), 0);
@@ -282,11 +793,22 @@ void space_node::on_timer(std::uint64_t) {
 }
 
 void space_node::on_envelope(protocol::envelope& e) {
+  if (id() < net_->satellites() && net_->has_outages() && net_->satellite_down(id(), now())) {
+    count(space_ids().drops_outage);
+    return;
+  }
   if (e.dst != id()) {
     if (auto h = plan_hop(e.dst, e.wire_size()))
       forward(h->node, h->latency, std::move(e));
     return;
   }
+  if (e.k == protocol::kind::flow)
+    receive_flow(e);
+  else
+    receive_ping(e);
+}
+
+void space_node::receive_ping(protocol::envelope& e) {
   auto m = protocol::decode_ping(e.body);
   if (!m.ok()) {
     count(space_ids().malformed);
@@ -365,6 +887,55 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   }
   count(space_ids().hops);
   return next_hop{next, duration::from_ns(start - t + ser + prop) + cfg.hop_delay};
+}
+
+std::optional<std::size_t> space_workload::ground_index(const std::string& name) const {
+  const auto& g = net_->config().grounds;
+  for (std::size_t i = 0; i < g.size(); ++i)
+    if (g[i].name == name)
+      return i;
+  return std::nullopt;
+}
+
+absl::Status space_workload::build(space_config cfg, std::vector<ping_plan> pings,
+                                   std::vector<std::vector<flow_plan>> flows) {
+  const auto g = cfg.grounds.size();
+  auto net = space_network::make(std::move(cfg));
+  if (!net.ok())
+    return net.status();
+  net_ = std::move(*net);
+  for (std::size_t k = 0; k < net_->satellites(); ++k)
+    entities_.push_back(std::make_unique<space_node>(net_));
+  pings.resize(g);
+  flows.resize(g);
+  for (std::size_t i = 0; i < g; ++i)
+    entities_.push_back(std::make_unique<space_node>(net_, std::move(pings[i]), std::move(flows[i])));
+  return absl::OkStatus();
+}
+
+nlohmann::json space_workload::network_metrics() const {
+  nlohmann::json j;
+  j["satellites"] = net_->satellites();
+  j["ground_endpoints"] = net_->grounds();
+  if (const auto t0 = net_->start_unix_ns()) {
+    j["start_utc"] = runtime::format_utc(*t0);
+    j["tle_rejected"] = net_->tle_rejected();
+  }
+  j["lookahead_ns"] = net_->lookahead().ns();
+  j["topology_epochs"] = net_->epochs_built();
+  j["handovers"] = net_->handovers().size();
+  return j;
+}
+
+std::map<std::string, std::string> space_workload::network_files() const {
+  std::string ho = "time_s,endpoint,shell,from_satellite,to_satellite\n";
+  for (const auto& h : net_->handovers())
+    absl::StrAppendFormat(&ho, "%.9f,%s,%u,%d,%d\n", static_cast<double>(h.time_ns) * 1e-9,
+                          net_->config().grounds[h.change.ground].name, h.change.group, h.change.from,
+                          h.change.to);
+  auto out = net_->recorded_files();
+  out["handovers.csv"] = std::move(ho);
+  return out;
 }
 
 } // namespace satemu::actors

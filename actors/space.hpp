@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,15 +29,46 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "actors/workload.hpp"
 #include "runtime/entity.hpp"
 #include "runtime/scenario.hpp"
+#include "runtime/tle_constellation.hpp"
 #include "runtime/topology.hpp"
 #include "runtime/walker.hpp"
 
 namespace satemu::actors {
 
+/// A scheduled outage: a satellite, or the ISL between two satellites, is
+/// down for [from, to) of emulated time. Topology epochs overlapping that
+/// span leave it out; a message reaching a satellite that is down is dropped.
+struct outage {
+  std::uint32_t a = 0;
+  /// The other end of an ISL outage; nullopt for a satellite outage.
+  std::optional<std::uint32_t> b;
+  runtime::duration from;
+  runtime::duration to;
+  /// Scenario key of this outage, for error messages.
+  std::string key;
+};
+
+/// What to record of the topology, and how often (0 = nothing).
+struct topology_recording {
+  runtime::duration interval = runtime::duration::zero();
+  bool czml = false;
+  /// Ground endpoints whose route the CZML file shows (empty = none).
+  std::string path_from, path_to;
+};
+
 struct space_config {
+  /// Walker shells, or (when `tle_file` is set) nothing.
   std::vector<runtime::walker_shell> shells;
+  /// TLE constellation: the file, emulated time 0 as UTC ns (nullopt = the
+  /// latest epoch in the file) and how planes are recovered.
+  std::string tle_file;
+  std::optional<std::int64_t> tle_start_unix_ns;
+  runtime::tle_grouping tle_grouping;
+  /// Ground endpoints link to one satellite of every shell in view.
+  bool gsl_per_shell = false;
   runtime::isl_rules isl;
   runtime::gsl_rules gsl;
   double isl_rate_bps = 10e9;
@@ -48,7 +80,12 @@ struct space_config {
   runtime::duration update_interval = runtime::milliseconds(100);
   runtime::duration hop_delay = runtime::microseconds(10);
   runtime::route_metric metric = runtime::route_metric::delay;
+  /// Ground stations then users; `tracks[g]` is empty for a fixed endpoint
+  /// and holds the waypoints of a moving one (grounds[g] is its start).
   std::vector<runtime::ground_point> grounds;
+  std::vector<std::vector<runtime::waypoint>> tracks;
+  std::vector<outage> outages;
+  topology_recording record;
 };
 
 /// Registers the `constellation` and `ground` scenario sections (idempotent).
@@ -81,7 +118,20 @@ public:
   /// Smallest latency any hop can have: hop delay plus the shortest distance
   /// any link can span (closed forms of the shells) over c.
   runtime::duration lookahead() const { return lookahead_; }
-  std::size_t satellites() const { return constellation_.size(); }
+  std::size_t satellites() const { return satellites_; }
+  /// Whether satellite `k` is down by the outage schedule at `t`.
+  bool satellite_down(std::size_t k, runtime::vtime t) const;
+  bool has_outages() const { return !cfg_.outages.empty(); }
+  /// Emulated time 0 as UTC ns for TLE constellations; nullopt for Walker.
+  std::optional<std::int64_t> start_unix_ns() const;
+  /// TLE sets left out because SGP4 rejects them at their epoch (messages).
+  std::vector<std::string> tle_rejected() const;
+  /// Files recorded so far (positions.csv, links.csv, constellation.czml),
+  /// name -> content; empty unless `record.interval` is set.
+  std::map<std::string, std::string> recorded_files() const;
+  /// "sat<k>" for a satellite, the endpoint's name for a ground node.
+  std::string node_name(std::size_t node) const;
+  ~space_network();
   std::size_t grounds() const { return cfg_.grounds.size(); }
   const space_config& config() const { return cfg_; }
   /// Handovers of every epoch built so far, in time order.
@@ -89,12 +139,23 @@ public:
   std::int64_t epochs_built() const;
 
 private:
-  space_network(space_config cfg, runtime::walker_constellation c);
+  space_network(space_config cfg, std::optional<runtime::walker_constellation> walker,
+                std::optional<runtime::tle_constellation> tle);
   void build_next_locked();
+  std::vector<runtime::vec3> positions(double t_s) const;
+  runtime::snapshot_inputs inputs_at(std::int64_t k) const;
+  std::vector<runtime::ground_point> grounds_at(double t_s) const;
+  void record_locked(const space_epoch& ep);
 
   space_config cfg_;
-  runtime::walker_constellation constellation_;
+  std::optional<runtime::walker_constellation> walker_;
+  std::optional<runtime::tle_constellation> tle_;
+  std::size_t satellites_ = 0;
   std::vector<runtime::isl_candidate> candidates_;
+  std::vector<std::uint16_t> group_of_;
+  std::size_t groups_ = 1;
+  struct recorder;
+  std::unique_ptr<recorder> recorder_;
   runtime::duration lookahead_;
   mutable std::mutex mu_;
   std::deque<std::shared_ptr<const space_epoch>> recent_;
@@ -123,13 +184,42 @@ struct ping_sample {
   bool path_changed = false;
 };
 
+/// A constant-rate flow a ground endpoint sends: one packet of `size_bytes`
+/// every `interval`, from `start` until before `stop`.
+struct flow_plan {
+  std::uint32_t flow = 0;
+  runtime::entity_id target = 0;
+  runtime::duration interval = runtime::milliseconds(1);
+  runtime::duration start = runtime::duration::zero();
+  runtime::duration stop = runtime::duration::max();
+  std::uint32_t size_bytes = 1'000;
+};
+
+/// One flow packet delivered, as its destination saw it.
+struct flow_sample {
+  std::uint32_t flow = 0;
+  std::uint64_t seq = 0;
+  std::int64_t sent_ns = 0;
+  std::int64_t delay_ns = 0;
+  std::uint16_t hops = 0;
+  std::uint32_t wire_bytes = 0;
+  /// The route at send time differs from the previous delivered packet's.
+  bool path_changed = false;
+};
+
 /// A satellite (ids below `net.satellites()`) or a ground endpoint.
 class space_node final : public runtime::entity {
 public:
-  space_node(std::shared_ptr<space_network> net, ping_plan plan = {});
+  space_node(std::shared_ptr<space_network> net, ping_plan plan = {},
+             std::vector<flow_plan> flows = {});
 
   const std::vector<ping_sample>& samples() const { return samples_; }
   std::uint64_t pings_sent() const { return next_ping_; }
+  /// Flows this endpoint sends, and packets sent per flow (same order).
+  const std::vector<flow_plan>& flows() const { return flows_; }
+  const std::vector<std::uint64_t>& flow_packets_sent() const { return flow_sent_; }
+  /// Flow packets delivered here, in arrival order.
+  const std::vector<flow_sample>& flow_samples() const { return flow_samples_; }
 
 protected:
   void on_start() override;
@@ -163,6 +253,44 @@ private:
   /// (ping id, route hash at send time) of pings not answered yet.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> sent_routes_;
   std::uint64_t next_ping_ = 0;
+  std::vector<flow_plan> flows_;
+  std::vector<std::uint64_t> flow_sent_;
+  std::vector<flow_sample> flow_samples_;
+  /// Last route hash seen per (origin, flow), for path changes.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> flow_last_route_;
+
+  void send_flow_packet(std::size_t i);
+  void receive_flow(protocol::envelope& e);
+  void receive_ping(protocol::envelope& e);
+};
+
+/// What the workloads over the space segment (ping, flows) share: the
+/// network, one node per satellite and per ground endpoint, and the
+/// network's figures and files (handovers.csv, the topology records).
+class space_workload : public workload {
+public:
+  runtime::duration lookahead() const override { return net_->lookahead(); }
+  std::vector<std::unique_ptr<runtime::entity>>& entities() override { return entities_; }
+
+  const space_network& network() const { return *net_; }
+  const space_node& ground(std::size_t g) const {
+    return static_cast<const space_node&>(*entities_[net_->satellites() + g]);
+  }
+  /// Ground endpoint index by name (stations first, then users).
+  std::optional<std::size_t> ground_index(const std::string& name) const;
+
+protected:
+  /// Builds the network and the nodes; ground endpoint g gets `pings[g]` and
+  /// `flows[g]` (either may be shorter than the endpoint count).
+  absl::Status build(space_config cfg, std::vector<ping_plan> pings,
+                     std::vector<std::vector<flow_plan>> flows);
+  /// Satellites, endpoints, lookahead, epochs, handovers, start time.
+  nlohmann::json network_metrics() const;
+  /// handovers.csv and what the network recorded.
+  std::map<std::string, std::string> network_files() const;
+
+  std::shared_ptr<space_network> net_;
+  std::vector<std::unique_ptr<runtime::entity>> entities_;
 };
 
 } // namespace satemu::actors

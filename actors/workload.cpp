@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "actors/flows.hpp"
 #include "actors/mesh.hpp"
 #include "actors/ping.hpp"
 
@@ -18,6 +19,7 @@ void register_workloads() {
   std::call_once(once, [] {
     mesh_workload::register_kind();
     ping_workload::register_kind();
+    flows_workload::register_kind();
   });
 }
 
@@ -34,6 +36,12 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
   }
   if (kind == "ping") {
     auto w = ping_workload::make(s);
+    if (!w.ok())
+      return w.status();
+    return std::unique_ptr<workload>(std::move(*w));
+  }
+  if (kind == "flows") {
+    auto w = flows_workload::make(s);
     if (!w.ok())
       return w.status();
     return std::unique_ptr<workload>(std::move(*w));

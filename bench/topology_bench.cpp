@@ -3,11 +3,19 @@
 //   BM_Topology_Epoch: Starlink phase 1 (five shells, 4,408 satellites) and
 //     100 ground stations: positions, +Grid ISLs with their rules, and the
 //     serving satellite of every station. Target: at most 20 ms on one core.
-//   BM_Routing_Tree: one shortest-delay tree to a ground station over that
-//     snapshot. Target: at most 2 ms.
+//   BM_Topology_Epoch_PerShell: the same with a ground link into every shell
+//     in view (as scenarios/starlink-ping.yaml has it).
+//   BM_Topology_Epoch_Tle2026: the 9,594 objects of the 2026 Starlink TLE
+//     snapshot (SGP4 for every satellite, then the same rules), when
+//     ../shared/data/tle/ is beside the repository.
+//   BM_Routing_Tree: one shortest-delay tree to a ground station over the
+//     phase 1 snapshot. Target: at most 2 ms.
 #include <benchmark/benchmark.h>
 
+#include <filesystem>
+
 #include "runtime/rng.hpp"
+#include "runtime/tle_constellation.hpp"
 #include "runtime/topology.hpp"
 #include "runtime/walker.hpp"
 
@@ -35,26 +43,61 @@ std::vector<ground_point> stations(std::size_t n) {
   return out;
 }
 
-void BM_Topology_Epoch(benchmark::State& state) {
-  const auto c = starlink_phase1();
-  const auto cand = plus_grid_candidates(c);
+/// Epochs every 100 ms of emulated time, each from the one before.
+template <class Positions>
+void run_epochs(benchmark::State& state, std::size_t sats, Positions&& positions,
+                const std::vector<isl_candidate>& cand, const snapshot_inputs& in) {
   const auto gs = stations(100);
   isl_rules isl;
+  isl.min_range_m = 100e3;
   gsl_rules gsl;
   double t = 0;
-  topology_snapshot prev = build_snapshot(0, c.ecef_all(0, 0), cand, gs, isl, gsl, nullptr);
+  topology_snapshot prev = build_snapshot(0, positions(0.0), cand, gs, isl, gsl, nullptr, in);
   for (auto _ : state) {
     t += 0.1;
-    auto s = build_snapshot(t, c.ecef_all(t, 0), cand, gs, isl, gsl, &prev);
+    auto s = build_snapshot(t, positions(t), cand, gs, isl, gsl, &prev, in);
     benchmark::DoNotOptimize(s.neighbour.data());
     prev = std::move(s);
   }
-  state.counters["satellites"] = static_cast<double>(c.size());
+  state.counters["satellites"] = static_cast<double>(sats);
   state.counters["isl_links"] = static_cast<double>(prev.isl_links);
-  state.counters["served_stations"] = static_cast<double>(
+  state.counters["ground_links"] = static_cast<double>(
     std::count_if(prev.serving.begin(), prev.serving.end(), [](int s) { return s >= 0; }));
 }
+
+void BM_Topology_Epoch(benchmark::State& state) {
+  const auto c = starlink_phase1();
+  run_epochs(state, c.size(), [&](double t) { return c.ecef_all(t, 0); }, plus_grid_candidates(c), {});
+}
 BENCHMARK(BM_Topology_Epoch)->Unit(benchmark::kMillisecond);
+
+void BM_Topology_Epoch_PerShell(benchmark::State& state) {
+  const auto c = starlink_phase1();
+  snapshot_inputs in;
+  in.groups = c.shells().size();
+  for (std::size_t k = 0; k < c.size(); ++k)
+    in.group_of.push_back(static_cast<std::uint16_t>(c[k].shell));
+  run_epochs(state, c.size(), [&](double t) { return c.ecef_all(t, 0); }, plus_grid_candidates(c), in);
+}
+BENCHMARK(BM_Topology_Epoch_PerShell)->Unit(benchmark::kMillisecond);
+
+void BM_Topology_Epoch_Tle2026(benchmark::State& state) {
+  const std::string file = SATEMU_SOURCE_DIR "/../shared/data/tle/TC_HO_starlink_frozen_20260224_1410Z.tle";
+  if (!std::filesystem::exists(file)) {
+    state.SkipWithError("no TLE data beside the repository");
+    return;
+  }
+  auto sets = load_tle_file(file);
+  const auto start = tle_constellation::latest_epoch_unix_ns(*sets);
+  auto c = tle_constellation::make(std::move(*sets), start);
+  snapshot_inputs in;
+  in.groups = c->groups();
+  in.group_of = c->group_of();
+  run_epochs(state, c->size(), [&](double t) { return c->ecef_all(t); }, c->candidates(), in);
+  state.counters["shells"] = static_cast<double>(c->groups());
+  state.counters["planes"] = static_cast<double>(c->planes());
+}
+BENCHMARK(BM_Topology_Epoch_Tle2026)->Unit(benchmark::kMillisecond);
 
 void BM_Routing_Tree(benchmark::State& state) {
   const auto c = starlink_phase1();

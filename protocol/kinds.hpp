@@ -18,6 +18,8 @@ enum class kind : std::uint16_t {
   mesh = 1,
   /// Ping requests and replies between ground endpoints (protocol/ping.capnp).
   ping = 2,
+  /// Packets of constant-rate flows between ground endpoints (protocol/flow.capnp).
+  flow = 3,
 };
 
 /// Stable lower-case name of `k`, or "unknown" for a value this build does not
@@ -30,6 +32,8 @@ constexpr std::string_view to_string(kind k) noexcept {
       return "mesh";
     case kind::ping:
       return "ping";
+    case kind::flow:
+      return "flow";
   }
   return "unknown";
 }

@@ -41,6 +41,30 @@ ground_point ground_point::at(std::string name, const geodetic& g) {
   return p;
 }
 
+geodetic along_waypoints(const std::vector<waypoint>& track, double t_s) {
+  if (t_s <= track.front().t_s)
+    return track.front().where;
+  if (t_s >= track.back().t_s)
+    return track.back().where;
+  const auto next = std::upper_bound(track.begin(), track.end(), t_s,
+                                     [](double t, const waypoint& w) { return t < w.t_s; });
+  const auto& b = *next;
+  const auto& a = *(next - 1);
+  const double f = (t_s - a.t_s) / (b.t_s - a.t_s);
+  double dlon = std::fmod(b.where.lon_deg - a.where.lon_deg, 360.0);
+  if (dlon > 180)
+    dlon -= 360;
+  if (dlon < -180)
+    dlon += 360;
+  double lon = a.where.lon_deg + f * dlon;
+  if (lon > 180)
+    lon -= 360;
+  if (lon < -180)
+    lon += 360;
+  return {a.where.lat_deg + f * (b.where.lat_deg - a.where.lat_deg), lon,
+          a.where.alt_m + f * (b.where.alt_m - a.where.alt_m)};
+}
+
 namespace {
 
 struct edge {
@@ -58,23 +82,42 @@ double geocentric_latitude_deg(vec3 r) {
 topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
                                  const std::vector<isl_candidate>& candidates,
                                  const std::vector<ground_point>& grounds, const isl_rules& isl,
-                                 const gsl_rules& gsl, const topology_snapshot* previous) {
+                                 const gsl_rules& gsl, const topology_snapshot* previous,
+                                 const snapshot_inputs& inputs) {
   topology_snapshot s;
   s.t_s = t_s;
   s.satellites = sat_ecef_m.size();
   s.grounds = grounds.size();
+  s.groups = std::max<std::size_t>(inputs.groups, 1);
   s.position_m = std::move(sat_ecef_m);
   s.position_m.reserve(s.satellites + s.grounds);
   for (const auto& g : grounds)
     s.position_m.push_back(g.ecef_m);
 
+  auto up = [&](std::size_t k) {
+    if (k < inputs.sat_down.size() && inputs.sat_down[k] != 0)
+      return false;
+    const vec3 r = s.position_m[k];
+    return std::isfinite(r.x) && std::isfinite(r.y) && std::isfinite(r.z);
+  };
+  auto group = [&](std::size_t k) -> std::size_t {
+    return k < inputs.group_of.size() ? inputs.group_of[k] : 0;
+  };
+
   std::vector<edge> edges;
-  edges.reserve(candidates.size() + grounds.size());
+  edges.reserve(candidates.size() + grounds.size() * s.groups);
   const double max_range_sq = isl.max_range_m * isl.max_range_m;
+  const double min_range_sq = isl.min_range_m * isl.min_range_m;
   for (const auto& c : candidates) {
+    if (!up(c.a) || !up(c.b))
+      continue;
+    if (!inputs.isl_down.empty() &&
+        std::binary_search(inputs.isl_down.begin(), inputs.isl_down.end(),
+                           std::pair{std::min(c.a, c.b), std::max(c.a, c.b)}))
+      continue;
     const vec3 a = s.position_m[c.a], b = s.position_m[c.b];
     const double d_sq = norm_sq(a - b);
-    if (d_sq > max_range_sq)
+    if (d_sq > max_range_sq || d_sq < min_range_sq)
       continue;
     if (c.inter_plane && (std::abs(geocentric_latitude_deg(a)) > isl.inter_plane_max_latitude_deg ||
                           std::abs(geocentric_latitude_deg(b)) > isl.inter_plane_max_latitude_deg))
@@ -89,42 +132,48 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
   // Elevation >= e_min  <=>  up . (sat - ground) >= sin(e_min) |sat - ground|:
   // one dot product and one square root per pair, no trigonometry.
   const double sin_min = std::sin(gsl.min_elevation_deg * radians_per_degree);
-  s.serving.assign(grounds.size(), -1);
+  const bool same_layout = previous != nullptr && previous->groups == s.groups &&
+                           previous->serving.size() == grounds.size() * s.groups;
+  s.serving.assign(grounds.size() * s.groups, -1);
+  std::vector<double> best_score(s.groups);
+  std::vector<std::uint8_t> before_visible(s.groups);
   for (std::size_t g = 0; g < grounds.size(); ++g) {
     const auto& gp = grounds[g];
-    const std::int32_t before =
-      previous != nullptr && g < previous->serving.size() ? previous->serving[g] : -1;
-    std::int32_t best = -1;
-    double best_score = -std::numeric_limits<double>::infinity();
-    bool before_visible = false;
+    std::int32_t* best = &s.serving[g * s.groups];
+    const std::int32_t* before = same_layout ? &previous->serving[g * s.groups] : nullptr;
+    std::fill(best_score.begin(), best_score.end(), -std::numeric_limits<double>::infinity());
+    std::fill(before_visible.begin(), before_visible.end(), 0);
     for (std::size_t k = 0; k < s.satellites; ++k) {
       const vec3 d = s.position_m[k] - gp.ecef_m;
-      const double up = dot(gp.horizon.up, d);
-      if (up <= 0)
+      const double h = dot(gp.horizon.up, d);
+      if (!(h > 0))
         continue;
       const double range = norm(d);
-      if (up < sin_min * range)
+      if (h < sin_min * range || !up(k))
         continue;
-      if (static_cast<std::int32_t>(k) == before)
-        before_visible = true;
-      // Highest elevation: largest sin(elevation) = up / range; nearest:
+      const auto grp = group(k);
+      if (before != nullptr && static_cast<std::int32_t>(k) == before[grp])
+        before_visible[grp] = 1;
+      // Highest elevation: largest sin(elevation) = h / range; nearest:
       // smallest range. Strict '>' keeps the lowest id on ties.
-      const double score =
-        gsl.policy == association_policy::nearest ? -range : up / range;
-      if (score > best_score) {
-        best_score = score;
-        best = static_cast<std::int32_t>(k);
+      const double score = gsl.policy == association_policy::nearest ? -range : h / range;
+      if (score > best_score[grp]) {
+        best_score[grp] = score;
+        best[grp] = static_cast<std::int32_t>(k);
       }
     }
-    if (gsl.policy == association_policy::stay_until_lost && before_visible)
-      best = before;
-    s.serving[g] = best;
-    if (previous != nullptr && best != before)
-      s.handovers.push_back({static_cast<std::uint32_t>(g), before, best});
-    if (best >= 0)
-      edges.push_back({static_cast<std::uint32_t>(best), s.ground_node(g),
-                       distance(s.position_m[static_cast<std::size_t>(best)], gp.ecef_m),
-                       link_kind::ground});
+    for (std::size_t grp = 0; grp < s.groups; ++grp) {
+      if (gsl.policy == association_policy::stay_until_lost && before_visible[grp] != 0)
+        best[grp] = before[grp];
+      const std::int32_t was = before != nullptr ? before[grp] : -1;
+      if (previous != nullptr && best[grp] != was)
+        s.handovers.push_back({static_cast<std::uint32_t>(g), static_cast<std::uint32_t>(grp), was,
+                               best[grp]});
+      if (best[grp] >= 0)
+        edges.push_back({static_cast<std::uint32_t>(best[grp]), s.ground_node(g),
+                         distance(s.position_m[static_cast<std::size_t>(best[grp])], gp.ecef_m),
+                         link_kind::ground});
+    }
   }
 
   // Compressed rows, both directions, in edge order (deterministic).

@@ -18,7 +18,12 @@
 ///   `inter_plane_max_latitude_deg` (geocentric latitude).
 /// - Each ground point links to one serving satellite among those at or
 ///   above `min_elevation_deg`, chosen by the association policy; a change of
-///   serving satellite between epochs is a handover.
+///   serving satellite between epochs is a handover. With several satellite
+///   groups (e.g. one per shell, `snapshot_inputs::group_of`), it links to
+///   one satellite of every group that has one in view (a terminal per
+///   shell), each chosen and handed over on its own.
+/// - Links shorter than `min_range_m` are not made, and a satellite or an
+///   ISL that is down (an outage) has no links.
 /// - Ground points are endpoints only: routes never pass through them.
 #pragma once
 
@@ -27,6 +32,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/frames.hpp"
@@ -44,6 +50,9 @@ struct isl_rules {
   double min_line_of_sight_altitude_m = 80e3;
   /// Longest link [m].
   double max_range_m = 5'000e3;
+  /// Shortest link [m]: closer pairs are not linked (terminals cannot track
+  /// them). Also bounds the kernel's lookahead from below.
+  double min_range_m = 0;
 };
 
 struct gsl_rules {
@@ -68,6 +77,7 @@ enum class link_kind : std::uint8_t { isl_intra_plane, isl_inter_plane, ground }
 /// A change of serving satellite.
 struct handover {
   std::uint32_t ground = 0; ///< ground index (0 .. G-1)
+  std::uint32_t group = 0;  ///< satellite group of the link (0 with one group)
   std::int32_t from = -1;   ///< previous satellite, -1 = none
   std::int32_t to = -1;     ///< new satellite, -1 = none (lost)
 };
@@ -84,7 +94,10 @@ struct topology_snapshot {
   std::vector<std::uint32_t> neighbour;
   std::vector<double> length_m;
   std::vector<link_kind> kind;
-  /// Per ground point: its serving satellite, -1 when none is visible.
+  /// Satellite groups a ground point links into (1 unless per-group links).
+  std::size_t groups = 1;
+  /// Per ground point and group (index g * groups + group): the serving
+  /// satellite, -1 when none of the group is visible.
   std::vector<std::int32_t> serving;
   /// Serving changes against the previous snapshot.
   std::vector<handover> handovers;
@@ -105,12 +118,37 @@ struct ground_point {
   static ground_point at(std::string name, const geodetic& g);
 };
 
+/// A point of a moving ground endpoint's track.
+struct waypoint {
+  double t_s = 0;
+  geodetic where;
+};
+
+/// Where a track (waypoints in time order, at least one) is at `t_s`: at the
+/// first point before it, at the last after it, and in between latitude,
+/// longitude (the shorter way round) and altitude interpolated linearly.
+geodetic along_waypoints(const std::vector<waypoint>& track, double t_s);
+
+/// What else an epoch depends on besides positions and rules. Empty vectors
+/// mean "none": one group, nothing down.
+struct snapshot_inputs {
+  /// Group of every satellite (0 .. groups-1); empty = all in group 0.
+  std::vector<std::uint16_t> group_of;
+  std::size_t groups = 1;
+  /// Per satellite: nonzero while it is down. A satellite whose position is
+  /// not finite (a failed propagation) counts as down too.
+  std::vector<std::uint8_t> sat_down;
+  /// ISLs that are down, as (lower id, higher id), sorted.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> isl_down;
+};
+
 /// Builds the snapshot for satellites at `sat_ecef_m`. `previous` (the last
 /// epoch's snapshot, or null) drives stay-until-lost and handovers.
 topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
                                  const std::vector<isl_candidate>& candidates,
                                  const std::vector<ground_point>& grounds, const isl_rules& isl,
-                                 const gsl_rules& gsl, const topology_snapshot* previous);
+                                 const gsl_rules& gsl, const topology_snapshot* previous,
+                                 const snapshot_inputs& inputs = {});
 
 enum class route_metric { delay, hops };
 

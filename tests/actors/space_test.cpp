@@ -12,9 +12,12 @@
 #include "protocol/ping.hpp"
 #include "runtime/constants.hpp"
 #include "runtime/kernel.hpp"
+#include "space_fixture.hpp"
 
 namespace satemu::actors {
 namespace {
+
+using ran_ping = testing::ran<ping_workload>;
 
 constexpr const char* small_grid = R"(
 name: small
@@ -34,24 +37,9 @@ ground:
 workload: {kind: ping, pattern: pairs, pairs: [{from: a, to: b}], interval: 1s, size: 64B}
 )";
 
-struct ran {
-  std::unique_ptr<ping_workload> w;
-  runtime::run_result r;
-};
-
-ran run_text(const std::string& yaml, std::vector<std::string> sets = {}, std::size_t threads = 1) {
-  register_workloads();
-  auto sc = runtime::load_scenario_text(yaml, "test.yaml", sets);
-  EXPECT_TRUE(sc.ok()) << sc.status();
-  auto w = ping_workload::make(*sc);
-  EXPECT_TRUE(w.ok()) << w.status();
-  runtime::run_options o;
-  o.end = runtime::vtime::zero() + sc->get_duration("duration");
-  o.lookahead = (*w)->lookahead();
-  o.seed = static_cast<std::uint64_t>(sc->get_int("seed"));
-  o.threads = threads;
-  auto r = runtime::run((*w)->entities(), o);
-  return {std::move(*w), std::move(r)};
+ran_ping run_text(const std::string& yaml, std::vector<std::string> sets = {},
+                  std::size_t threads = 1) {
+  return testing::run_text<ping_workload>(yaml, std::move(sets), threads);
 }
 
 std::int64_t ceil_ns(double s) { return static_cast<std::int64_t>(std::ceil(s * 1e9)); }

@@ -669,3 +669,121 @@ TEST_F(cli_test, realtime_run_reports_lateness) {
 }
 
 } // namespace
+
+// --- Space segment: bad input exits 2 and names the file, line or key. ---
+
+const char* const space_yaml = R"(name: sp
+seed: 1
+duration: 1s
+constellation:
+  shells:
+    - {planes: 6, sats_per_plane: 8, altitude: 550km, inclination: 53deg, phasing: 1}
+ground:
+  stations:
+    - {name: a, lat: 10, lon: 20}
+    - {name: b, lat: 30, lon: 60}
+workload: {kind: ping, pattern: ring}
+)";
+
+const char* const good_tle =
+  "STARLINK-1008\n"
+  "1 44714U 19074B   26055.14611000  .00001017  00000+0  87049-4 0  9992\n"
+  "2 44714  53.0541 211.3215 0001455  86.1385 273.9764 15.06396611346910\n";
+
+/// `good_tle` with one character of line `line` (1-based) at `col` replaced.
+std::string damaged_tle(int line, std::size_t col, char c) {
+  std::vector<std::string> lines;
+  std::stringstream ss(good_tle);
+  for (std::string l; std::getline(ss, l);)
+    lines.push_back(l);
+  lines[static_cast<std::size_t>(line - 1)][col - 1] = c;
+  std::string out;
+  for (const auto& l : lines)
+    out += l + "\n";
+  return out;
+}
+
+TEST_F(cli_test, space_scenario_with_good_tle_validates) {
+  // The base of the TLE cases below: valid as it is (its checksums are right).
+  write_file(dir_ / "ok.tle", good_tle);
+  const auto f = scenario("tle_ok.yaml", replace(space_yaml, "  shells:\n    - {planes: 6, sats_per_plane: 8, altitude: 550km, inclination: 53deg, phasing: 1}\n",
+                                                 "  tle: {file: " + (dir_ / "ok.tle").string() + "}\n"));
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+TEST_F(cli_test, tle_with_wrong_checksum_names_tle_file_and_line) {
+  // Line 2 of the set is line 3 of the file; its last column is the checksum.
+  const auto tle = (dir_ / "bad.tle").string();
+  write_file(tle, damaged_tle(3, 69, '5'));
+  const auto text = replace(space_yaml, "  shells:\n    - {planes: 6, sats_per_plane: 8, altitude: 550km, inclination: 53deg, phasing: 1}\n",
+                            "  tle: {file: " + tle + "}\n");
+  const auto f = scenario("tle_sum.yaml", text);
+  for (const auto& r : {satemu({"validate", f}), satemu({"run", f, "--out", (dir_ / "o").string()})}) {
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_CONTAINS(r.output, tle + ":3:");
+    EXPECT_CONTAINS(r.output, "checksum");
+    EXPECT_CONTAINS(r.output, "constellation.tle.file");
+    EXPECT_CONTAINS(r.output, f + ":" + std::to_string(line_of(text, "tle:")) + ":");
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "o" / "summary.json"));
+}
+
+TEST_F(cli_test, tle_with_malformed_line_names_tle_file_and_line) {
+  // A letter in the inclination field of line 2 (columns 9-16), checksum fixed up.
+  const auto tle = (dir_ / "bad2.tle").string();
+  std::string text = damaged_tle(3, 12, 'x');
+  write_file(tle, text);
+  const auto f = scenario("tle_bad.yaml",
+                          replace(space_yaml, "  shells:\n    - {planes: 6, sats_per_plane: 8, altitude: 550km, inclination: 53deg, phasing: 1}\n",
+                                  "  tle: {file: " + tle + "}\n"));
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, tle + ":3:");
+  // Also through --set, as users point a scenario at their own file.
+  write_file(dir_ / "short.tle", std::string(good_tle).substr(0, 100));
+  auto r2 = satemu({"validate", f, "--set", "constellation.tle.file=" + (dir_ / "short.tle").string()});
+  EXPECT_EQ(r2.code, 2) << r2.output;
+  EXPECT_CONTAINS(r2.output, (dir_ / "short.tle").string() + ":3:");
+  EXPECT_CONTAINS(r2.output, "--set constellation.tle.file=");
+}
+
+TEST_F(cli_test, missing_tle_file_is_bad_input_naming_it) {
+  const auto f = scenario("tle_missing.yaml",
+                          replace(space_yaml, "  shells:\n    - {planes: 6, sats_per_plane: 8, altitude: 550km, inclination: 53deg, phasing: 1}\n",
+                                  "  tle: {file: nowhere.tle}\n"));
+  auto r = satemu({"validate", f});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "nowhere.tle");
+  EXPECT_CONTAINS(r.output, "constellation.tle.file");
+}
+
+TEST_F(cli_test, altitude_below_100km_names_file_line_and_key) {
+  const auto text = replace(space_yaml, "altitude: 550km", "altitude: 90km");
+  const auto f = scenario("alt.yaml", text);
+  expect_bad_file(satemu({"validate", f}), f, line_of(text, "altitude: 90km"),
+                  {"constellation.shells.0.altitude"});
+}
+
+TEST_F(cli_test, zero_planes_names_file_line_and_key) {
+  const auto text = replace(space_yaml, "planes: 6", "planes: 0");
+  const auto f = scenario("planes.yaml", text);
+  expect_bad_file(satemu({"validate", f}), f, line_of(text, "planes: 0"),
+                  {"constellation.shells.0.planes"});
+}
+
+TEST_F(cli_test, latitude_outside_range_names_file_line_and_key) {
+  for (const char* lat : {"lat: 91", "lat: -90.5"}) {
+    const auto text = replace(space_yaml, "lat: 30", lat);
+    const auto f = scenario("lat.yaml", text);
+    expect_bad_file(satemu({"validate", f}), f, line_of(text, lat), {"ground.stations.1.lat"});
+  }
+}
+
+TEST_F(cli_test, outage_of_unknown_satellite_names_the_outage) {
+  const auto text = replace(space_yaml, "ground:\n",
+                            "  outages: [{satellite: 48, from: 0s, to: 1s}]\nground:\n");
+  const auto f = scenario("outage.yaml", text);
+  expect_bad_file(satemu({"validate", f}), f, line_of(text, "outages:"),
+                  {"constellation.outages.0.satellite", "satellite 48 does not exist"});
+}

@@ -103,7 +103,9 @@ TEST(kinds, values_are_pinned) {
   EXPECT_EQ(static_cast<std::uint16_t>(kind::timer), 0u);
   EXPECT_EQ(static_cast<std::uint16_t>(kind::mesh), 1u);
   EXPECT_EQ(static_cast<std::uint16_t>(kind::ping), 2u);
+  EXPECT_EQ(static_cast<std::uint16_t>(kind::flow), 3u);
   EXPECT_EQ(to_string(kind::timer), "timer");
+  EXPECT_EQ(to_string(kind::flow), "flow");
   EXPECT_EQ(to_string(kind::ping), "ping");
   EXPECT_EQ(to_string(kind::mesh), "mesh");
   EXPECT_EQ(to_string(static_cast<kind>(999)), "unknown");

@@ -1,0 +1,165 @@
+#include "actors/flows.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+#include "runtime/histogram.hpp"
+#include "runtime/schema.hpp"
+
+namespace satemu::actors {
+
+using runtime::key_spec;
+
+void flows_workload::register_kind() {
+  register_space_sections();
+  runtime::register_workload_kind(
+    "flows",
+    "Constant-rate packet flows between ground endpoints; every packet is forwarded hop by hop "
+    "and its one-way delay recorded. Needs the constellation and ground sections.",
+    {
+      key_spec::list_of_maps(
+        "flows", "The flows",
+        {
+          key_spec::text("from", "", "Sending ground endpoint").mandatory(),
+          key_spec::text("to", "", "Receiving ground endpoint").mandatory(),
+          key_spec::rate("rate", "", "Sending rate, wire bytes included").mandatory().above(0),
+          key_spec::size("packet", "1500B", "Packet size on the wire").at_least(64).at_most(65536),
+          key_spec::dur("start", "0s", "When the first packet leaves").at_least(0),
+          key_spec::dur("stop", "0s", "When the flow stops; 0 = at the end of the run").at_least(0),
+        })
+        .items_at_least(1),
+    });
+}
+
+absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runtime::scenario& s) {
+  auto cfg = space_config_from(s);
+  if (!cfg.ok())
+    return cfg.status();
+  const auto g = cfg->grounds.size();
+  auto find = [&](const std::string& name) -> std::optional<std::size_t> {
+    for (std::size_t i = 0; i < g; ++i)
+      if (cfg->grounds[i].name == name)
+        return i;
+    return std::nullopt;
+  };
+  auto w = std::unique_ptr<flows_workload>(new flows_workload());
+  w->duration_ = s.get_duration("duration");
+  std::vector<std::vector<flow_plan>> plans(g);
+  const auto n = s.list_size("workload.flows");
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto p = absl::StrCat("workload.flows.", k, ".");
+    flow_info info;
+    info.from = s.get_string(p + "from");
+    info.to = s.get_string(p + "to");
+    for (const auto& [key, name] : {std::pair{p + "from", info.from}, std::pair{p + "to", info.to}})
+      if (!find(name))
+        return absl::InvalidArgumentError(absl::StrCat(key, ": no ground endpoint named '", name, "'"));
+    if (info.from == info.to)
+      return absl::InvalidArgumentError(absl::StrCat(p, "to: a flow needs two different endpoints"));
+    info.from_ground = *find(info.from);
+    info.to_ground = *find(info.to);
+    info.rate_bps = s.get_data_rate(p + "rate").bps;
+    info.start = s.get_duration(p + "start");
+    info.stop = s.get_duration(p + "stop");
+    if (info.stop == runtime::duration::zero())
+      info.stop = w->duration_;
+    if (info.stop <= info.start)
+      return absl::InvalidArgumentError(absl::StrCat(p, "stop: must be after ", p, "start"));
+    flow_plan plan;
+    plan.flow = static_cast<std::uint32_t>(k);
+    plan.size_bytes = static_cast<std::uint32_t>(s.get_data_size(p + "packet").bytes);
+    const double interval_ns = static_cast<double>(plan.size_bytes) * 8.0 / info.rate_bps * 1e9;
+    if (interval_ns < 1.0)
+      return absl::InvalidArgumentError(
+        absl::StrCat(p, "rate: more than one packet per nanosecond; use larger packets"));
+    plan.interval = runtime::duration::from_ns(static_cast<std::int64_t>(std::llround(interval_ns)));
+    plan.start = info.start;
+    plan.stop = info.stop;
+    plan.target = static_cast<runtime::entity_id>(info.to_ground); // ground index for now
+    plans[info.from_ground].push_back(plan);
+    w->flows_.push_back(std::move(info));
+  }
+  if (auto st = w->build(std::move(*cfg), {}, {}); !st.ok())
+    return st;
+  const auto sats = w->net_->satellites();
+  for (std::size_t i = 0; i < g; ++i) {
+    if (plans[i].empty())
+      continue;
+    for (auto& f : plans[i])
+      f.target = static_cast<runtime::entity_id>(sats + f.target);
+    w->entities_[sats + i] = std::make_unique<space_node>(w->net_, ping_plan{}, std::move(plans[i]));
+  }
+  return w;
+}
+
+nlohmann::json flows_workload::metrics(const runtime::run_result&) const {
+  const auto n = flows_.size();
+  std::vector<std::uint64_t> sent(n, 0), delivered(n, 0), bytes(n, 0), changes(n, 0);
+  std::vector<runtime::histogram> delay(n);
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    const auto& node = ground(g);
+    for (std::size_t i = 0; i < node.flows().size(); ++i)
+      sent[node.flows()[i].flow] += node.flow_packets_sent()[i];
+    for (const auto& s : node.flow_samples()) {
+      ++delivered[s.flow];
+      bytes[s.flow] += s.wire_bytes;
+      changes[s.flow] += s.path_changed ? 1 : 0;
+      delay[s.flow].record(s.delay_ns);
+    }
+  }
+  auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
+  nlohmann::json j = network_metrics();
+  nlohmann::json per = nlohmann::json::array();
+  std::uint64_t total_sent = 0, total_delivered = 0;
+  for (std::size_t f = 0; f < n; ++f) {
+    const auto& info = flows_[f];
+    const double active_s = (std::min(info.stop, duration_) - info.start).seconds();
+    nlohmann::json x{{"from", info.from},
+                     {"to", info.to},
+                     {"rate_bps", info.rate_bps},
+                     {"packets_sent", sent[f]},
+                     {"packets_delivered", delivered[f]},
+                     {"packets_not_delivered", sent[f] - delivered[f]},
+                     {"delivery_ratio", sent[f] > 0 ? static_cast<double>(delivered[f]) / static_cast<double>(sent[f]) : 0.0},
+                     {"throughput_bps", active_s > 0 ? static_cast<double>(bytes[f]) * 8.0 / active_s : 0.0},
+                     {"path_changes", changes[f]}};
+    if (delay[f].count() > 0)
+      x["delay_ms"] = {{"mean", delay[f].mean() * 1e-6},
+                       {"p50", ms(delay[f].quantile(0.5))},
+                       {"p90", ms(delay[f].quantile(0.9))},
+                       {"p99", ms(delay[f].quantile(0.99))},
+                       {"min", ms(delay[f].min())},
+                       {"max", ms(delay[f].max())}};
+    per.push_back(std::move(x));
+    total_sent += sent[f];
+    total_delivered += delivered[f];
+  }
+  j["packets_sent"] = total_sent;
+  j["packets_delivered"] = total_delivered;
+  j["flows"] = std::move(per);
+  return j;
+}
+
+std::map<std::string, std::string> flows_workload::files(const runtime::run_result&) const {
+  std::string csv = "flow,from,to,seq,sent_s,delay_ms,hops,path_changed\n";
+  std::vector<flow_sample> all;
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    const auto& s = ground(g).flow_samples();
+    all.insert(all.end(), s.begin(), s.end());
+  }
+  std::sort(all.begin(), all.end(), [](const flow_sample& a, const flow_sample& b) {
+    return std::tie(a.flow, a.seq) < std::tie(b.flow, b.seq);
+  });
+  for (const auto& s : all)
+    absl::StrAppendFormat(&csv, "%u,%s,%s,%u,%.9f,%.6f,%u,%d\n", s.flow, flows_[s.flow].from,
+                          flows_[s.flow].to, s.seq, static_cast<double>(s.sent_ns) * 1e-9,
+                          static_cast<double>(s.delay_ns) * 1e-6, s.hops, s.path_changed ? 1 : 0);
+  auto out = network_files();
+  out["delays.csv"] = std::move(csv);
+  return out;
+}
+
+} // namespace satemu::actors

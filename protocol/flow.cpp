@@ -1,0 +1,45 @@
+// Flow packet encoding.
+#include "protocol/flow.hpp"
+
+#include "capnp/message.h"
+#include "protocol/codec.hpp"
+#include "protocol/flow.capnp.h"
+
+namespace satemu::protocol {
+
+payload_ptr encode_flow(const flow_packet& m) {
+  // Root pointer + FlowPacket (5 data words, 1 pointer) + the filler: one segment.
+  capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 6 + (m.body_bytes + 7) / 8));
+  auto root = builder.initRoot<schema::FlowPacket>();
+  root.setFlow(m.flow);
+  root.setSeq(m.seq);
+  root.setOrigin(m.origin);
+  root.setTarget(m.target);
+  root.setSentNs(m.sent_ns);
+  root.setRouteHash(m.route_hash);
+  root.initBody(m.body_bytes);
+  return encode_flat(builder);
+}
+
+absl::StatusOr<flow_packet> decode_flow(const payload_ptr& p) {
+  if (!p)
+    return absl::InvalidArgumentError("flow: empty payload");
+  flow_packet m;
+  flat_message msg;
+  if (auto st = msg.open(*p); !st.ok())
+    return st;
+  auto st = msg.read<schema::FlowPacket>([&](schema::FlowPacket::Reader r) {
+    m.flow = r.getFlow();
+    m.seq = r.getSeq();
+    m.origin = r.getOrigin();
+    m.target = r.getTarget();
+    m.sent_ns = r.getSentNs();
+    m.route_hash = r.getRouteHash();
+    m.body_bytes = static_cast<std::uint32_t>(r.getBody().size());
+  });
+  if (!st.ok())
+    return st;
+  return m;
+}
+
+} // namespace satemu::protocol

@@ -1,0 +1,48 @@
+// Shared by the space-segment tests: run a scenario text to its end.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/space.hpp"
+#include "actors/workload.hpp"
+#include "runtime/kernel.hpp"
+
+namespace satemu::actors::testing {
+
+template <class W>
+struct ran {
+  std::unique_ptr<W> w;
+  runtime::run_result r;
+};
+
+/// Loads `yaml` with `--set` overrides, builds its workload (which must be
+/// a `W`) and runs it to the scenario's end.
+template <class W = space_workload>
+ran<W> run_text(const std::string& yaml, std::vector<std::string> sets = {}, std::size_t threads = 1) {
+  register_workloads();
+  auto sc = runtime::load_scenario_text(yaml, "test.yaml", sets);
+  EXPECT_TRUE(sc.ok()) << sc.status();
+  if (!sc.ok())
+    return {};
+  auto w = make_workload(*sc);
+  EXPECT_TRUE(w.ok()) << w.status();
+  if (!w.ok())
+    return {};
+  runtime::run_options o;
+  o.end = runtime::vtime::zero() + sc->get_duration("duration");
+  o.lookahead = (*w)->lookahead();
+  o.seed = static_cast<std::uint64_t>(sc->get_int("seed"));
+  o.threads = threads;
+  auto r = runtime::run((*w)->entities(), o);
+  auto* typed = dynamic_cast<W*>(w->get());
+  EXPECT_NE(typed, nullptr);
+  if (typed != nullptr)
+    w->release();
+  return {std::unique_ptr<W>(typed), std::move(r)};
+}
+
+} // namespace satemu::actors::testing

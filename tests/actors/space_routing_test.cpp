@@ -1,0 +1,266 @@
+// Outages and re-routing at epoch boundaries, flows, moving users, and the
+// topology records (positions, links, CZML).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "actors/flows.hpp"
+#include "actors/ping.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+#include "space_fixture.hpp"
+
+namespace satemu::actors {
+namespace {
+
+using testing::run_text;
+
+constexpr const char* grid = R"(
+name: grid
+seed: 5
+duration: 3s
+constellation:
+  shells:
+    - {planes: 12, sats_per_plane: 12, altitude: 550km, inclination: 53deg, phasing: 1}
+  update_interval: 500ms
+ground:
+  stations:
+    - {name: a, lat: 10, lon: 20}
+    - {name: b, lat: 30, lon: 60}
+  gsl: {min_elevation: 10deg}
+workload: {kind: ping, pattern: pairs, pairs: [{from: a, to: b}], interval: 1s, start: 499ms}
+)";
+
+/// The route a -> b (ground nodes) in the epoch holding `t`: a, satellites..., b.
+std::vector<std::uint32_t> route(space_network& net, runtime::vtime t) {
+  const auto ep = net.at(t);
+  const auto a = static_cast<std::uint32_t>(net.satellites());
+  const auto& tree = ep->routes->to(a + 1);
+  std::vector<std::uint32_t> path;
+  for (auto v = a; v != runtime::route_tree::none; v = tree.next[v])
+    path.push_back(v);
+  return path;
+}
+
+std::string outage_of(std::uint32_t sat, const std::string& from, const std::string& to) {
+  return absl::StrCat("constellation.outages=[{satellite: ", sat, ", from: ", from, ", to: ", to, "}]");
+}
+
+TEST(SpaceOutage, RemovesTheSatelliteFromEveryPath) {
+  auto base = run_text<ping_workload>(grid);
+  auto& bnet = const_cast<space_network&>(base.w->network());
+  const auto path = route(bnet, runtime::vtime::zero());
+  ASSERT_GE(path.size(), 5u) << "a, at least three satellites, b";
+  const auto x = path[2];
+
+  auto out = run_text<ping_workload>(grid, {outage_of(x, "0s", "10s")});
+  auto& net = const_cast<space_network&>(out.w->network());
+  EXPECT_EQ(out.w->ground(0).samples().size(), 3u) << "a path around the outage exists";
+  EXPECT_EQ(out.r.counters["space.drops_outage"], 0u);
+  for (auto t : {runtime::vtime::zero(), runtime::vtime::from_ns(2'600'000'000)}) {
+    const auto ep = net.at(t);
+    const auto& snap = *ep->snapshot;
+    EXPECT_EQ(snap.offsets[x + 1] - snap.offsets[x], 0u) << "a satellite that is down has no links";
+    for (std::uint32_t dst = 0; dst < snap.nodes(); ++dst) {
+      const auto& tree = ep->routes->to(dst);
+      for (std::uint32_t v = 0; v < snap.nodes(); ++v)
+        ASSERT_NE(tree.next[v], x) << "route from " << v << " to " << dst << " crosses the outage";
+    }
+  }
+}
+
+TEST(SpaceOutage, MessageCrossingAnEpochBoundaryIsReRouted) {
+  // Pings leave at 0.499 s, 1.499 s and 2.499 s; epochs are 0.5 s. A
+  // satellite of the 1.499 s route goes down at 1.5 s, before the request
+  // reaches the first satellite, so every satellite hop of that request
+  // already sees the new epoch and goes around it.
+  auto base = run_text<ping_workload>(grid);
+  auto& bnet = const_cast<space_network&>(base.w->network());
+  const auto path = route(bnet, runtime::vtime::from_ns(1'499'000'000));
+  ASSERT_GE(path.size(), 5u);
+  const auto x = path[2];
+  EXPECT_EQ(route(bnet, runtime::vtime::from_ns(1'500'000'000))[2], x)
+    << "without the outage the next epoch still routes through the satellite";
+
+  auto out = run_text<ping_workload>(grid, {outage_of(x, "1500ms", "10s")});
+  auto& net = const_cast<space_network&>(out.w->network());
+  const auto after = route(net, runtime::vtime::from_ns(1'500'000'000));
+  EXPECT_EQ(std::count(after.begin(), after.end(), x), 0);
+  const auto before = route(net, runtime::vtime::from_ns(1'499'000'000));
+  EXPECT_EQ(std::count(before.begin(), before.end(), x), 1)
+    << "the route at send time still used the satellite";
+  const auto& got = out.w->ground(0).samples();
+  const auto& want = base.w->ground(0).samples();
+  ASSERT_EQ(got.size(), 3u) << "the request in flight was re-routed, not lost";
+  ASSERT_EQ(want.size(), 3u);
+  EXPECT_EQ(got[0].forward_ns, want[0].forward_ns) << "before the outage nothing changes";
+  EXPECT_NE(got[1].forward_ns, want[1].forward_ns) << "the request took another way";
+  EXPECT_EQ(out.r.counters["space.drops_outage"], 0u);
+}
+
+TEST(SpaceOutage, MessageAlreadyHeadingToAFailedSatelliteIsDroppedWithAReason) {
+  // The serving satellite of a fails at 1.5 s while the 1.499 s request is on
+  // its way up to it: that request is dropped there, and counted.
+  auto base = run_text<ping_workload>(grid);
+  auto& bnet = const_cast<space_network&>(base.w->network());
+  const auto x = route(bnet, runtime::vtime::from_ns(1'499'000'000))[1];
+  auto out = run_text<ping_workload>(grid, {outage_of(x, "1500ms", "1600ms")});
+  EXPECT_EQ(out.r.counters["space.drops_outage"], 1u);
+  EXPECT_EQ(out.w->ground(0).samples().size(), 2u);
+}
+
+TEST(SpaceOutage, LinkOutageRemovesOnlyThatLink) {
+  auto base = run_text<ping_workload>(grid);
+  auto& bnet = const_cast<space_network&>(base.w->network());
+  const auto path = route(bnet, runtime::vtime::zero());
+  ASSERT_GE(path.size(), 5u);
+  const auto u = path[1], v = path[2];
+  auto out = run_text<ping_workload>(
+    grid, {absl::StrCat("constellation.outages=[{link: [", u, ", ", v, "], to: 10s}]")});
+  auto& net = const_cast<space_network&>(out.w->network());
+  const auto ep = net.at(runtime::vtime::zero());
+  EXPECT_FALSE(ep->snapshot->link_length_m(u, v).has_value());
+  EXPECT_GT(ep->snapshot->offsets[u + 1] - ep->snapshot->offsets[u], 0u) << "the satellites stay up";
+  const auto after = route(net, runtime::vtime::zero());
+  for (std::size_t i = 0; i + 1 < after.size(); ++i)
+    EXPECT_FALSE(after[i] == u && after[i + 1] == v);
+  EXPECT_EQ(out.w->ground(0).samples().size(), 3u);
+}
+
+TEST(SpaceOutage, UnknownSatelliteIsAnErrorNamingTheKey) {
+  register_workloads();
+  auto sc = runtime::load_scenario_text(grid, "t.yaml", {outage_of(144, "0s", "1s")});
+  ASSERT_TRUE(sc.ok());
+  auto w = make_workload(*sc);
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("constellation.outages.0.satellite: satellite 144 does not exist"),
+            std::string::npos)
+    << w.status();
+}
+
+constexpr const char* flows = R"(
+name: flows
+seed: 5
+duration: 2s
+constellation:
+  shells:
+    - {planes: 12, sats_per_plane: 12, altitude: 550km, inclination: 53deg, phasing: 1}
+  update_interval: 1000s
+ground:
+  stations:
+    - {name: a, lat: 10, lon: 20}
+    - {name: b, lat: 30, lon: 60}
+  gsl: {min_elevation: 10deg, rate: 1Gbps}
+workload:
+  kind: flows
+  flows: [{from: a, to: b, rate: 1Mbps, packet: 1000B}]
+)";
+
+TEST(SpaceFlows, ConstantRateFlowDeliversEveryPacketWithThePathDelay) {
+  auto [w, r] = run_text<flows_workload>(flows);
+  const auto m = w->metrics(r);
+  const auto& f = m["flows"][0];
+  // 1 Mbps of 1000 B packets: one every 8 ms, 250 in 2 s.
+  EXPECT_EQ(f["packets_sent"].get<std::uint64_t>(), 250u);
+  const auto delivered = f["packets_delivered"].get<std::uint64_t>();
+  const auto& samples = w->ground(1).flow_samples();
+  ASSERT_EQ(samples.size(), delivered);
+  ASSERT_FALSE(samples.empty());
+  // Only the packets sent in the last one-way delay may still be in flight.
+  const auto in_flight = static_cast<std::uint64_t>(samples.front().delay_ns / 8'000'000 + 1);
+  EXPECT_GE(delivered, 250u - in_flight);
+  EXPECT_LT(delivered, 250u);
+  for (const auto& s : samples) {
+    EXPECT_LE(s.wire_bytes, 1000u) << "the packet size is the size on the wire";
+    EXPECT_GT(s.wire_bytes, 992u) << "(filler in whole 8-byte words)";
+    EXPECT_EQ(s.delay_ns, samples.front().delay_ns) << "a static route, no queueing";
+    EXPECT_FALSE(s.path_changed);
+  }
+  // 1 Mbps goodput over the run, less what was in flight at the end.
+  EXPECT_NEAR(f["throughput_bps"].get<double>(), 1e6, 0.02e6);
+  EXPECT_EQ(r.counters["space.drops_queue_full"], 0u);
+}
+
+TEST(SpaceFlows, FlowAboveTheLinkRateFillsTheQueueAndDeliversTheLinkRate) {
+  auto [w, r] = run_text<flows_workload>(
+    flows, {"duration=500ms", "workload.flows=[{from: a, to: b, rate: 2Gbps, packet: 9000B}]"});
+  const auto m = w->metrics(r);
+  const auto& f = m["flows"][0];
+  EXPECT_GT(r.counters["space.drops_queue_full"], 0u);
+  EXPECT_LT(f["delivery_ratio"].get<double>(), 0.55);
+  // The 1 Gbps ground link is the bottleneck (less the first one-way delay
+  // and the backlog left at the end).
+  EXPECT_GT(f["throughput_bps"].get<double>(), 0.9e9);
+  EXPECT_LE(f["throughput_bps"].get<double>(), 1e9);
+  // Delay grows to the queue's depth: 1 MiB at 1 Gbps is about 8.4 ms.
+  EXPECT_GT(f["delay_ms"]["max"].get<double>() - f["delay_ms"]["min"].get<double>(), 7.0);
+}
+
+TEST(SpaceFlows, UnknownEndpointIsAnErrorNamingTheKey) {
+  register_workloads();
+  auto sc = runtime::load_scenario_text(flows, "t.yaml",
+                                        {"workload.flows=[{from: a, to: nowhere, rate: 1Mbps}]"});
+  ASSERT_TRUE(sc.ok());
+  auto w = make_workload(*sc);
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("workload.flows.0.to: no ground endpoint named 'nowhere'"),
+            std::string::npos)
+    << w.status();
+}
+
+TEST(SpaceUsers, MovingUserFollowsItsWaypoints) {
+  auto [w, r] = run_text<ping_workload>(
+    grid, {"ground.users=[{name: plane, lat: 40, lon: -70, waypoints: [{at: 2s, lat: 50, lon: "
+           "-10, alt: 10km}]}]",
+           "workload.pairs=[{from: a, to: plane}]"});
+  auto& net = const_cast<space_network&>(w->network());
+  const auto node = net.satellites() + 2;
+  for (double t : {0.0, 0.5, 1.0, 2.5}) {
+    const auto ep = net.at(runtime::vtime::from_ns(static_cast<std::int64_t>(t * 1e9)));
+    const double f = std::min(t / 2.0, 1.0);
+    const auto want = runtime::geodetic_to_ecef(40 + 10 * f, -70 + 60 * f, 10e3 * f);
+    EXPECT_LT(runtime::distance(ep->snapshot->position_m[node], want), 1e-3) << "t = " << t;
+  }
+  EXPECT_EQ(w->ground(0).samples().size(), 3u);
+}
+
+TEST(SpaceRecord, PositionsLinksAndCzml) {
+  auto [w, r] = run_text<ping_workload>(
+    grid, {"constellation.record={interval: 1s, czml: true, path_from: a, path_to: b}"});
+  const auto files = w->files(r);
+  ASSERT_EQ(files.count("positions.csv"), 1u);
+  ASSERT_EQ(files.count("links.csv"), 1u);
+  ASSERT_EQ(files.count("constellation.czml"), 1u);
+  // Records at 0, 1 and 2 s, each with every satellite and endpoint.
+  const std::vector<std::string> rows = absl::StrSplit(files.at("positions.csv"), '\n', absl::SkipEmpty());
+  EXPECT_EQ(rows.size(), 1u + 3u * (144u + 2u));
+  EXPECT_EQ(rows[1].rfind("0.000,0,sat0,", 0), 0u) << rows[1];
+  const auto czml = nlohmann::json::parse(files.at("constellation.czml"));
+  ASSERT_TRUE(czml.is_array());
+  EXPECT_EQ(czml[0]["id"], "document");
+  bool saw_sat = false, saw_path = false, saw_link = false;
+  for (const auto& p : czml) {
+    const auto id = p["id"].get<std::string>();
+    if (id == "sat0") {
+      saw_sat = true;
+      EXPECT_EQ(p["position"]["cartesian"].size(), 3u * 4u) << "3 samples of (t, x, y, z)";
+      EXPECT_EQ(p["position"]["referenceFrame"], "FIXED");
+    }
+    if (id.rfind("link/", 0) == 0)
+      saw_link = true;
+    if (id.rfind("path/", 0) == 0) {
+      saw_path = true;
+      const auto& refs = p["polyline"]["positions"]["references"];
+      EXPECT_EQ(refs.front(), "a#position");
+      EXPECT_EQ(refs.back(), "b#position");
+    }
+  }
+  EXPECT_TRUE(saw_sat);
+  EXPECT_TRUE(saw_link);
+  EXPECT_TRUE(saw_path);
+}
+
+} // namespace
+} // namespace satemu::actors

@@ -1,0 +1,128 @@
+// Constellations from TLE files: the whole 2026 Starlink snapshot loads, its
+// shells and planes are recovered, +Grid candidates join real neighbours,
+// and positions are SGP4's rotated to Earth-fixed axes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "runtime/constants.hpp"
+#include "runtime/tle_constellation.hpp"
+
+namespace satemu::runtime {
+namespace {
+
+std::string tle_dir() { return SATEMU_SOURCE_DIR "/../shared/data/tle/"; }
+
+TEST(TleConstellation, UtcParsesAndFormatsBack) {
+  auto t = parse_utc("2026-02-24T12:00:00Z");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, 1'771'934'400'000'000'000);
+  EXPECT_EQ(format_utc(*t), "2026-02-24T12:00:00.000Z");
+  auto frac = parse_utc("1970-01-01T00:00:01.25");
+  ASSERT_TRUE(frac.ok());
+  EXPECT_EQ(*frac, 1'250'000'000);
+  for (const char* bad : {"2026-02-24", "2026-13-01T00:00:00Z", "2026-02-24T12:00:00+01", "noon"})
+    EXPECT_FALSE(parse_utc(bad).ok()) << bad;
+}
+
+TEST(TleConstellation, DeepSpaceSetIsRefusedByName) {
+  // A geostationary object (1 rev/day).
+  auto sets = parse_tle_text(
+    "GEO SAT\n"
+    "1 25544U 98067A   26055.50000000  .00000000  00000-0  00000-0 0  9993\n"
+    "2 25544   0.0500 100.0000 0001000  90.0000 270.0000  1.00270000    07\n",
+    "geo.tle");
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  auto c = tle_constellation::make(*sets, tle_constellation::latest_epoch_unix_ns(*sets));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("deep-space"), std::string::npos) << c.status();
+  EXPECT_NE(c.status().message().find("geo.tle:2"), std::string::npos) << c.status();
+}
+
+TEST(TleConstellation, Starlink2026SnapshotLoadsWithShellsAndPlanes) {
+  const auto file = tle_dir() + "TC_HO_starlink_frozen_20260224_1410Z.tle";
+  if (!std::filesystem::exists(file))
+    GTEST_SKIP() << "no TLE data at " << file << " (check out shared/ beside the repository)";
+  auto sets = load_tle_file(file);
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  ASSERT_EQ(sets->size(), 9'594u);
+  const auto start = tle_constellation::latest_epoch_unix_ns(*sets);
+  auto c = tle_constellation::make(std::move(*sets), start);
+  ASSERT_TRUE(c.ok()) << c.status();
+  // Every set initialises (one fails later in its propagation, as in the
+  // reference; it is down while it does).
+  EXPECT_EQ(c->size(), 9'594u);
+  EXPECT_TRUE(c->rejected().empty());
+
+  // The four big inclination families (43, 53, 70, 97.6 deg) give the
+  // largest shells; planes hold several satellites each on average.
+  std::map<std::uint16_t, std::size_t> per_group;
+  for (auto g : c->group_of())
+    ++per_group[g];
+  std::vector<std::size_t> sizes;
+  for (auto [g, n] : per_group)
+    sizes.push_back(n);
+  std::sort(sizes.rbegin(), sizes.rend());
+  ASSERT_GE(sizes.size(), 4u);
+  EXPECT_GT(sizes[0] + sizes[1] + sizes[2] + sizes[3], 6'000u);
+  EXPECT_GT(static_cast<double>(c->size()) / static_cast<double>(c->planes()), 5.0);
+
+  // +Grid candidates: about two per satellite, both ends in the same shell,
+  // and most of them between satellites a realistic ISL apart.
+  const auto& cand = c->candidates();
+  EXPECT_GT(cand.size(), c->size());
+  EXPECT_LE(cand.size(), 2 * c->size());
+  const auto pos = c->ecef_all(0);
+  std::size_t near = 0;
+  for (const auto& k : cand) {
+    EXPECT_EQ(c->group_of()[k.a], c->group_of()[k.b]);
+    if (distance(pos[k.a], pos[k.b]) < 5'000e3)
+      ++near;
+  }
+  EXPECT_GT(static_cast<double>(near) / static_cast<double>(cand.size()), 0.9);
+
+  // Positions are LEO radii, and a minute later each satellite has moved
+  // about 7.5 km/s x 60 s (plus Earth rotation, under 0.5 km/s).
+  const auto later = c->ecef_all(60);
+  std::size_t finite = 0;
+  for (std::size_t k = 0; k < c->size(); ++k) {
+    if (!std::isfinite(pos[k].x) || !std::isfinite(later[k].x))
+      continue;
+    ++finite;
+    const double alt = norm(pos[k]) - wgs84_equatorial_radius_m;
+    EXPECT_GT(alt, 80e3) << c->element_set(k).label();
+    EXPECT_LT(alt, 2'000e3) << c->element_set(k).label();
+    const double moved = distance(pos[k], later[k]);
+    EXPECT_GT(moved, 60 * 6.5e3) << c->element_set(k).label();
+    EXPECT_LT(moved, 60 * 8.5e3) << c->element_set(k).label();
+  }
+  EXPECT_GT(finite, 9'500u);
+  EXPECT_GT(c->min_perigee_radius_m(), wgs84_equatorial_radius_m);
+}
+
+TEST(TleConstellation, SgpPositionRotatedByGmst) {
+  const auto file = tle_dir() + "StarryNet_OneWeb.tle";
+  if (!std::filesystem::exists(file))
+    GTEST_SKIP() << "no TLE data at " << file;
+  auto sets = load_tle_file(file);
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  const auto t0 = tle_constellation::latest_epoch_unix_ns(*sets);
+  const auto first = (*sets)[0];
+  auto c = tle_constellation::make(*sets, t0);
+  ASSERT_TRUE(c.ok()) << c.status();
+  // Satellite 0 against SGP4 directly plus the TEME -> ECEF rotation.
+  auto m = sgp4::make(first);
+  ASSERT_TRUE(m.ok());
+  const double t_s = 600;
+  auto st = m->at_minutes(static_cast<double>(t0 + 600'000'000'000 - first.epoch_unix_ns()) / 60e9);
+  ASSERT_TRUE(st.ok());
+  const double jd = 2440587.5 + static_cast<double>(t0 + 600'000'000'000) / 86'400e9;
+  const vec3 want = teme_to_ecef(vec3{st->r_km[0] * 1e3, st->r_km[1] * 1e3, st->r_km[2] * 1e3}, jd);
+  EXPECT_LT(distance(c->ecef_all(t_s)[0], want), 1.0);
+}
+
+} // namespace
+} // namespace satemu::runtime
