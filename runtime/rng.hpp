@@ -30,10 +30,16 @@ class rng {
 public:
   rng() : rng(0, 0, 0) {}
   /// The stream `stream` of entity `entity` in a run seeded with `seed`.
-  rng(std::uint64_t seed, std::uint64_t entity, std::uint64_t stream) {
-    std::uint64_t sm = hash_combine(hash_combine(hash_combine(0, seed), entity), stream);
-    for (auto& w : s_)
+  rng(std::uint64_t seed, std::uint64_t entity, std::uint64_t stream)
+    : rng(from_state(hash_combine(hash_combine(hash_combine(0, seed), entity), stream))) {}
+
+  /// The stream whose state is four splitmix64 steps from `sm` (the seeding
+  /// of every stream; synthetic weights pin their values on it).
+  static rng from_state(std::uint64_t sm) {
+    rng r(nullptr);
+    for (auto& w : r.s_)
       w = splitmix64(sm);
+    return r;
   }
 
   /// 64 uniformly distributed bits.
@@ -61,6 +67,7 @@ public:
   double exponential(double mean) { return -mean * std::log1p(-uniform()); }
 
 private:
+  explicit rng(std::nullptr_t) {}
   static constexpr std::uint64_t rotl(std::uint64_t x, int k) {
     return (x << k) | (x >> (64 - k));
   }

@@ -1,0 +1,104 @@
+#include "gpu/backend.hpp"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "gpu/cpu_backend.hpp"
+#include "gpu/detail/check.hpp"
+#include "gpu/device.hpp"
+
+namespace satemu::gpu {
+
+std::string_view op_name(op k) {
+  switch (k) {
+    case op::gemm: return "gemm";
+    case op::gemm_strided_batched: return "gemm_strided_batched";
+    case op::gemm_grouped: return "gemm_grouped";
+    case op::rmsnorm: return "rmsnorm";
+    case op::rope: return "rope";
+    case op::attention_prefill: return "attention_prefill";
+    case op::attention_decode: return "attention_decode";
+    case op::kv_store: return "kv_store";
+    case op::silu_mul: return "silu_mul";
+    case op::add: return "add";
+    case op::router_topk: return "router_topk";
+    case op::moe_gather: return "moe_gather";
+    case op::moe_combine: return "moe_combine";
+    case op::quantize: return "quantize";
+    case op::dequantize: return "dequantize";
+    case op::sparsify: return "sparsify";
+    case op::densify: return "densify";
+    case op::cast_half: return "cast_half";
+    case op::uncast_half: return "uncast_half";
+  }
+  SATEMU_GPU_CHECK(false, "unknown op ", static_cast<int>(k));
+  return {};
+}
+
+std::uint64_t launch_counts::total() const {
+  std::uint64_t n = 0;
+  for (auto c : by_op)
+    n += c;
+  return n;
+}
+
+std::string launch_counts::to_string() const {
+  std::string out;
+  for (int i = 0; i < op_count; ++i) {
+    if (by_op[static_cast<std::size_t>(i)] == 0)
+      continue;
+    absl::StrAppend(&out, out.empty() ? "" : " ", std::string(op_name(static_cast<op>(i))), "=",
+                    by_op[static_cast<std::size_t>(i)]);
+  }
+  return out;
+}
+
+float attention_config::softmax_scale() const {
+  if (scale != 0.0f)
+    return scale;
+  return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+}
+
+std::int64_t quantized_activations::size_bytes() const {
+  return rows * row_bytes() + rows * static_cast<std::int64_t>(sizeof(float));
+}
+
+std::int64_t sparse_activations::size_bytes() const {
+  return rows * k * static_cast<std::int64_t>(sizeof(float) + sizeof(std::int32_t));
+}
+
+std::string_view half_type_name(half_type t) {
+  return t == half_type::fp16 ? "fp16" : "bf16";
+}
+
+std::string backend_choice::line() const {
+  return absl::StrCat("compute backend: ", name, " (", reason, ")");
+}
+
+backend_choice resolve_auto_backend() {
+  const device_info& info = probe_devices();
+  // Until a CUDA backend is compiled in, a GPU that answers cannot be used.
+  if (auto_backend() == "cuda")
+    return {"cpu", absl::StrCat("CUDA device ", info.detail,
+                                " found, but this build has no CUDA backend")};
+  return {"cpu", info.detail};
+}
+
+absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name) {
+  if (name == "cpu")
+    return std::unique_ptr<backend>(std::make_unique<cpu_backend>());
+  if (name == "auto") {
+    const backend_choice choice = resolve_auto_backend();
+    return make_backend(choice.name);
+  }
+  if (name == "cuda")
+    return absl::UnavailableError(
+        "compute backend 'cuda' is not implemented in this build; use 'cpu' or 'auto'");
+  std::string accepted;
+  for (std::string_view n : backend_names)
+    absl::StrAppend(&accepted, accepted.empty() ? "" : ", ", std::string(n));
+  return absl::InvalidArgumentError(absl::StrCat("unknown compute backend '", std::string(name),
+                                                 "'; accepted: ", accepted));
+}
+
+} // namespace satemu::gpu

@@ -1,0 +1,67 @@
+/// @file cpu_backend.hpp
+/// The `cpu` compute backend: GEMMs through OpenBLAS (`cblas_sgemm`), every
+/// other kernel as plain loops over row-major fp32 data.
+///
+/// Repeatable: the same inputs give bitwise the same outputs, run after run
+/// on one machine. (OpenBLAS picks its kernels by CPU model, so another CPU
+/// type may differ in the last bits of GEMM results.)
+/// Every reduction has a fixed order (no threads split a sum, no fast-math
+/// reassociation), and OpenBLAS is set to one thread the first time a
+/// `cpu_backend` is constructed (`openblas_set_num_threads(1)`, process-wide),
+/// so its blocking cannot depend on the number of threads it picks, nor compete
+/// with the actor scheduler's threads. Parallel work comes from running
+/// several backends (one per actor), not from threads inside a kernel.
+///
+/// Attention uses GEMMs internally (per head: scores = q k^T over blocks of 64
+/// queries, then probabilities times v), which are not counted as launches:
+/// only the `attention_*` call is.
+#pragma once
+
+#include "gpu/backend.hpp"
+
+namespace satemu::gpu {
+
+class cpu_backend final : public backend {
+public:
+  cpu_backend();
+
+  std::string_view name() const override { return "cpu"; }
+
+  absl::Status gemm(const gemm_op& o, const_matrix_view a, const_matrix_view b,
+                    matrix_view c) override;
+  absl::Status gemm_strided_batched(const gemm_op& o, std::int64_t batch, const_matrix_view a,
+                                    std::int64_t stride_a, const_matrix_view b,
+                                    std::int64_t stride_b, matrix_view c,
+                                    std::int64_t stride_c) override;
+  absl::Status gemm_grouped(const gemm_op& o, std::span<const gemm_problem> problems) override;
+
+  absl::StatusOr<tensor> rmsnorm(const_matrix_view x, const_matrix_view weight,
+                                 float eps) override;
+  absl::Status rope(const attention_config& cfg, matrix_view q, matrix_view k,
+                    std::span<const std::int64_t> positions) override;
+  absl::StatusOr<tensor> attention_prefill(const attention_config& cfg, const_matrix_view q,
+                                           const_matrix_view k, const_matrix_view v,
+                                           std::span<const std::int64_t> seq_offsets) override;
+  absl::StatusOr<tensor> attention_decode(const attention_config& cfg, const_matrix_view q,
+                                          const kv_cache& cache,
+                                          std::span<const std::int64_t> lengths) override;
+  absl::Status kv_store(kv_cache& cache, const_matrix_view k, const_matrix_view v,
+                        std::span<const std::int64_t> slot,
+                        std::span<const std::int64_t> position) override;
+  absl::StatusOr<tensor> silu_mul(const_matrix_view gate, const_matrix_view up) override;
+  absl::Status add(matrix_view y, const_matrix_view x) override;
+
+  absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k) override;
+  absl::StatusOr<tensor> moe_gather(const_matrix_view x, const moe_routing& r) override;
+  absl::StatusOr<tensor> moe_combine(const_matrix_view y, const moe_routing& r) override;
+
+  absl::StatusOr<quantized_activations> quantize(const_matrix_view x, int bits) override;
+  absl::StatusOr<tensor> dequantize(const quantized_activations& q) override;
+  absl::StatusOr<sparse_activations> sparsify_topk(const_matrix_view x,
+                                                   std::int64_t k) override;
+  absl::StatusOr<tensor> densify(const sparse_activations& s) override;
+  absl::StatusOr<half_activations> cast_half(const_matrix_view x, half_type t) override;
+  absl::StatusOr<tensor> uncast_half(const half_activations& h) override;
+};
+
+} // namespace satemu::gpu

@@ -1,0 +1,205 @@
+#include "gpu/layers.hpp"
+
+#include "absl/strings/str_cat.h"
+#include "gpu/detail/check.hpp"
+
+namespace satemu::gpu {
+
+namespace {
+
+absl::Status expect_shape(std::string_view what, const tensor& t,
+                          const tensor::shape_type& want) {
+  if (t.shape() == want)
+    return absl::OkStatus();
+  tensor::shape_type w = want;
+  return absl::InvalidArgumentError(absl::StrCat(std::string(what), " is ", t.shape_string(), ", expected ",
+                                                 tensor(std::move(w)).shape_string()));
+}
+
+// Everything after the attention block: h + ffn(rmsnorm(h)), h updated in place.
+absl::StatusOr<tensor> ffn_block(backend& b, const decoder_config& cfg,
+                                 const decoder_layer_weights& w, tensor h) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor n2, b.rmsnorm(h, w.mlp_norm, cfg.rms_eps));
+  tensor f;
+  if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn)) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(f, swiglu_mlp(b, *mlp, n2));
+  } else {
+    SATEMU_GPU_ASSIGN_OR_RETURN(f, moe_layer(b, std::get<moe_weights>(w.ffn), n2));
+  }
+  SATEMU_GPU_RETURN_IF_ERROR(b.add(f, h));
+  return f;
+}
+
+struct qkv {
+  tensor q, k, v;
+};
+
+absl::StatusOr<qkv> project_qkv(backend& b, const decoder_config& cfg,
+                                const decoder_layer_weights& w, const_matrix_view x,
+                                std::span<const std::int64_t> positions) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor n1, b.rmsnorm(x, w.attn_norm, cfg.rms_eps));
+  qkv out;
+  SATEMU_GPU_ASSIGN_OR_RETURN(out.q, linear(b, n1, w.wq));
+  SATEMU_GPU_ASSIGN_OR_RETURN(out.k, linear(b, n1, w.wk));
+  SATEMU_GPU_ASSIGN_OR_RETURN(out.v, linear(b, n1, w.wv));
+  SATEMU_GPU_RETURN_IF_ERROR(b.rope(cfg.attn, out.q, out.k, positions));
+  return out;
+}
+
+} // namespace
+
+absl::Status validate(std::int64_t hidden, const swiglu_weights& w) {
+  const std::int64_t f = w.gate.rank() == 2 ? w.gate.dim(0) : -1;
+  if (f < 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("mlp gate is ", w.gate.shape_string(), ", expected [F, ", hidden, "]"));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("mlp gate", w.gate, {f, hidden}));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("mlp up", w.up, {f, hidden}));
+  return expect_shape("mlp down", w.down, {hidden, f});
+}
+
+absl::Status validate(std::int64_t hidden, const moe_weights& w) {
+  const auto n_exp = static_cast<std::int64_t>(w.experts.size());
+  if (n_exp == 0)
+    return absl::InvalidArgumentError("moe layer has no experts");
+  if (w.top_k < 1 || w.top_k > n_exp)
+    return absl::InvalidArgumentError(
+        absl::StrCat("moe top_k ", w.top_k, " must be in [1, ", n_exp, "]"));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("moe router", w.router, {n_exp, hidden}));
+  for (std::size_t e = 0; e < w.experts.size(); ++e) {
+    if (auto s = validate(hidden, w.experts[e]); !s.ok())
+      return absl::InvalidArgumentError(absl::StrCat("moe expert ", e, ": ", s.message()));
+    if (w.experts[e].gate.shape() != w.experts[0].gate.shape())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "moe expert ", e, " has intermediate size ", w.experts[e].gate.dim(0),
+          ", expert 0 has ", w.experts[0].gate.dim(0)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status validate(const decoder_config& cfg, const decoder_layer_weights& w) {
+  const std::int64_t d = cfg.hidden;
+  const attention_config& a = cfg.attn;
+  if (d <= 0 || a.n_heads <= 0 || a.n_kv_heads <= 0 || a.head_dim <= 0 ||
+      a.head_dim % 2 != 0 || a.n_heads % a.n_kv_heads != 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "decoder layer: hidden ", d, ", n_heads ", a.n_heads, ", n_kv_heads ", a.n_kv_heads,
+        ", head_dim ", a.head_dim,
+        ": need positive sizes, an even head_dim and n_heads a multiple of n_kv_heads"));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("attn_norm", w.attn_norm, {d}));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("wq", w.wq, {a.q_dim(), d}));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("wk", w.wk, {a.kv_dim(), d}));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("wv", w.wv, {a.kv_dim(), d}));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("wo", w.wo, {d, a.q_dim()}));
+  SATEMU_GPU_RETURN_IF_ERROR(expect_shape("mlp_norm", w.mlp_norm, {d}));
+  if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn))
+    return validate(d, *mlp);
+  return validate(d, std::get<moe_weights>(w.ffn));
+}
+
+absl::StatusOr<tensor> linear(backend& b, const_matrix_view x, const_matrix_view w) {
+  tensor y({x.rows, w.rows});
+  SATEMU_GPU_RETURN_IF_ERROR(b.gemm({.trans_b = true}, x, w, y));
+  return y;
+}
+
+absl::StatusOr<tensor> swiglu_mlp(backend& b, const swiglu_weights& w, const_matrix_view x) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor g, linear(b, x, w.gate));
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor u, linear(b, x, w.up));
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor a, b.silu_mul(g, u));
+  return linear(b, a, w.down);
+}
+
+absl::StatusOr<moe_routing> moe_route(backend& b, const moe_weights& w, const_matrix_view x) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor logits, linear(b, x, w.router));
+  return b.router_topk(logits, w.top_k);
+}
+
+absl::StatusOr<tensor> moe_layer(backend& b, const moe_weights& w, const_matrix_view x) {
+  SATEMU_GPU_RETURN_IF_ERROR(validate(x.cols, w));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const moe_routing r, moe_route(b, w, x));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const tensor xs, b.moe_gather(x, r));
+  const std::int64_t rows = xs.rows();
+  const std::int64_t d = x.cols;
+  const std::int64_t f = w.experts[0].gate.dim(0);
+  tensor g({rows, f});
+  tensor u({rows, f});
+  tensor y({rows, d});
+  // One problem per expert over its block of dispatched rows (possibly empty).
+  auto run = [&](const tensor swiglu_weights::*proj, const tensor& in, tensor& out) {
+    std::vector<gemm_problem> problems;
+    problems.reserve(w.experts.size());
+    for (std::size_t e = 0; e < w.experts.size(); ++e) {
+      const std::int64_t first = r.expert_offsets[e];
+      const std::int64_t n = r.expert_rows(static_cast<std::int64_t>(e));
+      problems.push_back({const_matrix_view{in.data() + first * in.cols(), n, in.cols()},
+                          (w.experts[e].*proj).matrix(),
+                          matrix_view{out.data() + first * out.cols(), n, out.cols()}});
+    }
+    return b.gemm_grouped({.trans_b = true}, problems);
+  };
+  SATEMU_GPU_RETURN_IF_ERROR(run(&swiglu_weights::gate, xs, g));
+  SATEMU_GPU_RETURN_IF_ERROR(run(&swiglu_weights::up, xs, u));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const tensor a, b.silu_mul(g, u));
+  SATEMU_GPU_RETURN_IF_ERROR(run(&swiglu_weights::down, a, y));
+  return b.moe_combine(y, r);
+}
+
+absl::StatusOr<tensor> decoder_layer_prefill(backend& b, const decoder_config& cfg,
+                                             const decoder_layer_weights& w,
+                                             const_matrix_view x,
+                                             std::span<const std::int64_t> seq_offsets,
+                                             kv_cache* cache) {
+  SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
+  if (x.cols != cfg.hidden)
+    return absl::InvalidArgumentError(absl::StrCat("decoder layer: x is ", to_string(x),
+                                                   ", expected ", cfg.hidden, " columns"));
+  if (seq_offsets.empty() || seq_offsets.front() != 0 || seq_offsets.back() != x.rows)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "decoder layer: seq_offsets must run from 0 to the ", x.rows, " token rows"));
+  std::vector<std::int64_t> positions(static_cast<std::size_t>(x.rows));
+  std::vector<std::int64_t> slots(static_cast<std::size_t>(x.rows));
+  for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s) {
+    if (seq_offsets[s + 1] < seq_offsets[s])
+      return absl::InvalidArgumentError(
+          absl::StrCat("decoder layer: seq_offsets decrease at index ", s + 1));
+    for (std::int64_t t = seq_offsets[s]; t < seq_offsets[s + 1]; ++t) {
+      positions[static_cast<std::size_t>(t)] = t - seq_offsets[s];
+      slots[static_cast<std::size_t>(t)] = static_cast<std::int64_t>(s);
+    }
+  }
+  SATEMU_GPU_ASSIGN_OR_RETURN(qkv p, project_qkv(b, cfg, w, x, positions));
+  if (cache != nullptr)
+    SATEMU_GPU_RETURN_IF_ERROR(b.kv_store(*cache, p.k, p.v, slots, positions));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const tensor attn,
+                              b.attention_prefill(cfg.attn, p.q, p.k, p.v, seq_offsets));
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor h, linear(b, attn, w.wo));
+  SATEMU_GPU_RETURN_IF_ERROR(b.add(h, x));
+  return ffn_block(b, cfg, w, std::move(h));
+}
+
+absl::StatusOr<tensor> decoder_layer_decode(backend& b, const decoder_config& cfg,
+                                            const decoder_layer_weights& w,
+                                            const_matrix_view x, kv_cache& cache,
+                                            std::span<const std::int64_t> lengths) {
+  SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
+  if (x.cols != cfg.hidden || static_cast<std::int64_t>(lengths.size()) != x.rows)
+    return absl::InvalidArgumentError(
+        absl::StrCat("decoder layer: x is ", to_string(x), ", expected ", lengths.size(),
+                     " rows (one per length) of ", cfg.hidden));
+  std::vector<std::int64_t> slots(lengths.size());
+  std::vector<std::int64_t> attended(lengths.size());
+  for (std::size_t s = 0; s < lengths.size(); ++s) {
+    slots[s] = static_cast<std::int64_t>(s);
+    attended[s] = lengths[s] + 1;
+  }
+  SATEMU_GPU_ASSIGN_OR_RETURN(qkv p, project_qkv(b, cfg, w, x, lengths));
+  SATEMU_GPU_RETURN_IF_ERROR(b.kv_store(cache, p.k, p.v, slots, lengths));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const tensor attn,
+                              b.attention_decode(cfg.attn, p.q, cache, attended));
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor h, linear(b, attn, w.wo));
+  SATEMU_GPU_RETURN_IF_ERROR(b.add(h, x));
+  return ffn_block(b, cfg, w, std::move(h));
+}
+
+} // namespace satemu::gpu

@@ -1,0 +1,107 @@
+/// @file layers.hpp
+/// Transformer blocks built from a backend's kernels, so every backend gets
+/// them and the launch counts show how they batch: a SwiGLU MLP, a
+/// mixture-of-experts layer with grouped expert GEMMs, and a pre-norm
+/// Llama-style decoder layer for prefill (ragged batch) and decode (KV cache).
+///
+/// Shapes: D = hidden size, F = MLP intermediate size, E = experts,
+/// T = token rows of a ragged batch (see backend.hpp for `seq_offsets`).
+/// Weights are `[out_features, in_features]` (PyTorch/safetensors layout),
+/// applied as y = x W^T. No biases. Activations are `[T, D]`.
+///
+/// Launches per call (each counted in the backend's launch_counts):
+/// - swiglu_mlp: 3 gemm, 1 silu_mul.
+/// - moe_layer: 1 gemm (router), 1 router_topk, 1 moe_gather, 3 gemm_grouped
+///   (gate, up, down over all experts), 1 silu_mul, 1 moe_combine.
+/// - decoder_layer_prefill / _decode: 2 rmsnorm, 4 gemm (q, k, v, o), 1 rope,
+///   1 attention_*, 2 add, plus the MLP's; and 1 kv_store when a cache is
+///   written (always in decode).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gpu/backend.hpp"
+#include "gpu/tensor.hpp"
+
+namespace satemu::gpu {
+
+/// down(silu(gate x) * up x): gate and up `[F, D]`, down `[D, F]`.
+struct swiglu_weights {
+  tensor gate;
+  tensor up;
+  tensor down;
+};
+
+/// Mixture of SwiGLU experts (Mixtral style): router `[E, D]`, E experts of
+/// the same F, each token sent to its top_k experts.
+struct moe_weights {
+  tensor router;
+  std::vector<swiglu_weights> experts;
+  std::int64_t top_k = 2;
+};
+
+/// Shapes and constants of one decoder layer.
+struct decoder_config {
+  std::int64_t hidden = 0;     ///< D
+  attention_config attn;       ///< heads, head_dim, RoPE theta, softmax scale
+  float rms_eps = 1e-5f;       ///< RMSNorm epsilon
+};
+
+/// Weights of one pre-norm decoder layer:
+/// h = x + wo(attention(rope(wq n1), rope(wk n1), wv n1)), n1 = rmsnorm(x, attn_norm);
+/// out = h + ffn(rmsnorm(h, mlp_norm)).
+struct decoder_layer_weights {
+  tensor attn_norm; ///< [D]
+  tensor wq;        ///< [n_heads * head_dim, D]
+  tensor wk;        ///< [n_kv_heads * head_dim, D]
+  tensor wv;        ///< [n_kv_heads * head_dim, D]
+  tensor wo;        ///< [D, n_heads * head_dim]
+  tensor mlp_norm;  ///< [D]
+  std::variant<swiglu_weights, moe_weights> ffn;
+};
+
+/// Checks every weight's shape against `cfg` (and the experts against each
+/// other), naming the first that does not fit.
+absl::Status validate(const decoder_config& cfg, const decoder_layer_weights& w);
+/// Checks an MLP's weights for hidden size `hidden`.
+absl::Status validate(std::int64_t hidden, const swiglu_weights& w);
+/// Checks a MoE layer's weights for hidden size `hidden`.
+absl::Status validate(std::int64_t hidden, const moe_weights& w);
+
+/// x W^T for x `[T, in]` and W `[out, in]`: `[T, out]`, one gemm.
+absl::StatusOr<tensor> linear(backend& b, const_matrix_view x, const_matrix_view w);
+
+/// SwiGLU MLP on x `[T, D]`.
+absl::StatusOr<tensor> swiglu_mlp(backend& b, const swiglu_weights& w, const_matrix_view x);
+
+/// Router of a MoE layer: logits = x router^T, then backend::router_topk.
+absl::StatusOr<moe_routing> moe_route(backend& b, const moe_weights& w, const_matrix_view x);
+
+/// MoE layer on x `[T, D]`: route, gather tokens by expert, one grouped GEMM
+/// per projection over all experts, silu * up, combine with the routing weights.
+absl::StatusOr<tensor> moe_layer(backend& b, const moe_weights& w, const_matrix_view x);
+
+/// Prefill over a ragged batch x `[T, D]`: token i of sequence s is at
+/// position i (sequences start at position 0). With a cache, sequence s's
+/// keys and values (after RoPE) are stored in slot s, positions 0..len-1.
+absl::StatusOr<tensor> decoder_layer_prefill(backend& b, const decoder_config& cfg,
+                                             const decoder_layer_weights& w,
+                                             const_matrix_view x,
+                                             std::span<const std::int64_t> seq_offsets,
+                                             kv_cache* cache = nullptr);
+
+/// One decode step: row s of x `[S, D]` is the next token of slot s, at
+/// position lengths[s] (tokens already cached, < capacity). Stores its key
+/// and value there and attends over positions 0..lengths[s]. The caller then
+/// advances lengths.
+absl::StatusOr<tensor> decoder_layer_decode(backend& b, const decoder_config& cfg,
+                                            const decoder_layer_weights& w,
+                                            const_matrix_view x, kv_cache& cache,
+                                            std::span<const std::int64_t> lengths);
+
+} // namespace satemu::gpu

@@ -1,0 +1,366 @@
+// The composite layers (SwiGLU MLP, MoE router and layer, decoder layer for
+// prefill and decode) against double-precision references composed from the
+// naive kernels in reference.hpp; launch counts that show the batching; and
+// bitwise repeatability of a forward pass.
+#include <cmath>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "gpu/cpu_backend.hpp"
+#include "gpu/layers.hpp"
+#include "reference.hpp"
+
+namespace satemu::gpu {
+namespace {
+
+constexpr double tol = 1e-5;
+
+swiglu_weights random_mlp(std::int64_t d, std::int64_t f, std::uint64_t seed) {
+  return {ref::random_tensor({f, d}, seed, 1.0 / std::sqrt(static_cast<double>(d))),
+          ref::random_tensor({f, d}, seed + 1, 1.0 / std::sqrt(static_cast<double>(d))),
+          ref::random_tensor({d, f}, seed + 2, 1.0 / std::sqrt(static_cast<double>(f)))};
+}
+
+moe_weights random_moe(std::int64_t d, std::int64_t f, std::int64_t experts, std::int64_t k,
+                       std::uint64_t seed) {
+  moe_weights w;
+  w.router = ref::random_tensor({experts, d}, seed, 2.0 / std::sqrt(static_cast<double>(d)));
+  for (std::int64_t e = 0; e < experts; ++e)
+    w.experts.push_back(random_mlp(d, f, seed + 10 * static_cast<std::uint64_t>(e + 1)));
+  w.top_k = k;
+  return w;
+}
+
+decoder_config small_config() {
+  decoder_config cfg;
+  cfg.hidden = 32;
+  cfg.attn = {.n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .rope_theta = 10000.0f};
+  cfg.rms_eps = 1e-5f;
+  return cfg;
+}
+
+decoder_layer_weights random_layer(const decoder_config& cfg, bool moe, std::uint64_t seed) {
+  const std::int64_t d = cfg.hidden;
+  const double s = 1.0 / std::sqrt(static_cast<double>(d));
+  decoder_layer_weights w;
+  w.attn_norm = ref::random_tensor({d}, seed, 0.5);
+  for (float& x : w.attn_norm.values())
+    x += 1.0f;
+  w.wq = ref::random_tensor({cfg.attn.q_dim(), d}, seed + 1, s);
+  w.wk = ref::random_tensor({cfg.attn.kv_dim(), d}, seed + 2, s);
+  w.wv = ref::random_tensor({cfg.attn.kv_dim(), d}, seed + 3, s);
+  w.wo = ref::random_tensor({d, cfg.attn.q_dim()}, seed + 4, s);
+  w.mlp_norm = ref::random_tensor({d}, seed + 5, 0.5);
+  for (float& x : w.mlp_norm.values())
+    x += 1.0f;
+  if (moe)
+    w.ffn = random_moe(d, 24, 4, 2, seed + 100);
+  else
+    w.ffn = random_mlp(d, 48, seed + 6);
+  return w;
+}
+
+// MoE in double: route every token independently, sum its experts' outputs.
+// Fails the test if a token's k-th and (k+1)-th logits are too close for fp32
+// to be sure of the same choice (then pick another seed).
+ref::vec moe_reference(const moe_weights& w, const ref::vec& x, std::int64_t rows,
+                       std::int64_t d) {
+  const auto n_exp = static_cast<std::int64_t>(w.experts.size());
+  const ref::vec logits = ref::linear(x, rows, d, w.router);
+  ref::vec out(static_cast<std::size_t>(rows * d), 0.0);
+  for (std::int64_t t = 0; t < rows; ++t) {
+    const std::span<const double> l(logits.data() + t * n_exp, static_cast<std::size_t>(n_exp));
+    const std::vector<int> chosen = ref::top_experts(l, w.top_k);
+    if (w.top_k < n_exp) {
+      const std::vector<int> more = ref::top_experts(l, w.top_k + 1);
+      EXPECT_GT(l[static_cast<std::size_t>(more[static_cast<std::size_t>(w.top_k - 1)])] -
+                    l[static_cast<std::size_t>(more.back())],
+                1e-4)
+          << "near tie in the routing of token " << t << ": choose another seed";
+    }
+    const ref::vec p = ref::topk_weights(l, chosen);
+    const ref::vec xt(x.begin() + t * d, x.begin() + (t + 1) * d);
+    for (std::size_t j = 0; j < chosen.size(); ++j) {
+      const swiglu_weights& e = w.experts[static_cast<std::size_t>(chosen[j])];
+      const ref::vec y = ref::swiglu(xt, 1, d, e.gate, e.up, e.down);
+      for (std::int64_t c = 0; c < d; ++c)
+        out[static_cast<std::size_t>(t * d + c)] += p[j] * y[static_cast<std::size_t>(c)];
+    }
+  }
+  return out;
+}
+
+// The decoder layer in double for a ragged batch (positions restart per sequence).
+ref::vec decoder_reference(const decoder_config& cfg, const decoder_layer_weights& w,
+                           const tensor& x, const std::vector<std::int64_t>& off) {
+  const std::int64_t t = x.rows();
+  const std::int64_t d = cfg.hidden;
+  const auto& a = cfg.attn;
+  const ref::vec xd = ref::to_double(x.values());
+  const ref::vec n1 = ref::rmsnorm(xd, t, d, w.attn_norm.values(), cfg.rms_eps);
+  ref::vec q = ref::linear(n1, t, d, w.wq);
+  ref::vec k = ref::linear(n1, t, d, w.wk);
+  const ref::vec v = ref::linear(n1, t, d, w.wv);
+  std::vector<std::int64_t> pos;
+  for (std::size_t s = 0; s + 1 < off.size(); ++s)
+    for (std::int64_t i = off[s]; i < off[s + 1]; ++i)
+      pos.push_back(i - off[s]);
+  ref::rope(q, t, a.n_heads, a.head_dim, pos, a.rope_theta);
+  ref::rope(k, t, a.n_kv_heads, a.head_dim, pos, a.rope_theta);
+  const ref::vec att = ref::attention_prefill(q, k, v, off, a.n_heads, a.n_kv_heads,
+                                              a.head_dim, 1.0 / std::sqrt(double(a.head_dim)));
+  ref::vec h = ref::linear(att, t, a.q_dim(), w.wo);
+  for (std::size_t i = 0; i < h.size(); ++i)
+    h[i] += xd[i];
+  const ref::vec n2 = ref::rmsnorm(h, t, d, w.mlp_norm.values(), cfg.rms_eps);
+  ref::vec f;
+  if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn))
+    f = ref::swiglu(n2, t, d, mlp->gate, mlp->up, mlp->down);
+  else
+    f = moe_reference(std::get<moe_weights>(w.ffn), n2, t, d);
+  for (std::size_t i = 0; i < f.size(); ++i)
+    f[i] += h[i];
+  return f;
+}
+
+std::vector<std::int64_t> offsets_of(const std::vector<std::int64_t>& lengths) {
+  std::vector<std::int64_t> off = {0};
+  for (auto l : lengths)
+    off.push_back(off.back() + l);
+  return off;
+}
+
+TEST(SwigluMlp, MatchesReference) {
+  for (const auto& [rows, d, f] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 8, 16},
+                                   {3, 17, 5}, {17, 32, 48}}) {
+    cpu_backend be;
+    const swiglu_weights w = random_mlp(d, f, 7 + rows);
+    const tensor x = ref::random_tensor({rows, d}, 3 + rows);
+    auto y = swiglu_mlp(be, w, x);
+    ASSERT_TRUE(y.ok()) << y.status();
+    const ref::vec want = ref::swiglu(ref::to_double(x.values()), rows, d, w.gate, w.up, w.down);
+    EXPECT_LE(ref::rel_err(y->values(), want), tol);
+    EXPECT_EQ(be.launches().to_string(), "gemm=3 silu_mul=1");
+  }
+}
+
+TEST(MoeRouter, SoftmaxTopKRenormalisedWithLowIndexTies) {
+  cpu_backend be;
+  // Token 0: clear order. Token 1: a three-way tie at the top: lower indices win.
+  // Token 2: all equal. Token 3: tie for the second place.
+  const tensor logits({4, 5}, {0.5f, 2.0f, -1.0f, 1.0f, 0.0f,  //
+                               3.0f, 1.0f, 3.0f, 0.0f, 3.0f,   //
+                               1.0f, 1.0f, 1.0f, 1.0f, 1.0f,   //
+                               -2.0f, 0.5f, 4.0f, 0.5f, -1.0f});
+  auto r = be.router_topk(logits, 2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->expert, (std::vector<std::int32_t>{1, 3, 0, 2, 0, 1, 2, 1}));
+  for (std::int64_t t = 0; t < 4; ++t) {
+    const ref::vec l = ref::to_double({logits.data() + t * 5, 5});
+    const std::vector<int> chosen = ref::top_experts(l, 2);
+    const ref::vec p = ref::topk_weights(l, chosen);
+    for (std::size_t j = 0; j < 2; ++j) {
+      EXPECT_EQ(r->expert[static_cast<std::size_t>(t * 2) + j], chosen[j]);
+      EXPECT_NEAR(r->weight[static_cast<std::size_t>(t * 2) + j], p[j], 1e-6);
+    }
+    EXPECT_NEAR(r->weight[static_cast<std::size_t>(t * 2)] +
+                    r->weight[static_cast<std::size_t>(t * 2 + 1)],
+                1.0, 1e-6);
+  }
+  // Dispatch plan: rows grouped by expert, ascending token within an expert.
+  EXPECT_EQ(r->expert_offsets, (std::vector<std::int64_t>{0, 2, 5, 7, 8, 8}));
+  EXPECT_EQ(r->token_of_row, (std::vector<std::int32_t>{1, 2, 0, 2, 3, 1, 3, 0}));
+  for (std::size_t s = 0; s < 8; ++s)
+    EXPECT_EQ(r->token_of_row[static_cast<std::size_t>(r->row_of_slot[s])],
+              static_cast<std::int32_t>(s / 2));
+  EXPECT_EQ(be.launches()[op::router_topk], 1u);
+
+  EXPECT_FALSE(be.router_topk(logits, 0).ok());
+  EXPECT_FALSE(be.router_topk(logits, 6).ok());
+  tensor bad = logits;
+  bad[7] = NAN;
+  EXPECT_FALSE(be.router_topk(bad, 2).ok());
+}
+
+TEST(MoeRouter, RandomLogitsMatchReference) {
+  cpu_backend be;
+  for (const auto& [tokens, experts, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{
+                                               1, 1, 1},
+                                           {3, 8, 2}, {17, 16, 4}, {5, 3, 3}}) {
+    const tensor logits = ref::random_tensor({tokens, experts}, 40 + tokens, 4.0);
+    auto r = be.router_topk(logits, k);
+    ASSERT_TRUE(r.ok());
+    std::vector<std::int64_t> per_expert(static_cast<std::size_t>(experts), 0);
+    for (std::int64_t t = 0; t < tokens; ++t) {
+      const ref::vec l = ref::to_double({logits.data() + t * experts,
+                                         static_cast<std::size_t>(experts)});
+      const std::vector<int> chosen = ref::top_experts(l, k);
+      const ref::vec p = ref::topk_weights(l, chosen);
+      for (std::int64_t j = 0; j < k; ++j) {
+        const auto s = static_cast<std::size_t>(t * k + j);
+        EXPECT_EQ(r->expert[s], chosen[static_cast<std::size_t>(j)]);
+        EXPECT_NEAR(r->weight[s], p[static_cast<std::size_t>(j)], 1e-6);
+        ++per_expert[static_cast<std::size_t>(chosen[static_cast<std::size_t>(j)])];
+      }
+    }
+    for (std::int64_t e = 0; e < experts; ++e)
+      EXPECT_EQ(r->expert_rows(e), per_expert[static_cast<std::size_t>(e)]);
+  }
+}
+
+TEST(MoeLayer, MatchesReferenceWithOneGroupedGemmPerProjection) {
+  for (const std::int64_t rows : {1, 3, 17}) {
+    cpu_backend be;
+    const std::int64_t d = 16;
+    const moe_weights w = random_moe(d, 12, 6, 2, 500 + rows);
+    const tensor x = ref::random_tensor({rows, d}, 600 + rows);
+    auto y = moe_layer(be, w, x);
+    ASSERT_TRUE(y.ok()) << y.status();
+    const ref::vec want = moe_reference(w, ref::to_double(x.values()), rows, d);
+    EXPECT_LE(ref::rel_err(y->values(), want), tol) << rows << " tokens";
+    EXPECT_EQ(be.launches().to_string(),
+              "gemm=1 gemm_grouped=3 silu_mul=1 router_topk=1 moe_gather=1 moe_combine=1");
+  }
+}
+
+TEST(MoeLayer, GatherAndCombineInvertEachOther) {
+  cpu_backend be;
+  const tensor x = ref::random_tensor({7, 5}, 1);
+  auto r = be.router_topk(ref::random_tensor({7, 4}, 2), 3);
+  ASSERT_TRUE(r.ok());
+  auto xs = be.moe_gather(x, *r);
+  ASSERT_TRUE(xs.ok());
+  EXPECT_EQ(xs->shape(), (tensor::shape_type{21, 5}));
+  for (std::int64_t row = 0; row < 21; ++row)
+    for (std::int64_t c = 0; c < 5; ++c)
+      EXPECT_EQ((*xs)[row * 5 + c], x[r->token_of_row[static_cast<std::size_t>(row)] * 5 + c]);
+  // Weights sum to 1, so combining copies of x gives x back (up to rounding).
+  auto back = be.moe_combine(*xs, *r);
+  ASSERT_TRUE(back.ok());
+  EXPECT_LE(ref::rel_err(back->values(), ref::to_double(x.values())), 1e-6);
+  moe_routing broken = *r;
+  broken.row_of_slot[4] = 21;
+  EXPECT_FALSE(be.moe_gather(x, broken).ok());
+  EXPECT_FALSE(be.moe_combine(*xs, broken).ok());
+  EXPECT_FALSE(be.moe_gather(tensor({6, 5}), *r).ok());
+}
+
+TEST(DecoderLayer, PrefillMatchesReferenceOnRaggedBatches) {
+  const decoder_config cfg = small_config();
+  for (const bool moe : {false, true})
+    for (const auto& lengths : {std::vector<std::int64_t>{0}, std::vector<std::int64_t>{1},
+                                std::vector<std::int64_t>{3, 17},
+                                std::vector<std::int64_t>{1, 3, 0, 17}}) {
+      cpu_backend be;
+      const decoder_layer_weights w = random_layer(cfg, moe, moe ? 300 : 200);
+      const auto off = offsets_of(lengths);
+      const tensor x = ref::random_tensor({off.back(), cfg.hidden}, 77 + off.back());
+      auto y = decoder_layer_prefill(be, cfg, w, x, off);
+      ASSERT_TRUE(y.ok()) << y.status();
+      EXPECT_EQ(y->shape(), (tensor::shape_type{off.back(), cfg.hidden}));
+      EXPECT_LE(ref::rel_err(y->values(), decoder_reference(cfg, w, x, off)), tol)
+          << (moe ? "moe" : "dense") << ", " << lengths.size() << " sequences";
+      // One launch per kernel kind regardless of the number of sequences.
+      EXPECT_EQ(be.launches().to_string(),
+                moe ? "gemm=5 gemm_grouped=3 rmsnorm=2 rope=1 attention_prefill=1 silu_mul=1 "
+                      "add=2 router_topk=1 moe_gather=1 moe_combine=1"
+                    : "gemm=7 rmsnorm=2 rope=1 attention_prefill=1 silu_mul=1 add=2");
+    }
+}
+
+TEST(DecoderLayer, ForwardTwiceIsBitwiseIdentical) {
+  const decoder_config cfg = small_config();
+  for (const bool moe : {false, true}) {
+    const decoder_layer_weights w = random_layer(cfg, moe, 900);
+    const std::vector<std::int64_t> off = {0, 3, 20, 21};
+    const tensor x = ref::random_tensor({21, cfg.hidden}, 901);
+    cpu_backend a;
+    cpu_backend b;
+    auto y1 = decoder_layer_prefill(a, cfg, w, x, off);
+    auto y2 = decoder_layer_prefill(a, cfg, w, x, off);
+    auto y3 = decoder_layer_prefill(b, cfg, w, x, off);
+    ASSERT_TRUE(y1.ok() && y2.ok() && y3.ok());
+    EXPECT_TRUE(y1->bitwise_equal(*y2));
+    EXPECT_TRUE(y1->bitwise_equal(*y3));
+  }
+}
+
+TEST(DecoderLayer, DecodeContinuesPrefill) {
+  // Prefill n tokens into the cache, decode token n+1: the result equals the
+  // last row of a prefill of n+1 tokens.
+  const decoder_config cfg = small_config();
+  for (const bool moe : {false, true}) {
+    const decoder_layer_weights w = random_layer(cfg, moe, moe ? 1300 : 1200);
+    const std::vector<std::int64_t> lengths = {3, 1, 17};
+    const std::int64_t n_seq = 3;
+    std::vector<tensor> seqs;
+    for (std::int64_t s = 0; s < n_seq; ++s)
+      seqs.push_back(ref::random_tensor({lengths[static_cast<std::size_t>(s)] + 1, cfg.hidden},
+                                        1400 + s));
+    // The ragged prefill batch of the first lengths[s] tokens, and the next tokens.
+    std::vector<float> prefix;
+    tensor next({n_seq, cfg.hidden});
+    std::vector<std::int64_t> off = {0};
+    for (std::int64_t s = 0; s < n_seq; ++s) {
+      const tensor& q = seqs[static_cast<std::size_t>(s)];
+      const std::int64_t l = lengths[static_cast<std::size_t>(s)];
+      prefix.insert(prefix.end(), q.data(), q.data() + l * cfg.hidden);
+      std::copy(q.data() + l * cfg.hidden, q.data() + (l + 1) * cfg.hidden,
+                next.data() + s * cfg.hidden);
+      off.push_back(off.back() + l);
+    }
+    const tensor x({off.back(), cfg.hidden}, prefix);
+
+    cpu_backend be;
+    kv_cache cache(n_seq, 24, cfg.attn.kv_dim());
+    ASSERT_TRUE(decoder_layer_prefill(be, cfg, w, x, off, &cache).ok());
+    EXPECT_EQ(be.launches()[op::kv_store], 1u);
+    be.reset_launch_counts();
+    auto y = decoder_layer_decode(be, cfg, w, next, cache, lengths);
+    ASSERT_TRUE(y.ok()) << y.status();
+    EXPECT_EQ(be.launches()[op::attention_decode], 1u);
+    EXPECT_EQ(be.launches()[op::kv_store], 1u);
+    EXPECT_EQ(be.launches()[op::rope], 1u);
+
+    for (std::int64_t s = 0; s < n_seq; ++s) {
+      const tensor& full = seqs[static_cast<std::size_t>(s)];
+      cpu_backend ref_be;
+      const std::vector<std::int64_t> one = {0, full.rows()};
+      auto want = decoder_layer_prefill(ref_be, cfg, w, full, one);
+      ASSERT_TRUE(want.ok());
+      const std::span<const float> last(want->data() + (full.rows() - 1) * cfg.hidden,
+                                        static_cast<std::size_t>(cfg.hidden));
+      EXPECT_LE(ref::rel_err({y->data() + s * cfg.hidden, static_cast<std::size_t>(cfg.hidden)},
+                             ref::to_double(last)),
+                tol)
+          << "slot " << s;
+    }
+    // A full slot cannot take another token.
+    const std::vector<std::int64_t> full = {24, 0, 0};
+    EXPECT_FALSE(decoder_layer_decode(be, cfg, w, next, cache, full).ok());
+  }
+}
+
+TEST(DecoderLayer, ValidateNamesTheBadWeight) {
+  const decoder_config cfg = small_config();
+  decoder_layer_weights w = random_layer(cfg, false, 5);
+  EXPECT_TRUE(validate(cfg, w).ok());
+  w.wk = tensor({cfg.attn.kv_dim() + 1, cfg.hidden});
+  auto st = validate(cfg, w);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("wk"), std::string::npos) << st.message();
+
+  decoder_layer_weights m = random_layer(cfg, true, 6);
+  std::get<moe_weights>(m.ffn).experts[2].down = tensor({cfg.hidden, 23});
+  st = validate(cfg, m);
+  EXPECT_NE(st.message().find("expert 2"), std::string::npos) << st.message();
+  cpu_backend be;
+  EXPECT_FALSE(
+      decoder_layer_prefill(be, cfg, m, tensor({2, cfg.hidden}), std::vector<std::int64_t>{0, 2})
+          .ok());
+  EXPECT_EQ(be.launches().total(), 0u);
+}
+
+} // namespace
+} // namespace satemu::gpu
