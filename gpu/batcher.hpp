@@ -1,0 +1,72 @@
+/// @file batcher.hpp
+/// Batching of compute requests across the constellation: requests that use
+/// the same weights are stacked into one launch (the tokens of many
+/// satellites in one matrix), as a GPU worker does with every request of a
+/// window.
+///
+/// - Decoder layers: the sequences queued for one layer's weights become one
+///   ragged batch, so one flush costs that layer's kernels once
+///   (layers.hpp lists them) however many requests there are.
+/// - Linear layers: the rows queued for one weight matrix become one GEMM.
+///
+/// A request's result is what the same call alone would give: rows of a GEMM
+/// and sequences of a ragged attention batch do not mix. (Equal to fp32
+/// rounding, not bitwise: BLAS libraries pick GEMM kernels by matrix size, so
+/// a row may differ in its last bits between a stacked and a lone GEMM. A
+/// given batch is bitwise repeatable.) Groups run in
+/// the order their first request came, and requests within a group in
+/// submission order, so a flush is deterministic. Not thread-safe: the owner
+/// (the GPU worker) serialises access.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gpu/backend.hpp"
+#include "gpu/layers.hpp"
+
+namespace satemu::gpu {
+
+class batcher {
+public:
+  using ticket = std::size_t;
+
+  explicit batcher(backend& b) : b_(b) {}
+
+  /// Queues the prefill of one sequence x `[T, D]` (positions 0..T-1)
+  /// through the layer with weights `w` (identified by address: the same
+  /// weights object means the same weight set).
+  ticket submit_layer(const decoder_config& cfg, const decoder_layer_weights& w, tensor x);
+  /// Queues x W^T for x `[T, in]` and W `[out, in]`.
+  ticket submit_linear(const tensor& w, tensor x);
+
+  /// Runs every queued request, one launch set per weight set. On error
+  /// the queued requests are dropped and their results are that error.
+  absl::Status flush();
+
+  /// The result of a flushed request (moved out; once).
+  absl::StatusOr<tensor> take(ticket t);
+
+  std::size_t pending() const { return queue_.size(); }
+  /// Weight sets (launch groups) the last flush ran.
+  std::size_t groups_last_flush() const { return groups_last_; }
+
+private:
+  struct request {
+    const void* weights;
+    const decoder_config* cfg; ///< null for a linear request
+    const decoder_layer_weights* layer;
+    const tensor* matrix;
+    tensor x;
+    ticket id;
+  };
+  backend& b_;
+  std::vector<request> queue_;
+  std::vector<std::optional<absl::StatusOr<tensor>>> results_;
+  std::size_t groups_last_ = 0;
+};
+
+} // namespace satemu::gpu

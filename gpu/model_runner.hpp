@@ -1,0 +1,102 @@
+/// @file model_runner.hpp
+/// Whole models on a backend: a profile's weights (synthetic, or from a
+/// safetensors file) turned into the layers of layers.hpp, a forward pass from
+/// token ids to logits with an optional hook between layers, activation
+/// compression round trips, and the end-to-end quality of a compression at
+/// given split points (what pipeline-split inference pays for compressing the
+/// activations it sends between satellites).
+///
+/// Supported architectures: `llama` and `mixtral` (pre-norm decoder, SwiGLU
+/// MLP or Mixtral experts, no biases). Gemma-3 (q/k norms, sandwich norms,
+/// sliding windows) and Qwen-MoE (biases, shared experts) profiles are
+/// refused with Unimplemented: their costs can be modeled, their layers are
+/// not built yet. Llama-3's RoPE frequency scaling is not applied (the same
+/// on both sides of every comparison).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gpu/backend.hpp"
+#include "gpu/layers.hpp"
+#include "gpu/metrics.hpp"
+#include "gpu/model.hpp"
+#include "gpu/safetensors.hpp"
+
+namespace satemu::gpu {
+
+/// Every weight of a model, in the form the kernels take.
+struct model_weights {
+  model_profile profile;
+  decoder_config config;
+  tensor embedding;  ///< [vocab, D]
+  tensor final_norm; ///< [D]
+  tensor lm_head;    ///< [vocab, D] (the embedding when tied)
+  std::vector<decoder_layer_weights> layers;
+};
+
+/// The decoder shapes of a profile; Unimplemented for unsupported families.
+absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p);
+
+/// Synthetic weights (weights.hpp) of the first `layers` layers (-1 = all).
+absl::StatusOr<model_weights> synthetic_model(const model_profile& p, std::uint64_t seed = 0,
+                                              int layers = -1);
+
+/// Weights read from a safetensors file; every expected tensor is checked
+/// (name, shape) first, with an error naming what is wrong.
+absl::StatusOr<model_weights> load_model(const model_profile& p, const safetensors_file& file,
+                                         int layers = -1);
+
+/// Called after layer `layer` with the activations `[T, D]`; may change them.
+using layer_hook = std::function<absl::Status(int layer, tensor& activations)>;
+
+/// Logits `[T, vocab]` of a ragged batch of token sequences (backend.hpp's
+/// `seq_offsets` over `tokens`): embedding, every layer (prefill), final
+/// norm, LM head.
+absl::StatusOr<tensor> forward_logits(backend& b, const model_weights& m,
+                                      std::span<const std::int32_t> tokens,
+                                      std::span<const std::int64_t> seq_offsets,
+                                      const layer_hook& hook = {});
+
+/// An activation compression, as sent between pipeline stages.
+struct compression {
+  enum class kind { none, int8, int4, topk, fp16, bf16 };
+  kind k = kind::none;
+  /// topk: entries kept per token.
+  std::int64_t keep = 0;
+};
+/// "int8", "topk:64", ...; InvalidArgument listing the accepted forms.
+absl::StatusOr<compression> parse_compression(std::string_view text);
+std::string to_string(const compression& c);
+
+/// x compressed and restored; `wire_bytes` (if given) gets the compressed size.
+absl::StatusOr<tensor> compress_roundtrip(backend& b, const compression& c, const tensor& x,
+                                          std::int64_t* wire_bytes = nullptr);
+
+/// The cost of compressing the activations after each of `split_after`
+/// layers (0-based layer indices).
+struct quality_report {
+  /// Per split point: relative error and cosine similarity of the restored
+  /// activations, and bytes sent against fp32.
+  struct split {
+    int after_layer = 0;
+    double relative_error = 0;
+    double cosine = 1;
+    std::int64_t wire_bytes = 0;
+    std::int64_t fp32_bytes = 0;
+  };
+  std::vector<split> splits;
+  /// Final logits, compressed run against the uncompressed one.
+  logits_comparison logits;
+};
+absl::StatusOr<quality_report> compression_quality(backend& b, const model_weights& m,
+                                                   std::span<const std::int32_t> tokens,
+                                                   std::span<const std::int64_t> seq_offsets,
+                                                   std::span<const int> split_after,
+                                                   const compression& c);
+
+} // namespace satemu::gpu

@@ -1,0 +1,135 @@
+// Batching: N requests of one window that share weights run as one launch
+// set, and give the same numbers as N separate calls (to fp32 rounding).
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "gpu/batcher.hpp"
+#include "gpu/cpu_backend.hpp"
+#include "gpu/model_runner.hpp"
+#include "reference.hpp"
+
+namespace satemu::gpu {
+namespace {
+
+model_weights tiny(const char* name = "tiny") {
+  auto p = find_model(name);
+  EXPECT_TRUE(p.ok()) << p.status();
+  auto m = synthetic_model(*p, 7);
+  EXPECT_TRUE(m.ok()) << m.status();
+  return std::move(*m);
+}
+
+/// Equal to fp32 rounding: OpenBLAS picks its GEMM kernels by matrix size,
+/// so a row of a stacked GEMM may differ from the same row alone in the last
+/// bits (relative error ~1e-7).
+void expect_same(const tensor& got, const tensor& want) {
+  ASSERT_EQ(got.shape(), want.shape());
+  EXPECT_LE(ref::rel_err(got.values(), ref::to_double(want.values())), 1e-6);
+}
+
+TEST(Batcher, DecoderLayerRequestsOfOneWeightSetRunAsOneLaunchSet) {
+  const auto m = tiny();
+  const auto d = m.config.hidden;
+  const std::vector<std::int64_t> lengths{1, 3, 17, 5, 2, 9};
+  std::vector<tensor> inputs;
+  for (std::size_t i = 0; i < lengths.size(); ++i)
+    inputs.push_back(ref::random_tensor({lengths[i], d}, 100 + i, 1.0));
+
+  // Alone: one call per request.
+  cpu_backend alone;
+  std::vector<tensor> want;
+  for (auto& x : inputs) {
+    const std::int64_t off[] = {0, x.rows()};
+    auto y = decoder_layer_prefill(alone, m.config, m.layers[0], x, off);
+    ASSERT_TRUE(y.ok()) << y.status();
+    want.push_back(std::move(*y));
+  }
+  const auto one_call = [&] {
+    cpu_backend b;
+    const std::int64_t off[] = {0, inputs[0].rows()};
+    EXPECT_TRUE(decoder_layer_prefill(b, m.config, m.layers[0], inputs[0], off).ok());
+    return b.launches();
+  }();
+
+  cpu_backend b;
+  batcher batch(b);
+  std::vector<batcher::ticket> t;
+  for (auto& x : inputs)
+    t.push_back(batch.submit_layer(m.config, m.layers[0], x));
+  ASSERT_TRUE(batch.flush().ok());
+  EXPECT_EQ(batch.groups_last_flush(), 1u);
+  // Exactly the launches of a single request, for all six.
+  EXPECT_EQ(b.launches().by_op, one_call.by_op) << b.launches().to_string();
+  EXPECT_EQ(b.launches()[op::attention_prefill], 1u);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    auto y = batch.take(t[i]);
+    ASSERT_TRUE(y.ok()) << y.status();
+    expect_same(*y, want[i]);
+  }
+}
+
+TEST(Batcher, OneLaunchSetPerWeightSet) {
+  const auto m = tiny();
+  const auto d = m.config.hidden;
+  cpu_backend b;
+  batcher batch(b);
+  // Interleaved requests for layers 0 and 1, and a linear layer.
+  std::vector<batcher::ticket> t;
+  for (int i = 0; i < 4; ++i)
+    t.push_back(batch.submit_layer(m.config, m.layers[static_cast<std::size_t>(i % 2)],
+                                   ref::random_tensor({3 + i, d}, 200 + i, 1.0)));
+  const auto head = batch.submit_linear(m.lm_head, ref::random_tensor({4, d}, 300, 1.0));
+  const auto head2 = batch.submit_linear(m.lm_head, ref::random_tensor({2, d}, 301, 1.0));
+  ASSERT_TRUE(batch.flush().ok());
+  EXPECT_EQ(batch.groups_last_flush(), 3u);
+  EXPECT_EQ(b.launches()[op::attention_prefill], 2u);
+  EXPECT_EQ(b.launches()[op::rope], 2u);
+  // Two layers' 4 + 3 GEMMs, plus one for both lm_head requests.
+  EXPECT_EQ(b.launches()[op::gemm], 2u * 7u + 1u) << b.launches().to_string();
+  EXPECT_EQ(batch.take(head)->rows(), 4);
+  EXPECT_EQ(batch.take(head2)->rows(), 2);
+  for (auto x : t)
+    EXPECT_TRUE(batch.take(x).ok());
+  EXPECT_EQ(batch.pending(), 0u);
+}
+
+TEST(Batcher, MoeLayerRequestsBecomeOneGroupedGemmPerProjection) {
+  const auto m = tiny("tiny-moe");
+  const auto d = m.config.hidden;
+  std::vector<tensor> inputs;
+  for (int i = 0; i < 5; ++i)
+    inputs.push_back(ref::random_tensor({2 + 3 * i, d}, 400 + i, 1.0));
+  cpu_backend alone;
+  std::vector<tensor> want;
+  for (auto& x : inputs) {
+    const std::int64_t off[] = {0, x.rows()};
+    want.push_back(*decoder_layer_prefill(alone, m.config, m.layers[0], x, off));
+  }
+  cpu_backend b;
+  batcher batch(b);
+  std::vector<batcher::ticket> t;
+  for (auto& x : inputs)
+    t.push_back(batch.submit_layer(m.config, m.layers[0], x));
+  ASSERT_TRUE(batch.flush().ok());
+  EXPECT_EQ(b.launches()[op::gemm_grouped], 3u) << b.launches().to_string();
+  EXPECT_EQ(b.launches()[op::router_topk], 1u);
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    expect_same(*batch.take(t[i]), want[i]);
+}
+
+TEST(Batcher, MismatchedWidthsFailTheGroupOnly) {
+  const auto m = tiny();
+  cpu_backend b;
+  batcher batch(b);
+  const auto bad1 = batch.submit_linear(m.lm_head, ref::random_tensor({2, m.config.hidden}, 1, 1.0));
+  const auto bad2 = batch.submit_linear(m.lm_head, ref::random_tensor({2, m.config.hidden + 1}, 2, 1.0));
+  const auto good = batch.submit_layer(m.config, m.layers[0], ref::random_tensor({2, m.config.hidden}, 3, 1.0));
+  EXPECT_FALSE(batch.flush().ok());
+  EXPECT_FALSE(batch.take(bad1).ok());
+  EXPECT_FALSE(batch.take(bad2).ok());
+  EXPECT_TRUE(batch.take(good).ok());
+}
+
+} // namespace
+} // namespace satemu::gpu
