@@ -5,6 +5,7 @@
 #include "actors/flows.hpp"
 #include "actors/mesh.hpp"
 #include "actors/ping.hpp"
+#include "gpu/compute_config.hpp"
 
 namespace satemu::actors {
 
@@ -17,6 +18,7 @@ std::map<std::string, std::string> workload::files(const runtime::run_result&) c
 void register_workloads() {
   static std::once_flag once;
   std::call_once(once, [] {
+    gpu::register_compute_section();
     mesh_workload::register_kind();
     ping_workload::register_kind();
     flows_workload::register_kind();
@@ -24,6 +26,9 @@ void register_workloads() {
 }
 
 absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s) {
+  if (s.has("compute"))
+    if (auto c = gpu::compute_config_from(s); !c.ok())
+      return c.status();
   const auto kind = s.get_string("workload.kind");
   if (kind == "mesh") {
     auto cfg = mesh_workload::config_from(s);

@@ -23,6 +23,9 @@
 
 #include <gtest/gtest.h>
 
+#include "gpu/model.hpp"
+#include "gpu/safetensors.hpp"
+#include "gpu/weights.hpp"
 #include "nlohmann/json.hpp"
 
 namespace {
@@ -786,4 +789,78 @@ TEST_F(cli_test, outage_of_unknown_satellite_names_the_outage) {
   const auto f = scenario("outage.yaml", text);
   expect_bad_file(satemu({"validate", f}), f, line_of(text, "outages:"),
                   {"constellation.outages.0.satellite", "satellite 48 does not exist"});
+}
+
+// --- Compute: bad models, devices and weight files exit 2 naming the key. ---
+
+const char* const compute_yaml = R"(name: cp
+seed: 1
+duration: 1s
+compute: {model: tiny, device: jetson-orin-nano}
+workload: {kind: mesh, entities: 16}
+)";
+
+TEST_F(cli_test, compute_section_with_good_names_and_weights_validates) {
+  const auto w = (dir_ / "tiny.safetensors").string();
+  ASSERT_TRUE(satemu::gpu::export_synthetic_model(w, *satemu::gpu::find_model("tiny"), 1,
+                                                  satemu::gpu::safetensors_dtype::bf16)
+                .ok());
+  const auto f = scenario("c.yaml", compute_yaml);
+  EXPECT_EQ(satemu({"validate", f}).code, 0);
+  auto r = satemu({"validate", f, "--set", "compute.weights=" + w});
+  EXPECT_EQ(r.code, 0) << r.output;
+}
+
+TEST_F(cli_test, unknown_model_or_device_names_file_line_and_key) {
+  const auto text = replace(compute_yaml, "model: tiny", "model: gpt-9");
+  const auto f = scenario("m.yaml", text);
+  expect_bad_file(satemu({"validate", f}), f, line_of(text, "model: gpt-9"),
+                  {"compute.model", "gpt-9", "llama-3.2-1b"});
+  const auto text2 = replace(compute_yaml, "device: jetson-orin-nano", "device: tpu-v9");
+  const auto f2 = scenario("d.yaml", text2);
+  expect_bad_file(satemu({"validate", f2}), f2, line_of(text2, "device: tpu-v9"),
+                  {"compute.device", "tpu-v9", "jetson-nano"});
+}
+
+TEST_F(cli_test, truncated_or_malformed_weights_are_bad_input) {
+  const auto good = (dir_ / "tiny.safetensors").string();
+  const auto p = *satemu::gpu::find_model("tiny");
+  ASSERT_TRUE(satemu::gpu::export_synthetic_model(good, p, 1, satemu::gpu::safetensors_dtype::f32).ok());
+  const auto bytes = read_file(good);
+  const auto cut = (dir_ / "cut.safetensors").string();
+  write_file(cut, bytes.substr(0, bytes.size() - 100));
+  const auto garbled = (dir_ / "garbled.safetensors").string();
+  std::string g = bytes;
+  g[8] = '#'; // the JSON header's opening brace
+  write_file(garbled, g);
+  const auto f = scenario("w.yaml", compute_yaml);
+  for (const auto& [file, what] : {std::pair{cut, std::string("truncated")}, std::pair{garbled, std::string("JSON")}}) {
+    auto r = satemu({"validate", f, "--set", "compute.weights=" + file});
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_CONTAINS(r.output, "compute.weights");
+    EXPECT_CONTAINS(r.output, file);
+    EXPECT_CONTAINS(r.output, what);
+  }
+}
+
+TEST_F(cli_test, weights_with_a_wrong_shape_are_bad_input_naming_the_tensor) {
+  const auto p = *satemu::gpu::find_model("tiny");
+  auto ts = *satemu::gpu::synthesize_layer(p, 0);
+  auto globals = satemu::gpu::synthesize_globals(p);
+  ts.insert(ts.end(), globals.begin(), globals.end());
+  for (int l = 1; l < p.num_layers; ++l) {
+    auto more = *satemu::gpu::synthesize_layer(p, l);
+    ts.insert(ts.end(), more.begin(), more.end());
+  }
+  auto* q = const_cast<satemu::gpu::weight_tensor*>(
+    satemu::gpu::find_tensor(ts, "model.layers.0.self_attn.k_proj.weight"));
+  ASSERT_NE(q, nullptr);
+  std::swap(q->shape[0], q->shape[1]);
+  const auto bad = (dir_ / "transposed.safetensors").string();
+  ASSERT_TRUE(satemu::gpu::write_safetensors_file(bad, ts, satemu::gpu::safetensors_dtype::f32).ok());
+  const auto f = scenario("s.yaml", compute_yaml);
+  auto r = satemu({"validate", f, "--set", "compute.weights=" + bad});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "model.layers.0.self_attn.k_proj.weight");
+  EXPECT_CONTAINS(r.output, "expected [");
 }

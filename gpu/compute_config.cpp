@@ -1,0 +1,80 @@
+#include "gpu/compute_config.hpp"
+
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gpu/safetensors.hpp"
+#include "runtime/schema.hpp"
+
+namespace satemu::gpu {
+
+using runtime::key_spec;
+
+void register_compute_section() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    runtime::register_section(
+      key_spec::map(
+        "compute", "Compute: backend, model, emulated device, weights",
+        {
+          key_spec::choice("backend", {"auto", "cpu", "cuda"}, "auto",
+                           "Kernel backend: auto = cuda when a device answers, else cpu"),
+          key_spec::choice("mode", {"real", "modeled"}, "real",
+                           "real = run the kernels on real tensors; modeled = durations only"),
+          key_spec::text("model", "", "Model profile: " + absl::StrJoin(model_names(), ", "))
+            .mandatory(),
+          key_spec::text("device", "", "Emulated device: " + absl::StrJoin(hardware_names(), ", "))
+            .mandatory(),
+          key_spec::text("weights", "''", "safetensors file; empty = synthetic weights"),
+          key_spec::integer("seed", "0", "Seed of the synthetic weights").at_least(0),
+          key_spec::map(
+            "device_override", "Figures replacing the device profile's (sat-payload needs them)",
+            {
+              key_spec::real("peak_fp32_flops", "", "Peak FP32 FLOP/s").above(0),
+              key_spec::real("peak_fp16_flops", "", "Peak FP16/BF16 FLOP/s").above(0),
+              key_spec::real("memory_bytes_per_s", "", "Memory bandwidth [bytes/s]").above(0),
+              key_spec::dur("launch_overhead", "", "Fixed cost per operation").at_least(0),
+            }),
+        })
+        .optional_section());
+  });
+}
+
+absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {
+  compute_config c;
+  c.backend = s.get_string("compute.backend");
+  c.modeled = s.get_string("compute.mode") == "modeled";
+  auto model = find_model(s.get_string("compute.model"));
+  if (!model.ok())
+    return absl::InvalidArgumentError(absl::StrCat("compute.model: ", model.status().message()));
+  c.model = std::move(*model);
+  hardware_overrides o;
+  const std::string p = "compute.device_override.";
+  if (s.has(p + "peak_fp32_flops"))
+    o.peak_fp32_flops = s.get_real(p + "peak_fp32_flops");
+  if (s.has(p + "peak_fp16_flops"))
+    o.peak_fp16_flops = s.get_real(p + "peak_fp16_flops");
+  if (s.has(p + "memory_bytes_per_s"))
+    o.memory_bytes_per_s = s.get_real(p + "memory_bytes_per_s");
+  if (s.has(p + "launch_overhead"))
+    o.launch_overhead = s.get_duration(p + "launch_overhead");
+  auto device = find_hardware(s.get_string("compute.device"), o);
+  if (!device.ok())
+    return absl::InvalidArgumentError(absl::StrCat("compute.device: ", device.status().message(),
+                                                   " (figures go in compute.device_override)"));
+  c.device = std::move(*device);
+  c.seed = static_cast<std::uint64_t>(s.get_int("compute.seed"));
+  c.weights_file = s.get_string("compute.weights");
+  if (!c.weights_file.empty()) {
+    auto file = safetensors_file::open(c.weights_file);
+    if (!file.ok())
+      return absl::Status(file.status().code(),
+                          absl::StrCat("compute.weights: ", file.status().message()));
+    if (auto st = check_model_file(*file, c.model); !st.ok())
+      return absl::InvalidArgumentError(absl::StrCat("compute.weights: ", st.message()));
+  }
+  return c;
+}
+
+} // namespace satemu::gpu
