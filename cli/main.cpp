@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "cli/calibrate_command.hpp"
 #include "cli/run_command.hpp"
 #include "gpu/device.hpp"
 
@@ -51,6 +52,15 @@ int main(int argc, char** argv) {
     "that workload kind");
   explain_opt->expected(0, 1);
 
+  calibrate_args ca;
+  auto* calibrate = app.add_subcommand(
+    "calibrate", "Time this host's kernels and fit its roofline (peak FLOP/s, memory bandwidth, "
+                 "launch overhead), printed as a compute.device_override");
+  calibrate->add_option("--backend", ca.backend, "Backend to time: auto, cpu or cuda")
+    ->capture_default_str();
+  calibrate->add_flag("--quick", ca.quick, "Fewer and smaller problems (a few seconds)");
+  calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -69,6 +79,8 @@ int main(int argc, char** argv) {
     }
     if (*run)
       return run_command(ra);
+    if (*calibrate)
+      return calibrate_command(ca);
     if (*validate) {
       explain = explain_opt->count() > 0;
       if (explain) {

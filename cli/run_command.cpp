@@ -17,16 +17,6 @@
 
 namespace satemu::cli {
 
-namespace {
-
-std::atomic<bool> g_stop{false};
-
-extern "C" void on_sigint(int) {
-  g_stop.store(true);
-  // A second Ctrl-C ends the process the default way.
-  std::signal(SIGINT, SIG_DFL);
-}
-
 int report_error(const absl::Status& st) {
   std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
   switch (st.code()) {
@@ -37,6 +27,16 @@ int report_error(const absl::Status& st) {
     default:
       return exit_internal;
   }
+}
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+  // A second Ctrl-C ends the process the default way.
+  std::signal(SIGINT, SIG_DFL);
 }
 
 absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* a,

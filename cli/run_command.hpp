@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace satemu::cli {
 
 /// Exit codes of the satemu executable.
@@ -18,6 +20,10 @@ struct run_args {
   std::vector<std::string> sets;
   bool quiet = false;
 };
+
+/// Prints `satemu: error: ...` and returns the exit code for the status:
+/// bad input (InvalidArgument, NotFound, OutOfRange) 2, anything else 1.
+int report_error(const absl::Status& st);
 
 int run_command(const run_args& a);
 int validate_command(const std::string& file, const std::vector<std::string>& sets);

@@ -864,3 +864,21 @@ TEST_F(cli_test, weights_with_a_wrong_shape_are_bad_input_naming_the_tensor) {
   EXPECT_CONTAINS(r.output, "model.layers.0.self_attn.k_proj.weight");
   EXPECT_CONTAINS(r.output, "expected [");
 }
+
+TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
+  const auto out = (dir_ / "cal.json").string();
+  auto r = satemu({"calibrate", "--quick", "--json", out});
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "fitted roofline");
+  EXPECT_CONTAINS(r.output, "device_override");
+  const auto j = read_json(out);
+  EXPECT_EQ(j["backend"], "cpu");
+  EXPECT_GE(j["samples"].size(), 6u);
+  EXPECT_GT(j["fit"]["peak_flops"].get<double>(), 1e8);
+  EXPECT_GT(j["fit"]["memory_bytes_per_s"].get<double>(), 1e8);
+  for (const auto& s : j["samples"])
+    EXPECT_GT(s["seconds"].get<double>(), 0.0) << s;
+  auto bad = satemu({"calibrate", "--backend", "tpu"});
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_CONTAINS(bad.output, "tpu");
+}

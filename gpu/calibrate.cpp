@@ -1,0 +1,68 @@
+#include "gpu/calibrate.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "gpu/detail/check.hpp"
+
+namespace satemu::gpu {
+
+namespace {
+
+/// Median seconds of `fn` over at least 3 runs and about 50 ms, after a warm-up.
+absl::StatusOr<double> time_median(const std::function<absl::Status()>& fn) {
+  SATEMU_GPU_RETURN_IF_ERROR(fn());
+  std::vector<double> t;
+  double total = 0;
+  while (t.size() < 3 || (total < 0.05 && t.size() < 1000)) {
+    const auto a = std::chrono::steady_clock::now();
+    SATEMU_GPU_RETURN_IF_ERROR(fn());
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    t.push_back(s);
+    total += s;
+  }
+  std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+  return t[t.size() / 2];
+}
+
+tensor filled(std::int64_t rows, std::int64_t cols, float v) {
+  tensor x({rows, cols});
+  std::fill(x.values().begin(), x.values().end(), v);
+  return x;
+}
+
+} // namespace
+
+absl::StatusOr<calibration> calibrate(backend& b, bool quick) {
+  calibration c;
+  c.backend = std::string(b.name());
+  const std::vector<std::int64_t> gemm_sizes =
+    quick ? std::vector<std::int64_t>{8, 32, 128, 256} : std::vector<std::int64_t>{8, 32, 128, 256, 512, 1024};
+  for (auto n : gemm_sizes) {
+    auto a = filled(n, n, 0.5f), w = filled(n, n, 0.25f), out = filled(n, n, 0);
+    double s = 0;
+    SATEMU_GPU_ASSIGN_OR_RETURN(s, time_median([&] { return b.gemm({}, a, w, out); }));
+    const double dn = static_cast<double>(n);
+    c.samples.push_back({absl::StrCat("gemm ", n, "x", n, "x", n), {2 * dn * dn * dn, 12 * dn * dn, s}});
+  }
+  // Element-wise adds over tensors far larger than the caches: memory-bound.
+  const std::vector<std::int64_t> rows = quick ? std::vector<std::int64_t>{2048, 8192}
+                                               : std::vector<std::int64_t>{2048, 8192, 32768};
+  for (auto r : rows) {
+    const std::int64_t cols = 1024;
+    auto x = filled(r, cols, 1.0f), y = filled(r, cols, 2.0f);
+    const double n = static_cast<double>(r * cols);
+    double s = 0;
+    SATEMU_GPU_ASSIGN_OR_RETURN(s, time_median([&] { return b.add(y, x); }));
+    c.samples.push_back({absl::StrCat("add ", r, "x", cols), {n, 12 * n, s}});
+  }
+  std::vector<roofline_sample> samples;
+  for (const auto& s : c.samples)
+    samples.push_back(s.sample);
+  SATEMU_GPU_ASSIGN_OR_RETURN(c.fit, fit_roofline(samples));
+  return c;
+}
+
+} // namespace satemu::gpu
