@@ -6,6 +6,7 @@
 #include "CLI/CLI.hpp"
 #include "cli/calibrate_command.hpp"
 #include "cli/run_command.hpp"
+#include "cli/worker_command.hpp"
 #include "gpu/device.hpp"
 
 namespace {
@@ -61,6 +62,9 @@ int main(int argc, char** argv) {
   calibrate->add_flag("--quick", ca.quick, "Fewer and smaller problems (a few seconds)");
   calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file");
 
+  worker_args wa;
+  auto* worker = add_worker_subcommand(app, wa);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -79,6 +83,8 @@ int main(int argc, char** argv) {
     }
     if (*run)
       return run_command(ra);
+    if (*worker)
+      return worker_command(wa);
     if (*calibrate)
       return calibrate_command(ca);
     if (*validate) {

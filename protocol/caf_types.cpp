@@ -6,6 +6,7 @@
 
 #include "caf/actor_system_config.hpp"
 #include "protocol/envelope.hpp"
+#include "protocol/node.hpp"
 
 namespace satemu::protocol {
 
@@ -14,6 +15,8 @@ void register_protocol_types(caf::actor_system_config& cfg) {
   // batch type needs no separate call (a second one would register
   // std::vector<std::vector<envelope>> under a confusing name).
   cfg.add_message_type<envelope>("satemu::envelope");
+  // Frames between the nodes of a distributed run (protocol/node.hpp).
+  cfg.add_message_type<node_frame>("satemu::node_frame");
 }
 
 } // namespace satemu::protocol

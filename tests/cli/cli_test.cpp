@@ -23,6 +23,8 @@
 
 #include <gtest/gtest.h>
 
+#include "process.hpp"
+
 #include "gpu/model.hpp"
 #include "gpu/safetensors.hpp"
 #include "gpu/weights.hpp"
@@ -32,6 +34,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using satemu::testing::decode_status;
 
 struct proc_result {
   int code = -1;      ///< exit status, or 128 + signal when killed by one
@@ -56,14 +59,6 @@ json read_json(const fs::path& p) {
   return json::parse(in);
 }
 
-int decode_status(int status) {
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  if (WIFSIGNALED(status))
-    return 128 + WTERMSIG(status);
-  return -1;
-}
-
 /// A started satemu process whose stdout+stderr go to `log`.
 struct child {
   pid_t pid = -1;
@@ -71,29 +66,7 @@ struct child {
 };
 
 child spawn_satemu(const std::vector<std::string>& args, const fs::path& cwd, const fs::path& log) {
-  std::vector<std::string> argv_s{SATEMU_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string cwd_s = cwd.string();
-  const std::string log_s = log.string();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec.
-    if (chdir(cwd_s.c_str()) != 0)
-      _exit(120);
-    const int fd = open(log_s.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-      _exit(121);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    close(fd);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return {pid, log};
+  return {satemu::testing::spawn_satemu(args, cwd, log), log};
 }
 
 class cli_test : public ::testing::Test {

@@ -1,0 +1,113 @@
+#include "cli/worker_command.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "cli/run_command.hpp"
+#include "runtime/node.hpp"
+
+namespace satemu::cli {
+
+namespace {
+
+std::atomic<bool> g_worker_stop{false};
+
+extern "C" void on_worker_signal(int) {
+  g_worker_stop.store(true);
+}
+
+constexpr const char* worker_help =
+  "Start a node of a distributed run and wait for a coordinator (satemu run --workers ...).\n"
+  "\n"
+  "The worker listens on 127.0.0.1 unless --listen names another address (0.0.0.0 or a\n"
+  "host's address exposes it to the network). It admits only a coordinator that proves it\n"
+  "knows the run's shared secret (HMAC-SHA256 challenge-response; every later frame carries\n"
+  "a MAC) and refuses and disconnects anyone else, logging each refusal with the peer's\n"
+  "address on stderr. There is no unauthenticated mode: --secret-file is required. Create\n"
+  "one with:  head -c 32 /dev/urandom | base64 > secret && chmod 600 secret\n"
+  "Frames are authenticated, not encrypted: use loopback or a trusted network.\n"
+  "\n"
+  "On start the worker prints `satemu worker listening on HOST:PORT` on stdout.\n"
+  "Exit codes: 0 the coordinator ended the session, 2 bad flags or secret file or an\n"
+  "address it cannot listen on, 3 the coordinator went down first, 130 interrupted.";
+
+} // namespace
+
+CLI::App* add_worker_subcommand(CLI::App& app, worker_args& args) {
+  auto* w = app.add_subcommand("worker", "Start a node of a distributed run (waits for a coordinator)");
+  w->footer(worker_help);
+  w->add_option("--listen", args.listen,
+                "ADDR:PORT to listen on (default 127.0.0.1:0 = loopback, any free port)");
+  w->add_option("--secret-file", args.secret_file,
+                "File holding the run's shared secret (required; one trailing newline ignored)");
+  w->add_option("--threads", args.threads, "CAF scheduler threads (default: one per core)");
+  return w;
+}
+
+int worker_command(const worker_args& a) {
+  auto listen = runtime::parse_node_address(a.listen.value_or("127.0.0.1:0"));
+  if (!listen.ok()) {
+    std::fprintf(stderr, "satemu: error: --listen: %s\n", std::string(listen.status().message()).c_str());
+    return exit_bad_input;
+  }
+  if (!a.secret_file) {
+    std::fprintf(stderr,
+                 "satemu: error: worker needs --secret-file FILE: it admits only coordinators that "
+                 "know the run's shared secret (create one with: head -c 32 /dev/urandom | base64 "
+                 "> FILE && chmod 600 FILE)\n");
+    return exit_bad_input;
+  }
+  auto secret = runtime::read_secret_file(*a.secret_file);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "satemu: error: %s\n", std::string(secret.status().message()).c_str());
+    return exit_bad_input;
+  }
+  for (const auto& w : runtime::secret_file_warnings(*a.secret_file, *secret))
+    std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
+
+  runtime::worker_options opts;
+  opts.listen = *listen;
+  opts.secret = std::move(*secret);
+  opts.node.threads = a.threads.value_or(0);
+  opts.software = "satemu " SATEMU_VERSION;
+  auto worker = runtime::worker_node::start(std::move(opts));
+  if (!worker.ok()) {
+    std::fprintf(stderr, "satemu: error: %s\n", std::string(worker.status().message()).c_str());
+    return absl::IsInvalidArgument(worker.status()) || absl::IsUnavailable(worker.status())
+             ? exit_bad_input
+             : exit_internal;
+  }
+  std::printf("satemu worker listening on %s\n", worker->address().to_string().c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr, "[satemu worker] listening on %s; waiting for a coordinator\n",
+               worker->address().to_string().c_str());
+
+  g_worker_stop.store(false);
+  auto old_int = std::signal(SIGINT, on_worker_signal);
+  auto old_term = std::signal(SIGTERM, on_worker_signal);
+  absl::Status st;
+  while (true) {
+    st = worker->wait(std::chrono::milliseconds(200));
+    if (!absl::IsDeadlineExceeded(st))
+      break;
+    if (g_worker_stop.load()) {
+      std::signal(SIGINT, old_int);
+      std::signal(SIGTERM, old_term);
+      std::fprintf(stderr, "[satemu worker] interrupted\n");
+      return exit_interrupted;
+    }
+  }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  if (st.ok()) {
+    std::fprintf(stderr, "[satemu worker] session ended; exiting\n");
+    return exit_ok;
+  }
+  std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
+  return absl::IsUnavailable(st) ? exit_coordinator_lost : exit_internal;
+}
+
+} // namespace satemu::cli

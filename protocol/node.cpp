@@ -1,0 +1,193 @@
+// Node message encoding and checked decoding.
+#include "protocol/node.hpp"
+
+#include <cstring>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "capnp/message.h"
+#include "protocol/codec.hpp"
+#include "protocol/node.capnp.h"
+
+namespace satemu::protocol {
+
+namespace {
+
+using schema::NodeMessage;
+
+capnp::Data::Reader as_data(const std::string& s) {
+  return {reinterpret_cast<const capnp::byte*>(s.data()), s.size()};
+}
+
+std::string from_data(capnp::Data::Reader d) {
+  return {reinterpret_cast<const char*>(d.begin()), d.size()};
+}
+
+std::string from_text(capnp::Text::Reader t) {
+  return {t.cStr(), t.size()};
+}
+
+template <class... Fs>
+struct overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+overloaded(Fs...) -> overloaded<Fs...>;
+
+/// Words the message needs, roughly, so the builder's first segment holds it.
+std::size_t estimate_words(const node_message& m) {
+  std::size_t bytes = 0;
+  std::visit(overloaded{
+               [&](const node_hello& x) { bytes = x.nonce.size() + x.software.size(); },
+               [&](const node_challenge& x) { bytes = x.nonce.size(); },
+               [&](const node_response& x) { bytes = x.mac.size(); },
+               [&](const node_accepted& x) { bytes = x.proof.size() + x.software.size(); },
+               [&](const node_refused& x) { bytes = x.reason.size(); },
+               [&](const node_ping& x) { bytes = x.data.size(); },
+               [&](const node_pong& x) { bytes = x.data.size(); },
+               [&](const node_end& x) { bytes = x.reason.size(); },
+               [&](const node_error& x) { bytes = x.message.size(); },
+             },
+             m);
+  // Root, union struct, inner struct and list pointers, padding of each blob.
+  return 16 + (bytes + 7) / 8 + 4;
+}
+
+} // namespace
+
+std::string_view node_kind_name(const node_message& m) noexcept {
+  static constexpr std::string_view names[] = {"hello", "challenge", "response",
+                                               "accepted", "refused", "ping",
+                                               "pong", "end", "error"};
+  static_assert(std::size(names) == std::variant_size_v<node_message>);
+  return names[m.index()];
+}
+
+std::string node_error_code_name(node_error_code c) {
+  switch (c) {
+    case node_error_code::malformed_frame:
+      return "malformed frame";
+    case node_error_code::unexpected_frame:
+      return "unexpected frame";
+    case node_error_code::unsupported_frame:
+      return "unsupported frame";
+    case node_error_code::unauthenticated_frame:
+      return "unauthenticated frame";
+  }
+  return absl::StrCat("error ", static_cast<unsigned>(c));
+}
+
+std::string encode_node_message(const node_message& m) {
+  capnp::MallocMessageBuilder builder(static_cast<unsigned>(estimate_words(m)));
+  auto root = builder.initRoot<NodeMessage>();
+  std::visit(overloaded{
+               [&](const node_hello& x) {
+                 auto b = root.initHello();
+                 b.setVersion(x.version);
+                 b.setNonce(as_data(x.nonce));
+                 b.setSoftware(x.software);
+               },
+               [&](const node_challenge& x) { root.initChallenge().setNonce(as_data(x.nonce)); },
+               [&](const node_response& x) { root.initResponse().setMac(as_data(x.mac)); },
+               [&](const node_accepted& x) {
+                 auto b = root.initAccepted();
+                 b.setProof(as_data(x.proof));
+                 b.setThreads(x.threads);
+                 b.setSoftware(x.software);
+               },
+               [&](const node_refused& x) { root.initRefused().setReason(x.reason); },
+               [&](const node_ping& x) {
+                 auto b = root.initPing();
+                 b.setSeq(x.seq);
+                 b.setData(as_data(x.data));
+               },
+               [&](const node_pong& x) {
+                 auto b = root.initPong();
+                 b.setSeq(x.seq);
+                 b.setData(as_data(x.data));
+               },
+               [&](const node_end& x) { root.initEnd().setReason(x.reason); },
+               [&](const node_error& x) {
+                 auto b = root.initError();
+                 b.setCode(static_cast<std::uint16_t>(x.code));
+                 b.setMessage(x.message);
+               },
+             },
+             m);
+  const auto flat = encode_flat(builder);
+  return {reinterpret_cast<const char*>(flat->data()), flat->size_bytes()};
+}
+
+absl::StatusOr<node_message> decode_node_message(std::string_view frame) {
+  if (frame.size() > max_node_frame_bytes)
+    return absl::InvalidArgumentError(absl::StrCat("frame of ", frame.size(),
+                                                   " bytes exceeds the limit of ",
+                                                   max_node_frame_bytes));
+  if (frame.empty())
+    return absl::InvalidArgumentError("empty frame");
+  if (frame.size() % 8 != 0)
+    return absl::InvalidArgumentError(
+      absl::StrCat("frame size ", frame.size(), " bytes is not a multiple of 8"));
+  // The string's bytes need not be word-aligned: copy them into words.
+  auto words = std::make_unique_for_overwrite<std::uint64_t[]>(frame.size() / 8);
+  std::memcpy(words.get(), frame.data(), frame.size());
+  flat_message msg;
+  if (auto st = msg.open(std::span<const std::byte>(
+        reinterpret_cast<const std::byte*>(words.get()), frame.size()));
+      !st.ok())
+    return st;
+  node_message out;
+  auto st = msg.read<NodeMessage>([&](NodeMessage::Reader r) -> absl::Status {
+    switch (r.which()) {
+      case NodeMessage::HELLO: {
+        auto x = r.getHello();
+        out = node_hello{x.getVersion(), from_data(x.getNonce()), from_text(x.getSoftware())};
+        return absl::OkStatus();
+      }
+      case NodeMessage::CHALLENGE:
+        out = node_challenge{from_data(r.getChallenge().getNonce())};
+        return absl::OkStatus();
+      case NodeMessage::RESPONSE:
+        out = node_response{from_data(r.getResponse().getMac())};
+        return absl::OkStatus();
+      case NodeMessage::ACCEPTED: {
+        auto x = r.getAccepted();
+        out = node_accepted{from_data(x.getProof()), x.getThreads(), from_text(x.getSoftware())};
+        return absl::OkStatus();
+      }
+      case NodeMessage::REFUSED:
+        out = node_refused{from_text(r.getRefused().getReason())};
+        return absl::OkStatus();
+      case NodeMessage::PING: {
+        auto x = r.getPing();
+        out = node_ping{x.getSeq(), from_data(x.getData())};
+        return absl::OkStatus();
+      }
+      case NodeMessage::PONG: {
+        auto x = r.getPong();
+        out = node_pong{x.getSeq(), from_data(x.getData())};
+        return absl::OkStatus();
+      }
+      case NodeMessage::END:
+        out = node_end{from_text(r.getEnd().getReason())};
+        return absl::OkStatus();
+      case NodeMessage::ERROR: {
+        auto x = r.getError();
+        out = node_error{static_cast<node_error_code>(x.getCode()), from_text(x.getMessage())};
+        return absl::OkStatus();
+      }
+    }
+    return absl::UnimplementedError(absl::StrCat(
+      "unknown node message kind ", static_cast<unsigned>(r.which()),
+      " (sent by a newer version?)"));
+  });
+  if (!st.ok())
+    return st;
+  return out;
+}
+
+std::string to_string(const node_frame& x) {
+  return absl::StrCat("node_frame(", x.bytes.size(), " B)");
+}
+
+} // namespace satemu::protocol

@@ -1,0 +1,158 @@
+/// @file node.hpp
+/// Messages between the nodes of a distributed run (protocol/node.capnp):
+/// a capnp-free C++ form of each kind, their flat encoding, and the CAF
+/// message type `node_frame` that carries one encoded message between
+/// processes. The protocol itself (handshake, session) is described in
+/// runtime/node.hpp.
+///
+/// Only a light CAF header here (like envelope.hpp): the frame's `inspect`.
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "absl/status/statusor.h"
+#include "caf/meta/type_name.hpp"
+
+namespace satemu::protocol {
+
+/// Version of the node protocol; a hello with another version is refused.
+inline constexpr std::uint32_t node_protocol_version = 1;
+
+/// Size of the handshake's nonces and MACs [bytes].
+inline constexpr std::size_t node_nonce_bytes = 32;
+inline constexpr std::size_t node_mac_bytes = 32;
+
+/// Largest encoded frame a node sends or accepts [bytes]. CAF's BASP header
+/// counts payloads in 32 bits; this stays well below.
+inline constexpr std::size_t max_node_frame_bytes = std::size_t{1} << 30;
+
+/// One node message on the wire: the flat Cap'n Proto bytes of a
+/// `schema::NodeMessage`, plus, inside an authenticated session, the frame's
+/// number and MAC (runtime/node.hpp). Byte containers are `std::string`
+/// because CAF 0.17 ships them as they are (an unregistered
+/// `std::vector<uint8_t>` silently arrives empty). Nothing here is trusted:
+/// `bytes` need not even be a multiple of 8 long; decoding checks it.
+struct node_frame {
+  /// Session frames: 1, 2, ... per direction. Handshake frames: 0.
+  std::uint64_t seq = 0;
+  /// Session frames: HMAC-SHA256 under the session key. Handshake frames: empty.
+  std::string tag;
+  /// The encoded `node_message`.
+  std::string bytes;
+};
+
+/// CAF 0.17 inspection; registered as "satemu::node_frame" (caf_types.hpp).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_frame& x) {
+  return f(caf::meta::type_name("satemu::node_frame"), x.seq, x.tag, x.bytes);
+}
+
+/// Codes of `node_error`. Pinned: they cross process boundaries.
+enum class node_error_code : std::uint16_t {
+  /// The frame could not be decoded (not a valid NodeMessage).
+  malformed_frame = 1,
+  /// A valid frame that is not allowed in the receiver's current state.
+  unexpected_frame = 2,
+  /// A kind the receiver does not implement.
+  unsupported_frame = 3,
+  /// A session frame with a missing or wrong MAC or an unexpected number.
+  unauthenticated_frame = 4,
+};
+
+/// Coordinator -> worker, first frame of a connection.
+struct node_hello {
+  std::uint32_t version = node_protocol_version;
+  /// The coordinator's fresh random nonce (`node_nonce_bytes`).
+  std::string nonce;
+  /// Free text for logs, e.g. "satemu 0.1.0".
+  std::string software;
+  friend bool operator==(const node_hello&, const node_hello&) = default;
+};
+
+/// Worker -> coordinator: the worker's fresh random nonce.
+struct node_challenge {
+  std::string nonce;
+  friend bool operator==(const node_challenge&, const node_challenge&) = default;
+};
+
+/// Coordinator -> worker: HMAC-SHA256(secret, "satemu-v1" || worker nonce ||
+/// coordinator nonce).
+struct node_response {
+  std::string mac;
+  friend bool operator==(const node_response&, const node_response&) = default;
+};
+
+/// Worker -> coordinator: the session is open. `proof` =
+/// HMAC-SHA256(secret, "satemu-v1-worker" || coordinator nonce || worker nonce)
+/// lets the coordinator check the worker as well.
+struct node_accepted {
+  std::string proof;
+  std::uint32_t threads = 0;
+  std::string software;
+  friend bool operator==(const node_accepted&, const node_accepted&) = default;
+};
+
+/// Worker -> coordinator: the handshake failed; the connection is closed.
+struct node_refused {
+  std::string reason;
+  friend bool operator==(const node_refused&, const node_refused&) = default;
+};
+
+/// A request for a sign of life; the answer is a `node_pong` with the same
+/// `seq` and `data`.
+struct node_ping {
+  std::uint64_t seq = 0;
+  std::string data;
+  friend bool operator==(const node_ping&, const node_ping&) = default;
+};
+
+struct node_pong {
+  std::uint64_t seq = 0;
+  std::string data;
+  friend bool operator==(const node_pong&, const node_pong&) = default;
+};
+
+/// Coordinator -> worker: end of the session (the worker exits 0). The worker
+/// answers with an `end` of its own right before it exits.
+struct node_end {
+  std::string reason;
+  friend bool operator==(const node_end&, const node_end&) = default;
+};
+
+/// A rejected frame; the session stays open.
+struct node_error {
+  node_error_code code = node_error_code::malformed_frame;
+  std::string message;
+  friend bool operator==(const node_error&, const node_error&) = default;
+};
+
+/// Any node message. The index order is the schema's union order.
+using node_message = std::variant<node_hello, node_challenge, node_response, node_accepted,
+                                  node_refused, node_ping, node_pong, node_end, node_error>;
+
+/// Short name of the message's kind ("hello", "challenge", ...).
+std::string_view node_kind_name(const node_message& m) noexcept;
+
+/// Name of an error code ("malformed frame", ...), or "error <n>" for an
+/// unknown one.
+std::string node_error_code_name(node_error_code c);
+
+/// Encodes `m` as one flat Cap'n Proto message.
+std::string encode_node_message(const node_message& m);
+
+/// Decodes a frame without trusting it: the flat message is checked with
+/// the project's traversal limits (codec.hpp), its size must be a non-zero
+/// multiple of 8 and at most `max_node_frame_bytes`. InvalidArgument with a
+/// description of the defect otherwise; Unimplemented for a well-formed
+/// message of a kind this build does not know (a newer peer).
+absl::StatusOr<node_message> decode_node_message(std::string_view frame);
+
+/// Human-readable description for CAF's `to_string` and for logs.
+std::string to_string(const node_frame& x);
+
+} // namespace satemu::protocol

@@ -1,0 +1,89 @@
+// The node layer's actor system and connection control.
+#include "runtime/detail/node_caf.hpp"
+
+#include <thread>
+#include <vector>
+
+#include "caf/all.hpp"
+#include "caf/io/all.hpp"
+#include "caf/io/basp_broker.hpp"
+#include "protocol/caf_types.hpp"
+
+namespace satemu::runtime {
+
+node_system::node_system(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+}
+
+node_system::~node_system() {
+  if (impl_ && impl_->sys) {
+    impl_->basp = nullptr;
+    impl_->sys.reset();
+  }
+}
+
+std::size_t node_system::threads() const noexcept {
+  return impl_->threads;
+}
+
+absl::StatusOr<std::shared_ptr<node_system>> node_system::start(const node_options& opts) {
+  auto p = std::make_unique<impl>();
+  auto threads = opts.threads;
+  if (threads == 0) {
+    threads = std::thread::hardware_concurrency();
+    if (threads == 0)
+      threads = 1;
+  }
+  p->threads = threads;
+  auto& cfg = p->cfg;
+  cfg.set("scheduler.max-threads", threads);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  cfg.load<caf::io::middleman>();
+  // Deserialise in the middleman's own thread (TOOLCHAIN.md: faster on
+  // loopback) and keep other CAF applications out at BASP's handshake.
+  cfg.set("middleman.workers", std::size_t{0});
+  cfg.set("middleman.app-identifiers",
+          std::vector<std::string>{detail::node_app_identifier});
+  cfg.set("middleman.heartbeat-interval", caf::timespan{opts.heartbeat_interval});
+  cfg.set("middleman.connection-timeout", caf::timespan{opts.connection_timeout});
+  protocol::register_protocol_types(cfg);
+  try {
+    p->sys = std::make_unique<caf::actor_system>(cfg);
+  } catch (const std::exception& e) {
+    return absl::InternalError(std::string("cannot start the CAF actor system: ") + e.what());
+  }
+  // The broker exists once the middleman has started; looking it up is a
+  // plain map read from now on.
+  p->basp = p->sys->middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
+  return std::shared_ptr<node_system>(new node_system(std::move(p)));
+}
+
+namespace detail {
+
+void close_connection(node_system::impl& s, const caf::node_id& nid) {
+  if (!s.sys || !s.basp || nid == caf::none)
+    return;
+  s.sys->middleman().backend().post([broker = s.basp, nid] {
+    auto* b = dynamic_cast<caf::io::basp_broker*>(caf::actor_cast<caf::abstract_actor*>(broker));
+    if (b == nullptr || b->getf(caf::abstract_actor::is_terminated_flag))
+      return;
+    auto hdl = b->instance.tbl().lookup_direct(nid);
+    if (!hdl)
+      return;
+    b->connection_cleanup(*hdl, caf::sec::none);
+    b->close(*hdl);
+  });
+}
+
+std::string render(caf::actor_system& sys, const caf::error& err) {
+  if (!err)
+    return "no error";
+  return sys.render(err);
+}
+
+std::string short_node_id(const caf::node_id& nid) {
+  auto s = caf::to_string(nid);
+  return s.size() > 24 ? s.substr(0, 24) + "..." : s;
+}
+
+} // namespace detail
+} // namespace satemu::runtime
