@@ -20,7 +20,9 @@ extern "C" void on_worker_signal(int) {
 }
 
 constexpr const char* worker_help =
-  "Start a node of a distributed run and wait for a coordinator (satemu run --workers ...).\n"
+  "Start a node of a distributed run and wait for a coordinator. (The coordinator side,\n"
+  "satemu run --workers, is not built yet: today a worker serves the admission handshake\n"
+  "and the session frames only.)\n"
   "\n"
   "The worker listens on 127.0.0.1 unless --listen names another address (0.0.0.0 or a\n"
   "host's address exposes it to the network). It admits only a coordinator that proves it\n"
