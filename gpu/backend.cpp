@@ -93,7 +93,7 @@ absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name) {
   }
   if (name == "cuda")
     return absl::UnavailableError(
-        "compute backend 'cuda' is not implemented in this build; use 'cpu' or 'auto'");
+        "compute backend 'cuda' does not exist yet (only 'cpu' is built); use 'cpu' or 'auto'");
   std::string accepted;
   for (std::string_view n : backend_names)
     absl::StrAppend(&accepted, accepted.empty() ? "" : ", ", std::string(n));
