@@ -39,12 +39,6 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
   if (!cfg.ok())
     return cfg.status();
   const auto g = cfg->grounds.size();
-  auto find = [&](const std::string& name) -> std::optional<std::size_t> {
-    for (std::size_t i = 0; i < g; ++i)
-      if (cfg->grounds[i].name == name)
-        return i;
-    return std::nullopt;
-  };
   auto w = std::unique_ptr<flows_workload>(new flows_workload());
   w->duration_ = s.get_duration("duration");
   std::vector<std::vector<flow_plan>> plans(g);
@@ -55,12 +49,12 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
     info.from = s.get_string(p + "from");
     info.to = s.get_string(p + "to");
     for (const auto& [key, name] : {std::pair{p + "from", info.from}, std::pair{p + "to", info.to}})
-      if (!find(name))
+      if (!find_ground(*cfg, name))
         return absl::InvalidArgumentError(absl::StrCat(key, ": no ground endpoint named '", name, "'"));
     if (info.from == info.to)
       return absl::InvalidArgumentError(absl::StrCat(p, "to: a flow needs two different endpoints"));
-    info.from_ground = *find(info.from);
-    info.to_ground = *find(info.to);
+    info.from_ground = *find_ground(*cfg, info.from);
+    info.to_ground = *find_ground(*cfg, info.to);
     info.rate_bps = s.get_data_rate(p + "rate").bps;
     info.start = s.get_duration(p + "start");
     info.stop = s.get_duration(p + "stop");
@@ -78,20 +72,12 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
     plan.interval = runtime::duration::from_ns(static_cast<std::int64_t>(std::llround(interval_ns)));
     plan.start = info.start;
     plan.stop = info.stop;
-    plan.target = static_cast<runtime::entity_id>(info.to_ground); // ground index for now
+    plan.target = static_cast<runtime::entity_id>(info.to_ground);
     plans[info.from_ground].push_back(plan);
     w->flows_.push_back(std::move(info));
   }
-  if (auto st = w->build(std::move(*cfg), {}, {}); !st.ok())
+  if (auto st = w->build(std::move(*cfg), {}, std::move(plans)); !st.ok())
     return st;
-  const auto sats = w->net_->satellites();
-  for (std::size_t i = 0; i < g; ++i) {
-    if (plans[i].empty())
-      continue;
-    for (auto& f : plans[i])
-      f.target = static_cast<runtime::entity_id>(sats + f.target);
-    w->entities_[sats + i] = std::make_unique<space_node>(w->net_, ping_plan{}, std::move(plans[i]));
-  }
   return w;
 }
 

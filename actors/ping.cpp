@@ -1,6 +1,7 @@
 #include "actors/ping.hpp"
 
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -39,10 +40,6 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
   if (g < 2)
     return absl::InvalidArgumentError(
       "ground.stations: ping needs at least two ground endpoints (stations or users)");
-  std::map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < g; ++i)
-    index[cfg->grounds[i].name] = i;
-
   std::vector<std::vector<std::size_t>> targets(g);
   const auto pattern = s.get_string("workload.pattern");
   if (pattern == "ring") {
@@ -60,13 +57,15 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
     for (std::size_t k = 0; k < n; ++k) {
       const auto p = absl::StrCat("workload.pairs.", k, ".");
       const auto from = s.get_string(p + "from"), to = s.get_string(p + "to");
-      for (const auto& [key, name] : {std::pair{p + "from", from}, std::pair{p + "to", to}})
-        if (index.count(name) == 0)
+      const auto i = find_ground(*cfg, from), j = find_ground(*cfg, to);
+      for (const auto& [key, name, found] : {std::tuple{p + "from", from, i.has_value()},
+                                             std::tuple{p + "to", to, j.has_value()}})
+        if (!found)
           return absl::InvalidArgumentError(
             absl::StrCat(key, ": no ground station named '", name, "'"));
       if (from == to)
         return absl::InvalidArgumentError(absl::StrCat(p + "to", ": a station cannot ping itself"));
-      targets[index[from]].push_back(index[to]);
+      targets[*i].push_back(*j);
     }
   }
 
@@ -76,18 +75,11 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
     plans[i].start = s.get_duration("workload.start");
     plans[i].size_bytes = static_cast<std::uint32_t>(s.get_data_size("workload.size").bytes);
     for (auto t : targets[i])
-      plans[i].targets.push_back(static_cast<runtime::entity_id>(t)); // ground index for now
+      plans[i].targets.push_back(static_cast<runtime::entity_id>(t));
   }
   auto w = std::unique_ptr<ping_workload>(new ping_workload());
-  // Entity ids of endpoints are known once the satellites are counted.
-  if (auto st = w->build(std::move(*cfg), {}, {}); !st.ok())
+  if (auto st = w->build(std::move(*cfg), std::move(plans), {}); !st.ok())
     return st;
-  const auto sats = w->net_->satellites();
-  for (std::size_t i = 0; i < g; ++i) {
-    for (auto& t : plans[i].targets)
-      t = static_cast<runtime::entity_id>(sats + t);
-    w->entities_[sats + i] = std::make_unique<space_node>(w->net_, std::move(plans[i]));
-  }
   return w;
 }
 

@@ -332,8 +332,7 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
   if (!c.record.path_from.empty()) {
     for (const auto& [key, name] : {std::pair{"constellation.record.path_from", c.record.path_from},
                                     std::pair{"constellation.record.path_to", c.record.path_to}})
-      if (std::none_of(c.grounds.begin(), c.grounds.end(),
-                       [&](const runtime::ground_point& g) { return g.name == name; }))
+      if (!find_ground(c, name))
         return absl::InvalidArgumentError(
           absl::StrCat(key, ": no ground endpoint named '", name, "'"));
   }
@@ -530,13 +529,9 @@ void space_network::record_locked(const space_epoch& ep) {
       if (u < snap.neighbour[i])
         smp.links.emplace_back(u, snap.neighbour[i], snap.kind[i]);
   if (!cfg_.record.path_from.empty()) {
-    auto node_of = [&](const std::string& name) {
-      for (std::size_t g = 0; g < cfg_.grounds.size(); ++g)
-        if (cfg_.grounds[g].name == name)
-          return snap.ground_node(g);
-      return runtime::route_tree::none;
-    };
-    const auto from = node_of(cfg_.record.path_from), to = node_of(cfg_.record.path_to);
+    // space_config_from checked that both endpoints exist.
+    const auto from = snap.ground_node(*find_ground(cfg_, cfg_.record.path_from));
+    const auto to = snap.ground_node(*find_ground(cfg_, cfg_.record.path_to));
     const auto& tree = ep.routes->to(to);
     if (tree.next[from] != runtime::route_tree::none) {
       for (auto v = from; v != to; v = tree.next[v])
@@ -889,10 +884,9 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   return next_hop{next, duration::from_ns(start - t + ser + prop) + cfg.hop_delay};
 }
 
-std::optional<std::size_t> space_workload::ground_index(const std::string& name) const {
-  const auto& g = net_->config().grounds;
-  for (std::size_t i = 0; i < g.size(); ++i)
-    if (g[i].name == name)
+std::optional<std::size_t> find_ground(const space_config& c, std::string_view name) {
+  for (std::size_t i = 0; i < c.grounds.size(); ++i)
+    if (c.grounds[i].name == name)
       return i;
   return std::nullopt;
 }
@@ -908,8 +902,14 @@ absl::Status space_workload::build(space_config cfg, std::vector<ping_plan> ping
     entities_.push_back(std::make_unique<space_node>(net_));
   pings.resize(g);
   flows.resize(g);
-  for (std::size_t i = 0; i < g; ++i)
+  const auto sats = static_cast<runtime::entity_id>(net_->satellites());
+  for (std::size_t i = 0; i < g; ++i) {
+    for (auto& t : pings[i].targets)
+      t += sats;
+    for (auto& f : flows[i])
+      f.target += sats;
     entities_.push_back(std::make_unique<space_node>(net_, std::move(pings[i]), std::move(flows[i])));
+  }
   return absl::OkStatus();
 }
 

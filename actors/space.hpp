@@ -88,6 +88,9 @@ struct space_config {
   topology_recording record;
 };
 
+/// Index of the ground endpoint named `name` (stations, then users).
+std::optional<std::size_t> find_ground(const space_config& c, std::string_view name);
+
 /// Registers the `constellation` and `ground` scenario sections (idempotent).
 void register_space_sections();
 
@@ -276,12 +279,10 @@ public:
   const space_node& ground(std::size_t g) const {
     return static_cast<const space_node&>(*entities_[net_->satellites() + g]);
   }
-  /// Ground endpoint index by name (stations first, then users).
-  std::optional<std::size_t> ground_index(const std::string& name) const;
-
 protected:
   /// Builds the network and the nodes; ground endpoint g gets `pings[g]` and
-  /// `flows[g]` (either may be shorter than the endpoint count).
+  /// `flows[g]` (either may be shorter than the endpoint count). Their
+  /// targets are ground endpoint indices; the nodes get entity ids.
   absl::Status build(space_config cfg, std::vector<ping_plan> pings,
                      std::vector<std::vector<flow_plan>> flows);
   /// Satellites, endpoints, lookahead, epochs, handovers, start time.

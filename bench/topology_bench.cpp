@@ -73,10 +73,12 @@ BENCHMARK(BM_Topology_Epoch)->Unit(benchmark::kMillisecond);
 
 void BM_Topology_Epoch_PerShell(benchmark::State& state) {
   const auto c = starlink_phase1();
+  std::vector<std::uint16_t> group_of;
+  for (std::size_t k = 0; k < c.size(); ++k)
+    group_of.push_back(static_cast<std::uint16_t>(c[k].shell));
   snapshot_inputs in;
   in.groups = c.shells().size();
-  for (std::size_t k = 0; k < c.size(); ++k)
-    in.group_of.push_back(static_cast<std::uint16_t>(c[k].shell));
+  in.group_of = group_of;
   run_epochs(state, c.size(), [&](double t) { return c.ecef_all(t, 0); }, plus_grid_candidates(c), in);
 }
 BENCHMARK(BM_Topology_Epoch_PerShell)->Unit(benchmark::kMillisecond);

@@ -37,6 +37,12 @@ double wrap_deg(double d) {
   return d < 0 ? d + 360.0 : d;
 }
 
+/// Mean semi-major axis from the mean motion (Kepler's third law) [m].
+double semi_major_axis_m(const tle& t) {
+  const double n_rad_s = t.mean_motion_rev_per_day * two_pi / 86'400.0;
+  return std::cbrt(earth_gm_m3_per_s2 / (n_rad_s * n_rad_s));
+}
+
 /// Orbit orientation at emulated time 0.
 struct orientation {
   double inclination_deg;
@@ -46,8 +52,7 @@ struct orientation {
 };
 
 orientation orient(const tle& t, const sgp4& model, double offset_min) {
-  const double n_rad_s = t.mean_motion_rev_per_day * two_pi / 86'400.0;
-  const double a = std::cbrt(earth_gm_m3_per_s2 / (n_rad_s * n_rad_s));
+  const double a = semi_major_axis_m(t);
   orientation o{t.inclination_deg, t.raan_deg, wrap_deg(t.arg_perigee_deg + t.mean_anomaly_deg),
                 a - wgs84_equatorial_radius_m};
   sgp4::state st{};
@@ -142,8 +147,7 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
     }
     const double offset = static_cast<double>(start_unix_ns - t.epoch_unix_ns()) / 60e9;
     c.offset_min_.push_back(offset);
-    const double n_rad_s = t.mean_motion_rev_per_day * two_pi / 86'400.0;
-    const double a = std::cbrt(earth_gm_m3_per_s2 / (n_rad_s * n_rad_s));
+    const double a = semi_major_axis_m(t);
     c.min_perigee_radius_m_ = std::min(c.min_perigee_radius_m_, a * (1.0 - t.eccentricity));
     orient_of.push_back(orient(t, *m, offset));
     c.sats_.push_back(std::move(*m));

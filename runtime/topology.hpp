@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -133,7 +134,8 @@ geodetic along_waypoints(const std::vector<waypoint>& track, double t_s);
 /// mean "none": one group, nothing down.
 struct snapshot_inputs {
   /// Group of every satellite (0 .. groups-1); empty = all in group 0.
-  std::vector<std::uint16_t> group_of;
+  /// Borrowed: the caller keeps it alive while the snapshot is built.
+  std::span<const std::uint16_t> group_of;
   std::size_t groups = 1;
   /// Per satellite: nonzero while it is down. A satellite whose position is
   /// not finite (a failed propagation) counts as down too.
