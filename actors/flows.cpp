@@ -96,7 +96,6 @@ nlohmann::json flows_workload::metrics(const runtime::run_result&) const {
       delay[s.flow].record(s.delay_ns);
     }
   }
-  auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
   nlohmann::json j = network_metrics();
   nlohmann::json per = nlohmann::json::array();
   std::uint64_t total_sent = 0, total_delivered = 0;
@@ -113,12 +112,7 @@ nlohmann::json flows_workload::metrics(const runtime::run_result&) const {
                      {"throughput_bps", active_s > 0 ? static_cast<double>(bytes[f]) * 8.0 / active_s : 0.0},
                      {"path_changes", changes[f]}};
     if (delay[f].count() > 0)
-      x["delay_ms"] = {{"mean", delay[f].mean() * 1e-6},
-                       {"p50", ms(delay[f].quantile(0.5))},
-                       {"p90", ms(delay[f].quantile(0.9))},
-                       {"p99", ms(delay[f].quantile(0.99))},
-                       {"min", ms(delay[f].min())},
-                       {"max", ms(delay[f].max())}};
+      x["delay_ms"] = milliseconds_summary(delay[f]);
     per.push_back(std::move(x));
     total_sent += sent[f];
     total_delivered += delivered[f];

@@ -143,7 +143,6 @@ nlohmann::json mesh_workload::metrics(const runtime::run_result& r) const {
     latency.merge(m.latency());
     hops.merge(m.hops());
   }
-  auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
   nlohmann::json j;
   j["entities"] = graph_->nodes();
   j["topology"] = to_string(graph_->topology());
@@ -155,9 +154,7 @@ nlohmann::json mesh_workload::metrics(const runtime::run_result& r) const {
   j["malformed"] = malformed;
   j["delivered_per_wall_second"] =
     r.wall_seconds > 0 ? static_cast<double>(delivered) / r.wall_seconds : 0.0;
-  j["latency_ms"] = {{"mean", latency.mean() * 1e-6},  {"p50", ms(latency.quantile(0.5))},
-                     {"p90", ms(latency.quantile(0.9))}, {"p99", ms(latency.quantile(0.99))},
-                     {"min", ms(latency.min())},         {"max", ms(latency.max())}};
+  j["latency_ms"] = milliseconds_summary(latency);
   j["hops"] = {{"mean", hops.mean()}, {"max", hops.max()}};
   return j;
 }

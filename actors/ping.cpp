@@ -99,28 +99,18 @@ nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
       path_changes += s.path_changed ? 1 : 0;
     }
     for (const auto& [target, h] : per_target) {
-      auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
       pairs.push_back({{"from", net_->node_name(static_cast<runtime::entity_id>(sats + g))},
                        {"to", net_->node_name(target)},
                        {"samples", h.count()},
-                       {"rtt_ms",
-                        {{"mean", h.mean() * 1e-6},
-                         {"p50", ms(h.quantile(0.5))},
-                         {"p90", ms(h.quantile(0.9))},
-                         {"p99", ms(h.quantile(0.99))},
-                         {"min", ms(h.min())},
-                         {"max", ms(h.max())}}}});
+                       {"rtt_ms", milliseconds_summary(h)}});
     }
   }
-  auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
   nlohmann::json j = network_metrics();
   j["pings_sent"] = sent;
   j["pings_answered"] = answered;
   j["pings_unanswered"] = sent - answered;
   j["path_changes"] = path_changes;
-  j["rtt_ms"] = {{"mean", all.mean() * 1e-6},  {"p50", ms(all.quantile(0.5))},
-                 {"p90", ms(all.quantile(0.9))}, {"p99", ms(all.quantile(0.99))},
-                 {"min", ms(all.min())},         {"max", ms(all.max())}};
+  j["rtt_ms"] = milliseconds_summary(all);
   j["pairs"] = std::move(pairs);
   return j;
 }

@@ -2,6 +2,8 @@
 
 #include <mutex>
 
+#include "nlohmann/json.hpp"
+
 #include "actors/flows.hpp"
 #include "actors/mesh.hpp"
 #include "actors/ping.hpp"
@@ -13,6 +15,12 @@ workload::~workload() = default;
 
 std::map<std::string, std::string> workload::files(const runtime::run_result&) const {
   return {};
+}
+
+nlohmann::json milliseconds_summary(const runtime::histogram& h) {
+  auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
+  return {{"mean", h.mean() * 1e-6}, {"p50", ms(h.quantile(0.5))}, {"p90", ms(h.quantile(0.9))},
+          {"p99", ms(h.quantile(0.99))}, {"min", ms(h.min())},        {"max", ms(h.max())}};
 }
 
 void register_workloads() {

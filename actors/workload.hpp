@@ -31,6 +31,10 @@ public:
   virtual std::map<std::string, std::string> files(const runtime::run_result& r) const;
 };
 
+/// {mean, p50, p90, p99, min, max} of a histogram of nanoseconds, in
+/// milliseconds: how every workload reports a latency in `metrics`.
+nlohmann::json milliseconds_summary(const runtime::histogram& h);
+
 /// Registers every workload kind's keys with the scenario schema. Call once
 /// at start-up before loading a scenario (idempotent).
 void register_workloads();
