@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "nlohmann/json.hpp"
+#include "protocol/bytes.hpp"
 #include "protocol/mesh.hpp"
 #include "runtime/schema.hpp"
 
@@ -19,6 +20,16 @@ const mesh_entity::counter_ids mesh_entity::ids_ = {
 
 mesh_entity::mesh_entity(std::shared_ptr<const mesh_graph> graph, const mesh_config* cfg)
   : graph_(std::move(graph)), cfg_(cfg) {
+}
+
+void mesh_entity::save_results(protocol::byte_writer& w) const {
+  latency_.save(w);
+  hops_.save(w);
+}
+
+void mesh_entity::load_results(protocol::byte_reader& r) {
+  latency_.load(r);
+  hops_.load(r);
 }
 
 void mesh_entity::on_start() {

@@ -37,6 +37,9 @@ public:
   /// Hops of messages delivered here.
   const runtime::histogram& hops() const { return hops_; }
 
+  void save_results(protocol::byte_writer& w) const override;
+  void load_results(protocol::byte_reader& r) override;
+
 protected:
   void on_start() override;
   void on_envelope(protocol::envelope& e) override;

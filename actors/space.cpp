@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "absl/strings/strip.h"
+#include "protocol/bytes.hpp"
 #include "protocol/flow.hpp"
 #include "protocol/ping.hpp"
 #include "runtime/constants.hpp"
@@ -691,6 +692,87 @@ std::int64_t space_network::epochs_built() const {
   return recent_.empty() ? 0 : recent_.back()->index + 1;
 }
 
+void space_network::build_through(std::int64_t count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  while (recent_.empty() ? count > 0 : recent_.back()->index + 1 < count)
+    build_next_locked();
+}
+
+std::vector<std::uint32_t> space_network::plane_of() const {
+  if (tle_)
+    return tle_->plane_of();
+  std::vector<std::uint32_t> out(satellites_);
+  std::vector<std::uint32_t> first_plane;
+  std::uint32_t planes = 0;
+  for (const auto& sh : walker_->shells()) {
+    first_plane.push_back(planes);
+    planes += static_cast<std::uint32_t>(sh.planes);
+  }
+  for (std::size_t k = 0; k < satellites_; ++k) {
+    const auto& s = (*walker_)[k];
+    out[k] = first_plane[static_cast<std::size_t>(s.shell)] + static_cast<std::uint32_t>(s.plane);
+  }
+  return out;
+}
+
+void space_node::save_results(protocol::byte_writer& w) const {
+  w.u64(next_ping_);
+  w.u64(samples_.size());
+  for (const auto& s : samples_) {
+    w.u32(s.target);
+    w.u64(s.seq);
+    w.i64(s.sent_ns);
+    w.i64(s.rtt_ns);
+    w.i64(s.forward_ns);
+    w.u16(s.hops_forward);
+    w.u16(s.hops_back);
+    w.u8(s.path_changed ? 1 : 0);
+  }
+  w.u64(flow_sent_.size());
+  for (auto n : flow_sent_)
+    w.u64(n);
+  w.u64(flow_samples_.size());
+  for (const auto& s : flow_samples_) {
+    w.u32(s.flow);
+    w.u64(s.seq);
+    w.i64(s.sent_ns);
+    w.i64(s.delay_ns);
+    w.u16(s.hops);
+    w.u32(s.wire_bytes);
+    w.u8(s.path_changed ? 1 : 0);
+  }
+}
+
+void space_node::load_results(protocol::byte_reader& r) {
+  next_ping_ = r.u64("pings sent");
+  samples_.resize(r.count("ping samples", 41));
+  for (auto& s : samples_) {
+    s.target = r.u32("ping target");
+    s.seq = r.u64("ping sequence");
+    s.sent_ns = r.i64("ping send time");
+    s.rtt_ns = r.i64("ping rtt");
+    s.forward_ns = r.i64("ping forward time");
+    s.hops_forward = r.u16("ping hops");
+    s.hops_back = r.u16("ping hops");
+    s.path_changed = r.u8("ping path change") != 0;
+  }
+  const auto flows = r.count("flows", 8);
+  if (r.ok() && flows != flow_sent_.size())
+    r.fail("flow count differs from the scenario's");
+  for (auto& n : flow_sent_)
+    n = r.u64("flow packets sent");
+  flow_samples_.resize(r.count("flow samples", 35));
+  for (auto& s : flow_samples_) {
+    s.flow = r.u32("flow id");
+    s.seq = r.u64("flow sequence");
+    s.sent_ns = r.i64("flow send time");
+    s.delay_ns = r.i64("flow delay");
+    s.hops = r.u16("flow hops");
+    s.wire_bytes = r.u32("flow wire bytes");
+    s.path_changed = r.u8("flow path change") != 0;
+  }
+}
+
 space_node::space_node(std::shared_ptr<space_network> net, ping_plan plan,
                        std::vector<flow_plan> flows)
   : net_(std::move(net)), plan_(std::move(plan)), flows_(std::move(flows)),
@@ -910,6 +992,45 @@ absl::Status space_workload::build(space_config cfg, std::vector<ping_plan> ping
       f.target += sats;
     entities_.push_back(std::make_unique<space_node>(net_, std::move(pings[i]), std::move(flows[i])));
   }
+  return absl::OkStatus();
+}
+
+std::vector<std::uint32_t> space_workload::placement_groups() {
+  auto groups = net_->plane_of();
+  std::uint32_t planes = 0;
+  for (auto p : groups)
+    planes = std::max(planes, p + 1);
+  const auto ep = net_->at(runtime::vtime::zero());
+  const auto& snap = *ep->snapshot;
+  const std::size_t per = snap.serving.size() / std::max<std::size_t>(1, net_->grounds());
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    std::uint32_t group = planes + static_cast<std::uint32_t>(g);
+    for (std::size_t i = 0; i < per; ++i)
+      if (const auto sat = snap.serving[g * per + i]; sat >= 0) {
+        group = groups[static_cast<std::size_t>(sat)];
+        break;
+      }
+    groups.push_back(group);
+  }
+  return groups;
+}
+
+std::string space_workload::node_state() const {
+  std::string out;
+  protocol::byte_writer w(out);
+  w.i64(net_->epochs_built());
+  return out;
+}
+
+absl::Status space_workload::merge_node_state(std::string_view state) {
+  protocol::byte_reader r(state);
+  const auto epochs = r.i64("topology epochs");
+  r.expect_end("the topology state");
+  if (!r.ok())
+    return r.status();
+  if (epochs < 0 || epochs > (std::int64_t{1} << 40))
+    return absl::InvalidArgumentError("topology epochs out of range");
+  net_->build_through(epochs);
   return absl::OkStatus();
 }
 

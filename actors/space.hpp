@@ -140,6 +140,11 @@ public:
   /// Handovers of every epoch built so far, in time order.
   std::vector<handover_record> handovers() const;
   std::int64_t epochs_built() const;
+  /// Builds epochs until `count` have been built (a distributed run's
+  /// coordinator catching up with its workers).
+  void build_through(std::int64_t count);
+  /// Per satellite, its orbital plane numbered across shells.
+  std::vector<std::uint32_t> plane_of() const;
 
 private:
   space_network(space_config cfg, std::optional<runtime::walker_constellation> walker,
@@ -224,6 +229,9 @@ public:
   /// Flow packets delivered here, in arrival order.
   const std::vector<flow_sample>& flow_samples() const { return flow_samples_; }
 
+  void save_results(protocol::byte_writer& w) const override;
+  void load_results(protocol::byte_reader& r) override;
+
 protected:
   void on_start() override;
   void on_envelope(protocol::envelope& e) override;
@@ -279,6 +287,14 @@ public:
   const space_node& ground(std::size_t g) const {
     return static_cast<const space_node&>(*entities_[net_->satellites() + g]);
   }
+
+  /// Satellites by orbital plane; a ground endpoint with the satellite that
+  /// serves it at time 0 (alone when none does).
+  std::vector<std::uint32_t> placement_groups() override;
+  /// Topology epochs built (the metrics count them and the records hold them).
+  std::string node_state() const override;
+  absl::Status merge_node_state(std::string_view state) override;
+
 protected:
   /// Builds the network and the nodes; ground endpoint g gets `pings[g]` and
   /// `flows[g]` (either may be shorter than the endpoint count). Their

@@ -13,6 +13,13 @@ namespace satemu::actors {
 
 workload::~workload() = default;
 
+std::vector<std::uint32_t> workload::placement_groups() {
+  std::vector<std::uint32_t> g(entities().size());
+  for (std::size_t i = 0; i < g.size(); ++i)
+    g[i] = static_cast<std::uint32_t>(i);
+  return g;
+}
+
 std::map<std::string, std::string> workload::files(const runtime::run_result&) const {
   return {};
 }

@@ -29,6 +29,18 @@ public:
   virtual nlohmann::json metrics(const runtime::run_result& r) const = 0;
   /// Extra output files (name -> content), written next to summary.json.
   virtual std::map<std::string, std::string> files(const runtime::run_result& r) const;
+
+  // Distributed runs (runtime/distributed.hpp).
+
+  /// Per entity, the group it is placed with: nodes get whole groups
+  /// (runtime::partition_groups). Default: every entity alone, so nodes
+  /// get runs of consecutive ids.
+  virtual std::vector<std::uint32_t> placement_groups();
+  /// State the workload keeps outside its entities that the metrics read
+  /// (e.g. how many topology epochs were built), as a worker ends; merged
+  /// on the coordinator from every worker's. Defaults: none.
+  virtual std::string node_state() const { return {}; }
+  virtual absl::Status merge_node_state(std::string_view state) { return absl::OkStatus(); }
 };
 
 /// {mean, p50, p90, p99, min, max} of a histogram of nanoseconds, in

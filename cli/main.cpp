@@ -38,6 +38,22 @@ int main(int argc, char** argv) {
                   "(repeatable)")
     ->allow_extra_args(false);
   run->add_flag("--quiet,-q", ra.quiet, "No progress line and no summary on stderr");
+  run->add_option("--workers", ra.workers,
+                  "Spread the run over these worker nodes (HOST:PORT,HOST:PORT,...; each started "
+                  "with `satemu worker`); this process coordinates");
+  run->add_option("--secret-file", ra.secret_file,
+                  "With --workers: file holding the run's shared secret (the workers' too)");
+  run->footer(
+    "Distributed runs: start `satemu worker --secret-file F --listen HOST:PORT` on each node, then\n"
+    "`satemu run FILE --workers HOST:PORT,... --secret-file F`. Whole orbital planes go to each\n"
+    "worker (ground endpoints with the satellite serving them at time 0; entities of other\n"
+    "workloads in runs of consecutive ids); every worker builds the scenario itself, so files\n"
+    "it names must exist on every worker. Results are identical to a single-process run.\n"
+    "Virtual time only; no output.trace. If a worker fails the run stops, outputs are marked\n"
+    "PARTIAL and the exit code is 3.\n"
+    "\n"
+    "Exit codes: 0 done, 1 internal error, 2 bad scenario or flags, 3 a worker failed,\n"
+    "130 interrupted (outputs PARTIAL).");
 
   std::string vfile;
   std::vector<std::string> vsets;

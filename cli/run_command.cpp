@@ -9,7 +9,9 @@
 #include "absl/strings/str_format.h"
 #include "actors/workload.hpp"
 #include "nlohmann/json.hpp"
+#include "runtime/distributed.hpp"
 #include "runtime/kernel.hpp"
+#include "runtime/node.hpp"
 #include "runtime/output.hpp"
 #include "runtime/progress.hpp"
 #include "runtime/scenario.hpp"
@@ -84,7 +86,111 @@ std::string trace_csv(const std::vector<runtime::trace_record>& trace) {
   return out;
 }
 
+/// A run over worker nodes: what the coordinator learnt besides the totals.
+struct distributed_outcome {
+  runtime::run_result result;
+  nlohmann::json nodes = nlohmann::json::array();
+  nlohmann::json summary;
+  absl::Status failure;
+};
+
+/// Coordinates the run over `a.workers` and loads the entities' final states
+/// into `work`. A bad flag or secret file is an error (exit 2); a failure
+/// of the run itself comes back in `failure`.
+absl::StatusOr<distributed_outcome> run_distributed(const runtime::scenario& sc,
+                                                    actors::workload& work,
+                                                    const runtime::run_options& opts,
+                                                    const run_args& a) {
+  auto workers = runtime::parse_worker_list(*a.workers);
+  if (!workers.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--workers: ", workers.status().message()));
+  if (!a.secret_file)
+    return absl::InvalidArgumentError(
+      "--workers needs --secret-file FILE: the workers admit only a coordinator that knows "
+      "the run's shared secret");
+  auto secret = runtime::read_secret_file(*a.secret_file);
+  if (!secret.ok())
+    return secret.status();
+  for (const auto& w : runtime::secret_file_warnings(*a.secret_file, *secret))
+    std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
+  if (opts.mode != runtime::clock_mode::virtual_time)
+    return absl::InvalidArgumentError(
+      absl::StrCat(sc.where("clock.mode"),
+                   ": clock.mode: distributed runs (--workers) need virtual time"));
+  if (opts.trace)
+    return absl::InvalidArgumentError(absl::StrCat(
+      sc.where("output.trace"), ": output.trace: not available in distributed runs (--workers)"));
+
+  auto& entities = work.entities();
+  const auto groups = work.placement_groups();
+  runtime::coordinator_options co;
+  co.workers = *workers;
+  co.secret = std::move(*secret);
+  co.scenario_yaml = sc.resolved_yaml();
+  co.node_of = runtime::partition_groups(groups, static_cast<std::uint32_t>(workers->size()));
+  co.end = opts.end;
+  co.lookahead = opts.lookahead;
+  co.stop = opts.stop;
+  co.software = "satemu " SATEMU_VERSION;
+  co.on_progress = opts.on_progress;
+  if (!a.quiet)
+    co.log = [](const std::string& line) {
+      std::fprintf(stderr, "\r\033[K[satemu] %s\n", line.c_str());
+    };
+  auto cr = runtime::coordinate(co);
+
+  distributed_outcome out;
+  out.failure = cr.failure;
+  out.result = cr.result;
+  for (const auto& n : cr.nodes)
+    out.nodes.push_back({{"address", n.address},
+                         {"entities", n.entities},
+                         {"events", n.events},
+                         {"windows_with_events", n.windows},
+                         {"cross_node_envelopes", n.cross_envelopes},
+                         {"cross_node_bytes", n.cross_bytes},
+                         {"barrier_wait_seconds", n.barrier_wait_seconds}});
+  out.summary = {{"workers", cr.nodes.size()},
+                 {"cross_node_envelopes", cr.cross_envelopes},
+                 {"cross_node_bytes", cr.cross_bytes}};
+  if (!cr.failure.ok())
+    return out;
+  for (std::uint32_t k = 0; k < cr.entity_states.size(); ++k) {
+    if (auto st = runtime::load_entity_states(cr.entity_states[k], entities, co.node_of, k); !st.ok()) {
+      out.failure = absl::InternalError(
+        absl::StrCat("results of worker ", cr.nodes[k].address, ": ", st.message()));
+      return out;
+    }
+    if (auto st = work.merge_node_state(cr.workload_states[k]); !st.ok()) {
+      out.failure = absl::InternalError(
+        absl::StrCat("workload state of worker ", cr.nodes[k].address, ": ", st.message()));
+      return out;
+    }
+  }
+  runtime::tally_entities(entities, out.result);
+  return out;
+}
+
 } // namespace
+
+absl::StatusOr<runtime::hosted_run> build_hosted_run(const std::string& scenario_yaml) {
+  actors::register_workloads();
+  auto sc = runtime::load_scenario_text(scenario_yaml, "the coordinator's scenario");
+  if (!sc.ok())
+    return sc.status();
+  auto built = actors::make_workload(*sc);
+  if (!built.ok())
+    return locate(*sc, built.status());
+  std::shared_ptr<actors::workload> work = std::move(*built);
+  runtime::hosted_run h;
+  h.entities = &work->entities();
+  h.lookahead_ns = work->lookahead().ns();
+  h.end_ns = sc->get_duration("duration").ns();
+  h.seed = static_cast<std::uint64_t>(sc->get_int("seed"));
+  h.workload_state = [w = work.get()] { return w->node_state(); };
+  h.owner = work;
+  return h;
+}
 
 int explain_command(const std::optional<std::string>& kind) {
   actors::register_workloads();
@@ -152,9 +258,49 @@ int run_command(const run_args& a) {
 
   g_stop.store(false);
   auto previous = std::signal(SIGINT, on_sigint);
-  auto r = runtime::run(entities, opts);
+  runtime::run_result r;
+  std::optional<distributed_outcome> dist;
+  if (a.workers) {
+    auto d = run_distributed(*sc, work, opts, a);
+    if (!d.ok()) {
+      std::signal(SIGINT, previous);
+      progress.finish();
+      return report_error(d.status());
+    }
+    dist = std::move(*d);
+    r = dist->result;
+  } else {
+    r = runtime::run(entities, opts);
+  }
   std::signal(SIGINT, previous);
   progress.finish();
+
+  if (dist && !dist->failure.ok()) {
+    // No entity states came back: say what is known, marked partial.
+    nlohmann::json j;
+    j["scenario"] = sc->get_string("name");
+    j["complete"] = false;
+    j["error"] = std::string(dist->failure.message());
+    j["emulated_seconds"] = r.reached.seconds();
+    j["wall_seconds"] = r.wall_seconds;
+    j["windows"] = r.windows;
+    j["seed"] = opts.seed;
+    j["distributed"] = dist->summary;
+    j["nodes"] = dist->nodes;
+    absl::Status st = out->write("scenario.resolved.yaml", sc->resolved_yaml());
+    if (st.ok())
+      st = out->write("summary.json", j.dump(2) + "\n");
+    if (st.ok())
+      st = out->commit(false);
+    std::fprintf(stderr, "satemu: error: %s\n", std::string(dist->failure.message()).c_str());
+    std::fprintf(stderr,
+                 "[satemu] distributed run failed at emulated %.3fs: outputs in %s are PARTIAL "
+                 "(summary.partial.json)\n",
+                 r.reached.seconds(), dir.c_str());
+    if (!st.ok())
+      std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
+    return exit_node_failed;
+  }
 
   const bool complete = !r.interrupted;
   const auto n = entities.size();
@@ -184,6 +330,10 @@ int run_command(const run_args& a) {
   }
   j["counters"] = r.counters;
   j["metrics"] = work.metrics(r);
+  if (dist) {
+    j["distributed"] = dist->summary;
+    j["nodes"] = dist->nodes;
+  }
 
   absl::Status st = out->write("scenario.resolved.yaml", sc->resolved_yaml());
   if (st.ok())

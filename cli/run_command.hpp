@@ -6,11 +6,20 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/node.hpp"
 
 namespace satemu::cli {
 
 /// Exit codes of the satemu executable.
-enum exit_code : int { exit_ok = 0, exit_internal = 1, exit_bad_input = 2, exit_interrupted = 130 };
+enum exit_code : int {
+  exit_ok = 0,
+  exit_internal = 1,
+  exit_bad_input = 2,
+  /// A distributed run lost a worker (run) or its coordinator (worker).
+  exit_node_failed = 3,
+  exit_interrupted = 130
+};
 
 struct run_args {
   std::string file;
@@ -19,6 +28,9 @@ struct run_args {
   std::optional<std::string> out;
   std::vector<std::string> sets;
   bool quiet = false;
+  /// Distributed run: the workers ("h:p,h:p") and the shared secret's file.
+  std::optional<std::string> workers;
+  std::optional<std::string> secret_file;
 };
 
 /// Prints `satemu: error: ...` and returns the exit code for the status:
@@ -26,6 +38,10 @@ struct run_args {
 int report_error(const absl::Status& st);
 
 int run_command(const run_args& a);
+
+/// What `satemu worker` hosts: the workload of a resolved scenario, built
+/// exactly as `run` builds it.
+absl::StatusOr<runtime::hosted_run> build_hosted_run(const std::string& scenario_yaml);
 int validate_command(const std::string& file, const std::vector<std::string>& sets);
 int explain_command(const std::optional<std::string>& kind);
 

@@ -20,9 +20,11 @@ extern "C" void on_worker_signal(int) {
 }
 
 constexpr const char* worker_help =
-  "Start a node of a distributed run and wait for a coordinator. (The coordinator side,\n"
-  "satemu run --workers, is not built yet: today a worker serves the admission handshake\n"
-  "and the session frames only.)\n"
+  "Start a node of a distributed run and wait for a coordinator (`satemu run FILE --workers\n"
+  "HOST:PORT,... --secret-file F`). The coordinator sends the resolved scenario and the\n"
+  "entities this node hosts; the worker builds the scenario itself (files it names must\n"
+  "exist here too), runs its share window by window, sends its entities' results at the end\n"
+  "and exits. One coordinator per worker process.\n"
   "\n"
   "The worker listens on 127.0.0.1 unless --listen names another address (0.0.0.0 or a\n"
   "host's address exposes it to the network). It admits only a coordinator that proves it\n"
@@ -75,6 +77,7 @@ int worker_command(const worker_args& a) {
   opts.secret = std::move(*secret);
   opts.node.threads = a.threads.value_or(0);
   opts.software = "satemu " SATEMU_VERSION;
+  opts.build_run = build_hosted_run;
   auto worker = runtime::worker_node::start(std::move(opts));
   if (!worker.ok()) {
     std::fprintf(stderr, "satemu: error: %s\n", std::string(worker.status().message()).c_str());

@@ -13,7 +13,7 @@ namespace satemu::cli {
 
 /// Exit code of `satemu worker` when its coordinator went down before ending
 /// the session (the other codes are those of every subcommand).
-inline constexpr int exit_coordinator_lost = 3;
+inline constexpr int exit_coordinator_lost = 3; // = exit_node_failed
 
 struct worker_args {
   /// ADDR:PORT to listen on; unset = 127.0.0.1:0 (any free port, printed).

@@ -47,6 +47,18 @@ std::size_t estimate_words(const node_message& m) {
                [&](const node_pong& x) { bytes = x.data.size(); },
                [&](const node_end& x) { bytes = x.reason.size(); },
                [&](const node_error& x) { bytes = x.message.size(); },
+               [&](const node_setup& x) { bytes = x.scenario.size() + 4 * x.node_of.size(); },
+               [&](const node_ready&) { bytes = 0; },
+               [&](const node_grant& x) {
+                 for (const auto& b : x.batches)
+                   bytes += b.size() + 16;
+               },
+               [&](const node_report& x) {
+                 for (const auto& b : x.batches)
+                   bytes += b.data.size() + 48;
+               },
+               [&](const node_results& x) { bytes = x.entities.size() + x.workload.size() + 16; },
+               [&](const node_abort& x) { bytes = x.reason.size(); },
              },
              m);
   // Root, union struct, inner struct and list pointers, padding of each blob.
@@ -56,9 +68,9 @@ std::size_t estimate_words(const node_message& m) {
 } // namespace
 
 std::string_view node_kind_name(const node_message& m) noexcept {
-  static constexpr std::string_view names[] = {"hello", "challenge", "response",
-                                               "accepted", "refused", "ping",
-                                               "pong", "end", "error"};
+  static constexpr std::string_view names[] = {
+    "hello", "challenge", "response", "accepted", "refused", "ping",   "pong",  "end",
+    "error", "setup",     "ready",    "grant",    "report",  "results", "abort"};
   static_assert(std::size(names) == std::variant_size_v<node_message>);
   return names[m.index()];
 }
@@ -112,6 +124,55 @@ std::string encode_node_message(const node_message& m) {
                  b.setCode(static_cast<std::uint16_t>(x.code));
                  b.setMessage(x.message);
                },
+               [&](const node_setup& x) {
+                 auto b = root.initSetup();
+                 b.setScenario(x.scenario);
+                 b.setNode(x.node);
+                 b.setNodes(x.nodes);
+                 auto l = b.initNodeOf(static_cast<unsigned>(x.node_of.size()));
+                 for (unsigned i = 0; i < x.node_of.size(); ++i)
+                   l.set(i, x.node_of[i]);
+                 b.setThreads(x.threads);
+               },
+               [&](const node_ready& x) {
+                 auto b = root.initReady();
+                 b.setEntities(x.entities);
+                 b.setTotal(x.total);
+                 b.setLookaheadNs(x.lookahead_ns);
+               },
+               [&](const node_grant& x) {
+                 auto b = root.initGrant();
+                 b.setWindowEnd(x.window_end);
+                 b.setStop(x.stop);
+                 b.setInterrupted(x.interrupted);
+                 auto l = b.initBatches(static_cast<unsigned>(x.batches.size()));
+                 for (unsigned i = 0; i < x.batches.size(); ++i)
+                   l.set(i, as_data(x.batches[i]));
+               },
+               [&](const node_report& x) {
+                 auto b = root.initReport();
+                 b.setNextNs(x.next_ns);
+                 b.setEvents(x.events);
+                 auto l = b.initBatches(static_cast<unsigned>(x.batches.size()));
+                 for (unsigned i = 0; i < x.batches.size(); ++i) {
+                   auto e = l[i];
+                   e.setNode(x.batches[i].node);
+                   e.setFirstNs(x.batches[i].first_ns);
+                   e.setCount(x.batches[i].count);
+                   e.setData(as_data(x.batches[i].data));
+                 }
+               },
+               [&](const node_results& x) {
+                 auto b = root.initResults();
+                 b.setEntities(as_data(x.entities));
+                 b.setWorkload(as_data(x.workload));
+                 b.setEvents(x.events);
+                 b.setWindows(x.windows);
+                 b.setCrossEnvelopes(x.cross_envelopes);
+                 b.setCrossBytes(x.cross_bytes);
+                 b.setBarrierWaitNs(x.barrier_wait_ns);
+               },
+               [&](const node_abort& x) { root.initAbort().setReason(x.reason); },
              },
              m);
   const auto flat = encode_flat(builder);
@@ -176,6 +237,47 @@ absl::StatusOr<node_message> decode_node_message(std::string_view frame) {
         out = node_error{static_cast<node_error_code>(x.getCode()), from_text(x.getMessage())};
         return absl::OkStatus();
       }
+      case NodeMessage::SETUP: {
+        auto x = r.getSetup();
+        node_setup v{from_text(x.getScenario()), x.getNode(), x.getNodes(), {}, x.getThreads()};
+        auto l = x.getNodeOf();
+        v.node_of.reserve(l.size());
+        for (auto k : l)
+          v.node_of.push_back(k);
+        out = std::move(v);
+        return absl::OkStatus();
+      }
+      case NodeMessage::READY: {
+        auto x = r.getReady();
+        out = node_ready{x.getEntities(), x.getTotal(), x.getLookaheadNs()};
+        return absl::OkStatus();
+      }
+      case NodeMessage::GRANT: {
+        auto x = r.getGrant();
+        node_grant v{x.getWindowEnd(), x.getStop(), x.getInterrupted(), {}};
+        for (auto d : x.getBatches())
+          v.batches.push_back(from_data(d));
+        out = std::move(v);
+        return absl::OkStatus();
+      }
+      case NodeMessage::REPORT: {
+        auto x = r.getReport();
+        node_report v{x.getNextNs(), x.getEvents(), {}};
+        for (auto b : x.getBatches())
+          v.batches.push_back({b.getNode(), b.getFirstNs(), b.getCount(), from_data(b.getData())});
+        out = std::move(v);
+        return absl::OkStatus();
+      }
+      case NodeMessage::RESULTS: {
+        auto x = r.getResults();
+        out = node_results{from_data(x.getEntities()), from_data(x.getWorkload()), x.getEvents(),
+                           x.getWindows(),  x.getCrossEnvelopes(), x.getCrossBytes(),
+                           x.getBarrierWaitNs()};
+        return absl::OkStatus();
+      }
+      case NodeMessage::ABORT:
+        out = node_abort{from_text(r.getAbort().getReason())};
+        return absl::OkStatus();
     }
     return absl::UnimplementedError(absl::StrCat(
       "unknown node message kind ", static_cast<unsigned>(r.which()),

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "caf/meta/type_name.hpp"
@@ -131,9 +132,75 @@ struct node_error {
   friend bool operator==(const node_error&, const node_error&) = default;
 };
 
+// --- The run (runtime/distributed.hpp); fields as in node.capnp ----------
+
+/// Coordinator -> worker: host your share of this run.
+struct node_setup {
+  std::string scenario;
+  std::uint32_t node = 0;
+  std::uint32_t nodes = 0;
+  std::vector<std::uint32_t> node_of;
+  std::uint32_t threads = 0;
+  friend bool operator==(const node_setup&, const node_setup&) = default;
+};
+
+/// Worker -> coordinator: built, ready for the first grant.
+struct node_ready {
+  std::uint64_t entities = 0;
+  std::uint64_t total = 0;
+  std::int64_t lookahead_ns = 0;
+  friend bool operator==(const node_ready&, const node_ready&) = default;
+};
+
+/// Coordinator -> worker: the next window (or the end of the run).
+struct node_grant {
+  std::int64_t window_end = 0;
+  bool stop = false;
+  bool interrupted = false;
+  std::vector<std::string> batches;
+  friend bool operator==(const node_grant&, const node_grant&) = default;
+};
+
+/// Envelopes for the entities of node `node`.
+struct node_batch {
+  std::uint32_t node = 0;
+  std::int64_t first_ns = 0;
+  std::uint64_t count = 0;
+  std::string data;
+  friend bool operator==(const node_batch&, const node_batch&) = default;
+};
+
+/// Worker -> coordinator: a window is done.
+struct node_report {
+  std::int64_t next_ns = 0;
+  std::uint64_t events = 0;
+  std::vector<node_batch> batches;
+  friend bool operator==(const node_report&, const node_report&) = default;
+};
+
+/// Worker -> coordinator: the hosted entities' final state and the node's figures.
+struct node_results {
+  std::string entities;
+  std::string workload;
+  std::uint64_t events = 0;
+  std::uint64_t windows = 0;
+  std::uint64_t cross_envelopes = 0;
+  std::uint64_t cross_bytes = 0;
+  std::int64_t barrier_wait_ns = 0;
+  friend bool operator==(const node_results&, const node_results&) = default;
+};
+
+/// Either side: the run cannot go on.
+struct node_abort {
+  std::string reason;
+  friend bool operator==(const node_abort&, const node_abort&) = default;
+};
+
 /// Any node message. The index order is the schema's union order.
-using node_message = std::variant<node_hello, node_challenge, node_response, node_accepted,
-                                  node_refused, node_ping, node_pong, node_end, node_error>;
+using node_message =
+  std::variant<node_hello, node_challenge, node_response, node_accepted, node_refused, node_ping,
+               node_pong, node_end, node_error, node_setup, node_ready, node_grant, node_report,
+               node_results, node_abort>;
 
 /// Short name of the message's kind ("hello", "challenge", ...).
 std::string_view node_kind_name(const node_message& m) noexcept;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "protocol/bytes.hpp"
 #include "runtime/detail/entity_driver.hpp"
 
 namespace satemu::runtime {
@@ -176,6 +177,32 @@ bool entity_driver::pop(entity& e, protocol::envelope& env, std::uint64_t& tag) 
 void entity_driver::clear(entity& e) {
   e.heap_.clear();
   e.heap_.shrink_to_fit();
+}
+
+void entity_driver::save(const entity& e, protocol::byte_writer& w) {
+  w.u64(e.events_);
+  w.u64(e.envelopes_);
+  w.u64(e.fingerprint_);
+  w.u64(e.counters_.size());
+  for (auto c : e.counters_)
+    w.u64(c);
+  e.save_results(w);
+}
+
+void entity_driver::load(entity& e, protocol::byte_reader& r) {
+  e.events_ = r.u64("events");
+  e.envelopes_ = r.u64("envelopes");
+  e.fingerprint_ = r.u64("fingerprint");
+  const auto n = r.count("counters", 8);
+  if (n > counter_names().size()) {
+    r.fail("more counters than this build registers");
+    return;
+  }
+  e.counters_.assign(n, 0);
+  for (auto& c : e.counters_)
+    c = r.u64("counter");
+  if (r.ok())
+    e.load_results(r);
 }
 
 } // namespace detail

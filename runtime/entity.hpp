@@ -19,6 +19,11 @@
 #include "runtime/rng.hpp"
 #include "runtime/time.hpp"
 
+namespace satemu::protocol {
+class byte_writer;
+class byte_reader;
+} // namespace satemu::protocol
+
 namespace satemu::runtime {
 
 using entity_id = std::uint32_t;
@@ -82,6 +87,15 @@ public:
   /// Every counter of this entity, indexed by id (may be shorter than the
   /// registry: missing ones are 0).
   const std::vector<std::uint64_t>& counters() const { return counters_; }
+
+  /// Distributed runs (runtime/distributed.hpp): the entity runs on a worker
+  /// and its twin on the coordinator reports it. `save_results` writes what
+  /// the workload reads from the entity after the run (samples, histograms,
+  /// totals); `load_results` reads it back into the twin, reporting defects
+  /// through the reader (`r.fail`). Kernel bookkeeping (events, fingerprint,
+  /// counters) travels separately. The defaults save nothing.
+  virtual void save_results(protocol::byte_writer& w) const {}
+  virtual void load_results(protocol::byte_reader& r) {}
 
 protected:
   /// Sends a new message to `dst`, delivered at `now() + latency`.

@@ -1,5 +1,7 @@
 #include "runtime/histogram.hpp"
 
+#include "protocol/bytes.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -89,6 +91,39 @@ std::int64_t histogram::quantile(double q) const {
     }
   }
   return max_;
+}
+
+void histogram::save(protocol::byte_writer& w) const {
+  w.u64(offset_);
+  w.u64(count_);
+  w.i64(min_);
+  w.i64(max_);
+  // The long double sum as two doubles: high + low holds its 64-bit
+  // mantissa exactly, whatever the platform's long double.
+  const auto hi = static_cast<double>(sum_);
+  w.f64(hi);
+  w.f64(static_cast<double>(sum_ - static_cast<long double>(hi)));
+  w.u64(buckets_.size());
+  for (auto b : buckets_)
+    w.u64(b);
+}
+
+void histogram::load(protocol::byte_reader& r) {
+  offset_ = r.u64("histogram offset");
+  count_ = r.u64("histogram count");
+  min_ = r.i64("histogram min");
+  max_ = r.i64("histogram max");
+  const auto hi = r.f64("histogram sum");
+  const auto lo = r.f64("histogram sum");
+  sum_ = static_cast<long double>(hi) + static_cast<long double>(lo);
+  const auto n = r.count("histogram buckets", 8);
+  if (offset_ > 4096 || n > 4096 - offset_) {
+    r.fail("histogram out of range");
+    return;
+  }
+  buckets_.assign(n, 0);
+  for (auto& b : buckets_)
+    b = r.u64("histogram bucket");
 }
 
 } // namespace satemu::runtime

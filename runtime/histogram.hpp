@@ -9,6 +9,11 @@
 #include <cstdint>
 #include <vector>
 
+namespace satemu::protocol {
+class byte_writer;
+class byte_reader;
+} // namespace satemu::protocol
+
 namespace satemu::runtime {
 
 class histogram {
@@ -24,6 +29,10 @@ public:
   /// The value at quantile q in [0, 1]: the upper edge of the bucket that
   /// holds it, clamped to [min, max]. 0 when empty.
   std::int64_t quantile(double q) const;
+
+  /// Exact round trip of the whole state (distributed runs).
+  void save(protocol::byte_writer& w) const;
+  void load(protocol::byte_reader& r);
 
 private:
   void add(std::size_t bucket, std::uint64_t n);

@@ -99,9 +99,13 @@ struct run_shared {
 /// returns how many answers to wait for.
 template <class Self>
 std::size_t ask_entities_to_finish(Self* self, const run_shared& shared) {
+  std::size_t n = 0;
   for (auto& a : shared.directory)
-    self->send(a, finish_atom::value);
-  return shared.directory.size();
+    if (a) {
+      self->send(a, finish_atom::value);
+      ++n;
+    }
+  return n;
 }
 
 /// Collects a window's outgoing envelopes per destination.
@@ -323,6 +327,160 @@ private:
   bool interrupted_ = false;
 };
 
+/// One node's conductor in a distributed run (DESIGN.md, The virtual-time
+/// kernel, step 5). It drives the node's own entities like `conductor_actor`
+/// but does not choose windows: at each barrier it hands the node's report
+/// (next event time, events, envelopes for other nodes' entities) to the
+/// exchange and gets the next window from the coordinator, with the
+/// envelopes other nodes sent this one. Blocking in `exchange` is fine: every
+/// entity of the node is idle at a barrier.
+class node_conductor_actor final : public caf::event_based_actor {
+public:
+  node_conductor_actor(caf::actor_config& cfg, run_shared* shared, std::size_t n)
+    : caf::event_based_actor(cfg), shared_(shared), share_(*shared->opts.share),
+      next_(n, vtime::never().ns()), touched_(n, 0) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](start_atom) {
+        for (std::size_t i = 0; i < share_.node_of.size(); ++i)
+          if (share_.node_of[i] == share_.node)
+            granted_.push_back(static_cast<entity_id>(i));
+        if (granted_.empty()) {
+          end_window();
+          return;
+        }
+        shared_->outstanding.store(granted_.size(), std::memory_order_release);
+        for (auto id : granted_)
+          send(shared_->directory[id], start_atom::value);
+      },
+      [this](window_atom) { end_window(); },
+      [this](finished_atom, entity_id) {
+        if (--outstanding_ == 0)
+          deliver();
+      },
+    };
+  }
+
+private:
+  using item = std::pair<std::int64_t, entity_id>;
+
+  bool local(entity_id id) const {
+    return share_.node_of[id] == share_.node;
+  }
+
+  void end_window() {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    window_report report;
+    for (auto id : granted_) {
+      const auto next = shared_->next_ns[id];
+      next_[id] = next;
+      if (next != vtime::never().ns())
+        queue_.push({next, id});
+      report.events += shared_->processed[id];
+    }
+    std::vector<entity_id> remote;
+    for (auto id : granted_)
+      for (const auto& n : shared_->notes[id]) {
+        if (local(n.dst)) {
+          if (n.first_ns < next_[n.dst]) {
+            next_[n.dst] = n.first_ns;
+            queue_.push({n.first_ns, n.dst});
+          }
+        } else if (touched_[n.dst] == 0) {
+          touched_[n.dst] = 1;
+          remote.push_back(n.dst);
+        }
+      }
+    // Envelopes for other nodes' entities sit in those entities' inboxes
+    // here; they leave as bytes with the report.
+    for (auto dst : remote) {
+      touched_[dst] = 0;
+      for (auto* b = shared_->inboxes[dst].take_all(); b != nullptr;) {
+        for (auto& env : b->envs)
+          report.outgoing.push_back({dst, b->from, std::move(env)});
+        auto* next = b->next;
+        delete b;
+        b = next;
+      }
+    }
+    granted_.clear();
+    events_ += report.events;
+    shared_->events.store(events_, std::memory_order_relaxed);
+    while (true) {
+      while (!queue_.empty() && next_[queue_.top().second] != queue_.top().first)
+        queue_.pop();
+      report.next_ns = queue_.empty() ? vtime::never().ns() : queue_.top().first;
+      auto grant = share_.exchange->exchange(std::move(report));
+      report = window_report{};
+      if (grant.stop) {
+        reached_ = grant.window_end;
+        finish(grant.interrupted);
+        return;
+      }
+      for (auto& in : grant.incoming) {
+        if (!local(in.hop))
+          continue; // the exchange checked this; never deliver elsewhere
+        const auto t = in.env.deliver_ns;
+        auto* b = new batch_node;
+        b->from = in.from;
+        b->envs.push_back(std::move(in.env));
+        shared_->inboxes[in.hop].push(b);
+        if (t < next_[in.hop]) {
+          next_[in.hop] = t;
+          queue_.push({t, in.hop});
+        }
+      }
+      shared_->now_ns.store(grant.window_end - shared_->opts.lookahead.ns(),
+                            std::memory_order_relaxed);
+      while (!queue_.empty() && queue_.top().first < grant.window_end) {
+        auto [time, id] = queue_.top();
+        queue_.pop();
+        if (next_[id] != time)
+          continue;
+        next_[id] = vtime::never().ns();
+        granted_.push_back(id);
+      }
+      if (granted_.empty())
+        continue; // nothing due here in this window: report at once
+      ++windows_;
+      shared_->outstanding.store(granted_.size(), std::memory_order_release);
+      for (auto id : granted_)
+        send(shared_->directory[id], grant_atom::value, grant.window_end);
+      return;
+    }
+  }
+
+  void finish(bool interrupted) {
+    interrupted_ = interrupted;
+    outstanding_ = ask_entities_to_finish(this, *shared_);
+    if (outstanding_ == 0)
+      deliver();
+  }
+
+  void deliver() {
+    run_result r;
+    r.windows = windows_;
+    r.interrupted = interrupted_;
+    r.reached = vtime::from_ns(reached_);
+    shared_->done.set_value(std::move(r));
+    quit();
+  }
+
+  run_shared* shared_;
+  const node_share& share_;
+  std::vector<std::int64_t> next_;
+  std::vector<std::uint8_t> touched_;
+  std::priority_queue<item, std::vector<item>, std::greater<item>> queue_;
+  std::vector<entity_id> granted_;
+  std::size_t outstanding_ = 0;
+  std::uint64_t events_ = 0;
+  std::uint64_t windows_ = 0;
+  std::int64_t reached_ = 0;
+  bool interrupted_ = false;
+};
+
 /// Drives one entity in real time: each send becomes a delayed CAF message.
 class rt_entity_actor final : public caf::event_based_actor, public outbox {
 public:
@@ -438,9 +596,11 @@ std::size_t resolve_threads(std::size_t requested) {
 
 std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& entities) {
   std::uint64_t h = hash_combine(0, entities.size());
-  for (const auto& e : entities) {
-    h = hash_combine(h, e->id());
-    h = hash_combine(h, e->fingerprint());
+  // Entity i has id i (a twin on a distributed run's coordinator was never
+  // bound, so its id() is not set).
+  for (std::size_t i = 0; i < entities.size(); ++i) {
+    h = hash_combine(h, i);
+    h = hash_combine(h, entities[i]->fingerprint());
   }
   return h;
 }
@@ -478,7 +638,16 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   const auto wall0 = wall_clock::now();
   caf::actor boss;
   std::uint64_t rss_after = 0;
-  if (opts.mode == clock_mode::virtual_time) {
+  if (opts.mode == clock_mode::virtual_time && opts.share != nullptr) {
+    boss = sys.spawn<node_conductor_actor>(&shared, n);
+    shared.directory.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      if (opts.share->node_of[i] == opts.share->node)
+        shared.directory[i] = sys.spawn<vt_entity_actor>(entities[i].get(),
+                                                         static_cast<entity_id>(i), &shared, boss);
+    rss_after = current_rss_bytes();
+    caf::anon_send(boss, start_atom::value);
+  } else if (opts.mode == clock_mode::virtual_time) {
     boss = sys.spawn<conductor_actor>(&shared, n);
     for (std::size_t i = 0; i < n; ++i)
       shared.directory.push_back(sys.spawn<vt_entity_actor>(
@@ -538,6 +707,19 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   boss = nullptr;
   sys.await_all_actors_done();
 
+  tally_entities(entities, result);
+  for (auto& h : shared.lateness)
+    result.lateness_ns.merge(h);
+  for (auto& t : shared.traces)
+    result.trace.insert(result.trace.end(), t.begin(), t.end());
+  std::sort(result.trace.begin(), result.trace.end(), [](const trace_record& a, const trace_record& b) {
+    return std::tie(a.time_ns, a.entity, a.src, a.seq, a.from) <
+           std::tie(b.time_ns, b.entity, b.src, b.seq, b.from);
+  });
+  return result;
+}
+
+void tally_entities(const std::vector<std::unique_ptr<entity>>& entities, run_result& result) {
   result.fingerprint = combine_fingerprints(entities);
   // Totals from the entities themselves: the same in both clock modes.
   result.events = 0;
@@ -555,15 +737,6 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   const auto names = counter_names();
   for (std::size_t i = 0; i < sums.size(); ++i)
     result.counters[names[i]] = sums[i];
-  for (auto& h : shared.lateness)
-    result.lateness_ns.merge(h);
-  for (auto& t : shared.traces)
-    result.trace.insert(result.trace.end(), t.begin(), t.end());
-  std::sort(result.trace.begin(), result.trace.end(), [](const trace_record& a, const trace_record& b) {
-    return std::tie(a.time_ns, a.entity, a.src, a.seq, a.from) <
-           std::tie(b.time_ns, b.entity, b.src, b.seq, b.from);
-  });
-  return result;
 }
 
 } // namespace satemu::runtime

@@ -27,6 +27,7 @@
 #include <memory>
 #include <vector>
 
+#include "protocol/envelope_batch.hpp"
 #include "runtime/entity.hpp"
 #include "runtime/histogram.hpp"
 #include "runtime/time.hpp"
@@ -40,6 +41,44 @@ struct progress_info {
   vtime now;
   std::uint64_t events = 0;
   double wall_seconds = 0;
+};
+
+/// A node's end of a window barrier in a distributed run: what the node
+/// tells the coordinator when its entities are done with a window.
+struct window_report {
+  /// Earliest pending event of the node's entities; `vtime::never()` if none.
+  std::int64_t next_ns = 0;
+  /// Events processed in the window.
+  std::uint64_t events = 0;
+  /// Envelopes the window produced for other nodes' entities.
+  std::vector<protocol::routed_envelope> outgoing;
+};
+
+/// What the coordinator answers: the next window, with the envelopes other
+/// nodes sent this one, or the end of the run.
+struct window_grant {
+  bool stop = false;
+  bool interrupted = false;
+  std::int64_t window_end = 0;
+  std::vector<protocol::routed_envelope> incoming;
+};
+
+/// Carries a node's barrier to the coordinator (runtime/distributed.hpp).
+class window_exchange {
+public:
+  virtual ~window_exchange() = default;
+  /// Called by the node's conductor after the start and after every window;
+  /// blocks until the coordinator grants the next window (or stops the run).
+  virtual window_grant exchange(window_report&& report) = 0;
+};
+
+/// A node's share of a distributed run.
+struct node_share {
+  /// The node hosting each entity (one per entity of the run).
+  std::vector<std::uint32_t> node_of;
+  /// This node.
+  std::uint32_t node = 0;
+  window_exchange* exchange = nullptr;
 };
 
 struct run_options {
@@ -60,6 +99,11 @@ struct run_options {
   /// When set to true (e.g. by a SIGINT handler) the run stops at the next
   /// window and reports itself interrupted.
   const std::atomic<bool>* stop = nullptr;
+  /// Virtual time only: run as one node of a distributed run. The entity
+  /// vector holds every entity of the run; only those with
+  /// `share->node_of[id] == share->node` are driven here, and the windows come
+  /// from `share->exchange`. Null: the whole run is here.
+  const node_share* share = nullptr;
 };
 
 struct run_result {
@@ -93,5 +137,10 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
 
 /// Combines per-entity fingerprints in id order into the run's fingerprint.
 std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& entities);
+
+/// Fills the run's totals from the entities (fingerprint, events, envelopes,
+/// counters), as `run` does at its end; used where entities' final states
+/// were gathered from other nodes.
+void tally_entities(const std::vector<std::unique_ptr<entity>>& entities, run_result& r);
 
 } // namespace satemu::runtime

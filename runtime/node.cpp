@@ -274,6 +274,7 @@ struct worker_link::impl {
   bool authenticated = false;
   bool closed = false;
   std::uint32_t worker_threads = 0;
+  std::string worker_software;
   node_crypto::frame_sealer sealer;
   node_crypto::frame_opener opener;
 
@@ -373,6 +374,18 @@ bool worker_link::authenticated() const noexcept {
 
 std::uint32_t worker_link::worker_threads() const noexcept {
   return impl_->worker_threads;
+}
+
+const std::string& worker_link::worker_software() const noexcept {
+  return impl_->worker_software;
+}
+
+absl::Status worker_link::health() const {
+  std::lock_guard<std::mutex> guard(impl_->inbox->mu);
+  if (impl_->inbox->down)
+    return absl::UnavailableError(
+      absl::StrCat(impl_->name, " went down (", impl_->inbox->down_reason, ")"));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<worker_link> worker_link::open(const node_address& addr, milliseconds timeout,
@@ -487,6 +500,7 @@ absl::Status worker_link::authenticate(const std::string& secret, milliseconds t
   p.sealer = node_crypto::frame_sealer(key, node_crypto::frame_direction::to_worker);
   p.opener = node_crypto::frame_opener(key, node_crypto::frame_direction::to_coordinator);
   p.worker_threads = acc->threads;
+  p.worker_software = acc->software.substr(0, 80);
   p.authenticated = true;
   return absl::OkStatus();
 }

@@ -194,6 +194,11 @@ public:
   bool authenticated() const noexcept;
   /// The worker's scheduler threads (from its `accepted`); 0 before.
   std::uint32_t worker_threads() const noexcept;
+  /// The worker's software string (from its `accepted`); empty before.
+  const std::string& worker_software() const noexcept;
+  /// Unavailable (naming the worker and why) once the worker is gone; OK
+  /// while it is connected. Does not consume frames.
+  absl::Status health() const;
 
   /// Encodes and sends `m` (sealed with the session MAC once authenticated).
   /// Unavailable when the worker is gone or the link closed.
@@ -225,6 +230,25 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
+class entity;
+
+/// What a worker hosts for one run, built from the run's scenario by the
+/// layer that knows workloads (the CLI).
+struct hosted_run {
+  /// Every entity of the run, entity i at index i; the worker drives only
+  /// its share. Owned by `owner`.
+  std::vector<std::unique_ptr<entity>>* entities = nullptr;
+  /// As the scenario gives them (the coordinator derived the same).
+  std::int64_t lookahead_ns = 0;
+  std::int64_t end_ns = 0;
+  std::uint64_t seed = 1;
+  /// The workload's node-wide state after the run (e.g. topology epochs
+  /// built); sent with the results. May be unset.
+  std::function<std::string()> workload_state;
+  /// Keeps the workload alive while the run needs it.
+  std::shared_ptr<void> owner;
+};
+
 struct worker_options {
   /// Where to listen; port 0 = any free port (see `worker_node::address`).
   node_address listen{"127.0.0.1", 0};
@@ -242,6 +266,10 @@ struct worker_options {
   std::function<void(const std::string&)> log;
   /// Software name sent in `accepted`.
   std::string software = "satemu";
+  /// Builds what this worker hosts when a coordinator sends a run's setup
+  /// (runtime/distributed.hpp); unset = the worker refuses runs (it still
+  /// serves the handshake and the session frames).
+  std::function<absl::StatusOr<hosted_run>(const std::string& scenario_yaml)> build_run;
 };
 
 /// A worker node: listens, admits one authenticated coordinator, serves its

@@ -170,6 +170,7 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
   std::vector<std::size_t> all(n);
   std::iota(all.begin(), all.end(), 0);
   c.group_of_.assign(n, 0);
+  c.plane_of_.assign(n, 0);
   std::set<std::pair<std::uint32_t, std::uint32_t>> seen;
   auto add = [&](std::size_t a, std::size_t b, bool inter) {
     if (a == b)
@@ -188,6 +189,9 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
       auto planes = split_sorted(group, raan, grouping.raan_tolerance_deg, true);
       for (auto& p : planes)
         std::stable_sort(p.begin(), p.end(), [&](std::size_t a, std::size_t b) { return u[a] < u[b]; });
+      for (std::size_t pi = 0; pi < planes.size(); ++pi)
+        for (auto k : planes[pi])
+          c.plane_of_[k] = static_cast<std::uint32_t>(c.planes_ + pi);
       c.planes_ += planes.size();
       for (std::size_t pi = 0; pi < planes.size(); ++pi) {
         const auto& p = planes[pi];

@@ -65,6 +65,8 @@ public:
   std::size_t groups() const { return groups_; }
   /// Planes found, over all groups.
   std::size_t planes() const { return planes_; }
+  /// Plane of every satellite (0 .. planes()-1, numbered group by group).
+  const std::vector<std::uint32_t>& plane_of() const { return plane_of_; }
   const std::vector<isl_candidate>& candidates() const { return candidates_; }
   /// Element sets the model rejected at their epoch (left out), as messages.
   const std::vector<std::string>& rejected() const { return rejected_; }
@@ -80,6 +82,7 @@ private:
   std::vector<std::uint16_t> group_of_;
   std::size_t groups_ = 0;
   std::size_t planes_ = 0;
+  std::vector<std::uint32_t> plane_of_;
   std::vector<isl_candidate> candidates_;
   double min_perigee_radius_m_ = 0;
   std::vector<std::string> rejected_;

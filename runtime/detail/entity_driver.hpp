@@ -31,6 +31,11 @@ public:
   static bool pop(entity& e, protocol::envelope& env, std::uint64_t& tag);
   /// Drops every pending event (end of run).
   static void clear(entity& e);
+  /// The entity's final state after a run on a worker: its bookkeeping
+  /// (events, envelopes, fingerprint, counters), then `save_results`.
+  static void save(const entity& e, protocol::byte_writer& w);
+  /// Reads what `save` wrote into `e` (its twin on the coordinator).
+  static void load(entity& e, protocol::byte_reader& r);
 
 private:
   static void dispatch(entity& e, entity::pending& p);

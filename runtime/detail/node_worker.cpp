@@ -1,6 +1,7 @@
 // The worker node: its gate actor (handshake, session) and `worker_node`.
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -9,6 +10,7 @@
 #include "caf/all.hpp"
 #include "caf/io/all.hpp"
 #include "runtime/detail/node_caf.hpp"
+#include "runtime/detail/worker_run.hpp"
 #include "runtime/node.hpp"
 
 namespace satemu::runtime {
@@ -36,6 +38,26 @@ struct worker_outcome {
   }
 };
 
+/// The run a session hosts, shared by the gate (which starts it and feeds it
+/// grants) and `worker_node` (which waits for its thread), and the frames
+/// the run thread has queued for the coordinator.
+struct run_slot {
+  std::mutex mu;
+  std::unique_ptr<detail::worker_run> run;
+  std::deque<std::string> outbound;
+
+  void reset() {
+    std::unique_ptr<detail::worker_run> r;
+    {
+      std::lock_guard<std::mutex> guard(mu);
+      r = std::move(run);
+    }
+    r.reset(); // aborts and joins outside the lock
+  }
+};
+
+using node_flush_atom = caf::atom_constant<caf::atom("ndflush")>;
+
 /// What the gate needs of the options (the rest stays with `worker_node`).
 struct gate_config {
   std::string secret;
@@ -45,6 +67,8 @@ struct gate_config {
   std::function<void(const std::string&)> log;
   std::string software;
   std::uint32_t threads;
+  std::size_t run_threads;
+  std::function<absl::StatusOr<hosted_run>(const std::string&)> build_run;
 };
 
 enum class phase { fresh, challenged, accepted, refused };
@@ -76,9 +100,9 @@ overloaded(Fs...) -> overloaded<Fs...>;
 class gate_actor final : public caf::event_based_actor {
 public:
   gate_actor(caf::actor_config& cfg, node_system::impl* sys, gate_config conf,
-             std::shared_ptr<worker_outcome> outcome)
+             std::shared_ptr<worker_outcome> outcome, std::shared_ptr<run_slot> slot)
     : caf::event_based_actor(cfg), sys_(sys), conf_(std::move(conf)),
-      outcome_(std::move(outcome)) {
+      outcome_(std::move(outcome)), slot_(std::move(slot)) {
   }
 
   caf::behavior make_behavior() override {
@@ -96,6 +120,9 @@ public:
     });
     return {
       [this](protocol::node_frame& f) { on_frame(f); },
+      // The run thread queued frames for the coordinator. Only local code can
+      // fill the queue, so a peer sending this atom achieves nothing.
+      [this](node_flush_atom) { flush_outbound(); },
       [this](detail::node_timeout_atom, const caf::node_id& nid, std::uint64_t attempt) {
         if (!from_self())
           return;
@@ -295,6 +322,66 @@ private:
                      conf_.threads, conf_.software});
   }
 
+  void flush_outbound() {
+    std::deque<std::string> frames;
+    {
+      std::lock_guard<std::mutex> guard(slot_->mu);
+      frames.swap(slot_->outbound);
+    }
+    if (!session_)
+      return;
+    auto it = peers_.find(*session_);
+    if (it == peers_.end() || it->second.ph != phase::accepted)
+      return;
+    for (auto& bytes : frames)
+      send(it->second.handle, it->second.sealer.seal(std::move(bytes)));
+  }
+
+  void start_run(peer& p, protocol::node_setup& setup) {
+    if (!conf_.build_run) {
+      reply_sealed(p, protocol::node_error{protocol::node_error_code::unsupported_frame,
+                                           "this worker does not host runs"});
+      return;
+    }
+    std::lock_guard<std::mutex> guard(slot_->mu);
+    if (slot_->run) {
+      log(absl::StrCat("coordinator ", p.label, " sent a second setup"));
+      reply_sealed(p, protocol::node_error{protocol::node_error_code::unexpected_frame,
+                                           "a run is already set up in this session"});
+      return;
+    }
+    auto self = caf::actor_cast<caf::actor>(this);
+    auto slot = slot_;
+    auto send_fn = [self, slot](protocol::node_message m) {
+      {
+        std::lock_guard<std::mutex> g(slot->mu);
+        slot->outbound.push_back(protocol::encode_node_message(m));
+      }
+      caf::anon_send(self, node_flush_atom::value);
+    };
+    slot_->run = std::make_unique<detail::worker_run>(conf_.build_run, std::move(send_fn), conf_.log,
+                                                      conf_.run_threads);
+    log(absl::StrCat("coordinator ", p.label, " set up a run (node ", setup.node, " of ",
+                     setup.nodes, ", ", setup.node_of.size(), " entities)"));
+    slot_->run->start(std::move(setup));
+  }
+
+  void grant_run(peer& p, protocol::node_grant& g) {
+    std::lock_guard<std::mutex> guard(slot_->mu);
+    if (!slot_->run) {
+      reply_sealed(p, protocol::node_error{protocol::node_error_code::unexpected_frame,
+                                           "a grant before any setup"});
+      return;
+    }
+    slot_->run->grant(std::move(g));
+  }
+
+  void abort_run() {
+    std::lock_guard<std::mutex> guard(slot_->mu);
+    if (slot_->run)
+      slot_->run->abort();
+  }
+
   void session_frame(peer& p, const protocol::node_frame& f) {
     if (auto st = p.opener.open(f); !st.ok()) {
       log(absl::StrCat("rejected a frame from coordinator ", p.label, ": ", st.message()));
@@ -316,7 +403,15 @@ private:
                  [&](protocol::node_ping& x) {
                    reply_sealed(p, protocol::node_pong{x.seq, std::move(x.data)});
                  },
+                 [&](protocol::node_setup& x) { start_run(p, x); },
+                 [&](protocol::node_grant& x) { grant_run(p, x); },
+                 [&](protocol::node_abort& x) {
+                   log(absl::StrCat("coordinator ", p.label, " aborted the run: ", x.reason));
+                   abort_run();
+                 },
                  [&](protocol::node_end& x) {
+                   abort_run();
+                   flush_outbound();
                    log(absl::StrCat("coordinator ", p.label, " ended the session",
                                     x.reason.empty() ? "" : absl::StrCat(": ", x.reason)));
                    reply_sealed(p, protocol::node_end{"worker done"});
@@ -345,6 +440,7 @@ private:
     if (it == peers_.end() || dm.source != it->second.handle.address())
       return;
     if (session_ && *session_ == nid) {
+      abort_run();
       const auto reason = detail::render(system(), dm.reason);
       log(absl::StrCat("coordinator ", it->second.label, " went down (", reason, ")"));
       outcome_->finish(absl::UnavailableError(absl::StrCat(
@@ -360,6 +456,7 @@ private:
   node_system::impl* sys_;
   gate_config conf_;
   std::shared_ptr<worker_outcome> outcome_;
+  std::shared_ptr<run_slot> slot_;
   std::map<caf::node_id, peer> peers_;
   std::optional<caf::node_id> session_;
   std::uint64_t attempts_ = 0;
@@ -372,8 +469,10 @@ struct worker_node::impl {
   node_address bound;
   caf::actor gate;
   std::shared_ptr<worker_outcome> outcome = std::make_shared<worker_outcome>();
+  std::shared_ptr<run_slot> slot = std::make_shared<run_slot>();
 
   ~impl() {
+    slot->reset();
     if (gate) {
       caf::anon_send_exit(gate, caf::exit_reason::user_shutdown);
       gate = nullptr;
@@ -412,8 +511,10 @@ absl::StatusOr<worker_node> worker_node::start(worker_options opts) {
   };
   conf.software = opts.software;
   conf.threads = static_cast<std::uint32_t>(p->system->threads());
+  conf.run_threads = opts.node.threads;
+  conf.build_run = std::move(opts.build_run);
   auto& s = p->system->get();
-  p->gate = s.sys->spawn<gate_actor>(&s, std::move(conf), p->outcome);
+  p->gate = s.sys->spawn<gate_actor>(&s, std::move(conf), p->outcome, p->slot);
   // If the gate stops for any other reason (CAF lets any peer send it an
   // exit message), `wait` must not hang.
   caf::actor_cast<caf::abstract_actor*>(p->gate)->attach_functor(
@@ -421,7 +522,7 @@ absl::StatusOr<worker_node> worker_node::start(worker_options opts) {
       outcome->finish(absl::InternalError(
         absl::StrCat("the worker's gate stopped (", detail::render(*sysp, reason), ")")));
     });
-  auto port = s.sys->middleman().publish(p->gate, opts.listen.port, opts.listen.host.c_str(), false);
+  auto port = s.sys->middleman().publish(p->gate, opts.listen.port, opts.listen.host.c_str(), true);
   if (!port)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", opts.listen.to_string(), ": ",
                                                detail::render(*s.sys, port.error())));
@@ -438,7 +539,11 @@ absl::Status worker_node::wait(std::optional<std::chrono::milliseconds> timeout)
   } else {
     o.cv.wait(guard, [&] { return o.done; });
   }
-  return o.result;
+  auto result = o.result;
+  guard.unlock();
+  // The session is over: stop a run still going and wait for its thread.
+  impl_->slot->reset();
+  return result;
 }
 
 } // namespace satemu::runtime

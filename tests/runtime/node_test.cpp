@@ -220,6 +220,12 @@ std::vector<node_message> one_of_each() {
     protocol::node_pong{~std::uint64_t{0}, ""},
     protocol::node_end{"done"},
     protocol::node_error{protocol::node_error_code::unsupported_frame, "no"},
+    protocol::node_setup{"name: x\n", 1, 3, {0, 1, 2, 1}, 4},
+    protocol::node_ready{2, 4, 1'000'000},
+    protocol::node_grant{5'000'000, true, true, {binary, "", std::string(9, 'e')}},
+    protocol::node_report{-1, 12, {{2, 7, 3, binary}, {0, 9, 1, ""}}},
+    protocol::node_results{binary, "w", 1, 2, 3, 4, 5},
+    protocol::node_abort{"cannot build"},
   };
 }
 

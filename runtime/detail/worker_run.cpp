@@ -1,0 +1,200 @@
+#include "runtime/detail/worker_run.hpp"
+
+#include <chrono>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "protocol/envelope_batch.hpp"
+#include "runtime/distributed.hpp"
+#include "runtime/kernel.hpp"
+
+namespace satemu::runtime::detail {
+
+/// The node conductor's barrier: report out, wait for the grant.
+class worker_run::barrier final : public window_exchange {
+public:
+  barrier(worker_run& run, const node_share& share, std::uint32_t nodes)
+    : run_(run), share_(share), nodes_(nodes) {
+  }
+
+  window_grant exchange(window_report&& rep) override {
+    protocol::node_report out;
+    out.next_ns = rep.next_ns;
+    out.events = rep.events;
+    if (rep.events > 0)
+      ++windows_;
+    if (!rep.outgoing.empty()) {
+      // One batch per receiving node, envelopes in the order produced.
+      std::vector<std::vector<protocol::routed_envelope>> per(nodes_);
+      for (auto& r : rep.outgoing)
+        per[share_.node_of[r.hop]].push_back(std::move(r));
+      for (std::uint32_t k = 0; k < nodes_; ++k) {
+        if (per[k].empty())
+          continue;
+        protocol::node_batch b;
+        b.node = k;
+        b.count = per[k].size();
+        b.first_ns = std::numeric_limits<std::int64_t>::max();
+        for (const auto& r : per[k])
+          b.first_ns = std::min(b.first_ns, r.env.deliver_ns);
+        protocol::encode_envelopes(per[k], b.data);
+        cross_envelopes_ += b.count;
+        cross_bytes_ += b.data.size();
+        out.batches.push_back(std::move(b));
+      }
+    }
+    run_.send_(std::move(out));
+    const auto t0 = std::chrono::steady_clock::now();
+    protocol::node_grant g;
+    {
+      std::unique_lock<std::mutex> lock(run_.mu_);
+      run_.cv_.wait(lock, [&] { return run_.aborted_ || !run_.grants_.empty(); });
+      wait_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+      if (run_.aborted_)
+        return stop_now();
+      g = std::move(run_.grants_.front());
+      run_.grants_.pop_front();
+    }
+    window_grant w;
+    w.stop = g.stop;
+    w.interrupted = g.interrupted;
+    w.window_end = g.window_end;
+    const auto n = static_cast<std::uint32_t>(share_.node_of.size());
+    for (const auto& b : g.batches) {
+      if (auto st = protocol::decode_envelopes(b, n, w.incoming); !st.ok())
+        return fail(absl::StrCat("a grant carried a malformed envelope batch: ", st.message()));
+    }
+    for (const auto& r : w.incoming)
+      if (share_.node_of[r.hop] != share_.node)
+        return fail(absl::StrCat("a grant carried an envelope for entity ", r.hop,
+                                 ", which node ", share_.node_of[r.hop], " hosts"));
+    return w;
+  }
+
+  bool failed() const { return failed_; }
+  std::uint64_t windows() const { return windows_; }
+  std::uint64_t cross_envelopes() const { return cross_envelopes_; }
+  std::uint64_t cross_bytes() const { return cross_bytes_; }
+  std::int64_t wait_ns() const { return wait_ns_; }
+
+private:
+  window_grant stop_now() {
+    failed_ = true;
+    window_grant w;
+    w.stop = true;
+    w.interrupted = true;
+    return w;
+  }
+
+  window_grant fail(const std::string& why) {
+    run_.log_(why);
+    run_.send_(protocol::node_abort{why});
+    return stop_now();
+  }
+
+  worker_run& run_;
+  const node_share& share_;
+  std::uint32_t nodes_;
+  bool failed_ = false;
+  std::uint64_t windows_ = 0;
+  std::uint64_t cross_envelopes_ = 0;
+  std::uint64_t cross_bytes_ = 0;
+  std::int64_t wait_ns_ = 0;
+};
+
+worker_run::worker_run(std::function<absl::StatusOr<hosted_run>(const std::string&)> build,
+                       send_fn send, log_fn log, std::size_t threads)
+  : build_(std::move(build)), send_(std::move(send)), log_(std::move(log)), threads_(threads) {
+}
+
+worker_run::~worker_run() {
+  abort();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+void worker_run::start(protocol::node_setup setup) {
+  if (thread_.joinable())
+    return;
+  thread_ = std::thread([this, s = std::move(setup)]() mutable { main(std::move(s)); });
+}
+
+void worker_run::grant(protocol::node_grant g) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    grants_.push_back(std::move(g));
+  }
+  cv_.notify_all();
+}
+
+void worker_run::abort() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    aborted_ = true;
+  }
+  cv_.notify_all();
+}
+
+void worker_run::main(protocol::node_setup setup) {
+  auto give_up = [&](const std::string& why) {
+    log_(absl::StrCat("cannot run: ", why));
+    send_(protocol::node_abort{why});
+  };
+  if (setup.nodes == 0 || setup.node >= setup.nodes) {
+    give_up(absl::StrCat("setup names node ", setup.node, " of ", setup.nodes));
+    return;
+  }
+  for (auto k : setup.node_of)
+    if (k >= setup.nodes) {
+      give_up(absl::StrCat("setup places an entity on node ", k, " of ", setup.nodes));
+      return;
+    }
+  auto built = build_(setup.scenario);
+  if (!built.ok()) {
+    give_up(std::string(built.status().message()));
+    return;
+  }
+  auto& entities = *built->entities;
+  if (entities.size() != setup.node_of.size()) {
+    give_up(absl::StrCat("the scenario has ", entities.size(), " entities here, the setup places ",
+                         setup.node_of.size()));
+    return;
+  }
+  node_share share;
+  share.node_of = std::move(setup.node_of);
+  share.node = setup.node;
+  barrier ex(*this, share, setup.nodes);
+  share.exchange = &ex;
+  std::uint64_t hosted = 0;
+  for (auto k : share.node_of)
+    hosted += k == share.node ? 1 : 0;
+  log_(absl::StrCat("hosting ", hosted, " of ", entities.size(), " entities as node ", share.node,
+                    " of ", setup.nodes));
+  send_(protocol::node_ready{hosted, entities.size(), built->lookahead_ns});
+
+  run_options opts;
+  opts.end = vtime::from_ns(built->end_ns);
+  opts.lookahead = duration::from_ns(built->lookahead_ns);
+  opts.seed = built->seed;
+  opts.threads = setup.threads != 0 ? setup.threads : threads_;
+  opts.share = &share;
+  auto r = run(entities, opts);
+  if (ex.failed())
+    return;
+  protocol::node_results res;
+  res.entities = save_entity_states(entities, share.node_of, share.node);
+  if (built->workload_state)
+    res.workload = built->workload_state();
+  res.events = r.events;
+  res.windows = ex.windows();
+  res.cross_envelopes = ex.cross_envelopes();
+  res.cross_bytes = ex.cross_bytes();
+  res.barrier_wait_ns = ex.wait_ns();
+  log_(absl::StrCat("run done: ", r.events, " events, ", ex.cross_envelopes(),
+                    " envelopes sent to other nodes"));
+  send_(std::move(res));
+}
+
+} // namespace satemu::runtime::detail

@@ -1,0 +1,59 @@
+/// A worker's side of one distributed run (runtime/distributed.hpp): builds
+/// the scenario, runs the node's share of it on its own thread (the kernel's
+/// own actor system), and trades window reports for grants with the
+/// coordinator through the worker's gate. Private to runtime/.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "protocol/node.hpp"
+#include "runtime/node.hpp"
+
+namespace satemu::runtime::detail {
+
+class worker_run {
+public:
+  /// Queues a message for the coordinator (sealed and sent by the gate);
+  /// callable from any thread.
+  using send_fn = std::function<void(protocol::node_message)>;
+  using log_fn = std::function<void(const std::string&)>;
+
+  worker_run(std::function<absl::StatusOr<hosted_run>(const std::string&)> build, send_fn send,
+             log_fn log, std::size_t threads);
+  /// Aborts a run still going and waits for its thread.
+  ~worker_run();
+  worker_run(const worker_run&) = delete;
+  worker_run& operator=(const worker_run&) = delete;
+
+  /// Starts the run thread (once).
+  void start(protocol::node_setup setup);
+  /// Hands a grant to the run thread.
+  void grant(protocol::node_grant g);
+  /// Stops the run: the node conductor gets a stop at its next barrier and
+  /// no results are sent. Returns at once.
+  void abort();
+  bool started() const { return thread_.joinable(); }
+
+private:
+  class barrier;
+  void main(protocol::node_setup setup);
+
+  std::function<absl::StatusOr<hosted_run>(const std::string&)> build_;
+  send_fn send_;
+  log_fn log_;
+  std::size_t threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<protocol::node_grant> grants_;
+  bool aborted_ = false;
+  std::thread thread_;
+};
+
+} // namespace satemu::runtime::detail

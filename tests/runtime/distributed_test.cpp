@@ -1,0 +1,470 @@
+// Distributed runs without the satemu binary: the byte format, envelope
+// batches crossing nodes (round trip, every truncation, hostile values), the
+// partition, and whole runs of a test workload over two in-process worker
+// nodes against the same run in one process. The command-line run over
+// worker processes is tested in tests/cli/distributed_test.cpp.
+#include "runtime/distributed.hpp"
+
+#include <chrono>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "protocol/bytes.hpp"
+#include "protocol/envelope_batch.hpp"
+#include "protocol/payload.hpp"
+#include "runtime/histogram.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/node.hpp"
+
+namespace satemu::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool contains(const absl::Status& st, const std::string& needle) {
+  return std::string(st.message()).find(needle) != std::string::npos;
+}
+
+// --- bytes -------------------------------------------------------------------
+
+TEST(bytes, round_trip_every_type) {
+  std::string buf;
+  protocol::byte_writer w(buf);
+  w.u8(0xab);
+  w.u16(0xbeef);
+  w.u32(0xdeadbeef);
+  w.u64(~std::uint64_t{0} - 5);
+  w.i64(-42);
+  w.f64(-0.1);
+  w.bytes("hello");
+  w.bytes("");
+  EXPECT_EQ(buf.size(), 1u + 2 + 4 + 8 + 8 + 8 + 4 + 5 + 4);
+  protocol::byte_reader r(buf);
+  EXPECT_EQ(r.u8("a"), 0xab);
+  EXPECT_EQ(r.u16("b"), 0xbeef);
+  EXPECT_EQ(r.u32("c"), 0xdeadbeefu);
+  EXPECT_EQ(r.u64("d"), ~std::uint64_t{0} - 5);
+  EXPECT_EQ(r.i64("e"), -42);
+  EXPECT_EQ(r.f64("f"), -0.1);
+  EXPECT_EQ(r.bytes("g"), "hello");
+  EXPECT_EQ(r.bytes("h"), "");
+  EXPECT_TRUE(r.at_end());
+  r.expect_end("all");
+  EXPECT_TRUE(r.ok()) << r.status();
+}
+
+TEST(bytes, little_endian_on_the_wire) {
+  std::string buf;
+  protocol::byte_writer(buf).u32(0x01020304);
+  EXPECT_EQ(buf, std::string("\x04\x03\x02\x01", 4));
+}
+
+TEST(bytes, failures_stick_and_name_the_field) {
+  std::string buf;
+  protocol::byte_writer(buf).u32(100); // announces 100 bytes, has none
+  protocol::byte_reader r(buf);
+  EXPECT_EQ(r.bytes("payload"), "");
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.status(), "truncated payload")) << r.status();
+  EXPECT_EQ(r.u64("later"), 0u);
+  EXPECT_TRUE(contains(r.status(), "payload")) << "the first failure is kept";
+
+  std::string c;
+  protocol::byte_writer(c).u64(1'000'000);
+  protocol::byte_reader rc(c);
+  EXPECT_EQ(rc.count("items", 8), 0u);
+  EXPECT_TRUE(contains(rc.status(), "does not fit")) << rc.status();
+
+  std::string t = "abc";
+  protocol::byte_reader rt(t);
+  rt.expect_end("x");
+  EXPECT_TRUE(contains(rt.status(), "3 trailing bytes")) << rt.status();
+}
+
+TEST(bytes, histogram_round_trips_exactly) {
+  histogram h;
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 5000; ++i)
+    h.record(static_cast<std::int64_t>(rng() % 10'000'000'000ULL));
+  std::string buf;
+  protocol::byte_writer w(buf);
+  h.save(w);
+  histogram back;
+  protocol::byte_reader r(buf);
+  back.load(r);
+  r.expect_end("histogram");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(back.count(), h.count());
+  EXPECT_EQ(back.mean(), h.mean()) << "the sum must survive exactly";
+  for (double q : {0.0, 0.1, 0.5, 0.9, 0.99, 1.0})
+    EXPECT_EQ(back.quantile(q), h.quantile(q)) << q;
+  EXPECT_EQ(back.min(), h.min());
+  EXPECT_EQ(back.max(), h.max());
+}
+
+// --- envelope batches --------------------------------------------------------------
+
+std::vector<protocol::routed_envelope> sample_batch() {
+  std::vector<protocol::routed_envelope> b;
+  for (std::uint32_t i = 0; i < 5; ++i) {
+    protocol::routed_envelope r;
+    r.hop = i + 1;
+    r.from = 9 - i;
+    r.env.src = i;
+    r.env.dst = 7;
+    r.env.send_ns = 1000 * i;
+    r.env.deliver_ns = 1000 * i + 5000;
+    r.env.seq = 100 + i;
+    r.env.hops = static_cast<std::uint16_t>(i);
+    r.env.k = protocol::kind::mesh;
+    if (i % 2 == 0)
+      r.env.body = protocol::payload::build_words(i + 1, [&](std::span<std::uint64_t> w) {
+        for (std::size_t j = 0; j < w.size(); ++j)
+          w[j] = 0x0101010101010101ULL * (i + j);
+      });
+    b.push_back(std::move(r));
+  }
+  return b;
+}
+
+TEST(envelope_batch, round_trips) {
+  const auto batch = sample_batch();
+  std::string bytes;
+  protocol::encode_envelopes(batch, bytes);
+  std::vector<protocol::routed_envelope> back;
+  ASSERT_TRUE(protocol::decode_envelopes(bytes, 10, back).ok());
+  EXPECT_EQ(back, batch);
+}
+
+TEST(envelope_batch, every_truncation_and_extension_is_rejected) {
+  std::string bytes;
+  protocol::encode_envelopes(sample_batch(), bytes);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    std::vector<protocol::routed_envelope> out;
+    EXPECT_FALSE(protocol::decode_envelopes(std::string_view(bytes).substr(0, n), 10, out).ok())
+      << "prefix of " << n << " bytes";
+  }
+  std::vector<protocol::routed_envelope> out;
+  auto st = protocol::decode_envelopes(bytes + "x", 10, out);
+  EXPECT_TRUE(contains(st, "trailing")) << st;
+}
+
+TEST(envelope_batch, hostile_values_are_rejected) {
+  std::vector<protocol::routed_envelope> out;
+  std::string bytes;
+  protocol::encode_envelopes(sample_batch(), bytes);
+  auto st = protocol::decode_envelopes(bytes, 5, out); // hop 5 exists in the batch
+  EXPECT_TRUE(contains(st, "outside 0..4")) << st;
+
+  auto b = sample_batch();
+  b[1].env.deliver_ns = b[1].env.send_ns - 1;
+  bytes.clear();
+  protocol::encode_envelopes(b, bytes);
+  out.clear();
+  st = protocol::decode_envelopes(bytes, 10, out);
+  EXPECT_TRUE(contains(st, "before it was sent")) << st;
+
+  // A payload of 12 bytes is not a Cap'n Proto message.
+  std::string odd;
+  protocol::byte_writer w(odd);
+  w.u64(1);
+  for (int i = 0; i < 4; ++i)
+    w.u32(1);
+  w.i64(0);
+  w.i64(10);
+  w.u64(0);
+  w.u16(0);
+  w.u16(1);
+  w.bytes(std::string(12, 'x'));
+  out.clear();
+  st = protocol::decode_envelopes(odd, 10, out);
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(contains(st, "envelope 0")) << st;
+
+  // A count far beyond the bytes is refused before allocating.
+  std::string huge;
+  protocol::byte_writer(huge).u64(~std::uint64_t{0});
+  out.clear();
+  st = protocol::decode_envelopes(huge, 10, out);
+  EXPECT_TRUE(contains(st, "does not fit")) << st;
+}
+
+TEST(envelope_batch, random_bytes_never_crash) {
+  std::mt19937_64 rng(11);
+  for (int rep = 0; rep < 2000; ++rep) {
+    std::string junk(rng() % 200, '\0');
+    for (auto& c : junk)
+      c = static_cast<char>(rng());
+    std::vector<protocol::routed_envelope> out;
+    (void)protocol::decode_envelopes(junk, 50, out);
+  }
+}
+
+// --- partition ---------------------------------------------------------------
+
+TEST(partition, keeps_groups_whole_and_balances) {
+  // 10 planes of 10, then 4 ground endpoints placed with planes 0, 9, 9, 5.
+  std::vector<std::uint32_t> g;
+  for (std::uint32_t p = 0; p < 10; ++p)
+    for (int i = 0; i < 10; ++i)
+      g.push_back(p);
+  for (std::uint32_t p : {0u, 9u, 9u, 5u})
+    g.push_back(p);
+  const auto n = partition_groups(g, 3);
+  ASSERT_EQ(n.size(), g.size());
+  std::vector<std::size_t> count(3, 0);
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    ++count[n[i]];
+    // Same group, same node.
+    for (std::size_t j = 0; j < i; ++j)
+      if (g[i] == g[j])
+        ASSERT_EQ(n[i], n[j]) << i << " " << j;
+  }
+  // Contiguous in group order, every node used, about a third each.
+  for (std::size_t i = 1; i < 100; ++i)
+    EXPECT_LE(n[i - 1], n[i]);
+  for (auto c : count) {
+    EXPECT_GE(c, 20u);
+    EXPECT_LE(c, 50u);
+  }
+}
+
+TEST(partition, one_node_or_few_groups) {
+  std::vector<std::uint32_t> g{4, 4, 4, 7, 7};
+  EXPECT_EQ(partition_groups(g, 1), (std::vector<std::uint32_t>{0, 0, 0, 0, 0}));
+  const auto n = partition_groups(g, 4);
+  EXPECT_EQ(n[0], n[2]);
+  EXPECT_EQ(n[3], n[4]);
+  EXPECT_NE(n[0], n[3]);
+  // Every entity alone: runs of consecutive ids.
+  std::vector<std::uint32_t> ids(9);
+  for (std::uint32_t i = 0; i < 9; ++i)
+    ids[i] = i;
+  EXPECT_EQ(partition_groups(ids, 3), (std::vector<std::uint32_t>{0, 0, 0, 1, 1, 1, 2, 2, 2}));
+}
+
+// --- whole runs -----------------------------------------------------------------
+
+/// Sends messages to random entities, which forward some of them once more:
+/// every event depends on the order of the ones before it.
+class chatter final : public entity {
+public:
+  explicit chatter(std::uint32_t n) : n_(n) {
+  }
+
+  void save_results(protocol::byte_writer& w) const override {
+    w.u64(received_);
+    w.u64(digest_);
+    delay_.save(w);
+  }
+  void load_results(protocol::byte_reader& r) override {
+    received_ = r.u64("received");
+    digest_ = r.u64("digest");
+    delay_.load(r);
+  }
+
+  std::uint64_t received_ = 0;
+  std::uint64_t digest_ = 0;
+  histogram delay_;
+
+protected:
+  void on_start() override { schedule(microseconds(random().below(1000)), 0); }
+  void on_timer(std::uint64_t) override {
+    const auto dst = static_cast<entity_id>(random().below(n_));
+    send(dst, milliseconds(1) + microseconds(random().below(3000)), protocol::kind::mesh, nullptr);
+    schedule(microseconds(200 + random().below(800)), 0);
+  }
+  void on_envelope(protocol::envelope& e) override {
+    ++received_;
+    digest_ = digest_ * 31 + e.src * 7 + static_cast<std::uint64_t>(now().ns());
+    delay_.record(now().ns() - e.send_ns);
+    if (e.hops == 0 && random().below(3) == 0)
+      forward(static_cast<entity_id>(random().below(n_)), milliseconds(1), std::move(e));
+  }
+
+private:
+  std::uint32_t n_;
+};
+
+std::vector<std::unique_ptr<entity>> make_chatter(std::uint32_t n) {
+  std::vector<std::unique_ptr<entity>> v;
+  for (std::uint32_t i = 0; i < n; ++i)
+    v.push_back(std::make_unique<chatter>(n));
+  return v;
+}
+
+constexpr std::uint32_t chatter_entities = 40;
+constexpr std::int64_t chatter_end_ns = 300'000'000; // 0.3 s
+
+hosted_run build_chatter() {
+  auto owned = std::make_shared<std::vector<std::unique_ptr<entity>>>(make_chatter(chatter_entities));
+  hosted_run h;
+  h.entities = owned.get();
+  h.lookahead_ns = milliseconds(1).ns();
+  h.end_ns = chatter_end_ns;
+  h.seed = 5;
+  h.workload_state = [] { return std::string("state"); };
+  h.owner = owned;
+  return h;
+}
+
+std::unique_ptr<worker_node> start_worker(const std::string& secret,
+                                          std::shared_ptr<std::vector<std::string>> log = nullptr) {
+  worker_options o;
+  o.secret = secret;
+  o.node.threads = 2;
+  o.build_run = [](const std::string&) -> absl::StatusOr<hosted_run> { return build_chatter(); };
+  auto mu = std::make_shared<std::mutex>();
+  o.log = [log, mu](const std::string& line) {
+    if (log) {
+      std::lock_guard<std::mutex> g(*mu);
+      log->push_back(line);
+    }
+  };
+  auto w = worker_node::start(std::move(o));
+  EXPECT_TRUE(w.ok()) << w.status();
+  return std::make_unique<worker_node>(std::move(*w));
+}
+
+TEST(distributed, two_nodes_give_the_single_process_run) {
+  // One process.
+  auto ref = make_chatter(chatter_entities);
+  run_options opts;
+  opts.end = vtime::from_ns(chatter_end_ns);
+  opts.lookahead = milliseconds(1);
+  opts.seed = 5;
+  opts.threads = 2;
+  const auto single = run(ref, opts);
+  ASSERT_GT(single.envelopes, 1000u);
+
+  // Two worker nodes; the coordinator's twins get their states.
+  const std::string secret = "a secret of enough bytes";
+  auto w1 = start_worker(secret);
+  auto w2 = start_worker(secret);
+  coordinator_options co;
+  co.workers = {w1->address(), w2->address()};
+  co.secret = secret;
+  co.scenario_yaml = "unused by the test builder";
+  std::vector<std::uint32_t> ids(chatter_entities);
+  for (std::uint32_t i = 0; i < chatter_entities; ++i)
+    ids[i] = i;
+  co.node_of = partition_groups(ids, 2);
+  co.end = opts.end;
+  co.lookahead = opts.lookahead;
+  auto cr = coordinate(co);
+  ASSERT_TRUE(cr.failure.ok()) << cr.failure;
+  ASSERT_EQ(cr.entity_states.size(), 2u);
+  EXPECT_EQ(cr.workload_states, (std::vector<std::string>{"state", "state"}));
+  auto twins = make_chatter(chatter_entities);
+  for (std::uint32_t k = 0; k < 2; ++k) {
+    auto st = load_entity_states(cr.entity_states[k], twins, co.node_of, k);
+    ASSERT_TRUE(st.ok()) << st;
+  }
+  run_result dist = cr.result;
+  tally_entities(twins, dist);
+  EXPECT_EQ(dist.fingerprint, single.fingerprint);
+  EXPECT_EQ(dist.events, single.events);
+  EXPECT_EQ(dist.envelopes, single.envelopes);
+  EXPECT_EQ(dist.windows, single.windows);
+  EXPECT_EQ(dist.reached, single.reached);
+  EXPECT_FALSE(dist.interrupted);
+  for (std::uint32_t i = 0; i < chatter_entities; ++i) {
+    const auto& a = static_cast<const chatter&>(*ref[i]);
+    const auto& b = static_cast<const chatter&>(*twins[i]);
+    EXPECT_EQ(a.received_, b.received_) << i;
+    EXPECT_EQ(a.digest_, b.digest_) << i;
+    EXPECT_EQ(a.delay_.mean(), b.delay_.mean()) << i;
+  }
+  // Traffic crossed nodes, and each node hosted its half.
+  EXPECT_GT(cr.cross_envelopes, 100u);
+  ASSERT_EQ(cr.nodes.size(), 2u);
+  EXPECT_EQ(cr.nodes[0].entities + cr.nodes[1].entities, chatter_entities);
+  EXPECT_EQ(cr.nodes[0].events + cr.nodes[1].events, single.events);
+  EXPECT_GT(cr.nodes[0].cross_envelopes, 0u);
+  EXPECT_EQ(w1->wait(5s).code(), absl::StatusCode::kOk);
+  EXPECT_EQ(w2->wait(5s).code(), absl::StatusCode::kOk);
+}
+
+TEST(distributed, states_for_another_node_are_rejected) {
+  auto e = make_chatter(4);
+  std::vector<std::uint32_t> node_of{0, 0, 1, 1};
+  const auto bytes = save_entity_states(e, node_of, 0);
+  auto st = load_entity_states(bytes, e, node_of, 1);
+  EXPECT_TRUE(contains(st, "entity 0 is not hosted by node 1")) << st;
+  st = load_entity_states(bytes.substr(0, bytes.size() - 1), e, node_of, 0);
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(load_entity_states(bytes, e, node_of, 0).ok());
+}
+
+TEST(distributed, a_malformed_grant_aborts_the_run_and_the_worker_survives) {
+  const std::string secret = "another secret of enough bytes";
+  auto log = std::make_shared<std::vector<std::string>>();
+  auto w = start_worker(secret, log);
+  auto link = worker_link::connect(w->address(), secret, 5000ms);
+  ASSERT_TRUE(link.ok()) << link.status();
+  std::vector<std::uint32_t> node_of(chatter_entities, 0);
+  ASSERT_TRUE(link->send(protocol::node_setup{"x", 0, 1, node_of, 1}).ok());
+  auto m = link->receive(10000ms);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_TRUE(std::holds_alternative<protocol::node_ready>(*m)) << protocol::node_kind_name(*m);
+  m = link->receive(10000ms);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_TRUE(std::holds_alternative<protocol::node_report>(*m)) << protocol::node_kind_name(*m);
+  // A grant whose envelope batch is cut short.
+  std::string bytes;
+  protocol::encode_envelopes(sample_batch(), bytes);
+  protocol::node_grant g;
+  g.window_end = 1'000'000;
+  g.batches = {bytes.substr(0, bytes.size() - 3)};
+  ASSERT_TRUE(link->send(g).ok());
+  m = link->receive(10000ms);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto* abort = std::get_if<protocol::node_abort>(&*m);
+  ASSERT_NE(abort, nullptr) << protocol::node_kind_name(*m);
+  EXPECT_NE(abort->reason.find("malformed envelope batch"), std::string::npos) << abort->reason;
+  // The worker still answers.
+  ASSERT_TRUE(link->send(protocol::node_ping{1, "alive?"}).ok());
+  m = link->receive(10000ms);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto* pong = std::get_if<protocol::node_pong>(&*m);
+  ASSERT_NE(pong, nullptr) << protocol::node_kind_name(*m);
+  EXPECT_EQ(pong->data, "alive?");
+  EXPECT_TRUE(link->close(5000ms).ok());
+  EXPECT_TRUE(w->wait(5000ms).ok());
+  bool logged = false;
+  for (const auto& line : *log)
+    logged = logged || line.find("malformed envelope batch") != std::string::npos;
+  EXPECT_TRUE(logged);
+}
+
+TEST(distributed, a_grant_before_setup_is_an_error_frame) {
+  const std::string secret = "yet another secret of bytes";
+  auto w = start_worker(secret);
+  auto link = worker_link::connect(w->address(), secret, 5000ms);
+  ASSERT_TRUE(link.ok()) << link.status();
+  ASSERT_TRUE(link->send(protocol::node_grant{1, false, false, {}}).ok());
+  auto m = link->receive(10000ms);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto* e = std::get_if<protocol::node_error>(&*m);
+  ASSERT_NE(e, nullptr) << protocol::node_kind_name(*m);
+  EXPECT_EQ(e->code, protocol::node_error_code::unexpected_frame);
+  EXPECT_TRUE(link->close(5000ms).ok());
+}
+
+TEST(distributed, unreachable_worker_fails_the_run_naming_it) {
+  coordinator_options co;
+  co.workers = {node_address{"127.0.0.1", 1}};
+  co.secret = "s";
+  co.node_of = {0};
+  co.end = vtime::from_ns(1'000'000);
+  co.connect_timeout = 2000ms;
+  auto cr = coordinate(co);
+  EXPECT_FALSE(cr.failure.ok());
+  EXPECT_TRUE(contains(cr.failure, "127.0.0.1:1")) << cr.failure;
+}
+
+} // namespace
+} // namespace satemu::runtime
