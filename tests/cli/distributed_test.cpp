@@ -1,0 +1,314 @@
+// `satemu run --workers` against `satemu worker` processes on 127.0.0.1:
+// the mesh quickstart and two space scenarios give the single-process
+// fingerprint, metrics and files; a worker killed in the middle of a run
+// fails the coordinator within 10 s naming it, with partial outputs; a
+// coordinator with the wrong secret is refused and the worker then serves
+// the right one; flag errors exit 2. Ports are chosen by the OS and every
+// wait has a deadline.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+#include "process.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using satemu::testing::decode_status;
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int wait_exit(pid_t pid, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  do {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      return decode_status(status);
+    std::this_thread::sleep_for(10ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  return -1;
+}
+
+std::string scenario(const std::string& name) {
+  return std::string(SATEMU_SOURCE_DIR) + "/scenarios/" + name;
+}
+
+/// summary.json without what may differ between runs of the same scenario:
+/// wall-clock figures, the process's memory and threads, the per-node
+/// figures, the output directory.
+nlohmann::json comparable(nlohmann::json j) {
+  for (const char* k : {"wall_seconds", "events_per_wall_second", "envelopes_per_wall_second",
+                        "peak_rss_bytes", "memory_per_entity_bytes", "threads", "nodes",
+                        "distributed"})
+    j.erase(k);
+  if (j.contains("metrics"))
+    for (auto it = j["metrics"].begin(); it != j["metrics"].end();) {
+      if (it.key().find("per_wall_second") != std::string::npos)
+        it = j["metrics"].erase(it);
+      else
+        ++it;
+    }
+  return j;
+}
+
+class distributed_test : public ::testing::Test {
+protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / (std::string("satemu_dist_") + info->name() + "_" +
+                                        std::to_string(getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    secret_file_ = write("secret", "the run's shared secret, 32 bytes+\n");
+  }
+
+  void TearDown() override {
+    for (auto& w : workers_)
+      if (w.pid > 0 && wait_exit(w.pid, 0ms) < 0) {
+        kill(w.pid, SIGKILL);
+        waitpid(w.pid, nullptr, 0);
+      }
+    if (HasFailure())
+      for (auto& w : workers_)
+        std::printf("worker log %s:\n%s\n", w.log.c_str(), read_file(w.log).c_str());
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string write(const std::string& name, const std::string& content) {
+    const auto p = dir_ / name;
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
+    chmod(p.c_str(), 0600);
+    return p.string();
+  }
+
+  struct worker {
+    pid_t pid = -1;
+    fs::path log;
+    std::string address;
+  };
+
+  /// Starts `n` workers and waits (at most 20 s each) for their ports.
+  void start_workers(int n, const std::string& secret_file) {
+    for (int i = 0; i < n; ++i) {
+      worker w;
+      w.log = dir_ / ("worker" + std::to_string(workers_.size()) + ".log");
+      w.pid = satemu::testing::spawn_satemu({"worker", "--listen", "127.0.0.1:0", "--secret-file",
+                                             secret_file, "--threads", "1"},
+                                            {}, w.log);
+      ASSERT_GT(w.pid, 0);
+      workers_.push_back(w);
+    }
+    const std::regex listening(R"(satemu worker listening on (127\.0\.0\.1:\d+))");
+    for (auto& w : workers_) {
+      const auto deadline = std::chrono::steady_clock::now() + 20s;
+      while (w.address.empty()) {
+        std::smatch m;
+        const auto text = read_file(w.log);
+        if (std::regex_search(text, m, listening))
+          w.address = m[1];
+        else if (std::chrono::steady_clock::now() > deadline)
+          FAIL() << "worker did not report its port:\n" << text;
+        else
+          std::this_thread::sleep_for(10ms);
+      }
+    }
+  }
+
+  std::string worker_list() const {
+    std::string s;
+    for (const auto& w : workers_)
+      s += (s.empty() ? "" : ",") + w.address;
+    return s;
+  }
+
+  struct result {
+    int code = -1;
+    std::string output;
+    double seconds = 0;
+  };
+
+  /// Runs `satemu args...` to completion (at most `limit`).
+  result run(const std::vector<std::string>& args, const std::string& name,
+             std::chrono::milliseconds limit = 300s) {
+    const auto log = dir_ / (name + ".log");
+    const auto t0 = std::chrono::steady_clock::now();
+    const pid_t pid = satemu::testing::spawn_satemu(args, {}, log);
+    result r;
+    r.code = wait_exit(pid, limit);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r.code < 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    r.output = read_file(log);
+    return r;
+  }
+
+  /// Runs `file` in one process and over `n` workers and checks that the
+  /// summaries and every other output file agree; returns the distributed
+  /// summary.
+  nlohmann::json same_as_single_process(const std::string& file, int n,
+                                        const std::vector<std::string>& sets) {
+    std::vector<std::string> single{"run", file, "--quiet", "--out", (dir_ / "single").string()};
+    std::vector<std::string> dist{"run",   file,         "--quiet", "--out", (dir_ / "dist").string(),
+                                  "--secret-file", secret_file_};
+    for (const auto& s : sets) {
+      single.insert(single.end(), {"--set", s});
+      dist.insert(dist.end(), {"--set", s});
+    }
+    auto r1 = run(single, "single");
+    EXPECT_EQ(r1.code, 0) << r1.output;
+    start_workers(n, secret_file_);
+    dist.insert(dist.end(), {"--workers", worker_list()});
+    auto r2 = run(dist, "dist");
+    EXPECT_EQ(r2.code, 0) << r2.output;
+    for (auto& w : workers_) {
+      EXPECT_EQ(wait_exit(w.pid, 20s), 0) << "worker " << w.address << " did not exit 0";
+      w.pid = -1;
+    }
+    const auto a = nlohmann::json::parse(read_file(dir_ / "single" / "summary.json"));
+    const auto b = nlohmann::json::parse(read_file(dir_ / "dist" / "summary.json"));
+    EXPECT_EQ(a["fingerprint"], b["fingerprint"]);
+    EXPECT_EQ(comparable(a).dump(1), comparable(b).dump(1));
+    for (const auto& f : fs::directory_iterator(dir_ / "single")) {
+      const auto name = f.path().filename().string();
+      if (name == "summary.json" || name == "scenario.resolved.yaml")
+        continue;
+      EXPECT_EQ(read_file(f.path()), read_file(dir_ / "dist" / name)) << name;
+    }
+    EXPECT_EQ(b["nodes"].size(), static_cast<std::size_t>(n));
+    std::uint64_t hosted = 0, events = 0;
+    for (const auto& node : b["nodes"]) {
+      hosted += node["entities"].get<std::uint64_t>();
+      events += node["events"].get<std::uint64_t>();
+    }
+    EXPECT_EQ(hosted, b["entities"].get<std::uint64_t>());
+    EXPECT_EQ(events, b["events"].get<std::uint64_t>());
+    return b;
+  }
+
+  fs::path dir_;
+  std::string secret_file_;
+  std::vector<worker> workers_;
+};
+
+TEST_F(distributed_test, mesh_quickstart_over_two_workers_is_the_single_process_run) {
+  const auto b = same_as_single_process(scenario("quickstart.yaml"), 2, {"duration=2s"});
+  EXPECT_GT(b["distributed"]["cross_node_envelopes"].get<std::uint64_t>(), 1000u);
+  for (const auto& node : b["nodes"])
+    EXPECT_GT(node["cross_node_envelopes"].get<std::uint64_t>(), 0u);
+}
+
+TEST_F(distributed_test, grid_19x5_ping_over_two_workers_is_the_single_process_run) {
+  const auto b = same_as_single_process(scenario("grid-19x5-ping.yaml"), 2, {});
+  EXPECT_GT(b["metrics"]["pings_answered"].get<std::uint64_t>(), 0u);
+}
+
+TEST_F(distributed_test, shell_1000_ping_over_three_workers_is_the_single_process_run) {
+  // Routes here cross orbital planes, hence nodes.
+  const auto b = same_as_single_process(scenario("shell-1000-ping.yaml"), 3, {"duration=5s"});
+  EXPECT_GT(b["metrics"]["pings_answered"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(b["distributed"]["cross_node_envelopes"].get<std::uint64_t>(), 0u);
+}
+
+TEST_F(distributed_test, a_killed_worker_fails_the_run_within_10s_naming_it) {
+  ASSERT_NO_FATAL_FAILURE(start_workers(2, secret_file_));
+  const auto out = dir_ / "out";
+  const auto log = dir_ / "coordinator.log";
+  const pid_t pid = satemu::testing::spawn_satemu(
+    {"run", scenario("quickstart.yaml"), "--quiet", "--out", out.string(), "--set",
+     "duration=3600s", "--workers", worker_list(), "--secret-file", secret_file_},
+    {}, log);
+  ASSERT_GT(pid, 0);
+  // Wait until both workers run their share, then let the run go a while.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  auto hosting = [&](const worker& w) { return read_file(w.log).find("hosting") != std::string::npos; };
+  while (!(hosting(workers_[0]) && hosting(workers_[1])) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(hosting(workers_[0]) && hosting(workers_[1])) << read_file(log);
+  std::this_thread::sleep_for(500ms);
+  ASSERT_EQ(wait_exit(pid, 0ms), -1) << "the run ended too early:\n" << read_file(log);
+  kill(workers_[1].pid, SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  const int code = wait_exit(pid, 10s);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  if (code < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  const auto text = read_file(log);
+  ASSERT_EQ(code, 3) << "coordinator still running or wrong code after " << took << " s:\n" << text;
+  EXPECT_LT(took, 10.0);
+  EXPECT_NE(text.find(workers_[1].address), std::string::npos) << text;
+  EXPECT_NE(text.find("PARTIAL"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(out / "summary.json"));
+  ASSERT_TRUE(fs::exists(out / "summary.partial.json"));
+  const auto j = nlohmann::json::parse(read_file(out / "summary.partial.json"));
+  EXPECT_EQ(j["complete"], false);
+  EXPECT_NE(j["error"].get<std::string>().find(workers_[1].address), std::string::npos);
+  EXPECT_GT(j["emulated_seconds"].get<double>(), 0.0);
+  // The surviving worker is told to stop and exits.
+  EXPECT_GE(wait_exit(workers_[0].pid, 10s), 0);
+  workers_[0].pid = -1;
+}
+
+TEST_F(distributed_test, a_wrong_secret_is_refused_and_the_worker_then_serves_the_right_one) {
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  const auto wrong = write("wrong", "not the run's secret at all, no\n");
+  auto r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "w").string(),
+                "--set", "duration=200ms", "--workers", worker_list(), "--secret-file", wrong},
+               "wrong");
+  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_NE(r.output.find("wrong secret"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(workers_[0].address), std::string::npos) << r.output;
+  r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "r").string(), "--set",
+           "duration=200ms", "--workers", worker_list(), "--secret-file", secret_file_},
+          "right");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "r" / "summary.json"));
+  EXPECT_EQ(wait_exit(workers_[0].pid, 20s), 0);
+  workers_[0].pid = -1;
+  EXPECT_NE(read_file(workers_[0].log).find("authentication failed (wrong secret)"), std::string::npos);
+}
+
+TEST_F(distributed_test, flag_errors_exit_2) {
+  const auto q = scenario("quickstart.yaml");
+  auto r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1"}, "nosecret");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--secret-file"), std::string::npos) << r.output;
+  r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1,,x", "--secret-file", secret_file_}, "list");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("entry 2 is empty"), std::string::npos) << r.output;
+  r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1", "--secret-file", secret_file_, "--set",
+           "clock.mode=realtime"},
+          "realtime");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("need virtual time"), std::string::npos) << r.output;
+  r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1", "--secret-file",
+           (dir_ / "missing").string()},
+          "missing");
+  EXPECT_EQ(r.code, 2) << r.output;
+}
+
+} // namespace
