@@ -7,6 +7,7 @@
 #include "actors/flows.hpp"
 #include "actors/mesh.hpp"
 #include "actors/ping.hpp"
+#include "actors/skymemory_sweep.hpp"
 #include "gpu/compute_config.hpp"
 
 namespace satemu::actors {
@@ -37,6 +38,7 @@ void register_workloads() {
     mesh_workload::register_kind();
     ping_workload::register_kind();
     flows_workload::register_kind();
+    skymemory::register_kind();
   });
 }
 
@@ -65,6 +67,13 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
     if (!w.ok())
       return w.status();
     return std::unique_ptr<workload>(std::move(*w));
+  }
+  if (kind == "skymemory") {
+    if (auto st = skymemory::require_analytic(s); !st.ok())
+      return st;
+    return absl::InvalidArgumentError(
+      "workload.mode: the analytic SkyMemory model has no emulation to run; evaluate it with "
+      "`satemu sweep FILE`");
   }
   return absl::InvalidArgumentError("workload.kind: unknown workload kind '" + kind + "'");
 }

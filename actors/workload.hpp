@@ -52,7 +52,9 @@ nlohmann::json milliseconds_summary(const runtime::histogram& h);
 void register_workloads();
 
 /// Builds the workload named by `workload.kind`. InvalidArgument (naming the
-/// key) when the values are valid one by one but impossible together.
+/// key) when the values are valid one by one but impossible together, and
+/// for `skymemory`, whose analytic mode is evaluated by `satemu sweep`
+/// (actors/skymemory_sweep.hpp) and whose emulated mode does not exist yet.
 absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s);
 
 } // namespace satemu::actors

@@ -6,6 +6,7 @@
 #include "CLI/CLI.hpp"
 #include "cli/calibrate_command.hpp"
 #include "cli/run_command.hpp"
+#include "cli/sweep_command.hpp"
 #include "cli/worker_command.hpp"
 #include "gpu/device.hpp"
 
@@ -55,6 +56,25 @@ int main(int argc, char** argv) {
     "Exit codes: 0 done, 1 internal error, 2 bad scenario or flags, 3 a worker failed,\n"
     "130 interrupted (outputs PARTIAL).");
 
+  sweep_args sa;
+  auto* sweep = app.add_subcommand(
+    "sweep",
+    "Evaluate an analytic model (workload kind skymemory, mode analytic) at its configured "
+    "point and over the scenario's workload.sweeps; write a CSV table and an SVG plot per "
+    "sweep, servers.csv (the layouts at the point), summary.json and scenario.resolved.yaml");
+  sweep->footer(
+    "Each sweep varies one of kv_size, servers, chunk_time, altitude and holds the others at "
+    "the workload's values; its table has one row per (value, strategy) and its plot the fetch "
+    "time against the value, one line per strategy. Keys: satemu validate --explain skymemory");
+  sweep->add_option("file", sa.file, "Scenario file (YAML)")->required();
+  sweep->add_option("--out", sa.out,
+                    "Output directory (default: the scenario's output.dir, else out/<name>)");
+  sweep->add_option("--set", sa.sets,
+                    "Override a scenario key before validation, e.g. --set workload.servers=49 "
+                    "(repeatable)")
+    ->allow_extra_args(false);
+  sweep->add_flag("--quiet,-q", sa.quiet, "Print only the files written");
+
   std::string vfile;
   std::vector<std::string> vsets;
   std::optional<std::string> explain_kind;
@@ -99,6 +119,8 @@ int main(int argc, char** argv) {
     }
     if (*run)
       return run_command(ra);
+    if (*sweep)
+      return sweep_command(sa);
     if (*worker)
       return worker_command(wa);
     if (*calibrate)

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "actors/workload.hpp"
+#include "cli/sweep_command.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/distributed.hpp"
 #include "runtime/kernel.hpp"
@@ -56,17 +57,6 @@ absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* 
   }
   overrides.insert(overrides.end(), sets.begin(), sets.end());
   return runtime::load_scenario_file(file, overrides);
-}
-
-/// A workload's error names the key it is about first ("workload.x: ...");
-/// point at where the scenario gave that key.
-absl::Status locate(const runtime::scenario& sc, const absl::Status& st) {
-  const std::string msg(st.message());
-  const auto colon = msg.find(": ");
-  std::string where = sc.source_name();
-  if (colon != std::string::npos && sc.has(msg.substr(0, colon)))
-    where = sc.where(msg.substr(0, colon));
-  return absl::Status(st.code(), absl::StrCat(where, ": ", msg));
 }
 
 std::string hex64(std::uint64_t v) { return absl::StrFormat("%016x", v); }
@@ -173,6 +163,15 @@ absl::StatusOr<distributed_outcome> run_distributed(const runtime::scenario& sc,
 
 } // namespace
 
+absl::Status locate(const runtime::scenario& sc, const absl::Status& st) {
+  const std::string msg(st.message());
+  const auto colon = msg.find(": ");
+  std::string where = sc.source_name();
+  if (colon != std::string::npos && sc.has(msg.substr(0, colon)))
+    where = sc.where(msg.substr(0, colon));
+  return absl::Status(st.code(), absl::StrCat(where, ": ", msg));
+}
+
 absl::StatusOr<runtime::hosted_run> build_hosted_run(const std::string& scenario_yaml) {
   actors::register_workloads();
   auto sc = runtime::load_scenario_text(scenario_yaml, "the coordinator's scenario");
@@ -205,6 +204,8 @@ int validate_command(const std::string& file, const std::vector<std::string>& se
   auto sc = load(file, nullptr, sets);
   if (!sc.ok())
     return report_error(sc.status());
+  if (sc->get_string("workload.kind") == "skymemory")
+    return validate_analytic(file, *sc);
   // Building the workload checks what single keys cannot (e.g. min <= max).
   auto w = actors::make_workload(*sc);
   if (!w.ok())

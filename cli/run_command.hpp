@@ -9,6 +9,10 @@
 #include "absl/status/statusor.h"
 #include "runtime/node.hpp"
 
+namespace satemu::runtime {
+class scenario;
+} // namespace satemu::runtime
+
 namespace satemu::cli {
 
 /// Exit codes of the satemu executable.
@@ -36,6 +40,11 @@ struct run_args {
 /// Prints `satemu: error: ...` and returns the exit code for the status:
 /// bad input (InvalidArgument, NotFound, OutOfRange) 2, anything else 1.
 int report_error(const absl::Status& st);
+
+/// A workload's error names the key it is about first ("workload.x: ...");
+/// prefixes where the scenario gave that key ("file:line:col: ") or, when it
+/// did not give it, the file name.
+absl::Status locate(const runtime::scenario& sc, const absl::Status& st);
 
 int run_command(const run_args& a);
 

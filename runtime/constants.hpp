@@ -14,6 +14,12 @@ namespace satemu::runtime {
 /// (SI, 17th CGPM, 1983).
 inline constexpr double speed_of_light_m_per_s = 299'792'458.0;
 
+/// The speed of light as the SkyMemory paper rounds it [m/s] (Sandholm et
+/// al., arXiv 2505.14427, evaluation section). Only the analytic SkyMemory
+/// model uses it, so that its figures match the paper's; it is 7 ppm above
+/// the exact value, about 0.05 ns per kilometre.
+inline constexpr double skymemory_speed_of_light_m_per_s = 2.998e8;
+
 /// Earth's gravitational parameter GM, atmosphere included [m^3/s^2].
 /// WGS-84 (NIMA TR8350.2, 3rd ed., Table 3.1).
 inline constexpr double earth_gm_m3_per_s2 = 3.986004418e14;

@@ -263,6 +263,7 @@ private:
         if (auto s = map(item, item.Mark(), spec, item_path, r); !s.ok()) return s;
       } else {
         if (auto s = scalar(item, mark, spec, spec.element_type, item_path, r); !s.ok()) return s;
+        r.location = location(item_path, value_mark(item, mark));
       }
       out.children.push_back(std::move(r));
     }

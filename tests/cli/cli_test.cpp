@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "process.hpp"
+#include "tests/actors/skymemory_reference.hpp"
 
 #include "gpu/model.hpp"
 #include "gpu/safetensors.hpp"
@@ -855,3 +856,208 @@ TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
   EXPECT_EQ(bad.code, 2) << bad.output;
   EXPECT_CONTAINS(bad.output, "tpu");
 }
+
+// ---------------------------------------------------------------------------
+namespace {
+
+// `satemu sweep`: the analytic SkyMemory model.
+
+const std::string skymemory_file =
+  std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-sweeps.yaml";
+
+/// A small analytic scenario: 5x5 grid, one sweep over the servers.
+const char* const sky_yaml = R"(name: sky
+duration: 1s
+workload:
+  kind: skymemory
+  mode: analytic
+  planes: 5
+  sats_per_plane: 5
+  center_plane: 3
+  center_satellite: 3
+  altitude: 550km
+  kv_size: 11500B
+  chunk_size: 1000B
+  servers: 9
+  chunk_time: 10ms
+  sweeps:
+    servers:
+      values: [1, 4, 9]
+)";
+
+std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::istringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ','))
+      cells.push_back(cell);
+    rows.push_back(std::move(cells));
+  }
+  return rows;
+}
+
+TEST_F(cli_test, sweep_writes_every_table_and_plot_and_matches_the_reference_model) {
+  const auto out = dir_ / "sweeps";
+  auto r = satemu({"sweep", skymemory_file, "--out", out.string()});
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* f : {"summary.json", "scenario.resolved.yaml", "servers.csv"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+    EXPECT_CONTAINS(r.output, (out / f).string());
+  }
+  for (const auto& e : fs::directory_iterator(out))
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  namespace ref = satemu::testing::skymemory_ref;
+  const std::pair<const char*, std::size_t> sweeps[] = {
+    {"kv_size", 21}, {"servers", 4}, {"chunk_time", 10}, {"altitude", 9}};
+  std::size_t checked = 0;
+  for (const auto& [name, points] : sweeps) {
+    const auto csv = out / (std::string("sweep_") + name + ".csv");
+    const auto svg = out / (std::string("sweep_") + name + ".svg");
+    ASSERT_TRUE(fs::exists(csv)) << csv;
+    ASSERT_TRUE(fs::exists(svg)) << svg;
+    EXPECT_CONTAINS(r.output, csv.string());
+    EXPECT_CONTAINS(r.output, svg.string());
+    const auto rows = csv_rows(read_file(csv));
+    // A header, then one row per point and strategy.
+    ASSERT_EQ(rows.size(), 1 + 3 * points) << name;
+    ASSERT_EQ(rows[0].size(), 15u);
+    EXPECT_EQ(rows[0][7], "fetch_s");
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+      const auto& c = rows[i];
+      ASSERT_EQ(c.size(), 15u) << name << " row " << i;
+      ref::point p; // 15x15, user under (8, 8)
+      p.kv_bytes = std::stoull(c[1]);
+      p.chunk_bytes = std::stoull(c[2]);
+      p.servers = std::stoi(c[3]);
+      p.chunk_s = std::stod(c[4]) * 1e-3;
+      p.altitude_m = std::stod(c[5]) * 1e3;
+      const auto want = ref::evaluate(p, c[0]);
+      EXPECT_EQ(std::stoull(c[6]), want.chunks) << name << " row " << i;
+      EXPECT_NEAR(std::stod(c[7]), want.fetch_s, 1e-9) << name << " row " << i;
+      EXPECT_NEAR(std::stod(c[8]), want.min_s, 1e-9) << name << " row " << i;
+      EXPECT_NEAR(std::stod(c[9]), want.mean_s, 1e-9) << name << " row " << i;
+      EXPECT_NEAR(std::stod(c[10]), want.std_s, 1e-9) << name << " row " << i;
+      EXPECT_EQ(std::stoull(c[13]), want.migration_chunks) << name << " row " << i;
+      EXPECT_EQ(std::stoull(c[14]), want.migration_bytes) << name << " row " << i;
+      ++checked;
+    }
+    // Strategies take turns within a point.
+    EXPECT_EQ(rows[1][0], "rotation");
+    EXPECT_EQ(rows[2][0], "hop");
+    EXPECT_EQ(rows[3][0], "hop_rotation");
+    const auto plot = read_file(svg);
+    EXPECT_EQ(plot.rfind("<?xml", 0), 0u);
+    EXPECT_CONTAINS(plot, "</svg>");
+    EXPECT_CONTAINS(plot, ">hop_rotation<");
+    EXPECT_CONTAINS(plot, "fetch time [s]");
+    EXPECT_EQ(std::count(plot.begin(), plot.end(), '\n') > 20, true);
+  }
+  EXPECT_EQ(checked, 132u);
+  const auto j = read_json(out / "summary.json");
+  EXPECT_EQ(j["complete"], true);
+  EXPECT_EQ(j["mode"], "analytic");
+  EXPECT_EQ(j["sweeps"].size(), 4u);
+  EXPECT_EQ(j["point"]["center_plane"], 8);
+  for (const char* s : {"rotation", "hop", "hop_rotation"}) {
+    const auto want = ref::evaluate(ref::point{}, s);
+    EXPECT_NEAR(j["metrics"][s]["fetch_s"].get<double>(), want.fetch_s, 1e-9) << s;
+    EXPECT_EQ(j["metrics"][s]["chunks"].get<std::uint64_t>(), 1792u) << s;
+  }
+  // servers.csv: 81 servers per strategy.
+  EXPECT_EQ(csv_rows(read_file(out / "servers.csv")).size(), 1 + 3 * 81u);
+  EXPECT_CONTAINS(read_file(out / "scenario.resolved.yaml"), "dir: " + out.string());
+}
+
+TEST_F(cli_test, sweep_default_output_dir_and_overrides) {
+  const auto f = scenario("sky.yaml", sky_yaml);
+  auto r = satemu({"sweep", f, "-q", "--set", "workload.chunk_time=20ms"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("[satemu]"), std::string::npos) << r.output;
+  const auto out = dir_ / "out" / "sky";
+  ASSERT_TRUE(fs::exists(out / "sweep_servers.csv"));
+  EXPECT_FALSE(fs::exists(out / "sweep_kv_size.csv")); // only the sweeps given
+  const auto rows = csv_rows(read_file(out / "sweep_servers.csv"));
+  ASSERT_EQ(rows.size(), 1 + 3 * 3u);
+  EXPECT_EQ(rows[7][3], "9");
+  EXPECT_EQ(rows[7][4], "20");
+  // 12 chunks on 1 server: the centre (rotation), 550 km up, 12 x 20 ms.
+  EXPECT_EQ(rows[1][3], "1");
+  EXPECT_NEAR(std::stod(rows[1][7]), 550e3 / 2.998e8 + 0.240, 1e-9);
+  EXPECT_CONTAINS(read_file(out / "scenario.resolved.yaml"), "chunk_time: 20ms");
+}
+
+TEST_F(cli_test, validate_accepts_the_shipped_sweeps) {
+  auto r = satemu({"validate", skymemory_file});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "ok");
+  EXPECT_CONTAINS(r.output, "4 sweeps, 44 points");
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+TEST_F(cli_test, sweep_bad_key_names_file_line_and_key) {
+  const auto text = replace(sky_yaml, "      values: [1, 4, 9]", "      valeus: [1, 4, 9]");
+  const auto f = scenario("typo.yaml", text);
+  const auto out = (dir_ / "o").string();
+  const int line = line_of(text, "valeus");
+  expect_bad_file(satemu({"sweep", f, "--out", out}), f, line,
+                  {"workload.sweeps.servers.valeus", "values"});
+  expect_bad_file(satemu({"validate", f}), f, line, {"workload.sweeps.servers.valeus"});
+  EXPECT_FALSE(fs::exists(out));
+  const auto unit = replace(sky_yaml, "altitude: 550km", "altitude: 550kg");
+  const auto fu = scenario("unit.yaml", unit);
+  expect_bad_file(satemu({"sweep", fu, "--out", out}), fu, line_of(unit, "altitude:"),
+                  {"workload.altitude", "kg"});
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(cli_test, sweep_values_wrong_together_name_file_line_and_key) {
+  const auto out = (dir_ / "o").string();
+  const auto centre = replace(sky_yaml, "center_plane: 3", "center_plane: 6");
+  const auto f = scenario("centre.yaml", centre);
+  expect_bad_file(satemu({"sweep", f, "--out", out}), f, line_of(centre, "center_plane: 6"),
+                  {"workload.center_plane", "1..5"});
+  const auto many = replace(sky_yaml, "values: [1, 4, 9]", "values: [1, 4, 26]");
+  const auto f2 = scenario("many.yaml", many);
+  for (const auto& args : {std::vector<std::string>{"sweep", f2, "--out", out},
+                           std::vector<std::string>{"validate", f2}})
+    expect_bad_file(satemu(args), f2, line_of(many, "values: [1, 4, 26]"),
+                    {"workload.sweeps.servers.values.2", "5x5", "25"});
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(cli_test, emulated_skymemory_is_not_implemented_yet) {
+  const auto text = replace(sky_yaml, "mode: analytic", "mode: emulated");
+  const auto f = scenario("emu.yaml", text);
+  const int line = line_of(text, "mode: emulated");
+  for (const auto& cmd : {"sweep", "validate", "run"}) {
+    auto r = satemu({cmd, f});
+    expect_bad_file(r, f, line, {"workload.mode", "not implemented yet"});
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+TEST_F(cli_test, run_on_an_analytic_scenario_points_to_sweep) {
+  const auto f = scenario("sky.yaml", sky_yaml);
+  auto r = satemu({"run", f, "--out", (dir_ / "o").string()});
+  expect_bad_file(r, f, line_of(sky_yaml, "mode: analytic"), {"workload.mode", "satemu sweep"});
+  EXPECT_FALSE(fs::exists(dir_ / "o"));
+}
+
+TEST_F(cli_test, sweep_of_an_emulated_workload_is_bad_input) {
+  const auto f = scenario("s.yaml", small_yaml);
+  auto r = satemu({"sweep", f});
+  expect_bad_file(r, f, line_of(small_yaml, "kind: mesh"), {"workload.kind", "satemu run"});
+  auto h = satemu({"sweep", "--help"});
+  EXPECT_EQ(h.code, 0) << h.output;
+  EXPECT_CONTAINS(h.output, "--out");
+  EXPECT_CONTAINS(h.output, "--set");
+  EXPECT_CONTAINS(h.output, "kv_size");
+  auto top = satemu({"--help"});
+  EXPECT_CONTAINS(top.output, "sweep");
+}
+
+} // namespace

@@ -307,6 +307,26 @@ TEST_F(scenario_test, registered_section_is_validated_and_optional) {
                {"inline.yaml:4:24: extra_section.range: expected a positive distance"});
 }
 
+TEST_F(scenario_test, where_names_the_line_of_a_value_and_of_a_list_element) {
+  auto s = load_scenario_text(R"(name: mini
+duration: 10s
+workload:
+  kind: test_kind
+  requests: 5
+  tags:
+    - a
+    - b
+)",
+                              "inline.yaml");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->where("workload.requests"), "inline.yaml:5:13");
+  EXPECT_EQ(s->where("workload.tags.1"), "inline.yaml:8:7");
+  EXPECT_EQ(s->where("workload.interval"), "inline.yaml: default of workload.interval");
+  auto set = load_scenario_text(minimal, "inline.yaml", {"workload.tags=[x, y]"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->where("workload.tags.0"), "--set workload.tags=[x, y]");
+}
+
 TEST_F(scenario_test, copies_share_the_same_values) {
   auto s = load_scenario_text(minimal, "inline.yaml");
   ASSERT_TRUE(s.ok());

@@ -1,0 +1,177 @@
+#include "cli/sweep_command.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "actors/skymemory_sweep.hpp"
+#include "actors/workload.hpp"
+#include "cli/run_command.hpp"
+#include "nlohmann/json.hpp"
+#include "runtime/output.hpp"
+#include "runtime/scenario.hpp"
+
+namespace satemu::cli {
+
+namespace sm = actors::skymemory;
+
+namespace {
+
+absl::StatusOr<sm::analytic_config> analytic(const runtime::scenario& sc) {
+  const auto kind = sc.get_string("workload.kind");
+  if (kind != "skymemory")
+    return locate(sc, absl::InvalidArgumentError(absl::StrCat(
+                        "workload.kind: `satemu sweep` evaluates analytic models (kind "
+                        "skymemory, mode analytic); kind '",
+                        kind, "' is emulated: use `satemu run`")));
+  auto cfg = sm::analytic_config_from(sc);
+  if (!cfg.ok())
+    return locate(sc, cfg.status());
+  return cfg;
+}
+
+std::size_t point_count(const sm::analytic_config& c) {
+  std::size_t n = 0;
+  for (const auto& sw : c.sweeps)
+    n += sw.points.size();
+  return n;
+}
+
+nlohmann::json figures(const sm::fetch_result& r) {
+  return {{"chunks", r.chunks},
+          {"fetch_s", r.fetch_s},
+          {"min_s", r.min_s},
+          {"mean_s", r.mean_s},
+          {"std_s", r.std_s},
+          {"box_planes", r.box_planes},
+          {"box_satellites", r.box_satellites},
+          {"migration_chunks", r.migration_chunks},
+          {"migration_bytes", r.migration_bytes}};
+}
+
+nlohmann::json point_json(const sm::params& p) {
+  return {{"planes", p.g.planes},
+          {"sats_per_plane", p.g.sats_per_plane},
+          {"center_plane", p.g.center_plane_index + 1},
+          {"center_satellite", p.g.center_satellite_index + 1},
+          {"altitude_km", p.g.altitude_m / 1000.0},
+          {"kv_bytes", p.kv_bytes},
+          {"chunk_bytes", p.chunk_bytes},
+          {"servers", p.servers},
+          {"chunk_time_ms", static_cast<double>(p.chunk_time.ns()) * 1e-6}};
+}
+
+} // namespace
+
+int validate_analytic(const std::string& file, const runtime::scenario& sc) {
+  auto cfg = analytic(sc);
+  if (!cfg.ok())
+    return report_error(cfg.status());
+  for (auto st : cfg->strategies)
+    if (auto r = sm::evaluate(cfg->base, st); !r.ok())
+      return report_error(locate(sc, r.status()));
+  std::printf("%s: ok (workload skymemory, analytic: %zu sweeps, %zu points; evaluate it with "
+              "satemu sweep)\n",
+              file.c_str(), cfg->sweeps.size(), point_count(*cfg));
+  return exit_ok;
+}
+
+int sweep_command(const sweep_args& a) {
+  actors::register_workloads();
+  std::vector<std::string> overrides;
+  if (a.out)
+    overrides.push_back("output.dir=" + *a.out);
+  overrides.insert(overrides.end(), a.sets.begin(), a.sets.end());
+  auto sc = runtime::load_scenario_file(a.file, overrides);
+  if (!sc.ok())
+    return report_error(sc.status());
+  auto cfg = analytic(*sc);
+  if (!cfg.ok())
+    return report_error(cfg.status());
+
+  // Everything is evaluated before anything is written: bad input leaves no
+  // output directory behind.
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<sm::fetch_result> point;
+  for (auto st : cfg->strategies) {
+    auto r = sm::evaluate(cfg->base, st);
+    if (!r.ok())
+      return report_error(locate(*sc, r.status()));
+    point.push_back(std::move(*r));
+  }
+  std::vector<std::vector<sm::sweep_row>> tables;
+  for (const auto& sw : cfg->sweeps) {
+    auto rows = sm::run_sweep(*cfg, sw);
+    if (!rows.ok())
+      return report_error(locate(*sc, rows.status()));
+    tables.push_back(std::move(*rows));
+  }
+  const double wall_s =
+    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  std::string dir = sc->get_string("output.dir");
+  if (dir.empty())
+    dir = "out/" + sc->get_string("name");
+  auto out = runtime::output_dir::open(dir);
+  if (!out.ok())
+    return report_error(out.status());
+  if (!a.quiet)
+    std::fprintf(stderr,
+                 "[satemu] %s: analytic skymemory, %zu sweeps, %zu points x %zu strategies, "
+                 "output %s\n",
+                 sc->get_string("name").c_str(), cfg->sweeps.size(), point_count(*cfg),
+                 cfg->strategies.size(), dir.c_str());
+
+  std::vector<std::string> files;
+  absl::Status st;
+  auto write = [&](const std::string& name, const std::string& content) {
+    if (!st.ok())
+      return;
+    st = out->write(name, content);
+    files.push_back(name);
+  };
+  write("scenario.resolved.yaml", sc->resolved_yaml());
+  write("servers.csv", sm::servers_csv(point));
+  nlohmann::json sweeps = nlohmann::json::array();
+  for (std::size_t i = 0; i < cfg->sweeps.size(); ++i) {
+    const auto& sw = cfg->sweeps[i];
+    const auto stem = absl::StrCat("sweep_", sm::to_string(sw.parameter));
+    write(stem + ".csv", sm::sweep_csv(tables[i]));
+    write(stem + ".svg", sm::sweep_svg(*cfg, sw, tables[i]));
+    sweeps.push_back({{"parameter", sm::to_string(sw.parameter)},
+                      {"points", sw.points.size()},
+                      {"rows", tables[i].size()},
+                      {"csv", stem + ".csv"},
+                      {"svg", stem + ".svg"}});
+  }
+  nlohmann::json j;
+  j["scenario"] = sc->get_string("name");
+  j["complete"] = true;
+  j["mode"] = "analytic";
+  j["wall_seconds"] = wall_s;
+  j["point"] = point_json(cfg->base);
+  j["metrics"] = nlohmann::json::object();
+  for (const auto& r : point)
+    j["metrics"][sm::to_string(r.s)] = figures(r);
+  j["sweeps"] = std::move(sweeps);
+  write("summary.json", j.dump(2) + "\n");
+  // A failed write leaves what was written under its partial name.
+  const bool complete = st.ok();
+  if (auto c = out->commit(complete); st.ok())
+    st = c;
+  if (!st.ok())
+    return report_error(st);
+
+  if (!a.quiet)
+    for (const auto& r : point)
+      std::fprintf(stderr,
+                   "[satemu] %-12s fetch %.6f s (servers %.6f..%.6f s, mean %.6f s), %llu "
+                   "chunks\n",
+                   sm::to_string(r.s).c_str(), r.fetch_s, r.min_s, r.fetch_s, r.mean_s,
+                   static_cast<unsigned long long>(r.chunks));
+  for (const auto& f : files)
+    std::printf("%s/%s\n", dir.c_str(), f.c_str());
+  return exit_ok;
+}
+
+} // namespace satemu::cli
