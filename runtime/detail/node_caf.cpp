@@ -37,6 +37,9 @@ absl::StatusOr<std::shared_ptr<node_system>> node_system::start(const node_optio
   auto& cfg = p->cfg;
   cfg.set("scheduler.max-threads", threads);
   cfg.set("logger.verbosity", caf::atom("quiet"));
+  // A frame wakes one actor at a time: with work stealing the idle workers
+  // back off into millisecond sleeps between polls (see runtime/kernel.cpp).
+  cfg.set("scheduler.policy", caf::atom("sharing"));
   cfg.load<caf::io::middleman>();
   // Deserialise in the middleman's own thread (TOOLCHAIN.md: faster on
   // loopback) and keep other CAF applications out at BASP's handshake.
