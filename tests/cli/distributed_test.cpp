@@ -30,23 +30,9 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using satemu::testing::decode_status;
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using satemu::testing::read_file;
 
-int wait_exit(pid_t pid, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  do {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid)
-      return decode_status(status);
-    std::this_thread::sleep_for(10ms);
-  } while (std::chrono::steady_clock::now() < deadline);
-  return -1;
-}
+using satemu::testing::wait_exit;
 
 std::string scenario(const std::string& name) {
   return std::string(SATEMU_SOURCE_DIR) + "/scenarios/" + name;

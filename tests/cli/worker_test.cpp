@@ -39,12 +39,7 @@ using satemu::runtime::node_address;
 using satemu::runtime::worker_link;
 namespace protocol = satemu::protocol;
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using satemu::testing::read_file;
 
 using satemu::testing::decode_status;
 
@@ -52,17 +47,7 @@ pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
   return satemu::testing::spawn_satemu(args, {}, log);
 }
 
-/// Exit code of `pid` if it exits within `limit`, else -1 (still running).
-int wait_exit(pid_t pid, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  do {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid)
-      return decode_status(status);
-    std::this_thread::sleep_for(10ms);
-  } while (std::chrono::steady_clock::now() < deadline);
-  return -1;
-}
+using satemu::testing::wait_exit;
 
 bool contains(const absl::Status& st, const std::string& needle) {
   return std::string(st.message()).find(needle) != std::string::npos;
