@@ -172,6 +172,13 @@ absl::Status locate(const runtime::scenario& sc, const absl::Status& st) {
   return absl::Status(st.code(), absl::StrCat(where, ": ", msg));
 }
 
+absl::StatusOr<runtime::output_dir> open_output(const runtime::scenario& sc, std::string& dir) {
+  dir = sc.get_string("output.dir");
+  if (dir.empty())
+    dir = "out/" + sc.get_string("name");
+  return runtime::output_dir::open(dir);
+}
+
 absl::StatusOr<runtime::hosted_run> build_hosted_run(const std::string& scenario_yaml) {
   actors::register_workloads();
   auto sc = runtime::load_scenario_text(scenario_yaml, "the coordinator's scenario");
@@ -226,10 +233,8 @@ int run_command(const run_args& a) {
     return report_error(locate(*sc, built.status()));
   auto& work = **built;
 
-  std::string dir = sc->get_string("output.dir");
-  if (dir.empty())
-    dir = "out/" + sc->get_string("name");
-  auto out = runtime::output_dir::open(dir);
+  std::string dir;
+  auto out = open_output(*sc, dir);
   if (!out.ok())
     return report_error(out.status());
 

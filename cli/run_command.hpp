@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "runtime/node.hpp"
+#include "runtime/output.hpp"
 
 namespace satemu::runtime {
 class scenario;
@@ -45,6 +46,9 @@ int report_error(const absl::Status& st);
 /// prefixes where the scenario gave that key ("file:line:col: ") or, when it
 /// did not give it, the file name.
 absl::Status locate(const runtime::scenario& sc, const absl::Status& st);
+
+/// The scenario's output directory (`output.dir`, else out/<name>), opened.
+absl::StatusOr<runtime::output_dir> open_output(const runtime::scenario& sc, std::string& dir);
 
 int run_command(const run_args& a);
 

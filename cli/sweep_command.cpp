@@ -109,10 +109,8 @@ int sweep_command(const sweep_args& a) {
   const double wall_s =
     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
-  std::string dir = sc->get_string("output.dir");
-  if (dir.empty())
-    dir = "out/" + sc->get_string("name");
-  auto out = runtime::output_dir::open(dir);
+  std::string dir;
+  auto out = open_output(*sc, dir);
   if (!out.ok())
     return report_error(out.status());
   if (!a.quiet)
