@@ -194,6 +194,51 @@ protected:
     return b;
   }
 
+
+  /// Starts a long quickstart over two workers, lets it run, then sends
+  /// `sig` to worker 1: the coordinator must exit 3 within 10 s naming it,
+  /// with partial outputs, and the other worker must exit.
+  void worker_fault_fails_the_run(int sig) {
+    ASSERT_NO_FATAL_FAILURE(start_workers(2, secret_file_));
+    const auto out = dir_ / "out";
+    const auto log = dir_ / "coordinator.log";
+    const pid_t pid = satemu::testing::spawn_satemu(
+      {"run", scenario("quickstart.yaml"), "--quiet", "--out", out.string(), "--set",
+       "duration=3600s", "--workers", worker_list(), "--secret-file", secret_file_},
+      {}, log);
+    ASSERT_GT(pid, 0);
+    // Wait until both workers run their share, then let the run go a while.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    auto hosting = [&](const worker& w) { return read_file(w.log).find("hosting") != std::string::npos; };
+    while (!(hosting(workers_[0]) && hosting(workers_[1])) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(hosting(workers_[0]) && hosting(workers_[1])) << read_file(log);
+    std::this_thread::sleep_for(500ms);
+    ASSERT_EQ(wait_exit(pid, 0ms), -1) << "the run ended too early:\n" << read_file(log);
+    kill(workers_[1].pid, sig);
+    const auto killed = std::chrono::steady_clock::now();
+    const int code = wait_exit(pid, 10s);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+    if (code < 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    const auto text = read_file(log);
+    ASSERT_EQ(code, 3) << "coordinator still running or wrong code after " << took << " s:\n" << text;
+    EXPECT_LT(took, 10.0);
+    EXPECT_NE(text.find(workers_[1].address), std::string::npos) << text;
+    EXPECT_NE(text.find("PARTIAL"), std::string::npos) << text;
+    EXPECT_FALSE(fs::exists(out / "summary.json"));
+    ASSERT_TRUE(fs::exists(out / "summary.partial.json"));
+    const auto j = nlohmann::json::parse(read_file(out / "summary.partial.json"));
+    EXPECT_EQ(j["complete"], false);
+    EXPECT_NE(j["error"].get<std::string>().find(workers_[1].address), std::string::npos);
+    EXPECT_GT(j["emulated_seconds"].get<double>(), 0.0);
+    // The surviving worker is told to stop and exits.
+    EXPECT_GE(wait_exit(workers_[0].pid, 10s), 0);
+    workers_[0].pid = -1;
+  }
+
   fs::path dir_;
   std::string secret_file_;
   std::vector<worker> workers_;
@@ -219,44 +264,12 @@ TEST_F(distributed_test, shell_1000_ping_over_three_workers_is_the_single_proces
 }
 
 TEST_F(distributed_test, a_killed_worker_fails_the_run_within_10s_naming_it) {
-  ASSERT_NO_FATAL_FAILURE(start_workers(2, secret_file_));
-  const auto out = dir_ / "out";
-  const auto log = dir_ / "coordinator.log";
-  const pid_t pid = satemu::testing::spawn_satemu(
-    {"run", scenario("quickstart.yaml"), "--quiet", "--out", out.string(), "--set",
-     "duration=3600s", "--workers", worker_list(), "--secret-file", secret_file_},
-    {}, log);
-  ASSERT_GT(pid, 0);
-  // Wait until both workers run their share, then let the run go a while.
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  auto hosting = [&](const worker& w) { return read_file(w.log).find("hosting") != std::string::npos; };
-  while (!(hosting(workers_[0]) && hosting(workers_[1])) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
-  ASSERT_TRUE(hosting(workers_[0]) && hosting(workers_[1])) << read_file(log);
-  std::this_thread::sleep_for(500ms);
-  ASSERT_EQ(wait_exit(pid, 0ms), -1) << "the run ended too early:\n" << read_file(log);
-  kill(workers_[1].pid, SIGKILL);
-  const auto killed = std::chrono::steady_clock::now();
-  const int code = wait_exit(pid, 10s);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
-  if (code < 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  const auto text = read_file(log);
-  ASSERT_EQ(code, 3) << "coordinator still running or wrong code after " << took << " s:\n" << text;
-  EXPECT_LT(took, 10.0);
-  EXPECT_NE(text.find(workers_[1].address), std::string::npos) << text;
-  EXPECT_NE(text.find("PARTIAL"), std::string::npos) << text;
-  EXPECT_FALSE(fs::exists(out / "summary.json"));
-  ASSERT_TRUE(fs::exists(out / "summary.partial.json"));
-  const auto j = nlohmann::json::parse(read_file(out / "summary.partial.json"));
-  EXPECT_EQ(j["complete"], false);
-  EXPECT_NE(j["error"].get<std::string>().find(workers_[1].address), std::string::npos);
-  EXPECT_GT(j["emulated_seconds"].get<double>(), 0.0);
-  // The surviving worker is told to stop and exits.
-  EXPECT_GE(wait_exit(workers_[0].pid, 10s), 0);
-  workers_[0].pid = -1;
+  worker_fault_fails_the_run(SIGKILL);
+}
+
+TEST_F(distributed_test, a_stopped_worker_fails_the_run_within_10s_naming_it) {
+  // SIGSTOP: the process stays, its connection goes silent.
+  worker_fault_fails_the_run(SIGSTOP);
 }
 
 TEST_F(distributed_test, a_wrong_secret_is_refused_and_the_worker_then_serves_the_right_one) {
