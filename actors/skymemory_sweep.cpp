@@ -190,12 +190,47 @@ void register_kind() {
     "skymemory",
     "SkyMemory (arXiv 2505.14427): a prompt's KV cache cut into chunks spread over the "
     "satellites of a torus grid around the user. mode analytic: the paper's closed-form fetch "
-    "time, evaluated by `satemu sweep`",
+    "time, evaluated by `satemu sweep`; mode emulated: the cache protocol as messages over the "
+    "moving constellation, run by `satemu run` (needs the constellation, ground and compute "
+    "sections)",
     {
       key_spec::choice("mode", {"analytic", "emulated"}, "",
                        "analytic: the closed-form model (satemu sweep); emulated: chunks as "
-                       "messages between satellite actors (not implemented yet)")
+                       "messages between cache servers on the satellites of the constellation "
+                       "section and ground users (satemu run)")
         .mandatory(),
+      key_spec::choice("strategy", {"rotation", "hop", "hop_rotation"}, "rotation",
+                       "Emulated: the layout of each user's chunks around its serving satellite"),
+      key_spec::boolean("in_plane", "false",
+                        "Emulated: lay chunks out in the serving satellite's plane only (for "
+                        "shells whose planes are too far apart for inter-plane ISLs)"),
+      key_spec::integer("block_tokens", "16", "Emulated: tokens per KV block (one chunk)")
+        .at_least(1)
+        .at_most(65536),
+      key_spec::size("capacity", "1GiB", "Emulated: cache capacity of each satellite (LRU)").above(0),
+      key_spec::integer("prompt_tokens", "1024", "Emulated: tokens per prompt").at_least(1).at_most(1 << 20),
+      key_spec::real("sharing", "0.75",
+                     "Emulated: fraction of a prompt that is its few-shot header, shared with "
+                     "every prompt drawing the same header")
+        .at_least(0)
+        .at_most(1),
+      key_spec::integer("headers", "4", "Emulated: distinct few-shot headers, drawn uniformly")
+        .at_least(1),
+      key_spec::integer("output_tokens", "32", "Emulated: tokens generated per prompt (TTLT)")
+        .at_least(1),
+      key_spec::dur("interval", "1s", "Emulated: mean gap between a user's prompts (exponential)")
+        .above(0),
+      key_spec::dur("start", "0s", "Emulated: when users start drawing prompts").at_least(0),
+      key_spec::dur("timeout", "2s",
+                    "Emulated: how long a user waits for lookup replies, then for chunks, "
+                    "before going on without them")
+        .above(0),
+      key_spec::real("corruption", "0", "Emulated: probability that a server damages a chunk it "
+                                        "sends (caught by the checksum)")
+        .at_least(0)
+        .at_most(1),
+      key_spec::boolean("cache", "true", "Emulated: false = no lookups or puts (every prompt is "
+                                         "prefilled whole)"),
       key_spec::integer("planes", "15", "M: planes of the torus grid")
         .at_least(1)
         .at_most(max_grid_side),
@@ -251,8 +286,8 @@ void register_kind() {
 absl::Status require_analytic(const runtime::scenario& s) {
   if (s.get_string("workload.mode") == "emulated")
     return absl::InvalidArgumentError(
-      "workload.mode: emulated SkyMemory is not implemented yet; use mode: analytic and "
-      "`satemu sweep`");
+      "workload.mode: `satemu sweep` evaluates the analytic model only; run an emulated "
+      "SkyMemory scenario with `satemu run`");
   return absl::OkStatus();
 }
 

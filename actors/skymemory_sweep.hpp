@@ -7,7 +7,8 @@
 /// per-chunk time) and, under `workload.sweeps`, up to four sweeps, each of
 /// which varies one of kv_size, servers, chunk_time and altitude over a list
 /// or a range and holds the others at the point's values. `satemu sweep`
-/// evaluates them; `mode: emulated` is refused until it exists.
+/// evaluates them; `mode: emulated` is run by `satemu run`
+/// (actors/skymemory_emulated.hpp) and its keys are registered here too.
 #pragma once
 
 #include <string>
@@ -44,7 +45,7 @@ struct analytic_config {
 void register_kind();
 
 /// InvalidArgument naming `workload.mode` unless the scenario asks for the
-/// analytic model (emulated mode is not implemented yet).
+/// analytic model (`satemu sweep` evaluates nothing else).
 absl::Status require_analytic(const runtime::scenario& s);
 
 /// Reads an analytic skymemory scenario. InvalidArgument, starting with the

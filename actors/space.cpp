@@ -842,7 +842,34 @@ const space_epoch& space_node::epoch() {
   return *epoch_;
 }
 
+namespace {
+constexpr std::uint64_t app_timer_bit = std::uint64_t{1} << 63;
+} // namespace
+
+void space_node::schedule_app(duration delay, std::uint64_t tag) {
+  schedule(delay, tag | app_timer_bit);
+}
+
+bool space_node::send_over(runtime::entity_id dst, protocol::kind k, protocol::payload_ptr body,
+                           duration extra) {
+  const auto h = plan_hop(dst, body.size_bytes() + protocol::envelope::header_bytes);
+  if (!h)
+    return false;
+  send_via(h->node, dst, h->latency + extra, k, std::move(body));
+  return true;
+}
+
+std::int32_t space_node::serving_satellite() {
+  const auto& snap = *epoch().snapshot;
+  const auto g = static_cast<std::size_t>(id()) - snap.satellites;
+  return snap.serving[g * snap.groups];
+}
+
 void space_node::on_timer(std::uint64_t tag) {
+  if ((tag & app_timer_bit) != 0) {
+    on_app_timer(tag & ~app_timer_bit);
+    return;
+  }
   if (tag > 0) {
     send_flow_packet(tag - 1);
     return;
@@ -881,8 +908,10 @@ void space_node::on_envelope(protocol::envelope& e) {
   }
   if (e.k == protocol::kind::flow)
     receive_flow(e);
-  else
+  else if (e.k == protocol::kind::ping)
     receive_ping(e);
+  else
+    on_app_envelope(e);
 }
 
 void space_node::receive_ping(protocol::envelope& e) {
@@ -971,6 +1000,17 @@ std::optional<std::size_t> find_ground(const space_config& c, std::string_view n
     if (c.grounds[i].name == name)
       return i;
   return std::nullopt;
+}
+
+absl::Status space_workload::build_nodes(space_config cfg, const node_factory& make) {
+  auto net = space_network::make(std::move(cfg));
+  if (!net.ok())
+    return net.status();
+  net_ = std::move(*net);
+  const auto n = net_->satellites() + net_->grounds();
+  for (std::size_t i = 0; i < n; ++i)
+    entities_.push_back(make(net_, i));
+  return absl::OkStatus();
 }
 
 absl::Status space_workload::build(space_config cfg, std::vector<ping_plan> pings,

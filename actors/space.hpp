@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -216,7 +217,12 @@ struct flow_sample {
 };
 
 /// A satellite (ids below `net.satellites()`) or a ground endpoint.
-class space_node final : public runtime::entity {
+///
+/// Workloads with their own protocol derive from it: envelopes addressed to
+/// the node whose kind is neither ping nor flow go to `on_app_envelope`,
+/// timers scheduled with `schedule_app` to `on_app_timer`, and `send_over`
+/// sends a new message hop by hop like the node's own.
+class space_node : public runtime::entity {
 public:
   space_node(std::shared_ptr<space_network> net, ping_plan plan = {},
              std::vector<flow_plan> flows = {});
@@ -236,6 +242,23 @@ protected:
   void on_start() override;
   void on_envelope(protocol::envelope& e) override;
   void on_timer(std::uint64_t tag) override;
+
+  /// An envelope of another protocol kind addressed to this node.
+  virtual void on_app_envelope(protocol::envelope& e) {}
+  /// A timer scheduled with `schedule_app`.
+  virtual void on_app_timer(std::uint64_t tag) {}
+  /// Fires `on_app_timer(tag)` at `now() + delay`; tag < 2^63.
+  void schedule_app(runtime::duration delay, std::uint64_t tag);
+  /// Sends a new message of kind `k` towards `dst` over the network, its
+  /// first hop delayed by `extra` more (e.g. processing before it leaves;
+  /// the link queue is charged as if it left now). False when the first
+  /// hop drops it (counted as for the node's own messages). dst != id().
+  bool send_over(runtime::entity_id dst, protocol::kind k, protocol::payload_ptr body,
+                 runtime::duration extra = runtime::duration::zero());
+  /// A ground node's serving satellite now (its first group's), or -1 when
+  /// none is in view.
+  std::int32_t serving_satellite();
+  const space_network& network() const { return *net_; }
 
 private:
   struct link_queue {
@@ -296,6 +319,12 @@ public:
   absl::Status merge_node_state(std::string_view state) override;
 
 protected:
+  /// Makes the node of entity `index` (satellites first, then ground
+  /// endpoints) once the network exists.
+  using node_factory =
+    std::function<std::unique_ptr<space_node>(const std::shared_ptr<space_network>&, std::size_t)>;
+  /// Builds the network, then every node with `make`.
+  absl::Status build_nodes(space_config cfg, const node_factory& make);
   /// Builds the network and the nodes; ground endpoint g gets `pings[g]` and
   /// `flows[g]` (either may be shorter than the endpoint count). Their
   /// targets are ground endpoint indices; the nodes get entity ids.

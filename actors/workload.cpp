@@ -7,6 +7,7 @@
 #include "actors/flows.hpp"
 #include "actors/mesh.hpp"
 #include "actors/ping.hpp"
+#include "actors/skymemory_emulated.hpp"
 #include "actors/skymemory_sweep.hpp"
 #include "gpu/compute_config.hpp"
 
@@ -69,8 +70,12 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
     return std::unique_ptr<workload>(std::move(*w));
   }
   if (kind == "skymemory") {
-    if (auto st = skymemory::require_analytic(s); !st.ok())
-      return st;
+    if (s.get_string("workload.mode") == "emulated") {
+      auto w = skymemory::emulated_workload::make(s);
+      if (!w.ok())
+        return w.status();
+      return std::unique_ptr<workload>(std::move(*w));
+    }
     return absl::InvalidArgumentError(
       "workload.mode: the analytic SkyMemory model has no emulation to run; evaluate it with "
       "`satemu sweep FILE`");

@@ -53,8 +53,9 @@ void register_workloads();
 
 /// Builds the workload named by `workload.kind`. InvalidArgument (naming the
 /// key) when the values are valid one by one but impossible together, and
-/// for `skymemory`, whose analytic mode is evaluated by `satemu sweep`
-/// (actors/skymemory_sweep.hpp) and whose emulated mode does not exist yet.
+/// for `skymemory` in analytic mode, which `satemu sweep` evaluates
+/// (actors/skymemory_sweep.hpp); its emulated mode is a workload
+/// (actors/skymemory_emulated.hpp).
 absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s);
 
 } // namespace satemu::actors

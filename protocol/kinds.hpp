@@ -20,6 +20,8 @@ enum class kind : std::uint16_t {
   ping = 2,
   /// Packets of constant-rate flows between ground endpoints (protocol/flow.capnp).
   flow = 3,
+  /// SkyMemory KV-cache messages (protocol/kvcache.capnp).
+  kvcache = 4,
 };
 
 /// Stable lower-case name of `k`, or "unknown" for a value this build does not
@@ -34,6 +36,8 @@ constexpr std::string_view to_string(kind k) noexcept {
       return "ping";
     case kind::flow:
       return "flow";
+    case kind::kvcache:
+      return "kvcache";
   }
   return "unknown";
 }

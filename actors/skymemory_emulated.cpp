@@ -1,0 +1,677 @@
+// satemu `skymemory` workload, emulated mode: users, cache servers, metrics.
+#include "actors/skymemory_emulated.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gpu/compute_config.hpp"
+#include "nlohmann/json.hpp"
+#include "protocol/bytes.hpp"
+#include "protocol/kvcache.hpp"
+#include "runtime/histogram.hpp"
+
+namespace satemu::actors::skymemory {
+
+using protocol::kv_message;
+using protocol::kv_op;
+using runtime::duration;
+
+namespace {
+
+struct sky_counters {
+  runtime::counter_id lookups, gets, chunks_served, puts, put_bytes, evictions, evict_notices,
+    migrate_orders, migrated_chunks, migrated_bytes, corrupt_sent, corrupt_detected,
+    timeouts, not_found, malformed;
+};
+
+const sky_counters& ids() {
+  static const sky_counters c{
+    runtime::register_counter("skymemory.lookups"),
+    runtime::register_counter("skymemory.gets"),
+    runtime::register_counter("skymemory.chunks_served"),
+    runtime::register_counter("skymemory.puts_stored"),
+    runtime::register_counter("skymemory.put_bytes_stored"),
+    runtime::register_counter("skymemory.evictions"),
+    runtime::register_counter("skymemory.evict_notices_received"),
+    runtime::register_counter("skymemory.migrate_orders"),
+    runtime::register_counter("skymemory.migrated_chunks"),
+    runtime::register_counter("skymemory.migrated_bytes"),
+    runtime::register_counter("skymemory.corrupt_chunks_sent"),
+    runtime::register_counter("skymemory.corrupt_chunks_detected"),
+    runtime::register_counter("skymemory.timeouts"),
+    runtime::register_counter("skymemory.not_found"),
+    runtime::register_counter("skymemory.malformed"),
+  };
+  return c;
+}
+
+// Timer tags: the kind in the top byte, the request sequence below.
+enum timer_kind : std::uint64_t { arrival = 1, check = 2, lookup_timeout = 3, get_timeout = 4,
+                                   prefill_done = 5 };
+constexpr std::uint64_t tag(timer_kind k, std::uint64_t seq) { return (k << 56) | seq; }
+constexpr timer_kind tag_kind(std::uint64_t t) { return static_cast<timer_kind>(t >> 56); }
+constexpr std::uint64_t tag_seq(std::uint64_t t) { return t & ((std::uint64_t{1} << 56) - 1); }
+
+} // namespace
+
+/// A request between its arrival and the end of its prefill.
+struct skymemory_node::active_request {
+  enum class phase { lookup, get, prefill } at = phase::lookup;
+  request_record rec;
+  std::vector<std::uint64_t> hashes;
+  /// Server of each block, fixed at the start.
+  std::vector<runtime::entity_id> server;
+  std::vector<char> present;
+  std::vector<char> valid;
+  std::size_t waiting = 0;
+  /// Chunks asked for by the get.
+  std::size_t requested = 0;
+};
+
+skymemory_node::skymemory_node(std::shared_ptr<space_network> net,
+                               std::shared_ptr<const emulated_config> cfg, bool user)
+  : space_node(std::move(net)), cfg_(std::move(cfg)), user_(user),
+    block_bytes_(kv_block_bytes(cfg_->model, cfg_->block_tokens)),
+    store_(user ? 0 : cfg_->capacity_bytes) {
+  ids();
+}
+
+void skymemory_node::on_start() {
+  space_node::on_start();
+  if (!user_)
+    return;
+  auto t = layout_tracker::make(cfg_->planes, cfg_->sats_per_plane, cfg_->altitude_m,
+                                cfg_->layout, cfg_->servers, cfg_->in_plane);
+  if (t.ok()) // checked when the workload was built
+    layout_ = std::move(*t);
+  schedule_app(cfg_->start + duration::from_ns(static_cast<std::int64_t>(
+                                random().exponential(static_cast<double>(cfg_->interval.ns())))),
+               tag(arrival, 0));
+  if (cfg_->cache)
+    schedule_app(cfg_->check_interval, tag(check, 0));
+}
+
+void skymemory_node::send_kv(runtime::entity_id dst, const kv_message& m, bool corrupt,
+                             duration extra) {
+  send_over(dst, protocol::kind::kvcache, protocol::encode_kv(m, corrupt), extra);
+}
+
+void skymemory_node::on_app_timer(std::uint64_t t) {
+  const auto seq = tag_seq(t);
+  switch (tag_kind(t)) {
+    case arrival:
+      start_request();
+      schedule_app(duration::from_ns(static_cast<std::int64_t>(
+                     random().exponential(static_cast<double>(cfg_->interval.ns())))),
+                   tag(arrival, 0));
+      return;
+    case check:
+      check_handover();
+      schedule_app(cfg_->check_interval, tag(check, 0));
+      return;
+    case lookup_timeout:
+    case get_timeout: {
+      auto it = active_.find(seq);
+      if (it == active_.end())
+        return;
+      auto& a = *it->second;
+      const bool lookup = tag_kind(t) == lookup_timeout;
+      if ((lookup && a.at != active_request::phase::lookup) ||
+          (!lookup && a.at != active_request::phase::get))
+        return;
+      count(ids().timeouts);
+      a.rec.timed_out = true;
+      if (lookup)
+        finish_lookup(a);
+      else
+        finish_fetch(a);
+      return;
+    }
+    case prefill_done:
+      finish_prefill(seq);
+      return;
+  }
+}
+
+void skymemory_node::start_request() {
+  const auto seq = next_seq_++;
+  auto a = std::make_unique<active_request>();
+  auto p = make_prompt(cfg_->prompts, cfg_->seed, random());
+  a->rec.seq = seq;
+  a->rec.start_ns = now().ns();
+  a->rec.header = p.header;
+  a->rec.prompt_tokens = static_cast<std::uint32_t>(p.tokens.size());
+  a->hashes = block_hashes(p.tokens, cfg_->block_tokens);
+  const auto n = a->hashes.size();
+  a->present.assign(n, 0);
+  a->valid.assign(n, 0);
+  a->rec.serving = serving_satellite();
+  auto& ref = *a;
+  active_[seq] = std::move(a);
+  if (!cfg_->cache || ref.rec.serving < 0 || n == 0 || !layout_) {
+    finish_fetch(ref);
+    return;
+  }
+  if (!layout_->placed())
+    layout_->reset(static_cast<std::uint32_t>(ref.rec.serving));
+  // One lookup per server, for its blocks, in server order.
+  std::map<runtime::entity_id, std::vector<std::uint64_t>> asks;
+  ref.server.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    ref.server[i] = layout_->server_of_block(static_cast<std::uint32_t>(i));
+    asks[ref.server[i]].push_back(ref.hashes[i]);
+  }
+  ref.at = active_request::phase::lookup;
+  ref.waiting = asks.size();
+  for (auto& [server, hashes] : asks) {
+    kv_message m;
+    m.op = kv_op::lookup;
+    m.request = seq;
+    m.origin = id();
+    m.hashes = std::move(hashes);
+    send_kv(server, m);
+  }
+  schedule_app(cfg_->timeout, tag(lookup_timeout, seq));
+}
+
+void skymemory_node::finish_lookup(active_request& a) {
+  std::size_t prefix = 0;
+  while (prefix < a.hashes.size() && a.present[prefix])
+    ++prefix;
+  if (prefix == 0) {
+    finish_fetch(a);
+    return;
+  }
+  std::map<runtime::entity_id, std::vector<std::uint64_t>> gets;
+  for (std::size_t i = 0; i < prefix; ++i)
+    gets[a.server[i]].push_back(a.hashes[i]);
+  a.at = active_request::phase::get;
+  a.waiting = prefix;
+  a.requested = prefix;
+  for (auto& [server, hashes] : gets) {
+    kv_message m;
+    m.op = kv_op::get;
+    m.request = a.rec.seq;
+    m.origin = id();
+    m.hashes = std::move(hashes);
+    send_kv(server, m);
+  }
+  schedule_app(cfg_->timeout, tag(get_timeout, a.rec.seq));
+}
+
+void skymemory_node::finish_fetch(active_request& a) {
+  std::size_t cached = 0;
+  while (cached < a.valid.size() && a.valid[cached])
+    ++cached;
+  const std::size_t answered = a.rec.chunks_fetched + a.rec.chunks_corrupt;
+  a.rec.chunks_missing = static_cast<std::uint32_t>(a.requested - std::min(a.requested, answered));
+  a.rec.cached_tokens = static_cast<std::uint32_t>(cached * cfg_->block_tokens);
+  a.rec.fetch_ns = now().ns() - a.rec.start_ns;
+  const auto prefill = prefill_time(cfg_->model, cfg_->device,
+                                    a.rec.prompt_tokens - a.rec.cached_tokens, a.rec.cached_tokens);
+  a.rec.prefill_ns = prefill.ns();
+  a.at = active_request::phase::prefill;
+  schedule_app(prefill, tag(prefill_done, a.rec.seq));
+}
+
+void skymemory_node::finish_prefill(std::uint64_t seq) {
+  auto it = active_.find(seq);
+  if (it == active_.end())
+    return;
+  auto& a = *it->second;
+  auto& rec = a.rec;
+  const std::int64_t decode =
+    cfg_->output_tokens > 1
+      ? decode_time(cfg_->model, cfg_->device, rec.prompt_tokens).ns() *
+          static_cast<std::int64_t>(cfg_->output_tokens - 1)
+      : 0;
+  rec.ttft_ns = now().ns() - rec.start_ns;
+  rec.ttlt_ns = rec.ttft_ns + decode;
+  rec.ttft_nocache_ns = prefill_time(cfg_->model, cfg_->device, rec.prompt_tokens, 0).ns();
+  rec.ttlt_nocache_ns = rec.ttft_nocache_ns + decode;
+  // Store the blocks computed here, on the layout of the moment.
+  const auto serving = serving_satellite();
+  if (cfg_->cache && serving >= 0 && layout_) {
+    if (!layout_->placed())
+      layout_->reset(static_cast<std::uint32_t>(serving));
+    for (std::size_t i = rec.cached_tokens / cfg_->block_tokens; i < a.hashes.size(); ++i) {
+      kv_message m;
+      m.op = kv_op::put;
+      m.request = seq;
+      m.origin = id();
+      m.chunk.hash = a.hashes[i];
+      m.chunk.index = static_cast<std::uint32_t>(i);
+      m.chunk.tokens = cfg_->block_tokens;
+      m.chunk.owner = id();
+      m.chunk.data_bytes = static_cast<std::uint32_t>(block_bytes_);
+      send_kv(layout_->server_of_block(static_cast<std::uint32_t>(i)), m);
+      rec.bytes_put += block_bytes_;
+    }
+  }
+  records_.push_back(rec);
+  active_.erase(it);
+}
+
+void skymemory_node::check_handover() {
+  if (!layout_ || !layout_->placed())
+    return;
+  const auto serving = serving_satellite();
+  if (serving < 0 || static_cast<std::uint32_t>(serving) == layout_->centre())
+    return;
+  for (const auto& mv : layout_->recentre(static_cast<std::uint32_t>(serving))) {
+    kv_message m;
+    m.op = kv_op::migrate;
+    m.origin = id();
+    m.owner = id();
+    m.target = mv.to;
+    send_kv(mv.from, m);
+  }
+}
+
+void skymemory_node::on_app_envelope(protocol::envelope& e) {
+  if (e.k != protocol::kind::kvcache)
+    return;
+  auto m = protocol::decode_kv(e.body);
+  if (!m.ok()) {
+    count(ids().malformed);
+    return;
+  }
+  if (user_)
+    receive_reply(*m);
+  else
+    serve(*m);
+}
+
+void skymemory_node::store_chunk(const protocol::kv_chunk& c) {
+  auto r = store_.put({c.hash, c.index, c.tokens, c.owner, c.data_bytes});
+  if (!r.stored)
+    return;
+  count(ids().puts);
+  count(ids().put_bytes, c.data_bytes);
+  if (r.evicted.empty())
+    return;
+  count(ids().evictions, r.evicted.size());
+  std::map<std::uint32_t, std::vector<std::uint64_t>> by_owner;
+  for (const auto& x : r.evicted)
+    by_owner[x.owner].push_back(x.hash);
+  for (auto& [owner, hashes] : by_owner) {
+    kv_message n;
+    n.op = kv_op::evict_notice;
+    n.origin = id();
+    n.hashes = std::move(hashes);
+    send_kv(owner, n);
+  }
+}
+
+void skymemory_node::serve(const kv_message& m) {
+  switch (m.op) {
+    case kv_op::put:
+    case kv_op::migrate_chunk:
+      if (!m.chunk.checksum_ok) {
+        count(ids().corrupt_detected);
+        kv_message r;
+        r.op = kv_op::error;
+        r.request = m.request;
+        r.origin = id();
+        r.error = protocol::kv_error::bad_checksum;
+        r.error_hash = m.chunk.hash;
+        send_kv(m.chunk.owner, r);
+        return;
+      }
+      store_chunk(m.chunk);
+      return;
+    case kv_op::lookup: {
+      count(ids().lookups);
+      kv_message r;
+      r.op = kv_op::lookup_reply;
+      r.request = m.request;
+      r.origin = id();
+      for (auto h : m.hashes)
+        if (store_.contains(h))
+          r.hashes.push_back(h);
+      send_kv(m.origin, r);
+      return;
+    }
+    case kv_op::get: {
+      count(ids().gets);
+      // Chunks leave one after another, each after chunk_time of processing.
+      std::int64_t t = std::max(now().ns(), busy_until_ns_);
+      for (auto h : m.hashes) {
+        kv_message r;
+        r.request = m.request;
+        r.origin = id();
+        const auto* c = store_.get(h);
+        if (c == nullptr) {
+          count(ids().not_found);
+          r.op = kv_op::error;
+          r.error = protocol::kv_error::not_found;
+          r.error_hash = h;
+          send_kv(m.origin, r, false, duration::from_ns(t - now().ns()));
+          continue;
+        }
+        t += cfg_->chunk_time.ns();
+        r.op = kv_op::chunk;
+        r.chunk = {c->hash, c->index, c->tokens, c->owner, 0, static_cast<std::uint32_t>(c->bytes)};
+        const bool corrupt = cfg_->corruption > 0 && random().uniform() < cfg_->corruption;
+        if (corrupt)
+          count(ids().corrupt_sent);
+        count(ids().chunks_served);
+        send_kv(m.origin, r, corrupt, duration::from_ns(t - now().ns()));
+      }
+      busy_until_ns_ = t;
+      return;
+    }
+    case kv_op::migrate: {
+      count(ids().migrate_orders);
+      for (const auto& c : store_.take_owner(m.owner)) {
+        kv_message r;
+        r.op = kv_op::migrate_chunk;
+        r.origin = id();
+        r.chunk = {c.hash, c.index, c.tokens, c.owner, 0, static_cast<std::uint32_t>(c.bytes)};
+        count(ids().migrated_chunks);
+        count(ids().migrated_bytes, c.bytes);
+        send_kv(m.target, r);
+      }
+      return;
+    }
+    default:
+      count(ids().malformed);
+      return;
+  }
+}
+
+void skymemory_node::receive_reply(const kv_message& m) {
+  if (m.op == kv_op::evict_notice) {
+    count(ids().evict_notices, m.hashes.size());
+    return;
+  }
+  auto it = active_.find(m.request);
+  if (it == active_.end())
+    return; // late: the request went on without it
+  auto& a = *it->second;
+  switch (m.op) {
+    case kv_op::lookup_reply: {
+      if (a.at != active_request::phase::lookup)
+        return;
+      for (auto h : m.hashes)
+        for (std::size_t i = 0; i < a.hashes.size(); ++i)
+          if (a.hashes[i] == h && a.server[i] == m.origin)
+            a.present[i] = 1;
+      if (--a.waiting == 0)
+        finish_lookup(a);
+      return;
+    }
+    case kv_op::chunk: {
+      if (a.at != active_request::phase::get)
+        return;
+      const auto i = m.chunk.index;
+      const bool ok = m.chunk.checksum_ok && i < a.hashes.size() && a.hashes[i] == m.chunk.hash &&
+                      m.chunk.data_bytes == block_bytes_;
+      if (ok) {
+        if (!a.valid[i]) {
+          a.valid[i] = 1;
+          ++a.rec.chunks_fetched;
+          a.rec.bytes_fetched += m.chunk.data_bytes;
+        }
+      } else {
+        count(ids().corrupt_detected);
+        ++a.rec.chunks_corrupt;
+      }
+      if (--a.waiting == 0)
+        finish_fetch(a);
+      return;
+    }
+    case kv_op::error: {
+      if (a.at != active_request::phase::get || m.error != protocol::kv_error::not_found)
+        return;
+      if (--a.waiting == 0)
+        finish_fetch(a);
+      return;
+    }
+    default:
+      count(ids().malformed);
+      return;
+  }
+}
+
+void skymemory_node::save_results(protocol::byte_writer& w) const {
+  space_node::save_results(w);
+  w.u64(next_seq_);
+  w.u64(records_.size());
+  for (const auto& r : records_) {
+    w.u64(r.seq);
+    w.i64(r.start_ns);
+    w.u32(r.header);
+    w.u32(r.prompt_tokens);
+    w.u32(r.cached_tokens);
+    w.u32(r.chunks_fetched);
+    w.u32(r.chunks_corrupt);
+    w.u32(r.chunks_missing);
+    w.u64(r.bytes_fetched);
+    w.u64(r.bytes_put);
+    w.i64(r.fetch_ns);
+    w.i64(r.prefill_ns);
+    w.i64(r.ttft_ns);
+    w.i64(r.ttlt_ns);
+    w.i64(r.ttft_nocache_ns);
+    w.i64(r.ttlt_nocache_ns);
+    w.u8(r.timed_out ? 1 : 0);
+    w.u32(static_cast<std::uint32_t>(r.serving));
+  }
+}
+
+void skymemory_node::load_results(protocol::byte_reader& r) {
+  space_node::load_results(r);
+  next_seq_ = r.u64("requests started");
+  records_.resize(r.count("request records", 113));
+  for (auto& x : records_) {
+    x.seq = r.u64("request sequence");
+    x.start_ns = r.i64("request start");
+    x.header = r.u32("request header");
+    x.prompt_tokens = r.u32("prompt tokens");
+    x.cached_tokens = r.u32("cached tokens");
+    x.chunks_fetched = r.u32("chunks fetched");
+    x.chunks_corrupt = r.u32("chunks corrupt");
+    x.chunks_missing = r.u32("chunks missing");
+    x.bytes_fetched = r.u64("bytes fetched");
+    x.bytes_put = r.u64("bytes put");
+    x.fetch_ns = r.i64("fetch time");
+    x.prefill_ns = r.i64("prefill time");
+    x.ttft_ns = r.i64("ttft");
+    x.ttlt_ns = r.i64("ttlt");
+    x.ttft_nocache_ns = r.i64("ttft without cache");
+    x.ttlt_nocache_ns = r.i64("ttlt without cache");
+    x.timed_out = r.u8("timed out") != 0;
+    x.serving = static_cast<std::int32_t>(r.u32("serving satellite"));
+  }
+}
+
+absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s) {
+  emulated_config c;
+  if (!s.has("compute"))
+    return absl::InvalidArgumentError(
+      "compute: emulated SkyMemory needs a compute section (model and device) to time prefill");
+  auto compute = gpu::compute_config_from(s);
+  if (!compute.ok())
+    return compute.status();
+  c.model = compute->model;
+  c.device = compute->device;
+  c.seed = static_cast<std::uint64_t>(s.get_int("seed"));
+  if (s.list_size("constellation.shells") != 1)
+    return absl::InvalidArgumentError(
+      "constellation.shells: emulated SkyMemory lays chunks out on one Walker shell; give "
+      "exactly one");
+  c.planes = static_cast<int>(s.get_int("constellation.shells.0.planes"));
+  c.sats_per_plane = static_cast<int>(s.get_int("constellation.shells.0.sats_per_plane"));
+  c.altitude_m = s.get_distance("constellation.shells.0.altitude").m;
+  if (s.has("ground") && s.get_bool("ground.gsl.per_shell"))
+    return absl::InvalidArgumentError("ground.gsl.per_shell: not used by emulated SkyMemory");
+  c.check_interval = s.get_duration("constellation.update_interval");
+  c.layout = *parse_strategy(s.get_string("workload.strategy"));
+  c.servers = static_cast<int>(s.get_int("workload.servers"));
+  c.in_plane = s.get_bool("workload.in_plane");
+  if (const auto sats = static_cast<std::int64_t>(c.in_plane ? 1 : c.planes) * c.sats_per_plane;
+      c.servers > sats)
+    return absl::InvalidArgumentError(absl::StrCat("workload.servers: ", c.servers,
+                                                   " servers need more satellites than the shell has (",
+                                                   sats, ")"));
+  c.chunk_time = s.get_duration("workload.chunk_time");
+  c.block_tokens = static_cast<std::uint32_t>(s.get_int("workload.block_tokens"));
+  c.capacity_bytes = s.get_data_size("workload.capacity").bytes;
+  c.prompts.prompt_tokens = static_cast<std::uint32_t>(s.get_int("workload.prompt_tokens"));
+  const double sharing = s.get_real("workload.sharing");
+  c.prompts.shared_tokens =
+    static_cast<std::uint32_t>(std::llround(sharing * c.prompts.prompt_tokens));
+  c.prompts.headers = static_cast<std::uint32_t>(s.get_int("workload.headers"));
+  c.prompts.vocab = static_cast<std::uint32_t>(c.model.vocab_size);
+  c.output_tokens = static_cast<std::uint32_t>(s.get_int("workload.output_tokens"));
+  c.interval = s.get_duration("workload.interval");
+  c.start = s.get_duration("workload.start");
+  c.timeout = s.get_duration("workload.timeout");
+  c.corruption = s.get_real("workload.corruption");
+  c.cache = s.get_bool("workload.cache");
+  const auto block = kv_block_bytes(c.model, c.block_tokens);
+  if (block > (1ull << 31))
+    return absl::InvalidArgumentError(
+      absl::StrCat("workload.block_tokens: a block of ", block, " bytes is too big for a message"));
+  if (block > c.capacity_bytes)
+    return absl::InvalidArgumentError(absl::StrCat("workload.capacity: smaller than one block (",
+                                                   block, " bytes)"));
+  return c;
+}
+
+absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
+  const runtime::scenario& s) {
+  auto space = space_config_from(s);
+  if (!space.ok())
+    return space.status();
+  auto cfg = emulated_config_from(s);
+  if (!cfg.ok())
+    return cfg.status();
+  if (space->grounds.empty())
+    return absl::InvalidArgumentError(
+      "ground.users: emulated SkyMemory needs at least one ground user");
+  auto w = std::unique_ptr<emulated_workload>(new emulated_workload());
+  w->cfg_ = std::make_shared<const emulated_config>(std::move(*cfg));
+  const auto shared = w->cfg_;
+  auto st = w->build_nodes(std::move(*space), [&](const std::shared_ptr<space_network>& net,
+                                                  std::size_t i) -> std::unique_ptr<space_node> {
+    return std::make_unique<skymemory_node>(net, shared, i >= net->satellites());
+  });
+  if (!st.ok())
+    return st;
+  return w;
+}
+
+namespace {
+
+double reduction(double with, double without) { return without > 0 ? 1.0 - with / without : 0.0; }
+
+std::uint64_t counter_of(const runtime::run_result& r, const std::string& name) {
+  auto it = r.counters.find(name);
+  return it == r.counters.end() ? 0 : it->second;
+}
+
+} // namespace
+
+nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
+  runtime::histogram ttft, ttlt, ttft0, ttlt0, fetch, prefill;
+  std::uint64_t started = 0, done = 0, prompt_tokens = 0, cached_tokens = 0, hits = 0,
+                fetched = 0, put = 0, corrupt = 0, timed_out = 0, no_service = 0;
+  double sum_ttft = 0, sum_ttft0 = 0, sum_ttlt = 0, sum_ttlt0 = 0;
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    const auto& n = node(net_->satellites() + g);
+    started += n.requests_started();
+    for (const auto& x : n.records()) {
+      ++done;
+      prompt_tokens += x.prompt_tokens;
+      cached_tokens += x.cached_tokens;
+      hits += x.cached_tokens > 0 ? 1 : 0;
+      fetched += x.bytes_fetched;
+      put += x.bytes_put;
+      corrupt += x.chunks_corrupt;
+      timed_out += x.timed_out ? 1 : 0;
+      no_service += x.serving < 0 ? 1 : 0;
+      ttft.record(x.ttft_ns);
+      ttlt.record(x.ttlt_ns);
+      ttft0.record(x.ttft_nocache_ns);
+      ttlt0.record(x.ttlt_nocache_ns);
+      fetch.record(x.fetch_ns);
+      prefill.record(x.prefill_ns);
+      sum_ttft += static_cast<double>(x.ttft_ns);
+      sum_ttft0 += static_cast<double>(x.ttft_nocache_ns);
+      sum_ttlt += static_cast<double>(x.ttlt_ns);
+      sum_ttlt0 += static_cast<double>(x.ttlt_nocache_ns);
+    }
+  }
+  nlohmann::json j = network_metrics();
+  j["mode"] = "emulated";
+  j["strategy"] = to_string(cfg_->layout);
+  j["servers"] = cfg_->servers;
+  j["model"] = cfg_->model.name;
+  j["device"] = cfg_->device.name;
+  j["prefill"] = "timed by the device's roofline (no kernels run)";
+  j["baseline"] = "per request: the same prompt prefilled whole, with no lookup";
+  j["cache_enabled"] = cfg_->cache;
+  j["block_tokens"] = cfg_->block_tokens;
+  j["block_bytes"] = kv_block_bytes(cfg_->model, cfg_->block_tokens);
+  j["requests_started"] = started;
+  j["requests_finished"] = done;
+  j["requests_without_satellite"] = no_service;
+  j["requests_timed_out"] = timed_out;
+  j["token_hit_rate"] =
+    prompt_tokens > 0 ? static_cast<double>(cached_tokens) / static_cast<double>(prompt_tokens) : 0.0;
+  j["request_hit_rate"] = done > 0 ? static_cast<double>(hits) / static_cast<double>(done) : 0.0;
+  j["bytes_fetched"] = fetched;
+  j["bytes_put"] = put;
+  j["chunks_corrupt_detected"] = corrupt;
+  j["migrated_chunks"] = counter_of(r, "skymemory.migrated_chunks");
+  j["migrated_bytes"] = counter_of(r, "skymemory.migrated_bytes");
+  j["migrate_orders"] = counter_of(r, "skymemory.migrate_orders");
+  j["evictions"] = counter_of(r, "skymemory.evictions");
+  j["timeouts"] = counter_of(r, "skymemory.timeouts");
+  if (done > 0) {
+    j["ttft_ms"] = milliseconds_summary(ttft);
+    j["ttft_nocache_ms"] = milliseconds_summary(ttft0);
+    j["ttlt_ms"] = milliseconds_summary(ttlt);
+    j["ttlt_nocache_ms"] = milliseconds_summary(ttlt0);
+    j["fetch_ms"] = milliseconds_summary(fetch);
+    j["prefill_ms"] = milliseconds_summary(prefill);
+    auto q = [](const runtime::histogram& h, double p) { return static_cast<double>(h.quantile(p)); };
+    j["ttft_reduction"] = {{"mean", reduction(sum_ttft, sum_ttft0)},
+                           {"p50", reduction(q(ttft, 0.5), q(ttft0, 0.5))},
+                           {"p90", reduction(q(ttft, 0.9), q(ttft0, 0.9))},
+                           {"p99", reduction(q(ttft, 0.99), q(ttft0, 0.99))}};
+    j["ttlt_reduction"] = {{"mean", reduction(sum_ttlt, sum_ttlt0)},
+                           {"p50", reduction(q(ttlt, 0.5), q(ttlt0, 0.5))},
+                           {"p90", reduction(q(ttlt, 0.9), q(ttlt0, 0.9))},
+                           {"p99", reduction(q(ttlt, 0.99), q(ttlt0, 0.99))}};
+  }
+  return j;
+}
+
+std::map<std::string, std::string> emulated_workload::files(const runtime::run_result&) const {
+  std::string csv =
+    "user,seq,start_s,header,prompt_tokens,cached_tokens,chunks_fetched,chunks_corrupt,"
+    "chunks_missing,bytes_moved,fetch_ms,prefill_ms,ttft_ms,ttlt_ms,ttft_nocache_ms,"
+    "ttlt_nocache_ms,timed_out,serving_satellite\n";
+  auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    const auto& n = node(net_->satellites() + g);
+    const auto name = net_->config().grounds[g].name;
+    for (const auto& x : n.records())
+      absl::StrAppendFormat(&csv, "%s,%d,%.9f,%d,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%d\n",
+                            name, x.seq, static_cast<double>(x.start_ns) * 1e-9, x.header,
+                            x.prompt_tokens, x.cached_tokens, x.chunks_fetched, x.chunks_corrupt,
+                            x.chunks_missing, x.bytes_fetched + x.bytes_put, ms(x.fetch_ns),
+                            ms(x.prefill_ns), ms(x.ttft_ns), ms(x.ttlt_ns), ms(x.ttft_nocache_ns),
+                            ms(x.ttlt_nocache_ns), x.timed_out ? 1 : 0, x.serving);
+  }
+  auto out = network_files();
+  out["requests.csv"] = std::move(csv);
+  return out;
+}
+
+} // namespace satemu::actors::skymemory

@@ -1,0 +1,165 @@
+/// satemu `skymemory` workload, emulated mode: SkyMemory's KV-cache
+/// protocol as real messages (protocol/kvcache.capnp) between ground users
+/// and cache servers on the satellites of a moving Walker shell
+/// (actors/space.hpp).
+///
+/// Every ground endpoint is a user. At random times (exponential gaps of
+/// mean `interval`) it draws an MMLU-style prompt (a few-shot header shared
+/// with other prompts, then its own question; actors/kvcache.hpp), cuts it
+/// into blocks with chained hashes and places block i in slot i mod
+/// `servers` of its layout around its serving satellite (the analytic
+/// model's `strategy`). A request then
+///   1. sends a `lookup` to every server of its blocks and waits for the
+///      replies (or `timeout`): the cached prefix is the longest run of
+///      blocks from the first that are held;
+///   2. `get`s the prefix's chunks; each server answers chunk by chunk after
+///      `chunk_time` of processing per chunk. A chunk that fails its checksum,
+///      an error, or a chunk not back by the timeout ends the usable prefix
+///      there (a miss, never wrong data);
+///   3. prefills the rest of the prompt on the user's device (timed by the
+///      hardware profile of `compute.device` for `compute.model`: the prefill
+///      is timed, not executed), then `put`s the blocks it computed.
+/// TTFT = fetch + prefill; TTLT adds (output_tokens - 1) decode steps. The
+/// no-cache baseline is computed per request with the same prompt: the
+/// prefill of the whole prompt with no lookup (TTLT adds the same decode).
+/// Requests are timed as if each had the device to itself.
+///
+/// Servers hold chunks in an LRU store of `capacity` bytes and send an
+/// `evict_notice` to a chunk's owner when evicting it. Each user checks its
+/// serving satellite every topology epoch; on a handover the box strategies
+/// send `migrate` to every satellite that left its layout, which moves that
+/// user's chunks to the satellite entering in its place
+/// (`layout_tracker::recentre`); `hop` leaves chunks where they are.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/kvcache.hpp"
+#include "actors/space.hpp"
+#include "protocol/kvcache.hpp"
+
+namespace satemu::actors::skymemory {
+
+/// What an emulated skymemory scenario asks for.
+struct emulated_config {
+  strategy layout = strategy::rotation;
+  int servers = 9;
+  /// Layouts in the serving satellite's plane only.
+  bool in_plane = false;
+  runtime::duration chunk_time = runtime::milliseconds(1);
+  std::uint32_t block_tokens = 16;
+  std::uint64_t capacity_bytes = 1ull << 30;
+  prompt_spec prompts;
+  std::uint32_t output_tokens = 32;
+  runtime::duration interval = runtime::seconds(1);
+  runtime::duration start = runtime::duration::zero();
+  runtime::duration timeout = runtime::seconds(2);
+  /// Probability that a server damages a chunk it sends.
+  double corruption = 0;
+  /// False: no lookups or puts (every request recomputes).
+  bool cache = true;
+  gpu::model_profile model;
+  gpu::hardware_profile device;
+  std::uint64_t seed = 0;
+  /// The shell the layouts live on.
+  int planes = 0, sats_per_plane = 0;
+  double altitude_m = 0;
+  /// How often users check for a handover (the topology epoch).
+  runtime::duration check_interval = runtime::milliseconds(100);
+};
+
+/// One finished request, as its user saw it.
+struct request_record {
+  std::uint64_t seq = 0;
+  std::int64_t start_ns = 0;
+  std::uint32_t header = 0;
+  std::uint32_t prompt_tokens = 0;
+  std::uint32_t cached_tokens = 0;
+  std::uint32_t chunks_fetched = 0;
+  std::uint32_t chunks_corrupt = 0;
+  std::uint32_t chunks_missing = 0;
+  std::uint64_t bytes_fetched = 0;
+  std::uint64_t bytes_put = 0;
+  std::int64_t fetch_ns = 0;
+  std::int64_t prefill_ns = 0;
+  std::int64_t ttft_ns = 0;
+  std::int64_t ttlt_ns = 0;
+  std::int64_t ttft_nocache_ns = 0;
+  std::int64_t ttlt_nocache_ns = 0;
+  bool timed_out = false;
+  /// Serving satellite at the start, -1 for none (the request recomputes).
+  std::int32_t serving = -1;
+};
+
+/// A satellite with a cache server, or a ground user issuing prompts.
+class skymemory_node final : public space_node {
+public:
+  skymemory_node(std::shared_ptr<space_network> net, std::shared_ptr<const emulated_config> cfg,
+                 bool user);
+
+  const std::vector<request_record>& records() const { return records_; }
+  std::uint64_t requests_started() const { return next_seq_; }
+  const lru_store& store() const { return store_; }
+
+  void save_results(protocol::byte_writer& w) const override;
+  void load_results(protocol::byte_reader& r) override;
+
+protected:
+  void on_start() override;
+  void on_app_envelope(protocol::envelope& e) override;
+  void on_app_timer(std::uint64_t tag) override;
+
+private:
+  struct active_request;
+  void start_request();
+  void finish_lookup(active_request& a);
+  void finish_fetch(active_request& a);
+  void finish_prefill(std::uint64_t seq);
+  void check_handover();
+  void serve(const protocol::kv_message& m);
+  void store_chunk(const protocol::kv_chunk& c);
+  void receive_reply(const protocol::kv_message& m);
+  void send_kv(runtime::entity_id dst, const protocol::kv_message& m, bool corrupt = false,
+               runtime::duration extra = runtime::duration::zero());
+
+  std::shared_ptr<const emulated_config> cfg_;
+  bool user_;
+  std::uint64_t block_bytes_;
+  // Server side.
+  lru_store store_;
+  std::int64_t busy_until_ns_ = 0;
+  // User side.
+  std::optional<layout_tracker> layout_;
+  std::uint64_t next_seq_ = 0;
+  std::map<std::uint64_t, std::unique_ptr<active_request>> active_;
+  std::vector<request_record> records_;
+};
+
+class emulated_workload final : public space_workload {
+public:
+  static absl::StatusOr<std::unique_ptr<emulated_workload>> make(const runtime::scenario& s);
+
+  /// Hit rate, TTFT/TTLT with and without the cache and their reduction,
+  /// bytes fetched and put, migrations, evictions, timeouts, corrupt chunks.
+  nlohmann::json metrics(const runtime::run_result& r) const override;
+  /// requests.csv (one row per finished request), handovers.csv and the
+  /// topology records.
+  std::map<std::string, std::string> files(const runtime::run_result& r) const override;
+
+  const emulated_config& config() const { return *cfg_; }
+  const skymemory_node& node(std::size_t i) const {
+    return static_cast<const skymemory_node&>(*entities_[i]);
+  }
+
+private:
+  std::shared_ptr<const emulated_config> cfg_;
+};
+
+/// Reads the emulated-mode keys, the constellation (one Walker shell) and
+/// the compute section (model and device). InvalidArgument naming the key.
+absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s);
+
+} // namespace satemu::actors::skymemory

@@ -1,0 +1,209 @@
+// SkyMemory KV-cache encoding.
+#include "protocol/kvcache.hpp"
+
+#include <bit>
+#include <cstring>
+
+#include "capnp/message.h"
+#include "protocol/codec.hpp"
+#include "protocol/kvcache.capnp.h"
+
+namespace satemu::protocol {
+
+namespace {
+
+constexpr std::uint64_t k1 = 0x9e3779b97f4a7c15ULL;
+constexpr std::uint64_t k2 = 0xc2b2ae3d27d4eb4fULL;
+
+constexpr std::uint64_t fmix(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+void set_chunk(schema::KvChunk::Builder b, const kv_chunk& c, bool corrupt) {
+  b.setHash(c.hash);
+  b.setIndex(c.index);
+  b.setTokens(c.tokens);
+  b.setOwner(c.owner);
+  auto data = b.initData(c.data_bytes);
+  const auto bytes = std::as_bytes(std::span<const kj::byte>(data.begin(), data.size()));
+  b.setChecksum(kv_checksum(c.hash, c.index, c.tokens, bytes));
+  if (corrupt && data.size() > 0)
+    data[data.size() / 2] ^= 0x10;
+  else if (corrupt)
+    b.setChecksum(b.getChecksum() ^ 1);
+}
+
+kv_chunk get_chunk(schema::KvChunk::Reader r) {
+  kv_chunk c;
+  c.hash = r.getHash();
+  c.index = r.getIndex();
+  c.tokens = r.getTokens();
+  c.owner = r.getOwner();
+  c.checksum = r.getChecksum();
+  const auto data = r.getData();
+  c.data_bytes = static_cast<std::uint32_t>(data.size());
+  c.checksum_ok =
+    c.checksum == kv_checksum(c.hash, c.index, c.tokens,
+                              std::as_bytes(std::span<const kj::byte>(data.begin(), data.size())));
+  return c;
+}
+
+void set_list(capnp::List<std::uint64_t>::Builder b, const std::vector<std::uint64_t>& v) {
+  for (std::size_t i = 0; i < v.size(); ++i)
+    b.set(static_cast<unsigned>(i), v[i]);
+}
+
+std::vector<std::uint64_t> get_list(capnp::List<std::uint64_t>::Reader r) {
+  std::vector<std::uint64_t> out;
+  out.reserve(r.size());
+  for (auto h : r)
+    out.push_back(h);
+  return out;
+}
+
+} // namespace
+
+std::uint64_t kv_checksum(std::uint64_t hash, std::uint32_t index, std::uint32_t tokens,
+                          std::span<const std::byte> data) {
+  // Four independent lanes over 8-byte words (so the loop is not one long
+  // multiply chain), then the tail, then the identity and the length.
+  std::uint64_t lane[4] = {k1, k2, k1 ^ k2, k1 + k2};
+  const std::size_t words = data.size() / 8;
+  const std::byte* p = data.data();
+  std::size_t i = 0;
+  for (; i + 4 <= words; i += 4)
+    for (int l = 0; l < 4; ++l) {
+      std::uint64_t w;
+      std::memcpy(&w, p + (i + static_cast<std::size_t>(l)) * 8, 8);
+      lane[l] = std::rotl((lane[l] ^ w) * k1, 31) * k2;
+    }
+  for (; i < words; ++i) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i * 8, 8);
+    lane[0] = std::rotl((lane[0] ^ w) * k1, 31) * k2;
+  }
+  std::uint64_t tail = 0;
+  for (std::size_t b = words * 8; b < data.size(); ++b)
+    tail = (tail << 8) | std::to_integer<std::uint64_t>(p[b]);
+  std::uint64_t h = fmix(lane[0]) ^ std::rotl(fmix(lane[1]), 16) ^ std::rotl(fmix(lane[2]), 32) ^
+                    std::rotl(fmix(lane[3]), 48);
+  h = fmix(h ^ tail * k2);
+  h = fmix(h ^ hash);
+  h = fmix(h ^ (static_cast<std::uint64_t>(index) << 32 | tokens));
+  return fmix(h ^ data.size());
+}
+
+payload_ptr encode_kv(const kv_message& m, bool corrupt) {
+  // Root pointer + KvMessage (3 data words, 1 pointer) + a chunk (4 data
+  // words, 1 pointer) or a list, + the data: one segment.
+  const std::size_t extra = carries_chunk(m.op) ? 5 + (m.chunk.data_bytes + 7) / 8
+                                                : 1 + m.hashes.size();
+  capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 4 + extra + 1));
+  auto root = builder.initRoot<schema::KvMessage>();
+  root.setRequest(m.request);
+  root.setOrigin(m.origin);
+  const auto n = static_cast<unsigned>(m.hashes.size());
+  switch (m.op) {
+    case kv_op::put:
+      set_chunk(root.initPut(), m.chunk, corrupt);
+      break;
+    case kv_op::chunk:
+      set_chunk(root.initChunk(), m.chunk, corrupt);
+      break;
+    case kv_op::migrate_chunk:
+      set_chunk(root.initMigrateChunk(), m.chunk, corrupt);
+      break;
+    case kv_op::lookup:
+      set_list(root.initLookup(n), m.hashes);
+      break;
+    case kv_op::lookup_reply:
+      set_list(root.initLookupReply(n), m.hashes);
+      break;
+    case kv_op::get:
+      set_list(root.initGet(n), m.hashes);
+      break;
+    case kv_op::evict_notice:
+      set_list(root.initEvictNotice(n), m.hashes);
+      break;
+    case kv_op::migrate: {
+      auto g = root.initMigrate();
+      g.setOwner(m.owner);
+      g.setTarget(m.target);
+      break;
+    }
+    case kv_op::error: {
+      auto g = root.initError();
+      g.setCode(static_cast<schema::KvError>(m.error));
+      g.setHash(m.error_hash);
+      break;
+    }
+  }
+  return encode_flat(builder);
+}
+
+absl::StatusOr<kv_message> decode_kv(const payload_ptr& p) {
+  if (!p)
+    return absl::InvalidArgumentError("kvcache: empty payload");
+  kv_message m;
+  flat_message msg;
+  if (auto st = msg.open(*p); !st.ok())
+    return st;
+  auto st = msg.read<schema::KvMessage>([&](schema::KvMessage::Reader r) -> absl::Status {
+    m.request = r.getRequest();
+    m.origin = r.getOrigin();
+    switch (r.which()) {
+      case schema::KvMessage::PUT:
+        m.op = kv_op::put;
+        m.chunk = get_chunk(r.getPut());
+        break;
+      case schema::KvMessage::CHUNK:
+        m.op = kv_op::chunk;
+        m.chunk = get_chunk(r.getChunk());
+        break;
+      case schema::KvMessage::MIGRATE_CHUNK:
+        m.op = kv_op::migrate_chunk;
+        m.chunk = get_chunk(r.getMigrateChunk());
+        break;
+      case schema::KvMessage::LOOKUP:
+        m.op = kv_op::lookup;
+        m.hashes = get_list(r.getLookup());
+        break;
+      case schema::KvMessage::LOOKUP_REPLY:
+        m.op = kv_op::lookup_reply;
+        m.hashes = get_list(r.getLookupReply());
+        break;
+      case schema::KvMessage::GET:
+        m.op = kv_op::get;
+        m.hashes = get_list(r.getGet());
+        break;
+      case schema::KvMessage::EVICT_NOTICE:
+        m.op = kv_op::evict_notice;
+        m.hashes = get_list(r.getEvictNotice());
+        break;
+      case schema::KvMessage::MIGRATE:
+        m.op = kv_op::migrate;
+        m.owner = r.getMigrate().getOwner();
+        m.target = r.getMigrate().getTarget();
+        break;
+      case schema::KvMessage::ERROR: {
+        m.op = kv_op::error;
+        const auto code = static_cast<std::uint16_t>(r.getError().getCode());
+        if (code > static_cast<std::uint16_t>(kv_error::bad_checksum))
+          return absl::InvalidArgumentError("kvcache: unknown error code");
+        m.error = static_cast<kv_error>(code);
+        m.error_hash = r.getError().getHash();
+        break;
+      }
+      default:
+        return absl::InvalidArgumentError("kvcache: unknown message");
+    }
+    return absl::OkStatus();
+  });
+  if (!st.ok())
+    return st;
+  return m;
+}
+
+} // namespace satemu::protocol

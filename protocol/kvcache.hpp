@@ -1,0 +1,86 @@
+/// satemu SkyMemory KV-cache messages (protocol/kvcache.capnp,
+/// `kind::kvcache`): capnp-free API.
+///
+/// A chunk carries its KV bytes (zero filler of the block's real size: the
+/// emulation moves the bytes, it does not compute them) and a checksum over
+/// the block's hash, index, token count and bytes. Decoding recomputes the
+/// checksum, so a chunk damaged anywhere on its way is told apart from a
+/// good one (`kv_chunk::checksum_ok`).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "protocol/payload.hpp"
+
+namespace satemu::protocol {
+
+/// What a KV-cache message asks or answers (the union of KvMessage).
+enum class kv_op : std::uint8_t {
+  put,
+  lookup,
+  lookup_reply,
+  get,
+  chunk,
+  migrate,
+  migrate_chunk,
+  evict_notice,
+  error,
+};
+
+/// KvError; the values cross process boundaries.
+enum class kv_error : std::uint16_t { not_found = 0, too_large = 1, bad_checksum = 2 };
+
+struct kv_chunk {
+  std::uint64_t hash = 0;
+  std::uint32_t index = 0;
+  std::uint32_t tokens = 0;
+  std::uint32_t owner = 0;
+  /// Decoded: the checksum carried. Ignored when encoding (computed then).
+  std::uint64_t checksum = 0;
+  /// Bytes of KV data carried.
+  std::uint32_t data_bytes = 0;
+  /// Decoded: whether the carried checksum matches the data.
+  bool checksum_ok = false;
+};
+
+struct kv_message {
+  kv_op op = kv_op::lookup;
+  std::uint64_t request = 0;
+  std::uint32_t origin = 0;
+  /// put, chunk, migrate_chunk.
+  kv_chunk chunk;
+  /// lookup, lookup_reply, get, evict_notice.
+  std::vector<std::uint64_t> hashes;
+  /// migrate: whose chunks move, and where to.
+  std::uint32_t owner = 0;
+  std::uint32_t target = 0;
+  /// error.
+  kv_error error = kv_error::not_found;
+  std::uint64_t error_hash = 0;
+};
+
+/// True for the ops that carry a chunk.
+constexpr bool carries_chunk(kv_op op) {
+  return op == kv_op::put || op == kv_op::chunk || op == kv_op::migrate_chunk;
+}
+
+/// Checksum of a chunk: its identity (hash, index, tokens) and every data
+/// byte. Deterministic across processes.
+std::uint64_t kv_checksum(std::uint64_t hash, std::uint32_t index, std::uint32_t tokens,
+                          std::span<const std::byte> data);
+
+/// Encodes `m`. A chunk gets `m.chunk.data_bytes` bytes of data and the
+/// checksum over them; with `corrupt`, one data bit is flipped after the
+/// checksum is taken (a fault injected at the sender, to be caught by the
+/// receiver).
+payload_ptr encode_kv(const kv_message& m, bool corrupt = false);
+
+/// Decodes and validates (recomputing a chunk's checksum); InvalidArgument
+/// for a malformed or empty payload. A checksum mismatch is not an error
+/// here: it shows as `chunk.checksum_ok == false`.
+absl::StatusOr<kv_message> decode_kv(const payload_ptr& p);
+
+} // namespace satemu::protocol
