@@ -465,7 +465,7 @@ void skymemory_node::save_results(protocol::byte_writer& w) const {
 void skymemory_node::load_results(protocol::byte_reader& r) {
   space_node::load_results(r);
   next_seq_ = r.u64("requests started");
-  records_.resize(r.count("request records", 113));
+  records_.resize(r.count("request records", 109));
   for (auto& x : records_) {
     x.seq = r.u64("request sequence");
     x.start_ns = r.i64("request start");

@@ -1024,13 +1024,16 @@ TEST_F(cli_test, sweep_values_wrong_together_name_file_line_and_key) {
   EXPECT_FALSE(fs::exists(out));
 }
 
-TEST_F(cli_test, emulated_skymemory_is_not_implemented_yet) {
+TEST_F(cli_test, sweep_of_emulated_skymemory_points_to_run) {
   const auto text = replace(sky_yaml, "mode: analytic", "mode: emulated");
   const auto f = scenario("emu.yaml", text);
-  const int line = line_of(text, "mode: emulated");
-  for (const auto& cmd : {"sweep", "validate", "run"}) {
+  expect_bad_file(satemu({"sweep", f}), f, line_of(text, "mode: emulated"),
+                  {"workload.mode", "satemu run"});
+  // Without a constellation there is nothing to emulate on.
+  for (const auto& cmd : {"validate", "run"}) {
     auto r = satemu({cmd, f});
-    expect_bad_file(r, f, line, {"workload.mode", "not implemented yet"});
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_CONTAINS(r.output, "constellation");
   }
   EXPECT_FALSE(fs::exists(dir_ / "out"));
 }

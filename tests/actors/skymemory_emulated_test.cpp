@@ -1,0 +1,323 @@
+// Tests of emulated SkyMemory: the building blocks on their own (chained
+// block hashes, the LRU store, chunk checksums, layouts and migration) and
+// the workload over a moving 19x5 shell (hits, corruption, loss, migration,
+// determinism, distributed results).
+#include "actors/skymemory_emulated.hpp"
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+#include "protocol/bytes.hpp"
+#include "protocol/kvcache.hpp"
+#include "space_fixture.hpp"
+
+namespace {
+
+using namespace satemu::actors::skymemory;
+using satemu::actors::testing::run_text;
+
+// The testbed shell with one user; 60 s, a prompt every second on average.
+const std::string small_yaml = R"(name: sky-test
+seed: 3
+duration: 60s
+constellation:
+  shells:
+    - {planes: 5, sats_per_plane: 19, altitude: 550km, inclination: 53deg, phasing: 1}
+  update_interval: 100ms
+  queue: 64MiB
+ground:
+  gsl: {min_elevation: 10deg}
+  users:
+    - {name: nyc, lat: 40.71, lon: -74.01}
+compute: {mode: modeled, model: llama-3.2-1b, device: jetson-nano}
+workload:
+  kind: skymemory
+  mode: emulated
+  servers: 5
+  in_plane: true
+  chunk_time: 1ms
+  prompt_tokens: 256
+  sharing: 0.75
+  headers: 2
+  interval: 1s
+  timeout: 500ms
+)";
+
+std::vector<std::uint32_t> tokens(std::uint32_t n, std::uint32_t base) {
+  std::vector<std::uint32_t> t(n);
+  for (std::uint32_t i = 0; i < n; ++i)
+    t[i] = base + i * 7;
+  return t;
+}
+
+TEST(SkymemoryBlocks, ChainedHashesMatchExactlyOnTheCommonPrefix) {
+  const auto a = tokens(100, 1);
+  auto b = a;
+  b[40] += 1; // inside block 2 of 16-token blocks
+  const auto ha = block_hashes(a, 16), hb = block_hashes(b, 16);
+  ASSERT_EQ(ha.size(), 6u); // 100 tokens: 6 full blocks, the partial one has no hash
+  ASSERT_EQ(hb.size(), 6u);
+  EXPECT_EQ(block_hashes(a, 16), ha); // deterministic
+  for (int i = 0; i < 2; ++i)
+    EXPECT_EQ(ha[i], hb[i]) << i;
+  for (int i = 2; i < 6; ++i)
+    EXPECT_NE(ha[i], hb[i]) << i; // the chain differs from the first difference on
+  // The same block after a different parent has a different hash.
+  auto c = a;
+  c[0] += 1;
+  const auto hc = block_hashes(c, 16);
+  for (int i = 0; i < 6; ++i)
+    EXPECT_NE(hc[i], ha[i]) << i;
+  // A prompt that extends another shares all its hashes.
+  auto longer = a;
+  longer.resize(200, 5);
+  const auto hl = block_hashes(longer, 16);
+  EXPECT_TRUE(std::equal(ha.begin(), ha.end(), hl.begin()));
+  EXPECT_EQ(std::set<std::uint64_t>(hl.begin(), hl.end()).size(), hl.size());
+}
+
+TEST(SkymemoryBlocks, LruEvictsLeastRecentlyUsedFirst) {
+  lru_store s(300);
+  auto chunk = [](std::uint64_t h, std::uint64_t bytes = 100) {
+    return stored_chunk{h, 0, 16, 7, bytes};
+  };
+  EXPECT_TRUE(s.put(chunk(1)).evicted.empty());
+  EXPECT_TRUE(s.put(chunk(2)).evicted.empty());
+  EXPECT_TRUE(s.put(chunk(3)).evicted.empty());
+  EXPECT_EQ(s.used_bytes(), 300u);
+  ASSERT_NE(s.get(1), nullptr); // 1 becomes the most recent: order 2, 3, 1
+  EXPECT_TRUE(s.contains(2));   // contains does not touch
+  EXPECT_EQ(s.order(), (std::vector<std::uint64_t>{2, 3, 1}));
+  auto r = s.put(chunk(4));
+  ASSERT_EQ(r.evicted.size(), 1u);
+  EXPECT_EQ(r.evicted[0].hash, 2u);
+  // A bigger chunk evicts as many as it needs, oldest first.
+  r = s.put(chunk(5, 200));
+  ASSERT_EQ(r.evicted.size(), 2u);
+  EXPECT_EQ(r.evicted[0].hash, 3u);
+  EXPECT_EQ(r.evicted[1].hash, 1u);
+  EXPECT_EQ(s.order(), (std::vector<std::uint64_t>{4, 5}));
+  EXPECT_EQ(s.used_bytes(), 300u);
+  EXPECT_EQ(s.get(2), nullptr);
+  // Too big for the whole store: not stored, nothing evicted.
+  r = s.put(chunk(6, 301));
+  EXPECT_FALSE(r.stored);
+  EXPECT_TRUE(r.evicted.empty());
+  EXPECT_EQ(s.size(), 2u);
+  // Re-putting a held hash refreshes it without double counting.
+  s.put(chunk(4));
+  EXPECT_EQ(s.order(), (std::vector<std::uint64_t>{5, 4}));
+  EXPECT_EQ(s.used_bytes(), 300u);
+  EXPECT_EQ(s.take_owner(7).size(), 2u);
+  EXPECT_EQ(s.used_bytes(), 0u);
+}
+
+TEST(SkymemoryBlocks, CorruptedChunkFailsItsChecksum) {
+  using namespace satemu::protocol;
+  kv_message m;
+  m.op = kv_op::chunk;
+  m.request = 9;
+  m.chunk = {0xabcdef, 3, 16, 100, 0, 4096};
+  auto good = decode_kv(encode_kv(m));
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE(good->chunk.checksum_ok);
+  EXPECT_EQ(good->chunk.data_bytes, 4096u);
+  EXPECT_EQ(good->chunk.hash, 0xabcdefu);
+  auto bad = decode_kv(encode_kv(m, /*corrupt=*/true));
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_FALSE(bad->chunk.checksum_ok);
+  // A chunk claiming another block's identity fails too.
+  const std::vector<std::byte> zeros(4096);
+  EXPECT_NE(kv_checksum(0xabcdef, 3, 16, zeros), kv_checksum(0xabcdef, 4, 16, zeros));
+  EXPECT_NE(kv_checksum(0xabcdef, 3, 16, zeros), kv_checksum(0xabcdee, 3, 16, zeros));
+  auto flipped = zeros;
+  flipped[4095] = std::byte{1};
+  EXPECT_NE(kv_checksum(1, 0, 16, zeros), kv_checksum(1, 0, 16, flipped));
+  // The other messages round-trip.
+  kv_message l;
+  l.op = kv_op::lookup_reply;
+  l.hashes = {1, 2, 3};
+  auto dl = decode_kv(encode_kv(l));
+  ASSERT_TRUE(dl.ok());
+  EXPECT_EQ(dl->op, kv_op::lookup_reply);
+  EXPECT_EQ(dl->hashes, l.hashes);
+  kv_message mg;
+  mg.op = kv_op::migrate;
+  mg.owner = 95;
+  mg.target = 12;
+  auto dm = decode_kv(encode_kv(mg));
+  ASSERT_TRUE(dm.ok());
+  EXPECT_EQ(dm->op, kv_op::migrate);
+  EXPECT_EQ(dm->owner, 95u);
+  EXPECT_EQ(dm->target, 12u);
+}
+
+TEST(SkymemoryBlocks, CorruptedChunkIsAMissNeverData) {
+  auto run = run_text<emulated_workload>(small_yaml, {"workload.corruption=1"});
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  EXPECT_GT(m["chunks_corrupt_detected"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(m["token_hit_rate"].get<double>(), 0.0);
+  EXPECT_EQ(m["bytes_fetched"].get<std::uint64_t>(), 0u);
+  const auto& user = run.w->node(95);
+  ASSERT_FALSE(user.records().empty());
+  for (const auto& r : user.records()) {
+    EXPECT_EQ(r.cached_tokens, 0u);
+    EXPECT_EQ(r.ttft_ns, r.fetch_ns + r.prefill_ns);
+  }
+}
+
+TEST(SkymemoryBlocks, MigrationMovesExactlyTheLeavingColumn) {
+  // 5 planes of 19, a 3x3 rotation box around plane 2, satellite 9.
+  auto t = layout_tracker::make(5, 19, 550e3, strategy::rotation, 9);
+  ASSERT_TRUE(t.ok()) << t.status();
+  auto id = [](int plane, int sat) { return static_cast<std::uint32_t>(plane * 19 + sat); };
+  t->reset(id(2, 9));
+  const auto before = t->slots();
+  // The serving satellite moves one back in its plane (satellites move
+  // towards higher indices): column 10 leaves, column 7 enters.
+  const auto moves = t->recentre(id(2, 8));
+  ASSERT_EQ(moves.size(), 3u);
+  for (int row = 0; row < 3; ++row) {
+    EXPECT_EQ(moves[row].from, id(1 + row, 10)) << row;
+    EXPECT_EQ(moves[row].to, id(1 + row, 7)) << row;
+  }
+  // Every other slot stays on its satellite.
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < before.size(); ++i)
+    same += before[i] == t->slots()[i] ? 1 : 0;
+  EXPECT_EQ(same, 6u);
+  // The analytic model's migration counts the same column.
+  params p;
+  p.g = {5, 19, 2, 9, 550e3};
+  p.servers = 9;
+  p.kv_bytes = 9 * 1000;
+  p.chunk_bytes = 1000;
+  auto a = evaluate(p, strategy::rotation);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->migration_chunks, moves.size());
+  // hop keeps its chunks where they are.
+  auto h = layout_tracker::make(5, 19, 550e3, strategy::hop, 9);
+  h->reset(id(2, 9));
+  EXPECT_TRUE(h->recentre(id(2, 8)).empty());
+  EXPECT_EQ(h->centre(), id(2, 8));
+  // In-plane layouts stay in the serving plane.
+  auto ip = layout_tracker::make(5, 19, 550e3, strategy::rotation, 5, true);
+  ip->reset(id(3, 0));
+  for (auto s : ip->slots())
+    EXPECT_EQ(s / 19, 3u);
+  const auto ipm = ip->recentre(id(3, 18));
+  ASSERT_EQ(ipm.size(), 1u);
+  EXPECT_EQ(ipm[0].from, id(3, 2));
+  EXPECT_EQ(ipm[0].to, id(3, 16));
+}
+
+TEST(SkymemoryEmulated, SharedHeadersHitAndCutTtft) {
+  auto run = run_text<emulated_workload>(small_yaml);
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  EXPECT_GT(m["requests_finished"].get<std::uint64_t>(), 30u);
+  // 75% of a prompt is one of two headers: most of it hits after the first prompts.
+  EXPECT_GT(m["token_hit_rate"].get<double>(), 0.5);
+  EXPECT_LE(m["token_hit_rate"].get<double>(), 0.75);
+  EXPECT_GT(m["ttft_reduction"]["p50"].get<double>(), 0.3);
+  EXPECT_EQ(m["timeouts"].get<std::uint64_t>(), 0u);
+  for (const auto& r : run.w->node(95).records()) {
+    EXPECT_EQ(r.cached_tokens % 16, 0u);
+    EXPECT_LE(r.cached_tokens, 192u); // never more than the shared header
+    EXPECT_EQ(r.chunks_fetched * 16, r.cached_tokens);
+    EXPECT_EQ(r.ttft_ns, r.fetch_ns + r.prefill_ns);
+    EXPECT_EQ(r.ttlt_ns - r.ttft_ns, r.ttlt_nocache_ns - r.ttft_nocache_ns);
+  }
+  const auto files = run.w->files(run.r);
+  ASSERT_TRUE(files.contains("requests.csv"));
+  EXPECT_EQ(std::count(files.at("requests.csv").begin(), files.at("requests.csv").end(), '\n'),
+            static_cast<long>(run.w->node(95).records().size()) + 1);
+}
+
+TEST(SkymemoryEmulated, WithoutTheCacheEveryPromptIsPrefilledWhole) {
+  auto run = run_text<emulated_workload>(small_yaml, {"workload.cache=false"});
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  EXPECT_EQ(m["token_hit_rate"].get<double>(), 0.0);
+  EXPECT_EQ(m["ttft_reduction"]["mean"].get<double>(), 0.0);
+  for (const auto& r : run.w->node(95).records())
+    EXPECT_EQ(r.ttft_ns, r.ttft_nocache_ns);
+}
+
+TEST(SkymemoryEmulated, LostMessagesTimeOutAndRecomputeNeverHang) {
+  auto run = run_text<emulated_workload>(small_yaml, {"constellation.loss=0.3"});
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  EXPECT_GT(m["timeouts"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(run.r.counters.at("space.drops_loss"), 0u);
+  const auto& user = run.w->node(95);
+  // Every request started more than two timeouts and a whole prefill before
+  // the end has finished.
+  const auto full = prefill_time(run.w->config().model, run.w->config().device, 256, 0).ns();
+  const std::int64_t end = satemu::runtime::seconds(60).ns();
+  std::size_t timed_out = 0;
+  for (const auto& r : user.records()) {
+    EXPECT_LE(r.fetch_ns, 2 * satemu::runtime::milliseconds(500).ns() + 1);
+    timed_out += r.timed_out ? 1 : 0;
+  }
+  EXPECT_GT(timed_out, 0u);
+  std::size_t old_enough = 0;
+  for (const auto& r : user.records())
+    old_enough += r.start_ns + satemu::runtime::seconds(1).ns() + full < end ? 1 : 0;
+  EXPECT_GE(user.records().size() + 3, user.requests_started());
+  EXPECT_GT(old_enough, 30u);
+}
+
+TEST(SkymemoryEmulated, HandoverMigratesTheLeavingSatellitesChunks) {
+  // Ten minutes over New York include handovers (serving satellite 44 -> 43).
+  auto run = run_text<emulated_workload>(small_yaml, {"duration=300s"});
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  ASSERT_GE(m["handovers"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(m["migrate_orders"].get<std::uint64_t>(), m["handovers"].get<std::uint64_t>());
+  EXPECT_GT(m["migrated_chunks"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(m["migrated_bytes"].get<std::uint64_t>(),
+            m["migrated_chunks"].get<std::uint64_t>() * m["block_bytes"].get<std::uint64_t>());
+}
+
+TEST(SkymemoryEmulated, FingerprintIndependentOfThreadsAndResultsRoundTrip) {
+  auto one = run_text<emulated_workload>(small_yaml, {}, 1);
+  auto two = run_text<emulated_workload>(small_yaml, {}, 2);
+  ASSERT_TRUE(one.w && two.w);
+  EXPECT_EQ(one.r.fingerprint, two.r.fingerprint);
+  const auto& user = one.w->node(95);
+  std::string bytes;
+  satemu::protocol::byte_writer w(bytes);
+  user.save_results(w);
+  auto& twin = const_cast<skymemory_node&>(two.w->node(95));
+  satemu::protocol::byte_reader r(bytes);
+  twin.load_results(r);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(twin.records().size(), user.records().size());
+  for (std::size_t i = 0; i < user.records().size(); ++i) {
+    EXPECT_EQ(twin.records()[i].ttft_ns, user.records()[i].ttft_ns);
+    EXPECT_EQ(twin.records()[i].cached_tokens, user.records()[i].cached_tokens);
+  }
+  EXPECT_EQ(twin.requests_started(), user.requests_started());
+}
+
+TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
+  satemu::actors::register_workloads();
+  auto make = [](std::vector<std::string> sets) {
+    auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", sets);
+    EXPECT_TRUE(sc.ok()) << sc.status();
+    return satemu::actors::make_workload(*sc).status();
+  };
+  auto st = make({"workload.servers=20"});
+  EXPECT_NE(st.message().find("workload.servers"), std::string::npos) << st;
+  st = make({"workload.capacity=1KiB"});
+  EXPECT_NE(st.message().find("workload.capacity"), std::string::npos) << st;
+  EXPECT_TRUE(make({}).ok());
+}
+
+} // namespace
