@@ -211,7 +211,8 @@ int validate_command(const std::string& file, const std::vector<std::string>& se
   auto sc = load(file, nullptr, sets);
   if (!sc.ok())
     return report_error(sc.status());
-  if (sc->get_string("workload.kind") == "skymemory")
+  if (sc->get_string("workload.kind") == "skymemory" &&
+      sc->get_string("workload.mode") == "analytic")
     return validate_analytic(file, *sc);
   // Building the workload checks what single keys cannot (e.g. min <= max).
   auto w = actors::make_workload(*sc);
