@@ -9,77 +9,17 @@
 #include <mutex>
 #include <numeric>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "gpu/detail/check.hpp"
+#include "gpu/detail/kernel_checks.hpp"
 #include "gpu/half.hpp"
 
 namespace satemu::gpu {
 
 namespace {
 
-// --- Validation helpers ----------------------------------------------------
-
-template <typename... Parts>
-absl::Status invalid(std::string_view kernel, const Parts&... parts) {
-  return absl::InvalidArgumentError(absl::StrCat(std::string(kernel), ": ", parts...));
-}
-
-// A view is the caller's construction: a negative extent or null data behind
-// elements is a programming error, not bad input.
-void check_view(const const_matrix_view& v, const char* what) {
-  SATEMU_GPU_CHECK(v.rows >= 0 && v.cols >= 0, what, " has negative extent ", to_string(v));
-  SATEMU_GPU_CHECK(v.data != nullptr || v.rows * v.cols == 0, what, " ", to_string(v),
-                   " has null data");
-}
-
-absl::Status check_attention_config(std::string_view kernel, const attention_config& cfg) {
-  if (cfg.n_heads <= 0 || cfg.n_kv_heads <= 0 || cfg.head_dim <= 0)
-    return invalid(kernel, "n_heads (", cfg.n_heads, "), n_kv_heads (", cfg.n_kv_heads,
-                   ") and head_dim (", cfg.head_dim, ") must be positive");
-  if (cfg.n_heads % cfg.n_kv_heads != 0)
-    return invalid(kernel, "n_heads (", cfg.n_heads, ") is not a multiple of n_kv_heads (",
-                   cfg.n_kv_heads, ")");
-  if (!std::isfinite(cfg.scale) || cfg.scale < 0.0f)
-    return invalid(kernel, "softmax scale ", cfg.scale, " must be finite and >= 0");
-  return absl::OkStatus();
-}
-
-absl::Status check_offsets(std::string_view kernel, std::span<const std::int64_t> offsets,
-                           std::int64_t rows) {
-  if (offsets.empty() || offsets.front() != 0 || offsets.back() != rows)
-    return invalid(kernel, "seq_offsets must start at 0 and end at the ", rows,
-                   " token rows; got [", absl::StrJoin(offsets, ", "), "]");
-  for (std::size_t i = 1; i < offsets.size(); ++i)
-    if (offsets[i] < offsets[i - 1])
-      return invalid(kernel, "seq_offsets decrease at index ", i, ": [",
-                     absl::StrJoin(offsets, ", "), "]");
-  return absl::OkStatus();
-}
+using detail::gemm_dims;
 
 // --- GEMM --------------------------------------------------------------------
-
-struct gemm_dims {
-  std::int64_t m, n, k;
-};
-
-absl::StatusOr<gemm_dims> gemm_shape(std::string_view kernel, const gemm_op& o,
-                                     const const_matrix_view& a, const const_matrix_view& b,
-                                     const const_matrix_view& c) {
-  check_view(a, "A");
-  check_view(b, "B");
-  check_view(c, "C");
-  const std::int64_t m = o.trans_a ? a.cols : a.rows;
-  const std::int64_t ka = o.trans_a ? a.rows : a.cols;
-  const std::int64_t kb = o.trans_b ? b.cols : b.rows;
-  const std::int64_t n = o.trans_b ? b.rows : b.cols;
-  if (ka != kb || c.rows != m || c.cols != n)
-    return invalid(kernel, "shapes do not agree: A ", to_string(a), (o.trans_a ? "^T" : ""),
-                   ", B ", to_string(b), (o.trans_b ? "^T" : ""), ", C ", to_string(c));
-  if (m > INT_MAX || n > INT_MAX || ka > INT_MAX || a.cols > INT_MAX || b.cols > INT_MAX)
-    return invalid(kernel, "dimensions exceed the BLAS integer range");
-  return gemm_dims{m, n, ka};
-}
 
 // Runs one validated GEMM on packed row-major operands (leading dimension =
 // stored columns). Degenerate shapes are handled here: BLAS rejects a
@@ -123,23 +63,6 @@ void softmax_prefix(float* row, std::int64_t valid, std::int64_t n) {
   std::fill(row + valid, row + n, 0.0f);
 }
 
-absl::Status check_routing(std::string_view kernel, const moe_routing& r) {
-  if (r.tokens < 0 || r.k <= 0 || r.n_experts <= 0 || r.k > r.n_experts)
-    return invalid(kernel, "routing has tokens ", r.tokens, ", k ", r.k, ", n_experts ",
-                   r.n_experts);
-  const auto slots = static_cast<std::size_t>(r.tokens * r.k);
-  if (r.expert.size() != slots || r.weight.size() != slots || r.row_of_slot.size() != slots ||
-      r.token_of_row.size() != slots ||
-      r.expert_offsets.size() != static_cast<std::size_t>(r.n_experts + 1))
-    return invalid(kernel, "routing arrays do not match tokens ", r.tokens, " x k ", r.k,
-                   " and ", r.n_experts, " experts");
-  for (std::size_t s = 0; s < slots; ++s)
-    if (r.row_of_slot[s] < 0 || r.row_of_slot[s] >= static_cast<std::int64_t>(slots))
-      return invalid(kernel, "routing row_of_slot[", s, "] = ", r.row_of_slot[s],
-                     " is outside [0, ", slots, ")");
-  return absl::OkStatus();
-}
-
 } // namespace
 
 // --- cpu_backend -----------------------------------------------------------
@@ -151,7 +74,7 @@ cpu_backend::cpu_backend() {
 
 absl::Status cpu_backend::gemm(const gemm_op& o, const_matrix_view a, const_matrix_view b,
                                matrix_view c) {
-  SATEMU_GPU_ASSIGN_OR_RETURN(const gemm_dims d, gemm_shape("gemm", o, a, b, c));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const gemm_dims d, detail::gemm_shape("gemm", o, a, b, c));
   count_launch(op::gemm);
   run_sgemm(o, d, a.data, a.cols, b.data, b.cols, c.data);
   return absl::OkStatus();
@@ -161,18 +84,9 @@ absl::Status cpu_backend::gemm_strided_batched(const gemm_op& o, std::int64_t ba
                                                const_matrix_view a, std::int64_t stride_a,
                                                const_matrix_view b, std::int64_t stride_b,
                                                matrix_view c, std::int64_t stride_c) {
-  constexpr std::string_view kernel = "gemm_strided_batched";
-  SATEMU_GPU_ASSIGN_OR_RETURN(const gemm_dims d, gemm_shape(kernel, o, a, b, c));
-  if (batch < 0)
-    return invalid(kernel, "negative batch ", batch);
-  if (batch > 1) {
-    if (stride_a < 0 || (stride_a != 0 && stride_a < a.size()))
-      return invalid(kernel, "stride_a ", stride_a, " must be 0 or >= ", a.size());
-    if (stride_b < 0 || (stride_b != 0 && stride_b < b.size()))
-      return invalid(kernel, "stride_b ", stride_b, " must be 0 or >= ", b.size());
-    if (stride_c < c.size() || stride_c <= 0)
-      return invalid(kernel, "stride_c ", stride_c, " must be >= ", c.size(), " and > 0");
-  }
+  SATEMU_GPU_ASSIGN_OR_RETURN(
+      const gemm_dims d, detail::check_gemm_strided_batched(o, batch, a, stride_a, b, stride_b, c,
+                                                         stride_c));
   count_launch(op::gemm_strided_batched);
   for (std::int64_t i = 0; i < batch; ++i)
     run_sgemm(o, d, a.data + i * stride_a, a.cols, b.data + i * stride_b, b.cols,
@@ -181,23 +95,8 @@ absl::Status cpu_backend::gemm_strided_batched(const gemm_op& o, std::int64_t ba
 }
 
 absl::Status cpu_backend::gemm_grouped(const gemm_op& o, std::span<const gemm_problem> problems) {
-  constexpr std::string_view kernel = "gemm_grouped";
-  std::vector<gemm_dims> dims;
-  dims.reserve(problems.size());
-  std::vector<std::pair<const float*, const float*>> outputs;
-  for (std::size_t i = 0; i < problems.size(); ++i) {
-    const gemm_problem& p = problems[i];
-    auto d = gemm_shape(kernel, o, p.a, p.b, p.c);
-    if (!d.ok())
-      return invalid(kernel, "problem ", i, ": ", d.status().message());
-    dims.push_back(*d);
-    if (p.c.size() > 0)
-      outputs.emplace_back(p.c.data, p.c.data + p.c.size());
-  }
-  std::sort(outputs.begin(), outputs.end());
-  for (std::size_t i = 1; i < outputs.size(); ++i)
-    if (outputs[i].first < outputs[i - 1].second)
-      return invalid(kernel, "output matrices overlap");
+  SATEMU_GPU_ASSIGN_OR_RETURN(const std::vector<gemm_dims> dims,
+                              detail::check_gemm_grouped(o, problems));
   count_launch(op::gemm_grouped);
   for (std::size_t i = 0; i < problems.size(); ++i)
     run_sgemm(o, dims[i], problems[i].a.data, problems[i].a.cols, problems[i].b.data,
@@ -207,12 +106,7 @@ absl::Status cpu_backend::gemm_grouped(const gemm_op& o, std::span<const gemm_pr
 
 absl::StatusOr<tensor> cpu_backend::rmsnorm(const_matrix_view x, const_matrix_view weight,
                                             float eps) {
-  check_view(x, "x");
-  check_view(weight, "weight");
-  if (weight.size() != x.cols)
-    return invalid("rmsnorm", "weight has ", weight.size(), " values for rows of ", x.cols);
-  if (!(eps >= 0.0f) || !std::isfinite(eps))
-    return invalid("rmsnorm", "eps ", eps, " must be finite and >= 0");
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_rmsnorm(x, weight, eps));
   count_launch(op::rmsnorm);
   tensor out({x.rows, x.cols});
   if (x.cols == 0)
@@ -234,24 +128,7 @@ absl::StatusOr<tensor> cpu_backend::rmsnorm(const_matrix_view x, const_matrix_vi
 
 absl::Status cpu_backend::rope(const attention_config& cfg, matrix_view q, matrix_view k,
                                std::span<const std::int64_t> positions) {
-  constexpr std::string_view kernel = "rope";
-  check_view(q, "q");
-  check_view(k, "k");
-  if (cfg.n_heads <= 0 || cfg.head_dim <= 0 || cfg.head_dim % 2 != 0)
-    return invalid(kernel, "n_heads (", cfg.n_heads, ") must be positive and head_dim (",
-                   cfg.head_dim, ") positive and even");
-  if (q.cols != cfg.q_dim())
-    return invalid(kernel, "q ", to_string(q), " needs ", cfg.q_dim(), " columns");
-  if (k.rows != 0 && (cfg.n_kv_heads <= 0 || k.rows != q.rows || k.cols != cfg.kv_dim()))
-    return invalid(kernel, "k ", to_string(k), " must have 0 rows or ", q.rows, " rows of ",
-                   cfg.kv_dim(), " (n_kv_heads ", cfg.n_kv_heads, ")");
-  if (static_cast<std::int64_t>(positions.size()) != q.rows)
-    return invalid(kernel, positions.size(), " positions for ", q.rows, " tokens");
-  if (!(cfg.rope_theta > 0.0f) || !std::isfinite(cfg.rope_theta))
-    return invalid(kernel, "rope_theta ", cfg.rope_theta, " must be finite and > 0");
-  for (std::size_t t = 0; t < positions.size(); ++t)
-    if (positions[t] < 0)
-      return invalid(kernel, "negative position ", positions[t], " of token ", t);
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_rope(cfg, q, k, positions));
   count_launch(op::rope);
 
   const std::int64_t half = cfg.head_dim / 2;
@@ -292,24 +169,8 @@ absl::StatusOr<tensor> cpu_backend::attention_prefill(const attention_config& cf
                                                       const_matrix_view q, const_matrix_view k,
                                                       const_matrix_view v,
                                                       std::span<const std::int64_t> seq_offsets) {
-  constexpr std::string_view kernel = "attention_prefill";
-  check_view(q, "q");
-  check_view(k, "k");
-  check_view(v, "v");
-  SATEMU_GPU_RETURN_IF_ERROR(check_attention_config(kernel, cfg));
-  if (q.cols != cfg.q_dim() || k.cols != cfg.kv_dim() || v.cols != cfg.kv_dim() ||
-      k.rows != q.rows || v.rows != q.rows)
-    return invalid(kernel, "q ", to_string(q), ", k ", to_string(k), ", v ", to_string(v),
-                   " do not match ", cfg.n_heads, " heads and ", cfg.n_kv_heads,
-                   " kv heads of ", cfg.head_dim);
-  SATEMU_GPU_RETURN_IF_ERROR(check_offsets(kernel, seq_offsets, q.rows));
-  if (q.cols > INT_MAX || k.cols > INT_MAX)
-    return invalid(kernel, "dimensions exceed the BLAS integer range");
-  std::int64_t max_len = 0;
-  for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s)
-    max_len = std::max(max_len, seq_offsets[s + 1] - seq_offsets[s]);
-  if (max_len > INT_MAX)
-    return invalid(kernel, "a sequence of ", max_len, " tokens exceeds the BLAS integer range");
+  SATEMU_GPU_ASSIGN_OR_RETURN(const std::int64_t max_len,
+                              detail::check_attention_prefill(cfg, q, k, v, seq_offsets));
   count_launch(op::attention_prefill);
 
   tensor out({q.rows, q.cols});
@@ -350,25 +211,7 @@ absl::StatusOr<tensor> cpu_backend::attention_prefill(const attention_config& cf
 absl::StatusOr<tensor> cpu_backend::attention_decode(const attention_config& cfg,
                                                      const_matrix_view q, const kv_cache& cache,
                                                      std::span<const std::int64_t> lengths) {
-  constexpr std::string_view kernel = "attention_decode";
-  check_view(q, "q");
-  SATEMU_GPU_RETURN_IF_ERROR(check_attention_config(kernel, cfg));
-  if (cache.k.rank() != 3 || cache.k.shape() != cache.v.shape() ||
-      cache.kv_dim() != cfg.kv_dim())
-    return invalid(kernel, "cache k ", cache.k.shape_string(), " and v ",
-                   cache.v.shape_string(), " must both be [n_seq, capacity, ", cfg.kv_dim(),
-                   "]");
-  if (q.cols != cfg.q_dim() || q.rows > cache.n_seq() ||
-      static_cast<std::int64_t>(lengths.size()) != q.rows)
-    return invalid(kernel, "q ", to_string(q), " needs ", cfg.q_dim(), " columns and one row",
-                   " per length (", lengths.size(), "), at most the cache's ", cache.n_seq(),
-                   " slots");
-  for (std::size_t s = 0; s < lengths.size(); ++s)
-    if (lengths[s] < 1 || lengths[s] > cache.capacity())
-      return invalid(kernel, "length ", lengths[s], " of slot ", s, " outside [1, ",
-                     cache.capacity(), "]");
-  if (q.cols > INT_MAX || cache.kv_dim() > INT_MAX || cache.capacity() > INT_MAX)
-    return invalid(kernel, "dimensions exceed the BLAS integer range");
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_attention_decode(cfg, q, cache, lengths));
   count_launch(op::attention_decode);
 
   tensor out({q.rows, q.cols});
@@ -404,23 +247,7 @@ absl::StatusOr<tensor> cpu_backend::attention_decode(const attention_config& cfg
 absl::Status cpu_backend::kv_store(kv_cache& cache, const_matrix_view k, const_matrix_view v,
                                    std::span<const std::int64_t> slot,
                                    std::span<const std::int64_t> position) {
-  constexpr std::string_view kernel = "kv_store";
-  check_view(k, "k");
-  check_view(v, "v");
-  if (cache.k.rank() != 3 || cache.k.shape() != cache.v.shape())
-    return invalid(kernel, "cache k ", cache.k.shape_string(), " and v ",
-                   cache.v.shape_string(), " must both be [n_seq, capacity, kv_dim]");
-  if (k.cols != cache.kv_dim() || v.cols != cache.kv_dim() || v.rows != k.rows ||
-      static_cast<std::int64_t>(slot.size()) != k.rows ||
-      static_cast<std::int64_t>(position.size()) != k.rows)
-    return invalid(kernel, "k ", to_string(k), " and v ", to_string(v), " need ",
-                   cache.kv_dim(), " columns and one slot and position per row (", slot.size(),
-                   ", ", position.size(), ")");
-  for (std::size_t t = 0; t < slot.size(); ++t)
-    if (slot[t] < 0 || slot[t] >= cache.n_seq() || position[t] < 0 ||
-        position[t] >= cache.capacity())
-      return invalid(kernel, "row ", t, " goes to slot ", slot[t], " position ", position[t],
-                     " outside a cache of ", cache.n_seq(), " slots x ", cache.capacity());
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_kv_store(cache, k, v, slot, position));
   count_launch(op::kv_store);
   const std::int64_t kvd = cache.kv_dim();
   const auto bytes = static_cast<std::size_t>(kvd) * sizeof(float);
@@ -436,11 +263,7 @@ absl::Status cpu_backend::kv_store(kv_cache& cache, const_matrix_view k, const_m
 }
 
 absl::StatusOr<tensor> cpu_backend::silu_mul(const_matrix_view gate, const_matrix_view up) {
-  check_view(gate, "gate");
-  check_view(up, "up");
-  if (gate.rows != up.rows || gate.cols != up.cols)
-    return invalid("silu_mul", "gate ", to_string(gate), " and up ", to_string(up),
-                   " differ in shape");
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_silu_mul(gate, up));
   count_launch(op::silu_mul);
   tensor out({gate.rows, gate.cols});
   float* y = out.data();
@@ -453,10 +276,7 @@ absl::StatusOr<tensor> cpu_backend::silu_mul(const_matrix_view gate, const_matri
 }
 
 absl::Status cpu_backend::add(matrix_view y, const_matrix_view x) {
-  check_view(y, "y");
-  check_view(x, "x");
-  if (y.rows != x.rows || y.cols != x.cols)
-    return invalid("add", "y ", to_string(y), " and x ", to_string(x), " differ in shape");
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_add(y, x));
   count_launch(op::add);
   const std::int64_t n = y.size();
   for (std::int64_t i = 0; i < n; ++i)
@@ -465,17 +285,8 @@ absl::Status cpu_backend::add(matrix_view y, const_matrix_view x) {
 }
 
 absl::StatusOr<moe_routing> cpu_backend::router_topk(const_matrix_view logits, std::int64_t k) {
-  constexpr std::string_view kernel = "router_topk";
-  check_view(logits, "logits");
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_router_topk(logits, k));
   const std::int64_t n_exp = logits.cols;
-  if (n_exp <= 0 || n_exp > INT32_MAX || k < 1 || k > n_exp)
-    return invalid(kernel, "k ", k, " must be in [1, n_experts] for logits ", to_string(logits));
-  if (logits.rows > INT32_MAX)
-    return invalid(kernel, "too many tokens: ", logits.rows);
-  for (std::int64_t i = 0; i < logits.size(); ++i)
-    if (!std::isfinite(logits.data[i]))
-      return invalid(kernel, "non-finite logit ", logits.data[i], " at token ", i / n_exp,
-                     ", expert ", i % n_exp);
   count_launch(op::router_topk);
 
   moe_routing r;
@@ -526,11 +337,7 @@ absl::StatusOr<moe_routing> cpu_backend::router_topk(const_matrix_view logits, s
 }
 
 absl::StatusOr<tensor> cpu_backend::moe_gather(const_matrix_view x, const moe_routing& r) {
-  check_view(x, "x");
-  SATEMU_GPU_RETURN_IF_ERROR(check_routing("moe_gather", r));
-  if (x.rows != r.tokens)
-    return invalid("moe_gather", "x ", to_string(x), " has not the routing's ", r.tokens,
-                   " tokens");
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_moe_gather(x, r));
   count_launch(op::moe_gather);
   tensor out({r.tokens * r.k, x.cols});
   const auto bytes = static_cast<std::size_t>(x.cols) * sizeof(float);
@@ -543,11 +350,7 @@ absl::StatusOr<tensor> cpu_backend::moe_gather(const_matrix_view x, const moe_ro
 }
 
 absl::StatusOr<tensor> cpu_backend::moe_combine(const_matrix_view y, const moe_routing& r) {
-  check_view(y, "y");
-  SATEMU_GPU_RETURN_IF_ERROR(check_routing("moe_combine", r));
-  if (y.rows != r.tokens * r.k)
-    return invalid("moe_combine", "y ", to_string(y), " needs tokens x k = ", r.tokens * r.k,
-                   " rows");
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_moe_combine(y, r));
   count_launch(op::moe_combine);
   tensor out({r.tokens, y.cols});
   for (std::int64_t t = 0; t < r.tokens; ++t) {
@@ -564,14 +367,7 @@ absl::StatusOr<tensor> cpu_backend::moe_combine(const_matrix_view y, const moe_r
 }
 
 absl::StatusOr<quantized_activations> cpu_backend::quantize(const_matrix_view x, int bits) {
-  constexpr std::string_view kernel = "quantize";
-  check_view(x, "x");
-  if (bits != 8 && bits != 4)
-    return invalid(kernel, "bits must be 8 or 4, got ", bits);
-  for (std::int64_t i = 0; i < x.size(); ++i)
-    if (!std::isfinite(x.data[i]))
-      return invalid(kernel, "non-finite value ", x.data[i], " at row ", i / x.cols,
-                     ", column ", i % x.cols);
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_quantize(x, bits));
   count_launch(op::quantize);
   quantized_activations q;
   q.bits = bits;
@@ -606,30 +402,8 @@ absl::StatusOr<quantized_activations> cpu_backend::quantize(const_matrix_view x,
 }
 
 absl::StatusOr<tensor> cpu_backend::dequantize(const quantized_activations& q) {
-  constexpr std::string_view kernel = "dequantize";
-  if (q.bits != 8 && q.bits != 4)
-    return invalid(kernel, "bits must be 8 or 4, got ", q.bits);
-  if (q.rows < 0 || q.cols < 0 ||
-      q.codes.size() != static_cast<std::size_t>(q.rows * q.row_bytes()) ||
-      q.scales.size() != static_cast<std::size_t>(q.rows))
-    return invalid(kernel, q.codes.size(), " code bytes and ", q.scales.size(),
-                   " scales do not match ", q.rows, " x ", q.cols, " at ", q.bits, " bits");
-  for (std::size_t r = 0; r < q.scales.size(); ++r)
-    if (!std::isfinite(q.scales[r]) || q.scales[r] < 0.0f)
-      return invalid(kernel, "scale ", q.scales[r], " of row ", r, " is not finite and >= 0");
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_dequantize(q));
   const std::int64_t rb = q.row_bytes();
-  for (std::int64_t r = 0; r < q.rows; ++r) {
-    const std::uint8_t* in = q.codes.data() + r * rb;
-    for (std::int64_t j = 0; j < rb; ++j) {
-      const std::uint8_t b = in[j];
-      const bool bad = q.bits == 8 ? b == 0x80u
-                                   : ((b & 0x0fu) == 0x08u || (b >> 4) == 0x08u ||
-                                      (q.cols % 2 == 1 && j == rb - 1 && (b >> 4) != 0));
-      if (bad)
-        return invalid(kernel, "byte ", static_cast<int>(b), " at row ", r, ", offset ", j,
-                       " is not a symmetric ", q.bits, "-bit code (or a non-zero pad)");
-    }
-  }
   count_launch(op::dequantize);
   tensor out({q.rows, q.cols});
   for (std::int64_t r = 0; r < q.rows; ++r) {
@@ -652,15 +426,7 @@ absl::StatusOr<tensor> cpu_backend::dequantize(const quantized_activations& q) {
 
 absl::StatusOr<sparse_activations> cpu_backend::sparsify_topk(const_matrix_view x,
                                                               std::int64_t k) {
-  constexpr std::string_view kernel = "sparsify_topk";
-  check_view(x, "x");
-  if (k < 0 || k > x.cols)
-    return invalid(kernel, "k ", k, " must be in [0, ", x.cols, "]");
-  if (x.cols > INT32_MAX)
-    return invalid(kernel, "too many columns: ", x.cols);
-  for (std::int64_t i = 0; i < x.size(); ++i)
-    if (std::isnan(x.data[i]))
-      return invalid(kernel, "NaN at row ", i / x.cols, ", column ", i % x.cols);
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_sparsify_topk(x, k));
   count_launch(op::sparsify);
   sparse_activations s;
   s.rows = x.rows;
@@ -690,24 +456,7 @@ absl::StatusOr<sparse_activations> cpu_backend::sparsify_topk(const_matrix_view 
 }
 
 absl::StatusOr<tensor> cpu_backend::densify(const sparse_activations& s) {
-  constexpr std::string_view kernel = "densify";
-  if (s.rows < 0 || s.cols < 0 || s.k < 0 || s.k > s.cols ||
-      s.values.size() != static_cast<std::size_t>(s.rows * s.k) ||
-      s.indices.size() != s.values.size())
-    return invalid(kernel, s.values.size(), " values and ", s.indices.size(),
-                   " indices do not match ", s.rows, " rows x k ", s.k, " of ", s.cols,
-                   " columns");
-  // Last row that wrote each column: catches a column given twice in a row.
-  std::vector<std::int64_t> seen(static_cast<std::size_t>(s.cols), -1);
-  for (std::int64_t r = 0; r < s.rows; ++r)
-    for (std::int64_t j = 0; j < s.k; ++j) {
-      const std::int32_t c = s.indices[static_cast<std::size_t>(r * s.k + j)];
-      if (c < 0 || c >= s.cols)
-        return invalid(kernel, "column ", c, " of row ", r, " outside [0, ", s.cols, ")");
-      if (seen[static_cast<std::size_t>(c)] == r)
-        return invalid(kernel, "column ", c, " appears twice in row ", r);
-      seen[static_cast<std::size_t>(c)] = r;
-    }
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_densify(s));
   count_launch(op::densify);
   tensor out({s.rows, s.cols});
   for (std::int64_t r = 0; r < s.rows; ++r)
@@ -719,9 +468,7 @@ absl::StatusOr<tensor> cpu_backend::densify(const sparse_activations& s) {
 }
 
 absl::StatusOr<half_activations> cpu_backend::cast_half(const_matrix_view x, half_type t) {
-  check_view(x, "x");
-  if (t != half_type::fp16 && t != half_type::bf16)
-    return invalid("cast_half", "unknown half type ", static_cast<int>(t));
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_cast_half(x, t));
   count_launch(op::cast_half);
   half_activations h;
   h.type = t;
@@ -738,11 +485,7 @@ absl::StatusOr<half_activations> cpu_backend::cast_half(const_matrix_view x, hal
 }
 
 absl::StatusOr<tensor> cpu_backend::uncast_half(const half_activations& h) {
-  if (h.type != half_type::fp16 && h.type != half_type::bf16)
-    return invalid("uncast_half", "unknown half type ", static_cast<int>(h.type));
-  if (h.rows < 0 || h.cols < 0 || h.bits.size() != static_cast<std::size_t>(h.rows * h.cols))
-    return invalid("uncast_half", h.bits.size(), " values do not match ", h.rows, " x ",
-                   h.cols);
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_uncast_half(h));
   count_launch(op::uncast_half);
   tensor out({h.rows, h.cols});
   const std::int64_t n = h.rows * h.cols;
