@@ -11,6 +11,8 @@
 namespace satemu::cli {
 
 int calibrate_command(const calibrate_args& a) {
+  if (a.backend == "auto")
+    std::fprintf(stderr, "%s\n", gpu::resolve_auto_backend().line().c_str());
   auto b = gpu::make_backend(a.backend);
   if (!b.ok())
     return report_error(b.status());

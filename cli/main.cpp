@@ -8,7 +8,7 @@
 #include "cli/run_command.hpp"
 #include "cli/sweep_command.hpp"
 #include "cli/worker_command.hpp"
-#include "gpu/device.hpp"
+#include "gpu/backend.hpp"
 
 namespace {
 
@@ -111,10 +111,9 @@ int main(int argc, char** argv) {
 
   try {
     if (version) {
-      const auto& dev = satemu::gpu::probe_devices();
       std::printf("satemu %s\n", SATEMU_VERSION);
-      std::printf("compute backend (auto): %s (%s)\n", satemu::gpu::auto_backend().c_str(),
-                  dev.detail.c_str());
+      const auto choice = satemu::gpu::resolve_auto_backend();
+      std::printf("compute backend (auto): %s (%s)\n", choice.name.c_str(), choice.reason.c_str());
       return exit_ok;
     }
     if (*run)

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gpu/cpu_backend.hpp"
+#include "gpu/cuda_backend.hpp"
 #include "gpu/detail/check.hpp"
 #include "gpu/device.hpp"
 
@@ -77,10 +78,9 @@ std::string backend_choice::line() const {
 
 backend_choice resolve_auto_backend() {
   const device_info& info = probe_devices();
-  // Until a CUDA backend is compiled in, a GPU that answers cannot be used.
-  if (auto_backend() == "cuda")
-    return {"cpu", absl::StrCat("CUDA device ", info.detail,
-                                " found, but this build has no CUDA backend")};
+  if (info.cuda_built && info.cuda_devices > 0)
+    return {"cuda", absl::StrCat("CUDA device ", info.detail, ", ",
+                                 std::string(cuda_precision_name(cuda_options{}.precision)))};
   return {"cpu", info.detail};
 }
 
@@ -92,8 +92,7 @@ absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name) {
     return make_backend(choice.name);
   }
   if (name == "cuda")
-    return absl::UnavailableError(
-        "compute backend 'cuda' does not exist yet (only 'cpu' is built); use 'cpu' or 'auto'");
+    return make_cuda_backend();
   std::string accepted;
   for (std::string_view n : backend_names)
     absl::StrAppend(&accepted, accepted.empty() ? "" : ", ", std::string(n));

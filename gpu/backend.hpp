@@ -1,6 +1,10 @@
 /// @file backend.hpp
-/// The compute backend interface: the kernels every backend (`cpu` now,
-/// `cuda` later) implements on fp32 host tensors, and the factory that picks one.
+/// The compute backend interface: the kernels every backend implements on
+/// fp32 host tensors, and the factory that picks one. Backends: `cpu`
+/// (cpu_backend.hpp: OpenBLAS and plain loops, the reference) and `cuda`
+/// (cuda_backend.hpp: cuBLAS and own kernels; each call copies its inputs to
+/// the GPU, computes there in bf16, fp16, tf32 or fp32, and copies the
+/// results back).
 ///
 /// Layouts (all row-major, see tensor.hpp):
 /// - Activations are `[tokens, features]` matrices. Tokens of several
@@ -233,7 +237,9 @@ public:
   /// a, b, c describe problem 0's matrices. A stride of 0 for A or B shares
   /// one matrix across the batch; otherwise strides must be >= that matrix's
   /// size (no overlap), and stride_c must be >= c.size() (when batch > 1).
-  /// Each problem gives bitwise the result of the same `gemm` call.
+  /// On the cpu backend each problem gives bitwise the result of the same
+  /// `gemm` call; on the cuda backend it may differ within the precision's
+  /// rounding (cuBLAS picks its kernels by shape).
   virtual absl::Status gemm_strided_batched(const gemm_op& o, std::int64_t batch,
                                             const_matrix_view a, std::int64_t stride_a,
                                             const_matrix_view b, std::int64_t stride_b,
@@ -336,14 +342,16 @@ private:
 /// Names `make_backend` accepts.
 inline constexpr std::array<std::string_view, 3> backend_names = {"auto", "cpu", "cuda"};
 
-/// A backend by name: "cpu"; "auto" (cuda when a CUDA device answers and the
-/// CUDA backend is built, cpu otherwise; see device.hpp); "cuda" is
-/// Unavailable until the CUDA backend exists. Any other name is
-/// InvalidArgument listing the accepted names.
+/// A backend by name: "cpu"; "cuda" (make_cuda_backend with its defaults:
+/// bf16 on device 0; Unavailable, saying why, when the binary has no CUDA
+/// backend or no CUDA device answers); "auto" (cuda when the CUDA backend is
+/// built and a CUDA device answers, cpu otherwise; see device.hpp). Any other
+/// name is InvalidArgument listing the accepted names.
 absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name);
 
 /// The backend "auto" resolves to, with one line saying which and why
-/// (e.g. "compute backend: cpu (built without CUDA)").
+/// (e.g. "compute backend: cpu (built without CUDA)", "compute backend: cuda
+/// (CUDA device NVIDIA H100 80GB HBM3, bf16)").
 struct backend_choice {
   std::string name;
   std::string reason;

@@ -14,7 +14,7 @@ device_info probe() {
   info.cuda_built = true;
   int count = 0;
   if (auto err = cudaGetDeviceCount(&count); err != cudaSuccess) {
-    info.detail = cudaGetErrorString(err);
+    info.detail = std::string("no CUDA device (") + cudaGetErrorString(err) + ")";
     return info;
   }
   info.cuda_devices = count;
@@ -23,6 +23,8 @@ device_info probe() {
     info.detail = prop.name;
   else if (count == 0)
     info.detail = "no CUDA device";
+  else
+    info.detail = "CUDA device 0";
 #else
   info.detail = "built without CUDA";
 #endif

@@ -19,22 +19,35 @@ TEST(MakeBackend, CpuByName) {
 
 TEST(MakeBackend, AutoResolvesWithAReason) {
   const backend_choice c = resolve_auto_backend();
-  // No CUDA backend is compiled in yet, so "auto" is cpu even with a GPU.
-  EXPECT_EQ(c.name, "cpu");
+  const device_info& dev = probe_devices();
+  const std::string want = dev.cuda_built && dev.cuda_devices > 0 ? "cuda" : "cpu";
+  EXPECT_EQ(c.name, want);
   EXPECT_FALSE(c.reason.empty());
-  EXPECT_EQ(c.line().rfind("compute backend: cpu (", 0), 0u) << c.line();
-  if (probe_devices().cuda_devices > 0) {
-    EXPECT_NE(c.reason.find("no CUDA backend"), std::string::npos) << c.reason;
+  EXPECT_EQ(c.line().rfind("compute backend: " + want + " (", 0), 0u) << c.line();
+  if (!dev.cuda_built) {
+    EXPECT_EQ(c.reason, "built without CUDA");
+  }
+  if (want == "cuda") {
+    EXPECT_NE(c.reason.find(dev.detail), std::string::npos) << c.reason;
   }
   auto b = make_backend("auto");
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ((*b)->name(), c.name);
 }
 
-TEST(MakeBackend, CudaIsUnavailableAndUnknownNamesListTheAccepted) {
+TEST(MakeBackend, CudaAnswersOnlyWithADeviceAndUnknownNamesListTheAccepted) {
+  const device_info& dev = probe_devices();
   auto cuda = make_backend("cuda");
-  EXPECT_EQ(cuda.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_NE(cuda.status().message().find("cuda"), std::string::npos);
+  if (dev.cuda_built && dev.cuda_devices > 0) {
+    ASSERT_TRUE(cuda.ok()) << cuda.status();
+    EXPECT_EQ((*cuda)->name(), "cuda");
+  } else {
+    EXPECT_EQ(cuda.status().code(), absl::StatusCode::kUnavailable);
+    // The message says which of the two reasons applies.
+    const std::string why = dev.cuda_built ? "no CUDA device" : "no CUDA backend";
+    EXPECT_NE(cuda.status().message().find(why), std::string::npos) << cuda.status();
+    EXPECT_NE(cuda.status().message().find("'cuda'"), std::string::npos) << cuda.status();
+  }
 
   for (const char* name : {"tpu", "", "CPU"}) {
     auto b = make_backend(name);
