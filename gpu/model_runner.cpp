@@ -99,6 +99,17 @@ absl::StatusOr<model_weights> synthetic_model(const model_profile& p, std::uint6
     [&]() -> absl::StatusOr<std::vector<weight_tensor>> { return synthesize_globals(p, seed); });
 }
 
+absl::StatusOr<decoder_layer_weights> synthetic_layer(const model_profile& p, int layer,
+                                                      std::uint64_t seed) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(const decoder_config cfg, decoder_config_of(p));
+  std::vector<weight_tensor> ts;
+  SATEMU_GPU_ASSIGN_OR_RETURN(ts, synthesize_layer(p, layer, seed));
+  decoder_layer_weights w;
+  SATEMU_GPU_ASSIGN_OR_RETURN(w, layer_from(p, layer, std::move(ts)));
+  SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
+  return w;
+}
+
 absl::StatusOr<model_weights> load_model(const model_profile& p, const safetensors_file& file,
                                          int layers) {
   SATEMU_GPU_RETURN_IF_ERROR(check_model_file(file, p));

@@ -46,6 +46,13 @@ absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p);
 absl::StatusOr<model_weights> synthetic_model(const model_profile& p, std::uint64_t seed = 0,
                                               int layers = -1);
 
+/// Synthetic weights of layer `layer` alone (as synthetic_model makes it),
+/// without the embedding and LM head, which for large vocabularies outweigh
+/// a layer many times (llama-3.2-1b: 1 GiB of fp32 embedding, 243 MB per
+/// layer). InvalidArgument when the layer does not exist.
+absl::StatusOr<decoder_layer_weights> synthetic_layer(const model_profile& p, int layer,
+                                                      std::uint64_t seed = 0);
+
 /// Weights read from a safetensors file; every expected tensor is checked
 /// (name, shape) first, with an error naming what is wrong.
 absl::StatusOr<model_weights> load_model(const model_profile& p, const safetensors_file& file,

@@ -50,6 +50,28 @@ TEST(ModelRunner, UnsupportedFamiliesAreRefusedByName) {
   }
 }
 
+TEST(ModelRunner, SyntheticLayerIsTheModelsLayer) {
+  for (const char* name : {"tiny", "tiny-moe"}) {
+    auto p = find_model(name);
+    ASSERT_TRUE(p.ok());
+    auto m = synthetic_model(*p, 3);
+    ASSERT_TRUE(m.ok()) << m.status();
+    auto w = synthetic_layer(*p, 1, 3);
+    ASSERT_TRUE(w.ok()) << w.status();
+    const decoder_layer_weights& want = m->layers[1];
+    EXPECT_TRUE(w->wq.bitwise_equal(want.wq)) << name;
+    EXPECT_TRUE(w->wo.bitwise_equal(want.wo)) << name;
+    EXPECT_TRUE(w->mlp_norm.bitwise_equal(want.mlp_norm)) << name;
+    EXPECT_EQ(w->ffn.index(), want.ffn.index()) << name;
+    EXPECT_TRUE(validate(m->config, *w).ok()) << name;
+    EXPECT_EQ(synthetic_layer(*p, static_cast<int>(p->num_layers), 3).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  auto gemma = find_model("gemma-3-270m");
+  ASSERT_TRUE(gemma.ok());
+  EXPECT_EQ(synthetic_layer(*gemma, 0).status().code(), absl::StatusCode::kUnimplemented);
+}
+
 TEST(ModelRunner, ForwardPassIsBitwiseRepeatable) {
   const auto m = synthetic("tiny");
   const auto in = two_sequences(m.profile.vocab_size);
