@@ -1,0 +1,389 @@
+// Compute backends: GEMM rate against the host's peak, activation
+// quantisation against memcpy, and one llama-3.2-1b decoder layer for 1, 64
+// and 1,024 stacked prompt tokens; the same on the cuda backend when a CUDA
+// device answers, next to cuBLAS's dense GEMM peak and the device's copy
+// bandwidth.
+//
+//   BM_Compute_CpuGemm/<n>: C = A B, square n x n x n fp32, cpu backend
+//     (OpenBLAS, one thread). Counters: gflops; peak_gflops, the host's
+//     fitted roofline peak (gpu/calibrate.hpp, full calibration, measured once
+//     per process); fraction_of_peak = gflops / peak_gflops.
+//   BM_Compute_CpuQuantize/<bits>: per-token int8 (int4) quantisation of a
+//     [4096, 2048] fp32 matrix (32 MiB, beyond the caches). Counters:
+//     input_GBps (fp32 bytes consumed per second); memcpy_GBps (std::memcpy
+//     of the same 32 MiB into another buffer, median of 5, measured in the
+//     same benchmark); ratio = input_GBps / memcpy_GBps. memcpy moves 2 bytes
+//     per input byte, quantisation 1.25 (int8) or 1.125 (int4), so at the
+//     memory limit the ratio would be 1.6 (1.78).
+//   BM_Compute_CpuDecoderLayer/<tokens>: layer 0 of llama-3.2-1b (synthetic
+//     weights, 243 MB fp32) on a ragged batch of `tokens` prompt tokens in
+//     sequences of at most 64 (1 = one token, 64 = one sequence of 64,
+//     1024 = 16 sequences of 64), prefill without a KV cache. Counters:
+//     tokens_per_s; gflops (gpu/model.hpp layer_flops: the matrix products,
+//     attention included); fraction_of_peak against the calibrated peak;
+//     weights_GBps, the layer's fp32 weights (243 MB, read once per call)
+//     per second, the bound when there are few tokens, against memcpy_GBps
+//     (std::memcpy of the 64 MiB MLP gate matrix, median of 3):
+//     fraction_of_memcpy. memcpy reads and writes each byte, so a pure read
+//     at the memory limit could reach about 2.
+//   The Cpu figures are per CPU second of the benchmark's thread (the CPU
+//   column), which equals wall time on an idle machine and stays put when
+//   other processes share the cores.
+//   BM_Compute_CudaGemmPeak/<precision>/<n>: one cuBLAS GEMM n x n x n on
+//     device-resident operands (gpu/cuda_backend.hpp cuda_gemm_seconds,
+//     CUDA events, median of 20). Counter: tflops.
+//   BM_Compute_CudaDecoderLayer/<precision>/<tokens>: the same layer on the
+//     cuda backend, whose calls copy host tensors in and out (weights
+//     included, every call). Counters: tokens_per_s, gflops,
+//     fraction_of_gemm_peak = gflops / (cuBLAS 8192^3 rate in that precision),
+//     weights_GBps (which here includes the copy from the host).
+//   BM_Compute_CudaQuantize/<bits>: the quantize kernel on a device-resident
+//     [16384, 4096] fp32 matrix (256 MiB). Counters: input_GBps; copy_GBps
+//     (cudaMemcpy device to device of the same bytes); ratio as above.
+//   The Cuda benchmarks skip with a message when no CUDA device answers.
+//
+// Run: ./build/bench/compute_bench --benchmark_repetitions=3
+//        --benchmark_report_aggregates_only=true
+// (under a minute on 2 cores without a GPU).
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "gpu/calibrate.hpp"
+#include "gpu/cpu_backend.hpp"
+#include "gpu/cuda_backend.hpp"
+#include "gpu/device.hpp"
+#include "gpu/layers.hpp"
+#include "gpu/model.hpp"
+#include "gpu/model_runner.hpp"
+#include "runtime/rng.hpp"
+
+namespace {
+
+using namespace satemu::gpu;
+
+tensor random_tensor(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+  tensor t({rows, cols});
+  satemu::runtime::rng r(seed, 0, 1);
+  for (float& v : t.values())
+    v = static_cast<float>(2.0 * r.uniform() - 1.0);
+  return t;
+}
+
+/// CPU time of the calling thread. The CPU benchmarks are single-threaded
+/// (OpenBLAS runs on one thread), so their rates are per CPU second: on an
+/// idle machine the same as per wall second, and steady when other
+/// processes share the cores (the Time column then grows, the CPU column
+/// does not).
+double thread_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// The host's fitted peak FLOP/s (0 when calibration fails), measured once.
+double host_peak_flops() {
+  static const double peak = [] {
+    cpu_backend b;
+    auto c = calibrate(b, false);
+    return c.ok() ? c->fit.peak_flops : 0.0;
+  }();
+  return peak;
+}
+
+// --- CPU ------------------------------------------------------------------------------
+
+void BM_Compute_CpuGemm(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  cpu_backend b;
+  const tensor a = random_tensor(n, n, 1);
+  const tensor w = random_tensor(n, n, 2);
+  tensor c({n, n});
+  const double peak = host_peak_flops();
+  const double start = thread_seconds();
+  for (auto _ : state) {
+    if (auto s = b.gemm({}, a, w, c); !s.ok()) {
+      state.SkipWithError(std::string(s.message()).c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  const double per_iteration = (thread_seconds() - start) / static_cast<double>(state.iterations());
+  const auto dn = static_cast<double>(n);
+  const double flops = 2.0 * dn * dn * dn;
+  state.counters["gflops"] = flops / per_iteration * 1e-9;
+  state.counters["peak_gflops"] = peak * 1e-9;
+  if (peak > 0)
+    state.counters["fraction_of_peak"] = flops / per_iteration / peak;
+}
+BENCHMARK(BM_Compute_CpuGemm)->Arg(256)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
+
+/// Median CPU seconds of `fn` over `runs` runs.
+template <class Fn>
+double median_cpu_seconds(int runs, Fn&& fn) {
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    const double start = thread_seconds();
+    fn();
+    t.push_back(thread_seconds() - start);
+  }
+  std::nth_element(t.begin(), t.begin() + runs / 2, t.end());
+  return t[static_cast<std::size_t>(runs / 2)];
+}
+
+void BM_Compute_CpuQuantize(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const std::int64_t rows = 4096;
+  const std::int64_t cols = 2048;
+  const tensor x = random_tensor(rows, cols, 3);
+  const auto bytes = static_cast<std::size_t>(x.numel()) * sizeof(float);
+  std::vector<float> copy(static_cast<std::size_t>(x.numel()));
+  const double memcpy_s = median_cpu_seconds(5, [&] {
+    std::memcpy(copy.data(), x.data(), bytes);
+    benchmark::DoNotOptimize(copy.data());
+    benchmark::ClobberMemory();
+  });
+  cpu_backend b;
+  const double start = thread_seconds();
+  for (auto _ : state) {
+    auto q = b.quantize(x, bits);
+    if (!q.ok()) {
+      state.SkipWithError(std::string(q.status().message()).c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(q->codes.data());
+  }
+  const double per_iteration = (thread_seconds() - start) / static_cast<double>(state.iterations());
+  const double input_bps = static_cast<double>(bytes) / per_iteration;
+  const double memcpy_bps = static_cast<double>(bytes) / memcpy_s;
+  state.counters["input_GBps"] = input_bps * 1e-9;
+  state.counters["memcpy_GBps"] = memcpy_bps * 1e-9;
+  state.counters["ratio"] = input_bps / memcpy_bps;
+}
+BENCHMARK(BM_Compute_CpuQuantize)->Arg(8)->Arg(4)->ArgName("bits")->Unit(benchmark::kMillisecond);
+
+/// llama-3.2-1b's config and layer 0 (built once per process).
+struct llama_layer {
+  model_profile profile;
+  decoder_config config;
+  decoder_layer_weights weights;
+};
+const llama_layer* llama() {
+  static const std::unique_ptr<llama_layer> layer = []() -> std::unique_ptr<llama_layer> {
+    auto p = find_model("llama-3.2-1b");
+    if (!p.ok())
+      return nullptr;
+    auto cfg = decoder_config_of(*p);
+    auto w = synthetic_layer(*p, 0);
+    if (!cfg.ok() || !w.ok())
+      return nullptr;
+    return std::make_unique<llama_layer>(llama_layer{*p, *cfg, std::move(*w)});
+  }();
+  return layer.get();
+}
+
+/// Sequences of at most 64 tokens, `tokens` in all.
+std::vector<std::int64_t> stacked_offsets(std::int64_t tokens) {
+  std::vector<std::int64_t> offsets = {0};
+  while (offsets.back() < tokens)
+    offsets.push_back(std::min(tokens, offsets.back() + 64));
+  return offsets;
+}
+
+double layer_flops_of(const llama_layer& l, const std::vector<std::int64_t>& offsets) {
+  double f = 0;
+  for (std::size_t s = 0; s + 1 < offsets.size(); ++s)
+    f += static_cast<double>(layer_flops(l.profile, 0, offsets[s + 1] - offsets[s], 0));
+  return f;
+}
+
+/// One prefill per iteration; counters as the file comment says, over the
+/// thread's CPU time (cpu) or the wall time (cuda: the host waits for the
+/// device).
+void run_layer(benchmark::State& state, backend& b, bool cpu_time, double peak_flops,
+               const char* peak_name, double copy_bytes_per_s) {
+  const llama_layer* l = llama();
+  if (l == nullptr) {
+    state.SkipWithError("cannot build llama-3.2-1b layer 0");
+    return;
+  }
+  const std::int64_t tokens = state.range(0);
+  const std::vector<std::int64_t> offsets = stacked_offsets(tokens);
+  const tensor x = random_tensor(tokens, l->config.hidden, 4);
+  auto now = [cpu_time] {
+    return cpu_time ? thread_seconds()
+                    : std::chrono::duration<double>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  };
+  const double start = now();
+  for (auto _ : state) {
+    auto y = decoder_layer_prefill(b, l->config, l->weights, x, offsets);
+    if (!y.ok()) {
+      state.SkipWithError(std::string(y.status().message()).c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(y->data());
+  }
+  const double per_iteration = (now() - start) / static_cast<double>(state.iterations());
+  const double flops = layer_flops_of(*l, offsets);
+  state.counters["tokens_per_s"] = static_cast<double>(tokens) / per_iteration;
+  state.counters["gflops"] = flops / per_iteration * 1e-9;
+  if (peak_flops > 0)
+    state.counters[peak_name] = flops / per_iteration / peak_flops;
+  // Every call reads all the layer's weights once: the bound for few tokens.
+  const auto weight_bytes = static_cast<double>(layer_weight_bytes(l->profile, sizeof(float)));
+  state.counters["weights_GBps"] = weight_bytes / per_iteration * 1e-9;
+  if (copy_bytes_per_s > 0) {
+    state.counters["memcpy_GBps"] = copy_bytes_per_s * 1e-9;
+    state.counters["fraction_of_memcpy"] = weight_bytes / per_iteration / copy_bytes_per_s;
+  }
+}
+
+void BM_Compute_CpuDecoderLayer(benchmark::State& state) {
+  cpu_backend b;
+  // Host memory reference: std::memcpy of the MLP's gate matrix (64 MiB).
+  const llama_layer* l = llama();
+  double copy_bps = 0;
+  if (l != nullptr) {
+    const tensor& gate = std::get<swiglu_weights>(l->weights.ffn).gate;
+    std::vector<float> dst(static_cast<std::size_t>(gate.numel()));
+    const auto bytes = static_cast<std::size_t>(gate.numel()) * sizeof(float);
+    copy_bps = static_cast<double>(bytes) / median_cpu_seconds(3, [&] {
+                 std::memcpy(dst.data(), gate.data(), bytes);
+                 benchmark::DoNotOptimize(dst.data());
+                 benchmark::ClobberMemory();
+               });
+  }
+  run_layer(state, b, true, host_peak_flops(), "fraction_of_peak", copy_bps);
+}
+BENCHMARK(BM_Compute_CpuDecoderLayer)
+    ->Arg(1)
+    ->Arg(64)
+    ->Arg(1024)
+    ->ArgName("tokens")
+    ->Unit(benchmark::kMillisecond);
+
+// --- CUDA ---------------------------------------------------------------------------------
+
+/// Why the CUDA benchmarks cannot run here, or "" when they can.
+std::string cuda_missing() {
+  const device_info& d = probe_devices();
+  if (!d.cuda_built)
+    return "no CUDA backend in this build";
+  if (d.cuda_devices == 0)
+    return "no CUDA device: " + d.detail;
+  return "";
+}
+
+void BM_Compute_CudaGemmPeak(benchmark::State& state, cuda_precision p) {
+  if (const std::string why = cuda_missing(); !why.empty()) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const std::int64_t n = state.range(0);
+  const auto dn = static_cast<double>(n);
+  const double flops = 2.0 * dn * dn * dn;
+  for (auto _ : state) {
+    auto s = cuda_gemm_seconds(p, n, n, n, 20);
+    if (!s.ok()) {
+      state.SkipWithError(std::string(s.status().message()).c_str());
+      break;
+    }
+    state.SetIterationTime(*s);
+    state.counters["tflops"] = flops / *s * 1e-12;
+  }
+}
+#define SATEMU_BENCH_GEMM_PEAK(prec)                                                         \
+  BENCHMARK_CAPTURE(BM_Compute_CudaGemmPeak, prec, cuda_precision::prec)                    \
+      ->Arg(4096)                                                                            \
+      ->Arg(8192)                                                                            \
+      ->UseManualTime()                                                                      \
+      ->Iterations(1)                                                                        \
+      ->Unit(benchmark::kMillisecond)
+SATEMU_BENCH_GEMM_PEAK(bf16);
+SATEMU_BENCH_GEMM_PEAK(fp16);
+SATEMU_BENCH_GEMM_PEAK(tf32);
+SATEMU_BENCH_GEMM_PEAK(fp32);
+
+/// cuBLAS's 8192^3 rate in precision p (0 when it cannot be measured).
+double cuda_peak_flops(cuda_precision p) {
+  static std::map<cuda_precision, double> peaks;
+  if (auto it = peaks.find(p); it != peaks.end())
+    return it->second;
+  const double n = 8192;
+  auto s = cuda_gemm_seconds(p, 8192, 8192, 8192, 10);
+  return peaks[p] = s.ok() ? 2 * n * n * n / *s : 0.0;
+}
+
+void BM_Compute_CudaDecoderLayer(benchmark::State& state, cuda_precision p) {
+  if (const std::string why = cuda_missing(); !why.empty()) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  auto b = make_cuda_backend({.precision = p});
+  if (!b.ok()) {
+    state.SkipWithError(std::string(b.status().message()).c_str());
+    return;
+  }
+  run_layer(state, **b, false, cuda_peak_flops(p), "fraction_of_gemm_peak", 0.0);
+}
+#define SATEMU_BENCH_CUDA_LAYER(prec)                                                        \
+  BENCHMARK_CAPTURE(BM_Compute_CudaDecoderLayer, prec, cuda_precision::prec)                \
+      ->Arg(1)                                                                               \
+      ->Arg(64)                                                                              \
+      ->Arg(1024)                                                                            \
+      ->ArgName("tokens")                                                                    \
+      ->Unit(benchmark::kMillisecond)                                                        \
+      ->UseRealTime()
+SATEMU_BENCH_CUDA_LAYER(bf16);
+SATEMU_BENCH_CUDA_LAYER(fp16);
+SATEMU_BENCH_CUDA_LAYER(tf32);
+
+void BM_Compute_CudaQuantize(benchmark::State& state) {
+  if (const std::string why = cuda_missing(); !why.empty()) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int bits = static_cast<int>(state.range(0));
+  const std::int64_t rows = 16384;
+  const std::int64_t cols = 4096;
+  const double bytes = static_cast<double>(rows * cols) * sizeof(float);
+  auto copy = cuda_copy_seconds(rows * cols * static_cast<std::int64_t>(sizeof(float)), 20);
+  if (!copy.ok()) {
+    state.SkipWithError(std::string(copy.status().message()).c_str());
+    return;
+  }
+  for (auto _ : state) {
+    auto s = cuda_quantize_seconds(rows, cols, bits, 20);
+    if (!s.ok()) {
+      state.SkipWithError(std::string(s.status().message()).c_str());
+      break;
+    }
+    state.SetIterationTime(*s);
+    state.counters["input_GBps"] = bytes / *s * 1e-9;
+    state.counters["copy_GBps"] = bytes / *copy * 1e-9;
+    state.counters["ratio"] = *copy / *s;
+  }
+}
+BENCHMARK(BM_Compute_CudaQuantize)
+    ->Arg(8)
+    ->Arg(4)
+    ->ArgName("bits")
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+} // namespace
+
+BENCHMARK_MAIN();
