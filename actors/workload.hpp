@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json_fwd.hpp"
+#include "runtime/compute.hpp"
 #include "runtime/entity.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/scenario.hpp"
@@ -29,6 +30,10 @@ public:
   virtual nlohmann::json metrics(const runtime::run_result& r) const = 0;
   /// Extra output files (name -> content), written next to summary.json.
   virtual std::map<std::string, std::string> files(const runtime::run_result& r) const;
+  /// Where the entities' compute requests go (a gpu::gpu_worker the
+  /// workload owns, built from the `compute` section), or null when they
+  /// make none. In a distributed run each node's workload has its own.
+  virtual runtime::compute_service* compute() { return nullptr; }
 
   // Distributed runs (runtime/distributed.hpp).
 

@@ -194,6 +194,7 @@ absl::StatusOr<runtime::hosted_run> build_hosted_run(const std::string& scenario
   h.end_ns = sc->get_duration("duration").ns();
   h.seed = static_cast<std::uint64_t>(sc->get_int("seed"));
   h.workload_state = [w = work.get()] { return w->node_state(); };
+  h.compute = work->compute();
   h.owner = work;
   return h;
 }
@@ -249,6 +250,7 @@ int run_command(const run_args& a) {
   opts.threads = static_cast<std::size_t>(sc->get_int("threads"));
   opts.trace = sc->get_bool("output.trace");
   opts.stop = &g_stop;
+  opts.compute.service = work.compute();
   runtime::progress_line progress(
     a.quiet ? runtime::progress_line::mode::off
             : runtime::progress_line::parse(sc->get_string("output.progress")),

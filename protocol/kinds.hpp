@@ -22,6 +22,9 @@ enum class kind : std::uint16_t {
   flow = 3,
   /// SkyMemory KV-cache messages (protocol/kvcache.capnp).
   kvcache = 4,
+  /// Kernel-internal: the result of an entity's compute request (never on
+  /// the wire; the result stays with the entity, runtime/entity.hpp).
+  compute = 5,
 };
 
 /// Stable lower-case name of `k`, or "unknown" for a value this build does not
@@ -38,6 +41,8 @@ constexpr std::string_view to_string(kind k) noexcept {
       return "flow";
     case kind::kvcache:
       return "kvcache";
+    case kind::compute:
+      return "compute";
   }
   return "unknown";
 }

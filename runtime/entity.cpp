@@ -42,6 +42,8 @@ std::vector<std::string> counter_names() {
 
 entity::~entity() = default;
 
+compute_job::~compute_job() = default;
+
 void entity::check_latency(entity_id hop, duration latency) const {
   if (latency < min_latency_) {
     std::fprintf(stderr,
@@ -101,6 +103,16 @@ void entity::schedule(duration delay, std::uint64_t tag) {
   std::push_heap(heap_.begin(), heap_.end(), later{});
 }
 
+void entity::compute(std::uint64_t tag, std::unique_ptr<compute_job> job) {
+  compute_call c;
+  c.entity = id_;
+  c.seq = next_seq_++;
+  c.tag = tag;
+  c.at = now_;
+  c.job = std::move(job);
+  requests_.push_back(std::move(c));
+}
+
 namespace detail {
 
 void entity_driver::bind(entity& e, entity_id id, std::uint64_t seed, outbox* out,
@@ -140,6 +152,18 @@ void entity_driver::dispatch(entity& e, entity::pending& p) {
     e.trace_->push_back({env.deliver_ns, e.id_, env.src, env.seq, p.from, env.k});
   if (env.k == protocol::kind::timer && p.from == e.id_ && env.src == e.id_) {
     e.on_timer(p.tag);
+  } else if (env.k == protocol::kind::compute && p.from == e.id_ && env.src == e.id_) {
+    // Results wait in request order; an entity has few in flight.
+    auto it = std::find_if(e.results_.begin(), e.results_.end(),
+                           [&](const compute_call& c) { return c.seq == env.seq; });
+    if (it == e.results_.end()) {
+      std::fprintf(stderr, "satemu: internal error: entity %u has no compute result %llu\n",
+                   e.id_, static_cast<unsigned long long>(env.seq));
+      std::abort();
+    }
+    auto job = std::move(it->job);
+    e.results_.erase(it);
+    e.on_compute(p.tag, std::move(job));
   } else {
     ++e.envelopes_;
     e.on_envelope(env);
@@ -148,7 +172,7 @@ void entity_driver::dispatch(entity& e, entity::pending& p) {
 
 std::uint64_t entity_driver::run_until(entity& e, vtime end) {
   std::uint64_t n = 0;
-  while (!e.heap_.empty() && e.heap_.front().env.deliver_ns < end.ns()) {
+  while (!e.heap_.empty() && e.heap_.front().env.deliver_ns < end.ns() && e.requests_.empty()) {
     std::pop_heap(e.heap_.begin(), e.heap_.end(), entity::later{});
     entity::pending p = std::move(e.heap_.back());
     e.heap_.pop_back();
@@ -156,6 +180,50 @@ std::uint64_t entity_driver::run_until(entity& e, vtime end) {
     ++n;
   }
   return n;
+}
+
+void entity_driver::take_requests(entity& e, std::vector<compute_call>& out) {
+  for (auto& c : e.requests_)
+    out.push_back(std::move(c));
+  e.requests_.clear();
+}
+
+void entity_driver::check_result(const entity& e, const compute_call& c) {
+  if (c.ready.is_never() || c.ready < c.at) {
+    std::fprintf(stderr,
+                 "satemu: internal error: compute request %llu of entity %u made at %s is "
+                 "ready at %s\n",
+                 static_cast<unsigned long long>(c.seq), e.id(), to_string(c.at).c_str(),
+                 c.ready.is_never() ? "never" : to_string(c.ready).c_str());
+    std::abort();
+  }
+}
+
+entity::pending entity_driver::result_event(const entity& e, const compute_call& c) {
+  entity::pending p;
+  p.env.src = e.id();
+  p.env.dst = e.id();
+  p.env.send_ns = c.at.ns();
+  p.env.deliver_ns = c.ready.ns();
+  p.env.seq = c.seq;
+  p.env.k = protocol::kind::compute;
+  p.tag = c.tag;
+  p.from = e.id();
+  return p;
+}
+
+void entity_driver::push_result(entity& e, compute_call&& c) {
+  check_result(e, c);
+  e.heap_.push_back(result_event(e, c));
+  std::push_heap(e.heap_.begin(), e.heap_.end(), entity::later{});
+  e.results_.push_back(std::move(c));
+}
+
+void entity_driver::process_result(entity& e, compute_call&& c) {
+  check_result(e, c);
+  auto p = result_event(e, c);
+  e.results_.push_back(std::move(c));
+  dispatch(e, p);
 }
 
 void entity_driver::process_now(entity& e, entity_id from, protocol::envelope&& env,
@@ -177,6 +245,8 @@ bool entity_driver::pop(entity& e, protocol::envelope& env, std::uint64_t& tag) 
 void entity_driver::clear(entity& e) {
   e.heap_.clear();
   e.heap_.shrink_to_fit();
+  e.requests_.clear();
+  e.results_.clear();
 }
 
 void entity_driver::save(const entity& e, protocol::byte_writer& w) {

@@ -7,6 +7,12 @@
 /// counters. The kernel calls the hooks in the only order an entity ever sees
 /// events: by `(time, source entity, source sequence)`, then by the entity
 /// that handed the envelope over (copies of one message arriving together).
+///
+/// An entity that needs a kernel (a transformer layer, a compression) hands
+/// a `compute_job` to `compute()`; the run's compute service (the GPU worker,
+/// runtime/compute.hpp) batches it with the other requests of the window and
+/// the job comes back, with its results, in `on_compute` at the request time
+/// plus its modeled duration.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +55,31 @@ public:
   /// Takes an envelope whose header is complete, for delivery to the entity
   /// `hop` (its final destination or the next hop towards it).
   virtual void post(entity_id hop, protocol::envelope&& e) = 0;
+};
+
+/// Work an entity hands to the run's compute service. The service's owner
+/// defines the kinds (gpu::compute_request); the kernel only carries them.
+/// The same object comes back, with its results, in `entity::on_compute`.
+class compute_job {
+public:
+  virtual ~compute_job();
+};
+
+/// One compute request on its way from an entity to the compute service and
+/// back (runtime/compute.hpp).
+struct compute_call {
+  /// The requesting entity.
+  entity_id entity = 0;
+  /// The entity's sequence number for the request: orders its result among
+  /// events of the same time, like a timer scheduled at the request.
+  std::uint64_t seq = 0;
+  /// The entity's own tag, handed back to `on_compute`.
+  std::uint64_t tag = 0;
+  /// When the entity asked.
+  vtime at;
+  /// Set by the service: when the result is available; never before `at`.
+  vtime ready = vtime::never();
+  std::unique_ptr<compute_job> job;
 };
 
 /// One processed event, kept when the run records a trace.
@@ -110,6 +141,13 @@ protected:
   void forward(entity_id next_hop, duration latency, protocol::envelope&& in);
   /// Fires `on_timer(tag)` at `now() + delay` (delay >= 0).
   void schedule(duration delay, std::uint64_t tag);
+  /// Hands `job` to the run's compute service; `on_compute(tag, job)` fires
+  /// at `now()` plus the job's modeled duration, with the job's results.
+  /// In virtual time the entity then waits: it processes no later event
+  /// until the window's requests have been flushed and its result's time is
+  /// known (other requests of the same event handler still join the batch).
+  /// A run without a compute service aborts with context.
+  void compute(std::uint64_t tag, std::unique_ptr<compute_job> job);
   /// This entity's random stream.
   rng& random() { return rng_; }
   /// Adds `n` to this entity's metric counter `id`; the kernel sums every
@@ -128,12 +166,16 @@ protected:
   virtual void on_envelope(protocol::envelope& e) = 0;
   /// Called for each timer, at its time.
   virtual void on_timer(std::uint64_t tag) {}
+  /// Called for each finished compute request, at its result's time, with
+  /// the job handed to `compute` (its results filled in).
+  virtual void on_compute(std::uint64_t tag, std::unique_ptr<compute_job> job) {}
 
 private:
   friend class detail::entity_driver;
 
-  /// A pending event: an arrived envelope handed over by `from`, or a timer
-  /// (kind timer, src and from self, tag in `tag`).
+  /// A pending event: an arrived envelope handed over by `from`, a timer
+  /// (kind timer, src and from self, tag in `tag`), or a compute result
+  /// (kind compute, src and from self, its job in `results_` under `seq`).
   struct pending {
     protocol::envelope env;
     std::uint64_t tag;
@@ -165,6 +207,10 @@ private:
   rng rng_;
   std::vector<pending> heap_;
   std::vector<std::uint64_t> counters_;
+  /// Compute requests not yet taken by the kernel, and results whose event
+  /// is pending (few: an entity waits on its requests).
+  std::vector<compute_call> requests_;
+  std::vector<compute_call> results_;
 };
 
 } // namespace satemu::runtime

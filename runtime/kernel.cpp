@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <queue>
 #include <thread>
@@ -11,6 +13,17 @@
 #include "protocol/caf_types.hpp"
 #include "runtime/detail/entity_driver.hpp"
 #include "runtime/output.hpp"
+
+namespace satemu::runtime {
+namespace {
+struct batch_ref;
+struct call_ref;
+} // namespace
+} // namespace satemu::runtime
+
+// Both only ever travel between the actors of one run, in process.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(satemu::runtime::batch_ref)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(satemu::runtime::call_ref)
 
 namespace satemu::runtime {
 namespace {
@@ -27,6 +40,21 @@ using finish_atom = caf::atom_constant<caf::atom("finish")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using window_atom = caf::atom_constant<caf::atom("window")>;
 using timer_atom = caf::atom_constant<caf::atom("timer")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using flushed_atom = caf::atom_constant<caf::atom("flushed")>;
+using compute_atom = caf::atom_constant<caf::atom("compute")>;
+
+/// Virtual time: a window's compute requests, lent by a conductor to the GPU
+/// worker actor until it answers.
+struct batch_ref {
+  std::vector<compute_call>* calls = nullptr;
+};
+
+/// Real time: one compute request on its way to the GPU worker actor, or
+/// its result on the way back (CAF 0.17 messages must be copyable).
+struct call_ref {
+  std::shared_ptr<compute_call> call;
+};
 
 using driver = detail::entity_driver;
 using wall_clock = std::chrono::steady_clock;
@@ -93,6 +121,126 @@ struct run_shared {
   std::vector<std::uint64_t> processed;
   std::vector<std::vector<batch_note>> notes;
   std::promise<run_result> done;
+
+  // Compute (runtime/compute.hpp); all unused without a compute service.
+  // A granted entity that made requests counts itself in `requesters`
+  // before counting itself off the window, so a window without requests
+  // costs the conductor one load.
+  caf::actor worker;
+  std::vector<entity*> entities;
+  std::atomic<std::size_t> requesters{0};
+  /// Written by the GPU worker actor only.
+  std::atomic<std::uint64_t> compute_requests{0};
+  std::atomic<std::uint64_t> compute_batches{0};
+};
+
+std::chrono::nanoseconds wall_delay(const run_shared& shared, std::int64_t emulated_ns) {
+  return std::chrono::nanoseconds(
+    static_cast<std::int64_t>(static_cast<double>(emulated_ns) * shared.opts.dilation));
+}
+
+/// Moves the compute requests of the `granted` entities (all reported) into
+/// `batch`, sorted by (entity, request sequence): the order does not depend
+/// on which thread ran which entity.
+void gather_requests(run_shared& shared, const std::vector<entity_id>& granted,
+                     std::vector<compute_call>& batch) {
+  shared.requesters.store(0, std::memory_order_relaxed);
+  if (shared.opts.compute.service == nullptr) {
+    std::fprintf(stderr,
+                 "satemu: internal error: an entity asked for compute, but the run has no "
+                 "compute service (run_options.compute)\n");
+    std::abort();
+  }
+  for (auto id : granted) {
+    auto& e = *shared.entities[id];
+    if (detail::entity_driver::has_requests(e))
+      detail::entity_driver::take_requests(e, batch);
+  }
+  std::sort(batch.begin(), batch.end(), [](const compute_call& a, const compute_call& b) {
+    return std::tie(a.entity, a.seq) < std::tie(b.entity, b.seq);
+  });
+}
+
+/// Queues each answered request as an event of its entity (idle at the
+/// barrier: the next grant publishes the change) and lowers the entity's
+/// next-event time in the conductor's `next` and `queue` to its ready time.
+template <class Queue>
+void deliver_results(run_shared& shared, std::vector<compute_call>& batch,
+                     std::vector<std::int64_t>& next, Queue& queue) {
+  for (auto& c : batch) {
+    const auto id = c.entity;
+    const auto ready = c.ready.ns();
+    detail::entity_driver::push_result(*shared.entities[id], std::move(c));
+    if (ready < next[id]) {
+      next[id] = ready;
+      queue.push({ready, id});
+    }
+  }
+  batch.clear();
+}
+
+/// The GPU worker actor: hosts the run's compute service (for the run's
+/// lifetime, so it owns the backend in effect). Virtual time: runs a
+/// conductor's batch and answers. Real time: collects requests as entities
+/// make them and runs them as one batch when `realtime_max_batch` are waiting
+/// or `realtime_window` after the first, then sends each result to its
+/// entity for the wall-clock time of its ready time.
+class compute_worker_actor final : public caf::event_based_actor {
+public:
+  compute_worker_actor(caf::actor_config& cfg, run_shared* shared)
+    : caf::event_based_actor(cfg), shared_(shared) {
+  }
+
+  caf::behavior make_behavior() override {
+    return {
+      [this](flush_atom, batch_ref b) {
+        run_batch(*b.calls);
+        return flushed_atom::value;
+      },
+      [this](compute_atom, call_ref& c) {
+        pending_.push_back(std::move(*c.call));
+        if (pending_.size() >= std::max<std::size_t>(1, shared_->opts.compute.realtime_max_batch))
+          flush_realtime();
+        else if (pending_.size() == 1)
+          delayed_send(this, shared_->opts.compute.realtime_window, flush_atom::value, generation_);
+      },
+      [this](flush_atom, std::uint64_t generation) {
+        if (generation == generation_ && !pending_.empty())
+          flush_realtime();
+      },
+      [this](finish_atom) { quit(); },
+    };
+  }
+
+private:
+  void run_batch(std::vector<compute_call>& calls) {
+    shared_->opts.compute.service->run(calls);
+    shared_->compute_batches.fetch_add(1, std::memory_order_relaxed);
+    shared_->compute_requests.fetch_add(calls.size(), std::memory_order_relaxed);
+  }
+
+  void flush_realtime() {
+    ++generation_; // a pending window timer belongs to this batch
+    std::vector<compute_call> batch = std::move(pending_);
+    pending_.clear();
+    std::sort(batch.begin(), batch.end(), [](const compute_call& a, const compute_call& b) {
+      return std::tie(a.entity, a.seq) < std::tie(b.entity, b.seq);
+    });
+    run_batch(batch);
+    const auto now = wall_clock::now();
+    for (auto& c : batch) {
+      const auto due = shared_->wall_start + wall_delay(*shared_, c.ready.ns());
+      const auto delay = std::max(std::chrono::nanoseconds::zero(),
+                                  std::chrono::duration_cast<std::chrono::nanoseconds>(due - now));
+      const auto& dst = shared_->directory[c.entity];
+      delayed_send(dst, delay, compute_atom::value,
+                   call_ref{std::make_shared<compute_call>(std::move(c))});
+    }
+  }
+
+  run_shared* shared_;
+  std::vector<compute_call> pending_;
+  std::uint64_t generation_ = 0;
 };
 
 /// Asks every entity actor to finish (each answers `finished` and quits);
@@ -202,6 +350,8 @@ private:
     out_.flush(id_, shared_->inboxes.get(), shared_->notes[id_]);
     shared_->next_ns[id_] = driver::next_time(*e_).ns();
     shared_->processed[id_] = processed;
+    if (driver::has_requests(*e_))
+      shared_->requesters.fetch_add(1, std::memory_order_relaxed);
     if (shared_->outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1)
       send(conductor_, window_atom::value);
   }
@@ -266,8 +416,24 @@ private:
           queue_.push({n.first_ns, n.dst});
         }
       }
-    granted_.clear();
     shared_->events.store(events_, std::memory_order_relaxed);
+    if (shared_->requesters.load(std::memory_order_relaxed) != 0) {
+      // Every granted entity is done or waiting: one batch for the window.
+      gather_requests(*shared_, granted_, batch_);
+      granted_.clear();
+      request(shared_->worker, caf::infinite, flush_atom::value, batch_ref{&batch_})
+        .then([this](flushed_atom) {
+          deliver_results(*shared_, batch_, next_, queue_);
+          next_window();
+        });
+      return;
+    }
+    granted_.clear();
+    next_window();
+  }
+
+  /// Ends the run, or grants the window starting at the earliest pending event.
+  void next_window() {
     if (shared_->opts.stop != nullptr && shared_->opts.stop->load()) {
       finish(true);
       return;
@@ -320,6 +486,7 @@ private:
   std::vector<std::int64_t> next_;
   std::priority_queue<item, std::vector<item>, std::greater<item>> queue_;
   std::vector<entity_id> granted_;
+  std::vector<compute_call> batch_;
   std::size_t outstanding_ = 0;
   std::uint64_t events_ = 0;
   std::uint64_t windows_ = 0;
@@ -372,7 +539,7 @@ private:
 
   void end_window() {
     std::atomic_thread_fence(std::memory_order_acquire);
-    window_report report;
+    auto& report = report_;
     for (auto id : granted_) {
       const auto next = shared_->next_ns[id];
       next_[id] = next;
@@ -405,9 +572,28 @@ private:
         b = next;
       }
     }
-    granted_.clear();
     events_ += report.events;
     shared_->events.store(events_, std::memory_order_relaxed);
+    if (shared_->requesters.load(std::memory_order_relaxed) != 0) {
+      // Requests stay on their node: this node's GPU worker runs them before
+      // the report, whose next-event time then counts their results.
+      gather_requests(*shared_, granted_, batch_);
+      granted_.clear();
+      request(shared_->worker, caf::infinite, flush_atom::value, batch_ref{&batch_})
+        .then([this](flushed_atom) {
+          deliver_results(*shared_, batch_, next_, queue_);
+          exchange();
+        });
+      return;
+    }
+    granted_.clear();
+    exchange();
+  }
+
+  /// Reports to the coordinator and grants the node's share of the next
+  /// window, until a window has entities here or the run stops.
+  void exchange() {
+    auto& report = report_;
     while (true) {
       while (!queue_.empty() && next_[queue_.top().second] != queue_.top().first)
         queue_.pop();
@@ -474,6 +660,8 @@ private:
   std::vector<std::uint8_t> touched_;
   std::priority_queue<item, std::vector<item>, std::greater<item>> queue_;
   std::vector<entity_id> granted_;
+  window_report report_;
+  std::vector<compute_call> batch_;
   std::size_t outstanding_ = 0;
   std::uint64_t events_ = 0;
   std::uint64_t windows_ = 0;
@@ -502,10 +690,18 @@ public:
       [this](start_atom) {
         driver::start(*e_);
         arm_timers();
+        send_requests();
       },
       [this](entity_id from, protocol::envelope& env) { deliver(from, std::move(env), 0); },
       [this](timer_atom, protocol::envelope& env, std::uint64_t tag) {
         deliver(id_, std::move(env), tag);
+      },
+      [this](compute_atom, call_ref& c) {
+        if (c.call->ready.ns() >= shared_->opts.end.ns())
+          return;
+        note_lateness(c.call->ready.ns());
+        driver::process_result(*e_, std::move(*c.call));
+        after_event();
       },
       [this](finish_atom) {
         send(collector_, finished_atom::value, id_);
@@ -516,19 +712,46 @@ public:
 
 private:
   std::chrono::nanoseconds wall_delay(std::int64_t emulated_ns) const {
-    return std::chrono::nanoseconds(
-      static_cast<std::int64_t>(static_cast<double>(emulated_ns) * shared_->opts.dilation));
+    return runtime::wall_delay(*shared_, emulated_ns);
+  }
+
+  void note_lateness(std::int64_t emulated_ns) {
+    const auto intended = shared_->wall_start + wall_delay(emulated_ns);
+    shared_->lateness[id_].record(std::chrono::duration_cast<std::chrono::nanoseconds>(wall_clock::now() - intended)
+                       .count());
   }
 
   void deliver(entity_id from, protocol::envelope&& env, std::uint64_t tag) {
     if (env.deliver_ns >= shared_->opts.end.ns())
       return;
-    const auto intended = shared_->wall_start + wall_delay(env.deliver_ns);
-    shared_->lateness[id_].record(std::chrono::duration_cast<std::chrono::nanoseconds>(wall_clock::now() - intended)
-                       .count());
+    note_lateness(env.deliver_ns);
     driver::process_now(*e_, from, std::move(env), tag);
+    after_event();
+  }
+
+  void after_event() {
     shared_->events.fetch_add(1, std::memory_order_relaxed);
     arm_timers();
+    send_requests();
+  }
+
+  /// Hands the compute requests the entity just made to the GPU worker actor.
+  void send_requests() {
+    if (!driver::has_requests(*e_))
+      return;
+    if (!shared_->worker) {
+      std::fprintf(stderr,
+                   "satemu: internal error: entity %u asked for compute, but the run has no "
+                   "compute service\n",
+                   id_);
+      std::abort();
+    }
+    calls_.clear();
+    driver::take_requests(*e_, calls_);
+    for (auto& c : calls_)
+      send(shared_->worker, compute_atom::value,
+           call_ref{std::make_shared<compute_call>(std::move(c))});
+    calls_.clear();
   }
 
   /// Turns timers the entity just scheduled into delayed messages to itself.
@@ -545,6 +768,7 @@ private:
   entity_id id_;
   run_shared* shared_;
   caf::actor collector_;
+  std::vector<compute_call> calls_;
 };
 
 /// Real time: gathers the entities' final reports.
@@ -634,8 +858,16 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
     shared.inboxes = std::make_unique<inbox[]>(n);
   }
 
+  if (opts.compute.service != nullptr) {
+    shared.entities.reserve(n);
+    for (auto& e : entities)
+      shared.entities.push_back(e.get());
+  }
+
   const auto rss_before = current_rss_bytes();
   const auto wall0 = wall_clock::now();
+  if (opts.compute.service != nullptr)
+    shared.worker = sys.spawn<compute_worker_actor>(&shared);
   caf::actor boss;
   std::uint64_t rss_after = 0;
   if (opts.mode == clock_mode::virtual_time && opts.share != nullptr) {
@@ -705,7 +937,13 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   result.rss_after_spawn_bytes = rss_after;
   shared.directory.clear();
   boss = nullptr;
+  if (shared.worker) {
+    caf::anon_send(shared.worker, finish_atom::value);
+    shared.worker = nullptr;
+  }
   sys.await_all_actors_done();
+  result.compute_requests = shared.compute_requests.load();
+  result.compute_batches = shared.compute_batches.load();
 
   tally_entities(entities, result);
   for (auto& h : shared.lateness)

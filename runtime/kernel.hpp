@@ -15,8 +15,24 @@
 /// so idle stretches are skipped. The grant is the one CAF message an entity
 /// gets per window, and it carries every envelope due to it.
 ///
+/// Compute (runtime/compute.hpp): an entity that makes a compute request
+/// stops there and reports itself waiting. At the window's end, once every
+/// granted entity is done or waiting, the conductor sends the GPU worker
+/// actor the window's requests as one batch, sorted by (entity, request
+/// sequence), and waits for its answer; each result becomes an event of its
+/// entity at its ready time (request time plus modeled duration). The next
+/// window starts at the smallest next-event time as always, which may now
+/// be a result inside the window just ended: that is safe, because every
+/// envelope sent from then on is still due at or after that window's end.
+/// Windows without requests skip all of this. A distributed run's node
+/// conductors do the same with a GPU worker per node: requests never leave
+/// their node, and results do not depend on the batch, so 1 and N nodes
+/// give the same run.
+///
 /// Real time: every send becomes a CAF delayed send of `latency * dilation`;
-/// lateness (actual minus intended wall-clock delivery) is recorded.
+/// lateness (actual minus intended wall-clock delivery) is recorded. Compute
+/// requests go to the GPU worker actor as they are made; it batches them
+/// over a short wall-time window or up to a maximum batch size.
 #pragma once
 
 #include <atomic>
@@ -28,6 +44,7 @@
 #include <vector>
 
 #include "protocol/envelope_batch.hpp"
+#include "runtime/compute.hpp"
 #include "runtime/entity.hpp"
 #include "runtime/histogram.hpp"
 #include "runtime/time.hpp"
@@ -104,6 +121,9 @@ struct run_options {
   /// `share->node_of[id] == share->node` are driven here, and the windows come
   /// from `share->exchange`. Null: the whole run is here.
   const node_share* share = nullptr;
+  /// The compute service entities' `compute` requests go to (in a
+  /// distributed run: this node's).
+  compute_options compute;
 };
 
 struct run_result {
@@ -114,6 +134,10 @@ struct run_result {
   std::uint64_t envelopes = 0;
   /// Virtual time: windows granted. Real time: 0.
   std::uint64_t windows = 0;
+  /// Compute requests run, and the batches they ran in (this process's
+  /// GPU worker only).
+  std::uint64_t compute_requests = 0;
+  std::uint64_t compute_batches = 0;
   /// Emulated time reached: `end`, or less when interrupted.
   vtime reached;
   double wall_seconds = 0;

@@ -231,6 +231,7 @@ private:
 };
 
 class entity;
+class compute_service;
 
 /// What a worker hosts for one run, built from the run's scenario by the
 /// layer that knows workloads (the CLI).
@@ -247,6 +248,8 @@ struct hosted_run {
   std::function<std::string()> workload_state;
   /// Keeps the workload alive while the run needs it.
   std::shared_ptr<void> owner;
+  /// This node's compute service (kept alive by `owner`), or null.
+  compute_service* compute = nullptr;
 };
 
 struct worker_options {

@@ -20,8 +20,19 @@ public:
   /// Time of the earliest pending event, or `vtime::never()`.
   static vtime next_time(const entity& e);
   /// Processes, in order, every pending event with time < `end` (including
-  /// ones scheduled while doing so); returns how many.
+  /// ones scheduled while doing so); returns how many. Stops early after an
+  /// event that made compute requests: the entity waits for their results.
   static std::uint64_t run_until(entity& e, vtime end);
+  /// True when the entity made compute requests the kernel has not taken.
+  static bool has_requests(const entity& e) { return !e.requests_.empty(); }
+  /// Appends the entity's untaken compute requests to `out`, in request order.
+  static void take_requests(entity& e, std::vector<compute_call>& out);
+  /// Queues a finished request (its `ready` set by the service) as an event
+  /// at `ready`. A ready time before the request, or never, aborts.
+  static void push_result(entity& e, compute_call&& c);
+  /// Runs a finished request's `on_compute` right away at its ready time
+  /// (real-time mode).
+  static void process_result(entity& e, compute_call&& c);
   /// Processes one envelope or timer right away at its own time (real-time
   /// mode, where arrival order is wall-clock order).
   static void process_now(entity& e, entity_id from, protocol::envelope&& env,
@@ -39,6 +50,8 @@ public:
 
 private:
   static void dispatch(entity& e, entity::pending& p);
+  static void check_result(const entity& e, const compute_call& c);
+  static entity::pending result_event(const entity& e, const compute_call& c);
 };
 
 } // namespace satemu::runtime::detail

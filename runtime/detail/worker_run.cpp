@@ -180,6 +180,7 @@ void worker_run::main(protocol::node_setup setup) {
   opts.seed = built->seed;
   opts.threads = setup.threads != 0 ? setup.threads : threads_;
   opts.share = &share;
+  opts.compute.service = built->compute;
   auto r = run(entities, opts);
   if (ex.failed())
     return;

@@ -18,6 +18,7 @@
 #include "runtime/histogram.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/node.hpp"
+#include "fake_compute.hpp"
 
 namespace satemu::runtime {
 namespace {
@@ -249,10 +250,12 @@ TEST(partition, one_node_or_few_groups) {
 // --- whole runs -----------------------------------------------------------------
 
 /// Sends messages to random entities, which forward some of them once more:
-/// every event depends on the order of the ones before it.
+/// every event depends on the order of the ones before it. With `computes`,
+/// a third of its timers ask for compute (up to 3 ms of it) instead of
+/// sending, and each result is sent on.
 class chatter final : public entity {
 public:
-  explicit chatter(std::uint32_t n) : n_(n) {
+  explicit chatter(std::uint32_t n, bool computes = false) : n_(n), computes_(computes) {
   }
 
   void save_results(protocol::byte_writer& w) const override {
@@ -273,9 +276,19 @@ public:
 protected:
   void on_start() override { schedule(microseconds(random().below(1000)), 0); }
   void on_timer(std::uint64_t) override {
+    if (computes_ && random().below(3) == 0) {
+      compute(0, test_compute::job(microseconds(random().below(3000)), now().ns()));
+      schedule(microseconds(200 + random().below(800)), 0);
+      return;
+    }
     const auto dst = static_cast<entity_id>(random().below(n_));
     send(dst, milliseconds(1) + microseconds(random().below(3000)), protocol::kind::mesh, nullptr);
     schedule(microseconds(200 + random().below(800)), 0);
+  }
+  void on_compute(std::uint64_t, std::unique_ptr<compute_job> job) override {
+    const auto& j = dynamic_cast<const test_compute::fake_job&>(*job);
+    digest_ = digest_ * 31 + j.output + static_cast<std::uint64_t>(now().ns());
+    send(static_cast<entity_id>(random().below(n_)), milliseconds(1), protocol::kind::mesh, nullptr);
   }
   void on_envelope(protocol::envelope& e) override {
     ++received_;
@@ -287,22 +300,31 @@ protected:
 
 private:
   std::uint32_t n_;
+  bool computes_;
 };
 
-std::vector<std::unique_ptr<entity>> make_chatter(std::uint32_t n) {
+std::vector<std::unique_ptr<entity>> make_chatter(std::uint32_t n, bool computes = false) {
   std::vector<std::unique_ptr<entity>> v;
   for (std::uint32_t i = 0; i < n; ++i)
-    v.push_back(std::make_unique<chatter>(n));
+    v.push_back(std::make_unique<chatter>(n, computes));
   return v;
 }
 
 constexpr std::uint32_t chatter_entities = 40;
 constexpr std::int64_t chatter_end_ns = 300'000'000; // 0.3 s
 
-hosted_run build_chatter() {
-  auto owned = std::make_shared<std::vector<std::unique_ptr<entity>>>(make_chatter(chatter_entities));
+hosted_run build_chatter(bool computes = false) {
+  // Each node has its own compute service, as each has its own GPU worker.
+  struct owned_run {
+    std::vector<std::unique_ptr<entity>> entities;
+    test_compute::fake_service compute;
+  };
+  auto owned = std::make_shared<owned_run>();
+  owned->entities = make_chatter(chatter_entities, computes);
   hosted_run h;
-  h.entities = owned.get();
+  h.entities = &owned->entities;
+  if (computes)
+    h.compute = &owned->compute;
   h.lookahead_ns = milliseconds(1).ns();
   h.end_ns = chatter_end_ns;
   h.seed = 5;
@@ -312,11 +334,14 @@ hosted_run build_chatter() {
 }
 
 std::unique_ptr<worker_node> start_worker(const std::string& secret,
-                                          std::shared_ptr<std::vector<std::string>> log = nullptr) {
+                                          std::shared_ptr<std::vector<std::string>> log = nullptr,
+                                          bool computes = false) {
   worker_options o;
   o.secret = secret;
   o.node.threads = 2;
-  o.build_run = [](const std::string&) -> absl::StatusOr<hosted_run> { return build_chatter(); };
+  o.build_run = [computes](const std::string&) -> absl::StatusOr<hosted_run> {
+    return build_chatter(computes);
+  };
   auto mu = std::make_shared<std::mutex>();
   o.log = [log, mu](const std::string& line) {
     if (log) {
@@ -384,6 +409,59 @@ TEST(distributed, two_nodes_give_the_single_process_run) {
   EXPECT_EQ(cr.nodes[0].entities + cr.nodes[1].entities, chatter_entities);
   EXPECT_EQ(cr.nodes[0].events + cr.nodes[1].events, single.events);
   EXPECT_GT(cr.nodes[0].cross_envelopes, 0u);
+  EXPECT_EQ(w1->wait(5s).code(), absl::StatusCode::kOk);
+  EXPECT_EQ(w2->wait(5s).code(), absl::StatusCode::kOk);
+}
+
+TEST(distributed, two_nodes_with_compute_give_the_single_process_run) {
+  // Requests stay on their node (each node's own service runs them), and
+  // results do not depend on the batch: the run is the single-process run.
+  auto ref = make_chatter(chatter_entities, true);
+  test_compute::fake_service svc;
+  run_options opts;
+  opts.end = vtime::from_ns(chatter_end_ns);
+  opts.lookahead = milliseconds(1);
+  opts.seed = 5;
+  opts.threads = 2;
+  opts.compute.service = &svc;
+  const auto single = run(ref, opts);
+  ASSERT_GT(single.compute_requests, 1000u);
+  ASSERT_GT(single.envelopes, 1000u);
+
+  const std::string secret = "a secret of enough bytes";
+  auto w1 = start_worker(secret, nullptr, true);
+  auto w2 = start_worker(secret, nullptr, true);
+  coordinator_options co;
+  co.workers = {w1->address(), w2->address()};
+  co.secret = secret;
+  co.scenario_yaml = "unused by the test builder";
+  std::vector<std::uint32_t> ids(chatter_entities);
+  for (std::uint32_t i = 0; i < chatter_entities; ++i)
+    ids[i] = i;
+  co.node_of = partition_groups(ids, 2);
+  co.end = opts.end;
+  co.lookahead = opts.lookahead;
+  auto cr = coordinate(co);
+  ASSERT_TRUE(cr.failure.ok()) << cr.failure;
+  auto twins = make_chatter(chatter_entities, true);
+  for (std::uint32_t k = 0; k < 2; ++k) {
+    auto st = load_entity_states(cr.entity_states[k], twins, co.node_of, k);
+    ASSERT_TRUE(st.ok()) << st;
+  }
+  run_result dist = cr.result;
+  tally_entities(twins, dist);
+  EXPECT_EQ(dist.fingerprint, single.fingerprint);
+  EXPECT_EQ(dist.events, single.events);
+  EXPECT_EQ(dist.envelopes, single.envelopes);
+  EXPECT_EQ(dist.windows, single.windows);
+  for (std::uint32_t i = 0; i < chatter_entities; ++i)
+    EXPECT_EQ(static_cast<const chatter&>(*ref[i]).digest_,
+              static_cast<const chatter&>(*twins[i]).digest_)
+      << i;
+  // Without compute the same chatter is another run.
+  auto plain = make_chatter(chatter_entities, false);
+  opts.compute.service = nullptr;
+  EXPECT_NE(run(plain, opts).fingerprint, single.fingerprint);
   EXPECT_EQ(w1->wait(5s).code(), absl::StatusCode::kOk);
   EXPECT_EQ(w2->wait(5s).code(), absl::StatusCode::kOk);
 }

@@ -1,5 +1,7 @@
 // Kernel correctness: delivery times, tie order, time monotonicity under
-// random traffic, thread-count determinism, idle skipping, real-time pacing.
+// random traffic, thread-count determinism, idle skipping, real-time pacing,
+// compute requests (batched per window, results at request time plus
+// duration, waiting entities going on inside the window).
 #include "runtime/kernel.hpp"
 
 #include <gtest/gtest.h>
@@ -8,7 +10,11 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <span>
+#include <string>
 #include <tuple>
+
+#include "fake_compute.hpp"
 
 namespace satemu::runtime {
 namespace {
@@ -25,6 +31,7 @@ struct seen {
 /// An entity whose behaviour is given by lambdas, recording what it sees.
 class probe final : public entity {
 public:
+  using entity::compute;
   using entity::forward;
   using entity::random;
   using entity::schedule;
@@ -33,9 +40,12 @@ public:
   std::function<void(probe&)> start;
   std::function<void(probe&, const protocol::envelope&)> receive;
   std::function<void(probe&, std::uint64_t)> timer;
+  std::function<void(probe&, std::uint64_t, compute_job&)> computed;
 
   std::vector<seen> arrivals;
   std::vector<std::pair<std::int64_t, std::uint64_t>> timers;
+  /// (time, tag) of each compute result.
+  std::vector<std::pair<std::int64_t, std::uint64_t>> results;
   std::int64_t last_ns = -1;
   std::uint64_t backwards = 0;
 
@@ -55,6 +65,12 @@ protected:
     timers.emplace_back(now().ns(), tag);
     if (timer)
       timer(*this, tag);
+  }
+  void on_compute(std::uint64_t tag, std::unique_ptr<compute_job> job) override {
+    note();
+    results.emplace_back(now().ns(), tag);
+    if (computed)
+      computed(*this, tag, *job);
   }
 
 private:
@@ -266,6 +282,193 @@ TEST(Kernel, StopFlagEndsTheRunAsInterrupted) {
   EXPECT_LT(r.reached, opts.end);
 }
 
+// --- Compute -------------------------------------------------------------------
+
+using test_compute::fake_job;
+using test_compute::fake_service;
+using test_compute::job;
+
+TEST(KernelCompute, OneBatchPerWindowAndResultsAtRequestTimePlusDuration) {
+  // Five entities ask at 100..500 us, all in the first window [100us, 1.1ms).
+  auto w = make_world(5);
+  struct got {
+    std::int64_t ns;
+    std::uint64_t output;
+    std::size_t batch, batch_size;
+  };
+  std::vector<got> seen(5);
+  for (std::size_t i = 0; i < 5; ++i) {
+    at(w, i).start = [i](probe& p) {
+      p.schedule(microseconds(100 * static_cast<std::int64_t>(i + 1)), 0);
+    };
+    at(w, i).timer = [i](probe& p, std::uint64_t) {
+      p.compute(i, job(microseconds(200 * static_cast<std::int64_t>(i + 1)), i));
+    };
+    at(w, i).computed = [&seen](probe& p, std::uint64_t tag, compute_job& j) {
+      const auto& f = dynamic_cast<fake_job&>(j);
+      seen[tag] = {p.now().ns(), f.output, f.batch, f.batch_size};
+    };
+  }
+  fake_service svc;
+  auto opts = virtual_opts(milliseconds(10), milliseconds(1), 2);
+  opts.compute.service = &svc;
+  auto r = run(w, opts);
+  ASSERT_EQ(svc.batches.size(), 1u);
+  ASSERT_EQ(svc.batches[0].size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(svc.batches[0][i].first, i) << "sorted by entity";
+    EXPECT_EQ(seen[i].ns, microseconds(300 * static_cast<std::int64_t>(i + 1)).ns()) << i;
+    EXPECT_EQ(seen[i].output, 3 * i + 1);
+    EXPECT_EQ(seen[i].batch_size, 5u);
+    EXPECT_EQ(at(w, i).results.size(), 1u);
+  }
+  EXPECT_EQ(r.compute_requests, 5u);
+  EXPECT_EQ(r.compute_batches, 1u);
+  // 5 timers and 5 results.
+  EXPECT_EQ(r.events, 10u);
+  EXPECT_EQ(r.envelopes, 0u);
+}
+
+TEST(KernelCompute, WaitingEntityGoesOnFromItsResultInsideTheWindow) {
+  // Lookahead 1 ms. Entity 0 has timers at 100 us and 500 us; at 100 us it
+  // asks for 200 us of compute, and on that result for 100 us more, and on
+  // that one for none at all. Every result falls inside the first window,
+  // before the 500 us timer, which must come last.
+  auto w = make_world(2);
+  std::vector<std::pair<std::int64_t, std::string>> order;
+  at(w, 0).start = [](probe& p) {
+    p.schedule(microseconds(100), 1);
+    p.schedule(microseconds(500), 2);
+  };
+  at(w, 0).timer = [&order](probe& p, std::uint64_t tag) {
+    order.emplace_back(p.now().ns(), "timer" + std::to_string(tag));
+    if (tag == 1) {
+      p.compute(10, job(microseconds(200)));
+      // A send made in the same event, after the request, still goes out.
+      p.send(1, milliseconds(1), protocol::kind::mesh, {});
+    }
+  };
+  at(w, 0).computed = [&order](probe& p, std::uint64_t tag, compute_job&) {
+    order.emplace_back(p.now().ns(), "result" + std::to_string(tag));
+    if (tag == 10)
+      p.compute(11, job(microseconds(100)));
+    else if (tag == 11)
+      p.compute(12, job(duration::zero()));
+  };
+  fake_service svc;
+  auto opts = virtual_opts(milliseconds(10), milliseconds(1));
+  opts.compute.service = &svc;
+  auto r = run(w, opts);
+  const std::vector<std::pair<std::int64_t, std::string>> want = {
+    {microseconds(100).ns(), "timer1"},  {microseconds(300).ns(), "result10"},
+    {microseconds(400).ns(), "result11"}, {microseconds(400).ns(), "result12"},
+    {microseconds(500).ns(), "timer2"}};
+  EXPECT_EQ(order, want);
+  EXPECT_EQ(at(w, 0).backwards, 0u);
+  EXPECT_EQ(svc.batches.size(), 3u);
+  ASSERT_EQ(at(w, 1).arrivals.size(), 1u);
+  EXPECT_EQ(at(w, 1).arrivals[0].now_ns, (microseconds(100) + milliseconds(1)).ns());
+  EXPECT_EQ(r.compute_requests, 3u);
+}
+
+TEST(KernelCompute, RequestsFromStartAndSeveralPerEventJoinOneBatch) {
+  auto w = make_world(3);
+  for (std::size_t i = 0; i < 3; ++i)
+    at(w, i).start = [](probe& p) {
+      p.compute(1, job(microseconds(50), 1));
+      p.compute(2, job(microseconds(20), 2));
+    };
+  fake_service svc;
+  auto opts = virtual_opts(milliseconds(5), milliseconds(1), 2);
+  opts.compute.service = &svc;
+  run(w, opts);
+  ASSERT_EQ(svc.batches.size(), 1u);
+  const std::vector<std::pair<entity_id, std::uint64_t>> want = {
+    {0, 0}, {0, 1}, {1, 0}, {1, 1}, {2, 0}, {2, 1}};
+  EXPECT_EQ(svc.batches[0], want);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const std::vector<std::pair<std::int64_t, std::uint64_t>> results = {
+      {microseconds(20).ns(), 2}, {microseconds(50).ns(), 1}};
+    EXPECT_EQ(at(w, i).results, results) << i;
+  }
+}
+
+/// Random traffic where a quarter of the arrivals ask for compute of up to
+/// twice the lookahead, and each result is sent on to a random peer.
+world random_compute_world(std::size_t n, duration lookahead) {
+  auto w = random_traffic_world(n, lookahead);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& p = at(w, i);
+    auto plain = p.receive;
+    p.receive = [plain, lookahead](probe& self, const protocol::envelope& e) {
+      if (self.random().below(4) == 0)
+        self.compute(e.src, job(duration::from_ns(static_cast<std::int64_t>(
+                                  self.random().below(static_cast<std::uint64_t>(2 * lookahead.ns())))),
+                                e.seq));
+      else
+        plain(self, e);
+    };
+    p.computed = [n, lookahead](probe& self, std::uint64_t, compute_job&) {
+      self.send(static_cast<entity_id>(self.random().below(n)), lookahead, protocol::kind::mesh, {});
+    };
+  }
+  return w;
+}
+
+TEST(KernelCompute, FingerprintIndependentOfThreads) {
+  const auto lookahead = microseconds(500);
+  std::vector<run_result> runs;
+  std::vector<std::size_t> batches;
+  for (std::size_t threads : {1u, 2u, 4u, 2u}) {
+    auto w = random_compute_world(200, lookahead);
+    fake_service svc;
+    auto opts = virtual_opts(milliseconds(200), lookahead, threads);
+    opts.compute.service = &svc;
+    runs.push_back(run(w, opts));
+    batches.push_back(svc.batches.size());
+    for (std::size_t i = 0; i < w.size(); ++i)
+      ASSERT_EQ(at(w, i).backwards, 0u) << "entity " << i << " threads " << threads;
+  }
+  EXPECT_GT(runs[0].compute_requests, 500u);
+  EXPECT_GT(runs[0].compute_batches, 50u);
+  EXPECT_LT(runs[0].compute_batches, runs[0].compute_requests);
+  for (std::size_t k = 1; k < runs.size(); ++k) {
+    EXPECT_EQ(runs[k].fingerprint, runs[0].fingerprint) << k;
+    EXPECT_EQ(runs[k].events, runs[0].events) << k;
+    EXPECT_EQ(runs[k].windows, runs[0].windows) << k;
+    EXPECT_EQ(runs[k].compute_requests, runs[0].compute_requests) << k;
+    EXPECT_EQ(batches[k], batches[0]) << k;
+  }
+  // Compute changed the run.
+  auto w = random_traffic_world(200, lookahead);
+  EXPECT_NE(run(w, virtual_opts(milliseconds(200), lookahead, 2)).fingerprint,
+            runs[0].fingerprint);
+}
+
+// This run's figures as the kernel gave them before it knew compute.
+constexpr std::uint64_t golden_random_traffic_fingerprint = 0x3ca478aabe733904ULL;
+constexpr std::uint64_t golden_random_traffic_events = 14388;
+constexpr std::uint64_t golden_random_traffic_windows = 219;
+
+TEST(KernelCompute, NoRequestsLeaveTheRunAsItWas) {
+  const auto lookahead = microseconds(500);
+  auto w = random_traffic_world(300, lookahead);
+  const auto plain = run(w, virtual_opts(milliseconds(200), lookahead, 2));
+  EXPECT_EQ(plain.fingerprint, golden_random_traffic_fingerprint);
+  EXPECT_EQ(plain.events, golden_random_traffic_events);
+  EXPECT_EQ(plain.windows, golden_random_traffic_windows);
+  // A compute service that is never asked changes nothing either.
+  auto w2 = random_traffic_world(300, lookahead);
+  fake_service svc;
+  auto opts = virtual_opts(milliseconds(200), lookahead, 2);
+  opts.compute.service = &svc;
+  const auto with = run(w2, opts);
+  EXPECT_EQ(with.fingerprint, plain.fingerprint);
+  EXPECT_EQ(with.windows, plain.windows);
+  EXPECT_EQ(with.compute_batches, 0u);
+  EXPECT_TRUE(svc.batches.empty());
+}
+
 /// One 5 ms hop at time zero in real time; wall-clock send and arrival.
 struct realtime_hop {
   std::chrono::steady_clock::duration wall_latency;
@@ -307,6 +510,54 @@ TEST(KernelRealTime, DilationStretchesWallTime) {
   ASSERT_EQ(hop.arrivals, 1u);
   EXPECT_GE(hop.wall_latency, std::chrono::milliseconds(20));
   EXPECT_GE(hop.result.wall_seconds, 0.040);
+}
+
+TEST(KernelRealTime, ComputeRequestsBatchUpToTheMaximum) {
+  // Three entities ask at time zero; the batch runs when the third arrives
+  // (the wall-time window is far longer than the run).
+  auto w = make_world(3);
+  for (std::size_t i = 0; i < 3; ++i)
+    at(w, i).start = [i](probe& p) { p.compute(i, job(milliseconds(2), i)); };
+  fake_service svc;
+  run_options o;
+  o.mode = clock_mode::real_time;
+  o.end = vtime::zero() + milliseconds(60);
+  o.threads = 2;
+  o.compute.service = &svc;
+  o.compute.realtime_max_batch = 3;
+  o.compute.realtime_window = std::chrono::seconds(60);
+  auto r = run(w, o);
+  ASSERT_EQ(svc.batches.size(), 1u);
+  EXPECT_EQ(svc.batches[0].size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const std::vector<std::pair<std::int64_t, std::uint64_t>> want = {{milliseconds(2).ns(), i}};
+    EXPECT_EQ(at(w, i).results, want) << i;
+  }
+  EXPECT_EQ(r.compute_requests, 3u);
+  EXPECT_EQ(r.lateness_ns.count(), 3u);
+  EXPECT_GE(r.lateness_ns.min(), 0);
+}
+
+TEST(KernelRealTime, ComputeBatchRunsAfterItsWindow) {
+  // One request, a batch of up to 64: it runs when its window closes.
+  auto w = make_world(1);
+  at(w, 0).start = [](probe& p) { p.compute(7, job(milliseconds(1), 1)); };
+  std::uint64_t output = 0;
+  at(w, 0).computed = [&output](probe&, std::uint64_t, compute_job& j) {
+    output = dynamic_cast<fake_job&>(j).output;
+  };
+  fake_service svc;
+  run_options o;
+  o.mode = clock_mode::real_time;
+  o.end = vtime::zero() + milliseconds(60);
+  o.threads = 2;
+  o.compute.service = &svc;
+  o.compute.realtime_window = std::chrono::milliseconds(5);
+  run(w, o);
+  ASSERT_EQ(svc.batches.size(), 1u);
+  const std::vector<std::pair<std::int64_t, std::uint64_t>> want = {{milliseconds(1).ns(), 7}};
+  EXPECT_EQ(at(w, 0).results, want);
+  EXPECT_EQ(output, 4u);
 }
 
 } // namespace

@@ -1,0 +1,166 @@
+#include "gpu/gpu_worker.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <typeinfo>
+#include <variant>
+#include <vector>
+
+#include "gpu/batcher.hpp"
+#include "gpu/detail/check.hpp"
+
+namespace satemu::gpu {
+
+namespace {
+
+double numel(const tensor& t) { return static_cast<double>(t.numel()); }
+
+// Launches of one request run alone (layers.hpp): the attention half of a
+// decoder layer is 2 rmsnorm, 4 gemm, 1 rope, 1 attention, 2 add; a SwiGLU
+// MLP adds 3 gemm and 1 silu_mul, a MoE layer 1 gemm, 1 router_topk,
+// 1 moe_gather, 3 gemm_grouped, 1 silu_mul and 1 moe_combine.
+constexpr int attention_launches = 10;
+constexpr int mlp_launches = 4;
+constexpr int moe_launches = 8;
+
+} // namespace
+
+std::unique_ptr<compute_request> compute_request::layer(const decoder_config& cfg,
+                                                        const decoder_layer_weights& w,
+                                                        tensor x) {
+  std::unique_ptr<compute_request> r(new compute_request);
+  r->kind_ = kind::layer;
+  r->cfg_ = &cfg;
+  r->layer_ = &w;
+  r->x_ = std::move(x);
+  return r;
+}
+
+std::unique_ptr<compute_request> compute_request::linear(const tensor& w, tensor x) {
+  std::unique_ptr<compute_request> r(new compute_request);
+  r->kind_ = kind::linear;
+  r->matrix_ = &w;
+  r->x_ = std::move(x);
+  return r;
+}
+
+std::unique_ptr<compute_request> compute_request::modeled(double flops, double bytes,
+                                                          int launches) {
+  SATEMU_GPU_CHECK(std::isfinite(flops) && std::isfinite(bytes) && flops >= 0 && bytes >= 0 &&
+                     launches >= 1,
+                   "modeled request with flops=", flops, " bytes=", bytes,
+                   " launches=", launches);
+  std::unique_ptr<compute_request> r(new compute_request);
+  r->kind_ = kind::modeled;
+  r->given_ = {flops, bytes, launches};
+  return r;
+}
+
+request_cost compute_request::cost(double bpe) const {
+  const double t = static_cast<double>(x_.rows());
+  switch (kind_) {
+    case kind::modeled:
+      return given_;
+    case kind::linear: {
+      const double out = static_cast<double>(matrix_->rows());
+      const double in = static_cast<double>(matrix_->cols());
+      return {2 * t * in * out, bpe * (out * in + t * in + t * out), 1};
+    }
+    case kind::layer:
+      break;
+  }
+  const auto& w = *layer_;
+  const double d = static_cast<double>(cfg_->hidden);
+  const double q = static_cast<double>(cfg_->attn.q_dim());
+  const double kv = static_cast<double>(cfg_->attn.kv_dim());
+  // Projections, and causal attention: token i sees i + 1 keys, each costing
+  // 2 q_dim for QK^T and 2 q_dim for AV.
+  double flops = 2 * t * (numel(w.wq) + numel(w.wk) + numel(w.wv) + numel(w.wo)) +
+                 2 * q * t * (t + 1);
+  double weights = numel(w.attn_norm) + numel(w.mlp_norm) + numel(w.wq) + numel(w.wk) +
+                   numel(w.wv) + numel(w.wo);
+  int launches = attention_launches;
+  if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn)) {
+    const double m = numel(mlp->gate) + numel(mlp->up) + numel(mlp->down);
+    flops += 2 * t * m;
+    weights += m;
+    launches += mlp_launches;
+  } else {
+    const auto& moe = std::get<moe_weights>(w.ffn);
+    const double experts = static_cast<double>(moe.experts.size());
+    const double expert =
+      moe.experts.empty()
+        ? 0
+        : numel(moe.experts[0].gate) + numel(moe.experts[0].up) + numel(moe.experts[0].down);
+    const double k = static_cast<double>(moe.top_k);
+    flops += 2 * t * numel(moe.router) + 2 * t * k * expert;
+    weights += numel(moe.router) + std::min(experts, t * k) * expert;
+    launches += moe_launches;
+  }
+  // Input and output rows, and the new keys and values.
+  const double activations = 2 * t * d + 2 * t * kv;
+  return {flops, bpe * (weights + activations), launches};
+}
+
+compute_request& as_request(runtime::compute_job& job) {
+  auto* r = dynamic_cast<compute_request*>(&job);
+  SATEMU_GPU_CHECK(r != nullptr, "the GPU worker got a compute job of type ",
+                   typeid(job).name(), ", not a gpu::compute_request");
+  return *r;
+}
+
+runtime::duration modeled_duration(const hardware_profile& hw, compute_precision precision,
+                                   const request_cost& c) {
+  return estimate_duration(hw, c.flops, c.bytes, precision) +
+         hw.launch_overhead * std::max(0, c.launches - 1);
+}
+
+gpu_worker::gpu_worker(std::unique_ptr<backend> b, gpu_worker_options o)
+  : backend_(std::move(b)), opts_(std::move(o)) {
+  SATEMU_GPU_CHECK(backend_ != nullptr, "gpu_worker without a backend");
+}
+
+void gpu_worker::run(std::span<runtime::compute_call> batch) {
+  const double bpe = opts_.precision == compute_precision::fp32 ? 4.0 : 2.0;
+  // A fresh batcher per batch: its tickets and results live for one batch.
+  batcher stack(*backend_);
+  std::vector<std::optional<batcher::ticket>> tickets(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto& call = batch[i];
+    auto& req = as_request(*call.job);
+    req.duration = modeled_duration(opts_.device, opts_.precision, req.cost(bpe));
+    auto& busy = busy_until_[call.entity];
+    const auto start = std::max(call.at.ns(), busy);
+    call.ready = runtime::vtime::from_ns(start) + req.duration;
+    busy = call.ready.ns();
+    req.result = tensor{};
+    if (opts_.modeled || req.kind_ == compute_request::kind::modeled)
+      continue;
+    tickets[i] = req.kind_ == compute_request::kind::layer
+                   ? stack.submit_layer(*req.cfg_, *req.layer_, std::move(req.x_))
+                   : stack.submit_linear(*req.matrix_, std::move(req.x_));
+    req.x_ = tensor{};
+  }
+  if (stack.pending() > 0) {
+    // A failed group fails its own requests only; each carries its error.
+    (void)stack.flush();
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      if (tickets[i])
+        as_request(*batch[i].job).result = stack.take(*tickets[i]);
+  }
+  groups_last_ = stack.groups_last_flush();
+  ++batches_;
+}
+
+absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config& c) {
+  auto b = make_backend(c.backend);
+  if (!b.ok())
+    return b.status();
+  gpu_worker_options o;
+  o.device = c.device;
+  o.modeled = c.modeled;
+  return std::make_unique<gpu_worker>(std::move(*b), std::move(o));
+}
+
+} // namespace satemu::gpu

@@ -1,0 +1,315 @@
+// The GPU worker in the virtual-time kernel: N entities asking for the same
+// weights in one window make exactly one launch set per weight set, with the
+// same numbers as N separate calls (to fp32 rounding), and each result
+// arrives at its request time plus the modeled duration of that request alone.
+#include "gpu/gpu_worker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "gpu/cpu_backend.hpp"
+#include "gpu/model_runner.hpp"
+#include "reference.hpp"
+#include "runtime/kernel.hpp"
+
+namespace satemu::gpu {
+namespace {
+
+using runtime::duration;
+using runtime::microseconds;
+using runtime::milliseconds;
+using runtime::vtime;
+
+model_weights tiny(const char* name = "tiny") {
+  auto p = find_model(name);
+  EXPECT_TRUE(p.ok()) << p.status();
+  auto m = synthetic_model(*p, 7);
+  EXPECT_TRUE(m.ok()) << m.status();
+  return std::move(*m);
+}
+
+hardware_profile device() {
+  auto hw = find_hardware("jetson-orin-nano");
+  EXPECT_TRUE(hw.ok()) << hw.status();
+  return *hw;
+}
+
+std::unique_ptr<gpu_worker> cpu_worker(bool modeled = false) {
+  gpu_worker_options o;
+  o.device = device();
+  o.modeled = modeled;
+  return std::make_unique<gpu_worker>(std::make_unique<cpu_backend>(), o);
+}
+
+/// An entity that, at `at`, asks for each request `make` builds, and keeps
+/// what comes back.
+class requester final : public runtime::entity {
+public:
+  using maker = std::function<std::vector<std::unique_ptr<compute_request>>()>;
+
+  requester(duration at, maker make) : at_(at), make_(std::move(make)) {}
+
+  struct answer {
+    std::uint64_t tag;
+    vtime time;
+    duration took;
+    absl::StatusOr<tensor> result;
+  };
+  vtime asked;
+  std::vector<answer> answers;
+
+protected:
+  void on_start() override { schedule(at_, 0); }
+  void on_envelope(protocol::envelope&) override {}
+  void on_timer(std::uint64_t) override {
+    asked = now();
+    auto reqs = make_();
+    for (std::size_t i = 0; i < reqs.size(); ++i)
+      compute(i, std::move(reqs[i]));
+  }
+  void on_compute(std::uint64_t tag, std::unique_ptr<runtime::compute_job> job) override {
+    auto& r = as_request(*job);
+    answers.push_back({tag, now(), r.duration, std::move(r.result)});
+  }
+
+private:
+  duration at_;
+  maker make_;
+};
+
+requester& at(std::vector<std::unique_ptr<runtime::entity>>& w, std::size_t i) {
+  return static_cast<requester&>(*w[i]);
+}
+
+runtime::run_result run_with(std::vector<std::unique_ptr<runtime::entity>>& w,
+                             runtime::compute_service& svc, std::size_t threads = 2) {
+  runtime::run_options o;
+  o.end = vtime::zero() + milliseconds(100);
+  o.lookahead = milliseconds(1);
+  o.threads = threads;
+  o.seed = 3;
+  o.compute.service = &svc;
+  return runtime::run(w, o);
+}
+
+void expect_same(const tensor& got, const tensor& want) {
+  ASSERT_EQ(got.shape(), want.shape());
+  EXPECT_LE(ref::rel_err(got.values(), ref::to_double(want.values())), 1e-6);
+}
+
+launch_counts one_layer_call(const model_weights& m, const tensor& x) {
+  cpu_backend b;
+  const std::int64_t off[] = {0, x.rows()};
+  EXPECT_TRUE(decoder_layer_prefill(b, m.config, m.layers[0], x, off).ok());
+  return b.launches();
+}
+
+TEST(GpuWorker, NRequestsInOneWindowAreOneLaunchSetWithTheSameNumbers) {
+  const auto m = tiny();
+  const std::vector<std::int64_t> lengths{1, 3, 17, 5, 2, 9};
+  const auto n = lengths.size();
+  std::vector<tensor> inputs;
+  for (std::size_t i = 0; i < n; ++i)
+    inputs.push_back(ref::random_tensor({lengths[i], m.config.hidden}, 100 + i, 1.0));
+
+  std::vector<std::unique_ptr<runtime::entity>> w;
+  for (std::size_t i = 0; i < n; ++i)
+    w.push_back(std::make_unique<requester>(microseconds(100 + 50 * static_cast<std::int64_t>(i)),
+                                            [&, i] {
+                                              std::vector<std::unique_ptr<compute_request>> v;
+                                              v.push_back(compute_request::layer(
+                                                m.config, m.layers[0], inputs[i]));
+                                              return v;
+                                            }));
+  auto worker = cpu_worker();
+  const auto r = run_with(w, *worker);
+
+  // One batch, one weight set: the launches of a single call, for all six.
+  EXPECT_EQ(r.compute_batches, 1u);
+  EXPECT_EQ(r.compute_requests, n);
+  EXPECT_EQ(worker->groups_last_batch(), 1u);
+  EXPECT_EQ(worker->launches().by_op, one_layer_call(m, inputs[0]).by_op)
+    << worker->launches().to_string();
+  EXPECT_EQ(worker->launches()[op::attention_prefill], 1u);
+
+  // The same numbers as separate calls, at request time + that request's
+  // own modeled duration.
+  cpu_backend alone;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& e = at(w, i);
+    ASSERT_EQ(e.answers.size(), 1u) << i;
+    const auto& a = e.answers[0];
+    ASSERT_TRUE(a.result.ok()) << a.result.status();
+    const std::int64_t off[] = {0, inputs[i].rows()};
+    auto want = decoder_layer_prefill(alone, m.config, m.layers[0], inputs[i], off);
+    ASSERT_TRUE(want.ok()) << want.status();
+    expect_same(*a.result, *want);
+    const auto cost = compute_request::layer(m.config, m.layers[0], inputs[i])->cost(2);
+    const auto took = modeled_duration(device(), compute_precision::fp16, cost);
+    EXPECT_EQ(a.took, took) << i;
+    EXPECT_EQ(a.time, e.asked + took) << i;
+    EXPECT_GT(took, duration::zero());
+  }
+  // Longer sequences take longer.
+  EXPECT_GT(at(w, 2).answers[0].took, at(w, 0).answers[0].took);
+}
+
+TEST(GpuWorker, OneLaunchSetPerWeightSet) {
+  const auto m = tiny();
+  const auto d = m.config.hidden;
+  // Entities alternate between layer 0 and layer 1; each also asks for the
+  // LM head on two rows.
+  std::vector<std::unique_ptr<runtime::entity>> w;
+  for (std::size_t i = 0; i < 4; ++i)
+    w.push_back(std::make_unique<requester>(microseconds(200), [&, i] {
+      std::vector<std::unique_ptr<compute_request>> v;
+      v.push_back(compute_request::layer(m.config, m.layers[i % 2],
+                                         ref::random_tensor({3 + static_cast<std::int64_t>(i), d},
+                                                            200 + i, 1.0)));
+      v.push_back(compute_request::linear(m.lm_head, ref::random_tensor({2, d}, 300 + i, 1.0)));
+      return v;
+    }));
+  auto worker = cpu_worker();
+  const auto r = run_with(w, *worker);
+  EXPECT_EQ(r.compute_batches, 1u);
+  EXPECT_EQ(r.compute_requests, 8u);
+  EXPECT_EQ(worker->groups_last_batch(), 3u);
+  EXPECT_EQ(worker->launches()[op::attention_prefill], 2u);
+  EXPECT_EQ(worker->launches()[op::rope], 2u);
+  // Two layers' 4 + 3 GEMMs, plus one for every LM head request.
+  EXPECT_EQ(worker->launches()[op::gemm], 2u * 7u + 1u) << worker->launches().to_string();
+  for (std::size_t i = 0; i < 4; ++i) {
+    ASSERT_EQ(at(w, i).answers.size(), 2u);
+    for (const auto& a : at(w, i).answers)
+      ASSERT_TRUE(a.result.ok()) << a.result.status();
+    // One device per satellite: the LM head waits for the layer.
+    const auto& layer = at(w, i).answers[0].tag == 0 ? at(w, i).answers[0] : at(w, i).answers[1];
+    const auto& head = at(w, i).answers[0].tag == 1 ? at(w, i).answers[0] : at(w, i).answers[1];
+    EXPECT_EQ(layer.time, at(w, i).asked + layer.took);
+    EXPECT_EQ(head.time, layer.time + head.took);
+    EXPECT_EQ(head.result->rows(), 2);
+    EXPECT_EQ(head.result->cols(), m.lm_head.rows());
+  }
+}
+
+TEST(GpuWorker, MoeRequestsBecomeOneGroupedGemmPerProjection) {
+  const auto m = tiny("tiny-moe");
+  std::vector<tensor> inputs;
+  for (int i = 0; i < 5; ++i)
+    inputs.push_back(ref::random_tensor({2 + 3 * i, m.config.hidden}, 400 + i, 1.0));
+  std::vector<std::unique_ptr<runtime::entity>> w;
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    w.push_back(std::make_unique<requester>(microseconds(10), [&, i] {
+      std::vector<std::unique_ptr<compute_request>> v;
+      v.push_back(compute_request::layer(m.config, m.layers[0], inputs[i]));
+      return v;
+    }));
+  auto worker = cpu_worker();
+  run_with(w, *worker);
+  EXPECT_EQ(worker->launches()[op::gemm_grouped], 3u) << worker->launches().to_string();
+  EXPECT_EQ(worker->launches()[op::router_topk], 1u);
+  cpu_backend alone;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const std::int64_t off[] = {0, inputs[i].rows()};
+    auto want = decoder_layer_prefill(alone, m.config, m.layers[0], inputs[i], off);
+    ASSERT_EQ(at(w, i).answers.size(), 1u);
+    expect_same(*at(w, i).answers[0].result, *want);
+  }
+}
+
+TEST(GpuWorker, RequestCostMatchesTheModelProfileAndTheLaunchesOfOneCall) {
+  for (const char* name : {"tiny", "tiny-moe"}) {
+    const auto m = tiny(name);
+    for (std::int64_t t : {1, 7}) {
+      const auto x = ref::random_tensor({t, m.config.hidden}, 9, 1.0);
+      const auto c = compute_request::layer(m.config, m.layers[0], x)->cost(2);
+      // FLOPs: gpu/model.hpp counts the same work from the profile alone.
+      EXPECT_EQ(c.flops, static_cast<double>(layer_flops(m.profile, 0, t, 0))) << name << " " << t;
+      // Launches: what one call really launches.
+      cpu_backend b;
+      const std::int64_t off[] = {0, t};
+      ASSERT_TRUE(decoder_layer_prefill(b, m.config, m.layers[0], x, off).ok());
+      EXPECT_EQ(static_cast<std::uint64_t>(c.launches), b.launches().total()) << name;
+      // Bytes: at least the weights the request touches, in fp16.
+      const auto touched = m.profile.is_moe()
+                             ? layer_weight_bytes_touched(m.profile, std::min<std::int64_t>(
+                                                                       m.profile.num_experts,
+                                                                       t * m.profile.experts_per_token),
+                                                          2)
+                             : layer_weight_bytes(m.profile, 2);
+      EXPECT_GE(c.bytes, static_cast<double>(touched)) << name;
+      EXPECT_LT(c.bytes, static_cast<double>(touched) * 1.2) << name;
+    }
+  }
+  const auto m = tiny();
+  const auto lin = compute_request::linear(m.lm_head, ref::random_tensor({3, m.config.hidden}, 1, 1.0));
+  const auto c = lin->cost(4);
+  EXPECT_EQ(c.flops, 2.0 * 3 * m.config.hidden * m.lm_head.rows());
+  EXPECT_EQ(c.bytes, 4.0 * (m.lm_head.numel() + 3 * m.config.hidden + 3 * m.lm_head.rows()));
+  EXPECT_EQ(c.launches, 1);
+}
+
+TEST(GpuWorker, ModeledModeRunsNoKernelAndKeepsTheTimes) {
+  const auto m = tiny();
+  auto make_world = [&] {
+    std::vector<std::unique_ptr<runtime::entity>> w;
+    for (std::size_t i = 0; i < 3; ++i)
+      w.push_back(std::make_unique<requester>(microseconds(30), [&, i] {
+        std::vector<std::unique_ptr<compute_request>> v;
+        v.push_back(compute_request::layer(
+          m.config, m.layers[0],
+          ref::random_tensor({4 + static_cast<std::int64_t>(i), m.config.hidden}, i, 1.0)));
+        v.push_back(compute_request::modeled(1e9, 1e6, 3));
+        return v;
+      }));
+    return w;
+  };
+  auto real_world = make_world();
+  auto real = cpu_worker(false);
+  const auto a = run_with(real_world, *real);
+  auto modeled_world = make_world();
+  auto modeled = cpu_worker(true);
+  const auto b = run_with(modeled_world, *modeled, 1);
+  EXPECT_EQ(modeled->launches().total(), 0u);
+  EXPECT_GT(real->launches().total(), 0u);
+  EXPECT_EQ(a.fingerprint, b.fingerprint);
+  for (std::size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(at(modeled_world, i).answers.size(), 2u);
+    for (std::size_t k = 0; k < 2; ++k) {
+      EXPECT_EQ(at(modeled_world, i).answers[k].time, at(real_world, i).answers[k].time);
+      EXPECT_EQ(at(modeled_world, i).answers[k].result->numel(), 0);
+    }
+  }
+  // A modeled request: 1 GFLOP on 10 TFLOP/s fp16 is 100 us, plus three
+  // launch overheads.
+  const auto hw = device();
+  EXPECT_EQ(modeled_duration(hw, compute_precision::fp16, {1e9, 1e6, 3}),
+            microseconds(100) + hw.launch_overhead * 3);
+}
+
+TEST(GpuWorker, ABadRequestFailsAloneAndTheRunGoesOn) {
+  const auto m = tiny();
+  std::vector<std::unique_ptr<runtime::entity>> w;
+  w.push_back(std::make_unique<requester>(microseconds(10), [&] {
+    std::vector<std::unique_ptr<compute_request>> v;
+    v.push_back(compute_request::linear(m.lm_head, ref::random_tensor({2, m.config.hidden + 1}, 1, 1.0)));
+    return v;
+  }));
+  w.push_back(std::make_unique<requester>(microseconds(10), [&] {
+    std::vector<std::unique_ptr<compute_request>> v;
+    v.push_back(compute_request::layer(m.config, m.layers[0], ref::random_tensor({2, m.config.hidden}, 2, 1.0)));
+    return v;
+  }));
+  auto worker = cpu_worker();
+  run_with(w, *worker);
+  ASSERT_EQ(at(w, 0).answers.size(), 1u);
+  EXPECT_FALSE(at(w, 0).answers[0].result.ok());
+  ASSERT_EQ(at(w, 1).answers.size(), 1u);
+  EXPECT_TRUE(at(w, 1).answers[0].result.ok()) << at(w, 1).answers[0].result.status();
+}
+
+} // namespace
+} // namespace satemu::gpu
