@@ -104,7 +104,9 @@ TEST(kinds, values_are_pinned) {
   EXPECT_EQ(static_cast<std::uint16_t>(kind::mesh), 1u);
   EXPECT_EQ(static_cast<std::uint16_t>(kind::ping), 2u);
   EXPECT_EQ(static_cast<std::uint16_t>(kind::flow), 3u);
-  EXPECT_EQ(static_cast<std::uint16_t>(kind::compute), 4u);
+  EXPECT_EQ(static_cast<std::uint16_t>(kind::kvcache), 4u);
+  EXPECT_EQ(static_cast<std::uint16_t>(kind::compute), 5u);
+  EXPECT_EQ(to_string(kind::kvcache), "kvcache");
   EXPECT_EQ(to_string(kind::compute), "compute");
   EXPECT_EQ(to_string(kind::timer), "timer");
   EXPECT_EQ(to_string(kind::flow), "flow");
