@@ -363,28 +363,22 @@ private:
   batching_outbox out_;
 };
 
-/// Grants windows and detects their end (DESIGN.md, The virtual-time kernel).
-class conductor_actor final : public caf::event_based_actor {
+/// What the conductors of a single-process run and of a distributed run's
+/// node share: taking in the granted entities' reports, the window's compute
+/// batch, granting the entities due in a window, and the end of the run.
+class conductor_base : public caf::event_based_actor {
 public:
-  conductor_actor(caf::actor_config& cfg, run_shared* shared, std::size_t n)
+  conductor_base(caf::actor_config& cfg, run_shared* shared, std::size_t n)
     : caf::event_based_actor(cfg), shared_(shared), next_(n, vtime::never().ns()) {
   }
 
-  caf::behavior make_behavior() override {
+protected:
+  using item = std::pair<std::int64_t, entity_id>;
+
+  /// The run's common messages; `start` differs per conductor.
+  caf::behavior behavior_with(std::function<void()> on_start) {
     return {
-      [this](start_atom) {
-        const auto n = shared_->directory.size();
-        if (n == 0) {
-          finish(false);
-          return;
-        }
-        granted_.resize(n);
-        for (std::size_t i = 0; i < n; ++i)
-          granted_[i] = static_cast<entity_id>(i);
-        shared_->outstanding.store(n, std::memory_order_release);
-        for (auto& a : shared_->directory)
-          send(a, start_atom::value);
-      },
+      [this, on_start](start_atom) { on_start(); },
       [this](window_atom) { end_window(); },
       [this](finished_atom, entity_id) {
         if (--outstanding_ == 0)
@@ -393,65 +387,69 @@ public:
     };
   }
 
-private:
-  using item = std::pair<std::int64_t, entity_id>;
+  /// Every granted entity has reported.
+  virtual void end_window() = 0;
+  /// The window is over, its compute batch (if any) delivered.
+  virtual void after_window() = 0;
 
-  void end_window() {
-    // Every granted entity has reported (the counter reached zero, which
-    // orders their slots before this read).
+  /// Takes in the granted entities' next-event times, then the deliveries
+  /// their senders announced (after every entity's own report, so a report
+  /// cannot hide an envelope another entity sent it). `elsewhere(dst)` says
+  /// whether `dst` is not driven here (its note is left to the caller).
+  /// Returns the events processed in the window.
+  template <class Elsewhere>
+  std::uint64_t absorb_reports(Elsewhere&& elsewhere) {
+    // The counter reaching zero orders the entities' slots before this read.
     std::atomic_thread_fence(std::memory_order_acquire);
+    std::uint64_t processed = 0;
     for (auto id : granted_) {
       const auto next = shared_->next_ns[id];
       next_[id] = next;
       if (next != vtime::never().ns())
         queue_.push({next, id});
-      events_ += shared_->processed[id];
+      processed += shared_->processed[id];
     }
-    // Deliveries announced by senders are applied after every entity's own
-    // report, so a report cannot hide an envelope another entity sent it.
     for (auto id : granted_)
       for (const auto& n : shared_->notes[id]) {
+        if (elsewhere(n.dst))
+          continue;
         if (n.first_ns < next_[n.dst]) {
           next_[n.dst] = n.first_ns;
           queue_.push({n.first_ns, n.dst});
         }
       }
+    events_ += processed;
     shared_->events.store(events_, std::memory_order_relaxed);
+    return processed;
+  }
+
+  /// Runs the window's compute requests, if any, as one batch on the GPU
+  /// worker (every granted entity is done or waiting), queues their
+  /// results, then `after_window()`.
+  void finish_window() {
     if (shared_->requesters.load(std::memory_order_relaxed) != 0) {
-      // Every granted entity is done or waiting: one batch for the window.
       gather_requests(*shared_, granted_, batch_);
       granted_.clear();
       request(shared_->worker, caf::infinite, flush_atom::value, batch_ref{&batch_})
         .then([this](flushed_atom) {
           deliver_results(*shared_, batch_, next_, queue_);
-          next_window();
+          after_window();
         });
       return;
     }
     granted_.clear();
-    next_window();
+    after_window();
   }
 
-  /// Ends the run, or grants the window starting at the earliest pending event.
-  void next_window() {
-    if (shared_->opts.stop != nullptr && shared_->opts.stop->load()) {
-      finish(true);
-      return;
-    }
-    // Skip stale queue entries (an entity's next time changed or it was granted).
+  /// Drops queue entries that are stale (an entity's next time changed or
+  /// it was granted since).
+  void skip_stale() {
     while (!queue_.empty() && next_[queue_.top().second] != queue_.top().first)
       queue_.pop();
-    const auto end = shared_->opts.end.ns();
-    if (queue_.empty() || queue_.top().first >= end) {
-      reached_ = end;
-      finish(false);
-      return;
-    }
-    const auto t = queue_.top().first;
-    const auto window_end = std::min(end, t + shared_->opts.lookahead.ns());
-    reached_ = t;
-    shared_->now_ns.store(t, std::memory_order_relaxed);
-    ++windows_;
+  }
+
+  /// Grants every entity due before `window_end`; returns how many.
+  std::size_t grant_due(std::int64_t window_end) {
     while (!queue_.empty() && queue_.top().first < window_end) {
       auto [time, id] = queue_.top();
       queue_.pop();
@@ -460,14 +458,27 @@ private:
       next_[id] = vtime::never().ns();
       granted_.push_back(id);
     }
+    if (granted_.empty())
+      return 0;
+    ++windows_;
     // Count first: a granted entity may report before the last grant is sent.
     shared_->outstanding.store(granted_.size(), std::memory_order_release);
     for (auto id : granted_)
       send(shared_->directory[id], grant_atom::value, window_end);
+    return granted_.size();
   }
 
-  void finish(bool interrupted) {
+  /// Sends `start` to the entities in `granted_`.
+  void start_granted() {
+    shared_->outstanding.store(granted_.size(), std::memory_order_release);
+    for (auto id : granted_)
+      send(shared_->directory[id], start_atom::value);
+  }
+
+  /// Ends the run at emulated time `reached`.
+  void finish(bool interrupted, std::int64_t reached) {
     interrupted_ = interrupted;
+    reached_ = reached;
     outstanding_ = ask_entities_to_finish(this, *shared_);
     if (outstanding_ == 0)
       deliver();
@@ -477,7 +488,7 @@ private:
     run_result r;
     r.windows = windows_;
     r.interrupted = interrupted_;
-    r.reached = vtime::from_ns(interrupted_ ? reached_ : shared_->opts.end.ns());
+    r.reached = vtime::from_ns(reached_);
     shared_->done.set_value(std::move(r));
     quit();
   }
@@ -494,6 +505,52 @@ private:
   bool interrupted_ = false;
 };
 
+/// Grants windows and detects their end (DESIGN.md, The virtual-time kernel).
+class conductor_actor final : public conductor_base {
+public:
+  using conductor_base::conductor_base;
+
+  caf::behavior make_behavior() override {
+    return behavior_with([this] {
+      const auto n = shared_->directory.size();
+      if (n == 0) {
+        finish(false, shared_->opts.end.ns());
+        return;
+      }
+      granted_.resize(n);
+      for (std::size_t i = 0; i < n; ++i)
+        granted_[i] = static_cast<entity_id>(i);
+      start_granted();
+    });
+  }
+
+private:
+  void end_window() override {
+    absorb_reports([](entity_id) { return false; });
+    finish_window();
+  }
+
+  /// Ends the run, or grants the window starting at the earliest pending event.
+  void after_window() override {
+    if (shared_->opts.stop != nullptr && shared_->opts.stop->load()) {
+      finish(true, last_start_);
+      return;
+    }
+    skip_stale();
+    const auto end = shared_->opts.end.ns();
+    if (queue_.empty() || queue_.top().first >= end) {
+      finish(false, end);
+      return;
+    }
+    const auto t = queue_.top().first;
+    last_start_ = t;
+    shared_->now_ns.store(t, std::memory_order_relaxed);
+    grant_due(std::min(end, t + shared_->opts.lookahead.ns()));
+  }
+
+  std::int64_t last_start_ = 0;
+};
+
 /// One node's conductor in a distributed run (DESIGN.md, The virtual-time
 /// kernel, step 5). It drives the node's own entities like `conductor_actor`
 /// but does not choose windows: at each barrier it hands the node's report
@@ -501,108 +558,67 @@ private:
 /// exchange and gets the next window from the coordinator, with the
 /// envelopes other nodes sent this one. Blocking in `exchange` is fine: every
 /// entity of the node is idle at a barrier.
-class node_conductor_actor final : public caf::event_based_actor {
+class node_conductor_actor final : public conductor_base {
 public:
   node_conductor_actor(caf::actor_config& cfg, run_shared* shared, std::size_t n)
-    : caf::event_based_actor(cfg), shared_(shared), share_(*shared->opts.share),
-      next_(n, vtime::never().ns()), touched_(n, 0) {
+    : conductor_base(cfg, shared, n), share_(*shared->opts.share), touched_(n, 0) {
   }
 
   caf::behavior make_behavior() override {
-    return {
-      [this](start_atom) {
-        for (std::size_t i = 0; i < share_.node_of.size(); ++i)
-          if (share_.node_of[i] == share_.node)
-            granted_.push_back(static_cast<entity_id>(i));
-        if (granted_.empty()) {
-          end_window();
-          return;
-        }
-        shared_->outstanding.store(granted_.size(), std::memory_order_release);
-        for (auto id : granted_)
-          send(shared_->directory[id], start_atom::value);
-      },
-      [this](window_atom) { end_window(); },
-      [this](finished_atom, entity_id) {
-        if (--outstanding_ == 0)
-          deliver();
-      },
-    };
+    return behavior_with([this] {
+      for (std::size_t i = 0; i < share_.node_of.size(); ++i)
+        if (share_.node_of[i] == share_.node)
+          granted_.push_back(static_cast<entity_id>(i));
+      if (granted_.empty())
+        end_window();
+      else
+        start_granted();
+    });
   }
 
 private:
-  using item = std::pair<std::int64_t, entity_id>;
-
   bool local(entity_id id) const {
     return share_.node_of[id] == share_.node;
   }
 
-  void end_window() {
-    std::atomic_thread_fence(std::memory_order_acquire);
-    auto& report = report_;
-    for (auto id : granted_) {
-      const auto next = shared_->next_ns[id];
-      next_[id] = next;
-      if (next != vtime::never().ns())
-        queue_.push({next, id});
-      report.events += shared_->processed[id];
-    }
+  void end_window() override {
     std::vector<entity_id> remote;
-    for (auto id : granted_)
-      for (const auto& n : shared_->notes[id]) {
-        if (local(n.dst)) {
-          if (n.first_ns < next_[n.dst]) {
-            next_[n.dst] = n.first_ns;
-            queue_.push({n.first_ns, n.dst});
-          }
-        } else if (touched_[n.dst] == 0) {
-          touched_[n.dst] = 1;
-          remote.push_back(n.dst);
-        }
+    report_.events = absorb_reports([&](entity_id dst) {
+      if (local(dst))
+        return false;
+      if (touched_[dst] == 0) {
+        touched_[dst] = 1;
+        remote.push_back(dst);
       }
+      return true;
+    });
     // Envelopes for other nodes' entities sit in those entities' inboxes
     // here; they leave as bytes with the report.
     for (auto dst : remote) {
       touched_[dst] = 0;
       for (auto* b = shared_->inboxes[dst].take_all(); b != nullptr;) {
         for (auto& env : b->envs)
-          report.outgoing.push_back({dst, b->from, std::move(env)});
+          report_.outgoing.push_back({dst, b->from, std::move(env)});
         auto* next = b->next;
         delete b;
         b = next;
       }
     }
-    events_ += report.events;
-    shared_->events.store(events_, std::memory_order_relaxed);
-    if (shared_->requesters.load(std::memory_order_relaxed) != 0) {
-      // Requests stay on their node: this node's GPU worker runs them before
-      // the report, whose next-event time then counts their results.
-      gather_requests(*shared_, granted_, batch_);
-      granted_.clear();
-      request(shared_->worker, caf::infinite, flush_atom::value, batch_ref{&batch_})
-        .then([this](flushed_atom) {
-          deliver_results(*shared_, batch_, next_, queue_);
-          exchange();
-        });
-      return;
-    }
-    granted_.clear();
-    exchange();
+    // Requests stay on their node: this node's GPU worker runs them before
+    // the report, whose next-event time then counts their results.
+    finish_window();
   }
 
   /// Reports to the coordinator and grants the node's share of the next
   /// window, until a window has entities here or the run stops.
-  void exchange() {
-    auto& report = report_;
+  void after_window() override {
     while (true) {
-      while (!queue_.empty() && next_[queue_.top().second] != queue_.top().first)
-        queue_.pop();
-      report.next_ns = queue_.empty() ? vtime::never().ns() : queue_.top().first;
-      auto grant = share_.exchange->exchange(std::move(report));
-      report = window_report{};
+      skip_stale();
+      report_.next_ns = queue_.empty() ? vtime::never().ns() : queue_.top().first;
+      auto grant = share_.exchange->exchange(std::move(report_));
+      report_ = window_report{};
       if (grant.stop) {
-        reached_ = grant.window_end;
-        finish(grant.interrupted);
+        finish(grant.interrupted, grant.window_end);
         return;
       }
       for (auto& in : grant.incoming) {
@@ -620,53 +636,15 @@ private:
       }
       shared_->now_ns.store(grant.window_end - shared_->opts.lookahead.ns(),
                             std::memory_order_relaxed);
-      while (!queue_.empty() && queue_.top().first < grant.window_end) {
-        auto [time, id] = queue_.top();
-        queue_.pop();
-        if (next_[id] != time)
-          continue;
-        next_[id] = vtime::never().ns();
-        granted_.push_back(id);
-      }
-      if (granted_.empty())
-        continue; // nothing due here in this window: report at once
-      ++windows_;
-      shared_->outstanding.store(granted_.size(), std::memory_order_release);
-      for (auto id : granted_)
-        send(shared_->directory[id], grant_atom::value, grant.window_end);
-      return;
+      if (grant_due(grant.window_end) > 0)
+        return;
+      // Nothing due here in this window: report at once.
     }
   }
 
-  void finish(bool interrupted) {
-    interrupted_ = interrupted;
-    outstanding_ = ask_entities_to_finish(this, *shared_);
-    if (outstanding_ == 0)
-      deliver();
-  }
-
-  void deliver() {
-    run_result r;
-    r.windows = windows_;
-    r.interrupted = interrupted_;
-    r.reached = vtime::from_ns(reached_);
-    shared_->done.set_value(std::move(r));
-    quit();
-  }
-
-  run_shared* shared_;
   const node_share& share_;
-  std::vector<std::int64_t> next_;
   std::vector<std::uint8_t> touched_;
-  std::priority_queue<item, std::vector<item>, std::greater<item>> queue_;
-  std::vector<entity_id> granted_;
   window_report report_;
-  std::vector<compute_call> batch_;
-  std::size_t outstanding_ = 0;
-  std::uint64_t events_ = 0;
-  std::uint64_t windows_ = 0;
-  std::int64_t reached_ = 0;
-  bool interrupted_ = false;
 };
 
 /// Drives one entity in real time: each send becomes a delayed CAF message.
