@@ -163,6 +163,12 @@ struct moe_routing {
   }
 };
 
+/// Fills the dispatch plan of `r` (`expert_offsets`, `row_of_slot`,
+/// `token_of_row`) from `tokens`, `n_experts`, `k` and `expert` (every entry
+/// in [0, n_experts)): a stable counting sort of the slots by expert. Every
+/// backend's router builds its plan with this, on the host.
+void plan_dispatch(moe_routing& r);
+
 /// Per-token symmetric integer quantisation of a `[rows, cols]` matrix.
 /// Row r has `scale = max|x_r| / qmax` (qmax = 127 for 8 bits, 7 for 4 bits;
 /// 0 for an all-zero row) and codes `q = round_half_even(x / scale)` in

@@ -297,7 +297,6 @@ absl::StatusOr<moe_routing> cpu_backend::router_topk(const_matrix_view logits, s
   r.expert.resize(slots);
   r.weight.resize(slots);
   std::vector<std::int32_t> order(static_cast<std::size_t>(n_exp));
-  std::vector<std::int64_t> count(static_cast<std::size_t>(n_exp), 0);
   for (std::int64_t t = 0; t < r.tokens; ++t) {
     const float* l = logits.row(t);
     std::iota(order.begin(), order.end(), 0);
@@ -317,22 +316,9 @@ absl::StatusOr<moe_routing> cpu_backend::router_topk(const_matrix_view logits, s
       const auto slot = static_cast<std::size_t>(t * k + j);
       r.expert[slot] = e;
       r.weight[slot] = static_cast<float>(std::exp(static_cast<double>(l[e]) - mx) / sum);
-      ++count[static_cast<std::size_t>(e)];
     }
   }
-  // Dispatch plan: a stable counting sort of the slots by expert.
-  r.expert_offsets.assign(static_cast<std::size_t>(n_exp + 1), 0);
-  for (std::int64_t e = 0; e < n_exp; ++e)
-    r.expert_offsets[static_cast<std::size_t>(e + 1)] =
-        r.expert_offsets[static_cast<std::size_t>(e)] + count[static_cast<std::size_t>(e)];
-  std::vector<std::int64_t> cursor(r.expert_offsets.begin(), r.expert_offsets.end() - 1);
-  r.row_of_slot.resize(slots);
-  r.token_of_row.resize(slots);
-  for (std::size_t s = 0; s < slots; ++s) {
-    const std::int64_t row = cursor[static_cast<std::size_t>(r.expert[s])]++;
-    r.row_of_slot[s] = row;
-    r.token_of_row[static_cast<std::size_t>(row)] = static_cast<std::int32_t>(s / static_cast<std::size_t>(k));
-  }
+  plan_dispatch(r);
   return r;
 }
 

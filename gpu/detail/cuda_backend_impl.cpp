@@ -704,26 +704,9 @@ absl::StatusOr<moe_routing> cuda_backend::router_topk(const_matrix_view logits, 
     SATEMU_GPU_RETURN_IF_ERROR(download(r.weight.data(), w_dev, r.tokens * k));
     SATEMU_GPU_RETURN_IF_ERROR(finish("router_topk"));
   }
-  // The dispatch plan on the host, as the cpu backend builds it: a stable
-  // counting sort of the slots by expert.
-  std::vector<std::int64_t> count(static_cast<std::size_t>(r.n_experts), 0);
-  for (std::int32_t e : r.expert) {
+  for (std::int32_t e : r.expert)
     SATEMU_GPU_CHECK(e >= 0 && e < r.n_experts, "router_topk kernel chose expert ", e);
-    ++count[static_cast<std::size_t>(e)];
-  }
-  r.expert_offsets.assign(static_cast<std::size_t>(r.n_experts + 1), 0);
-  for (std::int64_t e = 0; e < r.n_experts; ++e)
-    r.expert_offsets[static_cast<std::size_t>(e + 1)] =
-        r.expert_offsets[static_cast<std::size_t>(e)] + count[static_cast<std::size_t>(e)];
-  std::vector<std::int64_t> cursor(r.expert_offsets.begin(), r.expert_offsets.end() - 1);
-  r.row_of_slot.resize(slots);
-  r.token_of_row.resize(slots);
-  for (std::size_t s = 0; s < slots; ++s) {
-    const std::int64_t row = cursor[static_cast<std::size_t>(r.expert[s])]++;
-    r.row_of_slot[s] = row;
-    r.token_of_row[static_cast<std::size_t>(row)] =
-        static_cast<std::int32_t>(s / static_cast<std::size_t>(k));
-  }
+  plan_dispatch(r);
   return r;
 }
 
