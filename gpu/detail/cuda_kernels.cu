@@ -40,30 +40,38 @@ __device__ __forceinline__ float to_storage(float v, cuda_storage s) {
   return v;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+struct sum_op {
+  static constexpr float identity = 0.0f;
+  __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+};
+struct max_op {
+  static constexpr float identity = -INFINITY;
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <class Op>
+__device__ __forceinline__ float warp_reduce(float v) {
   for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(full_mask, v, o);
+    v = Op{}(v, __shfl_xor_sync(full_mask, v, o));
   return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(full_mask, v, o));
-  return v;
-}
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce<sum_op>(v); }
+__device__ __forceinline__ float warp_max(float v) { return warp_reduce<max_op>(v); }
 
-// Block-wide sum / max for blocks of whole warps; `shared` holds 32 floats.
+// Block-wide reduction for blocks of whole warps; `shared` holds 32 floats.
 // Every thread gets the result.
-__device__ float block_sum(float v, float* shared) {
+template <class Op>
+__device__ float block_reduce(float v, float* shared) {
   const int lane = threadIdx.x & 31;
   const int w = threadIdx.x >> 5;
-  v = warp_sum(v);
+  v = warp_reduce<Op>(v);
   if (lane == 0)
     shared[w] = v;
   __syncthreads();
   if (w == 0) {
-    float t = lane < static_cast<int>(blockDim.x >> 5) ? shared[lane] : 0.0f;
-    t = warp_sum(t);
+    float t = lane < static_cast<int>(blockDim.x >> 5) ? shared[lane] : Op::identity;
+    t = warp_reduce<Op>(t);
     if (lane == 0)
       shared[0] = t;
   }
@@ -73,24 +81,8 @@ __device__ float block_sum(float v, float* shared) {
   return r;
 }
 
-__device__ float block_max(float v, float* shared) {
-  const int lane = threadIdx.x & 31;
-  const int w = threadIdx.x >> 5;
-  v = warp_max(v);
-  if (lane == 0)
-    shared[w] = v;
-  __syncthreads();
-  if (w == 0) {
-    float t = lane < static_cast<int>(blockDim.x >> 5) ? shared[lane] : -INFINITY;
-    t = warp_max(t);
-    if (lane == 0)
-      shared[0] = t;
-  }
-  __syncthreads();
-  const float r = shared[0];
-  __syncthreads();
-  return r;
-}
+__device__ float block_sum(float v, float* shared) { return block_reduce<sum_op>(v, shared); }
+__device__ float block_max(float v, float* shared) { return block_reduce<max_op>(v, shared); }
 
 // Exclusive prefix sum of v over the block (blocks of whole warps);
 // `shared` holds 33 ints. Sets *total to the block's sum.
