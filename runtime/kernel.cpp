@@ -582,19 +582,19 @@ private:
   }
 
   void end_window() override {
-    std::vector<entity_id> remote;
+    remote_.clear();
     report_.events = absorb_reports([&](entity_id dst) {
       if (local(dst))
         return false;
       if (touched_[dst] == 0) {
         touched_[dst] = 1;
-        remote.push_back(dst);
+        remote_.push_back(dst);
       }
       return true;
     });
     // Envelopes for other nodes' entities sit in those entities' inboxes
     // here; they leave as bytes with the report.
-    for (auto dst : remote) {
+    for (auto dst : remote_) {
       touched_[dst] = 0;
       for (auto* b = shared_->inboxes[dst].take_all(); b != nullptr;) {
         for (auto& env : b->envs)
@@ -643,7 +643,10 @@ private:
   }
 
   const node_share& share_;
+  /// Entities of other nodes that got envelopes this window (flagged in
+  /// `touched_`); kept to reuse its memory.
   std::vector<std::uint8_t> touched_;
+  std::vector<entity_id> remote_;
   window_report report_;
 };
 
