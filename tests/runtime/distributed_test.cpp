@@ -220,9 +220,11 @@ TEST(partition, keeps_groups_whole_and_balances) {
   for (std::size_t i = 0; i < g.size(); ++i) {
     ++count[n[i]];
     // Same group, same node.
-    for (std::size_t j = 0; j < i; ++j)
-      if (g[i] == g[j])
+    for (std::size_t j = 0; j < i; ++j) {
+      if (g[i] == g[j]) {
         ASSERT_EQ(n[i], n[j]) << i << " " << j;
+      }
+    }
   }
   // Contiguous in group order, every node used, about a third each.
   for (std::size_t i = 1; i < 100; ++i)
@@ -354,6 +356,23 @@ std::unique_ptr<worker_node> start_worker(const std::string& secret,
   return std::make_unique<worker_node>(std::move(*w));
 }
 
+/// A coordinator's options for the chatter run `opts` over workers w1 and
+/// w2, each hosting a run of consecutive ids.
+coordinator_options two_node_run(const worker_node& w1, const worker_node& w2,
+                                 const std::string& secret, const run_options& opts) {
+  coordinator_options co;
+  co.workers = {w1.address(), w2.address()};
+  co.secret = secret;
+  co.scenario_yaml = "unused by the test builder";
+  std::vector<std::uint32_t> ids(chatter_entities);
+  for (std::uint32_t i = 0; i < chatter_entities; ++i)
+    ids[i] = i;
+  co.node_of = partition_groups(ids, 2);
+  co.end = opts.end;
+  co.lookahead = opts.lookahead;
+  return co;
+}
+
 TEST(distributed, two_nodes_give_the_single_process_run) {
   // One process.
   auto ref = make_chatter(chatter_entities);
@@ -369,16 +388,7 @@ TEST(distributed, two_nodes_give_the_single_process_run) {
   const std::string secret = "a secret of enough bytes";
   auto w1 = start_worker(secret);
   auto w2 = start_worker(secret);
-  coordinator_options co;
-  co.workers = {w1->address(), w2->address()};
-  co.secret = secret;
-  co.scenario_yaml = "unused by the test builder";
-  std::vector<std::uint32_t> ids(chatter_entities);
-  for (std::uint32_t i = 0; i < chatter_entities; ++i)
-    ids[i] = i;
-  co.node_of = partition_groups(ids, 2);
-  co.end = opts.end;
-  co.lookahead = opts.lookahead;
+  const auto co = two_node_run(*w1, *w2, secret, opts);
   auto cr = coordinate(co);
   ASSERT_TRUE(cr.failure.ok()) << cr.failure;
   ASSERT_EQ(cr.entity_states.size(), 2u);
@@ -431,16 +441,7 @@ TEST(distributed, two_nodes_with_compute_give_the_single_process_run) {
   const std::string secret = "a secret of enough bytes";
   auto w1 = start_worker(secret, nullptr, true);
   auto w2 = start_worker(secret, nullptr, true);
-  coordinator_options co;
-  co.workers = {w1->address(), w2->address()};
-  co.secret = secret;
-  co.scenario_yaml = "unused by the test builder";
-  std::vector<std::uint32_t> ids(chatter_entities);
-  for (std::uint32_t i = 0; i < chatter_entities; ++i)
-    ids[i] = i;
-  co.node_of = partition_groups(ids, 2);
-  co.end = opts.end;
-  co.lookahead = opts.lookahead;
+  const auto co = two_node_run(*w1, *w2, secret, opts);
   auto cr = coordinate(co);
   ASSERT_TRUE(cr.failure.ok()) << cr.failure;
   auto twins = make_chatter(chatter_entities, true);
