@@ -2,24 +2,40 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "gpu/detail/check.hpp"
 
 namespace satemu::gpu {
 
+namespace {
+
+// Rows [first, last) of a matrix, as a tensor of their own.
+tensor rows_of(const tensor& m, std::int64_t first, std::int64_t last) {
+  tensor part({last - first, m.cols()});
+  if (part.numel() > 0)
+    std::memcpy(part.data(), m.matrix().row(first),
+                static_cast<std::size_t>(part.numel()) * sizeof(float));
+  return part;
+}
+
+} // namespace
+
 batcher::ticket batcher::submit_layer(const decoder_config& cfg, const decoder_layer_weights& w,
-                                      tensor x) {
+                                      tensor x, tensor past_k, tensor past_v) {
   const ticket id = results_.size();
   results_.emplace_back();
-  queue_.push_back({&w, &cfg, &w, nullptr, std::move(x), id});
+  kv_.emplace_back();
+  queue_.push_back({&w, &cfg, &w, nullptr, std::move(x), std::move(past_k), std::move(past_v), id});
   return id;
 }
 
 batcher::ticket batcher::submit_linear(const tensor& w, tensor x) {
   const ticket id = results_.size();
   results_.emplace_back();
-  queue_.push_back({&w, nullptr, nullptr, &w, std::move(x), id});
+  kv_.emplace_back();
+  queue_.push_back({&w, nullptr, nullptr, &w, std::move(x), {}, {}, id});
   return id;
 }
 
@@ -54,28 +70,49 @@ absl::Status batcher::flush() {
       offsets.push_back(offsets.back() + r->x.rows());
     }
     const auto& head = *group.front();
-    absl::StatusOr<tensor> out =
-      !st.ok()              ? absl::StatusOr<tensor>(st)
-      : head.cfg != nullptr ? decoder_layer_prefill(b_, *head.cfg, *head.layer, stacked, offsets)
-                            : linear(b_, stacked, *head.matrix);
+    absl::StatusOr<tensor> out = tensor{};
+    tensor keys, values;
+    if (!st.ok()) {
+      out = st;
+    } else if (head.cfg != nullptr) {
+      std::vector<past_kv> past;
+      past.reserve(group.size());
+      for (auto* r : group)
+        past.push_back(r->past_k.numel() == 0 && r->past_v.numel() == 0
+                         ? past_kv{}
+                         : past_kv{r->past_k.matrix(), r->past_v.matrix()});
+      auto ext = decoder_layer_extend(b_, *head.cfg, *head.layer, stacked, offsets, past);
+      if (ext.ok()) {
+        out = std::move(ext->out);
+        keys = std::move(ext->k);
+        values = std::move(ext->v);
+      } else {
+        out = ext.status();
+      }
+    } else {
+      out = linear(b_, stacked, *head.matrix);
+    }
     for (std::size_t i = 0; i < group.size(); ++i) {
       auto& slot = results_[group[i]->id];
       if (!out.ok()) {
         slot = out.status();
         continue;
       }
-      const auto n = offsets[i + 1] - offsets[i];
-      tensor part({n, out->cols()});
-      if (part.numel() > 0)
-        std::memcpy(part.data(), out->matrix().row(offsets[i]),
-                    static_cast<std::size_t>(part.numel()) * sizeof(float));
-      slot = std::move(part);
+      slot = rows_of(*out, offsets[i], offsets[i + 1]);
+      if (head.cfg != nullptr)
+        kv_[group[i]->id] = {rows_of(keys, offsets[i], offsets[i + 1]),
+                             rows_of(values, offsets[i], offsets[i + 1])};
     }
     if (!out.ok() && first_error.ok())
       first_error = out.status();
   }
   queue_.clear();
   return first_error;
+}
+
+std::pair<tensor, tensor> batcher::take_kv(ticket t) {
+  SATEMU_GPU_CHECK(t < kv_.size(), "ticket ", t, " was not submitted");
+  return std::exchange(kv_[t], {});
 }
 
 absl::StatusOr<tensor> batcher::take(ticket t) {

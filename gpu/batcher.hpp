@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,10 +37,13 @@ public:
 
   explicit batcher(backend& b) : b_(b) {}
 
-  /// Queues the prefill of one sequence x `[T, D]` (positions 0..T-1)
-  /// through the layer with weights `w` (identified by address: the same
-  /// weights object means the same weight set).
-  ticket submit_layer(const decoder_config& cfg, const decoder_layer_weights& w, tensor x);
+  /// Queues the prefill of one sequence x `[T, D]` through the layer with
+  /// weights `w` (identified by address: the same weights object means the
+  /// same weight set). The sequence continues the cached positions
+  /// 0..P-1 whose keys and values are `past_k`, `past_v` `[P, kv_dim]`
+  /// (layers.hpp, decoder_layer_extend); without them it starts at 0.
+  ticket submit_layer(const decoder_config& cfg, const decoder_layer_weights& w, tensor x,
+                      tensor past_k = {}, tensor past_v = {});
   /// Queues x W^T for x `[T, in]` and W `[out, in]`.
   ticket submit_linear(const tensor& w, tensor x);
 
@@ -49,6 +53,9 @@ public:
 
   /// The result of a flushed request (moved out; once).
   absl::StatusOr<tensor> take(ticket t);
+  /// A flushed layer request's new keys and values `[T, kv_dim]` (moved
+  /// out; empty for a linear request or a failed group).
+  std::pair<tensor, tensor> take_kv(ticket t);
 
   std::size_t pending() const { return queue_.size(); }
   /// Weight sets (launch groups) the last flush ran.
@@ -61,11 +68,13 @@ private:
     const decoder_layer_weights* layer;
     const tensor* matrix;
     tensor x;
+    tensor past_k, past_v;
     ticket id;
   };
   backend& b_;
   std::vector<request> queue_;
   std::vector<std::optional<absl::StatusOr<tensor>>> results_;
+  std::vector<std::pair<tensor, tensor>> kv_;
   std::size_t groups_last_ = 0;
 };
 

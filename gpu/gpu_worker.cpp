@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <tuple>
 #include <typeinfo>
 #include <variant>
 #include <vector>
@@ -28,12 +29,15 @@ constexpr int moe_launches = 8;
 
 std::unique_ptr<compute_request> compute_request::layer(const decoder_config& cfg,
                                                         const decoder_layer_weights& w,
-                                                        tensor x) {
+                                                        tensor x, tensor past_k,
+                                                        tensor past_v) {
   std::unique_ptr<compute_request> r(new compute_request);
   r->kind_ = kind::layer;
   r->cfg_ = &cfg;
   r->layer_ = &w;
   r->x_ = std::move(x);
+  r->past_k_ = std::move(past_k);
+  r->past_v_ = std::move(past_v);
   return r;
 }
 
@@ -74,10 +78,11 @@ request_cost compute_request::cost(double bpe) const {
   const double d = static_cast<double>(cfg_->hidden);
   const double q = static_cast<double>(cfg_->attn.q_dim());
   const double kv = static_cast<double>(cfg_->attn.kv_dim());
-  // Projections, and causal attention: token i sees i + 1 keys, each costing
-  // 2 q_dim for QK^T and 2 q_dim for AV.
+  // Projections, and causal attention: token i sees P + i + 1 keys (P
+  // cached), each costing 2 q_dim for QK^T and 2 q_dim for AV.
+  const double past = past_k_.numel() == 0 ? 0 : static_cast<double>(past_k_.rows());
   double flops = 2 * t * (numel(w.wq) + numel(w.wk) + numel(w.wv) + numel(w.wo)) +
-                 2 * q * t * (t + 1);
+                 2 * q * t * (2 * past + t + 1);
   double weights = numel(w.attn_norm) + numel(w.mlp_norm) + numel(w.wq) + numel(w.wk) +
                    numel(w.wv) + numel(w.wo);
   int launches = attention_launches;
@@ -98,8 +103,8 @@ request_cost compute_request::cost(double bpe) const {
     weights += numel(moe.router) + std::min(experts, t * k) * expert;
     launches += moe_launches;
   }
-  // Input and output rows, and the new keys and values.
-  const double activations = 2 * t * d + 2 * t * kv;
+  // Input and output rows, the cached keys and values, and the new ones.
+  const double activations = 2 * t * d + 2 * (past + t) * kv;
   return {flops, bpe * (weights + activations), launches};
 }
 
@@ -138,16 +143,21 @@ void gpu_worker::run(std::span<runtime::compute_call> batch) {
     if (opts_.modeled || req.kind_ == compute_request::kind::modeled)
       continue;
     tickets[i] = req.kind_ == compute_request::kind::layer
-                   ? stack.submit_layer(*req.cfg_, *req.layer_, std::move(req.x_))
+                   ? stack.submit_layer(*req.cfg_, *req.layer_, std::move(req.x_),
+                                        std::move(req.past_k_), std::move(req.past_v_))
                    : stack.submit_linear(*req.matrix_, std::move(req.x_));
     req.x_ = tensor{};
+    req.past_k_ = req.past_v_ = tensor{};
   }
   if (stack.pending() > 0) {
     // A failed group fails its own requests only; each carries its error.
     (void)stack.flush();
     for (std::size_t i = 0; i < batch.size(); ++i)
-      if (tickets[i])
-        as_request(*batch[i].job).result = stack.take(*tickets[i]);
+      if (tickets[i]) {
+        auto& req = as_request(*batch[i].job);
+        req.result = stack.take(*tickets[i]);
+        std::tie(req.keys, req.values) = stack.take_kv(*tickets[i]);
+      }
   }
   groups_last_ = stack.groups_last_flush();
   ++batches_;

@@ -52,10 +52,14 @@ class compute_request final : public runtime::compute_job {
 public:
   enum class kind { layer, linear, modeled };
 
-  /// Prefill of one sequence x `[T, D]` (positions 0..T-1) through the layer
-  /// with weights `w`. Result `[T, D]`.
+  /// Prefill of one sequence x `[T, D]` through the layer with weights `w`.
+  /// Result `[T, D]`, and the new tokens' keys (after RoPE) and values in
+  /// `keys`, `values` `[T, kv_dim]`. Positions start at 0, or continue the
+  /// P cached positions whose keys and values are `past_k`, `past_v`
+  /// `[P, kv_dim]` (prefix caching: layers.hpp, decoder_layer_extend).
   static std::unique_ptr<compute_request> layer(const decoder_config& cfg,
-                                                const decoder_layer_weights& w, tensor x);
+                                                const decoder_layer_weights& w, tensor x,
+                                                tensor past_k = {}, tensor past_v = {});
   /// x W^T for x `[T, in]` and W `[out, in]`. Result `[T, out]`.
   static std::unique_ptr<compute_request> linear(const tensor& w, tensor x);
   /// An operation of `flops` FLOPs moving `bytes` bytes in `launches`
@@ -70,11 +74,12 @@ public:
   /// The request alone on one device computing with `bytes_per_element`
   /// bytes per weight and activation element:
   /// - layer: FLOPs of the q/k/v/o projections, causal attention (4 x
-  ///   q_dim per visible key) and the MLP (a MoE layer: the router and
-  ///   top_k experts per token); bytes of every weight read once (a MoE
-  ///   layer: the router and min(E, T x top_k) experts), the input and output
-  ///   rows and the new keys and values. Element-wise work and intermediate
-  ///   activations are not counted. Launches as layers.hpp lists them.
+  ///   q_dim per visible key, cached keys included) and the MLP (a MoE
+  ///   layer: the router and top_k experts per token); bytes of every weight
+  ///   read once (a MoE layer: the router and min(E, T x top_k) experts), the
+  ///   input and output rows, the cached keys and values read and the new
+  ///   ones written. Element-wise work and intermediate activations are not
+  ///   counted. Launches as layers.hpp lists them.
   /// - linear: 2 T in out FLOPs; the weight, input and output bytes; 1 launch.
   /// - modeled: as given.
   request_cost cost(double bytes_per_element) const;
@@ -83,6 +88,9 @@ public:
   /// request (bad shapes); an empty tensor for a modeled request or a
   /// worker in modeled mode.
   absl::StatusOr<tensor> result = tensor{};
+  /// Set by the GPU worker for a layer request that ran: the new tokens'
+  /// keys (after RoPE) and values `[T, kv_dim]`, what a KV cache keeps.
+  tensor keys, values;
   /// Set by the GPU worker: the modeled duration on the entity's device
   /// (the time the device is busy with it; waiting for the same satellite's
   /// earlier requests comes on top).
@@ -97,6 +105,7 @@ private:
   const decoder_layer_weights* layer_ = nullptr;
   const tensor* matrix_ = nullptr;
   tensor x_;
+  tensor past_k_, past_v_;
   request_cost given_;
 };
 

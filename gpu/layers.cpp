@@ -1,5 +1,7 @@
 #include "gpu/layers.hpp"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "gpu/detail/check.hpp"
 
@@ -44,6 +46,36 @@ absl::StatusOr<qkv> project_qkv(backend& b, const decoder_config& cfg,
   SATEMU_GPU_ASSIGN_OR_RETURN(out.v, linear(b, n1, w.wv));
   SATEMU_GPU_RETURN_IF_ERROR(b.rope(cfg.attn, out.q, out.k, positions));
   return out;
+}
+
+// The rest of a layer after attention: h = x + wo(attn), then the FFN block.
+absl::StatusOr<tensor> finish_layer(backend& b, const decoder_config& cfg,
+                                    const decoder_layer_weights& w, const_matrix_view x,
+                                    const_matrix_view attn) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor h, linear(b, attn, w.wo));
+  SATEMU_GPU_RETURN_IF_ERROR(b.add(h, x));
+  return ffn_block(b, cfg, w, std::move(h));
+}
+
+// Checks x against the layer and seq_offsets against x.
+absl::Status check_ragged(const decoder_config& cfg, const_matrix_view x,
+                          std::span<const std::int64_t> seq_offsets) {
+  if (x.cols != cfg.hidden)
+    return absl::InvalidArgumentError(absl::StrCat("decoder layer: x is ", to_string(x),
+                                                   ", expected ", cfg.hidden, " columns"));
+  if (seq_offsets.empty() || seq_offsets.front() != 0 || seq_offsets.back() != x.rows)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "decoder layer: seq_offsets must run from 0 to the ", x.rows, " token rows"));
+  for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s)
+    if (seq_offsets[s + 1] < seq_offsets[s])
+      return absl::InvalidArgumentError(
+        absl::StrCat("decoder layer: seq_offsets decrease at index ", s + 1));
+  return absl::OkStatus();
+}
+
+void copy_rows(const_matrix_view from, std::int64_t first, std::int64_t n, float* to) {
+  if (n > 0)
+    std::memcpy(to, from.row(first), static_cast<std::size_t>(n * from.cols) * sizeof(float));
 }
 
 } // namespace
@@ -151,31 +183,76 @@ absl::StatusOr<tensor> decoder_layer_prefill(backend& b, const decoder_config& c
                                              std::span<const std::int64_t> seq_offsets,
                                              kv_cache* cache) {
   SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
-  if (x.cols != cfg.hidden)
-    return absl::InvalidArgumentError(absl::StrCat("decoder layer: x is ", to_string(x),
-                                                   ", expected ", cfg.hidden, " columns"));
-  if (seq_offsets.empty() || seq_offsets.front() != 0 || seq_offsets.back() != x.rows)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "decoder layer: seq_offsets must run from 0 to the ", x.rows, " token rows"));
+  SATEMU_GPU_RETURN_IF_ERROR(check_ragged(cfg, x, seq_offsets));
   std::vector<std::int64_t> positions(static_cast<std::size_t>(x.rows));
   std::vector<std::int64_t> slots(static_cast<std::size_t>(x.rows));
-  for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s) {
-    if (seq_offsets[s + 1] < seq_offsets[s])
-      return absl::InvalidArgumentError(
-          absl::StrCat("decoder layer: seq_offsets decrease at index ", s + 1));
+  for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s)
     for (std::int64_t t = seq_offsets[s]; t < seq_offsets[s + 1]; ++t) {
       positions[static_cast<std::size_t>(t)] = t - seq_offsets[s];
       slots[static_cast<std::size_t>(t)] = static_cast<std::int64_t>(s);
     }
-  }
   SATEMU_GPU_ASSIGN_OR_RETURN(qkv p, project_qkv(b, cfg, w, x, positions));
   if (cache != nullptr)
     SATEMU_GPU_RETURN_IF_ERROR(b.kv_store(*cache, p.k, p.v, slots, positions));
   SATEMU_GPU_ASSIGN_OR_RETURN(const tensor attn,
                               b.attention_prefill(cfg.attn, p.q, p.k, p.v, seq_offsets));
-  SATEMU_GPU_ASSIGN_OR_RETURN(tensor h, linear(b, attn, w.wo));
-  SATEMU_GPU_RETURN_IF_ERROR(b.add(h, x));
-  return ffn_block(b, cfg, w, std::move(h));
+  return finish_layer(b, cfg, w, x, attn);
+}
+
+absl::StatusOr<extend_result> decoder_layer_extend(backend& b, const decoder_config& cfg,
+                                                   const decoder_layer_weights& w,
+                                                   const_matrix_view x,
+                                                   std::span<const std::int64_t> seq_offsets,
+                                                   std::span<const past_kv> past) {
+  SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
+  SATEMU_GPU_RETURN_IF_ERROR(check_ragged(cfg, x, seq_offsets));
+  const std::size_t n_seq = seq_offsets.size() - 1;
+  if (past.size() != n_seq)
+    return absl::InvalidArgumentError(absl::StrCat("decoder layer: ", past.size(),
+                                                   " pasts for ", n_seq, " sequences"));
+  const std::int64_t kv_dim = cfg.attn.kv_dim();
+  std::int64_t past_rows = 0;
+  for (std::size_t s = 0; s < n_seq; ++s) {
+    const auto& p = past[s];
+    if (p.k.rows != p.v.rows || (p.k.rows > 0 && (p.k.cols != kv_dim || p.v.cols != kv_dim)))
+      return absl::InvalidArgumentError(absl::StrCat(
+        "decoder layer: sequence ", s, "'s past keys are ", to_string(p.k), " and values ",
+        to_string(p.v), ", expected [P, ", kv_dim, "] each"));
+    past_rows += p.k.rows;
+  }
+  std::vector<std::int64_t> positions(static_cast<std::size_t>(x.rows));
+  for (std::size_t s = 0; s < n_seq; ++s)
+    for (std::int64_t t = seq_offsets[s]; t < seq_offsets[s + 1]; ++t)
+      positions[static_cast<std::size_t>(t)] = past[s].k.rows + (t - seq_offsets[s]);
+  SATEMU_GPU_ASSIGN_OR_RETURN(qkv p, project_qkv(b, cfg, w, x, positions));
+  tensor attn;
+  if (past_rows == 0) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(attn, b.attention_prefill(cfg.attn, p.q, p.k, p.v, seq_offsets));
+  } else {
+    // Each sequence's cached rows, then its new rows; queries of cached rows
+    // stay zero and their outputs are dropped.
+    const std::int64_t rows = x.rows + past_rows;
+    tensor q({rows, cfg.attn.q_dim()}), k({rows, kv_dim}), v({rows, kv_dim});
+    std::vector<std::int64_t> offsets{0};
+    for (std::size_t s = 0; s < n_seq; ++s) {
+      const std::int64_t at = offsets.back();
+      const std::int64_t n_past = past[s].k.rows;
+      const std::int64_t n_new = seq_offsets[s + 1] - seq_offsets[s];
+      copy_rows(past[s].k, 0, n_past, k.matrix().row(at));
+      copy_rows(past[s].v, 0, n_past, v.matrix().row(at));
+      copy_rows(p.q.matrix(), seq_offsets[s], n_new, q.matrix().row(at + n_past));
+      copy_rows(p.k.matrix(), seq_offsets[s], n_new, k.matrix().row(at + n_past));
+      copy_rows(p.v.matrix(), seq_offsets[s], n_new, v.matrix().row(at + n_past));
+      offsets.push_back(at + n_past + n_new);
+    }
+    SATEMU_GPU_ASSIGN_OR_RETURN(const tensor all, b.attention_prefill(cfg.attn, q, k, v, offsets));
+    attn = tensor({x.rows, cfg.attn.q_dim()});
+    for (std::size_t s = 0; s < n_seq; ++s)
+      copy_rows(all.matrix(), offsets[s] + past[s].k.rows, seq_offsets[s + 1] - seq_offsets[s],
+                attn.matrix().row(seq_offsets[s]));
+  }
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor out, finish_layer(b, cfg, w, x, attn));
+  return extend_result{std::move(out), std::move(p.k), std::move(p.v)};
 }
 
 absl::StatusOr<tensor> decoder_layer_decode(backend& b, const decoder_config& cfg,
@@ -197,9 +274,7 @@ absl::StatusOr<tensor> decoder_layer_decode(backend& b, const decoder_config& cf
   SATEMU_GPU_RETURN_IF_ERROR(b.kv_store(cache, p.k, p.v, slots, lengths));
   SATEMU_GPU_ASSIGN_OR_RETURN(const tensor attn,
                               b.attention_decode(cfg.attn, p.q, cache, attended));
-  SATEMU_GPU_ASSIGN_OR_RETURN(tensor h, linear(b, attn, w.wo));
-  SATEMU_GPU_RETURN_IF_ERROR(b.add(h, x));
-  return ffn_block(b, cfg, w, std::move(h));
+  return finish_layer(b, cfg, w, x, attn);
 }
 
 } // namespace satemu::gpu

@@ -95,6 +95,38 @@ absl::StatusOr<tensor> decoder_layer_prefill(backend& b, const decoder_config& c
                                              std::span<const std::int64_t> seq_offsets,
                                              kv_cache* cache = nullptr);
 
+/// Keys (after RoPE) and values of a sequence's positions 0..P-1, computed
+/// earlier (a KV cache's rows, e.g. fetched from another node): `[P, kv_dim]`
+/// each. Empty views for a sequence with no past.
+struct past_kv {
+  const_matrix_view k;
+  const_matrix_view v;
+};
+
+/// What a prefill that continues cached sequences gives: the layer's output
+/// for the new tokens and their keys (after RoPE) and values, which extend
+/// the sequences' caches.
+struct extend_result {
+  tensor out; ///< [T, D]
+  tensor k;   ///< [T, kv_dim]
+  tensor v;   ///< [T, kv_dim]
+};
+
+/// Prefill of the new tokens of a ragged batch x `[T, D]` whose sequences
+/// continue cached prefixes (prefix caching, chunked prefill): sequence s
+/// has `past[s]` (P_s positions); its new token i is at position P_s + i and
+/// attends to the P_s cached positions and to its own new tokens 0..i.
+/// `past` has one entry per sequence. The same launches as
+/// decoder_layer_prefill: the cached keys and values join the new ones in
+/// the one ragged attention call, with all-zero query rows in the cached
+/// positions whose outputs are dropped. With every past empty the result is
+/// decoder_layer_prefill's, bit for bit.
+absl::StatusOr<extend_result> decoder_layer_extend(backend& b, const decoder_config& cfg,
+                                                   const decoder_layer_weights& w,
+                                                   const_matrix_view x,
+                                                   std::span<const std::int64_t> seq_offsets,
+                                                   std::span<const past_kv> past);
+
 /// One decode step: row s of x `[S, D]` is the next token of slot s, at
 /// position lengths[s] (tokens already cached, < capacity). Stores its key
 /// and value there and attends over positions 0..lengths[s]. The caller then

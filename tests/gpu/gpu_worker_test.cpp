@@ -57,6 +57,7 @@ public:
     vtime time;
     duration took;
     absl::StatusOr<tensor> result;
+    tensor keys;
   };
   vtime asked;
   std::vector<answer> answers;
@@ -72,7 +73,7 @@ protected:
   }
   void on_compute(std::uint64_t tag, std::unique_ptr<runtime::compute_job> job) override {
     auto& r = as_request(*job);
-    answers.push_back({tag, now(), r.duration, std::move(r.result)});
+    answers.push_back({tag, now(), r.duration, std::move(r.result), std::move(r.keys)});
   }
 
 private:
@@ -155,6 +156,66 @@ TEST(GpuWorker, NRequestsInOneWindowAreOneLaunchSetWithTheSameNumbers) {
   }
   // Longer sequences take longer.
   EXPECT_GT(at(w, 2).answers[0].took, at(w, 0).answers[0].took);
+}
+
+// Prefix caching through the worker: requests that continue cached
+// prefixes of different lengths stack into one launch set, give the rows a
+// full prefill gives, hand back the new keys, and cost more for a longer past.
+TEST(GpuWorker, RequestsContinuingCachedPrefixesStack) {
+  const auto m = tiny();
+  const auto& cfg = m.config;
+  const std::int64_t kv = cfg.attn.kv_dim();
+  const std::vector<std::int64_t> total{12, 7, 20};
+  const std::vector<std::int64_t> cached{8, 0, 4};
+  const auto n = total.size();
+  std::vector<tensor> full, want;
+  std::vector<kv_cache> caches;
+  for (std::size_t i = 0; i < n; ++i) {
+    full.push_back(ref::random_tensor({total[i], cfg.hidden}, 300 + i, 1.0));
+    caches.emplace_back(1, total[i], kv);
+    cpu_backend b;
+    const std::int64_t off[] = {0, total[i]};
+    auto y = decoder_layer_prefill(b, cfg, m.layers[0], full[i], off, &caches[i]);
+    ASSERT_TRUE(y.ok()) << y.status();
+    want.push_back(std::move(*y));
+  }
+  auto rows = [](const float* p, std::int64_t r, std::int64_t c) {
+    return tensor({r, c}, std::vector<float>(p, p + r * c));
+  };
+  auto make = [&](std::size_t i) {
+    const auto p = cached[i], t = total[i] - cached[i];
+    return compute_request::layer(cfg, m.layers[0],
+                                  rows(full[i].data() + p * cfg.hidden, t, cfg.hidden),
+                                  p ? rows(caches[i].k.data(), p, kv) : tensor{},
+                                  p ? rows(caches[i].v.data(), p, kv) : tensor{});
+  };
+  std::vector<std::unique_ptr<runtime::entity>> w;
+  for (std::size_t i = 0; i < n; ++i)
+    w.push_back(std::make_unique<requester>(microseconds(100), [&, i] {
+      std::vector<std::unique_ptr<compute_request>> v;
+      v.push_back(make(i));
+      return v;
+    }));
+  auto worker = cpu_worker();
+  const auto r = run_with(w, *worker);
+  EXPECT_EQ(r.compute_batches, 1u);
+  EXPECT_EQ(worker->launches()[op::attention_prefill], 1u);
+  EXPECT_EQ(worker->launches()[op::rope], 1u);
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(at(w, i).answers.size(), 1u);
+    const auto& a = at(w, i).answers[0];
+    ASSERT_TRUE(a.result.ok()) << a.result.status();
+    const auto p = cached[i], t = total[i] - cached[i];
+    expect_same(*a.result, rows(want[i].data() + p * cfg.hidden, t, cfg.hidden));
+    expect_same(a.keys, rows(caches[i].k.data() + p * kv, t, kv));
+  }
+  // The same 4 new tokens cost more after 8 cached ones than after none.
+  const auto x = ref::random_tensor({4, cfg.hidden}, 399, 1.0);
+  const auto fresh = compute_request::layer(cfg, m.layers[0], x)->cost(2);
+  const auto cont = compute_request::layer(cfg, m.layers[0], x, tensor({8, kv}), tensor({8, kv}))
+                      ->cost(2);
+  EXPECT_GT(cont.flops, fresh.flops);
+  EXPECT_EQ(cont.bytes - fresh.bytes, 2.0 * 2 * 8 * kv);
 }
 
 TEST(GpuWorker, OneLaunchSetPerWeightSet) {

@@ -2,6 +2,7 @@
 // prefill and decode) against double-precision references composed from the
 // naive kernels in reference.hpp; launch counts that show the batching; and
 // bitwise repeatability of a forward pass.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -340,6 +341,79 @@ TEST(DecoderLayer, DecodeContinuesPrefill) {
     const std::vector<std::int64_t> full = {24, 0, 0};
     EXPECT_FALSE(decoder_layer_decode(be, cfg, w, next, cache, full).ok());
   }
+}
+
+// Prefix caching: the first P positions' keys and values, kept from a full
+// prefill, let the rest of the sequence be prefilled alone with the same
+// outputs; sequences of one ragged batch with different pasts do not mix.
+TEST(DecoderLayer, ExtendContinuesACachedPrefix) {
+  for (bool moe : {false, true}) {
+    SCOPED_TRACE(moe ? "moe" : "dense");
+    const auto cfg = small_config();
+    const auto w = random_layer(cfg, moe, 1500);
+    const std::vector<std::int64_t> total = {9, 5, 20};
+    const std::vector<std::int64_t> cached = {4, 0, 16};
+    const std::int64_t kv = cfg.attn.kv_dim();
+    std::vector<tensor> full_in, full_out;
+    std::vector<kv_cache> caches;
+    for (std::size_t s = 0; s < total.size(); ++s) {
+      full_in.push_back(ref::random_tensor({total[s], cfg.hidden}, 1600 + s));
+      cpu_backend be;
+      caches.emplace_back(1, total[s], kv);
+      const std::vector<std::int64_t> one = {0, total[s]};
+      auto y = decoder_layer_prefill(be, cfg, w, full_in.back(), one, &caches.back());
+      ASSERT_TRUE(y.ok()) << y.status();
+      full_out.push_back(std::move(*y));
+    }
+    // The uncached suffixes as one ragged batch, each with its cached rows.
+    std::vector<float> rows;
+    std::vector<std::int64_t> off = {0};
+    std::vector<past_kv> past;
+    for (std::size_t s = 0; s < total.size(); ++s) {
+      const auto& in = full_in[s];
+      rows.insert(rows.end(), in.data() + cached[s] * cfg.hidden, in.data() + in.numel());
+      off.push_back(off.back() + total[s] - cached[s]);
+      past.push_back({{caches[s].k.data(), cached[s], kv}, {caches[s].v.data(), cached[s], kv}});
+    }
+    const tensor x({off.back(), cfg.hidden}, rows);
+    cpu_backend be;
+    auto got = decoder_layer_extend(be, cfg, w, x, off, past);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(be.launches()[op::attention_prefill], 1u);
+    EXPECT_EQ(be.launches()[op::rope], 1u);
+    for (std::size_t s = 0; s < total.size(); ++s) {
+      const auto n = static_cast<std::size_t>((total[s] - cached[s]) * cfg.hidden);
+      const std::span<const float> want(full_out[s].data() + cached[s] * cfg.hidden, n);
+      EXPECT_LE(ref::rel_err({got->out.data() + off[s] * cfg.hidden, n}, ref::to_double(want)),
+                tol)
+          << "sequence " << s;
+      // The new keys and values are the cache's rows P.. of the full prefill.
+      const auto nk = static_cast<std::size_t>((total[s] - cached[s]) * kv);
+      const std::span<const float> want_k(caches[s].k.data() + cached[s] * kv, nk);
+      const std::span<const float> want_v(caches[s].v.data() + cached[s] * kv, nk);
+      EXPECT_LE(ref::rel_err({got->k.data() + off[s] * kv, nk}, ref::to_double(want_k)), tol);
+      EXPECT_LE(ref::rel_err({got->v.data() + off[s] * kv, nk}, ref::to_double(want_v)), tol);
+    }
+  }
+}
+
+TEST(DecoderLayer, ExtendWithoutPastIsPrefillBitForBit) {
+  const auto cfg = small_config();
+  const auto w = random_layer(cfg, false, 1700);
+  const tensor x = ref::random_tensor({11, cfg.hidden}, 1701);
+  const std::vector<std::int64_t> off = {0, 4, 11};
+  const std::vector<past_kv> none(2);
+  cpu_backend a, b;
+  auto want = decoder_layer_prefill(a, cfg, w, x, off);
+  auto got = decoder_layer_extend(b, cfg, w, x, off, none);
+  ASSERT_TRUE(want.ok() && got.ok());
+  EXPECT_TRUE(std::ranges::equal(want->values(), got->out.values()));
+  EXPECT_EQ(a.launches().by_op, b.launches().by_op);
+  // A past of the wrong width, or one past too few, is refused.
+  const tensor bad({3, cfg.attn.kv_dim() + 1});
+  const std::vector<past_kv> wrong = {{bad.matrix(), bad.matrix()}, {}};
+  EXPECT_FALSE(decoder_layer_extend(b, cfg, w, x, off, wrong).ok());
+  EXPECT_FALSE(decoder_layer_extend(b, cfg, w, x, off, std::span(none).first(1)).ok());
 }
 
 TEST(DecoderLayer, ValidateNamesTheBadWeight) {
