@@ -17,8 +17,10 @@
 ///   applied to a model profile's FLOPs and bytes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -48,6 +50,8 @@ struct stored_chunk {
   /// The user whose layout placed it here (migrations move by owner).
   std::uint32_t owner = 0;
   std::uint64_t bytes = 0;
+  /// The KV bytes when they are real (`compute: real`); null for filler.
+  std::shared_ptr<const std::vector<std::byte>> data;
 };
 
 /// Chunks under a byte capacity with least-recently-used eviction. Order is

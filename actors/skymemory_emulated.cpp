@@ -3,10 +3,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gpu/compute_config.hpp"
+#include "gpu/gpu_worker.hpp"
+#include "gpu/half.hpp"
+#include "gpu/model_runner.hpp"
 #include "nlohmann/json.hpp"
 #include "protocol/bytes.hpp"
 #include "protocol/kvcache.hpp"
@@ -23,7 +27,7 @@ namespace {
 struct sky_counters {
   runtime::counter_id lookups, gets, chunks_served, puts, put_bytes, evictions, evict_notices,
     migrate_orders, migrated_chunks, migrated_bytes, corrupt_sent, corrupt_detected,
-    timeouts, not_found, malformed;
+    timeouts, not_found, malformed, compute_errors;
 };
 
 const sky_counters& ids() {
@@ -43,13 +47,14 @@ const sky_counters& ids() {
     runtime::register_counter("skymemory.timeouts"),
     runtime::register_counter("skymemory.not_found"),
     runtime::register_counter("skymemory.malformed"),
+    runtime::register_counter("skymemory.compute_errors"),
   };
   return c;
 }
 
 // Timer tags: the kind in the top byte, the request sequence below.
 enum timer_kind : std::uint64_t { arrival = 1, check = 2, lookup_timeout = 3, get_timeout = 4,
-                                   prefill_done = 5 };
+                                   prefill_done = 5, layer_done = 6 };
 constexpr std::uint64_t tag(timer_kind k, std::uint64_t seq) { return (k << 56) | seq; }
 constexpr timer_kind tag_kind(std::uint64_t t) { return static_cast<timer_kind>(t >> 56); }
 constexpr std::uint64_t tag_seq(std::uint64_t t) { return t & ((std::uint64_t{1} << 56) - 1); }
@@ -68,7 +73,40 @@ struct skymemory_node::active_request {
   std::size_t waiting = 0;
   /// Chunks asked for by the get.
   std::size_t requested = 0;
+  // compute real: the prompt, the fetched blocks' bytes, and per layer the
+  // keys and values of the tokens computed here.
+  std::vector<std::uint32_t> tokens;
+  std::vector<std::shared_ptr<const std::vector<std::byte>>> data;
+  std::vector<gpu::tensor> keys, values;
+  std::int64_t prefill_start_ns = 0;
 };
+
+namespace {
+
+// A block's bytes (compute real): per layer, the keys then the values of its
+// tokens, rows of kv_dim, as fp16.
+using block_bytes = std::vector<std::byte>;
+
+std::size_t block_offset(std::size_t layer, bool values, std::size_t rows, std::size_t kv) {
+  return ((layer * 2 + (values ? 1 : 0)) * rows * kv) * sizeof(std::uint16_t);
+}
+
+void put_fp16(const float* from, std::size_t n, std::byte* to) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint16_t h = gpu::float_to_fp16_bits(from[i]);
+    std::memcpy(to + i * sizeof h, &h, sizeof h);
+  }
+}
+
+void get_fp16(const std::byte* from, std::size_t n, float* to) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t h;
+    std::memcpy(&h, from + i * sizeof h, sizeof h);
+    to[i] = gpu::fp16_bits_to_float(h);
+  }
+}
+
+} // namespace
 
 skymemory_node::skymemory_node(std::shared_ptr<space_network> net,
                                std::shared_ptr<const emulated_config> cfg, bool user)
@@ -132,6 +170,8 @@ void skymemory_node::on_app_timer(std::uint64_t t) {
     case prefill_done:
       finish_prefill(seq);
       return;
+    case layer_done: // a compute tag (on_compute), never a timer's
+      return;
   }
 }
 
@@ -144,9 +184,13 @@ void skymemory_node::start_request() {
   a->rec.header = p.header;
   a->rec.prompt_tokens = static_cast<std::uint32_t>(p.tokens.size());
   a->hashes = block_hashes(p.tokens, cfg_->block_tokens);
+  if (cfg_->real)
+    a->tokens = std::move(p.tokens);
   const auto n = a->hashes.size();
   a->present.assign(n, 0);
   a->valid.assign(n, 0);
+  if (cfg_->real)
+    a->data.resize(n);
   a->rec.serving = serving_satellite();
   auto& ref = *a;
   active_[seq] = std::move(a);
@@ -205,10 +249,29 @@ void skymemory_node::finish_fetch(active_request& a) {
   std::size_t cached = 0;
   while (cached < a.valid.size() && a.valid[cached])
     ++cached;
+  // The last prompt token is always computed: the first output token needs it.
+  if (cached > 0 && cached * cfg_->block_tokens >= a.rec.prompt_tokens)
+    --cached;
   const std::size_t answered = a.rec.chunks_fetched + a.rec.chunks_corrupt;
   a.rec.chunks_missing = static_cast<std::uint32_t>(a.requested - std::min(a.requested, answered));
   a.rec.cached_tokens = static_cast<std::uint32_t>(cached * cfg_->block_tokens);
   a.rec.fetch_ns = now().ns() - a.rec.start_ns;
+  if (cfg_->real) {
+    a.at = active_request::phase::prefill;
+    a.prefill_start_ns = now().ns();
+    const auto& m = *cfg_->weights;
+    const auto d = m.config.hidden;
+    const auto first = a.rec.cached_tokens;
+    gpu::tensor x({static_cast<std::int64_t>(a.tokens.size() - first), d});
+    for (std::size_t t = first; t < a.tokens.size(); ++t) {
+      const auto tok = static_cast<std::int64_t>(a.tokens[t] % static_cast<std::uint32_t>(
+                                                                  m.embedding.dim(0)));
+      std::memcpy(x.matrix().row(static_cast<std::int64_t>(t - first)), m.embedding.matrix().row(tok),
+                  static_cast<std::size_t>(d) * sizeof(float));
+    }
+    run_layer(a, std::move(x));
+    return;
+  }
   const auto prefill = prefill_time(cfg_->model, cfg_->device,
                                     a.rec.prompt_tokens - a.rec.cached_tokens, a.rec.cached_tokens);
   a.rec.prefill_ns = prefill.ns();
@@ -229,7 +292,7 @@ void skymemory_node::finish_prefill(std::uint64_t seq) {
       : 0;
   rec.ttft_ns = now().ns() - rec.start_ns;
   rec.ttlt_ns = rec.ttft_ns + decode;
-  rec.ttft_nocache_ns = prefill_time(cfg_->model, cfg_->device, rec.prompt_tokens, 0).ns();
+  rec.ttft_nocache_ns = baseline_prefill(rec.prompt_tokens).ns();
   rec.ttlt_nocache_ns = rec.ttft_nocache_ns + decode;
   // Store the blocks computed here, on the layout of the moment.
   const auto serving = serving_satellite();
@@ -246,12 +309,90 @@ void skymemory_node::finish_prefill(std::uint64_t seq) {
       m.chunk.tokens = cfg_->block_tokens;
       m.chunk.owner = id();
       m.chunk.data_bytes = static_cast<std::uint32_t>(block_bytes_);
+      if (cfg_->real) {
+        // Rows of block i among the tokens computed here.
+        const std::size_t bt = cfg_->block_tokens;
+        const std::size_t first = i * bt - rec.cached_tokens;
+        const auto kv = static_cast<std::size_t>(a.keys.front().cols());
+        auto bytes = std::make_shared<block_bytes>(block_bytes_);
+        for (std::size_t l = 0; l < a.keys.size(); ++l) {
+          put_fp16(a.keys[l].data() + first * kv, bt * kv,
+                   bytes->data() + block_offset(l, false, bt, kv));
+          put_fp16(a.values[l].data() + first * kv, bt * kv,
+                   bytes->data() + block_offset(l, true, bt, kv));
+        }
+        m.chunk.data = std::move(bytes);
+      }
       send_kv(layout_->server_of_block(static_cast<std::uint32_t>(i)), m);
       rec.bytes_put += block_bytes_;
     }
   }
   records_.push_back(rec);
   active_.erase(it);
+}
+
+void skymemory_node::run_layer(active_request& a, gpu::tensor x) {
+  const auto& m = *cfg_->weights;
+  const std::size_t layer = a.keys.size();
+  const std::int64_t past = a.rec.cached_tokens;
+  const std::int64_t kv = m.config.attn.kv_dim();
+  gpu::tensor pk, pv;
+  if (past > 0) {
+    // This layer's keys and values of the cached blocks, back to fp32.
+    const std::size_t bt = cfg_->block_tokens;
+    pk = gpu::tensor({past, kv});
+    pv = gpu::tensor({past, kv});
+    for (std::size_t b = 0; b * bt < static_cast<std::size_t>(past); ++b) {
+      const auto* bytes = a.data[b]->data();
+      const auto n = bt * static_cast<std::size_t>(kv);
+      get_fp16(bytes + block_offset(layer, false, bt, static_cast<std::size_t>(kv)), n,
+               pk.data() + b * n);
+      get_fp16(bytes + block_offset(layer, true, bt, static_cast<std::size_t>(kv)), n,
+               pv.data() + b * n);
+    }
+  }
+  compute(tag(layer_done, a.rec.seq),
+          gpu::compute_request::layer(m.config, m.layers[layer], std::move(x), std::move(pk),
+                                      std::move(pv)));
+}
+
+void skymemory_node::on_compute(std::uint64_t t, std::unique_ptr<runtime::compute_job> job) {
+  auto it = active_.find(tag_seq(t));
+  if (it == active_.end())
+    return;
+  auto& a = *it->second;
+  auto& req = gpu::as_request(*job);
+  if (!req.result.ok()) {
+    // The layers refused the request (a bug, not a network event): the
+    // request is dropped and counted.
+    count(ids().compute_errors);
+    active_.erase(it);
+    return;
+  }
+  a.keys.push_back(std::move(req.keys));
+  a.values.push_back(std::move(req.values));
+  auto out = std::move(*req.result);
+  if (a.keys.size() < cfg_->weights->layers.size()) {
+    run_layer(a, std::move(out));
+    return;
+  }
+  const auto d = static_cast<std::size_t>(out.cols());
+  const float* last = out.matrix().row(out.rows() - 1);
+  a.rec.output.assign(last, last + d);
+  a.rec.prefill_ns = now().ns() - a.prefill_start_ns;
+  finish_prefill(a.rec.seq);
+}
+
+runtime::duration skymemory_node::baseline_prefill(std::uint32_t tokens) const {
+  if (!cfg_->real)
+    return prefill_time(cfg_->model, cfg_->device, tokens, 0);
+  // The cached path's cost model: one layer request after another.
+  runtime::duration total = runtime::duration::zero();
+  for (const auto& w : cfg_->weights->layers)
+    total += gpu::modeled_duration(
+      cfg_->device, cfg_->precision,
+      gpu::layer_cost(cfg_->weights->config, w, tokens, 0, gpu::element_bytes(cfg_->precision)));
+  return total;
 }
 
 void skymemory_node::check_handover() {
@@ -273,7 +414,7 @@ void skymemory_node::check_handover() {
 void skymemory_node::on_app_envelope(protocol::envelope& e) {
   if (e.k != protocol::kind::kvcache)
     return;
-  auto m = protocol::decode_kv(e.body);
+  auto m = protocol::decode_kv(e.body, cfg_->real);
   if (!m.ok()) {
     count(ids().malformed);
     return;
@@ -285,7 +426,7 @@ void skymemory_node::on_app_envelope(protocol::envelope& e) {
 }
 
 void skymemory_node::store_chunk(const protocol::kv_chunk& c) {
-  auto r = store_.put({c.hash, c.index, c.tokens, c.owner, c.data_bytes});
+  auto r = store_.put({c.hash, c.index, c.tokens, c.owner, c.data_bytes, c.data});
   if (!r.stored)
     return;
   count(ids().puts);
@@ -353,7 +494,8 @@ void skymemory_node::serve(const kv_message& m) {
         }
         t += cfg_->chunk_time.ns();
         r.op = kv_op::chunk;
-        r.chunk = {c->hash, c->index, c->tokens, c->owner, 0, static_cast<std::uint32_t>(c->bytes)};
+        r.chunk = {c->hash, c->index, c->tokens, c->owner, 0, static_cast<std::uint32_t>(c->bytes),
+                   c->data};
         const bool corrupt = cfg_->corruption > 0 && random().uniform() < cfg_->corruption;
         if (corrupt)
           count(ids().corrupt_sent);
@@ -369,7 +511,8 @@ void skymemory_node::serve(const kv_message& m) {
         kv_message r;
         r.op = kv_op::migrate_chunk;
         r.origin = id();
-        r.chunk = {c.hash, c.index, c.tokens, c.owner, 0, static_cast<std::uint32_t>(c.bytes)};
+        r.chunk = {c.hash, c.index, c.tokens, c.owner, 0, static_cast<std::uint32_t>(c.bytes),
+                   c.data};
         count(ids().migrated_chunks);
         count(ids().migrated_bytes, c.bytes);
         send_kv(m.target, r);
@@ -407,11 +550,16 @@ void skymemory_node::receive_reply(const kv_message& m) {
       if (a.at != active_request::phase::get)
         return;
       const auto i = m.chunk.index;
-      const bool ok = m.chunk.checksum_ok && i < a.hashes.size() && a.hashes[i] == m.chunk.hash &&
+      bool ok = m.chunk.checksum_ok && i < a.hashes.size() && a.hashes[i] == m.chunk.hash &&
                       m.chunk.data_bytes == block_bytes_;
+      if (ok && cfg_->real && (!m.chunk.data || m.chunk.data->size() != block_bytes_)) {
+        ok = false; // real keys and values expected
+      }
       if (ok) {
         if (!a.valid[i]) {
           a.valid[i] = 1;
+          if (cfg_->real)
+            a.data[i] = m.chunk.data;
           ++a.rec.chunks_fetched;
           a.rec.bytes_fetched += m.chunk.data_bytes;
         }
@@ -459,13 +607,14 @@ void skymemory_node::save_results(protocol::byte_writer& w) const {
     w.i64(r.ttlt_nocache_ns);
     w.u8(r.timed_out ? 1 : 0);
     w.u32(static_cast<std::uint32_t>(r.serving));
+    w.bytes({reinterpret_cast<const char*>(r.output.data()), r.output.size() * sizeof(float)});
   }
 }
 
 void skymemory_node::load_results(protocol::byte_reader& r) {
   space_node::load_results(r);
   next_seq_ = r.u64("requests started");
-  records_.resize(r.count("request records", 109));
+  records_.resize(r.count("request records", 113));
   for (auto& x : records_) {
     x.seq = r.u64("request sequence");
     x.start_ns = r.i64("request start");
@@ -485,6 +634,12 @@ void skymemory_node::load_results(protocol::byte_reader& r) {
     x.ttlt_nocache_ns = r.i64("ttlt without cache");
     x.timed_out = r.u8("timed out") != 0;
     x.serving = static_cast<std::int32_t>(r.u32("serving satellite"));
+    const auto out = r.bytes("request output");
+    if (out.size() % sizeof(float) != 0)
+      r.fail("request output: not a whole number of floats");
+    x.output.resize(out.size() / sizeof(float));
+    if (!out.empty() && out.size() % sizeof(float) == 0)
+      std::memcpy(x.output.data(), out.data(), out.size());
   }
 }
 
@@ -498,6 +653,7 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
     return compute.status();
   c.model = compute->model;
   c.device = compute->device;
+  c.real = !compute->modeled;
   c.seed = static_cast<std::uint64_t>(s.get_int("seed"));
   if (s.list_size("constellation.shells") != 1)
     return absl::InvalidArgumentError(
@@ -554,6 +710,22 @@ absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
     return absl::InvalidArgumentError(
       "ground.users: emulated SkyMemory needs at least one ground user");
   auto w = std::unique_ptr<emulated_workload>(new emulated_workload());
+  if (cfg->real) {
+    // The users' prefill runs on a GPU worker, on the section's model.
+    auto compute = gpu::compute_config_from(s);
+    if (!compute.ok())
+      return compute.status();
+    auto model = gpu::model_for(*compute);
+    if (!model.ok())
+      return model.status();
+    auto worker = gpu::make_gpu_worker(*compute);
+    if (!worker.ok())
+      return absl::Status(worker.status().code(),
+                          absl::StrCat("compute.backend: ", worker.status().message()));
+    w->worker_ = std::move(*worker);
+    cfg->precision = w->worker_->options().precision;
+    cfg->weights = std::make_shared<const gpu::model_weights>(std::move(*model));
+  }
   w->cfg_ = std::make_shared<const emulated_config>(std::move(*cfg));
   const auto shared = w->cfg_;
   auto st = w->build_nodes(std::move(*space), [&](const std::shared_ptr<space_network>& net,
@@ -564,6 +736,10 @@ absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
     return st;
   return w;
 }
+
+emulated_workload::~emulated_workload() = default;
+
+runtime::compute_service* emulated_workload::compute() { return worker_.get(); }
 
 namespace {
 
@@ -612,7 +788,14 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   j["servers"] = cfg_->servers;
   j["model"] = cfg_->model.name;
   j["device"] = cfg_->device.name;
-  j["prefill"] = "timed by the device's roofline (no kernels run)";
+  if (cfg_->real) {
+    j["prefill"] = "run on real tensors by the GPU worker, one request per layer, each timed by "
+                   "the device's roofline";
+    j["backend"] = std::string(worker_->device_backend().name());
+    j["compute_errors"] = counter_of(r, "skymemory.compute_errors");
+  } else {
+    j["prefill"] = "timed by the device's roofline (no kernels run)";
+  }
   j["baseline"] = "per request: the same prompt prefilled whole, with no lookup";
   j["cache_enabled"] = cfg_->cache;
   j["block_tokens"] = cfg_->block_tokens;

@@ -16,13 +16,30 @@
 ///      `chunk_time` of processing per chunk. A chunk that fails its checksum,
 ///      an error, or a chunk not back by the timeout ends the usable prefix
 ///      there (a miss, never wrong data);
-///   3. prefills the rest of the prompt on the user's device (timed by the
-///      hardware profile of `compute.device` for `compute.model`: the prefill
-///      is timed, not executed), then `put`s the blocks it computed.
-/// TTFT = fetch + prefill; TTLT adds (output_tokens - 1) decode steps. The
-/// no-cache baseline is computed per request with the same prompt: the
-/// prefill of the whole prompt with no lookup (TTLT adds the same decode).
-/// Requests are timed as if each had the device to itself.
+///   3. prefills the rest of the prompt on the user's device, then `put`s
+///      the blocks it computed. At least the last token is always computed
+///      (a fully cached prompt recomputes its last block), since the first
+///      output token needs it.
+/// The prefill depends on `compute.mode`:
+/// - `modeled`: timed by the roofline of `compute.device` for
+///   `compute.model` (prefill_time), not executed; chunks carry zero filler
+///   of the block's real size. Requests are timed as if each had the
+///   device to itself.
+/// - `real`: the model's layers run on the run's GPU worker
+///   (gpu/gpu_worker.hpp; weights synthetic or from `compute.weights`),
+///   one compute request per layer over the uncached tokens, continuing the
+///   fetched blocks' keys and values (prefix caching: decoder_layer_extend).
+///   A chunk carries the block's real keys (after RoPE) and values of every
+///   layer, as fp16 (layer by layer: keys then values, token rows of kv
+///   heads x head dim), exactly the block's modeled size; the last prompt
+///   token's final hidden state is kept per request (`output`). Each layer
+///   request takes its modeled duration on the user's device (the worker's
+///   roofline per request), and the user's requests queue on that device.
+/// TTFT = fetch + prefill; TTLT adds (output_tokens - 1) decode steps (timed
+/// by the roofline, not executed, in both modes). The no-cache baseline is
+/// computed per request with the same prompt: the prefill of the whole
+/// prompt with no lookup, with the same cost model as the cached path (TTLT
+/// adds the same decode).
 ///
 /// Servers hold chunks in an LRU store of `capacity` bytes and send an
 /// `evict_notice` to a chunk's owner when evicting it. Each user checks its
@@ -40,6 +57,12 @@
 #include "actors/kvcache.hpp"
 #include "actors/space.hpp"
 #include "protocol/kvcache.hpp"
+
+namespace satemu::gpu {
+class gpu_worker;
+struct model_weights;
+class tensor;
+} // namespace satemu::gpu
 
 namespace satemu::actors::skymemory {
 
@@ -63,6 +86,12 @@ struct emulated_config {
   bool cache = true;
   gpu::model_profile model;
   gpu::hardware_profile device;
+  /// `compute.mode: real`: prefill runs the model's layers on the GPU worker.
+  bool real = false;
+  /// real: the model (shared by every user) and the arithmetic the emulated
+  /// device runs it in.
+  std::shared_ptr<const gpu::model_weights> weights;
+  gpu::compute_precision precision = gpu::compute_precision::fp16;
   std::uint64_t seed = 0;
   /// The shell the layouts live on.
   int planes = 0, sats_per_plane = 0;
@@ -92,6 +121,8 @@ struct request_record {
   bool timed_out = false;
   /// Serving satellite at the start, -1 for none (the request recomputes).
   std::int32_t serving = -1;
+  /// compute real: the last prompt token's hidden state after the last layer.
+  std::vector<float> output;
 };
 
 /// A satellite with a cache server, or a ground user issuing prompts.
@@ -111,12 +142,15 @@ protected:
   void on_start() override;
   void on_app_envelope(protocol::envelope& e) override;
   void on_app_timer(std::uint64_t tag) override;
+  void on_compute(std::uint64_t tag, std::unique_ptr<runtime::compute_job> job) override;
 
 private:
   struct active_request;
   void start_request();
   void finish_lookup(active_request& a);
   void finish_fetch(active_request& a);
+  void run_layer(active_request& a, gpu::tensor x);
+  runtime::duration baseline_prefill(std::uint32_t tokens) const;
   void finish_prefill(std::uint64_t seq);
   void check_handover();
   void serve(const protocol::kv_message& m);
@@ -141,6 +175,10 @@ private:
 class emulated_workload final : public space_workload {
 public:
   static absl::StatusOr<std::unique_ptr<emulated_workload>> make(const runtime::scenario& s);
+  ~emulated_workload() override;
+
+  /// compute real: the GPU worker that runs the users' prefill; else null.
+  runtime::compute_service* compute() override;
 
   /// Hit rate, TTFT/TTLT with and without the cache and their reduction,
   /// bytes fetched and put, migrations, evictions, timeouts, corrupt chunks.
@@ -156,6 +194,7 @@ public:
 
 private:
   std::shared_ptr<const emulated_config> cfg_;
+  std::unique_ptr<gpu::gpu_worker> worker_;
 };
 
 /// Reads the emulated-mode keys, the constellation (one Walker shell) and

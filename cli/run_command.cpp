@@ -329,6 +329,8 @@ int run_command(const run_args& a) {
   j["clock"] = sc->get_string("clock.mode");
   j["entities"] = n;
   j["windows"] = r.windows;
+  if (r.compute_requests > 0)
+    j["compute"] = {{"requests", r.compute_requests}, {"batches", r.compute_batches}};
   j["memory_per_entity_bytes"] =
     n > 0 && r.rss_after_spawn_bytes > r.rss_before_spawn_bytes
       ? static_cast<double>(r.rss_after_spawn_bytes - r.rss_before_spawn_bytes) / n

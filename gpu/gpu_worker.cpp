@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gpu/batcher.hpp"
 #include "gpu/detail/check.hpp"
 
@@ -74,13 +75,17 @@ request_cost compute_request::cost(double bpe) const {
     case kind::layer:
       break;
   }
-  const auto& w = *layer_;
-  const double d = static_cast<double>(cfg_->hidden);
-  const double q = static_cast<double>(cfg_->attn.q_dim());
-  const double kv = static_cast<double>(cfg_->attn.kv_dim());
+  const double past = past_k_.numel() == 0 ? 0 : static_cast<double>(past_k_.rows());
+  return layer_cost(*cfg_, *layer_, t, past, bpe);
+}
+
+request_cost layer_cost(const decoder_config& cfg, const decoder_layer_weights& w, double t,
+                        double past, double bpe) {
+  const double d = static_cast<double>(cfg.hidden);
+  const double q = static_cast<double>(cfg.attn.q_dim());
+  const double kv = static_cast<double>(cfg.attn.kv_dim());
   // Projections, and causal attention: token i sees P + i + 1 keys (P
   // cached), each costing 2 q_dim for QK^T and 2 q_dim for AV.
-  const double past = past_k_.numel() == 0 ? 0 : static_cast<double>(past_k_.rows());
   double flops = 2 * t * (numel(w.wq) + numel(w.wk) + numel(w.wv) + numel(w.wo)) +
                  2 * q * t * (2 * past + t + 1);
   double weights = numel(w.attn_norm) + numel(w.mlp_norm) + numel(w.wq) + numel(w.wk) +
@@ -127,7 +132,7 @@ gpu_worker::gpu_worker(std::unique_ptr<backend> b, gpu_worker_options o)
 }
 
 void gpu_worker::run(std::span<runtime::compute_call> batch) {
-  const double bpe = opts_.precision == compute_precision::fp32 ? 4.0 : 2.0;
+  const double bpe = element_bytes(opts_.precision);
   // A fresh batcher per batch: its tickets and results live for one batch.
   batcher stack(*backend_);
   std::vector<std::optional<batcher::ticket>> tickets(batch.size());
@@ -171,6 +176,24 @@ absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config
   o.device = c.device;
   o.modeled = c.modeled;
   return std::make_unique<gpu_worker>(std::move(*b), std::move(o));
+}
+
+absl::StatusOr<model_weights> model_for(const compute_config& c) {
+  absl::StatusOr<model_weights> m = absl::UnknownError("no model");
+  if (c.weights_file.empty()) {
+    m = synthetic_model(c.model, c.seed);
+  } else {
+    auto file = safetensors_file::open(c.weights_file);
+    if (!file.ok())
+      return absl::Status(file.status().code(),
+                          absl::StrCat("compute.weights: ", file.status().message()));
+    m = load_model(c.model, *file);
+  }
+  if (!m.ok())
+    return absl::Status(m.status().code(), absl::StrCat(c.weights_file.empty() ? "compute.model: "
+                                                                               : "compute.weights: ",
+                                                        m.status().message()));
+  return m;
 }
 
 } // namespace satemu::gpu

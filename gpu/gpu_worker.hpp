@@ -31,6 +31,7 @@
 #include "gpu/compute_config.hpp"
 #include "gpu/hardware.hpp"
 #include "gpu/layers.hpp"
+#include "gpu/model_runner.hpp"
 #include "runtime/compute.hpp"
 
 namespace satemu::gpu {
@@ -109,6 +110,11 @@ private:
   request_cost given_;
 };
 
+/// What `compute_request::layer` costs for `tokens` new tokens after `past`
+/// cached ones (see `compute_request::cost`), without building the request.
+request_cost layer_cost(const decoder_config& cfg, const decoder_layer_weights& w, double tokens,
+                        double past, double bytes_per_element);
+
 /// The job handed back to `on_compute` as the request it is; aborts with
 /// context for a job of another kind (a programmer error).
 compute_request& as_request(runtime::compute_job& job);
@@ -158,5 +164,9 @@ private:
 /// The GPU worker a scenario's `compute` section describes: its backend
 /// (`auto` picks CUDA when a device answers), device and mode.
 absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config& c);
+
+/// The weights of the section's model: synthetic (seeded by `seed`), or read
+/// from its safetensors file. Errors start with the key at fault.
+absl::StatusOr<model_weights> model_for(const compute_config& c);
 
 } // namespace satemu::gpu

@@ -23,6 +23,9 @@ namespace satemu::gpu {
 /// The arithmetic an operation runs in: selects which peak applies.
 enum class compute_precision { fp32, fp16, bf16 };
 
+/// Bytes of one weight or activation element in `p`.
+constexpr double element_bytes(compute_precision p) { return p == compute_precision::fp32 ? 4.0 : 2.0; }
+
 /// One emulated compute device.
 struct hardware_profile {
   std::string name;

@@ -26,7 +26,9 @@ void set_chunk(schema::KvChunk::Builder b, const kv_chunk& c, bool corrupt) {
   b.setIndex(c.index);
   b.setTokens(c.tokens);
   b.setOwner(c.owner);
-  auto data = b.initData(c.data_bytes);
+  auto data = b.initData(c.data ? static_cast<unsigned>(c.data->size()) : c.data_bytes);
+  if (c.data && !c.data->empty())
+    std::memcpy(data.begin(), c.data->data(), c.data->size());
   const auto bytes = std::as_bytes(std::span<const kj::byte>(data.begin(), data.size()));
   b.setChecksum(kv_checksum(c.hash, c.index, c.tokens, bytes));
   if (corrupt && data.size() > 0)
@@ -35,7 +37,7 @@ void set_chunk(schema::KvChunk::Builder b, const kv_chunk& c, bool corrupt) {
     b.setChecksum(b.getChecksum() ^ 1);
 }
 
-kv_chunk get_chunk(schema::KvChunk::Reader r) {
+kv_chunk get_chunk(schema::KvChunk::Reader r, bool keep_data) {
   kv_chunk c;
   c.hash = r.getHash();
   c.index = r.getIndex();
@@ -47,6 +49,10 @@ kv_chunk get_chunk(schema::KvChunk::Reader r) {
   c.checksum_ok =
     c.checksum == kv_checksum(c.hash, c.index, c.tokens,
                               std::as_bytes(std::span<const kj::byte>(data.begin(), data.size())));
+  if (keep_data) {
+    const auto* first = reinterpret_cast<const std::byte*>(data.begin());
+    c.data = std::make_shared<const std::vector<std::byte>>(first, first + data.size());
+  }
   return c;
 }
 
@@ -98,7 +104,8 @@ std::uint64_t kv_checksum(std::uint64_t hash, std::uint32_t index, std::uint32_t
 payload_ptr encode_kv(const kv_message& m, bool corrupt) {
   // Root pointer + KvMessage (3 data words, 1 pointer) + a chunk (4 data
   // words, 1 pointer) or a list, + the data: one segment.
-  const std::size_t extra = carries_chunk(m.op) ? 5 + (m.chunk.data_bytes + 7) / 8
+  const std::size_t data_bytes = m.chunk.data ? m.chunk.data->size() : m.chunk.data_bytes;
+  const std::size_t extra = carries_chunk(m.op) ? 5 + (data_bytes + 7) / 8
                                                 : 1 + m.hashes.size();
   capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 4 + extra + 1));
   auto root = builder.initRoot<schema::KvMessage>();
@@ -143,7 +150,7 @@ payload_ptr encode_kv(const kv_message& m, bool corrupt) {
   return encode_flat(builder);
 }
 
-absl::StatusOr<kv_message> decode_kv(const payload_ptr& p) {
+absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data) {
   if (!p)
     return absl::InvalidArgumentError("kvcache: empty payload");
   kv_message m;
@@ -156,15 +163,15 @@ absl::StatusOr<kv_message> decode_kv(const payload_ptr& p) {
     switch (r.which()) {
       case schema::KvMessage::PUT:
         m.op = kv_op::put;
-        m.chunk = get_chunk(r.getPut());
+        m.chunk = get_chunk(r.getPut(), keep_data);
         break;
       case schema::KvMessage::CHUNK:
         m.op = kv_op::chunk;
-        m.chunk = get_chunk(r.getChunk());
+        m.chunk = get_chunk(r.getChunk(), keep_data);
         break;
       case schema::KvMessage::MIGRATE_CHUNK:
         m.op = kv_op::migrate_chunk;
-        m.chunk = get_chunk(r.getMigrateChunk());
+        m.chunk = get_chunk(r.getMigrateChunk(), keep_data);
         break;
       case schema::KvMessage::LOOKUP:
         m.op = kv_op::lookup;

@@ -1,14 +1,17 @@
 /// satemu SkyMemory KV-cache messages (protocol/kvcache.capnp,
 /// `kind::kvcache`): capnp-free API.
 ///
-/// A chunk carries its KV bytes (zero filler of the block's real size: the
-/// emulation moves the bytes, it does not compute them) and a checksum over
+/// A chunk carries its KV bytes (the keys and values the model computed
+/// when they are real, else zero filler of the block's real size) and a
+/// checksum over
 /// the block's hash, index, token count and bytes. Decoding recomputes the
 /// checksum, so a chunk damaged anywhere on its way is told apart from a
 /// good one (`kv_chunk::checksum_ok`).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -42,6 +45,10 @@ struct kv_chunk {
   std::uint64_t checksum = 0;
   /// Bytes of KV data carried.
   std::uint32_t data_bytes = 0;
+  /// The KV data itself when the sender has it (`compute: real`): encoded
+  /// as is (its size wins over data_bytes), and filled in by decode_kv when
+  /// asked to keep data. Null: `data_bytes` zero bytes of filler.
+  std::shared_ptr<const std::vector<std::byte>> data;
   /// Decoded: whether the carried checksum matches the data.
   bool checksum_ok = false;
 };
@@ -80,7 +87,8 @@ payload_ptr encode_kv(const kv_message& m, bool corrupt = false);
 
 /// Decodes and validates (recomputing a chunk's checksum); InvalidArgument
 /// for a malformed or empty payload. A checksum mismatch is not an error
-/// here: it shows as `chunk.checksum_ok == false`.
-absl::StatusOr<kv_message> decode_kv(const payload_ptr& p);
+/// here: it shows as `chunk.checksum_ok == false`. With `keep_data`, a
+/// chunk's bytes are copied into `chunk.data`.
+absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data = false);
 
 } // namespace satemu::protocol

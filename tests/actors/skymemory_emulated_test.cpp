@@ -5,6 +5,7 @@
 #include "actors/skymemory_emulated.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -83,7 +84,7 @@ TEST(SkymemoryBlocks, ChainedHashesMatchExactlyOnTheCommonPrefix) {
 TEST(SkymemoryBlocks, LruEvictsLeastRecentlyUsedFirst) {
   lru_store s(300);
   auto chunk = [](std::uint64_t h, std::uint64_t bytes = 100) {
-    return stored_chunk{h, 0, 16, 7, bytes};
+    return stored_chunk{h, 0, 16, 7, bytes, nullptr};
   };
   EXPECT_TRUE(s.put(chunk(1)).evicted.empty());
   EXPECT_TRUE(s.put(chunk(2)).evicted.empty());
@@ -121,7 +122,7 @@ TEST(SkymemoryBlocks, CorruptedChunkFailsItsChecksum) {
   kv_message m;
   m.op = kv_op::chunk;
   m.request = 9;
-  m.chunk = {0xabcdef, 3, 16, 100, 0, 4096};
+  m.chunk = {0xabcdef, 3, 16, 100, 0, 4096, nullptr};
   auto good = decode_kv(encode_kv(m));
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_TRUE(good->chunk.checksum_ok);
@@ -304,6 +305,57 @@ TEST(SkymemoryEmulated, FingerprintIndependentOfThreadsAndResultsRoundTrip) {
     EXPECT_EQ(twin.records()[i].cached_tokens, user.records()[i].cached_tokens);
   }
   EXPECT_EQ(twin.requests_started(), user.requests_started());
+}
+
+// compute real: the tiny model's layers run on the GPU worker (CPU
+// backend), chunks carry the real keys and values, and a request that
+// continues a fetched prefix ends in the same hidden state as the same
+// prompt computed whole (up to the fp16 the chunks store).
+TEST(SkymemoryEmulated, RealComputeContinuesFetchedKeysAndValues) {
+  const std::vector<std::string> real = {"compute.mode=real", "compute.model=tiny",
+                                         "compute.backend=cpu", "duration=40s"};
+  auto with = run_text<emulated_workload>(small_yaml, real);
+  auto sets = real;
+  sets.push_back("workload.cache=false");
+  auto without = run_text<emulated_workload>(small_yaml, sets);
+  ASSERT_TRUE(with.w && without.w);
+  const auto m = with.w->metrics(with.r);
+  EXPECT_EQ(m["compute_errors"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(m["token_hit_rate"].get<double>(), 0.4);
+  const auto& a = with.w->node(95).records();
+  const auto& b = without.w->node(95).records();
+  ASSERT_GT(a.size(), 20u);
+  // Two layers per request, batched per window.
+  EXPECT_EQ(with.r.compute_requests, 2 * a.size());
+  EXPECT_GT(with.r.compute_batches, 0u);
+  // Tiny model: 2 layers x (keys, values) x 16 tokens x 32 x fp16.
+  EXPECT_EQ(m["block_bytes"].get<std::uint64_t>(), 4096u);
+  std::size_t continued = 0;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    ASSERT_EQ(a[i].seq, b[i].seq);
+    ASSERT_EQ(a[i].output.size(), 64u);
+    ASSERT_EQ(b[i].output.size(), 64u);
+    EXPECT_EQ(b[i].cached_tokens, 0u);
+    EXPECT_EQ(a[i].ttft_ns, a[i].fetch_ns + a[i].prefill_ns);
+    EXPECT_EQ(a[i].ttft_nocache_ns, b[i].ttft_ns) << i;
+    double dot = 0, na = 0, nb = 0, diff = 0;
+    for (std::size_t k = 0; k < 64; ++k) {
+      dot += double(a[i].output[k]) * b[i].output[k];
+      na += double(a[i].output[k]) * a[i].output[k];
+      nb += double(b[i].output[k]) * b[i].output[k];
+      diff += std::pow(double(a[i].output[k]) - b[i].output[k], 2);
+    }
+    if (a[i].cached_tokens == 0) {
+      EXPECT_EQ(a[i].output, b[i].output) << i; // the same computation
+      continue;
+    }
+    ++continued;
+    EXPECT_GT(dot / std::sqrt(na * nb), 0.9999) << i;
+    EXPECT_LT(std::sqrt(diff / nb), 1e-2) << i;
+    EXPECT_GT(diff, 0.0) << i; // fp16 keys and values, not the fp32 ones
+    EXPECT_LT(a[i].prefill_ns, b[i].prefill_ns) << i;
+  }
+  EXPECT_GT(continued, 10u);
 }
 
 TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {

@@ -1045,6 +1045,29 @@ TEST_F(cli_test, run_on_an_analytic_scenario_points_to_sweep) {
   EXPECT_FALSE(fs::exists(dir_ / "o"));
 }
 
+// Emulated SkyMemory with `compute.mode=real`: the GPU worker runs the
+// users' prefill (tiny model, CPU backend); summary.json counts the compute
+// requests and their batches.
+TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
+  const auto out = dir_ / "sky-real";
+  auto r = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml", "-q",
+                   "--out", out.string(), "--set", "duration=20s", "--set", "compute.mode=real",
+                   "--set", "compute.model=tiny", "--set", "compute.backend=cpu"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = read_json(out / "summary.json");
+  const auto finished = j["metrics"]["requests_finished"].get<std::uint64_t>();
+  ASSERT_GT(finished, 3u);
+  EXPECT_EQ(j["compute"]["requests"].get<std::uint64_t>(), 2 * finished); // 2 layers each
+  EXPECT_GE(j["compute"]["batches"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(j["metrics"]["backend"], "cpu");
+  EXPECT_EQ(j["metrics"]["compute_errors"], 0);
+  // A modeled run has no compute requests and no compute figures.
+  auto m = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml", "-q",
+                   "--out", (dir_ / "sky-modeled").string(), "--set", "duration=5s"});
+  ASSERT_EQ(m.code, 0) << m.output;
+  EXPECT_FALSE(read_json(dir_ / "sky-modeled" / "summary.json").contains("compute"));
+}
+
 TEST_F(cli_test, sweep_of_an_emulated_workload_is_bad_input) {
   const auto f = scenario("s.yaml", small_yaml);
   auto r = satemu({"sweep", f});
