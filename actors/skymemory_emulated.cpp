@@ -643,6 +643,20 @@ void skymemory_node::load_results(protocol::byte_reader& r) {
   }
 }
 
+absl::Status check_emulated_keys(const runtime::scenario& s) {
+  if (s.get_string("workload.kind") != "skymemory" || s.get_string("workload.mode") != "emulated")
+    return absl::OkStatus();
+  for (const char* k : {"planes", "sats_per_plane", "center_plane", "center_satellite", "altitude",
+                        "kv_size", "chunk_size", "strategies", "sweeps"}) {
+    const auto key = absl::StrCat("workload.", k);
+    if (s.given(key))
+      return absl::InvalidArgumentError(absl::StrCat(
+        key, ": a key of the analytic model (mode: analytic, satemu sweep); mode emulated takes "
+             "the grid from the constellation section and the KV size from compute.model"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s) {
   emulated_config c;
   if (!s.has("compute"))

@@ -197,6 +197,13 @@ private:
   std::unique_ptr<gpu::gpu_worker> worker_;
 };
 
+/// For the command line: InvalidArgument naming the first key of the
+/// analytic model (planes, kv_size, sweeps, ...) that the file or a `--set`
+/// gives to an emulated skymemory workload, which would ignore it; OK for
+/// any other workload. (Not checked when building the workload: a
+/// resolved scenario, as workers get it, gives every key.)
+absl::Status check_emulated_keys(const runtime::scenario& s);
+
 /// Reads the emulated-mode keys, the constellation (one Walker shell) and
 /// the compute section (model and device). InvalidArgument naming the key.
 absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s);

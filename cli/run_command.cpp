@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "actors/skymemory_emulated.hpp"
 #include "actors/workload.hpp"
 #include "cli/sweep_command.hpp"
 #include "nlohmann/json.hpp"
@@ -215,6 +216,8 @@ int validate_command(const std::string& file, const std::vector<std::string>& se
   if (sc->get_string("workload.kind") == "skymemory" &&
       sc->get_string("workload.mode") == "analytic")
     return validate_analytic(file, *sc);
+  if (auto st = actors::skymemory::check_emulated_keys(*sc); !st.ok())
+    return report_error(locate(*sc, st));
   // Building the workload checks what single keys cannot (e.g. min <= max).
   auto w = actors::make_workload(*sc);
   if (!w.ok())
@@ -230,6 +233,8 @@ int run_command(const run_args& a) {
   auto sc = load(a.file, &a, a.sets);
   if (!sc.ok())
     return report_error(sc.status());
+  if (auto st = actors::skymemory::check_emulated_keys(*sc); !st.ok())
+    return report_error(locate(*sc, st));
   auto built = actors::make_workload(*sc);
   if (!built.ok())
     return report_error(locate(*sc, built.status()));

@@ -40,6 +40,7 @@ struct rnode {
   std::vector<std::string> names;  // map field names, schema order
   std::vector<rnode> children;     // map fields (parallel to names) or list items
   std::string location;            // "file:line:col" where the value was given; "" = default
+  bool defaulted = false;          // the schema's default, not given by the text or a --set
 };
 
 std::string join_path(const std::string& path, std::string_view name) {
@@ -130,6 +131,7 @@ private:
   absl::Status value(const YAML::Node& n, const YAML::Mark& key_mark, const key_spec& spec,
                      const std::string& path, rnode& out) {
     out.location = location(path, value_mark(n, key_mark));
+    out.defaulted = in_default_;
     switch (spec.type) {
       case value_type::map:
         if (n.IsDefined() && !n.IsNull() && !n.IsMap()) {
@@ -655,6 +657,22 @@ std::size_t scenario::list_size(std::string_view path) const {
 }
 const std::string& scenario::resolved_yaml() const { return impl_->resolved; }
 const std::string& scenario::source_name() const { return impl_->source_name; }
+
+namespace {
+
+// A map is given when any of its keys is.
+bool any_given(const rnode& n) {
+  if (n.type != value_type::map)
+    return !n.defaulted;
+  return std::any_of(n.children.begin(), n.children.end(), any_given);
+}
+
+} // namespace
+
+bool scenario::given(std::string_view path) const {
+  const rnode* n = impl_->find(path);
+  return n != nullptr && any_given(*n);
+}
 
 std::string scenario::where(std::string_view path) const {
   const rnode* n = impl_->find(path);

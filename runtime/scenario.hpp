@@ -44,6 +44,9 @@ public:
 
   /// Whether `path` names a present value (of any type).
   bool has(std::string_view path) const;
+  /// Whether the text or a `--set` gave `path` (false for a default). A
+  /// resolved scenario's text gives every key.
+  bool given(std::string_view path) const;
 
   std::string get_string(std::string_view path) const;
   std::int64_t get_int(std::string_view path) const;

@@ -1061,6 +1061,12 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   EXPECT_GE(j["compute"]["batches"].get<std::uint64_t>(), 1u);
   EXPECT_EQ(j["metrics"]["backend"], "cpu");
   EXPECT_EQ(j["metrics"]["compute_errors"], 0);
+  // A key of the analytic model is refused in emulated mode, not ignored.
+  auto k = satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
+                   "--set", "workload.kv_size=1MiB"});
+  EXPECT_EQ(k.code, 2) << k.output;
+  EXPECT_CONTAINS(k.output, "workload.kv_size");
+  EXPECT_CONTAINS(k.output, "analytic");
   // A modeled run has no compute requests and no compute figures.
   auto m = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml", "-q",
                    "--out", (dir_ / "sky-modeled").string(), "--set", "duration=5s"});

@@ -92,6 +92,22 @@ TEST_F(scenario_test, minimal_scenario_gets_every_default) {
   EXPECT_FALSE(s->has("clock.speed"));
 }
 
+TEST_F(scenario_test, given_tells_the_file_and_overrides_from_defaults) {
+  auto s = load_scenario_text(minimal, "inline.yaml", {"workload.requests=3"});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->given("name"));
+  EXPECT_TRUE(s->given("workload"));          // a map with a given key
+  EXPECT_TRUE(s->given("workload.requests")); // --set
+  EXPECT_FALSE(s->given("seed"));             // defaults
+  EXPECT_FALSE(s->given("workload.interval"));
+  EXPECT_FALSE(s->given("clock"));            // a map of defaults
+  EXPECT_FALSE(s->given("workload.note"));    // absent
+  // The resolved text gives every key.
+  auto r = load_scenario_text(s->resolved_yaml(), "resolved.yaml");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->given("seed"));
+}
+
 TEST_F(scenario_test, full_file_reads_every_value) {
   auto s = load_scenario_file(data_file("full.yaml"));
   ASSERT_TRUE(s.ok()) << s.status();
