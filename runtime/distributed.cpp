@@ -139,6 +139,7 @@ private:
     no.threads = 2;
     no.heartbeat_interval = std::max(milliseconds(100), opts_.silence_timeout / 5);
     no.connection_timeout = opts_.silence_timeout;
+    no.tls = opts_.tls;
     auto sys = node_system::start(no);
     if (!sys.ok())
       return sys.status();

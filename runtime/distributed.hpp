@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,6 +81,8 @@ absl::Status load_entity_states(std::string_view bytes,
 struct coordinator_options {
   std::vector<node_address> workers;
   std::string secret;
+  /// Mutual TLS to every worker (runtime/node.hpp); unset = plain TCP.
+  std::optional<tls_options> tls;
   /// The resolved scenario every worker builds.
   std::string scenario_yaml;
   /// Per entity: the index of the worker hosting it.

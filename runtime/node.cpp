@@ -11,6 +11,12 @@
 #include <deque>
 #include <mutex>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "caf/all.hpp"
@@ -204,6 +210,69 @@ std::vector<std::string> secret_file_warnings(const std::string& path, const std
   return out;
 }
 
+// --- TLS files -----------------------------------------------------------------
+
+namespace {
+
+/// OpenSSL's pending errors as one line (empties its error queue).
+std::string openssl_errors() {
+  std::string out;
+  while (const unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    absl::StrAppend(&out, out.empty() ? "" : "; ", buf);
+  }
+  return out.empty() ? std::string("no details from OpenSSL") : out;
+}
+
+/// An encrypted key would make OpenSSL ask for its passphrase on the
+/// terminal, inside CAF's middleman: refuse it here instead.
+int refuse_passphrase(char*, int, int, void*) {
+  return -1;
+}
+
+} // namespace
+
+absl::Status check_tls_files(const tls_options& tls) {
+  const std::pair<const char*, const std::string*> files[] = {
+    {"--tls-cert", &tls.cert}, {"--tls-key", &tls.key}, {"--tls-ca", &tls.ca}};
+  for (const auto& [flag, path] : files) {
+    if (path->empty())
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": empty file name"));
+    const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return absl::NotFoundError(absl::StrCat(flag, " ", in_quotes(*path),
+                                              ": cannot open: ", std::strerror(errno)));
+    ::close(fd);
+  }
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+  if (!ctx)
+    return absl::InternalError(absl::StrCat("cannot create an OpenSSL context: ", openssl_errors()));
+  SSL_CTX_set_default_passwd_cb(ctx.get(), refuse_passphrase);
+  ERR_clear_error();
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), tls.cert.c_str()) != 1)
+    return absl::InvalidArgumentError(absl::StrCat("--tls-cert ", in_quotes(tls.cert),
+                                                   ": not a PEM certificate (", openssl_errors(),
+                                                   ")"));
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(nullptr, EVP_PKEY_free);
+  if (std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_file(tls.key.c_str(), "r"), BIO_free); in)
+    key.reset(PEM_read_bio_PrivateKey(in.get(), nullptr, refuse_passphrase, nullptr));
+  if (!key)
+    return absl::InvalidArgumentError(absl::StrCat(
+      "--tls-key ", in_quotes(tls.key),
+      ": not an unencrypted PEM private key (", openssl_errors(), ")"));
+  if (SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 || SSL_CTX_check_private_key(ctx.get()) != 1)
+    return absl::InvalidArgumentError(absl::StrCat("--tls-key ", in_quotes(tls.key),
+                                                   " does not belong to the certificate ",
+                                                   in_quotes(tls.cert), " (", openssl_errors(),
+                                                   ")"));
+  if (SSL_CTX_load_verify_locations(ctx.get(), tls.ca.c_str(), nullptr) != 1)
+    return absl::InvalidArgumentError(absl::StrCat("--tls-ca ", in_quotes(tls.ca),
+                                                   ": no PEM CA certificate (", openssl_errors(),
+                                                   ")"));
+  return absl::OkStatus();
+}
+
 // --- the coordinator's link --------------------------------------------------
 
 namespace {
@@ -261,6 +330,28 @@ private:
   caf::actor worker_;
   std::shared_ptr<link_inbox> inbox_;
 };
+
+/// What a failed connect most likely means when TLS is on one side only or
+/// the certificates do not match; empty when nothing useful can be said.
+std::string connect_hint(const caf::error& err, bool tls) {
+  constexpr const char* tls_failed =
+    "the TLS handshake failed: is the worker started with --tls-cert, --tls-key and --tls-ca, "
+    "and is each side's certificate signed by the CA the other side trusts?";
+  // CAF's OpenSSL module reports a handshake that fails at once like a
+  // refused TCP connection.
+  if (err == caf::sec::cannot_connect_to_node && tls)
+    return absl::StrCat(" (nothing listening there, or ", tls_failed, ")");
+  if (err == caf::sec::disconnect_during_handshake)
+    return tls ? absl::StrCat(" (", tls_failed, ")")
+               : " (the connection closed before CAF's handshake: if the worker uses TLS, pass "
+                 "--tls-cert, --tls-key and --tls-ca here too; otherwise, is it a satemu worker "
+                 "of this version?)";
+  if (err == caf::sec::request_timeout)
+    return tls ? " (no answer: a TLS handshake or CAF's handshake did not complete)"
+               : " (no answer to CAF's handshake: if the worker uses TLS, pass --tls-cert, "
+                 "--tls-key and --tls-ca here too)";
+  return {};
+}
 
 } // namespace
 
@@ -407,7 +498,7 @@ absl::StatusOr<worker_link> worker_link::open(const node_address& addr, millisec
   {
     caf::scoped_actor self{sys};
     self
-      ->request(sys.middleman().actor_handle(), caf::timespan{timeout},
+      ->request(detail::connector(system->get()), caf::timespan{timeout},
                 caf::connect_atom::value, addr.host, addr.port)
       .receive(
         [&](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
@@ -419,7 +510,8 @@ absl::StatusOr<worker_link> worker_link::open(const node_address& addr, millisec
         },
         [&](caf::error& err) {
           st = absl::UnavailableError(absl::StrCat("cannot connect to ", p->name, ": ",
-                                                   detail::render(sys, err)));
+                                                   detail::render(sys, err),
+                                                   connect_hint(err, system->get().tls)));
         });
   }
   if (!st.ok())

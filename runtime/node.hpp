@@ -125,6 +125,24 @@ absl::StatusOr<std::string> read_secret_file(const std::string& path);
 /// shorter than 16 bytes); empty when there is nothing to say.
 std::vector<std::string> secret_file_warnings(const std::string& path, const std::string& secret);
 
+/// Mutual TLS between nodes (CAF's OpenSSL module): three PEM files. Every
+/// node presents `cert` and accepts a peer only if the peer's certificate
+/// chains to a CA in `ca`; no host name is checked.
+struct tls_options {
+  /// This node's certificate (a chain may follow it).
+  std::string cert;
+  /// Its private key, unencrypted.
+  std::string key;
+  /// The CA certificate(s) that sign the peers' certificates.
+  std::string ca;
+};
+
+/// Checks that the files of `tls` can be read and parsed and that the key
+/// belongs to the certificate, so that CAF never meets a bad file in the
+/// middle of a connection. NotFound when a file cannot be opened,
+/// InvalidArgument otherwise; both name the file.
+absl::Status check_tls_files(const tls_options& tls);
+
 /// Settings of a node's actor system.
 struct node_options {
   /// CAF scheduler threads; 0 = one per core.
@@ -133,6 +151,10 @@ struct node_options {
   /// counts as gone (its actors go down with it). Zero disables either.
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds connection_timeout{15000};
+  /// Set: every connection of this system, in and out, is mutual TLS
+  /// (`check_tls_files` first); unset: plain TCP. A TLS node and a plain
+  /// one cannot talk to each other.
+  std::optional<tls_options> tls;
 };
 
 /// A CAF actor system with networking. Links of one process may share one.

@@ -7,6 +7,8 @@
 #include "caf/all.hpp"
 #include "caf/io/all.hpp"
 #include "caf/io/basp_broker.hpp"
+#include "caf/openssl/manager.hpp"
+#include "caf/openssl/publish.hpp"
 #include "protocol/caf_types.hpp"
 
 namespace satemu::runtime {
@@ -48,6 +50,19 @@ absl::StatusOr<std::shared_ptr<node_system>> node_system::start(const node_optio
           std::vector<std::string>{detail::node_app_identifier});
   cfg.set("middleman.heartbeat-interval", caf::timespan{opts.heartbeat_interval});
   cfg.set("middleman.connection-timeout", caf::timespan{opts.connection_timeout});
+  if (opts.tls) {
+    // CAF raises (in the middleman's thread, per connection) on a file it
+    // cannot load: check them here, where an error can still be reported.
+    if (auto st = check_tls_files(*opts.tls); !st.ok())
+      return st;
+    // With any of these set, CAF's OpenSSL module requires and verifies a
+    // certificate from the peer on both sides of every connection.
+    cfg.load<caf::openssl::manager>();
+    cfg.openssl_certificate = opts.tls->cert;
+    cfg.openssl_key = opts.tls->key;
+    cfg.openssl_cafile = opts.tls->ca;
+    p->tls = true;
+  }
   protocol::register_protocol_types(cfg);
   try {
     p->sys = std::make_unique<caf::actor_system>(cfg);
@@ -75,6 +90,17 @@ void close_connection(node_system::impl& s, const caf::node_id& nid) {
     b->connection_cleanup(*hdl, caf::sec::none);
     b->close(*hdl);
   });
+}
+
+caf::io::middleman_actor connector(node_system::impl& s) {
+  return s.tls ? s.sys->openssl_manager().actor_handle() : s.sys->middleman().actor_handle();
+}
+
+caf::expected<std::uint16_t> publish(node_system::impl& s, const caf::actor& whom,
+                                     std::uint16_t port, const std::string& addr) {
+  if (s.tls)
+    return caf::openssl::publish(whom, port, addr.c_str(), true);
+  return s.sys->middleman().publish(whom, port, addr.c_str(), true);
 }
 
 std::string render(caf::actor_system& sys, const caf::error& err) {

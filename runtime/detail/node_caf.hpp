@@ -11,6 +11,7 @@
 #include "caf/actor_system.hpp"
 #include "caf/actor_system_config.hpp"
 #include "caf/atom.hpp"
+#include "caf/io/middleman_actor.hpp"
 #include "caf/node_id.hpp"
 #include "runtime/node.hpp"
 
@@ -22,6 +23,8 @@ struct node_system::impl {
   /// The middleman's BASP broker (owns every connection to other nodes).
   caf::actor basp;
   std::size_t threads = 0;
+  /// Connections go through CAF's OpenSSL module (mutual TLS).
+  bool tls = false;
 };
 
 namespace detail {
@@ -40,6 +43,16 @@ inline constexpr const char* node_app_identifier = "satemu-node-v1";
 /// (unwritten data is still sent). Runs inside the middleman's event loop,
 /// the thread that owns the broker's state; returns at once.
 void close_connection(node_system::impl& s, const caf::node_id& nid);
+
+/// The actor that opens this system's connections and publishes its actors:
+/// CAF's OpenSSL middleman actor with TLS, the plain middleman's otherwise.
+/// Both hand their connections to the same BASP broker (`impl::basp`).
+caf::io::middleman_actor connector(node_system::impl& s);
+
+/// Publishes `whom` at `addr`:`port` (0 = any free port; SO_REUSEADDR) over
+/// TLS or plain TCP as the system is configured; returns the bound port.
+caf::expected<std::uint16_t> publish(node_system::impl& s, const caf::actor& whom,
+                                     std::uint16_t port, const std::string& addr);
 
 /// `sys.render(err)`, or "no error".
 std::string render(caf::actor_system& sys, const caf::error& err);

@@ -522,7 +522,7 @@ absl::StatusOr<worker_node> worker_node::start(worker_options opts) {
       outcome->finish(absl::InternalError(
         absl::StrCat("the worker's gate stopped (", detail::render(*sysp, reason), ")")));
     });
-  auto port = s.sys->middleman().publish(p->gate, opts.listen.port, opts.listen.host.c_str(), true);
+  auto port = detail::publish(s, p->gate, opts.listen.port, opts.listen.host);
   if (!port)
     return absl::UnavailableError(absl::StrCat("cannot listen on ", opts.listen.to_string(), ": ",
                                                detail::render(*s.sys, port.error())));
