@@ -44,6 +44,13 @@ int main(int argc, char** argv) {
                   "with `satemu worker`); this process coordinates");
   run->add_option("--secret-file", ra.secret_file,
                   "With --workers: file holding the run's shared secret (the workers' too)");
+  run->add_option("--tls-cert", ra.tls_cert,
+                  "With --workers: this coordinator's TLS certificate (PEM); with --tls-key and "
+                  "--tls-ca, connect to the workers over mutual TLS");
+  run->add_option("--tls-key", ra.tls_key, "With --tls-cert: its private key (PEM, unencrypted)");
+  run->add_option("--tls-ca", ra.tls_ca,
+                  "With --tls-cert: CA certificate(s) (PEM) that must have signed each worker's "
+                  "certificate");
   run->footer(
     "Distributed runs: start `satemu worker --secret-file F --listen HOST:PORT` on each node, then\n"
     "`satemu run FILE --workers HOST:PORT,... --secret-file F`. Whole orbital planes go to each\n"
@@ -52,6 +59,12 @@ int main(int argc, char** argv) {
     "it names must exist on every worker. Results are identical to a single-process run.\n"
     "Virtual time only; no output.trace. If a worker fails the run stops, outputs are marked\n"
     "PARTIAL and the exit code is 3.\n"
+    "\n"
+    "TLS: start the workers with --tls-cert, --tls-key and --tls-ca and give this command the\n"
+    "same three flags (its own certificate and key; the CA that signed the workers'). Both\n"
+    "sides then present certificates and refuse a peer whose certificate is not signed by their\n"
+    "CA file (host names are not checked). The shared secret is still required and checked\n"
+    "inside the TLS connection. TLS on one side only fails the connection (exit 3).\n"
     "\n"
     "Exit codes: 0 done, 1 internal error, 2 bad scenario or flags, 3 a worker failed,\n"
     "130 interrupted (outputs PARTIAL).");

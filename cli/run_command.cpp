@@ -33,6 +33,27 @@ int report_error(const absl::Status& st) {
   }
 }
 
+absl::StatusOr<std::optional<runtime::tls_options>> tls_from_flags(
+  const std::optional<std::string>& cert, const std::optional<std::string>& key,
+  const std::optional<std::string>& ca) {
+  if (!cert && !key && !ca)
+    return std::optional<runtime::tls_options>{};
+  std::string missing;
+  for (const auto& [flag, value] : {std::pair{"--tls-cert", &cert}, std::pair{"--tls-key", &key},
+                                    std::pair{"--tls-ca", &ca}})
+    if (!*value)
+      absl::StrAppend(&missing, missing.empty() ? "" : " and ", flag);
+  if (!missing.empty())
+    return absl::InvalidArgumentError(absl::StrCat(
+      "--tls-cert, --tls-key and --tls-ca go together (all three for TLS, none for plain TCP); "
+      "missing ",
+      missing));
+  runtime::tls_options tls{*cert, *key, *ca};
+  if (auto st = runtime::check_tls_files(tls); !st.ok())
+    return st;
+  return std::optional<runtime::tls_options>(std::move(tls));
+}
+
 namespace {
 
 std::atomic<bool> g_stop{false};
@@ -91,7 +112,8 @@ struct distributed_outcome {
 absl::StatusOr<distributed_outcome> run_distributed(const runtime::scenario& sc,
                                                     actors::workload& work,
                                                     const runtime::run_options& opts,
-                                                    const run_args& a) {
+                                                    const run_args& a,
+                                                    std::optional<runtime::tls_options> tls) {
   auto workers = runtime::parse_worker_list(*a.workers);
   if (!workers.ok())
     return absl::InvalidArgumentError(absl::StrCat("--workers: ", workers.status().message()));
@@ -117,6 +139,7 @@ absl::StatusOr<distributed_outcome> run_distributed(const runtime::scenario& sc,
   runtime::coordinator_options co;
   co.workers = *workers;
   co.secret = std::move(*secret);
+  co.tls = std::move(tls);
   co.scenario_yaml = sc.resolved_yaml();
   co.node_of = runtime::partition_groups(groups, static_cast<std::uint32_t>(workers->size()));
   co.end = opts.end;
@@ -230,6 +253,13 @@ int validate_command(const std::string& file, const std::vector<std::string>& se
 }
 
 int run_command(const run_args& a) {
+  // Flags first: a usage error should not wait for a scenario to build.
+  auto tls = tls_from_flags(a.tls_cert, a.tls_key, a.tls_ca);
+  if (!tls.ok())
+    return report_error(tls.status());
+  if (*tls && !a.workers)
+    return report_error(absl::InvalidArgumentError(
+      "--tls-cert, --tls-key and --tls-ca secure the connections to workers: they need --workers"));
   auto sc = load(a.file, &a, a.sets);
   if (!sc.ok())
     return report_error(sc.status());
@@ -275,7 +305,7 @@ int run_command(const run_args& a) {
   runtime::run_result r;
   std::optional<distributed_outcome> dist;
   if (a.workers) {
-    auto d = run_distributed(*sc, work, opts, a);
+    auto d = run_distributed(*sc, work, opts, a, std::move(*tls));
     if (!d.ok()) {
       std::signal(SIGINT, previous);
       progress.finish();

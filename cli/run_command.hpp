@@ -36,7 +36,19 @@ struct run_args {
   /// Distributed run: the workers ("h:p,h:p") and the shared secret's file.
   std::optional<std::string> workers;
   std::optional<std::string> secret_file;
+  /// With --workers: mutual TLS (all three or none).
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_ca;
 };
+
+/// The TLS of a distributed run from --tls-cert, --tls-key and --tls-ca:
+/// none set = plain TCP (nullopt); all three = TLS, the files checked
+/// (`runtime::check_tls_files`); some = InvalidArgument naming the missing
+/// flags.
+absl::StatusOr<std::optional<runtime::tls_options>> tls_from_flags(
+  const std::optional<std::string>& cert, const std::optional<std::string>& key,
+  const std::optional<std::string>& ca);
 
 /// Prints `satemu: error: ...` and returns the exit code for the status:
 /// bad input (InvalidArgument, NotFound, OutOfRange) 2, anything else 1.

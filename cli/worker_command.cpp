@@ -32,7 +32,14 @@ constexpr const char* worker_help =
   "a MAC) and refuses and disconnects anyone else, logging each refusal with the peer's\n"
   "address on stderr. There is no unauthenticated mode: --secret-file is required. Create\n"
   "one with:  head -c 32 /dev/urandom | base64 > secret && chmod 600 secret\n"
-  "Frames are authenticated, not encrypted: use loopback or a trusted network.\n"
+  "Without TLS, frames are authenticated, not encrypted: use loopback or a trusted network.\n"
+  "\n"
+  "With --tls-cert, --tls-key and --tls-ca (all three, PEM files) every connection is mutual\n"
+  "TLS through CAF's OpenSSL module: the worker presents its certificate and admits only a\n"
+  "peer whose certificate is signed by a CA in --tls-ca (host names are not checked); the\n"
+  "shared-secret handshake then runs inside TLS as before. A peer without TLS or with a\n"
+  "certificate from another CA cannot connect; the worker keeps serving. See the README for\n"
+  "making a CA and certificates with openssl.\n"
   "\n"
   "On start the worker prints `satemu worker listening on HOST:PORT` on stdout.\n"
   "Exit codes: 0 the coordinator ended the session, 2 bad flags or secret file or an\n"
@@ -48,6 +55,13 @@ CLI::App* add_worker_subcommand(CLI::App& app, worker_args& args) {
   w->add_option("--secret-file", args.secret_file,
                 "File holding the run's shared secret (required; one trailing newline ignored)");
   w->add_option("--threads", args.threads, "CAF scheduler threads (default: one per core)");
+  w->add_option("--tls-cert", args.tls_cert,
+                "This worker's TLS certificate (PEM); with --tls-key and --tls-ca, accept only "
+                "mutual-TLS connections");
+  w->add_option("--tls-key", args.tls_key, "With --tls-cert: its private key (PEM, unencrypted)");
+  w->add_option("--tls-ca", args.tls_ca,
+                "With --tls-cert: CA certificate(s) (PEM) that must have signed the coordinator's "
+                "certificate");
   return w;
 }
 
@@ -72,10 +86,17 @@ int worker_command(const worker_args& a) {
   for (const auto& w : runtime::secret_file_warnings(*a.secret_file, *secret))
     std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
 
+  auto tls = tls_from_flags(a.tls_cert, a.tls_key, a.tls_ca);
+  if (!tls.ok()) {
+    std::fprintf(stderr, "satemu: error: %s\n", std::string(tls.status().message()).c_str());
+    return exit_bad_input;
+  }
+
   runtime::worker_options opts;
   opts.listen = *listen;
   opts.secret = std::move(*secret);
   opts.node.threads = a.threads.value_or(0);
+  opts.node.tls = std::move(*tls);
   opts.software = "satemu " SATEMU_VERSION;
   opts.build_run = build_hosted_run;
   auto worker = runtime::worker_node::start(std::move(opts));
@@ -87,8 +108,8 @@ int worker_command(const worker_args& a) {
   }
   std::printf("satemu worker listening on %s\n", worker->address().to_string().c_str());
   std::fflush(stdout);
-  std::fprintf(stderr, "[satemu worker] listening on %s; waiting for a coordinator\n",
-               worker->address().to_string().c_str());
+  std::fprintf(stderr, "[satemu worker] listening on %s%s; waiting for a coordinator\n",
+               worker->address().to_string().c_str(), a.tls_cert ? " (mutual TLS)" : "");
 
   g_worker_stop.store(false);
   auto old_int = std::signal(SIGINT, on_worker_signal);

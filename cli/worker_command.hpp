@@ -20,6 +20,10 @@ struct worker_args {
   std::optional<std::string> listen;
   std::optional<std::string> secret_file;
   std::optional<std::size_t> threads;
+  /// Mutual TLS (all three or none).
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_ca;
 };
 
 /// Adds the `worker` subcommand to `app`, filling `args`; returns it.
