@@ -2,7 +2,9 @@
 // parsing, secret files, node frames (encoding, checked decoding of
 // malformed and truncated input), the protocol's MACs against RFC 4231 and
 // against tampering, and a worker and a coordinator link in two processes
-// (fork), checking that frame bytes cross intact. The command-line worker is
+// (fork), checking that frame bytes cross intact, over plain TCP and over
+// mutual TLS (which must hide them from the wire and refuse peers without
+// TLS or with a certificate from another CA). The command-line worker is
 // tested in tests/cli/worker_test.cpp.
 #include "runtime/node.hpp"
 
@@ -10,6 +12,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
@@ -26,6 +33,7 @@
 #include "caf/io/all.hpp"
 #include "protocol/caf_types.hpp"
 #include "protocol/node.hpp"
+#include "tests/tls_certs.hpp"
 
 namespace satemu::runtime {
 namespace {
@@ -33,6 +41,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using protocol::node_message;
+
+/// CAF's application identifier of satemu nodes (runtime/detail/node_caf.hpp),
+/// sent in clear in CAF's handshake unless TLS wraps it.
+constexpr const char* detail_app_identifier = "satemu-node-v1";
 
 bool contains(const absl::Status& st, const std::string& needle) {
   return std::string(st.message()).find(needle) != std::string::npos;
@@ -404,7 +416,8 @@ struct forked_worker {
 
   static forked_worker start(const std::string& secret,
                              std::chrono::milliseconds handshake_timeout = 10s,
-                             const std::string& log_path = "") {
+                             const std::string& log_path = "",
+                             std::optional<tls_options> tls = std::nullopt) {
     int fds[2];
     if (pipe(fds) != 0)
       return {};
@@ -417,6 +430,7 @@ struct forked_worker {
       worker_options o;
       o.secret = secret;
       o.node.threads = 1;
+      o.node.tls = tls;
       o.handshake_timeout = handshake_timeout;
       o.log = [log_path](const std::string& line) {
         if (log_path.empty()) {
@@ -641,6 +655,267 @@ TEST(node_link, nothing_listening_is_unavailable) {
   ASSERT_FALSE(link.ok());
   EXPECT_EQ(link.status().code(), absl::StatusCode::kUnavailable) << link.status();
   EXPECT_TRUE(contains(link.status(), "cannot connect to worker 127.0.0.1:")) << link.status();
+}
+
+// --- TLS -------------------------------------------------------------------------
+
+class node_tls : public ::testing::Test {
+protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           (std::string("satemu_tls_") + info->name() + "_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    ASSERT_TRUE(testing::make_test_certs(dir_, certs_))
+      << "openssl failed:\n" << read(dir_ / "openssl.log");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  static std::string read(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  tls_options worker_tls() const {
+    return {certs_.worker_cert, certs_.worker_key, certs_.ca};
+  }
+  tls_options coord_tls() const {
+    return {certs_.coord_cert, certs_.coord_key, certs_.ca};
+  }
+
+  /// A coordinator's node system with `tls`.
+  static std::shared_ptr<node_system> system_with(std::optional<tls_options> tls) {
+    node_options o;
+    o.threads = 2;
+    o.tls = std::move(tls);
+    auto s = node_system::start(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : nullptr;
+  }
+
+  fs::path dir_;
+  testing::test_certs certs_;
+};
+
+TEST_F(node_tls, bad_files_are_named) {
+  auto t = worker_tls();
+  EXPECT_TRUE(check_tls_files(t).ok()) << check_tls_files(t);
+
+  t.key = (dir_ / "missing.key").string();
+  auto st = check_tls_files(t);
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
+  EXPECT_TRUE(contains(st, "--tls-key") && contains(st, "missing.key")) << st;
+
+  t = worker_tls();
+  t.cert = certs_.worker_key; // a key is not a certificate
+  st = check_tls_files(t);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_TRUE(contains(st, "--tls-cert") && contains(st, "not a PEM certificate")) << st;
+
+  t = worker_tls();
+  t.key = certs_.coord_key;
+  st = check_tls_files(t);
+  EXPECT_TRUE(contains(st, "does not belong to the certificate")) << st;
+
+  t = worker_tls();
+  t.ca = certs_.worker_key;
+  st = check_tls_files(t);
+  EXPECT_TRUE(contains(st, "--tls-ca") && contains(st, "no PEM CA certificate")) << st;
+
+  // An encrypted key would make OpenSSL prompt on the terminal.
+  const auto enc = (dir_ / "enc.key").string();
+  ASSERT_EQ(std::system(("openssl pkey -in '" + certs_.worker_key + "' -aes128 -passout pass:x -out '" +
+                         enc + "' 2>/dev/null")
+                          .c_str()),
+            0);
+  t = worker_tls();
+  t.key = enc;
+  st = check_tls_files(t);
+  EXPECT_TRUE(contains(st, "not an unencrypted PEM private key")) << st;
+
+  // node_system refuses to start with a bad file rather than fail later.
+  node_options o;
+  o.threads = 1;
+  o.tls = t;
+  EXPECT_FALSE(node_system::start(o).ok());
+}
+
+/// Relays one TCP connection from a local port to `target` and records
+/// every byte that passes in either direction.
+class tcp_tap {
+public:
+  explicit tcp_tap(std::uint16_t target) {
+    listen_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(listen_, 1) != 0 ||
+        ::getsockname(listen_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this, target] { relay(target); });
+  }
+  ~tcp_tap() {
+    if (thread_.joinable())
+      thread_.join();
+    ::close(listen_);
+  }
+  std::uint16_t port() const {
+    return port_;
+  }
+  /// Everything seen, once the relayed connection has closed.
+  const std::string& bytes() {
+    if (thread_.joinable())
+      thread_.join();
+    return seen_;
+  }
+
+private:
+  void relay(std::uint16_t target) {
+    const int in = ::accept(listen_, nullptr, nullptr);
+    const int out = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(target);
+    if (in < 0 || ::connect(out, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      ::close(in);
+      ::close(out);
+      return;
+    }
+    pollfd fds[2] = {{in, POLLIN, 0}, {out, POLLIN, 0}};
+    char buf[65536];
+    // Ends when either side closes, or after 30 s of silence.
+    while (::poll(fds, 2, 30000) > 0) {
+      bool closed = false;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].revents == 0)
+          continue;
+        const auto n = ::read(fds[i].fd, buf, sizeof(buf));
+        if (n <= 0) {
+          closed = true;
+          break;
+        }
+        seen_.append(buf, static_cast<std::size_t>(n));
+        if (::write(fds[1 - i].fd, buf, static_cast<std::size_t>(n)) != n) {
+          closed = true;
+          break;
+        }
+      }
+      if (closed)
+        break;
+    }
+    ::close(in);
+    ::close(out);
+  }
+
+  int listen_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::string seen_;
+};
+
+/// Pings the worker through a recording relay with `payload`; returns what
+/// the relay saw. `tls` on both sides or on neither.
+std::string ping_through_tap(std::optional<tls_options> worker_tls,
+                             std::shared_ptr<node_system> coord, const std::string& payload) {
+  const std::string secret = "tls test secret";
+  auto w = forked_worker::start(secret, 10s, "", worker_tls);
+  EXPECT_NE(w.port, 0) << "the child worker did not start";
+  if (w.port == 0)
+    return {};
+  tcp_tap tap(w.port);
+  {
+    auto link = worker_link::connect({"127.0.0.1", tap.port()}, secret, 10s, coord);
+    EXPECT_TRUE(link.ok()) << link.status();
+    if (link.ok()) {
+      EXPECT_TRUE(link->send(protocol::node_ping{1, payload}).ok());
+      auto m = link->receive(10s);
+      EXPECT_TRUE(m.ok()) << m.status();
+      if (m.ok()) {
+        auto* pong = std::get_if<protocol::node_pong>(&*m);
+        EXPECT_TRUE(pong != nullptr && pong->data == payload);
+      }
+      EXPECT_TRUE(link->close(10s).ok());
+    }
+  }
+  EXPECT_EQ(w.wait_exit(20s), 0);
+  return tap.bytes();
+}
+
+TEST_F(node_tls, frames_cross_mutual_tls_and_the_wire_shows_none_of_them) {
+  const std::string payload = "satemu-cleartext-marker-0123456789";
+  // The same relay shows the payload without TLS: the check below can fail.
+  const auto plain = ping_through_tap(std::nullopt, system_with(std::nullopt), payload);
+  EXPECT_NE(plain.find(payload), std::string::npos);
+  EXPECT_NE(plain.find(detail_app_identifier), std::string::npos);
+
+  const auto wire = ping_through_tap(worker_tls(), system_with(coord_tls()), payload);
+  ASSERT_GT(wire.size(), 1000u);
+  EXPECT_EQ(wire.find(payload), std::string::npos) << "the payload crossed the wire in clear";
+  EXPECT_EQ(wire.find(detail_app_identifier), std::string::npos) << "CAF's handshake in clear";
+  // A TLS record: handshake (22), version 3.x.
+  EXPECT_EQ(wire[0], '\x16');
+  EXPECT_EQ(wire[1], '\x03');
+}
+
+TEST_F(node_tls, a_worker_refuses_peers_without_tls_or_from_another_ca_and_keeps_serving) {
+  const std::string secret = "tls test secret";
+  const auto log = (dir_ / "worker.log").string();
+  auto w = forked_worker::start(secret, 10s, log, worker_tls());
+  ASSERT_NE(w.port, 0) << "the child worker did not start";
+  const node_address addr{"127.0.0.1", w.port};
+
+  auto link = worker_link::connect(addr, secret, 5s, system_with(std::nullopt));
+  ASSERT_FALSE(link.ok());
+  EXPECT_EQ(link.status().code(), absl::StatusCode::kUnavailable) << link.status();
+  EXPECT_TRUE(contains(link.status(), "worker 127.0.0.1:" + std::to_string(w.port)) &&
+              contains(link.status(), "--tls-cert"))
+    << link.status();
+
+  // Another CA's certificate, trusting the worker's CA: the worker refuses it.
+  link = worker_link::connect(addr, secret, 5s,
+                              system_with(tls_options{certs_.rogue_cert, certs_.rogue_key, certs_.ca}));
+  ASSERT_FALSE(link.ok());
+  EXPECT_EQ(link.status().code(), absl::StatusCode::kUnavailable) << link.status();
+  EXPECT_TRUE(contains(link.status(), "TLS handshake failed")) << link.status();
+
+  // A coordinator that trusts only the other CA refuses the worker.
+  link = worker_link::connect(addr, secret, 5s,
+                              system_with(tls_options{certs_.coord_cert, certs_.coord_key,
+                                                      certs_.other_ca}));
+  ASSERT_FALSE(link.ok());
+  EXPECT_TRUE(contains(link.status(), "TLS handshake failed")) << link.status();
+
+  // TLS does not replace the secret.
+  link = worker_link::connect(addr, "wrong secret", 5s, system_with(coord_tls()));
+  ASSERT_FALSE(link.ok());
+  EXPECT_EQ(link.status().code(), absl::StatusCode::kPermissionDenied) << link.status();
+
+  link = worker_link::connect(addr, secret, 5s, system_with(coord_tls()));
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_TRUE(link->close(10s).ok());
+  EXPECT_EQ(w.wait_exit(20s), 0) << read(log);
+}
+
+TEST_F(node_tls, a_tls_coordinator_cannot_reach_a_plain_worker) {
+  auto w = forked_worker::start("s", 10s, "", std::nullopt);
+  ASSERT_NE(w.port, 0);
+  auto link = worker_link::connect({"127.0.0.1", w.port}, "s", 5s, system_with(coord_tls()));
+  ASSERT_FALSE(link.ok());
+  EXPECT_EQ(link.status().code(), absl::StatusCode::kUnavailable) << link.status();
+  EXPECT_TRUE(contains(link.status(), "TLS handshake failed")) << link.status();
+  link = worker_link::connect({"127.0.0.1", w.port}, "s", 5s);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_TRUE(link->close(10s).ok());
+  EXPECT_EQ(w.wait_exit(20s), 0);
 }
 
 } // namespace
