@@ -3,8 +3,11 @@
 // fingerprint, metrics and files; a worker killed in the middle of a run
 // fails the coordinator within 10 s naming it, with partial outputs; a
 // coordinator with the wrong secret is refused and the worker then serves
-// the right one; flag errors exit 2. Ports are chosen by the OS and every
-// wait has a deadline.
+// the right one; flag errors exit 2. The same over mutual TLS: the mesh
+// quickstart gives the single-process fingerprint, and a coordinator without
+// TLS or with another CA's certificate fails naming the worker, which then
+// serves a correct one. Ports are chosen by the OS and every wait has a
+// deadline.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@
 
 #include "nlohmann/json.hpp"
 #include "process.hpp"
+#include "tests/tls_certs.hpp"
 
 namespace {
 
@@ -95,13 +99,16 @@ protected:
   };
 
   /// Starts `n` workers and waits (at most 20 s each) for their ports.
-  void start_workers(int n, const std::string& secret_file) {
+  /// `extra` flags go to every worker (e.g. TLS).
+  void start_workers(int n, const std::string& secret_file,
+                     const std::vector<std::string>& extra = {}) {
     for (int i = 0; i < n; ++i) {
       worker w;
       w.log = dir_ / ("worker" + std::to_string(workers_.size()) + ".log");
-      w.pid = satemu::testing::spawn_satemu({"worker", "--listen", "127.0.0.1:0", "--secret-file",
-                                             secret_file, "--threads", "1"},
-                                            {}, w.log);
+      std::vector<std::string> args{"worker",        "--listen", "127.0.0.1:0",
+                                    "--secret-file", secret_file, "--threads", "1"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      w.pid = satemu::testing::spawn_satemu(args, {}, w.log);
       ASSERT_GT(w.pid, 0);
       workers_.push_back(w);
     }
@@ -155,7 +162,9 @@ protected:
   /// summaries and every other output file agree; returns the distributed
   /// summary.
   nlohmann::json same_as_single_process(const std::string& file, int n,
-                                        const std::vector<std::string>& sets) {
+                                        const std::vector<std::string>& sets,
+                                        const std::vector<std::string>& worker_tls = {},
+                                        const std::vector<std::string>& coord_tls = {}) {
     std::vector<std::string> single{"run", file, "--quiet", "--out", (dir_ / "single").string()};
     std::vector<std::string> dist{"run",   file,         "--quiet", "--out", (dir_ / "dist").string(),
                                   "--secret-file", secret_file_};
@@ -165,8 +174,9 @@ protected:
     }
     auto r1 = run(single, "single");
     EXPECT_EQ(r1.code, 0) << r1.output;
-    start_workers(n, secret_file_);
+    start_workers(n, secret_file_, worker_tls);
     dist.insert(dist.end(), {"--workers", worker_list()});
+    dist.insert(dist.end(), coord_tls.begin(), coord_tls.end());
     auto r2 = run(dist, "dist");
     EXPECT_EQ(r2.code, 0) << r2.output;
     for (auto& w : workers_) {
@@ -239,9 +249,38 @@ protected:
     workers_[0].pid = -1;
   }
 
+  /// A throwaway PKI in the test's directory.
+  const satemu::testing::test_certs& certs() {
+    if (certs_.ca.empty()) {
+      fs::create_directories(dir_ / "pki");
+      EXPECT_TRUE(satemu::testing::make_test_certs(dir_ / "pki", certs_))
+        << read_file(dir_ / "pki" / "openssl.log");
+    }
+    return certs_;
+  }
+  std::vector<std::string> worker_tls() {
+    return {"--tls-cert", certs().worker_cert, "--tls-key", certs().worker_key, "--tls-ca",
+            certs().ca};
+  }
+  std::vector<std::string> coord_tls() {
+    return {"--tls-cert", certs().coord_cert, "--tls-key", certs().coord_key, "--tls-ca",
+            certs().ca};
+  }
+
+  /// A short quickstart over the started workers with `extra` flags.
+  result short_run(const std::string& name, const std::vector<std::string>& extra,
+                   std::chrono::milliseconds limit = 60s) {
+    std::vector<std::string> args{"run",   scenario("quickstart.yaml"), "--quiet", "--out",
+                                  (dir_ / name).string(), "--set", "duration=200ms",
+                                  "--workers", worker_list(), "--secret-file", secret_file_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args, name, limit);
+  }
+
   fs::path dir_;
   std::string secret_file_;
   std::vector<worker> workers_;
+  satemu::testing::test_certs certs_;
 };
 
 TEST_F(distributed_test, mesh_quickstart_over_two_workers_is_the_single_process_run) {
@@ -308,6 +347,92 @@ TEST_F(distributed_test, flag_errors_exit_2) {
            (dir_ / "missing").string()},
           "missing");
   EXPECT_EQ(r.code, 2) << r.output;
+}
+
+// --- TLS ---------------------------------------------------------------------
+
+TEST_F(distributed_test, mesh_quickstart_over_two_tls_workers_is_the_single_process_run) {
+  const auto b = same_as_single_process(scenario("quickstart.yaml"), 2, {"duration=2s"},
+                                        worker_tls(), coord_tls());
+  EXPECT_GT(b["distributed"]["cross_node_envelopes"].get<std::uint64_t>(), 1000u);
+  for (const auto& w : workers_)
+    EXPECT_NE(read_file(w.log).find("(mutual TLS)"), std::string::npos) << read_file(w.log);
+}
+
+TEST_F(distributed_test, a_plain_coordinator_fails_against_a_tls_worker_which_then_serves) {
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, worker_tls()));
+  auto r = short_run("plain", {}, 30s);
+  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_LT(r.seconds, 15.0) << r.output;
+  EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--tls-cert"), std::string::npos) << r.output;
+  r = short_run("tls", coord_tls());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "tls" / "summary.json"));
+  EXPECT_EQ(wait_exit(workers_[0].pid, 20s), 0);
+  workers_[0].pid = -1;
+}
+
+TEST_F(distributed_test, a_tls_coordinator_fails_against_a_plain_worker_which_then_serves) {
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  auto r = short_run("tls", coord_tls(), 30s);
+  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("TLS handshake failed"), std::string::npos) << r.output;
+  r = short_run("plain", {});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(wait_exit(workers_[0].pid, 20s), 0);
+  workers_[0].pid = -1;
+}
+
+TEST_F(distributed_test, a_certificate_from_another_ca_is_refused_and_the_worker_serves_on) {
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, worker_tls()));
+  // The rogue side trusts the worker's CA, so only the worker can refuse it.
+  auto r = short_run("rogue", {"--tls-cert", certs().rogue_cert, "--tls-key", certs().rogue_key,
+                               "--tls-ca", certs().ca},
+                     30s);
+  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("TLS handshake failed"), std::string::npos) << r.output;
+  EXPECT_EQ(wait_exit(workers_[0].pid, 0ms), -1) << "the worker exited:\n"
+                                                  << read_file(workers_[0].log);
+  r = short_run("right", coord_tls());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(wait_exit(workers_[0].pid, 20s), 0);
+  workers_[0].pid = -1;
+}
+
+TEST_F(distributed_test, tls_flag_errors_exit_2) {
+  const auto q = scenario("quickstart.yaml");
+  const auto& c = certs();
+  // Partial sets, on either command.
+  auto r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1", "--secret-file", secret_file_,
+                "--tls-cert", c.coord_cert, "--tls-key", c.coord_key},
+               "partial_run");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("go together"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("missing --tls-ca"), std::string::npos) << r.output;
+  r = run({"worker", "--secret-file", secret_file_, "--tls-ca", c.ca}, "partial_worker", 20s);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("missing --tls-cert and --tls-key"), std::string::npos) << r.output;
+  // A missing file is named.
+  const auto missing = (dir_ / "missing.pem").string();
+  r = run({"worker", "--secret-file", secret_file_, "--tls-cert", missing, "--tls-key",
+           c.worker_key, "--tls-ca", c.ca},
+          "missing_worker", 20s);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(missing), std::string::npos) << r.output;
+  r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1", "--secret-file", secret_file_,
+           "--tls-cert", c.coord_cert, "--tls-key", c.coord_key, "--tls-ca", missing},
+          "missing_run");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(missing), std::string::npos) << r.output;
+  // TLS without --workers.
+  r = run({"run", q, "--quiet", "--tls-cert", c.coord_cert, "--tls-key", c.coord_key, "--tls-ca",
+           c.ca},
+          "noworkers");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("need --workers"), std::string::npos) << r.output;
 }
 
 } // namespace
