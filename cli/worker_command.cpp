@@ -38,11 +38,12 @@ constexpr const char* worker_help =
   "TLS through CAF's OpenSSL module: the worker presents its certificate and admits only a\n"
   "peer whose certificate is signed by a CA in --tls-ca (host names are not checked); the\n"
   "shared-secret handshake then runs inside TLS as before. A peer without TLS or with a\n"
-  "certificate from another CA cannot connect; the worker keeps serving. See the README for\n"
-  "making a CA and certificates with openssl.\n"
+  "certificate from another CA cannot connect; the worker keeps serving (CAF drops such\n"
+  "connections without telling the worker, so they are not logged; the coordinator names\n"
+  "the worker). See the README for making a CA and certificates with openssl.\n"
   "\n"
   "On start the worker prints `satemu worker listening on HOST:PORT` on stdout.\n"
-  "Exit codes: 0 the coordinator ended the session, 2 bad flags or secret file or an\n"
+  "Exit codes: 0 the coordinator ended the session, 2 bad flags, secret or TLS file, or an\n"
   "address it cannot listen on, 3 the coordinator went down first, 130 interrupted.";
 
 } // namespace

@@ -60,9 +60,32 @@
 ///   the process. Hence the per-frame MACs above, and node ids are used only
 ///   for bookkeeping, never as proof of identity. Non-frame messages to the
 ///   gate are dropped and logged.
-/// - Frames are authenticated, not encrypted: anyone on the path can read
-///   scenarios and envelopes. Use loopback, a trusted network or a tunnel;
-///   TLS through CAF's OpenSSL module is left for later.
+/// - Without TLS, frames are authenticated, not encrypted: anyone on the
+///   path can read scenarios and envelopes. Use loopback, a trusted network,
+///   a tunnel, or TLS:
+/// - TLS (`node_options::tls`; `--tls-cert/--tls-key/--tls-ca`) puts every
+///   connection of the node's actor system through CAF's OpenSSL module
+///   (`caf::openssl::manager`; the worker publishes with
+///   `caf::openssl::publish`, the coordinator connects through the module's
+///   middleman actor; both hand the connections to the same BASP broker, so
+///   connection closing and node monitoring work as without TLS). What it
+///   adds: confidentiality and integrity of the transport, CAF's own
+///   handshake included, and peer verification before any CAF message is
+///   read: CAF 0.17.6, once any openssl.* key is set, requires a
+///   certificate from the peer on both sides (SSL_VERIFY_PEER |
+///   SSL_VERIFY_FAIL_IF_NO_PEER_CERT) and verifies it against
+///   `openssl.cafile` only (OpenSSL's default trust store is not loaded; a
+///   node without a CA file would refuse every peer). It checks no host
+///   name or certificate name: any certificate signed by the CA is
+///   admitted, so a run's nodes need a CA of their own. The secret
+///   handshake and the frame MACs stay, unchanged, inside TLS: TLS says
+///   "holds a certificate of the run's CA", the secret says "belongs to this
+///   run". A TLS node and a plain node cannot connect. CAF closes a
+///   connection whose TLS handshake fails without telling the application,
+///   so the worker cannot log it (the coordinator names the worker); CAF
+///   also raises inside its middleman thread on a file it cannot load, hence
+///   `check_tls_files` before the system starts. Keys must be unencrypted
+///   (an encrypted one would make OpenSSL prompt on the terminal).
 /// - Denial of service by a peer that can reach the port (flooding,
 ///   spoofed CAF down or routing messages that cut a connection) is out of
 ///   scope; such a run fails with an error, it never produces wrong results.
