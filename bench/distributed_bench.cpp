@@ -11,6 +11,9 @@
 //   BM_Distributed_StarlinkPing/workers: scenarios/starlink-ping.yaml (60 s
 //     emulated) over that many workers, or in one process (workers:0):
 //     wall seconds and events per second.
+//   BM_Distributed_TlsBarriers, BM_Distributed_TlsCrossEnvelopes: the first
+//     two over mutual TLS (--tls-cert/--tls-key/--tls-ca on every node,
+//     certificates made with the openssl tool per run).
 //
 // Figures come from the coordinator's summary.json (`wall_seconds`: the run
 // itself, after every node built the scenario); `process_s` is the whole
@@ -33,6 +36,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/cli/process.hpp"
+#include "tests/tls_certs.hpp"
 
 namespace {
 
@@ -49,7 +53,8 @@ struct outcome {
 
 /// Runs `scenario` with `sets` over `workers` worker processes (0: in one
 /// process) and returns its summary.
-outcome run_case(const std::string& scenario, const std::vector<std::string>& sets, int workers) {
+outcome run_case(const std::string& scenario, const std::vector<std::string>& sets, int workers,
+                 bool tls) {
   const auto dir = fs::temp_directory_path() / ("satemu_dist_bench_" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -59,10 +64,20 @@ outcome run_case(const std::string& scenario, const std::vector<std::string>& se
   std::vector<pid_t> pids;
   std::string list;
   outcome out;
+  satemu::testing::test_certs certs;
+  if (tls && !satemu::testing::make_test_certs(dir, certs))
+    out.error = "openssl failed: " + read_file(dir / "openssl.log");
+  const auto tls_flags = [&](const std::string& cert, const std::string& key) {
+    return tls ? std::vector<std::string>{"--tls-cert", cert, "--tls-key", key, "--tls-ca", certs.ca}
+               : std::vector<std::string>{};
+  };
   for (int i = 0; i < workers && out.error.empty(); ++i) {
     const auto log = dir / ("worker" + std::to_string(i) + ".log");
-    pids.push_back(satemu::testing::spawn_satemu(
-      {"worker", "--listen", "127.0.0.1:0", "--secret-file", secret, "--threads", "1"}, {}, log));
+    std::vector<std::string> wargs{"worker", "--listen", "127.0.0.1:0", "--secret-file", secret,
+                                   "--threads", "1"};
+    for (auto& f : tls_flags(certs.worker_cert, certs.worker_key))
+      wargs.push_back(f);
+    pids.push_back(satemu::testing::spawn_satemu(wargs, {}, log));
     const std::regex listening(R"(listening on (127\.0\.0\.1:\d+))");
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     std::smatch m;
@@ -81,9 +96,11 @@ outcome run_case(const std::string& scenario, const std::vector<std::string>& se
                                 "--out", (dir / "out").string()};
   for (const auto& s : sets)
     args.insert(args.end(), {"--set", s});
-  if (workers > 0)
+  if (workers > 0) {
     args.insert(args.end(), {"--workers", list, "--secret-file", secret});
-  else
+    for (auto& f : tls_flags(certs.coord_cert, certs.coord_key))
+      args.push_back(f);
+  } else
     args.insert(args.end(), {"--threads", "1"});
   if (out.error.empty()) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -106,10 +123,11 @@ outcome run_case(const std::string& scenario, const std::vector<std::string>& se
   return out;
 }
 
-void report(benchmark::State& state, const std::string& scenario, const std::vector<std::string>& sets) {
+void report(benchmark::State& state, const std::string& scenario, const std::vector<std::string>& sets,
+            bool tls = false) {
   const int workers = static_cast<int>(state.range(0));
   for (auto _ : state) {
-    auto o = run_case(scenario, sets, workers);
+    auto o = run_case(scenario, sets, workers, tls);
     if (!o.error.empty()) {
       state.SkipWithError(o.error.c_str());
       return;
@@ -148,6 +166,16 @@ void BM_Distributed_StarlinkPing(benchmark::State& state) {
   report(state, "scenarios/starlink-ping.yaml", {});
 }
 BENCHMARK(BM_Distributed_StarlinkPing)->Arg(0)->Arg(2)->ArgName("workers")->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
+
+void BM_Distributed_TlsBarriers(benchmark::State& state) {
+  report(state, "scenarios/quickstart.yaml", {"workload.rate=1"}, true);
+}
+BENCHMARK(BM_Distributed_TlsBarriers)->Arg(2)->ArgName("workers")->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
+
+void BM_Distributed_TlsCrossEnvelopes(benchmark::State& state) {
+  report(state, "scenarios/quickstart.yaml", {"workload.rate=200", "duration=2s"}, true);
+}
+BENCHMARK(BM_Distributed_TlsCrossEnvelopes)->Arg(2)->ArgName("workers")->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
 
 } // namespace
 
