@@ -259,17 +259,16 @@ void skymemory_node::finish_fetch(active_request& a) {
   if (cfg_->real) {
     a.at = active_request::phase::prefill;
     a.prefill_start_ns = now().ns();
-    const auto& m = *cfg_->weights;
-    const auto d = m.config.hidden;
-    const auto first = a.rec.cached_tokens;
-    gpu::tensor x({static_cast<std::int64_t>(a.tokens.size() - first), d});
-    for (std::size_t t = first; t < a.tokens.size(); ++t) {
-      const auto tok = static_cast<std::int64_t>(a.tokens[t] % static_cast<std::uint32_t>(
-                                                                  m.embedding.dim(0)));
-      std::memcpy(x.matrix().row(static_cast<std::int64_t>(t - first)), m.embedding.matrix().row(tok),
-                  static_cast<std::size_t>(d) * sizeof(float));
+    // Prompt tokens are drawn below the model's vocabulary (prompts.vocab).
+    const std::vector<std::int32_t> uncached(a.tokens.begin() + a.rec.cached_tokens,
+                                             a.tokens.end());
+    auto x = gpu::embed(*cfg_->weights, uncached);
+    if (!x.ok()) { // a bug, as for a refused layer request
+      count(ids().compute_errors);
+      active_.erase(a.rec.seq);
+      return;
     }
-    run_layer(a, std::move(x));
+    run_layer(a, std::move(*x));
     return;
   }
   const auto prefill = prefill_time(cfg_->model, cfg_->device,
@@ -550,11 +549,8 @@ void skymemory_node::receive_reply(const kv_message& m) {
       if (a.at != active_request::phase::get)
         return;
       const auto i = m.chunk.index;
-      bool ok = m.chunk.checksum_ok && i < a.hashes.size() && a.hashes[i] == m.chunk.hash &&
+      const bool ok = m.chunk.checksum_ok && i < a.hashes.size() && a.hashes[i] == m.chunk.hash &&
                       m.chunk.data_bytes == block_bytes_;
-      if (ok && cfg_->real && (!m.chunk.data || m.chunk.data->size() != block_bytes_)) {
-        ok = false; // real keys and values expected
-      }
       if (ok) {
         if (!a.valid[i]) {
           a.valid[i] = 1;

@@ -60,6 +60,17 @@ float attention_config::softmax_scale() const {
   return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
 }
 
+quantized_activations quantized_activations::zeros(std::int64_t rows, std::int64_t cols,
+                                                   int bits) {
+  quantized_activations q;
+  q.bits = bits;
+  q.rows = rows;
+  q.cols = cols;
+  q.codes.assign(static_cast<std::size_t>(rows * q.row_bytes()), 0);
+  q.scales.assign(static_cast<std::size_t>(rows), 0.0f);
+  return q;
+}
+
 std::int64_t quantized_activations::size_bytes() const {
   return rows * row_bytes() + rows * static_cast<std::int64_t>(sizeof(float));
 }

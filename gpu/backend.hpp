@@ -187,6 +187,8 @@ struct quantized_activations {
   std::int64_t row_bytes() const { return bits == 4 ? (cols + 1) / 2 : cols; }
   /// Bytes on the wire: codes plus one fp32 scale per row.
   std::int64_t size_bytes() const;
+  /// Zero codes and scales for a `[rows, cols]` matrix at `bits`.
+  static quantized_activations zeros(std::int64_t rows, std::int64_t cols, int bits);
 };
 
 /// Top-k sparsification of a `[rows, cols]` matrix: for each row the k

@@ -26,7 +26,6 @@ batcher::ticket batcher::submit_layer(const decoder_config& cfg, const decoder_l
                                       tensor x, tensor past_k, tensor past_v) {
   const ticket id = results_.size();
   results_.emplace_back();
-  kv_.emplace_back();
   queue_.push_back({&w, &cfg, &w, nullptr, std::move(x), std::move(past_k), std::move(past_v), id});
   return id;
 }
@@ -34,7 +33,6 @@ batcher::ticket batcher::submit_layer(const decoder_config& cfg, const decoder_l
 batcher::ticket batcher::submit_linear(const tensor& w, tensor x) {
   const ticket id = results_.size();
   results_.emplace_back();
-  kv_.emplace_back();
   queue_.push_back({&w, nullptr, nullptr, &w, std::move(x), {}, {}, id});
   return id;
 }
@@ -95,13 +93,13 @@ absl::Status batcher::flush() {
     for (std::size_t i = 0; i < group.size(); ++i) {
       auto& slot = results_[group[i]->id];
       if (!out.ok()) {
-        slot = out.status();
+        slot.out = out.status();
         continue;
       }
-      slot = rows_of(*out, offsets[i], offsets[i + 1]);
+      slot.out = rows_of(*out, offsets[i], offsets[i + 1]);
       if (head.cfg != nullptr)
-        kv_[group[i]->id] = {rows_of(keys, offsets[i], offsets[i + 1]),
-                             rows_of(values, offsets[i], offsets[i + 1])};
+        slot.kv = {rows_of(keys, offsets[i], offsets[i + 1]),
+                   rows_of(values, offsets[i], offsets[i + 1])};
     }
     if (!out.ok() && first_error.ok())
       first_error = out.status();
@@ -111,15 +109,15 @@ absl::Status batcher::flush() {
 }
 
 std::pair<tensor, tensor> batcher::take_kv(ticket t) {
-  SATEMU_GPU_CHECK(t < kv_.size(), "ticket ", t, " was not submitted");
-  return std::exchange(kv_[t], {});
+  SATEMU_GPU_CHECK(t < results_.size(), "ticket ", t, " was not submitted");
+  return std::exchange(results_[t].kv, {});
 }
 
 absl::StatusOr<tensor> batcher::take(ticket t) {
-  SATEMU_GPU_CHECK(t < results_.size() && results_[t].has_value(), "ticket ", t,
+  SATEMU_GPU_CHECK(t < results_.size() && results_[t].out.has_value(), "ticket ", t,
                    " has no result (not submitted, not flushed, or taken)");
-  auto r = std::move(*results_[t]);
-  results_[t].reset();
+  auto r = std::move(*results_[t].out);
+  results_[t].out.reset();
   return r;
 }
 

@@ -73,8 +73,12 @@ private:
   };
   backend& b_;
   std::vector<request> queue_;
-  std::vector<std::optional<absl::StatusOr<tensor>>> results_;
-  std::vector<std::pair<tensor, tensor>> kv_;
+  /// Per ticket: the output once flushed, and a layer's new keys and values.
+  struct outcome {
+    std::optional<absl::StatusOr<tensor>> out;
+    std::pair<tensor, tensor> kv;
+  };
+  std::vector<outcome> results_;
   std::size_t groups_last_ = 0;
 };
 

@@ -355,12 +355,7 @@ absl::StatusOr<tensor> cpu_backend::moe_combine(const_matrix_view y, const moe_r
 absl::StatusOr<quantized_activations> cpu_backend::quantize(const_matrix_view x, int bits) {
   SATEMU_GPU_RETURN_IF_ERROR(detail::check_quantize(x, bits));
   count_launch(op::quantize);
-  quantized_activations q;
-  q.bits = bits;
-  q.rows = x.rows;
-  q.cols = x.cols;
-  q.codes.assign(static_cast<std::size_t>(q.rows * q.row_bytes()), 0);
-  q.scales.assign(static_cast<std::size_t>(q.rows), 0.0f);
+  auto q = quantized_activations::zeros(x.rows, x.cols, bits);
   const float qmax = bits == 8 ? 127.0f : 7.0f;
   for (std::int64_t r = 0; r < x.rows; ++r) {
     const float* xr = x.row(r);

@@ -118,10 +118,7 @@ absl::StatusOr<model_weights> load_model(const model_profile& p, const safetenso
     [&]() { return load_global_weights(file, p); });
 }
 
-absl::StatusOr<tensor> forward_logits(backend& b, const model_weights& m,
-                                      std::span<const std::int32_t> tokens,
-                                      std::span<const std::int64_t> seq_offsets,
-                                      const layer_hook& hook) {
+absl::StatusOr<tensor> embed(const model_weights& m, std::span<const std::int32_t> tokens) {
   const auto d = m.config.hidden;
   const auto vocab = m.embedding.dim(0);
   tensor x({static_cast<std::int64_t>(tokens.size()), d});
@@ -132,6 +129,14 @@ absl::StatusOr<tensor> forward_logits(backend& b, const model_weights& m,
     std::memcpy(x.matrix().row(static_cast<std::int64_t>(i)), m.embedding.matrix().row(tokens[i]),
                 static_cast<std::size_t>(d) * sizeof(float));
   }
+  return x;
+}
+
+absl::StatusOr<tensor> forward_logits(backend& b, const model_weights& m,
+                                      std::span<const std::int32_t> tokens,
+                                      std::span<const std::int64_t> seq_offsets,
+                                      const layer_hook& hook) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor x, embed(m, tokens));
   for (std::size_t l = 0; l < m.layers.size(); ++l) {
     SATEMU_GPU_ASSIGN_OR_RETURN(x, decoder_layer_prefill(b, m.config, m.layers[l], x, seq_offsets));
     if (hook)

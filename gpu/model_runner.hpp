@@ -58,6 +58,10 @@ absl::StatusOr<decoder_layer_weights> synthetic_layer(const model_profile& p, in
 absl::StatusOr<model_weights> load_model(const model_profile& p, const safetensors_file& file,
                                          int layers = -1);
 
+/// The embedding rows of `tokens` `[T, D]`; InvalidArgument for a token
+/// outside the vocabulary.
+absl::StatusOr<tensor> embed(const model_weights& m, std::span<const std::int32_t> tokens);
+
 /// Called after layer `layer` with the activations `[T, D]`; may change them.
 using layer_hook = std::function<absl::Status(int layer, tensor& activations)>;
 

@@ -755,12 +755,7 @@ absl::StatusOr<tensor> cuda_backend::moe_combine(const_matrix_view y, const moe_
 absl::StatusOr<quantized_activations> cuda_backend::quantize(const_matrix_view x, int bits) {
   SATEMU_GPU_RETURN_IF_ERROR(check_quantize(x, bits));
   count_launch(op::quantize);
-  quantized_activations q;
-  q.bits = bits;
-  q.rows = x.rows;
-  q.cols = x.cols;
-  q.codes.assign(static_cast<std::size_t>(q.rows * q.row_bytes()), 0);
-  q.scales.assign(static_cast<std::size_t>(q.rows), 0.0f);
+  auto q = quantized_activations::zeros(x.rows, x.cols, bits);
   if (q.rows == 0)
     return q;
   SATEMU_GPU_RETURN_IF_ERROR(begin());
