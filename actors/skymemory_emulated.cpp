@@ -27,7 +27,7 @@ namespace {
 struct sky_counters {
   runtime::counter_id lookups, gets, chunks_served, puts, put_bytes, evictions, evict_notices,
     migrate_orders, migrated_chunks, migrated_bytes, corrupt_sent, corrupt_detected,
-    timeouts, not_found, malformed, compute_errors;
+    timeouts, not_found, malformed, compute_errors, prompts, unanswered, no_satellite;
 };
 
 const sky_counters& ids() {
@@ -48,23 +48,36 @@ const sky_counters& ids() {
     runtime::register_counter("skymemory.not_found"),
     runtime::register_counter("skymemory.malformed"),
     runtime::register_counter("skymemory.compute_errors"),
+    runtime::register_counter("skymemory.prompts_served"),
+    runtime::register_counter("skymemory.requests_unanswered"),
+    runtime::register_counter("skymemory.requests_without_satellite"),
   };
   return c;
 }
 
 // Timer tags: the kind in the top byte, the request sequence below.
 enum timer_kind : std::uint64_t { arrival = 1, check = 2, lookup_timeout = 3, get_timeout = 4,
-                                   prefill_done = 5, layer_done = 6 };
+                                   prefill_done = 5, layer_done = 6, answer_timeout = 7,
+                                   decode_done = 8, local = 9 };
 constexpr std::uint64_t tag(timer_kind k, std::uint64_t seq) { return (k << 56) | seq; }
 constexpr timer_kind tag_kind(std::uint64_t t) { return static_cast<timer_kind>(t >> 56); }
 constexpr std::uint64_t tag_seq(std::uint64_t t) { return t & ((std::uint64_t{1} << 56) - 1); }
 
 } // namespace
 
-/// A request between its arrival and the end of its prefill.
+/// A request on the node running the model, between its arrival and the
+/// end of its prefill (on a satellite: until its last answer is sent).
 struct skymemory_node::active_request {
-  enum class phase { lookup, get, prefill } at = phase::lookup;
+  enum class phase { lookup, get, prefill, decode } at = phase::lookup;
+  /// `rec.seq` is this node's sequence number for the request (the user's
+  /// own on a user); `rec.start_ns` when the node got it.
   request_record rec;
+  /// The user the request is for, and its sequence number there.
+  runtime::entity_id client = 0;
+  std::uint64_t client_seq = 0;
+  /// The layout's slots at the start (block i on slots[i mod size]); empty:
+  /// no cache lookup.
+  std::vector<std::uint32_t> slots;
   std::vector<std::uint64_t> hashes;
   /// Server of each block, fixed at the start.
   std::vector<runtime::entity_id> server;
@@ -133,7 +146,16 @@ void skymemory_node::on_start() {
 
 void skymemory_node::send_kv(runtime::entity_id dst, const kv_message& m, bool corrupt,
                              duration extra) {
-  send_over(dst, protocol::kind::kvcache, protocol::encode_kv(m, corrupt), extra);
+  auto body = protocol::encode_kv(m, corrupt);
+  if (dst != id()) {
+    send_over(dst, protocol::kind::kvcache, std::move(body), extra);
+    return;
+  }
+  // To itself (a satellite running the model asks its own cache server):
+  // no link, only the sender's processing delay.
+  const auto n = next_local_++;
+  local_[n] = std::move(body);
+  schedule_app(extra, tag(local, n));
 }
 
 void skymemory_node::on_app_timer(std::uint64_t t) {
@@ -170,6 +192,23 @@ void skymemory_node::on_app_timer(std::uint64_t t) {
     case prefill_done:
       finish_prefill(seq);
       return;
+    case decode_done:
+      if (auto it = active_.find(seq); it != active_.end()) {
+        answer(*it->second, true);
+        active_.erase(it);
+      }
+      return;
+    case answer_timeout:
+      if (asked_.erase(seq) > 0)
+        count(ids().unanswered);
+      return;
+    case local:
+      if (auto it = local_.find(seq); it != local_.end()) {
+        const auto body = std::move(it->second);
+        local_.erase(it);
+        receive_kv(body);
+      }
+      return;
     case layer_done: // a compute tag (on_compute), never a timer's
       return;
   }
@@ -177,38 +216,69 @@ void skymemory_node::on_app_timer(std::uint64_t t) {
 
 void skymemory_node::start_request() {
   const auto seq = next_seq_++;
-  auto a = std::make_unique<active_request>();
   auto p = make_prompt(cfg_->prompts, cfg_->seed, random());
-  a->rec.seq = seq;
-  a->rec.start_ns = now().ns();
-  a->rec.header = p.header;
-  a->rec.prompt_tokens = static_cast<std::uint32_t>(p.tokens.size());
-  a->hashes = block_hashes(p.tokens, cfg_->block_tokens);
-  if (cfg_->real)
-    a->tokens = std::move(p.tokens);
-  const auto n = a->hashes.size();
-  a->present.assign(n, 0);
-  a->valid.assign(n, 0);
-  if (cfg_->real)
-    a->data.resize(n);
-  a->rec.serving = serving_satellite();
-  auto& ref = *a;
-  active_[seq] = std::move(a);
-  if (!cfg_->cache || ref.rec.serving < 0 || n == 0 || !layout_) {
-    finish_fetch(ref);
+  const auto serving = serving_satellite();
+  std::vector<std::uint32_t> slots;
+  if (cfg_->cache && serving >= 0 && layout_) {
+    if (!layout_->placed())
+      layout_->reset(static_cast<std::uint32_t>(serving));
+    slots = layout_->slots();
+  }
+  request_record rec;
+  rec.seq = seq;
+  rec.start_ns = now().ns();
+  rec.header = p.header;
+  rec.prompt_tokens = static_cast<std::uint32_t>(p.tokens.size());
+  rec.serving = serving;
+  if (cfg_->on_satellite) {
+    // The model is up there: send the prompt and the layout to it.
+    if (serving < 0) {
+      count(ids().no_satellite);
+      return;
+    }
+    kv_message m;
+    m.op = kv_op::prompt;
+    m.request = seq;
+    m.origin = id();
+    m.tokens = std::move(p.tokens);
+    m.servers = std::move(slots);
+    send_kv(static_cast<runtime::entity_id>(serving), m);
+    asked_[seq].rec = std::move(rec);
+    schedule_app(cfg_->answer_timeout, tag(answer_timeout, seq));
     return;
   }
-  if (!layout_->placed())
-    layout_->reset(static_cast<std::uint32_t>(ref.rec.serving));
+  auto a = std::make_unique<active_request>();
+  a->rec = std::move(rec);
+  a->client = id();
+  a->client_seq = seq;
+  a->slots = std::move(slots);
+  a->tokens = std::move(p.tokens);
+  begin(std::move(a));
+}
+
+void skymemory_node::begin(std::unique_ptr<active_request> owned) {
+  auto& a = *owned;
+  const auto seq = a.rec.seq;
+  a.hashes = block_hashes(a.tokens, cfg_->block_tokens);
+  const auto n = a.hashes.size();
+  a.present.assign(n, 0);
+  a.valid.assign(n, 0);
+  if (cfg_->real)
+    a.data.resize(n);
+  active_[seq] = std::move(owned);
+  if (a.slots.empty() || n == 0) {
+    finish_fetch(a);
+    return;
+  }
   // One lookup per server, for its blocks, in server order.
   std::map<runtime::entity_id, std::vector<std::uint64_t>> asks;
-  ref.server.resize(n);
+  a.server.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    ref.server[i] = layout_->server_of_block(static_cast<std::uint32_t>(i));
-    asks[ref.server[i]].push_back(ref.hashes[i]);
+    a.server[i] = a.slots[i % a.slots.size()];
+    asks[a.server[i]].push_back(a.hashes[i]);
   }
-  ref.at = active_request::phase::lookup;
-  ref.waiting = asks.size();
+  a.at = active_request::phase::lookup;
+  a.waiting = asks.size();
   for (auto& [server, hashes] : asks) {
     kv_message m;
     m.op = kv_op::lookup;
@@ -284,50 +354,132 @@ void skymemory_node::finish_prefill(std::uint64_t seq) {
     return;
   auto& a = *it->second;
   auto& rec = a.rec;
-  const std::int64_t decode =
-    cfg_->output_tokens > 1
-      ? decode_time(cfg_->model, cfg_->device, rec.prompt_tokens).ns() *
-          static_cast<std::int64_t>(cfg_->output_tokens - 1)
-      : 0;
-  rec.ttft_ns = now().ns() - rec.start_ns;
-  rec.ttlt_ns = rec.ttft_ns + decode;
-  rec.ttft_nocache_ns = baseline_prefill(rec.prompt_tokens).ns();
-  rec.ttlt_nocache_ns = rec.ttft_nocache_ns + decode;
-  // Store the blocks computed here, on the layout of the moment.
-  const auto serving = serving_satellite();
-  if (cfg_->cache && serving >= 0 && layout_) {
-    if (!layout_->placed())
-      layout_->reset(static_cast<std::uint32_t>(serving));
-    for (std::size_t i = rec.cached_tokens / cfg_->block_tokens; i < a.hashes.size(); ++i) {
-      kv_message m;
-      m.op = kv_op::put;
-      m.request = seq;
-      m.origin = id();
-      m.chunk.hash = a.hashes[i];
-      m.chunk.index = static_cast<std::uint32_t>(i);
-      m.chunk.tokens = cfg_->block_tokens;
-      m.chunk.owner = id();
-      m.chunk.data_bytes = static_cast<std::uint32_t>(block_bytes_);
-      if (cfg_->real) {
-        // Rows of block i among the tokens computed here.
-        const std::size_t bt = cfg_->block_tokens;
-        const std::size_t first = i * bt - rec.cached_tokens;
-        const auto kv = static_cast<std::size_t>(a.keys.front().cols());
-        auto bytes = std::make_shared<block_bytes>(block_bytes_);
-        for (std::size_t l = 0; l < a.keys.size(); ++l) {
-          put_fp16(a.keys[l].data() + first * kv, bt * kv,
-                   bytes->data() + block_offset(l, false, bt, kv));
-          put_fp16(a.values[l].data() + first * kv, bt * kv,
-                   bytes->data() + block_offset(l, true, bt, kv));
-        }
-        m.chunk.data = std::move(bytes);
-      }
-      send_kv(layout_->server_of_block(static_cast<std::uint32_t>(i)), m);
-      rec.bytes_put += block_bytes_;
+  // Store the blocks computed here: a user on its layout of the moment, a
+  // satellite on the layout the prompt came with.
+  std::vector<std::uint32_t> slots = a.slots;
+  if (user_) {
+    slots.clear();
+    const auto serving = serving_satellite();
+    if (cfg_->cache && serving >= 0 && layout_) {
+      if (!layout_->placed())
+        layout_->reset(static_cast<std::uint32_t>(serving));
+      slots = layout_->slots();
     }
   }
-  records_.push_back(rec);
+  for (std::size_t i = rec.cached_tokens / cfg_->block_tokens;
+       !slots.empty() && i < a.hashes.size(); ++i) {
+    kv_message m;
+    m.op = kv_op::put;
+    m.request = seq;
+    m.origin = id();
+    m.chunk.hash = a.hashes[i];
+    m.chunk.index = static_cast<std::uint32_t>(i);
+    m.chunk.tokens = cfg_->block_tokens;
+    m.chunk.owner = a.client;
+    m.chunk.data_bytes = static_cast<std::uint32_t>(block_bytes_);
+    if (cfg_->real) {
+      // Rows of block i among the tokens computed here.
+      const std::size_t bt = cfg_->block_tokens;
+      const std::size_t first = i * bt - rec.cached_tokens;
+      const auto kv = static_cast<std::size_t>(a.keys.front().cols());
+      auto bytes = std::make_shared<block_bytes>(block_bytes_);
+      for (std::size_t l = 0; l < a.keys.size(); ++l) {
+        put_fp16(a.keys[l].data() + first * kv, bt * kv,
+                 bytes->data() + block_offset(l, false, bt, kv));
+        put_fp16(a.values[l].data() + first * kv, bt * kv,
+                 bytes->data() + block_offset(l, true, bt, kv));
+      }
+      m.chunk.data = std::move(bytes);
+    }
+    send_kv(slots[i % slots.size()], m);
+    rec.bytes_put += block_bytes_;
+  }
+  a.keys.clear();
+  a.values.clear();
+  a.data.clear();
+  const auto decode = decode_steps(rec.prompt_tokens);
+  if (!user_) {
+    // Down to the user: the first token now, the last after the decode.
+    if (decode == duration::zero()) {
+      answer(a, true);
+      active_.erase(it);
+      return;
+    }
+    answer(a, false);
+    a.at = active_request::phase::decode;
+    schedule_app(decode, tag(decode_done, seq));
+    return;
+  }
+  rec.ttft_ns = now().ns() - rec.start_ns;
+  rec.ttlt_ns = rec.ttft_ns + decode.ns();
+  rec.ttft_nocache_ns = baseline_prefill(rec.prompt_tokens).ns();
+  rec.ttlt_nocache_ns = rec.ttft_nocache_ns + decode.ns();
+  records_.push_back(std::move(rec));
   active_.erase(it);
+}
+
+runtime::duration skymemory_node::decode_steps(std::uint32_t context) const {
+  if (cfg_->output_tokens <= 1)
+    return duration::zero();
+  return duration::from_ns(decode_time(cfg_->model, cfg_->device, context).ns() *
+                           static_cast<std::int64_t>(cfg_->output_tokens - 1));
+}
+
+void skymemory_node::answer(active_request& a, bool last) {
+  const auto& rec = a.rec;
+  kv_message m;
+  m.op = kv_op::answer;
+  m.request = a.client_seq;
+  m.origin = id();
+  auto& x = m.answer;
+  x.last = last;
+  x.received_ns = rec.start_ns;
+  x.sent_ns = now().ns();
+  x.cached_tokens = rec.cached_tokens;
+  x.chunks_fetched = rec.chunks_fetched;
+  x.chunks_corrupt = rec.chunks_corrupt;
+  x.chunks_missing = rec.chunks_missing;
+  x.bytes_fetched = rec.bytes_fetched;
+  x.bytes_put = rec.bytes_put;
+  x.fetch_ns = rec.fetch_ns;
+  x.prefill_ns = rec.prefill_ns;
+  x.timed_out = rec.timed_out;
+  x.hidden = rec.output;
+  send_kv(a.client, m);
+}
+
+void skymemory_node::receive_answer(const kv_message& m) {
+  auto it = asked_.find(m.request);
+  if (it == asked_.end())
+    return; // given up, or a duplicate
+  auto& rec = it->second.rec;
+  const auto& x = m.answer;
+  if (!it->second.answered) {
+    // The first token (or the last, when the first was lost).
+    it->second.answered = true;
+    rec.cached_tokens = x.cached_tokens;
+    rec.chunks_fetched = x.chunks_fetched;
+    rec.chunks_corrupt = x.chunks_corrupt;
+    rec.chunks_missing = x.chunks_missing;
+    rec.bytes_fetched = x.bytes_fetched;
+    rec.bytes_put = x.bytes_put;
+    rec.fetch_ns = x.fetch_ns;
+    rec.prefill_ns = x.prefill_ns;
+    rec.timed_out = x.timed_out;
+    rec.output = x.hidden;
+    rec.uplink_ns = x.received_ns - rec.start_ns;
+    rec.downlink_ns = now().ns() - x.sent_ns;
+    rec.ttft_ns = now().ns() - rec.start_ns;
+    rec.ttft_nocache_ns =
+      rec.uplink_ns + baseline_prefill(rec.prompt_tokens).ns() + rec.downlink_ns;
+  }
+  if (!x.last)
+    return;
+  // The baseline decodes and sends down the same way.
+  rec.ttlt_ns = now().ns() - rec.start_ns;
+  rec.ttlt_nocache_ns = rec.ttft_nocache_ns + (rec.ttlt_ns - rec.ttft_ns);
+  records_.push_back(std::move(rec));
+  asked_.erase(it);
 }
 
 void skymemory_node::run_layer(active_request& a, gpu::tensor x) {
@@ -411,17 +563,33 @@ void skymemory_node::check_handover() {
 }
 
 void skymemory_node::on_app_envelope(protocol::envelope& e) {
-  if (e.k != protocol::kind::kvcache)
-    return;
-  auto m = protocol::decode_kv(e.body, cfg_->real);
+  if (e.k == protocol::kind::kvcache)
+    receive_kv(e.body);
+}
+
+void skymemory_node::receive_kv(const protocol::payload_ptr& body) {
+  auto m = protocol::decode_kv(body, cfg_->real);
   if (!m.ok()) {
     count(ids().malformed);
     return;
   }
-  if (user_)
-    receive_reply(*m);
-  else
-    serve(*m);
+  // Answers to the node running a request (a user, or with the model on a
+  // satellite a satellite too), or asks for a cache server.
+  switch (m->op) {
+    case kv_op::lookup_reply:
+    case kv_op::chunk:
+    case kv_op::error:
+    case kv_op::evict_notice:
+    case kv_op::answer:
+      receive_reply(*m);
+      return;
+    default:
+      if (user_)
+        count(ids().malformed);
+      else
+        serve(*m);
+      return;
+  }
 }
 
 void skymemory_node::store_chunk(const protocol::kv_chunk& c) {
@@ -504,6 +672,26 @@ void skymemory_node::serve(const kv_message& m) {
       busy_until_ns_ = t;
       return;
     }
+    case kv_op::prompt: {
+      // The model runs here (compute.at satellite): the request of user
+      // `origin`, on the layout it sent.
+      if (m.tokens.empty()) {
+        count(ids().malformed);
+        return;
+      }
+      count(ids().prompts);
+      auto a = std::make_unique<active_request>();
+      a->rec.seq = next_seq_++;
+      a->rec.start_ns = now().ns();
+      a->rec.prompt_tokens = static_cast<std::uint32_t>(m.tokens.size());
+      a->rec.serving = static_cast<std::int32_t>(id());
+      a->client = m.origin;
+      a->client_seq = m.request;
+      a->slots = m.servers;
+      a->tokens = m.tokens;
+      begin(std::move(a));
+      return;
+    }
     case kv_op::migrate: {
       count(ids().migrate_orders);
       for (const auto& c : store_.take_owner(m.owner)) {
@@ -527,6 +715,10 @@ void skymemory_node::serve(const kv_message& m) {
 void skymemory_node::receive_reply(const kv_message& m) {
   if (m.op == kv_op::evict_notice) {
     count(ids().evict_notices, m.hashes.size());
+    return;
+  }
+  if (m.op == kv_op::answer) {
+    receive_answer(m);
     return;
   }
   auto it = active_.find(m.request);
@@ -603,6 +795,8 @@ void skymemory_node::save_results(protocol::byte_writer& w) const {
     w.i64(r.ttlt_nocache_ns);
     w.u8(r.timed_out ? 1 : 0);
     w.u32(static_cast<std::uint32_t>(r.serving));
+    w.i64(r.uplink_ns);
+    w.i64(r.downlink_ns);
     w.bytes({reinterpret_cast<const char*>(r.output.data()), r.output.size() * sizeof(float)});
   }
 }
@@ -610,7 +804,7 @@ void skymemory_node::save_results(protocol::byte_writer& w) const {
 void skymemory_node::load_results(protocol::byte_reader& r) {
   space_node::load_results(r);
   next_seq_ = r.u64("requests started");
-  records_.resize(r.count("request records", 113));
+  records_.resize(r.count("request records", 129));
   for (auto& x : records_) {
     x.seq = r.u64("request sequence");
     x.start_ns = r.i64("request start");
@@ -630,6 +824,8 @@ void skymemory_node::load_results(protocol::byte_reader& r) {
     x.ttlt_nocache_ns = r.i64("ttlt without cache");
     x.timed_out = r.u8("timed out") != 0;
     x.serving = static_cast<std::int32_t>(r.u32("serving satellite"));
+    x.uplink_ns = r.i64("uplink");
+    x.downlink_ns = r.i64("downlink");
     const auto out = r.bytes("request output");
     if (out.size() % sizeof(float) != 0)
       r.fail("request output: not a whole number of floats");
@@ -650,6 +846,10 @@ absl::Status check_emulated_keys(const runtime::scenario& s) {
         key, ": a key of the analytic model (mode: analytic, satemu sweep); mode emulated takes "
              "the grid from the constellation section and the KV size from compute.model"));
   }
+  if (s.given("workload.answer_timeout") && s.get_string("compute.at") != "satellite")
+    return absl::InvalidArgumentError(
+      "workload.answer_timeout: only used when the model runs on a satellite (compute.at: "
+      "satellite); at the ground the user runs its requests itself");
   return absl::OkStatus();
 }
 
@@ -664,6 +864,8 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
   c.model = compute->model;
   c.device = compute->device;
   c.real = !compute->modeled;
+  c.on_satellite = compute->on_satellite;
+  c.answer_timeout = s.get_duration("workload.answer_timeout");
   c.seed = static_cast<std::uint64_t>(s.get_int("seed"));
   if (s.list_size("constellation.shells") != 1)
     return absl::InvalidArgumentError(
@@ -763,7 +965,7 @@ std::uint64_t counter_of(const runtime::run_result& r, const std::string& name) 
 } // namespace
 
 nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
-  runtime::histogram ttft, ttlt, ttft0, ttlt0, fetch, prefill;
+  runtime::histogram ttft, ttlt, ttft0, ttlt0, fetch, prefill, uplink, downlink;
   std::uint64_t started = 0, done = 0, prompt_tokens = 0, cached_tokens = 0, hits = 0,
                 fetched = 0, put = 0, corrupt = 0, timed_out = 0, no_service = 0;
   double sum_ttft = 0, sum_ttft0 = 0, sum_ttlt = 0, sum_ttlt0 = 0;
@@ -786,6 +988,8 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
       ttlt0.record(x.ttlt_nocache_ns);
       fetch.record(x.fetch_ns);
       prefill.record(x.prefill_ns);
+      uplink.record(x.uplink_ns);
+      downlink.record(x.downlink_ns);
       sum_ttft += static_cast<double>(x.ttft_ns);
       sum_ttft0 += static_cast<double>(x.ttft_nocache_ns);
       sum_ttlt += static_cast<double>(x.ttlt_ns);
@@ -806,13 +1010,22 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   } else {
     j["prefill"] = "timed by the device's roofline (no kernels run)";
   }
-  j["baseline"] = "per request: the same prompt prefilled whole, with no lookup";
+  j["model_at"] = cfg_->on_satellite ? "satellite" : "ground";
+  j["baseline"] = cfg_->on_satellite
+                    ? "per request: the same prompt prefilled whole on the same satellite, with "
+                      "no lookup, plus the request's measured uplink and downlink"
+                    : "per request: the same prompt prefilled whole, with no lookup";
   j["cache_enabled"] = cfg_->cache;
   j["block_tokens"] = cfg_->block_tokens;
   j["block_bytes"] = kv_block_bytes(cfg_->model, cfg_->block_tokens);
   j["requests_started"] = started;
   j["requests_finished"] = done;
-  j["requests_without_satellite"] = no_service;
+  j["requests_without_satellite"] =
+    no_service + counter_of(r, "skymemory.requests_without_satellite");
+  if (cfg_->on_satellite) {
+    j["prompts_served"] = counter_of(r, "skymemory.prompts_served");
+    j["requests_unanswered"] = counter_of(r, "skymemory.requests_unanswered");
+  }
   j["requests_timed_out"] = timed_out;
   j["token_hit_rate"] =
     prompt_tokens > 0 ? static_cast<double>(cached_tokens) / static_cast<double>(prompt_tokens) : 0.0;
@@ -832,6 +1045,10 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
     j["ttlt_nocache_ms"] = milliseconds_summary(ttlt0);
     j["fetch_ms"] = milliseconds_summary(fetch);
     j["prefill_ms"] = milliseconds_summary(prefill);
+    if (cfg_->on_satellite) {
+      j["uplink_ms"] = milliseconds_summary(uplink);
+      j["downlink_ms"] = milliseconds_summary(downlink);
+    }
     auto q = [](const runtime::histogram& h, double p) { return static_cast<double>(h.quantile(p)); };
     j["ttft_reduction"] = {{"mean", reduction(sum_ttft, sum_ttft0)},
                            {"p50", reduction(q(ttft, 0.5), q(ttft0, 0.5))},
@@ -849,18 +1066,21 @@ std::map<std::string, std::string> emulated_workload::files(const runtime::run_r
   std::string csv =
     "user,seq,start_s,header,prompt_tokens,cached_tokens,chunks_fetched,chunks_corrupt,"
     "chunks_missing,bytes_moved,fetch_ms,prefill_ms,ttft_ms,ttlt_ms,ttft_nocache_ms,"
-    "ttlt_nocache_ms,timed_out,serving_satellite\n";
+    "ttlt_nocache_ms,timed_out,serving_satellite,uplink_ms,downlink_ms\n";
   auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
   for (std::size_t g = 0; g < net_->grounds(); ++g) {
     const auto& n = node(net_->satellites() + g);
     const auto name = net_->config().grounds[g].name;
     for (const auto& x : n.records())
-      absl::StrAppendFormat(&csv, "%s,%d,%.9f,%d,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%d\n",
+      absl::StrAppendFormat(&csv,
+                            "%s,%d,%.9f,%d,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%d,"
+                            "%.6f,%.6f\n",
                             name, x.seq, static_cast<double>(x.start_ns) * 1e-9, x.header,
                             x.prompt_tokens, x.cached_tokens, x.chunks_fetched, x.chunks_corrupt,
                             x.chunks_missing, x.bytes_fetched + x.bytes_put, ms(x.fetch_ns),
                             ms(x.prefill_ns), ms(x.ttft_ns), ms(x.ttlt_ns), ms(x.ttft_nocache_ns),
-                            ms(x.ttlt_nocache_ns), x.timed_out ? 1 : 0, x.serving);
+                            ms(x.ttlt_nocache_ns), x.timed_out ? 1 : 0, x.serving,
+                            ms(x.uplink_ns), ms(x.downlink_ns));
   }
   auto out = network_files();
   out["requests.csv"] = std::move(csv);

@@ -8,18 +8,27 @@
 /// with other prompts, then its own question; actors/kvcache.hpp), cuts it
 /// into blocks with chained hashes and places block i in slot i mod
 /// `servers` of its layout around its serving satellite (the analytic
-/// model's `strategy`). A request then
-///   1. sends a `lookup` to every server of its blocks and waits for the
+/// model's `strategy`). The node running the model (`compute.at`: the user
+/// itself, or with `satellite` the user's serving satellite, to which the
+/// user sends a `prompt` carrying the tokens and the layout's slots) then
+///   1. sends a `lookup` to every server of the blocks and waits for the
 ///      replies (or `timeout`): the cached prefix is the longest run of
 ///      blocks from the first that are held;
 ///   2. `get`s the prefix's chunks; each server answers chunk by chunk after
 ///      `chunk_time` of processing per chunk. A chunk that fails its checksum,
 ///      an error, or a chunk not back by the timeout ends the usable prefix
 ///      there (a miss, never wrong data);
-///   3. prefills the rest of the prompt on the user's device, then `put`s
-///      the blocks it computed. At least the last token is always computed
-///      (a fully cached prompt recomputes its last block), since the first
-///      output token needs it.
+///   3. prefills the rest of the prompt on its device, then `put`s the
+///      blocks it computed (owned by the user). At least the last token is
+///      always computed (a fully cached prompt recomputes its last block),
+///      since the first output token needs it.
+/// On a satellite, it then sends an `answer` down to the user with the first
+/// output token and, after the decode steps, one with the last; each answer
+/// also carries the satellite's account of the request (cached tokens,
+/// chunks, fetch and prefill time), for the user's records. A user that has
+/// no answer after `answer_timeout` gives the request up (counted, not
+/// recorded); a user with no serving satellite cannot send its prompt
+/// (counted).
 /// The prefill depends on `compute.mode`:
 /// - `modeled`: timed by the roofline of `compute.device` for
 ///   `compute.model` (prefill_time), not executed; chunks carry zero filler
@@ -33,13 +42,18 @@
 ///   layer, as fp16 (layer by layer: keys then values, token rows of kv
 ///   heads x head dim), exactly the block's modeled size; the last prompt
 ///   token's final hidden state is kept per request (`output`). Each layer
-///   request takes its modeled duration on the user's device (the worker's
-///   roofline per request), and the user's requests queue on that device.
-/// TTFT = fetch + prefill; TTLT adds (output_tokens - 1) decode steps (timed
-/// by the roofline, not executed, in both modes). The no-cache baseline is
-/// computed per request with the same prompt: the prefill of the whole
-/// prompt with no lookup, with the same cost model as the cached path (TTLT
-/// adds the same decode).
+///   request takes its modeled duration on the device of the node that runs
+///   the model (the worker's roofline per request), and that node's
+///   requests queue on its device: on a satellite, those of every user it
+///   serves.
+/// TTFT = fetch + prefill at the ground; on a satellite the prompt's uplink
+/// and the first token's downlink are added (both as measured). TTLT adds
+/// (output_tokens - 1) decode steps (timed by the roofline, not executed, in
+/// both modes), on a satellite as the arrival of the last token. The
+/// no-cache baseline is computed per request with the same prompt: the
+/// prefill of the whole prompt with no lookup, with the same cost model as
+/// the cached path, plus (on a satellite) the request's measured up- and
+/// downlink; TTLT adds the same decode.
 ///
 /// Servers hold chunks in an LRU store of `capacity` bytes and send an
 /// `evict_notice` to a chunk's owner when evicting it. Each user checks its
@@ -84,6 +98,10 @@ struct emulated_config {
   double corruption = 0;
   /// False: no lookups or puts (every request recomputes).
   bool cache = true;
+  /// `compute.at: satellite`: the model runs on the user's serving satellite.
+  bool on_satellite = false;
+  /// on_satellite: how long a user waits for its answers.
+  runtime::duration answer_timeout = runtime::seconds(60);
   gpu::model_profile model;
   gpu::hardware_profile device;
   /// `compute.mode: real`: prefill runs the model's layers on the GPU worker.
@@ -120,12 +138,18 @@ struct request_record {
   std::int64_t ttlt_nocache_ns = 0;
   bool timed_out = false;
   /// Serving satellite at the start, -1 for none (the request recomputes).
+  /// On a satellite: the satellite the prompt was sent to.
   std::int32_t serving = -1;
+  /// compute.at satellite: the prompt's uplink (arrival at the satellite)
+  /// and the first token's downlink; 0 at the ground.
+  std::int64_t uplink_ns = 0;
+  std::int64_t downlink_ns = 0;
   /// compute real: the last prompt token's hidden state after the last layer.
   std::vector<float> output;
 };
 
-/// A satellite with a cache server, or a ground user issuing prompts.
+/// A satellite with a cache server (and, with compute.at satellite, the
+/// model for the users it serves), or a ground user issuing prompts.
 class skymemory_node final : public space_node {
 public:
   skymemory_node(std::shared_ptr<space_network> net, std::shared_ptr<const emulated_config> cfg,
@@ -133,6 +157,9 @@ public:
 
   const std::vector<request_record>& records() const { return records_; }
   std::uint64_t requests_started() const { return next_seq_; }
+  /// Requests started and neither finished nor given up (a user's: waiting
+  /// for replies, its prefill or its answers).
+  std::size_t requests_in_flight() const { return active_.size() + asked_.size(); }
   const lru_store& store() const { return store_; }
 
   void save_results(protocol::byte_writer& w) const override;
@@ -146,13 +173,24 @@ protected:
 
 private:
   struct active_request;
+  /// compute.at satellite: a prompt sent up, until its last answer.
+  struct asked_request {
+    request_record rec;
+    bool answered = false; ///< the first answer is in
+  };
   void start_request();
+  void begin(std::unique_ptr<active_request> a);
+  void answer(active_request& a, bool last);
+  void receive_answer(const protocol::kv_message& m);
   void finish_lookup(active_request& a);
   void finish_fetch(active_request& a);
   void run_layer(active_request& a, gpu::tensor x);
   runtime::duration baseline_prefill(std::uint32_t tokens) const;
+  /// The output tokens after the first, after a prompt of `context` tokens.
+  runtime::duration decode_steps(std::uint32_t context) const;
   void finish_prefill(std::uint64_t seq);
   void check_handover();
+  void receive_kv(const protocol::payload_ptr& body);
   void serve(const protocol::kv_message& m);
   void store_chunk(const protocol::kv_chunk& c);
   void receive_reply(const protocol::kv_message& m);
@@ -165,10 +203,15 @@ private:
   // Server side.
   lru_store store_;
   std::int64_t busy_until_ns_ = 0;
+  /// Messages to itself, delivered by a timer.
+  std::map<std::uint64_t, protocol::payload_ptr> local_;
+  std::uint64_t next_local_ = 0;
   // User side.
   std::optional<layout_tracker> layout_;
   std::uint64_t next_seq_ = 0;
   std::map<std::uint64_t, std::unique_ptr<active_request>> active_;
+  /// compute.at satellite: the user's prompts waiting for their answers.
+  std::map<std::uint64_t, asked_request> asked_;
   std::vector<request_record> records_;
 };
 

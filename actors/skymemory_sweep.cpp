@@ -231,6 +231,10 @@ void register_kind() {
         .at_most(1),
       key_spec::boolean("cache", "true", "Emulated: false = no lookups or puts (every prompt is "
                                          "prefilled whole)"),
+      key_spec::dur("answer_timeout", "60s",
+                    "Emulated, compute.at satellite: how long a user waits for the first and "
+                    "the last output token before giving its request up")
+        .above(0),
       key_spec::integer("planes", "15", "M: planes of the torus grid")
         .at_least(1)
         .at_most(max_grid_side),

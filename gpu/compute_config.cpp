@@ -26,6 +26,10 @@ void register_compute_section() {
             .mandatory(),
           key_spec::text("device", "", "Emulated device: " + absl::StrJoin(hardware_names(), ", "))
             .mandatory(),
+          key_spec::choice("at", {"ground", "satellite"}, "ground",
+                           "Where a user's model runs (skymemory emulated): ground = on the "
+                           "user's own device; satellite = on its serving satellite, the prompt "
+                           "going up and the output tokens coming down"),
           key_spec::text("weights", "''", "safetensors file; empty = synthetic weights"),
           key_spec::integer("seed", "0", "Seed of the synthetic weights").at_least(0),
           key_spec::map(
@@ -45,6 +49,7 @@ absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {
   compute_config c;
   c.backend = s.get_string("compute.backend");
   c.modeled = s.get_string("compute.mode") == "modeled";
+  c.on_satellite = s.get_string("compute.at") == "satellite";
   auto model = find_model(s.get_string("compute.model"));
   if (!model.ok())
     return absl::InvalidArgumentError(absl::StrCat("compute.model: ", model.status().message()));

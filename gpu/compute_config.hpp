@@ -29,6 +29,8 @@ namespace satemu::gpu {
 struct compute_config {
   std::string backend = "auto";
   bool modeled = false;
+  /// `at: satellite`: a user's model runs on its serving satellite.
+  bool on_satellite = false;
   model_profile model;
   hardware_profile device;
   /// Empty: synthetic weights.

@@ -1,5 +1,6 @@
-# SkyMemory KV-cache messages between ground users and the cache servers on
-# satellites, carried hop by hop over the constellation.
+# SkyMemory KV-cache messages between ground users, the cache servers on
+# satellites and, when the LLM runs on a satellite, between a user and the
+# satellite serving its prompt; carried hop by hop over the constellation.
 # Kind: satemu::protocol::kind::kvcache.
 @0xd2b6c41e9a7f3058;
 
@@ -23,6 +24,25 @@ enum KvError {
   badChecksum @2;        # a put or migrated chunk that failed its checksum
 }
 
+# What the satellite that ran a user's prompt sends down (the LLM on a
+# satellite): the first output token, then the last. Besides the token it
+# carries the satellite's account of the request, for the user's records.
+struct KvAnswer {
+  last @0 :Bool;          # false: the first output token; true: the last
+  receivedNs @1 :Int64;   # virtual time the satellite got the prompt
+  sentNs @2 :Int64;       # virtual time this answer left the satellite
+  cachedTokens @3 :UInt32;
+  chunksFetched @4 :UInt32;
+  chunksCorrupt @5 :UInt32;
+  chunksMissing @6 :UInt32;
+  bytesFetched @7 :UInt64;
+  bytesPut @8 :UInt64;
+  fetchNs @9 :Int64;
+  prefillNs @10 :Int64;
+  timedOut @11 :Bool;     # a lookup or get of the request timed out
+  hidden @12 :Data;       # compute real: the last prompt token's final hidden state, fp32
+}
+
 struct KvMessage {
   request @0 :UInt64;    # request id, chosen by the user (0 for migrations)
   origin @1 :UInt32;     # entity that sent the message
@@ -42,5 +62,10 @@ struct KvMessage {
       code @11 :KvError;
       hash @12 :UInt64;
     }
+    prompt :group {                # user -> serving satellite: run this prompt
+      tokens @13 :List(UInt32);    # the prompt's tokens
+      servers @14 :List(UInt32);   # the user's layout: block i on servers[i mod n]; empty = no cache
+    }
+    answer @15 :KvAnswer;          # satellite -> user: an output token of `request`
   }
 }

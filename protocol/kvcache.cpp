@@ -56,17 +56,60 @@ kv_chunk get_chunk(schema::KvChunk::Reader r, bool keep_data) {
   return c;
 }
 
-void set_list(capnp::List<std::uint64_t>::Builder b, const std::vector<std::uint64_t>& v) {
+template <typename T>
+void set_list(typename capnp::List<T>::Builder b, const std::vector<T>& v) {
   for (std::size_t i = 0; i < v.size(); ++i)
     b.set(static_cast<unsigned>(i), v[i]);
 }
 
-std::vector<std::uint64_t> get_list(capnp::List<std::uint64_t>::Reader r) {
-  std::vector<std::uint64_t> out;
+template <typename T>
+std::vector<T> get_list(typename capnp::List<T>::Reader r) {
+  std::vector<T> out;
   out.reserve(r.size());
   for (auto h : r)
     out.push_back(h);
   return out;
+}
+
+void set_answer(schema::KvAnswer::Builder b, const kv_answer& a) {
+  b.setLast(a.last);
+  b.setReceivedNs(a.received_ns);
+  b.setSentNs(a.sent_ns);
+  b.setCachedTokens(a.cached_tokens);
+  b.setChunksFetched(a.chunks_fetched);
+  b.setChunksCorrupt(a.chunks_corrupt);
+  b.setChunksMissing(a.chunks_missing);
+  b.setBytesFetched(a.bytes_fetched);
+  b.setBytesPut(a.bytes_put);
+  b.setFetchNs(a.fetch_ns);
+  b.setPrefillNs(a.prefill_ns);
+  b.setTimedOut(a.timed_out);
+  auto h = b.initHidden(static_cast<unsigned>(a.hidden.size() * sizeof(float)));
+  if (!a.hidden.empty())
+    std::memcpy(h.begin(), a.hidden.data(), h.size());
+}
+
+absl::StatusOr<kv_answer> get_answer(schema::KvAnswer::Reader r) {
+  kv_answer a;
+  a.last = r.getLast();
+  a.received_ns = r.getReceivedNs();
+  a.sent_ns = r.getSentNs();
+  a.cached_tokens = r.getCachedTokens();
+  a.chunks_fetched = r.getChunksFetched();
+  a.chunks_corrupt = r.getChunksCorrupt();
+  a.chunks_missing = r.getChunksMissing();
+  a.bytes_fetched = r.getBytesFetched();
+  a.bytes_put = r.getBytesPut();
+  a.fetch_ns = r.getFetchNs();
+  a.prefill_ns = r.getPrefillNs();
+  a.timed_out = r.getTimedOut();
+  const auto h = r.getHidden();
+  if (h.size() % sizeof(float) != 0)
+    return absl::InvalidArgumentError("kvcache: answer hidden state is not whole floats");
+  a.hidden.resize(h.size() / sizeof(float));
+  if (!a.hidden.empty())
+    std::memcpy(a.hidden.data(), h.begin(), h.size());
+  return a;
 }
 
 } // namespace
@@ -102,12 +145,18 @@ std::uint64_t kv_checksum(std::uint64_t hash, std::uint32_t index, std::uint32_t
 }
 
 payload_ptr encode_kv(const kv_message& m, bool corrupt) {
-  // Root pointer + KvMessage (3 data words, 1 pointer) + a chunk (4 data
-  // words, 1 pointer) or a list, + the data: one segment.
+  // Root pointer + KvMessage (3 data words, 2 pointers) + a chunk (4 data
+  // words, 1 pointer) or a list, or the prompt's two lists, or an answer
+  // (9 data words, 1 pointer), + the data: one segment.
   const std::size_t data_bytes = m.chunk.data ? m.chunk.data->size() : m.chunk.data_bytes;
-  const std::size_t extra = carries_chunk(m.op) ? 5 + (data_bytes + 7) / 8
-                                                : 1 + m.hashes.size();
-  capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 4 + extra + 1));
+  std::size_t extra = 1 + m.hashes.size();
+  if (carries_chunk(m.op))
+    extra = 5 + (data_bytes + 7) / 8;
+  else if (m.op == kv_op::prompt)
+    extra = 2 + (m.tokens.size() + 1) / 2 + (m.servers.size() + 1) / 2;
+  else if (m.op == kv_op::answer)
+    extra = 10 + (m.answer.hidden.size() + 1) / 2;
+  capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 5 + extra + 1));
   auto root = builder.initRoot<schema::KvMessage>();
   root.setRequest(m.request);
   root.setOrigin(m.origin);
@@ -146,6 +195,15 @@ payload_ptr encode_kv(const kv_message& m, bool corrupt) {
       g.setHash(m.error_hash);
       break;
     }
+    case kv_op::prompt: {
+      auto g = root.initPrompt();
+      set_list(g.initTokens(static_cast<unsigned>(m.tokens.size())), m.tokens);
+      set_list(g.initServers(static_cast<unsigned>(m.servers.size())), m.servers);
+      break;
+    }
+    case kv_op::answer:
+      set_answer(root.initAnswer(), m.answer);
+      break;
   }
   return encode_flat(builder);
 }
@@ -175,19 +233,19 @@ absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data) {
         break;
       case schema::KvMessage::LOOKUP:
         m.op = kv_op::lookup;
-        m.hashes = get_list(r.getLookup());
+        m.hashes = get_list<std::uint64_t>(r.getLookup());
         break;
       case schema::KvMessage::LOOKUP_REPLY:
         m.op = kv_op::lookup_reply;
-        m.hashes = get_list(r.getLookupReply());
+        m.hashes = get_list<std::uint64_t>(r.getLookupReply());
         break;
       case schema::KvMessage::GET:
         m.op = kv_op::get;
-        m.hashes = get_list(r.getGet());
+        m.hashes = get_list<std::uint64_t>(r.getGet());
         break;
       case schema::KvMessage::EVICT_NOTICE:
         m.op = kv_op::evict_notice;
-        m.hashes = get_list(r.getEvictNotice());
+        m.hashes = get_list<std::uint64_t>(r.getEvictNotice());
         break;
       case schema::KvMessage::MIGRATE:
         m.op = kv_op::migrate;
@@ -201,6 +259,19 @@ absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data) {
           return absl::InvalidArgumentError("kvcache: unknown error code");
         m.error = static_cast<kv_error>(code);
         m.error_hash = r.getError().getHash();
+        break;
+      }
+      case schema::KvMessage::PROMPT:
+        m.op = kv_op::prompt;
+        m.tokens = get_list<std::uint32_t>(r.getPrompt().getTokens());
+        m.servers = get_list<std::uint32_t>(r.getPrompt().getServers());
+        break;
+      case schema::KvMessage::ANSWER: {
+        m.op = kv_op::answer;
+        auto a = get_answer(r.getAnswer());
+        if (!a.ok())
+          return a.status();
+        m.answer = std::move(*a);
         break;
       }
       default:

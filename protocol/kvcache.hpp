@@ -31,6 +31,10 @@ enum class kv_op : std::uint8_t {
   migrate_chunk,
   evict_notice,
   error,
+  /// The LLM on a satellite: a user's prompt to its serving satellite.
+  prompt,
+  /// The LLM on a satellite: an output token back to the user.
+  answer,
 };
 
 /// KvError; the values cross process boundaries.
@@ -53,6 +57,24 @@ struct kv_chunk {
   bool checksum_ok = false;
 };
 
+/// KvAnswer: an output token and the serving satellite's account of the
+/// request.
+struct kv_answer {
+  bool last = false;
+  std::int64_t received_ns = 0;
+  std::int64_t sent_ns = 0;
+  std::uint32_t cached_tokens = 0;
+  std::uint32_t chunks_fetched = 0;
+  std::uint32_t chunks_corrupt = 0;
+  std::uint32_t chunks_missing = 0;
+  std::uint64_t bytes_fetched = 0;
+  std::uint64_t bytes_put = 0;
+  std::int64_t fetch_ns = 0;
+  std::int64_t prefill_ns = 0;
+  bool timed_out = false;
+  std::vector<float> hidden;
+};
+
 struct kv_message {
   kv_op op = kv_op::lookup;
   std::uint64_t request = 0;
@@ -67,6 +89,12 @@ struct kv_message {
   /// error.
   kv_error error = kv_error::not_found;
   std::uint64_t error_hash = 0;
+  /// prompt: its tokens and the user's layout (block i on servers[i mod
+  /// size]; empty: no cache).
+  std::vector<std::uint32_t> tokens;
+  std::vector<std::uint32_t> servers;
+  /// answer.
+  kv_answer answer;
 };
 
 /// True for the ops that carry a chunk.

@@ -157,6 +157,45 @@ TEST(SkymemoryBlocks, CorruptedChunkFailsItsChecksum) {
   EXPECT_EQ(dm->target, 12u);
 }
 
+TEST(SkymemoryBlocks, PromptAndAnswerRoundTrip) {
+  using namespace satemu::protocol;
+  kv_message p;
+  p.op = kv_op::prompt;
+  p.request = 41;
+  p.origin = 95;
+  p.tokens = {7, 0, 4000000000u, 12};
+  p.servers = {44, 43, 45};
+  auto dp = decode_kv(encode_kv(p));
+  ASSERT_TRUE(dp.ok()) << dp.status();
+  EXPECT_EQ(dp->op, kv_op::prompt);
+  EXPECT_EQ(dp->request, 41u);
+  EXPECT_EQ(dp->origin, 95u);
+  EXPECT_EQ(dp->tokens, p.tokens);
+  EXPECT_EQ(dp->servers, p.servers);
+  kv_message a;
+  a.op = kv_op::answer;
+  a.request = 41;
+  a.answer = {true, 1'000'000'007, 3'000'000'011, 384, 24, 1, 2, 12'582'912, 4'194'304,
+              68'458'004, 564'689'488, true, {1.5f, -2.25f, 0.0f}};
+  auto da = decode_kv(encode_kv(a));
+  ASSERT_TRUE(da.ok()) << da.status();
+  EXPECT_EQ(da->op, kv_op::answer);
+  const auto& x = da->answer;
+  EXPECT_TRUE(x.last);
+  EXPECT_EQ(x.received_ns, 1'000'000'007);
+  EXPECT_EQ(x.sent_ns, 3'000'000'011);
+  EXPECT_EQ(x.cached_tokens, 384u);
+  EXPECT_EQ(x.chunks_fetched, 24u);
+  EXPECT_EQ(x.chunks_corrupt, 1u);
+  EXPECT_EQ(x.chunks_missing, 2u);
+  EXPECT_EQ(x.bytes_fetched, 12'582'912u);
+  EXPECT_EQ(x.bytes_put, 4'194'304u);
+  EXPECT_EQ(x.fetch_ns, 68'458'004);
+  EXPECT_EQ(x.prefill_ns, 564'689'488);
+  EXPECT_TRUE(x.timed_out);
+  EXPECT_EQ(x.hidden, a.answer.hidden);
+}
+
 TEST(SkymemoryBlocks, CorruptedChunkIsAMissNeverData) {
   auto run = run_text<emulated_workload>(small_yaml, {"workload.corruption=1"});
   ASSERT_TRUE(run.w);
@@ -310,10 +349,12 @@ TEST(SkymemoryEmulated, FingerprintIndependentOfThreadsAndResultsRoundTrip) {
 // compute real: the tiny model's layers run on the GPU worker (CPU
 // backend), chunks carry the real keys and values, and a request that
 // continues a fetched prefix ends in the same hidden state as the same
-// prompt computed whole (up to the fp16 the chunks store).
-TEST(SkymemoryEmulated, RealComputeContinuesFetchedKeysAndValues) {
+// prompt computed whole (up to the fp16 the chunks store). `at`: where the
+// model runs (compute.at).
+void check_real_compute(const std::string& at) {
   const std::vector<std::string> real = {"compute.mode=real", "compute.model=tiny",
-                                         "compute.backend=cpu", "duration=40s"};
+                                         "compute.backend=cpu", "duration=40s",
+                                         "compute.at=" + at};
   auto with = run_text<emulated_workload>(small_yaml, real);
   auto sets = real;
   sets.push_back("workload.cache=false");
@@ -336,8 +377,10 @@ TEST(SkymemoryEmulated, RealComputeContinuesFetchedKeysAndValues) {
     ASSERT_EQ(a[i].output.size(), 64u);
     ASSERT_EQ(b[i].output.size(), 64u);
     EXPECT_EQ(b[i].cached_tokens, 0u);
-    EXPECT_EQ(a[i].ttft_ns, a[i].fetch_ns + a[i].prefill_ns);
-    EXPECT_EQ(a[i].ttft_nocache_ns, b[i].ttft_ns) << i;
+    EXPECT_EQ(a[i].ttft_ns, a[i].uplink_ns + a[i].fetch_ns + a[i].prefill_ns + a[i].downlink_ns);
+    EXPECT_EQ(a[i].ttft_nocache_ns - a[i].uplink_ns - a[i].downlink_ns,
+              b[i].ttft_ns - b[i].uplink_ns - b[i].downlink_ns)
+      << i;
     double dot = 0, na = 0, nb = 0, diff = 0;
     for (std::size_t k = 0; k < 64; ++k) {
       dot += double(a[i].output[k]) * b[i].output[k];
@@ -358,6 +401,88 @@ TEST(SkymemoryEmulated, RealComputeContinuesFetchedKeysAndValues) {
   EXPECT_GT(continued, 10u);
 }
 
+TEST(SkymemoryEmulated, RealComputeContinuesFetchedKeysAndValues) { check_real_compute("ground"); }
+
+TEST(SkymemoryEmulated, RealComputeOnASatelliteContinuesFetchedKeysAndValues) {
+  check_real_compute("satellite");
+}
+
+// compute.at satellite: the user sends its prompt up to its serving
+// satellite, which looks up, fetches, prefills and puts on the user's
+// layout and sends the first and the last token down.
+TEST(SkymemoryEmulated, ModelOnASatelliteAnswersPromptsSentUp) {
+  auto run = run_text<emulated_workload>(small_yaml, {"compute.at=satellite"});
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  EXPECT_EQ(m["model_at"], "satellite");
+  const auto& user = run.w->node(95);
+  EXPECT_GT(user.records().size(), 30u);
+  EXPECT_EQ(m["prompts_served"].get<std::uint64_t>(), user.requests_started());
+  EXPECT_EQ(m["requests_unanswered"].get<std::uint64_t>(), 0u);
+  // The serving satellite is a server of the layout too: it reads its own
+  // chunks without a link, and nothing times out.
+  EXPECT_EQ(m["timeouts"].get<std::uint64_t>(), 0u);
+  // The satellites ran the requests; the user ran none itself.
+  EXPECT_EQ(run.r.counters.at("skymemory.prompts_served"), user.requests_started());
+  EXPECT_GT(m["token_hit_rate"].get<double>(), 0.5);
+  EXPECT_LE(m["token_hit_rate"].get<double>(), 0.75);
+  EXPECT_GT(m["ttft_reduction"]["p50"].get<double>(), 0.3);
+  const auto full = prefill_time(run.w->config().model, run.w->config().device, 256, 0).ns();
+  for (const auto& r : user.records()) {
+    ASSERT_GE(r.serving, 0);
+    EXPECT_LT(r.serving, 95);
+    EXPECT_EQ(r.cached_tokens % 16, 0u);
+    EXPECT_LE(r.cached_tokens, 192u);
+    EXPECT_EQ(r.chunks_fetched * 16, r.cached_tokens);
+    // One ground link each way, 550 km up at least, slant at most ~1,900 km.
+    EXPECT_GT(r.uplink_ns, satemu::runtime::microseconds(1'800).ns()) << r.seq;
+    EXPECT_LT(r.uplink_ns, satemu::runtime::milliseconds(20).ns()) << r.seq;
+    EXPECT_GT(r.downlink_ns, satemu::runtime::microseconds(1'800).ns()) << r.seq;
+    EXPECT_LT(r.downlink_ns, satemu::runtime::milliseconds(20).ns()) << r.seq;
+    EXPECT_EQ(r.ttft_ns, r.uplink_ns + r.fetch_ns + r.prefill_ns + r.downlink_ns) << r.seq;
+    EXPECT_EQ(r.ttft_nocache_ns, r.uplink_ns + full + r.downlink_ns) << r.seq;
+    EXPECT_EQ(r.ttlt_ns - r.ttft_ns, r.ttlt_nocache_ns - r.ttft_nocache_ns);
+    // The last token leaves 31 decode steps after the first.
+    const auto decode =
+      decode_time(run.w->config().model, run.w->config().device, 256).ns() * 31;
+    EXPECT_GE(r.ttlt_ns - r.ttft_ns, decode - satemu::runtime::milliseconds(20).ns());
+    EXPECT_LE(r.ttlt_ns - r.ttft_ns, decode + satemu::runtime::milliseconds(20).ns());
+  }
+  const auto csv = run.w->files(run.r).at("requests.csv");
+  EXPECT_NE(csv.find("serving_satellite,uplink_ms,downlink_ms\n"), std::string::npos);
+  // Without the cache the baseline is exactly what happens.
+  auto off = run_text<emulated_workload>(small_yaml, {"compute.at=satellite", "workload.cache=false"});
+  ASSERT_TRUE(off.w);
+  ASSERT_FALSE(off.w->node(95).records().empty());
+  for (const auto& r : off.w->node(95).records()) {
+    EXPECT_EQ(r.cached_tokens, 0u);
+    EXPECT_EQ(r.ttft_ns, r.ttft_nocache_ns);
+    EXPECT_EQ(r.ttlt_ns, r.ttlt_nocache_ns);
+  }
+}
+
+// A prompt or an answer lost on the way: the user gives up after
+// answer_timeout, counts it and goes on; nothing hangs.
+TEST(SkymemoryEmulated, ModelOnASatelliteLostPromptsAreGivenUpNeverHang) {
+  auto run = run_text<emulated_workload>(
+    small_yaml, {"compute.at=satellite", "constellation.loss=0.3", "workload.answer_timeout=10s"});
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  const auto& user = run.w->node(95);
+  const auto unanswered = m["requests_unanswered"].get<std::uint64_t>();
+  EXPECT_GT(unanswered, 0u);
+  EXPECT_GT(m["timeouts"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(user.records().size(), 10u);
+  // Every request is answered, given up, or still waiting at the end; the
+  // waiting ones are younger than the answer timeout (about 10 at one
+  // prompt a second).
+  EXPECT_EQ(user.records().size() + unanswered + user.requests_in_flight(),
+            user.requests_started());
+  EXPECT_LE(user.requests_in_flight(), 25u);
+  for (const auto& r : user.records())
+    EXPECT_LE(r.ttlt_ns, satemu::runtime::seconds(10).ns());
+}
+
 TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
   satemu::actors::register_workloads();
   auto make = [](std::vector<std::string> sets) {
@@ -370,6 +495,15 @@ TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
   st = make({"workload.capacity=1KiB"});
   EXPECT_NE(st.message().find("workload.capacity"), std::string::npos) << st;
   EXPECT_TRUE(make({}).ok());
+  // answer_timeout is for a model on a satellite only.
+  auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", {"workload.answer_timeout=5s"});
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  st = check_emulated_keys(*sc);
+  EXPECT_NE(st.message().find("workload.answer_timeout"), std::string::npos) << st;
+  sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml",
+                                           {"workload.answer_timeout=5s", "compute.at=satellite"});
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  EXPECT_TRUE(check_emulated_keys(*sc).ok());
 }
 
 } // namespace

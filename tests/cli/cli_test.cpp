@@ -1074,6 +1074,28 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   EXPECT_FALSE(read_json(dir_ / "sky-modeled" / "summary.json").contains("compute"));
 }
 
+TEST_F(cli_test, run_skymemory_with_the_model_on_a_satellite) {
+  const auto scen = std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml";
+  const auto out = dir_ / "sky-sat";
+  auto r = satemu({"run", scen, "-q", "--out", out.string(), "--set", "duration=30s", "--set",
+                   "compute.at=satellite"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = read_json(out / "summary.json");
+  EXPECT_EQ(j["metrics"]["model_at"], "satellite");
+  EXPECT_GT(j["metrics"]["requests_finished"].get<std::uint64_t>(), 3u);
+  EXPECT_GT(j["metrics"]["uplink_ms"]["p50"].get<double>(), 1.8);
+  EXPECT_GT(j["metrics"]["token_hit_rate"].get<double>(), 0.0);
+  EXPECT_CONTAINS(read_file(out / "requests.csv"), "uplink_ms,downlink_ms");
+  // A bad placement, and a key that only a model on a satellite uses, are
+  // named.
+  auto bad = satemu({"validate", scen, "--set", "compute.at=orbit"});
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_CONTAINS(bad.output, "compute.at");
+  auto k = satemu({"validate", scen, "--set", "workload.answer_timeout=5s"});
+  EXPECT_EQ(k.code, 2) << k.output;
+  EXPECT_CONTAINS(k.output, "workload.answer_timeout");
+}
+
 TEST_F(cli_test, sweep_of_an_emulated_workload_is_bad_input) {
   const auto f = scenario("s.yaml", small_yaml);
   auto r = satemu({"sweep", f});
