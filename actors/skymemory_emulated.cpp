@@ -58,7 +58,7 @@ const sky_counters& ids() {
 // Timer tags: the kind in the top byte, the request sequence below.
 enum timer_kind : std::uint64_t { arrival = 1, check = 2, lookup_timeout = 3, get_timeout = 4,
                                    prefill_done = 5, layer_done = 6, answer_timeout = 7,
-                                   decode_done = 8, local = 9 };
+                                   decode_done = 8, local = 9, migrate_next = 10 };
 constexpr std::uint64_t tag(timer_kind k, std::uint64_t seq) { return (k << 56) | seq; }
 constexpr timer_kind tag_kind(std::uint64_t t) { return static_cast<timer_kind>(t >> 56); }
 constexpr std::uint64_t tag_seq(std::uint64_t t) { return t & ((std::uint64_t{1} << 56) - 1); }
@@ -201,6 +201,9 @@ void skymemory_node::on_app_timer(std::uint64_t t) {
     case answer_timeout:
       if (asked_.erase(seq) > 0)
         count(ids().unanswered);
+      return;
+    case migrate_next:
+      send_next_migration();
       return;
     case local:
       if (auto it = local_.find(seq); it != local_.end()) {
@@ -694,22 +697,36 @@ void skymemory_node::serve(const kv_message& m) {
     }
     case kv_op::migrate: {
       count(ids().migrate_orders);
-      for (const auto& c : store_.take_owner(m.owner)) {
-        kv_message r;
-        r.op = kv_op::migrate_chunk;
-        r.origin = id();
-        r.chunk = {c.hash, c.index, c.tokens, c.owner, 0, static_cast<std::uint32_t>(c.bytes),
-                   c.data};
-        count(ids().migrated_chunks);
-        count(ids().migrated_bytes, c.bytes);
-        send_kv(m.target, r);
-      }
+      for (auto& c : store_.take_owner(m.owner))
+        migrations_.push_back({m.target, std::move(c)});
+      if (!migrating_)
+        send_next_migration();
       return;
     }
     default:
       count(ids().malformed);
       return;
   }
+}
+
+void skymemory_node::send_next_migration() {
+  migrating_ = !migrations_.empty();
+  if (!migrating_)
+    return;
+  const auto [target, c] = std::move(migrations_.front());
+  migrations_.pop_front();
+  kv_message r;
+  r.op = kv_op::migrate_chunk;
+  r.origin = id();
+  r.chunk = {c.hash, c.index, c.tokens, c.owner, 0, static_cast<std::uint32_t>(c.bytes), c.data};
+  count(ids().migrated_chunks);
+  count(ids().migrated_bytes, c.bytes);
+  send_kv(target, r);
+  // The next one when this one is on the wire: a burst never queues up.
+  const double bits = static_cast<double>(c.bytes + protocol::envelope::header_bytes) * 8.0;
+  schedule_app(duration::from_ns(static_cast<std::int64_t>(
+                 std::ceil(bits / network().config().isl_rate_bps * 1e9))),
+               tag(migrate_next, 0));
 }
 
 void skymemory_node::receive_reply(const kv_message& m) {

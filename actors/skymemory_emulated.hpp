@@ -60,9 +60,12 @@
 /// serving satellite every topology epoch; on a handover the box strategies
 /// send `migrate` to every satellite that left its layout, which moves that
 /// user's chunks to the satellite entering in its place
-/// (`layout_tracker::recentre`); `hop` leaves chunks where they are.
+/// (`layout_tracker::recentre`), one chunk after another at the ISL rate
+/// (a handover's burst would overflow the link queues); `hop` leaves chunks
+/// where they are.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -191,6 +194,7 @@ private:
   void finish_prefill(std::uint64_t seq);
   void check_handover();
   void receive_kv(const protocol::payload_ptr& body);
+  void send_next_migration();
   void serve(const protocol::kv_message& m);
   void store_chunk(const protocol::kv_chunk& c);
   void receive_reply(const protocol::kv_message& m);
@@ -203,6 +207,10 @@ private:
   // Server side.
   lru_store store_;
   std::int64_t busy_until_ns_ = 0;
+  /// Chunks leaving for another server (migrate), sent one by one at the
+  /// ISL rate; `migrating_` while one is on its way.
+  std::deque<std::pair<runtime::entity_id, stored_chunk>> migrations_;
+  bool migrating_ = false;
   /// Messages to itself, delivered by a timer.
   std::map<std::uint64_t, protocol::payload_ptr> local_;
   std::uint64_t next_local_ = 0;
