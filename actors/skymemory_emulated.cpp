@@ -435,18 +435,10 @@ void skymemory_node::answer(active_request& a, bool last) {
   m.request = a.client_seq;
   m.origin = id();
   auto& x = m.answer;
+  static_cast<protocol::kv_account&>(x) = rec;
   x.last = last;
   x.received_ns = rec.start_ns;
   x.sent_ns = now().ns();
-  x.cached_tokens = rec.cached_tokens;
-  x.chunks_fetched = rec.chunks_fetched;
-  x.chunks_corrupt = rec.chunks_corrupt;
-  x.chunks_missing = rec.chunks_missing;
-  x.bytes_fetched = rec.bytes_fetched;
-  x.bytes_put = rec.bytes_put;
-  x.fetch_ns = rec.fetch_ns;
-  x.prefill_ns = rec.prefill_ns;
-  x.timed_out = rec.timed_out;
   x.hidden = rec.output;
   send_kv(a.client, m);
 }
@@ -460,15 +452,7 @@ void skymemory_node::receive_answer(const kv_message& m) {
   if (!it->second.answered) {
     // The first token (or the last, when the first was lost).
     it->second.answered = true;
-    rec.cached_tokens = x.cached_tokens;
-    rec.chunks_fetched = x.chunks_fetched;
-    rec.chunks_corrupt = x.chunks_corrupt;
-    rec.chunks_missing = x.chunks_missing;
-    rec.bytes_fetched = x.bytes_fetched;
-    rec.bytes_put = x.bytes_put;
-    rec.fetch_ns = x.fetch_ns;
-    rec.prefill_ns = x.prefill_ns;
-    rec.timed_out = x.timed_out;
+    static_cast<protocol::kv_account&>(rec) = x;
     rec.output = x.hidden;
     rec.uplink_ns = x.received_ns - rec.start_ns;
     rec.downlink_ns = now().ns() - x.sent_ns;

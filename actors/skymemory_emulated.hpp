@@ -121,25 +121,17 @@ struct emulated_config {
   runtime::duration check_interval = runtime::milliseconds(100);
 };
 
-/// One finished request, as its user saw it.
-struct request_record {
+/// One finished request, as its user saw it (the account's figures from
+/// the node that ran it).
+struct request_record : protocol::kv_account {
   std::uint64_t seq = 0;
   std::int64_t start_ns = 0;
   std::uint32_t header = 0;
   std::uint32_t prompt_tokens = 0;
-  std::uint32_t cached_tokens = 0;
-  std::uint32_t chunks_fetched = 0;
-  std::uint32_t chunks_corrupt = 0;
-  std::uint32_t chunks_missing = 0;
-  std::uint64_t bytes_fetched = 0;
-  std::uint64_t bytes_put = 0;
-  std::int64_t fetch_ns = 0;
-  std::int64_t prefill_ns = 0;
   std::int64_t ttft_ns = 0;
   std::int64_t ttlt_ns = 0;
   std::int64_t ttft_nocache_ns = 0;
   std::int64_t ttlt_nocache_ns = 0;
-  bool timed_out = false;
   /// Serving satellite at the start, -1 for none (the request recomputes).
   /// On a satellite: the satellite the prompt was sent to.
   std::int32_t serving = -1;

@@ -57,12 +57,10 @@ struct kv_chunk {
   bool checksum_ok = false;
 };
 
-/// KvAnswer: an output token and the serving satellite's account of the
-/// request.
-struct kv_answer {
-  bool last = false;
-  std::int64_t received_ns = 0;
-  std::int64_t sent_ns = 0;
+/// What the node that ran a request saw of it: the account a satellite
+/// running the model sends down in its answers (KvAnswer), and part of a
+/// user's record of the request.
+struct kv_account {
   std::uint32_t cached_tokens = 0;
   std::uint32_t chunks_fetched = 0;
   std::uint32_t chunks_corrupt = 0;
@@ -71,7 +69,16 @@ struct kv_answer {
   std::uint64_t bytes_put = 0;
   std::int64_t fetch_ns = 0;
   std::int64_t prefill_ns = 0;
+  /// A lookup or get of the request timed out.
   bool timed_out = false;
+};
+
+/// KvAnswer: an output token and the serving satellite's account of the
+/// request.
+struct kv_answer : kv_account {
+  bool last = false;
+  std::int64_t received_ns = 0;
+  std::int64_t sent_ns = 0;
   std::vector<float> hidden;
 };
 

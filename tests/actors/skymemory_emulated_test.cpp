@@ -175,8 +175,19 @@ TEST(SkymemoryBlocks, PromptAndAnswerRoundTrip) {
   kv_message a;
   a.op = kv_op::answer;
   a.request = 41;
-  a.answer = {true, 1'000'000'007, 3'000'000'011, 384, 24, 1, 2, 12'582'912, 4'194'304,
-              68'458'004, 564'689'488, true, {1.5f, -2.25f, 0.0f}};
+  a.answer.cached_tokens = 384;
+  a.answer.chunks_fetched = 24;
+  a.answer.chunks_corrupt = 1;
+  a.answer.chunks_missing = 2;
+  a.answer.bytes_fetched = 12'582'912;
+  a.answer.bytes_put = 4'194'304;
+  a.answer.fetch_ns = 68'458'004;
+  a.answer.prefill_ns = 564'689'488;
+  a.answer.timed_out = true;
+  a.answer.last = true;
+  a.answer.received_ns = 1'000'000'007;
+  a.answer.sent_ns = 3'000'000'011;
+  a.answer.hidden = {1.5f, -2.25f, 0.0f};
   auto da = decode_kv(encode_kv(a));
   ASSERT_TRUE(da.ok()) << da.status();
   EXPECT_EQ(da->op, kv_op::answer);
