@@ -8,7 +8,9 @@
 //       (12,288 B and 3 MiB), checksummed on encode and again on decode, and
 //       decoding copies them out; the hash lists (lookup, lookup_reply, get,
 //       evict_notice) hold the 64 block hashes of a 1,024-token prompt in
-//       16-token blocks. Counters: items_per_second (messages),
+//       16-token blocks; prompt carries 1,024 tokens and 9 servers, answer
+//       a satellite's account (answer_hidden also a 2,048-float hidden
+//       state, as with compute real). Counters: items_per_second (messages),
 //       bytes_per_second (KV data bytes, chunk ops only), flat_bytes (the
 //       encoded payload). One line of `kv_cases` per op.
 //   BM_Kv_KernelPutGet/chunk_bytes/threads
@@ -122,6 +124,40 @@ kv_message error_message() {
   return m;
 }
 
+/// A user's 1,024-token prompt and its 9-server layout (compute.at
+/// satellite).
+kv_message prompt_message() {
+  runtime::rng r{1, 0, 1};
+  kv_message m;
+  m.op = kv_op::prompt;
+  m.request = 7;
+  m.origin = 3;
+  m.tokens.resize(1024);
+  for (auto& t : m.tokens)
+    t = static_cast<std::uint32_t>(r.below(128'256));
+  m.servers = {40, 41, 42, 59, 60, 61, 78, 79, 80};
+  return m;
+}
+
+/// A satellite's answer: its account of the request and, with compute
+/// real, the final hidden state of Llama-3.2-1B (2,048 floats; `hidden`).
+kv_message answer_message(bool hidden) {
+  kv_message m;
+  m.op = kv_op::answer;
+  m.request = 7;
+  m.origin = 41;
+  m.answer.cached_tokens = 768;
+  m.answer.chunks_fetched = 48;
+  m.answer.bytes_fetched = 48ull << 19;
+  m.answer.fetch_ns = 68'458'004;
+  m.answer.prefill_ns = 564'689'488;
+  m.answer.received_ns = 2'443'967'777;
+  m.answer.sent_ns = 3'077'115'269;
+  if (hidden)
+    m.answer.hidden.assign(2048, 0.25f);
+  return m;
+}
+
 /// One message kind to time. Chunk ops run once per chunk size, the others
 /// once (`make` then gets 0).
 struct kv_case {
@@ -140,6 +176,9 @@ const kv_case kv_cases[] = {
   {"migrate_chunk", true, [](std::uint32_t b) { return chunk_message(kv_op::migrate_chunk, b); }},
   {"evict_notice", false, [](std::uint32_t) { return hashes_message(kv_op::evict_notice); }},
   {"error", false, [](std::uint32_t) { return error_message(); }},
+  {"prompt", false, [](std::uint32_t) { return prompt_message(); }},
+  {"answer", false, [](std::uint32_t) { return answer_message(false); }},
+  {"answer_hidden", false, [](std::uint32_t) { return answer_message(true); }},
 };
 
 void BM_Kv_EncodeDecode(benchmark::State& state, kv_message m) {
@@ -155,6 +194,8 @@ void BM_Kv_EncodeDecode(benchmark::State& state, kv_message m) {
     }
     benchmark::DoNotOptimize(d->chunk.data);
     benchmark::DoNotOptimize(d->hashes.data());
+    benchmark::DoNotOptimize(d->tokens.data());
+    benchmark::DoNotOptimize(d->answer.hidden.data());
     flat_bytes = p.size_bytes();
   }
   state.SetItemsProcessed(state.iterations());
