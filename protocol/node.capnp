@@ -128,6 +128,8 @@ struct NodeMessage {
     crossEnvelopes @4 :UInt64; # envelopes it sent to other nodes
     crossBytes @5 :UInt64;     # their encoded size
     barrierWaitNs @6 :Int64;   # wall time spent waiting for grants
+    computeRequests @7 :UInt64; # compute requests its GPU worker ran
+    computeBatches @8 :UInt64;  # in this many batches
   }
 
   # Either side: the run cannot go on (the worker cannot build the scenario,

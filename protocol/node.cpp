@@ -171,6 +171,8 @@ std::string encode_node_message(const node_message& m) {
                  b.setCrossEnvelopes(x.cross_envelopes);
                  b.setCrossBytes(x.cross_bytes);
                  b.setBarrierWaitNs(x.barrier_wait_ns);
+                 b.setComputeRequests(x.compute_requests);
+                 b.setComputeBatches(x.compute_batches);
                },
                [&](const node_abort& x) { root.initAbort().setReason(x.reason); },
              },
@@ -272,7 +274,8 @@ absl::StatusOr<node_message> decode_node_message(std::string_view frame) {
         auto x = r.getResults();
         out = node_results{from_data(x.getEntities()), from_data(x.getWorkload()), x.getEvents(),
                            x.getWindows(),  x.getCrossEnvelopes(), x.getCrossBytes(),
-                           x.getBarrierWaitNs()};
+                           x.getBarrierWaitNs(), x.getComputeRequests(),
+                           x.getComputeBatches()};
         return absl::OkStatus();
       }
       case NodeMessage::ABORT:

@@ -187,6 +187,8 @@ struct node_results {
   std::uint64_t cross_envelopes = 0;
   std::uint64_t cross_bytes = 0;
   std::int64_t barrier_wait_ns = 0;
+  std::uint64_t compute_requests = 0;
+  std::uint64_t compute_batches = 0;
   friend bool operator==(const node_results&, const node_results&) = default;
 };
 

@@ -303,6 +303,9 @@ private:
       n.cross_envelopes = r->cross_envelopes;
       n.cross_bytes = r->cross_bytes;
       n.barrier_wait_seconds = static_cast<double>(r->barrier_wait_ns) * 1e-9;
+      // Each node's GPU worker ran its own entities' requests.
+      out_.result.compute_requests += r->compute_requests;
+      out_.result.compute_batches += r->compute_batches;
       out_.entity_states.push_back(std::move(r->entities));
       out_.workload_states.push_back(std::move(r->workload));
     }

@@ -193,6 +193,8 @@ void worker_run::main(protocol::node_setup setup) {
   res.cross_envelopes = ex.cross_envelopes();
   res.cross_bytes = ex.cross_bytes();
   res.barrier_wait_ns = ex.wait_ns();
+  res.compute_requests = r.compute_requests;
+  res.compute_batches = r.compute_batches;
   log_(absl::StrCat("run done: ", r.events, " events, ", ex.cross_envelopes(),
                     " envelopes sent to other nodes"));
   send_(std::move(res));
