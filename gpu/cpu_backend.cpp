@@ -352,33 +352,73 @@ absl::StatusOr<tensor> cpu_backend::moe_combine(const_matrix_view y, const moe_r
   return out;
 }
 
+namespace {
+
+/// The bits of max |x| over a row: magnitudes' bit patterns order as the
+/// magnitudes do, infinities and NaNs above every finite value, and an
+/// integer maximum vectorises (a float one does not, for its NaN rules).
+std::uint32_t row_amax_bits(const float* __restrict x, std::int64_t n) {
+  std::uint32_t m = 0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    std::uint32_t b;
+    std::memcpy(&b, x + j, sizeof b);
+    m = std::max(m, b & 0x7fffffffu);
+  }
+  return m;
+}
+
+/// The code of x: x / scale (a division, not a multiplication by 1/scale, so
+/// that the code of max|x| is exactly qmax), clamped to [-qmax, qmax], then
+/// rounded half to even as nearbyint does in the default rounding mode
+/// (clamping to integer bounds first gives the same code): adding and
+/// removing 1.5 x 2^23 leaves the nearest integer for |v| < 2^22, without a
+/// libm call, so the loops vectorise.
+inline int quant_code(float x, float scale, float qmax) {
+  constexpr float magic = 12582912.0f;
+  const float v = std::min(std::max(x / scale, -qmax), qmax);
+  return static_cast<int>((v + magic) - magic);
+}
+
+} // namespace
+
 absl::StatusOr<quantized_activations> cpu_backend::quantize(const_matrix_view x, int bits) {
-  SATEMU_GPU_RETURN_IF_ERROR(detail::check_quantize(x, bits));
-  count_launch(op::quantize);
+  // The values are checked while their maximum is taken (one pass).
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_quantize_args(x, bits));
   auto q = quantized_activations::zeros(x.rows, x.cols, bits);
   const float qmax = bits == 8 ? 127.0f : 7.0f;
   for (std::int64_t r = 0; r < x.rows; ++r) {
     const float* xr = x.row(r);
-    float amax = 0.0f;
-    for (std::int64_t j = 0; j < x.cols; ++j)
-      amax = std::max(amax, std::fabs(xr[j]));
+    const std::uint32_t amax_bits = row_amax_bits(xr, x.cols);
+    if (amax_bits >= 0x7f800000u) // an infinity or a NaN: the check names it
+      return detail::check_quantize(x, bits);
+    float amax;
+    std::memcpy(&amax, &amax_bits, sizeof amax);
     const float scale = amax / qmax;
     q.scales[static_cast<std::size_t>(r)] = scale;
     if (scale == 0.0f) // all-zero row, or max|x| so small the scale underflows
       continue;
-    std::uint8_t* out = q.codes.data() + r * q.row_bytes();
-    for (std::int64_t j = 0; j < x.cols; ++j) {
-      // Division, not multiplication by 1/scale: the code of max|x| is then
-      // exactly qmax. nearbyint rounds half to even in the default FP mode.
-      const float v = std::clamp(std::nearbyint(xr[j] / scale), -qmax, qmax);
-      const auto c = static_cast<std::int8_t>(v);
-      if (bits == 8)
-        out[j] = static_cast<std::uint8_t>(c);
-      else
-        out[j / 2] |= static_cast<std::uint8_t>((static_cast<std::uint8_t>(c) & 0x0fu)
-                                                << (j % 2 == 0 ? 0 : 4));
+    // Codes are bytes, which may alias anything: restrict lets the loops
+    // below vectorise.
+    std::uint8_t* __restrict out = q.codes.data() + r * q.row_bytes();
+    const float* __restrict in = xr;
+    const std::int64_t cols = x.cols;
+    if (bits == 8) {
+      for (std::int64_t j = 0; j < cols; ++j)
+        out[j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(quant_code(in[j], scale, qmax)));
+      continue;
     }
+    // int4: two codes per byte, the even column in the low nibble.
+    const std::int64_t pairs = cols / 2;
+    for (std::int64_t b = 0; b < pairs; ++b) {
+      const auto lo = static_cast<unsigned>(quant_code(in[2 * b], scale, qmax)) & 0x0fu;
+      const auto hi = static_cast<unsigned>(quant_code(in[2 * b + 1], scale, qmax)) & 0x0fu;
+      out[b] = static_cast<std::uint8_t>(lo | (hi << 4));
+    }
+    if (cols % 2 != 0)
+      out[pairs] = static_cast<std::uint8_t>(
+        static_cast<unsigned>(quant_code(in[cols - 1], scale, qmax)) & 0x0fu);
   }
+  count_launch(op::quantize);
   return q;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_join.h"
@@ -283,12 +284,28 @@ absl::Status check_moe_combine(const const_matrix_view& y, const moe_routing& r)
   return absl::OkStatus();
 }
 
-absl::Status check_quantize(const const_matrix_view& x, int bits) {
-  constexpr std::string_view kernel = "quantize";
+absl::Status check_quantize_args(const const_matrix_view& x, int bits) {
   check_view(x, "x");
   if (bits != 8 && bits != 4)
-    return invalid(kernel, "bits must be 8 or 4, got ", bits);
-  for (std::int64_t i = 0; i < x.size(); ++i)
+    return invalid("quantize", "bits must be 8 or 4, got ", bits);
+  return absl::OkStatus();
+}
+
+absl::Status check_quantize(const const_matrix_view& x, int bits) {
+  constexpr std::string_view kernel = "quantize";
+  SATEMU_GPU_RETURN_IF_ERROR(check_quantize_args(x, bits));
+  // One vectorisable pass: a value is finite when its magnitude's bits are
+  // below infinity's; the first culprit is looked for only if there is one.
+  std::uint32_t worst = 0;
+  const std::int64_t n = x.size();
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::uint32_t b;
+    std::memcpy(&b, x.data + i, sizeof b);
+    worst = std::max(worst, b & 0x7fffffffu);
+  }
+  if (worst < 0x7f800000u)
+    return absl::OkStatus();
+  for (std::int64_t i = 0; i < n; ++i)
     if (!std::isfinite(x.data[i]))
       return invalid(kernel, "non-finite value ", x.data[i], " at row ", i / x.cols,
                      ", column ", i % x.cols);

@@ -89,6 +89,10 @@ absl::Status check_moe_gather(const const_matrix_view& x, const moe_routing& r);
 absl::Status check_moe_combine(const const_matrix_view& y, const moe_routing& r);
 
 absl::Status check_quantize(const const_matrix_view& x, int bits);
+/// check_quantize without its scan for non-finite values, for a backend
+/// that sees every value anyway (it calls check_quantize for the error when
+/// it meets one).
+absl::Status check_quantize_args(const const_matrix_view& x, int bits);
 /// Sizes, scales, and every byte a valid symmetric code (pads zero).
 absl::Status check_dequantize(const quantized_activations& q);
 absl::Status check_sparsify_topk(const const_matrix_view& x, std::int64_t k);

@@ -105,6 +105,26 @@ TEST(Quantize, Int4PackingRoundTrip) {
   EXPECT_EQ(again->scales, q.scales);
 }
 
+TEST(Quantize, TiesRoundHalfToEven) {
+  // max|x| = 127 and 7 make the scales exactly 1: the codes are x rounded,
+  // ties to the even neighbour, clamped to +-qmax.
+  cpu_backend be;
+  tensor x8({1, 8}, {2.5f, -2.5f, 3.5f, 0.5f, -1.5f, 126.5f, -127.0f, 0.49999997f});
+  auto q8 = be.quantize(x8, 8);
+  ASSERT_TRUE(q8.ok()) << q8.status();
+  EXPECT_EQ(q8->scales[0], 1.0f);
+  const std::vector<int> want8 = {2, -2, 4, 0, -2, 126, -127, 0};
+  for (std::int64_t j = 0; j < 8; ++j)
+    EXPECT_EQ(code_at(*q8, 0, j), want8[static_cast<std::size_t>(j)]) << j;
+  tensor x4({1, 5}, {6.5f, -5.5f, 1.5f, -0.5f, 7.0f});
+  auto q4 = be.quantize(x4, 4);
+  ASSERT_TRUE(q4.ok()) << q4.status();
+  EXPECT_EQ(q4->scales[0], 1.0f);
+  const std::vector<int> want4 = {6, -6, 2, 0, 7};
+  for (std::int64_t j = 0; j < 5; ++j)
+    EXPECT_EQ(code_at(*q4, 0, j), want4[static_cast<std::size_t>(j)]) << j;
+}
+
 TEST(Quantize, RejectsBadInputAndCorruptMessages) {
   cpu_backend be;
   EXPECT_FALSE(be.quantize(tensor({2, 2}), 3).ok());
@@ -112,6 +132,14 @@ TEST(Quantize, RejectsBadInputAndCorruptMessages) {
   EXPECT_FALSE(be.quantize(x, 8).ok());
   x[1] = NAN;
   EXPECT_FALSE(be.quantize(x, 4).ok());
+  // A non-finite value after rows already quantised is named, nothing returned.
+  auto late = ref::random_tensor({4, 6}, 2);
+  late[3 * 6 + 4] = -std::numeric_limits<float>::infinity();
+  for (int bits : {8, 4}) {
+    auto st = be.quantize(late, bits).status();
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("row 3, column 4"), std::string::npos) << st;
+  }
 
   auto q8 = be.quantize(ref::random_tensor({2, 3}, 1), 8);
   ASSERT_TRUE(q8.ok());
