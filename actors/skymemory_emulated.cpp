@@ -221,12 +221,7 @@ void skymemory_node::start_request() {
   const auto seq = next_seq_++;
   auto p = make_prompt(cfg_->prompts, cfg_->seed, random());
   const auto serving = serving_satellite();
-  std::vector<std::uint32_t> slots;
-  if (cfg_->cache && serving >= 0 && layout_) {
-    if (!layout_->placed())
-      layout_->reset(static_cast<std::uint32_t>(serving));
-    slots = layout_->slots();
-  }
+  auto slots = current_slots();
   request_record rec;
   rec.seq = seq;
   rec.start_ns = now().ns();
@@ -257,6 +252,15 @@ void skymemory_node::start_request() {
   a->slots = std::move(slots);
   a->tokens = std::move(p.tokens);
   begin(std::move(a));
+}
+
+std::vector<std::uint32_t> skymemory_node::current_slots() {
+  const auto serving = serving_satellite();
+  if (!cfg_->cache || serving < 0 || !layout_)
+    return {};
+  if (!layout_->placed())
+    layout_->reset(static_cast<std::uint32_t>(serving));
+  return layout_->slots();
 }
 
 void skymemory_node::begin(std::unique_ptr<active_request> owned) {
@@ -359,16 +363,7 @@ void skymemory_node::finish_prefill(std::uint64_t seq) {
   auto& rec = a.rec;
   // Store the blocks computed here: a user on its layout of the moment, a
   // satellite on the layout the prompt came with.
-  std::vector<std::uint32_t> slots = a.slots;
-  if (user_) {
-    slots.clear();
-    const auto serving = serving_satellite();
-    if (cfg_->cache && serving >= 0 && layout_) {
-      if (!layout_->placed())
-        layout_->reset(static_cast<std::uint32_t>(serving));
-      slots = layout_->slots();
-    }
-  }
+  const auto slots = user_ ? current_slots() : a.slots;
   for (std::size_t i = rec.cached_tokens / cfg_->block_tokens;
        !slots.empty() && i < a.hashes.size(); ++i) {
     kv_message m;

@@ -174,6 +174,9 @@ private:
     bool answered = false; ///< the first answer is in
   };
   void start_request();
+  /// A user's layout around its serving satellite now (placed on first
+  /// use); empty without the cache or a serving satellite.
+  std::vector<std::uint32_t> current_slots();
   void begin(std::unique_ptr<active_request> a);
   void answer(active_request& a, bool last);
   void receive_answer(const protocol::kv_message& m);
