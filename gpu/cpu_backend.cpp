@@ -354,19 +354,6 @@ absl::StatusOr<tensor> cpu_backend::moe_combine(const_matrix_view y, const moe_r
 
 namespace {
 
-/// The bits of max |x| over a row: magnitudes' bit patterns order as the
-/// magnitudes do, infinities and NaNs above every finite value, and an
-/// integer maximum vectorises (a float one does not, for its NaN rules).
-std::uint32_t row_amax_bits(const float* __restrict x, std::int64_t n) {
-  std::uint32_t m = 0;
-  for (std::int64_t j = 0; j < n; ++j) {
-    std::uint32_t b;
-    std::memcpy(&b, x + j, sizeof b);
-    m = std::max(m, b & 0x7fffffffu);
-  }
-  return m;
-}
-
 /// The code of x: x / scale (a division, not a multiplication by 1/scale, so
 /// that the code of max|x| is exactly qmax), clamped to [-qmax, qmax], then
 /// rounded half to even as nearbyint does in the default rounding mode
@@ -388,8 +375,8 @@ absl::StatusOr<quantized_activations> cpu_backend::quantize(const_matrix_view x,
   const float qmax = bits == 8 ? 127.0f : 7.0f;
   for (std::int64_t r = 0; r < x.rows; ++r) {
     const float* xr = x.row(r);
-    const std::uint32_t amax_bits = row_amax_bits(xr, x.cols);
-    if (amax_bits >= 0x7f800000u) // an infinity or a NaN: the check names it
+    const std::uint32_t amax_bits = detail::max_magnitude_bits(xr, x.cols);
+    if (amax_bits >= detail::nonfinite_bits) // an infinity or a NaN: the check names it
       return detail::check_quantize(x, bits);
     float amax;
     std::memcpy(&amax, &amax_bits, sizeof amax);

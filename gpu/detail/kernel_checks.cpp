@@ -284,6 +284,16 @@ absl::Status check_moe_combine(const const_matrix_view& y, const moe_routing& r)
   return absl::OkStatus();
 }
 
+std::uint32_t max_magnitude_bits(const float* __restrict x, std::int64_t n) {
+  std::uint32_t m = 0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    std::uint32_t b;
+    std::memcpy(&b, x + j, sizeof b);
+    m = std::max(m, b & 0x7fffffffu);
+  }
+  return m;
+}
+
 absl::Status check_quantize_args(const const_matrix_view& x, int bits) {
   check_view(x, "x");
   if (bits != 8 && bits != 4)
@@ -294,16 +304,9 @@ absl::Status check_quantize_args(const const_matrix_view& x, int bits) {
 absl::Status check_quantize(const const_matrix_view& x, int bits) {
   constexpr std::string_view kernel = "quantize";
   SATEMU_GPU_RETURN_IF_ERROR(check_quantize_args(x, bits));
-  // One vectorisable pass: a value is finite when its magnitude's bits are
-  // below infinity's; the first culprit is looked for only if there is one.
-  std::uint32_t worst = 0;
+  // One vectorisable pass; the first culprit is looked for only if there is one.
   const std::int64_t n = x.size();
-  for (std::int64_t i = 0; i < n; ++i) {
-    std::uint32_t b;
-    std::memcpy(&b, x.data + i, sizeof b);
-    worst = std::max(worst, b & 0x7fffffffu);
-  }
-  if (worst < 0x7f800000u)
+  if (max_magnitude_bits(x.data, n) < nonfinite_bits)
     return absl::OkStatus();
   for (std::int64_t i = 0; i < n; ++i)
     if (!std::isfinite(x.data[i]))
