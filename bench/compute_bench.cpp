@@ -282,7 +282,7 @@ std::string cuda_missing() {
   if (!d.cuda_built)
     return "no CUDA backend in this build";
   if (d.cuda_devices == 0)
-    return "no CUDA device: " + d.detail;
+    return d.detail; // "no CUDA device (...)"
   return "";
 }
 

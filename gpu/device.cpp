@@ -2,6 +2,7 @@
 
 #ifdef SATEMU_GPU_HAVE_CUDA
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 #endif
 
 namespace satemu::gpu {
@@ -14,7 +15,14 @@ device_info probe() {
   info.cuda_built = true;
   int count = 0;
   if (auto err = cudaGetDeviceCount(&count); err != cudaSuccess) {
-    info.detail = std::string("no CUDA device (") + cudaGetErrorString(err) + ")";
+    // The runtime reports a missing driver as too old a one; say which.
+    const bool no_driver =
+        err == cudaErrorInsufficientDriver &&
+        dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD) == nullptr;
+    info.detail = no_driver ? std::string("no CUDA device: the CUDA driver "
+                                          "(libcuda.so.1) is not installed")
+                            : std::string("no CUDA device (") +
+                                  cudaGetErrorString(err) + ")";
     return info;
   }
   info.cuda_devices = count;
@@ -33,7 +41,7 @@ device_info probe() {
 
 } // namespace
 
-const device_info& probe_devices() {
+const device_info &probe_devices() {
   static const device_info info = probe();
   return info;
 }

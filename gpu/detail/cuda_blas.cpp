@@ -2,8 +2,10 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -36,29 +38,26 @@ static_assert(std::is_same_v<decltype(static_cast<decltype(api::gemm_strided_bat
 
 const std::string library_name = absl::StrCat("libcublas.so.", CUBLAS_VER_MAJOR);
 
-// The library next to the CUDA runtime this binary is linked with, for
-// systems where the CUDA libraries are not on the loader's search path.
-std::string beside_cudart() {
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&cudaGetDeviceCount), &info) == 0 ||
-      info.dli_fname == nullptr)
-    return {};
-  std::string path = info.dli_fname;
-  const auto slash = path.rfind('/');
-  if (slash == std::string::npos)
-    return {};
-  return path.substr(0, slash + 1) + library_name;
+// Where a CUDA install keeps its libraries, for systems whose loader path
+// does not name it: $CUDA_HOME/lib64, then /usr/local/cuda/lib64. (The CUDA
+// runtime is linked in statically, so nothing else points there.)
+std::vector<std::string> cuda_library_dirs() {
+  std::vector<std::string> dirs;
+  if (const char* home = std::getenv("CUDA_HOME"); home != nullptr && *home != '\0')
+    dirs.push_back(absl::StrCat(home, "/lib64/"));
+  dirs.emplace_back("/usr/local/cuda/lib64/");
+  return dirs;
 }
 
 absl::StatusOr<cublas_api> load() {
   void* lib = dlopen(library_name.c_str(), RTLD_NOW | RTLD_LOCAL);
   std::string why = lib == nullptr ? dlerror() : "";
-  if (lib == nullptr) {
-    if (const std::string alt = beside_cudart(); !alt.empty()) {
-      lib = dlopen(alt.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (lib == nullptr)
-        absl::StrAppend(&why, "; ", dlerror());
-    }
+  for (const std::string& dir : cuda_library_dirs()) {
+    if (lib != nullptr)
+      break;
+    lib = dlopen((dir + library_name).c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr)
+      absl::StrAppend(&why, "; ", dlerror());
   }
   if (lib == nullptr)
     return absl::UnavailableError(absl::StrCat("compute backend 'cuda': cannot load ",
