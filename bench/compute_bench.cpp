@@ -32,11 +32,14 @@
 //   BM_Compute_CudaGemmPeak/<precision>/<n>: one cuBLAS GEMM n x n x n on
 //     device-resident operands (gpu/cuda_backend.hpp cuda_gemm_seconds,
 //     CUDA events, median of 20). Counter: tflops.
-//   BM_Compute_CudaDecoderLayer/<precision>/<tokens>: the same layer on the
-//     cuda backend, whose calls copy host tensors in and out (weights
-//     included, every call). Counters: tokens_per_s, gflops,
-//     fraction_of_gemm_peak = gflops / (cuBLAS 8192^3 rate in that precision),
-//     weights_GBps (which here includes the copy from the host).
+//   BM_Compute_CudaDecoderLayer/<precision>/<tokens>/<resident>: the same
+//     layer on the cuda backend (also for 4,096 tokens), run on the device
+//     (backend::layer_extend): x is copied in, the output and the new keys
+//     and values out, every call; the weights too with resident:0, while
+//     resident:1 keeps them on the device (backend::keep_resident, as the GPU
+//     worker does). Counters: tokens_per_s, gflops, fraction_of_gemm_peak =
+//     gflops / (cuBLAS 8192^3 rate in that precision), weights_GBps (with
+//     resident:0 this includes the copy from the host).
 //   BM_Compute_CudaQuantize/<bits>: the quantize kernel on a device-resident
 //     [16384, 4096] fp32 matrix (256 MiB). Counters: input_GBps; copy_GBps
 //     (cudaMemcpy device to device of the same bytes); ratio as above.
@@ -336,14 +339,18 @@ void BM_Compute_CudaDecoderLayer(benchmark::State& state, cuda_precision p) {
     state.SkipWithError(std::string(b.status().message()).c_str());
     return;
   }
+  if (state.range(1) != 0 && llama() != nullptr) {
+    if (auto kept = keep_resident(**b, llama()->weights); !kept.ok()) {
+      state.SkipWithError(std::string(kept.message()).c_str());
+      return;
+    }
+  }
   run_layer(state, **b, false, cuda_peak_flops(p), "fraction_of_gemm_peak", 0.0);
 }
 #define SATEMU_BENCH_CUDA_LAYER(prec)                                                        \
   BENCHMARK_CAPTURE(BM_Compute_CudaDecoderLayer, prec, cuda_precision::prec)                \
-      ->Arg(1)                                                                               \
-      ->Arg(64)                                                                              \
-      ->Arg(1024)                                                                            \
-      ->ArgName("tokens")                                                                    \
+      ->ArgsProduct({{1, 64, 1024, 4096}, {0, 1}})                                           \
+      ->ArgNames({"tokens", "resident"})                                                     \
       ->Unit(benchmark::kMillisecond)                                                        \
       ->UseRealTime()
 SATEMU_BENCH_CUDA_LAYER(bf16);

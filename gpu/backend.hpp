@@ -4,7 +4,8 @@
 /// (cpu_backend.hpp: OpenBLAS and plain loops, the reference) and `cuda`
 /// (cuda_backend.hpp: cuBLAS and own kernels; each call copies its inputs to
 /// the GPU, computes there in bf16, fp16, tf32 or fp32, and copies the
-/// results back).
+/// results back; weights kept resident and whole layers on the device save
+/// most of those copies: keep_resident, layer_extend).
 ///
 /// Layouts (all row-major, see tensor.hpp):
 /// - Activations are `[tokens, features]` matrices. Tokens of several
@@ -43,6 +44,12 @@
 #include "gpu/tensor.hpp"
 
 namespace satemu::gpu {
+
+// layers.hpp: the whole-layer calls a backend may run its own way.
+struct decoder_config;
+struct decoder_layer_weights;
+struct past_kv;
+struct extend_result;
 
 // --- Launch accounting ---------------------------------------------------
 
@@ -337,6 +344,33 @@ public:
   /// Round to nearest even into fp16 or bf16 (half.hpp), and back (exact).
   virtual absl::StatusOr<half_activations> cast_half(const_matrix_view x, half_type t) = 0;
   virtual absl::StatusOr<tensor> uncast_half(const half_activations& h) = 0;
+
+  // Weights kept on the device ----------------------------------------------
+
+  /// Asks the backend to keep a copy of the matrix `w` in its own memory and
+  /// to use it for every GEMM operand whose host data and size are exactly
+  /// `w`'s, instead of copying it in on each call (a GPU backend; the cpu
+  /// backend computes on host memory and does nothing). Keeping the same
+  /// matrix again does nothing. The caller keeps `w`'s host data alive and
+  /// unchanged until drop_resident() or the backend's end: the copy is not
+  /// refreshed. Results are the same as without the copy.
+  virtual absl::Status keep_resident(const_matrix_view w) { return absl::OkStatus(); }
+  /// Frees every kept copy.
+  virtual void drop_resident() {}
+  /// Bytes the kept copies take in the backend's memory.
+  virtual std::int64_t resident_bytes() const { return 0; }
+
+  // Whole layers -----------------------------------------------------------------
+
+  /// layers.hpp's decoder_layer_extend, which calls this. The default builds
+  /// the layer from this backend's kernels (decoder_layer_extend_from_kernels);
+  /// a GPU backend runs it with the activations kept on the device between
+  /// the kernels, counting the same launches and giving the same numbers.
+  virtual absl::StatusOr<extend_result> layer_extend(const decoder_config& cfg,
+                                                     const decoder_layer_weights& w,
+                                                     const_matrix_view x,
+                                                     std::span<const std::int64_t> seq_offsets,
+                                                     std::span<const past_kv> past);
 
 protected:
   backend() = default;

@@ -68,6 +68,12 @@ absl::Status batcher::flush() {
       offsets.push_back(offsets.back() + r->x.rows());
     }
     const auto& head = *group.front();
+    if (st.ok()) {
+      const absl::Status kept = head.cfg != nullptr ? keep_resident(b_, *head.layer)
+                                                    : b_.keep_resident(*head.matrix);
+      if (!kept.ok())
+        b_.drop_resident();
+    }
     absl::StatusOr<tensor> out = tensor{};
     tensor keys, values;
     if (!st.ok()) {

@@ -17,6 +17,13 @@
 /// the order their first request came, and requests within a group in
 /// submission order, so a flush is deterministic. Not thread-safe: the owner
 /// (the GPU worker) serialises access.
+///
+/// Weights stay on the device: before a group runs, its weight matrices are
+/// kept resident on the backend (backend::keep_resident; nothing on the cpu
+/// backend), so the weights must stay alive and unchanged for as long as the
+/// backend lives (or until its drop_resident()). When the device memory
+/// cannot hold them, the kept copies are dropped and the group runs with its
+/// weights copied in for the call.
 #pragma once
 
 #include <cstddef>

@@ -21,7 +21,7 @@
 
 namespace satemu::gpu {
 
-class cpu_backend final : public backend {
+class cpu_backend : public backend {
 public:
   cpu_backend();
 

@@ -6,8 +6,11 @@
 /// Unavailable).
 ///
 /// Each call copies its inputs to the device, runs there in the backend's
-/// precision and copies the results back before it returns; nothing stays on
-/// the device between calls, so host tensors may change freely between them.
+/// precision and copies the results back before it returns. Only weights
+/// given to keep_resident stay on the device between calls (those must not
+/// change until drop_resident); other host tensors may change freely between
+/// calls. layer_extend runs a dense decoder layer's kernels one after another
+/// on device memory, with the same results as the layer call by call.
 ///
 /// Precision (cuda_options::precision):
 /// - `bf16`, `fp16`: 16-bit storage with fp32 accumulation. Every input of a

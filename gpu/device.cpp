@@ -16,13 +16,10 @@ device_info probe() {
   int count = 0;
   if (auto err = cudaGetDeviceCount(&count); err != cudaSuccess) {
     // The runtime reports a missing driver as too old a one; say which.
-    const bool no_driver =
-        err == cudaErrorInsufficientDriver &&
-        dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD) == nullptr;
-    info.detail = no_driver ? std::string("no CUDA device: the CUDA driver "
-                                          "(libcuda.so.1) is not installed")
-                            : std::string("no CUDA device (") +
-                                  cudaGetErrorString(err) + ")";
+    const bool no_driver = err == cudaErrorInsufficientDriver &&
+                           dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD) == nullptr;
+    info.detail = no_driver ? "no CUDA device: the CUDA driver (libcuda.so.1) is not installed"
+                            : std::string("no CUDA device (") + cudaGetErrorString(err) + ")";
     return info;
   }
   info.cuda_devices = count;
@@ -41,7 +38,7 @@ device_info probe() {
 
 } // namespace
 
-const device_info &probe_devices() {
+const device_info& probe_devices() {
   static const device_info info = probe();
   return info;
 }

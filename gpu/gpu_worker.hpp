@@ -47,8 +47,10 @@ struct request_cost {
 /// One compute request of an entity (`entity::compute`): the prefill of one
 /// sequence through a decoder layer, a linear layer, or a cost alone; and,
 /// once the GPU worker has run it, its result and modeled duration. Weights
-/// are referenced, not copied: they must outlive the request, and the same
-/// weights object is the same weight set (requests for it are stacked).
+/// are referenced, not copied, and the same weights object is the same
+/// weight set (requests for it are stacked). A GPU backend keeps the weights
+/// it has run on the device (batcher.hpp), so they must stay alive and
+/// unchanged while the worker lives.
 class compute_request final : public runtime::compute_job {
 public:
   enum class kind { layer, linear, modeled };

@@ -177,11 +177,45 @@ absl::StatusOr<tensor> moe_layer(backend& b, const moe_weights& w, const_matrix_
   return b.moe_combine(y, r);
 }
 
+absl::Status keep_resident(backend& b, const decoder_layer_weights& w) {
+  for (const tensor* t : {&w.wq, &w.wk, &w.wv, &w.wo})
+    SATEMU_GPU_RETURN_IF_ERROR(b.keep_resident(*t));
+  auto mlp = [&](const swiglu_weights& m) -> absl::Status {
+    for (const tensor* t : {&m.gate, &m.up, &m.down})
+      SATEMU_GPU_RETURN_IF_ERROR(b.keep_resident(*t));
+    return absl::OkStatus();
+  };
+  if (const auto* m = std::get_if<swiglu_weights>(&w.ffn))
+    return mlp(*m);
+  const auto& moe = std::get<moe_weights>(w.ffn);
+  SATEMU_GPU_RETURN_IF_ERROR(b.keep_resident(moe.router));
+  for (const swiglu_weights& e : moe.experts)
+    SATEMU_GPU_RETURN_IF_ERROR(mlp(e));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<extend_result> backend::layer_extend(const decoder_config& cfg,
+                                                    const decoder_layer_weights& w,
+                                                    const_matrix_view x,
+                                                    std::span<const std::int64_t> seq_offsets,
+                                                    std::span<const past_kv> past) {
+  return decoder_layer_extend_from_kernels(*this, cfg, w, x, seq_offsets, past);
+}
+
 absl::StatusOr<tensor> decoder_layer_prefill(backend& b, const decoder_config& cfg,
                                              const decoder_layer_weights& w,
                                              const_matrix_view x,
                                              std::span<const std::int64_t> seq_offsets,
                                              kv_cache* cache) {
+  if (cache == nullptr) {
+    if (seq_offsets.empty())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "decoder layer: seq_offsets must run from 0 to the ", x.rows, " token rows"));
+    const std::vector<past_kv> none(seq_offsets.size() - 1);
+    SATEMU_GPU_ASSIGN_OR_RETURN(extend_result r,
+                                b.layer_extend(cfg, w, x, seq_offsets, none));
+    return std::move(r.out);
+  }
   SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
   SATEMU_GPU_RETURN_IF_ERROR(check_ragged(cfg, x, seq_offsets));
   std::vector<std::int64_t> positions(static_cast<std::size_t>(x.rows));
@@ -204,6 +238,13 @@ absl::StatusOr<extend_result> decoder_layer_extend(backend& b, const decoder_con
                                                    const_matrix_view x,
                                                    std::span<const std::int64_t> seq_offsets,
                                                    std::span<const past_kv> past) {
+  return b.layer_extend(cfg, w, x, seq_offsets, past);
+}
+
+absl::StatusOr<std::int64_t> check_extend(const decoder_config& cfg,
+                                          const decoder_layer_weights& w, const_matrix_view x,
+                                          std::span<const std::int64_t> seq_offsets,
+                                          std::span<const past_kv> past) {
   SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
   SATEMU_GPU_RETURN_IF_ERROR(check_ragged(cfg, x, seq_offsets));
   const std::size_t n_seq = seq_offsets.size() - 1;
@@ -220,6 +261,16 @@ absl::StatusOr<extend_result> decoder_layer_extend(backend& b, const decoder_con
         to_string(p.v), ", expected [P, ", kv_dim, "] each"));
     past_rows += p.k.rows;
   }
+  return past_rows;
+}
+
+absl::StatusOr<extend_result> decoder_layer_extend_from_kernels(
+    backend& b, const decoder_config& cfg, const decoder_layer_weights& w, const_matrix_view x,
+    std::span<const std::int64_t> seq_offsets, std::span<const past_kv> past) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(const std::int64_t past_rows,
+                              check_extend(cfg, w, x, seq_offsets, past));
+  const std::size_t n_seq = seq_offsets.size() - 1;
+  const std::int64_t kv_dim = cfg.attn.kv_dim();
   std::vector<std::int64_t> positions(static_cast<std::size_t>(x.rows));
   for (std::size_t s = 0; s < n_seq; ++s)
     for (std::int64_t t = seq_offsets[s]; t < seq_offsets[s + 1]; ++t)

@@ -89,6 +89,7 @@ absl::StatusOr<tensor> moe_layer(backend& b, const moe_weights& w, const_matrix_
 /// Prefill over a ragged batch x `[T, D]`: token i of sequence s is at
 /// position i (sequences start at position 0). With a cache, sequence s's
 /// keys and values (after RoPE) are stored in slot s, positions 0..len-1.
+/// Without one, this is decoder_layer_extend with no past (b.layer_extend).
 absl::StatusOr<tensor> decoder_layer_prefill(backend& b, const decoder_config& cfg,
                                              const decoder_layer_weights& w,
                                              const_matrix_view x,
@@ -120,12 +121,34 @@ struct extend_result {
 /// decoder_layer_prefill: the cached keys and values join the new ones in
 /// the one ragged attention call, with all-zero query rows in the cached
 /// positions whose outputs are dropped. With every past empty the result is
-/// decoder_layer_prefill's, bit for bit.
+/// decoder_layer_prefill's, bit for bit. Runs as `b.layer_extend`: on a GPU
+/// backend, with the activations kept on the device between the kernels.
 absl::StatusOr<extend_result> decoder_layer_extend(backend& b, const decoder_config& cfg,
                                                    const decoder_layer_weights& w,
                                                    const_matrix_view x,
                                                    std::span<const std::int64_t> seq_offsets,
                                                    std::span<const past_kv> past);
+
+/// The checks of decoder_layer_extend: the weights against `cfg`, x and
+/// seq_offsets against each other, one past per sequence with keys and
+/// values `[P, kv_dim]`. Returns the cached rows of all sequences together.
+absl::StatusOr<std::int64_t> check_extend(const decoder_config& cfg,
+                                          const decoder_layer_weights& w, const_matrix_view x,
+                                          std::span<const std::int64_t> seq_offsets,
+                                          std::span<const past_kv> past);
+
+/// decoder_layer_extend built from the backend's kernels, one call each:
+/// what every backend's layer_extend gives by default, and what a GPU
+/// backend's own layer_extend is checked against.
+absl::StatusOr<extend_result> decoder_layer_extend_from_kernels(
+    backend& b, const decoder_config& cfg, const decoder_layer_weights& w, const_matrix_view x,
+    std::span<const std::int64_t> seq_offsets, std::span<const past_kv> past);
+
+/// backend::keep_resident for every matrix of a layer that a GEMM takes (the
+/// projections, the MLP or the router and every expert): the layer's
+/// weights must then stay alive and unchanged until drop_resident() or the
+/// backend's end.
+absl::Status keep_resident(backend& b, const decoder_layer_weights& w);
 
 /// One decode step: row s of x `[S, D]` is the next token of slot s, at
 /// position lengths[s] (tokens already cached, < capacity). Stores its key

@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <numeric>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +19,7 @@
 #include "gpu/detail/cuda_blas.hpp"
 #include "gpu/detail/cuda_kernels.hpp"
 #include "gpu/detail/kernel_checks.hpp"
+#include "gpu/layers.hpp"
 
 /// Returns an Internal status naming `what` when the CUDA call `expr` fails.
 #define SATEMU_GPU_CUDA_TRY(expr, what)                                                   \
@@ -200,6 +203,15 @@ public:
   absl::StatusOr<half_activations> cast_half(const_matrix_view x, half_type t) override;
   absl::StatusOr<tensor> uncast_half(const half_activations& h) override;
 
+  absl::Status keep_resident(const_matrix_view w) override;
+  void drop_resident() override;
+  std::int64_t resident_bytes() const override { return resident_bytes_; }
+
+  absl::StatusOr<extend_result> layer_extend(const decoder_config& cfg,
+                                             const decoder_layer_weights& w, const_matrix_view x,
+                                             std::span<const std::int64_t> seq_offsets,
+                                             std::span<const past_kv> past) override;
+
 private:
   cuda_backend(const cuda_options& o, const cublas_api* blas)
       : opt_(o), storage_(storage_of(o.precision)), blas_(blas) {}
@@ -228,10 +240,26 @@ private:
   }
   // `batch` fp32 matrices of `size` elements, `stride` apart on the host
   // (0: one shared matrix), packed on the device and converted to the GEMM
-  // input format. Sets *dev_stride to the device stride in elements.
+  // input format. Sets *dev_stride to the device stride in elements. A
+  // single matrix kept resident is not copied.
   absl::StatusOr<const void*> gemm_operand(const float* host, std::int64_t size,
                                            std::int64_t batch, std::int64_t stride,
                                            std::int64_t* dev_stride);
+  // n fp32 values on the device in the GEMM input format: rounded to TF32 in
+  // place (tf32), converted into scratch memory (fp16, bf16) or as they are.
+  absl::StatusOr<const void*> activation_operand(float* dev, std::int64_t n);
+  // c `[rows, w.rows]` = a w^T on the device (a: `[rows, w.cols]` in the GEMM
+  // input format), rounded to the storage format like gemm's result.
+  absl::Status linear_dev(const void* a, std::int64_t rows, const_matrix_view w, float* c);
+  // RoPE in place on `rows` rows of q and k on the device.
+  absl::Status rope_dev(const attention_config& cfg, float* q, float* k, std::int64_t rows,
+                        std::span<const std::int64_t> positions);
+  // Attention of the tiles' rows on the device.
+  absl::Status attention_dev(const attention_config& cfg, const float* q, const float* k,
+                             const float* v, float* out, const std::vector<attention_tile>& tiles);
+  // The tiles of causal attention over the sequences of `seq_offsets`.
+  static std::vector<attention_tile> prefill_tiles(const attention_config& cfg,
+                                                   std::span<const std::int64_t> seq_offsets);
   // cuBLAS on device operands: row-major C = alpha op(A) op(B) + beta C for
   // `batch` problems (strides in elements).
   absl::Status run_gemm(const gemm_op& o, const gemm_dims& d, const void* a, std::int64_t lda,
@@ -254,6 +282,9 @@ private:
   cudaStream_t stream_ = nullptr;
   cublasHandle_t handle_ = nullptr;
   device_arena mem_;
+  // keep_resident's copies, in the GEMM input format, by (host data, size).
+  std::map<std::pair<const float*, std::int64_t>, void*> resident_;
+  std::int64_t resident_bytes_ = 0;
 };
 
 absl::StatusOr<std::unique_ptr<backend>> cuda_backend::create(const cuda_options& o) {
@@ -284,6 +315,7 @@ absl::StatusOr<std::unique_ptr<backend>> cuda_backend::create(const cuda_options
 
 cuda_backend::~cuda_backend() {
   cudaSetDevice(opt_.device);
+  drop_resident();
   if (stream_ != nullptr)
     cudaStreamSynchronize(stream_);
   if (handle_ != nullptr)
@@ -310,17 +342,70 @@ absl::StatusOr<const void*> cuda_backend::gemm_operand(const float* host, std::i
                                                        std::int64_t* dev_stride) {
   const std::int64_t copies = stride == 0 ? 1 : batch;
   *dev_stride = stride == 0 ? 0 : size;
+  if (copies == 1)
+    if (auto it = resident_.find({host, size}); it != resident_.end())
+      return static_cast<const void*>(it->second);
   SATEMU_GPU_ASSIGN_OR_RETURN(float* f, mem_.alloc<float>(size * copies));
   SATEMU_GPU_CUDA_TRY(copy_blocks(f, size, host, stride, size, copies, sizeof(float),
                                   cudaMemcpyHostToDevice, stream_),
                       "copy to the device");
+  return activation_operand(f, size * copies);
+}
+
+absl::StatusOr<const void*> cuda_backend::activation_operand(float* dev, std::int64_t n) {
   if (opt_.precision == cuda_precision::tf32)
-    SATEMU_GPU_CUDA_TRY(launch_round_tf32(f, size * copies, stream_), "round_tf32");
+    SATEMU_GPU_CUDA_TRY(launch_round_tf32(dev, n, stream_), "round_tf32");
   if (storage_ == cuda_storage::f32)
-    return static_cast<const void*>(f);
-  SATEMU_GPU_ASSIGN_OR_RETURN(std::uint16_t * h, mem_.alloc<std::uint16_t>(size * copies));
-  SATEMU_GPU_CUDA_TRY(launch_to_half(f, h, size * copies, storage_, stream_), "to_half");
+    return static_cast<const void*>(dev);
+  SATEMU_GPU_ASSIGN_OR_RETURN(std::uint16_t * h, mem_.alloc<std::uint16_t>(n));
+  SATEMU_GPU_CUDA_TRY(launch_to_half(dev, h, n, storage_, stream_), "to_half");
   return static_cast<const void*>(h);
+}
+
+absl::Status cuda_backend::keep_resident(const_matrix_view w) {
+  if (w.size() == 0 || resident_.contains({w.data, w.size()}))
+    return absl::OkStatus();
+  SATEMU_GPU_RETURN_IF_ERROR(begin());
+  std::int64_t unused = 0;
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* converted, gemm_operand(w.data, w.size(), 1, 0, &unused));
+  const std::int64_t bytes = w.size() * storage_bytes(storage_);
+  void* dev = nullptr;
+  SATEMU_GPU_CUDA_TRY(cudaMalloc(&dev, static_cast<std::size_t>(bytes)),
+                      absl::StrCat("cudaMalloc of ", bytes, " bytes for a resident weight"));
+  absl::Status s = cuda_status(cudaMemcpyAsync(dev, converted, static_cast<std::size_t>(bytes),
+                                               cudaMemcpyDeviceToDevice, stream_),
+                               "copy of a resident weight");
+  if (s.ok())
+    s = finish("keep_resident");
+  if (!s.ok()) {
+    cudaStreamSynchronize(stream_);
+    cudaFree(dev);
+    return s;
+  }
+  resident_.emplace(std::pair{w.data, w.size()}, dev);
+  resident_bytes_ += bytes;
+  return absl::OkStatus();
+}
+
+void cuda_backend::drop_resident() {
+  if (resident_.empty())
+    return;
+  cudaSetDevice(opt_.device);
+  cudaStreamSynchronize(stream_);
+  for (const auto& [key, dev] : resident_)
+    cudaFree(dev);
+  resident_.clear();
+  resident_bytes_ = 0;
+}
+
+absl::Status cuda_backend::linear_dev(const void* a, std::int64_t rows, const_matrix_view w,
+                                      float* c) {
+  std::int64_t unused = 0;
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* w_dev, gemm_operand(w.data, w.size(), 1, 0, &unused));
+  SATEMU_GPU_RETURN_IF_ERROR(run_gemm({.trans_b = true}, gemm_dims{rows, w.rows, w.cols}, a,
+                                      w.cols, 0, w_dev, w.cols, 0, c, 0, 1));
+  SATEMU_GPU_CUDA_TRY(launch_round(c, rows * w.rows, storage_, stream_), "round");
+  return absl::OkStatus();
 }
 
 absl::Status cuda_backend::run_gemm(const gemm_op& o, const gemm_dims& d, const void* a,
@@ -489,6 +574,21 @@ absl::Status cuda_backend::rope(const attention_config& cfg, matrix_view q, matr
   count_launch(op::rope);
   if (q.rows == 0)
     return absl::OkStatus();
+  SATEMU_GPU_RETURN_IF_ERROR(begin());
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* q_dev, upload(q.data, q.size()));
+  float* k_dev = nullptr;
+  if (k.rows != 0) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(k_dev, upload(k.data, k.size()));
+  }
+  SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg, q_dev, k_dev, q.rows, positions));
+  SATEMU_GPU_RETURN_IF_ERROR(download(q.data, q_dev, q.size()));
+  if (k.rows != 0)
+    SATEMU_GPU_RETURN_IF_ERROR(download(k.data, k_dev, k.size()));
+  return finish("rope");
+}
+
+absl::Status cuda_backend::rope_dev(const attention_config& cfg, float* q, float* k,
+                                    std::int64_t rows, std::span<const std::int64_t> positions) {
   // The frequencies exactly as the cpu backend computes them.
   const std::int64_t half = cfg.head_dim / 2;
   std::vector<double> inv_freq(static_cast<std::size_t>(half));
@@ -496,24 +596,15 @@ absl::Status cuda_backend::rope(const attention_config& cfg, matrix_view q, matr
     inv_freq[static_cast<std::size_t>(i)] =
         std::pow(static_cast<double>(cfg.rope_theta),
                  -2.0 * static_cast<double>(i) / static_cast<double>(cfg.head_dim));
-  SATEMU_GPU_RETURN_IF_ERROR(begin());
-  SATEMU_GPU_ASSIGN_OR_RETURN(float* q_dev, upload(q.data, q.size()));
-  float* k_dev = nullptr;
-  if (k.rows != 0) {
-    SATEMU_GPU_ASSIGN_OR_RETURN(k_dev, upload(k.data, k.size()));
-  }
   SATEMU_GPU_ASSIGN_OR_RETURN(
       const std::int64_t* pos_dev,
       upload(positions.data(), static_cast<std::int64_t>(positions.size())));
   SATEMU_GPU_ASSIGN_OR_RETURN(const double* freq_dev,
                               upload(inv_freq.data(), static_cast<std::int64_t>(inv_freq.size())));
-  SATEMU_GPU_CUDA_TRY(launch_rope(q_dev, cfg.n_heads, k_dev, k.rows != 0 ? cfg.n_kv_heads : 0,
-                                  q.rows, cfg.head_dim, pos_dev, freq_dev, storage_, stream_),
+  SATEMU_GPU_CUDA_TRY(launch_rope(q, cfg.n_heads, k, k != nullptr ? cfg.n_kv_heads : 0, rows,
+                                  cfg.head_dim, pos_dev, freq_dev, storage_, stream_),
                       "rope");
-  SATEMU_GPU_RETURN_IF_ERROR(download(q.data, q_dev, q.size()));
-  if (k.rows != 0)
-    SATEMU_GPU_RETURN_IF_ERROR(download(k.data, k_dev, k.size()));
-  return finish("rope");
+  return absl::OkStatus();
 }
 
 absl::Status cuda_backend::attention_limits(std::string_view kernel,
@@ -532,27 +623,27 @@ absl::StatusOr<tensor> cuda_backend::run_attention(const attention_config& cfg,
                                                    const std::vector<attention_tile>& tiles) {
   tensor out({q.rows, q.cols});
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* q_dev, upload(q.data, q.size()));
-  SATEMU_GPU_ASSIGN_OR_RETURN(const attention_tile* tiles_dev,
-                              upload(tiles.data(), static_cast<std::int64_t>(tiles.size())));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* out_dev, mem_.alloc<float>(out.numel()));
-  SATEMU_GPU_CUDA_TRY(launch_attention(q_dev, k_dev, v_dev, out_dev, tiles_dev,
-                                       static_cast<std::int64_t>(tiles.size()), cfg.n_heads,
-                                       cfg.n_kv_heads, cfg.head_dim, cfg.softmax_scale(),
-                                       storage_, stream_),
-                      "attention");
+  SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg, q_dev, k_dev, v_dev, out_dev, tiles));
   SATEMU_GPU_RETURN_IF_ERROR(download(out.data(), out_dev, out.numel()));
   return out;
 }
 
-absl::StatusOr<tensor> cuda_backend::attention_prefill(const attention_config& cfg,
-                                                       const_matrix_view q, const_matrix_view k,
-                                                       const_matrix_view v,
-                                                       std::span<const std::int64_t> seq_offsets) {
-  SATEMU_GPU_RETURN_IF_ERROR(check_attention_prefill(cfg, q, k, v, seq_offsets).status());
-  SATEMU_GPU_RETURN_IF_ERROR(attention_limits("attention_prefill", cfg));
-  count_launch(op::attention_prefill);
-  if (q.rows == 0)
-    return tensor({q.rows, q.cols});
+absl::Status cuda_backend::attention_dev(const attention_config& cfg, const float* q,
+                                         const float* k, const float* v, float* out,
+                                         const std::vector<attention_tile>& tiles) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(const attention_tile* tiles_dev,
+                              upload(tiles.data(), static_cast<std::int64_t>(tiles.size())));
+  SATEMU_GPU_CUDA_TRY(launch_attention(q, k, v, out, tiles_dev,
+                                       static_cast<std::int64_t>(tiles.size()), cfg.n_heads,
+                                       cfg.n_kv_heads, cfg.head_dim, cfg.softmax_scale(),
+                                       storage_, stream_),
+                      "attention");
+  return absl::OkStatus();
+}
+
+std::vector<attention_tile> cuda_backend::prefill_tiles(
+    const attention_config& cfg, std::span<const std::int64_t> seq_offsets) {
   // Tiles of consecutive query rows of one sequence; row i of a sequence
   // sees its keys 0..i.
   const int rows_per_tile =
@@ -566,6 +657,19 @@ absl::StatusOr<tensor> cuda_backend::attention_prefill(const attention_config& c
                        static_cast<std::int32_t>(std::min<std::int64_t>(rows_per_tile, len - i0)),
                        static_cast<std::int32_t>(i0 + 1), 1});
   }
+  return tiles;
+}
+
+absl::StatusOr<tensor> cuda_backend::attention_prefill(const attention_config& cfg,
+                                                       const_matrix_view q, const_matrix_view k,
+                                                       const_matrix_view v,
+                                                       std::span<const std::int64_t> seq_offsets) {
+  SATEMU_GPU_RETURN_IF_ERROR(check_attention_prefill(cfg, q, k, v, seq_offsets).status());
+  SATEMU_GPU_RETURN_IF_ERROR(attention_limits("attention_prefill", cfg));
+  count_launch(op::attention_prefill);
+  if (q.rows == 0)
+    return tensor({q.rows, q.cols});
+  const std::vector<attention_tile> tiles = prefill_tiles(cfg, seq_offsets);
   SATEMU_GPU_RETURN_IF_ERROR(begin());
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* k_dev, upload(k.data, k.size()));
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* v_dev, upload(v.data, v.size()));
@@ -871,6 +975,147 @@ absl::StatusOr<tensor> cuda_backend::uncast_half(const half_activations& h) {
   SATEMU_GPU_RETURN_IF_ERROR(download(out.data(), out_dev, out.numel()));
   SATEMU_GPU_RETURN_IF_ERROR(finish("uncast_half"));
   return out;
+}
+
+// --- Whole layers ------------------------------------------------------------------------
+
+// decoder_layer_extend_from_kernels with the activations on the device: the
+// same kernels in the same order, each rounding its output to the storage
+// format as the per-call path does, so the numbers are the same; only x, the
+// cached keys and values, the norms and the weights not kept resident are
+// copied in, and the output and new keys and values out.
+absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& cfg,
+                                                         const decoder_layer_weights& w,
+                                                         const_matrix_view x,
+                                                         std::span<const std::int64_t> seq_offsets,
+                                                         std::span<const past_kv> past) {
+  const auto* mlp = std::get_if<swiglu_weights>(&w.ffn);
+  const absl::StatusOr<std::int64_t> checked = check_extend(cfg, w, x, seq_offsets, past);
+  // The kernels' checks of the scalars the layer hands them (the shapes are
+  // check_extend's).
+  auto scalars = [&]() -> absl::Status {
+    SATEMU_GPU_RETURN_IF_ERROR(check_rmsnorm(w.attn_norm, w.attn_norm, cfg.rms_eps));
+    SATEMU_GPU_RETURN_IF_ERROR(check_rope(cfg.attn, const_matrix_view{nullptr, 0, cfg.attn.q_dim()},
+                                          const_matrix_view{}, {}));
+    SATEMU_GPU_RETURN_IF_ERROR(check_attention_config("attention_prefill", cfg.attn));
+    return attention_limits("attention_prefill", cfg.attn);
+  };
+  // MoE layers, and anything a kernel may refuse, go call by call (which
+  // reports the errors).
+  if (mlp == nullptr || !checked.ok() || !scalars().ok() || mlp->gate.dim(0) == 0 ||
+      x.rows + *checked > INT32_MAX)
+    return decoder_layer_extend_from_kernels(*this, cfg, w, x, seq_offsets, past);
+  const std::int64_t past_rows = *checked;
+  for (const op k : {op::rmsnorm, op::gemm, op::gemm, op::gemm, op::rope, op::attention_prefill,
+                     op::gemm, op::add, op::rmsnorm, op::gemm, op::gemm, op::silu_mul, op::gemm,
+                     op::add})
+    count_launch(k);
+  const std::int64_t t = x.rows;
+  const std::int64_t d = cfg.hidden;
+  const std::int64_t qd = cfg.attn.q_dim();
+  const std::int64_t kvd = cfg.attn.kv_dim();
+  const std::int64_t f = mlp->gate.dim(0);
+  extend_result r{tensor({t, d}), tensor({t, kvd}), tensor({t, kvd})};
+  if (t == 0)
+    return r;
+  const std::size_t n_seq = seq_offsets.size() - 1;
+  std::vector<std::int64_t> positions(static_cast<std::size_t>(t));
+  for (std::size_t s = 0; s < n_seq; ++s)
+    for (std::int64_t i = seq_offsets[s]; i < seq_offsets[s + 1]; ++i)
+      positions[static_cast<std::size_t>(i)] = past[s].k.rows + (i - seq_offsets[s]);
+
+  SATEMU_GPU_RETURN_IF_ERROR(begin());
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* x_dev, upload(x.data, x.size()));
+  // Attention block: n1 = rmsnorm(x); q, k, v = n1 wq^T, n1 wk^T, n1 wv^T; RoPE.
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* attn_norm, upload(w.attn_norm.data(), d));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* n1, mem_.alloc<float>(t * d));
+  SATEMU_GPU_CUDA_TRY(launch_rmsnorm(x_dev, attn_norm, n1, t, d, cfg.rms_eps, storage_, stream_),
+                      "rmsnorm");
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n1_op, activation_operand(n1, t * d));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* q, mem_.alloc<float>(t * qd));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* k, mem_.alloc<float>(t * kvd));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* v, mem_.alloc<float>(t * kvd));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wq, q));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wk, k));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wv, v));
+  SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg.attn, q, k, t, positions));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* attn, mem_.alloc<float>(t * qd));
+  if (past_rows == 0) {
+    SATEMU_GPU_RETURN_IF_ERROR(
+        attention_dev(cfg.attn, q, k, v, attn, prefill_tiles(cfg.attn, seq_offsets)));
+  } else {
+    // As decoder_layer_extend_from_kernels: each sequence's cached rows, then
+    // its new rows, in one ragged attention; cached rows' queries are zero
+    // and their outputs dropped.
+    const std::int64_t rows = t + past_rows;
+    SATEMU_GPU_ASSIGN_OR_RETURN(float* qa, mem_.alloc<float>(rows * qd));
+    SATEMU_GPU_ASSIGN_OR_RETURN(float* ka, mem_.alloc<float>(rows * kvd));
+    SATEMU_GPU_ASSIGN_OR_RETURN(float* va, mem_.alloc<float>(rows * kvd));
+    SATEMU_GPU_ASSIGN_OR_RETURN(float* all, mem_.alloc<float>(rows * qd));
+    SATEMU_GPU_CUDA_TRY(
+        cudaMemsetAsync(qa, 0, static_cast<std::size_t>(rows * qd) * sizeof(float), stream_),
+        "cudaMemset");
+    auto copy = [&](float* to, const float* from, std::int64_t n_floats, cudaMemcpyKind kind) {
+      return cuda_status(n_floats == 0 ? cudaSuccess
+                                       : cudaMemcpyAsync(to, from,
+                                                         static_cast<std::size_t>(n_floats) *
+                                                             sizeof(float),
+                                                         kind, stream_),
+                         "copy of attention rows");
+    };
+    std::vector<std::int64_t> offsets{0};
+    for (std::size_t s = 0; s < n_seq; ++s) {
+      const std::int64_t at = offsets.back();
+      const std::int64_t n_past = past[s].k.rows;
+      const std::int64_t first = seq_offsets[s];
+      const std::int64_t n_new = seq_offsets[s + 1] - first;
+      SATEMU_GPU_RETURN_IF_ERROR(
+          copy(ka + at * kvd, past[s].k.data, n_past * kvd, cudaMemcpyHostToDevice));
+      SATEMU_GPU_RETURN_IF_ERROR(
+          copy(va + at * kvd, past[s].v.data, n_past * kvd, cudaMemcpyHostToDevice));
+      const std::int64_t to = at + n_past;
+      SATEMU_GPU_RETURN_IF_ERROR(
+          copy(qa + to * qd, q + first * qd, n_new * qd, cudaMemcpyDeviceToDevice));
+      SATEMU_GPU_RETURN_IF_ERROR(
+          copy(ka + to * kvd, k + first * kvd, n_new * kvd, cudaMemcpyDeviceToDevice));
+      SATEMU_GPU_RETURN_IF_ERROR(
+          copy(va + to * kvd, v + first * kvd, n_new * kvd, cudaMemcpyDeviceToDevice));
+      offsets.push_back(to + n_new);
+    }
+    SATEMU_GPU_RETURN_IF_ERROR(
+        attention_dev(cfg.attn, qa, ka, va, all, prefill_tiles(cfg.attn, offsets)));
+    for (std::size_t s = 0; s < n_seq; ++s)
+      SATEMU_GPU_RETURN_IF_ERROR(copy(attn + seq_offsets[s] * qd,
+                                      all + (offsets[s] + past[s].k.rows) * qd,
+                                      (seq_offsets[s + 1] - seq_offsets[s]) * qd,
+                                      cudaMemcpyDeviceToDevice));
+  }
+  // h = x + attn wo^T.
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* attn_op, activation_operand(attn, t * qd));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* h, mem_.alloc<float>(t * d));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(attn_op, t, w.wo, h));
+  SATEMU_GPU_CUDA_TRY(launch_add(h, x_dev, t * d, storage_, stream_), "add");
+  // MLP block: out = h + down(silu(gate n2) * up n2), n2 = rmsnorm(h).
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* mlp_norm, upload(w.mlp_norm.data(), d));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* n2, mem_.alloc<float>(t * d));
+  SATEMU_GPU_CUDA_TRY(launch_rmsnorm(h, mlp_norm, n2, t, d, cfg.rms_eps, storage_, stream_),
+                      "rmsnorm");
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n2_op, activation_operand(n2, t * d));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* g, mem_.alloc<float>(t * f));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* u, mem_.alloc<float>(t * f));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->gate, g));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->up, u));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* a, mem_.alloc<float>(t * f));
+  SATEMU_GPU_CUDA_TRY(launch_silu_mul(g, u, a, t * f, storage_, stream_), "silu_mul");
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* a_op, activation_operand(a, t * f));
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* out, mem_.alloc<float>(t * d));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(a_op, t, mlp->down, out));
+  SATEMU_GPU_CUDA_TRY(launch_add(out, h, t * d, storage_, stream_), "add");
+  SATEMU_GPU_RETURN_IF_ERROR(download(r.out.data(), out, t * d));
+  SATEMU_GPU_RETURN_IF_ERROR(download(r.k.data(), k, t * kvd));
+  SATEMU_GPU_RETURN_IF_ERROR(download(r.v.data(), v, t * kvd));
+  SATEMU_GPU_RETURN_IF_ERROR(finish("decoder layer"));
+  return r;
 }
 
 // --- Device-side timings ------------------------------------------------------------------

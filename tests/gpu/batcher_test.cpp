@@ -2,11 +2,14 @@
 // set, and give the same numbers as N separate calls (to fp32 rounding).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
 #include <vector>
 
 #include "gpu/batcher.hpp"
 #include "gpu/cpu_backend.hpp"
 #include "gpu/model_runner.hpp"
+#include "recording_backend.hpp"
 #include "reference.hpp"
 
 namespace satemu::gpu {
@@ -129,6 +132,51 @@ TEST(Batcher, MismatchedWidthsFailTheGroupOnly) {
   EXPECT_FALSE(batch.take(bad1).ok());
   EXPECT_FALSE(batch.take(bad2).ok());
   EXPECT_TRUE(batch.take(good).ok());
+}
+
+// Before a group runs, its weights are kept resident on the backend (a GPU
+// backend's device copy), and layer groups run as the backend's layer call.
+TEST(Batcher, KeepsEachGroupsWeightsResidentAndRunsLayersAsOneCall) {
+  const auto m = tiny();
+  const auto moe = tiny("tiny-moe");
+  const auto d = m.config.hidden;
+  recording_backend b;
+  batcher batch(b);
+  const auto t0 = batch.submit_layer(m.config, m.layers[0], ref::random_tensor({4, d}, 1));
+  batch.submit_layer(m.config, m.layers[0], ref::random_tensor({2, d}, 2));
+  batch.submit_layer(moe.config, moe.layers[1], ref::random_tensor({3, moe.config.hidden}, 3));
+  batch.submit_linear(m.lm_head, ref::random_tensor({2, d}, 4));
+  ASSERT_TRUE(batch.flush().ok());
+  EXPECT_EQ(b.layer_calls, 2);
+  EXPECT_EQ(b.drops, 0);
+  recording_backend want_layer0, want_moe;
+  ASSERT_TRUE(keep_resident(want_layer0, m.layers[0]).ok());
+  ASSERT_TRUE(keep_resident(want_moe, moe.layers[1]).ok());
+  std::set<const float*> want = want_layer0.kept;
+  want.insert(want_moe.kept.begin(), want_moe.kept.end());
+  want.insert(m.lm_head.data());
+  EXPECT_EQ(b.kept, want);
+  EXPECT_TRUE(batch.take(t0).ok());
+}
+
+// When the device cannot hold a group's weights, the kept copies are
+// dropped and the group still runs, with the same numbers.
+TEST(Batcher, AGroupWhoseWeightsCannotBeKeptStillRuns) {
+  const auto m = tiny();
+  const tensor x = ref::random_tensor({5, m.config.hidden}, 9);
+  recording_backend full;
+  full.keep_answer = absl::ResourceExhaustedError("out of device memory");
+  batcher batch(full);
+  const auto t = batch.submit_layer(m.config, m.layers[0], x);
+  ASSERT_TRUE(batch.flush().ok());
+  EXPECT_EQ(full.drops, 1);
+  auto got = batch.take(t);
+  ASSERT_TRUE(got.ok()) << got.status();
+  cpu_backend c;
+  const std::int64_t off[] = {0, x.rows()};
+  auto want = decoder_layer_prefill(c, m.config, m.layers[0], x, off);
+  ASSERT_TRUE(want.ok());
+  EXPECT_TRUE(std::ranges::equal(got->values(), want->values()));
 }
 
 } // namespace

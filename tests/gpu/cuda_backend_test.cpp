@@ -619,6 +619,69 @@ TEST_P(CudaBackend, DecoderLayerPrefillAndDecodeMatchTheCpu) {
   EXPECT_EQ(gpu_->launches().to_string(), cpu_.launches().to_string());
 }
 
+// The layer run on the device (backend::layer_extend) against the same
+// layer built call by call from the same backend's kernels: the same kernels
+// in the same order on the same values, so the same bits, and the same
+// launches; with weights kept resident too. Sequences with and without a
+// cached past, and an empty one.
+TEST_P(CudaBackend, LayerOnTheDeviceIsTheLayerCallByCall) {
+  const decoder_config cfg = layer_config();
+  const decoder_layer_weights w = random_layer(cfg, 512, 210);
+  const std::vector<std::int64_t> offsets = {0, 5, 5, 41, 60};
+  const tensor x = ref::random_tensor({60, cfg.hidden}, 211);
+  const std::int64_t kvd = cfg.attn.kv_dim();
+  const tensor pk = ref::random_tensor({30, kvd}, 212);
+  const tensor pv = ref::random_tensor({30, kvd}, 213);
+  const std::vector<past_kv> none(4);
+  const std::vector<past_kv> some = {
+      past_kv{const_matrix_view{pk.data(), 7, kvd}, const_matrix_view{pv.data(), 7, kvd}},
+      past_kv{},
+      past_kv{const_matrix_view{pk.data() + 7 * kvd, 23, kvd},
+              const_matrix_view{pv.data() + 7 * kvd, 23, kvd}},
+      past_kv{}};
+  for (const bool resident : {false, true}) {
+    if (resident) {
+      ASSERT_TRUE(keep_resident(*gpu_, w).ok());
+      const std::int64_t elem = GetParam() == cuda_precision::bf16 ||
+                                        GetParam() == cuda_precision::fp16
+                                    ? 2
+                                    : 4;
+      const auto& mlp = std::get<swiglu_weights>(w.ffn);
+      EXPECT_EQ(gpu_->resident_bytes(),
+                elem * (w.wq.numel() + w.wk.numel() + w.wv.numel() + w.wo.numel() +
+                        mlp.gate.numel() + mlp.up.numel() + mlp.down.numel()));
+    }
+    for (const auto* past : {&none, &some}) {
+      SCOPED_TRACE(::testing::Message() << "resident " << resident << ", past "
+                                        << (past == &some));
+      gpu_->reset_launch_counts();
+      auto fused = gpu_->layer_extend(cfg, w, x, offsets, *past);
+      const std::string fused_launches = gpu_->launches().to_string();
+      gpu_->reset_launch_counts();
+      auto calls = decoder_layer_extend_from_kernels(*gpu_, cfg, w, x, offsets, *past);
+      ASSERT_TRUE(fused.ok()) << fused.status();
+      ASSERT_TRUE(calls.ok()) << calls.status();
+      EXPECT_EQ(fused_launches, gpu_->launches().to_string());
+      EXPECT_EQ(fused->out.storage(), calls->out.storage());
+      EXPECT_EQ(fused->k.storage(), calls->k.storage());
+      EXPECT_EQ(fused->v.storage(), calls->v.storage());
+      // And the cpu backend's layer, to the precision's tolerance.
+      auto want = decoder_layer_extend(cpu_, cfg, w, x, offsets, *past);
+      ASSERT_TRUE(want.ok());
+      EXPECT_LE(rel(fused->out, want->out), layer_tol());
+      EXPECT_LE(rel(fused->k, want->k), layer_tol());
+    }
+  }
+  gpu_->drop_resident();
+  EXPECT_EQ(gpu_->resident_bytes(), 0);
+  // Errors are the call-by-call layer's.
+  const std::vector<past_kv> three(3);
+  auto bad = gpu_->layer_extend(cfg, w, x, offsets, three);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("3 pasts for 4 sequences"), std::string::npos)
+      << bad.status();
+}
+
 TEST_P(CudaBackend, MoeLayerMatchesTheCpu) {
   const std::int64_t d = 64;
   moe_weights w;

@@ -4,12 +4,14 @@
 // bitwise repeatability of a forward pass.
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "gpu/cpu_backend.hpp"
 #include "gpu/layers.hpp"
+#include "recording_backend.hpp"
 #include "reference.hpp"
 
 namespace satemu::gpu {
@@ -414,6 +416,65 @@ TEST(DecoderLayer, ExtendWithoutPastIsPrefillBitForBit) {
   const std::vector<past_kv> wrong = {{bad.matrix(), bad.matrix()}, {}};
   EXPECT_FALSE(decoder_layer_extend(b, cfg, w, x, off, wrong).ok());
   EXPECT_FALSE(decoder_layer_extend(b, cfg, w, x, off, std::span(none).first(1)).ok());
+}
+
+// decoder_layer_extend, and decoder_layer_prefill without a cache, run as
+// the backend's whole-layer call (a GPU backend's device-side layer); with a
+// cache, prefill goes kernel by kernel. The default call is the layer built
+// from the kernels, bit for bit.
+TEST(DecoderLayer, ExtendAndPrefillWithoutACacheRunAsTheBackendsLayerCall) {
+  const auto cfg = small_config();
+  for (const bool moe : {false, true}) {
+    const auto w = random_layer(cfg, moe, 1800);
+    const tensor x = ref::random_tensor({9, cfg.hidden}, 1801);
+    const tensor pk = ref::random_tensor({5, cfg.attn.kv_dim()}, 1802);
+    const tensor pv = ref::random_tensor({5, cfg.attn.kv_dim()}, 1803);
+    const std::vector<std::int64_t> off = {0, 3, 9};
+    const std::vector<past_kv> past = {{pk.matrix(), pv.matrix()}, {}};
+    recording_backend b;
+    cpu_backend c;
+    auto got = decoder_layer_extend(b, cfg, w, x, off, past);
+    EXPECT_EQ(b.layer_calls, 1);
+    auto want = decoder_layer_extend_from_kernels(c, cfg, w, x, off, past);
+    ASSERT_TRUE(got.ok() && want.ok());
+    EXPECT_TRUE(std::ranges::equal(got->out.values(), want->out.values()));
+    EXPECT_TRUE(std::ranges::equal(got->k.values(), want->k.values()));
+    EXPECT_EQ(b.launches().by_op, c.launches().by_op);
+
+    ASSERT_TRUE(decoder_layer_prefill(b, cfg, w, x, off).ok());
+    EXPECT_EQ(b.layer_calls, 2);
+    kv_cache cache(2, 8, cfg.attn.kv_dim());
+    ASSERT_TRUE(decoder_layer_prefill(b, cfg, w, x, off, &cache).ok());
+    EXPECT_EQ(b.layer_calls, 2);
+    EXPECT_EQ(b.launches()[op::kv_store], 1u);
+  }
+}
+
+// keep_resident(backend, layer) names every matrix a GEMM of the layer takes.
+TEST(DecoderLayer, KeepResidentNamesEveryGemmWeight) {
+  const auto cfg = small_config();
+  for (const bool moe : {false, true}) {
+    const auto w = random_layer(cfg, moe, 1900);
+    recording_backend b;
+    ASSERT_TRUE(keep_resident(b, w).ok());
+    std::set<const float*> want = {w.wq.data(), w.wk.data(), w.wv.data(), w.wo.data()};
+    auto mlp = [&](const swiglu_weights& m) {
+      want.insert({m.gate.data(), m.up.data(), m.down.data()});
+    };
+    if (moe) {
+      const auto& m = std::get<moe_weights>(w.ffn);
+      want.insert(m.router.data());
+      for (const auto& e : m.experts)
+        mlp(e);
+    } else {
+      mlp(std::get<swiglu_weights>(w.ffn));
+    }
+    EXPECT_EQ(b.kept, want);
+    // The cpu backend itself keeps nothing and computes the same.
+    cpu_backend c;
+    EXPECT_TRUE(keep_resident(c, w).ok());
+    EXPECT_EQ(c.resident_bytes(), 0);
+  }
 }
 
 TEST(DecoderLayer, ValidateNamesTheBadWeight) {
