@@ -1026,12 +1026,16 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
 
   SATEMU_GPU_RETURN_IF_ERROR(begin());
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* x_dev, upload(x.data, x.size()));
+  // rmsnorm(in) `[t, d]` with weight `norm`, in the GEMM input format.
+  auto norm_operand = [&](const float* in, const tensor& norm) -> absl::StatusOr<const void*> {
+    SATEMU_GPU_ASSIGN_OR_RETURN(const float* weight, upload(norm.data(), d));
+    SATEMU_GPU_ASSIGN_OR_RETURN(float* y, mem_.alloc<float>(t * d));
+    SATEMU_GPU_CUDA_TRY(launch_rmsnorm(in, weight, y, t, d, cfg.rms_eps, storage_, stream_),
+                        "rmsnorm");
+    return activation_operand(y, t * d);
+  };
   // Attention block: n1 = rmsnorm(x); q, k, v = n1 wq^T, n1 wk^T, n1 wv^T; RoPE.
-  SATEMU_GPU_ASSIGN_OR_RETURN(const float* attn_norm, upload(w.attn_norm.data(), d));
-  SATEMU_GPU_ASSIGN_OR_RETURN(float* n1, mem_.alloc<float>(t * d));
-  SATEMU_GPU_CUDA_TRY(launch_rmsnorm(x_dev, attn_norm, n1, t, d, cfg.rms_eps, storage_, stream_),
-                      "rmsnorm");
-  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n1_op, activation_operand(n1, t * d));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n1_op, norm_operand(x_dev, w.attn_norm));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* q, mem_.alloc<float>(t * qd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* k, mem_.alloc<float>(t * kvd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* v, mem_.alloc<float>(t * kvd));
@@ -1096,11 +1100,7 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(attn_op, t, w.wo, h));
   SATEMU_GPU_CUDA_TRY(launch_add(h, x_dev, t * d, storage_, stream_), "add");
   // MLP block: out = h + down(silu(gate n2) * up n2), n2 = rmsnorm(h).
-  SATEMU_GPU_ASSIGN_OR_RETURN(const float* mlp_norm, upload(w.mlp_norm.data(), d));
-  SATEMU_GPU_ASSIGN_OR_RETURN(float* n2, mem_.alloc<float>(t * d));
-  SATEMU_GPU_CUDA_TRY(launch_rmsnorm(h, mlp_norm, n2, t, d, cfg.rms_eps, storage_, stream_),
-                      "rmsnorm");
-  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n2_op, activation_operand(n2, t * d));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n2_op, norm_operand(h, w.mlp_norm));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* g, mem_.alloc<float>(t * f));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* u, mem_.alloc<float>(t * f));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->gate, g));
