@@ -614,6 +614,11 @@ absl::Status cuda_backend::attention_limits(std::string_view kernel,
                    ", got ", cfg.head_dim);
   if (cfg.n_kv_heads > 65535)
     return invalid(kernel, "the cuda backend takes up to 65535 kv heads, got ", cfg.n_kv_heads);
+  // A block serves up to attention_warps query heads of a group, and the
+  // groups' blocks are the grid's z dimension.
+  if (cfg.n_kv_heads > 0 && cfg.n_heads / cfg.n_kv_heads > std::int64_t{attention_warps} * 65535)
+    return invalid(kernel, "the cuda backend takes up to ", attention_warps * 65535,
+                   " query heads per kv head, got ", cfg.n_heads / cfg.n_kv_heads);
   return absl::OkStatus();
 }
 

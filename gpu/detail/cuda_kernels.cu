@@ -609,7 +609,8 @@ cudaError_t launch_attention(const float* q, const float* k, const float* v, flo
   if (n_tiles <= 0)
     return cudaSuccess;
   if (head_dim <= 0 || head_dim > attention_max_head_dim || n_kv_heads <= 0 ||
-      n_kv_heads > 65535 || n_heads % n_kv_heads != 0 || n_tiles > 0x7fffffff)
+      n_kv_heads > 65535 || n_heads % n_kv_heads != 0 || n_tiles > 0x7fffffff ||
+      n_heads / n_kv_heads > std::int64_t{attention_warps} * 65535)
     return cudaErrorInvalidValue;
   const int group = static_cast<int>(n_heads / n_kv_heads);
   const int hpb = attention_heads_per_block(group);
@@ -667,7 +668,7 @@ cudaError_t launch_add(float* y, const float* x, std::int64_t n, cuda_storage s,
 cudaError_t launch_router_topk(const float* logits, std::int64_t tokens, std::int64_t n_experts,
                                std::int64_t k, std::int32_t* expert, float* weight,
                                cudaStream_t stream) {
-  if (tokens <= 0)
+  if (tokens <= 0 || k <= 0)
     return cudaSuccess;
   // Few threads per block: tokens are few and each thread's loop is long.
   constexpr int threads = 64;

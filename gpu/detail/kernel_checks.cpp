@@ -257,10 +257,18 @@ absl::Status check_routing(std::string_view kernel, const moe_routing& r) {
       r.expert_offsets.size() != static_cast<std::size_t>(r.n_experts + 1))
     return invalid(kernel, "routing arrays do not match tokens ", r.tokens, " x k ", r.k,
                    " and ", r.n_experts, " experts");
-  for (std::size_t s = 0; s < slots; ++s)
-    if (r.row_of_slot[s] < 0 || r.row_of_slot[s] >= static_cast<std::int64_t>(slots))
-      return invalid(kernel, "routing row_of_slot[", s, "] = ", r.row_of_slot[s],
-                     " is outside [0, ", slots, ")");
+  // A permutation of the dispatched rows: gather writes each row once.
+  std::vector<bool> taken(slots, false);
+  for (std::size_t s = 0; s < slots; ++s) {
+    const std::int64_t row = r.row_of_slot[s];
+    if (row < 0 || row >= static_cast<std::int64_t>(slots))
+      return invalid(kernel, "routing row_of_slot[", s, "] = ", row, " is outside [0, ", slots,
+                     ")");
+    if (taken[static_cast<std::size_t>(row)])
+      return invalid(kernel, "routing row_of_slot[", s, "] = ", row,
+                     " repeats a row: each slot needs its own dispatched row");
+    taken[static_cast<std::size_t>(row)] = true;
+  }
   return absl::OkStatus();
 }
 

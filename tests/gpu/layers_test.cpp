@@ -246,6 +246,13 @@ TEST(MoeLayer, GatherAndCombineInvertEachOther) {
   broken.row_of_slot[4] = 21;
   EXPECT_FALSE(be.moe_gather(x, broken).ok());
   EXPECT_FALSE(be.moe_combine(*xs, broken).ok());
+  // Two slots on one dispatched row: refused (gather would write it twice).
+  moe_routing twice = *r;
+  twice.row_of_slot[4] = twice.row_of_slot[5];
+  auto repeated = be.moe_gather(x, twice);
+  ASSERT_FALSE(repeated.ok());
+  EXPECT_NE(repeated.status().message().find("repeats a row"), std::string::npos)
+      << repeated.status();
   EXPECT_FALSE(be.moe_gather(tensor({6, 5}), *r).ok());
 }
 
