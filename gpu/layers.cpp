@@ -208,10 +208,8 @@ absl::StatusOr<tensor> decoder_layer_prefill(backend& b, const decoder_config& c
                                              std::span<const std::int64_t> seq_offsets,
                                              kv_cache* cache) {
   if (cache == nullptr) {
-    if (seq_offsets.empty())
-      return absl::InvalidArgumentError(absl::StrCat(
-          "decoder layer: seq_offsets must run from 0 to the ", x.rows, " token rows"));
-    const std::vector<past_kv> none(seq_offsets.size() - 1);
+    // (Empty offsets are refused by the layer's checks.)
+    const std::vector<past_kv> none(seq_offsets.empty() ? 0 : seq_offsets.size() - 1);
     SATEMU_GPU_ASSIGN_OR_RETURN(extend_result r,
                                 b.layer_extend(cfg, w, x, seq_offsets, none));
     return std::move(r.out);
@@ -241,10 +239,10 @@ absl::StatusOr<extend_result> decoder_layer_extend(backend& b, const decoder_con
   return b.layer_extend(cfg, w, x, seq_offsets, past);
 }
 
-absl::StatusOr<std::int64_t> check_extend(const decoder_config& cfg,
-                                          const decoder_layer_weights& w, const_matrix_view x,
-                                          std::span<const std::int64_t> seq_offsets,
-                                          std::span<const past_kv> past) {
+absl::StatusOr<extend_plan> plan_extend(const decoder_config& cfg, const decoder_layer_weights& w,
+                                        const_matrix_view x,
+                                        std::span<const std::int64_t> seq_offsets,
+                                        std::span<const past_kv> past) {
   SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
   SATEMU_GPU_RETURN_IF_ERROR(check_ragged(cfg, x, seq_offsets));
   const std::size_t n_seq = seq_offsets.size() - 1;
@@ -252,37 +250,36 @@ absl::StatusOr<std::int64_t> check_extend(const decoder_config& cfg,
     return absl::InvalidArgumentError(absl::StrCat("decoder layer: ", past.size(),
                                                    " pasts for ", n_seq, " sequences"));
   const std::int64_t kv_dim = cfg.attn.kv_dim();
-  std::int64_t past_rows = 0;
+  extend_plan plan;
   for (std::size_t s = 0; s < n_seq; ++s) {
     const auto& p = past[s];
     if (p.k.rows != p.v.rows || (p.k.rows > 0 && (p.k.cols != kv_dim || p.v.cols != kv_dim)))
       return absl::InvalidArgumentError(absl::StrCat(
         "decoder layer: sequence ", s, "'s past keys are ", to_string(p.k), " and values ",
         to_string(p.v), ", expected [P, ", kv_dim, "] each"));
-    past_rows += p.k.rows;
+    plan.past_rows += p.k.rows;
   }
-  return past_rows;
+  plan.positions.resize(static_cast<std::size_t>(x.rows));
+  for (std::size_t s = 0; s < n_seq; ++s)
+    for (std::int64_t t = seq_offsets[s]; t < seq_offsets[s + 1]; ++t)
+      plan.positions[static_cast<std::size_t>(t)] = past[s].k.rows + (t - seq_offsets[s]);
+  return plan;
 }
 
 absl::StatusOr<extend_result> decoder_layer_extend_from_kernels(
     backend& b, const decoder_config& cfg, const decoder_layer_weights& w, const_matrix_view x,
     std::span<const std::int64_t> seq_offsets, std::span<const past_kv> past) {
-  SATEMU_GPU_ASSIGN_OR_RETURN(const std::int64_t past_rows,
-                              check_extend(cfg, w, x, seq_offsets, past));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const extend_plan plan, plan_extend(cfg, w, x, seq_offsets, past));
   const std::size_t n_seq = seq_offsets.size() - 1;
   const std::int64_t kv_dim = cfg.attn.kv_dim();
-  std::vector<std::int64_t> positions(static_cast<std::size_t>(x.rows));
-  for (std::size_t s = 0; s < n_seq; ++s)
-    for (std::int64_t t = seq_offsets[s]; t < seq_offsets[s + 1]; ++t)
-      positions[static_cast<std::size_t>(t)] = past[s].k.rows + (t - seq_offsets[s]);
-  SATEMU_GPU_ASSIGN_OR_RETURN(qkv p, project_qkv(b, cfg, w, x, positions));
+  SATEMU_GPU_ASSIGN_OR_RETURN(qkv p, project_qkv(b, cfg, w, x, plan.positions));
   tensor attn;
-  if (past_rows == 0) {
+  if (plan.past_rows == 0) {
     SATEMU_GPU_ASSIGN_OR_RETURN(attn, b.attention_prefill(cfg.attn, p.q, p.k, p.v, seq_offsets));
   } else {
     // Each sequence's cached rows, then its new rows; queries of cached rows
     // stay zero and their outputs are dropped.
-    const std::int64_t rows = x.rows + past_rows;
+    const std::int64_t rows = x.rows + plan.past_rows;
     tensor q({rows, cfg.attn.q_dim()}), k({rows, kv_dim}), v({rows, kv_dim});
     std::vector<std::int64_t> offsets{0};
     for (std::size_t s = 0; s < n_seq; ++s) {

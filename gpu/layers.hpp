@@ -129,13 +129,19 @@ absl::StatusOr<extend_result> decoder_layer_extend(backend& b, const decoder_con
                                                    std::span<const std::int64_t> seq_offsets,
                                                    std::span<const past_kv> past);
 
-/// The checks of decoder_layer_extend: the weights against `cfg`, x and
+/// What decoder_layer_extend works out before its kernels.
+struct extend_plan {
+  std::int64_t past_rows = 0;            ///< cached rows of all sequences together
+  std::vector<std::int64_t> positions;   ///< [T]: P_s + i for new token i of sequence s
+};
+
+/// The checks of decoder_layer_extend (the weights against `cfg`, x and
 /// seq_offsets against each other, one past per sequence with keys and
-/// values `[P, kv_dim]`. Returns the cached rows of all sequences together.
-absl::StatusOr<std::int64_t> check_extend(const decoder_config& cfg,
-                                          const decoder_layer_weights& w, const_matrix_view x,
-                                          std::span<const std::int64_t> seq_offsets,
-                                          std::span<const past_kv> past);
+/// values `[P, kv_dim]`), and its plan.
+absl::StatusOr<extend_plan> plan_extend(const decoder_config& cfg, const decoder_layer_weights& w,
+                                        const_matrix_view x,
+                                        std::span<const std::int64_t> seq_offsets,
+                                        std::span<const past_kv> past);
 
 /// decoder_layer_extend built from the backend's kernels, one call each:
 /// what every backend's layer_extend gives by default, and what a GPU

@@ -995,9 +995,9 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
                                                          std::span<const std::int64_t> seq_offsets,
                                                          std::span<const past_kv> past) {
   const auto* mlp = std::get_if<swiglu_weights>(&w.ffn);
-  const absl::StatusOr<std::int64_t> checked = check_extend(cfg, w, x, seq_offsets, past);
+  const absl::StatusOr<extend_plan> plan = plan_extend(cfg, w, x, seq_offsets, past);
   // The kernels' checks of the scalars the layer hands them (the shapes are
-  // check_extend's).
+  // plan_extend's).
   auto scalars = [&]() -> absl::Status {
     SATEMU_GPU_RETURN_IF_ERROR(check_rmsnorm(w.attn_norm, w.attn_norm, cfg.rms_eps));
     SATEMU_GPU_RETURN_IF_ERROR(check_rope(cfg.attn, const_matrix_view{nullptr, 0, cfg.attn.q_dim()},
@@ -1007,10 +1007,10 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   };
   // MoE layers, and anything a kernel may refuse, go call by call (which
   // reports the errors).
-  if (mlp == nullptr || !checked.ok() || !scalars().ok() || mlp->gate.dim(0) == 0 ||
-      x.rows + *checked > INT32_MAX)
+  if (mlp == nullptr || !plan.ok() || !scalars().ok() || mlp->gate.dim(0) == 0 ||
+      x.rows + plan->past_rows > INT32_MAX)
     return decoder_layer_extend_from_kernels(*this, cfg, w, x, seq_offsets, past);
-  const std::int64_t past_rows = *checked;
+  const std::int64_t past_rows = plan->past_rows;
   for (const op k : {op::rmsnorm, op::gemm, op::gemm, op::gemm, op::rope, op::attention_prefill,
                      op::gemm, op::add, op::rmsnorm, op::gemm, op::gemm, op::silu_mul, op::gemm,
                      op::add})
@@ -1024,10 +1024,6 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   if (t == 0)
     return r;
   const std::size_t n_seq = seq_offsets.size() - 1;
-  std::vector<std::int64_t> positions(static_cast<std::size_t>(t));
-  for (std::size_t s = 0; s < n_seq; ++s)
-    for (std::int64_t i = seq_offsets[s]; i < seq_offsets[s + 1]; ++i)
-      positions[static_cast<std::size_t>(i)] = past[s].k.rows + (i - seq_offsets[s]);
 
   SATEMU_GPU_RETURN_IF_ERROR(begin());
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* x_dev, upload(x.data, x.size()));
@@ -1047,7 +1043,7 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wq, q));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wk, k));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wv, v));
-  SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg.attn, q, k, t, positions));
+  SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg.attn, q, k, t, plan->positions));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* attn, mem_.alloc<float>(t * qd));
   if (past_rows == 0) {
     SATEMU_GPU_RETURN_IF_ERROR(

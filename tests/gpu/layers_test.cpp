@@ -484,6 +484,8 @@ TEST(DecoderLayer, KeepResidentNamesEveryGemmWeight) {
   }
 }
 
+decoder_layer_weights w_ok(const decoder_config& cfg) { return random_layer(cfg, false, 7); }
+
 TEST(DecoderLayer, ValidateNamesTheBadWeight) {
   const decoder_config cfg = small_config();
   decoder_layer_weights w = random_layer(cfg, false, 5);
@@ -501,6 +503,17 @@ TEST(DecoderLayer, ValidateNamesTheBadWeight) {
   EXPECT_FALSE(
       decoder_layer_prefill(be, cfg, m, tensor({2, cfg.hidden}), std::vector<std::int64_t>{0, 2})
           .ok());
+  EXPECT_EQ(be.launches().total(), 0u);
+  // Offsets that do not cover x, with or without a cache: refused, nothing run.
+  const tensor x({4, cfg.hidden});
+  kv_cache cache(2, 8, cfg.attn.kv_dim());
+  for (const auto& off : {std::vector<std::int64_t>{}, std::vector<std::int64_t>{0, 3},
+                          std::vector<std::int64_t>{0, 3, 2, 4}})
+    for (kv_cache* c : {static_cast<kv_cache*>(nullptr), &cache}) {
+      auto r = decoder_layer_prefill(be, cfg, w_ok(cfg), x, off, c);
+      ASSERT_FALSE(r.ok());
+      EXPECT_NE(r.status().message().find("seq_offsets"), std::string::npos) << r.status();
+    }
   EXPECT_EQ(be.launches().total(), 0u);
 }
 
