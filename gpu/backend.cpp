@@ -71,6 +71,26 @@ quantized_activations quantized_activations::zeros(std::int64_t rows, std::int64
   return q;
 }
 
+sparse_activations sparse_activations::zeros(std::int64_t rows, std::int64_t cols,
+                                             std::int64_t k) {
+  sparse_activations s;
+  s.rows = rows;
+  s.cols = cols;
+  s.k = k;
+  s.values.assign(static_cast<std::size_t>(rows * k), 0.0f);
+  s.indices.assign(static_cast<std::size_t>(rows * k), 0);
+  return s;
+}
+
+half_activations half_activations::zeros(std::int64_t rows, std::int64_t cols, half_type t) {
+  half_activations h;
+  h.type = t;
+  h.rows = rows;
+  h.cols = cols;
+  h.bits.assign(static_cast<std::size_t>(rows * cols), 0);
+  return h;
+}
+
 std::int64_t quantized_activations::size_bytes() const {
   return rows * row_bytes() + rows * static_cast<std::int64_t>(sizeof(float));
 }

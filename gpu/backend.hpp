@@ -210,6 +210,8 @@ struct sparse_activations {
 
   /// Bytes on the wire: fp32 value plus int32 column per kept entry.
   std::int64_t size_bytes() const;
+  /// Zero values and indices for k entries per row of a `[rows, cols]` matrix.
+  static sparse_activations zeros(std::int64_t rows, std::int64_t cols, std::int64_t k);
 };
 
 /// 16-bit float formats.
@@ -224,6 +226,8 @@ struct half_activations {
   std::vector<std::uint16_t> bits; ///< [rows * cols]
 
   std::int64_t size_bytes() const { return 2 * rows * cols; }
+  /// Zero bits of type `t` for a `[rows, cols]` matrix.
+  static half_activations zeros(std::int64_t rows, std::int64_t cols, half_type t);
 };
 
 // --- The interface --------------------------------------------------------

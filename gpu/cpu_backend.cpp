@@ -436,12 +436,7 @@ absl::StatusOr<sparse_activations> cpu_backend::sparsify_topk(const_matrix_view 
                                                               std::int64_t k) {
   SATEMU_GPU_RETURN_IF_ERROR(detail::check_sparsify_topk(x, k));
   count_launch(op::sparsify);
-  sparse_activations s;
-  s.rows = x.rows;
-  s.cols = x.cols;
-  s.k = k;
-  s.values.resize(static_cast<std::size_t>(x.rows * k));
-  s.indices.resize(static_cast<std::size_t>(x.rows * k));
+  auto s = sparse_activations::zeros(x.rows, x.cols, k);
   std::vector<std::int32_t> order(static_cast<std::size_t>(x.cols));
   for (std::int64_t r = 0; r < x.rows && k > 0; ++r) {
     const float* xr = x.row(r);
@@ -478,11 +473,7 @@ absl::StatusOr<tensor> cpu_backend::densify(const sparse_activations& s) {
 absl::StatusOr<half_activations> cpu_backend::cast_half(const_matrix_view x, half_type t) {
   SATEMU_GPU_RETURN_IF_ERROR(detail::check_cast_half(x, t));
   count_launch(op::cast_half);
-  half_activations h;
-  h.type = t;
-  h.rows = x.rows;
-  h.cols = x.cols;
-  h.bits.resize(static_cast<std::size_t>(x.size()));
+  auto h = half_activations::zeros(x.rows, x.cols, t);
   if (t == half_type::fp16)
     for (std::int64_t i = 0; i < x.size(); ++i)
       h.bits[static_cast<std::size_t>(i)] = float_to_fp16_bits(x.data[i]);

@@ -903,12 +903,7 @@ absl::StatusOr<sparse_activations> cuda_backend::sparsify_topk(const_matrix_view
                                                                std::int64_t k) {
   SATEMU_GPU_RETURN_IF_ERROR(check_sparsify_topk(x, k));
   count_launch(op::sparsify);
-  sparse_activations s;
-  s.rows = x.rows;
-  s.cols = x.cols;
-  s.k = k;
-  s.values.resize(static_cast<std::size_t>(x.rows * k));
-  s.indices.resize(static_cast<std::size_t>(x.rows * k));
+  auto s = sparse_activations::zeros(x.rows, x.cols, k);
   if (x.rows * k == 0)
     return s;
   SATEMU_GPU_RETURN_IF_ERROR(begin());
@@ -948,11 +943,7 @@ absl::StatusOr<tensor> cuda_backend::densify(const sparse_activations& s) {
 absl::StatusOr<half_activations> cuda_backend::cast_half(const_matrix_view x, half_type t) {
   SATEMU_GPU_RETURN_IF_ERROR(check_cast_half(x, t));
   count_launch(op::cast_half);
-  half_activations h;
-  h.type = t;
-  h.rows = x.rows;
-  h.cols = x.cols;
-  h.bits.resize(static_cast<std::size_t>(x.size()));
+  auto h = half_activations::zeros(x.rows, x.cols, t);
   if (x.size() == 0)
     return h;
   SATEMU_GPU_RETURN_IF_ERROR(begin());

@@ -373,6 +373,23 @@ coordinator_options two_node_run(const worker_node& w1, const worker_node& w2,
   return co;
 }
 
+/// The coordinated run as one process reports it: the workers' final entity
+/// states loaded into fresh chatter twins, whose tallies complete the result.
+struct twin_run {
+  std::vector<std::unique_ptr<entity>> twins;
+  run_result result;
+};
+twin_run load_twins(const coordinated_run& cr, const coordinator_options& co, bool computes) {
+  twin_run t{make_chatter(chatter_entities, computes), cr.result};
+  EXPECT_EQ(cr.entity_states.size(), 2u);
+  for (std::uint32_t k = 0; k < cr.entity_states.size(); ++k) {
+    auto st = load_entity_states(cr.entity_states[k], t.twins, co.node_of, k);
+    EXPECT_TRUE(st.ok()) << st;
+  }
+  tally_entities(t.twins, t.result);
+  return t;
+}
+
 TEST(distributed, two_nodes_give_the_single_process_run) {
   // One process.
   auto ref = make_chatter(chatter_entities);
@@ -393,13 +410,7 @@ TEST(distributed, two_nodes_give_the_single_process_run) {
   ASSERT_TRUE(cr.failure.ok()) << cr.failure;
   ASSERT_EQ(cr.entity_states.size(), 2u);
   EXPECT_EQ(cr.workload_states, (std::vector<std::string>{"state", "state"}));
-  auto twins = make_chatter(chatter_entities);
-  for (std::uint32_t k = 0; k < 2; ++k) {
-    auto st = load_entity_states(cr.entity_states[k], twins, co.node_of, k);
-    ASSERT_TRUE(st.ok()) << st;
-  }
-  run_result dist = cr.result;
-  tally_entities(twins, dist);
+  auto [twins, dist] = load_twins(cr, co, false);
   EXPECT_EQ(dist.fingerprint, single.fingerprint);
   EXPECT_EQ(dist.events, single.events);
   EXPECT_EQ(dist.envelopes, single.envelopes);
@@ -444,13 +455,7 @@ TEST(distributed, two_nodes_with_compute_give_the_single_process_run) {
   const auto co = two_node_run(*w1, *w2, secret, opts);
   auto cr = coordinate(co);
   ASSERT_TRUE(cr.failure.ok()) << cr.failure;
-  auto twins = make_chatter(chatter_entities, true);
-  for (std::uint32_t k = 0; k < 2; ++k) {
-    auto st = load_entity_states(cr.entity_states[k], twins, co.node_of, k);
-    ASSERT_TRUE(st.ok()) << st;
-  }
-  run_result dist = cr.result;
-  tally_entities(twins, dist);
+  auto [twins, dist] = load_twins(cr, co, true);
   EXPECT_EQ(dist.fingerprint, single.fingerprint);
   EXPECT_EQ(dist.events, single.events);
   EXPECT_EQ(dist.envelopes, single.envelopes);
