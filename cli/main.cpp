@@ -15,7 +15,8 @@ namespace {
 constexpr const char* description =
   "satemu: emulate LEO satellite constellations and distributed-LLM systems as CAF actors.\n"
   "\n"
-  "Exit codes: 0 ok, 1 internal error, 2 bad input (scenario, flags, files), 130 interrupted.\n"
+  "Exit codes: 0 ok, 1 internal error, 2 bad input (scenario, flags, files), 3 a node of a\n"
+  "distributed run failed, 130 interrupted.\n"
   "Scenario keys: satemu validate --explain [KIND]";
 
 } // namespace

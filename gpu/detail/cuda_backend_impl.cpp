@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <utility>
 #include <variant>
@@ -230,6 +231,16 @@ private:
                           "copy to the device");
     return d;
   }
+  // Uploads a host temporary of the call and keeps it until the next begin():
+  // an asynchronous copy from pageable memory may read its source after
+  // cudaMemcpyAsync has returned (where the device reads host memory
+  // directly), so the source must outlive the call's finish().
+  template <typename T>
+  absl::StatusOr<T*> upload_kept(std::vector<T> host) {
+    auto kept = std::make_shared<const std::vector<T>>(std::move(host));
+    kept_.push_back(kept);
+    return upload(kept->data(), static_cast<std::int64_t>(kept->size()));
+  }
   template <typename T>
   absl::Status download(T* host, const T* dev, std::int64_t n) {
     if (n > 0)
@@ -256,7 +267,7 @@ private:
                         std::span<const std::int64_t> positions);
   // Attention of the tiles' rows on the device.
   absl::Status attention_dev(const attention_config& cfg, const float* q, const float* k,
-                             const float* v, float* out, const std::vector<attention_tile>& tiles);
+                             const float* v, float* out, std::vector<attention_tile> tiles);
   // The tiles of causal attention over the sequences of `seq_offsets`.
   static std::vector<attention_tile> prefill_tiles(const attention_config& cfg,
                                                    std::span<const std::int64_t> seq_offsets);
@@ -274,7 +285,7 @@ private:
   absl::Status attention_limits(std::string_view kernel, const attention_config& cfg) const;
   absl::StatusOr<tensor> run_attention(const attention_config& cfg, const_matrix_view q,
                                        const float* k_dev, const float* v_dev,
-                                       const std::vector<attention_tile>& tiles);
+                                       std::vector<attention_tile> tiles);
 
   cuda_options opt_;
   cuda_storage storage_;
@@ -285,6 +296,8 @@ private:
   // keep_resident's copies, in the GEMM input format, by (host data, size).
   std::map<std::pair<const float*, std::int64_t>, void*> resident_;
   std::int64_t resident_bytes_ = 0;
+  // upload_kept's host temporaries, released by the next begin().
+  std::vector<std::shared_ptr<const void>> kept_;
 };
 
 absl::StatusOr<std::unique_ptr<backend>> cuda_backend::create(const cuda_options& o) {
@@ -329,6 +342,7 @@ absl::Status cuda_backend::begin() {
   // Normally idle already; after a call that failed half-way, its queued
   // work must end before the scratch memory is reused.
   SATEMU_GPU_CUDA_TRY(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  kept_.clear();
   return mem_.reset();
 }
 
@@ -599,8 +613,7 @@ absl::Status cuda_backend::rope_dev(const attention_config& cfg, float* q, float
   SATEMU_GPU_ASSIGN_OR_RETURN(
       const std::int64_t* pos_dev,
       upload(positions.data(), static_cast<std::int64_t>(positions.size())));
-  SATEMU_GPU_ASSIGN_OR_RETURN(const double* freq_dev,
-                              upload(inv_freq.data(), static_cast<std::int64_t>(inv_freq.size())));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const double* freq_dev, upload_kept(std::move(inv_freq)));
   SATEMU_GPU_CUDA_TRY(launch_rope(q, cfg.n_heads, k, k != nullptr ? cfg.n_kv_heads : 0, rows,
                                   cfg.head_dim, pos_dev, freq_dev, storage_, stream_),
                       "rope");
@@ -625,22 +638,21 @@ absl::Status cuda_backend::attention_limits(std::string_view kernel,
 absl::StatusOr<tensor> cuda_backend::run_attention(const attention_config& cfg,
                                                    const_matrix_view q, const float* k_dev,
                                                    const float* v_dev,
-                                                   const std::vector<attention_tile>& tiles) {
+                                                   std::vector<attention_tile> tiles) {
   tensor out({q.rows, q.cols});
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* q_dev, upload(q.data, q.size()));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* out_dev, mem_.alloc<float>(out.numel()));
-  SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg, q_dev, k_dev, v_dev, out_dev, tiles));
+  SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg, q_dev, k_dev, v_dev, out_dev, std::move(tiles)));
   SATEMU_GPU_RETURN_IF_ERROR(download(out.data(), out_dev, out.numel()));
   return out;
 }
 
 absl::Status cuda_backend::attention_dev(const attention_config& cfg, const float* q,
                                          const float* k, const float* v, float* out,
-                                         const std::vector<attention_tile>& tiles) {
-  SATEMU_GPU_ASSIGN_OR_RETURN(const attention_tile* tiles_dev,
-                              upload(tiles.data(), static_cast<std::int64_t>(tiles.size())));
-  SATEMU_GPU_CUDA_TRY(launch_attention(q, k, v, out, tiles_dev,
-                                       static_cast<std::int64_t>(tiles.size()), cfg.n_heads,
+                                         std::vector<attention_tile> tiles) {
+  const auto n_tiles = static_cast<std::int64_t>(tiles.size());
+  SATEMU_GPU_ASSIGN_OR_RETURN(const attention_tile* tiles_dev, upload_kept(std::move(tiles)));
+  SATEMU_GPU_CUDA_TRY(launch_attention(q, k, v, out, tiles_dev, n_tiles, cfg.n_heads,
                                        cfg.n_kv_heads, cfg.head_dim, cfg.softmax_scale(),
                                        storage_, stream_),
                       "attention");
@@ -674,11 +686,11 @@ absl::StatusOr<tensor> cuda_backend::attention_prefill(const attention_config& c
   count_launch(op::attention_prefill);
   if (q.rows == 0)
     return tensor({q.rows, q.cols});
-  const std::vector<attention_tile> tiles = prefill_tiles(cfg, seq_offsets);
+  std::vector<attention_tile> tiles = prefill_tiles(cfg, seq_offsets);
   SATEMU_GPU_RETURN_IF_ERROR(begin());
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* k_dev, upload(k.data, k.size()));
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* v_dev, upload(v.data, v.size()));
-  SATEMU_GPU_ASSIGN_OR_RETURN(tensor out, run_attention(cfg, q, k_dev, v_dev, tiles));
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor out, run_attention(cfg, q, k_dev, v_dev, std::move(tiles)));
   SATEMU_GPU_RETURN_IF_ERROR(finish("attention_prefill"));
   return out;
 }
@@ -711,7 +723,7 @@ absl::StatusOr<tensor> cuda_backend::attention_decode(const attention_config& cf
                                   max_len * kvd, q.rows, sizeof(float), cudaMemcpyHostToDevice,
                                   stream_),
                       "copy to the device");
-  SATEMU_GPU_ASSIGN_OR_RETURN(tensor out, run_attention(cfg, q, k_dev, v_dev, tiles));
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor out, run_attention(cfg, q, k_dev, v_dev, std::move(tiles)));
   SATEMU_GPU_RETURN_IF_ERROR(finish("attention_decode"));
   return out;
 }

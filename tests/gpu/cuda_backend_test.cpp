@@ -23,6 +23,7 @@
 
 #include "gpu/cpu_backend.hpp"
 #include "gpu/device.hpp"
+#include "cuda_required.hpp"
 #include "gpu/layers.hpp"
 #include "reference.hpp"
 
@@ -45,8 +46,9 @@ class CudaBackend : public ::testing::TestWithParam<cuda_precision> {
 protected:
   void SetUp() override {
     auto b = make_cuda_backend({.precision = GetParam()});
-    if (!b.ok())
-      GTEST_SKIP() << b.status().message();
+    if (!b.ok()) {
+      SATEMU_CUDA_UNAVAILABLE(b.status().message());
+    }
     gpu_ = std::move(*b);
   }
 
@@ -748,8 +750,9 @@ TEST(CudaFactory, UnavailableSaysWhyAndBadDevicesAreRefused) {
 }
 
 TEST(CudaTimings, DeviceFiguresArePositive) {
-  if (!cuda_backend_built() || probe_devices().cuda_devices == 0)
-    GTEST_SKIP() << "no CUDA backend or device: " << probe_devices().detail;
+  if (!cuda_backend_built() || probe_devices().cuda_devices == 0) {
+    SATEMU_CUDA_UNAVAILABLE("no CUDA backend or device: " << probe_devices().detail);
+  }
   auto gemm = cuda_gemm_seconds(cuda_precision::bf16, 256, 256, 256, 3);
   ASSERT_TRUE(gemm.ok()) << gemm.status();
   EXPECT_GT(*gemm, 0.0);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "cuda_required.hpp"
+
 namespace satemu::gpu {
 namespace {
 
@@ -21,8 +23,9 @@ TEST(Device, AutoBackendFollowsTheProbe) {
 
 TEST(Device, CudaDeviceAnswersWhenPresent) {
   const auto& info = probe_devices();
-  if (info.cuda_devices == 0)
-    GTEST_SKIP() << "no CUDA device answered: " << info.detail;
+  if (info.cuda_devices == 0) {
+    SATEMU_CUDA_UNAVAILABLE("no CUDA device answered: " << info.detail);
+  }
   EXPECT_EQ(auto_backend(), "cuda");
   EXPECT_TRUE(info.cuda_built);
 }
