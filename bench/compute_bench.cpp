@@ -39,7 +39,11 @@
 //     resident:1 keeps them on the device (backend::keep_resident, as the GPU
 //     worker does). Counters: tokens_per_s, gflops, fraction_of_gemm_peak =
 //     gflops / (cuBLAS 8192^3 rate in that precision), weights_GBps (with
-//     resident:0 this includes the copy from the host).
+//     resident:0 this includes the copy from the host); device_ms, the
+//     median call's kernels alone (backend::last_layer_device_seconds, CUDA
+//     events from x on the device to the results ready to copy back), and
+//     device_fraction_of_gemm_peak from it: the layer's efficiency on the
+//     device, apart from the copies between host and device.
 //   BM_Compute_CudaQuantize/<bits>: the quantize kernel on a device-resident
 //     [16384, 4096] fp32 matrix (256 MiB). Counters: input_GBps; copy_GBps
 //     (cudaMemcpy device to device of the same bytes); ratio as above.
@@ -229,6 +233,7 @@ void run_layer(benchmark::State& state, backend& b, bool cpu_time, double peak_f
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
   };
+  std::vector<double> device_seconds;
   const double start = now();
   for (auto _ : state) {
     auto y = decoder_layer_prefill(b, l->config, l->weights, x, offsets);
@@ -237,9 +242,19 @@ void run_layer(benchmark::State& state, backend& b, bool cpu_time, double peak_f
       break;
     }
     benchmark::DoNotOptimize(y->data());
+    if (b.last_layer_device_seconds() > 0)
+      device_seconds.push_back(b.last_layer_device_seconds());
   }
   const double per_iteration = (now() - start) / static_cast<double>(state.iterations());
   const double flops = layer_flops_of(*l, offsets);
+  if (!device_seconds.empty()) {
+    // The kernels alone (backend::last_layer_device_seconds), median call.
+    auto mid = device_seconds.begin() + static_cast<std::ptrdiff_t>(device_seconds.size() / 2);
+    std::nth_element(device_seconds.begin(), mid, device_seconds.end());
+    state.counters["device_ms"] = *mid * 1e3;
+    if (peak_flops > 0)
+      state.counters[std::string("device_") + peak_name] = flops / *mid / peak_flops;
+  }
   state.counters["tokens_per_s"] = static_cast<double>(tokens) / per_iteration;
   state.counters["gflops"] = flops / per_iteration * 1e-9;
   if (peak_flops > 0)

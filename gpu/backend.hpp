@@ -375,6 +375,12 @@ public:
                                                      const_matrix_view x,
                                                      std::span<const std::int64_t> seq_offsets,
                                                      std::span<const past_kv> past);
+  /// Seconds the device spent on the last layer_extend it ran on the device,
+  /// from its input on the device to its results ready to be copied back
+  /// (timed with device events: the kernels alone, none of the copies between
+  /// host and device); 0 when the last layer_extend did not run on the
+  /// device, and always on a backend that computes on the host (cpu).
+  virtual double last_layer_device_seconds() const { return 0.0; }
 
 protected:
   backend() = default;

@@ -212,6 +212,7 @@ public:
                                              const decoder_layer_weights& w, const_matrix_view x,
                                              std::span<const std::int64_t> seq_offsets,
                                              std::span<const past_kv> past) override;
+  double last_layer_device_seconds() const override { return last_layer_device_seconds_; }
 
 private:
   cuda_backend(const cuda_options& o, const cublas_api* blas)
@@ -298,6 +299,10 @@ private:
   std::int64_t resident_bytes_ = 0;
   // upload_kept's host temporaries, released by the next begin().
   std::vector<std::shared_ptr<const void>> kept_;
+  // Around the kernels of a layer_extend on the device.
+  cudaEvent_t layer_start_ = nullptr;
+  cudaEvent_t layer_end_ = nullptr;
+  double last_layer_device_seconds_ = 0.0;
 };
 
 absl::StatusOr<std::unique_ptr<backend>> cuda_backend::create(const cuda_options& o) {
@@ -323,6 +328,8 @@ absl::StatusOr<std::unique_ptr<backend>> cuda_backend::create(const cuda_options
   SATEMU_GPU_RETURN_IF_ERROR(
       blas_status(*blas, blas->set_math_mode(b->handle_, CUBLAS_DEFAULT_MATH),
                   "cublasSetMathMode"));
+  SATEMU_GPU_CUDA_TRY(cudaEventCreate(&b->layer_start_), "cudaEventCreate");
+  SATEMU_GPU_CUDA_TRY(cudaEventCreate(&b->layer_end_), "cudaEventCreate");
   return std::unique_ptr<backend>(std::move(b));
 }
 
@@ -333,6 +340,9 @@ cuda_backend::~cuda_backend() {
     cudaStreamSynchronize(stream_);
   if (handle_ != nullptr)
     blas_->destroy(handle_);
+  for (cudaEvent_t e : {layer_start_, layer_end_})
+    if (e != nullptr)
+      cudaEventDestroy(e);
   if (stream_ != nullptr)
     cudaStreamDestroy(stream_);
 }
@@ -997,6 +1007,7 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
                                                          const_matrix_view x,
                                                          std::span<const std::int64_t> seq_offsets,
                                                          std::span<const past_kv> past) {
+  last_layer_device_seconds_ = 0.0;
   const auto* mlp = std::get_if<swiglu_weights>(&w.ffn);
   const absl::StatusOr<extend_plan> plan = plan_extend(cfg, w, x, seq_offsets, past);
   // The kernels' checks of the scalars the layer hands them (the shapes are
@@ -1030,6 +1041,7 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
 
   SATEMU_GPU_RETURN_IF_ERROR(begin());
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* x_dev, upload(x.data, x.size()));
+  SATEMU_GPU_CUDA_TRY(cudaEventRecord(layer_start_, stream_), "cudaEventRecord");
   // rmsnorm(in) `[t, d]` with weight `norm`, in the GEMM input format.
   auto norm_operand = [&](const float* in, const tensor& norm) -> absl::StatusOr<const void*> {
     SATEMU_GPU_ASSIGN_OR_RETURN(const float* weight, upload(norm.data(), d));
@@ -1115,10 +1127,14 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_ASSIGN_OR_RETURN(float* out, mem_.alloc<float>(t * d));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(a_op, t, mlp->down, out));
   SATEMU_GPU_CUDA_TRY(launch_add(out, h, t * d, storage_, stream_), "add");
+  SATEMU_GPU_CUDA_TRY(cudaEventRecord(layer_end_, stream_), "cudaEventRecord");
   SATEMU_GPU_RETURN_IF_ERROR(download(r.out.data(), out, t * d));
   SATEMU_GPU_RETURN_IF_ERROR(download(r.k.data(), k, t * kvd));
   SATEMU_GPU_RETURN_IF_ERROR(download(r.v.data(), v, t * kvd));
   SATEMU_GPU_RETURN_IF_ERROR(finish("decoder layer"));
+  float ms = 0.0f;
+  SATEMU_GPU_CUDA_TRY(cudaEventElapsedTime(&ms, layer_start_, layer_end_), "cudaEventElapsedTime");
+  last_layer_device_seconds_ = static_cast<double>(ms) * 1e-3;
   return r;
 }
 

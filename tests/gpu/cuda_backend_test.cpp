@@ -659,6 +659,8 @@ TEST_P(CudaBackend, LayerOnTheDeviceIsTheLayerCallByCall) {
       gpu_->reset_launch_counts();
       auto fused = gpu_->layer_extend(cfg, w, x, offsets, *past);
       const std::string fused_launches = gpu_->launches().to_string();
+      // It ran on the device, and was timed there.
+      EXPECT_GT(gpu_->last_layer_device_seconds(), 0.0);
       gpu_->reset_launch_counts();
       auto calls = decoder_layer_extend_from_kernels(*gpu_, cfg, w, x, offsets, *past);
       ASSERT_TRUE(fused.ok()) << fused.status();
@@ -680,6 +682,7 @@ TEST_P(CudaBackend, LayerOnTheDeviceIsTheLayerCallByCall) {
   const std::vector<past_kv> three(3);
   auto bad = gpu_->layer_extend(cfg, w, x, offsets, three);
   ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(gpu_->last_layer_device_seconds(), 0.0);
   EXPECT_NE(bad.status().message().find("3 pasts for 4 sequences"), std::string::npos)
       << bad.status();
 }
