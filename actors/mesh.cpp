@@ -20,6 +20,7 @@ const mesh_entity::counter_ids mesh_entity::ids_ = {
 
 mesh_entity::mesh_entity(std::shared_ptr<const mesh_graph> graph, const mesh_config* cfg)
   : graph_(std::move(graph)), cfg_(cfg) {
+  declare_counters({ids_.sent, ids_.delivered, ids_.forwarded, ids_.malformed});
 }
 
 void mesh_entity::save_results(protocol::byte_writer& w) const {

@@ -126,7 +126,11 @@ skymemory_node::skymemory_node(std::shared_ptr<space_network> net,
   : space_node(std::move(net)), cfg_(std::move(cfg)), user_(user),
     block_bytes_(kv_block_bytes(cfg_->model, cfg_->block_tokens)),
     store_(user ? 0 : cfg_->capacity_bytes) {
-  ids();
+  const sky_counters& c = ids();
+  declare_counters({c.lookups, c.gets, c.chunks_served, c.puts, c.put_bytes, c.evictions,
+                    c.evict_notices, c.migrate_orders, c.migrated_chunks, c.migrated_bytes,
+                    c.corrupt_sent, c.corrupt_detected, c.timeouts, c.not_found, c.malformed,
+                    c.compute_errors, c.prompts, c.unanswered, c.no_satellite});
 }
 
 void skymemory_node::on_start() {

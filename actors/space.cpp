@@ -777,7 +777,9 @@ space_node::space_node(std::shared_ptr<space_network> net, ping_plan plan,
                        std::vector<flow_plan> flows)
   : net_(std::move(net)), plan_(std::move(plan)), flows_(std::move(flows)),
     flow_sent_(flows_.size(), 0) {
-  space_ids(); // register before any run reads the registry
+  const space_counters& c = space_ids();
+  declare_counters({c.hops, c.drops_queue, c.drops_loss, c.drops_no_route, c.drops_outage,
+                    c.malformed});
 }
 
 // Timer tags: 0 = the ping round, 1 + i = the next packet of flow i.

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -113,10 +114,13 @@ public:
   std::uint64_t fingerprint() const { return fingerprint_; }
   /// Value of metric counter `id` (0 if never counted here).
   std::uint64_t counter(counter_id id) const {
-    return id < counters_.size() ? counters_[id] : 0;
+    return id < counters_.size() && counters_[id] != uncounted ? counters_[id] : 0;
   }
-  /// Every counter of this entity, indexed by id (may be shorter than the
-  /// registry: missing ones are 0).
+  /// counters()'s value of a counter this entity never counted or declared.
+  static constexpr std::uint64_t uncounted = ~std::uint64_t{0};
+  /// Every counter of this entity, indexed by id: `uncounted` where it never
+  /// counted or declared one (and past the end, which may come before the
+  /// registry's).
   const std::vector<std::uint64_t>& counters() const { return counters_; }
 
   /// Distributed runs (runtime/distributed.hpp): the entity runs on a worker
@@ -154,8 +158,17 @@ protected:
   /// entity's counters into the run's (summary.json `counters`).
   void count(counter_id id, std::uint64_t n = 1) {
     if (id >= counters_.size())
-      counters_.resize(id + 1, 0);
+      counters_.resize(id + 1, uncounted);
+    if (counters_[id] == uncounted)
+      counters_[id] = 0;
     counters_[id] += n;
+  }
+  /// Counters this entity kind reports even while they stay 0: the run
+  /// reports (summary.json `counters`) every counter that one of its
+  /// entities counted or declared, and no other.
+  void declare_counters(std::initializer_list<counter_id> ids) {
+    for (const counter_id id : ids)
+      count(id, 0);
   }
 
   /// Called once at time zero, before any other event.

@@ -943,19 +943,27 @@ void tally_entities(const std::vector<std::unique_ptr<entity>>& entities, run_re
   // Totals from the entities themselves: the same in both clock modes.
   result.events = 0;
   result.envelopes = 0;
+  // Every counter that some entity counted or declared.
   std::vector<std::uint64_t> sums;
+  std::vector<bool> used;
   for (const auto& e : entities) {
     result.events += e->events();
     result.envelopes += e->envelopes();
     const auto& c = e->counters();
-    if (c.size() > sums.size())
+    if (c.size() > sums.size()) {
       sums.resize(c.size(), 0);
+      used.resize(c.size(), false);
+    }
     for (std::size_t i = 0; i < c.size(); ++i)
-      sums[i] += c[i];
+      if (c[i] != entity::uncounted) {
+        sums[i] += c[i];
+        used[i] = true;
+      }
   }
   const auto names = counter_names();
   for (std::size_t i = 0; i < sums.size(); ++i)
-    result.counters[names[i]] = sums[i];
+    if (used[i])
+      result.counters[names[i]] = sums[i];
 }
 
 } // namespace satemu::runtime

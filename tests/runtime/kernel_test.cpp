@@ -32,6 +32,8 @@ struct seen {
 class probe final : public entity {
 public:
   using entity::compute;
+  using entity::count;
+  using entity::declare_counters;
   using entity::forward;
   using entity::random;
   using entity::schedule;
@@ -169,6 +171,30 @@ TEST(Kernel, TimersFireAtTheirTimeInScheduleOrder) {
   const std::vector<std::pair<std::int64_t, std::uint64_t>> want = {
     {0, 0}, {milliseconds(1).ns(), 10}, {milliseconds(3).ns(), 30}, {milliseconds(3).ns(), 31}};
   EXPECT_EQ(at(w, 0).timers, want);
+}
+
+TEST(Kernel, RunReportsTheCountersItsEntitiesCountedOrDeclared) {
+  // Registered in this order, so the unused one has the lowest id and lies
+  // inside every entity's counter vector.
+  const counter_id unused = register_counter("test.unused");
+  const counter_id declared = register_counter("test.declared");
+  const counter_id counted = register_counter("test.counted");
+  auto w = make_world(3);
+  at(w, 0).start = [&](probe& p) {
+    p.declare_counters({declared});
+    p.count(counted, 2);
+  };
+  at(w, 1).start = [&](probe& p) { p.count(counted, 3); };
+  at(w, 2).start = [&](probe& p) { p.declare_counters({counted}); };
+  const auto r = run(w, virtual_opts(milliseconds(1), milliseconds(1)));
+  EXPECT_EQ(r.counters.count("test.unused"), 0u);
+  ASSERT_EQ(r.counters.count("test.declared"), 1u);
+  EXPECT_EQ(r.counters.at("test.declared"), 0u);
+  ASSERT_EQ(r.counters.count("test.counted"), 1u);
+  EXPECT_EQ(r.counters.at("test.counted"), 5u);
+  EXPECT_EQ(at(w, 0).counter(unused), 0u);
+  EXPECT_EQ(at(w, 2).counter(counted), 0u);
+  EXPECT_EQ(at(w, 1).counter(counted), 3u);
 }
 
 /// Random traffic among n entities with latencies >= lookahead; each
