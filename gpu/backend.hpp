@@ -41,6 +41,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gpu/rope.hpp"
 #include "gpu/tensor.hpp"
 
 namespace satemu::gpu {
@@ -121,6 +122,8 @@ struct attention_config {
   float scale = 0.0f;
   /// RoPE base (theta); used by the layers in layers.hpp.
   float rope_theta = 10000.0f;
+  /// Llama 3 frequency scaling of RoPE (rope.hpp); off by default.
+  llama3_rope_scaling rope_scaling{};
 
   std::int64_t q_dim() const { return n_heads * head_dim; }
   std::int64_t kv_dim() const { return n_kv_heads * head_dim; }

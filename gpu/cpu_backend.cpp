@@ -132,11 +132,8 @@ absl::Status cpu_backend::rope(const attention_config& cfg, matrix_view q, matri
   count_launch(op::rope);
 
   const std::int64_t half = cfg.head_dim / 2;
-  std::vector<double> inv_freq(static_cast<std::size_t>(half));
-  for (std::int64_t i = 0; i < half; ++i)
-    inv_freq[static_cast<std::size_t>(i)] =
-        std::pow(static_cast<double>(cfg.rope_theta),
-                 -2.0 * static_cast<double>(i) / static_cast<double>(cfg.head_dim));
+  const std::vector<double> inv_freq =
+      rope_inv_freq(static_cast<double>(cfg.rope_theta), cfg.head_dim, cfg.rope_scaling);
   std::vector<float> cos_t(static_cast<std::size_t>(half));
   std::vector<float> sin_t(static_cast<std::size_t>(half));
   auto rotate = [&](float* row, std::int64_t heads) {

@@ -292,6 +292,8 @@ absl::Status validate_model(const model_profile& p) {
                             p.num_kv_heads, ")"));
   if (!(p.rope_theta > 0) || !(p.rms_eps > 0))
     return bad("rope_theta and rms_eps must be positive");
+  if (absl::Status s = check_rope_scaling(p.rope_scaling); !s.ok())
+    return bad(std::string(s.message()));
   if (p.sliding_window < 0 || p.sliding_window_pattern < 0)
     return bad("sliding_window and sliding_window_pattern must not be negative");
   if (p.is_moe()) {

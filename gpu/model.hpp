@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gpu/rope.hpp"
 
 namespace satemu::gpu {
 
@@ -43,15 +44,6 @@ std::string_view to_string(model_arch arch);
 enum class mlp_activation {
   silu,      ///< SwiGLU: silu(x W_gate^T) * (x W_up^T)
   gelu_tanh, ///< GeGLU with the tanh approximation of GELU (Gemma)
-};
-
-/// Llama 3 RoPE frequency scaling (`rope_scaling.rope_type = "llama3"` in HF
-/// configs). `factor == 0` means no scaling.
-struct llama3_rope_scaling {
-  double factor = 0;
-  double low_freq_factor = 0;
-  double high_freq_factor = 0;
-  std::int64_t original_max_position = 0;
 };
 
 /// The dimensions of one transformer decoder model.

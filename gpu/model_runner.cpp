@@ -89,6 +89,7 @@ absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p) {
   c.attn.n_kv_heads = p.num_kv_heads;
   c.attn.head_dim = p.head_dim;
   c.attn.rope_theta = static_cast<float>(p.rope_theta);
+  c.attn.rope_scaling = p.rope_scaling;
   c.rms_eps = static_cast<float>(p.rms_eps);
   return c;
 }

@@ -614,12 +614,8 @@ absl::Status cuda_backend::rope(const attention_config& cfg, matrix_view q, matr
 absl::Status cuda_backend::rope_dev(const attention_config& cfg, float* q, float* k,
                                     std::int64_t rows, std::span<const std::int64_t> positions) {
   // The frequencies exactly as the cpu backend computes them.
-  const std::int64_t half = cfg.head_dim / 2;
-  std::vector<double> inv_freq(static_cast<std::size_t>(half));
-  for (std::int64_t i = 0; i < half; ++i)
-    inv_freq[static_cast<std::size_t>(i)] =
-        std::pow(static_cast<double>(cfg.rope_theta),
-                 -2.0 * static_cast<double>(i) / static_cast<double>(cfg.head_dim));
+  std::vector<double> inv_freq =
+      rope_inv_freq(static_cast<double>(cfg.rope_theta), cfg.head_dim, cfg.rope_scaling);
   SATEMU_GPU_ASSIGN_OR_RETURN(
       const std::int64_t* pos_dev,
       upload(positions.data(), static_cast<std::int64_t>(positions.size())));

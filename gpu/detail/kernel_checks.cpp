@@ -133,6 +133,8 @@ absl::Status check_rope(const attention_config& cfg, const const_matrix_view& q,
     return invalid(kernel, positions.size(), " positions for ", q.rows, " tokens");
   if (!(cfg.rope_theta > 0.0f) || !std::isfinite(cfg.rope_theta))
     return invalid(kernel, "rope_theta ", cfg.rope_theta, " must be finite and > 0");
+  if (absl::Status s = check_rope_scaling(cfg.rope_scaling); !s.ok())
+    return invalid(kernel, s.message());
   for (std::size_t t = 0; t < positions.size(); ++t)
     if (positions[t] < 0)
       return invalid(kernel, "negative position ", positions[t], " of token ", t);

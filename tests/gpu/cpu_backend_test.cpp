@@ -3,6 +3,7 @@
 // MQA), decode against a KV cache, kv_store, silu_mul, add; plus input errors.
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -67,6 +68,55 @@ TEST(Rope, MatchesRotateHalfReference) {
   EXPECT_EQ(be.launches()[op::rope], 4u);
 }
 
+// Llama 3's scaled frequencies, written out for llama-3.2-1b (theta 5e5,
+// head_dim 64, factor 32, low 1, high 4, original context 8192): wavelengths
+// 2 pi / f under 8192 / 4 keep f (i <= 14), over 8192 / 1 divide it by 32
+// (i >= 18), and i = 15..17 blend the two.
+TEST(Rope, Llama3ScalingOfTheFrequencies) {
+  const llama3_rope_scaling s{.factor = 32, .low_freq_factor = 1, .high_freq_factor = 4,
+                              .original_max_position = 8192};
+  const std::vector<double> plain = rope_inv_freq(500000.0, 64);
+  const std::vector<double> scaled = rope_inv_freq(500000.0, 64, s);
+  ASSERT_EQ(plain.size(), 32u);
+  ASSERT_EQ(scaled.size(), 32u);
+  for (std::size_t i = 0; i < 32; ++i) {
+    const double f = std::pow(500000.0, -static_cast<double>(2 * i) / 64.0);
+    EXPECT_NEAR(plain[i], f, 1e-15 * f) << i;
+    double want = f;
+    if (i >= 18) {
+      want = f / 32;
+    } else if (i >= 15) {
+      const double smooth = (8192.0 * f / (2 * std::numbers::pi) - 1.0) / (4.0 - 1.0);
+      EXPECT_GT(smooth, 0.0) << i;
+      EXPECT_LT(smooth, 1.0) << i;
+      want = (1 - smooth) * f / 32 + smooth * f;
+    }
+    EXPECT_NEAR(scaled[i], want, 1e-15 * f) << i;
+  }
+  EXPECT_EQ(scaled[0], 1.0);
+  EXPECT_EQ(rope_inv_freq(500000.0, 64, llama3_rope_scaling{}), plain);
+
+  // The kernel rotates by them.
+  cpu_backend be;
+  attention_config cfg{.n_heads = 2, .n_kv_heads = 1, .head_dim = 64, .rope_theta = 500000.0f,
+                       .rope_scaling = s};
+  tensor q = ref::random_tensor({3, cfg.q_dim()}, 31);
+  tensor k = ref::random_tensor({3, cfg.kv_dim()}, 32);
+  const std::vector<std::int64_t> pos = {1, 4000, 100000};
+  ref::vec qw = ref::to_double(q.values());
+  ref::vec kw = ref::to_double(k.values());
+  const std::vector<double> theta_freq = rope_inv_freq(static_cast<double>(cfg.rope_theta), 64, s);
+  ref::rope(qw, 3, cfg.n_heads, cfg.head_dim, pos, theta_freq);
+  ref::rope(kw, 3, cfg.n_kv_heads, cfg.head_dim, pos, theta_freq);
+  ASSERT_TRUE(be.rope(cfg, q, k, pos).ok());
+  EXPECT_LE(ref::rel_err(q.values(), qw), tol);
+  EXPECT_LE(ref::rel_err(k.values(), kw), tol);
+  // Not the unscaled rotation.
+  ref::vec plain_q = ref::to_double(ref::random_tensor({3, cfg.q_dim()}, 31).values());
+  ref::rope(plain_q, 3, cfg.n_heads, cfg.head_dim, pos, static_cast<double>(cfg.rope_theta));
+  EXPECT_GT(ref::rel_err(q.values(), plain_q), 1e-3);
+}
+
 TEST(Rope, RejectsBadInput) {
   cpu_backend be;
   const attention_config cfg{.n_heads = 2, .n_kv_heads = 1, .head_dim = 4};
@@ -80,6 +130,19 @@ TEST(Rope, RejectsBadInput) {
   tensor q3({1, 6});
   tensor k3({1, 3});
   EXPECT_FALSE(be.rope(odd, q3, k3, std::vector<std::int64_t>{0}).ok());
+  for (const llama3_rope_scaling bad : {
+           llama3_rope_scaling{.factor = 0.5, .low_freq_factor = 1, .high_freq_factor = 4,
+                               .original_max_position = 8192},
+           llama3_rope_scaling{.factor = 8, .low_freq_factor = 4, .high_freq_factor = 4,
+                               .original_max_position = 8192},
+           llama3_rope_scaling{.factor = 8, .low_freq_factor = 1, .high_freq_factor = 4,
+                               .original_max_position = 0}}) {
+    attention_config scaled = cfg;
+    scaled.rope_scaling = bad;
+    const absl::Status st = be.rope(scaled, q, k, std::vector<std::int64_t>{0, 1});
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(st.message().find("llama3 RoPE scaling"), std::string::npos) << st;
+  }
   EXPECT_EQ(be.launches()[op::rope], 0u);
 }
 

@@ -50,6 +50,21 @@ TEST(ModelRunner, UnsupportedFamiliesAreRefusedByName) {
   }
 }
 
+TEST(ModelRunner, LayersUseTheProfilesRopeScaling) {
+  auto p = find_model("llama-3.2-1b");
+  ASSERT_TRUE(p.ok());
+  auto c = decoder_config_of(*p);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->attn.rope_theta, 500000.0f);
+  EXPECT_EQ(c->attn.rope_scaling.factor, 32.0);
+  EXPECT_EQ(c->attn.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_EQ(c->attn.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(c->attn.rope_scaling.original_max_position, 8192);
+  auto tiny = decoder_config_of(*find_model("tiny"));
+  ASSERT_TRUE(tiny.ok());
+  EXPECT_FALSE(tiny->attn.rope_scaling.enabled());
+}
+
 TEST(ModelRunner, SyntheticLayerIsTheModelsLayer) {
   for (const char* name : {"tiny", "tiny-moe"}) {
     auto p = find_model(name);

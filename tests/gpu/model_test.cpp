@@ -65,6 +65,12 @@ TEST(Model, ValidationNamesTheField) {
   s = validate_model(p);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("hidden_size"), std::string::npos) << s;
+
+  p = get("llama-3.2-1b");
+  p.rope_scaling.high_freq_factor = 0.5;
+  s = validate_model(p);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("high_freq_factor"), std::string::npos) << s;
 }
 
 TEST(Model, Llama32_1bMatchesItsModelCard) {

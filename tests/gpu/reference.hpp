@@ -99,7 +99,25 @@ inline vec rmsnorm(const vec& x, std::int64_t rows, std::int64_t cols,
   return y;
 }
 
-/// Rotate-half RoPE on a [rows, heads*head_dim] matrix, in place.
+/// Rotate-half RoPE on a [rows, heads*head_dim] matrix, in place, with the
+/// frequencies `inv_freq` (head_dim / 2 of them).
+inline void rope(vec& x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim,
+                 std::span<const std::int64_t> pos, std::span<const double> inv_freq) {
+  const std::int64_t half = head_dim / 2;
+  for (std::int64_t t = 0; t < rows; ++t)
+    for (std::int64_t h = 0; h < heads; ++h) {
+      double* base = x.data() + t * heads * head_dim + h * head_dim;
+      for (std::int64_t i = 0; i < half; ++i) {
+        const double ang = static_cast<double>(pos[t]) * inv_freq[static_cast<std::size_t>(i)];
+        const double a = base[i];
+        const double b = base[i + half];
+        base[i] = a * std::cos(ang) - b * std::sin(ang);
+        base[i + half] = b * std::cos(ang) + a * std::sin(ang);
+      }
+    }
+}
+
+/// Rotate-half RoPE with the plain frequencies 1 / theta^(2i / head_dim).
 inline void rope(vec& x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim,
                  std::span<const std::int64_t> pos, double theta) {
   const std::int64_t half = head_dim / 2;
