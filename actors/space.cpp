@@ -533,9 +533,9 @@ void space_network::record_locked(const space_epoch& ep) {
     // space_config_from checked that both endpoints exist.
     const auto from = snap.ground_node(*find_ground(cfg_, cfg_.record.path_from));
     const auto to = snap.ground_node(*find_ground(cfg_, cfg_.record.path_to));
-    const auto& tree = ep.routes->to(to);
-    if (tree.next[from] != runtime::route_tree::none) {
-      for (auto v = from; v != to; v = tree.next[v])
+    const auto& routes = *ep.routes;
+    if (routes.next(to, from) != runtime::route_tree::none) {
+      for (auto v = from; v != to; v = routes.next(to, v))
         smp.path.push_back(v);
       smp.path.push_back(to);
     }
@@ -953,9 +953,9 @@ void space_node::receive_ping(protocol::envelope& e) {
 }
 
 std::uint64_t space_node::route_hash(const space_epoch& ep, runtime::entity_id dst) const {
-  const auto& tree = ep.routes->to(dst);
+  const auto& routes = *ep.routes;
   std::uint64_t h = runtime::hash_combine(0, dst);
-  for (auto v = id(); v != dst && v != runtime::route_tree::none; v = tree.next[v])
+  for (auto v = id(); v != dst && v != runtime::route_tree::none; v = routes.next(dst, v))
     h = runtime::hash_combine(h, v);
   return h;
 }
@@ -964,7 +964,7 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
                                                          std::size_t wire_bytes) {
   const auto& ep = epoch();
   const auto& snap = *ep.snapshot;
-  const auto next = ep.routes->to(dst).next[id()];
+  const auto next = ep.routes->next(dst, id());
   if (next == runtime::route_tree::none) {
     count(space_ids().drops_no_route);
     return std::nullopt;

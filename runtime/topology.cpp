@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <queue>
 
 #include "runtime/constants.hpp"
@@ -200,76 +201,162 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
   return s;
 }
 
-route_tree shortest_path_tree(const topology_snapshot& s, std::uint32_t destination,
-                              route_metric metric) {
-  const auto n = s.nodes();
-  route_tree t;
-  t.destination = destination;
-  t.next.assign(n, route_tree::none);
-  t.length_m.assign(n, std::numeric_limits<double>::infinity());
-  t.hops.assign(n, 0);
-  // Cost per link: its length, or 1 for hop count (length then breaks ties).
-  std::vector<double> cost(n, std::numeric_limits<double>::infinity());
-  std::vector<bool> done(n, false);
-  using item = std::pair<double, std::uint32_t>;
-  std::priority_queue<item, std::vector<item>, std::greater<item>> queue;
-  cost[destination] = 0;
-  t.length_m[destination] = 0;
-  queue.push({0, destination});
-  while (!queue.empty()) {
-    const auto [c, v] = queue.top();
-    queue.pop();
-    if (done[v])
-      continue;
-    done[v] = true;
-    // Ground points are endpoints: reachable, but never relays.
-    if (v >= s.satellites && v != destination)
-      continue;
-    for (auto i = s.offsets[v]; i < s.offsets[v + 1]; ++i) {
-      const auto u = s.neighbour[i];
-      if (done[u])
+namespace {
+
+// Dijkstra from one destination over a snapshot's links, run in steps:
+// nodes are settled in order of cost until a given one is (or all are).
+// Ground points other than the destination are settled but not expanded (no
+// transit through them). Equal costs prefer the lower next-hop id, so the
+// routes depend neither on the order links were found in nor on where the
+// search was paused.
+class dijkstra {
+public:
+  static constexpr double inf = std::numeric_limits<double>::infinity();
+
+  // With `length_m` and `hops`, also each node's path length and hop count.
+  dijkstra(const topology_snapshot& s, std::uint32_t destination, route_metric metric,
+           std::vector<double>* length_m = nullptr, std::vector<std::uint16_t>* hops = nullptr)
+    : s_(s), destination_(destination), metric_(metric), length_m_(length_m), hops_(hops),
+      next_(s.nodes(), route_tree::none), cost_(s.nodes(), inf), done_(s.nodes(), false) {
+    cost_[destination] = 0;
+    if (length_m_ != nullptr) {
+      length_m_->assign(s.nodes(), inf);
+      (*length_m_)[destination] = 0;
+    }
+    if (hops_ != nullptr)
+      hops_->assign(s.nodes(), 0);
+    queue_.push({0, destination});
+  }
+
+  // Settles nodes until `target` is settled (route_tree::none: until none is
+  // left), calling on_settle(v) once v's next hop is final.
+  template <typename F>
+  void run_until(std::uint32_t target, F&& on_settle) {
+    while (!queue_.empty() && !(target != route_tree::none && done_[target])) {
+      const auto [c, v] = queue_.top();
+      queue_.pop();
+      if (done_[v])
         continue;
-      const double len = s.length_m[i];
-      const double step = metric == route_metric::hops ? 1.0 + len * 1e-12 : len;
-      const double nc = c + step;
-      // Equal cost: prefer the lower next-hop id, so routes do not depend on
-      // the order links were found in.
-      if (nc < cost[u] || (nc == cost[u] && v < t.next[u])) {
-        cost[u] = nc;
-        t.next[u] = v;
-        t.length_m[u] = t.length_m[v] + len;
-        t.hops[u] = static_cast<std::uint16_t>(t.hops[v] + 1);
-        queue.push({nc, u});
+      done_[v] = true;
+      on_settle(v);
+      if (v >= s_.satellites && v != destination_)
+        continue;
+      for (auto i = s_.offsets[v]; i < s_.offsets[v + 1]; ++i) {
+        const auto u = s_.neighbour[i];
+        if (done_[u])
+          continue;
+        const double len = s_.length_m[i];
+        // Cost per link: its length, or 1 for hop count (length then breaks ties).
+        const double step = metric_ == route_metric::hops ? 1.0 + len * 1e-12 : len;
+        const double nc = c + step;
+        if (nc < cost_[u] || (nc == cost_[u] && v < next_[u])) {
+          cost_[u] = nc;
+          next_[u] = v;
+          if (length_m_ != nullptr)
+            (*length_m_)[u] = (*length_m_)[v] + len;
+          if (hops_ != nullptr)
+            (*hops_)[u] = static_cast<std::uint16_t>((*hops_)[v] + 1);
+          queue_.push({nc, u});
+        }
       }
     }
   }
+
+  bool finished() const { return queue_.empty(); }
+  // The next hops; a settled node's is final.
+  const std::vector<std::uint32_t>& next() const { return next_; }
+  std::vector<std::uint32_t> take_next() { return std::move(next_); }
+  // Frees what only the search itself needs, once it has finished.
+  void release_search_state() {
+    cost_ = {};
+    done_ = {};
+    queue_ = {};
+  }
+
+private:
+  using item = std::pair<double, std::uint32_t>;
+
+  const topology_snapshot& s_;
+  std::uint32_t destination_;
+  route_metric metric_;
+  std::vector<double>* length_m_;
+  std::vector<std::uint16_t>* hops_;
+  std::vector<std::uint32_t> next_;
+  std::vector<double> cost_;
+  std::vector<bool> done_;
+  std::priority_queue<item, std::vector<item>, std::greater<item>> queue_;
+};
+
+} // namespace
+
+route_tree shortest_path_tree(const topology_snapshot& s, std::uint32_t destination,
+                              route_metric metric) {
+  route_tree t;
+  t.destination = destination;
+  dijkstra d(s, destination, metric, &t.length_m, &t.hops);
+  d.run_until(route_tree::none, [](std::uint32_t) {});
+  t.next = d.take_next();
   return t;
 }
 
+// One destination's search, shared by the threads that ask about it: the
+// search advances under the lock, and a node's `settled` flag (set after its
+// next hop is final) lets questions about it skip the lock.
+class route_cache::search {
+public:
+  search(const topology_snapshot& s, std::uint32_t destination, route_metric metric)
+    : d_(s, destination, metric),
+      settled_(std::make_unique<std::atomic<std::uint8_t>[]>(s.nodes())) {}
+
+  std::uint32_t next(std::uint32_t from) {
+    if (finished_.load(std::memory_order_acquire) ||
+        settled_[from].load(std::memory_order_acquire) != 0)
+      return d_.next()[from];
+    std::lock_guard<std::mutex> lock(mu_);
+    d_.run_until(from, [this](std::uint32_t v) {
+      settled_[v].store(1, std::memory_order_release);
+    });
+    if (d_.finished() && !finished_.load(std::memory_order_relaxed)) {
+      d_.release_search_state();
+      finished_.store(true, std::memory_order_release);
+    }
+    return d_.next()[from];
+  }
+
+private:
+  std::mutex mu_;
+  dijkstra d_;
+  std::unique_ptr<std::atomic<std::uint8_t>[]> settled_;
+  std::atomic<bool> finished_{false};
+};
+
 route_cache::route_cache(std::shared_ptr<const topology_snapshot> s, route_metric metric)
   : snapshot_(std::move(s)), metric_(metric),
-    trees_(std::make_unique<std::atomic<const route_tree*>[]>(snapshot_->nodes())),
+    searches_(std::make_unique<std::atomic<search*>[]>(snapshot_->nodes())),
     size_(snapshot_->nodes()) {
 }
 
 route_cache::~route_cache() {
   for (std::size_t i = 0; i < size_; ++i)
-    delete trees_[i].load(std::memory_order_relaxed);
+    delete searches_[i].load(std::memory_order_relaxed);
 }
 
-const route_tree& route_cache::to(std::uint32_t destination) const {
-  auto& slot = trees_[destination];
-  if (const auto* t = slot.load(std::memory_order_acquire))
-    return *t;
-  // Two threads may race to build the same tree; both give identical
-  // results, and the first one stored wins.
-  auto* built = new route_tree(shortest_path_tree(*snapshot_, destination, metric_));
-  const route_tree* expected = nullptr;
-  if (slot.compare_exchange_strong(expected, built, std::memory_order_acq_rel,
+route_cache::search& route_cache::search_to(std::uint32_t destination) const {
+  auto& slot = searches_[destination];
+  if (auto* s = slot.load(std::memory_order_acquire))
+    return *s;
+  // Two threads may race to start the same search; the first one stored wins.
+  auto* started = new search(*snapshot_, destination, metric_);
+  search* expected = nullptr;
+  if (slot.compare_exchange_strong(expected, started, std::memory_order_acq_rel,
                                    std::memory_order_acquire))
-    return *built;
-  delete built;
+    return *started;
+  delete started;
   return *expected;
+}
+
+std::uint32_t route_cache::next(std::uint32_t destination, std::uint32_t from) const {
+  return search_to(destination).next(from);
 }
 
 } // namespace satemu::runtime

@@ -173,9 +173,14 @@ struct route_tree {
 route_tree shortest_path_tree(const topology_snapshot& s, std::uint32_t destination,
                               route_metric metric = route_metric::delay);
 
-/// Per-destination trees of one snapshot, computed on first use and kept for
-/// the epoch. Safe to share between threads; a lookup of a tree already
-/// built takes no lock.
+/// Per-destination routes of one snapshot, kept for the epoch and computed
+/// only as far as they are asked for: each destination's Dijkstra (the same
+/// search as shortest_path_tree, same ties) stops once the node asked about
+/// is settled and resumes from there for a later question. A settled node's
+/// next hop is final, so the answers are shortest_path_tree's whatever the
+/// order of the questions; a packet's path is settled before its sender is,
+/// so routing a packet seldom needs the whole tree. Safe to share between
+/// threads; a question about a settled node takes no lock.
 class route_cache {
 public:
   route_cache(std::shared_ptr<const topology_snapshot> s, route_metric metric);
@@ -183,14 +188,18 @@ public:
   route_cache(const route_cache&) = delete;
   route_cache& operator=(const route_cache&) = delete;
 
-  const route_tree& to(std::uint32_t destination) const;
+  /// shortest_path_tree(snapshot, destination).next[from].
+  std::uint32_t next(std::uint32_t destination, std::uint32_t from) const;
   const topology_snapshot& snapshot() const { return *snapshot_; }
 
 private:
+  class search;
+  search& search_to(std::uint32_t destination) const;
+
   std::shared_ptr<const topology_snapshot> snapshot_;
   route_metric metric_;
   /// One slot per destination; filled once, never replaced until destruction.
-  mutable std::unique_ptr<std::atomic<const route_tree*>[]> trees_;
+  mutable std::unique_ptr<std::atomic<search*>[]> searches_;
   std::size_t size_ = 0;
 };
 

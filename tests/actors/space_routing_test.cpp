@@ -37,9 +37,8 @@ workload: {kind: ping, pattern: pairs, pairs: [{from: a, to: b}], interval: 1s, 
 std::vector<std::uint32_t> route(space_network& net, runtime::vtime t) {
   const auto ep = net.at(t);
   const auto a = static_cast<std::uint32_t>(net.satellites());
-  const auto& tree = ep->routes->to(a + 1);
   std::vector<std::uint32_t> path;
-  for (auto v = a; v != runtime::route_tree::none; v = tree.next[v])
+  for (auto v = a; v != runtime::route_tree::none; v = ep->routes->next(a + 1, v))
     path.push_back(v);
   return path;
 }
@@ -64,9 +63,9 @@ TEST(SpaceOutage, RemovesTheSatelliteFromEveryPath) {
     const auto& snap = *ep->snapshot;
     EXPECT_EQ(snap.offsets[x + 1] - snap.offsets[x], 0u) << "a satellite that is down has no links";
     for (std::uint32_t dst = 0; dst < snap.nodes(); ++dst) {
-      const auto& tree = ep->routes->to(dst);
       for (std::uint32_t v = 0; v < snap.nodes(); ++v)
-        ASSERT_NE(tree.next[v], x) << "route from " << v << " to " << dst << " crosses the outage";
+        ASSERT_NE(ep->routes->next(dst, v), x)
+            << "route from " << v << " to " << dst << " crosses the outage";
     }
   }
 }

@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <random>
+#include <thread>
 
 #include "runtime/constants.hpp"
 #include "runtime/walker.hpp"
@@ -190,14 +194,63 @@ TEST(Routing, ShortestPathsMatchBruteForce) {
   }
 }
 
-TEST(Routing, CacheReturnsTheSameTreeOnce) {
-  auto c = grid(4, 6);
-  auto s = std::make_shared<const topology_snapshot>(snapshot_of(c, 0, {}));
-  route_cache cache(s, route_metric::delay);
-  const auto& t1 = cache.to(3);
-  const auto& t2 = cache.to(3);
-  EXPECT_EQ(&t1, &t2);
-  EXPECT_EQ(t1.next, shortest_path_tree(*s, 3).next);
+// The cache runs each destination's search only as far as it is asked to, so
+// its answers must not depend on the order of the questions nor on threads
+// asking at once: every answer is the full tree's, for both metrics, and an
+// unreachable ground point (a pole, which a 53-deg shell never serves) has
+// no route either way.
+TEST(Routing, CacheAnswersAsTheFullTreeInAnyOrderAndFromManyThreads) {
+  // 12 x 12: every +Grid candidate is a link (see above), so paths have many
+  // alternatives and a node's first offer is often not its final route.
+  auto c = grid(12, 12);
+  const std::vector<ground_point> grounds = {
+      ground_point::at("a", {10, 10, 0}), ground_point::at("b", {-20, 100, 0}),
+      ground_point::at("c", {40, -60, 0}), ground_point::at("pole", {89.9, 0, 0})};
+  gsl_rules gsl;
+  gsl.min_elevation_deg = 10;
+  auto s = std::make_shared<const topology_snapshot>(snapshot_of(c, 0, grounds, {}, gsl));
+  const std::uint32_t n = s->nodes();
+  const std::uint32_t pole = s->ground_node(3);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> questions; // (destination, from)
+  for (std::uint32_t dst = 0; dst < n; ++dst)
+    for (std::uint32_t from = 0; from < n; ++from)
+      questions.emplace_back(dst, from);
+  for (const auto metric : {route_metric::delay, route_metric::hops}) {
+    std::vector<std::vector<std::uint32_t>> want(n);
+    for (std::uint32_t dst = 0; dst < n; ++dst)
+      want[dst] = shortest_path_tree(*s, dst, metric).next;
+    EXPECT_EQ(want[0][pole], route_tree::none);
+    EXPECT_EQ(want[pole][0], route_tree::none);
+    // Each question first, on a fresh cache: the search pauses at every node.
+    for (const auto& [dst, from] : questions) {
+      route_cache fresh(s, metric);
+      ASSERT_EQ(fresh.next(dst, from), want[dst][from]) << dst << " from " << from;
+    }
+    {
+      // One thread; each question twice, in a shuffled order.
+      route_cache cache(s, metric);
+      auto order = questions;
+      order.insert(order.end(), questions.begin(), questions.end());
+      std::shuffle(order.begin(), order.end(), std::mt19937(7));
+      for (const auto& [dst, from] : order)
+        ASSERT_EQ(cache.next(dst, from), want[dst][from]) << dst << " from " << from;
+    }
+    // Four threads at once on a fresh cache, each in its own order.
+    route_cache shared(s, metric);
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (unsigned k = 0; k < 4; ++k)
+      threads.emplace_back([&, k] {
+        auto order = questions;
+        std::shuffle(order.begin(), order.end(), std::mt19937(k));
+        for (const auto& [dst, from] : order)
+          if (shared.next(dst, from) != want[dst][from])
+            ++wrong;
+      });
+    for (auto& t : threads)
+      t.join();
+    EXPECT_EQ(wrong.load(), 0);
+  }
 }
 
 } // namespace
