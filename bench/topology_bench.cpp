@@ -115,6 +115,29 @@ void BM_Routing_Tree(benchmark::State& state) {
 }
 BENCHMARK(BM_Routing_Tree)->Unit(benchmark::kMillisecond);
 
+// What a ping costs the epoch's route cache: the path from station g to
+// station g + 1 on a fresh cache, the destination's search run only until
+// the sender is settled (route_cache::next).
+void BM_Routing_CachedPath(benchmark::State& state) {
+  const auto c = starlink_phase1();
+  const auto gs = stations(100);
+  const auto s = std::make_shared<const topology_snapshot>(
+      build_snapshot(0, c.ecef_all(0, 0), plus_grid_candidates(c), gs, {}, {}, nullptr));
+  const auto n = static_cast<std::uint32_t>(gs.size());
+  std::uint32_t g = 0;
+  std::int64_t hops = 0;
+  for (auto _ : state) {
+    route_cache cache(s, route_metric::delay);
+    const std::uint32_t dst = s->ground_node((g + 1) % n);
+    for (auto v = s->ground_node(g); v != dst && v != route_tree::none; v = cache.next(dst, v))
+      ++hops;
+    g = (g + 1) % n;
+  }
+  state.counters["hops_per_path"] =
+      static_cast<double>(hops) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_Routing_CachedPath)->Unit(benchmark::kMillisecond);
+
 } // namespace
 
 BENCHMARK_MAIN();
