@@ -41,8 +41,6 @@ const space_counters& space_ids() {
   return c;
 }
 
-constexpr std::size_t kept_epochs = 8;
-
 std::int64_t ceil_ns(double seconds) {
   return static_cast<std::int64_t>(std::ceil(seconds * 1e9));
 }
@@ -504,9 +502,17 @@ void space_network::build_next_locked() {
   ep->routes = std::make_unique<runtime::route_cache>(snap, cfg_.metric);
   ep->snapshot = std::move(snap);
   record_locked(*ep);
+  std::erase_if(built_, [](const auto& e) { return e.expired(); });
+  built_.push_back(ep);
   recent_.push_back(std::move(ep));
   if (recent_.size() > kept_epochs)
     recent_.pop_front();
+}
+
+std::size_t space_network::epochs_alive() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<std::size_t>(
+      std::count_if(built_.begin(), built_.end(), [](const auto& e) { return !e.expired(); }));
 }
 
 void space_network::record_locked(const space_epoch& ep) {
@@ -839,8 +845,14 @@ void space_node::receive_flow(protocol::envelope& e) {
 
 const space_epoch& space_node::epoch() {
   const auto k = now().ns() / net_->config().update_interval.ns();
-  if (!epoch_ || epoch_->index != k)
+  if (epoch_ && epoch_->index == k)
+    return *epoch_;
+  if (auto last = last_epoch_.lock(); last && last->index == k) {
+    epoch_ = std::move(last);
+  } else {
     epoch_ = net_->at(now());
+    last_epoch_ = epoch_;
+  }
   return *epoch_;
 }
 

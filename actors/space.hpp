@@ -115,9 +115,17 @@ class space_network {
 public:
   static absl::StatusOr<std::shared_ptr<space_network>> make(space_config cfg);
 
+  /// Epochs the network keeps (the most recent ones).
+  static constexpr std::size_t kept_epochs = 8;
+
   /// The epoch holding time `t` (thread-safe). Epochs are built in order and
-  /// the last few are kept; nodes only ask for times in the current window.
+  /// the last kept_epochs are kept; nodes only ask for times in the current
+  /// window, and hold an epoch only while they handle an event.
   std::shared_ptr<const space_epoch> at(runtime::vtime t);
+  /// Epochs still alive: the kept ones and any that a caller still holds.
+  /// (An epoch holds its snapshot and routes, megabytes for large
+  /// constellations.)
+  std::size_t epochs_alive() const;
 
   /// Smallest latency any hop can have: hop delay plus the shortest distance
   /// any link can span (closed forms of the shells) over c.
@@ -168,6 +176,8 @@ private:
   runtime::duration lookahead_;
   mutable std::mutex mu_;
   std::deque<std::shared_ptr<const space_epoch>> recent_;
+  /// Every epoch built that was still alive at the last build.
+  std::vector<std::weak_ptr<const space_epoch>> built_;
   std::vector<handover_record> handovers_;
 };
 
@@ -273,13 +283,16 @@ private:
   /// link's queue updated; nullopt (and the reason counted) when the message
   /// is dropped here.
   std::optional<next_hop> plan_hop(runtime::entity_id dst, std::size_t wire_bytes);
-  /// The epoch of `now()`: asks the network only when time has left the
-  /// cached one, so a hop costs no lock.
+  /// The epoch of `now()`, held only while an event is handled (a node that
+  /// goes quiet must not pin an old epoch's snapshot and routes): asks the
+  /// network only when time has left the last one, so a hop costs no lock.
   const space_epoch& epoch();
+  void after_event() override { epoch_.reset(); }
   std::uint64_t route_hash(const space_epoch& ep, runtime::entity_id dst) const;
 
   std::shared_ptr<space_network> net_;
-  std::shared_ptr<const space_epoch> epoch_;
+  std::shared_ptr<const space_epoch> epoch_;     ///< during an event
+  std::weak_ptr<const space_epoch> last_epoch_;  ///< between events
   ping_plan plan_;
   std::vector<link_queue> queues_;
   std::vector<ping_sample> samples_;

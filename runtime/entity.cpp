@@ -168,6 +168,7 @@ void entity_driver::dispatch(entity& e, entity::pending& p) {
     ++e.envelopes_;
     e.on_envelope(env);
   }
+  e.after_event();
 }
 
 std::uint64_t entity_driver::run_until(entity& e, vtime end) {

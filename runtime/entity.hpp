@@ -182,6 +182,9 @@ protected:
   /// Called for each finished compute request, at its result's time, with
   /// the job handed to `compute` (its results filled in).
   virtual void on_compute(std::uint64_t tag, std::unique_ptr<compute_job> job) {}
+  /// Called after each of the three above returns: a place to let go of what
+  /// must not outlive the event (a shared cache an idle entity would pin).
+  virtual void after_event() {}
 
 private:
   friend class detail::entity_driver;

@@ -128,6 +128,27 @@ TEST(SpaceOutage, LinkOutageRemovesOnlyThatLink) {
   EXPECT_EQ(out.w->ground(0).samples().size(), 3u);
 }
 
+// A node holds the epoch only while it handles an event: a satellite that
+// goes quiet must not keep its last epoch (snapshot and routes) alive. Here
+// a satellite of the first pings' path fails at 1.5 s and hears nothing
+// after; with 100 ms epochs, epochs are built as nodes ask for them, up to
+// the last answer at about 2.6 s.
+TEST(SpaceEpochs, QuietNodesDoNotKeepOldEpochsAlive) {
+  // The satellite: on the route at 1.499 s (asked of a run with the
+  // scenario's 500 ms epochs, which still holds that epoch at its end).
+  auto base = run_text<ping_workload>(grid);
+  ASSERT_NE(base.w, nullptr);
+  const auto x = route(const_cast<space_network&>(base.w->network()),
+                       runtime::vtime::from_ns(1'499'000'000))[2];
+  auto r = run_text<ping_workload>(
+      grid, {"constellation.update_interval=100ms", outage_of(x, "1500ms", "10s")});
+  ASSERT_NE(r.w, nullptr);
+  const auto& net = r.w->network();
+  ASSERT_EQ(r.w->ground(0).samples().size(), 3u);
+  EXPECT_GE(net.epochs_built(), 25);
+  EXPECT_EQ(net.epochs_alive(), space_network::kept_epochs);
+}
+
 TEST(SpaceOutage, UnknownSatelliteIsAnErrorNamingTheKey) {
   register_workloads();
   auto sc = runtime::load_scenario_text(grid, "t.yaml", {outage_of(144, "0s", "1s")});
