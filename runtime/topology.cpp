@@ -1,9 +1,11 @@
 #include "runtime/topology.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <numbers>
 #include <queue>
 
 #include "runtime/constants.hpp"
@@ -78,6 +80,148 @@ double geocentric_latitude_deg(vec3 r) {
   return std::asin(r.z / norm(r)) * degrees_per_radian;
 }
 
+// Satellites bucketed by direction from the Earth's centre on a cube map
+// (6 faces x side x side cells), so that a ground point looks only at the
+// cells its horizon can reach instead of at every satellite.
+class direction_grid {
+public:
+  static constexpr int side = 8;
+  static constexpr int cells = 6 * side * side;
+
+  // Buckets the satellites k < n with up(k), ascending within each cell.
+  template <typename Up>
+  void build(const std::vector<vec3>& pos, std::size_t n, Up&& up) {
+    cell_.assign(n, -1);
+    start_.assign(cells + 1, 0);
+    r_max_ = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      if (!up(k))
+        continue;
+      const double r = norm(pos[k]);
+      if (!(r > 0))
+        continue;
+      r_max_ = std::max(r_max_, r);
+      cell_[k] = cell_of(pos[k]);
+      ++start_[static_cast<std::size_t>(cell_[k]) + 1];
+    }
+    for (int c = 0; c < cells; ++c)
+      start_[static_cast<std::size_t>(c) + 1] += start_[static_cast<std::size_t>(c)];
+    ids_.resize(start_.back());
+    std::vector<std::uint32_t> fill(start_.begin(), start_.end() - 1);
+    for (std::size_t k = 0; k < n; ++k)
+      if (cell_[k] >= 0)
+        ids_[fill[static_cast<std::size_t>(cell_[k])]++] = static_cast<std::uint32_t>(k);
+  }
+
+  // Calls f(k) for every bucketed satellite that can be above the horizon
+  // of a point at `g` with unit up vector `up` (and some that cannot): a
+  // satellite S with up . (S - g) > 0 and |S| <= r_max has
+  // up . S/|S| > (up . g) / r_max = cos(theta), so its direction lies within
+  // theta of `up`, and its cell's centre within theta + the cell's radius.
+  template <typename F>
+  void for_each_near(vec3 g, vec3 up, F&& f) const {
+    const double c = dot(up, g);
+    if (!(c > 0) || !(r_max_ > 0)) { // not on or above the Earth: every satellite
+      for (const auto k : ids_)
+        f(k);
+      return;
+    }
+    const double cos_theta = c / r_max_;
+    if (cos_theta > 1.0 + 1e-9) // above every satellite: none is above its horizon
+      return;
+    const double theta = std::acos(std::min(cos_theta, 1.0));
+    const double sin_theta = std::sin(theta);
+    const auto& geo = geometry();
+    for (int cell = 0; cell < cells; ++cell) {
+      const auto i = static_cast<std::size_t>(cell);
+      if (start_[i] == start_[i + 1])
+        continue;
+      // Within reach: the angle to the centre is at most theta + radius,
+      // cos(theta + radius) expanded (with a margin far above rounding).
+      if (theta + geo.radius[i] < std::numbers::pi &&
+          dot(up, geo.centre[i]) <
+              cos_theta * geo.cos_radius[i] - sin_theta * geo.sin_radius[i] - 1e-9)
+        continue;
+      for (auto j = start_[i]; j < start_[i + 1]; ++j)
+        f(ids_[j]);
+    }
+  }
+
+private:
+  struct cell_geometry {
+    std::array<vec3, cells> centre;   // unit
+    std::array<double, cells> radius; // largest angle from the centre to a corner
+    std::array<double, cells> cos_radius;
+    std::array<double, cells> sin_radius;
+  };
+
+  // Face by the largest component (x before y before z on ties), then the
+  // two other components over it, each in [-1, 1], in `side` steps.
+  static int cell_of(vec3 d) {
+    const double ax = std::abs(d.x), ay = std::abs(d.y), az = std::abs(d.z);
+    int face = 0;
+    double m = 0, a = 0, b = 0;
+    if (ax >= ay && ax >= az) {
+      face = d.x > 0 ? 0 : 1;
+      m = ax, a = d.y, b = d.z;
+    } else if (ay >= az) {
+      face = d.y > 0 ? 2 : 3;
+      m = ay, a = d.x, b = d.z;
+    } else {
+      face = d.z > 0 ? 4 : 5;
+      m = az, a = d.x, b = d.y;
+    }
+    auto step = [](double t) {
+      return std::clamp(static_cast<int>((t + 1.0) * 0.5 * side), 0, side - 1);
+    };
+    return (face * side + step(a / m)) * side + step(b / m);
+  }
+
+  // The direction of face coordinates (a, b), unnormalised.
+  static vec3 on_face(int face, double a, double b) {
+    switch (face) {
+      case 0: return {1, a, b};
+      case 1: return {-1, a, b};
+      case 2: return {a, 1, b};
+      case 3: return {a, -1, b};
+      case 4: return {a, b, 1};
+      default: return {a, b, -1};
+    }
+  }
+
+  // A cell is a convex spherical quadrilateral well inside a hemisphere, so
+  // the cap around its centre through its farthest corner holds all of it.
+  static const cell_geometry& geometry() {
+    static const cell_geometry g = [] {
+      cell_geometry out;
+      for (int face = 0; face < 6; ++face)
+        for (int i = 0; i < side; ++i)
+          for (int j = 0; j < side; ++j) {
+            const auto cell = static_cast<std::size_t>((face * side + i) * side + j);
+            const double a0 = -1.0 + 2.0 * i / side, a1 = -1.0 + 2.0 * (i + 1) / side;
+            const double b0 = -1.0 + 2.0 * j / side, b1 = -1.0 + 2.0 * (j + 1) / side;
+            const vec3 c = normalized(on_face(face, (a0 + a1) / 2, (b0 + b1) / 2));
+            double radius = 0;
+            for (const double a : {a0, a1})
+              for (const double b : {b0, b1})
+                radius = std::max(radius, std::acos(std::clamp(
+                                              dot(c, normalized(on_face(face, a, b))), -1.0, 1.0)));
+            out.centre[cell] = c;
+            out.radius[cell] = radius + 1e-9;
+            out.cos_radius[cell] = std::cos(out.radius[cell]);
+            out.sin_radius[cell] = std::sin(out.radius[cell]);
+          }
+      return out;
+    }();
+    return g;
+  }
+
+  std::vector<int> cell_;
+  std::vector<std::uint32_t> start_;
+  std::vector<std::uint32_t> ids_;
+  double r_max_ = 0;
+};
+
 } // namespace
 
 topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
@@ -136,6 +280,11 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
   const bool same_layout = previous != nullptr && previous->groups == s.groups &&
                            previous->serving.size() == grounds.size() * s.groups;
   s.serving.assign(grounds.size() * s.groups, -1);
+  // Satellites that are up, by direction (each ground point looks only near
+  // its zenith).
+  direction_grid near;
+  if (!grounds.empty())
+    near.build(s.position_m, s.satellites, up);
   std::vector<double> best_score(s.groups);
   std::vector<std::uint8_t> before_visible(s.groups);
   for (std::size_t g = 0; g < grounds.size(); ++g) {
@@ -144,25 +293,26 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
     const std::int32_t* before = same_layout ? &previous->serving[g * s.groups] : nullptr;
     std::fill(best_score.begin(), best_score.end(), -std::numeric_limits<double>::infinity());
     std::fill(before_visible.begin(), before_visible.end(), 0);
-    for (std::size_t k = 0; k < s.satellites; ++k) {
+    near.for_each_near(gp.ecef_m, gp.horizon.up, [&](std::uint32_t k) {
       const vec3 d = s.position_m[k] - gp.ecef_m;
       const double h = dot(gp.horizon.up, d);
       if (!(h > 0))
-        continue;
+        return;
       const double range = norm(d);
-      if (h < sin_min * range || !up(k))
-        continue;
+      if (h < sin_min * range)
+        return;
       const auto grp = group(k);
       if (before != nullptr && static_cast<std::int32_t>(k) == before[grp])
         before_visible[grp] = 1;
       // Highest elevation: largest sin(elevation) = h / range; nearest:
-      // smallest range. Strict '>' keeps the lowest id on ties.
+      // smallest range. Ties keep the lowest id (the cells come in any order).
       const double score = gsl.policy == association_policy::nearest ? -range : h / range;
-      if (score > best_score[grp]) {
+      const auto id = static_cast<std::int32_t>(k);
+      if (score > best_score[grp] || (score == best_score[grp] && id < best[grp])) {
         best_score[grp] = score;
-        best[grp] = static_cast<std::int32_t>(k);
+        best[grp] = id;
       }
-    }
+    });
     for (std::size_t grp = 0; grp < s.groups; ++grp) {
       if (gsl.policy == association_policy::stay_until_lost && before_visible[grp] != 0)
         best[grp] = before[grp];

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -136,6 +137,112 @@ TEST(Topology, HandoversAndStayUntilLost) {
   EXPECT_GT(served, 60u);
   EXPECT_GT(best_changes, 0u);
   EXPECT_LT(stay_changes, best_changes);
+}
+
+/// Serving satellites by looking at every satellite in id order (strict '>'
+/// keeps the lowest id on ties), as build_snapshot did before it looked only
+/// near each ground point's zenith.
+std::vector<std::int32_t> serving_by_every_pair(const std::vector<vec3>& pos,
+                                                const std::vector<ground_point>& grounds,
+                                                const gsl_rules& gsl,
+                                                const snapshot_inputs& in,
+                                                const std::vector<std::int32_t>* before) {
+  const double sin_min = std::sin(gsl.min_elevation_deg * radians_per_degree);
+  std::vector<std::int32_t> out(grounds.size() * in.groups, -1);
+  for (std::size_t g = 0; g < grounds.size(); ++g) {
+    std::vector<double> best(in.groups, -std::numeric_limits<double>::infinity());
+    std::vector<bool> before_visible(in.groups, false);
+    for (std::size_t k = 0; k < pos.size(); ++k) {
+      if (k < in.sat_down.size() && in.sat_down[k] != 0)
+        continue;
+      const vec3 d = pos[k] - grounds[g].ecef_m;
+      const double h = dot(grounds[g].horizon.up, d);
+      if (!(h > 0) || h < sin_min * norm(d))
+        continue;
+      const std::size_t grp = in.group_of.empty() ? 0 : in.group_of[k];
+      if (before != nullptr && (*before)[g * in.groups + grp] == static_cast<std::int32_t>(k))
+        before_visible[grp] = true;
+      const double score =
+          gsl.policy == association_policy::nearest ? -norm(d) : h / norm(d);
+      if (score > best[grp]) {
+        best[grp] = score;
+        out[g * in.groups + grp] = static_cast<std::int32_t>(k);
+      }
+    }
+    for (std::size_t grp = 0; grp < in.groups; ++grp)
+      if (gsl.policy == association_policy::stay_until_lost && before_visible[grp])
+        out[g * in.groups + grp] = (*before)[g * in.groups + grp];
+  }
+  return out;
+}
+
+// build_snapshot looks for a ground point's serving satellite only in the
+// directions its horizon can reach (a cube map of cells): the choice must be
+// the one of checking every pair, for points anywhere (poles and cube-face
+// edges and corners included), on the ground, in the air, in space between
+// the shells and above all of them, at any minimum elevation, for every
+// policy, per shell, with satellites down and one whose propagation failed.
+TEST(Topology, ServingSatelliteIsTheOneOfCheckingEveryPair) {
+  // LEO shells: a dense one, a polar one, and a sparse one whose only
+  // satellite in view is often low on the horizon (the case a search near
+  // the zenith could miss); then the same with a shell at 8,000 km, which
+  // widens the directions every point must look in.
+  using shell = walker_shell;
+  const std::vector<shell> leo = {{12, 12, 550e3, 53, 1, 360},
+                                  {8, 10, 1'200e3, 87.9, 1, 180},
+                                  {3, 4, 500e3, 70, 1, 360}};
+  auto with_high = leo;
+  with_high.push_back({6, 6, 8'000e3, 30, 1, 360});
+  std::vector<ground_point> grounds;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> lat(-90, 90), lon(-180, 180);
+  for (const double alt : {0.0, 10e3, 900e3, 20'000e3})
+    for (int i = 0; i < 40; ++i)
+      grounds.push_back(ground_point::at("p", {lat(rng), lon(rng), alt}));
+  for (const double la : {90.0, -90.0, 0.0, 35.26, -35.26})
+    for (const double lo : {0.0, 45.0, 90.0, 135.0, 180.0, -45.0})
+      grounds.push_back(ground_point::at("q", {la, lo, 0}));
+  for (const auto& shells : {leo, with_high}) {
+    auto made = walker_constellation::make(shells);
+    ASSERT_TRUE(made.ok()) << made.status();
+    const auto& c = *made;
+    std::vector<std::uint16_t> group_of;
+    for (std::size_t i = 0; i < shells.size(); ++i)
+      group_of.insert(group_of.end(),
+                      static_cast<std::size_t>(shells[i].planes * shells[i].sats_per_plane),
+                      static_cast<std::uint16_t>(i));
+    ASSERT_EQ(group_of.size(), c.size());
+    snapshot_inputs in;
+    in.groups = shells.size();
+    in.group_of = group_of;
+    in.sat_down.assign(c.size(), 0);
+    in.sat_down[5] = in.sat_down[150] = 1;
+    const auto candidates = plus_grid_candidates(c);
+    std::size_t served = 0;
+    for (const double min_el : {-5.0, 0.0, 10.0, 25.0, 60.0})
+      for (const auto policy : {association_policy::highest_elevation,
+                                association_policy::nearest,
+                                association_policy::stay_until_lost}) {
+        gsl_rules gsl;
+        gsl.min_elevation_deg = min_el;
+        gsl.policy = policy;
+        std::optional<topology_snapshot> previous;
+        for (const double t : {0.0, 20.0, 40.0, 60.0, 80.0, 100.0}) {
+          auto pos = c.ecef_all(t, 0.0);
+          pos[7] = {std::nan(""), 0, 0};
+          const std::vector<std::int32_t>* before = previous ? &previous->serving : nullptr;
+          const auto want = serving_by_every_pair(pos, grounds, gsl, in, before);
+          auto got = build_snapshot(t, pos, candidates, grounds, {}, gsl,
+                                    previous ? &*previous : nullptr, in);
+          ASSERT_EQ(got.serving, want)
+              << shells.size() << " shells, min elevation " << min_el << ", t " << t;
+          served += static_cast<std::size_t>(
+              std::count_if(want.begin(), want.end(), [](std::int32_t k) { return k >= 0; }));
+          previous = std::move(got);
+        }
+      }
+    EXPECT_GT(served, 1000u); // the comparison is not between two empty choices
+  }
 }
 
 /// Floyd-Warshall over the snapshot's links, ground points allowed only as
