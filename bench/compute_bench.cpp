@@ -60,6 +60,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -135,6 +136,13 @@ void BM_Compute_CpuGemm(benchmark::State& state) {
 }
 BENCHMARK(BM_Compute_CpuGemm)->Arg(256)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
 
+/// The median of `v` (not empty; the upper one of an even count).
+double median(std::vector<double> v) {
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
+
 /// Median CPU seconds of `fn` over `runs` runs.
 template <class Fn>
 double median_cpu_seconds(int runs, Fn&& fn) {
@@ -144,8 +152,7 @@ double median_cpu_seconds(int runs, Fn&& fn) {
     fn();
     t.push_back(thread_seconds() - start);
   }
-  std::nth_element(t.begin(), t.begin() + runs / 2, t.end());
-  return t[static_cast<std::size_t>(runs / 2)];
+  return median(std::move(t));
 }
 
 void BM_Compute_CpuQuantize(benchmark::State& state) {
@@ -249,11 +256,10 @@ void run_layer(benchmark::State& state, backend& b, bool cpu_time, double peak_f
   const double flops = layer_flops_of(*l, offsets);
   if (!device_seconds.empty()) {
     // The kernels alone (backend::last_layer_device_seconds), median call.
-    auto mid = device_seconds.begin() + static_cast<std::ptrdiff_t>(device_seconds.size() / 2);
-    std::nth_element(device_seconds.begin(), mid, device_seconds.end());
-    state.counters["device_ms"] = *mid * 1e3;
+    const double device = median(std::move(device_seconds));
+    state.counters["device_ms"] = device * 1e3;
     if (peak_flops > 0)
-      state.counters[std::string("device_") + peak_name] = flops / *mid / peak_flops;
+      state.counters[std::string("device_") + peak_name] = flops / device / peak_flops;
   }
   state.counters["tokens_per_s"] = static_cast<double>(tokens) / per_iteration;
   state.counters["gflops"] = flops / per_iteration * 1e-9;
