@@ -21,6 +21,7 @@ std::string_view op_name(op k) {
     case op::attention_decode: return "attention_decode";
     case op::kv_store: return "kv_store";
     case op::silu_mul: return "silu_mul";
+    case op::gelu_mul: return "gelu_mul";
     case op::add: return "add";
     case op::router_topk: return "router_topk";
     case op::moe_gather: return "moe_gather";

@@ -65,6 +65,7 @@ enum class op : int {
   attention_decode,
   kv_store,
   silu_mul,
+  gelu_mul,
   add,
   router_topk,
   moe_gather,
@@ -124,6 +125,10 @@ struct attention_config {
   float rope_theta = 10000.0f;
   /// Llama 3 frequency scaling of RoPE (rope.hpp); off by default.
   llama3_rope_scaling rope_scaling{};
+  /// Sliding-window attention (Gemma 3's local layers): a query at position p
+  /// attends to the keys at positions p - window + 1 .. p only. 0: to every
+  /// earlier key.
+  std::int64_t window = 0;
 
   std::int64_t q_dim() const { return n_heads * head_dim; }
   std::int64_t kv_dim() const { return n_kv_heads * head_dim; }
@@ -290,7 +295,8 @@ public:
                             std::span<const std::int64_t> positions) = 0;
 
   /// Causal self-attention over a ragged batch: token i of a sequence attends
-  /// to tokens 0..i of the same sequence. q `[T, q_dim]`, k and v `[T, kv_dim]`;
+  /// to tokens 0..i of the same sequence (max(0, i - window + 1)..i with a
+  /// sliding window). q `[T, q_dim]`, k and v `[T, kv_dim]`;
   /// returns `[T, q_dim]` (heads concatenated, before the output projection).
   /// k and v must be finite: masked positions are weighted by an exact zero.
   virtual absl::StatusOr<tensor> attention_prefill(const attention_config& cfg,
@@ -300,7 +306,8 @@ public:
 
   /// One new query token per sequence slot against the cache: row s of q
   /// `[n_seq, q_dim]` attends to positions 0..lengths[s]-1 of slot s (the new
-  /// token's own k/v must already be stored). 1 <= lengths[s] <= capacity.
+  /// token's own k/v must already be stored; with a sliding window, to the
+  /// last `window` of them). 1 <= lengths[s] <= capacity.
   /// Returns `[n_seq, q_dim]`.
   virtual absl::StatusOr<tensor> attention_decode(const attention_config& cfg,
                                                   const_matrix_view q, const kv_cache& cache,
@@ -313,6 +320,12 @@ public:
 
   /// silu(gate) * up elementwise, silu(x) = x / (1 + exp(-x)); same shapes.
   virtual absl::StatusOr<tensor> silu_mul(const_matrix_view gate, const_matrix_view up) = 0;
+
+  /// gelu(gate) * up elementwise, with the tanh approximation of GELU
+  /// (PyTorch's `gelu(approximate="tanh")`, Gemma's GeGLU):
+  /// gelu(x) = x/2 (1 + tanh(z)) = x / (1 + exp(-2z)),
+  /// z = sqrt(2/pi) (x + 0.044715 x^3); same shapes.
+  virtual absl::StatusOr<tensor> gelu_mul(const_matrix_view gate, const_matrix_view up) = 0;
 
   /// y += x elementwise (residual connection); same shapes.
   virtual absl::Status add(matrix_view y, const_matrix_view x) = 0;

@@ -46,21 +46,27 @@ void run_sgemm(const gemm_op& o, const gemm_dims& d, const float* a, std::int64_
 
 // --- Small loops -------------------------------------------------------------
 
-// Row softmax over the first `valid` entries of `row` (in place); entries from
-// `valid` to `n` become 0. Sums in a fixed order.
-void softmax_prefix(float* row, std::int64_t valid, std::int64_t n) {
-  float mx = row[0];
-  for (std::int64_t j = 1; j < valid; ++j)
+// Row softmax over entries [begin, end) of `row` (in place); the entries
+// before `begin` and from `end` to `n` become 0. Sums in a fixed order.
+void softmax_range(float* row, std::int64_t begin, std::int64_t end, std::int64_t n) {
+  float mx = row[begin];
+  for (std::int64_t j = begin + 1; j < end; ++j)
     mx = std::max(mx, row[j]);
   float sum = 0.0f;
-  for (std::int64_t j = 0; j < valid; ++j) {
+  for (std::int64_t j = begin; j < end; ++j) {
     row[j] = std::exp(row[j] - mx);
     sum += row[j];
   }
   const float inv = 1.0f / sum;
-  for (std::int64_t j = 0; j < valid; ++j)
+  for (std::int64_t j = begin; j < end; ++j)
     row[j] *= inv;
-  std::fill(row + valid, row + n, 0.0f);
+  std::fill(row, row + begin, 0.0f);
+  std::fill(row + end, row + n, 0.0f);
+}
+
+// The first key a query at position `pos` attends to.
+std::int64_t first_key(const attention_config& cfg, std::int64_t pos) {
+  return cfg.window > 0 ? std::max<std::int64_t>(0, pos - cfg.window + 1) : 0;
 }
 
 } // namespace
@@ -188,16 +194,19 @@ absl::StatusOr<tensor> cpu_backend::attention_prefill(const attention_config& cf
       for (std::int64_t i0 = 0; i0 < len; i0 += block) {
         const std::int64_t i1 = std::min(len, i0 + block);
         const std::int64_t nq = i1 - i0;
-        const std::int64_t nk = i1; // causal: keys 0 .. i1-1 suffice for this block
+        // Causal: keys lo .. i1-1 suffice for this block (lo: the first key
+        // of its first row, 0 without a sliding window).
+        const std::int64_t lo = first_key(cfg, i0);
+        const std::int64_t nk = i1 - lo;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
                     static_cast<int>(nk), static_cast<int>(hd), scale,
-                    q.data + (first + i0) * q.cols + h * hd, ldq, kh, ldk, 0.0f, scores.data(),
-                    static_cast<int>(nk));
+                    q.data + (first + i0) * q.cols + h * hd, ldq, kh + lo * k.cols, ldk, 0.0f,
+                    scores.data(), static_cast<int>(nk));
         for (std::int64_t r = 0; r < nq; ++r)
-          softmax_prefix(scores.data() + r * nk, i0 + r + 1, nk);
+          softmax_range(scores.data() + r * nk, first_key(cfg, i0 + r) - lo, i0 + r + 1 - lo, nk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nq),
                     static_cast<int>(hd), static_cast<int>(nk), 1.0f, scores.data(),
-                    static_cast<int>(nk), vh, ldk, 0.0f,
+                    static_cast<int>(nk), vh + lo * v.cols, ldk, 0.0f,
                     out.data() + (first + i0) * q.cols + h * hd, ldq);
       }
     }
@@ -220,18 +229,20 @@ absl::StatusOr<tensor> cpu_backend::attention_decode(const attention_config& cfg
   const std::int64_t max_len = lengths.empty() ? 0 : *std::max_element(lengths.begin(), lengths.end());
   std::vector<float> scores(static_cast<std::size_t>(group * max_len));
   for (std::int64_t s = 0; s < q.rows; ++s) {
-    const std::int64_t len = lengths[static_cast<std::size_t>(s)];
+    // Keys lo .. lengths[s]-1: all of them, or the last `window`.
+    const std::int64_t lo = first_key(cfg, lengths[static_cast<std::size_t>(s)] - 1);
+    const std::int64_t len = lengths[static_cast<std::size_t>(s)] - lo;
     for (std::int64_t g = 0; g < cfg.n_kv_heads; ++g) {
       // The `group` query heads sharing kv head g are adjacent in the q row:
       // a [group, head_dim] matrix.
       const float* qg = q.row(s) + g * group * hd;
-      const float* kg = cache.k.data() + s * cap * kvd + g * hd;
-      const float* vg = cache.v.data() + s * cap * kvd + g * hd;
+      const float* kg = cache.k.data() + (s * cap + lo) * kvd + g * hd;
+      const float* vg = cache.v.data() + (s * cap + lo) * kvd + g * hd;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(group),
                   static_cast<int>(len), static_cast<int>(hd), scale, qg, static_cast<int>(hd),
                   kg, static_cast<int>(kvd), 0.0f, scores.data(), static_cast<int>(len));
       for (std::int64_t r = 0; r < group; ++r)
-        softmax_prefix(scores.data() + r * len, len, len);
+        softmax_range(scores.data() + r * len, 0, len, len);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(group),
                   static_cast<int>(hd), static_cast<int>(len), 1.0f, scores.data(),
                   static_cast<int>(len), vg, static_cast<int>(kvd), 0.0f,
@@ -260,7 +271,7 @@ absl::Status cpu_backend::kv_store(kv_cache& cache, const_matrix_view k, const_m
 }
 
 absl::StatusOr<tensor> cpu_backend::silu_mul(const_matrix_view gate, const_matrix_view up) {
-  SATEMU_GPU_RETURN_IF_ERROR(detail::check_silu_mul(gate, up));
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_glu("silu_mul", gate, up));
   count_launch(op::silu_mul);
   tensor out({gate.rows, gate.cols});
   float* y = out.data();
@@ -268,6 +279,23 @@ absl::StatusOr<tensor> cpu_backend::silu_mul(const_matrix_view gate, const_matri
   for (std::int64_t i = 0; i < n; ++i) {
     const float g = gate.data[i];
     y[i] = g / (1.0f + std::exp(-g)) * up.data[i];
+  }
+  return out;
+}
+
+absl::StatusOr<tensor> cpu_backend::gelu_mul(const_matrix_view gate, const_matrix_view up) {
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_glu("gelu_mul", gate, up));
+  count_launch(op::gelu_mul);
+  tensor out({gate.rows, gate.cols});
+  float* y = out.data();
+  const std::int64_t n = gate.size();
+  // x (1 + tanh z) / 2 written as x / (1 + exp(-2z)): no cancellation where
+  // tanh z is near -1.
+  constexpr float two_sqrt_2_over_pi = 1.5957691216057308f;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float g = gate.data[i];
+    const float z2 = two_sqrt_2_over_pi * (g + 0.044715f * g * g * g);
+    y[i] = g / (1.0f + std::exp(-z2)) * up.data[i];
   }
   return out;
 }

@@ -49,6 +49,7 @@ public:
                         std::span<const std::int64_t> slot,
                         std::span<const std::int64_t> position) override;
   absl::StatusOr<tensor> silu_mul(const_matrix_view gate, const_matrix_view up) override;
+  absl::StatusOr<tensor> gelu_mul(const_matrix_view gate, const_matrix_view up) override;
   absl::Status add(matrix_view y, const_matrix_view x) override;
 
   absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k) override;

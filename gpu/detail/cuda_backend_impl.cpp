@@ -190,6 +190,7 @@ public:
                         std::span<const std::int64_t> slot,
                         std::span<const std::int64_t> position) override;
   absl::StatusOr<tensor> silu_mul(const_matrix_view gate, const_matrix_view up) override;
+  absl::StatusOr<tensor> gelu_mul(const_matrix_view gate, const_matrix_view up) override;
   absl::Status add(matrix_view y, const_matrix_view x) override;
 
   absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k) override;
@@ -222,6 +223,8 @@ private:
   absl::Status begin();
   // Waits for the call's work; reports asynchronous errors naming `kernel`.
   absl::Status finish(std::string_view kernel);
+  // silu_mul and gelu_mul (`kind`).
+  absl::StatusOr<tensor> glu(op kind, const_matrix_view gate, const_matrix_view up);
 
   template <typename T>
   absl::StatusOr<T*> upload(const T* host, std::int64_t n) {
@@ -660,7 +663,7 @@ absl::Status cuda_backend::attention_dev(const attention_config& cfg, const floa
   SATEMU_GPU_ASSIGN_OR_RETURN(const attention_tile* tiles_dev, upload_kept(std::move(tiles)));
   SATEMU_GPU_CUDA_TRY(launch_attention(q, k, v, out, tiles_dev, n_tiles, cfg.n_heads,
                                        cfg.n_kv_heads, cfg.head_dim, cfg.softmax_scale(),
-                                       storage_, stream_),
+                                       cfg.window, storage_, stream_),
                       "attention");
   return absl::OkStatus();
 }
@@ -781,8 +784,17 @@ absl::Status cuda_backend::kv_store(kv_cache& cache, const_matrix_view k, const_
 }
 
 absl::StatusOr<tensor> cuda_backend::silu_mul(const_matrix_view gate, const_matrix_view up) {
-  SATEMU_GPU_RETURN_IF_ERROR(check_silu_mul(gate, up));
-  count_launch(op::silu_mul);
+  return glu(op::silu_mul, gate, up);
+}
+
+absl::StatusOr<tensor> cuda_backend::gelu_mul(const_matrix_view gate, const_matrix_view up) {
+  return glu(op::gelu_mul, gate, up);
+}
+
+absl::StatusOr<tensor> cuda_backend::glu(op kind, const_matrix_view gate, const_matrix_view up) {
+  const std::string_view kernel = op_name(kind);
+  SATEMU_GPU_RETURN_IF_ERROR(check_glu(kernel, gate, up));
+  count_launch(kind);
   tensor out({gate.rows, gate.cols});
   if (out.numel() == 0)
     return out;
@@ -790,10 +802,11 @@ absl::StatusOr<tensor> cuda_backend::silu_mul(const_matrix_view gate, const_matr
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* g_dev, upload(gate.data, gate.size()));
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* u_dev, upload(up.data, up.size()));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* y_dev, mem_.alloc<float>(out.numel()));
-  SATEMU_GPU_CUDA_TRY(launch_silu_mul(g_dev, u_dev, y_dev, out.numel(), storage_, stream_),
-                      "silu_mul");
+  SATEMU_GPU_CUDA_TRY(launch_glu(kind == op::gelu_mul, g_dev, u_dev, y_dev, out.numel(), storage_,
+                                 stream_),
+                      kernel);
   SATEMU_GPU_RETURN_IF_ERROR(download(out.data(), y_dev, out.numel()));
-  SATEMU_GPU_RETURN_IF_ERROR(finish("silu_mul"));
+  SATEMU_GPU_RETURN_IF_ERROR(finish(kernel));
   return out;
 }
 
@@ -1118,7 +1131,7 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->gate, g));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->up, u));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* a, mem_.alloc<float>(t * f));
-  SATEMU_GPU_CUDA_TRY(launch_silu_mul(g, u, a, t * f, storage_, stream_), "silu_mul");
+  SATEMU_GPU_CUDA_TRY(launch_glu(false, g, u, a, t * f, storage_, stream_), "silu_mul");
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* a_op, activation_operand(a, t * f));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* out, mem_.alloc<float>(t * d));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(a_op, t, mlp->down, out));

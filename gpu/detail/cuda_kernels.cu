@@ -219,6 +219,7 @@ struct attention_params {
   int heads_per_block;
   int rows_per_tile;
   float scale;
+  int window; // 0: none
   cuda_storage s;
 };
 
@@ -235,7 +236,10 @@ std::size_t attention_shared_bytes(int head_dim) {
 // heads_per_block + w % heads_per_block. Keys and values pass through shared
 // memory 32 at a time; each warp keeps an online softmax (running maximum m
 // and sum l) and its output row spread over the lanes (lane c owns elements
-// c, c + 32, ...).
+// c, c + 32, ...). With a sliding window, row r's keys start at
+// max(0, len - window): the block starts at row 0's first key (rounded down
+// to a tile of 32), and a warp skips the tiles before its row's first key
+// (so every tile it takes holds a key it attends to).
 __global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attention_params p) {
   extern __shared__ float smem[];
   const int hd = p.head_dim;
@@ -254,6 +258,7 @@ __global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attenti
   const std::int64_t head = static_cast<std::int64_t>(g) * p.group + hg;
   const std::int64_t q_row = t.q_row + r;
   const int len = active ? t.first_len + r * t.step : 0;
+  const int start = p.window > 0 ? max(0, len - p.window) : 0;
   if (active)
     for (int c = lane; c < hd; c += 32)
       q_s[warp * hd + c] = to_storage(p.q[q_row * p.q_stride + head * hd + c], p.s);
@@ -266,7 +271,8 @@ __global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attenti
   float m = -INFINITY;
   float l = 0.0f;
   const int max_len = t.first_len + (t.n_rows - 1) * t.step;
-  for (int j0 = 0; j0 < max_len; j0 += attention_keys) {
+  const int block_start = p.window > 0 ? max(0, t.first_len - p.window) : 0;
+  for (int j0 = block_start - block_start % attention_keys; j0 < max_len; j0 += attention_keys) {
     __syncthreads(); // q rows stored; the previous tile consumed
     const int nk = min(attention_keys, max_len - j0);
     for (int idx = static_cast<int>(threadIdx.x); idx < nk * hd;
@@ -279,10 +285,11 @@ __global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attenti
       v_s[j * hd + c] = to_storage(p.v[src], p.s);
     }
     __syncthreads();
-    if (active && j0 < len) { // uniform within the warp
-      const int nv = min(attention_keys, len - j0);
+    const int nv = min(attention_keys, len - j0);
+    if (active && j0 < len && j0 + nv > start) { // uniform within the warp
+      const bool valid = lane < nv && j0 + lane >= start;
       float score = -INFINITY;
-      if (lane < nv) {
+      if (valid) {
         const float* qv = q_s + warp * hd;
         const float* kv = k_s + lane * ldk;
         float d = 0.0f;
@@ -290,9 +297,10 @@ __global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attenti
           d = fmaf(qv[c], kv[c], d);
         score = d * p.scale;
       }
-      const float m_new = fmaxf(m, warp_max(score)); // finite: key j0 is valid
-      const float corr = expf(m - m_new);           // 0 on the first tile (m = -inf)
-      const float pj = lane < nv ? expf(score - m_new) : 0.0f;
+      // m_new is finite: key max(j0, start) is attended to.
+      const float m_new = fmaxf(m, warp_max(score));
+      const float corr = expf(m - m_new); // 0 on the first tile (m = -inf)
+      const float pj = valid ? expf(score - m_new) : 0.0f;
       l = l * corr + warp_sum(pj);
 #pragma unroll
       for (int i = 0; i < per_lane; ++i)
@@ -328,12 +336,18 @@ __global__ void gather_rows_kernel(const float* src, const std::int64_t* index, 
     dst[i] = src[index[i / cols] * cols + i % cols];
 }
 
-__global__ void silu_mul_kernel(const float* gate, const float* up, float* y, std::int64_t n,
-                                cuda_storage s) {
+// act(g) = g / (1 + exp(-a(g))): silu with a(g) = g; the tanh GELU with
+// a(g) = 2 sqrt(2/pi) (g + 0.044715 g^3), as the cpu backend computes it.
+__global__ void glu_kernel(bool gelu, const float* gate, const float* up, float* y,
+                           std::int64_t n, cuda_storage s) {
   for (std::int64_t i = global_thread(); i < n; i += grid_stride()) {
     const float g = to_storage(gate[i], s);
     const float u = to_storage(up[i], s);
-    y[i] = to_storage(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u), s);
+    const float a =
+        gelu ? __fmul_rn(1.5957691216057308f,
+                         __fadd_rn(g, __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, g), g), g)))
+             : g;
+    y[i] = to_storage(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-a))), u), s);
   }
 }
 
@@ -604,11 +618,11 @@ cudaError_t launch_rope(float* q, std::int64_t q_heads, float* k, std::int64_t k
 cudaError_t launch_attention(const float* q, const float* k, const float* v, float* out,
                              const attention_tile* tiles, std::int64_t n_tiles,
                              std::int64_t n_heads, std::int64_t n_kv_heads,
-                             std::int64_t head_dim, float scale, cuda_storage s,
-                             cudaStream_t stream) {
+                             std::int64_t head_dim, float scale, std::int64_t window,
+                             cuda_storage s, cudaStream_t stream) {
   if (n_tiles <= 0)
     return cudaSuccess;
-  if (head_dim <= 0 || head_dim > attention_max_head_dim || n_kv_heads <= 0 ||
+  if (window < 0 || head_dim <= 0 || head_dim > attention_max_head_dim || n_kv_heads <= 0 ||
       n_kv_heads > 65535 || n_heads % n_kv_heads != 0 || n_tiles > 0x7fffffff ||
       n_heads / n_kv_heads > std::int64_t{attention_warps} * 65535)
     return cudaErrorInvalidValue;
@@ -627,6 +641,8 @@ cudaError_t launch_attention(const float* q, const float* k, const float* v, flo
   p.heads_per_block = hpb;
   p.rows_per_tile = attention_rows_per_tile(group);
   p.scale = scale;
+  // Sequences are shorter than 2^31 rows: a wider window is no window.
+  p.window = window > 0x7fffffff ? 0 : static_cast<int>(window);
   p.s = s;
   const std::size_t smem = attention_shared_bytes(p.head_dim);
   if (smem > 48 * 1024) {
@@ -649,11 +665,11 @@ cudaError_t launch_gather_rows(const float* src, const std::int64_t* index, floa
   return cudaGetLastError();
 }
 
-cudaError_t launch_silu_mul(const float* gate, const float* up, float* y, std::int64_t n,
-                            cuda_storage s, cudaStream_t stream) {
+cudaError_t launch_glu(bool gelu, const float* gate, const float* up, float* y, std::int64_t n,
+                       cuda_storage s, cudaStream_t stream) {
   if (n <= 0)
     return cudaSuccess;
-  silu_mul_kernel<<<grid_for(n), block_threads, 0, stream>>>(gate, up, y, n, s);
+  glu_kernel<<<grid_for(n), block_threads, 0, stream>>>(gelu, gate, up, y, n, s);
   return cudaGetLastError();
 }
 

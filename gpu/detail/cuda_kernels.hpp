@@ -61,7 +61,8 @@ inline constexpr int attention_rows_per_tile(int group) {
 /// A block's query rows: rows q_row .. q_row + n_rows - 1 of q, all of one
 /// sequence whose keys and values are rows kv_row, kv_row + 1, ... of k and
 /// v. Row r of the tile attends to the first `first_len + r * step` keys
-/// (prefill: step 1, causal; decode: one row, step 0).
+/// (prefill: step 1, causal; decode: one row, step 0), or with a sliding
+/// window to the last `window` of those.
 struct attention_tile {
   std::int64_t q_row;
   std::int64_t kv_row;
@@ -78,16 +79,17 @@ struct attention_tile {
 cudaError_t launch_attention(const float* q, const float* k, const float* v, float* out,
                              const attention_tile* tiles, std::int64_t n_tiles,
                              std::int64_t n_heads, std::int64_t n_kv_heads,
-                             std::int64_t head_dim, float scale, cuda_storage s,
-                             cudaStream_t stream);
+                             std::int64_t head_dim, float scale, std::int64_t window,
+                             cuda_storage s, cudaStream_t stream);
 
 /// dst row i = src row index[i] (`cols` floats per row), for n rows.
 cudaError_t launch_gather_rows(const float* src, const std::int64_t* index, float* dst,
                                std::int64_t n, std::int64_t cols, cudaStream_t stream);
 
-/// y = silu(gate) * up over n elements.
-cudaError_t launch_silu_mul(const float* gate, const float* up, float* y, std::int64_t n,
-                            cuda_storage s, cudaStream_t stream);
+/// y = act(gate) * up over n elements: act = silu, or with `gelu` the tanh
+/// approximation of GELU (backend::gelu_mul).
+cudaError_t launch_glu(bool gelu, const float* gate, const float* up, float* y, std::int64_t n,
+                       cuda_storage s, cudaStream_t stream);
 
 /// y += x over n elements.
 cudaError_t launch_add(float* y, const float* x, std::int64_t n, cuda_storage s,

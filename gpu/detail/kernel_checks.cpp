@@ -26,6 +26,8 @@ absl::Status check_attention_config(std::string_view kernel, const attention_con
                    cfg.n_kv_heads, ")");
   if (!std::isfinite(cfg.scale) || cfg.scale < 0.0f)
     return invalid(kernel, "softmax scale ", cfg.scale, " must be finite and >= 0");
+  if (cfg.window < 0)
+    return invalid(kernel, "sliding window ", cfg.window, " must be >= 0 (0: none)");
   return absl::OkStatus();
 }
 
@@ -217,11 +219,12 @@ absl::Status check_kv_store(const kv_cache& cache, const const_matrix_view& k,
   return absl::OkStatus();
 }
 
-absl::Status check_silu_mul(const const_matrix_view& gate, const const_matrix_view& up) {
+absl::Status check_glu(std::string_view kernel, const const_matrix_view& gate,
+                       const const_matrix_view& up) {
   check_view(gate, "gate");
   check_view(up, "up");
   if (gate.rows != up.rows || gate.cols != up.cols)
-    return invalid("silu_mul", "gate ", to_string(gate), " and up ", to_string(up),
+    return invalid(kernel, "gate ", to_string(gate), " and up ", to_string(up),
                    " differ in shape");
   return absl::OkStatus();
 }

@@ -79,7 +79,9 @@ absl::Status check_kv_store(const kv_cache& cache, const const_matrix_view& k,
                             const const_matrix_view& v, std::span<const std::int64_t> slot,
                             std::span<const std::int64_t> position);
 
-absl::Status check_silu_mul(const const_matrix_view& gate, const const_matrix_view& up);
+/// silu_mul and gelu_mul (`kernel`): gate and up of the same shape.
+absl::Status check_glu(std::string_view kernel, const const_matrix_view& gate,
+                       const const_matrix_view& up);
 absl::Status check_add(const const_matrix_view& y, const const_matrix_view& x);
 
 absl::Status check_router_topk(const const_matrix_view& logits, std::int64_t k);

@@ -1,6 +1,7 @@
 // The cpu backend's transformer kernels against naive double-precision
 // references: RMSNorm, RoPE, causal attention over ragged batches (MHA, GQA,
 // MQA), decode against a KV cache, kv_store, silu_mul, add; plus input errors.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -212,6 +213,46 @@ TEST(AttentionPrefill, ExplicitScaleAndSequenceIndependence) {
     EXPECT_NEAR((*alone)[i], (*out)[24 + i], 1e-6);
 }
 
+TEST(AttentionPrefill, SlidingWindowMatchesReference) {
+  cpu_backend be;
+  // Sequences shorter and longer than the kernel's 64-row score blocks.
+  const std::vector<std::int64_t> off = {0, 1, 6, 6, 76, 226};
+  const std::int64_t t = off.back();
+  const attention_config base{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
+  const tensor q = ref::random_tensor({t, base.q_dim()}, 41, 2.0);
+  const tensor k = ref::random_tensor({t, base.kv_dim()}, 42, 2.0);
+  const tensor v = ref::random_tensor({t, base.kv_dim()}, 43);
+  auto whole = be.attention_prefill(base, q, k, v, off);
+  ASSERT_TRUE(whole.ok());
+  for (const std::int64_t window : {1, 3, 64, 65, 100, 150}) {
+    attention_config cfg = base;
+    cfg.window = window;
+    auto out = be.attention_prefill(cfg, q, k, v, off);
+    ASSERT_TRUE(out.ok()) << out.status();
+    const ref::vec want = ref::attention_prefill(
+        ref::to_double(q.values()), ref::to_double(k.values()), ref::to_double(v.values()), off,
+        4, 2, 8, 1.0 / std::sqrt(8.0), window);
+    EXPECT_LE(ref::rel_err(out->values(), want), tol) << "window " << window;
+    // A window as long as the longest sequence is no window at all.
+    EXPECT_EQ(std::ranges::equal(out->values(), whole->values()), window >= 150)
+        << "window " << window;
+  }
+  // The window matters: with a window of 1 each token sees only itself.
+  attention_config one = base;
+  one.window = 1;
+  auto self = be.attention_prefill(one, q, k, v, off);
+  ASSERT_TRUE(self.ok());
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t h = 0; h < 4; ++h)
+      for (std::int64_t c = 0; c < 8; ++c)
+        EXPECT_EQ((*self)[i * 32 + h * 8 + c], v[i * 16 + (h / 2) * 8 + c]);
+  attention_config bad = base;
+  bad.window = -1;
+  auto refused = be.attention_prefill(bad, q, k, v, off);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("sliding window"), std::string::npos);
+}
+
 TEST(AttentionPrefill, RejectsBadShapesAndOffsets) {
   cpu_backend be;
   const attention_config cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 4};
@@ -276,6 +317,43 @@ TEST(AttentionDecode, MatchesReferenceAndIgnoresStalePositions) {
   EXPECT_EQ(be.launches()[op::attention_decode], 1u);
 }
 
+TEST(AttentionDecode, SlidingWindowReadsOnlyTheLastWindowPositions) {
+  cpu_backend be;
+  attention_config cfg{.n_heads = 4, .n_kv_heads = 1, .head_dim = 8, .window = 5};
+  const std::int64_t cap = 12;
+  const std::vector<std::int64_t> lengths = {1, 5, 6, 12};
+  const auto n_seq = static_cast<std::int64_t>(lengths.size());
+  kv_cache cache(n_seq, cap, cfg.kv_dim());
+  const tensor kr = ref::random_tensor({n_seq, cap, cfg.kv_dim()}, 51, 2.0);
+  const tensor vr = ref::random_tensor({n_seq, cap, cfg.kv_dim()}, 52);
+  // NaN outside each slot's window (before it and after the length).
+  for (std::int64_t s = 0; s < n_seq; ++s)
+    for (std::int64_t p = 0; p < cap; ++p)
+      for (std::int64_t c = 0; c < cfg.kv_dim(); ++c) {
+        const std::int64_t i = (s * cap + p) * cfg.kv_dim() + c;
+        const std::int64_t len = lengths[static_cast<std::size_t>(s)];
+        const bool seen = p < len && p >= len - cfg.window;
+        cache.k[i] = seen ? kr[i] : std::numeric_limits<float>::quiet_NaN();
+        cache.v[i] = seen ? vr[i] : std::numeric_limits<float>::quiet_NaN();
+      }
+  const tensor q = ref::random_tensor({n_seq, cfg.q_dim()}, 53, 2.0);
+  auto out = be.attention_decode(cfg, q, cache, lengths);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ref::vec want(static_cast<std::size_t>(n_seq * cfg.q_dim()));
+  const ref::vec kd = ref::to_double(kr.values());
+  const ref::vec vd = ref::to_double(vr.values());
+  const ref::vec qd = ref::to_double(q.values());
+  for (std::int64_t s = 0; s < n_seq; ++s) {
+    const std::int64_t len = lengths[static_cast<std::size_t>(s)];
+    const std::int64_t first = std::max<std::int64_t>(0, len - cfg.window);
+    for (std::int64_t h = 0; h < cfg.n_heads; ++h)
+      ref::attend(qd.data() + s * cfg.q_dim() + h * 8, kd.data() + (s * cap + first) * 8,
+                  vd.data() + (s * cap + first) * 8, len - first, 8, 8, 1.0 / std::sqrt(8.0),
+                  want.data() + s * cfg.q_dim() + h * 8);
+  }
+  EXPECT_LE(ref::rel_err(out->values(), want), tol);
+}
+
 TEST(KvStore, WritesRowsToSlotsAndPositions) {
   cpu_backend be;
   kv_cache cache(3, 5, 4);
@@ -318,6 +396,27 @@ TEST(Elementwise, SiluMulAndAddMatchReference) {
   EXPECT_FALSE(be.silu_mul(g, tensor({17, 3})).ok());
   EXPECT_FALSE(be.add(acc, tensor({3, 16})).ok());
   EXPECT_EQ(be.launches().to_string(), "silu_mul=1 add=1");
+}
+
+TEST(Elementwise, GeluMulMatchesReference) {
+  cpu_backend be;
+  // Wide enough that the tanh saturates on both sides.
+  const tensor g = ref::random_tensor({4, 33}, 3, 12.0);
+  const tensor u = ref::random_tensor({4, 33}, 4);
+  auto y = be.gelu_mul(g, u);
+  ASSERT_TRUE(y.ok());
+  ref::vec want(g.values().size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    want[i] = ref::gelu_tanh(g.values()[i]) * u.values()[i];
+  EXPECT_LE(ref::rel_err(y->values(), want), tol);
+  // Not silu: the two activations differ.
+  auto s = be.silu_mul(g, u);
+  ASSERT_TRUE(s.ok());
+  EXPECT_GT(ref::rel_err(s->values(), want), 1e-2);
+  auto bad = be.gelu_mul(g, tensor({33, 4}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("gelu_mul"), std::string::npos);
+  EXPECT_EQ(be.launches().to_string(), "silu_mul=1 gelu_mul=1");
 }
 
 } // namespace

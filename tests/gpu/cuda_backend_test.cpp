@@ -322,6 +322,51 @@ TEST_P(CudaBackend, AttentionDecodeReadsOnlyTheValidPositions) {
   EXPECT_EQ(gpu_->launches()[op::attention_decode], attn_shapes.size());
 }
 
+TEST_P(CudaBackend, SlidingWindowAttentionPrefillAndDecode) {
+  // Windows shorter than, across and longer than the kernel's 32-key tiles;
+  // Gemma 3's shape (4 heads on 1 kv head of 256) among them.
+  const std::vector<std::int64_t> offsets = {0, 1, 6, 46, 176};
+  const std::int64_t rows = offsets.back();
+  for (const attn_shape& s : {attn_shape{4, 1, 256}, attn_shape{32, 8, 64}, attn_shape{5, 5, 6}})
+    for (const std::int64_t window : {1, 5, 31, 33, 64, 200}) {
+      const attention_config cfg{.n_heads = s.heads, .n_kv_heads = s.kv_heads,
+                                 .head_dim = s.head_dim, .window = window};
+      const tensor q = ref::random_tensor({rows, cfg.q_dim()}, 130 + window, 2.0);
+      const tensor k = ref::random_tensor({rows, cfg.kv_dim()}, 131 + window, 2.0);
+      const tensor v = ref::random_tensor({rows, cfg.kv_dim()}, 132 + window);
+      auto want = cpu_.attention_prefill(cfg, q, k, v, offsets);
+      auto got = gpu_->attention_prefill(cfg, q, k, v, offsets);
+      ASSERT_TRUE(want.ok());
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_LE(rel(*got, *want), tol()) << "head_dim " << s.head_dim << " window " << window;
+      // Decode: positions outside each slot's window are NaN and must not be read.
+      const std::vector<std::int64_t> lengths = {1, 5, 33, 70};
+      const std::int64_t capacity = 70;
+      kv_cache cache(4, capacity, cfg.kv_dim());
+      cache.k = ref::random_tensor({4, capacity, cfg.kv_dim()}, 133 + window, 2.0);
+      cache.v = ref::random_tensor({4, capacity, cfg.kv_dim()}, 134 + window);
+      for (std::int64_t slot = 0; slot < 4; ++slot)
+        for (std::int64_t p = 0; p < capacity; ++p) {
+          const std::int64_t len = lengths[static_cast<std::size_t>(slot)];
+          if (p < len && p >= len - window)
+            continue;
+          for (std::int64_t c = 0; c < cfg.kv_dim(); ++c) {
+            const std::int64_t i = (slot * capacity + p) * cfg.kv_dim() + c;
+            cache.k[i] = std::numeric_limits<float>::quiet_NaN();
+            cache.v[i] = std::numeric_limits<float>::quiet_NaN();
+          }
+        }
+      const tensor qd = ref::random_tensor({4, cfg.q_dim()}, 135 + window, 2.0);
+      auto want_d = cpu_.attention_decode(cfg, qd, cache, lengths);
+      auto got_d = gpu_->attention_decode(cfg, qd, cache, lengths);
+      ASSERT_TRUE(want_d.ok()) << want_d.status();
+      ASSERT_TRUE(got_d.ok()) << got_d.status();
+      for (float x : got_d->values())
+        ASSERT_TRUE(std::isfinite(x)) << "read a position outside the window " << window;
+      EXPECT_LE(rel(*got_d, *want_d), tol()) << "head_dim " << s.head_dim << " window " << window;
+    }
+}
+
 TEST_P(CudaBackend, AttentionRejectsWhatTheCpuRejectsAndHeadDimsOver256) {
   const attention_config bad{.n_heads = 3, .n_kv_heads = 2, .head_dim = 4};
   const tensor q({2, 12});
@@ -380,6 +425,22 @@ TEST_P(CudaBackend, SiluMulAndAdd) {
             cpu_.silu_mul(tensor({2, 3}), tensor({3, 2})).status());
   EXPECT_EQ(gpu_->launches()[op::silu_mul], 3u);
   EXPECT_EQ(gpu_->launches()[op::add], 3u);
+}
+
+TEST_P(CudaBackend, GeluMul) {
+  for (const auto& [rows, cols] : std::vector<std::pair<std::int64_t, std::int64_t>>{
+           {1, 1}, {7, 300}, {64, 2048}}) {
+    const tensor g = ref::random_tensor({rows, cols}, 140 + cols, 8.0);
+    const tensor u = ref::random_tensor({rows, cols}, 141 + cols);
+    auto got = gpu_->gelu_mul(g, u);
+    auto want = cpu_.gelu_mul(g, u);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_TRUE(want.ok());
+    EXPECT_LE(rel(*got, *want), tol()) << rows << " x " << cols;
+  }
+  EXPECT_EQ(gpu_->gelu_mul(tensor({2, 3}), tensor({3, 2})).status(),
+            cpu_.gelu_mul(tensor({2, 3}), tensor({3, 2})).status());
+  EXPECT_EQ(gpu_->launches().to_string(), "gelu_mul=3");
 }
 
 // --- Mixture of experts ------------------------------------------------------------------

@@ -162,10 +162,12 @@ inline void attend(const double* q, const double* k, const double* v, std::int64
   }
 }
 
-/// Causal attention over a ragged batch (q [T, H*hd], k, v [T, KV*hd]).
+/// Causal attention over a ragged batch (q [T, H*hd], k, v [T, KV*hd]); with
+/// `window` > 0, token i of a sequence sees its tokens i - window + 1 .. i.
 inline vec attention_prefill(const vec& q, const vec& k, const vec& v,
                              std::span<const std::int64_t> offsets, std::int64_t heads,
-                             std::int64_t kv_heads, std::int64_t hd, double scale) {
+                             std::int64_t kv_heads, std::int64_t hd, double scale,
+                             std::int64_t window = 0) {
   const std::int64_t qd = heads * hd;
   const std::int64_t kd = kv_heads * hd;
   vec out(q.size(), 0.0);
@@ -173,14 +175,22 @@ inline vec attention_prefill(const vec& q, const vec& k, const vec& v,
     for (std::int64_t i = offsets[s]; i < offsets[s + 1]; ++i)
       for (std::int64_t h = 0; h < heads; ++h) {
         const std::int64_t g = h * kv_heads / heads;
-        attend(q.data() + i * qd + h * hd, k.data() + offsets[s] * kd + g * hd,
-               v.data() + offsets[s] * kd + g * hd, i - offsets[s] + 1, kd, hd, scale,
+        const std::int64_t first =
+            window > 0 ? std::max(offsets[s], i - window + 1) : offsets[s];
+        attend(q.data() + i * qd + h * hd, k.data() + first * kd + g * hd,
+               v.data() + first * kd + g * hd, i - first + 1, kd, hd, scale,
                out.data() + i * qd + h * hd);
       }
   return out;
 }
 
 inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
+
+/// GELU, tanh approximation, as PyTorch writes it.
+inline double gelu_tanh(double x) {
+  const double c = std::sqrt(2.0 / 3.14159265358979323846);
+  return 0.5 * x * (1.0 + std::tanh(c * (x + 0.044715 * x * x * x)));
+}
 
 /// down(silu(x gate^T) * (x up^T)) for x [rows, D].
 inline vec swiglu(const vec& x, std::int64_t rows, std::int64_t d, const tensor& gate,
