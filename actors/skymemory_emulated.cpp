@@ -489,7 +489,7 @@ void skymemory_node::run_layer(active_request& a, gpu::tensor x) {
     }
   }
   compute(tag(layer_done, a.rec.seq),
-          gpu::compute_request::layer(m.config, m.layers[layer], std::move(x), std::move(pk),
+          gpu::compute_request::layer(m.layer_configs[layer], m.layers[layer], std::move(x), std::move(pk),
                                       std::move(pv)));
 }
 

@@ -19,12 +19,24 @@ namespace {
 double numel(const tensor& t) { return static_cast<double>(t.numel()); }
 
 // Launches of one request run alone (layers.hpp): the attention half of a
-// decoder layer is 2 rmsnorm, 4 gemm, 1 rope, 1 attention, 2 add; a SwiGLU
-// MLP adds 3 gemm and 1 silu_mul, a MoE layer 1 gemm, 1 router_topk,
+// decoder layer is 2 rmsnorm, 4 gemm, 1 rope, 1 attention, 2 add (2 rmsnorm
+// more with q/k norms, 2 more with sandwich norms); a gated MLP adds 3 gemm
+// and 1 silu_mul or gelu_mul, a MoE layer 1 gemm, 1 router_topk,
 // 1 moe_gather, 3 gemm_grouped, 1 silu_mul and 1 moe_combine.
 constexpr int attention_launches = 10;
 constexpr int mlp_launches = 4;
 constexpr int moe_launches = 8;
+
+// Keys the new tokens attend to together: token i of t (after `past` cached
+// ones) sees min(past + i + 1, window) keys, window 0 meaning all of them.
+double attended_keys(double t, double past, double window) {
+  const double all = t * past + t * (t + 1) / 2;
+  if (window <= 0 || past + t <= window)
+    return all;
+  // Tokens at positions past+1 .. past+t (1-based) see min(position, window).
+  const double below = std::max(0.0, window - past); // tokens before the cap binds
+  return below * past + below * (below + 1) / 2 + (t - below) * window;
+}
 
 } // namespace
 
@@ -85,12 +97,14 @@ request_cost layer_cost(const decoder_config& cfg, const decoder_layer_weights& 
   const double q = static_cast<double>(cfg.attn.q_dim());
   const double kv = static_cast<double>(cfg.attn.kv_dim());
   // Projections, and causal attention: token i sees P + i + 1 keys (P
-  // cached), each costing 2 q_dim for QK^T and 2 q_dim for AV.
+  // cached; at most the sliding window), each costing 2 q_dim for QK^T and
+  // 2 q_dim for AV.
   double flops = 2 * t * (numel(w.wq) + numel(w.wk) + numel(w.wv) + numel(w.wo)) +
-                 2 * q * t * (2 * past + t + 1);
+                 4 * q * attended_keys(t, past, static_cast<double>(cfg.attn.window));
   double weights = numel(w.attn_norm) + numel(w.mlp_norm) + numel(w.wq) + numel(w.wk) +
-                   numel(w.wv) + numel(w.wo);
-  int launches = attention_launches;
+                   numel(w.wv) + numel(w.wo) + numel(w.q_norm) + numel(w.k_norm) +
+                   numel(w.attn_out_norm) + numel(w.mlp_out_norm);
+  int launches = attention_launches + (cfg.qk_norm ? 2 : 0) + (cfg.sandwich_norm ? 2 : 0);
   if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn)) {
     const double m = numel(mlp->gate) + numel(mlp->up) + numel(mlp->down);
     flops += 2 * t * m;

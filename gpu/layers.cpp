@@ -1,5 +1,6 @@
 #include "gpu/layers.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -18,18 +19,31 @@ absl::Status expect_shape(std::string_view what, const tensor& t,
                                                  tensor(std::move(w)).shape_string()));
 }
 
-// Everything after the attention block: h + ffn(rmsnorm(h)), h updated in place.
+// Everything after the attention block: h + N_m(ffn(rmsnorm(h))).
 absl::StatusOr<tensor> ffn_block(backend& b, const decoder_config& cfg,
                                  const decoder_layer_weights& w, tensor h) {
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor n2, b.rmsnorm(h, w.mlp_norm, cfg.rms_eps));
   tensor f;
   if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn)) {
-    SATEMU_GPU_ASSIGN_OR_RETURN(f, swiglu_mlp(b, *mlp, n2));
+    SATEMU_GPU_ASSIGN_OR_RETURN(f, swiglu_mlp(b, *mlp, n2, cfg.activation));
   } else {
     SATEMU_GPU_ASSIGN_OR_RETURN(f, moe_layer(b, std::get<moe_weights>(w.ffn), n2));
   }
+  if (cfg.sandwich_norm) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(f, b.rmsnorm(f, w.mlp_out_norm, cfg.rms_eps));
+  }
   SATEMU_GPU_RETURN_IF_ERROR(b.add(f, h));
   return f;
+}
+
+// RMSNorm over each head_dim-wide head of the rows of `x` (in place): the
+// rows are viewed as [rows * heads, head_dim].
+absl::Status norm_heads(backend& b, const decoder_config& cfg, tensor& x, const tensor& weight) {
+  const std::int64_t hd = cfg.attn.head_dim;
+  const const_matrix_view heads{x.data(), x.numel() / hd, hd};
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor y, b.rmsnorm(heads, weight, cfg.rms_eps));
+  std::copy(y.values().begin(), y.values().end(), x.data());
+  return absl::OkStatus();
 }
 
 struct qkv {
@@ -44,15 +58,22 @@ absl::StatusOr<qkv> project_qkv(backend& b, const decoder_config& cfg,
   SATEMU_GPU_ASSIGN_OR_RETURN(out.q, linear(b, n1, w.wq));
   SATEMU_GPU_ASSIGN_OR_RETURN(out.k, linear(b, n1, w.wk));
   SATEMU_GPU_ASSIGN_OR_RETURN(out.v, linear(b, n1, w.wv));
+  if (cfg.qk_norm) {
+    SATEMU_GPU_RETURN_IF_ERROR(norm_heads(b, cfg, out.q, w.q_norm));
+    SATEMU_GPU_RETURN_IF_ERROR(norm_heads(b, cfg, out.k, w.k_norm));
+  }
   SATEMU_GPU_RETURN_IF_ERROR(b.rope(cfg.attn, out.q, out.k, positions));
   return out;
 }
 
-// The rest of a layer after attention: h = x + wo(attn), then the FFN block.
+// The rest of a layer after attention: h = x + N_a(wo(attn)), then the FFN block.
 absl::StatusOr<tensor> finish_layer(backend& b, const decoder_config& cfg,
                                     const decoder_layer_weights& w, const_matrix_view x,
                                     const_matrix_view attn) {
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor h, linear(b, attn, w.wo));
+  if (cfg.sandwich_norm) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(h, b.rmsnorm(h, w.attn_out_norm, cfg.rms_eps));
+  }
   SATEMU_GPU_RETURN_IF_ERROR(b.add(h, x));
   return ffn_block(b, cfg, w, std::move(h));
 }
@@ -124,8 +145,26 @@ absl::Status validate(const decoder_config& cfg, const decoder_layer_weights& w)
   SATEMU_GPU_RETURN_IF_ERROR(expect_shape("wv", w.wv, {a.kv_dim(), d}));
   SATEMU_GPU_RETURN_IF_ERROR(expect_shape("wo", w.wo, {d, a.q_dim()}));
   SATEMU_GPU_RETURN_IF_ERROR(expect_shape("mlp_norm", w.mlp_norm, {d}));
+  // The optional norms: present exactly when the config uses them.
+  auto optional = [&](std::string_view what, const tensor& t, bool used, std::int64_t n,
+                      const char* flag) -> absl::Status {
+    if (used)
+      return expect_shape(what, t, {n});
+    if (t.numel() != 0)
+      return absl::InvalidArgumentError(absl::StrCat(
+          std::string(what), " is ", t.shape_string(), " but the layer has no ", flag));
+    return absl::OkStatus();
+  };
+  SATEMU_GPU_RETURN_IF_ERROR(optional("q_norm", w.q_norm, cfg.qk_norm, a.head_dim, "qk_norm"));
+  SATEMU_GPU_RETURN_IF_ERROR(optional("k_norm", w.k_norm, cfg.qk_norm, a.head_dim, "qk_norm"));
+  SATEMU_GPU_RETURN_IF_ERROR(
+      optional("attn_out_norm", w.attn_out_norm, cfg.sandwich_norm, d, "sandwich_norm"));
+  SATEMU_GPU_RETURN_IF_ERROR(
+      optional("mlp_out_norm", w.mlp_out_norm, cfg.sandwich_norm, d, "sandwich_norm"));
   if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn))
     return validate(d, *mlp);
+  if (cfg.activation != mlp_activation::silu)
+    return absl::InvalidArgumentError("decoder layer: MoE experts take the silu activation");
   return validate(d, std::get<moe_weights>(w.ffn));
 }
 
@@ -135,10 +174,12 @@ absl::StatusOr<tensor> linear(backend& b, const_matrix_view x, const_matrix_view
   return y;
 }
 
-absl::StatusOr<tensor> swiglu_mlp(backend& b, const swiglu_weights& w, const_matrix_view x) {
+absl::StatusOr<tensor> swiglu_mlp(backend& b, const swiglu_weights& w, const_matrix_view x,
+                                  mlp_activation act) {
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor g, linear(b, x, w.gate));
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor u, linear(b, x, w.up));
-  SATEMU_GPU_ASSIGN_OR_RETURN(tensor a, b.silu_mul(g, u));
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor a, act == mlp_activation::gelu_tanh ? b.gelu_mul(g, u)
+                                                                          : b.silu_mul(g, u));
   return linear(b, a, w.down);
 }
 

@@ -1,8 +1,10 @@
 /// @file layers.hpp
 /// Transformer blocks built from a backend's kernels, so every backend gets
-/// them and the launch counts show how they batch: a SwiGLU MLP, a
-/// mixture-of-experts layer with grouped expert GEMMs, and a pre-norm
-/// Llama-style decoder layer for prefill (ragged batch) and decode (KV cache).
+/// them and the launch counts show how they batch: a gated MLP (SwiGLU, or
+/// GeGLU for Gemma), a mixture-of-experts layer with grouped expert GEMMs,
+/// and a pre-norm decoder layer for prefill (ragged batch) and decode (KV
+/// cache): Llama-style, or Gemma-3-style with per-head q/k norms, sandwich
+/// norms and sliding-window attention.
 ///
 /// Shapes: D = hidden size, F = MLP intermediate size, E = experts,
 /// T = token rows of a ragged batch (see backend.hpp for `seq_offsets`).
@@ -10,12 +12,13 @@
 /// applied as y = x W^T. No biases. Activations are `[T, D]`.
 ///
 /// Launches per call (each counted in the backend's launch_counts):
-/// - swiglu_mlp: 3 gemm, 1 silu_mul.
+/// - swiglu_mlp: 3 gemm, 1 silu_mul (gelu_mul for GeGLU).
 /// - moe_layer: 1 gemm (router), 1 router_topk, 1 moe_gather, 3 gemm_grouped
 ///   (gate, up, down over all experts), 1 silu_mul, 1 moe_combine.
 /// - decoder_layer_prefill / _decode: 2 rmsnorm, 4 gemm (q, k, v, o), 1 rope,
-///   1 attention_*, 2 add, plus the MLP's; and 1 kv_store when a cache is
-///   written (always in decode).
+///   1 attention_*, 2 add, plus the MLP's; 2 rmsnorm more with q/k norms and
+///   2 more with sandwich norms; and 1 kv_store when a cache is written
+///   (always in decode).
 #pragma once
 
 #include <cstdint>
@@ -26,11 +29,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "gpu/backend.hpp"
+#include "gpu/model.hpp"
 #include "gpu/tensor.hpp"
 
 namespace satemu::gpu {
 
-/// down(silu(gate x) * up x): gate and up `[F, D]`, down `[D, F]`.
+/// down(act(gate x) * up x): gate and up `[F, D]`, down `[D, F]`; act is
+/// silu (SwiGLU) or the tanh GELU (GeGLU), decoder_config::activation.
 struct swiglu_weights {
   tensor gate;
   tensor up;
@@ -48,20 +53,35 @@ struct moe_weights {
 /// Shapes and constants of one decoder layer.
 struct decoder_config {
   std::int64_t hidden = 0;     ///< D
-  attention_config attn;       ///< heads, head_dim, RoPE theta, softmax scale
-  float rms_eps = 1e-5f;       ///< RMSNorm epsilon
+  attention_config attn;       ///< heads, head_dim, RoPE, softmax scale, sliding window
+  float rms_eps = 1e-5f;       ///< RMSNorm epsilon (every norm of the layer)
+  /// The MLP's gate activation (the experts of a MoE layer take silu).
+  mlp_activation activation = mlp_activation::silu;
+  /// RMSNorm over each head of q and k, before RoPE (Gemma 3: q_norm, k_norm).
+  bool qk_norm = false;
+  /// RMSNorm of the attention block's and the MLP's outputs before their
+  /// residual adds (Gemma 3: attn_out_norm, mlp_out_norm).
+  bool sandwich_norm = false;
 };
 
 /// Weights of one pre-norm decoder layer:
-/// h = x + wo(attention(rope(wq n1), rope(wk n1), wv n1)), n1 = rmsnorm(x, attn_norm);
-/// out = h + ffn(rmsnorm(h, mlp_norm)).
+/// h = x + N_a(wo(attention(rope(Q(wq n1)), rope(K(wk n1)), wv n1))), n1 = rmsnorm(x, attn_norm);
+/// out = h + N_m(ffn(rmsnorm(h, mlp_norm))).
+/// Q, K: per-head rmsnorm with q_norm, k_norm (qk_norm), else identity;
+/// N_a, N_m: rmsnorm with attn_out_norm, mlp_out_norm (sandwich_norm), else
+/// identity. RMSNorm multiplies by its weight as given: a checkpoint's
+/// Gemma-style `1 + w` is folded into the weight when it is loaded.
 struct decoder_layer_weights {
-  tensor attn_norm; ///< [D]
-  tensor wq;        ///< [n_heads * head_dim, D]
-  tensor wk;        ///< [n_kv_heads * head_dim, D]
-  tensor wv;        ///< [n_kv_heads * head_dim, D]
-  tensor wo;        ///< [D, n_heads * head_dim]
-  tensor mlp_norm;  ///< [D]
+  tensor attn_norm;     ///< [D]
+  tensor wq;            ///< [n_heads * head_dim, D]
+  tensor wk;            ///< [n_kv_heads * head_dim, D]
+  tensor wv;            ///< [n_kv_heads * head_dim, D]
+  tensor wo;            ///< [D, n_heads * head_dim]
+  tensor mlp_norm;      ///< [D]
+  tensor q_norm;        ///< [head_dim] with qk_norm, else empty
+  tensor k_norm;        ///< [head_dim] with qk_norm, else empty
+  tensor attn_out_norm; ///< [D] with sandwich_norm, else empty
+  tensor mlp_out_norm;  ///< [D] with sandwich_norm, else empty
   std::variant<swiglu_weights, moe_weights> ffn;
 };
 
@@ -76,8 +96,9 @@ absl::Status validate(std::int64_t hidden, const moe_weights& w);
 /// x W^T for x `[T, in]` and W `[out, in]`: `[T, out]`, one gemm.
 absl::StatusOr<tensor> linear(backend& b, const_matrix_view x, const_matrix_view w);
 
-/// SwiGLU MLP on x `[T, D]`.
-absl::StatusOr<tensor> swiglu_mlp(backend& b, const swiglu_weights& w, const_matrix_view x);
+/// Gated MLP on x `[T, D]`: SwiGLU, or GeGLU with `act` gelu_tanh.
+absl::StatusOr<tensor> swiglu_mlp(backend& b, const swiglu_weights& w, const_matrix_view x,
+                                  mlp_activation act = mlp_activation::silu);
 
 /// Router of a MoE layer: logits = x router^T, then backend::router_topk.
 absl::StatusOr<moe_routing> moe_route(backend& b, const moe_weights& w, const_matrix_view x);

@@ -1,6 +1,7 @@
 #include "gpu/model_runner.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -22,12 +23,35 @@ tensor take(std::vector<weight_tensor>& ts, const std::string& name) {
   return {};
 }
 
+// A norm weight as the kernels take it: the checkpoint's value plus the
+// profile's offset (Gemma stores w and multiplies by 1 + w; in fp32, as the
+// reference implementation computes 1 + w).
+tensor norm_weight(const model_profile& p, tensor t) {
+  if (p.norm_weight_offset != 0.0f)
+    for (float& x : t.values())
+      x += p.norm_weight_offset;
+  return t;
+}
+
 absl::StatusOr<decoder_layer_weights> layer_from(const model_profile& p, int layer,
                                                  std::vector<weight_tensor> ts) {
   const auto pre = absl::StrCat("model.layers.", layer, ".");
+  auto norm = [&](const std::string& name) { return norm_weight(p, take(ts, pre + name)); };
   decoder_layer_weights w;
-  w.attn_norm = take(ts, pre + "input_layernorm.weight");
-  w.mlp_norm = take(ts, pre + "post_attention_layernorm.weight");
+  w.attn_norm = norm("input_layernorm.weight");
+  if (p.sandwich_norm) {
+    // Gemma 3: post_attention_layernorm norms the attention output; the MLP
+    // has its own pre- and post-norms.
+    w.attn_out_norm = norm("post_attention_layernorm.weight");
+    w.mlp_norm = norm("pre_feedforward_layernorm.weight");
+    w.mlp_out_norm = norm("post_feedforward_layernorm.weight");
+  } else {
+    w.mlp_norm = norm("post_attention_layernorm.weight");
+  }
+  if (p.qk_norm) {
+    w.q_norm = norm("self_attn.q_norm.weight");
+    w.k_norm = norm("self_attn.k_norm.weight");
+  }
   w.wq = take(ts, pre + "self_attn.q_proj.weight");
   w.wk = take(ts, pre + "self_attn.k_proj.weight");
   w.wv = take(ts, pre + "self_attn.v_proj.weight");
@@ -54,43 +78,61 @@ absl::StatusOr<model_weights> build(const model_profile& p, int layers, LayerSou
                                     GlobalSource&& global_tensors) {
   model_weights m;
   m.profile = p;
-  SATEMU_GPU_ASSIGN_OR_RETURN(m.config, decoder_config_of(p));
+  SATEMU_GPU_ASSIGN_OR_RETURN(m.config, decoder_config_of(p, 0));
   const int n = layers < 0 ? static_cast<int>(p.num_layers)
                            : std::min(layers, static_cast<int>(p.num_layers));
   for (int l = 0; l < n; ++l) {
+    decoder_config cfg;
+    SATEMU_GPU_ASSIGN_OR_RETURN(cfg, decoder_config_of(p, l));
     std::vector<weight_tensor> ts;
     SATEMU_GPU_ASSIGN_OR_RETURN(ts, layer_tensors(l));
     decoder_layer_weights w;
     SATEMU_GPU_ASSIGN_OR_RETURN(w, layer_from(p, l, std::move(ts)));
-    SATEMU_GPU_RETURN_IF_ERROR(validate(m.config, w));
+    SATEMU_GPU_RETURN_IF_ERROR(validate(cfg, w));
     m.layers.push_back(std::move(w));
+    m.layer_configs.push_back(cfg);
   }
   std::vector<weight_tensor> g;
   SATEMU_GPU_ASSIGN_OR_RETURN(g, global_tensors());
   m.embedding = take(g, "model.embed_tokens.weight");
-  m.final_norm = take(g, "model.norm.weight");
+  m.final_norm = norm_weight(p, take(g, "model.norm.weight"));
   m.lm_head = p.tie_word_embeddings ? m.embedding : take(g, "lm_head.weight");
   return m;
 }
 
 } // namespace
 
-absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p) {
-  const bool plain = !p.qk_norm && !p.sandwich_norm && !p.qkv_bias && p.norm_weight_offset == 0 &&
-                     !p.scale_embeddings && p.sliding_window == 0 &&
-                     p.shared_expert_intermediate_size == 0;
-  if ((p.arch != model_arch::llama && p.arch != model_arch::mixtral) || !plain)
+absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p, int layer) {
+  const bool built = p.arch == model_arch::llama || p.arch == model_arch::mixtral ||
+                     p.arch == model_arch::gemma3;
+  if (!built || p.qkv_bias || p.shared_expert_intermediate_size != 0)
     return absl::UnimplementedError(absl::StrCat(
       "model '", p.name, "' (", std::string(to_string(p.arch)),
-      "): its layers are not built by the kernels yet (supported: llama and mixtral families)"));
+      "): its layers are not built by the kernels yet (supported: llama, gemma3 and mixtral "
+      "families)"));
+  if (layer < 0 || layer >= p.num_layers)
+    return absl::InvalidArgumentError(absl::StrCat("model '", p.name, "' has no layer ", layer,
+                                                   " (", p.num_layers, " layers)"));
   decoder_config c;
   c.hidden = p.hidden_size;
   c.attn.n_heads = p.num_heads;
   c.attn.n_kv_heads = p.num_kv_heads;
   c.attn.head_dim = p.head_dim;
-  c.attn.rope_theta = static_cast<float>(p.rope_theta);
-  c.attn.rope_scaling = p.rope_scaling;
+  if (p.query_pre_attn_scalar > 0)
+    c.attn.scale = static_cast<float>(1.0 / std::sqrt(p.query_pre_attn_scalar));
+  if (is_sliding_layer(p, layer)) {
+    // Gemma 3's local layers: their own RoPE base, no frequency scaling.
+    c.attn.window = p.sliding_window;
+    c.attn.rope_theta = static_cast<float>(p.rope_local_theta > 0 ? p.rope_local_theta
+                                                                  : p.rope_theta);
+  } else {
+    c.attn.rope_theta = static_cast<float>(p.rope_theta);
+    c.attn.rope_scaling = p.rope_scaling;
+  }
   c.rms_eps = static_cast<float>(p.rms_eps);
+  c.activation = p.activation;
+  c.qk_norm = p.qk_norm;
+  c.sandwich_norm = p.sandwich_norm;
   return c;
 }
 
@@ -102,7 +144,7 @@ absl::StatusOr<model_weights> synthetic_model(const model_profile& p, std::uint6
 
 absl::StatusOr<decoder_layer_weights> synthetic_layer(const model_profile& p, int layer,
                                                       std::uint64_t seed) {
-  SATEMU_GPU_ASSIGN_OR_RETURN(const decoder_config cfg, decoder_config_of(p));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const decoder_config cfg, decoder_config_of(p, layer));
   std::vector<weight_tensor> ts;
   SATEMU_GPU_ASSIGN_OR_RETURN(ts, synthesize_layer(p, layer, seed));
   decoder_layer_weights w;
@@ -122,6 +164,9 @@ absl::StatusOr<model_weights> load_model(const model_profile& p, const safetenso
 absl::StatusOr<tensor> embed(const model_weights& m, std::span<const std::int32_t> tokens) {
   const auto d = m.config.hidden;
   const auto vocab = m.embedding.dim(0);
+  // Gemma scales the embeddings by sqrt(hidden) (a float, as its fp32 reference).
+  const float scale =
+      m.profile.scale_embeddings ? static_cast<float>(std::sqrt(static_cast<double>(d))) : 1.0f;
   tensor x({static_cast<std::int64_t>(tokens.size()), d});
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0 || tokens[i] >= vocab)
@@ -130,6 +175,9 @@ absl::StatusOr<tensor> embed(const model_weights& m, std::span<const std::int32_
     std::memcpy(x.matrix().row(static_cast<std::int64_t>(i)), m.embedding.matrix().row(tokens[i]),
                 static_cast<std::size_t>(d) * sizeof(float));
   }
+  if (scale != 1.0f)
+    for (float& v : x.values())
+      v *= scale;
   return x;
 }
 
@@ -139,7 +187,8 @@ absl::StatusOr<tensor> forward_logits(backend& b, const model_weights& m,
                                       const layer_hook& hook) {
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor x, embed(m, tokens));
   for (std::size_t l = 0; l < m.layers.size(); ++l) {
-    SATEMU_GPU_ASSIGN_OR_RETURN(x, decoder_layer_prefill(b, m.config, m.layers[l], x, seq_offsets));
+    SATEMU_GPU_ASSIGN_OR_RETURN(
+        x, decoder_layer_prefill(b, m.layer_configs[l], m.layers[l], x, seq_offsets));
     if (hook)
       SATEMU_GPU_RETURN_IF_ERROR(hook(static_cast<int>(l), x));
   }

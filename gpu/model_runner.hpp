@@ -7,11 +7,12 @@
 /// activations it sends between satellites).
 ///
 /// Supported architectures: `llama` and `mixtral` (pre-norm decoder, SwiGLU
-/// MLP or Mixtral experts, no biases). Gemma-3 (q/k norms, sandwich norms,
-/// sliding windows) and Qwen-MoE (biases, shared experts) profiles are
-/// refused with Unimplemented: their costs can be modeled, their layers are
-/// not built yet. Llama-3's RoPE frequency scaling is not applied (the same
-/// on both sides of every comparison).
+/// MLP or Mixtral experts, no biases; Llama 3's RoPE frequency scaling), and
+/// `gemma3` (per-head q/k norms, sandwich norms, norm weights stored as an
+/// offset from 1, GeGLU, embeddings scaled by sqrt(hidden), sliding-window
+/// attention with its own RoPE base on the local layers). Qwen-MoE profiles
+/// (q/k/v biases, shared experts) are refused with Unimplemented: their
+/// costs can be modeled, their layers are not built yet.
 #pragma once
 
 #include <cstdint>
@@ -32,15 +33,21 @@ namespace satemu::gpu {
 /// Every weight of a model, in the form the kernels take.
 struct model_weights {
   model_profile profile;
+  /// Layer 0's config: the shapes and constants every layer shares.
   decoder_config config;
+  /// Each layer's own config (Gemma 3: the local layers' sliding window and
+  /// RoPE base), one per entry of `layers`.
+  std::vector<decoder_config> layer_configs;
   tensor embedding;  ///< [vocab, D]
   tensor final_norm; ///< [D]
   tensor lm_head;    ///< [vocab, D] (the embedding when tied)
   std::vector<decoder_layer_weights> layers;
 };
 
-/// The decoder shapes of a profile; Unimplemented for unsupported families.
-absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p);
+/// The config of layer `layer` of a profile (layers differ in their sliding
+/// window and RoPE base); Unimplemented for unsupported families,
+/// InvalidArgument for a layer the model does not have.
+absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p, int layer = 0);
 
 /// Synthetic weights (weights.hpp) of the first `layers` layers (-1 = all).
 absl::StatusOr<model_weights> synthetic_model(const model_profile& p, std::uint64_t seed = 0,

@@ -1028,9 +1028,10 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
     SATEMU_GPU_RETURN_IF_ERROR(check_attention_config("attention_prefill", cfg.attn));
     return attention_limits("attention_prefill", cfg.attn);
   };
-  // MoE layers, and anything a kernel may refuse, go call by call (which
-  // reports the errors).
-  if (mlp == nullptr || !plan.ok() || !scalars().ok() || mlp->gate.dim(0) == 0 ||
+  // MoE layers, Gemma's extra norms and GeGLU, and anything a kernel may
+  // refuse, go call by call (which reports the errors).
+  const bool llama = !cfg.qk_norm && !cfg.sandwich_norm && cfg.activation == mlp_activation::silu;
+  if (mlp == nullptr || !llama || !plan.ok() || !scalars().ok() || mlp->gate.dim(0) == 0 ||
       x.rows + plan->past_rows > INT32_MAX)
     return decoder_layer_extend_from_kernels(*this, cfg, w, x, seq_offsets, past);
   const std::int64_t past_rows = plan->past_rows;

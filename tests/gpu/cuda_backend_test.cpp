@@ -687,6 +687,54 @@ TEST_P(CudaBackend, DecoderLayerPrefillAndDecodeMatchTheCpu) {
 // in the same order on the same values, so the same bits, and the same
 // launches; with weights kept resident too. Sequences with and without a
 // cached past, and an empty one.
+// Gemma 3's layer (per-head q/k norms, sandwich norms, GeGLU, a sliding
+// window of 16) on the Gemma 3 270M head shape: prefill with a cached past,
+// and decode, against the cpu backend.
+TEST_P(CudaBackend, GemmaLayerMatchesTheCpu) {
+  decoder_config cfg;
+  cfg.hidden = 128;
+  cfg.attn = {.n_heads = 4, .n_kv_heads = 1, .head_dim = 256, .scale = 0.0625f,
+              .rope_theta = 10000.0f, .window = 16};
+  cfg.rms_eps = 1e-6f;
+  cfg.activation = mlp_activation::gelu_tanh;
+  cfg.qk_norm = true;
+  cfg.sandwich_norm = true;
+  decoder_layer_weights w = random_layer(cfg, 256, 260);
+  w.q_norm = ref::random_tensor({256}, 261, 0.5);
+  w.k_norm = ref::random_tensor({256}, 262, 0.5);
+  w.attn_out_norm = ref::random_tensor({128}, 263, 0.5);
+  w.mlp_out_norm = ref::random_tensor({128}, 264, 0.5);
+  for (tensor* n : {&w.q_norm, &w.k_norm, &w.attn_out_norm, &w.mlp_out_norm})
+    for (float& x : n->values())
+      x += 1.0f;
+  const tensor x = ref::random_tensor({45, cfg.hidden}, 265);
+  const tensor pk = ref::random_tensor({20, cfg.attn.kv_dim()}, 266);
+  const tensor pv = ref::random_tensor({20, cfg.attn.kv_dim()}, 267);
+  const std::vector<std::int64_t> offsets = {0, 5, 45};
+  const std::vector<past_kv> past = {{pk.matrix(), pv.matrix()}, {}};
+  auto got = decoder_layer_extend(*gpu_, cfg, w, x, offsets, past);
+  auto want = decoder_layer_extend(cpu_, cfg, w, x, offsets, past);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(want.ok()) << want.status();
+  EXPECT_LE(rel(got->out, want->out), layer_tol());
+  EXPECT_LE(rel(got->k, want->k), layer_tol());
+  EXPECT_EQ(gpu_->launches().to_string(), cpu_.launches().to_string());
+
+  kv_cache cache_g(2, 40, cfg.attn.kv_dim());
+  kv_cache cache_c(2, 40, cfg.attn.kv_dim());
+  const tensor y = ref::random_tensor({30, cfg.hidden}, 268);
+  const std::vector<std::int64_t> prefix = {0, 10, 30};
+  ASSERT_TRUE(decoder_layer_prefill(*gpu_, cfg, w, y, prefix, &cache_g).ok());
+  ASSERT_TRUE(decoder_layer_prefill(cpu_, cfg, w, y, prefix, &cache_c).ok());
+  const tensor step = ref::random_tensor({2, cfg.hidden}, 269);
+  const std::vector<std::int64_t> lengths = {10, 20};
+  auto dg = decoder_layer_decode(*gpu_, cfg, w, step, cache_g, lengths);
+  auto dc = decoder_layer_decode(cpu_, cfg, w, step, cache_c, lengths);
+  ASSERT_TRUE(dg.ok()) << dg.status();
+  ASSERT_TRUE(dc.ok());
+  EXPECT_LE(rel(*dg, *dc), layer_tol());
+}
+
 TEST_P(CudaBackend, LayerOnTheDeviceIsTheLayerCallByCall) {
   const decoder_config cfg = layer_config();
   const decoder_layer_weights w = random_layer(cfg, 512, 210);

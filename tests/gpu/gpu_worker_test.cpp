@@ -282,17 +282,26 @@ TEST(GpuWorker, MoeRequestsBecomeOneGroupedGemmPerProjection) {
 }
 
 TEST(GpuWorker, RequestCostMatchesTheModelProfileAndTheLaunchesOfOneCall) {
-  for (const char* name : {"tiny", "tiny-moe"}) {
+  for (const char* name : {"tiny", "tiny-moe", "tiny-gemma"}) {
     const auto m = tiny(name);
-    for (std::int64_t t : {1, 7}) {
+    // tiny-gemma: layer 0 slides over 8 keys, layer 1 attends globally.
+    for (int l = 0; l < 2; ++l)
+    for (std::int64_t t : {1, 7, 20}) {
+      const auto& cfg = m.layer_configs[static_cast<std::size_t>(l)];
+      const auto& layer = m.layers[static_cast<std::size_t>(l)];
       const auto x = ref::random_tensor({t, m.config.hidden}, 9, 1.0);
-      const auto c = compute_request::layer(m.config, m.layers[0], x)->cost(2);
-      // FLOPs: gpu/model.hpp counts the same work from the profile alone.
-      EXPECT_EQ(c.flops, static_cast<double>(layer_flops(m.profile, 0, t, 0))) << name << " " << t;
+      const auto c = compute_request::layer(cfg, layer, x)->cost(2);
+      // FLOPs: gpu/model.hpp counts the same work from the profile alone,
+      // also after a cached past.
+      EXPECT_EQ(c.flops, static_cast<double>(layer_flops(m.profile, l, t, 0))) << name << " " << t;
+      const tensor pk({5, cfg.attn.kv_dim()});
+      EXPECT_EQ(compute_request::layer(cfg, layer, x, pk, pk)->cost(2).flops,
+                static_cast<double>(layer_flops(m.profile, l, t, 5)))
+          << name << " " << t;
       // Launches: what one call really launches.
       cpu_backend b;
       const std::int64_t off[] = {0, t};
-      ASSERT_TRUE(decoder_layer_prefill(b, m.config, m.layers[0], x, off).ok());
+      ASSERT_TRUE(decoder_layer_prefill(b, cfg, layer, x, off).ok());
       EXPECT_EQ(static_cast<std::uint64_t>(c.launches), b.launches().total()) << name;
       // Bytes: at least the weights the request touches, in fp16.
       const auto touched = m.profile.is_moe()

@@ -43,6 +43,32 @@ decoder_config small_config() {
   return cfg;
 }
 
+// Gemma 3's layer at test size: per-head q/k norms, sandwich norms, GeGLU,
+// an explicit softmax scale and a sliding window of 5.
+decoder_config gemma_config() {
+  decoder_config cfg;
+  cfg.hidden = 32;
+  cfg.attn = {.n_heads = 4, .n_kv_heads = 1, .head_dim = 8, .scale = 0.3f,
+              .rope_theta = 10000.0f, .window = 5};
+  cfg.rms_eps = 1e-6f;
+  cfg.activation = mlp_activation::gelu_tanh;
+  cfg.qk_norm = true;
+  cfg.sandwich_norm = true;
+  return cfg;
+}
+
+// The layers the layer tests run: dense and MoE Llama-style, and Gemma-style.
+struct layer_variant {
+  const char* name;
+  decoder_config cfg;
+  bool moe;
+};
+std::vector<layer_variant> layer_variants() {
+  return {{"dense", small_config(), false},
+          {"moe", small_config(), true},
+          {"gemma", gemma_config(), false}};
+}
+
 decoder_layer_weights random_layer(const decoder_config& cfg, bool moe, std::uint64_t seed) {
   const std::int64_t d = cfg.hidden;
   const double s = 1.0 / std::sqrt(static_cast<double>(d));
@@ -61,6 +87,20 @@ decoder_layer_weights random_layer(const decoder_config& cfg, bool moe, std::uin
     w.ffn = random_moe(d, 24, 4, 2, seed + 100);
   else
     w.ffn = random_mlp(d, 48, seed + 6);
+  auto norm = [](std::int64_t n, std::uint64_t sd) {
+    tensor t = ref::random_tensor({n}, sd, 0.5);
+    for (float& x : t.values())
+      x += 1.0f;
+    return t;
+  };
+  if (cfg.qk_norm) {
+    w.q_norm = norm(cfg.attn.head_dim, seed + 7);
+    w.k_norm = norm(cfg.attn.head_dim, seed + 8);
+  }
+  if (cfg.sandwich_norm) {
+    w.attn_out_norm = norm(d, seed + 9);
+    w.mlp_out_norm = norm(d, seed + 10);
+  }
   return w;
 }
 
@@ -94,7 +134,8 @@ ref::vec moe_reference(const moe_weights& w, const ref::vec& x, std::int64_t row
   return out;
 }
 
-// The decoder layer in double for a ragged batch (positions restart per sequence).
+// The decoder layer in double for a ragged batch (positions restart per
+// sequence), Gemma's extras included.
 ref::vec decoder_reference(const decoder_config& cfg, const decoder_layer_weights& w,
                            const tensor& x, const std::vector<std::int64_t>& off) {
   const std::int64_t t = x.rows();
@@ -105,23 +146,41 @@ ref::vec decoder_reference(const decoder_config& cfg, const decoder_layer_weight
   ref::vec q = ref::linear(n1, t, d, w.wq);
   ref::vec k = ref::linear(n1, t, d, w.wk);
   const ref::vec v = ref::linear(n1, t, d, w.wv);
+  if (cfg.qk_norm) {
+    q = ref::rmsnorm(q, t * a.n_heads, a.head_dim, w.q_norm.values(), cfg.rms_eps);
+    k = ref::rmsnorm(k, t * a.n_kv_heads, a.head_dim, w.k_norm.values(), cfg.rms_eps);
+  }
   std::vector<std::int64_t> pos;
   for (std::size_t s = 0; s + 1 < off.size(); ++s)
     for (std::int64_t i = off[s]; i < off[s + 1]; ++i)
       pos.push_back(i - off[s]);
   ref::rope(q, t, a.n_heads, a.head_dim, pos, a.rope_theta);
   ref::rope(k, t, a.n_kv_heads, a.head_dim, pos, a.rope_theta);
+  const double scale = a.scale != 0.0f ? a.scale : 1.0 / std::sqrt(double(a.head_dim));
   const ref::vec att = ref::attention_prefill(q, k, v, off, a.n_heads, a.n_kv_heads,
-                                              a.head_dim, 1.0 / std::sqrt(double(a.head_dim)));
+                                              a.head_dim, scale, a.window);
   ref::vec h = ref::linear(att, t, a.q_dim(), w.wo);
+  if (cfg.sandwich_norm)
+    h = ref::rmsnorm(h, t, d, w.attn_out_norm.values(), cfg.rms_eps);
   for (std::size_t i = 0; i < h.size(); ++i)
     h[i] += xd[i];
   const ref::vec n2 = ref::rmsnorm(h, t, d, w.mlp_norm.values(), cfg.rms_eps);
   ref::vec f;
-  if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn))
-    f = ref::swiglu(n2, t, d, mlp->gate, mlp->up, mlp->down);
-  else
+  if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn)) {
+    if (cfg.activation == mlp_activation::gelu_tanh) {
+      f = ref::linear(n2, t, d, mlp->gate);
+      const ref::vec u = ref::linear(n2, t, d, mlp->up);
+      for (std::size_t i = 0; i < f.size(); ++i)
+        f[i] = ref::gelu_tanh(f[i]) * u[i];
+      f = ref::linear(f, t, mlp->gate.dim(0), mlp->down);
+    } else {
+      f = ref::swiglu(n2, t, d, mlp->gate, mlp->up, mlp->down);
+    }
+  } else {
     f = moe_reference(std::get<moe_weights>(w.ffn), n2, t, d);
+  }
+  if (cfg.sandwich_norm)
+    f = ref::rmsnorm(f, t, d, w.mlp_out_norm.values(), cfg.rms_eps);
   for (std::size_t i = 0; i < f.size(); ++i)
     f[i] += h[i];
   return f;
@@ -279,6 +338,41 @@ TEST(DecoderLayer, PrefillMatchesReferenceOnRaggedBatches) {
     }
 }
 
+TEST(DecoderLayer, GemmaLayerMatchesReference) {
+  const decoder_config cfg = gemma_config();
+  const decoder_layer_weights w = random_layer(cfg, false, 250);
+  // Sequences shorter and longer than the window of 5.
+  const auto off = offsets_of({1, 3, 0, 17, 6});
+  const tensor x = ref::random_tensor({off.back(), cfg.hidden}, 251);
+  cpu_backend be;
+  auto y = decoder_layer_prefill(be, cfg, w, x, off);
+  ASSERT_TRUE(y.ok()) << y.status();
+  EXPECT_LE(ref::rel_err(y->values(), decoder_reference(cfg, w, x, off)), tol);
+  EXPECT_EQ(be.launches().to_string(),
+            "gemm=7 rmsnorm=6 rope=1 attention_prefill=1 gelu_mul=1 add=2");
+  // Each extra is there: without any one of them the layer is another.
+  for (int drop = 0; drop < 4; ++drop) {
+    decoder_config other = cfg;
+    decoder_layer_weights wo = w;
+    if (drop == 0)
+      other.attn.window = 0;
+    if (drop == 1)
+      other.activation = mlp_activation::silu;
+    if (drop == 2) {
+      other.qk_norm = false;
+      wo.q_norm = wo.k_norm = tensor();
+    }
+    if (drop == 3) {
+      other.sandwich_norm = false;
+      wo.attn_out_norm = wo.mlp_out_norm = tensor();
+    }
+    auto z = decoder_layer_prefill(be, other, wo, x, off);
+    ASSERT_TRUE(z.ok()) << z.status();
+    EXPECT_GT(ref::rel_err(z->values(), decoder_reference(cfg, w, x, off)), 100 * tol)
+        << "without extra " << drop;
+  }
+}
+
 TEST(DecoderLayer, ForwardTwiceIsBitwiseIdentical) {
   const decoder_config cfg = small_config();
   for (const bool moe : {false, true}) {
@@ -299,8 +393,8 @@ TEST(DecoderLayer, ForwardTwiceIsBitwiseIdentical) {
 TEST(DecoderLayer, DecodeContinuesPrefill) {
   // Prefill n tokens into the cache, decode token n+1: the result equals the
   // last row of a prefill of n+1 tokens.
-  const decoder_config cfg = small_config();
-  for (const bool moe : {false, true}) {
+  for (const auto& [name, cfg, moe] : layer_variants()) {
+    SCOPED_TRACE(name);
     const decoder_layer_weights w = random_layer(cfg, moe, moe ? 1300 : 1200);
     const std::vector<std::int64_t> lengths = {3, 1, 17};
     const std::int64_t n_seq = 3;
@@ -356,9 +450,8 @@ TEST(DecoderLayer, DecodeContinuesPrefill) {
 // prefill, let the rest of the sequence be prefilled alone with the same
 // outputs; sequences of one ragged batch with different pasts do not mix.
 TEST(DecoderLayer, ExtendContinuesACachedPrefix) {
-  for (bool moe : {false, true}) {
-    SCOPED_TRACE(moe ? "moe" : "dense");
-    const auto cfg = small_config();
+  for (const auto& [name, cfg, moe] : layer_variants()) {
+    SCOPED_TRACE(name);
     const auto w = random_layer(cfg, moe, 1500);
     const std::vector<std::int64_t> total = {9, 5, 20};
     const std::vector<std::int64_t> cached = {4, 0, 16};
@@ -499,6 +592,23 @@ TEST(DecoderLayer, ValidateNamesTheBadWeight) {
   std::get<moe_weights>(m.ffn).experts[2].down = tensor({cfg.hidden, 23});
   st = validate(cfg, m);
   EXPECT_NE(st.message().find("expert 2"), std::string::npos) << st.message();
+
+  // Gemma's norms: there exactly when the config asks for them.
+  const decoder_config gcfg = gemma_config();
+  decoder_layer_weights g = random_layer(gcfg, false, 7);
+  EXPECT_TRUE(validate(gcfg, g).ok());
+  decoder_config no_qk = gcfg;
+  no_qk.qk_norm = false;
+  EXPECT_NE(validate(no_qk, g).message().find("q_norm"), std::string::npos);
+  g.k_norm = tensor({gcfg.attn.head_dim + 1});
+  EXPECT_NE(validate(gcfg, g).message().find("k_norm"), std::string::npos);
+  g = random_layer(gcfg, false, 7);
+  g.mlp_out_norm = tensor();
+  EXPECT_NE(validate(gcfg, g).message().find("mlp_out_norm"), std::string::npos);
+  decoder_config gelu_moe = cfg;
+  gelu_moe.activation = mlp_activation::gelu_tanh;
+  EXPECT_NE(validate(gelu_moe, random_layer(cfg, true, 8)).message().find("silu"),
+            std::string::npos);
   cpu_backend be;
   EXPECT_FALSE(
       decoder_layer_prefill(be, cfg, m, tensor({2, cfg.hidden}), std::vector<std::int64_t>{0, 2})

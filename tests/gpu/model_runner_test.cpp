@@ -8,6 +8,8 @@
 
 #include "gpu/cpu_backend.hpp"
 #include "gpu/model_runner.hpp"
+#include "gpu/weights.hpp"
+#include "reference.hpp"
 
 namespace satemu::gpu {
 namespace {
@@ -35,18 +37,42 @@ model_weights synthetic(const char* name) {
 }
 
 TEST(ModelRunner, UnsupportedFamiliesAreRefusedByName) {
-  for (const char* name : {"gemma-3-270m", "qwen1.5-moe-a2.7b"}) {
+  for (const char* name : {"qwen1.5-moe-a2.7b", "tiny-qwen-moe"}) {
     auto p = find_model(name);
     ASSERT_TRUE(p.ok());
     auto c = decoder_config_of(*p);
     ASSERT_FALSE(c.ok());
     EXPECT_EQ(c.status().code(), absl::StatusCode::kUnimplemented);
     EXPECT_NE(c.status().message().find(name), std::string::npos);
+    EXPECT_EQ(synthetic_layer(*p, 0).status().code(), absl::StatusCode::kUnimplemented);
   }
-  for (const char* name : {"llama-3.2-1b", "mixtral-8x7b", "llama-moe-3.5b", "tiny", "tiny-moe"}) {
+  for (const char* name : {"gemma-3-270m", "llama-3.2-1b", "mixtral-8x7b", "llama-moe-3.5b",
+                           "tiny", "tiny-moe", "tiny-gemma"}) {
     auto p = find_model(name);
     ASSERT_TRUE(p.ok());
     EXPECT_TRUE(decoder_config_of(*p).ok()) << name;
+    EXPECT_EQ(decoder_config_of(*p, static_cast<int>(p->num_layers)).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << name;
+  }
+}
+
+TEST(ModelRunner, GemmaLayersSlideAndRotateAsTheProfileSays) {
+  auto p = find_model("gemma-3-270m");
+  ASSERT_TRUE(p.ok());
+  for (int l = 0; l < p->num_layers; ++l) {
+    auto c = decoder_config_of(*p, l);
+    ASSERT_TRUE(c.ok()) << c.status();
+    // Every sixth layer (5, 11, 17) attends globally with base 1e6; the
+    // others see the last 512 keys with base 10,000.
+    const bool global = l % 6 == 5;
+    EXPECT_EQ(c->attn.window, global ? 0 : 512) << "layer " << l;
+    EXPECT_EQ(c->attn.rope_theta, global ? 1e6f : 1e4f) << "layer " << l;
+    EXPECT_FLOAT_EQ(c->attn.scale, 1.0f / 16.0f);
+    EXPECT_EQ(c->activation, mlp_activation::gelu_tanh);
+    EXPECT_TRUE(c->qk_norm);
+    EXPECT_TRUE(c->sandwich_norm);
+    EXPECT_EQ(c->rms_eps, 1e-6f);
   }
 }
 
@@ -66,7 +92,7 @@ TEST(ModelRunner, LayersUseTheProfilesRopeScaling) {
 }
 
 TEST(ModelRunner, SyntheticLayerIsTheModelsLayer) {
-  for (const char* name : {"tiny", "tiny-moe"}) {
+  for (const char* name : {"tiny", "tiny-moe", "tiny-gemma"}) {
     auto p = find_model(name);
     ASSERT_TRUE(p.ok());
     auto m = synthetic_model(*p, 3);
@@ -82,9 +108,124 @@ TEST(ModelRunner, SyntheticLayerIsTheModelsLayer) {
     EXPECT_EQ(synthetic_layer(*p, static_cast<int>(p->num_layers), 3).status().code(),
               absl::StatusCode::kInvalidArgument);
   }
-  auto gemma = find_model("gemma-3-270m");
-  ASSERT_TRUE(gemma.ok());
-  EXPECT_EQ(synthetic_layer(*gemma, 0).status().code(), absl::StatusCode::kUnimplemented);
+}
+
+// Gemma 3 in double for one sequence, written from the reference model
+// (Hugging Face Gemma3ForCausalLM) over the checkpoint's tensors by name,
+// independent of the layer builder: norms multiply by (1 + w), embeddings
+// are scaled by sqrt(hidden), q and k are normed per head before RoPE, the
+// attention and MLP outputs are normed before their residual adds, the MLP
+// is GeGLU, and every `sliding_window_pattern`-th layer (1-based) attends
+// globally while the others see the last `sliding_window` keys, with their
+// own RoPE base.
+ref::vec gemma_reference(const model_profile& p, std::uint64_t seed,
+                         std::span<const std::int32_t> tokens) {
+  const auto t = static_cast<std::int64_t>(tokens.size());
+  const std::int64_t d = p.hidden_size;
+  const std::int64_t hd = p.head_dim;
+  auto find = [](const std::vector<weight_tensor>& ts, const std::string& name) {
+    for (const auto& w : ts)
+      if (w.name == name)
+        return tensor(w.shape, w.data);
+    ADD_FAILURE() << "no tensor " << name;
+    return tensor();
+  };
+  auto rms = [&](const ref::vec& x, std::int64_t rows, std::int64_t cols, const tensor& w) {
+    ref::vec y(x.size());
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double ss = 0.0;
+      for (std::int64_t j = 0; j < cols; ++j)
+        ss += x[static_cast<std::size_t>(r * cols + j)] * x[static_cast<std::size_t>(r * cols + j)];
+      const double inv = 1.0 / std::sqrt(ss / static_cast<double>(cols) + p.rms_eps);
+      for (std::int64_t j = 0; j < cols; ++j)
+        y[static_cast<std::size_t>(r * cols + j)] =
+            x[static_cast<std::size_t>(r * cols + j)] * inv * (1.0 + static_cast<double>(w[j]));
+    }
+    return y;
+  };
+  const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
+  const tensor embedding = find(globals, "model.embed_tokens.weight");
+  ref::vec x(static_cast<std::size_t>(t * d));
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t c = 0; c < d; ++c)
+      x[static_cast<std::size_t>(i * d + c)] =
+          embedding[tokens[static_cast<std::size_t>(i)] * d + c] * std::sqrt(double(d));
+  std::vector<std::int64_t> pos(static_cast<std::size_t>(t));
+  std::iota(pos.begin(), pos.end(), 0);
+  const std::vector<std::int64_t> one = {0, t};
+  for (int l = 0; l < p.num_layers; ++l) {
+    auto ts = synthesize_layer(p, l, seed);
+    EXPECT_TRUE(ts.ok());
+    const auto w = [&](const char* name) {
+      return find(*ts, "model.layers." + std::to_string(l) + "." + name);
+    };
+    const bool local = (l + 1) % p.sliding_window_pattern != 0;
+    const ref::vec n1 = rms(x, t, d, w("input_layernorm.weight"));
+    ref::vec q = ref::linear(n1, t, d, w("self_attn.q_proj.weight"));
+    ref::vec k = ref::linear(n1, t, d, w("self_attn.k_proj.weight"));
+    const ref::vec v = ref::linear(n1, t, d, w("self_attn.v_proj.weight"));
+    q = rms(q, t * p.num_heads, hd, w("self_attn.q_norm.weight"));
+    k = rms(k, t * p.num_kv_heads, hd, w("self_attn.k_norm.weight"));
+    const double theta = local ? p.rope_local_theta : p.rope_theta;
+    ref::rope(q, t, p.num_heads, hd, pos, theta);
+    ref::rope(k, t, p.num_kv_heads, hd, pos, theta);
+    const ref::vec att =
+        ref::attention_prefill(q, k, v, one, p.num_heads, p.num_kv_heads, hd,
+                               1.0 / std::sqrt(p.query_pre_attn_scalar),
+                               local ? p.sliding_window : 0);
+    ref::vec o = ref::linear(att, t, p.num_heads * hd, w("self_attn.o_proj.weight"));
+    o = rms(o, t, d, w("post_attention_layernorm.weight"));
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] += o[i];
+    const ref::vec n2 = rms(x, t, d, w("pre_feedforward_layernorm.weight"));
+    ref::vec g = ref::linear(n2, t, d, w("mlp.gate_proj.weight"));
+    const ref::vec u = ref::linear(n2, t, d, w("mlp.up_proj.weight"));
+    for (std::size_t i = 0; i < g.size(); ++i)
+      g[i] = ref::gelu_tanh(g[i]) * u[i];
+    ref::vec f = ref::linear(g, t, p.intermediate_size, w("mlp.down_proj.weight"));
+    f = rms(f, t, d, w("post_feedforward_layernorm.weight"));
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] += f[i];
+  }
+  return ref::linear(rms(x, t, d, find(globals, "model.norm.weight")), t, d, embedding);
+}
+
+TEST(ModelRunner, GemmaForwardPassMatchesTheReferenceModel) {
+  auto p = find_model("tiny-gemma");
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->sliding_window, 8);
+  auto m = synthetic_model(*p, 5);
+  ASSERT_TRUE(m.ok()) << m.status();
+  // Two sequences, the first longer than the window.
+  std::vector<std::int32_t> tokens;
+  for (int i = 0; i < 27; ++i)
+    tokens.push_back(static_cast<std::int32_t>((i * 53 + 7) % p->vocab_size));
+  const std::vector<std::int64_t> off = {0, 20, 27};
+  cpu_backend b;
+  auto logits = forward_logits(b, *m, tokens, off);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  const std::int64_t vocab = p->vocab_size;
+  auto check = [&](const tensor& got, double bound, bool within) {
+    for (std::size_t s = 0; s + 1 < off.size(); ++s) {
+      const std::span<const std::int32_t> seq(tokens.data() + off[s],
+                                              static_cast<std::size_t>(off[s + 1] - off[s]));
+      const ref::vec want = gemma_reference(*p, 5, seq);
+      const double e = ref::rel_err(
+          {got.data() + off[s] * vocab, static_cast<std::size_t>((off[s + 1] - off[s]) * vocab)},
+          want);
+      if (within)
+        EXPECT_LE(e, bound) << "sequence " << s;
+      else if (s == 0) // the sequence longer than the window
+        EXPECT_GT(e, bound) << "sequence " << s;
+    }
+  };
+  check(*logits, 1e-5, true);
+  // The window is what makes layer 0 differ: without it the logits are others.
+  model_weights no_window = *m;
+  no_window.layer_configs[0].attn.window = 0;
+  auto other = forward_logits(b, no_window, tokens, off);
+  ASSERT_TRUE(other.ok());
+  check(*other, 1e-3, false);
 }
 
 TEST(ModelRunner, ForwardPassIsBitwiseRepeatable) {
@@ -137,15 +278,18 @@ TEST(ModelRunner, CompressionQualityOrdersTheCodecs) {
 }
 
 TEST(ModelRunner, WeightsFromSafetensorsGiveTheSameLogits) {
-  auto p = find_model("tiny-moe");
+  for (const char* name : {"tiny-moe", "tiny-gemma"}) {
+  SCOPED_TRACE(name);
+  auto p = find_model(name);
   ASSERT_TRUE(p.ok());
-  const auto path = (std::filesystem::temp_directory_path() / "satemu_tiny_moe.safetensors").string();
+  const auto path = (std::filesystem::temp_directory_path() /
+                     (std::string("satemu_") + name + ".safetensors")).string();
   ASSERT_TRUE(export_synthetic_model(path, *p, 3, safetensors_dtype::f32).ok());
   auto file = safetensors_file::open(path);
   ASSERT_TRUE(file.ok()) << file.status();
   auto loaded = load_model(*p, *file);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
-  const auto m = synthetic("tiny-moe");
+  const auto m = synthetic(name);
   const auto in = two_sequences(p->vocab_size);
   cpu_backend b;
   auto a = forward_logits(b, m, in.tokens, in.offsets);
@@ -158,6 +302,7 @@ TEST(ModelRunner, WeightsFromSafetensorsGiveTheSameLogits) {
   auto wrong = load_model(*other, *file);
   EXPECT_FALSE(wrong.ok());
   std::filesystem::remove(path);
+  }
 }
 
 } // namespace
