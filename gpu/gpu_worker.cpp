@@ -203,6 +203,12 @@ absl::StatusOr<model_weights> model_for(const compute_config& c) {
                           absl::StrCat("compute.weights: ", file.status().message()));
     m = load_model(c.model, *file);
   }
+  if (absl::IsUnimplemented(m.status()))
+    // A family whose layers are not built: the scenario asks for what cannot
+    // run, which is bad input with a way out.
+    return absl::InvalidArgumentError(
+        absl::StrCat("compute.model: ", m.status().message(),
+                     "; compute.mode: modeled costs its layers without running them"));
   if (!m.ok())
     return absl::Status(m.status().code(), absl::StrCat(c.weights_file.empty() ? "compute.model: "
                                                                                : "compute.weights: ",

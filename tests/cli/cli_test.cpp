@@ -1067,6 +1067,15 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   EXPECT_EQ(k.code, 2) << k.output;
   EXPECT_CONTAINS(k.output, "workload.kv_size");
   EXPECT_CONTAINS(k.output, "analytic");
+  // A family whose layers are not built is bad input in real mode, with the
+  // way out; modeled, it validates.
+  const std::string sky = std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml";
+  auto q = satemu({"validate", sky, "--set", "compute.mode=real", "--set",
+                   "compute.model=tiny-qwen-moe"});
+  EXPECT_EQ(q.code, 2) << q.output;
+  EXPECT_CONTAINS(q.output, "tiny-qwen-moe");
+  EXPECT_CONTAINS(q.output, "compute.mode: modeled");
+  EXPECT_EQ(satemu({"validate", sky, "--set", "compute.model=tiny-qwen-moe"}).code, 0);
   // A modeled run has no compute requests and no compute figures.
   auto m = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml", "-q",
                    "--out", (dir_ / "sky-modeled").string(), "--set", "duration=5s"});
