@@ -270,34 +270,33 @@ absl::Status cpu_backend::kv_store(kv_cache& cache, const_matrix_view k, const_m
   return absl::OkStatus();
 }
 
-absl::StatusOr<tensor> cpu_backend::silu_mul(const_matrix_view gate, const_matrix_view up) {
-  SATEMU_GPU_RETURN_IF_ERROR(detail::check_glu("silu_mul", gate, up));
-  count_launch(op::silu_mul);
+// act(gate) * up elementwise, act(g) = g / (1 + exp(-a(g))) (silu_mul,
+// gelu_mul): the one loop of both gated activations.
+template <class Arg>
+absl::StatusOr<tensor> cpu_backend::glu(op kind, const_matrix_view gate, const_matrix_view up,
+                                        Arg a) {
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_glu(op_name(kind), gate, up));
+  count_launch(kind);
   tensor out({gate.rows, gate.cols});
   float* y = out.data();
   const std::int64_t n = gate.size();
   for (std::int64_t i = 0; i < n; ++i) {
     const float g = gate.data[i];
-    y[i] = g / (1.0f + std::exp(-g)) * up.data[i];
+    y[i] = g / (1.0f + std::exp(-a(g))) * up.data[i];
   }
   return out;
 }
 
+absl::StatusOr<tensor> cpu_backend::silu_mul(const_matrix_view gate, const_matrix_view up) {
+  return glu(op::silu_mul, gate, up, [](float g) { return g; });
+}
+
 absl::StatusOr<tensor> cpu_backend::gelu_mul(const_matrix_view gate, const_matrix_view up) {
-  SATEMU_GPU_RETURN_IF_ERROR(detail::check_glu("gelu_mul", gate, up));
-  count_launch(op::gelu_mul);
-  tensor out({gate.rows, gate.cols});
-  float* y = out.data();
-  const std::int64_t n = gate.size();
   // x (1 + tanh z) / 2 written as x / (1 + exp(-2z)): no cancellation where
   // tanh z is near -1.
   constexpr float two_sqrt_2_over_pi = 1.5957691216057308f;
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float g = gate.data[i];
-    const float z2 = two_sqrt_2_over_pi * (g + 0.044715f * g * g * g);
-    y[i] = g / (1.0f + std::exp(-z2)) * up.data[i];
-  }
-  return out;
+  return glu(op::gelu_mul, gate, up,
+             [](float g) { return two_sqrt_2_over_pi * (g + 0.044715f * g * g * g); });
 }
 
 absl::Status cpu_backend::add(matrix_view y, const_matrix_view x) {

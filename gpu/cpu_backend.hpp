@@ -63,6 +63,11 @@ public:
   absl::StatusOr<tensor> densify(const sparse_activations& s) override;
   absl::StatusOr<half_activations> cast_half(const_matrix_view x, half_type t) override;
   absl::StatusOr<tensor> uncast_half(const half_activations& h) override;
+
+private:
+  // silu_mul and gelu_mul (`kind`), with the argument `a` of their sigmoid.
+  template <class Arg>
+  absl::StatusOr<tensor> glu(op kind, const_matrix_view gate, const_matrix_view up, Arg a);
 };
 
 } // namespace satemu::gpu
