@@ -27,17 +27,6 @@ constexpr int attention_launches = 10;
 constexpr int mlp_launches = 4;
 constexpr int moe_launches = 8;
 
-// Keys the new tokens attend to together: token i of t (after `past` cached
-// ones) sees min(past + i + 1, window) keys, window 0 meaning all of them.
-double attended_keys(double t, double past, double window) {
-  const double all = t * past + t * (t + 1) / 2;
-  if (window <= 0 || past + t <= window)
-    return all;
-  // Tokens at positions past+1 .. past+t (1-based) see min(position, window).
-  const double below = std::max(0.0, window - past); // tokens before the cap binds
-  return below * past + below * (below + 1) / 2 + (t - below) * window;
-}
-
 } // namespace
 
 std::unique_ptr<compute_request> compute_request::layer(const decoder_config& cfg,
@@ -100,7 +89,9 @@ request_cost layer_cost(const decoder_config& cfg, const decoder_layer_weights& 
   // cached; at most the sliding window), each costing 2 q_dim for QK^T and
   // 2 q_dim for AV.
   double flops = 2 * t * (numel(w.wq) + numel(w.wk) + numel(w.wv) + numel(w.wo)) +
-                 4 * q * attended_keys(t, past, static_cast<double>(cfg.attn.window));
+                 4 * q * static_cast<double>(attended_keys(static_cast<std::int64_t>(t),
+                                                           static_cast<std::int64_t>(past),
+                                                           cfg.attn.window));
   double weights = numel(w.attn_norm) + numel(w.mlp_norm) + numel(w.wq) + numel(w.wk) +
                    numel(w.wv) + numel(w.wo) + numel(w.q_norm) + numel(w.k_norm) +
                    numel(w.attn_out_norm) + numel(w.mlp_out_norm);

@@ -1,6 +1,5 @@
 #include "gpu/layers.hpp"
 
-#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -36,13 +35,14 @@ absl::StatusOr<tensor> ffn_block(backend& b, const decoder_config& cfg,
   return f;
 }
 
-// RMSNorm over each head_dim-wide head of the rows of `x` (in place): the
-// rows are viewed as [rows * heads, head_dim].
+// RMSNorm over each head_dim-wide head of the rows of `x`: the rows are
+// viewed as [rows * heads, head_dim], and the result takes x's shape.
 absl::Status norm_heads(backend& b, const decoder_config& cfg, tensor& x, const tensor& weight) {
   const std::int64_t hd = cfg.attn.head_dim;
   const const_matrix_view heads{x.data(), x.numel() / hd, hd};
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor y, b.rmsnorm(heads, weight, cfg.rms_eps));
-  std::copy(y.values().begin(), y.values().end(), x.data());
+  y.reshape(x.shape());
+  x = std::move(y);
   return absl::OkStatus();
 }
 

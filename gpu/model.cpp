@@ -234,18 +234,6 @@ std::int64_t sum_elements(const std::vector<tensor_spec>& specs) {
   return n;
 }
 
-// Sum over j in [first, last] of min(j, cap), cap == 0 meaning no cap.
-std::int64_t capped_sum(std::int64_t first, std::int64_t last, std::int64_t cap) {
-  if (last < first)
-    return 0;
-  auto plain = [](std::int64_t a, std::int64_t b) { return (a + b) * (b - a + 1) / 2; };
-  if (cap <= 0 || last <= cap)
-    return plain(first, last);
-  if (first > cap)
-    return (last - first + 1) * cap;
-  return plain(first, cap) + (last - cap) * cap;
-}
-
 } // namespace
 
 std::string_view to_string(model_arch arch) {
@@ -497,8 +485,21 @@ std::int64_t layer_flops(const model_profile& p, int layer, std::int64_t tokens,
       per_token += 2 * h;
   }
   const std::int64_t window = is_sliding_layer(p, layer) ? p.sliding_window : 0;
-  const std::int64_t keys = capped_sum(past + 1, past + tokens, window);
-  return tokens * per_token + 4 * q_out * keys;
+  return tokens * per_token + 4 * q_out * attended_keys(tokens, past, window);
+}
+
+std::int64_t attended_keys(std::int64_t tokens, std::int64_t past, std::int64_t window) {
+  // Sum over positions j = past + 1 .. past + tokens (1-based) of min(j, window).
+  const std::int64_t first = past + 1;
+  const std::int64_t last = past + tokens;
+  if (last < first)
+    return 0;
+  auto plain = [](std::int64_t a, std::int64_t b) { return (a + b) * (b - a + 1) / 2; };
+  if (window <= 0 || last <= window)
+    return plain(first, last);
+  if (first > window)
+    return (last - first + 1) * window;
+  return plain(first, window) + (last - window) * window;
 }
 
 std::int64_t lm_head_flops(const model_profile& p, std::int64_t tokens) {

@@ -225,6 +225,9 @@ bool is_sliding_layer(const model_profile& p, int layer);
 /// Precondition: tokens >= 0, past >= 0, 0 <= layer < num_layers.
 std::int64_t layer_flops(const model_profile& p, int layer, std::int64_t tokens,
                          std::int64_t past);
+/// Keys `tokens` new tokens attend to together after `past` cached ones:
+/// token i sees min(past + i + 1, window), window 0 meaning no cap.
+std::int64_t attended_keys(std::int64_t tokens, std::int64_t past, std::int64_t window);
 /// FLOPs of the LM head (2 x hidden x vocab per token) for `tokens` tokens.
 std::int64_t lm_head_flops(const model_profile& p, std::int64_t tokens);
 

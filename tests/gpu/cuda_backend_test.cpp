@@ -635,11 +635,8 @@ decoder_layer_weights random_layer(const decoder_config& cfg, std::int64_t ffn,
   const std::int64_t d = cfg.hidden;
   const double s = 1.0 / std::sqrt(static_cast<double>(d));
   decoder_layer_weights w;
-  w.attn_norm = ref::random_tensor({d}, seed, 0.5);
-  w.mlp_norm = ref::random_tensor({d}, seed + 1, 0.5);
-  for (tensor* n : {&w.attn_norm, &w.mlp_norm})
-    for (float& x : n->values())
-      x += 1.0f;
+  w.attn_norm = ref::random_norm(d, seed);
+  w.mlp_norm = ref::random_norm(d, seed + 1);
   w.wq = ref::random_tensor({cfg.attn.q_dim(), d}, seed + 2, s);
   w.wk = ref::random_tensor({cfg.attn.kv_dim(), d}, seed + 3, s);
   w.wv = ref::random_tensor({cfg.attn.kv_dim(), d}, seed + 4, s);
@@ -700,13 +697,10 @@ TEST_P(CudaBackend, GemmaLayerMatchesTheCpu) {
   cfg.qk_norm = true;
   cfg.sandwich_norm = true;
   decoder_layer_weights w = random_layer(cfg, 256, 260);
-  w.q_norm = ref::random_tensor({256}, 261, 0.5);
-  w.k_norm = ref::random_tensor({256}, 262, 0.5);
-  w.attn_out_norm = ref::random_tensor({128}, 263, 0.5);
-  w.mlp_out_norm = ref::random_tensor({128}, 264, 0.5);
-  for (tensor* n : {&w.q_norm, &w.k_norm, &w.attn_out_norm, &w.mlp_out_norm})
-    for (float& x : n->values())
-      x += 1.0f;
+  w.q_norm = ref::random_norm(256, 261);
+  w.k_norm = ref::random_norm(256, 262);
+  w.attn_out_norm = ref::random_norm(128, 263);
+  w.mlp_out_norm = ref::random_norm(128, 264);
   const tensor x = ref::random_tensor({45, cfg.hidden}, 265);
   const tensor pk = ref::random_tensor({20, cfg.attn.kv_dim()}, 266);
   const tensor pv = ref::random_tensor({20, cfg.attn.kv_dim()}, 267);

@@ -73,33 +73,23 @@ decoder_layer_weights random_layer(const decoder_config& cfg, bool moe, std::uin
   const std::int64_t d = cfg.hidden;
   const double s = 1.0 / std::sqrt(static_cast<double>(d));
   decoder_layer_weights w;
-  w.attn_norm = ref::random_tensor({d}, seed, 0.5);
-  for (float& x : w.attn_norm.values())
-    x += 1.0f;
+  w.attn_norm = ref::random_norm(d, seed);
   w.wq = ref::random_tensor({cfg.attn.q_dim(), d}, seed + 1, s);
   w.wk = ref::random_tensor({cfg.attn.kv_dim(), d}, seed + 2, s);
   w.wv = ref::random_tensor({cfg.attn.kv_dim(), d}, seed + 3, s);
   w.wo = ref::random_tensor({d, cfg.attn.q_dim()}, seed + 4, s);
-  w.mlp_norm = ref::random_tensor({d}, seed + 5, 0.5);
-  for (float& x : w.mlp_norm.values())
-    x += 1.0f;
+  w.mlp_norm = ref::random_norm(d, seed + 5);
   if (moe)
     w.ffn = random_moe(d, 24, 4, 2, seed + 100);
   else
     w.ffn = random_mlp(d, 48, seed + 6);
-  auto norm = [](std::int64_t n, std::uint64_t sd) {
-    tensor t = ref::random_tensor({n}, sd, 0.5);
-    for (float& x : t.values())
-      x += 1.0f;
-    return t;
-  };
   if (cfg.qk_norm) {
-    w.q_norm = norm(cfg.attn.head_dim, seed + 7);
-    w.k_norm = norm(cfg.attn.head_dim, seed + 8);
+    w.q_norm = ref::random_norm(cfg.attn.head_dim, seed + 7);
+    w.k_norm = ref::random_norm(cfg.attn.head_dim, seed + 8);
   }
   if (cfg.sandwich_norm) {
-    w.attn_out_norm = norm(d, seed + 9);
-    w.mlp_out_norm = norm(d, seed + 10);
+    w.attn_out_norm = ref::random_norm(d, seed + 9);
+    w.mlp_out_norm = ref::random_norm(d, seed + 10);
   }
   return w;
 }

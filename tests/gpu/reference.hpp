@@ -30,6 +30,14 @@ inline tensor random_tensor(std::vector<std::int64_t> shape, std::uint64_t seed,
   return t;
 }
 
+/// An RMSNorm weight of n values uniform in [0.5, 1.5), seeded.
+inline tensor random_norm(std::int64_t n, std::uint64_t seed) {
+  tensor t = random_tensor({n}, seed, 0.5);
+  for (float& v : t.values())
+    v += 1.0f;
+  return t;
+}
+
 inline vec to_double(std::span<const float> x) { return vec(x.begin(), x.end()); }
 
 /// ||got - want|| / ||want|| in double (0 when both are zero).
