@@ -299,10 +299,24 @@ public:
   /// sliding window). q `[T, q_dim]`, k and v `[T, kv_dim]`;
   /// returns `[T, q_dim]` (heads concatenated, before the output projection).
   /// k and v must be finite: masked positions are weighted by an exact zero.
-  virtual absl::StatusOr<tensor> attention_prefill(const attention_config& cfg,
-                                                   const_matrix_view q, const_matrix_view k,
-                                                   const_matrix_view v,
-                                                   std::span<const std::int64_t> seq_offsets) = 0;
+  /// The same as the call below with `query_offsets` = `seq_offsets`.
+  absl::StatusOr<tensor> attention_prefill(const attention_config& cfg, const_matrix_view q,
+                                           const_matrix_view k, const_matrix_view v,
+                                           std::span<const std::int64_t> seq_offsets) {
+    return attention_prefill(cfg, q, k, v, seq_offsets, seq_offsets);
+  }
+
+  /// The same where only each sequence's last positions have queries (a
+  /// prefill continuing cached keys and values): sequence s has keys and
+  /// values in rows seq_offsets[s] .. seq_offsets[s+1]-1 of k and v (K_s
+  /// positions) and queries in rows query_offsets[s] .. query_offsets[s+1]-1
+  /// of q (Q_s <= K_s); its query i is at position K_s - Q_s + i and attends
+  /// as above. Returns `[rows of q, q_dim]`. Each row's output is the one the
+  /// call with a query at every position gives for that position.
+  virtual absl::StatusOr<tensor> attention_prefill(
+      const attention_config& cfg, const_matrix_view q, const_matrix_view k,
+      const_matrix_view v, std::span<const std::int64_t> seq_offsets,
+      std::span<const std::int64_t> query_offsets) = 0;
 
   /// One new query token per sequence slot against the cache: row s of q
   /// `[n_seq, q_dim]` attends to positions 0..lengths[s]-1 of slot s (the new

@@ -168,46 +168,50 @@ absl::Status cpu_backend::rope(const attention_config& cfg, matrix_view q, matri
   return absl::OkStatus();
 }
 
-absl::StatusOr<tensor> cpu_backend::attention_prefill(const attention_config& cfg,
-                                                      const_matrix_view q, const_matrix_view k,
-                                                      const_matrix_view v,
-                                                      std::span<const std::int64_t> seq_offsets) {
-  SATEMU_GPU_ASSIGN_OR_RETURN(const std::int64_t max_len,
-                              detail::check_attention_prefill(cfg, q, k, v, seq_offsets));
+absl::StatusOr<tensor> cpu_backend::attention_prefill(
+    const attention_config& cfg, const_matrix_view q, const_matrix_view k, const_matrix_view v,
+    std::span<const std::int64_t> seq_offsets, std::span<const std::int64_t> query_offsets) {
+  SATEMU_GPU_ASSIGN_OR_RETURN(
+      const std::int64_t max_len,
+      detail::check_attention_prefill(cfg, q, k, v, seq_offsets, query_offsets));
   count_launch(op::attention_prefill);
 
   tensor out({q.rows, q.cols});
   const std::int64_t hd = cfg.head_dim;
   const std::int64_t group = cfg.n_heads / cfg.n_kv_heads;
   const float scale = cfg.softmax_scale();
-  constexpr std::int64_t block = 64; // query rows per score block
+  constexpr std::int64_t block = 64; // positions per score block
   std::vector<float> scores(static_cast<std::size_t>(std::min(block, max_len) * max_len));
   const int ldq = static_cast<int>(q.cols);
   const int ldk = static_cast<int>(k.cols);
   for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s) {
     const std::int64_t first = seq_offsets[s];
     const std::int64_t len = seq_offsets[s + 1] - first;
+    // The sequence's queries are its positions past .. len-1; query row of
+    // position i: q_first + i.
+    const std::int64_t past = len - (query_offsets[s + 1] - query_offsets[s]);
+    const std::int64_t q_first = query_offsets[s] - past;
     for (std::int64_t h = 0; h < cfg.n_heads; ++h) {
       const std::int64_t g = h / group;
       const float* kh = k.data + first * k.cols + g * hd;
       const float* vh = v.data + first * v.cols + g * hd;
-      for (std::int64_t i0 = 0; i0 < len; i0 += block) {
+      for (std::int64_t i0 = past; i0 < len; i0 += block) {
         const std::int64_t i1 = std::min(len, i0 + block);
         const std::int64_t nq = i1 - i0;
-        // Causal: keys lo .. i1-1 suffice for this block (lo: the first key
-        // of its first row, 0 without a sliding window).
+        // Causal: keys lo .. i1-1 suffice for this block of positions (lo:
+        // the first key of its first position, 0 without a sliding window).
         const std::int64_t lo = first_key(cfg, i0);
         const std::int64_t nk = i1 - lo;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
                     static_cast<int>(nk), static_cast<int>(hd), scale,
-                    q.data + (first + i0) * q.cols + h * hd, ldq, kh + lo * k.cols, ldk, 0.0f,
+                    q.data + (q_first + i0) * q.cols + h * hd, ldq, kh + lo * k.cols, ldk, 0.0f,
                     scores.data(), static_cast<int>(nk));
         for (std::int64_t r = 0; r < nq; ++r)
           softmax_range(scores.data() + r * nk, first_key(cfg, i0 + r) - lo, i0 + r + 1 - lo, nk);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nq),
                     static_cast<int>(hd), static_cast<int>(nk), 1.0f, scores.data(),
                     static_cast<int>(nk), vh + lo * v.cols, ldk, 0.0f,
-                    out.data() + (first + i0) * q.cols + h * hd, ldq);
+                    out.data() + (q_first + i0) * q.cols + h * hd, ldq);
       }
     }
   }

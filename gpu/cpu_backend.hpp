@@ -39,9 +39,11 @@ public:
                                  float eps) override;
   absl::Status rope(const attention_config& cfg, matrix_view q, matrix_view k,
                     std::span<const std::int64_t> positions) override;
+  using backend::attention_prefill;
   absl::StatusOr<tensor> attention_prefill(const attention_config& cfg, const_matrix_view q,
                                            const_matrix_view k, const_matrix_view v,
-                                           std::span<const std::int64_t> seq_offsets) override;
+                                           std::span<const std::int64_t> seq_offsets,
+                                           std::span<const std::int64_t> query_offsets) override;
   absl::StatusOr<tensor> attention_decode(const attention_config& cfg, const_matrix_view q,
                                           const kv_cache& cache,
                                           std::span<const std::int64_t> lengths) override;

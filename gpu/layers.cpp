@@ -318,27 +318,23 @@ absl::StatusOr<extend_result> decoder_layer_extend_from_kernels(
   if (plan.past_rows == 0) {
     SATEMU_GPU_ASSIGN_OR_RETURN(attn, b.attention_prefill(cfg.attn, p.q, p.k, p.v, seq_offsets));
   } else {
-    // Each sequence's cached rows, then its new rows; queries of cached rows
-    // stay zero and their outputs are dropped.
+    // Each sequence's cached keys and values, then its new ones; the new
+    // queries are the sequence's last positions.
     const std::int64_t rows = x.rows + plan.past_rows;
-    tensor q({rows, cfg.attn.q_dim()}), k({rows, kv_dim}), v({rows, kv_dim});
-    std::vector<std::int64_t> offsets{0};
+    tensor k({rows, kv_dim}), v({rows, kv_dim});
+    std::vector<std::int64_t> kv_offsets{0};
     for (std::size_t s = 0; s < n_seq; ++s) {
-      const std::int64_t at = offsets.back();
+      const std::int64_t at = kv_offsets.back();
       const std::int64_t n_past = past[s].k.rows;
       const std::int64_t n_new = seq_offsets[s + 1] - seq_offsets[s];
       copy_rows(past[s].k, 0, n_past, k.matrix().row(at));
       copy_rows(past[s].v, 0, n_past, v.matrix().row(at));
-      copy_rows(p.q.matrix(), seq_offsets[s], n_new, q.matrix().row(at + n_past));
       copy_rows(p.k.matrix(), seq_offsets[s], n_new, k.matrix().row(at + n_past));
       copy_rows(p.v.matrix(), seq_offsets[s], n_new, v.matrix().row(at + n_past));
-      offsets.push_back(at + n_past + n_new);
+      kv_offsets.push_back(at + n_past + n_new);
     }
-    SATEMU_GPU_ASSIGN_OR_RETURN(const tensor all, b.attention_prefill(cfg.attn, q, k, v, offsets));
-    attn = tensor({x.rows, cfg.attn.q_dim()});
-    for (std::size_t s = 0; s < n_seq; ++s)
-      copy_rows(all.matrix(), offsets[s] + past[s].k.rows, seq_offsets[s + 1] - seq_offsets[s],
-                attn.matrix().row(seq_offsets[s]));
+    SATEMU_GPU_ASSIGN_OR_RETURN(attn, b.attention_prefill(cfg.attn, p.q, k, v, kv_offsets,
+                                                          seq_offsets));
   }
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor out, finish_layer(b, cfg, w, x, attn));
   return extend_result{std::move(out), std::move(p.k), std::move(p.v)};

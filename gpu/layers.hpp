@@ -140,9 +140,9 @@ struct extend_result {
 /// attends to the P_s cached positions and to its own new tokens 0..i.
 /// `past` has one entry per sequence. The same launches as
 /// decoder_layer_prefill: the cached keys and values join the new ones in
-/// the one ragged attention call, with all-zero query rows in the cached
-/// positions whose outputs are dropped. With every past empty the result is
-/// decoder_layer_prefill's, bit for bit. Runs as `b.layer_extend`: on a GPU
+/// the one ragged attention call, which has queries only at the new
+/// positions. With every past empty the result is decoder_layer_prefill's,
+/// bit for bit. Runs as `b.layer_extend`: on a GPU
 /// backend, with the activations kept on the device between the kernels.
 absl::StatusOr<extend_result> decoder_layer_extend(backend& b, const decoder_config& cfg,
                                                    const decoder_layer_weights& w,

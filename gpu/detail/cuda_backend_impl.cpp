@@ -180,9 +180,11 @@ public:
                                  float eps) override;
   absl::Status rope(const attention_config& cfg, matrix_view q, matrix_view k,
                     std::span<const std::int64_t> positions) override;
+  using backend::attention_prefill;
   absl::StatusOr<tensor> attention_prefill(const attention_config& cfg, const_matrix_view q,
                                            const_matrix_view k, const_matrix_view v,
-                                           std::span<const std::int64_t> seq_offsets) override;
+                                           std::span<const std::int64_t> seq_offsets,
+                                           std::span<const std::int64_t> query_offsets) override;
   absl::StatusOr<tensor> attention_decode(const attention_config& cfg, const_matrix_view q,
                                           const kv_cache& cache,
                                           std::span<const std::int64_t> lengths) override;
@@ -272,9 +274,11 @@ private:
   // Attention of the tiles' rows on the device.
   absl::Status attention_dev(const attention_config& cfg, const float* q, const float* k,
                              const float* v, float* out, std::vector<attention_tile> tiles);
-  // The tiles of causal attention over the sequences of `seq_offsets`.
+  // The tiles of causal attention over the sequences of `seq_offsets` whose
+  // queries are in rows `query_offsets` (backend::attention_prefill).
   static std::vector<attention_tile> prefill_tiles(const attention_config& cfg,
-                                                   std::span<const std::int64_t> seq_offsets);
+                                                   std::span<const std::int64_t> seq_offsets,
+                                                   std::span<const std::int64_t> query_offsets);
   // cuBLAS on device operands: row-major C = alpha op(A) op(B) + beta C for
   // `batch` problems (strides in elements).
   absl::Status run_gemm(const gemm_op& o, const gemm_dims& d, const void* a, std::int64_t lda,
@@ -669,8 +673,9 @@ absl::Status cuda_backend::attention_dev(const attention_config& cfg, const floa
 }
 
 std::vector<attention_tile> cuda_backend::prefill_tiles(
-    const attention_config& cfg, std::span<const std::int64_t> seq_offsets) {
-  // Tiles of consecutive query rows of one sequence; row i of a sequence
+    const attention_config& cfg, std::span<const std::int64_t> seq_offsets,
+    std::span<const std::int64_t> query_offsets) {
+  // Tiles of consecutive query rows of one sequence; its query at position i
   // sees its keys 0..i.
   const int rows_per_tile =
       attention_rows_per_tile(static_cast<int>(cfg.n_heads / cfg.n_kv_heads));
@@ -678,24 +683,25 @@ std::vector<attention_tile> cuda_backend::prefill_tiles(
   for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s) {
     const std::int64_t first = seq_offsets[s];
     const std::int64_t len = seq_offsets[s + 1] - first;
-    for (std::int64_t i0 = 0; i0 < len; i0 += rows_per_tile)
-      tiles.push_back({first + i0, first,
+    const std::int64_t past = len - (query_offsets[s + 1] - query_offsets[s]);
+    for (std::int64_t i0 = past; i0 < len; i0 += rows_per_tile)
+      tiles.push_back({query_offsets[s] + (i0 - past), first,
                        static_cast<std::int32_t>(std::min<std::int64_t>(rows_per_tile, len - i0)),
                        static_cast<std::int32_t>(i0 + 1), 1});
   }
   return tiles;
 }
 
-absl::StatusOr<tensor> cuda_backend::attention_prefill(const attention_config& cfg,
-                                                       const_matrix_view q, const_matrix_view k,
-                                                       const_matrix_view v,
-                                                       std::span<const std::int64_t> seq_offsets) {
-  SATEMU_GPU_RETURN_IF_ERROR(check_attention_prefill(cfg, q, k, v, seq_offsets).status());
+absl::StatusOr<tensor> cuda_backend::attention_prefill(
+    const attention_config& cfg, const_matrix_view q, const_matrix_view k, const_matrix_view v,
+    std::span<const std::int64_t> seq_offsets, std::span<const std::int64_t> query_offsets) {
+  SATEMU_GPU_RETURN_IF_ERROR(
+      check_attention_prefill(cfg, q, k, v, seq_offsets, query_offsets).status());
   SATEMU_GPU_RETURN_IF_ERROR(attention_limits("attention_prefill", cfg));
   count_launch(op::attention_prefill);
   if (q.rows == 0)
     return tensor({q.rows, q.cols});
-  std::vector<attention_tile> tiles = prefill_tiles(cfg, seq_offsets);
+  std::vector<attention_tile> tiles = prefill_tiles(cfg, seq_offsets, query_offsets);
   SATEMU_GPU_RETURN_IF_ERROR(begin());
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* k_dev, upload(k.data, k.size()));
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* v_dev, upload(v.data, v.size()));
@@ -1071,20 +1077,14 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg.attn, q, k, t, plan->positions));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* attn, mem_.alloc<float>(t * qd));
   if (past_rows == 0) {
-    SATEMU_GPU_RETURN_IF_ERROR(
-        attention_dev(cfg.attn, q, k, v, attn, prefill_tiles(cfg.attn, seq_offsets)));
+    SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg.attn, q, k, v, attn,
+                                             prefill_tiles(cfg.attn, seq_offsets, seq_offsets)));
   } else {
-    // As decoder_layer_extend_from_kernels: each sequence's cached rows, then
-    // its new rows, in one ragged attention; cached rows' queries are zero
-    // and their outputs dropped.
+    // As decoder_layer_extend_from_kernels: each sequence's cached keys and
+    // values, then its new ones; the new queries attend to them in place.
     const std::int64_t rows = t + past_rows;
-    SATEMU_GPU_ASSIGN_OR_RETURN(float* qa, mem_.alloc<float>(rows * qd));
     SATEMU_GPU_ASSIGN_OR_RETURN(float* ka, mem_.alloc<float>(rows * kvd));
     SATEMU_GPU_ASSIGN_OR_RETURN(float* va, mem_.alloc<float>(rows * kvd));
-    SATEMU_GPU_ASSIGN_OR_RETURN(float* all, mem_.alloc<float>(rows * qd));
-    SATEMU_GPU_CUDA_TRY(
-        cudaMemsetAsync(qa, 0, static_cast<std::size_t>(rows * qd) * sizeof(float), stream_),
-        "cudaMemset");
     auto copy = [&](float* to, const float* from, std::int64_t n_floats, cudaMemcpyKind kind) {
       return cuda_status(n_floats == 0 ? cudaSuccess
                                        : cudaMemcpyAsync(to, from,
@@ -1093,9 +1093,9 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
                                                          kind, stream_),
                          "copy of attention rows");
     };
-    std::vector<std::int64_t> offsets{0};
+    std::vector<std::int64_t> kv_offsets{0};
     for (std::size_t s = 0; s < n_seq; ++s) {
-      const std::int64_t at = offsets.back();
+      const std::int64_t at = kv_offsets.back();
       const std::int64_t n_past = past[s].k.rows;
       const std::int64_t first = seq_offsets[s];
       const std::int64_t n_new = seq_offsets[s + 1] - first;
@@ -1105,20 +1105,13 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
           copy(va + at * kvd, past[s].v.data, n_past * kvd, cudaMemcpyHostToDevice));
       const std::int64_t to = at + n_past;
       SATEMU_GPU_RETURN_IF_ERROR(
-          copy(qa + to * qd, q + first * qd, n_new * qd, cudaMemcpyDeviceToDevice));
-      SATEMU_GPU_RETURN_IF_ERROR(
           copy(ka + to * kvd, k + first * kvd, n_new * kvd, cudaMemcpyDeviceToDevice));
       SATEMU_GPU_RETURN_IF_ERROR(
           copy(va + to * kvd, v + first * kvd, n_new * kvd, cudaMemcpyDeviceToDevice));
-      offsets.push_back(to + n_new);
+      kv_offsets.push_back(to + n_new);
     }
-    SATEMU_GPU_RETURN_IF_ERROR(
-        attention_dev(cfg.attn, qa, ka, va, all, prefill_tiles(cfg.attn, offsets)));
-    for (std::size_t s = 0; s < n_seq; ++s)
-      SATEMU_GPU_RETURN_IF_ERROR(copy(attn + seq_offsets[s] * qd,
-                                      all + (offsets[s] + past[s].k.rows) * qd,
-                                      (seq_offsets[s + 1] - seq_offsets[s]) * qd,
-                                      cudaMemcpyDeviceToDevice));
+    SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg.attn, q, ka, va, attn,
+                                             prefill_tiles(cfg.attn, kv_offsets, seq_offsets)));
   }
   // h = x + attn wo^T.
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* attn_op, activation_operand(attn, t * qd));

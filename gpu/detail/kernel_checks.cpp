@@ -32,13 +32,13 @@ absl::Status check_attention_config(std::string_view kernel, const attention_con
 }
 
 absl::Status check_offsets(std::string_view kernel, std::span<const std::int64_t> offsets,
-                           std::int64_t rows) {
+                           std::int64_t rows, std::string_view what) {
   if (offsets.empty() || offsets.front() != 0 || offsets.back() != rows)
-    return invalid(kernel, "seq_offsets must start at 0 and end at the ", rows,
-                   " token rows; got [", absl::StrJoin(offsets, ", "), "]");
+    return invalid(kernel, std::string(what), " must start at 0 and end at the ", rows, " token rows; got [",
+                   absl::StrJoin(offsets, ", "), "]");
   for (std::size_t i = 1; i < offsets.size(); ++i)
     if (offsets[i] < offsets[i - 1])
-      return invalid(kernel, "seq_offsets decrease at index ", i, ": [",
+      return invalid(kernel, std::string(what), " decrease at index ", i, ": [",
                      absl::StrJoin(offsets, ", "), "]");
   return absl::OkStatus();
 }
@@ -147,7 +147,8 @@ absl::StatusOr<std::int64_t> check_attention_prefill(const attention_config& cfg
                                                      const const_matrix_view& q,
                                                      const const_matrix_view& k,
                                                      const const_matrix_view& v,
-                                                     std::span<const std::int64_t> seq_offsets) {
+                                                     std::span<const std::int64_t> seq_offsets,
+                                                     std::span<const std::int64_t> query_offsets) {
   constexpr std::string_view kernel = "attention_prefill";
   check_view(q, "q");
   check_view(k, "k");
@@ -155,17 +156,28 @@ absl::StatusOr<std::int64_t> check_attention_prefill(const attention_config& cfg
   if (auto s = check_attention_config(kernel, cfg); !s.ok())
     return s;
   if (q.cols != cfg.q_dim() || k.cols != cfg.kv_dim() || v.cols != cfg.kv_dim() ||
-      k.rows != q.rows || v.rows != q.rows)
+      v.rows != k.rows)
     return invalid(kernel, "q ", to_string(q), ", k ", to_string(k), ", v ", to_string(v),
                    " do not match ", cfg.n_heads, " heads and ", cfg.n_kv_heads,
                    " kv heads of ", cfg.head_dim);
-  if (auto s = check_offsets(kernel, seq_offsets, q.rows); !s.ok())
+  if (auto s = check_offsets(kernel, seq_offsets, k.rows); !s.ok())
     return s;
+  if (auto s = check_offsets(kernel, query_offsets, q.rows, "query_offsets"); !s.ok())
+    return s;
+  if (query_offsets.size() != seq_offsets.size())
+    return invalid(kernel, query_offsets.size() - 1, " sequences of queries for ",
+                   seq_offsets.size() - 1, " of keys");
   if (q.cols > INT_MAX || k.cols > INT_MAX)
     return invalid(kernel, "dimensions exceed the BLAS integer range");
   std::int64_t max_len = 0;
-  for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s)
-    max_len = std::max(max_len, seq_offsets[s + 1] - seq_offsets[s]);
+  for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s) {
+    const std::int64_t keys = seq_offsets[s + 1] - seq_offsets[s];
+    const std::int64_t queries = query_offsets[s + 1] - query_offsets[s];
+    if (queries > keys)
+      return invalid(kernel, "sequence ", s, " has ", queries, " queries but ", keys,
+                     " keys; its queries are its last positions");
+    max_len = std::max(max_len, keys);
+  }
   if (max_len > INT_MAX)
     return invalid(kernel, "a sequence of ", max_len, " tokens exceeds the BLAS integer range");
   return max_len;

@@ -32,9 +32,10 @@ void check_view(const const_matrix_view& v, const char* what);
 
 absl::Status check_attention_config(std::string_view kernel, const attention_config& cfg);
 
-/// `seq_offsets` start at 0, end at `rows` and do not decrease.
+/// `offsets` (named `what` in the message) start at 0, end at `rows` and do
+/// not decrease.
 absl::Status check_offsets(std::string_view kernel, std::span<const std::int64_t> offsets,
-                           std::int64_t rows);
+                           std::int64_t rows, std::string_view what = "seq_offsets");
 
 /// M, N, K of a checked GEMM.
 struct gemm_dims {
@@ -65,12 +66,13 @@ absl::Status check_rmsnorm(const const_matrix_view& x, const const_matrix_view& 
 absl::Status check_rope(const attention_config& cfg, const const_matrix_view& q,
                         const const_matrix_view& k, std::span<const std::int64_t> positions);
 
-/// Returns the longest sequence of the batch.
+/// Returns the most keys of a sequence of the batch.
 absl::StatusOr<std::int64_t> check_attention_prefill(const attention_config& cfg,
                                                      const const_matrix_view& q,
                                                      const const_matrix_view& k,
                                                      const const_matrix_view& v,
-                                                     std::span<const std::int64_t> seq_offsets);
+                                                     std::span<const std::int64_t> seq_offsets,
+                                                     std::span<const std::int64_t> query_offsets);
 
 absl::Status check_attention_decode(const attention_config& cfg, const const_matrix_view& q,
                                     const kv_cache& cache, std::span<const std::int64_t> lengths);

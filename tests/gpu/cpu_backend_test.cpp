@@ -253,6 +253,51 @@ TEST(AttentionPrefill, SlidingWindowMatchesReference) {
   EXPECT_NE(refused.status().message().find("sliding window"), std::string::npos);
 }
 
+// Queries at only the last positions of each sequence (a prefill continuing
+// cached keys): each row is the row of the call with a query at every
+// position (up to rounding: BLAS may sum a block of other rows in another
+// order), with and without a sliding window; pasts of 0, and inside, at and
+// across the 64-position score blocks.
+TEST(AttentionPrefill, QueriesAtTheLastPositionsAreThoseRowsOfTheFullCall) {
+  cpu_backend be;
+  const std::vector<std::int64_t> off = {0, 5, 9, 79, 229, 359};
+  const std::vector<std::int64_t> past = {0, 4, 63, 70, 64};
+  const std::int64_t t = off.back();
+  for (const std::int64_t window : {0, 3, 65}) {
+    const attention_config cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .window = window};
+    const tensor q = ref::random_tensor({t, cfg.q_dim()}, 61, 2.0);
+    const tensor k = ref::random_tensor({t, cfg.kv_dim()}, 62, 2.0);
+    const tensor v = ref::random_tensor({t, cfg.kv_dim()}, 63);
+    auto full = be.attention_prefill(cfg, q, k, v, off);
+    ASSERT_TRUE(full.ok()) << full.status();
+    const ref::tail queries = ref::tail_rows(q, off, past);
+    auto got = be.attention_prefill(cfg, queries.rows, k, v, off, queries.offsets);
+    ASSERT_TRUE(got.ok()) << got.status();
+    const ref::tail want = ref::tail_rows(*full, off, past);
+    EXPECT_EQ(got->shape(), want.rows.shape());
+    EXPECT_LE(ref::rel_err(got->values(), ref::to_double(want.rows.values())), 1e-6)
+        << "window " << window;
+    // A sequence with no past gives its rows bit for bit.
+    EXPECT_TRUE(std::ranges::equal(got->values().first(5 * 32), want.rows.values().first(5 * 32)));
+    const ref::vec exact = ref::attention_prefill(
+        ref::to_double(q.values()), ref::to_double(k.values()), ref::to_double(v.values()), off,
+        4, 2, 8, 1.0 / std::sqrt(8.0), window);
+    const tensor exact_f({t, cfg.q_dim()}, std::vector<float>(exact.begin(), exact.end()));
+    EXPECT_LE(ref::rel_err(got->values(),
+                           ref::to_double(ref::tail_rows(exact_f, off, past).rows.values())),
+              tol)
+        << "window " << window;
+  }
+  EXPECT_EQ(be.launches()[op::attention_prefill], 6u);
+  // No queries at all, and every sequence's queries empty.
+  const attention_config cfg{.n_heads = 2, .n_kv_heads = 1, .head_dim = 4};
+  const tensor k = ref::random_tensor({7, 4}, 64);
+  auto none = be.attention_prefill(cfg, tensor({0, 8}), k, k, std::vector<std::int64_t>{0, 3, 7},
+                                   std::vector<std::int64_t>{0, 0, 0});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->shape(), (tensor::shape_type{0, 8}));
+}
+
 TEST(AttentionPrefill, RejectsBadShapesAndOffsets) {
   cpu_backend be;
   const attention_config cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 4};
@@ -266,7 +311,26 @@ TEST(AttentionPrefill, RejectsBadShapesAndOffsets) {
   const attention_config bad{.n_heads = 3, .n_kv_heads = 2, .head_dim = 4};
   EXPECT_FALSE(be.attention_prefill(bad, tensor({5, 12}), k, k, std::vector<std::int64_t>{0, 5})
                    .ok());
-  EXPECT_EQ(be.launches()[op::attention_prefill], 1u);
+  // Queries: no more than a sequence's keys, one run of them per sequence.
+  const tensor q3({3, 16});
+  const std::vector<std::int64_t> kv_off = {0, 1, 5};
+  EXPECT_TRUE(be.attention_prefill(cfg, q3, k, k, kv_off, std::vector<std::int64_t>{0, 0, 3})
+                  .ok());
+  const auto more = be.attention_prefill(cfg, q3, k, k, kv_off, std::vector<std::int64_t>{0, 2, 3});
+  ASSERT_FALSE(more.ok());
+  EXPECT_NE(more.status().message().find("sequence 0 has 2 queries but 1 keys"),
+            std::string::npos)
+      << more.status();
+  const auto count = be.attention_prefill(cfg, q3, k, k, kv_off, std::vector<std::int64_t>{0, 3});
+  ASSERT_FALSE(count.ok());
+  EXPECT_NE(count.status().message().find("1 sequences of queries for 2"), std::string::npos)
+      << count.status();
+  const auto ends = be.attention_prefill(cfg, q3, k, k, kv_off, std::vector<std::int64_t>{0, 1, 2});
+  ASSERT_FALSE(ends.ok());
+  EXPECT_NE(ends.status().message().find("query_offsets must start at 0 and end at the 3"),
+            std::string::npos)
+      << ends.status();
+  EXPECT_EQ(be.launches()[op::attention_prefill], 2u);
 }
 
 TEST(AttentionDecode, MatchesReferenceAndIgnoresStalePositions) {

@@ -367,6 +367,30 @@ TEST_P(CudaBackend, SlidingWindowAttentionPrefillAndDecode) {
     }
 }
 
+// Queries at only the last positions of each sequence (a prefill continuing
+// cached keys), with and without a window.
+TEST_P(CudaBackend, AttentionWithQueriesAtTheLastPositions) {
+  const std::vector<std::int64_t> offsets = {0, 5, 9, 79, 229};
+  const std::vector<std::int64_t> past = {0, 4, 33, 70};
+  const std::int64_t rows = offsets.back();
+  for (const attn_shape& s : {attn_shape{4, 1, 256}, attn_shape{32, 8, 64}, attn_shape{5, 5, 6}})
+    for (const std::int64_t window : {0, 5, 33}) {
+      const attention_config cfg{.n_heads = s.heads, .n_kv_heads = s.kv_heads,
+                                 .head_dim = s.head_dim, .window = window};
+      const tensor k = ref::random_tensor({rows, cfg.kv_dim()}, 141 + window, 2.0);
+      const tensor v = ref::random_tensor({rows, cfg.kv_dim()}, 142 + window);
+      const ref::tail q =
+          ref::tail_rows(ref::random_tensor({rows, cfg.q_dim()}, 140 + window, 2.0), offsets,
+                         past);
+      auto want = cpu_.attention_prefill(cfg, q.rows, k, v, offsets, q.offsets);
+      auto got = gpu_->attention_prefill(cfg, q.rows, k, v, offsets, q.offsets);
+      ASSERT_TRUE(want.ok()) << want.status();
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_EQ(got->shape(), want->shape());
+      EXPECT_LE(rel(*got, *want), tol()) << "head_dim " << s.head_dim << " window " << window;
+    }
+}
+
 TEST_P(CudaBackend, AttentionRejectsWhatTheCpuRejectsAndHeadDimsOver256) {
   const attention_config bad{.n_heads = 3, .n_kv_heads = 2, .head_dim = 4};
   const tensor q({2, 12});

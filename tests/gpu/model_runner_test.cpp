@@ -213,10 +213,11 @@ TEST(ModelRunner, GemmaForwardPassMatchesTheReferenceModel) {
       const double e = ref::rel_err(
           {got.data() + off[s] * vocab, static_cast<std::size_t>((off[s + 1] - off[s]) * vocab)},
           want);
-      if (within)
+      if (within) {
         EXPECT_LE(e, bound) << "sequence " << s;
-      else if (s == 0) // the sequence longer than the window
+      } else if (s == 0) { // the sequence longer than the window
         EXPECT_GT(e, bound) << "sequence " << s;
+      }
     }
   };
   check(*logits, 1e-5, true);

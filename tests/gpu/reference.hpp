@@ -40,6 +40,27 @@ inline tensor random_norm(std::int64_t n, std::uint64_t seed) {
 
 inline vec to_double(std::span<const float> x) { return vec(x.begin(), x.end()); }
 
+/// The rows of x `[T, C]` from position past[s] on of each sequence s of
+/// `offsets`, and their offsets (the queries of a prefill continuing cached
+/// positions).
+struct tail {
+  tensor rows;
+  std::vector<std::int64_t> offsets;
+};
+inline tail tail_rows(const tensor& x, std::span<const std::int64_t> offsets,
+                      std::span<const std::int64_t> past) {
+  const std::int64_t cols = x.dim(1);
+  std::vector<float> rows;
+  tail t{tensor(), {0}};
+  for (std::size_t s = 0; s + 1 < offsets.size(); ++s) {
+    rows.insert(rows.end(), x.data() + (offsets[s] + past[s]) * cols,
+                x.data() + offsets[s + 1] * cols);
+    t.offsets.push_back(t.offsets.back() + offsets[s + 1] - offsets[s] - past[s]);
+  }
+  t.rows = tensor({t.offsets.back(), cols}, std::move(rows));
+  return t;
+}
+
 /// ||got - want|| / ||want|| in double (0 when both are zero).
 inline double rel_err(std::span<const float> got, const vec& want) {
   if (got.size() != want.size())
