@@ -32,6 +32,9 @@ void register_compute_section() {
                            "going up and the output tokens coming down"),
           key_spec::text("weights", "''", "safetensors file; empty = synthetic weights"),
           key_spec::integer("seed", "0", "Seed of the synthetic weights").at_least(0),
+          key_spec::size("memory_limit", "",
+                         "mode real: the most memory the model's fp32 weights may take; "
+                         "default: what the machine has available at the start"),
           key_spec::map(
             "device_override", "Figures replacing the device profile's (sat-payload needs them)",
             {
@@ -71,6 +74,8 @@ absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {
   c.device = std::move(*device);
   c.seed = static_cast<std::uint64_t>(s.get_int("compute.seed"));
   c.weights_file = s.get_string("compute.weights");
+  if (s.has("compute.memory_limit"))
+    c.memory_limit = s.get_data_size("compute.memory_limit").bytes;
   if (!c.weights_file.empty()) {
     auto file = safetensors_file::open(c.weights_file);
     if (!file.ok())

@@ -36,6 +36,9 @@ struct compute_config {
   /// Empty: synthetic weights.
   std::string weights_file;
   std::uint64_t seed = 0;
+  /// The most memory the model's weights may take in `mode: real` [bytes];
+  /// 0: what the machine has available when the run starts.
+  std::uint64_t memory_limit = 0;
 };
 
 /// Registers the `compute` section with the scenario schema (idempotent).

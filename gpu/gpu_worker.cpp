@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gpu/batcher.hpp"
 #include "gpu/detail/check.hpp"
+#include "runtime/output.hpp"
 
 namespace satemu::gpu {
 
@@ -184,6 +186,18 @@ absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config
 }
 
 absl::StatusOr<model_weights> model_for(const compute_config& c) {
+  // The weights are held in fp32 on the host whatever the backend: a model
+  // that cannot fit would be killed by the system part way through.
+  const auto need = static_cast<std::uint64_t>(parameter_count(c.model)) * sizeof(float);
+  const std::uint64_t limit =
+      c.memory_limit > 0 ? c.memory_limit : runtime::available_memory_bytes();
+  if (need > limit)
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "compute.model: %s's weights take %.1f GB in fp32 for compute.mode: real, more than "
+        "the %.1f GB %s; compute.mode: modeled costs its layers without running them",
+        c.model.name, static_cast<double>(need) * 1e-9, static_cast<double>(limit) * 1e-9,
+        c.memory_limit > 0 ? "of compute.memory_limit"
+                           : "of memory available (compute.memory_limit sets another limit)"));
   absl::StatusOr<model_weights> m = absl::UnknownError("no model");
   if (c.weights_file.empty()) {
     m = synthetic_model(c.model, c.seed);

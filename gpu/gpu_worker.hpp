@@ -168,7 +168,9 @@ private:
 absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config& c);
 
 /// The weights of the section's model: synthetic (seeded by `seed`), or read
-/// from its safetensors file. Errors start with the key at fault.
+/// from its safetensors file. Errors start with the key at fault. A model
+/// whose fp32 weights would not fit `memory_limit` (by default the memory
+/// available) is refused before anything is allocated (InvalidArgument).
 absl::StatusOr<model_weights> model_for(const compute_config& c);
 
 } // namespace satemu::gpu

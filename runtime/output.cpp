@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
@@ -82,6 +84,30 @@ std::uint64_t current_rss_bytes() {
   std::uint64_t size = 0, resident = 0;
   statm >> size >> resident;
   return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+std::uint64_t available_memory_bytes() {
+  std::uint64_t available = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string key; meminfo >> key;) {
+    std::uint64_t kib = 0;
+    meminfo >> kib;
+    if (key == "MemAvailable:") {
+      available = kib * 1024;
+      break;
+    }
+    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  if (available == 0)
+    available = static_cast<std::uint64_t>(sysconf(_SC_AVPHYS_PAGES)) *
+                static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  // A cgroup v2 limit ("max" when there is none).
+  std::ifstream max_file("/sys/fs/cgroup/memory.max");
+  std::ifstream current_file("/sys/fs/cgroup/memory.current");
+  std::uint64_t max = 0, current = 0;
+  if (max_file >> max && current_file >> current)
+    available = std::min(available, max > current ? max - current : 0);
+  return available;
 }
 
 } // namespace satemu::runtime

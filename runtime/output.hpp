@@ -42,5 +42,9 @@ private:
 std::uint64_t peak_rss_bytes();
 /// Current resident set size of this process [bytes].
 std::uint64_t current_rss_bytes();
+/// Memory this process can still take without swapping [bytes]: the
+/// system's MemAvailable (/proc/meminfo; free physical pages where it cannot
+/// be read), capped by the room left under a cgroup v2 memory limit.
+std::uint64_t available_memory_bytes();
 
 } // namespace satemu::runtime

@@ -1076,6 +1076,14 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   EXPECT_CONTAINS(q.output, "tiny-qwen-moe");
   EXPECT_CONTAINS(q.output, "compute.mode: modeled");
   EXPECT_EQ(satemu({"validate", sky, "--set", "compute.model=tiny-qwen-moe"}).code, 0);
+  // A model whose weights do not fit the memory limit is refused before any
+  // is made.
+  auto big = satemu({"validate", sky, "--set", "compute.mode=real", "--set",
+                     "compute.memory_limit=1MB"});
+  EXPECT_EQ(big.code, 2) << big.output;
+  EXPECT_CONTAINS(big.output, "llama-3.2-1b's weights take 4.9 GB");
+  EXPECT_CONTAINS(big.output, "compute.memory_limit");
+  EXPECT_CONTAINS(big.output, "compute.mode: modeled");
   // A modeled run has no compute requests and no compute figures.
   auto m = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml", "-q",
                    "--out", (dir_ / "sky-modeled").string(), "--set", "duration=5s"});

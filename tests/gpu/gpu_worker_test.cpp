@@ -5,6 +5,7 @@
 #include "gpu/gpu_worker.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <functional>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "gpu/model_runner.hpp"
 #include "reference.hpp"
 #include "runtime/kernel.hpp"
+#include "runtime/output.hpp"
 
 namespace satemu::gpu {
 namespace {
@@ -379,6 +381,34 @@ TEST(GpuWorker, ABadRequestFailsAloneAndTheRunGoesOn) {
   EXPECT_FALSE(at(w, 0).answers[0].result.ok());
   ASSERT_EQ(at(w, 1).answers.size(), 1u);
   EXPECT_TRUE(at(w, 1).answers[0].result.ok()) << at(w, 1).answers[0].result.status();
+}
+
+// A model whose fp32 weights exceed the memory limit is refused before its
+// weights are made; the default limit is the memory available.
+TEST(ModelFor, RefusesWeightsBeyondTheMemoryLimit) {
+  compute_config c;
+  auto p = find_model("tiny");
+  ASSERT_TRUE(p.ok());
+  c.model = *p;
+  const auto need = static_cast<std::uint64_t>(parameter_count(c.model)) * sizeof(float);
+  c.memory_limit = need;
+  auto fits = model_for(c);
+  ASSERT_TRUE(fits.ok()) << fits.status();
+  EXPECT_EQ(fits->layers.size(), static_cast<std::size_t>(c.model.num_layers));
+  c.memory_limit = need - 1;
+  auto refused = model_for(c);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("compute.memory_limit"), std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("compute.mode: modeled"), std::string::npos);
+  // The default limit: the memory available, some but not more than the
+  // machine has.
+  c.memory_limit = 0;
+  const std::uint64_t available = runtime::available_memory_bytes();
+  EXPECT_GT(available, need);
+  EXPECT_LE(available, static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                           static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)));
+  EXPECT_TRUE(model_for(c).ok());
 }
 
 } // namespace
