@@ -23,6 +23,7 @@ std::string_view op_name(op k) {
     case op::silu_mul: return "silu_mul";
     case op::gelu_mul: return "gelu_mul";
     case op::add: return "add";
+    case op::add_gated: return "add_gated";
     case op::router_topk: return "router_topk";
     case op::moe_gather: return "moe_gather";
     case op::moe_combine: return "moe_combine";

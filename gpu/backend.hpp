@@ -67,6 +67,7 @@ enum class op : int {
   silu_mul,
   gelu_mul,
   add,
+  add_gated,
   router_topk,
   moe_gather,
   moe_combine,
@@ -160,7 +161,8 @@ struct moe_routing {
   /// [tokens * k]: the experts of token t at [t*k, t*k + k), by descending
   /// router probability, ties towards the lower expert index.
   std::vector<std::int32_t> expert;
-  /// [tokens * k]: the matching weights, renormalised to sum to 1 per token.
+  /// [tokens * k]: the matching weights: the experts' router probabilities,
+  /// renormalised to sum to 1 per token where the router renormalises.
   std::vector<float> weight;
   /// [n_experts + 1]: expert e owns rows [expert_offsets[e], expert_offsets[e+1])
   /// of the dispatched (gathered) buffer. Within an expert, rows follow
@@ -344,14 +346,21 @@ public:
   /// y += x elementwise (residual connection); same shapes.
   virtual absl::Status add(matrix_view y, const_matrix_view x) = 0;
 
+  /// y[t] += sigmoid(gate[t]) * x[t] for rows t of y and x `[T, C]`, gate
+  /// `[T, 1]` (Qwen-MoE's gated shared expert); sigmoid(g) = 1 / (1 + exp(-g)).
+  virtual absl::Status add_gated(matrix_view y, const_matrix_view x,
+                                 const_matrix_view gate) = 0;
+
   // Mixture of experts -----------------------------------------------------
 
   /// Routing from router logits `[tokens, n_experts]`: softmax per token, the
   /// k most probable experts (ties towards the lower index), their
-  /// probabilities renormalised to sum to 1, and the dispatch plan.
+  /// probabilities (renormalised to sum to 1 with `renormalise`: Mixtral;
+  /// as they are without: Qwen1.5-MoE), and the dispatch plan.
   /// Selection compares logits (softmax is monotonic), so rounding in exp()
   /// cannot create ties. Non-finite logits are an error.
-  virtual absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k) = 0;
+  virtual absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k,
+                                                  bool renormalise) = 0;
 
   /// Dispatch: `[tokens*k, cols]` with row `row_of_slot[t*k+j]` = x[t].
   virtual absl::StatusOr<tensor> moe_gather(const_matrix_view x, const moe_routing& r) = 0;

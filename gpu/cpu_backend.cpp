@@ -312,7 +312,21 @@ absl::Status cpu_backend::add(matrix_view y, const_matrix_view x) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<moe_routing> cpu_backend::router_topk(const_matrix_view logits, std::int64_t k) {
+absl::Status cpu_backend::add_gated(matrix_view y, const_matrix_view x, const_matrix_view gate) {
+  SATEMU_GPU_RETURN_IF_ERROR(detail::check_add_gated(y, x, gate));
+  count_launch(op::add_gated);
+  for (std::int64_t t = 0; t < y.rows; ++t) {
+    const float g = 1.0f / (1.0f + std::exp(-gate.data[t]));
+    float* yr = y.row(t);
+    const float* xr = x.row(t);
+    for (std::int64_t c = 0; c < y.cols; ++c)
+      yr[c] += g * xr[c];
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<moe_routing> cpu_backend::router_topk(const_matrix_view logits, std::int64_t k,
+                                                     bool renormalise) {
   SATEMU_GPU_RETURN_IF_ERROR(detail::check_router_topk(logits, k));
   const std::int64_t n_exp = logits.cols;
   count_launch(op::router_topk);
@@ -337,8 +351,10 @@ absl::StatusOr<moe_routing> cpu_backend::router_topk(const_matrix_view logits, s
     // chosen logits; order[0] holds the maximum.
     const float mx = l[order[0]];
     double sum = 0.0;
-    for (std::int64_t j = 0; j < k; ++j)
-      sum += std::exp(static_cast<double>(l[order[static_cast<std::size_t>(j)]]) - mx);
+    for (std::int64_t j = 0; j < (renormalise ? k : n_exp); ++j)
+      sum += std::exp(static_cast<double>(renormalise ? l[order[static_cast<std::size_t>(j)]]
+                                                      : l[j]) -
+                      mx);
     for (std::int64_t j = 0; j < k; ++j) {
       const std::int32_t e = order[static_cast<std::size_t>(j)];
       const auto slot = static_cast<std::size_t>(t * k + j);

@@ -53,8 +53,10 @@ public:
   absl::StatusOr<tensor> silu_mul(const_matrix_view gate, const_matrix_view up) override;
   absl::StatusOr<tensor> gelu_mul(const_matrix_view gate, const_matrix_view up) override;
   absl::Status add(matrix_view y, const_matrix_view x) override;
+  absl::Status add_gated(matrix_view y, const_matrix_view x, const_matrix_view gate) override;
 
-  absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k) override;
+  absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k,
+                                          bool renormalise) override;
   absl::StatusOr<tensor> moe_gather(const_matrix_view x, const moe_routing& r) override;
   absl::StatusOr<tensor> moe_combine(const_matrix_view y, const moe_routing& r) override;
 

@@ -55,9 +55,9 @@ absl::StatusOr<qkv> project_qkv(backend& b, const decoder_config& cfg,
                                 std::span<const std::int64_t> positions) {
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor n1, b.rmsnorm(x, w.attn_norm, cfg.rms_eps));
   qkv out;
-  SATEMU_GPU_ASSIGN_OR_RETURN(out.q, linear(b, n1, w.wq));
-  SATEMU_GPU_ASSIGN_OR_RETURN(out.k, linear(b, n1, w.wk));
-  SATEMU_GPU_ASSIGN_OR_RETURN(out.v, linear(b, n1, w.wv));
+  SATEMU_GPU_ASSIGN_OR_RETURN(out.q, linear(b, n1, w.wq, w.bq));
+  SATEMU_GPU_ASSIGN_OR_RETURN(out.k, linear(b, n1, w.wk, w.bk));
+  SATEMU_GPU_ASSIGN_OR_RETURN(out.v, linear(b, n1, w.wv, w.bv));
   if (cfg.qk_norm) {
     SATEMU_GPU_RETURN_IF_ERROR(norm_heads(b, cfg, out.q, w.q_norm));
     SATEMU_GPU_RETURN_IF_ERROR(norm_heads(b, cfg, out.k, w.k_norm));
@@ -119,6 +119,17 @@ absl::Status validate(std::int64_t hidden, const moe_weights& w) {
     return absl::InvalidArgumentError(
         absl::StrCat("moe top_k ", w.top_k, " must be in [1, ", n_exp, "]"));
   SATEMU_GPU_RETURN_IF_ERROR(expect_shape("moe router", w.router, {n_exp, hidden}));
+  if (w.shared.gate.numel() != 0) {
+    if (auto s = validate(hidden, w.shared); !s.ok())
+      return absl::InvalidArgumentError(absl::StrCat("moe shared expert: ", s.message()));
+  } else if (w.shared.up.numel() != 0 || w.shared.down.numel() != 0) {
+    return absl::InvalidArgumentError("moe shared expert has up or down but no gate");
+  }
+  if (w.shared_gate.numel() != 0) {
+    if (w.shared.gate.numel() == 0)
+      return absl::InvalidArgumentError("moe shared_gate without a shared expert");
+    SATEMU_GPU_RETURN_IF_ERROR(expect_shape("moe shared_gate", w.shared_gate, {1, hidden}));
+  }
   for (std::size_t e = 0; e < w.experts.size(); ++e) {
     if (auto s = validate(hidden, w.experts[e]); !s.ok())
       return absl::InvalidArgumentError(absl::StrCat("moe expert ", e, ": ", s.message()));
@@ -161,6 +172,9 @@ absl::Status validate(const decoder_config& cfg, const decoder_layer_weights& w)
       optional("attn_out_norm", w.attn_out_norm, cfg.sandwich_norm, d, "sandwich_norm"));
   SATEMU_GPU_RETURN_IF_ERROR(
       optional("mlp_out_norm", w.mlp_out_norm, cfg.sandwich_norm, d, "sandwich_norm"));
+  SATEMU_GPU_RETURN_IF_ERROR(optional("bq", w.bq, cfg.qkv_bias, a.q_dim(), "qkv_bias"));
+  SATEMU_GPU_RETURN_IF_ERROR(optional("bk", w.bk, cfg.qkv_bias, a.kv_dim(), "qkv_bias"));
+  SATEMU_GPU_RETURN_IF_ERROR(optional("bv", w.bv, cfg.qkv_bias, a.kv_dim(), "qkv_bias"));
   if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn))
     return validate(d, *mlp);
   if (cfg.activation != mlp_activation::silu)
@@ -168,9 +182,19 @@ absl::Status validate(const decoder_config& cfg, const decoder_layer_weights& w)
   return validate(d, std::get<moe_weights>(w.ffn));
 }
 
-absl::StatusOr<tensor> linear(backend& b, const_matrix_view x, const_matrix_view w) {
+absl::StatusOr<tensor> linear(backend& b, const_matrix_view x, const_matrix_view w,
+                              const tensor& bias) {
   tensor y({x.rows, w.rows});
-  SATEMU_GPU_RETURN_IF_ERROR(b.gemm({.trans_b = true}, x, w, y));
+  if (bias.numel() == 0) {
+    SATEMU_GPU_RETURN_IF_ERROR(b.gemm({.trans_b = true}, x, w, y));
+    return y;
+  }
+  if (bias.numel() != w.rows)
+    return absl::InvalidArgumentError(absl::StrCat("linear: bias is ", bias.shape_string(),
+                                                   ", expected [", w.rows, "]"));
+  for (std::int64_t t = 0; t < x.rows; ++t)
+    std::memcpy(y.matrix().row(t), bias.data(), static_cast<std::size_t>(w.rows) * sizeof(float));
+  SATEMU_GPU_RETURN_IF_ERROR(b.gemm({.trans_b = true, .beta = 1.0f}, x, w, y));
   return y;
 }
 
@@ -185,7 +209,7 @@ absl::StatusOr<tensor> swiglu_mlp(backend& b, const swiglu_weights& w, const_mat
 
 absl::StatusOr<moe_routing> moe_route(backend& b, const moe_weights& w, const_matrix_view x) {
   SATEMU_GPU_ASSIGN_OR_RETURN(tensor logits, linear(b, x, w.router));
-  return b.router_topk(logits, w.top_k);
+  return b.router_topk(logits, w.top_k, w.renormalise);
 }
 
 absl::StatusOr<tensor> moe_layer(backend& b, const moe_weights& w, const_matrix_view x) {
@@ -215,7 +239,17 @@ absl::StatusOr<tensor> moe_layer(backend& b, const moe_weights& w, const_matrix_
   SATEMU_GPU_RETURN_IF_ERROR(run(&swiglu_weights::up, xs, u));
   SATEMU_GPU_ASSIGN_OR_RETURN(const tensor a, b.silu_mul(g, u));
   SATEMU_GPU_RETURN_IF_ERROR(run(&swiglu_weights::down, a, y));
-  return b.moe_combine(y, r);
+  SATEMU_GPU_ASSIGN_OR_RETURN(tensor out, b.moe_combine(y, r));
+  if (w.shared.gate.numel() == 0)
+    return out;
+  SATEMU_GPU_ASSIGN_OR_RETURN(const tensor s, swiglu_mlp(b, w.shared, x));
+  if (w.shared_gate.numel() == 0) {
+    SATEMU_GPU_RETURN_IF_ERROR(b.add(out, s));
+  } else {
+    SATEMU_GPU_ASSIGN_OR_RETURN(const tensor g, linear(b, x, w.shared_gate));
+    SATEMU_GPU_RETURN_IF_ERROR(b.add_gated(out, s, g));
+  }
+  return out;
 }
 
 absl::Status keep_resident(backend& b, const decoder_layer_weights& w) {
@@ -232,6 +266,10 @@ absl::Status keep_resident(backend& b, const decoder_layer_weights& w) {
   SATEMU_GPU_RETURN_IF_ERROR(b.keep_resident(moe.router));
   for (const swiglu_weights& e : moe.experts)
     SATEMU_GPU_RETURN_IF_ERROR(mlp(e));
+  if (moe.shared.gate.numel() != 0)
+    SATEMU_GPU_RETURN_IF_ERROR(mlp(moe.shared));
+  if (moe.shared_gate.numel() != 0)
+    SATEMU_GPU_RETURN_IF_ERROR(b.keep_resident(moe.shared_gate));
   return absl::OkStatus();
 }
 

@@ -3,18 +3,20 @@
 /// them and the launch counts show how they batch: a gated MLP (SwiGLU, or
 /// GeGLU for Gemma), a mixture-of-experts layer with grouped expert GEMMs,
 /// and a pre-norm decoder layer for prefill (ragged batch) and decode (KV
-/// cache): Llama-style, or Gemma-3-style with per-head q/k norms, sandwich
-/// norms and sliding-window attention.
+/// cache): Llama-style, Gemma-3-style with per-head q/k norms, sandwich
+/// norms and sliding-window attention, or Qwen-MoE-style with q/k/v biases
+/// and a gated shared expert.
 ///
 /// Shapes: D = hidden size, F = MLP intermediate size, E = experts,
 /// T = token rows of a ragged batch (see backend.hpp for `seq_offsets`).
 /// Weights are `[out_features, in_features]` (PyTorch/safetensors layout),
-/// applied as y = x W^T. No biases. Activations are `[T, D]`.
+/// applied as y = x W^T (+ b for Qwen's q/k/v). Activations are `[T, D]`.
 ///
 /// Launches per call (each counted in the backend's launch_counts):
 /// - swiglu_mlp: 3 gemm, 1 silu_mul (gelu_mul for GeGLU).
 /// - moe_layer: 1 gemm (router), 1 router_topk, 1 moe_gather, 3 gemm_grouped
-///   (gate, up, down over all experts), 1 silu_mul, 1 moe_combine.
+///   (gate, up, down over all experts), 1 silu_mul, 1 moe_combine; a shared
+///   expert adds its MLP's 4 and, gated, 1 gemm and 1 add_gated (else 1 add).
 /// - decoder_layer_prefill / _decode: 2 rmsnorm, 4 gemm (q, k, v, o), 1 rope,
 ///   1 attention_*, 2 add, plus the MLP's; 2 rmsnorm more with q/k norms and
 ///   2 more with sandwich norms; and 1 kv_store when a cache is written
@@ -42,12 +44,20 @@ struct swiglu_weights {
   tensor down;
 };
 
-/// Mixture of SwiGLU experts (Mixtral style): router `[E, D]`, E experts of
-/// the same F, each token sent to its top_k experts.
+/// Mixture of SwiGLU experts: router `[E, D]`, E experts of the same F, each
+/// token sent to its top_k experts, whose outputs are summed weighted by
+/// their router probabilities (renormalised over the top_k: Mixtral; or not:
+/// Qwen1.5-MoE). Qwen-MoE adds a shared expert every token goes through,
+/// its output scaled by sigmoid(x shared_gate^T) with a shared_gate `[1, D]`.
 struct moe_weights {
   tensor router;
   std::vector<swiglu_weights> experts;
   std::int64_t top_k = 2;
+  bool renormalise = true;
+  /// Empty tensors: no shared expert.
+  swiglu_weights shared;
+  /// [1, D] with a gated shared expert, else empty.
+  tensor shared_gate;
 };
 
 /// Shapes and constants of one decoder layer.
@@ -62,10 +72,13 @@ struct decoder_config {
   /// RMSNorm of the attention block's and the MLP's outputs before their
   /// residual adds (Gemma 3: attn_out_norm, mlp_out_norm).
   bool sandwich_norm = false;
+  /// Bias vectors added to the q, k and v projections (Qwen: bq, bk, bv).
+  bool qkv_bias = false;
 };
 
 /// Weights of one pre-norm decoder layer:
-/// h = x + N_a(wo(attention(rope(Q(wq n1)), rope(K(wk n1)), wv n1))), n1 = rmsnorm(x, attn_norm);
+/// h = x + N_a(wo(attention(rope(Q(wq n1 + bq)), rope(K(wk n1 + bk)), wv n1 + bv))),
+/// n1 = rmsnorm(x, attn_norm), the biases zero without qkv_bias;
 /// out = h + N_m(ffn(rmsnorm(h, mlp_norm))).
 /// Q, K: per-head rmsnorm with q_norm, k_norm (qk_norm), else identity;
 /// N_a, N_m: rmsnorm with attn_out_norm, mlp_out_norm (sandwich_norm), else
@@ -82,6 +95,9 @@ struct decoder_layer_weights {
   tensor k_norm;        ///< [head_dim] with qk_norm, else empty
   tensor attn_out_norm; ///< [D] with sandwich_norm, else empty
   tensor mlp_out_norm;  ///< [D] with sandwich_norm, else empty
+  tensor bq;            ///< [n_heads * head_dim] with qkv_bias, else empty
+  tensor bk;            ///< [n_kv_heads * head_dim] with qkv_bias, else empty
+  tensor bv;            ///< [n_kv_heads * head_dim] with qkv_bias, else empty
   std::variant<swiglu_weights, moe_weights> ffn;
 };
 
@@ -93,8 +109,10 @@ absl::Status validate(std::int64_t hidden, const swiglu_weights& w);
 /// Checks a MoE layer's weights for hidden size `hidden`.
 absl::Status validate(std::int64_t hidden, const moe_weights& w);
 
-/// x W^T for x `[T, in]` and W `[out, in]`: `[T, out]`, one gemm.
-absl::StatusOr<tensor> linear(backend& b, const_matrix_view x, const_matrix_view w);
+/// x W^T for x `[T, in]` and W `[out, in]`: `[T, out]`, one gemm; with a
+/// bias `[out]` (not empty), x W^T + bias (the gemm adds onto the bias rows).
+absl::StatusOr<tensor> linear(backend& b, const_matrix_view x, const_matrix_view w,
+                              const tensor& bias = {});
 
 /// Gated MLP on x `[T, D]`: SwiGLU, or GeGLU with `act` gelu_tanh.
 absl::StatusOr<tensor> swiglu_mlp(backend& b, const swiglu_weights& w, const_matrix_view x,

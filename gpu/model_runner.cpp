@@ -56,12 +56,34 @@ absl::StatusOr<decoder_layer_weights> layer_from(const model_profile& p, int lay
   w.wk = take(ts, pre + "self_attn.k_proj.weight");
   w.wv = take(ts, pre + "self_attn.v_proj.weight");
   w.wo = take(ts, pre + "self_attn.o_proj.weight");
+  if (p.qkv_bias) {
+    w.bq = take(ts, pre + "self_attn.q_proj.bias");
+    w.bk = take(ts, pre + "self_attn.k_proj.bias");
+    w.bv = take(ts, pre + "self_attn.v_proj.bias");
+  }
+  // A gated MLP in Llama naming (`<at>gate_proj.weight`, ...).
+  auto mlp = [&](const std::string& at) {
+    return swiglu_weights{take(ts, at + "gate_proj.weight"), take(ts, at + "up_proj.weight"),
+                          take(ts, at + "down_proj.weight")};
+  };
   if (!p.is_moe()) {
-    w.ffn = swiglu_weights{take(ts, pre + "mlp.gate_proj.weight"), take(ts, pre + "mlp.up_proj.weight"),
-                           take(ts, pre + "mlp.down_proj.weight")};
+    w.ffn = mlp(pre + "mlp.");
+  } else if (p.arch == model_arch::qwen2_moe) {
+    moe_weights m;
+    m.top_k = p.experts_per_token;
+    m.renormalise = p.norm_topk_prob;
+    m.router = take(ts, pre + "mlp.gate.weight");
+    for (std::int64_t e = 0; e < p.num_experts; ++e)
+      m.experts.push_back(mlp(absl::StrCat(pre, "mlp.experts.", e, ".")));
+    if (p.shared_expert_intermediate_size > 0)
+      m.shared = mlp(pre + "mlp.shared_expert.");
+    if (p.shared_expert_gate)
+      m.shared_gate = take(ts, pre + "mlp.shared_expert_gate.weight");
+    w.ffn = std::move(m);
   } else {
     moe_weights m;
     m.top_k = p.experts_per_token;
+    m.renormalise = p.norm_topk_prob;
     m.router = take(ts, pre + "block_sparse_moe.gate.weight");
     for (std::int64_t e = 0; e < p.num_experts; ++e) {
       const auto ex = absl::StrCat(pre, "block_sparse_moe.experts.", e, ".");
@@ -103,13 +125,6 @@ absl::StatusOr<model_weights> build(const model_profile& p, int layers, LayerSou
 } // namespace
 
 absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p, int layer) {
-  const bool built = p.arch == model_arch::llama || p.arch == model_arch::mixtral ||
-                     p.arch == model_arch::gemma3;
-  if (!built || p.qkv_bias || p.shared_expert_intermediate_size != 0)
-    return absl::UnimplementedError(absl::StrCat(
-      "model '", p.name, "' (", std::string(to_string(p.arch)),
-      "): its layers are not built by the kernels yet (supported: llama, gemma3 and mixtral "
-      "families)"));
   if (layer < 0 || layer >= p.num_layers)
     return absl::InvalidArgumentError(absl::StrCat("model '", p.name, "' has no layer ", layer,
                                                    " (", p.num_layers, " layers)"));
@@ -133,6 +148,7 @@ absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p, int lay
   c.activation = p.activation;
   c.qk_norm = p.qk_norm;
   c.sandwich_norm = p.sandwich_norm;
+  c.qkv_bias = p.qkv_bias;
   return c;
 }
 

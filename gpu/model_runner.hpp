@@ -7,12 +7,12 @@
 /// activations it sends between satellites).
 ///
 /// Supported architectures: `llama` and `mixtral` (pre-norm decoder, SwiGLU
-/// MLP or Mixtral experts, no biases; Llama 3's RoPE frequency scaling), and
+/// MLP or Mixtral experts, no biases; Llama 3's RoPE frequency scaling),
 /// `gemma3` (per-head q/k norms, sandwich norms, norm weights stored as an
 /// offset from 1, GeGLU, embeddings scaled by sqrt(hidden), sliding-window
-/// attention with its own RoPE base on the local layers). Qwen-MoE profiles
-/// (q/k/v biases, shared experts) are refused with Unimplemented: their
-/// costs can be modeled, their layers are not built yet.
+/// attention with its own RoPE base on the local layers), and `qwen2_moe`
+/// (q/k/v biases, routing weights not renormalised, a shared expert scaled
+/// by a sigmoid gate).
 #pragma once
 
 #include <cstdint>
@@ -45,8 +45,7 @@ struct model_weights {
 };
 
 /// The config of layer `layer` of a profile (layers differ in their sliding
-/// window and RoPE base); Unimplemented for unsupported families,
-/// InvalidArgument for a layer the model does not have.
+/// window and RoPE base); InvalidArgument for a layer the model does not have.
 absl::StatusOr<decoder_config> decoder_config_of(const model_profile& p, int layer = 0);
 
 /// Synthetic weights (weights.hpp) of the first `layers` layers (-1 = all).

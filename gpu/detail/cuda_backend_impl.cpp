@@ -194,8 +194,10 @@ public:
   absl::StatusOr<tensor> silu_mul(const_matrix_view gate, const_matrix_view up) override;
   absl::StatusOr<tensor> gelu_mul(const_matrix_view gate, const_matrix_view up) override;
   absl::Status add(matrix_view y, const_matrix_view x) override;
+  absl::Status add_gated(matrix_view y, const_matrix_view x, const_matrix_view gate) override;
 
-  absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k) override;
+  absl::StatusOr<moe_routing> router_topk(const_matrix_view logits, std::int64_t k,
+                                          bool renormalise) override;
   absl::StatusOr<tensor> moe_gather(const_matrix_view x, const moe_routing& r) override;
   absl::StatusOr<tensor> moe_combine(const_matrix_view y, const moe_routing& r) override;
 
@@ -829,7 +831,23 @@ absl::Status cuda_backend::add(matrix_view y, const_matrix_view x) {
   return finish("add");
 }
 
-absl::StatusOr<moe_routing> cuda_backend::router_topk(const_matrix_view logits, std::int64_t k) {
+absl::Status cuda_backend::add_gated(matrix_view y, const_matrix_view x, const_matrix_view gate) {
+  SATEMU_GPU_RETURN_IF_ERROR(check_add_gated(y, x, gate));
+  count_launch(op::add_gated);
+  if (y.size() == 0)
+    return absl::OkStatus();
+  SATEMU_GPU_RETURN_IF_ERROR(begin());
+  SATEMU_GPU_ASSIGN_OR_RETURN(float* y_dev, upload(y.data, y.size()));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* x_dev, upload(x.data, x.size()));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* g_dev, upload(gate.data, gate.size()));
+  SATEMU_GPU_CUDA_TRY(launch_add_gated(y_dev, x_dev, g_dev, y.rows, y.cols, storage_, stream_),
+                      "add_gated");
+  SATEMU_GPU_RETURN_IF_ERROR(download(y.data, y_dev, y.size()));
+  return finish("add_gated");
+}
+
+absl::StatusOr<moe_routing> cuda_backend::router_topk(const_matrix_view logits, std::int64_t k,
+                                                      bool renormalise) {
   SATEMU_GPU_RETURN_IF_ERROR(check_router_topk(logits, k));
   count_launch(op::router_topk);
   moe_routing r;
@@ -844,8 +862,9 @@ absl::StatusOr<moe_routing> cuda_backend::router_topk(const_matrix_view logits, 
     SATEMU_GPU_ASSIGN_OR_RETURN(const float* l_dev, upload(logits.data, logits.size()));
     SATEMU_GPU_ASSIGN_OR_RETURN(std::int32_t * e_dev, mem_.alloc<std::int32_t>(r.tokens * k));
     SATEMU_GPU_ASSIGN_OR_RETURN(float* w_dev, mem_.alloc<float>(r.tokens * k));
-    SATEMU_GPU_CUDA_TRY(launch_router_topk(l_dev, r.tokens, r.n_experts, k, e_dev, w_dev, stream_),
-                        "router_topk");
+    SATEMU_GPU_CUDA_TRY(
+        launch_router_topk(l_dev, r.tokens, r.n_experts, k, renormalise, e_dev, w_dev, stream_),
+        "router_topk");
     SATEMU_GPU_RETURN_IF_ERROR(download(r.expert.data(), e_dev, r.tokens * k));
     SATEMU_GPU_RETURN_IF_ERROR(download(r.weight.data(), w_dev, r.tokens * k));
     SATEMU_GPU_RETURN_IF_ERROR(finish("router_topk"));
@@ -1034,9 +1053,10 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
     SATEMU_GPU_RETURN_IF_ERROR(check_attention_config("attention_prefill", cfg.attn));
     return attention_limits("attention_prefill", cfg.attn);
   };
-  // MoE layers, Gemma's extra norms and GeGLU, and anything a kernel may
-  // refuse, go call by call (which reports the errors).
-  const bool llama = !cfg.qk_norm && !cfg.sandwich_norm && cfg.activation == mlp_activation::silu;
+  // MoE layers, Gemma's extra norms and GeGLU, q/k/v biases, and anything a
+  // kernel may refuse, go call by call (which reports the errors).
+  const bool llama = !cfg.qk_norm && !cfg.sandwich_norm && !cfg.qkv_bias &&
+                     cfg.activation == mlp_activation::silu;
   if (mlp == nullptr || !llama || !plan.ok() || !scalars().ok() || mlp->gate.dim(0) == 0 ||
       x.rows + plan->past_rows > INT32_MAX)
     return decoder_layer_extend_from_kernels(*this, cfg, w, x, seq_offsets, past);

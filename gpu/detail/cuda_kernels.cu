@@ -356,13 +356,21 @@ __global__ void add_kernel(float* y, const float* x, std::int64_t n, cuda_storag
     y[i] = to_storage(__fadd_rn(to_storage(y[i], s), to_storage(x[i], s)), s);
 }
 
+__global__ void add_gated_kernel(float* y, const float* x, const float* gate, std::int64_t rows,
+                                 std::int64_t cols, cuda_storage s) {
+  for (std::int64_t i = global_thread(); i < rows * cols; i += grid_stride()) {
+    const float g = 1.0f / (1.0f + expf(-gate[i / cols]));
+    y[i] = to_storage(__fadd_rn(to_storage(y[i], s), __fmul_rn(g, to_storage(x[i], s))), s);
+  }
+}
+
 // --- Mixture of experts --------------------------------------------------------------
 
 // One thread per token. Choice j is the best expert strictly after choice
 // j - 1 in the order (larger logit first, then lower index), so no marks are
 // needed: O(k * n_experts) per token.
 __global__ void router_topk_kernel(const float* logits, std::int64_t tokens,
-                                   std::int64_t n_experts, std::int64_t k,
+                                   std::int64_t n_experts, std::int64_t k, bool renormalise,
                                    std::int32_t* expert, float* weight) {
   for (std::int64_t t = global_thread(); t < tokens; t += grid_stride()) {
     const float* l = logits + t * n_experts;
@@ -386,8 +394,12 @@ __global__ void router_topk_kernel(const float* logits, std::int64_t tokens,
     }
     const float mx = l[expert[t * k]];
     double sum = 0.0;
-    for (std::int64_t j = 0; j < k; ++j)
-      sum += exp(static_cast<double>(l[expert[t * k + j]]) - mx);
+    if (renormalise)
+      for (std::int64_t j = 0; j < k; ++j)
+        sum += exp(static_cast<double>(l[expert[t * k + j]]) - mx);
+    else
+      for (std::int64_t e = 0; e < n_experts; ++e)
+        sum += exp(static_cast<double>(l[e]) - mx);
     for (std::int64_t j = 0; j < k; ++j)
       weight[t * k + j] =
           static_cast<float>(exp(static_cast<double>(l[expert[t * k + j]]) - mx) / sum);
@@ -681,16 +693,26 @@ cudaError_t launch_add(float* y, const float* x, std::int64_t n, cuda_storage s,
   return cudaGetLastError();
 }
 
+cudaError_t launch_add_gated(float* y, const float* x, const float* gate, std::int64_t rows,
+                             std::int64_t cols, cuda_storage s, cudaStream_t stream) {
+  if (rows * cols <= 0)
+    return cudaSuccess;
+  add_gated_kernel<<<grid_for(rows * cols), block_threads, 0, stream>>>(y, x, gate, rows, cols,
+                                                                        s);
+  return cudaGetLastError();
+}
+
 cudaError_t launch_router_topk(const float* logits, std::int64_t tokens, std::int64_t n_experts,
-                               std::int64_t k, std::int32_t* expert, float* weight,
-                               cudaStream_t stream) {
+                               std::int64_t k, bool renormalise, std::int32_t* expert,
+                               float* weight, cudaStream_t stream) {
   if (tokens <= 0 || k <= 0)
     return cudaSuccess;
   // Few threads per block: tokens are few and each thread's loop is long.
   constexpr int threads = 64;
   const auto blocks = static_cast<unsigned>(std::min<std::int64_t>((tokens + threads - 1) / threads,
                                                                    std::int64_t{1} << 20));
-  router_topk_kernel<<<blocks, threads, 0, stream>>>(logits, tokens, n_experts, k, expert, weight);
+  router_topk_kernel<<<blocks, threads, 0, stream>>>(logits, tokens, n_experts, k, renormalise,
+                                                     expert, weight);
   return cudaGetLastError();
 }
 

@@ -95,14 +95,19 @@ cudaError_t launch_glu(bool gelu, const float* gate, const float* up, float* y, 
 cudaError_t launch_add(float* y, const float* x, std::int64_t n, cuda_storage s,
                        cudaStream_t stream);
 
+/// y[r] += sigmoid(gate[r]) * x[r] for `rows` rows of `cols` (backend::add_gated).
+cudaError_t launch_add_gated(float* y, const float* x, const float* gate, std::int64_t rows,
+                             std::int64_t cols, cuda_storage s, cudaStream_t stream);
+
 // --- Mixture of experts --------------------------------------------------------------
 
 /// Per token: the k largest logits (ties towards the lower expert) by
-/// descending logit into expert[t*k ..], and their softmax renormalised over
-/// the k, computed in double as the cpu backend does, into weight[t*k ..].
+/// descending logit into expert[t*k ..], and their softmax (over the k with
+/// `renormalise`, else over all experts), computed in double as the cpu
+/// backend does, into weight[t*k ..].
 cudaError_t launch_router_topk(const float* logits, std::int64_t tokens, std::int64_t n_experts,
-                               std::int64_t k, std::int32_t* expert, float* weight,
-                               cudaStream_t stream);
+                               std::int64_t k, bool renormalise, std::int32_t* expert,
+                               float* weight, cudaStream_t stream);
 
 /// out row row_of_slot[s] = x row s / k, for the tokens * k slots.
 cudaError_t launch_moe_gather(const float* x, const std::int64_t* row_of_slot, float* out,

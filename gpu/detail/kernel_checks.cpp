@@ -249,6 +249,16 @@ absl::Status check_add(const const_matrix_view& y, const const_matrix_view& x) {
   return absl::OkStatus();
 }
 
+absl::Status check_add_gated(const const_matrix_view& y, const const_matrix_view& x,
+                             const const_matrix_view& gate) {
+  check_view(gate, "gate");
+  if (auto s = check_add(y, x); !s.ok())
+    return invalid("add_gated", "y ", to_string(y), " and x ", to_string(x), " differ in shape");
+  if (gate.rows != y.rows || gate.cols != 1)
+    return invalid("add_gated", "gate is ", to_string(gate), ", expected [", y.rows, ", 1]");
+  return absl::OkStatus();
+}
+
 absl::Status check_router_topk(const const_matrix_view& logits, std::int64_t k) {
   constexpr std::string_view kernel = "router_topk";
   check_view(logits, "logits");

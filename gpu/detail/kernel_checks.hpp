@@ -86,6 +86,9 @@ absl::Status check_glu(std::string_view kernel, const const_matrix_view& gate,
                        const const_matrix_view& up);
 absl::Status check_add(const const_matrix_view& y, const const_matrix_view& x);
 
+absl::Status check_add_gated(const const_matrix_view& y, const const_matrix_view& x,
+                             const const_matrix_view& gate);
+
 absl::Status check_router_topk(const const_matrix_view& logits, std::int64_t k);
 /// A routing's arrays agree with its sizes and its rows are in range.
 absl::Status check_routing(std::string_view kernel, const moe_routing& r);

@@ -490,31 +490,49 @@ TEST_P(CudaBackend, RouterTopKIsTheCpusIncludingTies) {
   const std::vector<router_case> cases = {
       {37, 8, 2, false}, {5, 64, 8, false},  {100, 4, 4, false},
       {60, 16, 3, true},  {1, 1, 1, false}};
-  for (const router_case& c : cases) {
-    tensor logits = ref::random_tensor({c.tokens, c.experts}, 130 + c.experts, 4.0);
-    if (c.ties) // few distinct values: many ties, broken towards the lower expert
-      for (float& x : logits.values())
-        x = std::round(x) / 2;
-    auto got = gpu_->router_topk(logits, c.k);
-    auto want = cpu_.router_topk(logits, c.k);
-    ASSERT_TRUE(got.ok()) << got.status();
-    ASSERT_TRUE(want.ok());
-    SCOPED_TRACE(testing::Message() << c.tokens << " tokens, " << c.experts << " experts, k "
-                                    << c.k);
-    expect_same_routing(*got, *want);
-  }
-  auto none = gpu_->router_topk(tensor({0, 8}), 2);
+  for (const bool renormalise : {true, false})
+    for (const router_case& c : cases) {
+      tensor logits = ref::random_tensor({c.tokens, c.experts}, 130 + c.experts, 4.0);
+      if (c.ties) // few distinct values: many ties, broken towards the lower expert
+        for (float& x : logits.values())
+          x = std::round(x) / 2;
+      auto got = gpu_->router_topk(logits, c.k, renormalise);
+      auto want = cpu_.router_topk(logits, c.k, renormalise);
+      ASSERT_TRUE(got.ok()) << got.status();
+      ASSERT_TRUE(want.ok());
+      SCOPED_TRACE(testing::Message() << c.tokens << " tokens, " << c.experts << " experts, k "
+                                      << c.k << (renormalise ? ", renormalised" : ""));
+      expect_same_routing(*got, *want);
+    }
+  auto none = gpu_->router_topk(tensor({0, 8}), 2, true);
   ASSERT_TRUE(none.ok());
-  expect_same_routing(*none, *cpu_.router_topk(tensor({0, 8}), 2));
+  expect_same_routing(*none, *cpu_.router_topk(tensor({0, 8}), 2, true));
   tensor inf({2, 4});
   inf[5] = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(gpu_->router_topk(inf, 2).status(), cpu_.router_topk(inf, 2).status());
-  EXPECT_EQ(gpu_->launches()[op::router_topk], cases.size() + 1);
+  EXPECT_EQ(gpu_->router_topk(inf, 2, true).status(), cpu_.router_topk(inf, 2, true).status());
+  EXPECT_EQ(gpu_->launches()[op::router_topk], 2 * cases.size() + 1);
+}
+
+TEST_P(CudaBackend, AddGatedMatchesTheCpu) {
+  for (const std::int64_t cols : {1, 7, 2048}) {
+    const tensor y0 = ref::random_tensor({33, cols}, 150 + cols);
+    const tensor x = ref::random_tensor({33, cols}, 151 + cols);
+    const tensor gate = ref::random_tensor({33, 1}, 152 + cols, 4.0);
+    tensor want = y0, got = y0;
+    ASSERT_TRUE(cpu_.add_gated(want, x, gate).ok());
+    const absl::Status st = gpu_->add_gated(got, x, gate);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_LE(rel(got, want), tol()) << cols << " columns";
+  }
+  tensor y({2, 3});
+  EXPECT_EQ(gpu_->add_gated(y, tensor({2, 3}), tensor({3, 1})),
+            cpu_.add_gated(y, tensor({2, 3}), tensor({3, 1})));
+  EXPECT_EQ(gpu_->launches().to_string(), "add_gated=3");
 }
 
 TEST_P(CudaBackend, MoeGatherIsBitwiseAndCombineMatches) {
   const tensor logits = ref::random_tensor({50, 8}, 140, 3.0);
-  auto r = cpu_.router_topk(logits, 2);
+  auto r = cpu_.router_topk(logits, 2, true);
   ASSERT_TRUE(r.ok());
   for (const std::int64_t cols : {1, 96, 2048}) {
     const tensor x = ref::random_tensor({50, cols}, 141 + cols);

@@ -284,7 +284,7 @@ TEST(GpuWorker, MoeRequestsBecomeOneGroupedGemmPerProjection) {
 }
 
 TEST(GpuWorker, RequestCostMatchesTheModelProfileAndTheLaunchesOfOneCall) {
-  for (const char* name : {"tiny", "tiny-moe", "tiny-gemma"}) {
+  for (const char* name : {"tiny", "tiny-moe", "tiny-gemma", "tiny-qwen-moe"}) {
     const auto m = tiny(name);
     // tiny-gemma: layer 0 slides over 8 keys, layer 1 attends globally.
     for (int l = 0; l < 2; ++l)

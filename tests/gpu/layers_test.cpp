@@ -35,6 +35,17 @@ moe_weights random_moe(std::int64_t d, std::int64_t f, std::int64_t experts, std
   return w;
 }
 
+// Qwen-MoE style: routing weights not renormalised, a shared expert of its
+// own width behind a sigmoid gate.
+moe_weights random_qwen_moe(std::int64_t d, std::int64_t f, std::int64_t experts, std::int64_t k,
+                            std::uint64_t seed) {
+  moe_weights w = random_moe(d, f, experts, k, seed);
+  w.renormalise = false;
+  w.shared = random_mlp(d, 2 * f, seed + 5);
+  w.shared_gate = ref::random_tensor({1, d}, seed + 9, 2.0 / std::sqrt(static_cast<double>(d)));
+  return w;
+}
+
 decoder_config small_config() {
   decoder_config cfg;
   cfg.hidden = 32;
@@ -57,7 +68,17 @@ decoder_config gemma_config() {
   return cfg;
 }
 
-// The layers the layer tests run: dense and MoE Llama-style, and Gemma-style.
+// Qwen-MoE's layer at test size: q/k/v biases (its experts: random_layer
+// with moe, random_qwen_moe).
+decoder_config qwen_config() {
+  decoder_config cfg = small_config();
+  cfg.qkv_bias = true;
+  cfg.rms_eps = 1e-6f;
+  return cfg;
+}
+
+// The layers the layer tests run: dense and MoE Llama-style, Gemma-style and
+// Qwen-MoE-style.
 struct layer_variant {
   const char* name;
   decoder_config cfg;
@@ -66,7 +87,8 @@ struct layer_variant {
 std::vector<layer_variant> layer_variants() {
   return {{"dense", small_config(), false},
           {"moe", small_config(), true},
-          {"gemma", gemma_config(), false}};
+          {"gemma", gemma_config(), false},
+          {"qwen-moe", qwen_config(), true}};
 }
 
 decoder_layer_weights random_layer(const decoder_config& cfg, bool moe, std::uint64_t seed) {
@@ -79,7 +101,9 @@ decoder_layer_weights random_layer(const decoder_config& cfg, bool moe, std::uin
   w.wv = ref::random_tensor({cfg.attn.kv_dim(), d}, seed + 3, s);
   w.wo = ref::random_tensor({d, cfg.attn.q_dim()}, seed + 4, s);
   w.mlp_norm = ref::random_norm(d, seed + 5);
-  if (moe)
+  if (moe && cfg.qkv_bias)
+    w.ffn = random_qwen_moe(d, 24, 4, 2, seed + 100);
+  else if (moe)
     w.ffn = random_moe(d, 24, 4, 2, seed + 100);
   else
     w.ffn = random_mlp(d, 48, seed + 6);
@@ -90,6 +114,11 @@ decoder_layer_weights random_layer(const decoder_config& cfg, bool moe, std::uin
   if (cfg.sandwich_norm) {
     w.attn_out_norm = ref::random_norm(d, seed + 9);
     w.mlp_out_norm = ref::random_norm(d, seed + 10);
+  }
+  if (cfg.qkv_bias) {
+    w.bq = ref::random_tensor({cfg.attn.q_dim()}, seed + 11, 0.5);
+    w.bk = ref::random_tensor({cfg.attn.kv_dim()}, seed + 12, 0.5);
+    w.bv = ref::random_tensor({cfg.attn.kv_dim()}, seed + 13, 0.5);
   }
   return w;
 }
@@ -112,13 +141,22 @@ ref::vec moe_reference(const moe_weights& w, const ref::vec& x, std::int64_t row
                 1e-4)
           << "near tie in the routing of token " << t << ": choose another seed";
     }
-    const ref::vec p = ref::topk_weights(l, chosen);
+    const ref::vec p = ref::topk_weights(l, chosen, w.renormalise);
     const ref::vec xt(x.begin() + t * d, x.begin() + (t + 1) * d);
     for (std::size_t j = 0; j < chosen.size(); ++j) {
       const swiglu_weights& e = w.experts[static_cast<std::size_t>(chosen[j])];
       const ref::vec y = ref::swiglu(xt, 1, d, e.gate, e.up, e.down);
       for (std::int64_t c = 0; c < d; ++c)
         out[static_cast<std::size_t>(t * d + c)] += p[j] * y[static_cast<std::size_t>(c)];
+    }
+    if (w.shared.gate.numel() != 0) {
+      const ref::vec y = ref::swiglu(xt, 1, d, w.shared.gate, w.shared.up, w.shared.down);
+      const double g =
+          w.shared_gate.numel() == 0
+              ? 1.0
+              : 1.0 / (1.0 + std::exp(-ref::linear(xt, 1, d, w.shared_gate)[0]));
+      for (std::int64_t c = 0; c < d; ++c)
+        out[static_cast<std::size_t>(t * d + c)] += g * y[static_cast<std::size_t>(c)];
     }
   }
   return out;
@@ -135,7 +173,17 @@ ref::vec decoder_reference(const decoder_config& cfg, const decoder_layer_weight
   const ref::vec n1 = ref::rmsnorm(xd, t, d, w.attn_norm.values(), cfg.rms_eps);
   ref::vec q = ref::linear(n1, t, d, w.wq);
   ref::vec k = ref::linear(n1, t, d, w.wk);
-  const ref::vec v = ref::linear(n1, t, d, w.wv);
+  ref::vec v = ref::linear(n1, t, d, w.wv);
+  if (cfg.qkv_bias) {
+    for (std::int64_t i = 0; i < t; ++i) {
+      for (std::int64_t c = 0; c < a.q_dim(); ++c)
+        q[static_cast<std::size_t>(i * a.q_dim() + c)] += w.bq[c];
+      for (std::int64_t c = 0; c < a.kv_dim(); ++c) {
+        k[static_cast<std::size_t>(i * a.kv_dim() + c)] += w.bk[c];
+        v[static_cast<std::size_t>(i * a.kv_dim() + c)] += w.bv[c];
+      }
+    }
+  }
   if (cfg.qk_norm) {
     q = ref::rmsnorm(q, t * a.n_heads, a.head_dim, w.q_norm.values(), cfg.rms_eps);
     k = ref::rmsnorm(k, t * a.n_kv_heads, a.head_dim, w.k_norm.values(), cfg.rms_eps);
@@ -205,7 +253,7 @@ TEST(MoeRouter, SoftmaxTopKRenormalisedWithLowIndexTies) {
                                3.0f, 1.0f, 3.0f, 0.0f, 3.0f,   //
                                1.0f, 1.0f, 1.0f, 1.0f, 1.0f,   //
                                -2.0f, 0.5f, 4.0f, 0.5f, -1.0f});
-  auto r = be.router_topk(logits, 2);
+  auto r = be.router_topk(logits, 2, true);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->expert, (std::vector<std::int32_t>{1, 3, 0, 2, 0, 1, 2, 1}));
   for (std::int64_t t = 0; t < 4; ++t) {
@@ -228,34 +276,45 @@ TEST(MoeRouter, SoftmaxTopKRenormalisedWithLowIndexTies) {
               static_cast<std::int32_t>(s / 2));
   EXPECT_EQ(be.launches()[op::router_topk], 1u);
 
-  EXPECT_FALSE(be.router_topk(logits, 0).ok());
-  EXPECT_FALSE(be.router_topk(logits, 6).ok());
+  EXPECT_FALSE(be.router_topk(logits, 0, true).ok());
+  EXPECT_FALSE(be.router_topk(logits, 6, true).ok());
   tensor bad = logits;
   bad[7] = NAN;
-  EXPECT_FALSE(be.router_topk(bad, 2).ok());
+  EXPECT_FALSE(be.router_topk(bad, 2, true).ok());
 }
 
 TEST(MoeRouter, RandomLogitsMatchReference) {
   cpu_backend be;
+  for (const bool renormalise : {true, false})
   for (const auto& [tokens, experts, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{
                                                1, 1, 1},
-                                           {3, 8, 2}, {17, 16, 4}, {5, 3, 3}}) {
+                                           {3, 8, 2}, {17, 16, 4}, {5, 3, 3}, {9, 60, 4}}) {
+    SCOPED_TRACE(testing::Message() << (renormalise ? "renormalised " : "as they are ")
+                                    << experts << " experts, k " << k);
     const tensor logits = ref::random_tensor({tokens, experts}, 40 + tokens, 4.0);
-    auto r = be.router_topk(logits, k);
+    auto r = be.router_topk(logits, k, renormalise);
     ASSERT_TRUE(r.ok());
+    double total = 0.0;
     std::vector<std::int64_t> per_expert(static_cast<std::size_t>(experts), 0);
     for (std::int64_t t = 0; t < tokens; ++t) {
       const ref::vec l = ref::to_double({logits.data() + t * experts,
                                          static_cast<std::size_t>(experts)});
       const std::vector<int> chosen = ref::top_experts(l, k);
-      const ref::vec p = ref::topk_weights(l, chosen);
+      const ref::vec p = ref::topk_weights(l, chosen, renormalise);
       for (std::int64_t j = 0; j < k; ++j) {
         const auto s = static_cast<std::size_t>(t * k + j);
         EXPECT_EQ(r->expert[s], chosen[static_cast<std::size_t>(j)]);
         EXPECT_NEAR(r->weight[s], p[static_cast<std::size_t>(j)], 1e-6);
+        total += r->weight[s];
         ++per_expert[static_cast<std::size_t>(chosen[static_cast<std::size_t>(j)])];
       }
     }
+    // Renormalised, each token's weights sum to 1; as they are, to less
+    // where k < experts.
+    if (renormalise || k == experts)
+      EXPECT_NEAR(total, static_cast<double>(tokens), 1e-5);
+    else
+      EXPECT_LT(total, static_cast<double>(tokens) - 1e-3);
     for (std::int64_t e = 0; e < experts; ++e)
       EXPECT_EQ(r->expert_rows(e), per_expert[static_cast<std::size_t>(e)]);
   }
@@ -276,10 +335,79 @@ TEST(MoeLayer, MatchesReferenceWithOneGroupedGemmPerProjection) {
   }
 }
 
+// Qwen-MoE: weights not renormalised, and the shared expert behind its
+// sigmoid gate (or ungated) added to the routed experts' sum.
+TEST(MoeLayer, QwenSharedExpertAndUnrenormalisedWeightsMatchReference) {
+  for (const bool gated : {true, false}) {
+    cpu_backend be;
+    const std::int64_t d = 16;
+    moe_weights w = random_qwen_moe(d, 12, 6, 2, 700);
+    if (!gated)
+      w.shared_gate = tensor();
+    const tensor x = ref::random_tensor({9, d}, 701);
+    auto y = moe_layer(be, w, x);
+    ASSERT_TRUE(y.ok()) << y.status();
+    const ref::vec want = moe_reference(w, ref::to_double(x.values()), 9, d);
+    EXPECT_LE(ref::rel_err(y->values(), want), tol) << (gated ? "gated" : "ungated");
+    EXPECT_EQ(be.launches().to_string(),
+              gated ? "gemm=5 gemm_grouped=3 silu_mul=2 add_gated=1 router_topk=1 moe_gather=1 "
+                      "moe_combine=1"
+                    : "gemm=4 gemm_grouped=3 silu_mul=2 add=1 router_topk=1 moe_gather=1 "
+                      "moe_combine=1");
+    // Each part matters: renormalised, or without the shared expert, the
+    // output is another.
+    moe_weights other = w;
+    other.renormalise = true;
+    EXPECT_GT(ref::rel_err(moe_layer(be, other, x)->values(), want), 1e-3);
+    other = w;
+    other.shared = {};
+    other.shared_gate = tensor();
+    EXPECT_GT(ref::rel_err(moe_layer(be, other, x)->values(), want), 1e-3);
+  }
+  // Shapes: a gate without a shared expert, a shared expert of the wrong
+  // width, a gate of the wrong shape.
+  cpu_backend be;
+  const tensor x = ref::random_tensor({3, 16}, 702);
+  moe_weights w = random_qwen_moe(16, 12, 6, 2, 700);
+  moe_weights bad = w;
+  bad.shared = {};
+  EXPECT_NE(moe_layer(be, bad, x).status().message().find("shared_gate without a shared expert"),
+            std::string::npos);
+  bad = w;
+  bad.shared = random_mlp(15, 8, 1);
+  EXPECT_NE(moe_layer(be, bad, x).status().message().find("moe shared expert: mlp gate"),
+            std::string::npos);
+  bad = w;
+  bad.shared_gate = tensor({2, 16});
+  EXPECT_NE(moe_layer(be, bad, x).status().message().find("moe shared_gate is [2, 16]"),
+            std::string::npos);
+}
+
+TEST(AddGated, AddsTheSigmoidGatedRows) {
+  cpu_backend be;
+  tensor y = ref::random_tensor({5, 7}, 710);
+  const tensor x = ref::random_tensor({5, 7}, 711);
+  tensor gate = ref::random_tensor({5, 1}, 712, 4.0);
+  gate[2] = -100.0f; // sigmoid 0: row 2 unchanged
+  const tensor y0 = y;
+  ASSERT_TRUE(be.add_gated(y, x, gate).ok());
+  for (std::int64_t t = 0; t < 5; ++t) {
+    const double g = 1.0 / (1.0 + std::exp(-static_cast<double>(gate[t])));
+    for (std::int64_t c = 0; c < 7; ++c)
+      EXPECT_NEAR(y[t * 7 + c], y0[t * 7 + c] + g * x[t * 7 + c], 1e-6) << t << ", " << c;
+  }
+  for (std::int64_t c = 0; c < 7; ++c)
+    EXPECT_EQ(y[14 + c], y0[14 + c]);
+  const auto wrong = be.add_gated(y, x, tensor({5, 2}));
+  EXPECT_NE(wrong.message().find("gate is [5 x 2], expected [5, 1]"), std::string::npos) << wrong;
+  EXPECT_FALSE(be.add_gated(y, tensor({4, 7}), tensor({5, 1})).ok());
+  EXPECT_EQ(be.launches()[op::add_gated], 1u);
+}
+
 TEST(MoeLayer, GatherAndCombineInvertEachOther) {
   cpu_backend be;
   const tensor x = ref::random_tensor({7, 5}, 1);
-  auto r = be.router_topk(ref::random_tensor({7, 4}, 2), 3);
+  auto r = be.router_topk(ref::random_tensor({7, 4}, 2), 3, true);
   ASSERT_TRUE(r.ok());
   auto xs = be.moe_gather(x, *r);
   ASSERT_TRUE(xs.ok());
@@ -326,6 +454,33 @@ TEST(DecoderLayer, PrefillMatchesReferenceOnRaggedBatches) {
                       "add=2 router_topk=1 moe_gather=1 moe_combine=1"
                     : "gemm=7 rmsnorm=2 rope=1 attention_prefill=1 silu_mul=1 add=2");
     }
+}
+
+TEST(DecoderLayer, QwenMoeLayerMatchesReference) {
+  const decoder_config cfg = qwen_config();
+  const decoder_layer_weights w = random_layer(cfg, true, 260);
+  const auto off = offsets_of({1, 6, 0, 17});
+  const tensor x = ref::random_tensor({off.back(), cfg.hidden}, 261);
+  cpu_backend be;
+  auto y = decoder_layer_prefill(be, cfg, w, x, off);
+  ASSERT_TRUE(y.ok()) << y.status();
+  const ref::vec want = decoder_reference(cfg, w, x, off);
+  EXPECT_LE(ref::rel_err(y->values(), want), tol);
+  EXPECT_EQ(be.launches().to_string(),
+            "gemm=9 gemm_grouped=3 rmsnorm=2 rope=1 attention_prefill=1 silu_mul=2 add=2 "
+            "add_gated=1 router_topk=1 moe_gather=1 moe_combine=1");
+  // The biases are used, and required exactly when the config has them.
+  decoder_layer_weights no_bias = w;
+  no_bias.bv = tensor({cfg.attn.kv_dim()});
+  EXPECT_GT(ref::rel_err(decoder_layer_prefill(be, cfg, no_bias, x, off)->values(), want), 1e-3);
+  no_bias.bv = tensor();
+  EXPECT_NE(decoder_layer_prefill(be, cfg, no_bias, x, off).status().message().find("bv is"),
+            std::string::npos);
+  decoder_config plain = cfg;
+  plain.qkv_bias = false;
+  EXPECT_NE(decoder_layer_prefill(be, plain, w, x, off).status().message().find(
+                "but the layer has no qkv_bias"),
+            std::string::npos);
 }
 
 TEST(DecoderLayer, GemmaLayerMatchesReference) {

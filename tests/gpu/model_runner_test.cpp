@@ -36,18 +36,8 @@ model_weights synthetic(const char* name) {
   return std::move(*m);
 }
 
-TEST(ModelRunner, UnsupportedFamiliesAreRefusedByName) {
-  for (const char* name : {"qwen1.5-moe-a2.7b", "tiny-qwen-moe"}) {
-    auto p = find_model(name);
-    ASSERT_TRUE(p.ok());
-    auto c = decoder_config_of(*p);
-    ASSERT_FALSE(c.ok());
-    EXPECT_EQ(c.status().code(), absl::StatusCode::kUnimplemented);
-    EXPECT_NE(c.status().message().find(name), std::string::npos);
-    EXPECT_EQ(synthetic_layer(*p, 0).status().code(), absl::StatusCode::kUnimplemented);
-  }
-  for (const char* name : {"gemma-3-270m", "llama-3.2-1b", "mixtral-8x7b", "llama-moe-3.5b",
-                           "tiny", "tiny-moe", "tiny-gemma"}) {
+TEST(ModelRunner, EveryProfileHasItsLayersBuilt) {
+  for (const std::string& name : model_names()) {
     auto p = find_model(name);
     ASSERT_TRUE(p.ok());
     EXPECT_TRUE(decoder_config_of(*p).ok()) << name;
@@ -55,6 +45,24 @@ TEST(ModelRunner, UnsupportedFamiliesAreRefusedByName) {
               absl::StatusCode::kInvalidArgument)
         << name;
   }
+  // Qwen-MoE's layer: q/k/v biases, weights not renormalised, a gated
+  // shared expert; Mixtral's renormalises and has none.
+  auto qwen = find_model("tiny-qwen-moe");
+  ASSERT_TRUE(qwen.ok());
+  EXPECT_TRUE(decoder_config_of(*qwen)->qkv_bias);
+  auto layer = synthetic_layer(*qwen, 0);
+  ASSERT_TRUE(layer.ok()) << layer.status();
+  EXPECT_EQ(layer->bq.shape(), (tensor::shape_type{qwen->num_heads * qwen->head_dim}));
+  const auto& moe = std::get<moe_weights>(layer->ffn);
+  EXPECT_FALSE(moe.renormalise);
+  EXPECT_EQ(moe.shared.gate.shape(),
+            (tensor::shape_type{qwen->shared_expert_intermediate_size, qwen->hidden_size}));
+  EXPECT_EQ(moe.shared_gate.shape(), (tensor::shape_type{1, qwen->hidden_size}));
+  auto mixtral = synthetic_layer(*find_model("tiny-moe"), 0);
+  ASSERT_TRUE(mixtral.ok());
+  EXPECT_TRUE(std::get<moe_weights>(mixtral->ffn).renormalise);
+  EXPECT_EQ(std::get<moe_weights>(mixtral->ffn).shared.gate.numel(), 0);
+  EXPECT_EQ(mixtral->bq.numel(), 0);
 }
 
 TEST(ModelRunner, GemmaLayersSlideAndRotateAsTheProfileSays) {
@@ -92,7 +100,7 @@ TEST(ModelRunner, LayersUseTheProfilesRopeScaling) {
 }
 
 TEST(ModelRunner, SyntheticLayerIsTheModelsLayer) {
-  for (const char* name : {"tiny", "tiny-moe", "tiny-gemma"}) {
+  for (const char* name : {"tiny", "tiny-moe", "tiny-gemma", "tiny-qwen-moe"}) {
     auto p = find_model(name);
     ASSERT_TRUE(p.ok());
     auto m = synthetic_model(*p, 3);
@@ -229,6 +237,135 @@ TEST(ModelRunner, GemmaForwardPassMatchesTheReferenceModel) {
   check(*other, 1e-3, false);
 }
 
+// Qwen1.5-MoE in double for one sequence, written from the reference model
+// (Hugging Face Qwen2MoeForCausalLM) over the checkpoint's tensors by name,
+// independent of the layer builder: q/k/v projections with biases; the
+// router's softmax over all experts, whose top-k probabilities weight the
+// experts as they are (norm_topk_prob false); and a shared expert scaled by
+// sigmoid(x shared_expert_gate^T). Fails the test on a near tie in the
+// routing, where fp32 could choose otherwise.
+ref::vec qwen_moe_reference(const model_profile& p, std::uint64_t seed,
+                            std::span<const std::int32_t> tokens) {
+  const auto t = static_cast<std::int64_t>(tokens.size());
+  const std::int64_t d = p.hidden_size;
+  const std::int64_t hd = p.head_dim;
+  const std::int64_t n_exp = p.num_experts;
+  auto find = [](const std::vector<weight_tensor>& ts, const std::string& name) {
+    for (const auto& w : ts)
+      if (w.name == name)
+        return tensor(w.shape, w.data);
+    ADD_FAILURE() << "no tensor " << name;
+    return tensor();
+  };
+  auto add_bias = [](ref::vec& y, std::int64_t rows, const tensor& b) {
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < b.numel(); ++c)
+        y[static_cast<std::size_t>(r * b.numel() + c)] += b[c];
+  };
+  const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
+  const tensor embedding = find(globals, "model.embed_tokens.weight");
+  ref::vec x(static_cast<std::size_t>(t * d));
+  for (std::int64_t i = 0; i < t; ++i)
+    for (std::int64_t c = 0; c < d; ++c)
+      x[static_cast<std::size_t>(i * d + c)] = embedding[tokens[static_cast<std::size_t>(i)] * d + c];
+  std::vector<std::int64_t> pos(static_cast<std::size_t>(t));
+  std::iota(pos.begin(), pos.end(), 0);
+  const std::vector<std::int64_t> one = {0, t};
+  for (int l = 0; l < p.num_layers; ++l) {
+    auto ts = synthesize_layer(p, l, seed);
+    EXPECT_TRUE(ts.ok());
+    const auto w = [&](const std::string& name) {
+      return find(*ts, "model.layers." + std::to_string(l) + "." + name);
+    };
+    const ref::vec n1 = ref::rmsnorm(x, t, d, w("input_layernorm.weight").values(), p.rms_eps);
+    ref::vec q = ref::linear(n1, t, d, w("self_attn.q_proj.weight"));
+    ref::vec k = ref::linear(n1, t, d, w("self_attn.k_proj.weight"));
+    ref::vec v = ref::linear(n1, t, d, w("self_attn.v_proj.weight"));
+    add_bias(q, t, w("self_attn.q_proj.bias"));
+    add_bias(k, t, w("self_attn.k_proj.bias"));
+    add_bias(v, t, w("self_attn.v_proj.bias"));
+    ref::rope(q, t, p.num_heads, hd, pos, p.rope_theta);
+    ref::rope(k, t, p.num_kv_heads, hd, pos, p.rope_theta);
+    const ref::vec att = ref::attention_prefill(q, k, v, one, p.num_heads, p.num_kv_heads, hd,
+                                                1.0 / std::sqrt(static_cast<double>(hd)));
+    const ref::vec o = ref::linear(att, t, p.num_heads * hd, w("self_attn.o_proj.weight"));
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] += o[i];
+    const ref::vec n2 =
+        ref::rmsnorm(x, t, d, w("post_attention_layernorm.weight").values(), p.rms_eps);
+    const ref::vec logits = ref::linear(n2, t, d, w("mlp.gate.weight"));
+    const ref::vec gate = ref::linear(n2, t, d, w("mlp.shared_expert_gate.weight"));
+    for (std::int64_t i = 0; i < t; ++i) {
+      const std::span<const double> li(logits.data() + i * n_exp, static_cast<std::size_t>(n_exp));
+      const std::vector<int> more = ref::top_experts(li, p.experts_per_token + 1);
+      EXPECT_GT(li[static_cast<std::size_t>(more[more.size() - 2])] -
+                    li[static_cast<std::size_t>(more.back())],
+                1e-4)
+          << "near tie in the routing of layer " << l << ", token " << i;
+      const std::vector<int> chosen = ref::top_experts(li, p.experts_per_token);
+      const ref::vec pr = ref::topk_weights(li, chosen, p.norm_topk_prob);
+      const ref::vec xi(n2.begin() + i * d, n2.begin() + (i + 1) * d);
+      auto mlp = [&](const std::string& at) {
+        return ref::swiglu(xi, 1, d, w(at + "gate_proj.weight"), w(at + "up_proj.weight"),
+                           w(at + "down_proj.weight"));
+      };
+      const ref::vec shared = mlp("mlp.shared_expert.");
+      const double g = 1.0 / (1.0 + std::exp(-gate[static_cast<std::size_t>(i)]));
+      for (std::int64_t c = 0; c < d; ++c)
+        x[static_cast<std::size_t>(i * d + c)] += g * shared[static_cast<std::size_t>(c)];
+      for (std::size_t j = 0; j < chosen.size(); ++j) {
+        const ref::vec y = mlp("mlp.experts." + std::to_string(chosen[j]) + ".");
+        for (std::int64_t c = 0; c < d; ++c)
+          x[static_cast<std::size_t>(i * d + c)] += pr[j] * y[static_cast<std::size_t>(c)];
+      }
+    }
+  }
+  const ref::vec n = ref::rmsnorm(x, t, d, find(globals, "model.norm.weight").values(), p.rms_eps);
+  return ref::linear(n, t, d, find(globals, "lm_head.weight"));
+}
+
+TEST(ModelRunner, QwenMoeForwardPassMatchesTheReferenceModel) {
+  auto p = find_model("tiny-qwen-moe");
+  ASSERT_TRUE(p.ok());
+  ASSERT_FALSE(p->norm_topk_prob);
+  auto m = synthetic_model(*p, 5);
+  ASSERT_TRUE(m.ok()) << m.status();
+  std::vector<std::int32_t> tokens;
+  for (int i = 0; i < 21; ++i)
+    tokens.push_back(static_cast<std::int32_t>((i * 37 + 11) % p->vocab_size));
+  const std::vector<std::int64_t> off = {0, 13, 21};
+  cpu_backend b;
+  auto logits = forward_logits(b, *m, tokens, off);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  const std::int64_t vocab = p->vocab_size;
+  std::vector<ref::vec> want;
+  for (std::size_t s = 0; s + 1 < off.size(); ++s)
+    want.push_back(qwen_moe_reference(
+        *p, 5, std::span<const std::int32_t>(tokens).subspan(
+                   static_cast<std::size_t>(off[s]), static_cast<std::size_t>(off[s + 1] - off[s]))));
+  auto error = [&](const tensor& got, std::size_t s) {
+    return ref::rel_err({got.data() + off[s] * vocab,
+                         static_cast<std::size_t>((off[s + 1] - off[s]) * vocab)},
+                        want[s]);
+  };
+  for (std::size_t s = 0; s < want.size(); ++s)
+    EXPECT_LE(error(*logits, s), 1e-5) << "sequence " << s;
+  // Each of Qwen's differences matters: renormalised routing weights, or no
+  // q bias, give other logits.
+  model_weights renormalised = *m;
+  for (auto& l : renormalised.layers)
+    std::get<moe_weights>(l.ffn).renormalise = true;
+  auto other = forward_logits(b, renormalised, tokens, off);
+  ASSERT_TRUE(other.ok());
+  EXPECT_GT(error(*other, 0), 1e-3);
+  model_weights no_bias = *m;
+  for (auto& x : no_bias.layers[0].bq.values())
+    x = 0.0f;
+  other = forward_logits(b, no_bias, tokens, off);
+  ASSERT_TRUE(other.ok());
+  EXPECT_GT(error(*other, 0), 1e-3);
+}
+
 TEST(ModelRunner, ForwardPassIsBitwiseRepeatable) {
   const auto m = synthetic("tiny");
   const auto in = two_sequences(m.profile.vocab_size);
@@ -279,7 +416,7 @@ TEST(ModelRunner, CompressionQualityOrdersTheCodecs) {
 }
 
 TEST(ModelRunner, WeightsFromSafetensorsGiveTheSameLogits) {
-  for (const char* name : {"tiny-moe", "tiny-gemma"}) {
+  for (const char* name : {"tiny-moe", "tiny-gemma", "tiny-qwen-moe"}) {
   SCOPED_TRACE(name);
   auto p = find_model(name);
   ASSERT_TRUE(p.ok());

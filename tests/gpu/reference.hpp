@@ -243,8 +243,10 @@ inline std::vector<int> top_experts(std::span<const double> logits, std::int64_t
   return idx;
 }
 
-/// Full softmax, then the top-k probabilities renormalised.
-inline vec topk_weights(std::span<const double> logits, const std::vector<int>& chosen) {
+/// Full softmax, then the top-k probabilities, renormalised to sum to 1 with
+/// `renormalise`.
+inline vec topk_weights(std::span<const double> logits, const std::vector<int>& chosen,
+                        bool renormalise = true) {
   const double mx = *std::max_element(logits.begin(), logits.end());
   double z = 0.0;
   for (double l : logits)
@@ -255,8 +257,9 @@ inline vec topk_weights(std::span<const double> logits, const std::vector<int>& 
     p.push_back(std::exp(logits[static_cast<std::size_t>(e)] - mx) / z);
     sel += p.back();
   }
-  for (double& w : p)
-    w /= sel;
+  if (renormalise)
+    for (double& w : p)
+      w /= sel;
   return p;
 }
 
