@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <vector>
 
@@ -118,6 +119,59 @@ TEST(ModelRunner, SyntheticLayerIsTheModelsLayer) {
   }
 }
 
+// The tensor `name` of a checkpoint's tensors (a test failure when missing).
+tensor named(const std::vector<weight_tensor>& ts, const std::string& name) {
+  for (const auto& w : ts)
+    if (w.name == name)
+      return tensor(w.shape, w.data);
+  ADD_FAILURE() << "no tensor " << name;
+  return tensor();
+}
+
+// Token ids of a batch and their sequences' offsets.
+struct token_batch {
+  std::vector<std::int32_t> tokens;
+  std::vector<std::int64_t> offsets;
+
+  token_batch(std::vector<std::int64_t> lengths, std::int64_t vocab) : offsets{0} {
+    for (std::int64_t n : lengths) {
+      for (std::int64_t i = 0; i < n; ++i)
+        tokens.push_back(static_cast<std::int32_t>((static_cast<std::int64_t>(tokens.size()) *
+                                                        53 + 7) % vocab));
+      offsets.push_back(offsets.back() + n);
+    }
+  }
+  std::span<const std::int32_t> sequence(std::size_t s) const {
+    return std::span<const std::int32_t>(tokens).subspan(
+        static_cast<std::size_t>(offsets[s]), static_cast<std::size_t>(offsets[s + 1] - offsets[s]));
+  }
+  // Relative error of sequence s's rows of logits `[tokens, vocab]` against
+  // `want`.
+  double error(const tensor& logits, std::size_t s, const ref::vec& want) const {
+    const std::int64_t vocab = logits.dim(1);
+    return ref::rel_err({logits.data() + offsets[s] * vocab,
+                         static_cast<std::size_t>((offsets[s + 1] - offsets[s]) * vocab)},
+                        want);
+  }
+};
+
+// The logits of `reference` for each sequence of `in`, after checking that
+// the model's forward pass on the cpu backend gives them to 1e-5.
+std::vector<ref::vec> expect_forward_matches(
+    const model_weights& m, const token_batch& in,
+    const std::function<ref::vec(std::span<const std::int32_t>)>& reference) {
+  std::vector<ref::vec> want;
+  for (std::size_t s = 0; s + 1 < in.offsets.size(); ++s)
+    want.push_back(reference(in.sequence(s)));
+  cpu_backend b;
+  auto logits = forward_logits(b, m, in.tokens, in.offsets);
+  EXPECT_TRUE(logits.ok()) << logits.status();
+  for (std::size_t s = 0; logits.ok() && s < want.size(); ++s) {
+    EXPECT_LE(in.error(*logits, s, want[s]), 1e-5) << m.profile.name << ", sequence " << s;
+  }
+  return want;
+}
+
 // Gemma 3 in double for one sequence, written from the reference model
 // (Hugging Face Gemma3ForCausalLM) over the checkpoint's tensors by name,
 // independent of the layer builder: norms multiply by (1 + w), embeddings
@@ -131,13 +185,6 @@ ref::vec gemma_reference(const model_profile& p, std::uint64_t seed,
   const auto t = static_cast<std::int64_t>(tokens.size());
   const std::int64_t d = p.hidden_size;
   const std::int64_t hd = p.head_dim;
-  auto find = [](const std::vector<weight_tensor>& ts, const std::string& name) {
-    for (const auto& w : ts)
-      if (w.name == name)
-        return tensor(w.shape, w.data);
-    ADD_FAILURE() << "no tensor " << name;
-    return tensor();
-  };
   auto rms = [&](const ref::vec& x, std::int64_t rows, std::int64_t cols, const tensor& w) {
     ref::vec y(x.size());
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -152,7 +199,7 @@ ref::vec gemma_reference(const model_profile& p, std::uint64_t seed,
     return y;
   };
   const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
-  const tensor embedding = find(globals, "model.embed_tokens.weight");
+  const tensor embedding = named(globals, "model.embed_tokens.weight");
   ref::vec x(static_cast<std::size_t>(t * d));
   for (std::int64_t i = 0; i < t; ++i)
     for (std::int64_t c = 0; c < d; ++c)
@@ -165,7 +212,7 @@ ref::vec gemma_reference(const model_profile& p, std::uint64_t seed,
     auto ts = synthesize_layer(p, l, seed);
     EXPECT_TRUE(ts.ok());
     const auto w = [&](const char* name) {
-      return find(*ts, "model.layers." + std::to_string(l) + "." + name);
+      return named(*ts, "model.layers." + std::to_string(l) + "." + name);
     };
     const bool local = (l + 1) % p.sliding_window_pattern != 0;
     const ref::vec n1 = rms(x, t, d, w("input_layernorm.weight"));
@@ -195,7 +242,7 @@ ref::vec gemma_reference(const model_profile& p, std::uint64_t seed,
     for (std::size_t i = 0; i < x.size(); ++i)
       x[i] += f[i];
   }
-  return ref::linear(rms(x, t, d, find(globals, "model.norm.weight")), t, d, embedding);
+  return ref::linear(rms(x, t, d, named(globals, "model.norm.weight")), t, d, embedding);
 }
 
 TEST(ModelRunner, GemmaForwardPassMatchesTheReferenceModel) {
@@ -205,36 +252,17 @@ TEST(ModelRunner, GemmaForwardPassMatchesTheReferenceModel) {
   auto m = synthetic_model(*p, 5);
   ASSERT_TRUE(m.ok()) << m.status();
   // Two sequences, the first longer than the window.
-  std::vector<std::int32_t> tokens;
-  for (int i = 0; i < 27; ++i)
-    tokens.push_back(static_cast<std::int32_t>((i * 53 + 7) % p->vocab_size));
-  const std::vector<std::int64_t> off = {0, 20, 27};
+  const token_batch in({20, 7}, p->vocab_size);
+  const std::vector<ref::vec> want = expect_forward_matches(
+      *m, in, [&](std::span<const std::int32_t> seq) { return gemma_reference(*p, 5, seq); });
   cpu_backend b;
-  auto logits = forward_logits(b, *m, tokens, off);
-  ASSERT_TRUE(logits.ok()) << logits.status();
-  const std::int64_t vocab = p->vocab_size;
-  auto check = [&](const tensor& got, double bound, bool within) {
-    for (std::size_t s = 0; s + 1 < off.size(); ++s) {
-      const std::span<const std::int32_t> seq(tokens.data() + off[s],
-                                              static_cast<std::size_t>(off[s + 1] - off[s]));
-      const ref::vec want = gemma_reference(*p, 5, seq);
-      const double e = ref::rel_err(
-          {got.data() + off[s] * vocab, static_cast<std::size_t>((off[s + 1] - off[s]) * vocab)},
-          want);
-      if (within) {
-        EXPECT_LE(e, bound) << "sequence " << s;
-      } else if (s == 0) { // the sequence longer than the window
-        EXPECT_GT(e, bound) << "sequence " << s;
-      }
-    }
-  };
-  check(*logits, 1e-5, true);
-  // The window is what makes layer 0 differ: without it the logits are others.
+  // The window is what makes layer 0 differ: without it the logits of the
+  // sequence longer than the window are others.
   model_weights no_window = *m;
   no_window.layer_configs[0].attn.window = 0;
-  auto other = forward_logits(b, no_window, tokens, off);
+  auto other = forward_logits(b, no_window, in.tokens, in.offsets);
   ASSERT_TRUE(other.ok());
-  check(*other, 1e-3, false);
+  EXPECT_GT(in.error(*other, 0, want[0]), 1e-3);
 }
 
 // Qwen1.5-MoE in double for one sequence, written from the reference model
@@ -250,20 +278,13 @@ ref::vec qwen_moe_reference(const model_profile& p, std::uint64_t seed,
   const std::int64_t d = p.hidden_size;
   const std::int64_t hd = p.head_dim;
   const std::int64_t n_exp = p.num_experts;
-  auto find = [](const std::vector<weight_tensor>& ts, const std::string& name) {
-    for (const auto& w : ts)
-      if (w.name == name)
-        return tensor(w.shape, w.data);
-    ADD_FAILURE() << "no tensor " << name;
-    return tensor();
-  };
   auto add_bias = [](ref::vec& y, std::int64_t rows, const tensor& b) {
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c = 0; c < b.numel(); ++c)
         y[static_cast<std::size_t>(r * b.numel() + c)] += b[c];
   };
   const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
-  const tensor embedding = find(globals, "model.embed_tokens.weight");
+  const tensor embedding = named(globals, "model.embed_tokens.weight");
   ref::vec x(static_cast<std::size_t>(t * d));
   for (std::int64_t i = 0; i < t; ++i)
     for (std::int64_t c = 0; c < d; ++c)
@@ -275,7 +296,7 @@ ref::vec qwen_moe_reference(const model_profile& p, std::uint64_t seed,
     auto ts = synthesize_layer(p, l, seed);
     EXPECT_TRUE(ts.ok());
     const auto w = [&](const std::string& name) {
-      return find(*ts, "model.layers." + std::to_string(l) + "." + name);
+      return named(*ts, "model.layers." + std::to_string(l) + "." + name);
     };
     const ref::vec n1 = ref::rmsnorm(x, t, d, w("input_layernorm.weight").values(), p.rms_eps);
     ref::vec q = ref::linear(n1, t, d, w("self_attn.q_proj.weight"));
@@ -320,8 +341,8 @@ ref::vec qwen_moe_reference(const model_profile& p, std::uint64_t seed,
       }
     }
   }
-  const ref::vec n = ref::rmsnorm(x, t, d, find(globals, "model.norm.weight").values(), p.rms_eps);
-  return ref::linear(n, t, d, find(globals, "lm_head.weight"));
+  const ref::vec n = ref::rmsnorm(x, t, d, named(globals, "model.norm.weight").values(), p.rms_eps);
+  return ref::linear(n, t, d, named(globals, "lm_head.weight"));
 }
 
 TEST(ModelRunner, QwenMoeForwardPassMatchesTheReferenceModel) {
@@ -330,40 +351,24 @@ TEST(ModelRunner, QwenMoeForwardPassMatchesTheReferenceModel) {
   ASSERT_FALSE(p->norm_topk_prob);
   auto m = synthetic_model(*p, 5);
   ASSERT_TRUE(m.ok()) << m.status();
-  std::vector<std::int32_t> tokens;
-  for (int i = 0; i < 21; ++i)
-    tokens.push_back(static_cast<std::int32_t>((i * 37 + 11) % p->vocab_size));
-  const std::vector<std::int64_t> off = {0, 13, 21};
+  const token_batch in({13, 8}, p->vocab_size);
+  const std::vector<ref::vec> want = expect_forward_matches(
+      *m, in, [&](std::span<const std::int32_t> seq) { return qwen_moe_reference(*p, 5, seq); });
   cpu_backend b;
-  auto logits = forward_logits(b, *m, tokens, off);
-  ASSERT_TRUE(logits.ok()) << logits.status();
-  const std::int64_t vocab = p->vocab_size;
-  std::vector<ref::vec> want;
-  for (std::size_t s = 0; s + 1 < off.size(); ++s)
-    want.push_back(qwen_moe_reference(
-        *p, 5, std::span<const std::int32_t>(tokens).subspan(
-                   static_cast<std::size_t>(off[s]), static_cast<std::size_t>(off[s + 1] - off[s]))));
-  auto error = [&](const tensor& got, std::size_t s) {
-    return ref::rel_err({got.data() + off[s] * vocab,
-                         static_cast<std::size_t>((off[s + 1] - off[s]) * vocab)},
-                        want[s]);
-  };
-  for (std::size_t s = 0; s < want.size(); ++s)
-    EXPECT_LE(error(*logits, s), 1e-5) << "sequence " << s;
   // Each of Qwen's differences matters: renormalised routing weights, or no
   // q bias, give other logits.
   model_weights renormalised = *m;
   for (auto& l : renormalised.layers)
     std::get<moe_weights>(l.ffn).renormalise = true;
-  auto other = forward_logits(b, renormalised, tokens, off);
+  auto other = forward_logits(b, renormalised, in.tokens, in.offsets);
   ASSERT_TRUE(other.ok());
-  EXPECT_GT(error(*other, 0), 1e-3);
+  EXPECT_GT(in.error(*other, 0, want[0]), 1e-3);
   model_weights no_bias = *m;
   for (auto& x : no_bias.layers[0].bq.values())
     x = 0.0f;
-  other = forward_logits(b, no_bias, tokens, off);
+  other = forward_logits(b, no_bias, in.tokens, in.offsets);
   ASSERT_TRUE(other.ok());
-  EXPECT_GT(error(*other, 0), 1e-3);
+  EXPECT_GT(in.error(*other, 0, want[0]), 1e-3);
 }
 
 TEST(ModelRunner, ForwardPassIsBitwiseRepeatable) {
