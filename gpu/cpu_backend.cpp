@@ -351,10 +351,12 @@ absl::StatusOr<moe_routing> cpu_backend::router_topk(const_matrix_view logits, s
     // chosen logits; order[0] holds the maximum.
     const float mx = l[order[0]];
     double sum = 0.0;
-    for (std::int64_t j = 0; j < (renormalise ? k : n_exp); ++j)
-      sum += std::exp(static_cast<double>(renormalise ? l[order[static_cast<std::size_t>(j)]]
-                                                      : l[j]) -
-                      mx);
+    if (renormalise)
+      for (std::int64_t j = 0; j < k; ++j)
+        sum += std::exp(static_cast<double>(l[order[static_cast<std::size_t>(j)]]) - mx);
+    else
+      for (std::int64_t e = 0; e < n_exp; ++e)
+        sum += std::exp(static_cast<double>(l[e]) - mx);
     for (std::int64_t j = 0; j < k; ++j) {
       const std::int32_t e = order[static_cast<std::size_t>(j)];
       const auto slot = static_cast<std::size_t>(t * k + j);

@@ -34,8 +34,8 @@ absl::Status check_attention_config(std::string_view kernel, const attention_con
 absl::Status check_offsets(std::string_view kernel, std::span<const std::int64_t> offsets,
                            std::int64_t rows, std::string_view what) {
   if (offsets.empty() || offsets.front() != 0 || offsets.back() != rows)
-    return invalid(kernel, std::string(what), " must start at 0 and end at the ", rows, " token rows; got [",
-                   absl::StrJoin(offsets, ", "), "]");
+    return invalid(kernel, std::string(what), " must start at 0 and end at the ", rows,
+                   " token rows; got [", absl::StrJoin(offsets, ", "), "]");
   for (std::size_t i = 1; i < offsets.size(); ++i)
     if (offsets[i] < offsets[i - 1])
       return invalid(kernel, std::string(what), " decrease at index ", i, ": [",

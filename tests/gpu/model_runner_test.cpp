@@ -142,8 +142,9 @@ struct token_batch {
     }
   }
   std::span<const std::int32_t> sequence(std::size_t s) const {
+    const auto first = static_cast<std::size_t>(offsets[s]);
     return std::span<const std::int32_t>(tokens).subspan(
-        static_cast<std::size_t>(offsets[s]), static_cast<std::size_t>(offsets[s + 1] - offsets[s]));
+        first, static_cast<std::size_t>(offsets[s + 1]) - first);
   }
   // Relative error of sequence s's rows of logits `[tokens, vocab]` against
   // `want`.
@@ -288,7 +289,8 @@ ref::vec qwen_moe_reference(const model_profile& p, std::uint64_t seed,
   ref::vec x(static_cast<std::size_t>(t * d));
   for (std::int64_t i = 0; i < t; ++i)
     for (std::int64_t c = 0; c < d; ++c)
-      x[static_cast<std::size_t>(i * d + c)] = embedding[tokens[static_cast<std::size_t>(i)] * d + c];
+      x[static_cast<std::size_t>(i * d + c)] =
+          embedding[tokens[static_cast<std::size_t>(i)] * d + c];
   std::vector<std::int64_t> pos(static_cast<std::size_t>(t));
   std::iota(pos.begin(), pos.end(), 0);
   const std::vector<std::int64_t> one = {0, t};
