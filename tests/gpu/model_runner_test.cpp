@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -128,6 +129,17 @@ tensor named(const std::vector<weight_tensor>& ts, const std::string& name) {
   return tensor();
 }
 
+// The rows of `embedding` `[vocab, D]` for `tokens`, times `scale`, in double.
+ref::vec embed(const tensor& embedding, std::span<const std::int32_t> tokens, double scale) {
+  const std::int64_t d = embedding.dim(1);
+  ref::vec x;
+  x.reserve(tokens.size() * static_cast<std::size_t>(d));
+  for (const std::int32_t id : tokens)
+    for (std::int64_t c = 0; c < d; ++c)
+      x.push_back(embedding[id * d + c] * scale);
+  return x;
+}
+
 // Token ids of a batch and their sequences' offsets.
 struct token_batch {
   std::vector<std::int32_t> tokens;
@@ -153,6 +165,17 @@ struct token_batch {
     return ref::rel_err({logits.data() + offsets[s] * vocab,
                          static_cast<std::size_t>((offsets[s + 1] - offsets[s]) * vocab)},
                         want);
+  }
+  // The same for the logits of a forward pass of `m` on the cpu backend
+  // (NaN, and a test failure, when the pass fails).
+  double forward_error(const model_weights& m, std::size_t s, const ref::vec& want) const {
+    cpu_backend b;
+    auto logits = forward_logits(b, m, tokens, offsets);
+    if (!logits.ok()) {
+      ADD_FAILURE() << logits.status();
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+    return error(*logits, s, want);
   }
 };
 
@@ -201,11 +224,7 @@ ref::vec gemma_reference(const model_profile& p, std::uint64_t seed,
   };
   const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
   const tensor embedding = named(globals, "model.embed_tokens.weight");
-  ref::vec x(static_cast<std::size_t>(t * d));
-  for (std::int64_t i = 0; i < t; ++i)
-    for (std::int64_t c = 0; c < d; ++c)
-      x[static_cast<std::size_t>(i * d + c)] =
-          embedding[tokens[static_cast<std::size_t>(i)] * d + c] * std::sqrt(double(d));
+  ref::vec x = embed(embedding, tokens, std::sqrt(static_cast<double>(d)));
   std::vector<std::int64_t> pos(static_cast<std::size_t>(t));
   std::iota(pos.begin(), pos.end(), 0);
   const std::vector<std::int64_t> one = {0, t};
@@ -256,14 +275,11 @@ TEST(ModelRunner, GemmaForwardPassMatchesTheReferenceModel) {
   const token_batch in({20, 7}, p->vocab_size);
   const std::vector<ref::vec> want = expect_forward_matches(
       *m, in, [&](std::span<const std::int32_t> seq) { return gemma_reference(*p, 5, seq); });
-  cpu_backend b;
   // The window is what makes layer 0 differ: without it the logits of the
   // sequence longer than the window are others.
   model_weights no_window = *m;
   no_window.layer_configs[0].attn.window = 0;
-  auto other = forward_logits(b, no_window, in.tokens, in.offsets);
-  ASSERT_TRUE(other.ok());
-  EXPECT_GT(in.error(*other, 0, want[0]), 1e-3);
+  EXPECT_GT(in.forward_error(no_window, 0, want[0]), 1e-3);
 }
 
 // Qwen1.5-MoE in double for one sequence, written from the reference model
@@ -286,11 +302,7 @@ ref::vec qwen_moe_reference(const model_profile& p, std::uint64_t seed,
   };
   const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
   const tensor embedding = named(globals, "model.embed_tokens.weight");
-  ref::vec x(static_cast<std::size_t>(t * d));
-  for (std::int64_t i = 0; i < t; ++i)
-    for (std::int64_t c = 0; c < d; ++c)
-      x[static_cast<std::size_t>(i * d + c)] =
-          embedding[tokens[static_cast<std::size_t>(i)] * d + c];
+  ref::vec x = embed(embedding, tokens, 1.0);
   std::vector<std::int64_t> pos(static_cast<std::size_t>(t));
   std::iota(pos.begin(), pos.end(), 0);
   const std::vector<std::int64_t> one = {0, t};
@@ -356,21 +368,16 @@ TEST(ModelRunner, QwenMoeForwardPassMatchesTheReferenceModel) {
   const token_batch in({13, 8}, p->vocab_size);
   const std::vector<ref::vec> want = expect_forward_matches(
       *m, in, [&](std::span<const std::int32_t> seq) { return qwen_moe_reference(*p, 5, seq); });
-  cpu_backend b;
   // Each of Qwen's differences matters: renormalised routing weights, or no
   // q bias, give other logits.
   model_weights renormalised = *m;
   for (auto& l : renormalised.layers)
     std::get<moe_weights>(l.ffn).renormalise = true;
-  auto other = forward_logits(b, renormalised, in.tokens, in.offsets);
-  ASSERT_TRUE(other.ok());
-  EXPECT_GT(in.error(*other, 0, want[0]), 1e-3);
+  EXPECT_GT(in.forward_error(renormalised, 0, want[0]), 1e-3);
   model_weights no_bias = *m;
   for (auto& x : no_bias.layers[0].bq.values())
     x = 0.0f;
-  other = forward_logits(b, no_bias, in.tokens, in.offsets);
-  ASSERT_TRUE(other.ok());
-  EXPECT_GT(in.error(*other, 0, want[0]), 1e-3);
+  EXPECT_GT(in.forward_error(no_bias, 0, want[0]), 1e-3);
 }
 
 TEST(ModelRunner, ForwardPassIsBitwiseRepeatable) {
