@@ -118,7 +118,8 @@ absl::StatusOr<model_weights> build(const model_profile& p, int layers, LayerSou
   SATEMU_GPU_ASSIGN_OR_RETURN(g, global_tensors());
   m.embedding = take(g, "model.embed_tokens.weight");
   m.final_norm = norm_weight(p, take(g, "model.norm.weight"));
-  m.lm_head = p.tie_word_embeddings ? m.embedding : take(g, "lm_head.weight");
+  if (!p.tie_word_embeddings)
+    m.untied_lm_head = take(g, "lm_head.weight");
   return m;
 }
 
@@ -209,7 +210,7 @@ absl::StatusOr<tensor> forward_logits(backend& b, const model_weights& m,
       SATEMU_GPU_RETURN_IF_ERROR(hook(static_cast<int>(l), x));
   }
   SATEMU_GPU_ASSIGN_OR_RETURN(x, b.rmsnorm(x, m.final_norm.matrix(), m.config.rms_eps));
-  return linear(b, x, m.lm_head);
+  return linear(b, x, m.lm_head());
 }
 
 absl::StatusOr<compression> parse_compression(std::string_view text) {

@@ -82,8 +82,8 @@ TEST(Batcher, OneLaunchSetPerWeightSet) {
   for (int i = 0; i < 4; ++i)
     t.push_back(batch.submit_layer(m.config, m.layers[static_cast<std::size_t>(i % 2)],
                                    ref::random_tensor({3 + i, d}, 200 + i, 1.0)));
-  const auto head = batch.submit_linear(m.lm_head, ref::random_tensor({4, d}, 300, 1.0));
-  const auto head2 = batch.submit_linear(m.lm_head, ref::random_tensor({2, d}, 301, 1.0));
+  const auto head = batch.submit_linear(m.lm_head(), ref::random_tensor({4, d}, 300, 1.0));
+  const auto head2 = batch.submit_linear(m.lm_head(), ref::random_tensor({2, d}, 301, 1.0));
   ASSERT_TRUE(batch.flush().ok());
   EXPECT_EQ(batch.groups_last_flush(), 3u);
   EXPECT_EQ(b.launches()[op::attention_prefill], 2u);
@@ -125,8 +125,9 @@ TEST(Batcher, MismatchedWidthsFailTheGroupOnly) {
   const auto m = tiny();
   cpu_backend b;
   batcher batch(b);
-  const auto bad1 = batch.submit_linear(m.lm_head, ref::random_tensor({2, m.config.hidden}, 1, 1.0));
-  const auto bad2 = batch.submit_linear(m.lm_head, ref::random_tensor({2, m.config.hidden + 1}, 2, 1.0));
+  const auto& head = m.lm_head();
+  const auto bad1 = batch.submit_linear(head, ref::random_tensor({2, m.config.hidden}, 1, 1.0));
+  const auto bad2 = batch.submit_linear(head, ref::random_tensor({2, m.config.hidden + 1}, 2, 1.0));
   const auto good = batch.submit_layer(m.config, m.layers[0], ref::random_tensor({2, m.config.hidden}, 3, 1.0));
   EXPECT_FALSE(batch.flush().ok());
   EXPECT_FALSE(batch.take(bad1).ok());
@@ -145,7 +146,7 @@ TEST(Batcher, KeepsEachGroupsWeightsResidentAndRunsLayersAsOneCall) {
   const auto t0 = batch.submit_layer(m.config, m.layers[0], ref::random_tensor({4, d}, 1));
   batch.submit_layer(m.config, m.layers[0], ref::random_tensor({2, d}, 2));
   batch.submit_layer(moe.config, moe.layers[1], ref::random_tensor({3, moe.config.hidden}, 3));
-  batch.submit_linear(m.lm_head, ref::random_tensor({2, d}, 4));
+  batch.submit_linear(m.lm_head(), ref::random_tensor({2, d}, 4));
   ASSERT_TRUE(batch.flush().ok());
   EXPECT_EQ(b.layer_calls, 2);
   EXPECT_EQ(b.drops, 0);
@@ -154,7 +155,7 @@ TEST(Batcher, KeepsEachGroupsWeightsResidentAndRunsLayersAsOneCall) {
   ASSERT_TRUE(keep_resident(want_moe, moe.layers[1]).ok());
   std::set<const float*> want = want_layer0.kept;
   want.insert(want_moe.kept.begin(), want_moe.kept.end());
-  want.insert(m.lm_head.data());
+  want.insert(m.lm_head().data());
   EXPECT_EQ(b.kept, want);
   EXPECT_TRUE(batch.take(t0).ok());
 }

@@ -232,7 +232,7 @@ TEST(GpuWorker, OneLaunchSetPerWeightSet) {
       v.push_back(compute_request::layer(m.config, m.layers[i % 2],
                                          ref::random_tensor({3 + static_cast<std::int64_t>(i), d},
                                                             200 + i, 1.0)));
-      v.push_back(compute_request::linear(m.lm_head, ref::random_tensor({2, d}, 300 + i, 1.0)));
+      v.push_back(compute_request::linear(m.lm_head(), ref::random_tensor({2, d}, 300 + i, 1.0)));
       return v;
     }));
   auto worker = cpu_worker();
@@ -254,7 +254,7 @@ TEST(GpuWorker, OneLaunchSetPerWeightSet) {
     EXPECT_EQ(layer.time, at(w, i).asked + layer.took);
     EXPECT_EQ(head.time, layer.time + head.took);
     EXPECT_EQ(head.result->rows(), 2);
-    EXPECT_EQ(head.result->cols(), m.lm_head.rows());
+    EXPECT_EQ(head.result->cols(), m.lm_head().rows());
   }
 }
 
@@ -317,10 +317,11 @@ TEST(GpuWorker, RequestCostMatchesTheModelProfileAndTheLaunchesOfOneCall) {
     }
   }
   const auto m = tiny();
-  const auto lin = compute_request::linear(m.lm_head, ref::random_tensor({3, m.config.hidden}, 1, 1.0));
+  const auto lin =
+      compute_request::linear(m.lm_head(), ref::random_tensor({3, m.config.hidden}, 1, 1.0));
   const auto c = lin->cost(4);
-  EXPECT_EQ(c.flops, 2.0 * 3 * m.config.hidden * m.lm_head.rows());
-  EXPECT_EQ(c.bytes, 4.0 * (m.lm_head.numel() + 3 * m.config.hidden + 3 * m.lm_head.rows()));
+  EXPECT_EQ(c.flops, 2.0 * 3 * m.config.hidden * m.lm_head().rows());
+  EXPECT_EQ(c.bytes, 4.0 * (m.lm_head().numel() + 3 * m.config.hidden + 3 * m.lm_head().rows()));
   EXPECT_EQ(c.launches, 1);
 }
 
@@ -367,7 +368,8 @@ TEST(GpuWorker, ABadRequestFailsAloneAndTheRunGoesOn) {
   std::vector<std::unique_ptr<runtime::entity>> w;
   w.push_back(std::make_unique<requester>(microseconds(10), [&] {
     std::vector<std::unique_ptr<compute_request>> v;
-    v.push_back(compute_request::linear(m.lm_head, ref::random_tensor({2, m.config.hidden + 1}, 1, 1.0)));
+    v.push_back(
+        compute_request::linear(m.lm_head(), ref::random_tensor({2, m.config.hidden + 1}, 1, 1.0)));
     return v;
   }));
   w.push_back(std::make_unique<requester>(microseconds(10), [&] {

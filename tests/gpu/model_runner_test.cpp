@@ -67,6 +67,20 @@ TEST(ModelRunner, EveryProfileHasItsLayersBuilt) {
   EXPECT_EQ(mixtral->bq.numel(), 0);
 }
 
+TEST(ModelRunner, TiedLmHeadIsTheEmbeddingItself) {
+  // Tied: one copy of the [vocab, D] weights serves the embedding and the head.
+  auto tied = synthetic_model(*find_model("tiny-gemma"));
+  ASSERT_TRUE(tied.ok()) << tied.status();
+  EXPECT_EQ(tied->lm_head().data(), tied->embedding.data());
+  EXPECT_EQ(tied->untied_lm_head.numel(), 0);
+  // Untied: the head is its own tensor, with the embedding's shape.
+  auto untied = synthetic_model(*find_model("tiny"));
+  ASSERT_TRUE(untied.ok()) << untied.status();
+  EXPECT_NE(untied->lm_head().data(), untied->embedding.data());
+  EXPECT_EQ(untied->lm_head().shape(), untied->embedding.shape());
+  EXPECT_NE(untied->lm_head().storage(), untied->embedding.storage());
+}
+
 TEST(ModelRunner, GemmaLayersSlideAndRotateAsTheProfileSays) {
   auto p = find_model("gemma-3-270m");
   ASSERT_TRUE(p.ok());
