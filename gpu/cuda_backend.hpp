@@ -9,8 +9,10 @@
 /// precision and copies the results back before it returns. Only weights
 /// given to keep_resident stay on the device between calls (those must not
 /// change until drop_resident); other host tensors may change freely between
-/// calls. layer_extend runs a dense decoder layer's kernels one after another
-/// on device memory, with the same results as the layer call by call.
+/// calls. layer_extend runs a dense decoder layer's kernels (with any of the
+/// optional q/k/v biases, q/k norms, sandwich norms and GeGLU) one after
+/// another on device memory, with the same results as the layer call by call;
+/// MoE layers go call by call.
 ///
 /// Precision (cuda_options::precision):
 /// - `bf16`, `fp16`: 16-bit storage with fp32 accumulation. Every input of a

@@ -267,9 +267,11 @@ private:
   // n fp32 values on the device in the GEMM input format: rounded to TF32 in
   // place (tf32), converted into scratch memory (fp16, bf16) or as they are.
   absl::StatusOr<const void*> activation_operand(float* dev, std::int64_t n);
-  // c `[rows, w.rows]` = a w^T on the device (a: `[rows, w.cols]` in the GEMM
-  // input format), rounded to the storage format like gemm's result.
-  absl::Status linear_dev(const void* a, std::int64_t rows, const_matrix_view w, float* c);
+  // c `[rows, w.rows]` = a w^T (+ bias on every row) on the device (a:
+  // `[rows, w.cols]` in the GEMM input format), rounded to the storage format
+  // like the result of `linear`'s gemm (whose C holds the bias rows, beta 1).
+  absl::Status linear_dev(const void* a, std::int64_t rows, const_matrix_view w, float* c,
+                          std::span<const float> bias = {});
   // RoPE in place on `rows` rows of q and k on the device.
   absl::Status rope_dev(const attention_config& cfg, float* q, float* k, std::int64_t rows,
                         std::span<const std::int64_t> positions);
@@ -432,11 +434,21 @@ void cuda_backend::drop_resident() {
 }
 
 absl::Status cuda_backend::linear_dev(const void* a, std::int64_t rows, const_matrix_view w,
-                                      float* c) {
+                                      float* c, std::span<const float> bias) {
   std::int64_t unused = 0;
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* w_dev, gemm_operand(w.data, w.size(), 1, 0, &unused));
-  SATEMU_GPU_RETURN_IF_ERROR(run_gemm({.trans_b = true}, gemm_dims{rows, w.rows, w.cols}, a,
-                                      w.cols, 0, w_dev, w.cols, 0, c, 0, 1));
+  gemm_op o{.trans_b = true};
+  if (!bias.empty()) {
+    // Every row of c is the bias (row 0 of it, gathered), as C enters gemm.
+    SATEMU_GPU_ASSIGN_OR_RETURN(const float* b_dev, upload(bias.data(), w.rows));
+    SATEMU_GPU_ASSIGN_OR_RETURN(const std::int64_t* zeros,
+                                upload_kept(std::vector<std::int64_t>(rows, 0)));
+    SATEMU_GPU_CUDA_TRY(launch_gather_rows(b_dev, zeros, c, rows, w.rows, stream_), "bias rows");
+    SATEMU_GPU_CUDA_TRY(launch_round(c, rows * w.rows, storage_, stream_), "round");
+    o.beta = 1.0f;
+  }
+  SATEMU_GPU_RETURN_IF_ERROR(run_gemm(o, gemm_dims{rows, w.rows, w.cols}, a, w.cols, 0, w_dev,
+                                      w.cols, 0, c, 0, 1));
   SATEMU_GPU_CUDA_TRY(launch_round(c, rows * w.rows, storage_, stream_), "round");
   return absl::OkStatus();
 }
@@ -1053,22 +1065,33 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
     SATEMU_GPU_RETURN_IF_ERROR(check_attention_config("attention_prefill", cfg.attn));
     return attention_limits("attention_prefill", cfg.attn);
   };
-  // MoE layers, Gemma's extra norms and GeGLU, q/k/v biases, and anything a
-  // kernel may refuse, go call by call (which reports the errors).
-  const bool llama = !cfg.qk_norm && !cfg.sandwich_norm && !cfg.qkv_bias &&
-                     cfg.activation == mlp_activation::silu;
-  if (mlp == nullptr || !llama || !plan.ok() || !scalars().ok() || mlp->gate.dim(0) == 0 ||
+  // MoE layers, and anything a kernel may refuse, go call by call (which
+  // reports the errors).
+  if (mlp == nullptr || !plan.ok() || !scalars().ok() || mlp->gate.dim(0) == 0 ||
       x.rows + plan->past_rows > INT32_MAX)
     return decoder_layer_extend_from_kernels(*this, cfg, w, x, seq_offsets, past);
   const std::int64_t past_rows = plan->past_rows;
-  for (const op k : {op::rmsnorm, op::gemm, op::gemm, op::gemm, op::rope, op::attention_prefill,
-                     op::gemm, op::add, op::rmsnorm, op::gemm, op::gemm, op::silu_mul, op::gemm,
-                     op::add})
+  // The launches of the call-by-call layer, in its order.
+  std::vector<op> launches = {op::rmsnorm, op::gemm, op::gemm, op::gemm};
+  if (cfg.qk_norm)
+    launches.insert(launches.end(), {op::rmsnorm, op::rmsnorm});
+  launches.insert(launches.end(), {op::rope, op::attention_prefill, op::gemm});
+  if (cfg.sandwich_norm)
+    launches.push_back(op::rmsnorm);
+  launches.insert(launches.end(), {op::add, op::rmsnorm, op::gemm, op::gemm,
+                                   cfg.activation == mlp_activation::gelu_tanh ? op::gelu_mul
+                                                                               : op::silu_mul,
+                                   op::gemm});
+  if (cfg.sandwich_norm)
+    launches.push_back(op::rmsnorm);
+  launches.push_back(op::add);
+  for (const op k : launches)
     count_launch(k);
   const std::int64_t t = x.rows;
   const std::int64_t d = cfg.hidden;
   const std::int64_t qd = cfg.attn.q_dim();
   const std::int64_t kvd = cfg.attn.kv_dim();
+  const std::int64_t hd = cfg.attn.head_dim;
   const std::int64_t f = mlp->gate.dim(0);
   extend_result r{tensor({t, d}), tensor({t, kvd}), tensor({t, kvd})};
   if (t == 0)
@@ -1078,22 +1101,33 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_RETURN_IF_ERROR(begin());
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* x_dev, upload(x.data, x.size()));
   SATEMU_GPU_CUDA_TRY(cudaEventRecord(layer_start_, stream_), "cudaEventRecord");
-  // rmsnorm(in) `[t, d]` with weight `norm`, in the GEMM input format.
-  auto norm_operand = [&](const float* in, const tensor& norm) -> absl::StatusOr<const void*> {
-    SATEMU_GPU_ASSIGN_OR_RETURN(const float* weight, upload(norm.data(), d));
-    SATEMU_GPU_ASSIGN_OR_RETURN(float* y, mem_.alloc<float>(t * d));
-    SATEMU_GPU_CUDA_TRY(launch_rmsnorm(in, weight, y, t, d, cfg.rms_eps, storage_, stream_),
+  // rmsnorm of `rows` rows of `cols` with weight `norm`, into new memory.
+  auto norm = [&](const float* in, std::int64_t rows, std::int64_t cols,
+                  const tensor& weight) -> absl::StatusOr<float*> {
+    SATEMU_GPU_ASSIGN_OR_RETURN(const float* w_dev, upload(weight.data(), cols));
+    SATEMU_GPU_ASSIGN_OR_RETURN(float* y, mem_.alloc<float>(rows * cols));
+    SATEMU_GPU_CUDA_TRY(launch_rmsnorm(in, w_dev, y, rows, cols, cfg.rms_eps, storage_, stream_),
                         "rmsnorm");
+    return y;
+  };
+  // rmsnorm(in) `[t, d]` in the GEMM input format.
+  auto norm_operand = [&](const float* in, const tensor& weight) -> absl::StatusOr<const void*> {
+    SATEMU_GPU_ASSIGN_OR_RETURN(float* y, norm(in, t, d, weight));
     return activation_operand(y, t * d);
   };
-  // Attention block: n1 = rmsnorm(x); q, k, v = n1 wq^T, n1 wk^T, n1 wv^T; RoPE.
+  // Attention block: n1 = rmsnorm(x); q, k, v = n1 wq^T + bq, ...; per-head
+  // q/k norms; RoPE.
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* n1_op, norm_operand(x_dev, w.attn_norm));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* q, mem_.alloc<float>(t * qd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* k, mem_.alloc<float>(t * kvd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* v, mem_.alloc<float>(t * kvd));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wq, q));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wk, k));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wv, v));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wq, q, w.bq.values()));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wk, k, w.bk.values()));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wv, v, w.bv.values()));
+  if (cfg.qk_norm) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(q, norm(q, t * cfg.attn.n_heads, hd, w.q_norm));
+    SATEMU_GPU_ASSIGN_OR_RETURN(k, norm(k, t * cfg.attn.n_kv_heads, hd, w.k_norm));
+  }
   SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg.attn, q, k, t, plan->positions));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* attn, mem_.alloc<float>(t * qd));
   if (past_rows == 0) {
@@ -1133,22 +1167,30 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
     SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg.attn, q, ka, va, attn,
                                              prefill_tiles(cfg.attn, kv_offsets, seq_offsets)));
   }
-  // h = x + attn wo^T.
+  // h = x + N_a(attn wo^T), N_a the sandwich norm if the layer has it.
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* attn_op, activation_operand(attn, t * qd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* h, mem_.alloc<float>(t * d));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(attn_op, t, w.wo, h));
+  if (cfg.sandwich_norm) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(h, norm(h, t, d, w.attn_out_norm));
+  }
   SATEMU_GPU_CUDA_TRY(launch_add(h, x_dev, t * d, storage_, stream_), "add");
-  // MLP block: out = h + down(silu(gate n2) * up n2), n2 = rmsnorm(h).
+  // MLP block: out = h + N_m(down(act(gate n2) * up n2)), n2 = rmsnorm(h).
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* n2_op, norm_operand(h, w.mlp_norm));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* g, mem_.alloc<float>(t * f));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* u, mem_.alloc<float>(t * f));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->gate, g));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->up, u));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* a, mem_.alloc<float>(t * f));
-  SATEMU_GPU_CUDA_TRY(launch_glu(false, g, u, a, t * f, storage_, stream_), "silu_mul");
+  const bool gelu = cfg.activation == mlp_activation::gelu_tanh;
+  SATEMU_GPU_CUDA_TRY(launch_glu(gelu, g, u, a, t * f, storage_, stream_),
+                      gelu ? "gelu_mul" : "silu_mul");
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* a_op, activation_operand(a, t * f));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* out, mem_.alloc<float>(t * d));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(a_op, t, mlp->down, out));
+  if (cfg.sandwich_norm) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(out, norm(out, t, d, w.mlp_out_norm));
+  }
   SATEMU_GPU_CUDA_TRY(launch_add(out, h, t * d, storage_, stream_), "add");
   SATEMU_GPU_CUDA_TRY(cudaEventRecord(layer_end_, stream_), "cudaEventRecord");
   SATEMU_GPU_RETURN_IF_ERROR(download(r.out.data(), out, t * d));

@@ -694,6 +694,29 @@ decoder_config layer_config() {
   return cfg;
 }
 
+// A Gemma 3 layer (q/k norms, sandwich norms, GeGLU, a sliding window of 16)
+// on the Gemma 3 270M head shape.
+decoder_config gemma_layer_config() {
+  decoder_config cfg;
+  cfg.hidden = 128;
+  cfg.attn = {.n_heads = 4, .n_kv_heads = 1, .head_dim = 256, .scale = 0.0625f,
+              .rope_theta = 10000.0f, .window = 16};
+  cfg.rms_eps = 1e-6f;
+  cfg.activation = mlp_activation::gelu_tanh;
+  cfg.qk_norm = true;
+  cfg.sandwich_norm = true;
+  return cfg;
+}
+
+decoder_layer_weights random_gemma_layer(const decoder_config& cfg, std::uint64_t seed) {
+  decoder_layer_weights w = random_layer(cfg, 256, seed);
+  w.q_norm = ref::random_norm(cfg.attn.head_dim, seed + 1);
+  w.k_norm = ref::random_norm(cfg.attn.head_dim, seed + 2);
+  w.attn_out_norm = ref::random_norm(cfg.hidden, seed + 3);
+  w.mlp_out_norm = ref::random_norm(cfg.hidden, seed + 4);
+  return w;
+}
+
 TEST_P(CudaBackend, DecoderLayerPrefillAndDecodeMatchTheCpu) {
   const decoder_config cfg = layer_config();
   const decoder_layer_weights w = random_layer(cfg, 512, 200);
@@ -726,23 +749,11 @@ TEST_P(CudaBackend, DecoderLayerPrefillAndDecodeMatchTheCpu) {
 // in the same order on the same values, so the same bits, and the same
 // launches; with weights kept resident too. Sequences with and without a
 // cached past, and an empty one.
-// Gemma 3's layer (per-head q/k norms, sandwich norms, GeGLU, a sliding
-// window of 16) on the Gemma 3 270M head shape: prefill with a cached past,
-// and decode, against the cpu backend.
+// Gemma 3's layer (gemma_layer_config): prefill with a cached past, and
+// decode, against the cpu backend.
 TEST_P(CudaBackend, GemmaLayerMatchesTheCpu) {
-  decoder_config cfg;
-  cfg.hidden = 128;
-  cfg.attn = {.n_heads = 4, .n_kv_heads = 1, .head_dim = 256, .scale = 0.0625f,
-              .rope_theta = 10000.0f, .window = 16};
-  cfg.rms_eps = 1e-6f;
-  cfg.activation = mlp_activation::gelu_tanh;
-  cfg.qk_norm = true;
-  cfg.sandwich_norm = true;
-  decoder_layer_weights w = random_layer(cfg, 256, 260);
-  w.q_norm = ref::random_norm(256, 261);
-  w.k_norm = ref::random_norm(256, 262);
-  w.attn_out_norm = ref::random_norm(128, 263);
-  w.mlp_out_norm = ref::random_norm(128, 264);
+  const decoder_config cfg = gemma_layer_config();
+  const decoder_layer_weights w = random_gemma_layer(cfg, 260);
   const tensor x = ref::random_tensor({45, cfg.hidden}, 265);
   const tensor pk = ref::random_tensor({20, cfg.attn.kv_dim()}, 266);
   const tensor pv = ref::random_tensor({20, cfg.attn.kv_dim()}, 267);
@@ -771,65 +782,87 @@ TEST_P(CudaBackend, GemmaLayerMatchesTheCpu) {
   EXPECT_LE(rel(*dg, *dc), layer_tol());
 }
 
+// The device-side layer of each kind of dense layer: Llama's, Gemma 3's and
+// one with q/k/v biases (Qwen's attention).
+struct device_layer_case {
+  const char* name;
+  decoder_config cfg;
+  decoder_layer_weights w;
+};
+
+std::vector<device_layer_case> device_layer_cases() {
+  std::vector<device_layer_case> cases;
+  cases.push_back({"llama", layer_config(), random_layer(layer_config(), 512, 210)});
+  cases.push_back({"gemma", gemma_layer_config(), random_gemma_layer(gemma_layer_config(), 220)});
+  device_layer_case biased{"qkv bias", layer_config(), random_layer(layer_config(), 512, 230)};
+  biased.cfg.qkv_bias = true;
+  biased.w.bq = ref::random_tensor({biased.cfg.attn.q_dim()}, 231);
+  biased.w.bk = ref::random_tensor({biased.cfg.attn.kv_dim()}, 232);
+  biased.w.bv = ref::random_tensor({biased.cfg.attn.kv_dim()}, 233);
+  cases.push_back(std::move(biased));
+  return cases;
+}
+
 TEST_P(CudaBackend, LayerOnTheDeviceIsTheLayerCallByCall) {
-  const decoder_config cfg = layer_config();
-  const decoder_layer_weights w = random_layer(cfg, 512, 210);
-  const std::vector<std::int64_t> offsets = {0, 5, 5, 41, 60};
-  const tensor x = ref::random_tensor({60, cfg.hidden}, 211);
-  const std::int64_t kvd = cfg.attn.kv_dim();
-  const tensor pk = ref::random_tensor({30, kvd}, 212);
-  const tensor pv = ref::random_tensor({30, kvd}, 213);
-  const std::vector<past_kv> none(4);
-  const std::vector<past_kv> some = {
-      past_kv{const_matrix_view{pk.data(), 7, kvd}, const_matrix_view{pv.data(), 7, kvd}},
-      past_kv{},
-      past_kv{const_matrix_view{pk.data() + 7 * kvd, 23, kvd},
-              const_matrix_view{pv.data() + 7 * kvd, 23, kvd}},
-      past_kv{}};
-  for (const bool resident : {false, true}) {
-    if (resident) {
-      ASSERT_TRUE(keep_resident(*gpu_, w).ok());
-      const std::int64_t elem = GetParam() == cuda_precision::bf16 ||
-                                        GetParam() == cuda_precision::fp16
-                                    ? 2
-                                    : 4;
-      const auto& mlp = std::get<swiglu_weights>(w.ffn);
-      EXPECT_EQ(gpu_->resident_bytes(),
-                elem * (w.wq.numel() + w.wk.numel() + w.wv.numel() + w.wo.numel() +
-                        mlp.gate.numel() + mlp.up.numel() + mlp.down.numel()));
+  for (const auto& [name, cfg, w] : device_layer_cases()) {
+    SCOPED_TRACE(name);
+    const std::vector<std::int64_t> offsets = {0, 5, 5, 41, 60};
+    const tensor x = ref::random_tensor({60, cfg.hidden}, 211);
+    const std::int64_t kvd = cfg.attn.kv_dim();
+    const tensor pk = ref::random_tensor({30, kvd}, 212);
+    const tensor pv = ref::random_tensor({30, kvd}, 213);
+    const std::vector<past_kv> none(4);
+    const std::vector<past_kv> some = {
+        past_kv{const_matrix_view{pk.data(), 7, kvd}, const_matrix_view{pv.data(), 7, kvd}},
+        past_kv{},
+        past_kv{const_matrix_view{pk.data() + 7 * kvd, 23, kvd},
+                const_matrix_view{pv.data() + 7 * kvd, 23, kvd}},
+        past_kv{}};
+    for (const bool resident : {false, true}) {
+      if (resident) {
+        ASSERT_TRUE(keep_resident(*gpu_, w).ok());
+        const std::int64_t elem = GetParam() == cuda_precision::bf16 ||
+                                          GetParam() == cuda_precision::fp16
+                                      ? 2
+                                      : 4;
+        const auto& mlp = std::get<swiglu_weights>(w.ffn);
+        EXPECT_EQ(gpu_->resident_bytes(),
+                  elem * (w.wq.numel() + w.wk.numel() + w.wv.numel() + w.wo.numel() +
+                          mlp.gate.numel() + mlp.up.numel() + mlp.down.numel()));
+      }
+      for (const auto* past : {&none, &some}) {
+        SCOPED_TRACE(::testing::Message() << "resident " << resident << ", past "
+                                          << (past == &some));
+        gpu_->reset_launch_counts();
+        auto fused = gpu_->layer_extend(cfg, w, x, offsets, *past);
+        const std::string fused_launches = gpu_->launches().to_string();
+        // It ran on the device, and was timed there.
+        EXPECT_GT(gpu_->last_layer_device_seconds(), 0.0);
+        gpu_->reset_launch_counts();
+        auto calls = decoder_layer_extend_from_kernels(*gpu_, cfg, w, x, offsets, *past);
+        ASSERT_TRUE(fused.ok()) << fused.status();
+        ASSERT_TRUE(calls.ok()) << calls.status();
+        EXPECT_EQ(fused_launches, gpu_->launches().to_string());
+        EXPECT_EQ(fused->out.storage(), calls->out.storage());
+        EXPECT_EQ(fused->k.storage(), calls->k.storage());
+        EXPECT_EQ(fused->v.storage(), calls->v.storage());
+        // And the cpu backend's layer, to the precision's tolerance.
+        auto want = decoder_layer_extend(cpu_, cfg, w, x, offsets, *past);
+        ASSERT_TRUE(want.ok());
+        EXPECT_LE(rel(fused->out, want->out), layer_tol());
+        EXPECT_LE(rel(fused->k, want->k), layer_tol());
+      }
     }
-    for (const auto* past : {&none, &some}) {
-      SCOPED_TRACE(::testing::Message() << "resident " << resident << ", past "
-                                        << (past == &some));
-      gpu_->reset_launch_counts();
-      auto fused = gpu_->layer_extend(cfg, w, x, offsets, *past);
-      const std::string fused_launches = gpu_->launches().to_string();
-      // It ran on the device, and was timed there.
-      EXPECT_GT(gpu_->last_layer_device_seconds(), 0.0);
-      gpu_->reset_launch_counts();
-      auto calls = decoder_layer_extend_from_kernels(*gpu_, cfg, w, x, offsets, *past);
-      ASSERT_TRUE(fused.ok()) << fused.status();
-      ASSERT_TRUE(calls.ok()) << calls.status();
-      EXPECT_EQ(fused_launches, gpu_->launches().to_string());
-      EXPECT_EQ(fused->out.storage(), calls->out.storage());
-      EXPECT_EQ(fused->k.storage(), calls->k.storage());
-      EXPECT_EQ(fused->v.storage(), calls->v.storage());
-      // And the cpu backend's layer, to the precision's tolerance.
-      auto want = decoder_layer_extend(cpu_, cfg, w, x, offsets, *past);
-      ASSERT_TRUE(want.ok());
-      EXPECT_LE(rel(fused->out, want->out), layer_tol());
-      EXPECT_LE(rel(fused->k, want->k), layer_tol());
-    }
+    gpu_->drop_resident();
+    EXPECT_EQ(gpu_->resident_bytes(), 0);
+    // Errors are the call-by-call layer's.
+    const std::vector<past_kv> three(3);
+    auto bad = gpu_->layer_extend(cfg, w, x, offsets, three);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(gpu_->last_layer_device_seconds(), 0.0);
+    EXPECT_NE(bad.status().message().find("3 pasts for 4 sequences"), std::string::npos)
+        << bad.status();
   }
-  gpu_->drop_resident();
-  EXPECT_EQ(gpu_->resident_bytes(), 0);
-  // Errors are the call-by-call layer's.
-  const std::vector<past_kv> three(3);
-  auto bad = gpu_->layer_extend(cfg, w, x, offsets, three);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(gpu_->last_layer_device_seconds(), 0.0);
-  EXPECT_NE(bad.status().message().find("3 pasts for 4 sequences"), std::string::npos)
-      << bad.status();
 }
 
 TEST_P(CudaBackend, MoeLayerMatchesTheCpu) {
