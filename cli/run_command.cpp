@@ -286,6 +286,11 @@ int run_command(const run_args& a) {
   opts.trace = sc->get_bool("output.trace");
   opts.stop = &g_stop;
   opts.compute.service = work.compute();
+  if (sc->has("compute.batch_window")) {
+    opts.compute.realtime_window =
+      std::chrono::nanoseconds(sc->get_duration("compute.batch_window").ns());
+    opts.compute.realtime_max_batch = static_cast<std::size_t>(sc->get_int("compute.max_batch"));
+  }
   runtime::progress_line progress(
     a.quiet ? runtime::progress_line::mode::off
             : runtime::progress_line::parse(sc->get_string("output.progress")),

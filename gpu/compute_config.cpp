@@ -35,6 +35,14 @@ void register_compute_section() {
           key_spec::size("memory_limit", "",
                          "mode real: the most memory the model's fp32 weights may take; "
                          "default: what the machine has available at the start"),
+          key_spec::dur("batch_window", "1ms",
+                        "clock.mode realtime: a batch of compute requests waits at most this "
+                        "long (wall time) after its first request for more")
+            .at_least(0),
+          key_spec::integer("max_batch", "64",
+                            "clock.mode realtime: a batch runs at once when it holds this many "
+                            "requests")
+            .at_least(1),
           key_spec::map(
             "device_override", "Figures replacing the device profile's (sat-payload needs them)",
             {

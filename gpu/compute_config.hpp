@@ -10,6 +10,8 @@
 ///       device: jetson-orin-nano
 ///       weights: ''            # '' = synthetic, seeded by `seed`; or a .safetensors file
 ///       seed: 0
+///       batch_window: 1ms      # realtime clock: a batch waits this long for more requests
+///       max_batch: 64          # realtime clock: ... or runs once it holds this many
 ///       device_override: {peak_fp32_flops: 1e12, memory_bytes_per_s: 5e10, launch_overhead: 20us}
 ///
 /// Reading it checks every name and, for a weights file, its header against

@@ -1092,6 +1092,30 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   EXPECT_FALSE(read_json(dir_ / "sky-modeled" / "summary.json").contains("compute"));
 }
 
+// Real time: compute.max_batch and compute.batch_window reach the GPU
+// worker. With a window longer than the run, every batch waits for its
+// second request (the default window of 1 ms runs these requests, seconds
+// apart, one by one).
+TEST_F(cli_test, realtime_compute_batches_follow_max_batch_and_batch_window) {
+  const auto out = dir_ / "sky-rt";
+  auto r = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
+                   "-q", "--out", out.string(), "--set", "clock.mode=realtime", "--set",
+                   "clock.dilation=0.2", "--set", "duration=5s", "--set", "compute.mode=real",
+                   "--set", "compute.model=tiny", "--set", "compute.backend=cpu", "--set",
+                   "compute.max_batch=2", "--set", "compute.batch_window=1h"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = read_json(out / "summary.json");
+  ASSERT_TRUE(j.contains("compute")) << j.dump(2);
+  const auto batches = j["compute"]["batches"].get<std::uint64_t>();
+  EXPECT_GT(batches, 0u);
+  EXPECT_EQ(j["compute"]["requests"].get<std::uint64_t>(), 2 * batches);
+  // A batch of nothing is refused.
+  auto bad = satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
+                     "--set", "compute.max_batch=0"});
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_CONTAINS(bad.output, "compute.max_batch");
+}
+
 TEST_F(cli_test, run_skymemory_with_the_model_on_a_satellite) {
   const auto scen = std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml";
   const auto out = dir_ / "sky-sat";
