@@ -284,7 +284,7 @@ private:
     std::vector<entry> entries;
     if (n.IsDefined() && n.IsMap()) {
       for (auto it = n.begin(); it != n.end(); ++it) {
-        const YAML::Node& k = it->first;
+        const YAML::Node k = it->first; // a copy: `it->` yields a temporary
         if (!k.IsScalar()) {
           return error(path, k.Mark(), "keys must be plain names");
         }
