@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -823,15 +824,19 @@ private:
 };
 
 /// Pings the worker through a recording relay with `payload`; returns what
-/// the relay saw. `tls` on both sides or on neither.
+/// the relay saw. `tls` on both sides or on neither. The coordinator's
+/// system is made after the fork, so the child is forked from a process with
+/// no other threads (a lock held by one of them would stay held in the child).
 std::string ping_through_tap(std::optional<tls_options> worker_tls,
-                             std::shared_ptr<node_system> coord, const std::string& payload) {
+                             const std::function<std::shared_ptr<node_system>()>& make_coord,
+                             const std::string& payload) {
   const std::string secret = "tls test secret";
   auto w = forked_worker::start(secret, 10s, "", worker_tls);
   EXPECT_NE(w.port, 0) << "the child worker did not start";
   if (w.port == 0)
     return {};
   tcp_tap tap(w.port);
+  const auto coord = make_coord();
   {
     auto link = worker_link::connect({"127.0.0.1", tap.port()}, secret, 10s, coord);
     EXPECT_TRUE(link.ok()) << link.status();
@@ -853,11 +858,13 @@ std::string ping_through_tap(std::optional<tls_options> worker_tls,
 TEST_F(node_tls, frames_cross_mutual_tls_and_the_wire_shows_none_of_them) {
   const std::string payload = "satemu-cleartext-marker-0123456789";
   // The same relay shows the payload without TLS: the check below can fail.
-  const auto plain = ping_through_tap(std::nullopt, system_with(std::nullopt), payload);
+  const auto plain =
+      ping_through_tap(std::nullopt, [] { return system_with(std::nullopt); }, payload);
   EXPECT_NE(plain.find(payload), std::string::npos);
   EXPECT_NE(plain.find(detail_app_identifier), std::string::npos);
 
-  const auto wire = ping_through_tap(worker_tls(), system_with(coord_tls()), payload);
+  const auto wire =
+      ping_through_tap(worker_tls(), [this] { return system_with(coord_tls()); }, payload);
   ASSERT_GT(wire.size(), 1000u);
   EXPECT_EQ(wire.find(payload), std::string::npos) << "the payload crossed the wire in clear";
   EXPECT_EQ(wire.find(detail_app_identifier), std::string::npos) << "CAF's handshake in clear";
