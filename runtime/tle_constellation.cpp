@@ -241,10 +241,16 @@ absl::StatusOr<std::int64_t> parse_utc(std::string_view text) {
   const std::string str(text);
   const int got = std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%lf%7s", &y, &mo, &d, &h, &mi, &s, tail);
   const bool tail_ok = got == 6 || (got == 7 && std::string(tail) == "Z");
-  if (got < 6 || !tail_ok || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s < 0 ||
-      s >= 61)
+  const bool leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+  const int month_days[] = {31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (got < 6 || !tail_ok || mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] || h < 0 ||
+      h > 23 || mi < 0 || mi > 59 || !(s >= 0 && s < 61))
     return absl::InvalidArgumentError(
       absl::StrCat("'", str, "' is not a UTC time like 2026-02-24T12:00:00Z"));
+  // Nanoseconds since 1970 in 64 bits reach from 1677-09-21 to 2262-04-11.
+  if (y < 1678 || y > 2261)
+    return absl::InvalidArgumentError(
+      absl::StrCat("'", str, "': the year must be in 1678-2261"));
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;

@@ -24,8 +24,17 @@ TEST(TleConstellation, UtcParsesAndFormatsBack) {
   auto frac = parse_utc("1970-01-01T00:00:01.25");
   ASSERT_TRUE(frac.ok());
   EXPECT_EQ(*frac, 1'250'000'000);
-  for (const char* bad : {"2026-02-24", "2026-13-01T00:00:00Z", "2026-02-24T12:00:00+01", "noon"})
+  EXPECT_TRUE(parse_utc("2024-02-29T00:00:00Z").ok());
+  for (const char* bad : {"2026-02-24", "2026-13-01T00:00:00Z", "2026-02-24T12:00:00+01", "noon",
+                          "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-02-24T-1:00:00Z",
+                          "2026-02-24T12:-5:00Z", "2026-02-24T12:00:nanZ"})
     EXPECT_FALSE(parse_utc(bad).ok()) << bad;
+  // Years whose nanoseconds since 1970 do not fit in 64 bits.
+  auto far = parse_utc("9999-12-31T23:59:59Z");
+  ASSERT_FALSE(far.ok());
+  EXPECT_NE(far.status().message().find("1678-2261"), std::string_view::npos) << far.status();
+  EXPECT_FALSE(parse_utc("1677-01-01T00:00:00Z").ok());
+  EXPECT_TRUE(parse_utc("2261-12-31T23:59:59Z").ok());
 }
 
 TEST(TleConstellation, DeepSpaceSetIsRefusedByName) {
