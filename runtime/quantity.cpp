@@ -230,8 +230,12 @@ absl::StatusOr<double> to_double(const decimal& d, const unit_def& u, const kind
   if (ec != std::errc() || !std::isfinite(v)) {
     return absl::InvalidArgumentError(absl::StrCat(av(kind.noun), " out of range"));
   }
-  // num and den are powers of two (or 1) here, so these are exact.
+  // num and den are powers of two (or 1) here, so these are exact, unless
+  // the product overflows ("1e308TBps").
   v = v * static_cast<double>(u.num) / static_cast<double>(u.den);
+  if (!std::isfinite(v)) {
+    return absl::InvalidArgumentError(absl::StrCat(av(kind.noun), " out of range"));
+  }
   return d.negative ? -v : v;
 }
 
@@ -323,8 +327,12 @@ absl::StatusOr<angle> parse_angle(std::string_view text) {
   if (!p.ok()) return p.status();
   auto v = to_double(p->num, *p->unit, angle_kind);
   if (!v.ok()) return v.status();
-  if (p->unit->name == "rad") return angle{*v * 180.0 / std::numbers::pi};
-  return angle{*v};
+  if (p->unit->name != "rad") return angle{*v};
+  const double deg = *v * 180.0 / std::numbers::pi;
+  if (!std::isfinite(deg)) {
+    return absl::InvalidArgumentError(absl::StrCat(av(angle_kind.noun), " out of range"));
+  }
+  return angle{deg};
 }
 
 absl::StatusOr<data_size> parse_data_size(std::string_view text) {

@@ -119,6 +119,11 @@ TEST(parse_angle, degrees_radians_and_sign) {
   EXPECT_NEAR(parse_angle("90deg")->rad(), M_PI / 2, 1e-15);
   EXPECT_FALSE(parse_angle("53").ok());
   EXPECT_FALSE(parse_angle("53degrees").ok());
+  // Finite in radians, infinite in degrees.
+  EXPECT_NE(message_of(parse_angle("1e307rad").status()).find("angle out of range"),
+            std::string::npos);
+  EXPECT_NE(message_of(parse_angle("1e309deg").status()).find("angle out of range"),
+            std::string::npos);
 }
 
 TEST(parse_data_size, decimal_binary_and_bit_units) {
@@ -163,6 +168,10 @@ TEST(parse_data_rate, bit_and_byte_units) {
             std::string::npos);
   EXPECT_FALSE(parse_data_rate("10").ok());
   EXPECT_FALSE(parse_data_rate("-1bps").ok());
+  // Finite in bytes per second, infinite in bits.
+  EXPECT_NE(message_of(parse_data_rate("1e308Bps").status()).find("data rate out of range"),
+            std::string::npos);
+  EXPECT_EQ(parse_data_rate("1e307Bps")->bps, 8e307);
 }
 
 TEST(quantity_to_string, canonical_forms) {
