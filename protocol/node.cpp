@@ -19,6 +19,10 @@ capnp::Data::Reader as_data(const std::string& s) {
   return {reinterpret_cast<const capnp::byte*>(s.data()), s.size()};
 }
 
+// The whole string, NULs inside included (a std::string converts to a Text
+// through c_str() and would stop at the first one; from_text keeps them).
+capnp::Text::Reader as_text(const std::string& s) { return {s.data(), s.size()}; }
+
 std::string from_data(capnp::Data::Reader d) {
   return {reinterpret_cast<const char*>(d.begin()), d.size()};
 }
@@ -97,7 +101,7 @@ std::string encode_node_message(const node_message& m) {
                  auto b = root.initHello();
                  b.setVersion(x.version);
                  b.setNonce(as_data(x.nonce));
-                 b.setSoftware(x.software);
+                 b.setSoftware(as_text(x.software));
                },
                [&](const node_challenge& x) { root.initChallenge().setNonce(as_data(x.nonce)); },
                [&](const node_response& x) { root.initResponse().setMac(as_data(x.mac)); },
@@ -105,9 +109,9 @@ std::string encode_node_message(const node_message& m) {
                  auto b = root.initAccepted();
                  b.setProof(as_data(x.proof));
                  b.setThreads(x.threads);
-                 b.setSoftware(x.software);
+                 b.setSoftware(as_text(x.software));
                },
-               [&](const node_refused& x) { root.initRefused().setReason(x.reason); },
+               [&](const node_refused& x) { root.initRefused().setReason(as_text(x.reason)); },
                [&](const node_ping& x) {
                  auto b = root.initPing();
                  b.setSeq(x.seq);
@@ -118,15 +122,15 @@ std::string encode_node_message(const node_message& m) {
                  b.setSeq(x.seq);
                  b.setData(as_data(x.data));
                },
-               [&](const node_end& x) { root.initEnd().setReason(x.reason); },
+               [&](const node_end& x) { root.initEnd().setReason(as_text(x.reason)); },
                [&](const node_error& x) {
                  auto b = root.initError();
                  b.setCode(static_cast<std::uint16_t>(x.code));
-                 b.setMessage(x.message);
+                 b.setMessage(as_text(x.message));
                },
                [&](const node_setup& x) {
                  auto b = root.initSetup();
-                 b.setScenario(x.scenario);
+                 b.setScenario(as_text(x.scenario));
                  b.setNode(x.node);
                  b.setNodes(x.nodes);
                  auto l = b.initNodeOf(static_cast<unsigned>(x.node_of.size()));
@@ -174,7 +178,7 @@ std::string encode_node_message(const node_message& m) {
                  b.setComputeRequests(x.compute_requests);
                  b.setComputeBatches(x.compute_batches);
                },
-               [&](const node_abort& x) { root.initAbort().setReason(x.reason); },
+               [&](const node_abort& x) { root.initAbort().setReason(as_text(x.reason)); },
              },
              m);
   const auto flat = encode_flat(builder);

@@ -223,17 +223,19 @@ std::vector<node_message> one_of_each() {
   std::string binary;
   for (int i = 0; i < 256; ++i)
     binary.push_back(static_cast<char>(i));
+  // Text fields carry NULs inside too.
+  const std::string with_nul("name: x\n\0# after a NUL\n", 23);
   return {
     protocol::node_hello{protocol::node_protocol_version, std::string(32, '\x01'), "satemu 0.1"},
     protocol::node_challenge{std::string(32, '\xfe')},
     protocol::node_response{std::string(32, '\0')},
-    protocol::node_accepted{std::string(32, 'p'), 16, "satemu 0.1"},
+    protocol::node_accepted{std::string(32, 'p'), 16, with_nul},
     protocol::node_refused{"authentication failed (wrong secret)"},
     protocol::node_ping{7, binary},
     protocol::node_pong{~std::uint64_t{0}, ""},
-    protocol::node_end{"done"},
+    protocol::node_end{with_nul},
     protocol::node_error{protocol::node_error_code::unsupported_frame, "no"},
-    protocol::node_setup{"name: x\n", 1, 3, {0, 1, 2, 1}, 4},
+    protocol::node_setup{with_nul, 1, 3, {0, 1, 2, 1}, 4},
     protocol::node_ready{2, 4, 1'000'000},
     protocol::node_grant{5'000'000, true, true, {binary, "", std::string(9, 'e')}},
     protocol::node_report{-1, 12, {{2, 7, 3, binary}, {0, 9, 1, ""}}},
