@@ -99,7 +99,7 @@ private:
   static void release(const payload* p) noexcept;
 
   mutable std::atomic<std::uint32_t> refs_{1};
-  std::uint32_t reserved_ = 0;
+  [[maybe_unused]] std::uint32_t reserved_ = 0;
   std::size_t size_words_;
 };
 

@@ -378,7 +378,7 @@ protected:
   /// The run's common messages; `start` differs per conductor.
   caf::behavior behavior_with(std::function<void()> on_start) {
     return {
-      [this, on_start](start_atom) { on_start(); },
+      [on_start](start_atom) { on_start(); },
       [this](window_atom) { end_window(); },
       [this](finished_atom, entity_id) {
         if (--outstanding_ == 0)

@@ -20,7 +20,6 @@ namespace {
 
 // Debian's Abseil has its own string_view type (not std::string_view).
 inline absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-inline std::string_view sv(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 key_spec make(std::string name, value_type type, std::string def, std::string help,
               std::string unit_hint = {}) {
