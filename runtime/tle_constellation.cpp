@@ -258,7 +258,15 @@ absl::StatusOr<std::int64_t> parse_utc(std::string_view text) {
   tm.tm_hour = h;
   tm.tm_min = mi;
   const std::int64_t whole = static_cast<std::int64_t>(timegm(&tm));
-  return whole * 1'000'000'000 + static_cast<std::int64_t>(std::llround(s * 1e9));
+  const std::int64_t ns = whole * 1'000'000'000 + static_cast<std::int64_t>(std::llround(s * 1e9));
+  // A leap second (23:59:60) or seconds that round up reach into the next
+  // minute, so the year must be checked again (what format_utc writes must
+  // parse).
+  constexpr std::int64_t year_2262_ns = 9'214'646'400'000'000'000;  // 2262-01-01T00:00:00Z
+  if (ns >= year_2262_ns)
+    return absl::InvalidArgumentError(
+      absl::StrCat("'", str, "': the year must be in 1678-2261"));
+  return ns;
 }
 
 std::string format_utc(std::int64_t unix_ns) {

@@ -35,6 +35,11 @@ TEST(TleConstellation, UtcParsesAndFormatsBack) {
   EXPECT_NE(far.status().message().find("1678-2261"), std::string_view::npos) << far.status();
   EXPECT_FALSE(parse_utc("1677-01-01T00:00:00Z").ok());
   EXPECT_TRUE(parse_utc("2261-12-31T23:59:59Z").ok());
+  EXPECT_EQ(format_utc(*parse_utc("2261-12-31T23:59:59.999Z")), "2261-12-31T23:59:59.999Z");
+  // A leap second, or seconds that round up, would reach 2262.
+  EXPECT_FALSE(parse_utc("2261-12-31T23:59:60Z").ok());
+  EXPECT_FALSE(parse_utc("2261-12-31T23:59:59.9999999999Z").ok());
+  EXPECT_EQ(*parse_utc("2026-06-30T23:59:60Z"), *parse_utc("2026-07-01T00:00:00Z"));
 }
 
 TEST(TleConstellation, DeepSpaceSetIsRefusedByName) {
