@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/files.hpp"
 
 namespace satemu::gpu {
 
@@ -166,7 +167,7 @@ absl::StatusOr<safetensors_file> safetensors_file::open(const std::string& path)
   const auto size = std::filesystem::file_size(path, ec);
   if (ec)
     return absl::NotFoundError(absl::StrCat("safetensors ", path, ": cannot open (",
-                                            ec.message(), ")"));
+                                            runtime::open_failure(path, ec.value()), ")"));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return absl::NotFoundError(absl::StrCat("safetensors ", path, ": cannot open for reading"));

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "runtime/files.hpp"
 #include "runtime/schema.hpp"
 
 namespace satemu::runtime {
@@ -560,7 +561,7 @@ absl::StatusOr<std::string> read_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
     return absl::NotFoundError(
-        absl::StrCat("cannot open scenario file '", path, "': ", std::strerror(errno)));
+        absl::StrCat("cannot open scenario file '", path, "': ", open_failure(path, errno)));
   }
   std::string text;
   char buf[65536];

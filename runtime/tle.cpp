@@ -1,6 +1,7 @@
 #include "runtime/tle.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "runtime/files.hpp"
 
 namespace satemu::runtime {
 namespace {
@@ -342,7 +344,9 @@ absl::StatusOr<std::vector<tle>> parse_tle_text(std::string_view text, std::stri
 
 absl::StatusOr<std::vector<tle>> load_tle_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open TLE file"));
+  if (!in)
+    return absl::NotFoundError(
+      absl::StrCat(path, ": cannot open TLE file (", open_failure(path, errno), ")"));
   std::ostringstream buf;
   buf << in.rdbuf();
   if (in.bad()) return absl::NotFoundError(absl::StrCat(path, ": cannot read TLE file"));

@@ -199,6 +199,15 @@ TEST(TleLoad, MissingFileIsNotFound) {
   ASSERT_FALSE(sets.ok());
   EXPECT_EQ(sets.status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(std::string(sets.status().message()).find("/nonexistent/dir/x.tle"), std::string::npos);
+  EXPECT_NE(std::string(sets.status().message()).find("No such file or directory"),
+            std::string::npos)
+      << sets.status();
+  // A relative path says where it was looked up from.
+  const std::string cwd = std::filesystem::current_path().string();
+  sets = load_tle_file("no-such-dir/x.tle");
+  ASSERT_FALSE(sets.ok());
+  EXPECT_NE(std::string(sets.status().message()).find("looked up from " + cwd), std::string::npos)
+      << sets.status();
 }
 
 TEST(TleLoad, RealSnapshotsLoad) {
