@@ -835,6 +835,11 @@ TEST_F(cli_test, weights_with_a_wrong_shape_are_bad_input_naming_the_tensor) {
 }
 
 TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
+#if defined(__SANITIZE_THREAD__)
+  // Instrumented loops run many times slower than the uninstrumented
+  // OpenBLAS, so the timings have no roofline shape to fit.
+  GTEST_SKIP() << "kernel timings under ThreadSanitizer do not fit a roofline";
+#endif
   const auto out = (dir_ / "cal.json").string();
   auto r = satemu({"calibrate", "--quick", "--json", out});
   ASSERT_EQ(r.code, 0) << r.output;
