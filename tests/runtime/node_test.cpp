@@ -2,12 +2,13 @@
 // parsing, secret files, node frames (encoding, checked decoding of
 // malformed and truncated input), the protocol's MACs against RFC 4231 and
 // against tampering, and a worker and a coordinator link in two processes
-// (fork), checking that frame bytes cross intact, over plain TCP and over
-// mutual TLS (which must hide them from the wire and refuse peers without
-// TLS or with a certificate from another CA). The command-line worker is
-// tested in tests/cli/worker_test.cpp.
+// (this test program again, started by fork and exec), checking that frame
+// bytes cross intact, over plain TCP and over mutual TLS (which must hide
+// them from the wire and refuse peers without TLS or with a certificate from
+// another CA). The command-line worker is tested in tests/cli/worker_test.cpp.
 #include "runtime/node.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +29,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -412,7 +415,20 @@ TEST(node_crypto, tampered_replayed_reordered_or_reflected_frames_are_rejected) 
 
 // --- two processes -------------------------------------------------------------
 
-/// Runs a worker in a forked child; the parent gets its port through a pipe.
+/// What the child of forked_worker::start reads from its environment.
+constexpr const char* worker_fd_var = "SATEMU_TEST_WORKER_FD";
+constexpr const char* worker_secret_var = "SATEMU_TEST_WORKER_SECRET";
+constexpr const char* worker_handshake_ms_var = "SATEMU_TEST_WORKER_HANDSHAKE_MS";
+constexpr const char* worker_log_var = "SATEMU_TEST_WORKER_LOG";
+constexpr const char* worker_tls_var[] = {"SATEMU_TEST_WORKER_TLS_CERT",
+                                          "SATEMU_TEST_WORKER_TLS_KEY",
+                                          "SATEMU_TEST_WORKER_TLS_CA"};
+
+/// Runs a worker in a child process; the parent gets its port through a
+/// pipe. The child is this test program again (exec right after fork), run
+/// as the test node_worker_child.serves, so it starts with none of the
+/// parent's threads or locks: a plain fork of a parent that an earlier test
+/// left a thread in could hand the child a lock held forever.
 struct forked_worker {
   pid_t pid = -1;
   std::uint16_t port = 0;
@@ -424,34 +440,38 @@ struct forked_worker {
     int fds[2];
     if (pipe(fds) != 0)
       return {};
+    // Everything the child needs is made before the fork: between fork and
+    // exec only async-signal-safe calls.
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e)
+      env.emplace_back(*e);
+    env.push_back(std::string(worker_fd_var) + "=" + std::to_string(fds[1]));
+    env.push_back(std::string(worker_secret_var) + "=" + secret);
+    env.push_back(std::string(worker_handshake_ms_var) + "="
+                  + std::to_string(handshake_timeout.count()));
+    env.push_back(std::string(worker_log_var) + "=" + log_path);
+    if (tls) {
+      env.push_back(std::string(worker_tls_var[0]) + "=" + tls->cert);
+      env.push_back(std::string(worker_tls_var[1]) + "=" + tls->key);
+      env.push_back(std::string(worker_tls_var[2]) + "=" + tls->ca);
+    }
+    std::vector<char*> envp;
+    for (std::string& e : env)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::string name = "runtime_tests", filter = "--gtest_filter=node_worker_child.serves";
+    char* argv[] = {name.data(), filter.data(), nullptr};
+    const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     const pid_t pid = fork();
     if (pid == 0) {
       ::close(fds[0]);
-      // The child starts its own threads after the fork; nothing of the
-      // parent's state is used.
-      alarm(60);
-      worker_options o;
-      o.secret = secret;
-      o.node.threads = 1;
-      o.node.tls = tls;
-      o.handshake_timeout = handshake_timeout;
-      o.log = [log_path](const std::string& line) {
-        if (log_path.empty()) {
-          std::fprintf(stderr, "[child worker] %s\n", line.c_str());
-          return;
-        }
-        std::ofstream(log_path, std::ios::app) << line << "\n";
-      };
-      auto w = worker_node::start(std::move(o));
-      std::uint16_t port = w.ok() ? w->address().port : 0;
-      if (::write(fds[1], &port, sizeof(port)) != sizeof(port))
-        _exit(90);
-      ::close(fds[1]);
-      if (!w.ok())
-        _exit(91);
-      auto st = w->wait(std::chrono::seconds(50));
-      _exit(st.ok() ? 0 : absl::IsUnavailable(st) ? 3 : 4);
+      if (null_fd >= 0)
+        ::dup2(null_fd, STDOUT_FILENO);  // gtest's banner; the worker logs to stderr
+      ::execve("/proc/self/exe", argv, envp.data());
+      _exit(92);
     }
+    if (null_fd >= 0)
+      ::close(null_fd);
     ::close(fds[1]);
     std::uint16_t port = 0;
     if (::read(fds[0], &port, sizeof(port)) != sizeof(port))
@@ -475,6 +495,42 @@ struct forked_worker {
     return -1;
   }
 };
+
+// The child of forked_worker::start; skipped when run as a test by itself.
+TEST(node_worker_child, serves) {
+  const char* fd_text = std::getenv(worker_fd_var);
+  if (fd_text == nullptr)
+    GTEST_SKIP() << "the worker process of the two-process tests, not a test by itself";
+  alarm(60);
+  const int fd = std::atoi(fd_text);
+  const auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  worker_options o;
+  o.secret = env(worker_secret_var);
+  o.node.threads = 1;
+  if (!env(worker_tls_var[0]).empty())
+    o.node.tls =
+      tls_options{env(worker_tls_var[0]), env(worker_tls_var[1]), env(worker_tls_var[2])};
+  o.handshake_timeout = std::chrono::milliseconds(std::atol(env(worker_handshake_ms_var).c_str()));
+  o.log = [log_path = env(worker_log_var)](const std::string& line) {
+    if (log_path.empty()) {
+      std::fprintf(stderr, "[child worker] %s\n", line.c_str());
+      return;
+    }
+    std::ofstream(log_path, std::ios::app) << line << "\n";
+  };
+  auto w = worker_node::start(std::move(o));
+  std::uint16_t port = w.ok() ? w->address().port : 0;
+  if (::write(fd, &port, sizeof(port)) != sizeof(port))
+    _exit(90);
+  ::close(fd);
+  if (!w.ok())
+    _exit(91);
+  auto st = w->wait(std::chrono::seconds(50));
+  _exit(st.ok() ? 0 : absl::IsUnavailable(st) ? 3 : 4);
+}
 
 TEST(node_link, frames_cross_two_processes_intact) {
   const std::string secret = "two-process test secret";
