@@ -30,6 +30,7 @@
 
 #include "protocol/node.hpp"
 #include "runtime/node.hpp"
+#include "tests/self_spawn.hpp"
 
 namespace {
 
@@ -335,24 +336,42 @@ TEST_F(worker_test, a_second_coordinator_is_refused_while_a_session_runs) {
   EXPECT_EQ(wait_worker(20s), 0);
 }
 
+constexpr const char* coordinator_fd_var = "SATEMU_TEST_COORDINATOR_FD";
+constexpr const char* coordinator_port_var = "SATEMU_TEST_COORDINATOR_PORT";
+constexpr const char* coordinator_secret_var = "SATEMU_TEST_COORDINATOR_SECRET";
+
+// The child of worker_exits_nonzero_when_its_coordinator_is_killed: connects
+// to the worker, says whether it could, and waits to be killed. Skipped when
+// run as a test by itself.
+TEST(coordinator_child, connects_and_waits) {
+  const char* fd_text = std::getenv(coordinator_fd_var);
+  if (fd_text == nullptr)
+    GTEST_SKIP() << "the coordinator process of a worker test, not a test by itself";
+  alarm(60);
+  const int fd = std::atoi(fd_text);
+  const auto port = static_cast<std::uint16_t>(std::atoi(std::getenv(coordinator_port_var)));
+  auto link = worker_link::connect({"127.0.0.1", port}, std::getenv(coordinator_secret_var), 10s);
+  const char ok = link.ok() ? 'y' : 'n';
+  if (write(fd, &ok, 1) != 1)
+    _exit(2);
+  pause();
+  _exit(0);
+}
+
 TEST_F(worker_test, worker_exits_nonzero_when_its_coordinator_is_killed) {
   ASSERT_NO_FATAL_FAILURE(start_worker());
-  // The coordinator is a child process so that it can be killed; it
-  // reports through a pipe once the worker has accepted it.
+  // The coordinator is a child process so that it can be killed
+  // (coordinator_child.connects_and_waits); it reports through a pipe once
+  // the worker has accepted it.
   int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  const pid_t coordinator = fork();
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  ::fcntl(fds[1], F_SETFD, 0);
+  const pid_t coordinator = satemu::testing::spawn_self(
+    "coordinator_child.connects_and_waits",
+    {{coordinator_fd_var, std::to_string(fds[1])},
+     {coordinator_port_var, std::to_string(port_)},
+     {coordinator_secret_var, secret_}});
   ASSERT_GE(coordinator, 0);
-  if (coordinator == 0) {
-    close(fds[0]);
-    alarm(60);
-    auto link = worker_link::connect(addr(), secret_, 10s);
-    const char ok = link.ok() ? 'y' : 'n';
-    if (write(fds[1], &ok, 1) != 1)
-      _exit(2);
-    pause();
-    _exit(0);
-  }
   close(fds[1]);
   char ok = 0;
   const bool got = read(fds[0], &ok, 1) == 1;

@@ -37,6 +37,7 @@
 #include "caf/io/all.hpp"
 #include "protocol/caf_types.hpp"
 #include "protocol/node.hpp"
+#include "tests/self_spawn.hpp"
 #include "tests/tls_certs.hpp"
 
 namespace satemu::runtime {
@@ -424,11 +425,9 @@ constexpr const char* worker_tls_var[] = {"SATEMU_TEST_WORKER_TLS_CERT",
                                           "SATEMU_TEST_WORKER_TLS_KEY",
                                           "SATEMU_TEST_WORKER_TLS_CA"};
 
-/// Runs a worker in a child process; the parent gets its port through a
-/// pipe. The child is this test program again (exec right after fork), run
-/// as the test node_worker_child.serves, so it starts with none of the
-/// parent's threads or locks: a plain fork of a parent that an earlier test
-/// left a thread in could hand the child a lock held forever.
+/// Runs a worker in a child process, this test program again running the
+/// test node_worker_child.serves (tests/self_spawn.hpp says why not a plain
+/// fork); the parent gets the worker's port through a pipe.
 struct forked_worker {
   pid_t pid = -1;
   std::uint16_t port = 0;
@@ -438,40 +437,20 @@ struct forked_worker {
                              const std::string& log_path = "",
                              std::optional<tls_options> tls = std::nullopt) {
     int fds[2];
-    if (pipe(fds) != 0)
+    if (pipe2(fds, O_CLOEXEC) != 0)
       return {};
-    // Everything the child needs is made before the fork: between fork and
-    // exec only async-signal-safe calls.
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e)
-      env.emplace_back(*e);
-    env.push_back(std::string(worker_fd_var) + "=" + std::to_string(fds[1]));
-    env.push_back(std::string(worker_secret_var) + "=" + secret);
-    env.push_back(std::string(worker_handshake_ms_var) + "="
-                  + std::to_string(handshake_timeout.count()));
-    env.push_back(std::string(worker_log_var) + "=" + log_path);
+    ::fcntl(fds[1], F_SETFD, 0);  // the child writes its port here
+    std::vector<std::pair<std::string, std::string>> vars{
+      {worker_fd_var, std::to_string(fds[1])},
+      {worker_secret_var, secret},
+      {worker_handshake_ms_var, std::to_string(handshake_timeout.count())},
+      {worker_log_var, log_path}};
     if (tls) {
-      env.push_back(std::string(worker_tls_var[0]) + "=" + tls->cert);
-      env.push_back(std::string(worker_tls_var[1]) + "=" + tls->key);
-      env.push_back(std::string(worker_tls_var[2]) + "=" + tls->ca);
+      vars.emplace_back(worker_tls_var[0], tls->cert);
+      vars.emplace_back(worker_tls_var[1], tls->key);
+      vars.emplace_back(worker_tls_var[2], tls->ca);
     }
-    std::vector<char*> envp;
-    for (std::string& e : env)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
-    std::string name = "runtime_tests", filter = "--gtest_filter=node_worker_child.serves";
-    char* argv[] = {name.data(), filter.data(), nullptr};
-    const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      ::close(fds[0]);
-      if (null_fd >= 0)
-        ::dup2(null_fd, STDOUT_FILENO);  // gtest's banner; the worker logs to stderr
-      ::execve("/proc/self/exe", argv, envp.data());
-      _exit(92);
-    }
-    if (null_fd >= 0)
-      ::close(null_fd);
+    const pid_t pid = satemu::testing::spawn_self("node_worker_child.serves", vars);
     ::close(fds[1]);
     std::uint16_t port = 0;
     if (::read(fds[0], &port, sizeof(port)) != sizeof(port))
