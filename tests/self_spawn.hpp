@@ -8,19 +8,34 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace satemu::testing {
 
+/// The environment variable that gives the child the descriptor to report
+/// to (the write end of the pipe whose read end `spawned::report` is).
+inline constexpr const char* report_fd_var = "SATEMU_TEST_REPORT_FD";
+
+struct spawned {
+  pid_t pid = -1;
+  /// Read end of the child's report pipe: EOF once the child exits or
+  /// closes its end.
+  int report = -1;
+};
+
 /// Starts this test program as a child that runs only the test `test`
-/// ("suite.name"), with `vars` added to its environment. Open descriptors
-/// without FD_CLOEXEC stay open in the child (pass their numbers in `vars`);
-/// its stdout is /dev/null (gtest's banner), its stderr this process's.
-/// Returns the child's pid, or -1.
-inline pid_t spawn_self(const std::string& test,
-                        const std::vector<std::pair<std::string, std::string>>& vars) {
+/// ("suite.name"), with `vars` added to its environment and a report pipe
+/// (`report_fd_var`). Its stdout is /dev/null (gtest's banner), its stderr
+/// this process's. A pid of -1 when it could not be started.
+inline spawned spawn_self(const std::string& test,
+                          const std::vector<std::pair<std::string, std::string>>& vars) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return {};
+  ::fcntl(fds[1], F_SETFD, 0);  // the only descriptor the child keeps
   // Everything is made before the fork: between fork and exec only
   // async-signal-safe calls.
   std::vector<std::string> env;
@@ -28,6 +43,7 @@ inline pid_t spawn_self(const std::string& test,
     env.emplace_back(*e);
   for (const auto& [name, value] : vars)
     env.push_back(name + "=" + value);
+  env.push_back(std::string(report_fd_var) + "=" + std::to_string(fds[1]));
   std::vector<char*> envp;
   for (std::string& e : env)
     envp.push_back(e.data());
@@ -44,7 +60,19 @@ inline pid_t spawn_self(const std::string& test,
   }
   if (null_fd >= 0)
     ::close(null_fd);
-  return pid;
+  ::close(fds[1]);
+  if (pid < 0) {
+    ::close(fds[0]);
+    return {};
+  }
+  return {pid, fds[0]};
+}
+
+/// In the child: the descriptor to report to, or -1 when this process was
+/// not started by spawn_self (the test then skips).
+inline int report_fd() {
+  const char* text = std::getenv(report_fd_var);
+  return text != nullptr ? std::atoi(text) : -1;
 }
 
 } // namespace satemu::testing

@@ -336,7 +336,6 @@ TEST_F(worker_test, a_second_coordinator_is_refused_while_a_session_runs) {
   EXPECT_EQ(wait_worker(20s), 0);
 }
 
-constexpr const char* coordinator_fd_var = "SATEMU_TEST_COORDINATOR_FD";
 constexpr const char* coordinator_port_var = "SATEMU_TEST_COORDINATOR_PORT";
 constexpr const char* coordinator_secret_var = "SATEMU_TEST_COORDINATOR_SECRET";
 
@@ -344,11 +343,10 @@ constexpr const char* coordinator_secret_var = "SATEMU_TEST_COORDINATOR_SECRET";
 // to the worker, says whether it could, and waits to be killed. Skipped when
 // run as a test by itself.
 TEST(coordinator_child, connects_and_waits) {
-  const char* fd_text = std::getenv(coordinator_fd_var);
-  if (fd_text == nullptr)
+  const int fd = satemu::testing::report_fd();
+  if (fd < 0)
     GTEST_SKIP() << "the coordinator process of a worker test, not a test by itself";
   alarm(60);
-  const int fd = std::atoi(fd_text);
   const auto port = static_cast<std::uint16_t>(std::atoi(std::getenv(coordinator_port_var)));
   auto link = worker_link::connect({"127.0.0.1", port}, std::getenv(coordinator_secret_var), 10s);
   const char ok = link.ok() ? 'y' : 'n';
@@ -363,19 +361,14 @@ TEST_F(worker_test, worker_exits_nonzero_when_its_coordinator_is_killed) {
   // The coordinator is a child process so that it can be killed
   // (coordinator_child.connects_and_waits); it reports through a pipe once
   // the worker has accepted it.
-  int fds[2];
-  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
-  ::fcntl(fds[1], F_SETFD, 0);
-  const pid_t coordinator = satemu::testing::spawn_self(
+  const auto child = satemu::testing::spawn_self(
     "coordinator_child.connects_and_waits",
-    {{coordinator_fd_var, std::to_string(fds[1])},
-     {coordinator_port_var, std::to_string(port_)},
-     {coordinator_secret_var, secret_}});
-  ASSERT_GE(coordinator, 0);
-  close(fds[1]);
+    {{coordinator_port_var, std::to_string(port_)}, {coordinator_secret_var, secret_}});
+  ASSERT_GE(child.pid, 0);
+  const pid_t coordinator = child.pid;
   char ok = 0;
-  const bool got = read(fds[0], &ok, 1) == 1;
-  close(fds[0]);
+  const bool got = read(child.report, &ok, 1) == 1;
+  close(child.report);
   ASSERT_TRUE(got && ok == 'y') << "the coordinator child could not connect";
   ASSERT_TRUE(log_shows(R"(accepted coordinator 127\.0\.0\.1:\d+)"));
   ASSERT_EQ(kill(coordinator, SIGKILL), 0);

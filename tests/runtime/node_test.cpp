@@ -417,7 +417,6 @@ TEST(node_crypto, tampered_replayed_reordered_or_reflected_frames_are_rejected) 
 // --- two processes -------------------------------------------------------------
 
 /// What the child of forked_worker::start reads from its environment.
-constexpr const char* worker_fd_var = "SATEMU_TEST_WORKER_FD";
 constexpr const char* worker_secret_var = "SATEMU_TEST_WORKER_SECRET";
 constexpr const char* worker_handshake_ms_var = "SATEMU_TEST_WORKER_HANDSHAKE_MS";
 constexpr const char* worker_log_var = "SATEMU_TEST_WORKER_LOG";
@@ -436,12 +435,7 @@ struct forked_worker {
                              std::chrono::milliseconds handshake_timeout = 10s,
                              const std::string& log_path = "",
                              std::optional<tls_options> tls = std::nullopt) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-      return {};
-    ::fcntl(fds[1], F_SETFD, 0);  // the child writes its port here
     std::vector<std::pair<std::string, std::string>> vars{
-      {worker_fd_var, std::to_string(fds[1])},
       {worker_secret_var, secret},
       {worker_handshake_ms_var, std::to_string(handshake_timeout.count())},
       {worker_log_var, log_path}};
@@ -450,13 +444,14 @@ struct forked_worker {
       vars.emplace_back(worker_tls_var[1], tls->key);
       vars.emplace_back(worker_tls_var[2], tls->ca);
     }
-    const pid_t pid = satemu::testing::spawn_self("node_worker_child.serves", vars);
-    ::close(fds[1]);
+    const auto child = satemu::testing::spawn_self("node_worker_child.serves", vars);
+    if (child.pid < 0)
+      return {};
     std::uint16_t port = 0;
-    if (::read(fds[0], &port, sizeof(port)) != sizeof(port))
+    if (::read(child.report, &port, sizeof(port)) != sizeof(port))
       port = 0;
-    ::close(fds[0]);
-    return {pid, port};
+    ::close(child.report);
+    return {child.pid, port};
   }
 
   /// Exit code of the child, waiting at most `limit`; -1 if it did not exit
@@ -477,11 +472,10 @@ struct forked_worker {
 
 // The child of forked_worker::start; skipped when run as a test by itself.
 TEST(node_worker_child, serves) {
-  const char* fd_text = std::getenv(worker_fd_var);
-  if (fd_text == nullptr)
+  const int fd = satemu::testing::report_fd();
+  if (fd < 0)
     GTEST_SKIP() << "the worker process of the two-process tests, not a test by itself";
   alarm(60);
-  const int fd = std::atoi(fd_text);
   const auto env = [](const char* name) {
     const char* v = std::getenv(name);
     return std::string(v != nullptr ? v : "");
