@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -170,7 +171,8 @@ absl::StatusOr<safetensors_file> safetensors_file::open(const std::string& path)
                                             runtime::open_failure(path, ec.value()), ")"));
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    return absl::NotFoundError(absl::StrCat("safetensors ", path, ": cannot open for reading"));
+    return absl::NotFoundError(absl::StrCat("safetensors ", path, ": cannot open for reading (",
+                                            runtime::open_failure(path, errno), ")"));
   if (size < 8)
     return header_error(path, absl::StrCat("file too short: ", size,
                                            " bytes, less than the 8-byte header length"));

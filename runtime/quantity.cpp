@@ -221,21 +221,19 @@ std::optional<std::uint64_t> exact_integer(const decimal& d, const unit_def& u,
   return static_cast<std::uint64_t>(v);
 }
 
-// The correctly rounded double of digits x 10^(exp10 + pow10), times num/den.
+absl::Status out_of_range(const kind_def& kind) {
+  return absl::InvalidArgumentError(absl::StrCat(av(kind.noun), " out of range"));
+}
+
+// The correctly rounded double of digits x 10^(exp10 + pow10), times num/den
+// (powers of two or 1, so exact unless the product overflows: "1e308TBps").
 absl::StatusOr<double> to_double(const decimal& d, const unit_def& u, const kind_def& kind) {
   if (d.is_zero()) return 0.0;
   std::string s = absl::StrCat(d.digits, "e", static_cast<long>(d.exp10) + u.pow10);
   double v = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || !std::isfinite(v)) {
-    return absl::InvalidArgumentError(absl::StrCat(av(kind.noun), " out of range"));
-  }
-  // num and den are powers of two (or 1) here, so these are exact, unless
-  // the product overflows ("1e308TBps").
-  v = v * static_cast<double>(u.num) / static_cast<double>(u.den);
-  if (!std::isfinite(v)) {
-    return absl::InvalidArgumentError(absl::StrCat(av(kind.noun), " out of range"));
-  }
+  if (ec == std::errc()) v = v * static_cast<double>(u.num) / static_cast<double>(u.den);
+  if (ec != std::errc() || !std::isfinite(v)) return out_of_range(kind);
   return d.negative ? -v : v;
 }
 
@@ -329,9 +327,7 @@ absl::StatusOr<angle> parse_angle(std::string_view text) {
   if (!v.ok()) return v.status();
   if (p->unit->name != "rad") return angle{*v};
   const double deg = *v * 180.0 / std::numbers::pi;
-  if (!std::isfinite(deg)) {
-    return absl::InvalidArgumentError(absl::StrCat(av(angle_kind.noun), " out of range"));
-  }
+  if (!std::isfinite(deg)) return out_of_range(angle_kind);
   return angle{deg};
 }
 
