@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "gpu/detail/check.hpp"
+#include "gpu/detail/cpu_loops.hpp"
 #include "gpu/detail/kernel_checks.hpp"
 #include "gpu/half.hpp"
 
@@ -398,58 +399,23 @@ absl::StatusOr<tensor> cpu_backend::moe_combine(const_matrix_view y, const moe_r
   return out;
 }
 
-namespace {
-
-/// The code of x: x / scale (a division, not a multiplication by 1/scale, so
-/// that the code of max|x| is exactly qmax), clamped to [-qmax, qmax], then
-/// rounded half to even as nearbyint does in the default rounding mode
-/// (clamping to integer bounds first gives the same code): adding and
-/// removing 1.5 x 2^23 leaves the nearest integer for |v| < 2^22, without a
-/// libm call, so the loops vectorise.
-inline int quant_code(float x, float scale, float qmax) {
-  constexpr float magic = 12582912.0f;
-  const float v = std::min(std::max(x / scale, -qmax), qmax);
-  return static_cast<int>((v + magic) - magic);
-}
-
-} // namespace
-
 absl::StatusOr<quantized_activations> cpu_backend::quantize(const_matrix_view x, int bits) {
   // The values are checked while their maximum is taken (one pass).
   SATEMU_GPU_RETURN_IF_ERROR(detail::check_quantize_args(x, bits));
   auto q = quantized_activations::zeros(x.rows, x.cols, bits);
   const float qmax = bits == 8 ? 127.0f : 7.0f;
+  const detail::isa isa = detail::host_isa();
   for (std::int64_t r = 0; r < x.rows; ++r) {
     const float* xr = x.row(r);
-    const std::uint32_t amax_bits = detail::max_magnitude_bits(xr, x.cols);
+    const std::uint32_t amax_bits = detail::max_magnitude_bits(xr, x.cols, isa);
     if (amax_bits >= detail::nonfinite_bits) // an infinity or a NaN: the check names it
       return detail::check_quantize(x, bits);
     float amax;
     std::memcpy(&amax, &amax_bits, sizeof amax);
     const float scale = amax / qmax;
     q.scales[static_cast<std::size_t>(r)] = scale;
-    if (scale == 0.0f) // all-zero row, or max|x| so small the scale underflows
-      continue;
-    // Codes are bytes, which may alias anything: restrict lets the loops
-    // below vectorise.
-    std::uint8_t* __restrict out = q.codes.data() + r * q.row_bytes();
-    const float* __restrict in = xr;
-    const std::int64_t cols = x.cols;
-    if (bits == 8) {
-      for (std::int64_t j = 0; j < cols; ++j)
-        out[j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(quant_code(in[j], scale, qmax)));
-      continue;
-    }
-    // int4: two codes per byte, the even column in the low nibble.
-    const std::int64_t pairs = cols / 2;
-    for (std::int64_t b = 0; b < pairs; ++b) {
-      const auto lo = static_cast<unsigned>(quant_code(in[2 * b], scale, qmax)) & 0x0fu;
-      const auto hi = static_cast<unsigned>(quant_code(in[2 * b + 1], scale, qmax)) & 0x0fu;
-      out[b] = static_cast<std::uint8_t>(lo | (hi << 4));
-    }
-    if (cols % 2 != 0)
-      out[pairs] = static_cast<std::uint8_t>(
-        static_cast<unsigned>(quant_code(in[cols - 1], scale, qmax)) & 0x0fu);
+    if (scale != 0.0f) // else an all-zero row, or max|x| so small the scale underflows
+      detail::quantize_row(xr, x.cols, bits, scale, q.codes.data() + r * q.row_bytes(), isa);
   }
   count_launch(op::quantize);
   return q;

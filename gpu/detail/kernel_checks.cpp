@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_join.h"
 #include "gpu/detail/check.hpp"
+#include "gpu/detail/cpu_loops.hpp"
 
 namespace satemu::gpu::detail {
 
@@ -317,16 +318,6 @@ absl::Status check_moe_combine(const const_matrix_view& y, const moe_routing& r)
     return invalid("moe_combine", "y ", to_string(y), " needs tokens x k = ", r.tokens * r.k,
                    " rows");
   return absl::OkStatus();
-}
-
-std::uint32_t max_magnitude_bits(const float* __restrict x, std::int64_t n) {
-  std::uint32_t m = 0;
-  for (std::int64_t j = 0; j < n; ++j) {
-    std::uint32_t b;
-    std::memcpy(&b, x + j, sizeof b);
-    m = std::max(m, b & 0x7fffffffu);
-  }
-  return m;
 }
 
 absl::Status check_quantize_args(const const_matrix_view& x, int bits) {

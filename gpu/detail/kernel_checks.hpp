@@ -95,13 +95,6 @@ absl::Status check_routing(std::string_view kernel, const moe_routing& r);
 absl::Status check_moe_gather(const const_matrix_view& x, const moe_routing& r);
 absl::Status check_moe_combine(const const_matrix_view& y, const moe_routing& r);
 
-/// The bits of max |x| over `n` floats: magnitudes' bit patterns order as
-/// the magnitudes do, with infinities and NaNs (>= `nonfinite_bits`) above
-/// every finite value; an integer maximum vectorises (a float one does not,
-/// for its NaN rules).
-std::uint32_t max_magnitude_bits(const float* __restrict x, std::int64_t n);
-inline constexpr std::uint32_t nonfinite_bits = 0x7f800000u;
-
 absl::Status check_quantize(const const_matrix_view& x, int bits);
 /// check_quantize without its scan for non-finite values, for a backend
 /// that sees every value anyway (it calls check_quantize for the error when
