@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gpu/detail/check.hpp"
+#include "runtime/output.hpp"
 
 namespace satemu::gpu {
 
@@ -47,16 +48,26 @@ absl::StatusOr<calibration> calibrate(backend& b, bool quick) {
     const double dn = static_cast<double>(n);
     c.samples.push_back({absl::StrCat("gemm ", n, "x", n, "x", n), {2 * dn * dn * dn, 12 * dn * dn, s}});
   }
-  // Element-wise adds over tensors far larger than the caches: memory-bound.
-  const std::vector<std::int64_t> rows = quick ? std::vector<std::int64_t>{2048, 8192}
-                                               : std::vector<std::int64_t>{2048, 8192, 32768};
-  for (auto r : rows) {
-    const std::int64_t cols = 1024;
-    auto x = filled(r, cols, 1.0f), y = filled(r, cols, 2.0f);
-    const double n = static_cast<double>(r * cols);
+  // Memory-bound: element-wise adds, y += x, on working sets (x and y) of at
+  // least four times the largest cache and 64 MiB, doubling, so that every
+  // sample streams from memory; the largest at most a quarter of the memory
+  // available.
+  const std::int64_t cols = 1024;
+  const std::int64_t row_bytes = 2 * cols * static_cast<std::int64_t>(sizeof(float));
+  const int count = quick ? 2 : 3;
+  const auto working_set = std::max<std::uint64_t>(64u << 20, 4 * runtime::largest_cache_bytes());
+  std::int64_t rows = 2048;
+  while (static_cast<std::uint64_t>(rows * row_bytes) < working_set)
+    rows *= 2;
+  const std::uint64_t room = runtime::available_memory_bytes() / 4;
+  while (rows > 2048 && static_cast<std::uint64_t>((rows << (count - 1)) * row_bytes) > room)
+    rows /= 2;
+  for (int i = 0; i < count; ++i, rows *= 2) {
+    auto x = filled(rows, cols, 1.0f), y = filled(rows, cols, 2.0f);
+    const double n = static_cast<double>(rows * cols);
     double s = 0;
     SATEMU_GPU_ASSIGN_OR_RETURN(s, time_median([&] { return b.add(y, x); }));
-    c.samples.push_back({absl::StrCat("add ", r, "x", cols), {n, 12 * n, s}});
+    c.samples.push_back({absl::StrCat("add ", rows, "x", cols), {n, 12 * n, s}});
   }
   std::vector<roofline_sample> samples;
   for (const auto& s : c.samples)

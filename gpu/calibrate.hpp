@@ -4,8 +4,9 @@
 /// host itself, or a device whose figures were measured the same way.
 ///
 /// Samples: square GEMMs from small (launch-bound) to large (compute-bound)
-/// and element-wise adds over tensors far larger than the caches
-/// (memory-bound: 12 bytes moved per element). Each
+/// and element-wise adds, y += x, over working sets of at least four times
+/// the host CPU's largest cache and 64 MiB (memory-bound: 12 bytes moved per
+/// element), as much as a quarter of the available memory allows. Each
 /// sample's time is the median of several runs after a warm-up.
 #pragma once
 

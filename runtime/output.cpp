@@ -110,4 +110,26 @@ std::uint64_t available_memory_bytes() {
   return available;
 }
 
+std::uint64_t largest_cache_bytes() {
+  std::uint64_t largest = 0;
+  for (int index = 0;; ++index) {
+    std::ifstream f(absl::StrCat("/sys/devices/system/cpu/cpu0/cache/index", index, "/size"));
+    std::uint64_t size = 0;
+    if (!(f >> size))
+      break;
+    std::string unit;
+    f >> unit; // "K" or "M" (read on: the size may end the file)
+    const std::uint64_t scale = unit == "M" ? 1024 * 1024 : unit == "K" ? 1024 : 1;
+    largest = std::max(largest, size * scale);
+  }
+#ifdef _SC_LEVEL1_DCACHE_SIZE // glibc
+  if (largest > 0)
+    return largest;
+  for (const int name : {_SC_LEVEL1_DCACHE_SIZE, _SC_LEVEL2_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE,
+                         _SC_LEVEL4_CACHE_SIZE})
+    largest = std::max(largest, static_cast<std::uint64_t>(std::max(sysconf(name), 0L)));
+#endif
+  return largest;
+}
+
 } // namespace satemu::runtime

@@ -46,5 +46,9 @@ std::uint64_t current_rss_bytes();
 /// system's MemAvailable (/proc/meminfo; free physical pages where it cannot
 /// be read), capped by the room left under a cgroup v2 memory limit.
 std::uint64_t available_memory_bytes();
+/// The largest cache of the CPU this process starts on [bytes], as Linux
+/// reports it (/sys/devices/system/cpu/cpu0/cache; sysconf's cache levels
+/// where that cannot be read); 0 when neither says.
+std::uint64_t largest_cache_bytes();
 
 } // namespace satemu::runtime
