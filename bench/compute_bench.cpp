@@ -26,6 +26,9 @@
 //     (std::memcpy of the 64 MiB MLP gate matrix, median of 3):
 //     fraction_of_memcpy. memcpy reads and writes each byte, so a pure read
 //     at the memory limit could reach about 2.
+//   BM_Compute_CpuDecoderLayerAllCores/<tokens>: the llama-3.2-1b layer on a
+//     cpu backend with one thread per core, in wall time; fraction_of_peak
+//     against the calibrated one-core peak times the threads.
 //   BM_Compute_CpuGemmaLayer/<tokens>: the same for layer 0 of gemma-3-270m
 //     (a sliding-window layer: q/k and sandwich norms, GeGLU; 22 MB fp32;
 //     the 512-key window does not bind on sequences of 64), against the
@@ -64,6 +67,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -312,6 +316,22 @@ BENCHMARK(BM_Compute_CpuDecoderLayer)
     ->Arg(1024)
     ->ArgName("tokens")
     ->Unit(benchmark::kMillisecond);
+
+// The same layer on a backend with one thread per core (compute.threads: 0),
+// in wall time: the speed-up of sharing a layer's kernels out.
+void BM_Compute_CpuDecoderLayerAllCores(benchmark::State& state) {
+  const int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  cpu_backend b(threads);
+  state.counters["threads"] = threads;
+  run_layer(state, b, llama(), false, threads * host_peak_flops(), "fraction_of_peak", 0);
+}
+BENCHMARK(BM_Compute_CpuDecoderLayerAllCores)
+    ->Arg(1)
+    ->Arg(64)
+    ->Arg(1024)
+    ->ArgName("tokens")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // --- CUDA ---------------------------------------------------------------------------------
 

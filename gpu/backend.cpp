@@ -117,12 +117,12 @@ backend_choice resolve_auto_backend() {
   return {"cpu", info.detail};
 }
 
-absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name) {
+absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name, int cpu_threads) {
   if (name == "cpu")
-    return std::unique_ptr<backend>(std::make_unique<cpu_backend>());
+    return std::unique_ptr<backend>(std::make_unique<cpu_backend>(cpu_threads));
   if (name == "auto") {
     const backend_choice choice = resolve_auto_backend();
-    return make_backend(choice.name);
+    return make_backend(choice.name, cpu_threads);
   }
   if (name == "cuda")
     return make_cuda_backend();

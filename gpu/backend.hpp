@@ -433,12 +433,13 @@ private:
 /// Names `make_backend` accepts.
 inline constexpr std::array<std::string_view, 3> backend_names = {"auto", "cpu", "cuda"};
 
-/// A backend by name: "cpu"; "cuda" (make_cuda_backend with its defaults:
+/// A backend by name: "cpu" (its kernels on `cpu_threads` >= 1 threads;
+/// cpu_backend.hpp); "cuda" (make_cuda_backend with its defaults:
 /// bf16 on device 0; Unavailable, saying why, when the binary has no CUDA
 /// backend or no CUDA device answers); "auto" (cuda when the CUDA backend is
 /// built and a CUDA device answers, cpu otherwise; see device.hpp). Any other
 /// name is InvalidArgument listing the accepted names.
-absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name);
+absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name, int cpu_threads = 1);
 
 /// The backend "auto" resolves to, with one line saying which and why
 /// (e.g. "compute backend: cpu (built without CUDA)", "compute backend: cuda

@@ -1,6 +1,8 @@
 #include "gpu/compute_config.hpp"
 
+#include <algorithm>
 #include <mutex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -43,6 +45,11 @@ void register_compute_section() {
                             "clock.mode realtime: a batch runs at once when it holds this many "
                             "requests")
             .at_least(1),
+          key_spec::integer("threads", "0",
+                            "backend cpu: threads the kernels of a batch use (0 = one per "
+                            "core); the results are the same bits for every count")
+            .at_least(0)
+            .at_most(1024),
           key_spec::map(
             "device_override", "Figures replacing the device profile's (sat-payload needs them)",
             {
@@ -54,6 +61,12 @@ void register_compute_section() {
         })
         .optional_section());
   });
+}
+
+int compute_config::resolved_cpu_threads() const {
+  if (cpu_threads > 0)
+    return cpu_threads;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
 absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {
@@ -84,6 +97,7 @@ absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {
   c.weights_file = s.get_string("compute.weights");
   if (s.has("compute.memory_limit"))
     c.memory_limit = s.get_data_size("compute.memory_limit").bytes;
+  c.cpu_threads = static_cast<int>(s.get_int("compute.threads"));
   if (!c.weights_file.empty()) {
     auto file = safetensors_file::open(c.weights_file);
     if (!file.ok())

@@ -12,6 +12,7 @@
 ///       seed: 0
 ///       batch_window: 1ms      # realtime clock: a batch waits this long for more requests
 ///       max_batch: 64          # realtime clock: ... or runs once it holds this many
+///       threads: 0             # cpu backend: threads its kernels use; 0 = one per core
 ///       device_override: {peak_fp32_flops: 1e12, memory_bytes_per_s: 5e10, launch_overhead: 20us}
 ///
 /// Reading it checks every name and, for a weights file, its header against
@@ -41,6 +42,11 @@ struct compute_config {
   /// The most memory the model's weights may take in `mode: real` [bytes];
   /// 0: what the machine has available when the run starts.
   std::uint64_t memory_limit = 0;
+  /// Threads the cpu backend's kernels use; 0: one per core.
+  int cpu_threads = 0;
+
+  /// cpu_threads, with 0 resolved to the host's core count.
+  int resolved_cpu_threads() const;
 };
 
 /// Registers the `compute` section with the scenario schema (idempotent).

@@ -12,6 +12,7 @@
 #include "gpu/detail/check.hpp"
 #include "gpu/detail/cpu_loops.hpp"
 #include "gpu/detail/kernel_checks.hpp"
+#include "gpu/detail/task_pool.hpp"
 #include "gpu/half.hpp"
 
 namespace satemu::gpu {
@@ -22,27 +23,97 @@ using detail::gemm_dims;
 
 // --- GEMM --------------------------------------------------------------------
 
-// Runs one validated GEMM on packed row-major operands (leading dimension =
-// stored columns). Degenerate shapes are handled here: BLAS rejects a
-// leading dimension of 0.
+// Runs one validated GEMM on row-major operands (A's and B's leading
+// dimension = their stored columns; C's `ldc`). Degenerate shapes are
+// handled here: BLAS rejects a leading dimension of 0.
 void run_sgemm(const gemm_op& o, const gemm_dims& d, const float* a, std::int64_t a_cols,
-               const float* b, std::int64_t b_cols, float* c) {
+               const float* b, std::int64_t b_cols, float* c, std::int64_t ldc) {
   if (d.m == 0 || d.n == 0)
     return;
   if (d.k == 0) {
-    const std::int64_t n = d.m * d.n;
-    if (o.beta == 0.0f)
-      std::fill(c, c + n, 0.0f);
-    else
-      for (std::int64_t i = 0; i < n; ++i)
-        c[i] *= o.beta;
+    for (std::int64_t r = 0; r < d.m; ++r) {
+      float* row = c + r * ldc;
+      if (o.beta == 0.0f)
+        std::fill(row, row + d.n, 0.0f);
+      else
+        for (std::int64_t j = 0; j < d.n; ++j)
+          row[j] *= o.beta;
+    }
     return;
   }
   cblas_sgemm(CblasRowMajor, o.trans_a ? CblasTrans : CblasNoTrans,
               o.trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(d.m),
               static_cast<int>(d.n), static_cast<int>(d.k), o.alpha, a,
               static_cast<int>(a_cols), b, static_cast<int>(b_cols), o.beta, c,
-              static_cast<int>(d.n));
+              static_cast<int>(ldc));
+}
+
+// --- Threads -----------------------------------------------------------------
+
+// Work below this many multiply-adds runs on the calling thread alone:
+// waking the pool would cost more than it saves. (The same bits either way.)
+constexpr double min_shared_macs = 1 << 20;
+
+// Runs fn(task, thread) for tasks 0..n-1: on the pool when `macs`, the work
+// of all of them, is worth sharing, else on the calling thread.
+void run_tasks(detail::task_pool& pool, std::int64_t n, double macs,
+               const detail::task_pool::task_fn& fn) {
+  if (n > 1 && macs >= min_shared_macs) {
+    pool.run(n, fn);
+    return;
+  }
+  for (std::int64_t i = 0; i < n; ++i)
+    fn(i, 0);
+}
+
+// One OpenBLAS call of a GEMM kernel: a whole problem, or a panel of its
+// columns.
+struct gemm_piece {
+  gemm_dims d;
+  const float* a;
+  std::int64_t a_cols;
+  const float* b;
+  std::int64_t b_cols;
+  float* c;
+  std::int64_t ldc;
+};
+
+constexpr std::int64_t panel_cols = 256;
+constexpr std::int64_t max_panels = 16;
+
+// Appends the problem C = op(A) op(B) to `pieces`: whole, or, with at least
+// 2 x 256 output columns and 2^21 multiply-adds, as column panels: at most
+// 16, each at least 256 columns wide and a multiple of 64 (every panel
+// packs A again, so more and narrower panels would cost more than they
+// share). By shape only, so a kernel is the same calls whatever the thread
+// count.
+void add_pieces(std::vector<gemm_piece>& pieces, const gemm_op& o, const gemm_dims& d,
+                const float* a, std::int64_t a_cols, const float* b, std::int64_t b_cols,
+                float* c) {
+  if (d.n < 2 * panel_cols || d.m * d.n * d.k < (std::int64_t{1} << 21)) {
+    pieces.push_back({d, a, a_cols, b, b_cols, c, d.n});
+    return;
+  }
+  const std::int64_t width =
+    std::max(panel_cols, (d.n + max_panels * 64 - 1) / (max_panels * 64) * 64);
+  for (std::int64_t n0 = 0; n0 < d.n; n0 += width) {
+    gemm_dims p = d;
+    p.n = std::min(width, d.n - n0);
+    // op(B) = B^T: B is [N, K] and the panel its rows n0..; op(B) = B: B is
+    // [K, N] and the panel its columns n0.. .
+    const float* bp = o.trans_b ? b + n0 * b_cols : b + n0;
+    pieces.push_back({p, a, a_cols, bp, b_cols, c + n0, d.n});
+  }
+}
+
+void run_pieces(detail::task_pool& pool, const gemm_op& o, const std::vector<gemm_piece>& pieces) {
+  double macs = 0;
+  for (const auto& p : pieces)
+    macs += static_cast<double>(p.d.m) * static_cast<double>(p.d.n) * static_cast<double>(p.d.k);
+  run_tasks(pool, static_cast<std::int64_t>(pieces.size()), macs, [&](std::int64_t i, int) {
+    const gemm_piece& p = pieces[static_cast<std::size_t>(i)];
+    run_sgemm(o, p.d, p.a, p.a_cols, p.b, p.b_cols, p.c, p.ldc);
+  });
 }
 
 // --- Small loops -------------------------------------------------------------
@@ -74,16 +145,22 @@ std::int64_t first_key(const attention_config& cfg, std::int64_t pos) {
 
 // --- cpu_backend -----------------------------------------------------------
 
-cpu_backend::cpu_backend() {
+cpu_backend::cpu_backend(int threads) : pool_(std::make_unique<detail::task_pool>(threads)) {
   static std::once_flag once;
   std::call_once(once, [] { openblas_set_num_threads(1); });
 }
+
+cpu_backend::~cpu_backend() = default;
+
+int cpu_backend::threads() const { return pool_->threads(); }
 
 absl::Status cpu_backend::gemm(const gemm_op& o, const_matrix_view a, const_matrix_view b,
                                matrix_view c) {
   SATEMU_GPU_ASSIGN_OR_RETURN(const gemm_dims d, detail::gemm_shape("gemm", o, a, b, c));
   count_launch(op::gemm);
-  run_sgemm(o, d, a.data, a.cols, b.data, b.cols, c.data);
+  std::vector<gemm_piece> pieces;
+  add_pieces(pieces, o, d, a.data, a.cols, b.data, b.cols, c.data);
+  run_pieces(*pool_, o, pieces);
   return absl::OkStatus();
 }
 
@@ -95,9 +172,12 @@ absl::Status cpu_backend::gemm_strided_batched(const gemm_op& o, std::int64_t ba
       const gemm_dims d, detail::check_gemm_strided_batched(o, batch, a, stride_a, b, stride_b, c,
                                                          stride_c));
   count_launch(op::gemm_strided_batched);
+  // The outputs do not overlap (stride_c >= the size of one).
+  std::vector<gemm_piece> pieces;
   for (std::int64_t i = 0; i < batch; ++i)
-    run_sgemm(o, d, a.data + i * stride_a, a.cols, b.data + i * stride_b, b.cols,
-              c.data + i * stride_c);
+    add_pieces(pieces, o, d, a.data + i * stride_a, a.cols, b.data + i * stride_b, b.cols,
+               c.data + i * stride_c);
+  run_pieces(*pool_, o, pieces);
   return absl::OkStatus();
 }
 
@@ -105,9 +185,12 @@ absl::Status cpu_backend::gemm_grouped(const gemm_op& o, std::span<const gemm_pr
   SATEMU_GPU_ASSIGN_OR_RETURN(const std::vector<gemm_dims> dims,
                               detail::check_gemm_grouped(o, problems));
   count_launch(op::gemm_grouped);
+  // The outputs do not overlap (checked).
+  std::vector<gemm_piece> pieces;
   for (std::size_t i = 0; i < problems.size(); ++i)
-    run_sgemm(o, dims[i], problems[i].a.data, problems[i].a.cols, problems[i].b.data,
-              problems[i].b.cols, problems[i].c.data);
+    add_pieces(pieces, o, dims[i], problems[i].a.data, problems[i].a.cols, problems[i].b.data,
+               problems[i].b.cols, problems[i].c.data);
+  run_pieces(*pool_, o, pieces);
   return absl::OkStatus();
 }
 
@@ -182,40 +265,47 @@ absl::StatusOr<tensor> cpu_backend::attention_prefill(
   const std::int64_t group = cfg.n_heads / cfg.n_kv_heads;
   const float scale = cfg.softmax_scale();
   constexpr std::int64_t block = 64; // positions per score block
-  std::vector<float> scores(static_cast<std::size_t>(std::min(block, max_len) * max_len));
+  const auto score_floats = static_cast<std::size_t>(std::min(block, max_len) * max_len);
+  std::vector<std::vector<float>> scratch(static_cast<std::size_t>(threads()));
   const int ldq = static_cast<int>(q.cols);
   const int ldk = static_cast<int>(k.cols);
-  for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s) {
+  // One task per (sequence, head): each writes its own block of `out`.
+  const auto n_seqs = static_cast<std::int64_t>(seq_offsets.size()) - 1;
+  const double macs = 2.0 * static_cast<double>(q.rows) * static_cast<double>(max_len) *
+                      static_cast<double>(cfg.n_heads * hd);
+  run_tasks(*pool_, n_seqs * cfg.n_heads, macs, [&](std::int64_t task, int thread) {
+    const auto s = static_cast<std::size_t>(task / cfg.n_heads);
+    const std::int64_t h = task % cfg.n_heads;
+    std::vector<float>& scores = scratch[static_cast<std::size_t>(thread)];
+    scores.resize(score_floats);
     const std::int64_t first = seq_offsets[s];
     const std::int64_t len = seq_offsets[s + 1] - first;
     // The sequence's queries are its positions past .. len-1; query row of
     // position i: q_first + i.
     const std::int64_t past = len - (query_offsets[s + 1] - query_offsets[s]);
     const std::int64_t q_first = query_offsets[s] - past;
-    for (std::int64_t h = 0; h < cfg.n_heads; ++h) {
-      const std::int64_t g = h / group;
-      const float* kh = k.data + first * k.cols + g * hd;
-      const float* vh = v.data + first * v.cols + g * hd;
-      for (std::int64_t i0 = past; i0 < len; i0 += block) {
-        const std::int64_t i1 = std::min(len, i0 + block);
-        const std::int64_t nq = i1 - i0;
-        // Causal: keys lo .. i1-1 suffice for this block of positions (lo:
-        // the first key of its first position, 0 without a sliding window).
-        const std::int64_t lo = first_key(cfg, i0);
-        const std::int64_t nk = i1 - lo;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
-                    static_cast<int>(nk), static_cast<int>(hd), scale,
-                    q.data + (q_first + i0) * q.cols + h * hd, ldq, kh + lo * k.cols, ldk, 0.0f,
-                    scores.data(), static_cast<int>(nk));
-        for (std::int64_t r = 0; r < nq; ++r)
-          softmax_range(scores.data() + r * nk, first_key(cfg, i0 + r) - lo, i0 + r + 1 - lo, nk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nq),
-                    static_cast<int>(hd), static_cast<int>(nk), 1.0f, scores.data(),
-                    static_cast<int>(nk), vh + lo * v.cols, ldk, 0.0f,
-                    out.data() + (q_first + i0) * q.cols + h * hd, ldq);
-      }
+    const std::int64_t g = h / group;
+    const float* kh = k.data + first * k.cols + g * hd;
+    const float* vh = v.data + first * v.cols + g * hd;
+    for (std::int64_t i0 = past; i0 < len; i0 += block) {
+      const std::int64_t i1 = std::min(len, i0 + block);
+      const std::int64_t nq = i1 - i0;
+      // Causal: keys lo .. i1-1 suffice for this block of positions (lo:
+      // the first key of its first position, 0 without a sliding window).
+      const std::int64_t lo = first_key(cfg, i0);
+      const std::int64_t nk = i1 - lo;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
+                  static_cast<int>(nk), static_cast<int>(hd), scale,
+                  q.data + (q_first + i0) * q.cols + h * hd, ldq, kh + lo * k.cols, ldk, 0.0f,
+                  scores.data(), static_cast<int>(nk));
+      for (std::int64_t r = 0; r < nq; ++r)
+        softmax_range(scores.data() + r * nk, first_key(cfg, i0 + r) - lo, i0 + r + 1 - lo, nk);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nq),
+                  static_cast<int>(hd), static_cast<int>(nk), 1.0f, scores.data(),
+                  static_cast<int>(nk), vh + lo * v.cols, ldk, 0.0f,
+                  out.data() + (q_first + i0) * q.cols + h * hd, ldq);
     }
-  }
+  });
   return out;
 }
 
@@ -232,28 +322,33 @@ absl::StatusOr<tensor> cpu_backend::attention_decode(const attention_config& cfg
   const std::int64_t cap = cache.capacity();
   const float scale = cfg.softmax_scale();
   const std::int64_t max_len = lengths.empty() ? 0 : *std::max_element(lengths.begin(), lengths.end());
-  std::vector<float> scores(static_cast<std::size_t>(group * max_len));
-  for (std::int64_t s = 0; s < q.rows; ++s) {
+  std::vector<std::vector<float>> scratch(static_cast<std::size_t>(threads()));
+  // One task per (sequence, kv head): each writes its own block of `out`.
+  const double macs = 2.0 * static_cast<double>(q.rows) * static_cast<double>(max_len) *
+                      static_cast<double>(cfg.n_heads * hd);
+  run_tasks(*pool_, q.rows * cfg.n_kv_heads, macs, [&](std::int64_t task, int thread) {
+    const std::int64_t s = task / cfg.n_kv_heads;
+    const std::int64_t g = task % cfg.n_kv_heads;
+    std::vector<float>& scores = scratch[static_cast<std::size_t>(thread)];
+    scores.resize(static_cast<std::size_t>(group * max_len));
     // Keys lo .. lengths[s]-1: all of them, or the last `window`.
     const std::int64_t lo = first_key(cfg, lengths[static_cast<std::size_t>(s)] - 1);
     const std::int64_t len = lengths[static_cast<std::size_t>(s)] - lo;
-    for (std::int64_t g = 0; g < cfg.n_kv_heads; ++g) {
-      // The `group` query heads sharing kv head g are adjacent in the q row:
-      // a [group, head_dim] matrix.
-      const float* qg = q.row(s) + g * group * hd;
-      const float* kg = cache.k.data() + (s * cap + lo) * kvd + g * hd;
-      const float* vg = cache.v.data() + (s * cap + lo) * kvd + g * hd;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(group),
-                  static_cast<int>(len), static_cast<int>(hd), scale, qg, static_cast<int>(hd),
-                  kg, static_cast<int>(kvd), 0.0f, scores.data(), static_cast<int>(len));
-      for (std::int64_t r = 0; r < group; ++r)
-        softmax_range(scores.data() + r * len, 0, len, len);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(group),
-                  static_cast<int>(hd), static_cast<int>(len), 1.0f, scores.data(),
-                  static_cast<int>(len), vg, static_cast<int>(kvd), 0.0f,
-                  out.data() + s * q.cols + g * group * hd, static_cast<int>(hd));
-    }
-  }
+    // The `group` query heads sharing kv head g are adjacent in the q row:
+    // a [group, head_dim] matrix.
+    const float* qg = q.row(s) + g * group * hd;
+    const float* kg = cache.k.data() + (s * cap + lo) * kvd + g * hd;
+    const float* vg = cache.v.data() + (s * cap + lo) * kvd + g * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(group),
+                static_cast<int>(len), static_cast<int>(hd), scale, qg, static_cast<int>(hd), kg,
+                static_cast<int>(kvd), 0.0f, scores.data(), static_cast<int>(len));
+    for (std::int64_t r = 0; r < group; ++r)
+      softmax_range(scores.data() + r * len, 0, len, len);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(group),
+                static_cast<int>(hd), static_cast<int>(len), 1.0f, scores.data(),
+                static_cast<int>(len), vg, static_cast<int>(kvd), 0.0f,
+                out.data() + s * q.cols + g * group * hd, static_cast<int>(hd));
+  });
   return out;
 }
 

@@ -8,22 +8,40 @@
 /// Every reduction has a fixed order (no threads split a sum, no fast-math
 /// reassociation), and OpenBLAS is set to one thread the first time a
 /// `cpu_backend` is constructed (`openblas_set_num_threads(1)`, process-wide),
-/// so its blocking cannot depend on the number of threads it picks, nor compete
-/// with the actor scheduler's threads. Parallel work comes from running
-/// several backends (one per actor), not from threads inside a kernel.
+/// so its blocking cannot depend on the number of threads it picks.
+///
+/// Threads: a backend made with `threads` > 1 runs the independent pieces of
+/// a kernel on that many threads (its own, the caller's included): the
+/// column panels of a large GEMM, the problems of a batched or grouped GEMM,
+/// the (sequence, head) blocks of attention. How a kernel is cut depends on
+/// its shapes only, never on the thread count, and every piece is one call
+/// on one thread, so the results are the same bits for every thread count.
+/// (A GEMM with at least 512 output columns and 2^21 multiply-adds is cut
+/// into at most 16 column panels of at least 256 columns, each its own
+/// OpenBLAS call: its last bits may differ from one uncut call's.)
 ///
 /// Attention uses GEMMs internally (per head: scores = q k^T over blocks of 64
 /// queries, then probabilities times v), which are not counted as launches:
 /// only the `attention_*` call is.
 #pragma once
 
+#include <memory>
+
 #include "gpu/backend.hpp"
 
 namespace satemu::gpu {
 
+namespace detail {
+class task_pool;
+}
+
 class cpu_backend : public backend {
 public:
-  cpu_backend();
+  /// A backend whose kernels run on `threads` >= 1 threads.
+  explicit cpu_backend(int threads = 1);
+  ~cpu_backend() override;
+
+  int threads() const;
 
   std::string_view name() const override { return "cpu"; }
 
@@ -69,6 +87,8 @@ public:
   absl::StatusOr<tensor> uncast_half(const half_activations& h) override;
 
 private:
+  std::unique_ptr<detail::task_pool> pool_;
+
   // silu_mul and gelu_mul (`kind`), with the argument `a` of their sigmoid.
   template <class Arg>
   absl::StatusOr<tensor> glu(op kind, const_matrix_view gate, const_matrix_view up, Arg a);

@@ -1077,11 +1077,14 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   const auto qwen_out = dir_ / "sky-qwen";
   auto q = satemu({"run", sky, "-q", "--out", qwen_out.string(), "--set", "duration=10s",
                    "--set", "compute.mode=real", "--set", "compute.model=tiny-qwen-moe",
-                   "--set", "compute.backend=cpu"});
+                   "--set", "compute.backend=cpu", "--set", "compute.threads=2"});
   ASSERT_EQ(q.code, 0) << q.output;
   const auto qj = read_json(qwen_out / "summary.json");
   EXPECT_GT(qj["compute"]["requests"].get<std::uint64_t>(), 0u);
   EXPECT_EQ(qj["metrics"]["compute_errors"], 0);
+  auto threads = satemu({"validate", sky, "--set", "compute.threads=-1"});
+  EXPECT_EQ(threads.code, 2) << threads.output;
+  EXPECT_CONTAINS(threads.output, "compute.threads");
   // A model whose weights do not fit the memory limit is refused before any
   // is made.
   auto big = satemu({"validate", sky, "--set", "compute.mode=real", "--set",

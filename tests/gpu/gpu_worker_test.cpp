@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "gpu/cpu_backend.hpp"
@@ -411,6 +413,28 @@ TEST(ModelFor, RefusesWeightsBeyondTheMemoryLimit) {
   EXPECT_LE(available, static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
                            static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)));
   EXPECT_TRUE(model_for(c).ok());
+}
+
+// The section's compute.threads reaches the cpu backend; 0 is one per core.
+TEST(MakeGpuWorker, CpuThreadsComeFromTheSection) {
+  compute_config c;
+  c.backend = "cpu";
+  auto p = find_model("tiny");
+  ASSERT_TRUE(p.ok());
+  c.model = *p;
+  auto hw = find_hardware("jetson-nano");
+  ASSERT_TRUE(hw.ok());
+  c.device = *hw;
+  for (const int threads : {3, 0}) {
+    c.cpu_threads = threads;
+    auto w = make_gpu_worker(c);
+    ASSERT_TRUE(w.ok()) << w.status();
+    const auto* cpu = dynamic_cast<const cpu_backend*>(&(*w)->device_backend());
+    ASSERT_NE(cpu, nullptr);
+    EXPECT_EQ(cpu->threads(),
+              threads > 0 ? threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  }
 }
 
 } // namespace
