@@ -18,6 +18,10 @@ int calibrate_command(const calibrate_args& a) {
     return report_error(b.status());
   std::fprintf(stderr, "calibrating backend %s%s...\n", std::string((*b)->name()).c_str(),
                a.quick ? " (quick)" : "");
+  if ((*b)->name() == "cuda")
+    std::fprintf(stderr, "note: every cuda sample includes the copies of its operands between "
+                         "host and device, so the figures are those of that path, not of the "
+                         "device alone\n");
   auto c = gpu::calibrate(**b, a.quick);
   if (!c.ok())
     return report_error(c.status());
