@@ -58,8 +58,8 @@ constexpr double min_shared_macs = 1 << 20;
 // of all of them, is worth sharing, else on the calling thread.
 void run_tasks(detail::task_pool& pool, std::int64_t n, double macs,
                const detail::task_pool::task_fn& fn) {
-  if (n > 1 && macs >= min_shared_macs) {
-    pool.run(n, fn);
+  if (macs >= min_shared_macs) {
+    pool.run(n, fn); // itself runs a single task on the calling thread
     return;
   }
   for (std::int64_t i = 0; i < n; ++i)
