@@ -335,6 +335,7 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
         return absl::InvalidArgumentError(
           absl::StrCat(key, ": no ground endpoint named '", name, "'"));
   }
+  c.real_time = s.get_string("clock.mode") == "realtime";
   return c;
 }
 
@@ -683,9 +684,18 @@ std::shared_ptr<const space_epoch> space_network::at(vtime t) {
   for (const auto& ep : recent_)
     if (ep->index == k)
       return ep;
+  if (cfg_.real_time && k < recent_.front()->index) {
+    ++stale_lookups_;
+    return recent_.front();
+  }
   std::fprintf(stderr, "satemu: internal error: topology epoch %lld requested after it was dropped\n",
                static_cast<long long>(k));
   std::abort();
+}
+
+std::uint64_t space_network::stale_lookups() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stale_lookups_;
 }
 
 std::vector<handover_record> space_network::handovers() const {
@@ -1098,6 +1108,8 @@ nlohmann::json space_workload::network_metrics() const {
   }
   j["lookahead_ns"] = net_->lookahead().ns();
   j["topology_epochs"] = net_->epochs_built();
+  if (net_->config().real_time)
+    j["stale_topology_lookups"] = net_->stale_lookups();
   j["handovers"] = net_->handovers().size();
   return j;
 }

@@ -87,6 +87,13 @@ struct space_config {
   std::vector<std::vector<runtime::waypoint>> tracks;
   std::vector<outage> outages;
   topology_recording record;
+  /// clock.mode realtime: entities handle their events as the wall clock
+  /// brings them, so one that runs late may ask for an epoch already
+  /// dropped (more than kept_epochs update intervals behind the newest). It
+  /// then gets the oldest kept one, and the lookup is counted
+  /// (space_network::stale_lookups). In virtual time that cannot happen,
+  /// and it stops the run as an internal error.
+  bool real_time = false;
 };
 
 /// Index of the ground endpoint named `name` (stations, then users).
@@ -120,8 +127,11 @@ public:
 
   /// The epoch holding time `t` (thread-safe). Epochs are built in order and
   /// the last kept_epochs are kept; nodes only ask for times in the current
-  /// window, and hold an epoch only while they handle an event.
+  /// window, and hold an epoch only while they handle an event. (In real
+  /// time, see space_config::real_time.)
   std::shared_ptr<const space_epoch> at(runtime::vtime t);
+  /// Real time: lookups of a dropped epoch that got the oldest kept one.
+  std::uint64_t stale_lookups() const;
   /// Epochs still alive: the kept ones and any that a caller still holds.
   /// (An epoch holds its snapshot and routes, megabytes for large
   /// constellations.)
@@ -176,6 +186,7 @@ private:
   runtime::duration lookahead_;
   mutable std::mutex mu_;
   std::deque<std::shared_ptr<const space_epoch>> recent_;
+  std::uint64_t stale_lookups_ = 0;
   /// Every epoch built that was still alive at the last build.
   std::vector<std::weak_ptr<const space_epoch>> built_;
   std::vector<handover_record> handovers_;

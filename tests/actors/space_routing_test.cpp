@@ -149,6 +149,34 @@ TEST(SpaceEpochs, QuietNodesDoNotKeepOldEpochsAlive) {
   EXPECT_EQ(net.epochs_alive(), space_network::kept_epochs);
 }
 
+// Real time: an entity that runs late may ask for an epoch already dropped;
+// it gets the oldest kept one and the lookup is counted. In virtual time the
+// same lookup is an internal error.
+TEST(SpaceEpochs, RealTimeLateLookupsGetTheOldestKeptEpoch) {
+  register_workloads();
+  for (const bool real_time : {true, false}) {
+    auto sc = runtime::load_scenario_text(
+      grid, "t.yaml",
+      {"constellation.update_interval=100ms", real_time ? "clock.mode=realtime" : "seed=1"});
+    ASSERT_TRUE(sc.ok()) << sc.status();
+    auto w = make_workload(*sc);
+    ASSERT_TRUE(w.ok()) << w.status();
+    auto& net = const_cast<space_network&>(dynamic_cast<ping_workload&>(**w).network());
+    EXPECT_EQ(net.config().real_time, real_time);
+    const auto newest = runtime::vtime::from_ns(2'000'000'000); // epoch 20
+    ASSERT_EQ(net.at(newest)->index, 20);
+    if (real_time) {
+      EXPECT_EQ(net.stale_lookups(), 0u);
+      EXPECT_EQ(net.at(runtime::vtime::zero())->index,
+                20 - static_cast<std::int64_t>(space_network::kept_epochs) + 1);
+      EXPECT_EQ(net.stale_lookups(), 1u);
+    } else {
+      GTEST_FLAG_SET(death_test_style, "threadsafe");
+      EXPECT_DEATH(net.at(runtime::vtime::zero()), "topology epoch 0 requested after it was dropped");
+    }
+  }
+}
+
 TEST(SpaceOutage, UnknownSatelliteIsAnErrorNamingTheKey) {
   register_workloads();
   auto sc = runtime::load_scenario_text(grid, "t.yaml", {outage_of(144, "0s", "1s")});
