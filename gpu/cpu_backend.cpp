@@ -6,6 +6,7 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <numeric>
 
@@ -64,6 +65,20 @@ void run_tasks(detail::task_pool& pool, std::int64_t n, double macs,
   }
   for (std::int64_t i = 0; i < n; ++i)
     fn(i, 0);
+}
+
+// Runs fn(begin, end) over contiguous ranges covering [0, n), on the pool
+// when the work (n items of `cost` each, in multiply-add equivalents) is
+// worth sharing. For loops whose items are independent of each other: the
+// same bits however they are cut.
+void for_ranges(detail::task_pool& pool, std::int64_t n, double cost,
+                const std::function<void(std::int64_t, std::int64_t)>& fn) {
+  const std::int64_t parts = std::min<std::int64_t>(n, 4 * pool.threads());
+  if (parts <= 1 || static_cast<double>(n) * cost < min_shared_macs) {
+    fn(0, n);
+    return;
+  }
+  pool.run(parts, [&](std::int64_t p, int) { fn(n * p / parts, n * (p + 1) / parts); });
 }
 
 // One OpenBLAS call of a GEMM kernel: a whole problem, or a panel of its
@@ -202,17 +217,20 @@ absl::StatusOr<tensor> cpu_backend::rmsnorm(const_matrix_view x, const_matrix_vi
   if (x.cols == 0)
     return out;
   const float* w = weight.data;
-  for (std::int64_t r = 0; r < x.rows; ++r) {
-    const float* xr = x.row(r);
-    float* yr = out.data() + r * x.cols;
-    double ss = 0.0;
-    for (std::int64_t j = 0; j < x.cols; ++j)
-      ss += static_cast<double>(xr[j]) * xr[j];
-    const auto inv =
-        static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(x.cols) + eps));
-    for (std::int64_t j = 0; j < x.cols; ++j)
-      yr[j] = xr[j] * inv * w[j];
-  }
+  for_ranges(*pool_, x.rows, 3.0 * static_cast<double>(x.cols), [&](std::int64_t r0,
+                                                                   std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* xr = x.row(r);
+      float* yr = out.data() + r * x.cols;
+      double ss = 0.0;
+      for (std::int64_t j = 0; j < x.cols; ++j)
+        ss += static_cast<double>(xr[j]) * xr[j];
+      const auto inv =
+          static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(x.cols) + eps));
+      for (std::int64_t j = 0; j < x.cols; ++j)
+        yr[j] = xr[j] * inv * w[j];
+    }
+  });
   return out;
 }
 
@@ -224,31 +242,37 @@ absl::Status cpu_backend::rope(const attention_config& cfg, matrix_view q, matri
   const std::int64_t half = cfg.head_dim / 2;
   const std::vector<double> inv_freq =
       rope_inv_freq(static_cast<double>(cfg.rope_theta), cfg.head_dim, cfg.rope_scaling);
-  std::vector<float> cos_t(static_cast<std::size_t>(half));
-  std::vector<float> sin_t(static_cast<std::size_t>(half));
-  auto rotate = [&](float* row, std::int64_t heads) {
-    for (std::int64_t h = 0; h < heads; ++h) {
-      float* x1 = row + h * cfg.head_dim;
-      float* x2 = x1 + half;
-      for (std::int64_t i = 0; i < half; ++i) {
-        const float a = x1[i];
-        const float b = x2[i];
-        x1[i] = a * cos_t[i] - b * sin_t[i];
-        x2[i] = b * cos_t[i] + a * sin_t[i];
+  // Per row: half sines and cosines (about 40 multiply-adds each) and the
+  // rotation of every head.
+  const double row_cost = static_cast<double>(half) *
+                          (40.0 + 4.0 * static_cast<double>(cfg.n_heads + cfg.n_kv_heads));
+  for_ranges(*pool_, q.rows, row_cost, [&](std::int64_t t0, std::int64_t t1) {
+    std::vector<float> cos_t(static_cast<std::size_t>(half));
+    std::vector<float> sin_t(static_cast<std::size_t>(half));
+    auto rotate = [&](float* row, std::int64_t heads) {
+      for (std::int64_t h = 0; h < heads; ++h) {
+        float* x1 = row + h * cfg.head_dim;
+        float* x2 = x1 + half;
+        for (std::int64_t i = 0; i < half; ++i) {
+          const float a = x1[i];
+          const float b = x2[i];
+          x1[i] = a * cos_t[i] - b * sin_t[i];
+          x2[i] = b * cos_t[i] + a * sin_t[i];
+        }
       }
+    };
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const auto pos = static_cast<double>(positions[static_cast<std::size_t>(t)]);
+      for (std::int64_t i = 0; i < half; ++i) {
+        const double angle = pos * inv_freq[static_cast<std::size_t>(i)];
+        cos_t[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(angle));
+        sin_t[static_cast<std::size_t>(i)] = static_cast<float>(std::sin(angle));
+      }
+      rotate(q.row(t), cfg.n_heads);
+      if (k.rows != 0)
+        rotate(k.row(t), cfg.n_kv_heads);
     }
-  };
-  for (std::int64_t t = 0; t < q.rows; ++t) {
-    const auto pos = static_cast<double>(positions[static_cast<std::size_t>(t)]);
-    for (std::int64_t i = 0; i < half; ++i) {
-      const double angle = pos * inv_freq[static_cast<std::size_t>(i)];
-      cos_t[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(angle));
-      sin_t[static_cast<std::size_t>(i)] = static_cast<float>(std::sin(angle));
-    }
-    rotate(q.row(t), cfg.n_heads);
-    if (k.rows != 0)
-      rotate(k.row(t), cfg.n_kv_heads);
-  }
+  });
   return absl::OkStatus();
 }
 
@@ -379,11 +403,12 @@ absl::StatusOr<tensor> cpu_backend::glu(op kind, const_matrix_view gate, const_m
   count_launch(kind);
   tensor out({gate.rows, gate.cols});
   float* y = out.data();
-  const std::int64_t n = gate.size();
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float g = gate.data[i];
-    y[i] = g / (1.0f + std::exp(-a(g))) * up.data[i];
-  }
+  for_ranges(*pool_, gate.size(), 20.0, [&](std::int64_t i0, std::int64_t i1) {
+    for (std::int64_t i = i0; i < i1; ++i) {
+      const float g = gate.data[i];
+      y[i] = g / (1.0f + std::exp(-a(g))) * up.data[i];
+    }
+  });
   return out;
 }
 
@@ -402,9 +427,10 @@ absl::StatusOr<tensor> cpu_backend::gelu_mul(const_matrix_view gate, const_matri
 absl::Status cpu_backend::add(matrix_view y, const_matrix_view x) {
   SATEMU_GPU_RETURN_IF_ERROR(detail::check_add(y, x));
   count_launch(op::add);
-  const std::int64_t n = y.size();
-  for (std::int64_t i = 0; i < n; ++i)
-    y.data[i] += x.data[i];
+  for_ranges(*pool_, y.size(), 1.0, [&](std::int64_t i0, std::int64_t i1) {
+    for (std::int64_t i = i0; i < i1; ++i)
+      y.data[i] += x.data[i];
+  });
   return absl::OkStatus();
 }
 

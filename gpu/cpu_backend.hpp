@@ -13,7 +13,8 @@
 /// Threads: a backend made with `threads` > 1 runs the independent pieces of
 /// a kernel on that many threads (its own, the caller's included): the
 /// column panels of a large GEMM, the problems of a batched or grouped GEMM,
-/// the (sequence, head) blocks of attention. How a kernel is cut depends on
+/// the (sequence, head) blocks of attention, and the rows or elements of
+/// RMSNorm, RoPE, the GLU products and add. How a kernel is cut depends on
 /// its shapes only, never on the thread count, and every piece is one call
 /// on one thread, so the results are the same bits for every thread count.
 /// (A GEMM with at least 512 output columns and 2^21 multiply-adds is cut

@@ -163,6 +163,46 @@ TEST(CpuThreads, AttentionIsTheSameBitsOnEveryThreadCount) {
   }
 }
 
+TEST(CpuThreads, RowAndElementKernelsAreTheSameBitsOnEveryThreadCount) {
+  // Large enough for every kernel to share its rows or elements out.
+  const std::int64_t rows = 700, cols = 1024;
+  const attention_config cfg{.n_heads = 8, .n_kv_heads = 4, .head_dim = 128,
+                             .rope_theta = 10000.0f};
+  const tensor x = ref::random_tensor({rows, cols}, 111);
+  const tensor up = ref::random_tensor({rows, cols}, 112);
+  const tensor w = ref::random_norm(cols, 113);
+  std::vector<std::int64_t> positions(static_cast<std::size_t>(rows));
+  for (std::int64_t t = 0; t < rows; ++t)
+    positions[static_cast<std::size_t>(t)] = (t * 7919) % 4096;
+  auto kernels = [&](int threads) {
+    cpu_backend be(threads);
+    std::vector<tensor> out;
+    auto keep = [&](absl::StatusOr<tensor> t) {
+      EXPECT_TRUE(t.ok()) << t.status();
+      out.push_back(t.ok() ? *t : tensor());
+    };
+    keep(be.rmsnorm(x, w, 1e-5f));
+    keep(be.silu_mul(x, up));
+    keep(be.gelu_mul(x, up));
+    tensor q = x, k = ref::random_tensor({rows, cfg.kv_dim()}, 114);
+    EXPECT_TRUE(be.rope(cfg, q, k, positions).ok());
+    out.push_back(q);
+    out.push_back(k);
+    tensor y = up;
+    EXPECT_TRUE(be.add(y, x).ok());
+    out.push_back(y);
+    return out;
+  };
+  const std::vector<tensor> one = kernels(1);
+  for (const int threads : thread_counts) {
+    const std::vector<tensor> many = kernels(threads);
+    ASSERT_EQ(many.size(), one.size());
+    for (std::size_t i = 0; i < one.size(); ++i)
+      EXPECT_TRUE(same_bits(many[i], one[i])) << "kernel " << i << " on " << threads
+                                              << " threads";
+  }
+}
+
 TEST(CpuThreads, ModelLayersAreTheSameBitsOnEveryThreadCount) {
   // Layer 0 of gemma-3-270m (sliding window, GeGLU, q/k norms) and of the
   // tiny MoE model, on two sequences.
