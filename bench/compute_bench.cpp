@@ -67,7 +67,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -81,6 +80,7 @@
 #include "gpu/layers.hpp"
 #include "gpu/model.hpp"
 #include "gpu/model_runner.hpp"
+#include "runtime/output.hpp"
 #include "runtime/rng.hpp"
 
 namespace {
@@ -320,7 +320,7 @@ BENCHMARK(BM_Compute_CpuDecoderLayer)
 // The same layer on a backend with one thread per core (compute.threads: 0),
 // in wall time: the speed-up of sharing a layer's kernels out.
 void BM_Compute_CpuDecoderLayerAllCores(benchmark::State& state) {
-  const int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = satemu::runtime::host_cores();
   cpu_backend b(threads);
   state.counters["threads"] = threads;
   run_layer(state, b, llama(), false, threads * host_peak_flops(), "fraction_of_peak", 0);

@@ -1,12 +1,11 @@
 #include "gpu/compute_config.hpp"
 
-#include <algorithm>
 #include <mutex>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gpu/safetensors.hpp"
+#include "runtime/output.hpp"
 #include "runtime/schema.hpp"
 
 namespace satemu::gpu {
@@ -66,7 +65,7 @@ void register_compute_section() {
 int compute_config::resolved_cpu_threads() const {
   if (cpu_threads > 0)
     return cpu_threads;
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return runtime::host_cores();
 }
 
 absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {

@@ -791,10 +791,7 @@ private:
 };
 
 std::size_t resolve_threads(std::size_t requested) {
-  if (requested != 0)
-    return requested;
-  auto hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : hw;
+  return requested != 0 ? requested : static_cast<std::size_t>(host_cores());
 }
 
 } // namespace

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -131,5 +132,7 @@ std::uint64_t largest_cache_bytes() {
 #endif
   return largest;
 }
+
+int host_cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
 } // namespace satemu::runtime

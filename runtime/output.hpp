@@ -50,5 +50,8 @@ std::uint64_t available_memory_bytes();
 /// reports it (/sys/devices/system/cpu/cpu0/cache; sysconf's cache levels
 /// where that cannot be read); 0 when neither says.
 std::uint64_t largest_cache_bytes();
+/// The threads the host runs at once (std::thread::hardware_concurrency),
+/// at least 1: what a thread count of 0 ("one per core") stands for.
+int host_cores();
 
 } // namespace satemu::runtime

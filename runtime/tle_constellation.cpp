@@ -248,9 +248,11 @@ absl::StatusOr<std::int64_t> parse_utc(std::string_view text) {
     return absl::InvalidArgumentError(
       absl::StrCat("'", str, "' is not a UTC time like 2026-02-24T12:00:00Z"));
   // Nanoseconds since 1970 in 64 bits reach from 1677-09-21 to 2262-04-11.
+  const auto bad_year = [&] {
+    return absl::InvalidArgumentError(absl::StrCat("'", str, "': the year must be in 1678-2261"));
+  };
   if (y < 1678 || y > 2261)
-    return absl::InvalidArgumentError(
-      absl::StrCat("'", str, "': the year must be in 1678-2261"));
+    return bad_year();
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
@@ -264,8 +266,7 @@ absl::StatusOr<std::int64_t> parse_utc(std::string_view text) {
   // parse).
   constexpr std::int64_t year_2262_ns = 9'214'646'400'000'000'000;  // 2262-01-01T00:00:00Z
   if (ns >= year_2262_ns)
-    return absl::InvalidArgumentError(
-      absl::StrCat("'", str, "': the year must be in 1678-2261"));
+    return bad_year();
   return ns;
 }
 

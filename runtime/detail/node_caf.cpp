@@ -1,7 +1,6 @@
 // The node layer's actor system and connection control.
 #include "runtime/detail/node_caf.hpp"
 
-#include <thread>
 #include <vector>
 
 #include "caf/all.hpp"
@@ -10,6 +9,7 @@
 #include "caf/openssl/manager.hpp"
 #include "caf/openssl/publish.hpp"
 #include "protocol/caf_types.hpp"
+#include "runtime/output.hpp"
 
 namespace satemu::runtime {
 
@@ -30,11 +30,8 @@ std::size_t node_system::threads() const noexcept {
 absl::StatusOr<std::shared_ptr<node_system>> node_system::start(const node_options& opts) {
   auto p = std::make_unique<impl>();
   auto threads = opts.threads;
-  if (threads == 0) {
-    threads = std::thread::hardware_concurrency();
-    if (threads == 0)
-      threads = 1;
-  }
+  if (threads == 0)
+    threads = static_cast<decltype(threads)>(host_cores());
   p->threads = threads;
   auto& cfg = p->cfg;
   cfg.set("scheduler.max-threads", threads);

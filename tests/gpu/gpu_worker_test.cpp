@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "gpu/cpu_backend.hpp"
@@ -433,7 +432,7 @@ TEST(MakeGpuWorker, CpuThreadsComeFromTheSection) {
     ASSERT_NE(cpu, nullptr);
     EXPECT_EQ(cpu->threads(),
               threads > 0 ? threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+                          : runtime::host_cores());
   }
 }
 
