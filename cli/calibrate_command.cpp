@@ -6,6 +6,8 @@
 #include "cli/run_command.hpp"
 #include "gpu/backend.hpp"
 #include "gpu/calibrate.hpp"
+#include "gpu/cuda_backend.hpp"
+#include "runtime/output.hpp"
 #include "nlohmann/json.hpp"
 
 namespace satemu::cli {
@@ -13,16 +15,27 @@ namespace satemu::cli {
 int calibrate_command(const calibrate_args& a) {
   if (a.backend == "auto")
     std::fprintf(stderr, "%s\n", gpu::resolve_auto_backend().line().c_str());
-  auto b = gpu::make_backend(a.backend);
+  const int threads = a.threads > 0 ? a.threads : runtime::host_cores();
+  auto b = gpu::make_backend(a.backend, threads);
   if (!b.ok())
     return report_error(b.status());
-  std::fprintf(stderr, "calibrating backend %s%s...\n", std::string((*b)->name()).c_str(),
-               a.quick ? " (quick)" : "");
-  if ((*b)->name() == "cuda")
-    std::fprintf(stderr, "note: every cuda sample includes the copies of its operands between "
-                         "host and device, so the figures are those of that path, not of the "
-                         "device alone\n");
-  auto c = gpu::calibrate(**b, a.quick);
+  const bool cuda = (*b)->name() == "cuda";
+  if (cuda) {
+    std::fprintf(stderr, "calibrating the CUDA device (device-resident operands, %s GEMMs)%s...\n",
+                 std::string(gpu::cuda_precision_name(gpu::cuda_options{}.precision)).c_str(),
+                 a.quick ? " (quick)" : "");
+  } else {
+    std::fprintf(stderr, "calibrating backend %s on %d thread%s%s...\n",
+                 std::string((*b)->name()).c_str(), threads, threads == 1 ? "" : "s",
+                 a.quick ? " (quick)" : "");
+  }
+  absl::StatusOr<gpu::calibration> c;
+  if (cuda) {
+    b->reset(); // the device timings hold their own buffers and cuBLAS handle
+    c = gpu::calibrate_cuda_device(a.quick);
+  } else {
+    c = gpu::calibrate(**b, a.quick);
+  }
   if (!c.ok())
     return report_error(c.status());
   std::printf("%-22s %14s %14s %12s %12s\n", "sample", "flops", "bytes", "time_us", "GFLOP/s");
@@ -33,15 +46,19 @@ int calibrate_command(const calibrate_args& a) {
   std::printf("\nfitted roofline (%zu compute-bound, %zu memory-bound samples, rms relative "
               "residual %.1f%%):\n",
               f.compute_bound, f.memory_bound, f.rms_relative_residual * 100);
-  std::printf("  peak            %.2f GFLOP/s\n", f.peak_flops * 1e-9);
+  std::printf("  peak            %.2f GFLOP/s (%s)\n", f.peak_flops * 1e-9,
+              std::string(gpu::precision_name(c->precision)).c_str());
+  if (c->fp32_gemm_flops > 0)
+    std::printf("  fp32 GEMM       %.2f GFLOP/s (largest size)\n", c->fp32_gemm_flops * 1e-9);
   std::printf("  memory          %.2f GB/s\n", f.memory_bytes_per_s * 1e-9);
   std::printf("  launch overhead %.2f us\n", f.overhead_seconds * 1e6);
-  std::printf("\nas a scenario's device:\n  compute: {device: sat-payload, device_override: "
-              "{peak_fp32_flops: %.4g, memory_bytes_per_s: %.4g, launch_overhead: %lldns}}\n",
-              f.peak_flops, f.memory_bytes_per_s, static_cast<long long>(f.launch_overhead.ns()));
+  std::printf("\nas a scenario's device:\n  compute: %s\n", gpu::device_override_line(*c).c_str());
   if (!a.json.empty()) {
     nlohmann::json j;
     j["backend"] = c->backend;
+    j["precision"] = gpu::precision_name(c->precision);
+    if (c->fp32_gemm_flops > 0)
+      j["fp32_gemm_flops"] = c->fp32_gemm_flops;
     for (const auto& s : c->samples)
       j["samples"].push_back({{"what", s.what},
                               {"flops", s.sample.flops},

@@ -8,6 +8,8 @@ namespace satemu::cli {
 struct calibrate_args {
   std::string backend = "auto";
   bool quick = false;
+  /// cpu backend: threads of its kernels (0 = one per core), as compute.threads.
+  int threads = 1;
   /// Also write the samples and the fit here (JSON), when not empty.
   std::string json;
 };

@@ -105,11 +105,17 @@ int main(int argc, char** argv) {
 
   calibrate_args ca;
   auto* calibrate = app.add_subcommand(
-    "calibrate", "Time this host's kernels and fit its roofline (peak FLOP/s, memory bandwidth, "
-                 "launch overhead), printed as a compute.device_override");
+    "calibrate", "Time this host's kernels (cpu) or its GPU on device-resident data (cuda) and "
+                 "fit a roofline (peak FLOP/s, memory bandwidth, launch overhead), printed as a "
+                 "scenario's compute section");
   calibrate->add_option("--backend", ca.backend, "Backend to time: auto, cpu or cuda")
     ->capture_default_str();
   calibrate->add_flag("--quick", ca.quick, "Fewer and smaller problems (a few seconds)");
+  calibrate->add_option("--threads", ca.threads,
+                        "cpu backend: threads its kernels use, as compute.threads (0 = one per "
+                        "core); the default, 1, measures one core")
+    ->capture_default_str()
+    ->check(CLI::Range(0, 1024));
   calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file");
 
   worker_args wa;

@@ -5,6 +5,8 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gpu/cuda_backend.hpp"
 #include "gpu/detail/check.hpp"
 #include "runtime/output.hpp"
 
@@ -34,6 +36,22 @@ tensor filled(std::int64_t rows, std::int64_t cols, float v) {
   return x;
 }
 
+/// Fits `c.samples`.
+absl::Status fit(calibration& c) {
+  std::vector<roofline_sample> samples;
+  for (const auto& s : c.samples)
+    samples.push_back(s.sample);
+  SATEMU_GPU_ASSIGN_OR_RETURN(c.fit, fit_roofline(samples));
+  return absl::OkStatus();
+}
+
+calibration_sample square_gemm(std::int64_t n, double element_bytes, double seconds) {
+  const double dn = static_cast<double>(n);
+  // A and B in `element_bytes`, C in fp32.
+  return {absl::StrCat("gemm ", n, "x", n, "x", n),
+          {2 * dn * dn * dn, (2 * element_bytes + 4) * dn * dn, seconds}};
+}
+
 } // namespace
 
 absl::StatusOr<calibration> calibrate(backend& b, bool quick) {
@@ -45,8 +63,7 @@ absl::StatusOr<calibration> calibrate(backend& b, bool quick) {
     auto a = filled(n, n, 0.5f), w = filled(n, n, 0.25f), out = filled(n, n, 0);
     double s = 0;
     SATEMU_GPU_ASSIGN_OR_RETURN(s, time_median([&] { return b.gemm({}, a, w, out); }));
-    const double dn = static_cast<double>(n);
-    c.samples.push_back({absl::StrCat("gemm ", n, "x", n, "x", n), {2 * dn * dn * dn, 12 * dn * dn, s}});
+    c.samples.push_back(square_gemm(n, 4, s));
   }
   // Memory-bound: element-wise adds, y += x, on working sets (x and y) of at
   // least four times the largest cache and 64 MiB, doubling, so that every
@@ -69,11 +86,54 @@ absl::StatusOr<calibration> calibrate(backend& b, bool quick) {
     SATEMU_GPU_ASSIGN_OR_RETURN(s, time_median([&] { return b.add(y, x); }));
     c.samples.push_back({absl::StrCat("add ", rows, "x", cols), {n, 12 * n, s}});
   }
-  std::vector<roofline_sample> samples;
-  for (const auto& s : c.samples)
-    samples.push_back(s.sample);
-  SATEMU_GPU_ASSIGN_OR_RETURN(c.fit, fit_roofline(samples));
+  SATEMU_GPU_RETURN_IF_ERROR(fit(c));
   return c;
+}
+
+absl::StatusOr<calibration> calibrate_cuda_device(bool quick) {
+  calibration c;
+  c.backend = "cuda";
+  const cuda_precision p = cuda_options{}.precision;
+  c.precision = p == cuda_precision::fp16 ? compute_precision::fp16 : compute_precision::bf16;
+  // From launch-bound to the largest square GEMM the cuda benchmark's peak uses.
+  const std::vector<std::int64_t> gemm_sizes =
+    quick ? std::vector<std::int64_t>{64, 256, 1024, 4096}
+          : std::vector<std::int64_t>{64, 256, 1024, 2048, 4096, 8192};
+  for (auto n : gemm_sizes) {
+    double s = 0;
+    SATEMU_GPU_ASSIGN_OR_RETURN(s, cuda_gemm_seconds(p, n, n, n, n > 2048 ? 10 : 20));
+    c.samples.push_back(square_gemm(n, 2, s));
+  }
+  // Copies of 256 MiB and more: beyond the L2 of current GPUs (50 MiB on an
+  // H100) several times over; each byte is read and written.
+  for (std::int64_t mib = 256; mib <= (quick ? 512 : 1024); mib *= 2) {
+    double s = 0;
+    SATEMU_GPU_ASSIGN_OR_RETURN(s, cuda_copy_seconds(mib << 20, 20));
+    c.samples.push_back({absl::StrCat("copy ", mib, " MiB"), {0, 2.0 * (mib << 20), s}});
+  }
+  SATEMU_GPU_RETURN_IF_ERROR(fit(c));
+  const double n = static_cast<double>(gemm_sizes.back());
+  double s = 0;
+  SATEMU_GPU_ASSIGN_OR_RETURN(s, cuda_gemm_seconds(cuda_precision::fp32, gemm_sizes.back(),
+                                                   gemm_sizes.back(), gemm_sizes.back(), 5));
+  c.fp32_gemm_flops = 2 * n * n * n / s;
+  return c;
+}
+
+std::string device_override_line(const calibration& c) {
+  const auto& f = c.fit;
+  std::string peaks;
+  if (c.precision == compute_precision::fp32) {
+    peaks = absl::StrFormat("peak_fp32_flops: %.4g", f.peak_flops);
+  } else {
+    // sat-payload needs an fp32 peak (and takes the fp16 one from it when
+    // none is given).
+    const double fp32 = c.fp32_gemm_flops > 0 ? c.fp32_gemm_flops : f.peak_flops;
+    peaks = absl::StrFormat("peak_fp32_flops: %.4g, peak_fp16_flops: %.4g", fp32, f.peak_flops);
+  }
+  return absl::StrFormat("{device: sat-payload, device_override: {%s, memory_bytes_per_s: %.4g, "
+                         "launch_overhead: %dns}}",
+                         peaks, f.memory_bytes_per_s, f.launch_overhead.ns());
 }
 
 } // namespace satemu::gpu

@@ -3,11 +3,21 @@
 /// roofline (hardware.hpp `fit_roofline`), so the emulated device can be the
 /// host itself, or a device whose figures were measured the same way.
 ///
-/// Samples: square GEMMs from small (launch-bound) to large (compute-bound)
-/// and element-wise adds, y += x, over working sets of at least four times
-/// the host CPU's largest cache and 64 MiB (memory-bound: 12 bytes moved per
-/// element), as much as a quarter of the available memory allows. Each
-/// sample's time is the median of several runs after a warm-up.
+/// Two ways to time:
+/// - `calibrate(backend&)` times the backend's own calls on host tensors:
+///   square fp32 GEMMs from small (launch-bound) to large (compute-bound) and
+///   element-wise adds, y += x, over working sets of at least four times the
+///   host CPU's largest cache and 64 MiB (memory-bound: 12 bytes moved per
+///   element), as much as a quarter of the available memory allows. Each
+///   sample's time is the median of several runs after a warm-up. On the cuda
+///   backend every call would include the copies between host and device, so
+///   it is meant for the cpu backend.
+/// - `calibrate_cuda_device` times the GPU itself, on device-resident data
+///   with CUDA events (cuda_backend.hpp's timings): square cuBLAS GEMMs in
+///   bf16 (fp32 accumulation, the cuda backend's precision) up to 8192, and
+///   device-to-device copies of 256 MiB and more (memory-bound: each byte read
+///   and written). The fit's peak is then the bf16 peak; one large fp32 GEMM
+///   gives the fp32 rate beside it.
 #pragma once
 
 #include <string>
@@ -26,11 +36,27 @@ struct calibration_sample {
 
 struct calibration {
   std::string backend;
+  /// The arithmetic of the GEMM samples, and so of `fit.peak_flops`.
+  compute_precision precision = compute_precision::fp32;
   std::vector<calibration_sample> samples;
   roofline_fit fit;
+  /// When `precision` is not fp32: the FLOP/s of one large fp32 GEMM (the
+  /// fp32 peak beside the fitted one); 0 when not measured.
+  double fp32_gemm_flops = 0;
 };
 
 /// `quick` uses fewer, smaller problems (seconds instead of tens of seconds).
 absl::StatusOr<calibration> calibrate(backend& b, bool quick);
+
+/// The GPU `cuda_options{}` names, timed on the device (file comment).
+/// Unavailable as make_cuda_backend says.
+absl::StatusOr<calibration> calibrate_cuda_device(bool quick);
+
+/// `c`'s figures as a scenario's `compute` section on the configurable
+/// device, one YAML flow line: `{device: sat-payload, device_override: {...}}`
+/// with the peak of `c.precision` (and, for fp16/bf16, the fp32 peak: the
+/// measured fp32 rate, or the fitted peak where none was measured, as
+/// sat-payload takes it), the bandwidth and the launch overhead.
+std::string device_override_line(const calibration& c);
 
 } // namespace satemu::gpu

@@ -25,6 +25,10 @@ enum class compute_precision { fp32, fp16, bf16 };
 
 /// Bytes of one weight or activation element in `p`.
 constexpr double element_bytes(compute_precision p) { return p == compute_precision::fp32 ? 4.0 : 2.0; }
+/// "fp32", "fp16", "bf16".
+constexpr std::string_view precision_name(compute_precision p) {
+  return p == compute_precision::fp32 ? "fp32" : p == compute_precision::fp16 ? "fp16" : "bf16";
+}
 
 /// One emulated compute device.
 struct hardware_profile {

@@ -852,9 +852,31 @@ TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
   EXPECT_GT(j["fit"]["memory_bytes_per_s"].get<double>(), 1e8);
   for (const auto& s : j["samples"])
     EXPECT_GT(s["seconds"].get<double>(), 0.0) << s;
+  EXPECT_EQ(j["precision"], "fp32");
+  EXPECT_CONTAINS(r.output, "on 1 thread");
+  // The printed compute section is a scenario's, as it stands: without its
+  // figures the configurable device is refused.
+  const std::string at = "\n  compute: ";
+  const auto begin = r.output.find(at);
+  ASSERT_NE(begin, std::string::npos) << r.output;
+  const auto end = r.output.find('\n', begin + at.size());
+  const std::string section = r.output.substr(begin + 3, end - begin - 3);
+  EXPECT_CONTAINS(section, "device: sat-payload");
+  const auto pasted = scenario("cal.yaml", replace(compute_yaml,
+                                                   "compute: {model: tiny, device: jetson-orin-nano}",
+                                                   section.substr(0, section.size() - 1) +
+                                                     ", model: tiny}"));
+  auto ok = satemu({"validate", pasted});
+  EXPECT_EQ(ok.code, 0) << section << "\n" << ok.output;
+  const auto bare = scenario("bare.yaml", replace(compute_yaml, "device: jetson-orin-nano",
+                                                  "device: sat-payload"));
+  EXPECT_EQ(satemu({"validate", bare}).code, 2);
   auto bad = satemu({"calibrate", "--backend", "tpu"});
   EXPECT_EQ(bad.code, 2) << bad.output;
   EXPECT_CONTAINS(bad.output, "tpu");
+  auto threads = satemu({"calibrate", "--threads", "-1"});
+  EXPECT_EQ(threads.code, 2) << threads.output;
+  EXPECT_CONTAINS(threads.output, "--threads");
 }
 
 // ---------------------------------------------------------------------------

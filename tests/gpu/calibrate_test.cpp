@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include "cuda_required.hpp"
 #include "gpu/cpu_backend.hpp"
+#include "gpu/device.hpp"
 #include "runtime/output.hpp"
 
 namespace satemu::gpu {
@@ -45,6 +47,56 @@ TEST(Calibrate, MemorySamplesAreBeyondTheCachesAndTheFitSeesBothRegimes) {
   EXPECT_GE(c->fit.memory_bound, 2u);
   EXPECT_GT(c->fit.memory_bytes_per_s, 0.0);
   EXPECT_GT(c->fit.peak_flops, 0.0);
+}
+
+TEST(Calibrate, TheDeviceLineCarriesThePeakOfThePrecisionAndSatPayloadsFp32Peak) {
+  calibration c;
+  c.fit.peak_flops = 1.5e11;
+  c.fit.memory_bytes_per_s = 4.25e10;
+  c.fit.launch_overhead = runtime::duration::from_ns(1234);
+  EXPECT_EQ(device_override_line(c),
+            "{device: sat-payload, device_override: {peak_fp32_flops: 1.5e+11, "
+            "memory_bytes_per_s: 4.25e+10, launch_overhead: 1234ns}}");
+  c.precision = compute_precision::bf16;
+  c.fit.peak_flops = 7.5e14;
+  c.fp32_gemm_flops = 5.1e13;
+  EXPECT_EQ(device_override_line(c),
+            "{device: sat-payload, device_override: {peak_fp32_flops: 5.1e+13, "
+            "peak_fp16_flops: 7.5e+14, memory_bytes_per_s: 4.25e+10, launch_overhead: 1234ns}}");
+  // Without a measured fp32 rate, the fitted peak stands for both.
+  c.fp32_gemm_flops = 0;
+  EXPECT_NE(device_override_line(c).find("peak_fp32_flops: 7.5e+14, peak_fp16_flops: 7.5e+14"),
+            std::string::npos)
+      << device_override_line(c);
+}
+
+TEST(Calibrate, TheDeviceItselfIsTimedOrUnavailable) {
+  const device_info& dev = probe_devices();
+  auto c = calibrate_cuda_device(/*quick=*/true);
+  if (!dev.cuda_built || dev.cuda_devices == 0) {
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable) << c.status();
+    SATEMU_CUDA_UNAVAILABLE("no CUDA backend or device: " << dev.detail);
+  }
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->backend, "cuda");
+  EXPECT_EQ(c->precision, compute_precision::bf16);
+  double largest = 0;
+  int copies = 0;
+  for (const auto& s : c->samples) {
+    EXPECT_GT(s.sample.seconds, 0.0) << s.what;
+    if (s.what.starts_with("gemm "))
+      largest = std::max(largest, s.sample.flops / s.sample.seconds);
+    copies += s.what.starts_with("copy ");
+  }
+  EXPECT_EQ(copies, 2);
+  // Sanity bounds any CUDA device clears (an H100 reaches hundreds of
+  // TFLOP/s and about 3 TB/s); fp32 runs below the tensor-core bf16 peak.
+  EXPECT_GT(largest, 1e12);
+  EXPECT_GT(c->fp32_gemm_flops, 0.0);
+  EXPECT_LT(c->fp32_gemm_flops, c->fit.peak_flops);
+  EXPECT_GE(c->fit.compute_bound, 2u);
+  EXPECT_GE(c->fit.memory_bound, 2u);
+  EXPECT_GT(c->fit.memory_bytes_per_s, 1e10);
 }
 
 TEST(Calibrate, LinuxReportsTheLargestCache) {
