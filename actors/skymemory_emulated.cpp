@@ -841,12 +841,13 @@ absl::Status check_emulated_keys(const runtime::scenario& s) {
   for (const char* k : {"planes", "sats_per_plane", "center_plane", "center_satellite", "altitude",
                         "kv_size", "chunk_size", "strategies", "sweeps"}) {
     const auto key = absl::StrCat("workload.", k);
-    if (s.given(key))
+    if (s.departs_from_default(key))
       return absl::InvalidArgumentError(absl::StrCat(
         key, ": a key of the analytic model (mode: analytic, satemu sweep); mode emulated takes "
              "the grid from the constellation section and the KV size from compute.model"));
   }
-  if (s.given("workload.answer_timeout") && s.get_string("compute.at") != "satellite")
+  if (s.departs_from_default("workload.answer_timeout") &&
+      s.get_string("compute.at") != "satellite")
     return absl::InvalidArgumentError(
       "workload.answer_timeout: only used when the model runs on a satellite (compute.at: "
       "satellite); at the ground the user runs its requests itself");

@@ -245,9 +245,10 @@ private:
 
 /// For the command line: InvalidArgument naming the first key of the
 /// analytic model (planes, kv_size, sweeps, ...) that the file or a `--set`
-/// gives to an emulated skymemory workload, which would ignore it; OK for
-/// any other workload. (Not checked when building the workload: a
-/// resolved scenario, as workers get it, gives every key.)
+/// sets away from its default for an emulated skymemory workload, which
+/// would ignore it (and `answer_timeout` with the model on the ground); OK
+/// for any other workload. A resolved scenario, which writes every default
+/// out, passes.
 absl::Status check_emulated_keys(const runtime::scenario& s);
 
 /// Reads the emulated-mode keys, the constellation (one Walker shell) and

@@ -42,7 +42,19 @@ struct rnode {
   std::vector<rnode> children;     // map fields (parallel to names) or list items
   std::string location;            // "file:line:col" where the value was given; "" = default
   bool defaulted = false;          // the schema's default, not given by the text or a --set
+  bool default_value = false;      // a non-map value equal to the schema's default
 };
+
+// Same type, value and (recursively) fields or items.
+bool same_value(const rnode& a, const rnode& b) {
+  if (a.type != b.type || !(a.value == b.value) || a.names != b.names ||
+      a.children.size() != b.children.size())
+    return false;
+  for (std::size_t i = 0; i < a.children.size(); ++i)
+    if (!same_value(a.children[i], b.children[i]))
+      return false;
+  return true;
+}
 
 std::string join_path(const std::string& path, std::string_view name) {
   return path.empty() ? std::string(name) : absl::StrCat(path, ".", av(name));
@@ -344,6 +356,14 @@ private:
       bool present = true;
       if (const entry* e = find_entry(f->name)) {
         if (auto s = value(e->value, e->key_mark, *f, child_path, r); !s.ok()) return s;
+        if (f->type != value_type::map && !f->default_value.empty()) {
+          // A default that would not pass on its own (`[]` where a list
+          // needs items) is never equalled.
+          rnode d;
+          bool has_default = true;
+          r.default_value = absent(*f, child_path, anchor, d, has_default).ok() && has_default &&
+                            same_value(r, d);
+        }
       } else if (auto s = absent(*f, child_path, anchor, r, present); !s.ok()) {
         return s;
       }
@@ -661,18 +681,18 @@ const std::string& scenario::source_name() const { return impl_->source_name; }
 
 namespace {
 
-// A map is given when any of its keys is.
-bool any_given(const rnode& n) {
+// A map departs when any of its keys does.
+bool any_departs(const rnode& n) {
   if (n.type != value_type::map)
-    return !n.defaulted;
-  return std::any_of(n.children.begin(), n.children.end(), any_given);
+    return !n.defaulted && !n.default_value;
+  return std::any_of(n.children.begin(), n.children.end(), any_departs);
 }
 
 } // namespace
 
-bool scenario::given(std::string_view path) const {
+bool scenario::departs_from_default(std::string_view path) const {
   const rnode* n = impl_->find(path);
-  return n != nullptr && any_given(*n);
+  return n != nullptr && any_departs(*n);
 }
 
 std::string scenario::where(std::string_view path) const {

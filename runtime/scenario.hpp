@@ -44,9 +44,11 @@ public:
 
   /// Whether `path` names a present value (of any type).
   bool has(std::string_view path) const;
-  /// Whether the text or a `--set` gave `path` (false for a default). A
-  /// resolved scenario's text gives every key.
-  bool given(std::string_view path) const;
+  /// Whether `path` holds something other than the schema's default: given
+  /// with another value (a key without a default: given at all). A resolved
+  /// scenario's text gives every key, but its defaults do not depart; so a
+  /// rule that refuses a key only when it departs accepts a resolved file.
+  bool departs_from_default(std::string_view path) const;
 
   std::string get_string(std::string_view path) const;
   std::int64_t get_int(std::string_view path) const;

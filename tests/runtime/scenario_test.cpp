@@ -92,20 +92,33 @@ TEST_F(scenario_test, minimal_scenario_gets_every_default) {
   EXPECT_FALSE(s->has("clock.speed"));
 }
 
-TEST_F(scenario_test, given_tells_the_file_and_overrides_from_defaults) {
-  auto s = load_scenario_text(minimal, "inline.yaml", {"workload.requests=3"});
+TEST_F(scenario_test, departs_from_default_tells_set_values_from_defaults) {
+  auto s = load_scenario_text(minimal, "inline.yaml",
+                              {"workload.requests=3", "workload.interval=100ms", "seed=2"});
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_TRUE(s->given("name"));
-  EXPECT_TRUE(s->given("workload"));          // a map with a given key
-  EXPECT_TRUE(s->given("workload.requests")); // --set
-  EXPECT_FALSE(s->given("seed"));             // defaults
-  EXPECT_FALSE(s->given("workload.interval"));
-  EXPECT_FALSE(s->given("clock"));            // a map of defaults
-  EXPECT_FALSE(s->given("workload.note"));    // absent
-  // The resolved text gives every key.
+  EXPECT_TRUE(s->departs_from_default("name"));              // no default
+  EXPECT_TRUE(s->departs_from_default("workload"));          // a map with a key that departs
+  EXPECT_TRUE(s->departs_from_default("workload.requests")); // --set, not the default
+  EXPECT_TRUE(s->departs_from_default("seed"));
+  EXPECT_FALSE(s->departs_from_default("workload.interval")); // --set to the default
+  EXPECT_FALSE(s->departs_from_default("workload.ratio"));    // defaults
+  EXPECT_FALSE(s->departs_from_default("clock"));             // a map of defaults
+  EXPECT_FALSE(s->departs_from_default("workload.tags"));     // a list left at its default
+  EXPECT_FALSE(s->departs_from_default("workload.note"));     // absent
+  // The resolved text gives every key, and the same ones depart.
   auto r = load_scenario_text(s->resolved_yaml(), "resolved.yaml");
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->given("seed"));
+  for (const char* key : {"name", "workload", "workload.requests", "seed", "workload.interval",
+                          "workload.ratio", "clock", "workload.tags", "workload.note"})
+    EXPECT_EQ(r->departs_from_default(key), s->departs_from_default(key)) << key;
+  // Equal values in another spelling do not depart either.
+  auto t = load_scenario_text(minimal, "inline.yaml", {"workload.interval=0.1s", "seed=1"});
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_FALSE(t->departs_from_default("workload.interval"));
+  EXPECT_FALSE(t->departs_from_default("seed"));
+  auto u = load_scenario_text(minimal, "inline.yaml", {"workload.tags=[x]"});
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_TRUE(u->departs_from_default("workload.tags"));
 }
 
 TEST_F(scenario_test, full_file_reads_every_value) {
