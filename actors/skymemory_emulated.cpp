@@ -912,7 +912,7 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
 }
 
 absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
-  const runtime::scenario& s) {
+  const runtime::scenario& s, build_depth depth) {
   auto space = space_config_from(s);
   if (!space.ok())
     return space.status();
@@ -928,16 +928,23 @@ absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
     auto compute = gpu::compute_config_from(s);
     if (!compute.ok())
       return compute.status();
-    auto model = gpu::model_for(*compute);
-    if (!model.ok())
-      return model.status();
+    absl::StatusOr<gpu::model_weights> model = absl::UnknownError("no model");
+    if (depth == build_depth::check) {
+      if (auto st = gpu::check_model_memory(*compute); !st.ok())
+        return st;
+    } else {
+      model = gpu::model_for(*compute);
+      if (!model.ok())
+        return model.status();
+    }
     auto worker = gpu::make_gpu_worker(*compute);
     if (!worker.ok())
       return absl::Status(worker.status().code(),
                           absl::StrCat("compute.backend: ", worker.status().message()));
     w->worker_ = std::move(*worker);
     cfg->precision = w->worker_->options().precision;
-    cfg->weights = std::make_shared<const gpu::model_weights>(std::move(*model));
+    if (model.ok())
+      cfg->weights = std::make_shared<const gpu::model_weights>(std::move(*model));
   }
   w->cfg_ = std::make_shared<const emulated_config>(std::move(*cfg));
   const auto shared = w->cfg_;

@@ -220,7 +220,10 @@ private:
 
 class emulated_workload final : public space_workload {
 public:
-  static absl::StatusOr<std::unique_ptr<emulated_workload>> make(const runtime::scenario& s);
+  /// With build_depth::check, a real-compute workload has no weights and
+  /// must not run.
+  static absl::StatusOr<std::unique_ptr<emulated_workload>> make(const runtime::scenario& s,
+                                                                 build_depth depth);
   ~emulated_workload() override;
 
   /// compute real: the GPU worker that runs the users' prefill; else null.

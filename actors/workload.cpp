@@ -43,7 +43,8 @@ void register_workloads() {
   });
 }
 
-absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s) {
+absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s,
+                                                        build_depth depth) {
   if (s.has("compute"))
     if (auto c = gpu::compute_config_from(s); !c.ok())
       return c.status();
@@ -71,7 +72,7 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
   }
   if (kind == "skymemory") {
     if (s.get_string("workload.mode") == "emulated") {
-      auto w = skymemory::emulated_workload::make(s);
+      auto w = skymemory::emulated_workload::make(s, depth);
       if (!w.ok())
         return w.status();
       return std::unique_ptr<workload>(std::move(*w));

@@ -56,11 +56,22 @@ nlohmann::json milliseconds_summary(const runtime::histogram& h);
 /// at start-up before loading a scenario (idempotent).
 void register_workloads();
 
+/// How much `make_workload` builds.
+enum class build_depth {
+  /// A workload to run.
+  run,
+  /// Every check a run makes, but no model weights (compute.mode: real), so
+  /// that `satemu validate` takes no time or memory for them: the workload
+  /// must not be run.
+  check,
+};
+
 /// Builds the workload named by `workload.kind`. InvalidArgument (naming the
 /// key) when the values are valid one by one but impossible together, and
 /// for `skymemory` in analytic mode, which `satemu sweep` evaluates
 /// (actors/skymemory_sweep.hpp); its emulated mode is a workload
 /// (actors/skymemory_emulated.hpp).
-absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s);
+absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s,
+                                                        build_depth depth = build_depth::run);
 
 } // namespace satemu::actors

@@ -27,6 +27,9 @@ int report_error(const absl::Status& st) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kOutOfRange:
+    // What the input asks for that this host lacks (the cuda backend
+    // without a device); failed nodes of a distributed run exit 3 elsewhere.
+    case absl::StatusCode::kUnavailable:
       return exit_bad_input;
     default:
       return exit_internal;
@@ -242,7 +245,7 @@ int validate_command(const std::string& file, const std::vector<std::string>& se
   if (auto st = actors::skymemory::check_emulated_keys(*sc); !st.ok())
     return report_error(locate(*sc, st));
   // Building the workload checks what single keys cannot (e.g. min <= max).
-  auto w = actors::make_workload(*sc);
+  auto w = actors::make_workload(*sc, actors::build_depth::check);
   if (!w.ok())
     return report_error(locate(*sc, w.status()));
   std::printf("%s: ok (workload %s, %s emulated, lookahead %s)\n", file.c_str(),

@@ -13,6 +13,7 @@
 #include "gpu/batcher.hpp"
 #include "gpu/detail/check.hpp"
 #include "runtime/output.hpp"
+#include "runtime/quantity.hpp"
 
 namespace satemu::gpu {
 
@@ -192,19 +193,48 @@ absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config
   return std::make_unique<gpu_worker>(std::move(*b), std::move(o));
 }
 
-absl::StatusOr<model_weights> model_for(const compute_config& c) {
+namespace {
+
+/// "4.94 GB", "340 kB", "12 B": three significant figures in decimal units.
+std::string approx_bytes(std::uint64_t bytes) {
+  const double b = static_cast<double>(bytes);
+  for (auto [scale, unit] : {std::pair{1e12, "TB"}, {1e9, "GB"}, {1e6, "MB"}, {1e3, "kB"}})
+    if (b >= scale)
+      return absl::StrFormat("%.3g %s", b / scale, unit);
+  return absl::StrFormat("%d B", bytes);
+}
+
+} // namespace
+
+absl::Status check_model_memory(const compute_config& c) {
   // The weights are held in fp32 on the host whatever the backend: a model
   // that cannot fit would be killed by the system part way through.
   const auto need = static_cast<std::uint64_t>(parameter_count(c.model)) * sizeof(float);
-  const std::uint64_t limit =
-      c.memory_limit > 0 ? c.memory_limit : runtime::available_memory_bytes();
-  if (need > limit)
+  if (c.memory_limit > 0) {
+    if (const std::uint64_t total = runtime::total_memory_bytes(); c.memory_limit > total)
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "compute.memory_limit: %s is more than this machine's %s of memory and swap; a model "
+          "that needs it would be killed part way through",
+          runtime::to_string(runtime::data_size{c.memory_limit}), approx_bytes(total)));
+    if (need > c.memory_limit)
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "compute.memory_limit: %s's weights take %s in fp32 for compute.mode: real, more than "
+          "the %s of compute.memory_limit; compute.mode: modeled costs its layers without "
+          "running them",
+          c.model.name, approx_bytes(need), runtime::to_string(runtime::data_size{c.memory_limit})));
+    return absl::OkStatus();
+  }
+  if (const std::uint64_t available = runtime::available_memory_bytes(); need > available)
     return absl::InvalidArgumentError(absl::StrFormat(
-        "compute.model: %s's weights take %.1f GB in fp32 for compute.mode: real, more than "
-        "the %.1f GB %s; compute.mode: modeled costs its layers without running them",
-        c.model.name, static_cast<double>(need) * 1e-9, static_cast<double>(limit) * 1e-9,
-        c.memory_limit > 0 ? "of compute.memory_limit"
-                           : "of memory available (compute.memory_limit sets another limit)"));
+        "compute.model: %s's weights take %s in fp32 for compute.mode: real, more than the %s "
+        "of memory available (compute.memory_limit sets another limit); compute.mode: modeled "
+        "costs its layers without running them",
+        c.model.name, approx_bytes(need), approx_bytes(available)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<model_weights> model_for(const compute_config& c) {
+  SATEMU_GPU_RETURN_IF_ERROR(check_model_memory(c));
   absl::StatusOr<model_weights> m = absl::UnknownError("no model");
   if (c.weights_file.empty()) {
     m = synthetic_model(c.model, c.seed);

@@ -167,10 +167,15 @@ private:
 /// (`auto` picks CUDA when a device answers), device and mode.
 absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config& c);
 
+/// Whether the section's model can be made here: InvalidArgument, starting
+/// with the key at fault, when its fp32 weights would not fit
+/// `memory_limit` (by default the memory available), or when that limit is
+/// more than this machine's memory and swap together.
+absl::Status check_model_memory(const compute_config& c);
+
 /// The weights of the section's model: synthetic (seeded by `seed`), or read
 /// from its safetensors file. Errors start with the key at fault. A model
-/// whose fp32 weights would not fit `memory_limit` (by default the memory
-/// available) is refused before anything is allocated (InvalidArgument).
+/// check_model_memory refuses is refused before anything is allocated.
 absl::StatusOr<model_weights> model_for(const compute_config& c);
 
 } // namespace satemu::gpu

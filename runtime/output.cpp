@@ -111,6 +111,27 @@ std::uint64_t available_memory_bytes() {
   return available;
 }
 
+std::uint64_t total_memory_bytes() {
+  std::uint64_t ram = 0, swap = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string key; meminfo >> key;) {
+    std::uint64_t kib = 0;
+    meminfo >> kib;
+    if (key == "MemTotal:")
+      ram = kib * 1024;
+    else if (key == "SwapTotal:")
+      swap = kib * 1024;
+    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  if (ram == 0)
+    ram = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+          static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  std::ifstream max_file("/sys/fs/cgroup/memory.max");
+  if (std::uint64_t max = 0; max_file >> max)
+    ram = std::min(ram, max);
+  return ram + swap;
+}
+
 std::uint64_t largest_cache_bytes() {
   std::uint64_t largest = 0;
   for (int index = 0;; ++index) {

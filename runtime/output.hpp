@@ -46,6 +46,9 @@ std::uint64_t current_rss_bytes();
 /// system's MemAvailable (/proc/meminfo; free physical pages where it cannot
 /// be read), capped by the room left under a cgroup v2 memory limit.
 std::uint64_t available_memory_bytes();
+/// The most memory this process could ever hold [bytes]: physical memory
+/// (MemTotal, capped by a cgroup v2 memory limit) plus swap.
+std::uint64_t total_memory_bytes();
 /// The largest cache of the CPU this process starts on [bytes], as Linux
 /// reports it (/sys/devices/system/cpu/cpu0/cache; sysconf's cache levels
 /// where that cannot be read); 0 when neither says.

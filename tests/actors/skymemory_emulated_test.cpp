@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "nlohmann/json.hpp"
+#include "runtime/output.hpp"
 #include "protocol/bytes.hpp"
 #include "protocol/kvcache.hpp"
 #include "space_fixture.hpp"
@@ -518,6 +519,33 @@ TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
                                            {"workload.answer_timeout=5s", "compute.at=satellite"});
   ASSERT_TRUE(sc.ok()) << sc.status();
   EXPECT_TRUE(check_emulated_keys(*sc).ok());
+}
+
+// `satemu validate` builds to check, without the weights: llama-3.2-1b's
+// take 4.9 GB in fp32, which a run touches as it makes them.
+TEST(SkymemoryEmulated, ACheckBuildMakesNoWeightsButRefusesWhatARunWould) {
+  satemu::actors::register_workloads();
+  auto sc = satemu::runtime::load_scenario_text(
+    small_yaml, "t.yaml", {"compute.mode=real", "compute.backend=cpu", "compute.threads=1"});
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  const auto before = satemu::runtime::current_rss_bytes();
+  auto w = satemu::actors::make_workload(*sc, satemu::actors::build_depth::check);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_NE((*w)->compute(), nullptr);
+  const auto after = satemu::runtime::current_rss_bytes();
+  EXPECT_LT(after, before + (1ull << 30)) << before << " -> " << after << " bytes resident";
+  // A memory limit below the weights, and one beyond the machine's memory,
+  // are refused by either build.
+  for (const auto* limit : {"compute.memory_limit=1GB", "compute.memory_limit=1000TB"}) {
+    auto bad = satemu::runtime::load_scenario_text(
+      small_yaml, "t.yaml", {"compute.mode=real", "compute.backend=cpu", limit});
+    ASSERT_TRUE(bad.ok()) << bad.status();
+    for (auto depth : {satemu::actors::build_depth::check, satemu::actors::build_depth::run}) {
+      const auto st = satemu::actors::make_workload(*bad, depth).status();
+      EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << limit << ": " << st;
+      EXPECT_EQ(st.message().find("compute.memory_limit: "), 0u) << st;
+    }
+  }
 }
 
 } // namespace

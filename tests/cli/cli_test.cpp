@@ -26,6 +26,7 @@
 #include "process.hpp"
 #include "tests/actors/skymemory_reference.hpp"
 
+#include "gpu/device.hpp"
 #include "gpu/model.hpp"
 #include "gpu/safetensors.hpp"
 #include "gpu/weights.hpp"
@@ -874,6 +875,16 @@ TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
   auto bad = satemu({"calibrate", "--backend", "tpu"});
   EXPECT_EQ(bad.code, 2) << bad.output;
   EXPECT_CONTAINS(bad.output, "tpu");
+  // The cuda backend on a host without a device is bad input, named.
+  if (!satemu::gpu::probe_devices().cuda_built || satemu::gpu::probe_devices().cuda_devices == 0) {
+    auto cuda = satemu({"calibrate", "--backend", "cuda", "--quick"});
+    EXPECT_EQ(cuda.code, 2) << cuda.output;
+    EXPECT_CONTAINS(cuda.output, "compute backend 'cuda'");
+    auto sky = satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
+                       "--set", "compute.mode=real", "--set", "compute.backend=cuda"});
+    EXPECT_EQ(sky.code, 2) << sky.output;
+    EXPECT_CONTAINS(sky.output, "compute.backend");
+  }
   auto threads = satemu({"calibrate", "--threads", "-1"});
   EXPECT_EQ(threads.code, 2) << threads.output;
   EXPECT_CONTAINS(threads.output, "--threads");
@@ -1112,7 +1123,9 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   auto big = satemu({"validate", sky, "--set", "compute.mode=real", "--set",
                      "compute.memory_limit=1MB"});
   EXPECT_EQ(big.code, 2) << big.output;
-  EXPECT_CONTAINS(big.output, "llama-3.2-1b's weights take 4.9 GB");
+  EXPECT_CONTAINS(big.output, "llama-3.2-1b's weights take 4.94 GB");
+  EXPECT_CONTAINS(big.output, "the 1MB of compute.memory_limit");
+  EXPECT_CONTAINS(big.output, "--set compute.memory_limit=1MB");
   EXPECT_CONTAINS(big.output, "compute.memory_limit");
   EXPECT_CONTAINS(big.output, "compute.mode: modeled");
   // A modeled run has no compute requests and no compute figures.
