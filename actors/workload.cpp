@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
 #include "actors/flows.hpp"
@@ -45,10 +46,16 @@ void register_workloads() {
 
 absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s,
                                                         build_depth depth) {
-  if (s.has("compute"))
+  const auto kind = s.get_string("workload.kind");
+  if (s.has("compute")) {
     if (auto c = gpu::compute_config_from(s); !c.ok())
       return c.status();
-  const auto kind = s.get_string("workload.kind");
+    // Refused rather than ignored, as the analytic keys are.
+    if (kind != "skymemory")
+      return absl::InvalidArgumentError(absl::StrCat(
+        "compute: workload kind '", kind, "' runs no model and would ignore this section (only "
+        "skymemory in mode emulated uses it); remove it"));
+  }
   if (kind == "mesh") {
     auto cfg = mesh_workload::config_from(s);
     if (!cfg.ok())

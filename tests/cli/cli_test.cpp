@@ -767,7 +767,13 @@ const char* const compute_yaml = R"(name: cp
 seed: 1
 duration: 1s
 compute: {model: tiny, device: jetson-orin-nano}
-workload: {kind: mesh, entities: 16}
+constellation:
+  shells:
+    - {planes: 5, sats_per_plane: 19, altitude: 550km, inclination: 53deg, phasing: 1}
+ground:
+  users:
+    - {name: nyc, lat: 40.71, lon: -74.01}
+workload: {kind: skymemory, mode: emulated, servers: 5}
 )";
 
 TEST_F(cli_test, compute_section_with_good_names_and_weights_validates) {
@@ -779,6 +785,14 @@ TEST_F(cli_test, compute_section_with_good_names_and_weights_validates) {
   EXPECT_EQ(satemu({"validate", f}).code, 0);
   auto r = satemu({"validate", f, "--set", "compute.weights=" + w});
   EXPECT_EQ(r.code, 0) << r.output;
+  // A workload that runs no model refuses the section rather than ignore it.
+  const auto text = replace(compute_yaml, "workload: {kind: skymemory, mode: emulated, servers: 5}",
+                            "workload: {kind: mesh, entities: 16}");
+  const auto mesh = scenario("mesh.yaml", text);
+  auto m = satemu({"validate", mesh});
+  EXPECT_EQ(m.code, 2) << m.output;
+  EXPECT_CONTAINS(m.output, "compute: workload kind 'mesh' runs no model");
+  EXPECT_CONTAINS(m.output, mesh + ":" + std::to_string(line_of(text, "compute:")));
 }
 
 TEST_F(cli_test, unknown_model_or_device_names_file_line_and_key) {
