@@ -1,18 +1,43 @@
 #include "cli/calibrate_command.hpp"
 
 #include <cstdio>
-#include <fstream>
+#include <ostream>
 
+#include "absl/strings/str_cat.h"
 #include "cli/run_command.hpp"
 #include "gpu/backend.hpp"
 #include "gpu/calibrate.hpp"
 #include "gpu/cuda_backend.hpp"
+#include "runtime/files.hpp"
 #include "runtime/output.hpp"
 #include "nlohmann/json.hpp"
 
 namespace satemu::cli {
 
+namespace {
+
+/// `text` as the file `--json` names, or, when `text` is null, whether it
+/// can be written (a partial file created and abandoned: an earlier file
+/// stays as it was). InvalidArgument (bad input) saying why not.
+absl::Status write_json(const std::string& path, const std::string* text) {
+  auto st = runtime::write_file_atomically(path, [&](std::ostream& out) {
+    if (text == nullptr)
+      return absl::CancelledError("only a check");
+    out << *text;
+    return absl::OkStatus();
+  });
+  if (st.ok() || (text == nullptr && st.code() == absl::StatusCode::kCancelled))
+    return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--json ", st.message()));
+}
+
+} // namespace
+
 int calibrate_command(const calibrate_args& a) {
+  // A file that cannot be written is found before the timings, not after.
+  if (!a.json.empty())
+    if (auto st = write_json(a.json, nullptr); !st.ok())
+      return report_error(st);
   if (a.backend == "auto")
     std::fprintf(stderr, "%s\n", gpu::resolve_auto_backend().line().c_str());
   const int threads = a.threads > 0 ? a.threads : runtime::host_cores();
@@ -28,6 +53,9 @@ int calibrate_command(const calibrate_args& a) {
     std::fprintf(stderr, "calibrating backend %s on %d thread%s%s...\n",
                  std::string((*b)->name()).c_str(), threads, threads == 1 ? "" : "s",
                  a.quick ? " (quick)" : "");
+    if (threads > 1 && a.quick)
+      std::fprintf(stderr, "note: --quick's GEMMs (up to 256) are too small to be shared out "
+                           "over threads, so its peak is one core's\n");
   }
   absl::StatusOr<gpu::calibration> c;
   if (cuda) {
@@ -52,7 +80,12 @@ int calibrate_command(const calibrate_args& a) {
     std::printf("  fp32 GEMM       %.2f GFLOP/s (largest size)\n", c->fp32_gemm_flops * 1e-9);
   std::printf("  memory          %.2f GB/s\n", f.memory_bytes_per_s * 1e-9);
   std::printf("  launch overhead %.2f us\n", f.overhead_seconds * 1e6);
-  std::printf("\nas a scenario's device:\n  compute: %s\n", gpu::device_override_line(*c).c_str());
+  const std::string values = gpu::device_override(*c);
+  std::printf("\nas a scenario's device, in its compute section beside the model:\n"
+              "  device: sat-payload\n  device_override: %s\n"
+              "or on the command line of run and validate:\n"
+              "  --set compute.device=sat-payload --set 'compute.device_override=%s'\n",
+              values.c_str(), values.c_str());
   if (!a.json.empty()) {
     nlohmann::json j;
     j["backend"] = c->backend;
@@ -68,15 +101,9 @@ int calibrate_command(const calibrate_args& a) {
                 {"memory_bytes_per_s", f.memory_bytes_per_s},
                 {"launch_overhead_ns", f.launch_overhead.ns()},
                 {"rms_relative_residual", f.rms_relative_residual}};
-    const auto tmp = a.json + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << j.dump(2) << "\n";
-      if (!out.good())
-        return report_error(absl::NotFoundError("cannot write " + tmp));
-    }
-    if (std::rename(tmp.c_str(), a.json.c_str()) != 0)
-      return report_error(absl::NotFoundError("cannot rename " + tmp + " to " + a.json));
+    const std::string text = j.dump(2) + "\n";
+    if (auto st = write_json(a.json, &text); !st.ok())
+      return report_error(st);
   }
   return exit_ok;
 }

@@ -120,7 +120,7 @@ absl::StatusOr<calibration> calibrate_cuda_device(bool quick) {
   return c;
 }
 
-std::string device_override_line(const calibration& c) {
+std::string device_override(const calibration& c) {
   const auto& f = c.fit;
   std::string peaks;
   if (c.precision == compute_precision::fp32) {
@@ -131,9 +131,8 @@ std::string device_override_line(const calibration& c) {
     const double fp32 = c.fp32_gemm_flops > 0 ? c.fp32_gemm_flops : f.peak_flops;
     peaks = absl::StrFormat("peak_fp32_flops: %.4g, peak_fp16_flops: %.4g", fp32, f.peak_flops);
   }
-  return absl::StrFormat("{device: sat-payload, device_override: {%s, memory_bytes_per_s: %.4g, "
-                         "launch_overhead: %dns}}",
-                         peaks, f.memory_bytes_per_s, f.launch_overhead.ns());
+  return absl::StrFormat("{%s, memory_bytes_per_s: %.4g, launch_overhead: %dns}", peaks,
+                         f.memory_bytes_per_s, f.launch_overhead.ns());
 }
 
 } // namespace satemu::gpu

@@ -52,11 +52,11 @@ absl::StatusOr<calibration> calibrate(backend& b, bool quick);
 /// Unavailable as make_cuda_backend says.
 absl::StatusOr<calibration> calibrate_cuda_device(bool quick);
 
-/// `c`'s figures as a scenario's `compute` section on the configurable
-/// device, one YAML flow line: `{device: sat-payload, device_override: {...}}`
-/// with the peak of `c.precision` (and, for fp16/bf16, the fp32 peak: the
-/// measured fp32 rate, or the fitted peak where none was measured, as
-/// sat-payload takes it), the bandwidth and the launch overhead.
-std::string device_override_line(const calibration& c);
+/// `c`'s figures as the value of `compute.device_override` for the
+/// configurable device, `sat-payload`: a YAML flow map with the peak of
+/// `c.precision` (and, for fp16/bf16, the fp32 peak: the measured fp32 rate,
+/// or the fitted peak where none was measured), the bandwidth and the
+/// launch overhead.
+std::string device_override(const calibration& c);
 
 } // namespace satemu::gpu

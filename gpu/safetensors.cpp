@@ -444,42 +444,11 @@ absl::Status write_safetensors(std::ostream& out, const std::vector<weight_tenso
       dtype, metadata);
 }
 
-namespace {
-
-absl::Status write_file_atomically(const std::string& path,
-                                   const std::function<absl::Status(std::ostream&)>& body) {
-  const std::string partial = path + ".partial";
-  absl::Status status;
-  {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    if (!out)
-      return absl::PermissionDeniedError(absl::StrCat("cannot create ", partial));
-    status = body(out);
-    out.close();
-    if (status.ok() && !out)
-      status = absl::DataLossError(absl::StrCat("cannot finish writing ", partial));
-  }
-  std::error_code ec;
-  if (status.ok()) {
-    std::filesystem::rename(partial, path, ec);
-    if (ec)
-      status = absl::PermissionDeniedError(absl::StrCat("cannot rename ", partial, " to ", path,
-                                                        ": ", ec.message()));
-  }
-  if (!status.ok()) {
-    std::filesystem::remove(partial, ec);
-    return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
-  }
-  return status;
-}
-
-} // namespace
-
 absl::Status write_safetensors_file(const std::string& path,
                                     const std::vector<weight_tensor>& tensors,
                                     safetensors_dtype dtype,
                                     const std::map<std::string, std::string>& metadata) {
-  return write_file_atomically(
+  return runtime::write_file_atomically(
       path, [&](std::ostream& out) { return write_safetensors(out, tensors, dtype, metadata); });
 }
 
@@ -494,7 +463,7 @@ absl::Status export_synthetic_model(const std::string& path, const model_profile
   // "format": "pt" lets Hugging Face loaders accept the file.
   const std::map<std::string, std::string> metadata{
       {"format", "pt"}, {"satemu.model", p.name}, {"satemu.seed", std::to_string(base_seed)}};
-  return write_file_atomically(path, [&](std::ostream& out) {
+  return runtime::write_file_atomically(path, [&](std::ostream& out) {
     return write_safetensors(
         out, layout,
         [&](std::size_t i) -> absl::StatusOr<weight_tensor> {

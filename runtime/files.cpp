@@ -3,7 +3,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
+
+#include "absl/strings/str_cat.h"
 
 namespace satemu::runtime {
 
@@ -15,6 +18,38 @@ std::string open_failure(const std::string& path, int err) {
     if (!ec) why += ", looked up from " + cwd.string();
   }
   return why;
+}
+
+absl::Status write_file_atomically(const std::string& path,
+                                   const std::function<absl::Status(std::ostream&)>& body) {
+  const std::string partial = path + ".partial";
+  absl::Status status;
+  {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+      return absl::PermissionDeniedError(absl::StrCat(path, ": is a directory"));
+    errno = 0;
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    if (!out)
+      return absl::PermissionDeniedError(absl::StrCat(
+          path, ": cannot create ", partial, " (", open_failure(partial, errno ? errno : EIO), ")"));
+    status = body(out);
+    out.close();
+    if (status.ok() && !out)
+      status = absl::DataLossError(absl::StrCat("cannot finish writing ", partial));
+  }
+  std::error_code ec;
+  if (status.ok()) {
+    std::filesystem::rename(partial, path, ec);
+    if (ec)
+      status = absl::PermissionDeniedError(absl::StrCat("cannot rename ", partial, " to ", path,
+                                                        ": ", ec.message()));
+  }
+  if (!status.ok()) {
+    std::filesystem::remove(partial, ec);
+    return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
+  }
+  return status;
 }
 
 } // namespace satemu::runtime

@@ -1,8 +1,13 @@
 /// satemu files named by users (scenario files, TLE files, weights): the
-/// reason an open failed, in words a user can act on.
+/// reason an open failed, in words a user can act on, and files written
+/// whole or not at all.
 #pragma once
 
+#include <functional>
+#include <iosfwd>
 #include <string>
+
+#include "absl/status/status.h"
 
 namespace satemu::runtime {
 
@@ -11,5 +16,13 @@ namespace satemu::runtime {
 /// does not exist, the working directory it was looked up from ("No such file
 /// or directory, looked up from /home/me/runs").
 std::string open_failure(const std::string& path, int err);
+
+/// Writes `path` through `path + ".partial"`, which `body` fills and which
+/// is renamed to `path` once complete; on any failure the partial file is
+/// removed and `path` left as it was. Errors start with `path`:
+/// PermissionDenied when the file cannot be created or renamed (saying
+/// why), DataLoss when it cannot be finished, or `body`'s own error.
+absl::Status write_file_atomically(const std::string& path,
+                                   const std::function<absl::Status(std::ostream&)>& body);
 
 } // namespace satemu::runtime

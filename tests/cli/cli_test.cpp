@@ -869,20 +869,31 @@ TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
     EXPECT_GT(s["seconds"].get<double>(), 0.0) << s;
   EXPECT_EQ(j["precision"], "fp32");
   EXPECT_CONTAINS(r.output, "on 1 thread");
-  // The printed compute section is a scenario's, as it stands: without its
-  // figures the configurable device is refused.
-  const std::string at = "\n  compute: ";
-  const auto begin = r.output.find(at);
-  ASSERT_NE(begin, std::string::npos) << r.output;
-  const auto end = r.output.find('\n', begin + at.size());
-  const std::string section = r.output.substr(begin + 3, end - begin - 3);
-  EXPECT_CONTAINS(section, "device: sat-payload");
-  const auto pasted = scenario("cal.yaml", replace(compute_yaml,
-                                                   "compute: {model: tiny, device: jetson-orin-nano}",
-                                                   section.substr(0, section.size() - 1) +
-                                                     ", model: tiny}"));
+  // The printed keys go into a scenario's compute section as they stand,
+  // and the printed --set flags onto a command line; without such figures
+  // the configurable device is refused.
+  auto printed = [&](const std::string& prefix) {
+    const auto begin = r.output.find("\n" + prefix);
+    EXPECT_NE(begin, std::string::npos) << prefix << " not in\n" << r.output;
+    if (begin == std::string::npos)
+      return std::string();
+    const auto from = begin + 1 + prefix.size();
+    return r.output.substr(from, r.output.find('\n', from) - from);
+  };
+  const std::string values = printed("  device_override: ");
+  const auto pasted = scenario(
+    "cal.yaml", replace(compute_yaml, "compute: {model: tiny, device: jetson-orin-nano}",
+                        "compute:\n  model: tiny\n  device: sat-payload\n  device_override: " +
+                          values));
+  EXPECT_CONTAINS(r.output, "\n  device: sat-payload\n  device_override: " + values + "\n");
   auto ok = satemu({"validate", pasted});
-  EXPECT_EQ(ok.code, 0) << section << "\n" << ok.output;
+  EXPECT_EQ(ok.code, 0) << values << "\n" << ok.output;
+  const std::string flags = printed("  --set compute.device=sat-payload --set ");
+  ASSERT_EQ(flags, "'compute.device_override=" + values + "'");
+  const auto plain = scenario("plain.yaml", compute_yaml);
+  auto set = satemu({"validate", plain, "--set", "compute.device=sat-payload", "--set",
+                     flags.substr(1, flags.size() - 2)});
+  EXPECT_EQ(set.code, 0) << flags << "\n" << set.output;
   const auto bare = scenario("bare.yaml", replace(compute_yaml, "device: jetson-orin-nano",
                                                   "device: sat-payload"));
   EXPECT_EQ(satemu({"validate", bare}).code, 2);
@@ -898,6 +909,14 @@ TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
                        "--set", "compute.mode=real", "--set", "compute.backend=cuda"});
     EXPECT_EQ(sky.code, 2) << sky.output;
     EXPECT_CONTAINS(sky.output, "compute.backend");
+  }
+  // A --json file that cannot be written is refused before any timing.
+  for (const auto& [json, why] : {std::pair{dir_.string(), "is a directory"},
+                                  std::pair{(dir_ / "none" / "c.json").string(), "cannot create"}}) {
+    auto nowhere = satemu({"calibrate", "--quick", "--json", json});
+    EXPECT_EQ(nowhere.code, 2) << nowhere.output;
+    EXPECT_CONTAINS(nowhere.output, "--json " + json + ": " + why);
+    EXPECT_EQ(nowhere.output.find("calibrating"), std::string::npos) << nowhere.output;
   }
   auto threads = satemu({"calibrate", "--threads", "-1"});
   EXPECT_EQ(threads.code, 2) << threads.output;

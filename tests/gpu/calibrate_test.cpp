@@ -49,25 +49,23 @@ TEST(Calibrate, MemorySamplesAreBeyondTheCachesAndTheFitSeesBothRegimes) {
   EXPECT_GT(c->fit.peak_flops, 0.0);
 }
 
-TEST(Calibrate, TheDeviceLineCarriesThePeakOfThePrecisionAndSatPayloadsFp32Peak) {
+TEST(Calibrate, TheOverrideCarriesThePeakOfThePrecisionAndSatPayloadsFp32Peak) {
   calibration c;
   c.fit.peak_flops = 1.5e11;
   c.fit.memory_bytes_per_s = 4.25e10;
   c.fit.launch_overhead = runtime::duration::from_ns(1234);
-  EXPECT_EQ(device_override_line(c),
-            "{device: sat-payload, device_override: {peak_fp32_flops: 1.5e+11, "
-            "memory_bytes_per_s: 4.25e+10, launch_overhead: 1234ns}}");
+  EXPECT_EQ(device_override(c),
+            "{peak_fp32_flops: 1.5e+11, memory_bytes_per_s: 4.25e+10, launch_overhead: 1234ns}");
   c.precision = compute_precision::bf16;
   c.fit.peak_flops = 7.5e14;
   c.fp32_gemm_flops = 5.1e13;
-  EXPECT_EQ(device_override_line(c),
-            "{device: sat-payload, device_override: {peak_fp32_flops: 5.1e+13, "
-            "peak_fp16_flops: 7.5e+14, memory_bytes_per_s: 4.25e+10, launch_overhead: 1234ns}}");
+  EXPECT_EQ(device_override(c), "{peak_fp32_flops: 5.1e+13, peak_fp16_flops: 7.5e+14, "
+                                "memory_bytes_per_s: 4.25e+10, launch_overhead: 1234ns}");
   // Without a measured fp32 rate, the fitted peak stands for both.
   c.fp32_gemm_flops = 0;
-  EXPECT_NE(device_override_line(c).find("peak_fp32_flops: 7.5e+14, peak_fp16_flops: 7.5e+14"),
+  EXPECT_NE(device_override(c).find("peak_fp32_flops: 7.5e+14, peak_fp16_flops: 7.5e+14"),
             std::string::npos)
-      << device_override_line(c);
+      << device_override(c);
 }
 
 TEST(Calibrate, TheDeviceItselfIsTimedOrUnavailable) {
