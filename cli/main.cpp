@@ -5,6 +5,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/calibrate_command.hpp"
+#include "cli/flags.hpp"
 #include "cli/run_command.hpp"
 #include "cli/sweep_command.hpp"
 #include "cli/worker_command.hpp"
@@ -32,8 +33,10 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run a scenario file and write its outputs");
   run->add_option("file", ra.file, "Scenario file (YAML)")->required();
   run->add_option("--threads", ra.threads,
-                  "CAF scheduler threads (default: the scenario's `threads`, 0 = one per core)");
-  run->add_option("--seed", ra.seed, "Seed of every random stream (default: the scenario's `seed`)");
+                  "CAF scheduler threads (default: the scenario's `threads`, 0 = one per core)")
+    ->check(non_negative_integer());
+  run->add_option("--seed", ra.seed, "Seed of every random stream (default: the scenario's `seed`)")
+    ->check(non_negative_integer());
   run->add_option("--out", ra.out, "Output directory (default: the scenario's output.dir, else out/<name>)");
   run->add_option("--set", ra.sets,
                   "Override a scenario key before validation, e.g. --set workload.rate=50 "
@@ -147,6 +150,11 @@ int main(int argc, char** argv) {
     if (*validate) {
       explain = explain_opt->count() > 0;
       if (explain) {
+        if (!vfile.empty() || !vsets.empty()) {
+          std::fprintf(stderr, "satemu: error: validate takes a FILE (with --set) or --explain, "
+                               "not both\n");
+          return exit_bad_input;
+        }
         // CLI11 stores "" when --explain is given without a value.
         if (explain_kind && explain_kind->empty())
           explain_kind.reset();

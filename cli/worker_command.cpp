@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
+#include "cli/flags.hpp"
 #include "cli/run_command.hpp"
 #include "runtime/node.hpp"
 
@@ -55,7 +56,8 @@ CLI::App* add_worker_subcommand(CLI::App& app, worker_args& args) {
                 "ADDR:PORT to listen on (default 127.0.0.1:0 = loopback, any free port)");
   w->add_option("--secret-file", args.secret_file,
                 "File holding the run's shared secret (required; one trailing newline ignored)");
-  w->add_option("--threads", args.threads, "CAF scheduler threads (default: one per core)");
+  w->add_option("--threads", args.threads, "CAF scheduler threads (default: one per core)")
+    ->check(non_negative_integer());
   w->add_option("--tls-cert", args.tls_cert,
                 "This worker's TLS certificate (PEM); with --tls-key and --tls-ca, accept only "
                 "mutual-TLS connections");

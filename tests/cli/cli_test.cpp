@@ -258,6 +258,13 @@ TEST_F(cli_test, unknown_flag_is_bad_input) {
   EXPECT_EQ(r2.code, 2) << r2.output;
   auto r3 = satemu({"run", f, "--threads", "abc"});
   EXPECT_EQ(r3.code, 2) << r3.output;
+  // A negative count is named as given, not wrapped around to 2^64 - 1.
+  for (const auto& args : std::vector<std::vector<std::string>>{
+         {"run", f, "--threads", "-1"}, {"run", f, "--seed", "-1"}, {"worker", "--threads", "-1"}}) {
+    auto neg = satemu(args);
+    EXPECT_EQ(neg.code, 2) << neg.output;
+    EXPECT_CONTAINS(neg.output, "expected a whole number of at least 0, got '-1'");
+  }
 }
 
 TEST_F(cli_test, set_without_equals_is_bad_input) {
@@ -339,6 +346,16 @@ TEST_F(cli_test, explain_unknown_kind_is_bad_input) {
   auto r = satemu({"validate", "--explain", "nosuchkind"});
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_CONTAINS(r.output, "nosuchkind");
+}
+
+TEST_F(cli_test, explain_with_a_file_is_bad_input) {
+  const auto f = scenario("s.yaml", small_yaml);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+         {"validate", f, "--explain", "mesh"}, {"validate", "--explain", "--set", "seed=2"}}) {
+    auto r = satemu(args);
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_CONTAINS(r.output, "a FILE (with --set) or --explain, not both");
+  }
 }
 
 TEST_F(cli_test, validate_good_file_exits_zero) {
