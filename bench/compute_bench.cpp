@@ -449,4 +449,13 @@ BENCHMARK(BM_Compute_CudaQuantize)
 
 } // namespace
 
-BENCHMARK_MAIN();
+// The context names the OpenBLAS kernels the Cpu rows ran on.
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("openblas_core", satemu::gpu::openblas_core());
+  if (benchmark::ReportUnrecognizedArguments(argc, argv))
+    return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

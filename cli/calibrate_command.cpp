@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/run_command.hpp"
 #include "gpu/backend.hpp"
+#include "gpu/cpu_backend.hpp"
 #include "gpu/calibrate.hpp"
 #include "gpu/cuda_backend.hpp"
 #include "runtime/files.hpp"
@@ -50,9 +51,9 @@ int calibrate_command(const calibrate_args& a) {
                  std::string(gpu::cuda_precision_name(gpu::cuda_options{}.precision)).c_str(),
                  a.quick ? " (quick)" : "");
   } else {
-    std::fprintf(stderr, "calibrating backend %s on %d thread%s%s...\n",
-                 std::string((*b)->name()).c_str(), threads, threads == 1 ? "" : "s",
-                 a.quick ? " (quick)" : "");
+    std::fprintf(stderr, "calibrating backend %s (OpenBLAS %s kernels) on %d thread%s%s...\n",
+                 std::string((*b)->name()).c_str(), gpu::openblas_core().c_str(), threads,
+                 threads == 1 ? "" : "s", a.quick ? " (quick)" : "");
     if (threads > 1 && a.quick)
       std::fprintf(stderr, "note: --quick's GEMMs (up to 256) are too small to be shared out "
                            "over threads, so its peak is one core's\n");

@@ -10,6 +10,7 @@
 #include "cli/sweep_command.hpp"
 #include "cli/worker_command.hpp"
 #include "gpu/backend.hpp"
+#include "gpu/cpu_backend.hpp"
 
 namespace {
 
@@ -137,6 +138,7 @@ int main(int argc, char** argv) {
       std::printf("satemu %s\n", SATEMU_VERSION);
       const auto choice = satemu::gpu::resolve_auto_backend();
       std::printf("compute backend (auto): %s (%s)\n", choice.name.c_str(), choice.reason.c_str());
+      std::printf("cpu GEMMs: OpenBLAS %s kernels\n", satemu::gpu::openblas_core().c_str());
       return exit_ok;
     }
     if (*run)

@@ -158,6 +158,11 @@ std::int64_t first_key(const attention_config& cfg, std::int64_t pos) {
 
 } // namespace
 
+std::string openblas_core() {
+  const char* name = openblas_get_corename();
+  return name != nullptr ? name : "";
+}
+
 // --- cpu_backend -----------------------------------------------------------
 
 cpu_backend::cpu_backend(int threads) : pool_(std::make_unique<detail::task_pool>(threads)) {

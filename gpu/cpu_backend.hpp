@@ -36,6 +36,11 @@ namespace detail {
 class task_pool;
 }
 
+/// The kernels OpenBLAS chose as it loaded ("Haswell", "Cooperlake", ...):
+/// from the CPU model, unless the environment variable OPENBLAS_CORETYPE
+/// names others. What a GEMM rate was measured on.
+std::string openblas_core();
+
 class cpu_backend : public backend {
 public:
   /// A backend whose kernels run on `threads` >= 1 threads.
