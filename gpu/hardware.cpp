@@ -286,12 +286,26 @@ absl::StatusOr<roofline_fit> fit_roofline(const std::vector<roofline_sample>& sa
         "roofline fit found no consistent solution: the samples need at least 2 compute-bound "
         "and 2 memory-bound operations, spread over arithmetic intensity (FLOPs per byte)");
 
+  // A roofline is a ceiling: where the fit came out below a rate a sample
+  // reached (small kernels, slower than the model has them, pull it down),
+  // the rate reached is the figure.
+  double reached_flops = 0, reached_bytes = 0;
+  for (const auto& s : samples) {
+    if (s.flops * best[1] > s.bytes * best[2])
+      reached_flops = std::max(reached_flops, s.flops / s.seconds);
+    else
+      reached_bytes = std::max(reached_bytes, s.bytes / s.seconds);
+  }
+  best[1] = std::min(best[1], 1.0 / reached_flops);
+  best[2] = std::min(best[2], 1.0 / reached_bytes);
+
   roofline_fit fit;
   fit.overhead_seconds = best[0];
   fit.peak_flops = 1.0 / best[1];
   fit.memory_bytes_per_s = 1.0 / best[2];
   fit.launch_overhead = runtime::nanoseconds(std::llround(best[0] * 1e9));
-  fit.rms_relative_residual = std::sqrt(best_sse / static_cast<double>(n));
+  fit.rms_relative_residual =
+      std::sqrt(relative_sse(best[0], best[1], best[2]) / static_cast<double>(n));
   for (const auto& s : samples)
     (s.flops * best[1] > s.bytes * best[2] ? fit.compute_bound : fit.memory_bound) += 1;
   return fit;

@@ -111,7 +111,11 @@ struct roofline_fit {
 /// part and a compute-bound high part (at least 2 samples in each) is solved as
 /// a linear least-squares problem in (overhead, 1/peak, 1/bandwidth); a
 /// negative overhead is refitted as 0. The split whose solution has the
-/// smallest residual under the full max() model wins.
+/// smallest residual under the full max() model wins. A roofline is a
+/// ceiling, so a peak (bandwidth) below the best rate F/t (B/t) that one of
+/// its compute-bound (memory-bound) samples reached is raised to that rate:
+/// small kernels, slower than the model has them, would otherwise pull it
+/// below what large ones reach.
 /// Errors: fewer than 4 samples, a sample that is not finite, negative counts
 /// or a non-positive time, and samples that do not span both regimes.
 absl::StatusOr<roofline_fit> fit_roofline(const std::vector<roofline_sample>& samples);
