@@ -834,14 +834,23 @@ TEST_F(cli_test, truncated_or_malformed_weights_are_bad_input) {
   std::string g = bytes;
   g[8] = '#'; // the JSON header's opening brace
   write_file(garbled, g);
+  const auto header_cut = (dir_ / "header-cut.safetensors").string();
+  write_file(header_cut, bytes.substr(0, 20));
   const auto f = scenario("w.yaml", compute_yaml);
-  for (const auto& [file, what] : {std::pair{cut, std::string("truncated")}, std::pair{garbled, std::string("JSON")}}) {
-    auto r = satemu({"validate", f, "--set", "compute.weights=" + file});
+  // `run` refuses them as `validate` does, before running.
+  for (const std::string command : {"validate", "run"})
+  for (const auto& [file, what] : {std::pair{cut, std::string("truncated")},
+                                   std::pair{garbled, std::string("JSON")},
+                                   std::pair{header_cut, std::string("truncated")}}) {
+    SCOPED_TRACE(command + " " + file);
+    auto r = satemu({command, f, "--set", "compute.weights=" + file, "--set",
+                     "output.dir=" + (dir_ / "w-out").string()});
     EXPECT_EQ(r.code, 2) << r.output;
     EXPECT_CONTAINS(r.output, "compute.weights");
     EXPECT_CONTAINS(r.output, file);
     EXPECT_CONTAINS(r.output, what);
   }
+  EXPECT_FALSE(fs::exists(dir_ / "w-out" / "summary.json"));
 }
 
 TEST_F(cli_test, weights_with_a_wrong_shape_are_bad_input_naming_the_tensor) {

@@ -79,21 +79,36 @@ TEST(Batcher, OneLaunchSetPerWeightSet) {
   batcher batch(b);
   // Interleaved requests for layers 0 and 1, and a linear layer.
   std::vector<batcher::ticket> t;
-  for (int i = 0; i < 4; ++i)
-    t.push_back(batch.submit_layer(m.config, m.layers[static_cast<std::size_t>(i % 2)],
-                                   ref::random_tensor({3 + i, d}, 200 + i, 1.0)));
-  const auto head = batch.submit_linear(m.lm_head(), ref::random_tensor({4, d}, 300, 1.0));
-  const auto head2 = batch.submit_linear(m.lm_head(), ref::random_tensor({2, d}, 301, 1.0));
+  std::vector<tensor> xs;
+  for (int i = 0; i < 4; ++i) {
+    xs.push_back(ref::random_tensor({3 + i, d}, 200 + i, 1.0));
+    t.push_back(batch.submit_layer(m.config, m.layers[static_cast<std::size_t>(i % 2)], xs.back()));
+  }
+  const tensor hx = ref::random_tensor({4, d}, 300, 1.0);
+  const tensor hx2 = ref::random_tensor({2, d}, 301, 1.0);
+  const auto head = batch.submit_linear(m.lm_head(), hx);
+  const auto head2 = batch.submit_linear(m.lm_head(), hx2);
   ASSERT_TRUE(batch.flush().ok());
   EXPECT_EQ(batch.groups_last_flush(), 3u);
   EXPECT_EQ(b.launches()[op::attention_prefill], 2u);
   EXPECT_EQ(b.launches()[op::rope], 2u);
   // Two layers' 4 + 3 GEMMs, plus one for both lm_head requests.
   EXPECT_EQ(b.launches()[op::gemm], 2u * 7u + 1u) << b.launches().to_string();
-  EXPECT_EQ(batch.take(head)->rows(), 4);
-  EXPECT_EQ(batch.take(head2)->rows(), 2);
-  for (auto x : t)
-    EXPECT_TRUE(batch.take(x).ok());
+  // The numbers of separate calls.
+  cpu_backend alone;
+  for (const auto& [ticket, x] : {std::pair{head, &hx}, std::pair{head2, &hx2}}) {
+    auto got = batch.take(ticket);
+    auto want = linear(alone, *x, m.lm_head());
+    ASSERT_TRUE(got.ok() && want.ok());
+    expect_same(*got, *want);
+  }
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    auto got = batch.take(t[i]);
+    const std::int64_t off[] = {0, xs[i].rows()};
+    auto want = decoder_layer_prefill(alone, m.config, m.layers[i % 2], xs[i], off);
+    ASSERT_TRUE(got.ok() && want.ok());
+    expect_same(*got, *want);
+  }
   EXPECT_EQ(batch.pending(), 0u);
 }
 

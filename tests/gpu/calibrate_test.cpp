@@ -68,7 +68,7 @@ TEST(Calibrate, TheOverrideCarriesThePeakOfThePrecisionAndSatPayloadsFp32Peak) {
       << device_override(c);
 }
 
-TEST(Calibrate, TheDeviceItselfIsTimedOrUnavailable) {
+TEST(Calibrate, CudaDeviceIsTimedOnTheDeviceOrUnavailable) {
   const device_info& dev = probe_devices();
   auto c = calibrate_cuda_device(/*quick=*/true);
   if (!dev.cuda_built || dev.cuda_devices == 0) {

@@ -483,5 +483,25 @@ TEST(Elementwise, GeluMulMatchesReference) {
   EXPECT_EQ(be.launches().to_string(), "silu_mul=1 gelu_mul=1");
 }
 
+TEST(Elementwise, GluProductsMatchReferenceOnSeveralShapes) {
+  cpu_backend be;
+  for (const auto& [rows, cols] : {std::pair<std::int64_t, std::int64_t>{1, 1}, {1, 7}, {5, 64},
+                                   {37, 257}, {2, 4099}}) {
+    SCOPED_TRACE(testing::Message() << rows << " x " << cols);
+    const tensor g = ref::random_tensor({rows, cols}, 10 + rows, 6.0);
+    const tensor u = ref::random_tensor({rows, cols}, 20 + cols);
+    auto silu = be.silu_mul(g, u);
+    auto gelu = be.gelu_mul(g, u);
+    ASSERT_TRUE(silu.ok() && gelu.ok());
+    ref::vec want_silu(g.values().size()), want_gelu(g.values().size());
+    for (std::size_t i = 0; i < want_silu.size(); ++i) {
+      want_silu[i] = ref::silu(g.values()[i]) * u.values()[i];
+      want_gelu[i] = ref::gelu_tanh(g.values()[i]) * u.values()[i];
+    }
+    EXPECT_LE(ref::rel_err(silu->values(), want_silu), tol);
+    EXPECT_LE(ref::rel_err(gelu->values(), want_gelu), tol);
+  }
+}
+
 } // namespace
 } // namespace satemu::gpu

@@ -177,17 +177,19 @@ TEST(GemmGrouped, DifferentShapesEqualSeparateGemmsBitwiseInOneLaunch) {
   // plus problems with other N and K.
   const std::vector<shape> shapes = {{5, 12, 16}, {0, 12, 16}, {1, 12, 16}, {17, 12, 16},
                                      {3, 7, 9},   {33, 1, 5},  {2, 20, 1}};
+  for (const bool ta : {false, true})
   for (const bool tb : {false, true}) {
+    SCOPED_TRACE(testing::Message() << "ta " << ta << ", tb " << tb);
     std::vector<tensor> as, bs, cs, cs_sep;
     std::uint64_t seed = 100;
     for (const shape& s : shapes) {
-      as.push_back(make_a(s, false, seed++));
+      as.push_back(make_a(s, ta, seed++));
       bs.push_back(make_b(s, tb, seed++));
       cs.push_back(ref::random_tensor({s.m, s.n}, seed++));
     }
     cs_sep = cs;
     const std::vector<tensor> c0 = cs;
-    const gemm_op o{false, tb, 1.5f, -1.0f};
+    const gemm_op o{ta, tb, 1.5f, -1.0f};
     std::vector<gemm_problem> problems;
     for (std::size_t i = 0; i < shapes.size(); ++i)
       problems.push_back({as[i], bs[i], cs[i]});
@@ -201,7 +203,7 @@ TEST(GemmGrouped, DifferentShapesEqualSeparateGemmsBitwiseInOneLaunch) {
     for (std::size_t i = 0; i < shapes.size(); ++i) {
       ASSERT_TRUE(single.gemm(o, as[i], bs[i], cs_sep[i]).ok());
       EXPECT_TRUE(same_bits(cs[i].data(), cs_sep[i].data(), cs[i].numel())) << "problem " << i;
-      const ref::vec want = ref::gemm(false, tb, o.alpha, as[i].values(), as[i].dim(0),
+      const ref::vec want = ref::gemm(ta, tb, o.alpha, as[i].values(), as[i].dim(0),
                                       as[i].dim(1), bs[i].values(), bs[i].dim(0), bs[i].dim(1),
                                       o.beta, c0[i].values());
       EXPECT_LE(ref::rel_err(cs[i].values(), want), 1e-5) << "problem " << i;
