@@ -23,9 +23,9 @@ std::string open_failure(const std::string& path, int err) {
 absl::Status write_file_atomically(const std::string& path,
                                    const std::function<absl::Status(std::ostream&)>& body) {
   const std::string partial = path + ".partial";
+  std::error_code ec;
   absl::Status status;
   {
-    std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
       return absl::PermissionDeniedError(absl::StrCat(path, ": is a directory"));
     errno = 0;
@@ -38,7 +38,6 @@ absl::Status write_file_atomically(const std::string& path,
     if (status.ok() && !out)
       status = absl::DataLossError(absl::StrCat("cannot finish writing ", partial));
   }
-  std::error_code ec;
   if (status.ok()) {
     std::filesystem::rename(partial, path, ec);
     if (ec)
