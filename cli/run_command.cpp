@@ -109,12 +109,17 @@ struct distributed_outcome {
   absl::Status failure;
 };
 
-/// Coordinates the run over `a.workers` and loads the entities' final states
-/// into `work`. A bad flag or secret file is an error (exit 2); a failure
-/// of the run itself comes back in `failure`.
-absl::StatusOr<distributed_outcome> run_distributed(const runtime::scenario& sc,
-                                                    actors::workload& work,
-                                                    const runtime::run_options& opts,
+/// What a run over workers needs from its flags and scenario, checked before
+/// the workload is built or the output directory opened.
+struct distributed_setup {
+  std::vector<runtime::node_address> workers;
+  std::string secret;
+  std::optional<runtime::tls_options> tls;
+};
+
+/// `a.workers`, `a.secret_file` and the scenario's keys that a distributed
+/// run cannot have: InvalidArgument (exit 2) naming the flag or key at fault.
+absl::StatusOr<distributed_setup> check_distributed(const runtime::scenario& sc,
                                                     const run_args& a,
                                                     std::optional<runtime::tls_options> tls) {
   auto workers = runtime::parse_worker_list(*a.workers);
@@ -129,28 +134,35 @@ absl::StatusOr<distributed_outcome> run_distributed(const runtime::scenario& sc,
     return secret.status();
   for (const auto& w : runtime::secret_file_warnings(*a.secret_file, *secret))
     std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
-  if (opts.mode != runtime::clock_mode::virtual_time)
+  if (sc.get_string("clock.mode") == "realtime")
     return absl::InvalidArgumentError(
       absl::StrCat(sc.where("clock.mode"),
                    ": clock.mode: distributed runs (--workers) need virtual time"));
-  if (opts.trace)
+  if (sc.get_bool("output.trace"))
     return absl::InvalidArgumentError(absl::StrCat(
       sc.where("output.trace"), ": output.trace: not available in distributed runs (--workers)"));
+  return distributed_setup{std::move(*workers), std::move(*secret), std::move(tls)};
+}
 
+/// Coordinates the run over the workers and loads the entities' final
+/// states into `work`; a failure of the run comes back in `failure`.
+distributed_outcome run_distributed(const runtime::scenario& sc, actors::workload& work,
+                                    const runtime::run_options& opts, distributed_setup setup,
+                                    bool quiet) {
   auto& entities = work.entities();
   const auto groups = work.placement_groups();
   runtime::coordinator_options co;
-  co.workers = *workers;
-  co.secret = std::move(*secret);
-  co.tls = std::move(tls);
+  co.workers = std::move(setup.workers);
+  co.secret = std::move(setup.secret);
+  co.tls = std::move(setup.tls);
   co.scenario_yaml = sc.resolved_yaml();
-  co.node_of = runtime::partition_groups(groups, static_cast<std::uint32_t>(workers->size()));
+  co.node_of = runtime::partition_groups(groups, static_cast<std::uint32_t>(co.workers.size()));
   co.end = opts.end;
   co.lookahead = opts.lookahead;
   co.stop = opts.stop;
   co.software = "satemu " SATEMU_VERSION;
   co.on_progress = opts.on_progress;
-  if (!a.quiet)
+  if (!quiet)
     co.log = [](const std::string& line) {
       std::fprintf(stderr, "\r\033[K[satemu] %s\n", line.c_str());
     };
@@ -263,11 +275,22 @@ int run_command(const run_args& a) {
   if (*tls && !a.workers)
     return report_error(absl::InvalidArgumentError(
       "--tls-cert, --tls-key and --tls-ca secure the connections to workers: they need --workers"));
+  if (a.secret_file && !a.workers)
+    return report_error(absl::InvalidArgumentError(
+      "--secret-file holds the secret the workers share: it needs --workers"));
   auto sc = load(a.file, &a, a.sets);
   if (!sc.ok())
     return report_error(sc.status());
   if (auto st = actors::skymemory::check_emulated_keys(*sc); !st.ok())
     return report_error(locate(*sc, st));
+  // Nothing is built and no directory made for a run its flags refuse.
+  std::optional<distributed_setup> setup;
+  if (a.workers) {
+    auto s = check_distributed(*sc, a, std::move(*tls));
+    if (!s.ok())
+      return report_error(s.status());
+    setup = std::move(*s);
+  }
   auto built = actors::make_workload(*sc);
   if (!built.ok())
     return report_error(locate(*sc, built.status()));
@@ -312,14 +335,8 @@ int run_command(const run_args& a) {
   auto previous = std::signal(SIGINT, on_sigint);
   runtime::run_result r;
   std::optional<distributed_outcome> dist;
-  if (a.workers) {
-    auto d = run_distributed(*sc, work, opts, a, std::move(*tls));
-    if (!d.ok()) {
-      std::signal(SIGINT, previous);
-      progress.finish();
-      return report_error(d.status());
-    }
-    dist = std::move(*d);
+  if (setup) {
+    dist = run_distributed(*sc, work, opts, std::move(*setup), a.quiet);
     r = dist->result;
   } else {
     r = runtime::run(entities, opts);

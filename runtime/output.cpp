@@ -25,16 +25,32 @@ std::string output_dir::partial_name(const std::string& name) {
   return name.substr(0, dot) + ".partial" + name.substr(dot);
 }
 
+namespace {
+
+/// The files the last commit put in place, one name per line.
+constexpr const char* manifest = ".satemu-outputs";
+
+} // namespace
+
 absl::StatusOr<output_dir> output_dir::open(std::string path) {
   std::error_code ec;
   fs::create_directories(path, ec);
   if (ec)
     return absl::InvalidArgumentError(
       absl::StrCat("cannot create output directory '", path, "': ", ec.message()));
-  for (const char* stale : {"summary.json", "summary.partial.json"}) {
-    fs::remove(fs::path(path) / stale, ec);
+  // The summaries first: without them no leftover looks like a result.
+  std::vector<std::string> stale = {"summary.json", "summary.partial.json"};
+  {
+    std::ifstream listed(fs::path(path) / manifest);
+    for (std::string name; std::getline(listed, name);)
+      if (!name.empty() && name.find('/') == std::string::npos)
+        stale.push_back(name);
+  }
+  stale.emplace_back(manifest);
+  for (const auto& name : stale) {
+    fs::remove(fs::path(path) / name, ec);
     if (ec)
-      return absl::InvalidArgumentError(absl::StrCat("cannot remove stale '", stale, "' in '",
+      return absl::InvalidArgumentError(absl::StrCat("cannot remove stale '", name, "' in '",
                                                      path, "': ", ec.message()));
   }
   output_dir d;
@@ -62,6 +78,15 @@ absl::Status output_dir::commit(bool complete) {
   // summary.json last: its presence means everything else is in place.
   std::stable_partition(order.begin(), order.end(),
                         [](const std::string& n) { return n != "summary.json"; });
+  {
+    std::ofstream listed(fs::path(path_) / manifest, std::ios::trunc);
+    for (const auto& name : order)
+      listed << (complete ? name : partial_name(name)) << '\n';
+    listed.close();
+    if (!listed)
+      return absl::InternalError(
+        absl::StrCat("cannot write '", (fs::path(path_) / manifest).string(), "'"));
+  }
   for (const auto& name : order) {
     const auto final_name = complete ? name : partial_name(name);
     std::error_code ec;

@@ -4,7 +4,10 @@
 /// commits. A complete run leaves `summary.json`; an interrupted or failed
 /// one leaves `summary.partial.json` (and `<name>.partial.<ext>` for the
 /// others) and never a `summary.json`, so a result that looks complete is
-/// complete. Opening a directory removes a stale `summary.json` first.
+/// complete. Each commit lists the files it put in place in `.satemu-outputs`;
+/// opening a directory removes those of the run before (complete or
+/// partial) and a stale `summary.json` first, so no file of an earlier run
+/// sits beside a later run's.
 #pragma once
 
 #include <cstdint>
@@ -19,14 +22,15 @@ namespace satemu::runtime {
 
 class output_dir {
 public:
-  /// Creates `path` if needed and removes the completion markers of an
-  /// earlier run there.
+  /// Creates `path` if needed and removes the outputs of an earlier run
+  /// there (the files `.satemu-outputs` lists, and the summaries).
   static absl::StatusOr<output_dir> open(std::string path);
 
   /// Writes `content` to `<name>.tmp`; renamed by `commit`.
   absl::Status write(const std::string& name, std::string_view content);
   /// Renames every written file to its final name when `complete`, else to
-  /// its partial name. summary.json goes last, so it marks completion.
+  /// its partial name, after listing those names in `.satemu-outputs`.
+  /// summary.json goes last, so it marks completion.
   absl::Status commit(bool complete);
 
   const std::string& path() const { return path_; }

@@ -592,6 +592,20 @@ workload:
   EXPECT_TRUE(j.contains("fingerprint"));
   EXPECT_TRUE(fs::exists(out / "fingerprint.partial.txt"));
   EXPECT_EQ(read_file(out / "fingerprint.partial.txt"), j["fingerprint"].get<std::string>() + "\n");
+  // Nothing of the complete run before stays beside the partial one, and a
+  // complete run after it leaves none of the partial files; a file of the
+  // user's own is left alone.
+  EXPECT_FALSE(fs::exists(out / "fingerprint.txt"));
+  EXPECT_FALSE(fs::exists(out / "scenario.resolved.yaml"));
+  write_file(out / "notes.txt", "mine");
+  auto again = satemu({"run", f, "-q", "--out", out.string(), "--set", "duration=10ms"});
+  ASSERT_EQ(again.code, 0) << again.output;
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(out))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{".satemu-outputs", "fingerprint.txt", "notes.txt",
+                                             "scenario.resolved.yaml", "summary.json"}));
 }
 
 // ---------------------------------------------------------------------------

@@ -350,21 +350,32 @@ TEST_F(distributed_test, a_wrong_secret_is_refused_and_the_worker_then_serves_th
 
 TEST_F(distributed_test, flag_errors_exit_2) {
   const auto q = scenario("quickstart.yaml");
-  auto r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1"}, "nosecret");
+  // Refused before the workload is built or the output directory made.
+  const auto out = (dir_ / "flag-errors").string();
+  auto r = run({"run", q, "--quiet", "--out", out, "--workers", "127.0.0.1:1"}, "nosecret");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("--secret-file"), std::string::npos) << r.output;
-  r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1,,x", "--secret-file", secret_file_}, "list");
+  r = run({"run", q, "--quiet", "--out", out, "--workers", "127.0.0.1:1,,x", "--secret-file",
+           secret_file_},
+          "list");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("entry 2 is empty"), std::string::npos) << r.output;
-  r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1", "--secret-file", secret_file_, "--set",
-           "clock.mode=realtime"},
+  r = run({"run", q, "--quiet", "--out", out, "--workers", "127.0.0.1:1", "--secret-file",
+           secret_file_, "--set", "clock.mode=realtime"},
           "realtime");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("need virtual time"), std::string::npos) << r.output;
-  r = run({"run", q, "--quiet", "--workers", "127.0.0.1:1", "--secret-file",
+  r = run({"run", q, "--quiet", "--out", out, "--workers", "127.0.0.1:1", "--secret-file",
            (dir_ / "missing").string()},
           "missing");
   EXPECT_EQ(r.code, 2) << r.output;
+  // A secret without workers would be ignored: refused, as the TLS flags are.
+  r = run({"run", q, "--quiet", "--out", out, "--secret-file", secret_file_}, "secret-alone");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--secret-file holds the secret the workers share: it needs --workers"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 // --- TLS ---------------------------------------------------------------------
