@@ -42,6 +42,10 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
       "ground.stations: ping needs at least two ground endpoints (stations or users)");
   std::vector<std::vector<std::size_t>> targets(g);
   const auto pattern = s.get_string("workload.pattern");
+  // Refused rather than ignored.
+  if (pattern != "pairs" && s.departs_from_default("workload.pairs"))
+    return absl::InvalidArgumentError(absl::StrCat(
+      "workload.pairs: only used with pattern 'pairs' (the pattern is '", pattern, "')"));
   if (pattern == "ring") {
     for (std::size_t i = 0; i < g; ++i)
       targets[i].push_back((i + 1) % g);
@@ -53,7 +57,8 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
   } else {
     const auto n = s.list_size("workload.pairs");
     if (n == 0)
-      return absl::InvalidArgumentError("workload.pairs: pattern 'pairs' needs at least one pair");
+      return absl::InvalidArgumentError(
+        "workload.pattern: 'pairs' needs at least one pair in workload.pairs");
     for (std::size_t k = 0; k < n; ++k) {
       const auto p = absl::StrCat("workload.pairs.", k, ".");
       const auto from = s.get_string(p + "from"), to = s.get_string(p + "to");
@@ -62,7 +67,7 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
                                              std::tuple{p + "to", to, j.has_value()}})
         if (!found)
           return absl::InvalidArgumentError(
-            absl::StrCat(key, ": no ground station named '", name, "'"));
+            absl::StrCat(key, ": no ground station or user named '", name, "'"));
       if (from == to)
         return absl::InvalidArgumentError(absl::StrCat(p + "to", ": a station cannot ping itself"));
       targets[*i].push_back(*j);

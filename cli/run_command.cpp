@@ -54,6 +54,8 @@ absl::StatusOr<std::optional<runtime::tls_options>> tls_from_flags(
   runtime::tls_options tls{*cert, *key, *ca};
   if (auto st = runtime::check_tls_files(tls); !st.ok())
     return st;
+  for (const auto& w : runtime::tls_file_warnings(tls))
+    std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
   return std::optional<runtime::tls_options>(std::move(tls));
 }
 
@@ -81,7 +83,16 @@ absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* 
       overrides.push_back("output.dir=" + *a->out);
   }
   overrides.insert(overrides.end(), sets.begin(), sets.end());
-  return runtime::load_scenario_file(file, overrides);
+  auto sc = runtime::load_scenario_file(file, overrides);
+  if (!sc.ok())
+    return sc;
+  // The default output directory is out/<name>.
+  if (const auto name = sc->get_string("name");
+      name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+    return absl::InvalidArgumentError(
+      absl::StrCat(sc->where("name"), ": name: '", name,
+                   "' cannot name the output directory out/<name>: give a plain, non-empty name"));
+  return sc;
 }
 
 std::string hex64(std::uint64_t v) { return absl::StrFormat("%016x", v); }

@@ -197,13 +197,22 @@ absl::StatusOr<std::string> read_secret_file(const std::string& path) {
   return secret;
 }
 
-std::vector<std::string> secret_file_warnings(const std::string& path, const std::string& secret) {
-  std::vector<std::string> out;
+namespace {
+
+/// "<what> FILE is readable by other users (mode 0644); chmod 600 it" when it is.
+void warn_if_others_can_read(const std::string& what, const std::string& path,
+                             std::vector<std::string>& out) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0)
-    out.push_back(absl::StrFormat("secret file %s is readable by other users (mode %04o); "
-                                  "chmod 600 it",
-                                  in_quotes(path), st.st_mode & 07777));
+    out.push_back(absl::StrFormat("%s %s is readable by other users (mode %04o); chmod 600 it",
+                                  what, in_quotes(path), st.st_mode & 07777));
+}
+
+} // namespace
+
+std::vector<std::string> secret_file_warnings(const std::string& path, const std::string& secret) {
+  std::vector<std::string> out;
+  warn_if_others_can_read("secret file", path, out);
   if (secret.size() < 16)
     out.push_back(absl::StrCat("the secret in ", in_quotes(path), " is only ", secret.size(),
                                " bytes; use at least 16 random bytes"));
@@ -232,6 +241,12 @@ int refuse_passphrase(char*, int, int, void*) {
 }
 
 } // namespace
+
+std::vector<std::string> tls_file_warnings(const tls_options& tls) {
+  std::vector<std::string> out;
+  warn_if_others_can_read("TLS key", tls.key, out);
+  return out;
+}
 
 absl::Status check_tls_files(const tls_options& tls) {
   const std::pair<const char*, const std::string*> files[] = {

@@ -166,6 +166,10 @@ struct tls_options {
 /// InvalidArgument otherwise; both name the file.
 absl::Status check_tls_files(const tls_options& tls);
 
+/// Warnings worth printing about the files of `tls` (a key readable by
+/// other users); empty when there is nothing to say.
+std::vector<std::string> tls_file_warnings(const tls_options& tls);
+
 /// Settings of a node's actor system.
 struct node_options {
   /// CAF scheduler threads; 0 = one per core.

@@ -276,6 +276,8 @@ private:
                        absl::StrCat("expected a map, ", got_text(item)));
         }
         if (auto s = map(item, item.Mark(), spec, item_path, r); !s.ok()) return s;
+        // Where the item is, for errors about it as a whole.
+        r.location = location(item_path, item.Mark());
       } else {
         if (auto s = scalar(item, mark, spec, spec.element_type, item_path, r); !s.ok()) return s;
         r.location = location(item_path, value_mark(item, mark));
@@ -697,8 +699,13 @@ bool scenario::departs_from_default(std::string_view path) const {
 
 std::string scenario::where(std::string_view path) const {
   const rnode* n = impl_->find(path);
-  if (n == nullptr || n->location.empty())
+  if (n == nullptr || n->location.empty() || n->defaulted)
     return impl_->source_name;
+  // A map that a --set made has no place of its own: its first key given has.
+  if (n->type == value_type::map && n->location == impl_->source_name)
+    for (const auto& c : n->children)
+      if (!c.defaulted && !c.location.empty() && c.location != impl_->source_name)
+        return c.location;
   return n->location;
 }
 

@@ -88,6 +88,25 @@ TEST(Space, PingRoundTripEqualsTheSumOverTheRoute) {
   EXPECT_EQ(r.counters["space.drops_no_route"], 0u);
 }
 
+// Pairs that the pattern would ignore are refused, and a pairs pattern
+// without pairs, or with a name of no ground endpoint, is named.
+TEST(Space, PingPairsAreCheckedAgainstThePattern) {
+  register_workloads();
+  auto error = [](std::vector<std::string> sets) {
+    auto sc = runtime::load_scenario_text(small_grid, "t.yaml", sets);
+    EXPECT_TRUE(sc.ok()) << sc.status();
+    return std::string(make_workload(*sc).status().message());
+  };
+  EXPECT_EQ(error({"workload.pattern=ring"}),
+            "workload.pairs: only used with pattern 'pairs' (the pattern is 'ring')");
+  EXPECT_EQ(error({"workload.pattern=all", "workload.pairs=[]"}), "");
+  EXPECT_EQ(error({"workload.pairs=[]"}),
+            "workload.pattern: 'pairs' needs at least one pair in workload.pairs");
+  EXPECT_EQ(error({"workload.pairs=[{from: a, to: nowhere}]"}),
+            "workload.pairs.0.to: no ground station or user named 'nowhere'");
+  EXPECT_EQ(error({}), "");
+}
+
 TEST(Space, OverloadedLinkDropsFromItsQueue) {
   // 1 kbps ground links with a 1 KiB queue, 20 pings a second of 1 KiB each.
   auto [w, r] = run_text(small_grid, {"ground.gsl.rate=1kbps", "constellation.queue=1KiB",
@@ -103,7 +122,8 @@ TEST(Space, LossDropsMessagesAndIsCounted) {
 }
 
 TEST(Space, FingerprintIndependentOfThreads) {
-  const std::vector<std::string> sets = {"workload.pattern=all", "workload.interval=100ms",
+  const std::vector<std::string> sets = {"workload.pattern=all", "workload.pairs=[]",
+                                         "workload.interval=100ms",
                                          "constellation.update_interval=50ms"};
   auto one = run_text(small_grid, sets, 1);
   auto two = run_text(small_grid, sets, 2);

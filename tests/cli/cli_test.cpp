@@ -348,6 +348,17 @@ TEST_F(cli_test, explain_unknown_kind_is_bad_input) {
   EXPECT_CONTAINS(r.output, "nosuchkind");
 }
 
+TEST_F(cli_test, a_name_that_cannot_name_the_output_directory_is_bad_input) {
+  for (const std::string name : {"''", "../escape", "a/b", ".."}) {
+    const auto text = replace(small_yaml, "name: small", "name: " + name);
+    const auto f = scenario("n.yaml", text);
+    auto r = satemu({"validate", f});
+    EXPECT_EQ(r.code, 2) << name << ": " << r.output;
+    EXPECT_CONTAINS(r.output, f + ":1:7: name: ");
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "escape"));
+}
+
 TEST_F(cli_test, explain_with_a_file_is_bad_input) {
   const auto f = scenario("s.yaml", small_yaml);
   for (const auto& args : std::vector<std::vector<std::string>>{

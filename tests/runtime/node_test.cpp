@@ -735,6 +735,17 @@ protected:
   testing::test_certs certs_;
 };
 
+TEST_F(node_tls, a_key_others_can_read_is_warned_about) {
+  auto t = worker_tls();
+  fs::permissions(t.key, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_TRUE(tls_file_warnings(t).empty());
+  fs::permissions(t.key, fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);
+  const auto w = tls_file_warnings(t);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("TLS key"), std::string::npos) << w[0];
+  EXPECT_NE(w[0].find("readable by other users (mode 0644)"), std::string::npos) << w[0];
+}
+
 TEST_F(node_tls, bad_files_are_named) {
   auto t = worker_tls();
   EXPECT_TRUE(check_tls_files(t).ok()) << check_tls_files(t);

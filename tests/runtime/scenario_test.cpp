@@ -345,15 +345,25 @@ workload:
   tags:
     - a
     - b
+  users:
+    - {name: u}
+    - name: v
 )",
                               "inline.yaml");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->where("workload.requests"), "inline.yaml:5:13");
   EXPECT_EQ(s->where("workload.tags.1"), "inline.yaml:8:7");
-  EXPECT_EQ(s->where("workload.interval"), "inline.yaml: default of workload.interval");
-  auto set = load_scenario_text(minimal, "inline.yaml", {"workload.tags=[x, y]"});
+  // A list item as a whole, for errors about several of its keys.
+  EXPECT_EQ(s->where("workload.users.0"), "inline.yaml:10:7");
+  EXPECT_EQ(s->where("workload.users.1"), "inline.yaml:11:7");
+  // A default was given nowhere: just the file.
+  EXPECT_EQ(s->where("workload.interval"), "inline.yaml");
+  auto set = load_scenario_text(minimal, "inline.yaml",
+                                {"workload.tags=[x, y]", "clock.dilation=2"});
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ(set->where("workload.tags.0"), "--set workload.tags=[x, y]");
+  // A map a --set made is where its key was set.
+  EXPECT_EQ(set->where("clock"), "--set clock.dilation=2");
 }
 
 TEST_F(scenario_test, copies_share_the_same_values) {
