@@ -436,7 +436,22 @@ absl::StatusOr<std::shared_ptr<space_network>> space_network::make(space_config 
         return absl::InvalidArgumentError(absl::StrCat(
           o.key, ": satellite ", *id, " does not exist (the constellation has ", sats, ", ids 0..",
           sats - 1, ")"));
-  return std::shared_ptr<space_network>(new space_network(std::move(cfg), std::move(walker), std::move(tle)));
+  auto net = std::shared_ptr<space_network>(
+    new space_network(std::move(cfg), std::move(walker), std::move(tle)));
+  // A link outage must name a pair +Grid may link, or it would change nothing.
+  for (const auto& o : net->cfg_.outages) {
+    if (!o.b)
+      continue;
+    const auto lo = std::min(o.a, *o.b), hi = std::max(o.a, *o.b);
+    if (std::none_of(net->candidates_.begin(), net->candidates_.end(),
+                     [&](const runtime::isl_candidate& c) {
+                       return std::min(c.a, c.b) == lo && std::max(c.a, c.b) == hi;
+                     }))
+      return absl::InvalidArgumentError(absl::StrCat(
+        o.key, ": satellites ", o.a, " and ", *o.b, " have no ISL between them (+Grid links a "
+        "satellite to the next of its plane and to one of the next plane)"));
+  }
+  return net;
 }
 
 std::vector<runtime::vec3> space_network::positions(double t_s) const {

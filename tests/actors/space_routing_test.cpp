@@ -188,6 +188,27 @@ TEST(SpaceOutage, UnknownSatelliteIsAnErrorNamingTheKey) {
     << w.status();
 }
 
+// The grid is 12 planes of 12: satellite 0 links to 1 (its plane) and to
+// one of plane 1, never to 2 or 30.
+TEST(SpaceOutage, LinkThatGridNeverMakesIsAnErrorNamingTheKey) {
+  register_workloads();
+  for (const auto* link : {"[0, 2]", "[0, 30]"}) {
+    auto sc = runtime::load_scenario_text(
+      grid, "t.yaml", {absl::StrCat("constellation.outages=[{link: ", link, ", to: 1s}]")});
+    ASSERT_TRUE(sc.ok()) << sc.status();
+    const auto st = make_workload(*sc).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << link;
+    EXPECT_NE(st.message().find("constellation.outages.0.link: satellites 0 and "),
+              std::string::npos)
+      << st;
+    EXPECT_NE(st.message().find("have no ISL between them"), std::string::npos) << st;
+  }
+  auto ok = runtime::load_scenario_text(grid, "t.yaml",
+                                        {"constellation.outages=[{link: [1, 0], to: 1s}]"});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(make_workload(*ok).ok());
+}
+
 constexpr const char* flows = R"(
 name: flows
 seed: 5
