@@ -43,8 +43,8 @@ absl::StatusOr<output_dir> output_dir::open(std::string path) {
   {
     std::ifstream listed(fs::path(path) / manifest);
     for (std::string name; std::getline(listed, name);)
-      if (!name.empty() && name.find('/') == std::string::npos)
-        stale.push_back(name);
+      if (!name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos)
+        stale.push_back(name); // names in this directory only
   }
   stale.emplace_back(manifest);
   for (const auto& name : stale) {
