@@ -61,8 +61,9 @@ enum class build_depth {
   /// A workload to run.
   run,
   /// Every check a run makes, but no model weights (compute.mode: real), so
-  /// that `satemu validate` takes no time or memory for them: the workload
-  /// must not be run.
+  /// that `satemu validate`, and the coordinator of a distributed run (its
+  /// entities run on the workers), take no time or memory for them: the
+  /// workload must not be run in this process.
   check,
 };
 

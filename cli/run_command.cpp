@@ -302,7 +302,9 @@ int run_command(const run_args& a) {
       return report_error(s.status());
     setup = std::move(*s);
   }
-  auto built = actors::make_workload(*sc);
+  // A coordinator's entities run on the workers: it needs no model weights.
+  auto built =
+    actors::make_workload(*sc, setup ? actors::build_depth::check : actors::build_depth::run);
   if (!built.ok())
     return report_error(locate(*sc, built.status()));
   auto& work = **built;
