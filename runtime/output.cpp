@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -112,49 +114,55 @@ std::uint64_t current_rss_bytes() {
   return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-std::uint64_t available_memory_bytes() {
-  std::uint64_t available = 0;
+namespace {
+
+/// The /proc/meminfo line `key` ("MemAvailable:") in bytes; 0 when absent.
+std::uint64_t meminfo_bytes(std::string_view key) {
   std::ifstream meminfo("/proc/meminfo");
-  for (std::string key; meminfo >> key;) {
+  for (std::string k; meminfo >> k;) {
     std::uint64_t kib = 0;
     meminfo >> kib;
-    if (key == "MemAvailable:") {
-      available = kib * 1024;
-      break;
-    }
+    if (k == key)
+      return kib * 1024;
     meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
   }
+  return 0;
+}
+
+/// A cgroup v2 memory file's number; none for "max" (no limit) or no file.
+std::optional<std::uint64_t> cgroup_bytes(const char* file) {
+  std::ifstream in(std::string("/sys/fs/cgroup/") + file);
+  std::uint64_t v = 0;
+  if (in >> v)
+    return v;
+  return std::nullopt;
+}
+
+/// sysconf's count of pages `name`, in bytes.
+std::uint64_t pages_bytes(int name) {
+  return static_cast<std::uint64_t>(sysconf(name)) *
+         static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+} // namespace
+
+std::uint64_t available_memory_bytes() {
+  std::uint64_t available = meminfo_bytes("MemAvailable:");
   if (available == 0)
-    available = static_cast<std::uint64_t>(sysconf(_SC_AVPHYS_PAGES)) *
-                static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-  // A cgroup v2 limit ("max" when there is none).
-  std::ifstream max_file("/sys/fs/cgroup/memory.max");
-  std::ifstream current_file("/sys/fs/cgroup/memory.current");
-  std::uint64_t max = 0, current = 0;
-  if (max_file >> max && current_file >> current)
-    available = std::min(available, max > current ? max - current : 0);
+    available = pages_bytes(_SC_AVPHYS_PAGES);
+  const auto max = cgroup_bytes("memory.max"), current = cgroup_bytes("memory.current");
+  if (max && current)
+    available = std::min(available, *max > *current ? *max - *current : 0);
   return available;
 }
 
 std::uint64_t total_memory_bytes() {
-  std::uint64_t ram = 0, swap = 0;
-  std::ifstream meminfo("/proc/meminfo");
-  for (std::string key; meminfo >> key;) {
-    std::uint64_t kib = 0;
-    meminfo >> kib;
-    if (key == "MemTotal:")
-      ram = kib * 1024;
-    else if (key == "SwapTotal:")
-      swap = kib * 1024;
-    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
+  std::uint64_t ram = meminfo_bytes("MemTotal:");
   if (ram == 0)
-    ram = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
-          static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-  std::ifstream max_file("/sys/fs/cgroup/memory.max");
-  if (std::uint64_t max = 0; max_file >> max)
-    ram = std::min(ram, max);
-  return ram + swap;
+    ram = pages_bytes(_SC_PHYS_PAGES);
+  if (const auto max = cgroup_bytes("memory.max"))
+    ram = std::min(ram, *max);
+  return ram + meminfo_bytes("SwapTotal:");
 }
 
 std::uint64_t largest_cache_bytes() {
