@@ -6,8 +6,8 @@
 //   BM_Topology_Epoch_PerShell: the same with a ground link into every shell
 //     in view (as scenarios/starlink-ping.yaml has it).
 //   BM_Topology_Epoch_Tle2026: the 9,594 objects of the 2026 Starlink TLE
-//     snapshot (SGP4 for every satellite, then the same rules), when
-//     ../shared/data/tle/ is beside the repository.
+//     snapshot in scenarios/tle/ (SGP4 for every satellite, then the same
+//     rules).
 //   BM_Routing_Tree: one shortest-delay tree to a ground station over the
 //     phase 1 snapshot. Target: at most 2 ms.
 #include <benchmark/benchmark.h>
@@ -84,12 +84,11 @@ void BM_Topology_Epoch_PerShell(benchmark::State& state) {
 BENCHMARK(BM_Topology_Epoch_PerShell)->Unit(benchmark::kMillisecond);
 
 void BM_Topology_Epoch_Tle2026(benchmark::State& state) {
-  const std::string file = SATEMU_SOURCE_DIR "/../shared/data/tle/TC_HO_starlink_frozen_20260224_1410Z.tle";
-  if (!std::filesystem::exists(file)) {
-    state.SkipWithError("no TLE data beside the repository");
+  auto sets = load_tle_file(SATEMU_SOURCE_DIR "/scenarios/tle/starlink-2026-02-24.tle");
+  if (!sets.ok()) {
+    state.SkipWithError(std::string(sets.status().message()).c_str());
     return;
   }
-  auto sets = load_tle_file(file);
   const auto start = tle_constellation::latest_epoch_unix_ns(*sets);
   auto c = tle_constellation::make(std::move(*sets), start);
   snapshot_inputs in;

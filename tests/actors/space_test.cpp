@@ -165,10 +165,7 @@ testing::ran<ping_workload> run_preset(const std::string& name, const std::strin
 }
 
 TEST(Space, WholeStarlink2026TleSnapshotLoadsAndRuns) {
-  const std::string tle =
-    SATEMU_SOURCE_DIR "/../shared/data/tle/TC_HO_starlink_frozen_20260224_1410Z.tle";
-  if (!std::filesystem::exists(tle))
-    GTEST_SKIP() << "no TLE data at " << tle << " (check out shared/ beside the repository)";
+  const std::string tle = SATEMU_SOURCE_DIR "/scenarios/tle/starlink-2026-02-24.tle";
   auto [w, r] = run_preset("starlink-tle.yaml", "3s", {"constellation.tle.file=" + tle});
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(w->network().satellites(), 9'594u);
