@@ -11,6 +11,7 @@
 #include "actors/skymemory_emulated.hpp"
 #include "actors/skymemory_sweep.hpp"
 #include "gpu/compute_config.hpp"
+#include "gpu/gpu_worker.hpp"
 
 namespace satemu::actors {
 
@@ -89,6 +90,16 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
       "`satemu sweep FILE`");
   }
   return absl::InvalidArgumentError("workload.kind: unknown workload kind '" + kind + "'");
+}
+
+std::string weights_to_build(const runtime::scenario& s) {
+  // Only emulated SkyMemory runs a model (make_workload refuses a compute
+  // section elsewhere), and only in compute.mode: real.
+  if (!s.has("compute") || s.get_string("workload.kind") != "skymemory" ||
+      s.get_string("workload.mode") != "emulated")
+    return "";
+  auto c = gpu::compute_config_from(s);
+  return c.ok() && !c->modeled ? gpu::weights_description(*c) : "";
 }
 
 } // namespace satemu::actors

@@ -75,4 +75,10 @@ enum class build_depth {
 absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s,
                                                         build_depth depth = build_depth::run);
 
+/// The model weights `make_workload` makes with build_depth::run, for a front
+/// end to say so first (those of a model of a billion parameters take seconds
+/// to make): "llama-3.2-1b's weights (synthetic, 4.94 GB in fp32)". Empty for
+/// a workload that makes none, and for a section that make_workload refuses.
+std::string weights_to_build(const runtime::scenario& s);
+
 } // namespace satemu::actors

@@ -1,6 +1,7 @@
 #include "cli/run_command.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -303,10 +304,19 @@ int run_command(const run_args& a) {
     setup = std::move(*s);
   }
   // A coordinator's entities run on the workers: it needs no model weights.
+  // Making them is the one long step before a run starts: it is announced.
+  const std::string weights = setup || a.quiet ? "" : actors::weights_to_build(*sc);
+  const auto build_start = std::chrono::steady_clock::now();
+  if (!weights.empty())
+    std::fprintf(stderr, "[satemu] making %s\n", weights.c_str());
   auto built =
     actors::make_workload(*sc, setup ? actors::build_depth::check : actors::build_depth::run);
   if (!built.ok())
     return report_error(locate(*sc, built.status()));
+  if (!weights.empty())
+    std::fprintf(stderr, "[satemu] weights made in %.1f s\n",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - build_start)
+                   .count());
   auto& work = **built;
 
   std::string dir;

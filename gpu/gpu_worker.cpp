@@ -204,12 +204,16 @@ std::string approx_bytes(std::uint64_t bytes) {
   return absl::StrFormat("%d B", bytes);
 }
 
+/// The bytes of the model's weights: fp32 on the host whatever the backend.
+std::uint64_t weight_bytes(const compute_config& c) {
+  return static_cast<std::uint64_t>(parameter_count(c.model)) * sizeof(float);
+}
+
 } // namespace
 
 absl::Status check_model_memory(const compute_config& c) {
-  // The weights are held in fp32 on the host whatever the backend: a model
-  // that cannot fit would be killed by the system part way through.
-  const auto need = static_cast<std::uint64_t>(parameter_count(c.model)) * sizeof(float);
+  // A model that cannot fit would be killed by the system part way through.
+  const std::uint64_t need = weight_bytes(c);
   if (c.memory_limit > 0) {
     if (const std::uint64_t total = runtime::total_memory_bytes(); c.memory_limit > total)
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -250,6 +254,12 @@ absl::StatusOr<model_weights> model_for(const compute_config& c) {
                                                                                : "compute.weights: ",
                                                         m.status().message()));
   return m;
+}
+
+std::string weights_description(const compute_config& c) {
+  return absl::StrCat(c.model.name, "'s weights (",
+                      c.weights_file.empty() ? "synthetic" : absl::StrCat("from ", c.weights_file),
+                      ", ", approx_bytes(weight_bytes(c)), " in fp32)");
 }
 
 } // namespace satemu::gpu

@@ -178,4 +178,8 @@ absl::Status check_model_memory(const compute_config& c);
 /// check_model_memory refuses is refused before anything is allocated.
 absl::StatusOr<model_weights> model_for(const compute_config& c);
 
+/// What model_for makes, in words: "llama-3.2-1b's weights (synthetic, 4.94
+/// GB in fp32)", or "(from FILE, ...)".
+std::string weights_description(const compute_config& c);
+
 } // namespace satemu::gpu

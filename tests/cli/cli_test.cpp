@@ -1172,10 +1172,14 @@ TEST_F(cli_test, run_on_an_analytic_scenario_points_to_sweep) {
 // requests and their batches.
 TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   const auto out = dir_ / "sky-real";
-  auto r = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml", "-q",
+  auto r = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
                    "--out", out.string(), "--set", "duration=20s", "--set", "compute.mode=real",
                    "--set", "compute.model=tiny", "--set", "compute.backend=cpu"});
   ASSERT_EQ(r.code, 0) << r.output;
+  // Making the weights, the long step of a large model, is announced first.
+  EXPECT_CONTAINS(r.output, "[satemu] making tiny's weights (synthetic, ");
+  EXPECT_CONTAINS(r.output, "[satemu] weights made in ");
+  EXPECT_LT(r.output.find("weights made in"), r.output.find("entities,")) << r.output;
   const auto j = read_json(out / "summary.json");
   const auto finished = j["metrics"]["requests_finished"].get<std::uint64_t>();
   ASSERT_GT(finished, 3u);
