@@ -91,6 +91,8 @@ struct skymemory_node::active_request {
   std::vector<std::uint32_t> tokens;
   std::vector<std::shared_ptr<const std::vector<std::byte>>> data;
   std::vector<gpu::tensor> keys, values;
+  /// compute.mode real: when the prompt was ready for the device (its wait
+  /// for the device is part of its prefill time).
   std::int64_t prefill_start_ns = 0;
 };
 
@@ -337,26 +339,53 @@ void skymemory_node::finish_fetch(active_request& a) {
   a.rec.chunks_missing = static_cast<std::uint32_t>(a.requested - std::min(a.requested, answered));
   a.rec.cached_tokens = static_cast<std::uint32_t>(cached * cfg_->block_tokens);
   a.rec.fetch_ns = now().ns() - a.rec.start_ns;
+  a.at = active_request::phase::prefill;
   if (cfg_->real) {
-    a.at = active_request::phase::prefill;
+    // The device runs one prompt at a time, first come first served: its
+    // layer requests go to the GPU worker one after another.
     a.prefill_start_ns = now().ns();
+    device_queue_.push_back(a.rec.seq);
+    if (device_queue_.size() == 1)
+      start_real_prefill();
+    return;
+  }
+  // The device runs one prompt at a time, first come first served, as in
+  // compute.mode: real.
+  const auto prefill = prefill_time(cfg_->model, cfg_->device,
+                                    a.rec.prompt_tokens - a.rec.cached_tokens, a.rec.cached_tokens);
+  const std::int64_t start = std::max(now().ns(), device_free_ns_);
+  device_free_ns_ = start + prefill.ns();
+  a.rec.device_wait_ns = start - now().ns();
+  a.rec.prefill_ns = a.rec.device_wait_ns + prefill.ns();
+  schedule_app(duration::from_ns(a.rec.prefill_ns), tag(prefill_done, a.rec.seq));
+}
+
+void skymemory_node::start_real_prefill() {
+  while (!device_queue_.empty()) {
+    auto it = active_.find(device_queue_.front());
+    if (it == active_.end()) { // dropped while it waited
+      device_queue_.pop_front();
+      continue;
+    }
+    auto& a = *it->second;
+    a.rec.device_wait_ns = now().ns() - a.prefill_start_ns;
     // Prompt tokens are drawn below the model's vocabulary (prompts.vocab).
     const std::vector<std::int32_t> uncached(a.tokens.begin() + a.rec.cached_tokens,
                                              a.tokens.end());
     auto x = gpu::embed(*cfg_->weights, uncached);
-    if (!x.ok()) { // a bug, as for a refused layer request
-      count(ids().compute_errors);
-      active_.erase(a.rec.seq);
+    if (x.ok()) {
+      run_layer(a, std::move(*x));
       return;
     }
-    run_layer(a, std::move(*x));
-    return;
+    count(ids().compute_errors); // a bug, as for a refused layer request
+    active_.erase(it);
+    device_queue_.pop_front();
   }
-  const auto prefill = prefill_time(cfg_->model, cfg_->device,
-                                    a.rec.prompt_tokens - a.rec.cached_tokens, a.rec.cached_tokens);
-  a.rec.prefill_ns = prefill.ns();
-  a.at = active_request::phase::prefill;
-  schedule_app(prefill, tag(prefill_done, a.rec.seq));
+}
+
+void skymemory_node::end_real_prefill() {
+  device_queue_.pop_front();
+  start_real_prefill();
 }
 
 void skymemory_node::finish_prefill(std::uint64_t seq) {
@@ -414,7 +443,8 @@ void skymemory_node::finish_prefill(std::uint64_t seq) {
   }
   rec.ttft_ns = now().ns() - rec.start_ns;
   rec.ttlt_ns = rec.ttft_ns + decode.ns();
-  rec.ttft_nocache_ns = baseline_prefill(rec.prompt_tokens).ns();
+  // The baseline waits for the device as long as this request did.
+  rec.ttft_nocache_ns = rec.device_wait_ns + baseline_prefill(rec.prompt_tokens).ns();
   rec.ttlt_nocache_ns = rec.ttft_nocache_ns + decode.ns();
   records_.push_back(std::move(rec));
   active_.erase(it);
@@ -456,8 +486,8 @@ void skymemory_node::receive_answer(const kv_message& m) {
     rec.uplink_ns = x.received_ns - rec.start_ns;
     rec.downlink_ns = now().ns() - x.sent_ns;
     rec.ttft_ns = now().ns() - rec.start_ns;
-    rec.ttft_nocache_ns =
-      rec.uplink_ns + baseline_prefill(rec.prompt_tokens).ns() + rec.downlink_ns;
+    rec.ttft_nocache_ns = rec.uplink_ns + rec.device_wait_ns +
+                          baseline_prefill(rec.prompt_tokens).ns() + rec.downlink_ns;
   }
   if (!x.last)
     return;
@@ -504,8 +534,12 @@ void skymemory_node::on_compute(std::uint64_t t, std::unique_ptr<runtime::comput
     // request is dropped and counted.
     count(ids().compute_errors);
     active_.erase(it);
+    end_real_prefill();
     return;
   }
+  // One prompt at a time on the device: the worker has no earlier request
+  // of this entity's to make it wait (were there one, it would count).
+  a.rec.device_wait_ns += req.waited.ns();
   a.keys.push_back(std::move(req.keys));
   a.values.push_back(std::move(req.values));
   auto out = std::move(*req.result);
@@ -518,17 +552,22 @@ void skymemory_node::on_compute(std::uint64_t t, std::unique_ptr<runtime::comput
   a.rec.output.assign(last, last + d);
   a.rec.prefill_ns = now().ns() - a.prefill_start_ns;
   finish_prefill(a.rec.seq);
+  end_real_prefill();
 }
 
 runtime::duration skymemory_node::baseline_prefill(std::uint32_t tokens) const {
   if (!cfg_->real)
     return prefill_time(cfg_->model, cfg_->device, tokens, 0);
-  // The cached path's cost model: one layer request after another.
+  // The cached path's cost model: one layer request after another, each
+  // with its own layer's configuration (Gemma's global layers attend to
+  // every key, its sliding-window ones to the window).
+  const auto& m = *cfg_->weights;
   runtime::duration total = runtime::duration::zero();
-  for (const auto& w : cfg_->weights->layers)
+  for (std::size_t l = 0; l < m.layers.size(); ++l)
     total += gpu::modeled_duration(
       cfg_->device, cfg_->precision,
-      gpu::layer_cost(cfg_->weights->config, w, tokens, 0, gpu::element_bytes(cfg_->precision)));
+      gpu::layer_cost(m.layer_configs[l], m.layers[l], tokens, 0,
+                      gpu::element_bytes(cfg_->precision)));
   return total;
 }
 
@@ -789,6 +828,7 @@ void skymemory_node::save_results(protocol::byte_writer& w) const {
     w.u64(r.bytes_put);
     w.i64(r.fetch_ns);
     w.i64(r.prefill_ns);
+    w.i64(r.device_wait_ns);
     w.i64(r.ttft_ns);
     w.i64(r.ttlt_ns);
     w.i64(r.ttft_nocache_ns);
@@ -818,6 +858,7 @@ void skymemory_node::load_results(protocol::byte_reader& r) {
     x.bytes_put = r.u64("bytes put");
     x.fetch_ns = r.i64("fetch time");
     x.prefill_ns = r.i64("prefill time");
+    x.device_wait_ns = r.i64("device wait");
     x.ttft_ns = r.i64("ttft");
     x.ttlt_ns = r.i64("ttlt");
     x.ttft_nocache_ns = r.i64("ttft without cache");
@@ -1074,7 +1115,7 @@ std::map<std::string, std::string> emulated_workload::files(const runtime::run_r
   std::string csv =
     "user,seq,start_s,header,prompt_tokens,cached_tokens,chunks_fetched,chunks_corrupt,"
     "chunks_missing,bytes_moved,fetch_ms,prefill_ms,ttft_ms,ttlt_ms,ttft_nocache_ms,"
-    "ttlt_nocache_ms,timed_out,serving_satellite,uplink_ms,downlink_ms\n";
+    "ttlt_nocache_ms,timed_out,serving_satellite,uplink_ms,downlink_ms,device_wait_ms\n";
   auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
   for (std::size_t g = 0; g < net_->grounds(); ++g) {
     const auto& n = node(net_->satellites() + g);
@@ -1082,13 +1123,13 @@ std::map<std::string, std::string> emulated_workload::files(const runtime::run_r
     for (const auto& x : n.records())
       absl::StrAppendFormat(&csv,
                             "%s,%d,%.9f,%d,%d,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%d,"
-                            "%.6f,%.6f\n",
+                            "%.6f,%.6f,%.6f\n",
                             name, x.seq, static_cast<double>(x.start_ns) * 1e-9, x.header,
                             x.prompt_tokens, x.cached_tokens, x.chunks_fetched, x.chunks_corrupt,
                             x.chunks_missing, x.bytes_fetched + x.bytes_put, ms(x.fetch_ns),
                             ms(x.prefill_ns), ms(x.ttft_ns), ms(x.ttlt_ns), ms(x.ttft_nocache_ns),
                             ms(x.ttlt_nocache_ns), x.timed_out ? 1 : 0, x.serving,
-                            ms(x.uplink_ns), ms(x.downlink_ns));
+                            ms(x.uplink_ns), ms(x.downlink_ns), ms(x.device_wait_ns));
   }
   auto out = network_files();
   out["requests.csv"] = std::move(csv);

@@ -187,6 +187,11 @@ private:
   /// The output tokens after the first, after a prompt of `context` tokens.
   runtime::duration decode_steps(std::uint32_t context) const;
   void finish_prefill(std::uint64_t seq);
+  /// compute.mode real: starts the first prompt of device_queue_ (dropping
+  /// those no longer active), or leaves the device idle.
+  void start_real_prefill();
+  /// compute.mode real: the running prompt is done; the next one starts.
+  void end_real_prefill();
   void check_handover();
   void receive_kv(const protocol::payload_ptr& body);
   void send_next_migration();
@@ -212,6 +217,10 @@ private:
   // User side.
   std::optional<layout_tracker> layout_;
   std::uint64_t next_seq_ = 0;
+  /// compute.mode modeled: when the device finishes the prompts given it.
+  std::int64_t device_free_ns_ = 0;
+  /// compute.mode real: the prompts for the device, the first one running.
+  std::deque<std::uint64_t> device_queue_;
   std::map<std::uint64_t, std::unique_ptr<active_request>> active_;
   /// compute.at satellite: the user's prompts waiting for their answers.
   std::map<std::uint64_t, asked_request> asked_;

@@ -157,6 +157,7 @@ void gpu_worker::run(std::span<runtime::compute_call> batch) {
     req.duration = modeled_duration(opts_.device, opts_.precision, req.cost(bpe));
     auto& busy = busy_until_[call.entity];
     const auto start = std::max(call.at.ns(), busy);
+    req.waited = runtime::duration::from_ns(start - call.at.ns());
     call.ready = runtime::vtime::from_ns(start) + req.duration;
     busy = call.ready.ns();
     req.result = tensor{};

@@ -98,6 +98,9 @@ public:
   /// (the time the device is busy with it; waiting for the same satellite's
   /// earlier requests comes on top).
   runtime::duration duration;
+  /// Set by the GPU worker: how long the request waited for the entity's
+  /// device (busy with its earlier requests) before `duration` began.
+  runtime::duration waited;
 
 private:
   friend class gpu_worker;

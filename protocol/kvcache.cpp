@@ -83,6 +83,7 @@ void set_answer(schema::KvAnswer::Builder b, const kv_answer& a) {
   b.setBytesPut(a.bytes_put);
   b.setFetchNs(a.fetch_ns);
   b.setPrefillNs(a.prefill_ns);
+  b.setDeviceWaitNs(a.device_wait_ns);
   b.setTimedOut(a.timed_out);
   auto h = b.initHidden(static_cast<unsigned>(a.hidden.size() * sizeof(float)));
   if (!a.hidden.empty())
@@ -102,6 +103,7 @@ absl::StatusOr<kv_answer> get_answer(schema::KvAnswer::Reader r) {
   a.bytes_put = r.getBytesPut();
   a.fetch_ns = r.getFetchNs();
   a.prefill_ns = r.getPrefillNs();
+  a.device_wait_ns = r.getDeviceWaitNs();
   a.timed_out = r.getTimedOut();
   const auto h = r.getHidden();
   if (h.size() % sizeof(float) != 0)

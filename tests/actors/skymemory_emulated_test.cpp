@@ -361,6 +361,53 @@ TEST(SkymemoryEmulated, FingerprintIndependentOfThreadsAndResultsRoundTrip) {
   EXPECT_EQ(twin.requests_started(), user.requests_started());
 }
 
+// A user's device runs one prompt at a time, first come first served, in
+// both compute modes: prompts that come faster than it prefills them wait
+// (device_wait_ns, part of prefill_ns), and the baseline waits as long, so
+// that without the cache every request takes exactly its baseline. In mode
+// real the baseline costs each layer with its own configuration: Gemma's
+// global layers attend to every key, its sliding-window ones to the window.
+void check_device_queue(const std::vector<std::string>& compute) {
+  auto sets = compute;
+  sets.insert(sets.end(), {"workload.cache=false", "duration=20s"});
+  auto run = run_text<emulated_workload>(small_yaml, sets);
+  ASSERT_TRUE(run.w);
+  auto records = run.w->node(95).records();
+  ASSERT_GT(records.size(), 10u);
+  std::size_t waited = 0;
+  for (const auto& r : records) {
+    EXPECT_EQ(r.ttft_ns, r.ttft_nocache_ns) << r.seq;
+    EXPECT_GE(r.device_wait_ns, 0) << r.seq;
+    EXPECT_LT(r.device_wait_ns, r.prefill_ns) << r.seq;
+    waited += r.device_wait_ns > 0 ? 1 : 0;
+  }
+  EXPECT_GT(waited, records.size() / 2);
+  // The device's busy spans [start + fetch + wait, start + fetch + prefill)
+  // follow one another without overlapping.
+  std::sort(records.begin(), records.end(),
+            [](const auto& a, const auto& b) { return a.start_ns < b.start_ns; });
+  for (std::size_t i = 1; i < records.size(); ++i) {
+    const auto& p = records[i - 1];
+    const auto& r = records[i];
+    EXPECT_GE(r.start_ns + r.fetch_ns + r.device_wait_ns, p.start_ns + p.fetch_ns + p.prefill_ns)
+      << r.seq;
+  }
+  const auto csv = run.w->files(run.r).at("requests.csv");
+  EXPECT_NE(csv.find(",device_wait_ms\n"), std::string::npos);
+}
+
+TEST(SkymemoryEmulated, ADeviceRunsOnePromptAtATimeModeled) {
+  // llama-3.2-1b on a Jetson Nano: 256 tokens take about 1.1 s, a prompt
+  // comes every second.
+  check_device_queue({});
+}
+
+TEST(SkymemoryEmulated, ADeviceRunsOnePromptAtATimeReal) {
+  // A Gemma model, each launch made 25 ms long: over a second a prompt.
+  check_device_queue({"compute.mode=real", "compute.model=tiny-gemma", "compute.backend=cpu",
+                      "compute.device_override.launch_overhead=25ms"});
+}
+
 // compute real: the tiny model's layers run on the GPU worker (CPU
 // backend), chunks carry the real keys and values, and a request that
 // continues a fetched prefix ends in the same hidden state as the same
@@ -455,7 +502,9 @@ TEST(SkymemoryEmulated, ModelOnASatelliteAnswersPromptsSentUp) {
     EXPECT_GT(r.downlink_ns, satemu::runtime::microseconds(1'800).ns()) << r.seq;
     EXPECT_LT(r.downlink_ns, satemu::runtime::milliseconds(20).ns()) << r.seq;
     EXPECT_EQ(r.ttft_ns, r.uplink_ns + r.fetch_ns + r.prefill_ns + r.downlink_ns) << r.seq;
-    EXPECT_EQ(r.ttft_nocache_ns, r.uplink_ns + full + r.downlink_ns) << r.seq;
+    // The baseline waits for the satellite's device as long as the request did.
+    EXPECT_LE(r.device_wait_ns, r.prefill_ns) << r.seq;
+    EXPECT_EQ(r.ttft_nocache_ns, r.uplink_ns + r.device_wait_ns + full + r.downlink_ns) << r.seq;
     EXPECT_EQ(r.ttlt_ns - r.ttft_ns, r.ttlt_nocache_ns - r.ttft_nocache_ns);
     // The last token leaves 31 decode steps after the first.
     const auto decode =
@@ -464,7 +513,7 @@ TEST(SkymemoryEmulated, ModelOnASatelliteAnswersPromptsSentUp) {
     EXPECT_LE(r.ttlt_ns - r.ttft_ns, decode + satemu::runtime::milliseconds(20).ns());
   }
   const auto csv = run.w->files(run.r).at("requests.csv");
-  EXPECT_NE(csv.find("serving_satellite,uplink_ms,downlink_ms\n"), std::string::npos);
+  EXPECT_NE(csv.find("serving_satellite,uplink_ms,downlink_ms,device_wait_ms\n"), std::string::npos);
   // Without the cache the baseline is exactly what happens.
   auto off = run_text<emulated_workload>(small_yaml, {"compute.at=satellite", "workload.cache=false"});
   ASSERT_TRUE(off.w);

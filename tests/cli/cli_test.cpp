@@ -1236,11 +1236,15 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
 // apart, one by one).
 TEST_F(cli_test, realtime_compute_batches_follow_max_batch_and_batch_window) {
   const auto out = dir_ / "sky-rt";
+  // Two users whose prompts come at the same times (a device runs one
+  // prompt at a time, so one user alone never has two requests waiting).
   auto r = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
                    "-q", "--out", out.string(), "--set", "clock.mode=realtime", "--set",
                    "clock.dilation=0.2", "--set", "duration=5s", "--set", "compute.mode=real",
                    "--set", "compute.model=tiny", "--set", "compute.backend=cpu", "--set",
-                   "compute.max_batch=2", "--set", "compute.batch_window=1h"});
+                   "compute.max_batch=2", "--set", "compute.batch_window=1h", "--set",
+                   "ground.users=[{name: nyc, lat: 40.71, lon: -74.01}, "
+                   "{name: bos, lat: 42.36, lon: -71.06}]"});
   ASSERT_EQ(r.code, 0) << r.output;
   const auto j = read_json(out / "summary.json");
   ASSERT_TRUE(j.contains("compute")) << j.dump(2);
