@@ -408,6 +408,7 @@ space_network::space_network(space_config cfg, std::optional<runtime::walker_con
   lookahead_ = cfg_.hop_delay +
                duration::from_ns(static_cast<std::int64_t>(
                  std::floor(shortest / runtime::speed_of_light_m_per_s * 1e9)));
+  kept_epochs_ = 8 + static_cast<std::size_t>(lookahead_.ns() / cfg_.update_interval.ns());
 }
 
 absl::StatusOr<std::shared_ptr<space_network>> space_network::make(space_config cfg) {
@@ -521,7 +522,7 @@ void space_network::build_next_locked() {
   std::erase_if(built_, [](const auto& e) { return e.expired(); });
   built_.push_back(ep);
   recent_.push_back(std::move(ep));
-  if (recent_.size() > kept_epochs)
+  if (recent_.size() > kept_epochs_)
     recent_.pop_front();
 }
 

@@ -89,7 +89,7 @@ struct space_config {
   topology_recording record;
   /// clock.mode realtime: entities handle their events as the wall clock
   /// brings them, so one that runs late may ask for an epoch already
-  /// dropped (more than kept_epochs update intervals behind the newest). It
+  /// dropped (more than kept_epochs() update intervals behind the newest). It
   /// then gets the oldest kept one, and the lookup is counted
   /// (space_network::stale_lookups). In virtual time that cannot happen,
   /// and it stops the run as an internal error.
@@ -122,11 +122,13 @@ class space_network {
 public:
   static absl::StatusOr<std::shared_ptr<space_network>> make(space_config cfg);
 
-  /// Epochs the network keeps (the most recent ones).
-  static constexpr std::size_t kept_epochs = 8;
+  /// Epochs the network keeps (the most recent ones): 8, and as many more as
+  /// a lookahead window spans update intervals, since the entities of one
+  /// window (a second long with a hop_delay of 1 s) ask for any of its times.
+  std::size_t kept_epochs() const { return kept_epochs_; }
 
   /// The epoch holding time `t` (thread-safe). Epochs are built in order and
-  /// the last kept_epochs are kept; nodes only ask for times in the current
+  /// the last kept_epochs() are kept; nodes only ask for times in the current
   /// window, and hold an epoch only while they handle an event. (In real
   /// time, see space_config::real_time.)
   std::shared_ptr<const space_epoch> at(runtime::vtime t);
@@ -185,6 +187,7 @@ private:
   std::unique_ptr<recorder> recorder_;
   runtime::duration lookahead_;
   mutable std::mutex mu_;
+  std::size_t kept_epochs_ = 8;
   std::deque<std::shared_ptr<const space_epoch>> recent_;
   std::uint64_t stale_lookups_ = 0;
   /// Every epoch built that was still alive at the last build.

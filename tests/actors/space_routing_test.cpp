@@ -146,7 +146,19 @@ TEST(SpaceEpochs, QuietNodesDoNotKeepOldEpochsAlive) {
   const auto& net = r.w->network();
   ASSERT_EQ(r.w->ground(0).samples().size(), 3u);
   EXPECT_GE(net.epochs_built(), 25);
-  EXPECT_EQ(net.epochs_alive(), space_network::kept_epochs);
+  EXPECT_EQ(net.epochs_alive(), net.kept_epochs());
+}
+
+// A hop delay of 1 s makes the lookahead window 1 s long: its entities ask
+// for any of the ten epochs it spans, so the network keeps them all (it
+// kept 8, and a run stopped as an internal error).
+TEST(SpaceEpochs, AWindowSpanningManyEpochsKeepsThemAll) {
+  auto r = run_text<ping_workload>(grid, {"constellation.update_interval=100ms",
+                                          "constellation.hop_delay=1s", "duration=40s"});
+  ASSERT_NE(r.w, nullptr);
+  EXPECT_GE(r.w->network().lookahead(), runtime::seconds(1));
+  EXPECT_EQ(r.w->network().kept_epochs(), 18u);
+  ASSERT_FALSE(r.w->ground(0).samples().empty());
 }
 
 // Real time: an entity that runs late may ask for an epoch already dropped;
@@ -168,7 +180,7 @@ TEST(SpaceEpochs, RealTimeLateLookupsGetTheOldestKeptEpoch) {
     if (real_time) {
       EXPECT_EQ(net.stale_lookups(), 0u);
       EXPECT_EQ(net.at(runtime::vtime::zero())->index,
-                20 - static_cast<std::int64_t>(space_network::kept_epochs) + 1);
+                20 - static_cast<std::int64_t>(net.kept_epochs()) + 1);
       EXPECT_EQ(net.stale_lookups(), 1u);
     } else {
       GTEST_FLAG_SET(death_test_style, "threadsafe");
