@@ -90,7 +90,7 @@ void register_space_sections() {
             "isl", "Inter-satellite links (+Grid: two intra-plane, two inter-plane neighbours)",
             {
               key_spec::choice("topology", {"plus_grid"}, "plus_grid", "ISL pattern"),
-              key_spec::rate("rate", "10Gbps", "Rate of each ISL").above(0),
+              key_spec::rate("rate", "10Gbps", "Rate of each ISL").at_least(1),
               key_spec::dist("max_range", "5000km", "Longest ISL").above(0),
               key_spec::dist("min_range", "0km",
                              "Shortest ISL; closer pairs are not linked. With a TLE constellation "
@@ -174,7 +174,7 @@ void register_space_sections() {
               key_spec::ang("min_elevation", "25deg", "Lowest elevation of a serving satellite")
                 .at_least(0)
                 .at_most(90),
-              key_spec::rate("rate", "1Gbps", "Rate of each ground link").above(0),
+              key_spec::rate("rate", "1Gbps", "Rate of each ground link").at_least(1),
               key_spec::choice("policy", {"highest_elevation", "nearest", "stay_until_lost"},
                                "highest_elevation", "How a ground endpoint picks its satellite"),
               key_spec::boolean("per_shell", "false",
@@ -1011,8 +1011,7 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   const bool ground_link = id() >= snap.satellites || next >= snap.satellites;
   const auto& cfg = net_->config();
   const double rate = ground_link ? cfg.gsl_rate_bps : cfg.isl_rate_bps;
-  const std::int64_t ser = ceil_ns(static_cast<double>(wire_bytes) * 8.0 / rate);
-  const std::int64_t prop = ceil_ns(length / runtime::speed_of_light_m_per_s);
+  const double ser_s = static_cast<double>(wire_bytes) * 8.0 / rate;
   auto q = std::find_if(queues_.begin(), queues_.end(), [&](const link_queue& l) { return l.to == next; });
   if (q == queues_.end()) {
     queues_.push_back({next, 0});
@@ -1020,12 +1019,17 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   }
   const std::int64_t t = now().ns();
   const std::int64_t start = std::max(t, q->busy_until_ns);
-  // The backlog ahead of this message, in bytes still to be sent.
+  // The backlog ahead of this message, in bytes still to be sent. A message
+  // that would leave more than 30 years on (a huge queue at a few bits per
+  // second) is as good as lost, and its time would not fit in nanoseconds.
   const double backlog_bytes = static_cast<double>(start - t) * 1e-9 * rate / 8.0;
-  if (backlog_bytes + static_cast<double>(wire_bytes) > static_cast<double>(cfg.queue_bytes)) {
+  if (backlog_bytes + static_cast<double>(wire_bytes) > static_cast<double>(cfg.queue_bytes) ||
+      static_cast<double>(start - t) * 1e-9 + ser_s > 1e9) {
     count(space_ids().drops_queue);
     return std::nullopt;
   }
+  const std::int64_t ser = ceil_ns(ser_s);
+  const std::int64_t prop = ceil_ns(length / runtime::speed_of_light_m_per_s);
   q->busy_until_ns = start + ser;
   if (cfg.loss > 0 && random().uniform() < cfg.loss) {
     count(space_ids().drops_loss);

@@ -115,6 +115,29 @@ TEST(Space, OverloadedLinkDropsFromItsQueue) {
   EXPECT_LT(w->ground(0).samples().size(), w->ground(0).pings_sent());
 }
 
+// A link below 1 bps is refused; at a few bits per second a huge queue
+// holds messages that would leave decades on, and they are dropped as if the
+// queue were full (their times would overflow nanoseconds).
+TEST(Space, LinkRatesBelowOneBitPerSecondAreRefusedAndSlowLinksNeverOverflow) {
+  register_workloads();
+  for (const char* key : {"constellation.isl.rate", "ground.gsl.rate"}) {
+    auto sc = runtime::load_scenario_text(small_grid, "t.yaml", {std::string(key) + "=0.5bps"});
+    ASSERT_FALSE(sc.ok());
+    EXPECT_NE(sc.status().message().find(std::string(key) + ": expected a data rate >= 1bps"),
+              std::string::npos)
+      << sc.status();
+  }
+  // 1 bps, a 1 TiB queue, 64 KiB pings every millisecond: each takes six
+  // days on the ground link, and past the 1,900th queued the next would
+  // leave after 30 years (past the 17,000th its time would overflow).
+  auto [w, r] = run_text(small_grid, {"ground.gsl.rate=1bps", "constellation.isl.rate=1bps",
+                                      "constellation.queue=1TiB", "workload.size=64KiB",
+                                      "workload.interval=1ms", "duration=20s"});
+  ASSERT_NE(w, nullptr);
+  EXPECT_GT(r.counters["space.drops_queue_full"], 0u);
+  EXPECT_TRUE(w->ground(0).samples().empty());
+}
+
 TEST(Space, LossDropsMessagesAndIsCounted) {
   auto [w, r] = run_text(small_grid, {"constellation.loss=0.5", "workload.interval=10ms"});
   EXPECT_GT(r.counters["space.drops_loss"], 0u);
