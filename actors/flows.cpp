@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
   return w;
 }
 
-nlohmann::json flows_workload::metrics(const runtime::run_result&) const {
+nlohmann::json flows_workload::metrics(const runtime::run_result& r) const {
   const auto n = flows_.size();
   std::vector<std::uint64_t> sent(n, 0), delivered(n, 0), bytes(n, 0), changes(n, 0);
   std::vector<runtime::histogram> delay(n);
@@ -96,7 +96,7 @@ nlohmann::json flows_workload::metrics(const runtime::run_result&) const {
       delay[s.flow].record(s.delay_ns);
     }
   }
-  nlohmann::json j = network_metrics();
+  nlohmann::json j = network_metrics(r);
   nlohmann::json per = nlohmann::json::array();
   std::uint64_t total_sent = 0, total_delivered = 0;
   for (std::size_t f = 0; f < n; ++f) {
@@ -123,7 +123,7 @@ nlohmann::json flows_workload::metrics(const runtime::run_result&) const {
   return j;
 }
 
-std::map<std::string, std::string> flows_workload::files(const runtime::run_result&) const {
+std::map<std::string, std::string> flows_workload::files(const runtime::run_result& r) const {
   std::string csv = "flow,from,to,seq,sent_s,delay_ms,hops,path_changed\n";
   std::vector<flow_sample> all;
   for (std::size_t g = 0; g < net_->grounds(); ++g) {
@@ -137,7 +137,7 @@ std::map<std::string, std::string> flows_workload::files(const runtime::run_resu
     absl::StrAppendFormat(&csv, "%u,%s,%s,%u,%.9f,%.6f,%u,%d\n", s.flow, flows_[s.flow].from,
                           flows_[s.flow].to, s.seq, static_cast<double>(s.sent_ns) * 1e-9,
                           static_cast<double>(s.delay_ns) * 1e-6, s.hops, s.path_changed ? 1 : 0);
-  auto out = network_files();
+  auto out = network_files(r);
   out["delays.csv"] = std::move(csv);
   return out;
 }

@@ -88,7 +88,7 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
   return w;
 }
 
-nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
+nlohmann::json ping_workload::metrics(const runtime::run_result& r) const {
   const auto sats = net_->satellites();
   std::uint64_t sent = 0, answered = 0, path_changes = 0;
   runtime::histogram all;
@@ -110,7 +110,7 @@ nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
                        {"rtt_ms", milliseconds_summary(h)}});
     }
   }
-  nlohmann::json j = network_metrics();
+  nlohmann::json j = network_metrics(r);
   j["pings_sent"] = sent;
   j["pings_answered"] = answered;
   j["pings_unanswered"] = sent - answered;
@@ -120,7 +120,7 @@ nlohmann::json ping_workload::metrics(const runtime::run_result&) const {
   return j;
 }
 
-std::map<std::string, std::string> ping_workload::files(const runtime::run_result&) const {
+std::map<std::string, std::string> ping_workload::files(const runtime::run_result& r) const {
   std::string rtt = "from,to,seq,sent_s,rtt_ms,forward_ms,hops_forward,hops_back,path_changed\n";
   for (std::size_t g = 0; g < net_->grounds(); ++g) {
     const auto from = net_->node_name(static_cast<runtime::entity_id>(net_->satellites() + g));
@@ -135,7 +135,7 @@ std::map<std::string, std::string> ping_workload::files(const runtime::run_resul
                             static_cast<double>(s.forward_ns) * 1e-6, s.hops_forward, s.hops_back,
                             s.path_changed ? 1 : 0);
   }
-  auto out = network_files();
+  auto out = network_files(r);
   out["rtt.csv"] = std::move(rtt);
   return out;
 }

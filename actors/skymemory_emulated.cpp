@@ -1045,7 +1045,7 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
       sum_ttlt0 += static_cast<double>(x.ttlt_nocache_ns);
     }
   }
-  nlohmann::json j = network_metrics();
+  nlohmann::json j = network_metrics(r);
   j["mode"] = "emulated";
   j["strategy"] = to_string(cfg_->layout);
   j["servers"] = cfg_->servers;
@@ -1111,7 +1111,7 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   return j;
 }
 
-std::map<std::string, std::string> emulated_workload::files(const runtime::run_result&) const {
+std::map<std::string, std::string> emulated_workload::files(const runtime::run_result& r) const {
   std::string csv =
     "user,seq,start_s,header,prompt_tokens,cached_tokens,chunks_fetched,chunks_corrupt,"
     "chunks_missing,bytes_moved,fetch_ms,prefill_ms,ttft_ms,ttlt_ms,ttft_nocache_ms,"
@@ -1131,7 +1131,7 @@ std::map<std::string, std::string> emulated_workload::files(const runtime::run_r
                             ms(x.ttlt_nocache_ns), x.timed_out ? 1 : 0, x.serving,
                             ms(x.uplink_ns), ms(x.downlink_ns), ms(x.device_wait_ns));
   }
-  auto out = network_files();
+  auto out = network_files(r);
   out["requests.csv"] = std::move(csv);
   return out;
 }

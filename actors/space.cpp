@@ -1118,7 +1118,15 @@ absl::Status space_workload::merge_node_state(std::string_view state) {
   return absl::OkStatus();
 }
 
-nlohmann::json space_workload::network_metrics() const {
+void space_workload::complete_topology(const runtime::run_result& r) const {
+  // Epochs are built as the nodes ask for them; those after the last message
+  // of a run still hold handovers and records: every epoch of [0, reached).
+  if (r.reached.ns() > 0)
+    net_->build_through((r.reached.ns() - 1) / net_->config().update_interval.ns() + 1);
+}
+
+nlohmann::json space_workload::network_metrics(const runtime::run_result& r) const {
+  complete_topology(r);
   nlohmann::json j;
   j["satellites"] = net_->satellites();
   j["ground_endpoints"] = net_->grounds();
@@ -1134,7 +1142,9 @@ nlohmann::json space_workload::network_metrics() const {
   return j;
 }
 
-std::map<std::string, std::string> space_workload::network_files() const {
+std::map<std::string, std::string> space_workload::network_files(
+  const runtime::run_result& r) const {
+  complete_topology(r);
   std::string ho = "time_s,endpoint,shell,from_satellite,to_satellite\n";
   for (const auto& h : net_->handovers())
     absl::StrAppendFormat(&ho, "%.9f,%s,%u,%d,%d\n", static_cast<double>(h.time_ns) * 1e-9,

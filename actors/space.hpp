@@ -358,9 +358,12 @@ protected:
   absl::Status build(space_config cfg, std::vector<ping_plan> pings,
                      std::vector<std::vector<flow_plan>> flows);
   /// Satellites, endpoints, lookahead, epochs, handovers, start time.
-  nlohmann::json network_metrics() const;
+  nlohmann::json network_metrics(const runtime::run_result& r) const;
   /// handovers.csv and what the network recorded.
-  std::map<std::string, std::string> network_files() const;
+  std::map<std::string, std::string> network_files(const runtime::run_result& r) const;
+  /// Builds the epochs of the run's time that no node asked for (after the
+  /// last message), so that the handovers and records cover all of it.
+  void complete_topology(const runtime::run_result& r) const;
 
   std::shared_ptr<space_network> net_;
   std::vector<std::unique_ptr<runtime::entity>> entities_;

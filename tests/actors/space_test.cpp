@@ -138,6 +138,25 @@ TEST(Space, LinkRatesBelowOneBitPerSecondAreRefusedAndSlowLinksNeverOverflow) {
   EXPECT_TRUE(w->ground(0).samples().empty());
 }
 
+// Epochs are built as the nodes ask for them; the run's handovers and
+// records still cover all of it, past the last message (one ping at 0 s
+// here, in a 60 s run).
+TEST(Space, HandoversAndRecordsCoverTheRunPastTheLastMessage) {
+  auto [w, r] = run_text(small_grid, {"duration=60s", "workload.interval=100s",
+                                      "constellation.update_interval=1s",
+                                      "constellation.record.interval=10s"});
+  ASSERT_NE(w, nullptr);
+  const auto m = w->metrics(r);
+  EXPECT_EQ(m["topology_epochs"].get<std::int64_t>(), 60);
+  EXPECT_GT(m["handovers"].get<std::uint64_t>(), 0u); // ground links last a few minutes
+  const auto files = w->files(r);
+  const std::string& positions = files.at("positions.csv");
+  EXPECT_NE(positions.find("\n50.000,"), std::string::npos) << positions.substr(0, 200);
+  EXPECT_EQ(positions.find("\n60.000,"), std::string::npos); // [0, 60 s)
+  EXPECT_EQ(std::count(files.at("handovers.csv").begin(), files.at("handovers.csv").end(), '\n'),
+            static_cast<long>(m["handovers"].get<std::uint64_t>()) + 1);
+}
+
 TEST(Space, LossDropsMessagesAndIsCounted) {
   auto [w, r] = run_text(small_grid, {"constellation.loss=0.5", "workload.interval=10ms"});
   EXPECT_GT(r.counters["space.drops_loss"], 0u);
