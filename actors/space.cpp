@@ -505,6 +505,33 @@ std::vector<std::string> space_network::tle_rejected() const {
   return tle_ ? tle_->rejected() : std::vector<std::string>{};
 }
 
+std::vector<std::string> space_network::tle_warnings() const {
+  std::vector<std::string> out;
+  if (!tle_)
+    return out;
+  const auto& rejected = tle_->rejected();
+  if (!rejected.empty())
+    out.push_back(absl::StrCat("constellation.tle.file: ", rejected.size(), " of ",
+                               rejected.size() + tle_->size(),
+                               " element sets left out (listed in metrics.tle_rejected); first: ",
+                               rejected.front()));
+  // A snapshot holds some sets weeks old: the median set is what counts.
+  constexpr double far_days = 14;
+  std::vector<double> days(tle_->size());
+  for (std::size_t k = 0; k < tle_->size(); ++k)
+    days[k] =
+      std::abs(static_cast<double>(tle_->start_unix_ns() - tle_->element_set(k).epoch_unix_ns())) /
+      86400e9;
+  std::nth_element(days.begin(), days.begin() + days.size() / 2, days.end());
+  if (const double median = days[days.size() / 2]; median > far_days)
+    out.push_back(absl::StrFormat(
+      "constellation.tle.start: %s is %.0f days from the median epoch of the sets; SGP4's error "
+      "grows by kilometres a day, so positions that far out are rough (start near the sets' "
+      "epochs, or use a newer file)",
+      runtime::format_utc(tle_->start_unix_ns()), median));
+  return out;
+}
+
 void space_network::build_next_locked() {
   const std::int64_t k = recent_.empty() ? 0 : recent_.back()->index + 1;
   const double t_s = (cfg_.update_interval * k).seconds();

@@ -148,8 +148,13 @@ public:
   bool has_outages() const { return !cfg_.outages.empty(); }
   /// Emulated time 0 as UTC ns for TLE constellations; nullopt for Walker.
   std::optional<std::int64_t> start_unix_ns() const;
-  /// TLE sets left out because SGP4 rejects them at their epoch (messages).
+  /// TLE sets left out because SGP4 rejects them at their epoch or at the
+  /// start (messages).
   std::vector<std::string> tle_rejected() const;
+  /// What a user should know about the TLE sets before the run: sets left
+  /// out, and a start far from the sets' epochs (SGP4's error grows by
+  /// kilometres a day). Empty for Walker shells.
+  std::vector<std::string> tle_warnings() const;
   /// Files recorded so far (positions.csv, links.csv, constellation.czml),
   /// name -> content; empty unless `record.interval` is set.
   std::map<std::string, std::string> recorded_files() const;
@@ -341,6 +346,8 @@ public:
   /// Satellites by orbital plane; a ground endpoint with the satellite that
   /// serves it at time 0 (alone when none does).
   std::vector<std::uint32_t> placement_groups() override;
+  /// The network's TLE warnings.
+  std::vector<std::string> warnings() const override { return net_->tle_warnings(); }
   /// Topology epochs built (the metrics count them and the records hold them).
   std::string node_state() const override;
   absl::Status merge_node_state(std::string_view state) override;

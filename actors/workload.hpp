@@ -30,6 +30,9 @@ public:
   virtual nlohmann::json metrics(const runtime::run_result& r) const = 0;
   /// Extra output files (name -> content), written next to summary.json.
   virtual std::map<std::string, std::string> files(const runtime::run_result& r) const;
+  /// What a user should know about the built workload before it runs (e.g.
+  /// TLE sets left out): `run` and `validate` print them as warnings.
+  virtual std::vector<std::string> warnings() const { return {}; }
   /// Where the entities' compute requests go (a gpu::gpu_worker the
   /// workload owns, built from the `compute` section), or null when they
   /// make none. In a distributed run each node's workload has its own.

@@ -259,6 +259,17 @@ int explain_command(const std::optional<std::string>& kind) {
   return exit_ok;
 }
 
+namespace {
+
+/// The workload's warnings, on stderr (also with -q: they are about the
+/// results).
+void print_warnings(const actors::workload& w) {
+  for (const auto& line : w.warnings())
+    std::fprintf(stderr, "satemu: warning: %s\n", line.c_str());
+}
+
+} // namespace
+
 int validate_command(const std::string& file, const std::vector<std::string>& sets) {
   auto sc = load(file, nullptr, sets);
   if (!sc.ok())
@@ -272,6 +283,7 @@ int validate_command(const std::string& file, const std::vector<std::string>& se
   auto w = actors::make_workload(*sc, actors::build_depth::check);
   if (!w.ok())
     return report_error(locate(*sc, w.status()));
+  print_warnings(**w);
   std::printf("%s: ok (workload %s, %s emulated, lookahead %s)\n", file.c_str(),
               sc->get_string("workload.kind").c_str(),
               runtime::to_string(sc->get_duration("duration")).c_str(),
@@ -318,6 +330,7 @@ int run_command(const run_args& a) {
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - build_start)
                    .count());
   auto& work = **built;
+  print_warnings(work);
 
   std::string dir;
   auto out = open_output(*sc, dir);

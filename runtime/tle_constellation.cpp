@@ -146,6 +146,16 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
       continue;
     }
     const double offset = static_cast<double>(start_unix_ns - t.epoch_unix_ns()) / 60e9;
+    // A set that cannot be propagated to the start (decayed by then, or
+    // taken too far from its epoch) is left out the same way.
+    sgp4::state at_start{};
+    if (const auto ec = m->propagate(offset, at_start); ec != sgp4::error_code::ok) {
+      c.rejected_.push_back(absl::StrCat(t.source, ":", t.line, ": ", t.label(),
+                                         ": rejected at the start time, ", offset / 1440.0,
+                                         " days from its epoch: ", sgp4::describe(ec),
+                                         " (SGP4 error ", static_cast<int>(ec), ")"));
+      continue;
+    }
     c.offset_min_.push_back(offset);
     const double a = semi_major_axis_m(t);
     c.min_perigee_radius_m_ = std::min(c.min_perigee_radius_m_, a * (1.0 - t.eccentricity));

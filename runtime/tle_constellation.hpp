@@ -45,8 +45,9 @@ class tle_constellation {
 public:
   /// `start_unix_ns`: emulated time 0 as ns since 1970-01-01 UTC. Fails
   /// (InvalidArgument naming file:line) for a deep-space element set, or
-  /// when no set is usable. Sets the model rejects at their epoch
-  /// (e.g. a decayed object) are left out and listed by `rejected()`.
+  /// when no set is usable. Sets the model rejects at their epoch or at
+  /// the start (e.g. a decayed object) are left out and listed by
+  /// `rejected()`.
   static absl::StatusOr<tle_constellation> make(std::vector<tle> sets, std::int64_t start_unix_ns,
                                                 const tle_grouping& grouping = {});
 

@@ -216,6 +216,32 @@ TEST(Space, WholeStarlink2026TleSnapshotLoadsAndRuns) {
   EXPECT_EQ(m["start_utc"], "2026-02-24T11:47:29.692Z") << "the latest epoch in the file (day 055.49131589)";
   EXPECT_EQ(m["pings_sent"].get<std::uint64_t>(), 300u);
   EXPECT_GT(m["pings_answered"].get<std::uint64_t>(), 290u);
+  EXPECT_TRUE(w->warnings().empty()); // every set propagates at its own start
+}
+
+// Five years on, SGP4 cannot propagate some sets (decayed, or eccentricity
+// out of range): they are left out as sets rejected at their epoch are, and
+// the run warns about them and about a start that far from the epochs.
+TEST(Space, TleSetsLeftOutAndAFarStartAreWarnedAbout) {
+  const std::string tle = SATEMU_SOURCE_DIR "/scenarios/tle/starlink-2026-02-24.tle";
+  auto [w, r] = run_preset("starlink-tle.yaml", "1s",
+                           {"constellation.tle.file=" + tle,
+                            "constellation.tle.start=2031-02-24T00:00:00Z"});
+  ASSERT_NE(w, nullptr);
+  const auto rejected = w->network().tle_rejected();
+  ASSERT_FALSE(rejected.empty());
+  EXPECT_NE(rejected.front().find("rejected at the start time"), std::string::npos)
+    << rejected.front();
+  EXPECT_EQ(w->network().satellites() + rejected.size(), 9'594u);
+  const auto warnings = w->warnings();
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(warnings[0].rfind("constellation.tle.file: " + std::to_string(rejected.size()) +
+                                " of 9594 element sets left out",
+                              0),
+            0u)
+    << warnings[0];
+  EXPECT_EQ(warnings[1].rfind("constellation.tle.start: 2031-02-24T00:00:00.000Z is 18", 0), 0u)
+    << warnings[1];
 }
 
 TEST(Space, ThirtyThousandSatellitePresetRunsWithin24GiB) {

@@ -725,6 +725,15 @@ TEST_F(cli_test, space_scenario_with_good_tle_validates) {
                                                  "  tle: {file: " + (dir_ / "ok.tle").string() + "}\n"));
   auto r = satemu({"validate", f});
   EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
+  // A start a year from the epoch is warned about, by validate and run (also
+  // with -q), and the run goes on.
+  for (const auto& w : {satemu({"validate", f, "--set", "constellation.tle.start=2027-02-24T00:00:00Z"}),
+                        satemu({"run", f, "-q", "--out", (dir_ / "far").string(), "--set",
+                                "constellation.tle.start=2027-02-24T00:00:00Z"})}) {
+    EXPECT_EQ(w.code, 0) << w.output;
+    EXPECT_CONTAINS(w.output, "satemu: warning: constellation.tle.start: 2027-02-24T00:00:00.000Z is 365 days");
+  }
 }
 
 TEST_F(cli_test, tle_with_wrong_checksum_names_tle_file_and_line) {
