@@ -312,8 +312,8 @@ absl::StatusOr<duration> parse_duration(std::string_view text) {
   return duration::from_ns(static_cast<std::int64_t>(*ns));
 }
 
-absl::StatusOr<distance> parse_distance(std::string_view text) {
-  auto p = parse_parts(text, distance_kind, false);
+absl::StatusOr<distance> parse_distance(std::string_view text, bool allow_negative) {
+  auto p = parse_parts(text, distance_kind, allow_negative);
   if (!p.ok()) return p.status();
   auto v = to_double(p->num, *p->unit, distance_kind);
   if (!v.ok()) return v.status();

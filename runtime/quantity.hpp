@@ -56,8 +56,9 @@ struct data_rate {
 /// "unknown unit 'x' for a duration; expected one of ...", out of range.
 absl::StatusOr<duration> parse_duration(std::string_view text);
 
-/// Parses a non-negative distance. Units: m, km.
-absl::StatusOr<distance> parse_distance(std::string_view text);
+/// Parses a distance, non-negative unless `allow_negative` (a height below
+/// the ellipsoid). Units: m, km.
+absl::StatusOr<distance> parse_distance(std::string_view text, bool allow_negative = false);
 
 /// Parses an angle (may be negative). Units: deg, rad.
 absl::StatusOr<angle> parse_angle(std::string_view text);

@@ -219,7 +219,8 @@ private:
         return absl::OkStatus();
       }
       case value_type::distance: {
-        auto v = parse_distance(text);
+        // Negative only where the key's bound allows it (heights).
+        auto v = parse_distance(text, spec.min && *spec.min < 0);
         if (!v.ok()) return bad(sv(v.status().message()));
         if (!in_range(spec, v->m)) return bad();
         out.value = *v;

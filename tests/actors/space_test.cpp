@@ -90,6 +90,28 @@ TEST(Space, PingRoundTripEqualsTheSumOverTheRoute) {
 
 // Pairs that the pattern would ignore are refused, and a pairs pattern
 // without pairs, or with a name of no ground endpoint, is named.
+// A station below the ellipsoid (the Dead Sea shore, -430 m) is a height
+// like any other; the bound -500 m holds, and other distances stay
+// non-negative.
+TEST(Space, StationHeightsMayBeBelowTheEllipsoid) {
+  register_workloads();
+  auto load = [](const std::string& set) {
+    return runtime::load_scenario_text(small_grid, "t.yaml", {set});
+  };
+  auto ok = load("ground.stations.0.alt=-430m");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->get_distance("ground.stations.0.alt").m, -430.0);
+  EXPECT_TRUE(make_workload(*ok).ok());
+  auto low = load("ground.stations.0.alt=-600m");
+  ASSERT_FALSE(low.ok());
+  EXPECT_NE(low.status().message().find("expected a distance >= -500m"), std::string::npos)
+    << low.status();
+  auto range = load("constellation.isl.max_range=-5km");
+  ASSERT_FALSE(range.ok());
+  EXPECT_NE(range.status().message().find("negative distance"), std::string::npos)
+    << range.status();
+}
+
 TEST(Space, PingPairsAreCheckedAgainstThePattern) {
   register_workloads();
   auto error = [](std::vector<std::string> sets) {

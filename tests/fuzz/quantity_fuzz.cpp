@@ -49,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t nl = rest.find('\n');
     const std::string_view line = rest.substr(0, nl);
     check<duration>(line, parse_duration);
-    check<distance>(line, parse_distance);
+    check<distance>(line, [](std::string_view t) { return parse_distance(t); });
+    check<distance>(line, [](std::string_view t) { return parse_distance(t, true); });
     check<angle>(line, parse_angle);
     check<data_size>(line, parse_data_size);
     check<data_rate>(line, parse_data_rate);

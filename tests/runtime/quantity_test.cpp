@@ -110,6 +110,9 @@ TEST(parse_distance, units_and_errors) {
   EXPECT_NE(message_of(parse_distance("-5km").status()).find("negative distance"),
             std::string::npos);
   EXPECT_FALSE(parse_distance("5KM").ok());  // units are case-sensitive
+  // Heights may be below the ellipsoid: negative where the caller allows it.
+  EXPECT_EQ(parse_distance("-430m", true)->m, -430.0);
+  EXPECT_EQ(parse_distance("-0.5km", true)->m, -500.0);
 }
 
 TEST(parse_angle, degrees_radians_and_sign) {
