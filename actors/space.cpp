@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "absl/strings/strip.h"
@@ -141,7 +142,7 @@ void register_space_sections() {
           key_spec::list_of_maps(
             "stations", "Fixed ground endpoints",
             {
-              key_spec::text("name", "", "Unique name").mandatory(),
+              key_spec::text("name", "", "Unique name (no comma, quote, tab or line break)").mandatory(),
               key_spec::real("lat", "", "Geodetic latitude [deg]").mandatory().at_least(-90).at_most(90),
               key_spec::real("lon", "", "Longitude [deg], east positive")
                 .mandatory()
@@ -152,7 +153,7 @@ void register_space_sections() {
           key_spec::list_of_maps(
             "users", "Ground users: fixed, or moving along waypoints",
             {
-              key_spec::text("name", "", "Unique name (among stations and users)").mandatory(),
+              key_spec::text("name", "", "Unique name among stations and users (no comma, quote, tab or line break)").mandatory(),
               key_spec::real("lat", "", "Geodetic latitude [deg] at the start")
                 .mandatory()
                 .at_least(-90)
@@ -191,6 +192,13 @@ namespace {
 absl::StatusOr<runtime::ground_point> read_ground(const runtime::scenario& s, const std::string& p,
                                                   std::set<std::string>& names) {
   auto name = s.get_string(p + "name");
+  // Names are columns of the CSV outputs, written as they are.
+  if (name.empty())
+    return absl::InvalidArgumentError(absl::StrCat(p + "name", ": a ground endpoint needs a name"));
+  if (const auto bad = name.find_first_of(",\"\n\r\t"); bad != std::string::npos)
+    return absl::InvalidArgumentError(
+      absl::StrCat(p + "name", ": '", absl::CEscape(name),
+                   "' holds a comma, quote, tab or line break, which would break the CSV outputs"));
   if (!names.insert(name).second)
     return absl::InvalidArgumentError(
       absl::StrCat(p + "name", ": ground endpoint name '", name, "' is used twice"));

@@ -112,6 +112,24 @@ TEST(Space, StationHeightsMayBeBelowTheEllipsoid) {
     << range.status();
 }
 
+// Endpoint names are CSV columns: empty names, and names holding what would
+// break a row, are refused naming the key.
+TEST(Space, EndpointNamesThatWouldBreakTheCsvOutputsAreRefused) {
+  register_workloads();
+  auto error = [](const std::string& name) {
+    auto sc = runtime::load_scenario_text(small_grid, "t.yaml",
+                                          {"ground.stations.0.name=" + name,
+                                           "workload.pairs=[{from: " + name + ", to: b}]"});
+    EXPECT_TRUE(sc.ok()) << sc.status();
+    return sc.ok() ? std::string(make_workload(*sc).status().message()) : "";
+  };
+  EXPECT_EQ(error("''"), "ground.stations.0.name: a ground endpoint needs a name");
+  EXPECT_EQ(error("'bos,ton'"), "ground.stations.0.name: 'bos,ton' holds a comma, quote, tab or "
+                                "line break, which would break the CSV outputs");
+  EXPECT_NE(error("'a\"b'").find("holds a comma, quote"), std::string::npos);
+  EXPECT_EQ(error("'New York'"), "");
+}
+
 TEST(Space, PingPairsAreCheckedAgainstThePattern) {
   register_workloads();
   auto error = [](std::vector<std::string> sets) {
