@@ -126,8 +126,8 @@ std::string device_override(const calibration& c) {
   if (c.precision == compute_precision::fp32) {
     peaks = absl::StrFormat("peak_fp32_flops: %.4g", f.peak_flops);
   } else {
-    // sat-payload needs an fp32 peak (and takes the fp16 one from it when
-    // none is given).
+    // Both peaks: the emulated device runs a model in fp16, and calibrate
+    // prints fp32's too.
     const double fp32 = c.fp32_gemm_flops > 0 ? c.fp32_gemm_flops : f.peak_flops;
     peaks = absl::StrFormat("peak_fp32_flops: %.4g, peak_fp16_flops: %.4g", fp32, f.peak_flops);
   }

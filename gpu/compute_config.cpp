@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "gpu/safetensors.hpp"
 #include "runtime/output.hpp"
@@ -35,7 +36,7 @@ void register_compute_section() {
           key_spec::integer("seed", "0", "Seed of the synthetic weights").at_least(0),
           key_spec::size("memory_limit", "",
                          "mode real: the most memory the model's fp32 weights may take; "
-                         "default: what the machine has available at the start"),
+                         "default (or 0): what the machine has available at the start"),
           key_spec::dur("batch_window", "1ms",
                         "clock.mode realtime: a batch of compute requests waits at most this "
                         "long (wall time) after its first request for more")
@@ -87,10 +88,22 @@ absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {
     o.memory_bytes_per_s = s.get_real(p + "memory_bytes_per_s");
   if (s.has(p + "launch_overhead"))
     o.launch_overhead = s.get_duration(p + "launch_overhead");
-  auto device = find_hardware(s.get_string("compute.device"), o);
+  const std::string device_name = s.get_string("compute.device");
+  auto device = find_hardware(device_name, o);
   if (!device.ok())
-    return absl::InvalidArgumentError(absl::StrCat("compute.device: ", device.status().message(),
-                                                   " (figures go in compute.device_override)"));
+    return absl::InvalidArgumentError(
+      device_name == "sat-payload"
+        ? absl::StrCat("compute.device_override: ", device.status().message())
+        : absl::StrCat("compute.device: ", device.status().message(),
+                       " (figures go in compute.device_override)"));
+  // The emulated device runs the model in fp16 (gpu_worker_options), so a
+  // built-in device's fp32 peak alone would change nothing; sat-payload's
+  // one peak serves both.
+  if (o.peak_fp32_flops && !o.peak_fp16_flops && device_name != "sat-payload")
+    return absl::InvalidArgumentError(absl::StrCat(
+      p, "peak_fp32_flops: the emulated device runs the model in fp16, so its timing uses ",
+      device_name, "'s peak_fp16_flops (", absl::StrFormat("%.3g", device->peak_fp16_flops),
+      "); override that one"));
   c.device = std::move(*device);
   c.seed = static_cast<std::uint64_t>(s.get_int("compute.seed"));
   c.weights_file = s.get_string("compute.weights");

@@ -25,7 +25,7 @@ namespace {
 // | jetson-orin-nano | 1.28 T      | 10 T             | 68 GB/s    | 10 us    | NVIDIA Jetson Orin Nano 8GB datasheet: 1024-core Ampere GPU with 32 tensor cores at 625 MHz (FP32 = 1024 x 2 x 625 MHz), "40 TOPS" sparse INT8 = 10 T dense FP16 tensor (sparse INT8 / 4); 128-bit LPDDR5, 68 GB/s |
 // | rpi-zero-2w      | 32 G        | 32 G             | 3.6 GB/s   | 5 us     | Raspberry Pi Zero 2 W product brief: RP3A0, 4x Cortex-A53 at 1 GHz, 512 MB LPDDR2. FP32 = 4 cores x 1 GHz x 8 (a 128-bit NEON FMA per cycle), an upper bound; ARMv8.0 has no FP16 arithmetic, so FP16 runs at the FP32 rate. Bandwidth: 32-bit LPDDR2 at 900 MT/s |
 // | h100             | 67 T        | 989.4 T          | 3.35 TB/s  | 4 us     | NVIDIA H100 Tensor Core GPU datasheet, SXM5: FP32 67 TFLOPS, FP16/BF16 tensor 1,979 TFLOPS with sparsity = 989.4 dense; HBM3 3.35 TB/s |
-// | sat-payload      | user        | user (= FP32)    | user       | user     | a satellite payload computer: figures come from the scenario |
+// | sat-payload      | user        | user (one peak given: both) | user | user | a satellite payload computer: figures come from the scenario |
 struct builtin {
   const char* name;
   const char* source;
@@ -165,8 +165,8 @@ absl::StatusOr<hardware_profile> find_hardware(std::string_view name,
 
   if (name == configurable) {
     std::vector<std::string> missing;
-    if (!overrides.peak_fp32_flops)
-      missing.emplace_back("peak_fp32_flops");
+    if (!overrides.peak_fp32_flops && !overrides.peak_fp16_flops)
+      missing.emplace_back("peak_fp32_flops or peak_fp16_flops");
     if (!overrides.memory_bytes_per_s)
       missing.emplace_back("memory_bytes_per_s");
     if (!overrides.launch_overhead)
@@ -175,7 +175,9 @@ absl::StatusOr<hardware_profile> find_hardware(std::string_view name,
       return absl::InvalidArgumentError(absl::StrCat(
           "hardware 'sat-payload' is configured by the user and needs ",
           absl::StrJoin(missing, ", ")));
-    hw.peak_fp16_flops = overrides.peak_fp16_flops.value_or(*overrides.peak_fp32_flops);
+    // One peak given: the other is the same.
+    hw.peak_fp16_flops = overrides.peak_fp16_flops.value_or(overrides.peak_fp32_flops.value_or(0));
+    hw.peak_fp32_flops = overrides.peak_fp32_flops.value_or(hw.peak_fp16_flops);
   }
   if (overrides.peak_fp32_flops)
     hw.peak_fp32_flops = *overrides.peak_fp32_flops;

@@ -64,9 +64,9 @@ std::vector<std::string> hardware_names();
 
 /// The built-in profile `name` with `overrides` applied; NotFound listing the
 /// known names for an unknown name. `sat-payload` has no figures of its own:
-/// it needs peak_fp32_flops, memory_bytes_per_s and launch_overhead
-/// (peak_fp16_flops defaults to peak_fp32_flops); InvalidArgument names the
-/// missing ones. Any resulting profile is validated.
+/// it needs a peak (peak_fp32_flops or peak_fp16_flops; one given, the
+/// other is the same), memory_bytes_per_s and launch_overhead;
+/// InvalidArgument names the missing ones. Any resulting profile is validated.
 absl::StatusOr<hardware_profile> find_hardware(std::string_view name,
                                                const hardware_overrides& overrides = {});
 

@@ -396,6 +396,36 @@ void check_device_queue(const std::vector<std::string>& compute) {
   EXPECT_NE(csv.find(",device_wait_ms\n"), std::string::npos);
 }
 
+// The emulated device runs the model in fp16: a built-in device's fp32
+// peak alone would change nothing, and is refused naming the key; its fp16
+// peak sets the timing.
+TEST(SkymemoryEmulated, DeviceOverridesSetTheFiguresTheTimingUses) {
+  satemu::actors::register_workloads();
+  auto make = [](const std::vector<std::string>& sets) {
+    auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", sets);
+    EXPECT_TRUE(sc.ok()) << sc.status();
+    return satemu::actors::make_workload(*sc);
+  };
+  auto fp32 = make({"compute.device_override.peak_fp32_flops=1e6"});
+  ASSERT_FALSE(fp32.ok());
+  EXPECT_EQ(std::string(fp32.status().message()).rfind(
+              "compute.device_override.peak_fp32_flops: the emulated device runs the model in "
+              "fp16, so its timing uses jetson-nano's peak_fp16_flops",
+              0),
+            0u)
+    << fp32.status();
+  auto slow = run_text<emulated_workload>(
+    small_yaml, {"compute.device_override.peak_fp16_flops=4.7e10", "workload.cache=false",
+                 "duration=30s"});
+  auto base = run_text<emulated_workload>(small_yaml, {"workload.cache=false", "duration=30s"});
+  ASSERT_TRUE(slow.w && base.w);
+  ASSERT_FALSE(slow.w->node(95).records().empty());
+  ASSERT_FALSE(base.w->node(95).records().empty());
+  // A tenth of the Jetson Nano's 472 GFLOP/s: prefill is compute-bound.
+  EXPECT_GT(slow.w->node(95).records().front().prefill_ns,
+            5 * base.w->node(95).records().front().prefill_ns);
+}
+
 TEST(SkymemoryEmulated, ADeviceRunsOnePromptAtATimeModeled) {
   // llama-3.2-1b on a Jetson Nano: 256 tokens take about 1.1 s, a prompt
   // comes every second.

@@ -73,6 +73,11 @@ TEST(Hardware, SatPayloadIsConfiguredByTheUser) {
   EXPECT_EQ(hw->launch_overhead, microseconds(30));
   o.peak_fp16_flops = 100e9;
   EXPECT_EQ(find_hardware("sat-payload", o)->peak_fp16_flops, 100e9);
+  // Either peak alone serves both.
+  o.peak_fp32_flops.reset();
+  hw = find_hardware("sat-payload", o);
+  ASSERT_TRUE(hw.ok()) << hw.status();
+  EXPECT_EQ(hw->peak_fp32_flops, 100e9);
 
   o.memory_bytes_per_s = -1;
   auto bad = find_hardware("sat-payload", o);
