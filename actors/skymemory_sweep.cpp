@@ -298,6 +298,11 @@ absl::Status require_analytic(const runtime::scenario& s) {
 absl::StatusOr<analytic_config> analytic_config_from(const runtime::scenario& s) {
   if (auto st = require_analytic(s); !st.ok())
     return st;
+  // Refused rather than ignored, as on the workloads that run no model.
+  if (s.has("compute"))
+    return absl::InvalidArgumentError(
+      "compute: the analytic model takes its figures from the workload section and would ignore "
+      "this section (skymemory in mode emulated uses it); remove it");
   analytic_config c;
   grid& g = c.base.g;
   g.planes = static_cast<int>(s.get_int("workload.planes"));

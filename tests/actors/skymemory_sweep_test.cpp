@@ -253,6 +253,8 @@ workload:
   expect_error("  sweeps: {chunk_time: {from: 0ms, to: 1s, step: 1us}}\n",
                "workload.sweeps.chunk_time.step");
   expect_error("  strategies: [hop, rotation, hop]\n", "workload.strategies.2");
+  // The analytic model runs none: a compute section is refused, not ignored.
+  expect_error("compute: {mode: modeled, model: tiny, device: h100}\n", "compute");
   auto emulated = load_text(std::string(base).replace(base.find("analytic"), 8, "emulated"));
   ASSERT_FALSE(emulated.ok());
   EXPECT_NE(emulated.status().message().find("satemu run"), std::string::npos);
