@@ -924,9 +924,10 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
   c.in_plane = s.get_bool("workload.in_plane");
   if (const auto sats = static_cast<std::int64_t>(c.in_plane ? 1 : c.planes) * c.sats_per_plane;
       c.servers > sats)
-    return absl::InvalidArgumentError(absl::StrCat("workload.servers: ", c.servers,
-                                                   " servers need more satellites than the shell has (",
-                                                   sats, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+      "workload.servers: ", c.servers, " servers need more satellites than ",
+      c.in_plane ? "a plane has (" : "the shell has (", sats,
+      c.in_plane ? "; workload.in_plane: true keeps the servers in the serving plane)" : ")"));
   c.chunk_time = s.get_duration("workload.chunk_time");
   c.block_tokens = static_cast<std::uint32_t>(s.get_int("workload.block_tokens"));
   c.capacity_bytes = s.get_data_size("workload.capacity").bytes;
@@ -937,6 +938,11 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
   c.prompts.headers = static_cast<std::uint32_t>(s.get_int("workload.headers"));
   c.prompts.vocab = static_cast<std::uint32_t>(c.model.vocab_size);
   c.output_tokens = static_cast<std::uint32_t>(s.get_int("workload.output_tokens"));
+  if (const std::int64_t context = c.model.max_context;
+      context > 0 && c.prompts.prompt_tokens + c.output_tokens > context)
+    return absl::InvalidArgumentError(absl::StrCat(
+      "workload.prompt_tokens: ", c.prompts.prompt_tokens, " prompt and ", c.output_tokens,
+      " output tokens are more than ", c.model.name, "'s context of ", context, " tokens"));
   c.interval = s.get_duration("workload.interval");
   c.start = s.get_duration("workload.start");
   c.timeout = s.get_duration("workload.timeout");

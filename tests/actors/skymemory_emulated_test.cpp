@@ -585,7 +585,16 @@ TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
     return satemu::actors::make_workload(*sc).status();
   };
   auto st = make({"workload.servers=20"});
-  EXPECT_NE(st.message().find("workload.servers"), std::string::npos) << st;
+  EXPECT_EQ(st.message(), "workload.servers: 20 servers need more satellites than a plane has "
+                          "(19; workload.in_plane: true keeps the servers in the serving plane)");
+  st = make({"workload.servers=96", "workload.in_plane=false"});
+  EXPECT_EQ(st.message(),
+            "workload.servers: 96 servers need more satellites than the shell has (95)");
+  // A prompt and its answer must fit the model's context.
+  st = make({"workload.prompt_tokens=131072"});
+  EXPECT_EQ(st.message(), "workload.prompt_tokens: 131072 prompt and 32 output tokens are more "
+                          "than llama-3.2-1b's context of 131072 tokens");
+  EXPECT_TRUE(make({"workload.prompt_tokens=131040"}).ok());
   st = make({"workload.capacity=1KiB"});
   EXPECT_NE(st.message().find("workload.capacity"), std::string::npos) << st;
   EXPECT_TRUE(make({}).ok());
