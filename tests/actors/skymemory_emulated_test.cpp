@@ -577,6 +577,25 @@ TEST(SkymemoryEmulated, ModelOnASatelliteLostPromptsAreGivenUpNeverHang) {
     EXPECT_LE(r.ttlt_ns, satemu::runtime::seconds(10).ns());
 }
 
+// A run in which no request finishes still has every latency key, as null.
+TEST(SkymemoryEmulated, WithoutFinishedRequestsTheLatenciesAreNull) {
+  auto run = run_text<emulated_workload>(small_yaml, {"duration=500ms", "compute.at=satellite"});
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  EXPECT_EQ(m["requests_finished"].get<std::uint64_t>(), 0u);
+  for (const char* k : {"ttft_ms", "ttft_nocache_ms", "ttlt_ms", "ttlt_nocache_ms", "fetch_ms",
+                        "prefill_ms", "device_wait_ms", "ttft_reduction", "ttlt_reduction",
+                        "uplink_ms", "downlink_ms"}) {
+    ASSERT_TRUE(m.contains(k)) << k;
+    EXPECT_TRUE(m[k].is_null()) << k;
+  }
+  auto done = run_text<emulated_workload>(small_yaml, {"duration=10s"});
+  ASSERT_TRUE(done.w);
+  const auto d = done.w->metrics(done.r);
+  ASSERT_GT(d["requests_finished"].get<std::uint64_t>(), 0u);
+  EXPECT_GE(d["device_wait_ms"]["max"].get<double>(), 0.0);
+}
+
 TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
   satemu::actors::register_workloads();
   auto make = [](std::vector<std::string> sets) {
