@@ -1128,6 +1128,21 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   return j;
 }
 
+std::vector<std::string> emulated_workload::warnings() const {
+  auto out = space_workload::warnings();
+  // A prompt's computed blocks leave through one link at once.
+  const std::uint64_t blocks = cfg_->prompts.prompt_tokens / cfg_->block_tokens;
+  const std::uint64_t block = kv_block_bytes(cfg_->model, cfg_->block_tokens);
+  const std::uint64_t queue = net_->config().queue_bytes;
+  if (cfg_->cache && blocks * block > queue)
+    out.push_back(absl::StrCat(
+      "constellation.queue: ", runtime::to_string(runtime::data_size{queue}), " holds ",
+      queue / block, " of the ", blocks, " chunks (", runtime::to_string(runtime::data_size{block}),
+      " each) a prompt puts at once, so most puts will be dropped at full link queues "
+      "(counters.space.drops_queue_full); the shipped SkyMemory scenarios use 64MiB"));
+  return out;
+}
+
 std::map<std::string, std::string> emulated_workload::files(const runtime::run_result& r) const {
   std::string csv =
     "user,seq,start_s,header,prompt_tokens,cached_tokens,chunks_fetched,chunks_corrupt,"

@@ -244,6 +244,8 @@ public:
   /// requests.csv (one row per finished request), handovers.csv and the
   /// topology records.
   std::map<std::string, std::string> files(const runtime::run_result& r) const override;
+  /// The network's, and link queues too small for a prompt's puts.
+  std::vector<std::string> warnings() const override;
 
   const emulated_config& config() const { return *cfg_; }
   const skymemory_node& node(std::size_t i) const {

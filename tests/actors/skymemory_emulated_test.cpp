@@ -596,6 +596,26 @@ TEST(SkymemoryEmulated, WithoutFinishedRequestsTheLatenciesAreNull) {
   EXPECT_GE(d["device_wait_ms"]["max"].get<double>(), 0.0);
 }
 
+// Link queues smaller than what a prompt puts at once drop most puts: the
+// run warns (1 MiB, the default, holds 2 of a 256-token prompt's 16 chunks).
+TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
+  satemu::actors::register_workloads();
+  auto warnings = [](std::vector<std::string> sets) {
+    auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", sets);
+    EXPECT_TRUE(sc.ok()) << sc.status();
+    auto w = satemu::actors::make_workload(*sc);
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
+  };
+  EXPECT_TRUE(warnings({}).empty()); // 64 MiB
+  const auto small = warnings({"constellation.queue=1MiB"});
+  ASSERT_EQ(small.size(), 1u);
+  EXPECT_EQ(small[0].rfind("constellation.queue: 1MiB holds 2 of the 16 chunks (512KiB each)", 0),
+            0u)
+    << small[0];
+  EXPECT_TRUE(warnings({"constellation.queue=1MiB", "workload.cache=false"}).empty());
+}
+
 TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
   satemu::actors::register_workloads();
   auto make = [](std::vector<std::string> sets) {
