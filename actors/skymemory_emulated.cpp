@@ -2,6 +2,7 @@
 #include "actors/skymemory_emulated.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -990,6 +991,9 @@ absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
                           absl::StrCat("compute.backend: ", worker.status().message()));
     w->worker_ = std::move(*worker);
     cfg->precision = w->worker_->options().precision;
+    cfg->weights_source = compute->weights_file.empty()
+                            ? absl::StrCat("synthetic, seed ", compute->seed)
+                            : compute->weights_file;
     if (model.ok())
       cfg->weights = std::make_shared<const gpu::model_weights>(std::move(*model));
   }
@@ -1063,6 +1067,16 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
                    "the device's roofline";
     j["backend"] = std::string(worker_->device_backend().name());
     j["compute_errors"] = counter_of(r, "skymemory.compute_errors");
+    // What was computed: the weights, and a digest of every finished
+    // request's final hidden state (users in order, then requests in order),
+    // the same bits for every thread and node count on one backend.
+    j["weights"] = cfg_->weights_source;
+    std::uint64_t digest = 0;
+    for (std::size_t g = 0; g < net_->grounds(); ++g)
+      for (const auto& x : node(net_->satellites() + g).records())
+        for (const float v : x.output)
+          digest = runtime::hash_combine(digest, std::bit_cast<std::uint32_t>(v));
+    j["outputs_digest"] = absl::StrFormat("%016x", digest);
   } else {
     j["prefill"] = "timed by the device's roofline (no kernels run)";
   }

@@ -112,6 +112,8 @@ struct emulated_config {
   /// real: the model (shared by every user) and the arithmetic the emulated
   /// device runs it in.
   std::shared_ptr<const gpu::model_weights> weights;
+  /// compute.mode real: "synthetic, seed 0", or the weights file.
+  std::string weights_source;
   gpu::compute_precision precision = gpu::compute_precision::fp16;
   std::uint64_t seed = 0;
   /// The shell the layouts live on.

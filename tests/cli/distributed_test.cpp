@@ -309,6 +309,9 @@ TEST_F(distributed_test, skymemory_real_compute_on_satellites_over_two_workers_i
   const auto finished = b["metrics"]["requests_finished"].get<std::uint64_t>();
   ASSERT_GT(finished, 3u);
   EXPECT_EQ(b["metrics"]["model_at"], "satellite");
+  // The same hidden states as one process (the metrics compare whole).
+  EXPECT_EQ(b["metrics"]["outputs_digest"].get<std::string>().size(), 16u);
+  EXPECT_EQ(b["metrics"]["weights"], "synthetic, seed 0");
   EXPECT_GE(b["compute"]["requests"].get<std::uint64_t>(), 2 * finished); // 2 layers each
   EXPECT_GE(b["compute"]["batches"].get<std::uint64_t>(), 1u);
 }
