@@ -57,7 +57,8 @@ key_spec make_base() {
               {key_spec::text("dir", "''", "Output directory; empty means out/<name>"),
                key_spec::boolean("trace", "false", "Write the full event trace"),
                key_spec::choice("progress", {"auto", "on", "off"}, "auto",
-                                "Progress line: auto = only on a terminal")}),
+                                "Progress line: auto = only on a terminal; on = also off "
+                                "one, a line every 10 s")}),
           [] {
             key_spec w = key_spec::map(
                 "workload", "What the emulated users do; each kind documents its own keys",
