@@ -7,6 +7,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "absl/strings/str_format.h"
 #include "actors/skymemory_emulated.hpp"
 #include "actors/workload.hpp"
@@ -175,8 +177,9 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
   co.software = "satemu " SATEMU_VERSION;
   co.on_progress = opts.on_progress;
   if (!quiet)
-    co.log = [](const std::string& line) {
-      std::fprintf(stderr, "\r\033[K[satemu] %s\n", line.c_str());
+    // On a terminal the line first clears the progress line it interrupts.
+    co.log = [tty = isatty(fileno(stderr)) != 0](const std::string& line) {
+      std::fprintf(stderr, "%s[satemu] %s\n", tty ? "\r\033[K" : "", line.c_str());
     };
   auto cr = runtime::coordinate(co);
 
