@@ -184,8 +184,10 @@ protected:
     auto r2 = run(dist, "dist");
     EXPECT_EQ(r2.code, 0) << r2.output;
     for (auto& w : workers_) {
-      EXPECT_EQ(wait_exit(w.pid, 20s), 0) << "worker " << w.address << " did not exit 0";
-      w.pid = -1;
+      const int code = wait_exit(w.pid, 20s);
+      EXPECT_EQ(code, 0) << "worker " << w.address << " did not exit 0";
+      if (code != -1)
+        w.pid = -1; // reaped; one still running is killed by TearDown
     }
     const auto a = nlohmann::json::parse(read_file(dir_ / "single" / "summary.json"));
     const auto b = nlohmann::json::parse(read_file(dir_ / "dist" / "summary.json"));
