@@ -132,6 +132,15 @@ protected:
     }
   }
 
+  /// Waits up to `limit` for `w` to exit and returns its exit code; -1
+  /// while it still runs (TearDown then kills it).
+  int reap(worker& w, std::chrono::milliseconds limit) {
+    const int code = wait_exit(w.pid, limit);
+    if (code != -1)
+      w.pid = -1;
+    return code;
+  }
+
   std::string worker_list() const {
     std::string s;
     for (const auto& w : workers_)
@@ -183,12 +192,8 @@ protected:
     dist.insert(dist.end(), coord_tls.begin(), coord_tls.end());
     auto r2 = run(dist, "dist");
     EXPECT_EQ(r2.code, 0) << r2.output;
-    for (auto& w : workers_) {
-      const int code = wait_exit(w.pid, 20s);
-      EXPECT_EQ(code, 0) << "worker " << w.address << " did not exit 0";
-      if (code != -1)
-        w.pid = -1; // reaped; one still running is killed by TearDown
-    }
+    for (auto& w : workers_)
+      EXPECT_EQ(reap(w, 20s), 0) << "worker " << w.address << " did not exit 0";
     const auto a = nlohmann::json::parse(read_file(dir_ / "single" / "summary.json"));
     const auto b = nlohmann::json::parse(read_file(dir_ / "dist" / "summary.json"));
     EXPECT_EQ(a["fingerprint"], b["fingerprint"]);
@@ -251,8 +256,7 @@ protected:
     EXPECT_NE(j["error"].get<std::string>().find(workers_[1].address), std::string::npos);
     EXPECT_GT(j["emulated_seconds"].get<double>(), 0.0);
     // The surviving worker is told to stop and exits.
-    EXPECT_GE(wait_exit(workers_[0].pid, 10s), 0);
-    workers_[0].pid = -1;
+    EXPECT_GE(reap(workers_[0], 10s), 0);
   }
 
   /// A throwaway PKI in the test's directory.
@@ -348,8 +352,7 @@ TEST_F(distributed_test, a_wrong_secret_is_refused_and_the_worker_then_serves_th
           "right");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir_ / "r" / "summary.json"));
-  EXPECT_EQ(wait_exit(workers_[0].pid, 20s), 0);
-  workers_[0].pid = -1;
+  EXPECT_EQ(reap(workers_[0], 20s), 0);
   EXPECT_NE(read_file(workers_[0].log).find("authentication failed (wrong secret)"), std::string::npos);
 }
 
@@ -403,8 +406,7 @@ TEST_F(distributed_test, a_plain_coordinator_fails_against_a_tls_worker_which_th
   r = short_run("tls", coord_tls());
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir_ / "tls" / "summary.json"));
-  EXPECT_EQ(wait_exit(workers_[0].pid, 20s), 0);
-  workers_[0].pid = -1;
+  EXPECT_EQ(reap(workers_[0], 20s), 0);
 }
 
 TEST_F(distributed_test, a_tls_coordinator_fails_against_a_plain_worker_which_then_serves) {
@@ -415,8 +417,7 @@ TEST_F(distributed_test, a_tls_coordinator_fails_against_a_plain_worker_which_th
   EXPECT_NE(r.output.find("TLS handshake failed"), std::string::npos) << r.output;
   r = short_run("plain", {});
   EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(wait_exit(workers_[0].pid, 20s), 0);
-  workers_[0].pid = -1;
+  EXPECT_EQ(reap(workers_[0], 20s), 0);
 }
 
 TEST_F(distributed_test, a_certificate_from_another_ca_is_refused_and_the_worker_serves_on) {
@@ -432,8 +433,7 @@ TEST_F(distributed_test, a_certificate_from_another_ca_is_refused_and_the_worker
                                                   << read_file(workers_[0].log);
   r = short_run("right", coord_tls());
   EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(wait_exit(workers_[0].pid, 20s), 0);
-  workers_[0].pid = -1;
+  EXPECT_EQ(reap(workers_[0], 20s), 0);
 }
 
 TEST_F(distributed_test, tls_flag_errors_exit_2) {
