@@ -58,6 +58,12 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
         "skymemory in mode emulated uses it); remove it"));
   }
   if (kind == "mesh") {
+    // The mesh is its own network: refused rather than ignored.
+    for (const char* section : {"constellation", "ground"})
+      if (s.has(section))
+        return absl::InvalidArgumentError(absl::StrCat(
+          section, ": workload kind 'mesh' runs on its own graph, not the space segment, and "
+                   "would ignore this section; remove it"));
     auto cfg = mesh_workload::config_from(s);
     if (!cfg.ok())
       return cfg.status();

@@ -844,6 +844,13 @@ TEST_F(cli_test, compute_section_with_good_names_and_weights_validates) {
   EXPECT_EQ(m.code, 2) << m.output;
   EXPECT_CONTAINS(m.output, "compute: workload kind 'mesh' runs no model");
   EXPECT_CONTAINS(m.output, mesh + ":" + std::to_string(line_of(text, "compute:")));
+  // So does the mesh with the space segment's sections.
+  for (const std::string section : {"constellation", "ground"}) {
+    auto q = satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml",
+                     "--set", section + "={}"});
+    EXPECT_EQ(q.code, 2) << q.output;
+    EXPECT_CONTAINS(q.output, section + ": workload kind 'mesh' runs on its own graph");
+  }
 }
 
 TEST_F(cli_test, unknown_model_or_device_names_file_line_and_key) {
