@@ -121,7 +121,7 @@ public:
 
 private:
   std::string location(const std::string& path, const YAML::Mark& mark) const {
-    if (in_default_) return absl::StrCat(source_, ": default of ", default_path_);
+    if (in_default_) return source_;
     for (auto it = overrides_.rbegin(); it != overrides_.rend(); ++it) {
       if (path == it->path || absl::StartsWith(path, it->path + ".")) {
         return absl::StrCat("--set ", it->text);
@@ -132,8 +132,12 @@ private:
   }
 
   absl::Status error(const std::string& path, const YAML::Mark& mark, std::string_view msg) const {
+    // A default that does not do (a list that needs items) means the key
+    // must be given.
     return absl::InvalidArgumentError(
-        absl::StrCat(location(path, mark), ": ", path.empty() ? "" : path + ": ", av(msg)));
+        absl::StrCat(location(path, mark), ": ", path.empty() ? "" : path + ": ", av(msg),
+                     in_default_ ? absl::StrCat(" (", default_path_, " is not given: set it)")
+                                 : ""));
   }
 
   static YAML::Mark value_mark(const YAML::Node& n, const YAML::Mark& key_mark) {

@@ -130,6 +130,17 @@ TEST(Space, EndpointNamesThatWouldBreakTheCsvOutputsAreRefused) {
   EXPECT_EQ(error("'New York'"), "");
 }
 
+// A key whose default does not do (flows needs at least one flow) is named
+// as a key to set, at the file.
+TEST(Space, AKeyThatMustBeGivenIsNamed) {
+  register_workloads();
+  auto sc = runtime::load_scenario_text(small_grid, "t.yaml", {"workload={kind: flows}"});
+  ASSERT_FALSE(sc.ok());
+  EXPECT_EQ(std::string(sc.status().message()),
+            "t.yaml: workload.flows: expected at least 1 item, got 0 (workload.flows is not "
+            "given: set it)");
+}
+
 TEST(Space, PingPairsAreCheckedAgainstThePattern) {
   register_workloads();
   auto error = [](std::vector<std::string> sets) {
