@@ -1,9 +1,11 @@
 #include "actors/ping.hpp"
 
+#include <algorithm>
 #include <map>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "runtime/histogram.hpp"
@@ -70,6 +72,10 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
             absl::StrCat(key, ": no ground station or user named '", name, "'"));
       if (from == to)
         return absl::InvalidArgumentError(absl::StrCat(p + "to", ": a station cannot ping itself"));
+      if (std::find(targets[*i].begin(), targets[*i].end(), *j) != targets[*i].end())
+        return absl::InvalidArgumentError(
+          absl::StrCat(absl::StripSuffix(p, "."), ": the pair ", from, " -> ", to,
+                       " is listed twice"));
       targets[*i].push_back(*j);
     }
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -298,6 +299,13 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
   if (c.record.path_from.empty() != c.record.path_to.empty())
     return absl::InvalidArgumentError(
       "constellation.record.path_to: give both path_from and path_to, or neither");
+  if (!c.record.path_from.empty() && !c.record.czml)
+    return absl::InvalidArgumentError(
+      "constellation.record.path_from: the route is drawn in the CZML file only: it needs "
+      "constellation.record.czml: true");
+  if (!c.record.path_from.empty() && c.record.path_from == c.record.path_to)
+    return absl::InvalidArgumentError(
+      "constellation.record.path_to: the same endpoint as path_from; a route needs two");
   if (s.has("ground")) {
     c.gsl.min_elevation_deg = s.get_angle("ground.gsl.min_elevation").deg;
     const auto policy = s.get_string("ground.gsl.policy");
@@ -523,6 +531,21 @@ std::vector<std::string> space_network::tle_warnings() const {
                                rejected.size() + tle_->size(),
                                " element sets left out (listed in metrics.tle_rejected); first: ",
                                rejected.front()));
+  // Two sets of one object (files joined together) make two satellites.
+  std::map<int, int> seen;
+  std::size_t twice = 0;
+  int first = -1;
+  for (std::size_t k = 0; k < tle_->size(); ++k)
+    if (++seen[tle_->element_set(k).catalog_number] == 2) {
+      ++twice;
+      if (first < 0)
+        first = tle_->element_set(k).catalog_number;
+    }
+  if (twice > 0)
+    out.push_back(absl::StrCat("constellation.tle.file: ", twice,
+                               twice == 1 ? " catalog number has" : " catalog numbers have",
+                               " more than one element set (first: ", first,
+                               "); each set is a satellite of its own"));
   // A snapshot holds some sets weeks old: the median set is what counts.
   constexpr double far_days = 14;
   std::vector<double> days(tle_->size());

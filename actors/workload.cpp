@@ -48,6 +48,10 @@ void register_workloads() {
 absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s,
                                                         build_depth depth) {
   const auto kind = s.get_string("workload.kind");
+  if (s.get_string("clock.mode") == "virtual" && s.departs_from_default("clock.dilation"))
+    return absl::InvalidArgumentError(
+      "clock.dilation: only used with clock.mode: realtime (virtual time runs as fast as the "
+      "host allows)");
   if (s.has("compute")) {
     if (auto c = gpu::compute_config_from(s); !c.ok())
       return c.status();

@@ -307,6 +307,32 @@ TEST(SpaceUsers, MovingUserFollowsItsWaypoints) {
   EXPECT_EQ(w->ground(0).samples().size(), 3u);
 }
 
+// The recorded route is drawn in the CZML file: without it, or from an
+// endpoint to itself, it is refused naming the key.
+TEST(SpaceRecord, ARouteNeedsTheCzmlFileAndTwoEndpoints) {
+  register_workloads();
+  auto error = [](const std::string& record) {
+    auto sc = runtime::load_scenario_text(grid, "t.yaml", {"constellation.record=" + record});
+    EXPECT_TRUE(sc.ok()) << sc.status();
+    return sc.ok() ? std::string(make_workload(*sc).status().message()) : "";
+  };
+  EXPECT_EQ(error("{interval: 1s, path_from: a, path_to: b}").rfind(
+              "constellation.record.path_from: the route is drawn in the CZML file only", 0),
+            0u);
+  EXPECT_EQ(error("{interval: 1s, czml: true, path_from: a, path_to: a}"),
+            "constellation.record.path_to: the same endpoint as path_from; a route needs two");
+  EXPECT_EQ(error("{interval: 1s, czml: true, path_from: a, path_to: b}"), "");
+  // Likewise a dilation in virtual time, which nothing would use.
+  auto sc = runtime::load_scenario_text(grid, "t.yaml", {"clock.dilation=5"});
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  EXPECT_EQ(std::string(make_workload(*sc).status().message()).rfind(
+              "clock.dilation: only used with clock.mode: realtime", 0),
+            0u);
+  sc = runtime::load_scenario_text(grid, "t.yaml", {"clock.dilation=5", "clock.mode=realtime"});
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  EXPECT_TRUE(make_workload(*sc).ok());
+}
+
 TEST(SpaceRecord, PositionsLinksAndCzml) {
   auto [w, r] = run_text<ping_workload>(
     grid, {"constellation.record={interval: 1s, czml: true, path_from: a, path_to: b}"});

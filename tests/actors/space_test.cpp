@@ -155,6 +155,8 @@ TEST(Space, PingPairsAreCheckedAgainstThePattern) {
             "workload.pattern: 'pairs' needs at least one pair in workload.pairs");
   EXPECT_EQ(error({"workload.pairs=[{from: a, to: nowhere}]"}),
             "workload.pairs.0.to: no ground station or user named 'nowhere'");
+  EXPECT_EQ(error({"workload.pairs=[{from: a, to: b}, {from: b, to: a}, {from: a, to: b}]"}),
+            "workload.pairs.2: the pair a -> b is listed twice");
   EXPECT_EQ(error({}), "");
 }
 

@@ -734,6 +734,13 @@ TEST_F(cli_test, space_scenario_with_good_tle_validates) {
     EXPECT_EQ(w.code, 0) << w.output;
     EXPECT_CONTAINS(w.output, "satemu: warning: constellation.tle.start: 2027-02-24T00:00:00.000Z is 365 days");
   }
+  // The same object twice (files joined together) is warned about too.
+  write_file(dir_ / "twice.tle", std::string(good_tle) + good_tle);
+  auto twice = satemu({"validate", f, "--set",
+                       "constellation.tle.file=" + (dir_ / "twice.tle").string()});
+  EXPECT_EQ(twice.code, 0) << twice.output;
+  EXPECT_CONTAINS(twice.output, "satemu: warning: constellation.tle.file: 1 catalog number has "
+                                "more than one element set (first: 44714)");
 }
 
 TEST_F(cli_test, tle_with_wrong_checksum_names_tle_file_and_line) {
