@@ -186,14 +186,18 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
   distributed_outcome out;
   out.failure = cr.failure;
   out.result = cr.result;
+  // A node's figures come with its results at the end: after a failure
+  // they are unknown (null), not 0.
+  const bool known = cr.failure.ok();
+  auto figure = [known](auto v) { return known ? nlohmann::json(v) : nlohmann::json(nullptr); };
   for (const auto& n : cr.nodes)
     out.nodes.push_back({{"address", n.address},
                          {"entities", n.entities},
-                         {"events", n.events},
-                         {"windows_with_events", n.windows},
-                         {"cross_node_envelopes", n.cross_envelopes},
-                         {"cross_node_bytes", n.cross_bytes},
-                         {"barrier_wait_seconds", n.barrier_wait_seconds}});
+                         {"events", figure(n.events)},
+                         {"windows_with_events", figure(n.windows)},
+                         {"cross_node_envelopes", figure(n.cross_envelopes)},
+                         {"cross_node_bytes", figure(n.cross_bytes)},
+                         {"barrier_wait_seconds", figure(n.barrier_wait_seconds)}});
   out.summary = {{"workers", cr.nodes.size()},
                  {"cross_node_envelopes", cr.cross_envelopes},
                  {"cross_node_bytes", cr.cross_bytes}};

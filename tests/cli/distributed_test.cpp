@@ -255,6 +255,13 @@ protected:
     EXPECT_EQ(j["complete"], false);
     EXPECT_NE(j["error"].get<std::string>().find(workers_[1].address), std::string::npos);
     EXPECT_GT(j["emulated_seconds"].get<double>(), 0.0);
+    // The nodes' figures come with their results, which a failed run lacks.
+    ASSERT_EQ(j["nodes"].size(), 2u);
+    for (const auto& node : j["nodes"]) {
+      EXPECT_GT(node["entities"].get<std::uint64_t>(), 0u);
+      EXPECT_TRUE(node["events"].is_null());
+      EXPECT_TRUE(node["barrier_wait_seconds"].is_null());
+    }
     // The surviving worker is told to stop and exits.
     EXPECT_GE(reap(workers_[0], 10s), 0);
   }
