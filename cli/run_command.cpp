@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -65,11 +66,32 @@ absl::StatusOr<std::optional<runtime::tls_options>> tls_from_flags(
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<std::int64_t> g_stop_ns{0};
+
+/// CLOCK_MONOTONIC in ns (async-signal-safe).
+std::int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 extern "C" void on_sigint(int) {
-  g_stop.store(true);
-  // A second Ctrl-C ends the process the default way.
-  std::signal(SIGINT, SIG_DFL);
+  const std::int64_t now = monotonic_ns();
+  if (!g_stop.exchange(true)) {
+    g_stop_ns.store(now);
+    constexpr char msg[] =
+      "\n[satemu] stopping at the end of the window (Ctrl-C again, a second on, quits without "
+      "outputs)\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    return;
+  }
+  // Ctrl-C again, a second or more on, quits at once without outputs (for a
+  // window that does not end). One sooner is the same stop delivered twice
+  // (`timeout -s INT` signals the process and its process group).
+  if (now - g_stop_ns.load() >= 1'000'000'000) {
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
 }
 
 absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* a,
@@ -375,7 +397,10 @@ int run_command(const run_args& a) {
                  dir.c_str());
 
   g_stop.store(false);
-  auto previous = std::signal(SIGINT, on_sigint);
+  struct restore_sigint {
+    void (*previous)(int);
+    ~restore_sigint() { std::signal(SIGINT, previous); }
+  } restore{std::signal(SIGINT, on_sigint)};
   runtime::run_result r;
   std::optional<distributed_outcome> dist;
   if (setup) {
@@ -384,7 +409,8 @@ int run_command(const run_args& a) {
   } else {
     r = runtime::run(entities, opts);
   }
-  std::signal(SIGINT, previous);
+  // The outputs are what the run leaves: writing them is not interrupted.
+  std::signal(SIGINT, SIG_IGN);
   progress.finish();
 
   if (dist && !dist->failure.ok()) {

@@ -523,7 +523,9 @@ TEST_F(cli_test, fingerprint_independent_of_threads_and_reproducible_from_resolv
 // Interruption.
 
 TEST_F(cli_test, sigint_leaves_partial_outputs_and_exits_130) {
-  // Long enough never to finish on its own: 1024 entities, 1000 s emulated.
+  // Long enough never to finish on its own: 1024 entities, 1000 s emulated;
+  // 100,000 messages per entity and second make each 1 ms window tens of
+  // milliseconds long.
   const std::string big = R"(name: big
 seed: 1
 duration: 1000s
@@ -531,7 +533,7 @@ workload:
   kind: mesh
   entities: 1024
   topology: torus
-  rate: 100
+  rate: 100000
 )";
   const auto f = scenario("big.yaml", big);
   const auto out = dir_ / "big_out";
@@ -572,7 +574,12 @@ workload:
   // The stale summary is gone as soon as the run has opened its directory.
   EXPECT_FALSE(fs::exists(out / "summary.json"));
 
+  // Twice, 10 ms apart, as `timeout -s INT` signals the process and its
+  // group: one stop, which still writes the partial outputs (the second had
+  // killed the process, leaving none).
   ASSERT_EQ(kill(c.pid, SIGINT), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  kill(c.pid, SIGINT);
   // Wait for the exit, with a generous deadline in case SIGINT is ignored.
   const auto stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!exited && std::chrono::steady_clock::now() < stop_deadline) {
