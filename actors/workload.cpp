@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 
 #include "actors/flows.hpp"
@@ -52,6 +53,11 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
     return absl::InvalidArgumentError(
       "clock.dilation: only used with clock.mode: realtime (virtual time runs as fast as the "
       "host allows)");
+  // The wall time a real-time run lasts must fit in nanoseconds (100 years).
+  if (const double wall_s = s.get_duration("duration").seconds() * s.get_real("clock.dilation");
+      s.get_string("clock.mode") == "realtime" && wall_s > 100 * 365.25 * 86400)
+    return absl::InvalidArgumentError(absl::StrFormat(
+      "clock.dilation: duration x dilation is %.3g years of wall time", wall_s / (365.25 * 86400)));
   if (s.has("compute")) {
     if (auto c = gpu::compute_config_from(s); !c.ok())
       return c.status();

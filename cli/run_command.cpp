@@ -490,6 +490,23 @@ int run_command(const run_args& a) {
   if (!st.ok())
     return report_error(st);
 
+  // Real time is only as good as the host's pace: say when it fell behind.
+  if (opts.mode == runtime::clock_mode::real_time) {
+    if (r.events == 0)
+      std::fprintf(stderr,
+                   "satemu: warning: real time: no event ran in the %.3g s of wall time the run "
+                   "had (duration x clock.dilation)\n",
+                   opts.end.seconds() * opts.dilation);
+    else if (const auto late = r.lateness_ns.quantile(0.5);
+             static_cast<double>(late) >
+             std::min(10e6, 0.1 * static_cast<double>(opts.end.ns()) * opts.dilation))
+      std::fprintf(stderr,
+                   "satemu: warning: real time: the host fell behind (median lateness %.1f ms, "
+                   "p99 %.1f ms); events ran late and messages still in flight at the end were "
+                   "not delivered: a larger clock.dilation, or virtual time, keeps up\n",
+                   static_cast<double>(late) * 1e-6,
+                   static_cast<double>(r.lateness_ns.quantile(0.99)) * 1e-6);
+  }
   if (!complete) {
     std::fprintf(stderr,
                  "[satemu] interrupted at emulated %.3fs: outputs in %s are PARTIAL "

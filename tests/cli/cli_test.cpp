@@ -688,6 +688,24 @@ TEST_F(cli_test, realtime_run_reports_lateness) {
   EXPECT_GT(l["count"].get<std::uint64_t>(), 0u);
   EXPECT_GT(j["events"].get<std::uint64_t>(), 0u);
   EXPECT_EQ(j["metrics"]["malformed"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(r.output.find("fell behind"), std::string::npos) << r.output;
+  // A run the host cannot pace (0.3 s emulated in 0.3 ns of wall time) says
+  // so, and still ends.
+  auto late = satemu({"run", f, "-q", "--out", (dir_ / "late").string(), "--set",
+                      "clock.mode=realtime", "--set", "duration=0.3s", "--set",
+                      "clock.dilation=1e-9", "--set", "workload.entities=16"});
+  EXPECT_EQ(late.code, 0) << late.output;
+  EXPECT_CONTAINS(late.output, "satemu: warning: real time: no event ran in the 3e-10 s");
+  auto behind = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml", "-q",
+                        "--out", (dir_ / "behind").string(), "--set", "clock.mode=realtime",
+                        "--set", "duration=1s", "--set", "clock.dilation=1e-6"});
+  EXPECT_EQ(behind.code, 0) << behind.output;
+  EXPECT_CONTAINS(behind.output, "satemu: warning: real time: the host fell behind (median lateness");
+  // Nor can it wait longer than nanoseconds hold.
+  auto far = satemu({"validate", f, "--set", "clock.mode=realtime", "--set",
+                     "clock.dilation=1e12"});
+  EXPECT_EQ(far.code, 2) << far.output;
+  EXPECT_CONTAINS(far.output, "clock.dilation: duration x dilation is");
 }
 
 } // namespace
