@@ -119,6 +119,7 @@ void mesh_workload::register_kind() {
       key_spec::dur("latency_max", "10ms", "Largest edge latency (>= latency_min).").above(0),
       key_spec::real("rate", "10", "Messages each entity creates per emulated second (Poisson).")
         .at_least(0)
+        .at_most(1e6)
         .with_unit_hint("1/s"),
       key_spec::size("payload", "256B", "Body size of each message.").at_most(64.0 * 1024 * 1024),
     });
@@ -140,6 +141,13 @@ absl::StatusOr<mesh_config> mesh_workload::config_from(const runtime::scenario& 
   c.payload_bytes = s.get_data_size("workload.payload").bytes;
   if (s.get_int("workload.entities") > std::numeric_limits<std::uint32_t>::max() / 2)
     return absl::InvalidArgumentError("workload.entities: too many entities");
+  // Keys of the other graphs are refused rather than ignored.
+  if (topo != "torus" && s.departs_from_default("workload.width"))
+    return absl::InvalidArgumentError(
+      absl::StrCat("workload.width: only used with topology torus (the topology is ", topo, ")"));
+  if (topo != "random_regular" && s.departs_from_default("workload.degree"))
+    return absl::InvalidArgumentError(absl::StrCat(
+      "workload.degree: only used with topology random_regular (the topology is ", topo, ")"));
   return c;
 }
 

@@ -19,4 +19,17 @@ inline CLI::Validator non_negative_integer() {
     "");
 }
 
+/// A thread count: a whole number from 0 (one per core) to 1024.
+inline CLI::Validator thread_count() {
+  return CLI::Validator(
+    [](std::string& text) -> std::string {
+      const bool digits =
+        !text.empty() && text.size() <= 5 && text.find_first_not_of("0123456789") == std::string::npos;
+      return digits && std::stoi(text) <= 1024
+               ? std::string()
+               : "expected a thread count from 0 (one per core) to 1024, got '" + text + "'";
+    },
+    "");
+}
+
 } // namespace satemu::cli

@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   run->add_option("file", ra.file, "Scenario file (YAML)")->required();
   run->add_option("--threads", ra.threads,
                   "CAF scheduler threads (default: the scenario's `threads`, 0 = one per core)")
-    ->check(non_negative_integer());
+    ->check(thread_count());
   run->add_option("--seed", ra.seed, "Seed of every random stream (default: the scenario's `seed`)")
     ->check(non_negative_integer());
   run->add_option("--out", ra.out, "Output directory (default: the scenario's output.dir, else out/<name>)");

@@ -57,7 +57,7 @@ CLI::App* add_worker_subcommand(CLI::App& app, worker_args& args) {
   w->add_option("--secret-file", args.secret_file,
                 "File holding the run's shared secret (required; one trailing newline ignored)");
   w->add_option("--threads", args.threads, "CAF scheduler threads (default: one per core)")
-    ->check(non_negative_integer());
+    ->check(thread_count());
   w->add_option("--tls-cert", args.tls_cert,
                 "This worker's TLS certificate (PEM); with --tls-key and --tls-ca, accept only "
                 "mutual-TLS connections");

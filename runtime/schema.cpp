@@ -51,7 +51,7 @@ key_spec make_base() {
                               "realtime only: wall seconds per emulated second")
                    .above(0)}),
           key_spec::dur("duration", "", "Emulated time to run").mandatory().above(0),
-          key_spec::integer("threads", "0", "Worker threads; 0 = all cores").at_least(0),
+          key_spec::integer("threads", "0", "Worker threads; 0 = all cores").at_least(0).at_most(1024),
           key_spec::map(
               "output", "Where and what the run writes",
               {key_spec::text("dir", "''", "Output directory; empty means out/<name>"),

@@ -210,7 +210,7 @@ TEST_F(scenario_test, out_of_range_values) {
   expect_error("name: x\nduration: 1s\nworkload:\n  kind: test_kind\n  tilt: 100deg\n",
                {"inline.yaml:5:9: workload.tilt: expected an angle in [0deg, 90deg], got '100deg'"});
   expect_error("name: x\nthreads: -2\nduration: 1s\nworkload: {kind: test_kind}\n",
-               {"inline.yaml:2:10: threads: expected a non-negative integer, got '-2'"});
+               {"inline.yaml:2:10: threads: expected an integer in [0, 1024], got '-2'"});
   expect_error("name: x\nduration: 1s\noutput: {progress: sometimes}\nworkload: {kind: test_kind}\n",
                {"inline.yaml:3:20: output.progress: expected one of auto, on, off; got 'sometimes'"});
 }
