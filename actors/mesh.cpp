@@ -175,7 +175,8 @@ nlohmann::json mesh_workload::metrics(const runtime::run_result& r) const {
   j["delivered_per_wall_second"] =
     r.wall_seconds > 0 ? static_cast<double>(delivered) / r.wall_seconds : 0.0;
   j["latency_ms"] = milliseconds_summary(latency);
-  j["hops"] = {{"mean", hops.mean()}, {"max", hops.max()}};
+  j["hops"] = hops.count() == 0 ? nlohmann::json(nullptr)
+                                : nlohmann::json{{"mean", hops.mean()}, {"max", hops.max()}};
   return j;
 }
 

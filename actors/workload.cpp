@@ -30,6 +30,8 @@ std::map<std::string, std::string> workload::files(const runtime::run_result&) c
 }
 
 nlohmann::json milliseconds_summary(const runtime::histogram& h) {
+  if (h.count() == 0)
+    return nullptr; // nothing measured: no minimum of 0
   auto ms = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-6; };
   return {{"mean", h.mean() * 1e-6}, {"p50", ms(h.quantile(0.5))}, {"p90", ms(h.quantile(0.9))},
           {"p99", ms(h.quantile(0.99))}, {"min", ms(h.min())},        {"max", ms(h.max())}};

@@ -52,7 +52,8 @@ public:
 };
 
 /// {mean, p50, p90, p99, min, max} of a histogram of nanoseconds, in
-/// milliseconds: how every workload reports a latency in `metrics`.
+/// milliseconds: how every workload reports a latency in `metrics`; null for
+/// an empty histogram.
 nlohmann::json milliseconds_summary(const runtime::histogram& h);
 
 /// Registers every workload kind's keys with the scenario schema. Call once

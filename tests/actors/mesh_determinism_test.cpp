@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "actors/workload.hpp"
+#include "nlohmann/json.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/scenario.hpp"
 
@@ -49,6 +50,27 @@ TEST(MeshDeterminism, TenThousandEntitiesSameFingerprintWithOneAndTwoThreads) {
   EXPECT_EQ(two.fingerprint, again.fingerprint);
   const auto other_seed = run_mesh_10k(2, 2);
   EXPECT_NE(one.fingerprint, other_seed.fingerprint);
+}
+
+// A run too short for any message to arrive (edges take 1 ms at least) has
+// no latencies: null, not a minimum of 0.
+TEST(MeshMetrics, NothingDeliveredMeansNullLatencies) {
+  register_workloads();
+  auto sc = runtime::load_scenario_file(std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml",
+                                        {"duration=500us", "workload.rate=10000"});
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  auto w = make_workload(*sc);
+  ASSERT_TRUE(w.ok()) << w.status();
+  runtime::run_options o;
+  o.end = runtime::vtime::zero() + sc->get_duration("duration");
+  o.lookahead = (*w)->lookahead();
+  o.threads = 1;
+  const auto r = runtime::run((*w)->entities(), o);
+  const auto m = (*w)->metrics(r);
+  EXPECT_GT(m["messages_sent"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(m["messages_delivered"].get<std::uint64_t>(), 0u);
+  EXPECT_TRUE(m["latency_ms"].is_null());
+  EXPECT_TRUE(m["hops"].is_null());
 }
 
 } // namespace
