@@ -143,6 +143,12 @@ std::string replace(std::string text, const std::string& from, const std::string
 // ---------------------------------------------------------------------------
 // Bad input: exit code 2, message naming file, line and key.
 
+// Expects bad input: exit code 2 and a message holding `part`.
+void expect_refused(const proc_result& r, const std::string& part) {
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, part);
+}
+
 // Expects exit code 2 and a message with `file:LINE:` and every one of `parts`.
 void expect_bad_file(const proc_result& r, const std::string& file, int line,
                      std::initializer_list<std::string> parts) {
@@ -268,9 +274,7 @@ TEST_F(cli_test, unknown_flag_is_bad_input) {
                                   : "expected a thread count from 0 (one per core) to 1024, got '-1'");
   }
   // Nor may a thread count exceed 1024 (30,000 threads had run out of memory).
-  auto many = satemu({"run", f, "--threads", "30000"});
-  EXPECT_EQ(many.code, 2) << many.output;
-  EXPECT_CONTAINS(many.output, "to 1024, got '30000'");
+  expect_refused(satemu({"run", f, "--threads", "30000"}), "to 1024, got '30000'");
 }
 
 TEST_F(cli_test, set_without_equals_is_bad_input) {
@@ -299,17 +303,14 @@ TEST_F(cli_test, set_with_bad_value_names_set) {
   EXPECT_CONTAINS(r.output, "--set");
   EXPECT_CONTAINS(r.output, "workload.rate");
   // A rate no window could hold (the run had hung, growing its memory).
-  auto huge = satemu({"validate", f, "--set", "workload.rate=1e300"});
-  EXPECT_EQ(huge.code, 2) << huge.output;
-  EXPECT_CONTAINS(huge.output, "workload.rate: expected a real number in [0, 1000000]");
+  expect_refused(satemu({"validate", f, "--set", "workload.rate=1e300"}),
+                 "workload.rate: expected a real number in [0, 1000000]");
   // Keys of another graph are refused, not ignored.
-  auto width = satemu({"validate", f, "--set", "workload.topology=ring", "--set",
-                       "workload.width=7"});
-  EXPECT_EQ(width.code, 2) << width.output;
-  EXPECT_CONTAINS(width.output, "workload.width: only used with topology torus");
-  auto degree = satemu({"validate", f, "--set", "workload.degree=3"});
-  EXPECT_EQ(degree.code, 2) << degree.output;
-  EXPECT_CONTAINS(degree.output, "workload.degree: only used with topology random_regular");
+  expect_refused(
+    satemu({"validate", f, "--set", "workload.topology=ring", "--set", "workload.width=7"}),
+    "workload.width: only used with topology torus");
+  expect_refused(satemu({"validate", f, "--set", "workload.degree=3"}),
+                 "workload.degree: only used with topology random_regular");
 }
 
 // ---------------------------------------------------------------------------
@@ -716,10 +717,9 @@ TEST_F(cli_test, realtime_run_reports_lateness) {
   EXPECT_EQ(late.code, 0) << late.output;
   EXPECT_CONTAINS(late.output, "satemu: warning: real time: ");
   // Nor can it wait longer than nanoseconds hold.
-  auto far = satemu({"validate", f, "--set", "clock.mode=realtime", "--set",
-                     "clock.dilation=1e12"});
-  EXPECT_EQ(far.code, 2) << far.output;
-  EXPECT_CONTAINS(far.output, "clock.dilation: duration x dilation is");
+  expect_refused(
+    satemu({"validate", f, "--set", "clock.mode=realtime", "--set", "clock.dilation=1e12"}),
+    "clock.dilation: duration x dilation is");
 }
 
 } // namespace
@@ -891,12 +891,10 @@ TEST_F(cli_test, compute_section_with_good_names_and_weights_validates) {
   EXPECT_CONTAINS(m.output, "compute: workload kind 'mesh' runs no model");
   EXPECT_CONTAINS(m.output, mesh + ":" + std::to_string(line_of(text, "compute:")));
   // So does the mesh with the space segment's sections.
-  for (const std::string section : {"constellation", "ground"}) {
-    auto q = satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml",
-                     "--set", section + "={}"});
-    EXPECT_EQ(q.code, 2) << q.output;
-    EXPECT_CONTAINS(q.output, section + ": workload kind 'mesh' runs on its own graph");
-  }
+  for (const std::string section : {"constellation", "ground"})
+    expect_refused(satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml",
+                           "--set", section + "={}"}),
+                   section + ": workload kind 'mesh' runs on its own graph");
 }
 
 TEST_F(cli_test, unknown_model_or_device_names_file_line_and_key) {
