@@ -1,20 +1,31 @@
 // Validators shared by the subcommands' flags (CLI11).
 #pragma once
 
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <string>
 
 #include "CLI/CLI.hpp"
 
 namespace satemu::cli {
 
-/// A whole number of at least 0, checked as text: an unsigned option would
-/// read "-1" as 2^64 - 1.
+/// `text` as a whole number of at least 0 and at most `max`, or nullopt:
+/// checked as text, since an unsigned option would read "-1" as 2^64 - 1.
+inline std::optional<std::uint64_t> whole_number(const std::string& text, std::uint64_t max) {
+  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  const std::uint64_t v = std::stoull(text);
+  return v <= max ? std::optional(v) : std::nullopt;
+}
+
+/// A whole number of at least 0.
 inline CLI::Validator non_negative_integer() {
   return CLI::Validator(
     [](std::string& text) -> std::string {
-      const bool digits =
-        !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-      return digits ? std::string() : "expected a whole number of at least 0, got '" + text + "'";
+      return whole_number(text, std::numeric_limits<std::uint64_t>::max())
+               ? std::string()
+               : "expected a whole number of at least 0, got '" + text + "'";
     },
     "");
 }
@@ -23,9 +34,7 @@ inline CLI::Validator non_negative_integer() {
 inline CLI::Validator thread_count() {
   return CLI::Validator(
     [](std::string& text) -> std::string {
-      const bool digits =
-        !text.empty() && text.size() <= 5 && text.find_first_not_of("0123456789") == std::string::npos;
-      return digits && std::stoi(text) <= 1024
+      return whole_number(text, 1024)
                ? std::string()
                : "expected a thread count from 0 (one per core) to 1024, got '" + text + "'";
     },
