@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -234,6 +235,16 @@ std::string openssl_errors() {
   return out.empty() ? std::string("no details from OpenSSL") : out;
 }
 
+/// An ASN.1 time as OpenSSL prints it ("Jan  1 00:00:00 2021 GMT").
+std::string asn1_time_text(const ASN1_TIME* t) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+  if (!out || ASN1_TIME_print(out.get(), t) != 1)
+    return "an unreadable time";
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(out.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
 /// An encrypted key would make OpenSSL ask for its passphrase on the
 /// terminal, inside CAF's middleman: refuse it here instead.
 int refuse_passphrase(char*, int, int, void*) {
@@ -269,6 +280,18 @@ absl::Status check_tls_files(const tls_options& tls) {
     return absl::InvalidArgumentError(absl::StrCat("--tls-cert ", in_quotes(tls.cert),
                                                    ": not a PEM certificate (", openssl_errors(),
                                                    ")"));
+  // Out of its validity the peer refuses it, and the handshake says only
+  // that it failed: say why here.
+  if (const X509* cert = SSL_CTX_get0_certificate(ctx.get()); cert != nullptr) {
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+      return absl::InvalidArgumentError(absl::StrCat("--tls-cert ", in_quotes(tls.cert),
+                                                     ": the certificate expired on ",
+                                                     asn1_time_text(X509_get0_notAfter(cert))));
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
+      return absl::InvalidArgumentError(absl::StrCat("--tls-cert ", in_quotes(tls.cert),
+                                                     ": the certificate is not valid before ",
+                                                     asn1_time_text(X509_get0_notBefore(cert))));
+  }
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(nullptr, EVP_PKEY_free);
   if (std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_file(tls.key.c_str(), "r"), BIO_free); in)
     key.reset(PEM_read_bio_PrivateKey(in.get(), nullptr, refuse_passphrase, nullptr));

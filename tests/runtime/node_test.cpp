@@ -771,6 +771,17 @@ TEST_F(node_tls, bad_files_are_named) {
   st = check_tls_files(t);
   EXPECT_TRUE(contains(st, "--tls-ca") && contains(st, "no PEM CA certificate")) << st;
 
+  // Out of its validity the peer would refuse it, saying only that the
+  // handshake failed.
+  t = worker_tls();
+  t.cert = certs_.expired_cert;
+  t.key = certs_.expired_key;
+  st = check_tls_files(t);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_TRUE(contains(st, "--tls-cert") &&
+              contains(st, "the certificate expired on Jan  1 00:00:00 2021 GMT"))
+    << st;
+
   // An encrypted key would make OpenSSL prompt on the terminal.
   const auto enc = (dir_ / "enc.key").string();
   ASSERT_EQ(std::system(("openssl pkey -in '" + certs_.worker_key + "' -aes128 -passout pass:x -out '" +
