@@ -75,7 +75,8 @@ std::int64_t monotonic_ns() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-extern "C" void on_sigint(int) {
+// SIGINT (Ctrl-C) and SIGTERM (timeout, batch systems) alike.
+extern "C" void on_stop_signal(int sig) {
   const std::int64_t now = monotonic_ns();
   if (!g_stop.exchange(true)) {
     g_stop_ns.store(now);
@@ -89,8 +90,8 @@ extern "C" void on_sigint(int) {
   // window that does not end). One sooner is the same stop delivered twice
   // (`timeout -s INT` signals the process and its process group).
   if (now - g_stop_ns.load() >= 1'000'000'000) {
-    std::signal(SIGINT, SIG_DFL);
-    std::raise(SIGINT);
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
   }
 }
 
@@ -397,10 +398,14 @@ int run_command(const run_args& a) {
                  dir.c_str());
 
   g_stop.store(false);
-  struct restore_sigint {
-    void (*previous)(int);
-    ~restore_sigint() { std::signal(SIGINT, previous); }
-  } restore{std::signal(SIGINT, on_sigint)};
+  struct restore_signals {
+    void (*int_before)(int);
+    void (*term_before)(int);
+    ~restore_signals() {
+      std::signal(SIGINT, int_before);
+      std::signal(SIGTERM, term_before);
+    }
+  } restore{std::signal(SIGINT, on_stop_signal), std::signal(SIGTERM, on_stop_signal)};
   runtime::run_result r;
   std::optional<distributed_outcome> dist;
   if (setup) {
@@ -411,6 +416,7 @@ int run_command(const run_args& a) {
   }
   // The outputs are what the run leaves: writing them is not interrupted.
   std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
   progress.finish();
 
   if (dist && !dist->failure.ok()) {

@@ -645,6 +645,34 @@ workload:
                                              "scenario.resolved.yaml", "summary.json"}));
 }
 
+// SIGTERM (timeout, batch systems) stops a run as Ctrl-C does: partial
+// outputs and exit 130 (it had killed the run with no outputs).
+TEST_F(cli_test, sigterm_leaves_partial_outputs_and_exits_130) {
+  const auto out = dir_ / "term";
+  auto c = spawn_satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml",
+                         "--out", out.string(), "--set", "duration=100000s"},
+                        dir_, dir_ / "term.log");
+  ASSERT_GT(c.pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (read_file(dir_ / "term.log").find("[satemu] quickstart: ") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::seconds(1)); // past the start
+  ASSERT_EQ(kill(c.pid, SIGTERM), 0);
+  int status = 0;
+  const auto stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (waitpid(c.pid, &status, WNOHANG) != c.pid) {
+    if (std::chrono::steady_clock::now() > stop_deadline) {
+      kill(c.pid, SIGKILL);
+      waitpid(c.pid, &status, 0);
+      FAIL() << "run did not stop after SIGTERM:\n" << read_file(dir_ / "term.log");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(decode_status(status), 130) << read_file(dir_ / "term.log");
+  EXPECT_TRUE(fs::exists(out / "summary.partial.json")) << read_file(dir_ / "term.log");
+}
+
 // ---------------------------------------------------------------------------
 // Trace and real time.
 
