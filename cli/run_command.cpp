@@ -213,14 +213,18 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
   // they are unknown (null), not 0.
   const bool known = cr.failure.ok();
   auto figure = [known](auto v) { return known ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  for (const auto& n : cr.nodes)
+  out.result.threads = 0; // the workers' threads, all together
+  for (const auto& n : cr.nodes) {
+    out.result.threads += n.threads;
     out.nodes.push_back({{"address", n.address},
+                         {"threads", n.threads},
                          {"entities", n.entities},
                          {"events", figure(n.events)},
                          {"windows_with_events", figure(n.windows)},
                          {"cross_node_envelopes", figure(n.cross_envelopes)},
                          {"cross_node_bytes", figure(n.cross_bytes)},
                          {"barrier_wait_seconds", figure(n.barrier_wait_seconds)}});
+  }
   out.summary = {{"workers", cr.nodes.size()},
                  {"cross_node_envelopes", cr.cross_envelopes},
                  {"cross_node_bytes", cr.cross_bytes}};
@@ -466,10 +470,12 @@ int run_command(const run_args& a) {
   j["windows"] = r.windows;
   if (r.compute_requests > 0)
     j["compute"] = {{"requests", r.compute_requests}, {"batches", r.compute_batches}};
+  // Measured where the entities are spawned: on the workers, out of sight.
   j["memory_per_entity_bytes"] =
-    n > 0 && r.rss_after_spawn_bytes > r.rss_before_spawn_bytes
-      ? static_cast<double>(r.rss_after_spawn_bytes - r.rss_before_spawn_bytes) / n
-      : 0.0;
+    dist ? nlohmann::json(nullptr)
+    : n > 0 && r.rss_after_spawn_bytes > r.rss_before_spawn_bytes
+      ? nlohmann::json(static_cast<double>(r.rss_after_spawn_bytes - r.rss_before_spawn_bytes) / n)
+      : nlohmann::json(0.0);
   if (opts.mode == runtime::clock_mode::real_time) {
     j["dilation"] = opts.dilation;
     j["lateness_ns"] = percentiles_ns(r.lateness_ns);

@@ -157,6 +157,7 @@ private:
       }
       log(absl::StrCat("connected to worker ", addr.to_string(), " (", link->worker_software(),
                        ", ", link->worker_threads(), " threads)"));
+      out_.nodes[links_.size()].threads = link->worker_threads();
       links_.push_back(std::move(*link));
     }
     return absl::OkStatus();

@@ -111,6 +111,8 @@ struct coordinator_options {
 /// What one node did.
 struct node_figures {
   std::string address;
+  /// The worker's CAF scheduler threads.
+  std::uint32_t threads = 0;
   std::uint64_t entities = 0;
   std::uint64_t events = 0;
   /// Windows in which the node had events.

@@ -212,6 +212,12 @@ protected:
     }
     EXPECT_EQ(hosted, b["entities"].get<std::uint64_t>());
     EXPECT_EQ(events, b["events"].get<std::uint64_t>());
+    // The workers' threads (one each here), not the coordinator's none; the
+    // memory per entity is the workers' to measure.
+    for (const auto& node : b["nodes"])
+      EXPECT_EQ(node["threads"].get<std::uint64_t>(), 1u);
+    EXPECT_EQ(b["threads"].get<std::uint64_t>(), static_cast<std::uint64_t>(n));
+    EXPECT_TRUE(b["memory_per_entity_bytes"].is_null());
     return b;
   }
 
