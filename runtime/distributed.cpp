@@ -219,7 +219,8 @@ private:
           "worker ", opts_.workers[k].to_string(), " built ", r->total,
           " entities with lookahead ", r->lookahead_ns, " ns from the scenario; this coordinator has ",
           opts_.node_of.size(), " and ", opts_.lookahead.ns(),
-          " ns (are they running the same satemu build?)"));
+          " ns (does the worker see the same files the scenario names, such as a TLE file, at "
+          "the same paths?)"));
       out_.nodes[k].entities = r->entities;
     }
     return absl::OkStatus();
