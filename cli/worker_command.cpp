@@ -125,6 +125,7 @@ int worker_command(const worker_args& a) {
     if (g_worker_stop.load()) {
       std::signal(SIGINT, old_int);
       std::signal(SIGTERM, old_term);
+      worker->stop("the worker was interrupted (SIGINT or SIGTERM)");
       std::fprintf(stderr, "[satemu worker] interrupted\n");
       return exit_interrupted;
     }

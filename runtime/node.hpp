@@ -345,6 +345,10 @@ public:
   /// lets any peer send it an exit message). DeadlineExceeded: still running.
   absl::Status wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
+  /// Ends the worker (e.g. on SIGTERM), telling a coordinator in session why:
+  /// it fails its run naming the worker and `reason`.
+  void stop(std::string reason);
+
   struct impl;
 
 private:

@@ -45,6 +45,9 @@ struct run_slot {
   std::mutex mu;
   std::unique_ptr<detail::worker_run> run;
   std::deque<std::string> outbound;
+  /// Why the worker's owner stops it (worker_node::stop); the gate tells its
+  /// coordinator as it exits.
+  std::string stopping;
 
   void reset() {
     std::unique_ptr<detail::worker_run> r;
@@ -107,6 +110,20 @@ public:
 
   caf::behavior make_behavior() override {
     set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
+    // Exit messages end the gate as by default; one that worker_node::stop
+    // sent first tells the coordinator why, which would otherwise see the run
+    // vanish under its next grant.
+    set_exit_handler([this](caf::exit_msg& x) {
+      std::string why;
+      {
+        std::lock_guard<std::mutex> guard(slot_->mu);
+        why = slot_->stopping;
+      }
+      if (!why.empty() && session_)
+        if (auto it = peers_.find(*session_); it != peers_.end())
+          reply_sealed(it->second, protocol::node_abort{why});
+      quit(x.reason);
+    });
     set_default_handler([this](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
       // Name the types only: printing untrusted content could be huge.
       std::string types;
@@ -369,8 +386,10 @@ private:
   void grant_run(peer& p, protocol::node_grant& g) {
     std::lock_guard<std::mutex> guard(slot_->mu);
     if (!slot_->run) {
-      reply_sealed(p, protocol::node_error{protocol::node_error_code::unexpected_frame,
-                                           "a grant before any setup"});
+      // A worker being stopped has ended its run: its abort says why.
+      if (slot_->stopping.empty())
+        reply_sealed(p, protocol::node_error{protocol::node_error_code::unexpected_frame,
+                                             "a grant before any setup"});
       return;
     }
     slot_->run->grant(std::move(g));
@@ -528,6 +547,15 @@ absl::StatusOr<worker_node> worker_node::start(worker_options opts) {
                                                detail::render(*s.sys, port.error())));
   p->bound = node_address{opts.listen.host, *port};
   return worker_node(std::move(p));
+}
+
+void worker_node::stop(std::string reason) {
+  {
+    std::lock_guard<std::mutex> guard(impl_->slot->mu);
+    impl_->slot->stopping = std::move(reason);
+  }
+  if (impl_->gate)
+    caf::anon_send_exit(impl_->gate, caf::exit_reason::user_shutdown);
 }
 
 absl::Status worker_node::wait(std::optional<std::chrono::milliseconds> timeout) {

@@ -255,6 +255,9 @@ protected:
     EXPECT_LT(took, 10.0);
     EXPECT_NE(text.find(workers_[1].address), std::string::npos) << text;
     EXPECT_NE(text.find("PARTIAL"), std::string::npos) << text;
+    // A stopped worker says so (or is seen going down), never as a fault of
+    // the protocol (a grant that found its run gone).
+    EXPECT_EQ(text.find("rejected a frame"), std::string::npos) << text;
     EXPECT_FALSE(fs::exists(out / "summary.json"));
     ASSERT_TRUE(fs::exists(out / "summary.partial.json"));
     const auto j = nlohmann::json::parse(read_file(out / "summary.partial.json"));
@@ -344,6 +347,11 @@ TEST_F(distributed_test, shell_1000_ping_over_three_workers_is_the_single_proces
 
 TEST_F(distributed_test, a_killed_worker_fails_the_run_within_10s_naming_it) {
   worker_fault_fails_the_run(SIGKILL);
+}
+
+TEST_F(distributed_test, an_interrupted_worker_fails_the_run_within_10s_naming_it) {
+  // SIGTERM: the worker tells its coordinator it was interrupted, then exits.
+  worker_fault_fails_the_run(SIGTERM);
 }
 
 TEST_F(distributed_test, a_stopped_worker_fails_the_run_within_10s_naming_it) {
