@@ -440,14 +440,17 @@ int run_command(const run_args& a) {
       st = out->write("summary.json", j.dump(2) + "\n");
     if (st.ok())
       st = out->commit(false);
-    std::fprintf(stderr, "satemu: error: %s\n", std::string(dist->failure.message()).c_str());
+    // Ctrl-C while the workers set up is an interruption, not a node's fault.
+    const bool interrupted = absl::IsCancelled(dist->failure);
+    if (!interrupted)
+      std::fprintf(stderr, "satemu: error: %s\n", std::string(dist->failure.message()).c_str());
     std::fprintf(stderr,
-                 "[satemu] distributed run failed at emulated %.3fs: outputs in %s are PARTIAL "
+                 "[satemu] distributed run %s at emulated %.3fs: outputs in %s are PARTIAL "
                  "(summary.partial.json)\n",
-                 r.reached.seconds(), dir.c_str());
+                 interrupted ? "interrupted" : "failed", r.reached.seconds(), dir.c_str());
     if (!st.ok())
       std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
-    return exit_node_failed;
+    return interrupted ? exit_interrupted : exit_node_failed;
   }
 
   const bool complete = !r.interrupted;

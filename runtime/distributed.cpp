@@ -147,8 +147,15 @@ private:
     for (const auto& addr : opts_.workers) {
       auto link = worker_link::connect(addr, opts_.secret, opts_.connect_timeout, system_);
       if (!link.ok())
-        return absl::Status(link.status().code(),
-                            absl::StrCat("worker ", addr.to_string(), ": ", link.status().message()));
+        return absl::Status(
+          link.status().code(),
+          absl::StrCat("worker ", addr.to_string(), ": ", link.status().message(),
+                       // Connected, then silent: it serves another coordinator (this
+                       // one, when the worker is listed twice under two names).
+                       absl::IsDeadlineExceeded(link.status())
+                         ? " (a worker serves one coordinator at a time: is it busy, or listed "
+                           "twice under two names, such as 127.0.0.1 and localhost?)"
+                         : ""));
       if (!opts_.software.empty() && link->worker_software() != opts_.software) {
         links_.push_back(std::move(*link));
         return absl::FailedPreconditionError(
@@ -184,6 +191,10 @@ private:
       for (auto& l : links_)
         if (auto h = l.health(); !h.ok())
           return h;
+      // Before the first window a stop ends the wait (a worker slow to set up
+      // or listed twice); once windows run, it ends them at a window's end.
+      if (out_.result.windows == 0 && opts_.stop != nullptr && opts_.stop->load())
+        return absl::CancelledError("interrupted before the run started");
       if (clock::now() >= deadline)
         return absl::DeadlineExceededError(
           absl::StrCat("worker ", opts_.workers[k].to_string(), " did not answer in time"));
