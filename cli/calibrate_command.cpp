@@ -41,7 +41,7 @@ int calibrate_command(const calibrate_args& a) {
       return report_error(st);
   if (a.backend == "auto")
     std::fprintf(stderr, "%s\n", gpu::resolve_auto_backend().line().c_str());
-  const int threads = a.threads > 0 ? a.threads : runtime::host_cores();
+  const int threads = runtime::threads_or_cores(a.threads);
   auto b = gpu::make_backend(a.backend, threads);
   if (!b.ok())
     return report_error(b.status());

@@ -64,9 +64,7 @@ void register_compute_section() {
 }
 
 int compute_config::resolved_cpu_threads() const {
-  if (cpu_threads > 0)
-    return cpu_threads;
-  return runtime::host_cores();
+  return runtime::threads_or_cores(cpu_threads);
 }
 
 absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {

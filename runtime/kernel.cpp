@@ -790,10 +790,6 @@ private:
   bool interrupted_ = false;
 };
 
-std::size_t resolve_threads(std::size_t requested) {
-  return requested != 0 ? requested : static_cast<std::size_t>(host_cores());
-}
-
 } // namespace
 
 std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& entities) {
@@ -808,7 +804,8 @@ std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& e
 }
 
 run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts) {
-  const auto threads = resolve_threads(opts.threads);
+  const auto threads =
+    static_cast<std::size_t>(threads_or_cores(static_cast<std::int64_t>(opts.threads)));
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", threads);
   cfg.set("logger.verbosity", caf::atom("quiet"));

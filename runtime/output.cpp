@@ -189,4 +189,8 @@ std::uint64_t largest_cache_bytes() {
 
 int host_cores() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
+int threads_or_cores(std::int64_t requested) {
+  return requested > 0 ? static_cast<int>(requested) : host_cores();
+}
+
 } // namespace satemu::runtime

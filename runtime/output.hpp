@@ -61,4 +61,8 @@ std::uint64_t largest_cache_bytes();
 /// at least 1: what a thread count of 0 ("one per core") stands for.
 int host_cores();
 
+/// `requested`, or host_cores() for 0: the "0 = one per core" of every
+/// thread count (scenario, run, worker, compute, calibrate).
+int threads_or_cores(std::int64_t requested);
+
 } // namespace satemu::runtime

@@ -29,9 +29,8 @@ std::size_t node_system::threads() const noexcept {
 
 absl::StatusOr<std::shared_ptr<node_system>> node_system::start(const node_options& opts) {
   auto p = std::make_unique<impl>();
-  auto threads = opts.threads;
-  if (threads == 0)
-    threads = static_cast<decltype(threads)>(host_cores());
+  const auto threads = static_cast<decltype(opts.threads)>(
+    threads_or_cores(static_cast<std::int64_t>(opts.threads)));
   p->threads = threads;
   auto& cfg = p->cfg;
   cfg.set("scheduler.max-threads", threads);
