@@ -145,7 +145,10 @@ private:
       return sys.status();
     system_ = std::move(*sys);
     for (const auto& addr : opts_.workers) {
-      auto link = worker_link::connect(addr, opts_.secret, opts_.connect_timeout, system_);
+      auto link =
+        worker_link::connect(addr, opts_.secret, opts_.connect_timeout, system_, opts_.stop);
+      if (absl::IsCancelled(link.status()))
+        return absl::CancelledError("interrupted before the run started");
       if (!link.ok())
         return absl::Status(
           link.status().code(),

@@ -560,16 +560,18 @@ absl::StatusOr<worker_link> worker_link::open(const node_address& addr, millisec
 
 absl::StatusOr<worker_link> worker_link::connect(const node_address& addr, const std::string& secret,
                                                  milliseconds timeout,
-                                                 std::shared_ptr<node_system> system) {
+                                                 std::shared_ptr<node_system> system,
+                                                 const std::atomic<bool>* stop) {
   auto link = open(addr, timeout, std::move(system));
   if (!link.ok())
     return link.status();
-  if (auto st = link->authenticate(secret, timeout); !st.ok())
+  if (auto st = link->authenticate(secret, timeout, stop); !st.ok())
     return st;
   return link;
 }
 
-absl::Status worker_link::authenticate(const std::string& secret, milliseconds timeout) {
+absl::Status worker_link::authenticate(const std::string& secret, milliseconds timeout,
+                                       const std::atomic<bool>* stop) {
   auto& p = *impl_;
   if (p.authenticated)
     return absl::OkStatus();
@@ -581,7 +583,15 @@ absl::Status worker_link::authenticate(const std::string& secret, milliseconds t
     return st;
   };
   auto expect = [&](std::string_view step) -> absl::StatusOr<protocol::node_message> {
-    auto m = p.receive_until(deadline);
+    // In slices, so that a stop is seen while a silent worker is awaited.
+    auto m = p.receive_until(stop ? std::min(deadline, clock::now() + milliseconds(100)) : deadline);
+    while (stop && !m.ok() && absl::IsDeadlineExceeded(m.status()) && clock::now() < deadline) {
+      if (stop->load())
+        return absl::CancelledError(absl::StrCat(
+          "interrupted while waiting for ", p.name, " to answer the ",
+          absl::string_view(step.data(), step.size())));
+      m = p.receive_until(std::min(deadline, clock::now() + milliseconds(100)));
+    }
     if (!m.ok()) {
       if (absl::IsDeadlineExceeded(m.status()))
         return absl::DeadlineExceededError(absl::StrCat(

@@ -99,6 +99,7 @@
 
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -215,10 +216,11 @@ public:
 
   /// Connects to the worker at `addr` and runs the handshake with `secret`
   /// (`open` + `authenticate`); at most `timeout` for each. `system` = null
-  /// starts a private one (2 threads).
+  /// starts a private one (2 threads). `stop` as for `authenticate`.
   static absl::StatusOr<worker_link> connect(const node_address& addr, const std::string& secret,
                                              milliseconds timeout,
-                                             std::shared_ptr<node_system> system = nullptr);
+                                             std::shared_ptr<node_system> system = nullptr,
+                                             const std::atomic<bool>* stop = nullptr);
 
   /// Connects without authenticating. The worker accepts nothing but a
   /// hello on such a link; useful for tests and tools.
@@ -227,9 +229,10 @@ public:
 
   /// Runs the handshake. PermissionDenied when the worker refuses (its
   /// reason included) or cannot prove it knows the secret; Unavailable when
-  /// it goes away; DeadlineExceeded after `timeout`. On failure the link is
-  /// closed.
-  absl::Status authenticate(const std::string& secret, milliseconds timeout);
+  /// it goes away; DeadlineExceeded after `timeout`; Cancelled within 100 ms
+  /// of `stop` (when given) turning true. On failure the link is closed.
+  absl::Status authenticate(const std::string& secret, milliseconds timeout,
+                            const std::atomic<bool>* stop = nullptr);
 
   worker_link(worker_link&&) noexcept;
   worker_link& operator=(worker_link&&) noexcept;

@@ -3,7 +3,8 @@
 // fingerprint, metrics and files; a worker killed in the middle of a run
 // fails the coordinator within 10 s naming it, with partial outputs; a
 // coordinator with the wrong secret is refused and the worker then serves
-// the right one; flag errors exit 2. The same over mutual TLS: the mesh
+// the right one; Ctrl-C while a worker listed twice stays silent ends the
+// run at once; flag errors exit 2. The same over mutual TLS: the mesh
 // quickstart gives the single-process fingerprint, and a coordinator without
 // TLS or with another CA's certificate fails naming the worker, which then
 // serves a correct one. Ports are chosen by the OS and every wait has a
@@ -375,6 +376,36 @@ TEST_F(distributed_test, a_wrong_secret_is_refused_and_the_worker_then_serves_th
   EXPECT_TRUE(fs::exists(dir_ / "r" / "summary.json"));
   EXPECT_EQ(reap(workers_[0], 20s), 0);
   EXPECT_NE(read_file(workers_[0].log).find("authentication failed (wrong secret)"), std::string::npos);
+}
+
+TEST_F(distributed_test, ctrl_c_while_a_worker_listed_twice_stays_silent_exits_130_at_once) {
+  // The second name reaches the worker already serving this coordinator: it
+  // never answers the hello. Ctrl-C must not wait out the handshake (10 s).
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  const auto port = workers_[0].address.substr(workers_[0].address.rfind(':') + 1);
+  const auto out = dir_ / "out";
+  const auto log = dir_ / "coordinator.log";
+  const pid_t pid = satemu::testing::spawn_satemu(
+    {"run", scenario("quickstart.yaml"), "--out", out.string(), "--workers",
+     workers_[0].address + ",localhost:" + port, "--secret-file", secret_file_},
+    {}, log);
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (read_file(log).find("connected to worker") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(wait_exit(pid, 0ms), -1) << read_file(log);
+  kill(pid, SIGINT);
+  const int code = wait_exit(pid, 3s);
+  if (code < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  const auto text = read_file(log);
+  EXPECT_EQ(code, 130) << text;
+  EXPECT_NE(text.find("interrupted before the run started"), std::string::npos) << text;
+  EXPECT_TRUE(fs::exists(out / "summary.partial.json")) << text;
 }
 
 TEST_F(distributed_test, flag_errors_exit_2) {
