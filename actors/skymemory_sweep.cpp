@@ -1,6 +1,7 @@
 // satemu `skymemory` workload, analytic mode: keys, sweeps, tables, plots.
 #include "actors/skymemory_sweep.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -25,6 +26,13 @@ constexpr sweep_parameter all_parameters[] = {sweep_parameter::kv_size, sweep_pa
 constexpr std::size_t max_sweep_points = 10'000;
 /// Largest grid side: the breadth-first layouts keep a flag per satellite.
 constexpr int max_grid_side = 1'000;
+/// Highest altitude [m], past geostationary orbit's 35,786 km.
+constexpr double max_altitude_m = 100'000e3;
+/// Keys of mode emulated, which the analytic model would ignore.
+constexpr const char* emulated_keys[] = {
+  "strategy", "in_plane",   "block_tokens", "capacity", "prompt_tokens",
+  "sharing",  "headers",    "output_tokens", "interval", "start",
+  "timeout",  "corruption", "cache",        "answer_timeout"};
 
 constexpr double mib = 1024.0 * 1024.0;
 
@@ -34,7 +42,9 @@ key_spec sweep_section(std::string name, std::string what, key_spec values, key_
   return key_spec::map(std::move(name),
                        absl::StrCat("Vary ", what,
                                     ", holding the other parameters at the workload's values: "
-                                    "either `values`, or `from`, `to` and `step` (`to` included)"),
+                                    "either `values`, or `from`, `to` and `step` (from `from` up "
+                                    "by `step` while not past `to`, so `to` is a point when it is "
+                                    "a whole number of steps on); at most 10000 points"),
                        {std::move(values), std::move(from), std::move(to), std::move(step)})
     .optional_section();
 }
@@ -67,34 +77,41 @@ std::string title_noun(sweep_parameter p) {
   return "?";
 }
 
-// The value at `path` in the parameter's base unit: bytes, servers, ns, m.
-double read_value(const runtime::scenario& s, sweep_parameter p, const std::string& path) {
+// A swept value in the parameter's base unit: bytes, servers or ns, which
+// are whole numbers at least 0 and stay exact (kv_size goes past 2^53), or
+// metres.
+struct sweep_value {
+  std::uint64_t whole = 0;
+  double metres = 0;
+};
+
+sweep_value read_value(const runtime::scenario& s, sweep_parameter p, const std::string& path) {
   switch (p) {
     case sweep_parameter::kv_size:
-      return static_cast<double>(s.get_data_size(path).bytes);
+      return {s.get_data_size(path).bytes, 0};
     case sweep_parameter::servers:
-      return static_cast<double>(s.get_int(path));
+      return {static_cast<std::uint64_t>(s.get_int(path)), 0};
     case sweep_parameter::chunk_time:
-      return static_cast<double>(s.get_duration(path).ns());
+      return {static_cast<std::uint64_t>(s.get_duration(path).ns()), 0};
     case sweep_parameter::altitude:
-      return s.get_distance(path).m;
+      return {0, s.get_distance(path).m};
   }
-  return 0;
+  return {};
 }
 
-params with_value(params p, sweep_parameter which, double v) {
+params with_value(params p, sweep_parameter which, sweep_value v) {
   switch (which) {
     case sweep_parameter::kv_size:
-      p.kv_bytes = static_cast<std::uint64_t>(std::llround(v));
+      p.kv_bytes = v.whole;
       break;
     case sweep_parameter::servers:
-      p.servers = static_cast<int>(std::llround(v));
+      p.servers = static_cast<int>(v.whole);
       break;
     case sweep_parameter::chunk_time:
-      p.chunk_time = runtime::duration::from_ns(std::llround(v));
+      p.chunk_time = runtime::duration::from_ns(static_cast<std::int64_t>(v.whole));
       break;
     case sweep_parameter::altitude:
-      p.g.altitude_m = v;
+      p.g.altitude_m = v.metres;
       break;
   }
   return p;
@@ -118,7 +135,7 @@ absl::StatusOr<sweep> read_sweep(const runtime::scenario& s, sweep_parameter p,
   if (values && (from || to || step))
     return absl::InvalidArgumentError(
       absl::StrCat(path, ".values: give either values or from, to and step, not both"));
-  std::vector<std::pair<std::string, double>> points; // (key that gave it, value)
+  std::vector<std::pair<std::string, sweep_value>> points; // (key that gave it, value)
   if (values) {
     for (std::size_t i = 0; i < s.list_size(path + ".values"); ++i) {
       const auto key = absl::StrCat(path, ".values.", i);
@@ -134,18 +151,22 @@ absl::StatusOr<sweep> read_sweep(const runtime::scenario& s, sweep_parameter p,
         path, ": give values, or from, to and step (missing: ", absl::StrJoin(missing, ", "),
         ")"));
     }
-    const double lo = read_value(s, p, path + ".from"), hi = read_value(s, p, path + ".to"),
-                 dx = read_value(s, p, path + ".step");
-    if (hi < lo)
+    const auto lo = read_value(s, p, path + ".from"), hi = read_value(s, p, path + ".to"),
+               dx = read_value(s, p, path + ".step");
+    const bool real = p == sweep_parameter::altitude;
+    if (real ? hi.metres < lo.metres : hi.whole < lo.whole)
       return absl::InvalidArgumentError(
         absl::StrCat(path, ".to: the range ends below workload.sweeps.", to_string(p), ".from"));
     // The tolerance keeps `to` when it is a whole number of steps up to rounding.
-    const double count = std::floor((hi - lo) / dx + 1e-9) + 1;
+    const double count = real ? std::floor((hi.metres - lo.metres) / dx.metres + 1e-9) + 1
+                              : static_cast<double>((hi.whole - lo.whole) / dx.whole) + 1;
     if (count > static_cast<double>(max_sweep_points))
       return absl::InvalidArgumentError(absl::StrCat(path, ".step: the range has ", count,
                                                      " points; at most ", max_sweep_points));
+    // Points of a range are located at the section: no key holds them.
     for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i)
-      points.emplace_back(path + ".to", lo + static_cast<double>(i) * dx);
+      points.emplace_back(path, real ? sweep_value{0, lo.metres + static_cast<double>(i) * dx.metres}
+                                     : sweep_value{lo.whole + i * dx.whole, 0});
   }
   if (points.size() > max_sweep_points)
     return absl::InvalidArgumentError(absl::StrCat(path, ".values: ", points.size(),
@@ -154,7 +175,7 @@ absl::StatusOr<sweep> read_sweep(const runtime::scenario& s, sweep_parameter p,
   sw.parameter = p;
   for (const auto& [key, v] : points) {
     if (p == sweep_parameter::servers)
-      if (auto st = check_servers(base.g, std::llround(v), key); !st.ok())
+      if (auto st = check_servers(base.g, static_cast<std::int64_t>(v.whole), key); !st.ok())
         return st;
     sw.points.push_back(with_value(base, p, v));
   }
@@ -241,16 +262,18 @@ void register_kind() {
       key_spec::integer("sats_per_plane", "15", "N: satellites per plane")
         .at_least(1)
         .at_most(max_grid_side),
-      key_spec::integer("center_plane", "8",
-                        "Plane of the satellite above the user, numbered from 1 (1..planes); 8 "
-                        "is the middle of 15")
+      key_spec::integer("center_plane", "",
+                        "Plane of the satellite above the user, numbered from 1 (1..planes); "
+                        "default: the middle one, (planes + 1) / 2 rounded down (8 of 15)")
         .at_least(1),
-      key_spec::integer("center_satellite", "8",
+      key_spec::integer("center_satellite", "",
                         "Satellite above the user within its plane, numbered from 1 "
-                        "(1..sats_per_plane); 8 is the middle of 15")
+                        "(1..sats_per_plane); default: the middle one, (sats_per_plane + 1) / 2 "
+                        "rounded down")
         .at_least(1),
       key_spec::dist("altitude", "1920km", "h: altitude of the grid above the mean Earth radius")
-        .above(0),
+        .above(0)
+        .at_most(max_altitude_m),
       key_spec::size("kv_size", "21MiB", "KV cache of the prompt").above(0),
       key_spec::size("chunk_size", "12288B", "Chunk size; the cache is cut into "
                                              "ceil(kv_size / chunk_size) chunks")
@@ -279,9 +302,11 @@ void register_kind() {
                         key_spec::dur("to", "", "Last time per chunk").at_least(0),
                         key_spec::dur("step", "", "Step").above(0)),
           sweep_section("altitude", "the altitude",
-                        key_spec::list("values", value_type::distance, "Altitudes").above(0),
-                        key_spec::dist("from", "", "First altitude").above(0),
-                        key_spec::dist("to", "", "Last altitude").above(0),
+                        key_spec::list("values", value_type::distance, "Altitudes")
+                          .above(0)
+                          .at_most(max_altitude_m),
+                        key_spec::dist("from", "", "First altitude").above(0).at_most(max_altitude_m),
+                        key_spec::dist("to", "", "Last altitude").above(0).at_most(max_altitude_m),
                         key_spec::dist("step", "", "Step").above(0)),
         }),
     });
@@ -303,12 +328,34 @@ absl::StatusOr<analytic_config> analytic_config_from(const runtime::scenario& s)
     return absl::InvalidArgumentError(
       "compute: the analytic model takes its figures from the workload section and would ignore "
       "this section (skymemory in mode emulated uses it); remove it");
+  for (const char* section : {"constellation", "ground"})
+    if (s.has(section))
+      return absl::InvalidArgumentError(absl::StrCat(
+        section, ": the analytic model runs on its own grid (workload.planes, "
+                 "workload.sats_per_plane, workload.altitude) and would ignore this section "
+                 "(skymemory in mode emulated uses it); remove it"));
+  for (const char* k : emulated_keys) {
+    const auto key = absl::StrCat("workload.", k);
+    if (s.departs_from_default(key))
+      return absl::InvalidArgumentError(absl::StrCat(
+        key, ": a key of mode emulated (satemu run), which the analytic model would ignore",
+        std::string_view(k) == "strategy" ? "; it evaluates every layout of workload.strategies"
+                                          : ""));
+  }
+  if (s.get_string("clock.mode") != "virtual")
+    return absl::InvalidArgumentError(
+      "clock.mode: the analytic model is evaluated, not run in time; remove the clock section");
+  if (s.get_bool("output.trace"))
+    return absl::InvalidArgumentError(
+      "output.trace: the analytic model sends no messages to trace; remove it");
   analytic_config c;
   grid& g = c.base.g;
   g.planes = static_cast<int>(s.get_int("workload.planes"));
   g.sats_per_plane = static_cast<int>(s.get_int("workload.sats_per_plane"));
-  const auto cp = s.get_int("workload.center_plane");
-  const auto cs = s.get_int("workload.center_satellite");
+  const auto cp = s.has("workload.center_plane") ? s.get_int("workload.center_plane")
+                                                 : (g.planes + 1) / 2;
+  const auto cs = s.has("workload.center_satellite") ? s.get_int("workload.center_satellite")
+                                                     : (g.sats_per_plane + 1) / 2;
   if (cp > g.planes)
     return absl::InvalidArgumentError(absl::StrCat(
       "workload.center_plane: plane ", cp, " is outside the grid (planes are numbered 1..",
@@ -362,16 +409,22 @@ double plot_value(sweep_parameter parameter, const params& p) {
   return 0;
 }
 
-absl::StatusOr<std::vector<sweep_row>> run_sweep(const analytic_config& cfg, const sweep& sw) {
+absl::StatusOr<std::vector<sweep_row>> run_sweep(const analytic_config& cfg, const sweep& sw,
+                                                 const std::function<void()>& on_point) {
   std::vector<sweep_row> rows;
   rows.reserve(sw.points.size() * cfg.strategies.size());
-  for (const auto& point : sw.points)
+  for (const auto& point : sw.points) {
     for (auto st : cfg.strategies) {
       auto r = evaluate(point, st);
       if (!r.ok())
         return r.status();
+      // Freed, not only cleared (`= {}` keeps the capacity).
+      std::vector<server_figures>().swap(r->servers);
       rows.push_back({point, std::move(*r)});
     }
+    if (on_point)
+      on_point();
+  }
   return rows;
 }
 
@@ -402,7 +455,7 @@ std::string sweep_svg(const analytic_config& cfg, const sweep& sw,
         absl::StrAppend(&held, held.empty() ? "" : ", ", absl::StrFormat("%g MiB", v));
         break;
       case sweep_parameter::servers:
-        absl::StrAppend(&held, held.empty() ? "" : ", ", absl::StrFormat("%g servers", v));
+        absl::StrAppend(&held, held.empty() ? "" : ", ", absl::StrFormat("%d servers", b.servers));
         break;
       case sweep_parameter::chunk_time:
         absl::StrAppend(&held, held.empty() ? "" : ", ", absl::StrFormat("%g ms/chunk", v));
@@ -417,13 +470,19 @@ std::string sweep_svg(const analytic_config& cfg, const sweep& sw,
   plot.x_label = axis_label(sw.parameter);
   plot.y_label = "fetch time [s]";
   for (auto st : cfg.strategies) {
+    // Drawn in the order of the swept value, whatever the order of the list.
+    std::vector<std::pair<double, double>> xy;
+    for (const auto& [p, r] : rows)
+      if (r.s == st)
+        xy.emplace_back(plot_value(sw.parameter, p), r.fetch_s);
+    std::stable_sort(xy.begin(), xy.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
     runtime::plot_series series;
     series.label = to_string(st);
-    for (const auto& [p, r] : rows)
-      if (r.s == st) {
-        series.x.push_back(plot_value(sw.parameter, p));
-        series.y.push_back(r.fetch_s);
-      }
+    for (const auto& [x, y] : xy) {
+      series.x.push_back(x);
+      series.y.push_back(y);
+    }
     plot.series.push_back(std::move(series));
   }
   return runtime::render_svg(plot);

@@ -11,6 +11,7 @@
 /// (actors/skymemory_emulated.hpp) and its keys are registered here too.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,15 +59,19 @@ absl::StatusOr<analytic_config> analytic_config_from(const runtime::scenario& s)
 /// servers, ms, km.
 double plot_value(sweep_parameter parameter, const params& p);
 
-/// One row of a sweep: a point and one strategy's result there.
+/// One row of a sweep: a point and one strategy's result there, without
+/// its per-server list (`result.servers` is empty), so that a sweep's memory
+/// does not grow with points x servers.
 struct sweep_row {
   params point;
   fetch_result result;
 };
 
 /// Evaluates every point of `sw` for every strategy of `cfg`: rows point by
-/// point, strategies in the configured order within a point.
-absl::StatusOr<std::vector<sweep_row>> run_sweep(const analytic_config& cfg, const sweep& sw);
+/// point, strategies in the configured order within a point. `on_point`,
+/// when set, is called after each point.
+absl::StatusOr<std::vector<sweep_row>> run_sweep(const analytic_config& cfg, const sweep& sw,
+                                                 const std::function<void()>& on_point = {});
 
 /// The table of a sweep: a header and one line per row, with columns
 /// strategy, kv_bytes, chunk_bytes, servers, chunk_time_ms, altitude_km,

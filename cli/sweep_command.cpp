@@ -9,6 +9,7 @@
 #include "cli/run_command.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/output.hpp"
+#include "runtime/progress.hpp"
 #include "runtime/scenario.hpp"
 
 namespace satemu::cli {
@@ -89,9 +90,20 @@ int sweep_command(const sweep_args& a) {
   if (!cfg.ok())
     return report_error(cfg.status());
 
+  if (!a.quiet)
+    std::fprintf(stderr, "[satemu] %s: analytic skymemory, %zu sweeps, %zu points x %zu strategies\n",
+                 sc->get_string("name").c_str(), cfg->sweeps.size(), point_count(*cfg),
+                 cfg->strategies.size());
+  runtime::progress_line progress(
+    a.quiet ? runtime::progress_line::mode::off
+            : runtime::progress_line::parse(sc->get_string("output.progress")),
+    runtime::vtime::zero());
   // Everything is evaluated before anything is written: bad input leaves no
   // output directory behind.
   const auto started = std::chrono::steady_clock::now();
+  auto wall = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
   std::vector<sm::fetch_result> point;
   for (auto st : cfg->strategies) {
     auto r = sm::evaluate(cfg->base, st);
@@ -100,25 +112,22 @@ int sweep_command(const sweep_args& a) {
     point.push_back(std::move(*r));
   }
   std::vector<std::vector<sm::sweep_row>> tables;
+  std::size_t done = 0;
+  const std::size_t total = point_count(*cfg);
   for (const auto& sw : cfg->sweeps) {
-    auto rows = sm::run_sweep(*cfg, sw);
+    auto rows =
+      sm::run_sweep(*cfg, sw, [&] { progress.update_count(++done, total, wall(), "points"); });
     if (!rows.ok())
       return report_error(locate(*sc, rows.status()));
     tables.push_back(std::move(*rows));
   }
-  const double wall_s =
-    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  progress.finish();
+  const double wall_s = wall();
 
   std::string dir;
   auto out = open_output(*sc, dir);
   if (!out.ok())
     return report_error(out.status());
-  if (!a.quiet)
-    std::fprintf(stderr,
-                 "[satemu] %s: analytic skymemory, %zu sweeps, %zu points x %zu strategies, "
-                 "output %s\n",
-                 sc->get_string("name").c_str(), cfg->sweeps.size(), point_count(*cfg),
-                 cfg->strategies.size(), dir.c_str());
 
   std::vector<std::string> files;
   absl::Status st;

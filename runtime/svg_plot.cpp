@@ -113,9 +113,16 @@ std::string render_svg(const line_plot& plot) {
     "viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
     "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n",
     plot.width, plot.height, plot.width, plot.height, plot.width, plot.height);
-  absl::StrAppend(&svg, "<text x=\"", px(left + w / 2), "\" y=\"", px(top / 2 + 5),
-                  "\" text-anchor=\"middle\" font-size=\"15\">", xml_escape(plot.title),
-                  "</text>\n");
+  // The title is centred on the image; one wider than the image (at about
+  // 7.5 px a character) is squeezed to fit rather than cut off.
+  const double title_room = plot.width - 20;
+  absl::StrAppend(&svg, "<text x=\"", px(plot.width / 2.0), "\" y=\"", px(top / 2 + 5),
+                  "\" text-anchor=\"middle\" font-size=\"15\"",
+                  7.5 * static_cast<double>(plot.title.size()) > title_room
+                    ? absl::StrCat(" textLength=\"", px(title_room),
+                                   "\" lengthAdjust=\"spacingAndGlyphs\"")
+                    : std::string(),
+                  ">", xml_escape(plot.title), "</text>\n");
 
   // Grid lines, ticks and tick labels.
   absl::StrAppend(&svg, "<g class=\"x-ticks\">\n");

@@ -114,10 +114,16 @@ TEST(skymemory_sweep, every_row_matches_the_reference_model_to_a_nanosecond) {
       EXPECT_NEAR(r.std_s, want.std_s, 1e-9) << what;
       EXPECT_EQ(r.migration_chunks, want.migration_chunks) << what;
       EXPECT_EQ(r.migration_bytes, want.migration_bytes) << what;
-      ASSERT_EQ(r.servers.size(), want.layout.size()) << what;
+      // A row keeps its figures, not its per-server list (a sweep's memory
+      // would grow with points x servers); the layout is the point's.
+      EXPECT_TRUE(r.servers.empty()) << what;
+      const auto full = evaluate(p, r.s);
+      ASSERT_TRUE(full.ok()) << full.status();
+      EXPECT_EQ(full->fetch_s, r.fetch_s) << what;
+      ASSERT_EQ(full->servers.size(), want.layout.size()) << what;
       for (std::size_t j = 0; j < want.layout.size(); ++j) {
-        EXPECT_EQ(r.servers[j].at.plane, want.layout[j].first) << what << " server " << j;
-        EXPECT_EQ(r.servers[j].at.satellite, want.layout[j].second) << what << " server " << j;
+        EXPECT_EQ(full->servers[j].at.plane, want.layout[j].first) << what << " server " << j;
+        EXPECT_EQ(full->servers[j].at.satellite, want.layout[j].second) << what << " server " << j;
       }
       ++checked;
     }
@@ -213,6 +219,14 @@ TEST(skymemory_sweep, tables_and_plots) {
     EXPECT_NE(svg.find(s), std::string::npos) << s;
   EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 10, true);
   EXPECT_EQ(svg.find("<polyline") != std::string::npos, true);
+  // A list out of order is drawn in the order of its values (the table
+  // keeps the list's order).
+  auto shuffled = cfg->sweeps[1];
+  std::swap(shuffled.points[0], shuffled.points[3]);
+  auto shuffled_rows = run_sweep(*cfg, shuffled);
+  ASSERT_TRUE(shuffled_rows.ok());
+  EXPECT_EQ(sweep_svg(*cfg, shuffled, *shuffled_rows), svg);
+  EXPECT_NE(sweep_csv(*shuffled_rows), csv);
   // servers.csv: one line per server per strategy.
   std::vector<fetch_result> point;
   for (auto s : cfg->strategies)
@@ -243,8 +257,8 @@ workload:
   expect_error("  sats_per_plane: 5\n  center_satellite: 6\n", "workload.center_satellite");
   expect_error("  servers: 226\n", "workload.servers");
   expect_error("  sweeps: {servers: {values: [9, 300]}}\n", "workload.sweeps.servers.values.1");
-  expect_error("  sweeps: {servers: {from: 9, to: 300, step: 10}}\n",
-               "workload.sweeps.servers.to");
+  // A range's points have no key of their own: the section is named.
+  expect_error("  sweeps: {servers: {from: 9, to: 300, step: 10}}\n", "workload.sweeps.servers");
   expect_error("  sweeps: {kv_size: {values: [1MiB], from: 1MiB}}\n",
                "workload.sweeps.kv_size.values");
   expect_error("  sweeps: {altitude: {from: 500km, step: 10km}}\n", "workload.sweeps.altitude");
@@ -255,9 +269,37 @@ workload:
   expect_error("  strategies: [hop, rotation, hop]\n", "workload.strategies.2");
   // The analytic model runs none: a compute section is refused, not ignored.
   expect_error("compute: {mode: modeled, model: tiny, device: h100}\n", "compute");
+  // So are the space segment, the keys of mode emulated, real time and a trace.
+  expect_error("constellation: {shells: [{planes: 5, sats_per_plane: 19, altitude: 550km, "
+               "inclination: 53deg}]}\n",
+               "constellation");
+  expect_error("ground: {stations: [{name: nyc, lat: 40.71, lon: -74.01}]}\n", "ground");
+  expect_error("  strategy: hop\n", "workload.strategy");
+  expect_error("  prompt_tokens: 5\n", "workload.prompt_tokens");
+  expect_error("clock: {mode: realtime}\n", "clock.mode");
+  expect_error("output: {trace: true}\n", "output.trace");
   auto emulated = load_text(std::string(base).replace(base.find("analytic"), 8, "emulated"));
   ASSERT_FALSE(emulated.ok());
   EXPECT_NE(emulated.status().message().find("satemu run"), std::string::npos);
+  // The centre defaults to the middle of the grid, whatever its size.
+  auto small = load_text(base + "  planes: 5\n  sats_per_plane: 4\n  servers: 9\n");
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(small->base.g.center_plane_index, 2);
+  EXPECT_EQ(small->base.g.center_satellite_index, 1);
+  // KV sizes stay exact past 2^53 bytes, as far as 2^64 - 1, in lists and ranges.
+  auto big = load_text(base + "  sweeps: {kv_size: {values: [9007199254740993B, "
+                              "16000000TiB]}}\n");
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->sweeps[0].points[0].kv_bytes, 9'007'199'254'740'993u);
+  EXPECT_EQ(big->sweeps[0].points[1].kv_bytes, 16'000'000ull << 40);
+  big = load_text(base + "  sweeps: {kv_size: {from: 9007199254740993B, to: 9007199254740995B, "
+                         "step: 1B}}\n");
+  ASSERT_TRUE(big.ok()) << big.status();
+  ASSERT_EQ(big->sweeps[0].points.size(), 3u);
+  EXPECT_EQ(big->sweeps[0].points[2].kv_bytes, 9'007'199'254'740'995u);
+  // Altitudes past 100,000 km are refused (they overflowed to inf before).
+  EXPECT_FALSE(load_text(base + "  altitude: 100001km\n").ok());
+  EXPECT_FALSE(load_text(base + "  sweeps: {altitude: {values: [550km, 1e300km]}}\n").ok());
   // A range whose `to` is a whole number of steps keeps `to`.
   auto ok = load_text(base + "  sweeps: {altitude: {from: 0.1km, to: 0.7km, step: 0.1km}}\n");
   ASSERT_TRUE(ok.ok()) << ok.status();

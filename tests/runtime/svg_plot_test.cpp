@@ -54,6 +54,22 @@ TEST(svg_plot, text_is_escaped) {
   EXPECT_EQ(svg.find("<s>"), std::string::npos);
 }
 
+TEST(svg_plot, the_title_is_centred_on_the_image_and_a_long_one_squeezed_to_fit) {
+  line_plot p;
+  p.series.push_back({"s", {1, 2}, {3, 4}});
+  p.title = "short";
+  auto svg = render_svg(p);
+  EXPECT_NE(svg.find("<text x=\"400.00\" y=\"30.00\" text-anchor=\"middle\" font-size=\"15\">short<"),
+            std::string::npos)
+    << svg;
+  p.title = std::string(120, 'x');
+  svg = render_svg(p);
+  EXPECT_NE(svg.find("text-anchor=\"middle\" font-size=\"15\" textLength=\"780.00\" "
+                     "lengthAdjust=\"spacingAndGlyphs\">xxx"),
+            std::string::npos)
+    << svg;
+}
+
 TEST(svg_plot, document_has_axes_labels_legend_and_points_on_the_data) {
   line_plot p;
   p.title = "fetch";
