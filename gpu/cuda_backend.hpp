@@ -33,9 +33,10 @@
 /// Kernels that only move, select or encode values work on the fp32 inputs as
 /// given, in every precision, and reproduce the cpu backend: kv_store,
 /// moe_gather, router_topk (same experts, same tie rule, same dispatch plan;
-/// weights equal to a few ulps), moe_combine (the cpu's order of operations,
-/// no fused multiply-add), quantize/dequantize, sparsify_topk/densify and
-/// cast_half/uncast_half (bitwise).
+/// weights equal to a few ulps: the device's exp is not the C library's),
+/// and bitwise: moe_combine (the cpu's order of operations, no fused
+/// multiply-add), quantize/dequantize, sparsify_topk/densify and
+/// cast_half/uncast_half.
 ///
 /// Launches are counted as by the cpu backend: one per call of a kernel kind,
 /// however many CUDA kernels and cuBLAS calls it takes. gemm_grouped runs one

@@ -305,7 +305,9 @@ __global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attenti
 #pragma unroll
       for (int i = 0; i < per_lane; ++i)
         acc[i] *= corr;
-      for (int jj = 0; jj < nv; ++jj) {
+      // From the window's first key: a key before it has weight 0, but
+      // 0 x a non-finite value there would still poison the sum.
+      for (int jj = max(0, start - j0); jj < nv; ++jj) {
         const float pb = __shfl_sync(full_mask, pj, jj);
         const float* vr = v_s + jj * hd;
 #pragma unroll
@@ -359,7 +361,7 @@ __global__ void add_kernel(float* y, const float* x, std::int64_t n, cuda_storag
 __global__ void add_gated_kernel(float* y, const float* x, const float* gate, std::int64_t rows,
                                  std::int64_t cols, cuda_storage s) {
   for (std::int64_t i = global_thread(); i < rows * cols; i += grid_stride()) {
-    const float g = 1.0f / (1.0f + expf(-gate[i / cols]));
+    const float g = 1.0f / (1.0f + expf(-to_storage(gate[i / cols], s)));
     y[i] = to_storage(__fadd_rn(to_storage(y[i], s), __fmul_rn(g, to_storage(x[i], s))), s);
   }
 }

@@ -23,6 +23,7 @@
 
 #include "gpu/cpu_backend.hpp"
 #include "gpu/device.hpp"
+#include "gpu/half.hpp"
 #include "cuda_required.hpp"
 #include "gpu/layers.hpp"
 #include "gpu/model.hpp"
@@ -67,6 +68,18 @@ protected:
   }
   /// A layer chains a dozen kernels, each rounding: twice the kernel's.
   double layer_tol() const { return 2 * tol(); }
+
+  /// `x` rounded to the 16-bit storage format, as the device rounds every
+  /// input (unchanged in tf32 and fp32): for kernels so steep that the
+  /// input's rounding alone moves a value past `tol()`.
+  tensor stored(tensor x) const {
+    for (float& v : x.values())
+      if (GetParam() == cuda_precision::bf16)
+        v = bf16_bits_to_float(float_to_bf16_bits(v));
+      else if (GetParam() == cuda_precision::fp16)
+        v = fp16_bits_to_float(float_to_fp16_bits(v));
+    return x;
+  }
 
   std::unique_ptr<backend> gpu_;
   cpu_backend cpu_;
@@ -460,7 +473,9 @@ TEST_P(CudaBackend, GeluMul) {
     const tensor g = ref::random_tensor({rows, cols}, 140 + cols, 8.0);
     const tensor u = ref::random_tensor({rows, cols}, 141 + cols);
     auto got = gpu_->gelu_mul(g, u);
-    auto want = cpu_.gelu_mul(g, u);
+    // GELU's negative tail is steep: the 1x1 gate, -3.18, moves it by 2.3%
+    // when rounded to bf16. The cpu computes from the device's inputs.
+    auto want = cpu_.gelu_mul(stored(g), stored(u));
     ASSERT_TRUE(got.ok()) << got.status();
     ASSERT_TRUE(want.ok());
     EXPECT_LE(rel(*got, *want), tol()) << rows << " x " << cols;
@@ -549,8 +564,8 @@ TEST_P(CudaBackend, MoeGatherIsBitwiseAndCombineMatches) {
     auto cc = cpu_.moe_combine(y, *r);
     ASSERT_TRUE(cg.ok()) << cg.status();
     ASSERT_TRUE(cc.ok());
-    // The cpu's order of operations without fused multiply-adds.
-    EXPECT_LE(rel(*cg, *cc), 1e-6) << cols << " columns";
+    // The cpu's order of operations without fused multiply-adds: the same bits.
+    EXPECT_TRUE(same_bits(*cg, *cc)) << cols << " columns, rel " << rel(*cg, *cc);
   }
   EXPECT_EQ(gpu_->moe_combine(tensor({99, 4}), *r).status(),
             cpu_.moe_combine(tensor({99, 4}), *r).status());
@@ -747,13 +762,6 @@ TEST_P(CudaBackend, DecoderLayerPrefillAndDecodeMatchTheCpu) {
   EXPECT_EQ(gpu_->launches().to_string(), cpu_.launches().to_string());
 }
 
-// The layer run on the device (backend::layer_extend) against the same
-// layer built call by call from the same backend's kernels: the same kernels
-// in the same order on the same values, so the same bits, and the same
-// launches; with weights kept resident too. Sequences with and without a
-// cached past, and an empty one.
-// Gemma 3's layer (gemma_layer_config): prefill with a cached past, and
-// decode, against the cpu backend.
 // Synthetic weights are made on the host whatever the backend: a whole
 // model's forward pass from them agrees with the cpu's within its layers'
 // rounding (tiny: 2 layers, then the final norm and the lm_head).
@@ -773,6 +781,8 @@ TEST_P(CudaBackend, SyntheticModelForwardPassMatchesTheCpu) {
   EXPECT_LE(rel(*got, *want), static_cast<double>(p->num_layers + 1) * layer_tol());
 }
 
+// Gemma 3's layer (gemma_layer_config): prefill with a cached past, and
+// decode, against the cpu backend.
 TEST_P(CudaBackend, GemmaLayerMatchesTheCpu) {
   const decoder_config cfg = gemma_layer_config();
   const decoder_layer_weights w = random_gemma_layer(cfg, 260);
@@ -825,6 +835,11 @@ std::vector<device_layer_case> device_layer_cases() {
   return cases;
 }
 
+// The layer run on the device (backend::layer_extend) against the same
+// layer built call by call from the same backend's kernels: the same kernels
+// in the same order on the same values, so the same bits, and the same
+// launches; with weights kept resident too. Sequences with and without a
+// cached past, and an empty one.
 TEST_P(CudaBackend, LayerOnTheDeviceIsTheLayerCallByCall) {
   for (const auto& [name, cfg, w] : device_layer_cases()) {
     SCOPED_TRACE(name);
