@@ -153,6 +153,11 @@ absl::StatusOr<parsed> parse_parts(std::string_view text, const kind_def& kind,
     return absl::InvalidArgumentError(absl::StrCat(
         "expected ", av(kind.what), ": a number followed by a unit, e.g. ", av(kind.example)));
   }
+  // Zero is zero in every unit: a bare 0 needs none.
+  if (unit.empty() && out.num.is_zero()) {
+    out.unit = &kind.units[0];
+    return out;
+  }
   if (unit.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("missing unit, e.g. ", av(kind.example)));
   }

@@ -115,6 +115,21 @@ TEST(parse_distance, units_and_errors) {
   EXPECT_EQ(parse_distance("-0.5km", true)->m, -500.0);
 }
 
+TEST(quantities, a_bare_zero_needs_no_unit) {
+  // Zero is zero in every unit (`memory_limit: 0`); any other bare number
+  // still needs one.
+  for (const char* zero : {"0", "0.0", " 0 ", "0e5"}) {
+    ASSERT_TRUE(parse_duration(zero).ok()) << zero;
+    EXPECT_EQ(parse_duration(zero)->ns(), 0) << zero;
+    EXPECT_EQ(parse_distance(zero)->m, 0.0) << zero;
+    EXPECT_EQ(parse_angle(zero)->deg, 0.0) << zero;
+    EXPECT_EQ(parse_data_size(zero)->bytes, 0u) << zero;
+    EXPECT_EQ(parse_data_rate(zero)->bps, 0.0) << zero;
+  }
+  EXPECT_FALSE(parse_data_size("1").ok());
+  EXPECT_FALSE(parse_duration("0.5").ok());
+}
+
 TEST(parse_angle, degrees_radians_and_sign) {
   EXPECT_DOUBLE_EQ(parse_angle("53deg")->deg, 53.0);
   EXPECT_DOUBLE_EQ(parse_angle("-10.5deg")->deg, -10.5);
