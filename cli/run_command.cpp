@@ -10,10 +10,12 @@
 
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "actors/skymemory_emulated.hpp"
 #include "actors/workload.hpp"
 #include "cli/sweep_command.hpp"
+#include "gpu/backend.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/distributed.hpp"
 #include "runtime/kernel.hpp"
@@ -353,8 +355,15 @@ int run_command(const run_args& a) {
   // Making them is the one long step before a run starts: it is announced.
   const std::string weights = setup || a.quiet ? "" : actors::weights_to_build(*sc);
   const auto build_start = std::chrono::steady_clock::now();
-  if (!weights.empty())
+  if (!weights.empty()) {
+    // Which backend computes, and why: `auto` may have fallen back to cpu.
+    const auto backend = sc->get_string("compute.backend");
+    std::fprintf(stderr, "[satemu] %s\n",
+                 backend == "auto"
+                   ? gpu::resolve_auto_backend().line().c_str()
+                   : absl::StrCat("compute backend: ", backend, " (compute.backend)").c_str());
     std::fprintf(stderr, "[satemu] making %s\n", weights.c_str());
+  }
   auto built =
     actors::make_workload(*sc, setup ? actors::build_depth::check : actors::build_depth::run);
   if (!built.ok())

@@ -1264,7 +1264,9 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
                    "--out", out.string(), "--set", "duration=20s", "--set", "compute.mode=real",
                    "--set", "compute.model=tiny", "--set", "compute.backend=cpu"});
   ASSERT_EQ(r.code, 0) << r.output;
-  // Making the weights, the long step of a large model, is announced first.
+  // Making the weights, the long step of a large model, is announced first,
+  // after the backend that computes.
+  EXPECT_CONTAINS(r.output, "[satemu] compute backend: cpu (compute.backend)\n[satemu] making");
   EXPECT_CONTAINS(r.output, "[satemu] making tiny's weights (synthetic, ");
   EXPECT_CONTAINS(r.output, "[satemu] weights made in ");
   EXPECT_LT(r.output.find("weights made in"), r.output.find("entities,")) << r.output;
@@ -1275,6 +1277,14 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   EXPECT_GE(j["compute"]["batches"].get<std::uint64_t>(), 1u);
   EXPECT_EQ(j["metrics"]["backend"], "cpu");
   EXPECT_EQ(j["metrics"]["compute_errors"], 0);
+  // `auto` says what it chose and why (cpu here, cuda on a GPU machine).
+  auto a = satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
+                   "--out", (dir_ / "sky-auto").string(), "--set", "duration=2s", "--set",
+                   "compute.mode=real", "--set", "compute.model=tiny", "--set",
+                   "compute.backend=auto"});
+  ASSERT_EQ(a.code, 0) << a.output;
+  const auto chosen = read_json(dir_ / "sky-auto" / "summary.json")["metrics"]["backend"];
+  EXPECT_CONTAINS(a.output, "[satemu] compute backend: " + chosen.get<std::string>() + " (");
   // A key of the analytic model is refused in emulated mode, not ignored.
   auto k = satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
                    "--set", "workload.kv_size=1MiB"});
