@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "runtime/files.hpp"
@@ -492,6 +494,23 @@ absl::Status check_model_file(const safetensors_file& file, const model_profile&
     if (++count <= max_listed)
       problems.push_back(std::move(problem));
   }
+  // Tensors of layers the model lacks: a checkpoint of a deeper model with
+  // the same widths would otherwise pass as this one, its last layers dropped.
+  std::int64_t deepest = -1;
+  for (const auto& e : file.entries()) {
+    constexpr std::string_view prefix = "model.layers.";
+    if (!std::string_view(e.name).starts_with(prefix))
+      continue;
+    const auto rest = std::string_view(e.name).substr(prefix.size());
+    std::int64_t layer = 0;
+    const auto digits = rest.substr(0, rest.find('.'));
+    if (absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &layer))
+      deepest = std::max(deepest, layer);
+  }
+  if (deepest >= p.num_layers && ++count <= max_listed)
+    problems.push_back(absl::StrCat("it holds layer ", deepest, " but the model has ",
+                                    p.num_layers, " layers (0..", p.num_layers - 1,
+                                    "): a checkpoint of another model?"));
   if (count == 0)
     return absl::OkStatus();
   std::string msg = absl::StrCat("safetensors ", file.origin(), " does not fit model '", p.name,
@@ -514,6 +533,12 @@ absl::StatusOr<std::vector<weight_tensor>> load_specs(const safetensors_file& fi
       return absl::Status(t.status().code(), absl::StrCat(t.status().message(), " (model '",
                                                           p.name, "' expects it with shape ",
                                                           shape_string(spec.shape), ")"));
+    // A NaN or an infinity in a weight makes every result meaningless.
+    for (std::size_t i = 0; i < t->data.size(); ++i)
+      if (!std::isfinite(t->data[i]))
+        return absl::InvalidArgumentError(absl::StrCat("safetensors ", file.origin(),
+                                                       ": tensor '", spec.name, "' holds ",
+                                                       t->data[i], " at element ", i));
     out.push_back(*std::move(t));
   }
   return out;

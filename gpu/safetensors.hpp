@@ -136,12 +136,15 @@ absl::Status export_synthetic_model(const std::string& path, const model_profile
                                     std::uint64_t base_seed, safetensors_dtype dtype);
 
 /// Checks that `file` holds every tensor `p` expects (model_tensor_specs) with
-/// the expected shape, without reading data. Extra tensors are allowed. The
-/// error lists every missing tensor and wrong shape (the first 20, then a count).
+/// the expected shape, without reading data. Extra tensors are allowed (such
+/// as `rotary_emb.inv_freq`), except those of a layer `p` lacks
+/// (`model.layers.N.` with N >= num_layers). The error lists every missing
+/// tensor and wrong shape (the first 20, then a count).
 absl::Status check_model_file(const safetensors_file& file, const model_profile& p);
 
 /// Layer `layer` of `p` from `file`, in layer_tensor_specs order; errors for a
-/// missing tensor or a wrong shape name the tensor, the file and the model.
+/// missing tensor, a wrong shape or a NaN or infinite weight name the tensor,
+/// the file and the model.
 absl::StatusOr<std::vector<weight_tensor>> load_layer_weights(const safetensors_file& file,
                                                               const model_profile& p, int layer);
 /// The embedding, final norm and LM head, in global_tensor_specs order.

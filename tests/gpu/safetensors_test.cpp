@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -415,6 +416,55 @@ TEST(Safetensors, MissingTensorAndWrongShapeAreNamed) {
   auto other = check_model_file(*f, get("tiny-moe"));
   ASSERT_FALSE(other.ok());
   EXPECT_NE(other.message().find("more"), std::string::npos) << other;
+}
+
+TEST(Safetensors, ExtraTensorsPassButNotALayerTheModelLacks) {
+  const auto p = get("tiny");
+  auto tensors = synthetic_model(p);
+  tensors.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", {4}, {1, 2, 3, 4}});
+  auto f = safetensors_file::parse(encode(tensors, safetensors_dtype::f32), "extra.safetensors");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_TRUE(check_model_file(*f, p).ok());
+  // A layer past the model's last: a deeper checkpoint of the same widths.
+  tensors.push_back({"model.layers.2.input_layernorm.weight", {2}, {1, 1}});
+  f = safetensors_file::parse(encode(tensors, safetensors_dtype::f32), "deeper.safetensors");
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto s = check_model_file(*f, p);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("it holds layer 2 but the model has 2 layers (0..1)"),
+            std::string::npos)
+    << s;
+}
+
+TEST(Safetensors, ANonFiniteWeightIsRefusedNamingIt) {
+  // The reader reads what the file holds; a model's weights must be finite.
+  const auto p = get("tiny");
+  const std::string name = "model.layers.1.mlp.up_proj.weight";
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::infinity(), 1e5f}) {
+    auto tensors = synthetic_model(p);
+    for (auto& t : tensors)
+      if (t.name == name)
+        t.data[4] = bad;
+    // In fp16 a finite fp32 value past 65504 is an infinity too.
+    for (auto dtype : {safetensors_dtype::f32, safetensors_dtype::f16}) {
+      auto f = safetensors_file::parse(encode(tensors, dtype), "bad.safetensors");
+      ASSERT_TRUE(f.ok()) << f.status();
+      EXPECT_TRUE(f->read(name).ok());
+      EXPECT_TRUE(load_layer_weights(*f, p, 0).ok());
+      auto l = load_layer_weights(*f, p, 1);
+      if (std::isfinite(bad) && dtype == safetensors_dtype::f32) {
+        EXPECT_TRUE(l.ok()) << l.status();
+        continue;
+      }
+      ASSERT_FALSE(l.ok()) << bad;
+      EXPECT_EQ(l.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_NE(l.status().message().find("bad.safetensors: tensor '" + name + "' holds "),
+                std::string::npos)
+        << l.status();
+      EXPECT_NE(l.status().message().find(" at element 4"), std::string::npos) << l.status();
+    }
+  }
 }
 
 } // namespace
