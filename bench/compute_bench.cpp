@@ -7,7 +7,11 @@
 //   BM_Compute_CpuGemm/<n>: C = A B, square n x n x n fp32, cpu backend
 //     (OpenBLAS, one thread). Counters: gflops; peak_gflops, the host's
 //     fitted roofline peak (gpu/calibrate.hpp, full calibration, measured once
-//     per process); fraction_of_peak = gflops / peak_gflops.
+//     per process); fraction_of_peak = gflops / peak_gflops. The calibration
+//     times the same GEMMs, so that fraction is near 1 whatever the kernels;
+//     fma_peak_gflops is the core's own peak, measured apart from OpenBLAS
+//     (16 chains of the widest vector FMA the CPU has, AVX-512 or AVX2), and
+//     fraction_of_fma_peak = gflops / fma_peak_gflops.
 //   BM_Compute_CpuQuantize/<bits>: per-token int8 (int4) quantisation of a
 //     [4096, 2048] fp32 matrix (32 MiB, beyond the caches). Counters:
 //     input_GBps (fp32 bytes consumed per second); memcpy_GBps (std::memcpy
@@ -73,6 +77,10 @@
 
 #include <benchmark/benchmark.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "gpu/calibrate.hpp"
 #include "gpu/cpu_backend.hpp"
 #include "gpu/cuda_backend.hpp"
@@ -104,6 +112,94 @@ double thread_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// The median of `v` (not empty; the upper one of an even count).
+double median(std::vector<double> v) {
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
+
+/// Median CPU seconds of `fn` over `runs` runs.
+template <class Fn>
+double median_cpu_seconds(int runs, Fn&& fn) {
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    const double start = thread_seconds();
+    fn();
+    t.push_back(thread_seconds() - start);
+  }
+  return median(std::move(t));
+}
+
+// --- The core's FMA peak, apart from any GEMM library ---------------------------------
+
+#if defined(__x86_64__)
+// 16 independent chains of vector FMAs: more than latency x units on
+// current x86 cores, so the loop runs at the FMA units' throughput.
+// `target` compiles each for its ISA whatever the build's baseline; the
+// caller checks the CPU has it.
+__attribute__((target("avx512f"))) float fma_loop_avx512(std::int64_t n, float a, float b) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i)
+    acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+  for (std::int64_t k = 0; k < n; ++k)
+    for (int i = 0; i < 16; ++i)
+      acc[i] = _mm512_fmadd_ps(acc[i], va, vb);
+  alignas(64) float lanes[16];
+  for (int i = 1; i < 16; ++i)
+    acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  _mm512_store_ps(lanes, acc[0]);
+  float sum = 0;
+  for (float v : lanes)
+    sum += v;
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) float fma_loop_avx2(std::int64_t n, float a, float b) {
+  __m256 acc[16];
+  for (int i = 0; i < 16; ++i)
+    acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+  for (std::int64_t k = 0; k < n; ++k)
+    for (int i = 0; i < 16; ++i)
+      acc[i] = _mm256_fmadd_ps(acc[i], va, vb);
+  alignas(32) float lanes[8];
+  for (int i = 1; i < 16; ++i)
+    acc[0] = _mm256_add_ps(acc[0], acc[i]);
+  _mm256_store_ps(lanes, acc[0]);
+  float sum = 0;
+  for (float v : lanes)
+    sum += v;
+  return sum;
+}
+#endif
+
+/// One core's fp32 FMA throughput [FLOP/s] with the widest FMA the CPU has
+/// (AVX-512 or AVX2; 0 where it has neither, or off x86-64): the machine's
+/// own peak, measured apart from any GEMM library. Median of 5 runs of
+/// 2 x 10^7 iterations of 16 vector FMAs, measured once.
+double fma_peak_flops() {
+  static const double peak = [] {
+#if defined(__x86_64__)
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    if (!avx512 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+      return 0.0;
+    const std::int64_t n = 20'000'000;
+    const int lanes = avx512 ? 16 : 8;
+    const double s = median_cpu_seconds(5, [&] {
+      // a x (chains) + b, with a = 1 - 2^-20: values stay finite.
+      benchmark::DoNotOptimize(avx512 ? fma_loop_avx512(n, 0.99999905f, 1e-3f)
+                                      : fma_loop_avx2(n, 0.99999905f, 1e-3f));
+    });
+    return 2.0 * 16 * lanes * static_cast<double>(n) / s;
+#else
+    return 0.0;
+#endif
+  }();
+  return peak;
 }
 
 /// The host's fitted peak FLOP/s (0 when calibration fails), measured once.
@@ -141,27 +237,12 @@ void BM_Compute_CpuGemm(benchmark::State& state) {
   state.counters["peak_gflops"] = peak * 1e-9;
   if (peak > 0)
     state.counters["fraction_of_peak"] = flops / per_iteration / peak;
+  if (const double fma = fma_peak_flops(); fma > 0) {
+    state.counters["fma_peak_gflops"] = fma * 1e-9;
+    state.counters["fraction_of_fma_peak"] = flops / per_iteration / fma;
+  }
 }
 BENCHMARK(BM_Compute_CpuGemm)->Arg(256)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
-
-/// The median of `v` (not empty; the upper one of an even count).
-double median(std::vector<double> v) {
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return *mid;
-}
-
-/// Median CPU seconds of `fn` over `runs` runs.
-template <class Fn>
-double median_cpu_seconds(int runs, Fn&& fn) {
-  std::vector<double> t;
-  for (int i = 0; i < runs; ++i) {
-    const double start = thread_seconds();
-    fn();
-    t.push_back(thread_seconds() - start);
-  }
-  return median(std::move(t));
-}
 
 void BM_Compute_CpuQuantize(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
