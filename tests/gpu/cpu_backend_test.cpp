@@ -383,39 +383,45 @@ TEST(AttentionDecode, MatchesReferenceAndIgnoresStalePositions) {
 
 TEST(AttentionDecode, SlidingWindowReadsOnlyTheLastWindowPositions) {
   cpu_backend be;
-  attention_config cfg{.n_heads = 4, .n_kv_heads = 1, .head_dim = 8, .window = 5};
-  const std::int64_t cap = 12;
-  const std::vector<std::int64_t> lengths = {1, 5, 6, 12};
-  const auto n_seq = static_cast<std::int64_t>(lengths.size());
-  kv_cache cache(n_seq, cap, cfg.kv_dim());
-  const tensor kr = ref::random_tensor({n_seq, cap, cfg.kv_dim()}, 51, 2.0);
-  const tensor vr = ref::random_tensor({n_seq, cap, cfg.kv_dim()}, 52);
-  // NaN outside each slot's window (before it and after the length).
-  for (std::int64_t s = 0; s < n_seq; ++s)
-    for (std::int64_t p = 0; p < cap; ++p)
-      for (std::int64_t c = 0; c < cfg.kv_dim(); ++c) {
-        const std::int64_t i = (s * cap + p) * cfg.kv_dim() + c;
-        const std::int64_t len = lengths[static_cast<std::size_t>(s)];
-        const bool seen = p < len && p >= len - cfg.window;
-        cache.k[i] = seen ? kr[i] : std::numeric_limits<float>::quiet_NaN();
-        cache.v[i] = seen ? vr[i] : std::numeric_limits<float>::quiet_NaN();
+  // One kv head (Gemma 3 270M's) and grouped queries (two heads per kv head).
+  for (const std::int64_t kv_heads : {1, 2}) {
+    attention_config cfg{.n_heads = 4, .n_kv_heads = kv_heads, .head_dim = 8, .window = 5};
+    const std::int64_t cap = 12, kvd = cfg.kv_dim();
+    const std::vector<std::int64_t> lengths = {1, 5, 6, 12};
+    const auto n_seq = static_cast<std::int64_t>(lengths.size());
+    kv_cache cache(n_seq, cap, kvd);
+    const tensor kr = ref::random_tensor({n_seq, cap, kvd}, 51, 2.0);
+    const tensor vr = ref::random_tensor({n_seq, cap, kvd}, 52);
+    // NaN outside each slot's window (before it and after the length).
+    for (std::int64_t s = 0; s < n_seq; ++s)
+      for (std::int64_t p = 0; p < cap; ++p)
+        for (std::int64_t c = 0; c < kvd; ++c) {
+          const std::int64_t i = (s * cap + p) * kvd + c;
+          const std::int64_t len = lengths[static_cast<std::size_t>(s)];
+          const bool seen = p < len && p >= len - cfg.window;
+          cache.k[i] = seen ? kr[i] : std::numeric_limits<float>::quiet_NaN();
+          cache.v[i] = seen ? vr[i] : std::numeric_limits<float>::quiet_NaN();
+        }
+    const tensor q = ref::random_tensor({n_seq, cfg.q_dim()}, 53, 2.0);
+    auto out = be.attention_decode(cfg, q, cache, lengths);
+    ASSERT_TRUE(out.ok()) << out.status();
+    ref::vec want(static_cast<std::size_t>(n_seq * cfg.q_dim()));
+    const ref::vec kd = ref::to_double(kr.values());
+    const ref::vec vd = ref::to_double(vr.values());
+    const ref::vec qd = ref::to_double(q.values());
+    for (std::int64_t s = 0; s < n_seq; ++s) {
+      const std::int64_t len = lengths[static_cast<std::size_t>(s)];
+      const std::int64_t first = std::max<std::int64_t>(0, len - cfg.window);
+      for (std::int64_t h = 0; h < cfg.n_heads; ++h) {
+        const std::int64_t g = h / (cfg.n_heads / kv_heads); // the head's kv head
+        ref::attend(qd.data() + s * cfg.q_dim() + h * 8,
+                    kd.data() + (s * cap + first) * kvd + g * 8,
+                    vd.data() + (s * cap + first) * kvd + g * 8, len - first, kvd, 8,
+                    1.0 / std::sqrt(8.0), want.data() + s * cfg.q_dim() + h * 8);
       }
-  const tensor q = ref::random_tensor({n_seq, cfg.q_dim()}, 53, 2.0);
-  auto out = be.attention_decode(cfg, q, cache, lengths);
-  ASSERT_TRUE(out.ok()) << out.status();
-  ref::vec want(static_cast<std::size_t>(n_seq * cfg.q_dim()));
-  const ref::vec kd = ref::to_double(kr.values());
-  const ref::vec vd = ref::to_double(vr.values());
-  const ref::vec qd = ref::to_double(q.values());
-  for (std::int64_t s = 0; s < n_seq; ++s) {
-    const std::int64_t len = lengths[static_cast<std::size_t>(s)];
-    const std::int64_t first = std::max<std::int64_t>(0, len - cfg.window);
-    for (std::int64_t h = 0; h < cfg.n_heads; ++h)
-      ref::attend(qd.data() + s * cfg.q_dim() + h * 8, kd.data() + (s * cap + first) * 8,
-                  vd.data() + (s * cap + first) * 8, len - first, 8, 8, 1.0 / std::sqrt(8.0),
-                  want.data() + s * cfg.q_dim() + h * 8);
+    }
+    EXPECT_LE(ref::rel_err(out->values(), want), tol) << kv_heads << " kv heads";
   }
-  EXPECT_LE(ref::rel_err(out->values(), want), tol);
 }
 
 TEST(KvStore, WritesRowsToSlotsAndPositions) {

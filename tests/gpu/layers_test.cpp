@@ -590,6 +590,15 @@ TEST(DecoderLayer, DecodeContinuesPrefill) {
     // A full slot cannot take another token.
     const std::vector<std::int64_t> full = {24, 0, 0};
     EXPECT_FALSE(decoder_layer_decode(be, cfg, w, next, cache, full).ok());
+    // Decode into empty slots (position 0) is a prefill of one token each.
+    kv_cache empty(n_seq, 24, cfg.attn.kv_dim());
+    const std::vector<std::int64_t> at_zero = {0, 0, 0}, one_each = {0, 1, 2, 3};
+    auto first = decoder_layer_decode(be, cfg, w, next, empty, at_zero);
+    ASSERT_TRUE(first.ok()) << first.status();
+    cpu_backend ref_be;
+    auto want = decoder_layer_prefill(ref_be, cfg, w, next, one_each);
+    ASSERT_TRUE(want.ok());
+    EXPECT_LE(ref::rel_err(first->values(), ref::to_double(want->values())), tol);
   }
 }
 
