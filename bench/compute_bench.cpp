@@ -137,44 +137,32 @@ double median_cpu_seconds(int runs, Fn&& fn) {
 
 #if defined(__x86_64__)
 // 16 independent chains of vector FMAs: more than latency x units on
-// current x86 cores, so the loop runs at the FMA units' throughput.
-// `target` compiles each for its ISA whatever the build's baseline; the
-// caller checks the CPU has it.
-__attribute__((target("avx512f"))) float fma_loop_avx512(std::int64_t n, float a, float b) {
-  __m512 acc[16];
-  for (int i = 0; i < 16; ++i)
-    acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
-  for (std::int64_t k = 0; k < n; ++k)
-    for (int i = 0; i < 16; ++i)
-      acc[i] = _mm512_fmadd_ps(acc[i], va, vb);
-  alignas(64) float lanes[16];
-  for (int i = 1; i < 16; ++i)
-    acc[0] = _mm512_add_ps(acc[0], acc[i]);
-  _mm512_store_ps(lanes, acc[0]);
-  float sum = 0;
-  for (float v : lanes)
-    sum += v;
-  return sum;
-}
-
-__attribute__((target("avx2,fma"))) float fma_loop_avx2(std::int64_t n, float a, float b) {
-  __m256 acc[16];
-  for (int i = 0; i < 16; ++i)
-    acc[i] = _mm256_set1_ps(static_cast<float>(i));
-  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
-  for (std::int64_t k = 0; k < n; ++k)
-    for (int i = 0; i < 16; ++i)
-      acc[i] = _mm256_fmadd_ps(acc[i], va, vb);
-  alignas(32) float lanes[8];
-  for (int i = 1; i < 16; ++i)
-    acc[0] = _mm256_add_ps(acc[0], acc[i]);
-  _mm256_store_ps(lanes, acc[0]);
-  float sum = 0;
-  for (float v : lanes)
-    sum += v;
-  return sum;
-}
+// current x86 cores, so the loop runs at the FMA units' throughput. One body
+// for each ISA: `target` compiles it for that ISA whatever the build's
+// baseline; the caller checks the CPU has it.
+#define SATEMU_FMA_LOOP(name, isa, vec, lanes, set1, fmadd, add, store)                     \
+  __attribute__((target(isa))) float name(std::int64_t n, float a, float b) {                \
+    vec acc[16];                                                                             \
+    for (int i = 0; i < 16; ++i)                                                             \
+      acc[i] = set1(static_cast<float>(i));                                                  \
+    const vec va = set1(a), vb = set1(b);                                                    \
+    for (std::int64_t k = 0; k < n; ++k)                                                     \
+      for (int i = 0; i < 16; ++i)                                                           \
+        acc[i] = fmadd(acc[i], va, vb);                                                      \
+    for (int i = 1; i < 16; ++i)                                                             \
+      acc[0] = add(acc[0], acc[i]);                                                          \
+    alignas(64) float out[lanes];                                                            \
+    store(out, acc[0]);                                                                      \
+    float sum = 0;                                                                           \
+    for (float v : out)                                                                      \
+      sum += v;                                                                              \
+    return sum;                                                                              \
+  }
+SATEMU_FMA_LOOP(fma_loop_avx512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps,
+                _mm512_add_ps, _mm512_store_ps)
+SATEMU_FMA_LOOP(fma_loop_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps,
+                _mm256_add_ps, _mm256_store_ps)
+#undef SATEMU_FMA_LOOP
 #endif
 
 /// One core's fp32 FMA throughput [FLOP/s] with the widest FMA the CPU has
