@@ -583,14 +583,18 @@ absl::Status worker_link::authenticate(const std::string& secret, milliseconds t
     return st;
   };
   auto expect = [&](std::string_view step) -> absl::StatusOr<protocol::node_message> {
-    // In slices, so that a stop is seen while a silent worker is awaited.
-    auto m = p.receive_until(stop ? std::min(deadline, clock::now() + milliseconds(100)) : deadline);
-    while (stop && !m.ok() && absl::IsDeadlineExceeded(m.status()) && clock::now() < deadline) {
-      if (stop->load())
+    // With a stop flag, in slices, so that a stop is seen while a silent
+    // worker is awaited.
+    auto slice_end = [&] {
+      return stop ? std::min(deadline, clock::now() + milliseconds(100)) : deadline;
+    };
+    auto m = p.receive_until(slice_end());
+    while (!m.ok() && absl::IsDeadlineExceeded(m.status()) && clock::now() < deadline) {
+      if (stop && stop->load())
         return absl::CancelledError(absl::StrCat(
           "interrupted while waiting for ", p.name, " to answer the ",
           absl::string_view(step.data(), step.size())));
-      m = p.receive_until(std::min(deadline, clock::now() + milliseconds(100)));
+      m = p.receive_until(slice_end());
     }
     if (!m.ok()) {
       if (absl::IsDeadlineExceeded(m.status()))
