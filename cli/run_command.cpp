@@ -10,7 +10,6 @@
 
 #include <unistd.h>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "actors/skymemory_emulated.hpp"
 #include "actors/workload.hpp"
@@ -358,10 +357,9 @@ int run_command(const run_args& a) {
   if (!weights.empty()) {
     // Which backend computes, and why: `auto` may have fallen back to cpu.
     const auto backend = sc->get_string("compute.backend");
-    std::fprintf(stderr, "[satemu] %s\n",
-                 backend == "auto"
-                   ? gpu::resolve_auto_backend().line().c_str()
-                   : absl::StrCat("compute backend: ", backend, " (compute.backend)").c_str());
+    const auto choice = backend == "auto" ? gpu::resolve_auto_backend()
+                                          : gpu::backend_choice{backend, "compute.backend"};
+    std::fprintf(stderr, "[satemu] %s\n", choice.line().c_str());
     std::fprintf(stderr, "[satemu] making %s\n", weights.c_str());
   }
   auto built =

@@ -90,9 +90,10 @@ int sweep_command(const sweep_args& a) {
   if (!cfg.ok())
     return report_error(cfg.status());
 
+  const std::size_t total = point_count(*cfg);
   if (!a.quiet)
     std::fprintf(stderr, "[satemu] %s: analytic skymemory, %zu sweeps, %zu points x %zu strategies\n",
-                 sc->get_string("name").c_str(), cfg->sweeps.size(), point_count(*cfg),
+                 sc->get_string("name").c_str(), cfg->sweeps.size(), total,
                  cfg->strategies.size());
   runtime::progress_line progress(
     a.quiet ? runtime::progress_line::mode::off
@@ -113,7 +114,6 @@ int sweep_command(const sweep_args& a) {
   }
   std::vector<std::vector<sm::sweep_row>> tables;
   std::size_t done = 0;
-  const std::size_t total = point_count(*cfg);
   for (const auto& sw : cfg->sweeps) {
     auto rows =
       sm::run_sweep(*cfg, sw, [&] { progress.update_count(++done, total, wall(), "points"); });
