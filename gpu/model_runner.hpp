@@ -102,10 +102,11 @@ absl::StatusOr<tensor> compress_roundtrip(backend& b, const compression& c, cons
                                           std::int64_t* wire_bytes = nullptr);
 
 /// The cost of compressing the activations after each of `split_after`
-/// layers (0-based layer indices).
+/// layers (0-based layer indices, in any order; a repeated one counts once).
 struct quality_report {
-  /// Per split point: relative error and cosine similarity of the restored
-  /// activations, and bytes sent against fp32.
+  /// Per split point, in layer order: relative error and cosine similarity of
+  /// the restored activations against those that reached the split (which
+  /// carry the earlier splits' error), and bytes sent against fp32.
   struct split {
     int after_layer = 0;
     double relative_error = 0;

@@ -2,10 +2,13 @@
 // the end-to-end cost of compressing activations at split points.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <numbers>
 #include <numeric>
 #include <vector>
 
@@ -395,6 +398,133 @@ TEST(ModelRunner, QwenMoeForwardPassMatchesTheReferenceModel) {
   EXPECT_GT(in.forward_error(no_bias, 0, want[0]), 1e-3);
 }
 
+// Llama 3 and Mixtral in double for one sequence, written from the reference
+// models (Hugging Face LlamaForCausalLM and MixtralForCausalLM) over the
+// checkpoint's tensors by name, independent of the layer builder: pre-norm
+// layers without biases, RoPE with Llama 3's frequency scaling written out
+// here from Hugging Face's `_compute_llama3_parameters`, and either a SwiGLU
+// MLP or Mixtral's router (softmax over all experts, top-k, renormalised)
+// over experts w2(silu(w1 x) * w3 x). Fails the test on a near tie in the
+// routing, where fp32 could choose otherwise.
+ref::vec llama_reference(const model_profile& p, std::uint64_t seed,
+                         std::span<const std::int32_t> tokens) {
+  const auto t = static_cast<std::int64_t>(tokens.size());
+  const std::int64_t d = p.hidden_size;
+  const std::int64_t hd = p.head_dim;
+  std::vector<double> inv_freq;
+  for (std::int64_t i = 0; i < hd / 2; ++i) {
+    const double f = 1.0 / std::pow(p.rope_theta, static_cast<double>(2 * i) /
+                                                      static_cast<double>(hd));
+    const auto& s = p.rope_scaling;
+    if (s.factor == 0) {
+      inv_freq.push_back(f);
+      continue;
+    }
+    const double old = static_cast<double>(s.original_max_position);
+    const double wavelen = 2 * std::numbers::pi / f;
+    if (wavelen < old / s.high_freq_factor) {
+      inv_freq.push_back(f);
+    } else if (wavelen > old / s.low_freq_factor) {
+      inv_freq.push_back(f / s.factor);
+    } else {
+      const double smooth =
+          (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      inv_freq.push_back((1 - smooth) * f / s.factor + smooth * f);
+    }
+  }
+  const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
+  ref::vec x = embed(named(globals, "model.embed_tokens.weight"), tokens, 1.0);
+  std::vector<std::int64_t> pos(static_cast<std::size_t>(t));
+  std::iota(pos.begin(), pos.end(), 0);
+  const std::vector<std::int64_t> one = {0, t};
+  for (int l = 0; l < p.num_layers; ++l) {
+    auto ts = synthesize_layer(p, l, seed);
+    EXPECT_TRUE(ts.ok());
+    const auto w = [&](const std::string& name) {
+      return named(*ts, "model.layers." + std::to_string(l) + "." + name);
+    };
+    const ref::vec n1 = ref::rmsnorm(x, t, d, w("input_layernorm.weight").values(), p.rms_eps);
+    ref::vec q = ref::linear(n1, t, d, w("self_attn.q_proj.weight"));
+    ref::vec k = ref::linear(n1, t, d, w("self_attn.k_proj.weight"));
+    const ref::vec v = ref::linear(n1, t, d, w("self_attn.v_proj.weight"));
+    ref::rope(q, t, p.num_heads, hd, pos, inv_freq);
+    ref::rope(k, t, p.num_kv_heads, hd, pos, inv_freq);
+    const ref::vec att = ref::attention_prefill(q, k, v, one, p.num_heads, p.num_kv_heads, hd,
+                                                1.0 / std::sqrt(static_cast<double>(hd)));
+    const ref::vec o = ref::linear(att, t, p.num_heads * hd, w("self_attn.o_proj.weight"));
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] += o[i];
+    const ref::vec n2 =
+        ref::rmsnorm(x, t, d, w("post_attention_layernorm.weight").values(), p.rms_eps);
+    if (p.num_experts == 0) {
+      const ref::vec f = ref::swiglu(n2, t, d, w("mlp.gate_proj.weight"),
+                                     w("mlp.up_proj.weight"), w("mlp.down_proj.weight"));
+      for (std::size_t i = 0; i < x.size(); ++i)
+        x[i] += f[i];
+      continue;
+    }
+    const ref::vec logits = ref::linear(n2, t, d, w("block_sparse_moe.gate.weight"));
+    for (std::int64_t i = 0; i < t; ++i) {
+      const std::span<const double> li(logits.data() + i * p.num_experts,
+                                       static_cast<std::size_t>(p.num_experts));
+      const std::vector<int> more = ref::top_experts(li, p.experts_per_token + 1);
+      EXPECT_GT(li[static_cast<std::size_t>(more[more.size() - 2])] -
+                    li[static_cast<std::size_t>(more.back())],
+                1e-4)
+          << "near tie in the routing of layer " << l << ", token " << i;
+      const std::vector<int> chosen = ref::top_experts(li, p.experts_per_token);
+      const ref::vec pr = ref::topk_weights(li, chosen, true);
+      const ref::vec xi(n2.begin() + i * d, n2.begin() + (i + 1) * d);
+      for (std::size_t j = 0; j < chosen.size(); ++j) {
+        const std::string ex = "block_sparse_moe.experts." + std::to_string(chosen[j]) + ".";
+        const ref::vec y =
+            ref::swiglu(xi, 1, d, w(ex + "w1.weight"), w(ex + "w3.weight"), w(ex + "w2.weight"));
+        for (std::int64_t c = 0; c < d; ++c)
+          x[static_cast<std::size_t>(i * d + c)] += pr[j] * y[static_cast<std::size_t>(c)];
+      }
+    }
+  }
+  const ref::vec n = ref::rmsnorm(x, t, d, named(globals, "model.norm.weight").values(), p.rms_eps);
+  return ref::linear(n, t, d, named(globals, "lm_head.weight"));
+}
+
+TEST(ModelRunner, LlamaForwardPassMatchesTheReferenceModel) {
+  auto p = find_model("tiny");
+  ASSERT_TRUE(p.ok());
+  // With Llama 3's frequency scaling: at head_dim 16 and base 1e4, an
+  // original context of 16 positions blends the fastest frequency
+  // (wavelength 6.3) and divides the others (19.9 and longer) by the factor.
+  p->rope_scaling = {.factor = 8, .low_freq_factor = 1, .high_freq_factor = 4,
+                     .original_max_position = 16};
+  auto m = synthetic_model(*p, 5);
+  ASSERT_TRUE(m.ok()) << m.status();
+  const token_batch in({19, 6}, p->vocab_size);
+  const std::vector<ref::vec> want = expect_forward_matches(
+      *m, in, [&](std::span<const std::int32_t> seq) { return llama_reference(*p, 5, seq); });
+  // The scaling is what the model runs with: without it the logits are others.
+  model_weights unscaled = *m;
+  for (auto& c : unscaled.layer_configs)
+    c.attn.rope_scaling = {};
+  unscaled.config.attn.rope_scaling = {};
+  EXPECT_GT(in.forward_error(unscaled, 0, want[0]), 1e-3);
+}
+
+TEST(ModelRunner, MixtralForwardPassMatchesTheReferenceModel) {
+  auto p = find_model("tiny-moe");
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(p->norm_topk_prob);
+  auto m = synthetic_model(*p, 5);
+  ASSERT_TRUE(m.ok()) << m.status();
+  const token_batch in({13, 8}, p->vocab_size);
+  const std::vector<ref::vec> want = expect_forward_matches(
+      *m, in, [&](std::span<const std::int32_t> seq) { return llama_reference(*p, 5, seq); });
+  // Mixtral renormalises the chosen experts' weights: without it, other logits.
+  model_weights raw = *m;
+  for (auto& l : raw.layers)
+    std::get<moe_weights>(l.ffn).renormalise = false;
+  EXPECT_GT(in.forward_error(raw, 0, want[0]), 1e-3);
+}
+
 TEST(ModelRunner, ForwardPassIsBitwiseRepeatable) {
   const auto m = synthetic("tiny");
   const auto in = two_sequences(m.profile.vocab_size);
@@ -443,6 +573,92 @@ TEST(ModelRunner, CompressionQualityOrdersTheCodecs) {
   EXPECT_FALSE(parse_compression("int3").ok());
   const int bad_split[] = {5};
   EXPECT_FALSE(compression_quality(b, m, in.tokens, in.offsets, bad_split, {}).ok());
+}
+
+// Two split points, counted independently: each split's error is that of the
+// int4 round trip of the activations that reach it (carrying the first
+// split's error into the second), the report lists the splits in layer order
+// once each, and the logits' KL and top-1 agreement are those of the two
+// passes, computed here in double.
+TEST(ModelRunner, CompressionQualityAtTwoSplitsMatchesAnIndependentCount) {
+  const auto m = synthetic("tiny-moe");
+  const token_batch in({21, 9, 1}, m.profile.vocab_size);
+  cpu_backend b;
+  auto c = parse_compression("int4");
+  ASSERT_TRUE(c.ok());
+  const int split[] = {1, 0, 1};
+  auto r = compression_quality(b, m, in.tokens, in.offsets, split, *c);
+  ASSERT_TRUE(r.ok()) << r.status();
+
+  std::vector<quality_report::split> want;
+  auto hook = [&](int layer, tensor& x) -> absl::Status {
+    auto q = b.quantize(x, 4);
+    EXPECT_TRUE(q.ok());
+    auto y = b.dequantize(*q);
+    EXPECT_TRUE(y.ok());
+    double diff = 0, norm_x = 0, norm_y = 0, dot = 0;
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      diff += (double{x[i]} - (*y)[i]) * (double{x[i]} - (*y)[i]);
+      norm_x += double{x[i]} * x[i];
+      norm_y += double{(*y)[i]} * (*y)[i];
+      dot += double{x[i]} * (*y)[i];
+    }
+    // int4: two values a byte, and one fp32 scale per token.
+    want.push_back({.after_layer = layer,
+                    .relative_error = std::sqrt(diff / norm_x),
+                    .cosine = dot / std::sqrt(norm_x * norm_y),
+                    .wire_bytes = x.rows() * (x.cols() / 2 + 4),
+                    .fp32_bytes = x.numel() * 4});
+    x = std::move(*y);
+    return absl::OkStatus();
+  };
+  auto plain = forward_logits(b, m, in.tokens, in.offsets);
+  auto compressed = forward_logits(b, m, in.tokens, in.offsets, hook);
+  ASSERT_TRUE(plain.ok() && compressed.ok());
+  ASSERT_EQ(r->splits.size(), 2u);
+  for (std::size_t s = 0; s < 2; ++s) {
+    SCOPED_TRACE(s);
+    EXPECT_EQ(r->splits[s].after_layer, static_cast<int>(s));
+    EXPECT_NEAR(r->splits[s].relative_error, want[s].relative_error,
+                1e-9 * want[s].relative_error);
+    EXPECT_NEAR(r->splits[s].cosine, want[s].cosine, 1e-9);
+    EXPECT_EQ(r->splits[s].wire_bytes, want[s].wire_bytes);
+    EXPECT_EQ(r->splits[s].fp32_bytes, want[s].fp32_bytes);
+  }
+  EXPECT_GT(want[0].relative_error, 1e-2); // int4 loses something at each split
+
+  const std::int64_t vocab = m.profile.vocab_size;
+  const std::int64_t rows = plain->rows();
+  double kl_sum = 0, kl_max = 0;
+  std::int64_t agree = 0;
+  for (std::int64_t row = 0; row < rows; ++row) {
+    const float* p = plain->data() + row * vocab;
+    const float* q = compressed->data() + row * vocab;
+    const auto log_softmax = [&](const float* l) {
+      const double mx = *std::max_element(l, l + vocab);
+      double z = 0;
+      for (std::int64_t i = 0; i < vocab; ++i)
+        z += std::exp(l[i] - mx);
+      ref::vec out;
+      for (std::int64_t i = 0; i < vocab; ++i)
+        out.push_back(l[i] - mx - std::log(z));
+      return out;
+    };
+    const ref::vec lp = log_softmax(p), lq = log_softmax(q);
+    double kl = 0;
+    for (std::int64_t i = 0; i < vocab; ++i)
+      kl += std::exp(lp[static_cast<std::size_t>(i)]) *
+            (lp[static_cast<std::size_t>(i)] - lq[static_cast<std::size_t>(i)]);
+    kl_sum += kl;
+    kl_max = std::max(kl_max, kl);
+    agree += std::max_element(p, p + vocab) - p == std::max_element(q, q + vocab) - q;
+  }
+  EXPECT_EQ(r->logits.rows, rows);
+  EXPECT_NEAR(r->logits.mean_kl, kl_sum / static_cast<double>(rows), 1e-6 * kl_sum / rows);
+  EXPECT_NEAR(r->logits.max_kl, kl_max, 1e-6 * kl_max);
+  EXPECT_DOUBLE_EQ(r->logits.top1_agreement,
+                   static_cast<double>(agree) / static_cast<double>(rows));
+  EXPECT_GT(kl_sum, 0.0);
 }
 
 TEST(ModelRunner, WeightsFromSafetensorsGiveTheSameLogits) {
