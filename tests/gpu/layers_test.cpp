@@ -54,6 +54,17 @@ decoder_config small_config() {
   return cfg;
 }
 
+// A second width, none of it a power of two: three query heads per kv head,
+// heads wider than hidden / heads (q_dim 144 against hidden 80), and FFN
+// widths that follow hidden (random_layer).
+decoder_config wide_config() {
+  decoder_config cfg;
+  cfg.hidden = 80;
+  cfg.attn = {.n_heads = 6, .n_kv_heads = 2, .head_dim = 24, .rope_theta = 500000.0f};
+  cfg.rms_eps = 1e-5f;
+  return cfg;
+}
+
 // Gemma 3's layer at test size: per-head q/k norms, sandwich norms, GeGLU,
 // an explicit softmax scale and a sliding window of 5.
 decoder_config gemma_config() {
@@ -77,8 +88,8 @@ decoder_config qwen_config() {
   return cfg;
 }
 
-// The layers the layer tests run: dense and MoE Llama-style, Gemma-style and
-// Qwen-MoE-style.
+// The layers the layer tests run: dense and MoE Llama-style at two widths,
+// Gemma-style and Qwen-MoE-style.
 struct layer_variant {
   const char* name;
   decoder_config cfg;
@@ -87,6 +98,8 @@ struct layer_variant {
 std::vector<layer_variant> layer_variants() {
   return {{"dense", small_config(), false},
           {"moe", small_config(), true},
+          {"wide-dense", wide_config(), false},
+          {"wide-moe", wide_config(), true},
           {"gemma", gemma_config(), false},
           {"qwen-moe", qwen_config(), true}};
 }
@@ -102,11 +115,11 @@ decoder_layer_weights random_layer(const decoder_config& cfg, bool moe, std::uin
   w.wo = ref::random_tensor({d, cfg.attn.q_dim()}, seed + 4, s);
   w.mlp_norm = ref::random_norm(d, seed + 5);
   if (moe && cfg.qkv_bias)
-    w.ffn = random_qwen_moe(d, 24, 4, 2, seed + 100);
+    w.ffn = random_qwen_moe(d, d * 3 / 4, 4, 2, seed + 100);
   else if (moe)
-    w.ffn = random_moe(d, 24, 4, 2, seed + 100);
+    w.ffn = random_moe(d, d * 3 / 4, 4, 2, seed + 100);
   else
-    w.ffn = random_mlp(d, 48, seed + 6);
+    w.ffn = random_mlp(d, d * 3 / 2, seed + 6);
   if (cfg.qk_norm) {
     w.q_norm = ref::random_norm(cfg.attn.head_dim, seed + 7);
     w.k_norm = ref::random_norm(cfg.attn.head_dim, seed + 8);
@@ -323,15 +336,15 @@ TEST(MoeRouter, RandomLogitsMatchReference) {
 }
 
 TEST(MoeLayer, MatchesReferenceWithOneGroupedGemmPerProjection) {
+  for (const std::int64_t d : {16, 40})
   for (const std::int64_t rows : {1, 3, 17}) {
     cpu_backend be;
-    const std::int64_t d = 16;
-    const moe_weights w = random_moe(d, 12, 6, 2, 500 + rows);
+    const moe_weights w = random_moe(d, d * 3 / 4, 6, 2, 500 + rows);
     const tensor x = ref::random_tensor({rows, d}, 600 + rows);
     auto y = moe_layer(be, w, x);
     ASSERT_TRUE(y.ok()) << y.status();
     const ref::vec want = moe_reference(w, ref::to_double(x.values()), rows, d);
-    EXPECT_LE(ref::rel_err(y->values(), want), tol) << rows << " tokens";
+    EXPECT_LE(ref::rel_err(y->values(), want), tol) << rows << " tokens at width " << d;
     EXPECT_EQ(be.launches().to_string(),
               "gemm=1 gemm_grouped=3 silu_mul=1 router_topk=1 moe_gather=1 moe_combine=1");
   }
@@ -436,7 +449,7 @@ TEST(MoeLayer, GatherAndCombineInvertEachOther) {
 }
 
 TEST(DecoderLayer, PrefillMatchesReferenceOnRaggedBatches) {
-  const decoder_config cfg = small_config();
+  for (const decoder_config& cfg : {small_config(), wide_config()})
   for (const bool moe : {false, true})
     for (const auto& lengths : {std::vector<std::int64_t>{0}, std::vector<std::int64_t>{1},
                                 std::vector<std::int64_t>{3, 17},
@@ -449,7 +462,8 @@ TEST(DecoderLayer, PrefillMatchesReferenceOnRaggedBatches) {
       ASSERT_TRUE(y.ok()) << y.status();
       EXPECT_EQ(y->shape(), (tensor::shape_type{off.back(), cfg.hidden}));
       EXPECT_LE(ref::rel_err(y->values(), decoder_reference(cfg, w, x, off)), tol)
-          << (moe ? "moe" : "dense") << ", " << lengths.size() << " sequences";
+          << (moe ? "moe" : "dense") << " at width " << cfg.hidden << ", " << lengths.size()
+          << " sequences";
       // One launch per kernel kind regardless of the number of sequences.
       EXPECT_EQ(be.launches().to_string(),
                 moe ? "gemm=5 gemm_grouped=3 rmsnorm=2 rope=1 attention_prefill=1 silu_mul=1 "
