@@ -3,11 +3,15 @@
 // 0; a wrong secret is refused, logged with the peer's address, and the same
 // worker then accepts the right one; malformed and truncated frames before
 // and after authentication are rejected with a logged error while the worker
-// keeps serving; the worker exits non-zero with a message when its
+// keeps serving, as it does after bytes that are not CAF's protocol at all;
+// the worker exits non-zero with a message when its
 // coordinator is killed; flag and secret-file errors exit 2. Everything runs
 // on 127.0.0.1 with ports chosen by the OS, and every wait has a deadline.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -282,6 +286,45 @@ TEST_F(worker_test, malformed_frames_before_authentication_are_refused_and_logge
   EXPECT_TRUE(log_shows(
     R"(refused 127\.0\.0\.1:\d+: malformed frame before authentication: .*truncated message)"));
   finish_with_right_secret();
+}
+
+// Bytes that are not CAF's protocol at all (an HTTP request, random bytes,
+// a connection closed at once, one left open and silent) never reach the
+// worker's handshake: CAF's transport drops them, and the worker keeps
+// serving.
+TEST_F(worker_test, raw_bytes_that_are_not_caf_leave_the_worker_serving) {
+  ASSERT_NO_FATAL_FAILURE(start_worker());
+  const auto connect_raw = [&] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port_);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to), 0);
+    return fd;
+  };
+  std::string random(100000, '\0');
+  std::mt19937_64 rng(9);
+  for (auto& c : random)
+    c = static_cast<char>(rng());
+  for (const std::string& bytes :
+       {std::string("GET / HTTP/1.0\r\n\r\n"), random, std::string()}) {
+    const int fd = connect_raw();
+    ASSERT_GE(fd, 0);
+    // The worker may close the connection while we write: no SIGPIPE.
+    for (std::size_t sent = 0; sent < bytes.size();) {
+      const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0)
+        break;
+      sent += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+  }
+  EXPECT_LT(wait_worker(200ms), 0);
+  const int silent = connect_raw();
+  ASSERT_GE(silent, 0);
+  finish_with_right_secret();
+  ::close(silent);
 }
 
 TEST_F(worker_test, malformed_frames_after_authentication_are_rejected_and_logged) {
