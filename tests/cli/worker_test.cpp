@@ -4,9 +4,9 @@
 // worker then accepts the right one; malformed and truncated frames before
 // and after authentication are rejected with a logged error while the worker
 // keeps serving, as it does after bytes that are not CAF's protocol at all;
-// the worker exits non-zero with a message when its
-// coordinator is killed; flag and secret-file errors exit 2. Everything runs
-// on 127.0.0.1 with ports chosen by the OS, and every wait has a deadline.
+// the worker exits non-zero with a message when its coordinator is killed;
+// flag and secret-file errors exit 2. Everything runs on 127.0.0.1 with
+// ports chosen by the OS, and every wait has a deadline.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
