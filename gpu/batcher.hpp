@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -54,8 +55,13 @@ public:
   /// Queues x W^T for x `[T, in]` and W `[out, in]`.
   ticket submit_linear(const tensor& w, tensor x);
 
-  /// Runs every queued request, one launch set per weight set. On error
-  /// the queued requests are dropped and their results are that error.
+  /// Runs every queued request, one launch set per weight set (and per
+  /// config, for layers). A request the kernels refuse (a width other than
+  /// the weights', a bad past) gets as its result the error the same call
+  /// alone gives, and the other requests of its weight set their own
+  /// results: a request of another width runs alone, and a stacked launch
+  /// that fails runs again one request at a time. Returns the first error;
+  /// the queue is empty afterwards either way.
   absl::Status flush();
 
   /// The result of a flushed request (moved out; once).
@@ -77,7 +83,18 @@ private:
     tensor x;
     tensor past_k, past_v;
     ticket id;
+
+    /// Stacked together: the same weights object and, for layers, the same
+    /// config object (a linear request on a layer's first tensor, at the
+    /// layer's address, is not the layer).
+    bool same_group(const request& o) const;
+    /// The input width the weights take.
+    std::int64_t width() const;
   };
+  /// Stacks `group` (one request, or several of the weights' width), runs
+  /// it and stores every request's result; the backend's error otherwise,
+  /// with no result stored.
+  absl::Status run(std::span<request* const> group);
   backend& b_;
   std::vector<request> queue_;
   /// Per ticket: the output once flushed, and a layer's new keys and values.

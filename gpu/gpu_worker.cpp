@@ -171,7 +171,7 @@ void gpu_worker::run(std::span<runtime::compute_call> batch) {
     req.past_k_ = req.past_v_ = tensor{};
   }
   if (stack.pending() > 0) {
-    // A failed group fails its own requests only; each carries its error.
+    // A refused request carries its own error; the others their results.
     (void)stack.flush();
     for (std::size_t i = 0; i < batch.size(); ++i)
       if (tickets[i]) {

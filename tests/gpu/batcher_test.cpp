@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "gpu/batcher.hpp"
@@ -136,18 +137,84 @@ TEST(Batcher, MoeLayerRequestsBecomeOneGroupedGemmPerProjection) {
     expect_same(*batch.take(t[i]), want[i]);
 }
 
-TEST(Batcher, MismatchedWidthsFailTheGroupOnly) {
+// A request the kernels refuse gets the error its call alone gives, and
+// the requests sharing its weights their own results: a wider request before
+// a narrower one (whose stacking would overrun the stacked input), a narrower
+// one, and a layer request whose past is malformed.
+TEST(Batcher, ARefusedRequestFailsAloneAndTheOthersOfItsWeightsRun) {
   const auto m = tiny();
+  const std::int64_t d = m.config.hidden;
   cpu_backend b;
   batcher batch(b);
   const auto& head = m.lm_head();
-  const auto bad1 = batch.submit_linear(head, ref::random_tensor({2, m.config.hidden}, 1, 1.0));
-  const auto bad2 = batch.submit_linear(head, ref::random_tensor({2, m.config.hidden + 1}, 2, 1.0));
-  const auto good = batch.submit_layer(m.config, m.layers[0], ref::random_tensor({2, m.config.hidden}, 3, 1.0));
-  EXPECT_FALSE(batch.flush().ok());
-  EXPECT_FALSE(batch.take(bad1).ok());
-  EXPECT_FALSE(batch.take(bad2).ok());
-  EXPECT_TRUE(batch.take(good).ok());
+  const tensor x = ref::random_tensor({2, d}, 1, 1.0);
+  const auto wide = batch.submit_linear(head, ref::random_tensor({2, d + 8}, 2, 1.0));
+  const auto good = batch.submit_linear(head, x);
+  const auto narrow = batch.submit_linear(head, ref::random_tensor({1, d - 8}, 3, 1.0));
+  const tensor seq = ref::random_tensor({3, d}, 4, 1.0);
+  const tensor past = ref::random_tensor({2, m.config.attn.kv_dim()}, 5, 1.0);
+  const auto layer_good = batch.submit_layer(m.config, m.layers[0], seq);
+  const auto layer_bad = batch.submit_layer(m.config, m.layers[0], seq, past,
+                                            ref::random_tensor({1, m.config.attn.kv_dim()}, 6));
+  const absl::Status st = batch.flush();
+  EXPECT_FALSE(st.ok());
+  cpu_backend lone;
+  for (const auto t : {wide, narrow}) {
+    const auto got = batch.take(t);
+    ASSERT_FALSE(got.ok());
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument) << got.status();
+  }
+  auto want = linear(lone, x, head);
+  auto got = batch.take(good);
+  ASSERT_TRUE(got.ok() && want.ok()) << got.status();
+  expect_same(*got, *want);
+  const auto bad = batch.take(layer_bad);
+  ASSERT_FALSE(bad.ok());
+  const std::vector<std::int64_t> one = {0, 3};
+  auto want_layer = decoder_layer_prefill(lone, m.config, m.layers[0], seq, one);
+  auto got_layer = batch.take(layer_good);
+  ASSERT_TRUE(got_layer.ok() && want_layer.ok()) << got_layer.status();
+  expect_same(*got_layer, *want_layer);
+  EXPECT_EQ(batch.take_kv(layer_good).first.rows(), 3);
+  EXPECT_EQ(batch.pending(), 0u);
+}
+
+// Stacked together are requests on the same weights object and, for layers,
+// the same config object: a linear request on a layer's first tensor (at the
+// layer's own address) is not the layer, and a layer run with another config
+// gets that config's result.
+TEST(Batcher, GroupsAreWeightsAndConfigNotAnAddressAlone) {
+  const auto m = tiny();
+  const std::int64_t d = m.config.hidden;
+  ASSERT_EQ(static_cast<const void*>(&m.layers[0]),
+            static_cast<const void*>(&m.layers[0].attn_norm));
+  cpu_backend b;
+  batcher batch(b);
+  const tensor seq = ref::random_tensor({5, d}, 7, 1.0);
+  decoder_config windowed = m.config;
+  windowed.attn.window = 2;
+  const auto plain = batch.submit_layer(m.config, m.layers[0], seq);
+  const auto slid = batch.submit_layer(windowed, m.layers[0], seq);
+  const auto norm = batch.submit_linear(m.layers[0].attn_norm, seq);
+  (void)batch.flush();
+  EXPECT_EQ(batch.groups_last_flush(), 3u);
+  cpu_backend lone;
+  // The norm's lone call, whatever it gives, not a layer's result.
+  const auto want_norm = linear(lone, seq, m.layers[0].attn_norm);
+  const auto got_norm = batch.take(norm);
+  ASSERT_EQ(got_norm.ok(), want_norm.ok()) << got_norm.status();
+  if (want_norm.ok())
+    expect_same(*got_norm, *want_norm);
+  else
+    EXPECT_EQ(got_norm.status(), want_norm.status());
+  const std::vector<std::int64_t> one = {0, 5};
+  for (const auto& [t, cfg] :
+       {std::pair{plain, &m.config}, std::pair{slid, &std::as_const(windowed)}}) {
+    auto want = decoder_layer_prefill(lone, *cfg, m.layers[0], seq, one);
+    auto got = batch.take(t);
+    ASSERT_TRUE(got.ok() && want.ok());
+    expect_same(*got, *want);
+  }
 }
 
 // Before a group runs, its weights are kept resident on the backend (a GPU
