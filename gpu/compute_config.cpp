@@ -53,10 +53,15 @@ void register_compute_section() {
           key_spec::map(
             "device_override", "Figures replacing the device profile's (sat-payload needs them)",
             {
-              key_spec::real("peak_fp32_flops", "", "Peak FP32 FLOP/s").above(0),
-              key_spec::real("peak_fp16_flops", "", "Peak FP16/BF16 FLOP/s").above(0),
-              key_spec::real("memory_bytes_per_s", "", "Memory bandwidth [bytes/s]").above(0),
-              key_spec::dur("launch_overhead", "", "Fixed cost per operation").at_least(0),
+              key_spec::real("peak_fp32_flops", "", "Peak FP32 FLOP/s")
+                .at_least(gpu::min_device_rate),
+              key_spec::real("peak_fp16_flops", "", "Peak FP16/BF16 FLOP/s")
+                .at_least(gpu::min_device_rate),
+              key_spec::real("memory_bytes_per_s", "", "Memory bandwidth [bytes/s]")
+                .at_least(gpu::min_device_rate),
+              key_spec::dur("launch_overhead", "", "Fixed cost per operation")
+                .at_least(0)
+                .at_most(static_cast<double>(gpu::max_launch_overhead.ns())),
             }),
         })
         .optional_section());

@@ -158,7 +158,12 @@ void gpu_worker::run(std::span<runtime::compute_call> batch) {
     auto& busy = busy_until_[call.entity];
     const auto start = std::max(call.at.ns(), busy);
     req.waited = runtime::duration::from_ns(start - call.at.ns());
-    call.ready = runtime::vtime::from_ns(start) + req.duration;
+    // Saturated short of `never` (which means no result at all): durations
+    // are bounded (max_estimate), but a device may queue many of them.
+    std::int64_t ready = 0;
+    if (__builtin_add_overflow(start, req.duration.ns(), &ready))
+      ready = runtime::vtime::never().ns() - 1;
+    call.ready = runtime::vtime::from_ns(std::min(ready, runtime::vtime::never().ns() - 1));
     busy = call.ready.ns();
     req.result = tensor{};
     if (opts_.modeled || req.kind_ == compute_request::kind::modeled)

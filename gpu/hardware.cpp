@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <limits>
 #include <numeric>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -142,6 +143,24 @@ absl::Status validate_hardware(const hardware_profile& hw) {
     return absl::InvalidArgumentError(absl::StrCat(
         "hardware '", hw.name, "': launch_overhead must not be negative, got ",
         runtime::to_string(hw.launch_overhead)));
+  // Far outside any device: most likely a slipped exponent or unit, and
+  // figures that would put a layer's duration beyond any run.
+  // (sat-payload given one peak has both equal: both are named.)
+  const bool same_peaks = hw.peak_fp32_flops == hw.peak_fp16_flops;
+  for (const auto& [field, v, unit] :
+       {std::tuple{same_peaks ? "peak_fp32_flops (and peak_fp16_flops)" : "peak_fp32_flops",
+                   hw.peak_fp32_flops, "FLOP/s"},
+        std::tuple{"peak_fp16_flops", hw.peak_fp16_flops, "FLOP/s"},
+        std::tuple{"memory_bytes_per_s", hw.memory_bytes_per_s, "bytes/s"}})
+    if (v < min_device_rate)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "hardware '", hw.name, "': ", field, " must be at least 1e6 ", unit,
+          " (a microcontroller does 1e8), got ", v));
+  if (hw.launch_overhead > max_launch_overhead)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hardware '", hw.name, "': launch_overhead must be at most ",
+        runtime::to_string(max_launch_overhead), " (a GPU's is microseconds), got ",
+        runtime::to_string(hw.launch_overhead)));
   return absl::OkStatus();
 }
 
@@ -201,7 +220,8 @@ runtime::duration estimate_duration(const hardware_profile& hw, double flops, do
   }
   const double seconds =
       std::max(flops / hw.peak_flops(precision), bytes / hw.memory_bytes_per_s);
-  return runtime::nanoseconds(std::llround(seconds * 1e9)) + hw.launch_overhead;
+  const double ns = std::min(seconds * 1e9, static_cast<double>(max_estimate.ns()));
+  return runtime::nanoseconds(std::llround(ns)) + hw.launch_overhead;
 }
 
 absl::StatusOr<roofline_fit> fit_roofline(const std::vector<roofline_sample>& samples) {

@@ -70,14 +70,24 @@ std::vector<std::string> hardware_names();
 absl::StatusOr<hardware_profile> find_hardware(std::string_view name,
                                                const hardware_overrides& overrides = {});
 
-/// OK when both peaks and the bandwidth are finite and positive and the
-/// overhead is not negative; otherwise InvalidArgument naming the field.
+/// The least peak FLOP/s and memory bytes/s, and the largest launch overhead,
+/// a device profile may have.
+inline constexpr double min_device_rate = 1e6;
+inline constexpr runtime::duration max_launch_overhead = runtime::seconds(1);
+/// The longest roofline time estimate_duration gives: 1e17 ns, about three
+/// years, beyond any run, and far enough below the time type's limit that
+/// the sum of a whole model's layers cannot overflow it.
+inline constexpr runtime::duration max_estimate = runtime::nanoseconds(100'000'000'000'000'000);
+
+/// OK when both peaks and the bandwidth are finite and at least
+/// min_device_rate and the overhead is between zero and
+/// max_launch_overhead; otherwise InvalidArgument naming the field.
 absl::Status validate_hardware(const hardware_profile& hw);
 
 /// Emulated duration of an operation of `flops` FLOPs moving `bytes` bytes of
 /// memory on `hw`: max(flops / peak, bytes / bandwidth), rounded to the nearest
-/// nanosecond, plus the launch overhead. Precondition: flops and bytes finite
-/// and >= 0 (a violation aborts).
+/// nanosecond and at most max_estimate, plus the launch overhead.
+/// Precondition: flops and bytes finite and >= 0 (a violation aborts).
 runtime::duration estimate_duration(const hardware_profile& hw, double flops, double bytes,
                                     compute_precision precision = compute_precision::fp32);
 

@@ -229,6 +229,10 @@ private:
     run_batch(batch);
     const auto now = wall_clock::now();
     for (auto& c : batch) {
+      // A result due at or after the end is never delivered (the entity
+      // would drop it), and its wall-clock time may lie beyond the clock's.
+      if (c.ready.ns() >= shared_->opts.end.ns())
+        continue;
       const auto due = shared_->wall_start + wall_delay(*shared_, c.ready.ns());
       const auto delay = std::max(std::chrono::nanoseconds::zero(),
                                   std::chrono::duration_cast<std::chrono::nanoseconds>(due - now));

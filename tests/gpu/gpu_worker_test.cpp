@@ -364,6 +364,31 @@ TEST(GpuWorker, ModeledModeRunsNoKernelAndKeepsTheTimes) {
             microseconds(100) + hw.launch_overhead * 3);
 }
 
+// A device queue of requests whose durations add up beyond the time type
+// saturates short of `never`: the results are simply not delivered in the
+// run, which ends normally.
+TEST(GpuWorker, AQueueBeyondTheTimeTypesLimitSaturates) {
+  std::vector<std::unique_ptr<runtime::entity>> w;
+  w.push_back(std::make_unique<requester>(microseconds(30), [] {
+    std::vector<std::unique_ptr<compute_request>> v;
+    for (int i = 0; i < 200; ++i)
+      v.push_back(compute_request::modeled(1e40, 0, 1)); // max_estimate each
+    return v;
+  }));
+  w.push_back(std::make_unique<requester>(microseconds(30), [] {
+    std::vector<std::unique_ptr<compute_request>> v;
+    v.push_back(compute_request::modeled(1e9, 0, 1));
+    return v;
+  }));
+  auto worker = cpu_worker(true);
+  const auto r = run_with(w, *worker);
+  EXPECT_TRUE(at(w, 0).answers.empty());
+  ASSERT_EQ(at(w, 1).answers.size(), 1u); // another entity's device is its own
+  EXPECT_EQ(at(w, 1).answers[0].took, modeled_duration(device(), compute_precision::fp16,
+                                                       {1e9, 0, 1}));
+  (void)r;
+}
+
 TEST(GpuWorker, ABadRequestFailsAloneAndTheRunGoesOn) {
   const auto m = tiny();
   std::vector<std::unique_ptr<runtime::entity>> w;

@@ -6,11 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace satemu::gpu {
 namespace {
 
 using runtime::microseconds;
+using runtime::milliseconds;
 using runtime::nanoseconds;
+using runtime::seconds;
 
 hardware_profile round_device() {
   hardware_profile hw;
@@ -120,6 +124,41 @@ TEST(Hardware, DurationsByHand) {
   const double expect_ns = weights * 4 / 3.6e9 * 1e9;
   EXPECT_EQ(estimate_duration(*pi, 2 * weights, 4 * weights).ns(),
             std::llround(expect_ns) + 5'000);
+}
+
+// Figures far outside any device are refused, naming the field, and the
+// longest estimate is max_estimate (plus the launch), however much work.
+TEST(Hardware, FiguresOutsideAnyDeviceAreRefusedAndEstimatesAreBounded) {
+  hardware_overrides o;
+  o.peak_fp16_flops = 1e-3;
+  o.memory_bytes_per_s = 1e9;
+  o.launch_overhead = microseconds(10);
+  auto slow = find_hardware("sat-payload", o);
+  ASSERT_FALSE(slow.ok());
+  EXPECT_NE(slow.status().message().find("peak_fp32_flops (and peak_fp16_flops) must be at "
+                                         "least 1e6"),
+            std::string::npos)
+      << slow.status();
+  o.peak_fp16_flops = 1e6;
+  o.memory_bytes_per_s = 999'999;
+  auto narrow = find_hardware("sat-payload", o);
+  ASSERT_FALSE(narrow.ok());
+  EXPECT_NE(narrow.status().message().find("memory_bytes_per_s"), std::string::npos);
+  o.memory_bytes_per_s = 1e6;
+  o.launch_overhead = milliseconds(1001);
+  auto late = find_hardware("sat-payload", o);
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.status().message().find("launch_overhead must be at most 1s"),
+            std::string::npos)
+      << late.status();
+  o.launch_overhead = seconds(1);
+  auto hw = find_hardware("sat-payload", o);
+  ASSERT_TRUE(hw.ok()) << hw.status(); // the slowest device allowed
+  EXPECT_EQ(estimate_duration(*hw, 1e6, 0), seconds(2));
+  // 1e30 FLOPs at 1e6 FLOP/s would be 3e16 years.
+  EXPECT_EQ(estimate_duration(*hw, 1e30, 1e30), max_estimate + seconds(1));
+  // A whole model of such layers stays far from the time type's limit.
+  EXPECT_LT(max_estimate.ns(), std::numeric_limits<std::int64_t>::max() / 64);
 }
 
 std::vector<roofline_sample> samples_from(const hardware_profile& hw, double noise) {
