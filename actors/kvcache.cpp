@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include "gpu/gpu_worker.hpp"
+
 namespace satemu::actors::skymemory {
 
 namespace {
@@ -186,19 +188,14 @@ runtime::duration prefill_time(const gpu::model_profile& m, const gpu::hardware_
                                std::int64_t new_tokens, std::int64_t past_tokens) {
   if (new_tokens <= 0)
     return runtime::duration::zero();
-  const double weights = static_cast<double>(gpu::layer_weight_bytes(m, 2));
-  const double kv_layer =
-    static_cast<double>(gpu::kv_bytes_per_token(m, 2)) / static_cast<double>(m.num_layers);
+  // What compute.mode: real charges for the same prefill: each layer as one
+  // request (gpu_worker.hpp), then the LM head.
+  constexpr auto fp16 = gpu::compute_precision::fp16;
+  const double bpe = gpu::element_bytes(fp16);
   runtime::duration total = runtime::duration::zero();
-  for (int l = 0; l < m.num_layers; ++l) {
-    const double flops = static_cast<double>(gpu::layer_flops(m, l, new_tokens, past_tokens));
-    const double bytes = weights + kv_layer * static_cast<double>(past_tokens + new_tokens);
-    total += gpu::estimate_duration(hw, flops, bytes, gpu::compute_precision::fp16);
-  }
-  total += gpu::estimate_duration(hw, static_cast<double>(gpu::lm_head_flops(m, 1)),
-                                  static_cast<double>(m.vocab_size * m.hidden_size * 2),
-                                  gpu::compute_precision::fp16);
-  return total;
+  for (int l = 0; l < m.num_layers; ++l)
+    total += gpu::modeled_duration(hw, fp16, gpu::layer_cost(m, l, new_tokens, past_tokens, bpe));
+  return total + gpu::modeled_duration(hw, fp16, gpu::lm_head_cost(m, bpe));
 }
 
 runtime::duration decode_time(const gpu::model_profile& m, const gpu::hardware_profile& hw,

@@ -159,7 +159,9 @@ std::uint64_t kv_block_bytes(const gpu::model_profile& m, std::uint32_t block_to
 
 /// Emulated time of prefilling `new_tokens` tokens after `past_tokens`
 /// cached ones, layer by layer on `hw` in fp16 (weights and the KV cache
-/// read once per layer), plus the LM head for the last token.
+/// read once per layer, one launch overhead per kernel), plus the LM head
+/// for the last token: what compute.mode: real charges (gpu::layer_cost
+/// and gpu::lm_head_cost as requests to the GPU worker).
 runtime::duration prefill_time(const gpu::model_profile& m, const gpu::hardware_profile& hw,
                                std::int64_t new_tokens, std::int64_t past_tokens);
 /// Emulated time of decoding one token at context `context` (tokens before it).

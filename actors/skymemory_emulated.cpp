@@ -59,7 +59,8 @@ const sky_counters& ids() {
 // Timer tags: the kind in the top byte, the request sequence below.
 enum timer_kind : std::uint64_t { arrival = 1, check = 2, lookup_timeout = 3, get_timeout = 4,
                                    prefill_done = 5, layer_done = 6, answer_timeout = 7,
-                                   decode_done = 8, local = 9, migrate_next = 10 };
+                                   decode_done = 8, local = 9, migrate_next = 10,
+                                   lm_head_done = 11 };
 constexpr std::uint64_t tag(timer_kind k, std::uint64_t seq) { return (k << 56) | seq; }
 constexpr timer_kind tag_kind(std::uint64_t t) { return static_cast<timer_kind>(t >> 56); }
 constexpr std::uint64_t tag_seq(std::uint64_t t) { return t & ((std::uint64_t{1} << 56) - 1); }
@@ -219,7 +220,8 @@ void skymemory_node::on_app_timer(std::uint64_t t) {
         receive_kv(body);
       }
       return;
-    case layer_done: // a compute tag (on_compute), never a timer's
+    case layer_done: // compute tags (on_compute), never a timer's
+    case lm_head_done:
       return;
   }
 }
@@ -541,16 +543,24 @@ void skymemory_node::on_compute(std::uint64_t t, std::unique_ptr<runtime::comput
   // One prompt at a time on the device: the worker has no earlier request
   // of this entity's to make it wait (were there one, it would count).
   a.rec.device_wait_ns += req.waited.ns();
-  a.keys.push_back(std::move(req.keys));
-  a.values.push_back(std::move(req.values));
-  auto out = std::move(*req.result);
-  if (a.keys.size() < cfg_->weights->layers.size()) {
-    run_layer(a, std::move(out));
+  if (tag_kind(t) == layer_done) {
+    a.keys.push_back(std::move(req.keys));
+    a.values.push_back(std::move(req.values));
+    auto out = std::move(*req.result);
+    if (a.keys.size() < cfg_->weights->layers.size()) {
+      run_layer(a, std::move(out));
+      return;
+    }
+    const auto d = static_cast<std::size_t>(out.cols());
+    const float* last = out.matrix().row(out.rows() - 1);
+    a.rec.output.assign(last, last + d);
+    // The first token still needs the LM head: timed, not run (the output
+    // is the last hidden state), as in compute.mode: modeled.
+    const gpu::request_cost head = lm_head_cost();
+    compute(tag(lm_head_done, a.rec.seq),
+            gpu::compute_request::modeled(head.flops, head.bytes, head.launches));
     return;
   }
-  const auto d = static_cast<std::size_t>(out.cols());
-  const float* last = out.matrix().row(out.rows() - 1);
-  a.rec.output.assign(last, last + d);
   a.rec.prefill_ns = now().ns() - a.prefill_start_ns;
   finish_prefill(a.rec.seq);
   end_real_prefill();
@@ -569,7 +579,11 @@ runtime::duration skymemory_node::baseline_prefill(std::uint32_t tokens) const {
       cfg_->device, cfg_->precision,
       gpu::layer_cost(m.layer_configs[l], m.layers[l], tokens, 0,
                       gpu::element_bytes(cfg_->precision)));
-  return total;
+  return total + gpu::modeled_duration(cfg_->device, cfg_->precision, lm_head_cost());
+}
+
+gpu::request_cost skymemory_node::lm_head_cost() const {
+  return gpu::lm_head_cost(cfg_->model, gpu::element_bytes(cfg_->precision));
 }
 
 void skymemory_node::check_handover() {

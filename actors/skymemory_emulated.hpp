@@ -78,6 +78,7 @@
 namespace satemu::gpu {
 class gpu_worker;
 struct model_weights;
+struct request_cost;
 class tensor;
 } // namespace satemu::gpu
 
@@ -186,6 +187,8 @@ private:
   void finish_fetch(active_request& a);
   void run_layer(active_request& a, gpu::tensor x);
   runtime::duration baseline_prefill(std::uint32_t tokens) const;
+  /// The LM head after a prefill's last layer, at the worker's precision.
+  gpu::request_cost lm_head_cost() const;
   /// The output tokens after the first, after a prompt of `context` tokens.
   runtime::duration decode_steps(std::uint32_t context) const;
   void finish_prefill(std::uint64_t seq);

@@ -31,6 +31,17 @@ constexpr int attention_launches = 10;
 constexpr int mlp_launches = 4;
 constexpr int moe_launches = 8;
 
+int layer_launches(bool qk_norm, bool sandwich_norm, bool moe, bool shared_expert,
+                   bool shared_gate) {
+  int n = attention_launches + (qk_norm ? 2 : 0) + (sandwich_norm ? 2 : 0);
+  if (!moe)
+    return n + mlp_launches;
+  n += moe_launches;
+  if (shared_expert)
+    n += mlp_launches + (shared_gate ? 2 : 1);
+  return n;
+}
+
 } // namespace
 
 std::unique_ptr<compute_request> compute_request::layer(const decoder_config& cfg,
@@ -100,12 +111,15 @@ request_cost layer_cost(const decoder_config& cfg, const decoder_layer_weights& 
                    numel(w.wv) + numel(w.wo) + numel(w.q_norm) + numel(w.k_norm) +
                    numel(w.attn_out_norm) + numel(w.mlp_out_norm) + numel(w.bq) +
                    numel(w.bk) + numel(w.bv);
-  int launches = attention_launches + (cfg.qk_norm ? 2 : 0) + (cfg.sandwich_norm ? 2 : 0);
+  const auto* moe_ffn = std::get_if<moe_weights>(&w.ffn);
+  const int launches =
+    layer_launches(cfg.qk_norm, cfg.sandwich_norm, moe_ffn != nullptr,
+                   moe_ffn != nullptr && moe_ffn->shared.gate.numel() > 0,
+                   moe_ffn != nullptr && moe_ffn->shared_gate.numel() > 0);
   if (const auto* mlp = std::get_if<swiglu_weights>(&w.ffn)) {
     const double m = numel(mlp->gate) + numel(mlp->up) + numel(mlp->down);
     flops += 2 * t * m;
     weights += m;
-    launches += mlp_launches;
   } else {
     const auto& moe = std::get<moe_weights>(w.ffn);
     const double experts = static_cast<double>(moe.experts.size());
@@ -119,13 +133,31 @@ request_cost layer_cost(const decoder_config& cfg, const decoder_layer_weights& 
     flops += 2 * t * (numel(moe.router) + k * expert + shared + numel(moe.shared_gate));
     weights += numel(moe.router) + std::min(experts, t * k) * expert + shared +
                numel(moe.shared_gate);
-    launches += moe_launches;
-    if (shared > 0)
-      launches += mlp_launches + (moe.shared_gate.numel() > 0 ? 2 : 1);
   }
   // Input and output rows, the cached keys and values, and the new ones.
   const double activations = 2 * t * d + 2 * (past + t) * kv;
   return {flops, bpe * (weights + activations), launches};
+}
+
+request_cost layer_cost(const model_profile& p, int layer, std::int64_t tokens, std::int64_t past,
+                        double bpe) {
+  const auto t = static_cast<double>(tokens);
+  const double d = static_cast<double>(p.hidden_size);
+  const double kv = static_cast<double>(p.num_kv_heads * p.head_dim);
+  const std::int64_t touched =
+    p.is_moe() ? std::min<std::int64_t>(p.num_experts, tokens * p.experts_per_token) : 0;
+  // The profile's weight count in elements (bytes at 1 per element).
+  const auto weights = static_cast<double>(layer_weight_bytes_touched(p, touched, 1));
+  const double activations = 2 * t * d + 2 * (static_cast<double>(past) + t) * kv;
+  return {static_cast<double>(layer_flops(p, layer, tokens, past)),
+          bpe * (weights + activations),
+          layer_launches(p.qk_norm, p.sandwich_norm, p.is_moe(),
+                         p.shared_expert_intermediate_size > 0, p.shared_expert_gate)};
+}
+
+request_cost lm_head_cost(const model_profile& p, double bpe) {
+  return {static_cast<double>(lm_head_flops(p, 1)),
+          bpe * static_cast<double>(p.vocab_size * p.hidden_size), 1};
 }
 
 compute_request& as_request(runtime::compute_job& job) {

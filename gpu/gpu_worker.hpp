@@ -120,6 +120,15 @@ private:
 request_cost layer_cost(const decoder_config& cfg, const decoder_layer_weights& w, double tokens,
                         double past, double bytes_per_element);
 
+/// The same cost from a model profile alone, for layer `layer` of a model
+/// whose weights are not made (compute.mode: modeled): equal to the above
+/// for that layer's weights and config.
+request_cost layer_cost(const model_profile& p, int layer, std::int64_t tokens, std::int64_t past,
+                        double bytes_per_element);
+/// The LM head for the last token of a prefill: its FLOPs, its weights'
+/// bytes, one launch.
+request_cost lm_head_cost(const model_profile& p, double bytes_per_element);
+
 /// The job handed back to `on_compute` as the request it is; aborts with
 /// context for a job of another kind (a programmer error).
 compute_request& as_request(runtime::compute_job& job);

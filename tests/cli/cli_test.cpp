@@ -1273,7 +1273,8 @@ TEST_F(cli_test, run_skymemory_with_real_compute_reports_compute_figures) {
   const auto j = read_json(out / "summary.json");
   const auto finished = j["metrics"]["requests_finished"].get<std::uint64_t>();
   ASSERT_GT(finished, 3u);
-  EXPECT_EQ(j["compute"]["requests"].get<std::uint64_t>(), 2 * finished); // 2 layers each
+  // Two layers and the LM head (timed, not run) each.
+  EXPECT_EQ(j["compute"]["requests"].get<std::uint64_t>(), 3 * finished);
   EXPECT_GE(j["compute"]["batches"].get<std::uint64_t>(), 1u);
   EXPECT_EQ(j["metrics"]["backend"], "cpu");
   EXPECT_EQ(j["metrics"]["compute_errors"], 0);

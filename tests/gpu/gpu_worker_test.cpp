@@ -315,8 +315,40 @@ TEST(GpuWorker, RequestCostMatchesTheModelProfileAndTheLaunchesOfOneCall) {
                              : layer_weight_bytes(m.profile, 2);
       EXPECT_GE(c.bytes, static_cast<double>(touched)) << name;
       EXPECT_LT(c.bytes, static_cast<double>(touched) * 1.2) << name;
+      // The profile alone (compute.mode: modeled) gives the same cost, also
+      // after a cached past.
+      for (const std::int64_t past : {0, 5}) {
+        const tensor kv({past, cfg.attn.kv_dim()});
+        const auto want = past == 0 ? c : compute_request::layer(cfg, layer, x, kv, kv)->cost(2);
+        const auto got = layer_cost(m.profile, l, t, past, 2);
+        EXPECT_EQ(got.flops, want.flops) << name << " " << t << " " << past;
+        EXPECT_EQ(got.bytes, want.bytes) << name << " " << t << " " << past;
+        EXPECT_EQ(got.launches, want.launches) << name;
+      }
     }
   }
+  // At full size: Gemma 3 270M's sliding layer 0 (window 512) and global
+  // layer 5, past the window.
+  const auto gemma = find_model("gemma-3-270m");
+  ASSERT_TRUE(gemma.ok());
+  for (const int l : {0, 5}) {
+    auto cfg = decoder_config_of(*gemma, l);
+    auto w = synthetic_layer(*gemma, l);
+    ASSERT_TRUE(cfg.ok() && w.ok());
+    const std::int64_t t = 3, past = 700;
+    const tensor x({t, gemma->hidden_size});
+    const tensor kv({past, cfg->attn.kv_dim()});
+    const auto want = compute_request::layer(*cfg, *w, x, kv, kv)->cost(2);
+    const auto got = layer_cost(*gemma, l, t, past, 2);
+    EXPECT_EQ(got.flops, want.flops) << l;
+    EXPECT_EQ(got.bytes, want.bytes) << l;
+    EXPECT_EQ(got.launches, want.launches) << l;
+  }
+  // The LM head after a prefill: one token's row against the vocabulary.
+  const auto head = lm_head_cost(tiny().profile, 2);
+  EXPECT_EQ(head.flops, 2.0 * 64 * 256);
+  EXPECT_EQ(head.bytes, 2.0 * 64 * 256);
+  EXPECT_EQ(head.launches, 1);
   const auto m = tiny();
   const auto lin =
       compute_request::linear(m.lm_head(), ref::random_tensor({3, m.config.hidden}, 1, 1.0));
