@@ -79,7 +79,9 @@ std::unique_ptr<compute_request> compute_request::modeled(double flops, double b
 }
 
 request_cost compute_request::cost(double bpe) const {
-  const double t = static_cast<double>(x_.rows());
+  // Tokens of the input (none once the request has run and its input is
+  // consumed; an empty tensor's rows() is 1).
+  const double t = x_.numel() == 0 ? 0.0 : static_cast<double>(x_.rows());
   switch (kind_) {
     case kind::modeled:
       return given_;
@@ -198,6 +200,7 @@ void gpu_worker::run(std::span<runtime::compute_call> batch) {
     call.ready = runtime::vtime::from_ns(std::min(ready, runtime::vtime::never().ns() - 1));
     busy = call.ready.ns();
     req.result = tensor{};
+    req.keys = req.values = tensor{};
     if (opts_.modeled || req.kind_ == compute_request::kind::modeled)
       continue;
     tickets[i] = req.kind_ == compute_request::kind::layer

@@ -76,10 +76,15 @@ absl::StatusOr<double> kl_divergence(std::span<const float> reference_logits,
     return absl::InvalidArgumentError("kl_divergence: empty logits");
   const double lse_p = log_sum_exp(reference_logits);
   const double lse_q = log_sum_exp(logits);
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  if (lse_p == inf || lse_q == inf || lse_p == -inf)
+    return std::numeric_limits<double>::quiet_NaN(); // a +inf logit, or no P at all
+  if (lse_q == -inf)
+    return std::isnan(lse_p) ? lse_p : inf; // Q excludes every token P has
   double kl = 0.0;
   for (std::size_t i = 0; i < logits.size(); ++i) {
     const double lp = static_cast<double>(reference_logits[i]) - lse_p;
-    if (lp == -std::numeric_limits<double>::infinity())
+    if (lp == -inf)
       continue; // p = 0 contributes nothing
     const double lq = static_cast<double>(logits[i]) - lse_q;
     kl += std::exp(lp) * (lp - lq);
@@ -92,7 +97,11 @@ std::int64_t argmax(std::span<const float> values) {
   if (values.empty())
     return -1;
   std::size_t best = 0;
-  for (std::size_t i = 1; i < values.size(); ++i)
+  while (best + 1 < values.size() && std::isnan(values[best]))
+    ++best;
+  if (std::isnan(values[best]))
+    return 0;
+  for (std::size_t i = best + 1; i < values.size(); ++i)
     if (values[i] > values[best])
       best = i;
   return static_cast<std::int64_t>(best);

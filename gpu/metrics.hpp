@@ -27,11 +27,14 @@ absl::StatusOr<double> cosine_similarity(std::span<const float> a, std::span<con
 
 /// KL(P || Q) in nats with P = softmax(reference_logits), Q =
 /// softmax(logits); >= 0, 0 for identical inputs. Logits may be -inf (an
-/// excluded token); a token with P > 0 and Q = 0 gives +inf. Empty is an error.
+/// excluded token); a token with P > 0 and Q = 0 gives +inf, as does a Q
+/// that excludes every token. A +inf logit, or a P that excludes every
+/// token, is no distribution: NaN. Empty is an error.
 absl::StatusOr<double> kl_divergence(std::span<const float> reference_logits,
                                      std::span<const float> logits);
 
 /// Index of the largest value, ties towards the lower index; -1 when empty.
+/// NaN values are passed over (all NaN: 0).
 std::int64_t argmax(std::span<const float> values);
 
 /// argmax(a) == argmax(b). Empty is an error.

@@ -146,7 +146,9 @@ protected:
   /// Fires `on_timer(tag)` at `now() + delay` (delay >= 0).
   void schedule(duration delay, std::uint64_t tag);
   /// Hands `job` to the run's compute service; `on_compute(tag, job)` fires
-  /// at `now()` plus the job's modeled duration, with the job's results.
+  /// at the job's ready time, with the job's results: `now()` plus the
+  /// job's modeled duration, after any wait for the entity's device to
+  /// finish its earlier jobs (gpu/gpu_worker.hpp).
   /// In virtual time the entity then waits: it processes no later event
   /// until the window's requests have been flushed and its result's time is
   /// known (other requests of the same event handler still join the batch).

@@ -65,6 +65,14 @@ TEST(Metrics, KlDivergenceKnownCases) {
   EXPECT_NEAR(*kl_divergence(p_masked, q_masked),
               std::log(0.5 / (1.0 / (2.0 + std::exp(5.0)))), 1e-6);
   EXPECT_TRUE(std::isinf(*kl_divergence(q_masked, p_masked)));
+  // A Q that excludes every token is infinitely far from any P; a P that
+  // excludes every token, or a +inf logit, is no distribution.
+  const std::vector<float> none = {neg_inf, neg_inf};
+  EXPECT_EQ(*kl_divergence(p, none), std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(std::isnan(*kl_divergence(none, p)));
+  const std::vector<float> pos_inf = {std::numeric_limits<float>::infinity(), 0.0f};
+  EXPECT_TRUE(std::isnan(*kl_divergence(p, pos_inf)));
+  EXPECT_TRUE(std::isnan(*kl_divergence(pos_inf, p)));
   EXPECT_FALSE(kl_divergence({}, {}).ok());
   EXPECT_FALSE(kl_divergence(p, p_masked).ok());
 }
@@ -72,6 +80,11 @@ TEST(Metrics, KlDivergenceKnownCases) {
 TEST(Metrics, Top1AndCompareLogits) {
   EXPECT_EQ(argmax(std::vector<float>{1.0f, 3.0f, 3.0f, 2.0f}), 1); // ties: lower index
   EXPECT_EQ(argmax({}), -1);
+  // NaN is passed over wherever it stands.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(argmax(std::vector<float>{nan, 1.0f, 3.0f}), 2);
+  EXPECT_EQ(argmax(std::vector<float>{1.0f, nan, 0.5f}), 0);
+  EXPECT_EQ(argmax(std::vector<float>{nan, nan}), 0);
   EXPECT_TRUE(*top1_agree(std::vector<float>{0, 5, 1}, std::vector<float>{-3, 2, 1.9f}));
   EXPECT_FALSE(*top1_agree(std::vector<float>{0, 5, 1}, std::vector<float>{0, 1, 5}));
   EXPECT_FALSE(top1_agree({}, {}).ok());
