@@ -299,8 +299,10 @@ absl::StatusOr<quality_report> compression_quality(backend& b, const model_weigh
                                                    const compression& c) {
   for (int s : split_after)
     if (s < 0 || s >= static_cast<int>(m.layers.size()))
-      return absl::InvalidArgumentError(absl::StrCat("split after layer ", s, ": the model has layers 0..",
-                                                     m.layers.size() - 1));
+      return absl::InvalidArgumentError(
+        m.layers.empty() ? absl::StrCat("split after layer ", s, ": the model has no layers")
+                         : absl::StrCat("split after layer ", s, ": the model has layers 0..",
+                                        m.layers.size() - 1));
   tensor reference;
   SATEMU_GPU_ASSIGN_OR_RETURN(reference, forward_logits(b, m, tokens, seq_offsets));
   quality_report r;
