@@ -1,43 +1,23 @@
 #include "cli/calibrate_command.hpp"
 
 #include <cstdio>
-#include <ostream>
 
 #include "absl/strings/str_cat.h"
+#include "cli/json_file.hpp"
 #include "cli/run_command.hpp"
 #include "gpu/backend.hpp"
 #include "gpu/calibrate.hpp"
 #include "gpu/cpu_backend.hpp"
 #include "gpu/cuda_backend.hpp"
-#include "runtime/files.hpp"
 #include "runtime/output.hpp"
 #include "nlohmann/json.hpp"
 
 namespace satemu::cli {
 
-namespace {
-
-/// `text` as the file `--json` names, or, when `text` is null, whether it
-/// can be written (a partial file created and abandoned: an earlier file
-/// stays as it was). InvalidArgument (bad input) saying why not.
-absl::Status write_json(const std::string& path, const std::string* text) {
-  auto st = runtime::write_file_atomically(path, [&](std::ostream& out) {
-    if (text == nullptr)
-      return absl::CancelledError("only a check");
-    out << *text;
-    return absl::OkStatus();
-  });
-  if (st.ok() || (text == nullptr && st.code() == absl::StatusCode::kCancelled))
-    return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("--json ", st.message()));
-}
-
-} // namespace
-
 int calibrate_command(const calibrate_args& a) {
   // A file that cannot be written is found before the timings, not after.
   if (!a.json.empty())
-    if (auto st = write_json(a.json, nullptr); !st.ok())
+    if (auto st = write_json_file(a.json, nullptr); !st.ok())
       return report_error(st);
   if (a.backend == "auto")
     std::fprintf(stderr, "%s\n", gpu::resolve_auto_backend().line().c_str());
@@ -103,7 +83,7 @@ int calibrate_command(const calibrate_args& a) {
                 {"launch_overhead_ns", f.launch_overhead.ns()},
                 {"rms_relative_residual", f.rms_relative_residual}};
     const std::string text = j.dump(2) + "\n";
-    if (auto st = write_json(a.json, &text); !st.ok())
+    if (auto st = write_json_file(a.json, &text); !st.ok())
       return report_error(st);
   }
   return exit_ok;

@@ -6,6 +6,7 @@
 #include "CLI/CLI.hpp"
 #include "cli/calibrate_command.hpp"
 #include "cli/flags.hpp"
+#include "cli/quality_command.hpp"
 #include "cli/run_command.hpp"
 #include "cli/sweep_command.hpp"
 #include "cli/worker_command.hpp"
@@ -122,6 +123,9 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(0, 1024));
   calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file");
 
+  quality_args qa;
+  auto* quality = add_quality_subcommand(app, qa);
+
   worker_args wa;
   auto* worker = add_worker_subcommand(app, wa);
 
@@ -149,6 +153,8 @@ int main(int argc, char** argv) {
       return worker_command(wa);
     if (*calibrate)
       return calibrate_command(ca);
+    if (*quality)
+      return quality_command(qa);
     if (*validate) {
       explain = explain_opt->count() > 0;
       if (explain) {

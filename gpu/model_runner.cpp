@@ -296,15 +296,19 @@ absl::StatusOr<quality_report> compression_quality(backend& b, const model_weigh
                                                    std::span<const std::int32_t> tokens,
                                                    std::span<const std::int64_t> seq_offsets,
                                                    std::span<const int> split_after,
-                                                   const compression& c) {
+                                                   const compression& c,
+                                                   const tensor* reference_logits) {
   for (int s : split_after)
     if (s < 0 || s >= static_cast<int>(m.layers.size()))
       return absl::InvalidArgumentError(
         m.layers.empty() ? absl::StrCat("split after layer ", s, ": the model has no layers")
                          : absl::StrCat("split after layer ", s, ": the model has layers 0..",
                                         m.layers.size() - 1));
-  tensor reference;
-  SATEMU_GPU_ASSIGN_OR_RETURN(reference, forward_logits(b, m, tokens, seq_offsets));
+  tensor computed;
+  if (reference_logits == nullptr) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(computed, forward_logits(b, m, tokens, seq_offsets));
+  }
+  const tensor& reference = reference_logits != nullptr ? *reference_logits : computed;
   quality_report r;
   auto hook = [&](int layer, tensor& x) -> absl::Status {
     if (std::find(split_after.begin(), split_after.end(), layer) == split_after.end())

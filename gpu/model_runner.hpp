@@ -118,10 +118,13 @@ struct quality_report {
   /// Final logits, compressed run against the uncompressed one.
   logits_comparison logits;
 };
+/// `reference_logits`, when given, are the uncompressed pass's logits
+/// (forward_logits of the same inputs), computed once for several codecs.
 absl::StatusOr<quality_report> compression_quality(backend& b, const model_weights& m,
                                                    std::span<const std::int32_t> tokens,
                                                    std::span<const std::int64_t> seq_offsets,
                                                    std::span<const int> split_after,
-                                                   const compression& c);
+                                                   const compression& c,
+                                                   const tensor* reference_logits = nullptr);
 
 } // namespace satemu::gpu

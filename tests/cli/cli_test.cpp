@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -986,6 +987,70 @@ TEST_F(cli_test, weights_with_a_wrong_shape_are_bad_input_naming_the_tensor) {
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_CONTAINS(r.output, "model.layers.0.self_attn.k_proj.weight");
   EXPECT_CONTAINS(r.output, "expected [");
+}
+
+// `satemu quality`: per split and codec, the error of the restored
+// activations and the bytes sent; per codec, the final logits against the
+// uncompressed pass. Repeatable bit for bit; bad flags exit 2 naming them.
+TEST_F(cli_test, quality_compares_codecs_at_split_points) {
+  const auto out = (dir_ / "q.json").string();
+  const std::vector<std::string> args = {"quality",    "--model",       "tiny-moe", "--split",
+                                         "1,0",        "--compression", "int8,int4,none",
+                                         "--tokens",   "20",            "--sequences", "2",
+                                         "--backend",  "cpu",           "--threads", "1"};
+  auto with_json = args;
+  with_json.insert(with_json.end(), {"--json", out});
+  auto r = satemu(with_json);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "compression   split    rel_error");
+  EXPECT_CONTAINS(r.output, "(final logits, 40 tokens)");
+  const auto j = read_json(out);
+  EXPECT_EQ(j["model"], "tiny-moe");
+  EXPECT_EQ(j["weights"], "synthetic");
+  ASSERT_EQ(j["codecs"].size(), 3u);
+  const auto& i8 = j["codecs"][0];
+  const auto& i4 = j["codecs"][1];
+  const auto& none = j["codecs"][2];
+  EXPECT_EQ(i8["compression"], "int8");
+  ASSERT_EQ(i8["splits"].size(), 2u);
+  for (std::size_t s = 0; s < 2; ++s) {
+    const auto& x = i8["splits"][s];
+    EXPECT_EQ(x["after_layer"], static_cast<int>(s)); // in layer order
+    // 40 tokens of 64: a byte each and a 4-byte scale per token.
+    EXPECT_EQ(x["wire_bytes"], 40 * (64 + 4));
+    EXPECT_EQ(x["fp32_bytes"], 40 * 64 * 4);
+    EXPECT_GT(x["relative_error"].get<double>(), 0.0);
+    EXPECT_LT(x["relative_error"].get<double>(),
+              i4["splits"][s]["relative_error"].get<double>());
+  }
+  EXPECT_EQ(i8["logits"]["rows"], 40);
+  EXPECT_LT(i8["logits"]["mean_kl"].get<double>(), i4["logits"]["mean_kl"].get<double>());
+  EXPECT_EQ(none["logits"]["mean_kl"].get<double>(), 0.0);
+  EXPECT_EQ(none["logits"]["top1_agreement"].get<double>(), 1.0);
+  EXPECT_EQ(none["splits"][0]["relative_error"].get<double>(), 0.0);
+  // The same figures again, to the bit.
+  auto again = satemu(args);
+  ASSERT_EQ(again.code, 0) << again.output;
+  const auto table = [](const std::string& text) {
+    return text.substr(text.find("compression   split"));
+  };
+  EXPECT_EQ(table(again.output), table(r.output));
+
+  for (const auto& [flag, value, message] :
+       {std::tuple{"--model", "tiny-nope", "--model: unknown model 'tiny-nope'"},
+        std::tuple{"--compression", "int3", "--compression: unknown compression 'int3'"},
+        std::tuple{"--split", "2", "--split: '2' is not a layer of tiny (0 to 1)"},
+        std::tuple{"--tokens", "5000", "--tokens: 5000 is more than tiny's context of 4096"},
+        std::tuple{"--weights", "/nonexistent.safetensors", "--weights: safetensors"}}) {
+    std::vector<std::string> bad = {"quality", "--model", "tiny", "--backend", "cpu"};
+    if (std::string(flag) == "--model")
+      bad[2] = value;
+    else
+      bad.insert(bad.end(), {flag, value});
+    auto b = satemu(bad);
+    EXPECT_EQ(b.code, 2) << flag << "\n" << b.output;
+    EXPECT_CONTAINS(b.output, message);
+  }
 }
 
 TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {

@@ -1,0 +1,22 @@
+#include "cli/json_file.hpp"
+
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/files.hpp"
+
+namespace satemu::cli {
+
+absl::Status write_json_file(const std::string& path, const std::string* text) {
+  auto st = runtime::write_file_atomically(path, [&](std::ostream& out) {
+    if (text == nullptr)
+      return absl::CancelledError("only a check");
+    out << *text;
+    return absl::OkStatus();
+  });
+  if (st.ok() || (text == nullptr && st.code() == absl::StatusCode::kCancelled))
+    return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("--json ", st.message()));
+}
+
+} // namespace satemu::cli
