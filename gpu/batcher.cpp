@@ -99,7 +99,8 @@ absl::Status batcher::flush() {
   // Groups in order of their first request.
   std::vector<const request*> heads;
   for (const auto& r : queue_)
-    if (std::none_of(heads.begin(), heads.end(), [&](const request* h) { return h->same_group(r); }))
+    if (std::none_of(heads.begin(), heads.end(),
+                     [&](const request* h) { return h->same_group(r); }))
       heads.push_back(&r);
   groups_last_ = heads.size();
   absl::Status first_error;

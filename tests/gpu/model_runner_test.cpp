@@ -300,117 +300,22 @@ TEST(ModelRunner, GemmaForwardPassMatchesTheReferenceModel) {
   EXPECT_GT(in.forward_error(no_window, 0, want[0]), 1e-3);
 }
 
-// Qwen1.5-MoE in double for one sequence, written from the reference model
-// (Hugging Face Qwen2MoeForCausalLM) over the checkpoint's tensors by name,
-// independent of the layer builder: q/k/v projections with biases; the
-// router's softmax over all experts, whose top-k probabilities weight the
-// experts as they are (norm_topk_prob false); and a shared expert scaled by
-// sigmoid(x shared_expert_gate^T). Fails the test on a near tie in the
-// routing, where fp32 could choose otherwise.
-ref::vec qwen_moe_reference(const model_profile& p, std::uint64_t seed,
-                            std::span<const std::int32_t> tokens) {
+// Llama 3, Mixtral and Qwen1.5-MoE in double for one sequence, written from
+// the reference models (Hugging Face LlamaForCausalLM, MixtralForCausalLM,
+// Qwen2MoeForCausalLM) over the checkpoint's tensors by name, independent
+// of the layer builder: pre-norm layers; RoPE with Llama 3's frequency
+// scaling written out here from Hugging Face's `_compute_llama3_parameters`;
+// q/k/v biases (Qwen); and either a SwiGLU MLP or a router's softmax over all
+// experts whose top-k probabilities weight the experts, renormalised
+// (Mixtral, w2(silu(w1 x) * w3 x)) or as they are (Qwen, whose shared expert
+// is scaled by sigmoid(x shared_expert_gate^T)). Fails the test on a near tie
+// in the routing, where fp32 could choose otherwise.
+ref::vec llama_family_reference(const model_profile& p, std::uint64_t seed,
+                                std::span<const std::int32_t> tokens) {
   const auto t = static_cast<std::int64_t>(tokens.size());
   const std::int64_t d = p.hidden_size;
   const std::int64_t hd = p.head_dim;
-  const std::int64_t n_exp = p.num_experts;
-  auto add_bias = [](ref::vec& y, std::int64_t rows, const tensor& b) {
-    for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t c = 0; c < b.numel(); ++c)
-        y[static_cast<std::size_t>(r * b.numel() + c)] += b[c];
-  };
-  const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
-  const tensor embedding = named(globals, "model.embed_tokens.weight");
-  ref::vec x = embed(embedding, tokens, 1.0);
-  std::vector<std::int64_t> pos(static_cast<std::size_t>(t));
-  std::iota(pos.begin(), pos.end(), 0);
-  const std::vector<std::int64_t> one = {0, t};
-  for (int l = 0; l < p.num_layers; ++l) {
-    auto ts = synthesize_layer(p, l, seed);
-    EXPECT_TRUE(ts.ok());
-    const auto w = [&](const std::string& name) {
-      return named(*ts, "model.layers." + std::to_string(l) + "." + name);
-    };
-    const ref::vec n1 = ref::rmsnorm(x, t, d, w("input_layernorm.weight").values(), p.rms_eps);
-    ref::vec q = ref::linear(n1, t, d, w("self_attn.q_proj.weight"));
-    ref::vec k = ref::linear(n1, t, d, w("self_attn.k_proj.weight"));
-    ref::vec v = ref::linear(n1, t, d, w("self_attn.v_proj.weight"));
-    add_bias(q, t, w("self_attn.q_proj.bias"));
-    add_bias(k, t, w("self_attn.k_proj.bias"));
-    add_bias(v, t, w("self_attn.v_proj.bias"));
-    ref::rope(q, t, p.num_heads, hd, pos, p.rope_theta);
-    ref::rope(k, t, p.num_kv_heads, hd, pos, p.rope_theta);
-    const ref::vec att = ref::attention_prefill(q, k, v, one, p.num_heads, p.num_kv_heads, hd,
-                                                1.0 / std::sqrt(static_cast<double>(hd)));
-    const ref::vec o = ref::linear(att, t, p.num_heads * hd, w("self_attn.o_proj.weight"));
-    for (std::size_t i = 0; i < x.size(); ++i)
-      x[i] += o[i];
-    const ref::vec n2 =
-        ref::rmsnorm(x, t, d, w("post_attention_layernorm.weight").values(), p.rms_eps);
-    const ref::vec logits = ref::linear(n2, t, d, w("mlp.gate.weight"));
-    const ref::vec gate = ref::linear(n2, t, d, w("mlp.shared_expert_gate.weight"));
-    for (std::int64_t i = 0; i < t; ++i) {
-      const std::span<const double> li(logits.data() + i * n_exp, static_cast<std::size_t>(n_exp));
-      const std::vector<int> more = ref::top_experts(li, p.experts_per_token + 1);
-      EXPECT_GT(li[static_cast<std::size_t>(more[more.size() - 2])] -
-                    li[static_cast<std::size_t>(more.back())],
-                1e-4)
-          << "near tie in the routing of layer " << l << ", token " << i;
-      const std::vector<int> chosen = ref::top_experts(li, p.experts_per_token);
-      const ref::vec pr = ref::topk_weights(li, chosen, p.norm_topk_prob);
-      const ref::vec xi(n2.begin() + i * d, n2.begin() + (i + 1) * d);
-      auto mlp = [&](const std::string& at) {
-        return ref::swiglu(xi, 1, d, w(at + "gate_proj.weight"), w(at + "up_proj.weight"),
-                           w(at + "down_proj.weight"));
-      };
-      const ref::vec shared = mlp("mlp.shared_expert.");
-      const double g = 1.0 / (1.0 + std::exp(-gate[static_cast<std::size_t>(i)]));
-      for (std::int64_t c = 0; c < d; ++c)
-        x[static_cast<std::size_t>(i * d + c)] += g * shared[static_cast<std::size_t>(c)];
-      for (std::size_t j = 0; j < chosen.size(); ++j) {
-        const ref::vec y = mlp("mlp.experts." + std::to_string(chosen[j]) + ".");
-        for (std::int64_t c = 0; c < d; ++c)
-          x[static_cast<std::size_t>(i * d + c)] += pr[j] * y[static_cast<std::size_t>(c)];
-      }
-    }
-  }
-  const ref::vec n = ref::rmsnorm(x, t, d, named(globals, "model.norm.weight").values(), p.rms_eps);
-  return ref::linear(n, t, d, named(globals, "lm_head.weight"));
-}
-
-TEST(ModelRunner, QwenMoeForwardPassMatchesTheReferenceModel) {
-  auto p = find_model("tiny-qwen-moe");
-  ASSERT_TRUE(p.ok());
-  ASSERT_FALSE(p->norm_topk_prob);
-  auto m = synthetic_model(*p, 5);
-  ASSERT_TRUE(m.ok()) << m.status();
-  const token_batch in({13, 8}, p->vocab_size);
-  const std::vector<ref::vec> want = expect_forward_matches(
-      *m, in, [&](std::span<const std::int32_t> seq) { return qwen_moe_reference(*p, 5, seq); });
-  // Each of Qwen's differences matters: renormalised routing weights, or no
-  // q bias, give other logits.
-  model_weights renormalised = *m;
-  for (auto& l : renormalised.layers)
-    std::get<moe_weights>(l.ffn).renormalise = true;
-  EXPECT_GT(in.forward_error(renormalised, 0, want[0]), 1e-3);
-  model_weights no_bias = *m;
-  for (auto& x : no_bias.layers[0].bq.values())
-    x = 0.0f;
-  EXPECT_GT(in.forward_error(no_bias, 0, want[0]), 1e-3);
-}
-
-// Llama 3 and Mixtral in double for one sequence, written from the reference
-// models (Hugging Face LlamaForCausalLM and MixtralForCausalLM) over the
-// checkpoint's tensors by name, independent of the layer builder: pre-norm
-// layers without biases, RoPE with Llama 3's frequency scaling written out
-// here from Hugging Face's `_compute_llama3_parameters`, and either a SwiGLU
-// MLP or Mixtral's router (softmax over all experts, top-k, renormalised)
-// over experts w2(silu(w1 x) * w3 x). Fails the test on a near tie in the
-// routing, where fp32 could choose otherwise.
-ref::vec llama_reference(const model_profile& p, std::uint64_t seed,
-                         std::span<const std::int32_t> tokens) {
-  const auto t = static_cast<std::int64_t>(tokens.size());
-  const std::int64_t d = p.hidden_size;
-  const std::int64_t hd = p.head_dim;
+  const bool qwen = p.arch == model_arch::qwen2_moe;
   std::vector<double> inv_freq;
   for (std::int64_t i = 0; i < hd / 2; ++i) {
     const double f = 1.0 / std::pow(p.rope_theta, static_cast<double>(2 * i) /
@@ -432,6 +337,11 @@ ref::vec llama_reference(const model_profile& p, std::uint64_t seed,
       inv_freq.push_back((1 - smooth) * f / s.factor + smooth * f);
     }
   }
+  auto add_bias = [](ref::vec& y, std::int64_t rows, const tensor& b) {
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < b.numel(); ++c)
+        y[static_cast<std::size_t>(r * b.numel() + c)] += b[c];
+  };
   const std::vector<weight_tensor> globals = synthesize_globals(p, seed);
   ref::vec x = embed(named(globals, "model.embed_tokens.weight"), tokens, 1.0);
   std::vector<std::int64_t> pos(static_cast<std::size_t>(t));
@@ -446,7 +356,12 @@ ref::vec llama_reference(const model_profile& p, std::uint64_t seed,
     const ref::vec n1 = ref::rmsnorm(x, t, d, w("input_layernorm.weight").values(), p.rms_eps);
     ref::vec q = ref::linear(n1, t, d, w("self_attn.q_proj.weight"));
     ref::vec k = ref::linear(n1, t, d, w("self_attn.k_proj.weight"));
-    const ref::vec v = ref::linear(n1, t, d, w("self_attn.v_proj.weight"));
+    ref::vec v = ref::linear(n1, t, d, w("self_attn.v_proj.weight"));
+    if (p.qkv_bias) {
+      add_bias(q, t, w("self_attn.q_proj.bias"));
+      add_bias(k, t, w("self_attn.k_proj.bias"));
+      add_bias(v, t, w("self_attn.v_proj.bias"));
+    }
     ref::rope(q, t, p.num_heads, hd, pos, inv_freq);
     ref::rope(k, t, p.num_kv_heads, hd, pos, inv_freq);
     const ref::vec att = ref::attention_prefill(q, k, v, one, p.num_heads, p.num_kv_heads, hd,
@@ -463,7 +378,16 @@ ref::vec llama_reference(const model_profile& p, std::uint64_t seed,
         x[i] += f[i];
       continue;
     }
-    const ref::vec logits = ref::linear(n2, t, d, w("block_sparse_moe.gate.weight"));
+    const std::string moe = qwen ? "mlp." : "block_sparse_moe.";
+    const ref::vec logits = ref::linear(n2, t, d, w(moe + "gate.weight"));
+    const ref::vec gate = qwen ? ref::linear(n2, t, d, w("mlp.shared_expert_gate.weight"))
+                               : ref::vec{};
+    auto expert = [&](const ref::vec& xi, const std::string& at) {
+      return qwen ? ref::swiglu(xi, 1, d, w(at + "gate_proj.weight"), w(at + "up_proj.weight"),
+                                w(at + "down_proj.weight"))
+                  : ref::swiglu(xi, 1, d, w(at + "w1.weight"), w(at + "w3.weight"),
+                                w(at + "w2.weight"));
+    };
     for (std::int64_t i = 0; i < t; ++i) {
       const std::span<const double> li(logits.data() + i * p.num_experts,
                                        static_cast<std::size_t>(p.num_experts));
@@ -473,12 +397,16 @@ ref::vec llama_reference(const model_profile& p, std::uint64_t seed,
                 1e-4)
           << "near tie in the routing of layer " << l << ", token " << i;
       const std::vector<int> chosen = ref::top_experts(li, p.experts_per_token);
-      const ref::vec pr = ref::topk_weights(li, chosen, true);
+      const ref::vec pr = ref::topk_weights(li, chosen, p.norm_topk_prob);
       const ref::vec xi(n2.begin() + i * d, n2.begin() + (i + 1) * d);
+      if (qwen) {
+        const ref::vec shared = expert(xi, "mlp.shared_expert.");
+        const double g = 1.0 / (1.0 + std::exp(-gate[static_cast<std::size_t>(i)]));
+        for (std::int64_t c = 0; c < d; ++c)
+          x[static_cast<std::size_t>(i * d + c)] += g * shared[static_cast<std::size_t>(c)];
+      }
       for (std::size_t j = 0; j < chosen.size(); ++j) {
-        const std::string ex = "block_sparse_moe.experts." + std::to_string(chosen[j]) + ".";
-        const ref::vec y =
-            ref::swiglu(xi, 1, d, w(ex + "w1.weight"), w(ex + "w3.weight"), w(ex + "w2.weight"));
+        const ref::vec y = expert(xi, moe + "experts." + std::to_string(chosen[j]) + ".");
         for (std::int64_t c = 0; c < d; ++c)
           x[static_cast<std::size_t>(i * d + c)] += pr[j] * y[static_cast<std::size_t>(c)];
       }
@@ -486,6 +414,28 @@ ref::vec llama_reference(const model_profile& p, std::uint64_t seed,
   }
   const ref::vec n = ref::rmsnorm(x, t, d, named(globals, "model.norm.weight").values(), p.rms_eps);
   return ref::linear(n, t, d, named(globals, "lm_head.weight"));
+}
+
+TEST(ModelRunner, QwenMoeForwardPassMatchesTheReferenceModel) {
+  auto p = find_model("tiny-qwen-moe");
+  ASSERT_TRUE(p.ok());
+  ASSERT_FALSE(p->norm_topk_prob);
+  auto m = synthetic_model(*p, 5);
+  ASSERT_TRUE(m.ok()) << m.status();
+  const token_batch in({13, 8}, p->vocab_size);
+  const std::vector<ref::vec> want = expect_forward_matches(
+      *m, in,
+      [&](std::span<const std::int32_t> seq) { return llama_family_reference(*p, 5, seq); });
+  // Each of Qwen's differences matters: renormalised routing weights, or no
+  // q bias, give other logits.
+  model_weights renormalised = *m;
+  for (auto& l : renormalised.layers)
+    std::get<moe_weights>(l.ffn).renormalise = true;
+  EXPECT_GT(in.forward_error(renormalised, 0, want[0]), 1e-3);
+  model_weights no_bias = *m;
+  for (auto& x : no_bias.layers[0].bq.values())
+    x = 0.0f;
+  EXPECT_GT(in.forward_error(no_bias, 0, want[0]), 1e-3);
 }
 
 TEST(ModelRunner, LlamaForwardPassMatchesTheReferenceModel) {
@@ -500,7 +450,8 @@ TEST(ModelRunner, LlamaForwardPassMatchesTheReferenceModel) {
   ASSERT_TRUE(m.ok()) << m.status();
   const token_batch in({19, 6}, p->vocab_size);
   const std::vector<ref::vec> want = expect_forward_matches(
-      *m, in, [&](std::span<const std::int32_t> seq) { return llama_reference(*p, 5, seq); });
+      *m, in,
+      [&](std::span<const std::int32_t> seq) { return llama_family_reference(*p, 5, seq); });
   // The scaling is what the model runs with: without it the logits are others.
   model_weights unscaled = *m;
   for (auto& c : unscaled.layer_configs)
@@ -517,7 +468,8 @@ TEST(ModelRunner, MixtralForwardPassMatchesTheReferenceModel) {
   ASSERT_TRUE(m.ok()) << m.status();
   const token_batch in({13, 8}, p->vocab_size);
   const std::vector<ref::vec> want = expect_forward_matches(
-      *m, in, [&](std::span<const std::int32_t> seq) { return llama_reference(*p, 5, seq); });
+      *m, in,
+      [&](std::span<const std::int32_t> seq) { return llama_family_reference(*p, 5, seq); });
   // Mixtral renormalises the chosen experts' weights: without it, other logits.
   model_weights raw = *m;
   for (auto& l : raw.layers)
