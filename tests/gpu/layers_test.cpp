@@ -58,10 +58,9 @@ decoder_config small_config() {
 // heads wider than hidden / heads (q_dim 144 against hidden 80), and FFN
 // widths that follow hidden (random_layer).
 decoder_config wide_config() {
-  decoder_config cfg;
+  decoder_config cfg = small_config();
   cfg.hidden = 80;
   cfg.attn = {.n_heads = 6, .n_kv_heads = 2, .head_dim = 24, .rope_theta = 500000.0f};
-  cfg.rms_eps = 1e-5f;
   return cfg;
 }
 
