@@ -104,8 +104,7 @@ int quality_command(const quality_args& a) {
   } else {
     for (absl::string_view text : absl::StrSplit(a.split, ',')) {
       int l = 0;
-      if (!absl::SimpleAtoi(text, &l) || l < 0 ||
-          l >= p.num_layers)
+      if (!absl::SimpleAtoi(text, &l) || l < 0 || l >= p.num_layers)
         return report_error(bad("--split", absl::StrCat("'", text, "' is not a layer of ", p.name,
                                                         " (0 to ", p.num_layers - 1, ")")));
       splits.push_back(l);

@@ -5,7 +5,6 @@
 #include <span>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "gpu/detail/check.hpp"
 
 namespace satemu::gpu {
@@ -65,8 +64,7 @@ absl::Status batcher::run(std::span<request* const> group) {
                                                 : b_.keep_resident(*head.matrix);
   if (!kept.ok())
     b_.drop_resident();
-  absl::StatusOr<tensor> out = tensor{};
-  tensor keys, values;
+  tensor out, keys, values;
   if (head.cfg != nullptr) {
     std::vector<past_kv> past;
     past.reserve(group.size());
@@ -81,13 +79,14 @@ absl::Status batcher::run(std::span<request* const> group) {
     keys = std::move(ext->k);
     values = std::move(ext->v);
   } else {
-    out = linear(b_, stacked, *head.matrix);
-    if (!out.ok())
-      return out.status();
+    auto y = linear(b_, stacked, *head.matrix);
+    if (!y.ok())
+      return y.status();
+    out = std::move(*y);
   }
   for (std::size_t i = 0; i < group.size(); ++i) {
     auto& slot = results_[group[i]->id];
-    slot.out = rows_of(*out, offsets[i], offsets[i + 1]);
+    slot.out = rows_of(out, offsets[i], offsets[i + 1]);
     if (head.cfg != nullptr)
       slot.kv = {rows_of(keys, offsets[i], offsets[i + 1]),
                  rows_of(values, offsets[i], offsets[i + 1])};

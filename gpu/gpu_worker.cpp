@@ -194,10 +194,11 @@ void gpu_worker::run(std::span<runtime::compute_call> batch) {
     req.waited = runtime::duration::from_ns(start - call.at.ns());
     // Saturated short of `never` (which means no result at all): durations
     // are bounded (max_estimate), but a device may queue many of them.
+    constexpr std::int64_t latest = runtime::vtime::never().ns() - 1;
     std::int64_t ready = 0;
-    if (__builtin_add_overflow(start, req.duration.ns(), &ready))
-      ready = runtime::vtime::never().ns() - 1;
-    call.ready = runtime::vtime::from_ns(std::min(ready, runtime::vtime::never().ns() - 1));
+    if (__builtin_add_overflow(start, req.duration.ns(), &ready) || ready > latest)
+      ready = latest;
+    call.ready = runtime::vtime::from_ns(ready);
     busy = call.ready.ns();
     req.result = tensor{};
     req.keys = req.values = tensor{};
