@@ -15,9 +15,9 @@
 #include "cli/json_file.hpp"
 #include "cli/run_command.hpp"
 #include "gpu/backend.hpp"
+#include "gpu/gpu_worker.hpp"
 #include "gpu/model.hpp"
 #include "gpu/model_runner.hpp"
-#include "gpu/safetensors.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/output.hpp"
 #include "runtime/rng.hpp"
@@ -130,19 +130,12 @@ int quality_command(const quality_args& a) {
     return report_error(b.status());
   std::fprintf(stderr, "making %s's weights (%s)...\n", p.name.c_str(),
                a.weights.empty() ? "synthetic" : a.weights.c_str());
-  absl::StatusOr<gpu::model_weights> m = absl::UnknownError("no model");
-  if (a.weights.empty()) {
-    m = gpu::synthetic_model(p, a.seed);
-  } else {
-    auto file = gpu::safetensors_file::open(a.weights);
-    if (!file.ok())
-      return report_error(bad("--weights", file.status().message()));
-    m = gpu::load_model(p, *file);
-    if (!m.ok())
-      return report_error(bad("--weights", m.status().message()));
-  }
+  auto m = gpu::model_weights_of(p, a.weights, a.seed);
   if (!m.ok())
-    return report_error(m.status());
+    return report_error(a.weights.empty()
+                          ? m.status()
+                          : absl::Status(m.status().code(),
+                                         absl::StrCat("--weights: ", m.status().message())));
 
   // Token ids, uniform over the vocabulary.
   runtime::rng r(a.seed, 0, 1);

@@ -279,18 +279,20 @@ absl::Status check_model_memory(const compute_config& c) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<model_weights> model_weights_of(const model_profile& p,
+                                               const std::string& weights_file,
+                                               std::uint64_t seed) {
+  if (weights_file.empty())
+    return synthetic_model(p, seed);
+  auto file = safetensors_file::open(weights_file);
+  if (!file.ok())
+    return file.status();
+  return load_model(p, *file);
+}
+
 absl::StatusOr<model_weights> model_for(const compute_config& c) {
   SATEMU_GPU_RETURN_IF_ERROR(check_model_memory(c));
-  absl::StatusOr<model_weights> m = absl::UnknownError("no model");
-  if (c.weights_file.empty()) {
-    m = synthetic_model(c.model, c.seed);
-  } else {
-    auto file = safetensors_file::open(c.weights_file);
-    if (!file.ok())
-      return absl::Status(file.status().code(),
-                          absl::StrCat("compute.weights: ", file.status().message()));
-    m = load_model(c.model, *file);
-  }
+  auto m = model_weights_of(c.model, c.weights_file, c.seed);
   if (!m.ok())
     return absl::Status(m.status().code(), absl::StrCat(c.weights_file.empty() ? "compute.model: "
                                                                                : "compute.weights: ",

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -184,6 +185,13 @@ absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config
 /// `memory_limit` (by default the memory available), or when that limit is
 /// more than this machine's memory and swap together.
 absl::Status check_model_memory(const compute_config& c);
+
+/// The weights of `p`: synthetic (seeded by `seed`) when `weights_file` is
+/// empty, else read from that safetensors file (its errors as
+/// safetensors_file::open and load_model give them). No memory check.
+absl::StatusOr<model_weights> model_weights_of(const model_profile& p,
+                                               const std::string& weights_file,
+                                               std::uint64_t seed);
 
 /// The weights of the section's model: synthetic (seeded by `seed`), or read
 /// from its safetensors file. Errors start with the key at fault. A model

@@ -10,6 +10,7 @@
 #include <limits>
 #include <numbers>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "gpu/cpu_backend.hpp"
@@ -214,6 +215,24 @@ std::vector<ref::vec> expect_forward_matches(
   return want;
 }
 
+// A reference model: the logits of one sequence of profile `p`'s synthetic
+// weights (seed `seed`), in double.
+using reference_model = ref::vec (*)(const model_profile& p, std::uint64_t seed,
+                                     std::span<const std::int32_t> tokens);
+
+// The synthetic model of `p` (seed 5) and, after expect_forward_matches,
+// `reference`'s logits of each sequence of `in`.
+std::pair<model_weights, std::vector<ref::vec>> expect_synthetic_matches(
+    const model_profile& p, const token_batch& in, reference_model reference) {
+  auto m = synthetic_model(p, 5);
+  EXPECT_TRUE(m.ok()) << m.status();
+  if (!m.ok())
+    return {};
+  auto want = expect_forward_matches(
+      *m, in, [&](std::span<const std::int32_t> seq) { return reference(p, 5, seq); });
+  return {std::move(*m), std::move(want)};
+}
+
 // Gemma 3 in double for one sequence, written from the reference model
 // (Hugging Face Gemma3ForCausalLM) over the checkpoint's tensors by name,
 // independent of the layer builder: norms multiply by (1 + w), embeddings
@@ -287,15 +306,13 @@ TEST(ModelRunner, GemmaForwardPassMatchesTheReferenceModel) {
   auto p = find_model("tiny-gemma");
   ASSERT_TRUE(p.ok());
   ASSERT_EQ(p->sliding_window, 8);
-  auto m = synthetic_model(*p, 5);
-  ASSERT_TRUE(m.ok()) << m.status();
   // Two sequences, the first longer than the window.
   const token_batch in({20, 7}, p->vocab_size);
-  const std::vector<ref::vec> want = expect_forward_matches(
-      *m, in, [&](std::span<const std::int32_t> seq) { return gemma_reference(*p, 5, seq); });
+  const auto [m, want] = expect_synthetic_matches(*p, in, gemma_reference);
+  ASSERT_EQ(want.size(), 2u);
   // The window is what makes layer 0 differ: without it the logits of the
   // sequence longer than the window are others.
-  model_weights no_window = *m;
+  model_weights no_window = m;
   no_window.layer_configs[0].attn.window = 0;
   EXPECT_GT(in.forward_error(no_window, 0, want[0]), 1e-3);
 }
@@ -420,19 +437,16 @@ TEST(ModelRunner, QwenMoeForwardPassMatchesTheReferenceModel) {
   auto p = find_model("tiny-qwen-moe");
   ASSERT_TRUE(p.ok());
   ASSERT_FALSE(p->norm_topk_prob);
-  auto m = synthetic_model(*p, 5);
-  ASSERT_TRUE(m.ok()) << m.status();
   const token_batch in({13, 8}, p->vocab_size);
-  const std::vector<ref::vec> want = expect_forward_matches(
-      *m, in,
-      [&](std::span<const std::int32_t> seq) { return llama_family_reference(*p, 5, seq); });
+  const auto [m, want] = expect_synthetic_matches(*p, in, llama_family_reference);
+  ASSERT_EQ(want.size(), 2u);
   // Each of Qwen's differences matters: renormalised routing weights, or no
   // q bias, give other logits.
-  model_weights renormalised = *m;
+  model_weights renormalised = m;
   for (auto& l : renormalised.layers)
     std::get<moe_weights>(l.ffn).renormalise = true;
   EXPECT_GT(in.forward_error(renormalised, 0, want[0]), 1e-3);
-  model_weights no_bias = *m;
+  model_weights no_bias = m;
   for (auto& x : no_bias.layers[0].bq.values())
     x = 0.0f;
   EXPECT_GT(in.forward_error(no_bias, 0, want[0]), 1e-3);
@@ -446,14 +460,11 @@ TEST(ModelRunner, LlamaForwardPassMatchesTheReferenceModel) {
   // (wavelength 6.3) and divides the others (19.9 and longer) by the factor.
   p->rope_scaling = {.factor = 8, .low_freq_factor = 1, .high_freq_factor = 4,
                      .original_max_position = 16};
-  auto m = synthetic_model(*p, 5);
-  ASSERT_TRUE(m.ok()) << m.status();
   const token_batch in({19, 6}, p->vocab_size);
-  const std::vector<ref::vec> want = expect_forward_matches(
-      *m, in,
-      [&](std::span<const std::int32_t> seq) { return llama_family_reference(*p, 5, seq); });
+  const auto [m, want] = expect_synthetic_matches(*p, in, llama_family_reference);
+  ASSERT_EQ(want.size(), 2u);
   // The scaling is what the model runs with: without it the logits are others.
-  model_weights unscaled = *m;
+  model_weights unscaled = m;
   for (auto& c : unscaled.layer_configs)
     c.attn.rope_scaling = {};
   unscaled.config.attn.rope_scaling = {};
@@ -464,14 +475,11 @@ TEST(ModelRunner, MixtralForwardPassMatchesTheReferenceModel) {
   auto p = find_model("tiny-moe");
   ASSERT_TRUE(p.ok());
   ASSERT_TRUE(p->norm_topk_prob);
-  auto m = synthetic_model(*p, 5);
-  ASSERT_TRUE(m.ok()) << m.status();
   const token_batch in({13, 8}, p->vocab_size);
-  const std::vector<ref::vec> want = expect_forward_matches(
-      *m, in,
-      [&](std::span<const std::int32_t> seq) { return llama_family_reference(*p, 5, seq); });
+  const auto [m, want] = expect_synthetic_matches(*p, in, llama_family_reference);
+  ASSERT_EQ(want.size(), 2u);
   // Mixtral renormalises the chosen experts' weights: without it, other logits.
-  model_weights raw = *m;
+  model_weights raw = m;
   for (auto& l : raw.layers)
     std::get<moe_weights>(l.ffn).renormalise = false;
   EXPECT_GT(in.forward_error(raw, 0, want[0]), 1e-3);
