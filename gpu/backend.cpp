@@ -130,7 +130,9 @@ absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name, int
   for (std::string_view n : backend_names)
     absl::StrAppend(&accepted, accepted.empty() ? "" : ", ", std::string(n));
   return absl::InvalidArgumentError(absl::StrCat("unknown compute backend '", std::string(name),
-                                                 "'; accepted: ", accepted));
+                                                 "'; accepted: ", accepted,
+                                                 name == "gpu" ? " (the GPU backend is 'cuda')"
+                                                               : ""));
 }
 
 void plan_dispatch(moe_routing& r) {

@@ -21,7 +21,8 @@ void register_compute_section() {
         "compute", "Compute: backend, model, emulated device, weights",
         {
           key_spec::choice("backend", {"auto", "cpu", "cuda"}, "auto",
-                           "Kernel backend: auto = cuda when a device answers, else cpu"),
+                           "Kernel backend: auto = cuda when a device answers, else cpu")
+            .suggesting("gpu", "cuda"),
           key_spec::choice("mode", {"real", "modeled"}, "real",
                            "real = run the kernels on real tensors; modeled = durations only"),
           key_spec::text("model", "", "Model profile: " + absl::StrJoin(model_names(), ", "))

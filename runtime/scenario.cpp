@@ -91,6 +91,13 @@ std::string suggestion(std::string_view word, const std::vector<std::string>& ca
   return best.empty() ? std::string() : absl::StrCat(" (did you mean '", best, "'?)");
 }
 
+// suggestion() for a choice, where a synonym of a choice wins.
+std::string choice_hint(std::string_view word, const key_spec& spec) {
+  for (const auto& [synonym, choice] : spec.synonyms)
+    if (word == synonym) return absl::StrCat(" (did you mean '", choice, "'?)");
+  return suggestion(word, spec.choices);
+}
+
 std::string got_text(const YAML::Node& n) {
   if (!n.IsDefined() || n.IsNull()) return "got nothing";
   if (n.IsMap()) return "got a map";
@@ -210,7 +217,7 @@ private:
           }
           return error(path, mark,
                        absl::StrCat("expected one of ", absl::StrJoin(spec.choices, ", "),
-                                    "; got '", text, "'", suggestion(text, spec.choices)));
+                                    "; got '", text, "'", choice_hint(text, spec)));
         }
         out.value = text;
         return absl::OkStatus();

@@ -318,6 +318,10 @@ key_spec&& key_spec::items_at_least(std::size_t n) && {
   min_items = n;
   return std::move(*this);
 }
+key_spec&& key_spec::suggesting(std::string word, std::string choice) && {
+  synonyms.emplace_back(std::move(word), std::move(choice));
+  return std::move(*this);
+}
 key_spec&& key_spec::optional_section() && {
   omit_if_absent = true;
   return std::move(*this);

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -61,6 +62,9 @@ struct key_spec {
   bool min_exclusive = false;
   /// Allowed values of a choice (or of the elements of a list of choices).
   std::vector<std::string> choices;
+  /// Words that are not choices but name one, as (word, choice): an error for
+  /// the word suggests that choice rather than the nearest spelling.
+  std::vector<std::pair<std::string, std::string>> synonyms;
   /// Fields of a map, and of each element of a list of maps.
   std::vector<key_spec> children;
   /// Printed by explain, e.g. "duration (ns, us, ms, s, min, h)".
@@ -111,6 +115,8 @@ struct key_spec {
   key_spec&& optional_section() &&;
   /// Overrides the unit text printed by explain.
   key_spec&& with_unit_hint(std::string hint) &&;
+  /// An error for `word` suggests `choice` (see `synonyms`).
+  key_spec&& suggesting(std::string word, std::string choice) &&;
 };
 
 /// One kind of a kinded map (e.g. a workload kind) and its extra keys.

@@ -926,7 +926,7 @@ TEST_F(cli_test, compute_section_with_good_names_and_weights_validates) {
                    section + ": workload kind 'mesh' runs on its own graph");
 }
 
-TEST_F(cli_test, unknown_model_or_device_names_file_line_and_key) {
+TEST_F(cli_test, unknown_model_device_or_backend_names_file_line_and_key) {
   const auto text = replace(compute_yaml, "model: tiny", "model: gpt-9");
   const auto f = scenario("m.yaml", text);
   expect_bad_file(satemu({"validate", f}), f, line_of(text, "model: gpt-9"),
@@ -935,6 +935,14 @@ TEST_F(cli_test, unknown_model_or_device_names_file_line_and_key) {
   const auto f2 = scenario("d.yaml", text2);
   expect_bad_file(satemu({"validate", f2}), f2, line_of(text2, "device: tpu-v9"),
                   {"compute.device", "tpu-v9", "jetson-nano"});
+  // 'gpu' is one edit from 'cpu', but the backend it means is 'cuda'.
+  const auto f3 = scenario("b.yaml", compute_yaml);
+  auto b = satemu({"validate", f3, "--set", "compute.backend=gpu"});
+  EXPECT_EQ(b.code, 2) << b.output;
+  EXPECT_CONTAINS(b.output, "expected one of auto, cpu, cuda; got 'gpu' (did you mean 'cuda'?)");
+  auto q = satemu({"quality", "--model", "tiny", "--backend", "gpu"});
+  EXPECT_EQ(q.code, 2) << q.output;
+  EXPECT_CONTAINS(q.output, "(the GPU backend is 'cuda')");
 }
 
 TEST_F(cli_test, truncated_or_malformed_weights_are_bad_input) {
