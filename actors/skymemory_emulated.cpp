@@ -1077,8 +1077,8 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   j["model"] = cfg_->model.name;
   j["device"] = cfg_->device.name;
   if (cfg_->real) {
-    j["prefill"] = "run on real tensors by the GPU worker, one request per layer, each timed by "
-                   "the device's roofline";
+    j["prefill"] = "run on real tensors by the GPU worker, one request per layer and a last one "
+                   "for the LM head (timed only), each timed by the device's roofline";
     j["backend"] = std::string(worker_->device_backend().name());
     j["compute_errors"] = counter_of(r, "skymemory.compute_errors");
     // What was computed: the weights, and a digest of every finished
