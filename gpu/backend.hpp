@@ -187,9 +187,12 @@ struct moe_routing {
 void plan_dispatch(moe_routing& r);
 
 /// Per-token symmetric integer quantisation of a `[rows, cols]` matrix.
-/// Row r has `scale = max|x_r| / qmax` (qmax = 127 for 8 bits, 7 for 4 bits;
-/// 0 for an all-zero row) and codes `q = round_half_even(x / scale)` in
-/// [-qmax, qmax]; x is restored as `q * scale`.
+/// Row r has `scale = max|x_r| / qmax` rounded toward zero (qmax = 127 for
+/// 8 bits, 7 for 4 bits), so that no restored value exceeds max|x_r| in
+/// magnitude (a row holding FLT_MAX restores finite), and codes
+/// `q = round_half_even(x / scale)` clamped to [-qmax, qmax]; x is restored as
+/// `q * scale`. The scale is 0, and the row restores as zeros, for an all-zero
+/// row or one whose max|x| is below qmax x 2^-149 (about 1.8e-43 for 8 bits).
 /// Storage of `codes`: 8 bits: one two's-complement byte per element, row
 /// stride `cols`. 4 bits: two's-complement nibbles, element 2j of a row in
 /// the low nibble of byte j and element 2j+1 in the high nibble; each row

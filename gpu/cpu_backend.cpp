@@ -529,7 +529,6 @@ absl::StatusOr<quantized_activations> cpu_backend::quantize(const_matrix_view x,
   // The values are checked while their maximum is taken (one pass).
   SATEMU_GPU_RETURN_IF_ERROR(detail::check_quantize_args(x, bits));
   auto q = quantized_activations::zeros(x.rows, x.cols, bits);
-  const float qmax = bits == 8 ? 127.0f : 7.0f;
   const detail::isa isa = detail::host_isa();
   for (std::int64_t r = 0; r < x.rows; ++r) {
     const float* xr = x.row(r);
@@ -538,9 +537,9 @@ absl::StatusOr<quantized_activations> cpu_backend::quantize(const_matrix_view x,
       return detail::check_quantize(x, bits);
     float amax;
     std::memcpy(&amax, &amax_bits, sizeof amax);
-    const float scale = amax / qmax;
+    const float scale = detail::quant_scale(amax, bits);
     q.scales[static_cast<std::size_t>(r)] = scale;
-    if (scale != 0.0f) // else an all-zero row, or max|x| so small the scale underflows
+    if (scale != 0.0f) // else an all-zero row, or max|x| so small the scale is 0
       detail::quantize_row(xr, x.cols, bits, scale, q.codes.data() + r * q.row_bytes(), isa);
   }
   count_launch(op::quantize);

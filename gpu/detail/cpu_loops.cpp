@@ -1,5 +1,6 @@
 #include "gpu/detail/cpu_loops.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include "gpu/detail/check.hpp"
@@ -94,6 +95,18 @@ __attribute__((target("avx2"))) void quantize_row_avx2(const float* x, std::int6
 #endif
 
 } // namespace
+
+float quant_scale(float amax, int bits) {
+  // The double quotient rounds to a float past the exact one only if a float
+  // lay between them, and none can: a float f != amax / qmax has
+  // |f x qmax - amax| >= ulp(f), about 2^-30 of the quotient, where the
+  // double is within 2^-53 of it.
+  const double exact = static_cast<double>(amax) / (bits == 8 ? 127.0 : 7.0);
+  float s = static_cast<float>(exact);
+  if (static_cast<double>(s) > exact)
+    s = std::nextafter(s, 0.0f);
+  return s;
+}
 
 bool runs_here(isa i) {
   if (i == isa::baseline)

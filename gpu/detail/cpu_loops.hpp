@@ -27,6 +27,12 @@ bool runs_here(isa i);
 std::uint32_t max_magnitude_bits(const float* x, std::int64_t n, isa i = host_isa());
 inline constexpr std::uint32_t nonfinite_bits = 0x7f800000u;
 
+/// The per-token scale of a row whose largest magnitude is `amax` (finite):
+/// amax / qmax rounded toward zero, so that no restored value |q| x scale
+/// exceeds amax (rounded to nearest, 127 x (FLT_MAX / 127) is infinite). 0
+/// when amax / qmax is below the smallest subnormal.
+float quant_scale(float amax, int bits);
+
 /// The per-token symmetric codes of one row of `cols` finite values at a
 /// positive `scale`: x / scale (a division, not a multiplication by
 /// 1/scale, so that the code of max|x| is exactly qmax) rounded half to

@@ -452,7 +452,7 @@ __global__ void quantize_kernel(const float* x, std::int64_t cols, int bits, std
     amax = fmaxf(amax, fabsf(xr[j]));
   amax = block_max(amax, red);
   const float qmax = bits == 8 ? 127.0f : 7.0f;
-  const float scale = __fdiv_rn(amax, qmax);
+  const float scale = __fdiv_rz(amax, qmax); // detail::quant_scale, toward zero
   if (threadIdx.x == 0)
     scales[r] = scale;
   if (bits == 8) {

@@ -59,7 +59,12 @@ TEST(Quantize, ErrorWithinHalfAScaleForInt8AndInt4) {
         for (std::int64_t j = 0; j < cols; ++j)
           amax = std::max(amax, std::fabs(x[r * cols + j]));
         const float scale = q->scales[static_cast<std::size_t>(r)];
-        EXPECT_NEAR(scale, static_cast<double>(amax) / qmax, 1e-6 * amax) << "row " << r;
+        // amax / qmax rounded toward zero: at most the quotient, and the
+        // next float up is above it.
+        const double quotient = static_cast<double>(amax) / qmax;
+        EXPECT_LE(scale, quotient) << "row " << r;
+        if (amax > 0.0f)
+          EXPECT_GT(std::nextafter(scale, INFINITY), quotient) << "row " << r;
         bool hit_max = amax == 0.0f;
         for (std::int64_t j = 0; j < cols; ++j) {
           const int c = code_at(*q, r, j);
@@ -76,6 +81,47 @@ TEST(Quantize, ErrorWithinHalfAScaleForInt8AndInt4) {
     }
   EXPECT_EQ(be.launches()[op::quantize], 8u);
   EXPECT_EQ(be.launches()[op::dequantize], 8u);
+}
+
+// Rows at the ends of fp32's range: FLT_MAX restores finite, no restored
+// value exceeds its row's max|x|, and a row too small for a nonzero scale
+// restores as zeros.
+TEST(Quantize, RowsAtTheEndsOfTheRangeRestoreWithinTheirMaximum) {
+  cpu_backend be;
+  constexpr float big = std::numeric_limits<float>::max();
+  constexpr float tiny = std::numeric_limits<float>::denorm_min();
+  for (const int bits : {8, 4}) {
+    const int qmax = bits == 8 ? 127 : 7;
+    const tensor x({4, 4}, {big, -big, 1.0f, big / 3.0f,        //
+                            -big / 2.0f, 1e30f, -3e37f, 0.0f,   //
+                            (qmax - 1) * tiny, -tiny, 0.0f, tiny, // scale below the least subnormal
+                            qmax * tiny, -tiny, 2 * tiny, 0.0f}); // the least subnormal scale
+    auto q = be.quantize(x, bits);
+    ASSERT_TRUE(q.ok()) << q.status();
+    auto back = be.dequantize(*q);
+    ASSERT_TRUE(back.ok()) << back.status();
+    for (std::int64_t r = 0; r < 4; ++r) {
+      float amax = 0.0f;
+      for (std::int64_t j = 0; j < 4; ++j)
+        amax = std::max(amax, std::fabs(x[r * 4 + j]));
+      const float scale = q->scales[static_cast<std::size_t>(r)];
+      for (std::int64_t j = 0; j < 4; ++j) {
+        const float v = (*back)[r * 4 + j];
+        EXPECT_TRUE(std::isfinite(v)) << bits << " bits, row " << r << ", col " << j;
+        EXPECT_LE(std::fabs(v), amax) << bits << " bits, row " << r << ", col " << j;
+        if (std::fabs(x[r * 4 + j]) == amax)
+          EXPECT_EQ(std::abs(code_at(*q, r, j)), scale == 0.0f ? 0 : qmax);
+      }
+    }
+    EXPECT_EQ((*back)[0], static_cast<float>(qmax) * q->scales[0]);
+    EXPECT_GT((*back)[0], big * (1.0f - 1e-6f)) << bits << " bits";
+    EXPECT_EQ(q->scales[2], 0.0f) << bits << " bits";
+    for (std::int64_t j = 0; j < 4; ++j)
+      EXPECT_EQ((*back)[2 * 4 + j], 0.0f) << bits << " bits, col " << j;
+    EXPECT_EQ(q->scales[3], tiny) << bits << " bits";
+    EXPECT_EQ((*back)[3 * 4 + 0], qmax * tiny) << bits << " bits";
+    EXPECT_EQ((*back)[3 * 4 + 2], 2 * tiny) << bits << " bits";
+  }
 }
 
 TEST(Quantize, Int4PackingRoundTrip) {

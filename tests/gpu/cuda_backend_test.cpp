@@ -586,6 +586,7 @@ TEST_P(CudaBackend, QuantizeAndDequantizeAreBitwiseTheCpus) {
           x[3 * cols + j] *= 1e-40f; // a scale that underflows
         }
         x[2 * cols] = -x[2 * cols]; // sign of the row maximum
+        x[4 * cols] = std::numeric_limits<float>::max(); // a scale rounded toward zero
       }
       auto got = gpu_->quantize(x, bits);
       auto want = cpu_.quantize(x, bits);
