@@ -382,8 +382,8 @@ space_network::space_network(space_config cfg, std::optional<runtime::walker_con
   double ground_r = 0;
   for (std::size_t g = 0; g < cfg_.grounds.size(); ++g) {
     ground_r = std::max(ground_r, runtime::norm(cfg_.grounds[g].ecef_m));
-    for (const auto& w : cfg_.tracks[g])
-      ground_r = std::max(ground_r, runtime::norm(runtime::geodetic_to_ecef(w.where)));
+    if (!cfg_.tracks[g].empty())
+      ground_r = std::max(ground_r, runtime::max_radius_along(cfg_.tracks[g]));
   }
   double isl_floor = std::numeric_limits<double>::infinity();
   double gsl_floor = std::numeric_limits<double>::infinity();

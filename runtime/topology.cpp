@@ -68,6 +68,22 @@ geodetic along_waypoints(const std::vector<waypoint>& track, double t_s) {
           a.where.alt_m + f * (b.where.alt_m - a.where.alt_m)};
 }
 
+double max_radius_along(const std::vector<waypoint>& track) {
+  // Along a segment latitude and altitude move linearly, and the radius at a
+  // given altitude shrinks as |latitude| grows: the segment's least |lat|
+  // (0 if it crosses the equator) at its greater altitude bounds it.
+  double r = 0;
+  for (std::size_t i = 0; i < track.size(); ++i) {
+    const geodetic& a = track[i].where;
+    const geodetic& b = i + 1 < track.size() ? track[i + 1].where : a;
+    const double lat = a.lat_deg * b.lat_deg <= 0
+                         ? 0.0
+                         : (std::fabs(a.lat_deg) < std::fabs(b.lat_deg) ? a.lat_deg : b.lat_deg);
+    r = std::max(r, norm(geodetic_to_ecef({lat, a.lon_deg, std::max(a.alt_m, b.alt_m)})));
+  }
+  return r;
+}
+
 namespace {
 
 struct edge {

@@ -129,6 +129,10 @@ struct waypoint {
 /// first point before it, at the last after it, and in between latitude,
 /// longitude (the shorter way round) and altitude interpolated linearly.
 geodetic along_waypoints(const std::vector<waypoint>& track, double t_s);
+/// An upper bound of the Earth-centre radius (m) anywhere along a track, for
+/// a lookahead: a segment that crosses the equator passes where the Earth is
+/// widest, so its endpoints alone can be up to about 21 km short.
+double max_radius_along(const std::vector<waypoint>& track);
 
 /// What else an epoch depends on besides positions and rules. Empty vectors
 /// mean "none": one group, nothing down.

@@ -307,6 +307,41 @@ TEST(SpaceUsers, MovingUserFollowsItsWaypoints) {
   EXPECT_EQ(w->ground(0).samples().size(), 3u);
 }
 
+// Users flying from 45N to 45S cross the equator, where the Earth is about
+// 11 km wider than at their waypoints. Under an equatorial ring whose ground
+// links, not ISLs, set the lookahead, their links there are the shortest of
+// the run: the lookahead must allow for them (it had counted only the
+// waypoints, and the run aborted with a hop below the lookahead).
+TEST(SpaceUsers, AUserCrossingTheEquatorBetweenWaypointsStaysAboveTheLookahead) {
+  std::string users;
+  for (int u = 0; u < 10; ++u)
+    absl::StrAppend(&users, u == 0 ? "" : ", ", "{name: u", u, ", lat: 45, lon: ", 0.6 * u,
+                    ", waypoints: [{at: 2000s, lat: -45, lon: ", 0.6 * u, "}]}");
+  const std::string equator = absl::StrCat(R"(
+name: equator
+seed: 1
+duration: 2000s
+constellation:
+  shells:
+    - {planes: 1, sats_per_plane: 60, altitude: 550km, inclination: 0deg, phasing: 0}
+  update_interval: 1s
+ground:
+  gsl: {min_elevation: 70deg, rate: 1Gbps}
+  users: [)", users, R"(]
+workload: {kind: ping, pattern: ring, interval: 100ms, size: 64B}
+)");
+  auto [w, r] = run_text<ping_workload>(equator);
+  EXPECT_EQ(r.reached.ns(), 2000 * std::int64_t{1'000'000'000});
+  std::size_t answered = 0;
+  for (std::size_t g = 0; g < 10; ++g)
+    answered += w->ground(g).samples().size();
+  EXPECT_GT(answered, 0u) << "the users pass under the ring";
+  // The shortest hop: hop_delay and a ground link at the equator, under a
+  // satellite.
+  const double shortest = 10e-6 + 550e3 / runtime::speed_of_light_m_per_s;
+  EXPECT_LE(w->network().lookahead().seconds(), shortest + 1e-9);
+}
+
 // The recorded route is drawn in the CZML file: without it, or from an
 // endpoint to itself, it is refused naming the key.
 TEST(SpaceRecord, ARouteNeedsTheCzmlFileAndTwoEndpoints) {

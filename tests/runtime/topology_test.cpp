@@ -105,6 +105,31 @@ TEST(Topology, GroundPointUnderASatelliteIsServedByIt) {
   EXPECT_EQ(none.serving[0], -1);
 }
 
+// The radius bound of a moving user holds everywhere along its track,
+// including where a segment crosses the equator between its endpoints.
+TEST(Topology, MaxRadiusAlongBoundsEveryPointOfATrack) {
+  const std::vector<waypoint> across = {{0, {45, -70, 0}}, {2000, {-45, -60, 0}}};
+  const double bound = max_radius_along(across);
+  const double ends = std::max(norm(geodetic_to_ecef(across[0].where)),
+                               norm(geodetic_to_ecef(across[1].where)));
+  EXPECT_GT(bound - ends, 10e3);
+  EXPECT_NEAR(norm(geodetic_to_ecef(along_waypoints(across, 1000))), bound, 1e-3);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> lat(-89, 89), lon(-180, 180), alt(0, 12e3), dt(1, 100);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<waypoint> track = {{0, {lat(rng), lon(rng), alt(rng)}}};
+    for (int i = 0; i < trial % 4; ++i)
+      track.push_back({track.back().t_s + dt(rng), {lat(rng), lon(rng), alt(rng)}});
+    const double b = max_radius_along(track);
+    double seen = 0;
+    for (int k = 0; k <= 4000; ++k) {
+      const double t = track.back().t_s * k / 4000.0;
+      seen = std::max(seen, norm(geodetic_to_ecef(along_waypoints(track, t))));
+    }
+    EXPECT_LE(seen, b) << "trial " << trial;
+  }
+}
+
 TEST(Topology, HandoversAndStayUntilLost) {
   // Dense enough that several satellites are visible at once.
   auto c = grid(22, 22);
