@@ -69,7 +69,7 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
     if (interval_ns < 1.0)
       return absl::InvalidArgumentError(
         absl::StrCat(p, "rate: more than one packet per nanosecond; use larger packets"));
-    plan.interval = runtime::duration::from_ns(static_cast<std::int64_t>(std::llround(interval_ns)));
+    plan.interval = runtime::duration::from_ns_saturated(interval_ns);
     plan.start = info.start;
     plan.stop = info.stop;
     plan.target = static_cast<runtime::entity_id>(info.to_ground);

@@ -40,7 +40,7 @@ void mesh_entity::on_start() {
 
 void mesh_entity::schedule_next() {
   const double gap_ns = random().exponential(1e9 / cfg_->rate_per_s);
-  schedule(duration::from_ns(static_cast<std::int64_t>(std::llround(gap_ns))), 0);
+  schedule(duration::from_ns_saturated(gap_ns), 0);
 }
 
 void mesh_entity::on_timer(std::uint64_t) {

@@ -90,11 +90,14 @@ void entity::schedule(duration delay, std::uint64_t tag) {
                  id_, to_string(delay).c_str());
     std::abort();
   }
+  const vtime at = now_.plus_or_never(delay);
+  if (at.is_never()) // past the end of time, so past the end of any run
+    return;
   pending p;
   p.env.src = id_;
   p.env.dst = id_;
   p.env.send_ns = now_.ns();
-  p.env.deliver_ns = (now_ + delay).ns();
+  p.env.deliver_ns = at.ns();
   p.env.seq = next_seq_++;
   p.env.k = protocol::kind::timer;
   p.tag = tag;

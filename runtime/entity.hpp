@@ -143,7 +143,8 @@ protected:
   /// hands the envelope over without touching the payload's reference count.
   void forward(entity_id next_hop, duration latency, const protocol::envelope& in);
   void forward(entity_id next_hop, duration latency, protocol::envelope&& in);
-  /// Fires `on_timer(tag)` at `now() + delay` (delay >= 0).
+  /// Fires `on_timer(tag)` at `now() + delay` (delay >= 0); never, where
+  /// that time is past the last nanosecond time can hold.
   void schedule(duration delay, std::uint64_t tag);
   /// Hands `job` to the run's compute service; `on_compute(tag, job)` fires
   /// at the job's ready time, with the job's results: `now()` plus the

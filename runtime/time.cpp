@@ -1,6 +1,7 @@
-// satemu emulated time: text forms.
+// satemu emulated time: text forms, and spans from floating point.
 #include "runtime/time.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -25,6 +26,13 @@ std::string exact_decimal(std::uint64_t ns, int unit_digits) {
 }
 
 } // namespace
+
+duration duration::from_ns_saturated(double ns) {
+  // 2^63 is the first double past the largest int64.
+  if (!(ns < 9223372036854775808.0))
+    return max();
+  return duration{static_cast<std::int64_t>(std::llround(ns))};
+}
 
 // Exact by construction: hours and minutes only when they divide the span,
 // otherwise the largest decimal unit (s, ms, us, ns) not above the span, so

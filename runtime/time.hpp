@@ -23,6 +23,9 @@ public:
   static constexpr duration max() {
     return duration{std::numeric_limits<std::int64_t>::max()};
   }
+  /// `ns` (>= 0, not NaN) rounded to the nearest nanosecond, or max() where
+  /// that does not fit: for spans drawn or derived from user figures.
+  static duration from_ns_saturated(double ns);
 
   /// Nanoseconds in this span.
   constexpr std::int64_t ns() const { return ns_; }
@@ -62,6 +65,11 @@ public:
   constexpr std::int64_t ns() const { return ns_; }
   constexpr double seconds() const { return static_cast<double>(ns_) * 1e-9; }
   constexpr bool is_never() const { return *this == never(); }
+  /// This time plus `d` (>= 0), or never() where the sum would not fit.
+  constexpr vtime plus_or_never(duration d) const {
+    return d.ns() >= std::numeric_limits<std::int64_t>::max() - ns_ ? never()
+                                                                    : vtime{ns_ + d.ns()};
+  }
 
   constexpr auto operator<=>(const vtime&) const = default;
   constexpr vtime operator+(duration d) const { return vtime{ns_ + d.ns()}; }

@@ -173,6 +173,33 @@ TEST(Kernel, TimersFireAtTheirTimeInScheduleOrder) {
   EXPECT_EQ(at(w, 0).timers, want);
 }
 
+// A timer past the last nanosecond time can hold never fires (its time had
+// wrapped negative and aborted the run); one just short of it waits.
+TEST(Kernel, ATimerPastTheEndOfTimeNeverFires) {
+  auto w = make_world(1);
+  at(w, 0).start = [](probe& p) { p.schedule(milliseconds(2), 1); };
+  at(w, 0).timer = [](probe& p, std::uint64_t tag) {
+    if (tag != 1)
+      return;
+    p.schedule(duration::max(), 2);
+    p.schedule(duration::max() - milliseconds(2), 3); // lands exactly on never()
+    p.schedule(duration::max() - milliseconds(3), 4); // 1 ms short of it
+    p.schedule(milliseconds(1), 5);
+  };
+  const auto r = run(w, virtual_opts(milliseconds(10), milliseconds(1)));
+  EXPECT_EQ(r.reached.ns(), milliseconds(10).ns());
+  const std::vector<std::pair<std::int64_t, std::uint64_t>> want = {{milliseconds(2).ns(), 1},
+                                                                    {milliseconds(3).ns(), 5}};
+  EXPECT_EQ(at(w, 0).timers, want);
+  EXPECT_EQ(duration::from_ns_saturated(1e30), duration::max());
+  EXPECT_EQ(duration::from_ns_saturated(9223372036854775808.0), duration::max());
+  EXPECT_EQ(duration::from_ns_saturated(9223372036854774784.0).ns(), 9223372036854774784);
+  EXPECT_EQ(duration::from_ns_saturated(2.5).ns(), 3);
+  EXPECT_EQ(vtime::from_ns(5).plus_or_never(duration::max() - nanoseconds(5)), vtime::never());
+  EXPECT_EQ(vtime::from_ns(5).plus_or_never(duration::max() - nanoseconds(6)).ns(),
+            std::numeric_limits<std::int64_t>::max() - 1);
+}
+
 TEST(Kernel, RunReportsTheCountersItsEntitiesCountedOrDeclared) {
   // Registered in this order, so the unused one has the lowest id and lies
   // inside every entity's counter vector.
