@@ -1072,29 +1072,38 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   const double ser_s = static_cast<double>(wire_bytes) * 8.0 / rate;
   auto q = std::find_if(queues_.begin(), queues_.end(), [&](const link_queue& l) { return l.to == next; });
   if (q == queues_.end()) {
-    queues_.push_back({next, 0});
+    queues_.push_back({next});
     q = queues_.end() - 1;
   }
   const std::int64_t t = now().ns();
-  const std::int64_t start = std::max(t, q->busy_until_ns);
+  // Sending starts when the link is free: now, or when the messages ahead
+  // are sent (exactly, not rounded to a nanosecond).
+  const bool idle = q->busy_until_ns < t || (q->busy_until_ns == t && q->busy_frac_ns == 0);
+  const std::int64_t start = idle ? t : q->busy_until_ns;
+  const double start_frac = idle ? 0.0 : q->busy_frac_ns;
+  const double wait_ns = static_cast<double>(start - t) + start_frac;
   // The backlog ahead of this message, in bytes still to be sent. A message
   // that would leave more than 30 years on (a huge queue at a few bits per
   // second) is as good as lost, and its time would not fit in nanoseconds.
-  const double backlog_bytes = static_cast<double>(start - t) * 1e-9 * rate / 8.0;
+  const double backlog_bytes = wait_ns * 1e-9 * rate / 8.0;
   if (backlog_bytes + static_cast<double>(wire_bytes) > static_cast<double>(cfg.queue_bytes) ||
-      static_cast<double>(start - t) * 1e-9 + ser_s > 1e9) {
+      wait_ns * 1e-9 + ser_s > 1e9) {
     count(space_ids().drops_queue);
     return std::nullopt;
   }
-  const std::int64_t ser = ceil_ns(ser_s);
+  const double sent_frac = start_frac + ser_s * 1e9;
+  const double whole = std::floor(sent_frac);
+  q->busy_until_ns = start + static_cast<std::int64_t>(whole);
+  q->busy_frac_ns = sent_frac - whole;
+  // The last bit is out at the next whole nanosecond.
+  const std::int64_t sent = q->busy_until_ns + (q->busy_frac_ns > 0 ? 1 : 0);
   const std::int64_t prop = ceil_ns(length / runtime::speed_of_light_m_per_s);
-  q->busy_until_ns = start + ser;
   if (cfg.loss > 0 && random().uniform() < cfg.loss) {
     count(space_ids().drops_loss);
     return std::nullopt;
   }
   count(space_ids().hops);
-  return next_hop{next, duration::from_ns(start - t + ser + prop) + cfg.hop_delay};
+  return next_hop{next, duration::from_ns(sent - t + prop) + cfg.hop_delay};
 }
 
 std::optional<std::size_t> find_ground(const space_config& c, std::string_view name) {

@@ -290,9 +290,13 @@ protected:
   const space_network& network() const { return *net_; }
 
 private:
+  /// A directed link's FIFO: the link is busy sending until
+  /// busy_until_ns + busy_frac_ns (0 <= busy_frac_ns < 1), kept exact so
+  /// that rounding to whole nanoseconds does not pile up along the queue.
   struct link_queue {
     runtime::entity_id to;
-    std::int64_t busy_until_ns;
+    std::int64_t busy_until_ns = 0;
+    double busy_frac_ns = 0;
   };
   struct next_hop {
     runtime::entity_id node;

@@ -168,6 +168,27 @@ TEST(Space, OverloadedLinkDropsFromItsQueue) {
   EXPECT_LT(w->ground(0).samples().size(), w->ground(0).pings_sent());
 }
 
+// At 20 Tbps a ping (64 B of body, under 200 B on the wire) takes a
+// fraction of a nanosecond. Each station pings the two others at the same
+// instants: a 400 B queue holds both (rounding each sending up to a whole
+// nanosecond had counted 2,500 bytes ahead of the second and dropped it),
+// and a 300 B one holds only the first.
+TEST(Space, QueueBacklogIsExactAtVeryHighRates) {
+  auto run_with = [](const std::string& queue) {
+    return run_text(small_grid, {"ground.stations=[{name: a, lat: 10, lon: 20}, {name: b, lat: "
+                                 "30, lon: 60}, {name: c, lat: 31, lon: 61}]",
+                                 "workload.pattern=all", "workload.pairs=[]",
+                                 "ground.gsl.rate=20Tbps", "constellation.isl.rate=20Tbps",
+                                 "constellation.queue=" + queue});
+  };
+  auto both = run_with("400B");
+  EXPECT_EQ(both.r.counters["space.drops_queue_full"], 0u);
+  EXPECT_EQ(both.w->ground(0).pings_sent(), 6u) << "two targets, three seconds";
+  EXPECT_EQ(both.w->ground(0).samples().size(), 6u);
+  auto one = run_with("300B");
+  EXPECT_EQ(one.r.counters["space.drops_queue_full"], 9u) << "the second of each station's pairs";
+}
+
 // A link below 1 bps is refused; at a few bits per second a huge queue
 // holds messages that would leave decades on, and they are dropped as if the
 // queue were full (their times would overflow nanoseconds).
