@@ -14,11 +14,11 @@ constexpr std::uint64_t root_hash = 0x5eed'cafe'f00d'b10cULL;
 } // namespace
 
 std::vector<std::uint64_t> block_hashes(std::span<const std::uint32_t> tokens,
-                                        std::uint32_t block_tokens) {
+                                        std::uint32_t block_tokens, std::uint32_t owner) {
   std::vector<std::uint64_t> out;
   if (block_tokens == 0)
     return out;
-  std::uint64_t parent = root_hash;
+  std::uint64_t parent = runtime::hash_combine(root_hash, owner);
   for (std::size_t b = 0; (b + 1) * block_tokens <= tokens.size(); ++b) {
     std::uint64_t h = runtime::hash_combine(parent, block_tokens);
     for (std::size_t i = b * block_tokens; i < (b + 1) * block_tokens; ++i)

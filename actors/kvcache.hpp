@@ -4,8 +4,9 @@
 ///
 /// - `block_hashes`: a prompt cut into blocks of `block_tokens` tokens, each
 ///   named by a chained hash of its tokens and its parent's hash (as vLLM's
-///   prefix cache and LMCache do), so two prompts share the hashes of their
-///   common full-block prefix and nothing after the first difference.
+///   prefix cache and LMCache do), so two prompts of one user share the
+///   hashes of their common full-block prefix and nothing after the first
+///   difference.
 /// - `lru_store`: a cache server's chunks under a byte capacity, evicting the
 ///   least recently used.
 /// - `prompt_source`: MMLU-style prompts, a few-shot header shared by many
@@ -36,10 +37,12 @@
 namespace satemu::actors::skymemory {
 
 /// Chained hashes of the full blocks of `tokens`: hash_i = H(hash_{i-1},
-/// tokens of block i), hash_{-1} a fixed root. A trailing partial block has
+/// tokens of block i), hash_{-1} = H(a fixed root, owner). The owner (the
+/// user whose blocks they are) scopes the names: users never find each
+/// other's blocks, as a block has one owner. A trailing partial block has
 /// no hash (it is never cached). block_tokens >= 1.
 std::vector<std::uint64_t> block_hashes(std::span<const std::uint32_t> tokens,
-                                        std::uint32_t block_tokens);
+                                        std::uint32_t block_tokens, std::uint32_t owner);
 
 /// One chunk a cache server holds (the bytes themselves are not kept: they
 /// are the block's size of filler, re-sent with the checksum taken then).

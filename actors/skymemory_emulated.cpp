@@ -275,7 +275,7 @@ std::vector<std::uint32_t> skymemory_node::current_slots() {
 void skymemory_node::begin(std::unique_ptr<active_request> owned) {
   auto& a = *owned;
   const auto seq = a.rec.seq;
-  a.hashes = block_hashes(a.tokens, cfg_->block_tokens);
+  a.hashes = block_hashes(a.tokens, cfg_->block_tokens, a.client);
   const auto n = a.hashes.size();
   a.present.assign(n, 0);
   a.valid.assign(n, 0);

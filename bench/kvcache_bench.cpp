@@ -80,7 +80,7 @@ std::vector<std::uint64_t> prompt_hashes() {
   std::vector<std::uint32_t> tokens(1024);
   for (auto& t : tokens)
     t = static_cast<std::uint32_t>(r.below(128'256));
-  return actors::skymemory::block_hashes(tokens, block_tokens);
+  return actors::skymemory::block_hashes(tokens, block_tokens, 0);
 }
 
 kv_message chunk_message(kv_op op, std::uint32_t chunk_bytes) {

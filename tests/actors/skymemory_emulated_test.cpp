@@ -60,10 +60,10 @@ TEST(SkymemoryBlocks, ChainedHashesMatchExactlyOnTheCommonPrefix) {
   const auto a = tokens(100, 1);
   auto b = a;
   b[40] += 1; // inside block 2 of 16-token blocks
-  const auto ha = block_hashes(a, 16), hb = block_hashes(b, 16);
+  const auto ha = block_hashes(a, 16, 95), hb = block_hashes(b, 16, 95);
   ASSERT_EQ(ha.size(), 6u); // 100 tokens: 6 full blocks, the partial one has no hash
   ASSERT_EQ(hb.size(), 6u);
-  EXPECT_EQ(block_hashes(a, 16), ha); // deterministic
+  EXPECT_EQ(block_hashes(a, 16, 95), ha); // deterministic
   for (int i = 0; i < 2; ++i)
     EXPECT_EQ(ha[i], hb[i]) << i;
   for (int i = 2; i < 6; ++i)
@@ -71,13 +71,17 @@ TEST(SkymemoryBlocks, ChainedHashesMatchExactlyOnTheCommonPrefix) {
   // The same block after a different parent has a different hash.
   auto c = a;
   c[0] += 1;
-  const auto hc = block_hashes(c, 16);
+  const auto hc = block_hashes(c, 16, 95);
   for (int i = 0; i < 6; ++i)
     EXPECT_NE(hc[i], ha[i]) << i;
+  // Another user's blocks of the same tokens have other names.
+  const auto other = block_hashes(a, 16, 96);
+  for (int i = 0; i < 6; ++i)
+    EXPECT_NE(other[i], ha[i]) << i;
   // A prompt that extends another shares all its hashes.
   auto longer = a;
   longer.resize(200, 5);
-  const auto hl = block_hashes(longer, 16);
+  const auto hl = block_hashes(longer, 16, 95);
   EXPECT_TRUE(std::equal(ha.begin(), ha.end(), hl.begin()));
   EXPECT_EQ(std::set<std::uint64_t>(hl.begin(), hl.end()).size(), hl.size());
 }
@@ -289,6 +293,31 @@ TEST(SkymemoryEmulated, SharedHeadersHitAndCutTtft) {
   ASSERT_TRUE(files.contains("requests.csv"));
   EXPECT_EQ(std::count(files.at("requests.csv").begin(), files.at("requests.csv").end(), '\n'),
             static_cast<long>(run.w->node(95).records().size()) + 1);
+}
+
+// Three users a few tens of km apart share serving satellites and so
+// layouts, and draw the same few-shot headers: still none finds another's
+// blocks (a block has one owner), so each user's first prompt with a header
+// misses, and its later ones hit on its own blocks.
+TEST(SkymemoryEmulated, UsersNeverHitOnEachOthersBlocks) {
+  auto run = run_text<emulated_workload>(
+    small_yaml, {"ground.users=[{name: nyc, lat: 40.71, lon: -74.01}, {name: newark, lat: 40.73, "
+                 "lon: -74.17}, {name: phl, lat: 39.95, lon: -75.17}]"});
+  ASSERT_TRUE(run.w);
+  for (std::size_t user = 95; user < 98; ++user) {
+    auto records = run.w->node(user).records();
+    std::sort(records.begin(), records.end(),
+              [](const auto& a, const auto& b) { return a.start_ns < b.start_ns; });
+    std::set<std::uint32_t> seen;
+    std::size_t hits = 0;
+    for (const auto& r : records) {
+      if (seen.insert(r.header).second)
+        EXPECT_EQ(r.cached_tokens, 0u) << "user " << user << ", header " << r.header;
+      hits += r.cached_tokens > 0 ? 1 : 0;
+    }
+    EXPECT_EQ(seen.size(), 2u);
+    EXPECT_GT(hits, records.size() / 2) << "user " << user;
+  }
 }
 
 TEST(SkymemoryEmulated, WithoutTheCacheEveryPromptIsPrefilledWhole) {
