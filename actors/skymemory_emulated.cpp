@@ -482,13 +482,16 @@ void skymemory_node::receive_answer(const kv_message& m) {
   auto& rec = it->second.rec;
   const auto& x = m.answer;
   if (!it->second.answered) {
-    // The first token (or the last, when the first was lost).
+    // The first token, or the last when the first was lost.
     it->second.answered = true;
     static_cast<protocol::kv_account&>(rec) = x;
     rec.output = x.hidden;
     rec.uplink_ns = x.received_ns - rec.start_ns;
     rec.downlink_ns = now().ns() - x.sent_ns;
-    rec.ttft_ns = now().ns() - rec.start_ns;
+    // The first token left once the lookup, fetch and prefill were done;
+    // when it was lost, this last token's downlink stands in for its own.
+    rec.ttft_ns = x.last ? rec.uplink_ns + rec.fetch_ns + rec.prefill_ns + rec.downlink_ns
+                         : now().ns() - rec.start_ns;
     rec.ttft_nocache_ns = rec.uplink_ns + rec.device_wait_ns +
                           baseline_prefill(rec.prompt_tokens).ns() + rec.downlink_ns;
   }

@@ -32,11 +32,11 @@
 /// The prefill depends on `compute.mode`:
 /// - `modeled`: timed by the roofline of `compute.device` for
 ///   `compute.model` (prefill_time), not executed; chunks carry zero filler
-///   of the block's real size. Requests are timed as if each had the
-///   device to itself.
+///   of the block's real size. Prompts queue on the device as in `real`.
 /// - `real`: the model's layers run on the run's GPU worker
 ///   (gpu/gpu_worker.hpp; weights synthetic or from `compute.weights`),
-///   one compute request per layer over the uncached tokens, continuing the
+///   one compute request per layer over the uncached tokens (and a timed
+///   one for the LM head), continuing the
 ///   fetched blocks' keys and values (prefix caching: decoder_layer_extend).
 ///   A chunk carries the block's real keys (after RoPE) and values of every
 ///   layer, as fp16 (layer by layer: keys then values, token rows of kv
@@ -47,7 +47,8 @@
 ///   requests queue on its device: on a satellite, those of every user it
 ///   serves.
 /// TTFT = fetch + prefill at the ground; on a satellite the prompt's uplink
-/// and the first token's downlink are added (both as measured). TTLT adds
+/// and the first token's downlink are added (both as measured; for a lost
+/// first token, from the last one's account and downlink). TTLT adds
 /// (output_tokens - 1) decode steps (timed by the roofline, not executed, in
 /// both modes), on a satellite as the arrival of the last token. The
 /// no-cache baseline is computed per request with the same prompt: the

@@ -649,8 +649,16 @@ TEST(SkymemoryEmulated, ModelOnASatelliteLostPromptsAreGivenUpNeverHang) {
   EXPECT_EQ(user.records().size() + unanswered + user.requests_in_flight(),
             user.requests_started());
   EXPECT_LE(user.requests_in_flight(), 25u);
-  for (const auto& r : user.records())
+  // Where the first token was lost and the last arrived, the record still
+  // times the first token from the satellite's account (it had taken the
+  // last one's arrival, the whole decode included, as the first's).
+  const auto decode = decode_time(run.w->config().model, run.w->config().device, 256).ns() * 31;
+  for (const auto& r : user.records()) {
     EXPECT_LE(r.ttlt_ns, satemu::runtime::seconds(10).ns());
+    EXPECT_EQ(r.ttft_ns, r.uplink_ns + r.fetch_ns + r.prefill_ns + r.downlink_ns) << r.seq;
+    EXPECT_GE(r.ttlt_ns - r.ttft_ns, decode - satemu::runtime::milliseconds(20).ns()) << r.seq;
+    EXPECT_EQ(r.ttlt_ns - r.ttft_ns, r.ttlt_nocache_ns - r.ttft_nocache_ns) << r.seq;
+  }
 }
 
 // A run in which no request finishes still has every latency key, as null.
