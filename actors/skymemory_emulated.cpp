@@ -307,8 +307,13 @@ void skymemory_node::begin(std::unique_ptr<active_request> owned) {
 }
 
 void skymemory_node::finish_lookup(active_request& a) {
+  // The last prompt token is always computed (the first output token needs
+  // it), so a block that ends the prompt is not fetched.
+  std::size_t usable = a.hashes.size();
+  if (usable * cfg_->block_tokens >= a.rec.prompt_tokens)
+    --usable;
   std::size_t prefix = 0;
-  while (prefix < a.hashes.size() && a.present[prefix])
+  while (prefix < usable && a.present[prefix])
     ++prefix;
   if (prefix == 0) {
     finish_fetch(a);
@@ -335,9 +340,6 @@ void skymemory_node::finish_fetch(active_request& a) {
   std::size_t cached = 0;
   while (cached < a.valid.size() && a.valid[cached])
     ++cached;
-  // The last prompt token is always computed: the first output token needs it.
-  if (cached > 0 && cached * cfg_->block_tokens >= a.rec.prompt_tokens)
-    --cached;
   const std::size_t answered = a.rec.chunks_fetched + a.rec.chunks_corrupt;
   a.rec.chunks_missing = static_cast<std::uint32_t>(a.requested - std::min(a.requested, answered));
   a.rec.cached_tokens = static_cast<std::uint32_t>(cached * cfg_->block_tokens);

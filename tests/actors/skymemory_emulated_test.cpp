@@ -320,6 +320,30 @@ TEST(SkymemoryEmulated, UsersNeverHitOnEachOthersBlocks) {
   }
 }
 
+// A prompt that is all shared header, two blocks long: its first block is
+// fetched and its last, which holds the prompt's last token (always
+// computed), is not (it was fetched and thrown away).
+TEST(SkymemoryEmulated, TheBlockEndingAPromptIsNeverFetched) {
+  for (const char* at : {"ground", "satellite"}) {
+    auto run = run_text<emulated_workload>(
+      small_yaml, {"workload.prompt_tokens=32", "workload.sharing=1", "workload.headers=1",
+                   std::string("compute.at=") + at});
+    ASSERT_TRUE(run.w);
+    const auto& records = run.w->node(95).records();
+    ASSERT_GT(records.size(), 30u) << at;
+    std::size_t hits = 0;
+    for (const auto& r : records) {
+      EXPECT_LE(r.cached_tokens, 16u) << at << " " << r.seq;
+      EXPECT_EQ(r.chunks_fetched * 16, r.cached_tokens) << at << " " << r.seq;
+      hits += r.cached_tokens == 16 ? 1 : 0;
+    }
+    EXPECT_GT(hits, records.size() / 2) << at;
+    const auto m = run.w->metrics(run.r);
+    EXPECT_EQ(m["bytes_fetched"].get<std::uint64_t>(), hits * m["block_bytes"].get<std::uint64_t>())
+      << at;
+  }
+}
+
 TEST(SkymemoryEmulated, WithoutTheCacheEveryPromptIsPrefilledWhole) {
   auto run = run_text<emulated_workload>(small_yaml, {"workload.cache=false"});
   ASSERT_TRUE(run.w);
