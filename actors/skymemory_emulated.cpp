@@ -27,7 +27,8 @@ namespace {
 
 struct sky_counters {
   runtime::counter_id lookups, gets, chunks_served, puts, put_bytes, evictions, evict_notices,
-    migrate_orders, migrated_chunks, migrated_bytes, corrupt_sent, corrupt_detected,
+    migrate_orders, migrated_chunks, migrated_bytes, migrated_stored, corrupt_sent,
+    corrupt_detected,
     timeouts, not_found, malformed, compute_errors, prompts, unanswered, no_satellite;
 };
 
@@ -43,6 +44,7 @@ const sky_counters& ids() {
     runtime::register_counter("skymemory.migrate_orders"),
     runtime::register_counter("skymemory.migrated_chunks"),
     runtime::register_counter("skymemory.migrated_bytes"),
+    runtime::register_counter("skymemory.migrated_chunks_stored"),
     runtime::register_counter("skymemory.corrupt_chunks_sent"),
     runtime::register_counter("skymemory.corrupt_chunks_detected"),
     runtime::register_counter("skymemory.timeouts"),
@@ -133,7 +135,7 @@ skymemory_node::skymemory_node(std::shared_ptr<space_network> net,
   const sky_counters& c = ids();
   declare_counters({c.lookups, c.gets, c.chunks_served, c.puts, c.put_bytes, c.evictions,
                     c.evict_notices, c.migrate_orders, c.migrated_chunks, c.migrated_bytes,
-                    c.corrupt_sent, c.corrupt_detected, c.timeouts, c.not_found, c.malformed,
+                    c.migrated_stored, c.corrupt_sent, c.corrupt_detected, c.timeouts, c.not_found, c.malformed,
                     c.compute_errors, c.prompts, c.unanswered, c.no_satellite});
 }
 
@@ -637,12 +639,16 @@ void skymemory_node::receive_kv(const protocol::payload_ptr& body) {
   }
 }
 
-void skymemory_node::store_chunk(const protocol::kv_chunk& c) {
+void skymemory_node::store_chunk(const protocol::kv_chunk& c, bool migrated) {
   auto r = store_.put({c.hash, c.index, c.tokens, c.owner, c.data_bytes, c.data});
   if (!r.stored)
     return;
-  count(ids().puts);
-  count(ids().put_bytes, c.data_bytes);
+  if (migrated) {
+    count(ids().migrated_stored);
+  } else {
+    count(ids().puts);
+    count(ids().put_bytes, c.data_bytes);
+  }
   if (r.evicted.empty())
     return;
   count(ids().evictions, r.evicted.size());
@@ -673,7 +679,7 @@ void skymemory_node::serve(const kv_message& m) {
         send_kv(m.chunk.owner, r);
         return;
       }
-      store_chunk(m.chunk);
+      store_chunk(m.chunk, m.op == kv_op::migrate_chunk);
       return;
     case kv_op::lookup: {
       count(ids().lookups);

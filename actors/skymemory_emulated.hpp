@@ -202,7 +202,8 @@ private:
   void receive_kv(const protocol::payload_ptr& body);
   void send_next_migration();
   void serve(const protocol::kv_message& m);
-  void store_chunk(const protocol::kv_chunk& c);
+  /// Stores a put (or, `migrated`, a migrated) chunk, counting it as such.
+  void store_chunk(const protocol::kv_chunk& c, bool migrated);
   void receive_reply(const protocol::kv_message& m);
   void send_kv(runtime::entity_id dst, const protocol::kv_message& m, bool corrupt = false,
                runtime::duration extra = runtime::duration::zero());

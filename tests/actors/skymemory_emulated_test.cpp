@@ -393,8 +393,12 @@ TEST(SkymemoryEmulated, HandoverMigratesTheLeavingSatellitesChunks) {
   EXPECT_EQ(m["migrated_bytes"].get<std::uint64_t>(),
             m["migrated_chunks"].get<std::uint64_t>() * m["block_bytes"].get<std::uint64_t>());
   // Migrations are paced at the ISL rate: the chunks leaving a satellite at
-  // a handover (123 MiB here, through 64 MiB link queues) all arrive.
+  // a handover (123 MiB here, through 64 MiB link queues) all arrive, and
+  // are counted as stored apart from puts.
   EXPECT_EQ(run.r.counters.at("space.drops_queue_full"), 0u);
+  EXPECT_EQ(run.r.counters.at("skymemory.migrated_chunks_stored"),
+            m["migrated_chunks"].get<std::uint64_t>());
+  EXPECT_EQ(run.r.counters.at("skymemory.put_bytes_stored"), m["bytes_put"].get<std::uint64_t>());
 }
 
 TEST(SkymemoryEmulated, FingerprintIndependentOfThreadsAndResultsRoundTrip) {
