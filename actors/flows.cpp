@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "protocol/flow.hpp"
 #include "runtime/histogram.hpp"
 #include "runtime/schema.hpp"
 
@@ -26,7 +27,11 @@ void flows_workload::register_kind() {
           key_spec::text("from", "", "Sending ground endpoint").mandatory(),
           key_spec::text("to", "", "Receiving ground endpoint").mandatory(),
           key_spec::rate("rate", "", "Sending rate, wire bytes included").mandatory().above(0),
-          key_spec::size("packet", "1500B", "Packet size on the wire").at_least(64).at_most(65536),
+          key_spec::size("packet", "1500B",
+                         "Packet size on the wire, filler in whole 8-byte words (so up to 7 B "
+                         "less); at least a flow packet's header and fields")
+            .at_least(protocol::flow_overhead_bytes())
+            .at_most(65536),
           key_spec::dur("start", "0s", "When the first packet leaves").at_least(0),
           key_spec::dur("stop", "0s", "When the flow stops; 0 = at the end of the run").at_least(0),
         })
@@ -58,13 +63,22 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
     info.rate_bps = s.get_data_rate(p + "rate").bps;
     info.start = s.get_duration(p + "start");
     info.stop = s.get_duration(p + "stop");
-    if (info.stop == runtime::duration::zero())
+    const bool to_the_end = info.stop == runtime::duration::zero();
+    if (to_the_end)
       info.stop = w->duration_;
     if (info.stop <= info.start)
-      return absl::InvalidArgumentError(absl::StrCat(p, "stop: must be after ", p, "start"));
+      return absl::InvalidArgumentError(
+        to_the_end ? absl::StrCat(p, "start: must be before the end of the run (duration ",
+                                  runtime::to_string(w->duration_), ")")
+                   : absl::StrCat(p, "stop: must be after ", p, "start"));
     flow_plan plan;
     plan.flow = static_cast<std::uint32_t>(k);
-    plan.size_bytes = static_cast<std::uint32_t>(s.get_data_size(p + "packet").bytes);
+    // The size on the wire: the header and fields, then filler in whole
+    // 8-byte words (Cap'n Proto pads to words), so up to 7 bytes under
+    // `packet`; the sending interval follows it.
+    const auto packet = static_cast<std::uint32_t>(s.get_data_size(p + "packet").bytes);
+    const std::uint32_t overhead = protocol::flow_overhead_bytes(); // the schema's least
+    plan.size_bytes = overhead + (packet - overhead) / 8 * 8;
     const double interval_ns = static_cast<double>(plan.size_bytes) * 8.0 / info.rate_bps * 1e9;
     if (interval_ns < 1.0)
       return absl::InvalidArgumentError(

@@ -890,11 +890,9 @@ void space_node::send_flow_packet(std::size_t i) {
   m.target = f.target;
   m.sent_ns = now().ns();
   m.route_hash = route_hash(epoch(), f.target);
-  // The configured packet size is the size on the wire: filler = size less
-  // header and the encoded fields, in whole words (Cap'n Proto pads to 8).
-  const std::uint32_t overhead =
-    static_cast<std::uint32_t>(protocol::envelope::header_bytes + protocol::encode_flow(m)->size_bytes());
-  m.body_bytes = f.size_bytes > overhead ? (f.size_bytes - overhead) / 8 * 8 : 0;
+  // The plan's size is the size on the wire (flows_workload::make): filler
+  // = size less the header and the encoded fields, in whole words.
+  m.body_bytes = f.size_bytes - protocol::flow_overhead_bytes();
   auto body = protocol::encode_flow(m);
   if (auto h = plan_hop(f.target, body.size_bytes() + protocol::envelope::header_bytes))
     send_via(h->node, f.target, h->latency, protocol::kind::flow, std::move(body));

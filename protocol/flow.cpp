@@ -3,6 +3,7 @@
 
 #include "capnp/message.h"
 #include "protocol/codec.hpp"
+#include "protocol/envelope.hpp"
 #include "protocol/flow.capnp.h"
 
 namespace satemu::protocol {
@@ -19,6 +20,12 @@ payload_ptr encode_flow(const flow_packet& m) {
   root.setRouteHash(m.route_hash);
   root.initBody(m.body_bytes);
   return encode_flat(builder);
+}
+
+std::uint32_t flow_overhead_bytes() {
+  static const auto bytes =
+    static_cast<std::uint32_t>(envelope::header_bytes + encode_flow(flow_packet{})->size_bytes());
+  return bytes;
 }
 
 absl::StatusOr<flow_packet> decode_flow(const payload_ptr& p) {

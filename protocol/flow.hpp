@@ -23,6 +23,9 @@ struct flow_packet {
 
 /// Encodes `m` with `m.body_bytes` zero bytes of filler.
 payload_ptr encode_flow(const flow_packet& m);
+/// A flow packet's bytes on the wire without filler (the envelope header and
+/// the encoded fields); filler adds its bytes exactly in whole 8-byte words.
+std::uint32_t flow_overhead_bytes();
 /// Decodes and validates; InvalidArgument for a malformed or empty payload.
 absl::StatusOr<flow_packet> decode_flow(const payload_ptr& p);
 

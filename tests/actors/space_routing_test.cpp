@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "actors/flows.hpp"
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "protocol/flow.hpp"
 #include "space_fixture.hpp"
 
 namespace satemu::actors {
@@ -277,6 +279,43 @@ TEST(SpaceFlows, FlowAboveTheLinkRateFillsTheQueueAndDeliversTheLinkRate) {
   EXPECT_LE(f["throughput_bps"].get<double>(), 1e9);
   // Delay grows to the queue's depth: 1 MiB at 1 Gbps is about 8.4 ms.
   EXPECT_GT(f["delay_ms"]["max"].get<double>() - f["delay_ms"]["min"].get<double>(), 7.0);
+}
+
+// A packet smaller than a flow packet's header and fields is refused (it
+// had gone out bigger than configured, at a rate above the configured
+// one); a size between whole words of filler sends the size that goes on
+// the wire, at the configured rate.
+TEST(SpaceFlows, PacketsAreTheirSizeOnTheWireAndTheRateHolds) {
+  register_workloads();
+  auto error = [](const std::vector<std::string>& sets) {
+    auto sc = runtime::load_scenario_text(flows, "t.yaml", sets);
+    return sc.ok() ? std::string(make_workload(*sc).status().message())
+                   : std::string(sc.status().message());
+  };
+  const auto overhead = protocol::flow_overhead_bytes();
+  EXPECT_EQ(overhead, 104u);
+  EXPECT_NE(error({"workload.flows=[{from: a, to: b, rate: 1Mbps, packet: 103B}]"})
+              .find("workload.flows.0.packet: expected a data size in [104B, 64KiB]"),
+            std::string::npos);
+  EXPECT_EQ(error({absl::StrCat("workload.flows=[{from: a, to: b, rate: 1Mbps, packet: ", overhead,
+                                "B}]")}),
+            "");
+  // A flow that starts at the end of the run, with no stop of its own.
+  EXPECT_EQ(error({"workload.flows=[{from: a, to: b, rate: 1Mbps, start: 2s}]"}),
+            "workload.flows.0.start: must be before the end of the run (duration 2s)");
+  // 3 bytes past whole words: 8 ms less 24 ns between packets of
+  // `overhead + 8k` bytes on the wire.
+  const auto packet = overhead + 8 * 100 + 3;
+  auto [w, r] = run_text<flows_workload>(
+    flows, {absl::StrCat("workload.flows=[{from: a, to: b, rate: 1Mbps, packet: ", packet, "B}]")});
+  const auto& samples = w->ground(1).flow_samples();
+  ASSERT_FALSE(samples.empty());
+  for (const auto& s : samples)
+    EXPECT_EQ(s.wire_bytes, packet - 3);
+  const auto m = w->metrics(r);
+  EXPECT_EQ(m["flows"][0]["packets_sent"].get<std::uint64_t>(),
+            static_cast<std::uint64_t>(std::ceil(2.0 / ((packet - 3) * 8.0 / 1e6))));
+  EXPECT_NEAR(m["flows"][0]["throughput_bps"].get<double>(), 1e6, 0.02e6);
 }
 
 TEST(SpaceFlows, UnknownEndpointIsAnErrorNamingTheKey) {
