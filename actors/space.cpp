@@ -981,11 +981,14 @@ void space_node::on_timer(std::uint64_t tag) {
     m.target = target;
     m.sent_ns = now().ns();
     m.body_bytes = plan_.size_bytes;
+    // Whether the route changed since the previous ping to this target
+    // travels with the ping and comes back in the reply, however many are
+    // in flight and in whatever order they are answered.
+    const std::uint64_t route = route_hash(ep, target);
+    auto& last = last_route_[i];
+    m.path_changed = last != 0 && last != route;
+    last = route;
     auto body = protocol::encode_ping(m);
-    // Remember the route at send time, to tell path changes when it is answered.
-    if (sent_routes_.size() >= 64 * plan_.targets.size())
-      sent_routes_.erase(sent_routes_.begin());
-    sent_routes_.push_back({m.id, route_hash(ep, target)});
     if (auto h = plan_hop(target, body.size_bytes() + protocol::envelope::header_bytes))
       send_via(h->node, target, h->latency, protocol::kind::ping, std::move(body));
   }
@@ -1034,15 +1037,7 @@ void space_node::receive_ping(protocol::envelope& e) {
   s.forward_ns = m->arrived_ns - m->sent_ns;
   s.hops_forward = m->request_hops;
   s.hops_back = static_cast<std::uint16_t>(e.hops + 1);
-  const auto sent = std::find_if(sent_routes_.begin(), sent_routes_.end(),
-                                 [&](const auto& r) { return r.first == m->id; });
-  const auto it = std::find(plan_.targets.begin(), plan_.targets.end(), m->target);
-  if (sent != sent_routes_.end() && it != plan_.targets.end()) {
-    auto& last = last_route_[static_cast<std::size_t>(it - plan_.targets.begin())];
-    s.path_changed = last != 0 && last != sent->second;
-    last = sent->second;
-    sent_routes_.erase(sent);
-  }
+  s.path_changed = m->path_changed;
   samples_.push_back(s);
 }
 

@@ -319,9 +319,8 @@ private:
   ping_plan plan_;
   std::vector<link_queue> queues_;
   std::vector<ping_sample> samples_;
+  /// Per ping target: the route (hash) of the last ping sent, 0 = none.
   std::vector<std::uint64_t> last_route_;
-  /// (ping id, route hash at send time) of pings not answered yet.
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> sent_routes_;
   std::uint64_t next_ping_ = 0;
   std::vector<flow_plan> flows_;
   std::vector<std::uint64_t> flow_sent_;

@@ -18,6 +18,7 @@ payload_ptr encode_ping(const ping_message& m) {
   root.setReply(m.reply);
   root.setArrivedNs(m.arrived_ns);
   root.setRequestHops(m.request_hops);
+  root.setPathChanged(m.path_changed);
   root.initBody(m.body_bytes);
   return encode_flat(builder);
 }
@@ -37,6 +38,7 @@ absl::StatusOr<ping_message> decode_ping(const payload_ptr& p) {
     m.reply = r.getReply();
     m.arrived_ns = r.getArrivedNs();
     m.request_hops = r.getRequestHops();
+    m.path_changed = r.getPathChanged();
     m.body_bytes = static_cast<std::uint32_t>(r.getBody().size());
   });
   if (!st.ok())

@@ -18,6 +18,9 @@ struct ping_message {
   std::uint16_t request_hops = 0;
   /// Filler bytes carried (the message's size on the wire grows with it).
   std::uint32_t body_bytes = 0;
+  /// The request's route differs from that of the origin's previous request
+  /// to the same target (routes taken at sending); echoed in the reply.
+  bool path_changed = false;
 
   friend bool operator==(const ping_message&, const ping_message&) = default;
 };

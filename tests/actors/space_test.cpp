@@ -248,6 +248,42 @@ TEST(Space, FingerprintIndependentOfThreads) {
   EXPECT_GT(one.r.envelopes, 0u);
 }
 
+// New York to London over Starlink shell 1: the route changes twice in 15 s.
+// Pinging every millisecond keeps about 120 pings in flight, and the
+// changes are still seen, as many as at one ping per 10 ms (the sender had
+// remembered the routes of only 64 pings per target, and every later
+// answer read as unchanged).
+TEST(Space, PathChangesAreSeenWhateverTheNumberOfPingsInFlight) {
+  constexpr const char* pc = R"(
+name: pc
+seed: 1
+duration: 15s
+constellation:
+  shells:
+    - {planes: 72, sats_per_plane: 22, altitude: 550km, inclination: 53deg, phasing: 1}
+  update_interval: 100ms
+ground:
+  gsl: {min_elevation: 25deg, rate: 1Gbps}
+  stations:
+    - {name: nyc, lat: 40.71, lon: -74.01}
+    - {name: lon, lat: 51.5, lon: -0.12}
+workload: {kind: ping, pattern: ring, interval: 10ms, size: 64B}
+)";
+  std::vector<std::uint64_t> changes;
+  for (const char* interval : {"10ms", "1ms"}) {
+    auto [w, r] = run_text(pc, {std::string("workload.interval=") + interval});
+    const auto m = w->metrics(r);
+    std::uint64_t flagged = 0;
+    for (std::size_t g = 0; g < 2; ++g)
+      for (const auto& s : w->ground(g).samples())
+        flagged += s.path_changed ? 1 : 0;
+    EXPECT_EQ(m["path_changes"].get<std::uint64_t>(), flagged) << interval;
+    changes.push_back(flagged);
+  }
+  EXPECT_GT(changes[0], 0u);
+  EXPECT_EQ(changes[1], changes[0]);
+}
+
 TEST(Space, StarlinkPhase1WithHundredStationsRunsSixtySeconds) {
   register_workloads();
   auto sc = runtime::load_scenario_file(std::string(SATEMU_SOURCE_DIR) +
