@@ -28,8 +28,8 @@ namespace {
 struct sky_counters {
   runtime::counter_id lookups, gets, chunks_served, puts, put_bytes, evictions, evict_notices,
     migrate_orders, migrated_chunks, migrated_bytes, migrated_stored, corrupt_sent,
-    corrupt_detected,
-    timeouts, not_found, malformed, compute_errors, prompts, unanswered, no_satellite;
+    corrupt_detected, timeouts, not_found, malformed, compute_errors, prompts, unanswered,
+    no_satellite;
 };
 
 const sky_counters& ids() {
@@ -135,8 +135,9 @@ skymemory_node::skymemory_node(std::shared_ptr<space_network> net,
   const sky_counters& c = ids();
   declare_counters({c.lookups, c.gets, c.chunks_served, c.puts, c.put_bytes, c.evictions,
                     c.evict_notices, c.migrate_orders, c.migrated_chunks, c.migrated_bytes,
-                    c.migrated_stored, c.corrupt_sent, c.corrupt_detected, c.timeouts, c.not_found, c.malformed,
-                    c.compute_errors, c.prompts, c.unanswered, c.no_satellite});
+                    c.migrated_stored, c.corrupt_sent, c.corrupt_detected, c.timeouts,
+                    c.not_found, c.malformed, c.compute_errors, c.prompts, c.unanswered,
+                    c.no_satellite});
 }
 
 void skymemory_node::on_start() {

@@ -14,5 +14,5 @@ struct Ping {
   arrivedNs @5 :Int64;    # reply only: when the request reached the target [ns]
   requestHops @6 :UInt16; # reply only: links the request crossed
   body @7 :Data;          # filler up to the configured size
-  pathChanged @8 :Bool;   # the request's route differs from the origin's previous request's to the target (echoed)
+  pathChanged @8 :Bool;   # route differs from the previous request's to the target (echoed)
 }
