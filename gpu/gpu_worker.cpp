@@ -194,11 +194,8 @@ void gpu_worker::run(std::span<runtime::compute_call> batch) {
     req.waited = runtime::duration::from_ns(start - call.at.ns());
     // Saturated short of `never` (which means no result at all): durations
     // are bounded (max_estimate), but a device may queue many of them.
-    constexpr std::int64_t latest = runtime::vtime::never().ns() - 1;
-    std::int64_t ready = 0;
-    if (__builtin_add_overflow(start, req.duration.ns(), &ready) || ready > latest)
-      ready = latest;
-    call.ready = runtime::vtime::from_ns(ready);
+    const auto ready = runtime::vtime::from_ns(start).plus_or_never(req.duration);
+    call.ready = ready.is_never() ? runtime::vtime::from_ns(ready.ns() - 1) : ready;
     busy = call.ready.ns();
     req.result = tensor{};
     req.keys = req.values = tensor{};
