@@ -102,7 +102,13 @@ nlohmann::json ping_workload::metrics(const runtime::run_result& r) const {
   for (std::size_t g = 0; g < net_->grounds(); ++g) {
     const auto& node = ground(g);
     sent += node.pings_sent();
+    // Every interval sends one ping to each target, so each pair was sent
+    // an equal share; a pair that never had an answer is listed too.
+    const auto& targets = node.ping_targets();
+    const std::uint64_t per_pair = targets.empty() ? 0 : node.pings_sent() / targets.size();
     std::map<runtime::entity_id, runtime::histogram> per_target;
+    for (auto t : targets)
+      per_target[t];
     for (const auto& s : node.samples()) {
       per_target[s.target].record(s.rtt_ns);
       all.record(s.rtt_ns);
@@ -112,7 +118,8 @@ nlohmann::json ping_workload::metrics(const runtime::run_result& r) const {
     for (const auto& [target, h] : per_target) {
       pairs.push_back({{"from", net_->node_name(static_cast<runtime::entity_id>(sats + g))},
                        {"to", net_->node_name(target)},
-                       {"samples", h.count()},
+                       {"sent", per_pair},
+                       {"answered", h.count()},
                        {"rtt_ms", milliseconds_summary(h)}});
     }
   }

@@ -258,6 +258,8 @@ public:
 
   const std::vector<ping_sample>& samples() const { return samples_; }
   std::uint64_t pings_sent() const { return next_ping_; }
+  /// The targets this node pings, each once per interval.
+  const std::vector<runtime::entity_id>& ping_targets() const { return plan_.targets; }
   /// Flows this endpoint sends, and packets sent per flow (same order).
   const std::vector<flow_plan>& flows() const { return flows_; }
   const std::vector<std::uint64_t>& flow_packets_sent() const { return flow_sent_; }

@@ -311,8 +311,9 @@ TEST(SkymemoryEmulated, UsersNeverHitOnEachOthersBlocks) {
     std::set<std::uint32_t> seen;
     std::size_t hits = 0;
     for (const auto& r : records) {
-      if (seen.insert(r.header).second)
+      if (seen.insert(r.header).second) {
         EXPECT_EQ(r.cached_tokens, 0u) << "user " << user << ", header " << r.header;
+      }
       hits += r.cached_tokens > 0 ? 1 : 0;
     }
     EXPECT_EQ(seen.size(), 2u);

@@ -160,6 +160,29 @@ TEST(Space, PingPairsAreCheckedAgainstThePattern) {
   EXPECT_EQ(error({}), "");
 }
 
+// Station c, near the pole, sees no satellite of a 53 degree shell: its
+// pairs are listed with what was sent and nothing answered.
+TEST(Space, PingMetricsListEveryPairWithItsPingsSent) {
+  auto [w, r] = run_text(small_grid, {"ground.stations=[{name: a, lat: 10, lon: 20}, {name: b, lat: "
+                                      "30, lon: 60}, {name: c, lat: 89, lon: 0}]",
+                                      "workload.pattern=all", "workload.pairs=[]"});
+  ASSERT_NE(w, nullptr);
+  const auto m = w->metrics(r);
+  ASSERT_EQ(m["pairs"].size(), 6u);
+  std::uint64_t sent = 0, answered = 0;
+  for (const auto& p : m["pairs"]) {
+    const bool polar = p["from"] == "c" || p["to"] == "c";
+    EXPECT_EQ(p["sent"].get<std::uint64_t>(), 3u) << p.dump();
+    EXPECT_EQ(p["answered"].get<std::uint64_t>(), polar ? 0u : 3u) << p.dump();
+    EXPECT_EQ(p["rtt_ms"].is_null(), polar) << p.dump();
+    sent += p["sent"].get<std::uint64_t>();
+    answered += p["answered"].get<std::uint64_t>();
+  }
+  EXPECT_EQ(sent, m["pings_sent"].get<std::uint64_t>());
+  EXPECT_EQ(answered, m["pings_answered"].get<std::uint64_t>());
+  EXPECT_EQ(answered, 6u);
+}
+
 TEST(Space, OverloadedLinkDropsFromItsQueue) {
   // 1 kbps ground links with a 1 KiB queue, 20 pings a second of 1 KiB each.
   auto [w, r] = run_text(small_grid, {"ground.gsl.rate=1kbps", "constellation.queue=1KiB",
