@@ -715,7 +715,7 @@ void skymemory_node::serve(const kv_message& m) {
         r.op = kv_op::chunk;
         r.chunk = {c->hash, c->index, c->tokens, c->owner, 0, static_cast<std::uint32_t>(c->bytes),
                    c->data};
-        const bool corrupt = cfg_->corruption > 0 && random().uniform() < cfg_->corruption;
+        const bool corrupt = cfg_->corruption > 0 && fault_random().uniform() < cfg_->corruption;
         if (corrupt)
           count(ids().corrupt_sent);
         count(ids().chunks_served);

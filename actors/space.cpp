@@ -1091,7 +1091,7 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   // The last bit is out at the next whole nanosecond.
   const std::int64_t sent = q->busy_until_ns + (q->busy_frac_ns > 0 ? 1 : 0);
   const std::int64_t prop = ceil_ns(length / runtime::speed_of_light_m_per_s);
-  if (cfg.loss > 0 && random().uniform() < cfg.loss) {
+  if (cfg.loss > 0 && fault_random().uniform() < cfg.loss) {
     count(space_ids().drops_loss);
     return std::nullopt;
   }

@@ -122,6 +122,7 @@ void entity_driver::bind(entity& e, entity_id id, std::uint64_t seed, outbox* ou
                          duration min_latency, std::vector<trace_record>* trace) {
   e.id_ = id;
   e.rng_ = rng(seed, id, 0);
+  e.fault_rng_ = rng(seed, id, 1);
   e.outbox_ = out;
   e.min_latency_ = min_latency;
   e.trace_ = trace;

@@ -155,8 +155,12 @@ protected:
   /// known (other requests of the same event handler still join the batch).
   /// A run without a compute service aborts with context.
   void compute(std::uint64_t tag, std::unique_ptr<compute_job> job);
-  /// This entity's random stream.
+  /// This entity's random stream: its workload's own draws.
   rng& random() { return rng_; }
+  /// A second stream for the faults injected into its messages (losses,
+  /// corruption), so that changing a fault rate leaves the workload's draws
+  /// (prompts, arrivals, targets) as they were.
+  rng& fault_random() { return fault_rng_; }
   /// Adds `n` to this entity's metric counter `id`; the kernel sums every
   /// entity's counters into the run's (summary.json `counters`).
   void count(counter_id id, std::uint64_t n = 1) {
@@ -224,6 +228,7 @@ private:
   outbox* outbox_ = nullptr;
   std::vector<trace_record>* trace_ = nullptr;
   rng rng_;
+  rng fault_rng_;
   std::vector<pending> heap_;
   std::vector<std::uint64_t> counters_;
   /// Compute requests not yet taken by the kernel, and results whose event

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
@@ -381,6 +383,30 @@ TEST(SkymemoryEmulated, LostMessagesTimeOutAndRecomputeNeverHang) {
     old_enough += r.start_ns + satemu::runtime::seconds(1).ns() + full < end ? 1 : 0;
   EXPECT_GE(user.records().size() + 3, user.requests_started());
   EXPECT_GT(old_enough, 30u);
+}
+
+// Losses and corruption draw on their own stream: the prompts a user sends
+// and when it sends them are the same at any fault rate.
+TEST(SkymemoryEmulated, FaultsLeaveThePromptsAsTheyWere) {
+  auto prompts = [](std::vector<std::string> sets) {
+    sets.push_back("duration=120s");
+    auto run = run_text<emulated_workload>(small_yaml, sets);
+    EXPECT_TRUE(run.w);
+    std::map<std::uint64_t, std::tuple<std::int64_t, std::uint32_t, std::uint32_t>> out;
+    for (const auto& r : run.w->node(95).records())
+      out[r.seq] = {r.start_ns, r.header, r.prompt_tokens};
+    return std::pair(out, run.r.counters);
+  };
+  const auto [clean, clean_counters] = prompts({});
+  const auto [faulty, counters] =
+    prompts({"constellation.loss=0.05", "workload.corruption=0.3"});
+  EXPECT_GT(counters.at("space.drops_loss"), 0u);
+  EXPECT_GT(counters.at("skymemory.corrupt_chunks_sent"), 0u);
+  ASSERT_GT(faulty.size(), 20u);
+  for (const auto& [seq, prompt] : faulty) {
+    ASSERT_TRUE(clean.count(seq)) << seq;
+    EXPECT_EQ(clean.at(seq), prompt) << "request " << seq;
+  }
 }
 
 TEST(SkymemoryEmulated, HandoverMigratesTheLeavingSatellitesChunks) {
