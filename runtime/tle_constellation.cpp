@@ -6,6 +6,7 @@
 #include <ctime>
 #include <limits>
 #include <numeric>
+#include <queue>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -73,38 +74,77 @@ orientation orient(const tle& t, const sgp4& model, double offset_min) {
   return o;
 }
 
-/// Cuts `ids` (sorted by `key`) where consecutive keys differ by more than
-/// `tol`; with `circular`, the largest gap around the circle is where the
-/// first run starts, and a run may wrap past 360.
-std::vector<std::vector<std::size_t>> split_sorted(std::vector<std::size_t> ids,
-                                                   const std::vector<double>& key, double tol,
-                                                   bool circular) {
+/// Clusters `ids` by `key` around its densest values: the id with the most
+/// unclaimed ids within tol/2 of its key claims them all as one cluster,
+/// then the next densest, until every id is claimed (ties: the lower key).
+/// No cluster spans more than `tol`, and stragglers between dense values
+/// form clusters of their own instead of chaining them into one. With
+/// `circular` keys are angles in degrees (tol < 360) and distances wrap.
+/// The clusters come sorted by the key of the id that claimed each.
+std::vector<std::vector<std::size_t>> cluster_modes(std::vector<std::size_t> ids,
+                                                    const std::vector<double>& key, double tol,
+                                                    bool circular) {
   std::stable_sort(ids.begin(), ids.end(), [&](std::size_t a, std::size_t b) { return key[a] < key[b]; });
-  std::vector<std::vector<std::size_t>> out;
-  if (ids.empty())
-    return out;
-  std::size_t first = 0;
-  if (circular) {
-    // Start after the largest gap (the wrap gap counts), so no run is cut
-    // by the 0/360 seam.
-    double widest = key[ids.front()] + 360.0 - key[ids.back()];
-    for (std::size_t i = 1; i < ids.size(); ++i)
-      if (const double g = key[ids[i]] - key[ids[i - 1]]; g > widest) {
-        widest = g;
-        first = i;
+  const std::size_t n = ids.size();
+  // Positions in the sorted order; with `circular` a window may run past
+  // either end and wrap, as positions i - n and i + n with keys -/+ 360.
+  const double half = tol / 2;
+  const std::int64_t sn = static_cast<std::int64_t>(n);
+  auto at = [&](std::int64_t j) {
+    const std::int64_t w = ((j % sn) + sn) % sn;
+    return key[ids[static_cast<std::size_t>(w)]] + 360.0 * static_cast<double>((j - w) / sn);
+  };
+  // The window of sorted position i: positions [lo, hi] within tol/2.
+  std::vector<std::int64_t> lo(n), hi(n);
+  const std::int64_t reach = circular ? sn - 1 : 0;
+  for (std::int64_t i = 0, l = circular ? -reach : 0, h = 0; i < sn; ++i) {
+    const double k = at(i);
+    while (at(l) < k - half)
+      ++l;
+    h = std::max(h, i);
+    while (h + 1 < sn + reach && at(h + 1) <= k + half)
+      ++h;
+    lo[static_cast<std::size_t>(i)] = std::max(l, i - reach);
+    hi[static_cast<std::size_t>(i)] = std::min(h, lo[static_cast<std::size_t>(i)] + sn - 1);
+  }
+  std::vector<char> claimed(n, 0);
+  auto wrap = [&](std::int64_t j) { return static_cast<std::size_t>(((j % sn) + sn) % sn); };
+  auto unclaimed_in = [&](std::size_t i) {
+    std::size_t c = 0;
+    for (std::int64_t j = lo[i]; j <= hi[i]; ++j)
+      c += claimed[wrap(j)] ? 0 : 1;
+    return c;
+  };
+  // Most unclaimed neighbours first, then the lower key (position); counts
+  // only fall, so a popped count that is still exact is the maximum.
+  std::priority_queue<std::pair<std::size_t, std::int64_t>> heap;
+  for (std::size_t i = 0; i < n; ++i)
+    heap.push({hi[i] - lo[i] + 1, -static_cast<std::int64_t>(i)});
+  std::vector<std::pair<double, std::vector<std::size_t>>> out;
+  while (!heap.empty()) {
+    const auto [count, neg] = heap.top();
+    heap.pop();
+    const auto i = static_cast<std::size_t>(-neg);
+    if (claimed[i])
+      continue;
+    if (const auto now = unclaimed_in(i); now != count) {
+      heap.push({now, neg});
+      continue;
+    }
+    std::vector<std::size_t> cluster;
+    for (std::int64_t j = lo[i]; j <= hi[i]; ++j)
+      if (auto& c = claimed[wrap(j)]; !c) {
+        c = 1;
+        cluster.push_back(ids[wrap(j)]);
       }
-    std::rotate(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(first), ids.end());
+    out.emplace_back(key[ids[i]], std::move(cluster));
   }
-  out.push_back({ids[0]});
-  for (std::size_t i = 1; i < ids.size(); ++i) {
-    double gap = key[ids[i]] - key[ids[i - 1]];
-    if (circular && gap < 0)
-      gap += 360.0;
-    if (gap > tol)
-      out.emplace_back();
-    out.back().push_back(ids[i]);
-  }
-  return out;
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::vector<std::size_t>> clusters;
+  clusters.reserve(out.size());
+  for (auto& [k, c] : out)
+    clusters.push_back(std::move(c));
+  return clusters;
 }
 
 double circular_diff_deg(double a, double b) {
@@ -190,13 +230,13 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
     if (seen.insert({lo, hi}).second)
       c.candidates_.push_back({static_cast<std::uint32_t>(a), static_cast<std::uint32_t>(b), inter});
   };
-  for (auto& by_incl : split_sorted(all, incl, grouping.inclination_tolerance_deg, false)) {
-    for (auto& group : split_sorted(by_incl, alt, grouping.altitude_tolerance_m, false)) {
+  for (auto& by_incl : cluster_modes(all, incl, grouping.inclination_tolerance_deg, false)) {
+    for (auto& group : cluster_modes(by_incl, alt, grouping.altitude_tolerance_m, false)) {
       const auto g = static_cast<std::uint16_t>(std::min<std::size_t>(c.groups_, 0xffff));
       ++c.groups_;
       for (auto k : group)
         c.group_of_[k] = g;
-      auto planes = split_sorted(group, raan, grouping.raan_tolerance_deg, true);
+      auto planes = cluster_modes(group, raan, grouping.raan_tolerance_deg, true);
       for (auto& p : planes)
         std::stable_sort(p.begin(), p.end(), [&](std::size_t a, std::size_t b) { return u[a] < u[b]; });
       for (std::size_t pi = 0; pi < planes.size(); ++pi)
@@ -211,7 +251,15 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
           add(p[i], p[(i + 1) % p.size()], false);
         if (planes.size() < 2)
           continue;
-        const auto& next = planes[(pi + 1) % planes.size()];
+        // The next plane by RAAN that holds at least half as many: a few
+        // objects between two planes (raising their orbits) do not take
+        // the links of a full plane.
+        std::size_t ni = (pi + 1) % planes.size();
+        while (ni != pi && 2 * planes[ni].size() < p.size())
+          ni = (ni + 1) % planes.size();
+        if (ni == pi)
+          continue;
+        const auto& next = planes[ni];
         for (auto k : p) {
           std::size_t best = next.front();
           double best_d = std::numeric_limits<double>::infinity();

@@ -8,19 +8,20 @@
 /// topology treats that satellite as down.
 ///
 /// A TLE file carries no plane or shell numbers, so they are recovered from
-/// the orbits at `start`:
-/// - groups (the "shells"): satellites sorted by inclination, cut where two
-///   neighbours differ by more than `inclination_tolerance`; each of those
-///   sorted by mean altitude, cut where two differ by more than
-///   `altitude_tolerance`;
-/// - planes: a group's satellites sorted by right ascension of the
-///   ascending node (RAAN), cut (around the circle) where two neighbours
-///   differ by more than `raan_tolerance`;
+/// the orbits at `start`, each key clustered around its densest values (the
+/// satellite with the most others within half the tolerance takes them, then
+/// the next densest of those left), so that no cluster spans more than its
+/// tolerance and objects between shells or planes do not chain them:
+/// - groups (the "shells"): by inclination (`inclination_tolerance`), each
+///   of those by mean altitude (`altitude_tolerance`);
+/// - planes: a group's satellites by right ascension of the ascending node
+///   (RAAN, around the circle; `raan_tolerance`), in RAAN order;
 /// - +Grid candidates: in a plane, each satellite and the next by argument
 ///   of latitude (a ring); between planes, each satellite and the satellite
-///   of the next plane by RAAN (wrapping) whose argument of latitude is
-///   closest. Objects still raising their orbit end up in groups or planes of
-///   their own, as they would have no fixed neighbours in reality.
+///   closest in argument of latitude of the next plane by RAAN (wrapping)
+///   that holds at least half as many satellites. Objects still raising or
+///   lowering their orbits end up in groups or planes of their own, as they
+///   would have no fixed neighbours in reality.
 #pragma once
 
 #include <cstdint>
