@@ -411,9 +411,8 @@ space_network::space_network(space_config cfg, std::optional<runtime::walker_con
     candidates_ = tle_->candidates();
     groups_ = tle_->groups();
     group_of_ = tle_->group_of();
-    // SGP4's short-period terms move a satellite a few km off its mean
-    // perigee radius: keep 50 km of margin.
-    gsl_floor = tle_->min_perigee_radius_m() - 50e3 - ground_r;
+    // A satellite below the floor is down (runtime/tle_constellation.hpp).
+    gsl_floor = tle_->floor_radius_m() - ground_r;
     isl_floor = cfg_.isl.min_range_m;
   }
   if (!cfg_.gsl_per_shell) {

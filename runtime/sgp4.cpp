@@ -105,7 +105,7 @@ absl::StatusOr<sgp4> sgp4::make(const tle& t) {
   const double ao = std::pow(xke / no, x2o3);
 
   if (m.period_min() >= deep_space_period_min)
-    return absl::InvalidArgumentError(absl::StrFormat(
+    return absl::UnimplementedError(absl::StrFormat(
         "%s: %s: deep-space element set (period %.1f min) not supported: SDP4 is not implemented", m.where_,
         m.label_, m.period_min()));
 

@@ -56,10 +56,10 @@ public:
     decayed = 6,
   };
 
-  /// Initialises the model for `t`. InvalidArgument naming `t.source:t.line`
+  /// Initialises the model for `t`. Unimplemented naming `t.source:t.line`
   /// for a deep-space element set ("deep-space element set (period 720.0
-  /// min) not supported: SDP4 is not implemented") or for elements the model
-  /// rejects at epoch (one of the error codes above).
+  /// min) not supported: SDP4 is not implemented"); InvalidArgument for
+  /// elements the model rejects at epoch (one of the error codes above).
   static absl::StatusOr<sgp4> make(const tle& t);
 
   /// State at `tsince_min` minutes after epoch (negative: before). An

@@ -10,7 +10,6 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "runtime/constants.hpp"
 
@@ -169,7 +168,7 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
   tle_constellation c;
   c.start_unix_ns_ = start_unix_ns;
   c.sats_.reserve(sets.size());
-  c.min_perigee_radius_m_ = std::numeric_limits<double>::infinity();
+  double min_perigee = std::numeric_limits<double>::infinity();
   std::vector<orientation> orient_of;
   orient_of.reserve(sets.size());
   std::vector<tle> kept;
@@ -180,8 +179,8 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
       // A deep-space set means the file is not a LEO constellation: refuse
       // it. A set the model rejects at its epoch (as the reference does) is
       // left out and reported.
-      if (absl::StrContains(m.status().message(), "deep-space"))
-        return m.status();
+      if (m.status().code() == absl::StatusCode::kUnimplemented)
+        return absl::InvalidArgumentError(m.status().message());
       c.rejected_.push_back(std::string(m.status().message()));
       continue;
     }
@@ -198,7 +197,7 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
     }
     c.offset_min_.push_back(offset);
     const double a = semi_major_axis_m(t);
-    c.min_perigee_radius_m_ = std::min(c.min_perigee_radius_m_, a * (1.0 - t.eccentricity));
+    min_perigee = std::min(min_perigee, a * (1.0 - t.eccentricity));
     orient_of.push_back(orient(t, *m, offset));
     c.sats_.push_back(std::move(*m));
     kept.push_back(std::move(t));
@@ -208,6 +207,7 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
       absl::StrCat("no usable element set (", c.rejected_.size(), " rejected, first: ",
                    c.rejected_.front(), ")"));
   c.sets_ = std::move(kept);
+  c.floor_radius_m_ = std::max(min_perigee - 50e3, wgs84_equatorial_radius_m + 80e3);
 
   const std::size_t n = c.sats_.size();
   std::vector<double> incl(n), alt(n), raan(n), u(n);
@@ -287,7 +287,8 @@ std::vector<vec3> tle_constellation::ecef_all(double t_s) const {
       out[k] = {nan, nan, nan};
       continue;
     }
-    out[k] = teme_to_ecef_at_gmst({st.r_km[0] * 1e3, st.r_km[1] * 1e3, st.r_km[2] * 1e3}, gmst);
+    const vec3 r{st.r_km[0] * 1e3, st.r_km[1] * 1e3, st.r_km[2] * 1e3};
+    out[k] = norm(r) < floor_radius_m_ ? vec3{nan, nan, nan} : teme_to_ecef_at_gmst(r, gmst);
   }
   return out;
 }

@@ -4,8 +4,9 @@
 /// Emulated time 0 is the UTC instant `start`; a satellite's position at
 /// emulated time t is its SGP4 state at (start + t) - epoch, rotated to
 /// Earth-fixed (PEF) axes with the GMST of start + t (UT1 = UTC). A
-/// propagation that fails (a decayed object) gives a position of NaNs: the
-/// topology treats that satellite as down.
+/// propagation that fails (a decayed object), or a position below
+/// `floor_radius_m()`, gives a position of NaNs: the topology treats that
+/// satellite as down.
 ///
 /// A TLE file carries no plane or shell numbers, so they are recovered from
 /// the orbits at `start`, each key clustered around its densest values (the
@@ -72,8 +73,12 @@ public:
   const std::vector<isl_candidate>& candidates() const { return candidates_; }
   /// Element sets the model rejected at their epoch (left out), as messages.
   const std::vector<std::string>& rejected() const { return rejected_; }
-  /// Lowest perigee radius of any satellite [m] (from the mean elements).
-  double min_perigee_radius_m() const { return min_perigee_radius_m_; }
+  /// Satellites closer to the Earth's centre than this [m] are down
+  /// (decaying, re-entering): the lowest mean perigee radius of any set
+  /// less 50 km (SGP4's short-period terms), and at least 80 km above the
+  /// equatorial radius. No ground link or ISL is ever shorter than what
+  /// this floor allows, so the run's lookahead holds while sets decay.
+  double floor_radius_m() const { return floor_radius_m_; }
 
 private:
   std::vector<tle> sets_;
@@ -86,7 +91,7 @@ private:
   std::size_t planes_ = 0;
   std::vector<std::uint32_t> plane_of_;
   std::vector<isl_candidate> candidates_;
-  double min_perigee_radius_m_ = 0;
+  double floor_radius_m_ = 0;
   std::vector<std::string> rejected_;
 };
 

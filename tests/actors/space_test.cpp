@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include <unistd.h>
+
 #include "actors/ping.hpp"
 #include "actors/workload.hpp"
 #include "nlohmann/json.hpp"
@@ -375,6 +377,37 @@ TEST(Space, TleSetsLeftOutAndAFarStartAreWarnedAbout) {
     << warnings[0];
   EXPECT_EQ(warnings[1].rfind("constellation.tle.start: 2031-02-24T00:00:00.000Z is 18", 0), 0u)
     << warnings[1];
+}
+
+// A re-entering object (STARLINK-2024, 69 km up at this start) with a
+// station under it: the run had aborted, its ground link shorter than the
+// lookahead taken from the mean perigee. Below the floor it is down.
+TEST(Space, AReenteringTleObjectIsDownNeverBelowTheLookahead) {
+  const auto file = std::filesystem::temp_directory_path() /
+                    ("satemu_reentry_" + std::to_string(::getpid()) + ".tle");
+  std::ofstream(file) << "STARLINK-2024\n"
+                         "1 47606U 21009BL  26055.10982186  .15234507  12591-4  19232-3 0  9997\n"
+                         "2 47606  53.0191 355.3200 0003558 235.5484 124.5230 16.49438361279970\n";
+  auto [w, r] = run_text(R"(name: reentry
+seed: 1
+duration: 1s
+constellation:
+  tle: {start: "2026-02-25T00:17:08.608704Z"}
+  isl: {min_range: 100km}
+ground:
+  gsl: {min_elevation: 25deg}
+  stations:
+    - {name: a, lat: 3.709449, lon: -166.174498}
+    - {name: b, lat: 3.9, lon: -166.0}
+workload: {kind: ping, pattern: ring, interval: 100ms, size: 64B}
+)",
+                         {"constellation.tle.file=" + file.string()});
+  std::filesystem::remove(file);
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(r.reached, runtime::vtime::from_ns(1'000'000'000));
+  EXPECT_EQ(w->ground(0).pings_sent(), 10u);
+  EXPECT_TRUE(w->ground(0).samples().empty());
+  EXPECT_EQ(r.counters["space.drops_no_route"], 20u) << "no satellite is up";
 }
 
 TEST(Space, ThirtyThousandSatellitePresetRunsWithin24GiB) {

@@ -56,6 +56,50 @@ TEST(TleConstellation, DeepSpaceSetIsRefusedByName) {
   EXPECT_NE(c.status().message().find("geo.tle:2"), std::string::npos) << c.status();
 }
 
+// A set whose name says "deep-space" but which the model rejects for
+// another reason (decayed at epoch) is left out like any such set; only a
+// deep-space orbit refuses the file.
+TEST(TleConstellation, OnlyADeepSpaceOrbitRefusesTheFileNotItsName) {
+  auto sets = parse_tle_text(
+    "STARLINK-1008\n"
+    "1 44714U 19074B   26054.54089312  .00000969  00000+0  43797-4 0  9997\n"
+    "2 44714  53.1568 244.5638 0001273  95.0474 265.0672 15.31036083346702\n"
+    "deep-space relay (decayed)\n"
+    "1 99999U 19074B   26054.54089312  .00000969  00000+0  43797-4 0  9992\n"
+    "2 99999  53.1568 244.5638 2000000  95.0474   0.0000 16.46015938346701\n",
+    "named.tle");
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  auto c = tle_constellation::make(*sets, tle_constellation::latest_epoch_unix_ns(*sets));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->size(), 1u);
+  ASSERT_EQ(c->rejected().size(), 1u);
+  EXPECT_NE(c->rejected()[0].find("rejected at epoch"), std::string::npos) << c->rejected()[0];
+}
+
+// STARLINK-2024 of the 2026 snapshot is re-entering: 21.65 h after its
+// epoch SGP4 still propagates it, 69 km up, below the floor its mean
+// perigee (138 km) sets, so it is down (a ground link to it would be
+// shorter than the run's lookahead allows).
+TEST(TleConstellation, ASatelliteBelowTheFloorIsDown) {
+  auto sets = parse_tle_text(
+    "STARLINK-2024\n"
+    "1 47606U 21009BL  26055.10982186  .15234507  12591-4  19232-3 0  9997\n"
+    "2 47606  53.0191 355.3200 0003558 235.5484 124.5230 16.49438361279970\n",
+    "low.tle");
+  ASSERT_TRUE(sets.ok()) << sets.status();
+  const auto epoch = tle_constellation::latest_epoch_unix_ns(*sets);
+  auto at_epoch = tle_constellation::make(*sets, epoch);
+  ASSERT_TRUE(at_epoch.ok()) << at_epoch.status();
+  const double floor = at_epoch->floor_radius_m();
+  EXPECT_GT(floor, wgs84_equatorial_radius_m + 80e3);
+  EXPECT_LT(floor, wgs84_equatorial_radius_m + 100e3);
+  EXPECT_GT(norm(at_epoch->ecef_all(0)[0]), floor);
+  auto later = tle_constellation::make(*sets, *parse_utc("2026-02-25T00:17:08.608704Z"));
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_TRUE(later->rejected().empty()) << "SGP4 still propagates it";
+  EXPECT_TRUE(std::isnan(later->ecef_all(0)[0].x));
+}
+
 /// Unit normal of each satellite's orbital plane at emulated time `t_s`,
 /// in Earth-fixed axes, from its positions half a second either side (the
 /// inertial velocity adds the Earth's rotation back).
@@ -165,7 +209,7 @@ TEST(TleConstellation, Starlink2026SnapshotLoadsWithShellsAndPlanes) {
     EXPECT_LT(moved, 60 * 8.5e3) << c->element_set(k).label();
   }
   EXPECT_GT(finite, 9'500u);
-  EXPECT_GT(c->min_perigee_radius_m(), wgs84_equatorial_radius_m);
+  EXPECT_GT(c->floor_radius_m(), wgs84_equatorial_radius_m + 80e3);
 }
 
 TEST(TleConstellation, SgpPositionRotatedByGmst) {
