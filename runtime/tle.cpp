@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
@@ -32,19 +33,27 @@ std::string_view trim(std::string_view s) {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/// One physical line of the input, trailing whitespace (and any CR) removed.
+/// One physical line of the input, trailing whitespace removed.
 struct text_line {
   std::string_view text;
   int number;
 };
 
+/// Lines end with LF, with CRs and an LF (CR LF, or CR CR LF from a file
+/// converted twice), or with CRs alone (classic Mac files).
 std::vector<text_line> split_lines(std::string_view text) {
   std::vector<text_line> lines;
   int number = 0;
   while (!text.empty()) {
     ++number;
-    std::size_t end = text.find('\n');
+    std::size_t end = text.find_first_of("\r\n");
     std::string_view raw = text.substr(0, end);
+    if (end != std::string_view::npos && text[end] == '\r') {
+      while (end + 1 < text.size() && text[end + 1] == '\r')
+        ++end;
+      if (end + 1 < text.size() && text[end + 1] == '\n')
+        ++end;
+    }
     text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
     while (!raw.empty() && is_blank(raw.back())) raw.remove_suffix(1);
     if (!raw.empty()) lines.push_back({raw, number});
@@ -73,8 +82,11 @@ public:
     out_.epoch_year = *year < 57 ? 2000 + *year : 1900 + *year;
     auto day = real(t, 21, 32, "epoch day");
     if (!day.ok()) return day.status();
-    if (!(*day >= 1.0 && *day < 367.0))
-      return error(absl::StrCat("columns 21-32 (epoch day): ", *day, " is not a day of the year in [1, 367)"));
+    const int y = out_.epoch_year;
+    const int days = (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) ? 366 : 365;
+    if (!(*day >= 1.0 && *day < days + 1.0))
+      return error(absl::StrCat("columns 21-32 (epoch day): ", *day, " is not a day of ", y,
+                                " (in [1, ", days + 1, "))"));
     out_.epoch_day = *day;
 
     auto ndot = real(t, 34, 43, "first derivative of mean motion");
@@ -299,6 +311,8 @@ std::string tle::label() const {
 }
 
 absl::StatusOr<std::vector<tle>> parse_tle_text(std::string_view text, std::string source_name) {
+  if (starts_with(text, "\xEF\xBB\xBF"))
+    text.remove_prefix(3); // a UTF-8 byte order mark
   const std::vector<text_line> lines = split_lines(text);
   std::vector<tle> sets;
   sets.reserve(lines.size() / 3 + 1);
@@ -343,6 +357,8 @@ absl::StatusOr<std::vector<tle>> parse_tle_text(std::string_view text, std::stri
 }
 
 absl::StatusOr<std::vector<tle>> load_tle_file(const std::string& path) {
+  if (std::error_code ec; std::filesystem::is_directory(path, ec))
+    return absl::NotFoundError(absl::StrCat(path, ": is a directory, not a TLE file"));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return absl::NotFoundError(
@@ -350,7 +366,12 @@ absl::StatusOr<std::vector<tle>> load_tle_file(const std::string& path) {
   std::ostringstream buf;
   buf << in.rdbuf();
   if (in.bad()) return absl::NotFoundError(absl::StrCat(path, ": cannot read TLE file"));
-  return parse_tle_text(buf.str(), path);
+  auto sets = parse_tle_text(buf.str(), path);
+  if (sets.ok() && sets->empty())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": holds no TLE element sets (",
+                                                   buf.str().empty() ? "empty file" : "blank lines only",
+                                                   ")"));
+  return sets;
 }
 
 }  // namespace satemu::runtime

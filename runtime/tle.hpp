@@ -81,12 +81,14 @@ struct tle {
   std::string label() const;
 };
 
-/// Parses every element set in `text`. `source_name` is used in error
+/// Parses every element set in `text` (lines ending in LF, CR LF or CR; a
+/// leading UTF-8 byte order mark is skipped). `source_name` is used in error
 /// messages and stored in each `tle::source`. Empty text gives an empty list.
 absl::StatusOr<std::vector<tle>> parse_tle_text(std::string_view text, std::string source_name);
 
-/// Reads and parses the file at `path`. A missing or unreadable file gives
-/// NotFound naming the path.
+/// Reads and parses the file at `path`. A missing or unreadable file, or a
+/// directory, gives NotFound naming the path; a file with no element set
+/// (empty, or blank lines only) InvalidArgument naming it.
 absl::StatusOr<std::vector<tle>> load_tle_file(const std::string& path);
 
 /// The modulo-10 checksum of columns 1-68 of a TLE line (shorter lines are

@@ -22,7 +22,10 @@ std::vector<isl_candidate> plus_grid_candidates(const walker_constellation& c) {
     // plane would list its one pair twice.
     if (next != k && !(c.in_plane_next(next) == k && next < k))
       out.push_back({static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(next), false});
-    if (auto other = c.inter_plane_next(k); other && *other != k)
+    // Two planes with phasing 0 pair each satellite with the same one both
+    // ways: list the pair once.
+    if (auto other = c.inter_plane_next(k);
+        other && *other != k && !(c.inter_plane_next(*other) == k && *other < k))
       out.push_back({static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(*other), true});
   }
   return out;

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
+
+#include <unistd.h>
 
 namespace satemu::runtime {
 namespace {
@@ -114,6 +117,18 @@ TEST(TleParse, LineFormsAndLineEnds) {
   auto empty = parse_tle_text("\n  \n", "c.tle");
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->empty());
+
+  // Classic Mac line ends (CR alone), and a UTF-8 byte order mark before a
+  // 2-line or a 3-line file.
+  for (const std::string& t : {std::string(name0) + "\r" + line1 + "\r" + line2 + "\r",
+                               "\xEF\xBB\xBF" + std::string(line1) + "\n" + line2 + "\n",
+                               "\xEF\xBB\xBF" + three_line()}) {
+    sets = parse_tle_text(t, "d.tle");
+    ASSERT_TRUE(sets.ok()) << sets.status();
+    ASSERT_EQ(sets->size(), 1u);
+    EXPECT_TRUE(sets->front().name.empty() || sets->front().name == name0) << sets->front().name;
+    EXPECT_EQ(sets->front().catalog_number, 44714);
+  }
 }
 
 TEST(TleParse, AlphaFiveCatalogNumbers) {
@@ -186,6 +201,13 @@ TEST(TleErrors, MissingOrMisplacedLines) {
   expect_error(three_line(line1, l2), "bad.tle:3: ", "line 2 of catalog number 44714 is missing (found '3 44714");
 }
 
+// Day 366 exists only in leap years (2024 yes, 2026 no).
+TEST(TleErrors, EpochDayBeyondTheYear) {
+  EXPECT_TRUE(parse_tle_text(three_line(with_field(line1, 19, "24366.50000000")), "a.tle").ok());
+  expect_error(three_line(with_field(line1, 19, "26366.50000000")), "bad.tle:2: ",
+               "columns 21-32 (epoch day): 366.5 is not a day of 2026 (in [1, 366))");
+}
+
 TEST(TleErrors, CatalogMismatch) {
   expect_error(three_line(line1, with_field(line2, 3, "44715")), "bad.tle:3: ",
                "catalog number 44715 on line 2 does not match 44714 on line 1");
@@ -210,6 +232,25 @@ TEST(TleLoad, MissingFileIsNotFound) {
   ASSERT_FALSE(sets.ok());
   EXPECT_NE(std::string(sets.status().message()).find("looked up from " + cwd), std::string::npos)
       << sets.status();
+}
+
+TEST(TleLoad, ADirectoryOrAFileWithoutSetsIsNamed) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("satemu_tle_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto sets = load_tle_file(dir.string());
+  ASSERT_FALSE(sets.ok());
+  EXPECT_EQ(sets.status().message(), dir.string() + ": is a directory, not a TLE file");
+  const auto empty = dir / "empty.tle", blank = dir / "blank.tle";
+  std::ofstream(empty).flush();
+  std::ofstream(blank) << "\n   \n";
+  sets = load_tle_file(empty.string());
+  ASSERT_FALSE(sets.ok());
+  EXPECT_EQ(sets.status().message(), empty.string() + ": holds no TLE element sets (empty file)");
+  sets = load_tle_file(blank.string());
+  ASSERT_FALSE(sets.ok());
+  EXPECT_EQ(sets.status().message(), blank.string() + ": holds no TLE element sets (blank lines only)");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TleLoad, TheScenariosSnapshotLoads) {

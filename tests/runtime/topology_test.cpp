@@ -10,6 +10,7 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "runtime/constants.hpp"
@@ -43,6 +44,23 @@ TEST(Topology, PlusGridHasTwoCandidatesPerSatellite) {
   }
   for (int d : degree)
     EXPECT_EQ(d, 4);
+}
+
+// Two planes with phasing 0: satellite j of each plane is the other's
+// inter-plane neighbour, one pair, listed once.
+TEST(Topology, TwoPlanesListEachInterPlanePairOnce) {
+  for (int phasing : {0, 1}) {
+    auto c = walker_constellation::make({{2, 6, 550e3, 53, phasing, 360}});
+    ASSERT_TRUE(c.ok()) << c.status();
+    std::set<std::pair<std::uint32_t, std::uint32_t>> pairs;
+    std::size_t inter = 0;
+    for (const auto& e : plus_grid_candidates(*c)) {
+      EXPECT_TRUE(pairs.insert({std::min(e.a, e.b), std::max(e.a, e.b)}).second)
+        << e.a << "-" << e.b << ", phasing " << phasing;
+      inter += e.inter_plane ? 1 : 0;
+    }
+    EXPECT_EQ(inter, phasing == 0 ? 6u : 12u) << "phasing " << phasing;
+  }
 }
 
 TEST(Topology, LinksObeyRangeLatitudeAndLineOfSight) {
