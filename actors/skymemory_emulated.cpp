@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "gpu/compute_config.hpp"
 #include "gpu/gpu_worker.hpp"
 #include "gpu/half.hpp"
@@ -1006,17 +1007,19 @@ absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
     if (depth == build_depth::check) {
       if (auto st = gpu::check_model_memory(*compute); !st.ok())
         return st;
-    } else {
+    } else if (depth == build_depth::run) {
       model = gpu::model_for(*compute);
       if (!model.ok())
         return model.status();
     }
-    auto worker = gpu::make_gpu_worker(*compute);
-    if (!worker.ok())
-      return absl::Status(worker.status().code(),
-                          absl::StrCat("compute.backend: ", worker.status().message()));
-    w->worker_ = std::move(*worker);
-    cfg->precision = w->worker_->options().precision;
+    if (depth != build_depth::coordinate) {
+      auto worker = gpu::make_gpu_worker(*compute);
+      if (!worker.ok())
+        return absl::Status(worker.status().code(),
+                            absl::StrCat("compute.backend: ", worker.status().message()));
+      w->worker_ = std::move(*worker);
+    }
+    cfg->precision = gpu::gpu_worker_options{}.precision;
     cfg->weights_source = compute->weights_file.empty()
                             ? absl::StrCat("synthetic, seed ", compute->seed)
                             : compute->weights_file;
@@ -1037,6 +1040,35 @@ absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
 emulated_workload::~emulated_workload() = default;
 
 runtime::compute_service* emulated_workload::compute() { return worker_.get(); }
+
+std::string emulated_workload::backend_name() const {
+  if (worker_)
+    return std::string(worker_->device_backend().name());
+  return absl::StrJoin(node_backends_, ", ");
+}
+
+std::string emulated_workload::node_state() const {
+  std::string out;
+  protocol::byte_writer w(out);
+  w.bytes(space_workload::node_state());
+  w.bytes(worker_ ? backend_name() : std::string());
+  return out;
+}
+
+absl::Status emulated_workload::merge_node_state(std::string_view state) {
+  protocol::byte_reader r(state);
+  const auto network = r.bytes("the network state");
+  const auto backend = r.bytes("the compute backend");
+  r.expect_end("the SkyMemory state");
+  if (!r.ok())
+    return r.status();
+  if (auto st = space_workload::merge_node_state(network); !st.ok())
+    return st;
+  if (!backend.empty() &&
+      std::find(node_backends_.begin(), node_backends_.end(), backend) == node_backends_.end())
+    node_backends_.emplace_back(backend);
+  return absl::OkStatus();
+}
 
 namespace {
 
@@ -1091,11 +1123,12 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   if (cfg_->real) {
     j["prefill"] = "run on real tensors by the GPU worker, one request per layer and a last one "
                    "for the LM head (timed only), each timed by the device's roofline";
-    j["backend"] = std::string(worker_->device_backend().name());
+    j["backend"] = backend_name();
     j["compute_errors"] = counter_of(r, "skymemory.compute_errors");
     // What was computed: the weights, and a digest of every finished
     // request's final hidden state (users in order, then requests in order),
-    // the same bits for every thread and node count on one backend.
+    // the same bits for every thread count on one backend (over several
+    // nodes the batches differ, and so may the last bits: gpu_worker.hpp).
     j["weights"] = cfg_->weights_source;
     std::uint64_t digest = 0;
     for (std::size_t g = 0; g < net_->grounds(); ++g)

@@ -254,6 +254,11 @@ public:
   /// The network's, and link queues too small for a prompt's puts.
   std::vector<std::string> warnings() const override;
 
+  /// The network's state, and the backend this node computed on (compute
+  /// real), which the coordinator of a distributed run reports.
+  std::string node_state() const override;
+  absl::Status merge_node_state(std::string_view state) override;
+
   const emulated_config& config() const { return *cfg_; }
   const skymemory_node& node(std::size_t i) const {
     return static_cast<const skymemory_node&>(*entities_[i]);
@@ -262,6 +267,13 @@ public:
 private:
   std::shared_ptr<const emulated_config> cfg_;
   std::unique_ptr<gpu::gpu_worker> worker_;
+  /// The coordinator of a distributed run (no worker_ of its own): the
+  /// backends its workers computed on, each once.
+  std::vector<std::string> node_backends_;
+
+  /// compute real: this process's backend, or its workers' ("cpu", or
+  /// "cpu, cuda" when they differ).
+  std::string backend_name() const;
 };
 
 /// For the command line: InvalidArgument naming the first key of the

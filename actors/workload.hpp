@@ -65,10 +65,14 @@ enum class build_depth {
   /// A workload to run.
   run,
   /// Every check a run makes, but no model weights (compute.mode: real), so
-  /// that `satemu validate`, and the coordinator of a distributed run (its
-  /// entities run on the workers), take no time or memory for them: the
-  /// workload must not be run in this process.
+  /// that `satemu validate` takes no time or memory for them: the workload
+  /// must not be run in this process.
   check,
+  /// As `check`, but neither the compute device is opened nor the model's
+  /// memory checked: the coordinator of a distributed run, whose entities
+  /// run on the workers (each checks and opens its own, and reports its
+  /// backend in its node state).
+  coordinate,
 };
 
 /// Builds the workload named by `workload.kind`. InvalidArgument (naming the

@@ -363,7 +363,7 @@ int run_command(const run_args& a) {
     std::fprintf(stderr, "[satemu] making %s\n", weights.c_str());
   }
   auto built =
-    actors::make_workload(*sc, setup ? actors::build_depth::check : actors::build_depth::run);
+    actors::make_workload(*sc, setup ? actors::build_depth::coordinate : actors::build_depth::run);
   if (!built.ok())
     return report_error(locate(*sc, built.status()));
   if (!weights.empty())

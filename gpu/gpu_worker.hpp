@@ -16,8 +16,12 @@
 /// same satellite's previous request is done, whichever is later, and is
 /// ready at start + duration. Stacking is how one host emulates many devices
 /// at once, not something the emulated satellites share: a request's ready
-/// time does not depend on what else was in the batch, so the run is the
-/// same whatever the batches, the thread count or the number of nodes.
+/// time does not depend on what else was in the batch, so the run's times
+/// are the same whatever the batches, the thread count or the number of
+/// nodes. Its numbers are the same whatever the thread count; each node of
+/// a distributed run stacks only its own requests, and rows stacked with
+/// others equal a lone call to fp32 rounding (gpu/batcher.hpp), so they may
+/// differ in the last bits from a run over another number of nodes.
 #pragma once
 
 #include <cstddef>

@@ -339,6 +339,25 @@ TEST_F(distributed_test, skymemory_real_compute_on_satellites_over_two_workers_i
   EXPECT_GE(b["compute"]["batches"].get<std::uint64_t>(), 1u);
 }
 
+// The coordinator computes nothing, so it opens no device: `cuda` is for
+// the workers to open (here, without a GPU, they refuse it and say so).
+TEST_F(distributed_test, the_coordinator_leaves_the_compute_backend_to_the_workers) {
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  auto r = run({"run", scenario("skymemory-19x5.yaml"), "--quiet", "--out", (dir_ / "c").string(),
+                "--set", "duration=2s", "--set", "compute.mode=real", "--set", "compute.model=tiny",
+                "--set", "compute.backend=cuda", "--workers", worker_list(), "--secret-file",
+                secret_file_},
+               "cuda");
+  if (r.code == 0) {
+    const auto j = nlohmann::json::parse(read_file(dir_ / "c" / "summary.json"));
+    EXPECT_EQ(j["metrics"]["backend"], "cuda");
+  } else {
+    EXPECT_EQ(r.code, 3) << r.output;
+    EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("compute.backend: "), std::string::npos) << r.output;
+  }
+}
+
 TEST_F(distributed_test, shell_1000_ping_over_three_workers_is_the_single_process_run) {
   // Routes here cross orbital planes, hence nodes.
   const auto b = same_as_single_process(scenario("shell-1000-ping.yaml"), 3, {"duration=5s"});
