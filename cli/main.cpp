@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run a scenario file and write its outputs");
   run->add_option("file", ra.file, "Scenario file (YAML)")->required();
   run->add_option("--threads", ra.threads,
-                  "CAF scheduler threads (default: the scenario's `threads`, 0 = one per core)")
+                  "CAF scheduler threads (default: the scenario's `threads`, 0 = one per core; "
+                  "with --workers each worker's own --threads)")
     ->check(thread_count());
   run->add_option("--seed", ra.seed, "Seed of every random stream (default: the scenario's `seed`)")
     ->check(non_negative_integer());

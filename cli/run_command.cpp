@@ -337,6 +337,10 @@ int run_command(const run_args& a) {
   if (a.secret_file && !a.workers)
     return report_error(absl::InvalidArgumentError(
       "--secret-file holds the secret the workers share: it needs --workers"));
+  if (a.threads && a.workers)
+    return report_error(absl::InvalidArgumentError(
+      "--threads: with --workers the entities run on the workers, each with the scheduler "
+      "threads of its own `satemu worker --threads`"));
   auto sc = load(a.file, &a, a.sets);
   if (!sc.ok())
     return report_error(sc.status());

@@ -149,10 +149,11 @@ private:
         worker_link::connect(addr, opts_.secret, opts_.connect_timeout, system_, opts_.stop);
       if (absl::IsCancelled(link.status()))
         return absl::CancelledError("interrupted before the run started");
+      // The link's errors name the worker.
       if (!link.ok())
         return absl::Status(
           link.status().code(),
-          absl::StrCat("worker ", addr.to_string(), ": ", link.status().message(),
+          absl::StrCat(link.status().message(),
                        // Connected, then silent: it serves another coordinator (this
                        // one, when the worker is listed twice under two names).
                        absl::IsDeadlineExceeded(link.status())
@@ -191,9 +192,9 @@ private:
       }
       if (!absl::IsDeadlineExceeded(m.status()))
         return m.status();
-      for (auto& l : links_)
-        if (auto h = l.health(); !h.ok())
-          return h;
+      for (std::size_t j = 0; j < links_.size(); ++j)
+        if (auto h = links_[j].health(); !h.ok())
+          return down_reason(j, h);
       // Before the first window a stop ends the wait (a worker slow to set up
       // or listed twice); once windows run, it ends them at a window's end.
       if (out_.result.windows == 0 && opts_.stop != nullptr && opts_.stop->load())
@@ -201,6 +202,20 @@ private:
       if (clock::now() >= deadline)
         return absl::DeadlineExceededError(
           absl::StrCat("worker ", opts_.workers[k].to_string(), " did not answer in time"));
+    }
+  }
+
+  /// Why worker j's link failed with `failure`: the reason the worker gave
+  /// as it gave up, when that frame is still queued behind others (read in
+  /// a race with the link going down), else `failure`.
+  absl::Status down_reason(std::size_t j, absl::Status failure) {
+    while (true) {
+      auto m = links_[j].receive(milliseconds(0));
+      if (!m.ok())
+        return failure;
+      if (auto* a = std::get_if<protocol::node_abort>(&*m))
+        return absl::AbortedError(
+          absl::StrCat("worker ", opts_.workers[j].to_string(), " gave up: ", a->reason));
     }
   }
 
@@ -221,7 +236,7 @@ private:
     for (std::uint32_t k = 0; k < nodes; ++k) {
       protocol::node_setup s{opts_.scenario_yaml, k, nodes, opts_.node_of, opts_.threads};
       if (auto st = links_[k].send(s); !st.ok())
-        return st;
+        return down_reason(k, st);
     }
     const auto deadline = clock::now() + opts_.setup_timeout;
     for (std::uint32_t k = 0; k < nodes; ++k) {
@@ -284,7 +299,7 @@ private:
           g.interrupted = out_.result.interrupted;
           g.window_end = out_.result.reached.ns();
           if (auto st = links_[k].send(g); !st.ok())
-            return st;
+            return down_reason(k, st);
         }
         return absl::OkStatus();
       }
@@ -297,7 +312,7 @@ private:
         g.batches = std::move(inbound[k]);
         inbound[k].clear();
         if (auto st = links_[k].send(g); !st.ok())
-          return st;
+          return down_reason(k, st);
       }
       if (opts_.on_progress && clock::now() - last_progress > milliseconds(500)) {
         last_progress = clock::now();

@@ -226,7 +226,9 @@ protected:
   /// Starts a long quickstart over two workers, lets it run, then sends
   /// `sig` to worker 1: the coordinator must exit 3 within 10 s naming it,
   /// with partial outputs, and the other worker must exit.
-  void worker_fault_fails_the_run(int sig) {
+  /// With `hold_other` the other worker is stopped meanwhile, so that the
+  /// coordinator is waiting on it when this one goes.
+  void worker_fault_fails_the_run(int sig, bool hold_other = false) {
     ASSERT_NO_FATAL_FAILURE(start_workers(2, secret_file_));
     const auto out = dir_ / "out";
     const auto log = dir_ / "coordinator.log";
@@ -243,8 +245,16 @@ protected:
     ASSERT_TRUE(hosting(workers_[0]) && hosting(workers_[1])) << read_file(log);
     std::this_thread::sleep_for(500ms);
     ASSERT_EQ(wait_exit(pid, 0ms), -1) << "the run ended too early:\n" << read_file(log);
+    if (hold_other) {
+      kill(workers_[0].pid, SIGSTOP);
+      std::this_thread::sleep_for(200ms);
+    }
     kill(workers_[1].pid, sig);
     const auto killed = std::chrono::steady_clock::now();
+    if (hold_other) {
+      std::this_thread::sleep_for(500ms);
+      kill(workers_[0].pid, SIGCONT);
+    }
     const int code = wait_exit(pid, 10s);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
     if (code < 0) {
@@ -256,6 +266,11 @@ protected:
     EXPECT_LT(took, 10.0);
     EXPECT_NE(text.find(workers_[1].address), std::string::npos) << text;
     EXPECT_NE(text.find("PARTIAL"), std::string::npos) << text;
+    // An interrupted worker's reason is told, even when its link is seen
+    // down while the coordinator waits on another worker.
+    if (sig == SIGTERM) {
+      EXPECT_NE(text.find("gave up: the worker was interrupted"), std::string::npos) << text;
+    }
     // A stopped worker says so (or is seen going down), never as a fault of
     // the protocol (a grant that found its run gone).
     EXPECT_EQ(text.find("rejected a frame"), std::string::npos) << text;
@@ -374,6 +389,10 @@ TEST_F(distributed_test, an_interrupted_worker_fails_the_run_within_10s_naming_i
   worker_fault_fails_the_run(SIGTERM);
 }
 
+TEST_F(distributed_test, an_interrupted_worker_tells_why_while_another_is_awaited) {
+  worker_fault_fails_the_run(SIGTERM, /*hold_other=*/true);
+}
+
 TEST_F(distributed_test, a_stopped_worker_fails_the_run_within_10s_naming_it) {
   // SIGSTOP: the process stays, its connection goes silent.
   worker_fault_fails_the_run(SIGSTOP);
@@ -434,6 +453,11 @@ TEST_F(distributed_test, flag_errors_exit_2) {
   auto r = run({"run", q, "--quiet", "--out", out, "--workers", "127.0.0.1:1"}, "nosecret");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("--secret-file"), std::string::npos) << r.output;
+  r = run({"run", q, "--quiet", "--out", out, "--threads", "4", "--workers", "127.0.0.1:1",
+           "--secret-file", secret_file_},
+          "threads");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--threads: with --workers"), std::string::npos) << r.output;
   r = run({"run", q, "--quiet", "--out", out, "--workers", "127.0.0.1:1,,x", "--secret-file",
            secret_file_},
           "list");
