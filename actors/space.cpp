@@ -745,7 +745,7 @@ std::map<std::string, std::string> space_network::recorded_files() const {
                      {"arcType", "NONE"},
                      {"material", {{"solidColor", {{"color", {{"rgba", {255, 40, 40, 255}}}}}}}}}}});
   }
-  out["constellation.czml"] = doc.dump(1);
+  out["constellation.czml"] = doc.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
   return out;
 }
 

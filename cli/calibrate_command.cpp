@@ -82,7 +82,7 @@ int calibrate_command(const calibrate_args& a) {
                 {"memory_bytes_per_s", f.memory_bytes_per_s},
                 {"launch_overhead_ns", f.launch_overhead.ns()},
                 {"rms_relative_residual", f.rms_relative_residual}};
-    const std::string text = j.dump(2) + "\n";
+    const std::string text = json_text(j);
     if (auto st = write_json_file(a.json, &text); !st.ok())
       return report_error(st);
   }

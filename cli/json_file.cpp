@@ -3,9 +3,14 @@
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "runtime/files.hpp"
 
 namespace satemu::cli {
+
+std::string json_text(const nlohmann::json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
 
 absl::Status write_json_file(const std::string& path, const std::string* text) {
   auto st = runtime::write_file_atomically(path, [&](std::ostream& out) {

@@ -4,8 +4,14 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "nlohmann/json_fwd.hpp"
 
 namespace satemu::cli {
+
+/// `j` as an output file holds it: indented by 2, a newline at the end, and
+/// bytes that are not UTF-8 (a name from a TLE file, say) replaced by
+/// U+FFFD instead of failing the dump.
+std::string json_text(const nlohmann::json& j);
 
 /// Writes `text` to `path` atomically, or, when `text` is null, checks that
 /// it can be written (a partial file created and abandoned: an earlier file

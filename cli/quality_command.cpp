@@ -193,7 +193,7 @@ int quality_command(const quality_args& a) {
                 reports[i].logits.mean_kl, reports[i].logits.max_kl,
                 reports[i].logits.top1_agreement);
   if (!a.json.empty()) {
-    const std::string text = out.dump(2) + "\n";
+    const std::string text = json_text(out);
     if (auto st = write_json_file(a.json, &text); !st.ok())
       return report_error(st);
   }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "actors/skymemory_emulated.hpp"
 #include "actors/workload.hpp"
+#include "cli/json_file.hpp"
 #include "cli/sweep_command.hpp"
 #include "gpu/backend.hpp"
 #include "nlohmann/json.hpp"
@@ -448,7 +449,7 @@ int run_command(const run_args& a) {
     j["nodes"] = dist->nodes;
     absl::Status st = out->write("scenario.resolved.yaml", sc->resolved_yaml());
     if (st.ok())
-      st = out->write("summary.json", j.dump(2) + "\n");
+      st = out->write("summary.json", json_text(j));
     if (st.ok())
       st = out->commit(false);
     // Ctrl-C while the workers set up is an interruption, not a node's fault.
@@ -510,11 +511,25 @@ int run_command(const run_args& a) {
     if (st.ok())
       st = out->write(name, content);
   if (st.ok())
-    st = out->write("summary.json", j.dump(2) + "\n");
+    st = out->write("summary.json", json_text(j));
   if (st.ok())
     st = out->commit(complete);
-  if (!st.ok())
-    return report_error(st);
+  if (!st.ok()) {
+    // A file could not be written (a full disk): what was is kept, marked
+    // partial, with a partial summary that says why; when even that cannot
+    // be written, the summary goes to stderr. The run's figures stay.
+    j["complete"] = false;
+    j["error"] = std::string(st.message());
+    auto kept = out->write("summary.json", json_text(j));
+    if (kept.ok())
+      kept = out->commit(false);
+    if (!kept.ok())
+      std::fprintf(stderr, "%s", json_text(j).c_str());
+    std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
+    std::fprintf(stderr, "[satemu] outputs in %s are PARTIAL%s\n", dir.c_str(),
+                 kept.ok() ? " (summary.partial.json)" : ": the summary is above");
+    return exit_internal;
+  }
 
   // Real time is only as good as the host's pace: say when it fell behind.
   if (opts.mode == runtime::clock_mode::real_time) {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "actors/skymemory_sweep.hpp"
 #include "actors/workload.hpp"
+#include "cli/json_file.hpp"
 #include "cli/run_command.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/output.hpp"
@@ -161,7 +162,7 @@ int sweep_command(const sweep_args& a) {
   for (const auto& r : point)
     j["metrics"][sm::to_string(r.s)] = figures(r);
   j["sweeps"] = std::move(sweeps);
-  write("summary.json", j.dump(2) + "\n");
+  write("summary.json", json_text(j));
   // A failed write leaves what was written under its partial name.
   const bool complete = st.ok();
   if (auto c = out->commit(complete); st.ok())

@@ -4,11 +4,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <future>
+#include <new>
 #include <queue>
+#include <string>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "caf/all.hpp"
 #include "protocol/caf_types.hpp"
 #include "runtime/detail/entity_driver.hpp"
@@ -185,10 +189,32 @@ void deliver_results(run_shared& shared, std::vector<compute_call>& batch,
 /// make them and runs them as one batch when `realtime_max_batch` are waiting
 /// or `realtime_window` after the first, then sends each result to its
 /// entity for the wall-clock time of its ready time.
+/// Makes an exception out of an actor's handler (e.g. out of memory in an
+/// entity) end the process with what and where: the actor would never
+/// report its window again, and the run would wait for it forever.
+void abort_on_exceptions(caf::scheduled_actor& self, std::string where) {
+  self.set_exception_handler(
+    [where = std::move(where)](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
+      std::string what = "an exception of unknown type";
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::bad_alloc&) {
+        what = "out of memory (std::bad_alloc)";
+      } catch (const std::exception& x) {
+        what = x.what();
+      } catch (...) {
+      }
+      std::fprintf(stderr, "satemu: internal error: %s in %s; the run cannot go on\n",
+                   what.c_str(), where.c_str());
+      std::abort();
+    });
+}
+
 class compute_worker_actor final : public caf::event_based_actor {
 public:
   compute_worker_actor(caf::actor_config& cfg, run_shared* shared)
     : caf::event_based_actor(cfg), shared_(shared) {
+    abort_on_exceptions(*this, "the run's compute worker");
   }
 
   caf::behavior make_behavior() override {
@@ -323,6 +349,7 @@ public:
       conductor_(std::move(conductor)) {
     driver::bind(*e_, id_, shared_->opts.seed, &out_, shared_->opts.lookahead,
                  shared_->opts.trace ? &shared_->traces[id_] : nullptr);
+    abort_on_exceptions(*this, absl::StrCat("entity ", id_));
   }
 
   caf::behavior make_behavior() override {
@@ -374,6 +401,7 @@ class conductor_base : public caf::event_based_actor {
 public:
   conductor_base(caf::actor_config& cfg, run_shared* shared, std::size_t n)
     : caf::event_based_actor(cfg), shared_(shared), next_(n, vtime::never().ns()) {
+    abort_on_exceptions(*this, "the run's conductor");
   }
 
 protected:
@@ -663,6 +691,7 @@ public:
       collector_(std::move(collector)) {
     driver::bind(*e_, id_, shared_->opts.seed, this, duration::zero(),
                  shared_->opts.trace ? &shared_->traces[id_] : nullptr);
+    abort_on_exceptions(*this, absl::StrCat("entity ", id_));
   }
 
   void post(entity_id hop, protocol::envelope&& env) override {
@@ -761,6 +790,7 @@ class rt_collector_actor final : public caf::event_based_actor {
 public:
   rt_collector_actor(caf::actor_config& cfg, run_shared* shared)
     : caf::event_based_actor(cfg), shared_(shared) {
+    abort_on_exceptions(*this, "the run's collector");
   }
 
   caf::behavior make_behavior() override {

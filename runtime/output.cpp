@@ -55,6 +55,15 @@ absl::StatusOr<output_dir> output_dir::open(std::string path) {
       return absl::InvalidArgumentError(absl::StrCat("cannot remove stale '", name, "' in '",
                                                      path, "': ", ec.message()));
   }
+  // A directory the run could not write in is found now, not after the run.
+  const auto probe = fs::path(path) / ".satemu-probe";
+  {
+    std::ofstream p(probe, std::ios::trunc);
+    if (!p)
+      return absl::InvalidArgumentError(absl::StrCat("cannot write in output directory '", path,
+                                                     "': ", std::strerror(errno)));
+  }
+  fs::remove(probe, ec);
   output_dir d;
   d.path_ = std::move(path);
   return d;
@@ -66,10 +75,17 @@ absl::Status output_dir::write(const std::string& name, std::string_view content
   if (!out)
     return absl::InternalError(
       absl::StrCat("cannot write '", tmp.string(), "': ", std::strerror(errno)));
+  errno = 0;
   out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  out.flush();
+  const int err = errno;
   out.close();
-  if (!out)
-    return absl::InternalError(absl::StrCat("error writing '", tmp.string(), "'"));
+  if (!out) {
+    std::error_code ec;
+    fs::remove(tmp, ec); // a full disk keeps no half file
+    return absl::InternalError(
+      absl::StrCat("error writing '", tmp.string(), "': ", std::strerror(err != 0 ? err : EIO)));
+  }
   if (std::find(written_.begin(), written_.end(), name) == written_.end())
     written_.push_back(name);
   return absl::OkStatus();

@@ -22,11 +22,14 @@ namespace satemu::runtime {
 
 class output_dir {
 public:
-  /// Creates `path` if needed and removes the outputs of an earlier run
-  /// there (the files `.satemu-outputs` lists, and the summaries).
+  /// Creates `path` if needed, checks that a file can be written there
+  /// (InvalidArgument naming the directory and the reason, before a run
+  /// spends hours), and removes the outputs of an earlier run there (the
+  /// files `.satemu-outputs` lists, and the summaries).
   static absl::StatusOr<output_dir> open(std::string path);
 
-  /// Writes `content` to `<name>.tmp`; renamed by `commit`.
+  /// Writes `content` to `<name>.tmp`; renamed by `commit`. A failed write
+  /// (a full disk) names the reason and leaves no `<name>.tmp` behind.
   absl::Status write(const std::string& name, std::string_view content);
   /// Renames every written file to its final name when `complete`, else to
   /// its partial name, after listing those names in `.satemu-outputs`.

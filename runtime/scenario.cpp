@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <variant>
 
@@ -18,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "runtime/files.hpp"
@@ -503,8 +505,36 @@ bool set_path(YAML::Node node, const std::vector<std::string>& segs, std::size_t
   return set_path(node[seg], segs, i + 1, value);
 }
 
+/// Where `text` first stops being well-formed UTF-8 (RFC 3629: no overlong
+/// forms, surrogates or code points past U+10FFFF), if it does.
+std::optional<std::size_t> invalid_utf8_at(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    const int n = b < 0x80 ? 0 : b >= 0xC2 && b <= 0xDF ? 1 : b >= 0xE0 && b <= 0xEF ? 2
+                                                            : b >= 0xF0 && b <= 0xF4 ? 3 : -1;
+    if (n < 0 || text.size() - i <= static_cast<std::size_t>(n))
+      return i;
+    for (int k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80)
+        return i;
+    if (n >= 2) {
+      const auto c = static_cast<unsigned char>(text[i + 1]);
+      if ((b == 0xE0 && c < 0xA0) || (b == 0xED && c > 0x9F) || (b == 0xF0 && c < 0x90) ||
+          (b == 0xF4 && c > 0x8F))
+        return i;
+    }
+    i += static_cast<std::size_t>(n) + 1;
+  }
+  return std::nullopt;
+}
+
 absl::Status apply_override(YAML::Node& doc, const std::string& text,
                             std::vector<override_entry>& applied) {
+  if (auto at = invalid_utf8_at(text))
+    return absl::InvalidArgumentError(absl::StrFormat(
+      "--set %s: not valid UTF-8 (byte 0x%02X at offset %d)", text.substr(0, *at),
+      static_cast<unsigned char>(text[*at]), *at));
   const std::size_t eq = text.find('=');
   const std::string key(absl::StripAsciiWhitespace(eq == std::string::npos ? text : text.substr(0, eq)));
   if (eq == std::string::npos || key.empty()) {
@@ -724,6 +754,16 @@ std::string scenario::where(std::string_view path) const {
 absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string source_name,
                                             const std::vector<std::string>& overrides) {
   try {
+    // Names and every other text end up in JSON, CSV and CZML outputs.
+    if (auto at = invalid_utf8_at(yaml)) {
+      const auto before = yaml.substr(0, *at);
+      const auto line = std::count(before.begin(), before.end(), '\n') + 1;
+      const auto nl = before.rfind('\n');
+      const auto column = *at - (nl == std::string_view::npos ? 0 : nl + 1) + 1;
+      return absl::InvalidArgumentError(absl::StrFormat(
+        "%s:%d:%d: not valid UTF-8 (byte 0x%02X): save the scenario as UTF-8", source_name, line,
+        column, static_cast<unsigned char>(yaml[*at])));
+    }
     YAML::Node doc;
     try {
       doc = YAML::Load(std::string(yaml));

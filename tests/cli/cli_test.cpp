@@ -379,6 +379,15 @@ TEST_F(cli_test, a_name_that_cannot_name_the_output_directory_is_bad_input) {
   EXPECT_FALSE(fs::exists(dir_ / "escape"));
 }
 
+// Found before the run, not after it (not even root can write there).
+TEST_F(cli_test, an_output_directory_that_cannot_be_written_is_bad_input) {
+  const auto f = scenario("s.yaml", small_yaml);
+  auto r = satemu({"run", f, "--out", "/proc/self"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "cannot write in output directory '/proc/self'");
+  EXPECT_EQ(r.output.find("done"), std::string::npos) << r.output;
+}
+
 TEST_F(cli_test, explain_with_a_file_is_bad_input) {
   const auto f = scenario("s.yaml", small_yaml);
   for (const auto& args : std::vector<std::vector<std::string>>{

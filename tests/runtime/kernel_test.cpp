@@ -200,6 +200,20 @@ TEST(Kernel, ATimerPastTheEndOfTimeNeverFires) {
             std::numeric_limits<std::int64_t>::max() - 1);
 }
 
+// An entity's handler that throws (say, out of memory) ends the process
+// naming the entity, where the run used to wait for it forever.
+TEST(KernelDeathTest, AnExceptionInAnEntityEndsTheRunNamingIt) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+    {
+      auto w = make_world(3);
+      at(w, 2).start = [](probe& p) { p.schedule(milliseconds(2), 1); };
+      at(w, 2).timer = [](probe&, std::uint64_t) { throw std::bad_alloc(); };
+      run(w, virtual_opts(milliseconds(10), milliseconds(1)));
+    },
+    "internal error: out of memory \\(std::bad_alloc\\) in entity 2; the run cannot go on");
+}
+
 TEST(Kernel, RunReportsTheCountersItsEntitiesCountedOrDeclared) {
   // Registered in this order, so the unused one has the lowest id and lies
   // inside every entity's counter vector.

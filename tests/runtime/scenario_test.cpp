@@ -226,6 +226,23 @@ TEST_F(scenario_test, missing_required_key_points_at_the_parent) {
                {"inline.yaml:7:7: workload.users.1.name: missing required key 'name'"});
 }
 
+// Text ends up in JSON, CSV and CZML outputs, which need UTF-8: a Latin-1
+// name (or a --set value) is refused with where it is, not after the run.
+TEST_F(scenario_test, text_that_is_not_utf8_is_refused_with_its_place) {
+  expect_error("name: caf\xe9\nduration: 1s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:1:10: not valid UTF-8 (byte 0xE9): save the scenario as UTF-8"});
+  expect_error(minimal, {"--set name=caf: not valid UTF-8 (byte 0xE9 at offset 8)"},
+               {"name=caf\xe9"});
+  for (const char* bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"})
+    expect_error(std::string("name: x") + bad + "\nduration: 1s\nworkload: {kind: test_kind}\n",
+                 {"inline.yaml:1:8: not valid UTF-8"});
+  auto ok = load_scenario_text("name: caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9b\xb0\nduration: 1s\n"
+                               "workload: {kind: test_kind}\n",
+                               "inline.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->get_string("name"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9b\xb0");
+}
+
 TEST_F(scenario_test, malformed_yaml) {
   expect_error("name: x\nduration: 1s\nworkload: {kind: test_kind\nseed: 3\n",
                {"inline.yaml:", "malformed YAML"});

@@ -1,0 +1,57 @@
+// Run outputs: a directory that cannot be written is refused before a run,
+// and a write that fails (a full disk, here a file size limit) says why and
+// leaves no temporary file that would fill the disk for the next run.
+#include "runtime/output.hpp"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <string>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+namespace satemu::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(OutputDir, ADirectoryNothingCanBeWrittenInIsRefusedAtOnce) {
+  // Not even root can create a file in /proc/self.
+  auto d = output_dir::open("/proc/self");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(d.status().message()).rfind("cannot write in output directory '/proc/self': ", 0),
+            0u)
+    << d.status();
+}
+
+TEST(OutputDir, AFailedWriteSaysWhyAndLeavesNoTemporaryFile) {
+  const auto dir = fs::temp_directory_path() / ("satemu_output_test_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto d = output_dir::open(dir.string());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_FALSE(fs::exists(dir / ".satemu-probe"));
+  ASSERT_TRUE(d->write("small.txt", "fits\n").ok());
+  // Files past 4 KiB fail as on a full disk (EFBIG instead of ENOSPC).
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto* const previous = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  const auto st = d->write("big.csv", std::string(64 * 1024, 'x'));
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(std::string(st.message()).find("big.csv.tmp': File too large"), std::string::npos) << st;
+  EXPECT_FALSE(fs::exists(dir / "big.csv.tmp"));
+  // What was written before still commits.
+  ASSERT_TRUE(d->commit(false).ok());
+  EXPECT_TRUE(fs::exists(dir / "small.partial.txt"));
+  fs::remove_all(dir);
+}
+
+} // namespace
+} // namespace satemu::runtime
