@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "protocol/bytes.hpp"
 #include "protocol/mesh.hpp"
@@ -149,6 +150,24 @@ absl::StatusOr<mesh_config> mesh_workload::config_from(const runtime::scenario& 
     return absl::InvalidArgumentError(absl::StrCat(
       "workload.degree: only used with topology random_regular (the topology is ", topo, ")"));
   return c;
+}
+
+std::vector<std::string> mesh_workload::result_warnings(const runtime::run_result&) const {
+  std::uint64_t sent = 0, delivered = 0, malformed = 0;
+  for (const auto& e : entities_) {
+    const auto& m = static_cast<const mesh_entity&>(*e);
+    sent += m.sent();
+    delivered += m.delivered();
+    malformed += m.malformed();
+  }
+  const auto in_flight = sent - delivered - malformed;
+  if (sent == 0 || static_cast<double>(in_flight) <= 0.05 * static_cast<double>(sent))
+    return {};
+  return {absl::StrFormat(
+    "%.0f%% of the messages sent (%d of %d) were still in flight at the end: latency_ms and "
+    "hops cover the delivered ones only, which had the shorter paths, so they read low; a "
+    "longer duration lowers the share",
+    100.0 * static_cast<double>(in_flight) / static_cast<double>(sent), in_flight, sent)};
 }
 
 nlohmann::json mesh_workload::metrics(const runtime::run_result& r) const {

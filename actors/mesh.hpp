@@ -78,6 +78,9 @@ public:
   runtime::duration lookahead() const override { return graph_->min_latency(); }
   std::vector<std::unique_ptr<runtime::entity>>& entities() override { return entities_; }
   nlohmann::json metrics(const runtime::run_result& r) const override;
+  /// When many messages are still in flight at the end: the latency and
+  /// hop figures cover only those delivered, the nearer ones.
+  std::vector<std::string> result_warnings(const runtime::run_result& r) const override;
 
   const mesh_graph& graph() const { return *graph_; }
 

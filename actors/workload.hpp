@@ -33,6 +33,11 @@ public:
   /// What a user should know about the built workload before it runs (e.g.
   /// TLE sets left out): `run` and `validate` print them as warnings.
   virtual std::vector<std::string> warnings() const { return {}; }
+  /// What a user should know about the results (e.g. figures that leave
+  /// out much of the traffic): `run` prints them as warnings after the run.
+  virtual std::vector<std::string> result_warnings(const runtime::run_result&) const {
+    return {};
+  }
   /// Where the entities' compute requests go (a gpu::gpu_worker the
   /// workload owns, built from the `compute` section), or null when they
   /// make none. In a distributed run each node's workload has its own.

@@ -531,6 +531,8 @@ int run_command(const run_args& a) {
     return exit_internal;
   }
 
+  for (const auto& line : work.result_warnings(r))
+    std::fprintf(stderr, "satemu: warning: %s\n", line.c_str());
   // Real time is only as good as the host's pace: say when it fell behind.
   if (opts.mode == runtime::clock_mode::real_time) {
     if (r.events == 0)

@@ -44,7 +44,7 @@ struct envelope {
   /// The origin's per-source sequence number.
   std::uint64_t seq = 0;
   /// Number of links traversed so far.
-  std::uint16_t hops = 0;
+  std::uint32_t hops = 0;
   /// Protocol family of `body`.
   kind k = kind::timer;
   /// Flat Cap'n Proto message; null for an empty body.

@@ -7,8 +7,8 @@ namespace satemu::protocol {
 
 namespace {
 /// Fixed part of one encoded envelope: hop, from, src, dst (4 x u32),
-/// send, deliver, seq (3 x 8), hops, kind (2 x u16), payload length (u32).
-constexpr std::size_t fixed_bytes = 4 * 4 + 3 * 8 + 2 * 2 + 4;
+/// send, deliver, seq (3 x 8), hops (u32), kind (u16), payload length (u32).
+constexpr std::size_t fixed_bytes = 4 * 4 + 3 * 8 + 4 + 2 + 4;
 } // namespace
 
 void encode_envelopes(std::span<const routed_envelope> batch, std::string& out) {
@@ -26,7 +26,7 @@ void encode_envelopes(std::span<const routed_envelope> batch, std::string& out) 
     w.i64(r.env.send_ns);
     w.i64(r.env.deliver_ns);
     w.u64(r.env.seq);
-    w.u16(r.env.hops);
+    w.u32(r.env.hops);
     w.u16(static_cast<std::uint16_t>(r.env.k));
     const auto b = r.env.body.bytes();
     w.bytes(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
@@ -47,7 +47,7 @@ absl::Status decode_envelopes(std::string_view bytes, std::uint32_t entity_count
     x.env.send_ns = r.i64("send time");
     x.env.deliver_ns = r.i64("delivery time");
     x.env.seq = r.u64("sequence");
-    x.env.hops = r.u16("hops");
+    x.env.hops = r.u32("hops");
     x.env.k = static_cast<kind>(r.u16("kind"));
     const auto body = r.bytes("payload");
     if (!r.ok())

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "actors/mesh_graph.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/kernel.hpp"
@@ -466,6 +467,24 @@ TEST(mesh_run_test, fingerprint_independent_of_thread_count) {
   other.graph.seed = 4;
   auto c = run_mesh(other, runtime::seconds(1), 2);
   EXPECT_NE(a.r.fingerprint, c.r.fingerprint);
+}
+
+// A run too short for its paths leaves much in flight: the delivered ones,
+// the nearer, are what latency_ms and hops cover, which the run warns about.
+TEST(mesh_run_test, many_messages_in_flight_at_the_end_are_warned_about) {
+  auto brief = run_mesh(torus36(50), runtime::milliseconds(30));
+  const auto sent = brief.m["messages_sent"].get<std::uint64_t>();
+  const auto in_flight = brief.m["messages_in_flight"].get<std::uint64_t>();
+  ASSERT_GT(in_flight * 20, sent);
+  const auto w = brief.w->result_warnings(brief.r);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find(absl::StrCat("(", in_flight, " of ", sent, ") were still in flight")),
+            std::string::npos)
+    << w[0];
+  auto longer = run_mesh(torus36(50), runtime::seconds(2));
+  ASSERT_LE(longer.m["messages_in_flight"].get<std::uint64_t>() * 20,
+            longer.m["messages_sent"].get<std::uint64_t>());
+  EXPECT_TRUE(longer.w->result_warnings(longer.r).empty());
 }
 
 TEST(mesh_run_test, rate_zero_sends_nothing) {

@@ -177,7 +177,7 @@ TEST(envelope_batch, hostile_values_are_rejected) {
   w.i64(0);
   w.i64(10);
   w.u64(0);
-  w.u16(0);
+  w.u32(0);
   w.u16(1);
   w.bytes(std::string(12, 'x'));
   out.clear();

@@ -25,7 +25,7 @@ struct seen {
   std::uint64_t seq;
   std::int64_t send_ns;
   std::int64_t deliver_ns;
-  std::uint16_t hops;
+  std::uint32_t hops;
 };
 
 /// An entity whose behaviour is given by lambdas, recording what it sees.
@@ -38,6 +38,7 @@ public:
   using entity::random;
   using entity::schedule;
   using entity::send;
+  using entity::send_via;
 
   std::function<void(probe&)> start;
   std::function<void(probe&, const protocol::envelope&)> receive;
@@ -132,6 +133,20 @@ TEST(Kernel, EveryEnvelopeArrivesAtSendTimePlusLatency) {
   std::sort(want.begin(), want.end());
   EXPECT_EQ(got.size(), 21u * 4u);
   EXPECT_EQ(got, want);
+}
+
+// A path of 70,000 hops (a mesh ring of 140,000 entities has such): the
+// count does not wrap at 65,536.
+TEST(Kernel, HopCountsPastSixteenBitsDoNotWrap) {
+  auto w = make_world(3);
+  at(w, 0).start = [](probe& p) { p.send_via(1, 2, microseconds(1), protocol::kind::mesh, {}); };
+  at(w, 0).receive = [](probe& p, const protocol::envelope& e) { p.forward(1, microseconds(1), e); };
+  at(w, 1).receive = [](probe& p, const protocol::envelope& e) {
+    p.forward(e.hops < 70'000 ? 0 : 2, microseconds(1), e);
+  };
+  run(w, virtual_opts(milliseconds(100), microseconds(1)));
+  ASSERT_EQ(at(w, 2).arrivals.size(), 1u);
+  EXPECT_EQ(at(w, 2).arrivals[0].hops, 70'001u);
 }
 
 TEST(Kernel, EqualTimeEventsInSourceSequenceOrder) {
