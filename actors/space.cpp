@@ -73,7 +73,8 @@ void register_space_sections() {
             {
               key_spec::text("file", "", "TLE file (2- or 3-line sets), relative to the current "
                                          "directory")
-                .mandatory(),
+                .mandatory()
+                .names_input_file(),
               key_spec::text("start", "''",
                              "UTC instant of emulated time 0, e.g. 2026-02-24T12:00:00Z; empty = "
                              "the latest epoch in the file"),

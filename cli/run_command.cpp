@@ -18,6 +18,7 @@
 #include "gpu/backend.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/distributed.hpp"
+#include "runtime/files.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/node.hpp"
 #include "runtime/output.hpp"
@@ -200,6 +201,12 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
   co.lookahead = opts.lookahead;
   co.stop = opts.stop;
   co.software = "satemu " SATEMU_VERSION;
+  // The files the workers must read the same: those the coordinator holds
+  // (a TLE file it built the network from) are checked against its copy.
+  for (const auto& [key, path] : sc.input_files()) {
+    auto digest = runtime::file_digest(path);
+    co.inputs.push_back({key, path, digest.ok() ? std::optional(*digest) : std::nullopt});
+  }
   co.on_progress = opts.on_progress;
   if (!quiet)
     // On a terminal the line first clears the progress line it interrupts.
@@ -283,6 +290,12 @@ absl::StatusOr<runtime::hosted_run> build_hosted_run(const std::string& scenario
   h.workload_state = [w = work.get()] { return w->node_state(); };
   h.compute = work->compute();
   h.owner = work;
+  for (const auto& [key, path] : sc->input_files()) {
+    auto digest = runtime::file_digest(path);
+    if (!digest.ok())
+      return absl::Status(digest.status().code(), absl::StrCat(key, ": ", digest.status().message()));
+    h.inputs.push_back({key, *digest});
+  }
   return h;
 }
 

@@ -33,7 +33,8 @@ void register_compute_section() {
                            "Where a user's model runs (skymemory emulated): ground = on the "
                            "user's own device; satellite = on its serving satellite, the prompt "
                            "going up and the output tokens coming down"),
-          key_spec::text("weights", "''", "safetensors file; empty = synthetic weights"),
+          key_spec::text("weights", "''", "safetensors file; empty = synthetic weights")
+            .names_input_file(),
           key_spec::integer("seed", "0", "Seed of the synthetic weights").at_least(0),
           key_spec::size("memory_limit", "",
                          "mode real: the most memory the model's fp32 weights may take; "

@@ -88,11 +88,18 @@ struct NodeMessage {
     threads @4 :UInt32;        # scheduler threads for the run; 0 = the worker's own choice
   }
 
+  # A file the scenario names, as one node read it.
+  struct InputFile {
+    key @0 :Text;              # the scenario key naming it, e.g. constellation.tle.file
+    digest @1 :UInt64;         # a 64-bit digest of its bytes
+  }
+
   # Worker -> coordinator: built and ready for the first grant.
   struct Ready {
     entities @0 :UInt64;       # entities this node hosts
     total @1 :UInt64;          # entities the scenario has (a cross-check)
     lookaheadNs @2 :Int64;     # the lookahead the worker derived (a cross-check)
+    inputs @3 :List(InputFile);  # the files the scenario names (a cross-check: the same bytes)
   }
 
   # Coordinator -> worker: run every event before windowEnd, after taking in

@@ -52,7 +52,10 @@ std::size_t estimate_words(const node_message& m) {
                [&](const node_end& x) { bytes = x.reason.size(); },
                [&](const node_error& x) { bytes = x.message.size(); },
                [&](const node_setup& x) { bytes = x.scenario.size() + 4 * x.node_of.size(); },
-               [&](const node_ready&) { bytes = 0; },
+               [&](const node_ready& x) {
+                 for (const auto& i : x.inputs)
+                   bytes += i.key.size() + 24;
+               },
                [&](const node_grant& x) {
                  for (const auto& b : x.batches)
                    bytes += b.size() + 16;
@@ -143,6 +146,11 @@ std::string encode_node_message(const node_message& m) {
                  b.setEntities(x.entities);
                  b.setTotal(x.total);
                  b.setLookaheadNs(x.lookahead_ns);
+                 auto l = b.initInputs(static_cast<unsigned>(x.inputs.size()));
+                 for (unsigned i = 0; i < x.inputs.size(); ++i) {
+                   l[i].setKey(x.inputs[i].key);
+                   l[i].setDigest(x.inputs[i].digest);
+                 }
                },
                [&](const node_grant& x) {
                  auto b = root.initGrant();
@@ -255,7 +263,10 @@ absl::StatusOr<node_message> decode_node_message(std::string_view frame) {
       }
       case NodeMessage::READY: {
         auto x = r.getReady();
-        out = node_ready{x.getEntities(), x.getTotal(), x.getLookaheadNs()};
+        node_ready v{x.getEntities(), x.getTotal(), x.getLookaheadNs(), {}};
+        for (auto i : x.getInputs())
+          v.inputs.push_back({from_text(i.getKey()), i.getDigest()});
+        out = std::move(v);
         return absl::OkStatus();
       }
       case NodeMessage::GRANT: {

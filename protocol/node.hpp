@@ -22,7 +22,7 @@
 namespace satemu::protocol {
 
 /// Version of the node protocol; a hello with another version is refused.
-inline constexpr std::uint32_t node_protocol_version = 1;
+inline constexpr std::uint32_t node_protocol_version = 2;
 
 /// Size of the handshake's nonces and MACs [bytes].
 inline constexpr std::size_t node_nonce_bytes = 32;
@@ -144,11 +144,20 @@ struct node_setup {
   friend bool operator==(const node_setup&, const node_setup&) = default;
 };
 
+/// A file the scenario names (its key), and a digest of its bytes as one
+/// node read it.
+struct node_input {
+  std::string key;
+  std::uint64_t digest = 0;
+  friend bool operator==(const node_input&, const node_input&) = default;
+};
+
 /// Worker -> coordinator: built, ready for the first grant.
 struct node_ready {
   std::uint64_t entities = 0;
   std::uint64_t total = 0;
   std::int64_t lookahead_ns = 0;
+  std::vector<node_input> inputs;
   friend bool operator==(const node_ready&, const node_ready&) = default;
 };
 

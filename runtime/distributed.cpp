@@ -239,6 +239,7 @@ private:
         return down_reason(k, st);
     }
     const auto deadline = clock::now() + opts_.setup_timeout;
+    std::vector<std::optional<std::uint64_t>> reference;
     for (std::uint32_t k = 0; k < nodes; ++k) {
       auto r = expect<protocol::node_ready>(k, deadline, "ready");
       if (!r.ok())
@@ -250,7 +251,38 @@ private:
           opts_.node_of.size(), " and ", opts_.lookahead.ns(),
           " ns (does the worker see the same files the scenario names, such as a TLE file, at "
           "the same paths?)"));
+      if (auto st = check_inputs(k, r->inputs, reference); !st.ok())
+        return st;
       out_.nodes[k].entities = r->entities;
+    }
+    return absl::OkStatus();
+  }
+
+  /// Whether worker k read the same bytes as the coordinator (or, for a
+  /// file the coordinator cannot read, as the first worker) for every file
+  /// the scenario names: a changed copy would change the results silently.
+  absl::Status check_inputs(std::size_t k, const std::vector<protocol::node_input>& got,
+                            std::vector<std::optional<std::uint64_t>>& reference) {
+    const auto& want = opts_.inputs;
+    reference.resize(want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      if (!reference[i])
+        reference[i] = want[i].digest;
+      auto it = std::find_if(got.begin(), got.end(),
+                             [&](const protocol::node_input& x) { return x.key == want[i].key; });
+      if (it == got.end())
+        return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", opts_.workers[k].to_string(), " did not read ", want[i].key, " (",
+          want[i].path, ")"));
+      if (!reference[i]) {
+        reference[i] = it->digest;
+        continue;
+      }
+      if (it->digest != *reference[i])
+        return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", opts_.workers[k].to_string(), " read other bytes for ", want[i].key, " (",
+          want[i].path, ") than ", want[i].digest ? "this coordinator" : "the first worker",
+          ": every node needs the same file, or the results would be neither node's"));
     }
     return absl::OkStatus();
   }

@@ -104,6 +104,15 @@ struct coordinator_options {
   /// When set, every worker must report this software string (e.g.
   /// "satemu 0.1.0") in its handshake: nodes must run the same build.
   std::string software;
+  /// The files the scenario names (key, path), and a digest of each as the
+  /// coordinator read it (unset where it cannot: model weights that only
+  /// the workers hold). Every worker must report the same digests as the
+  /// coordinator, or where it has none, as the first worker.
+  struct input_file {
+    std::string key, path;
+    std::optional<std::uint64_t> digest;
+  };
+  std::vector<input_file> inputs;
   /// Log lines (connections, failures); default: none.
   std::function<void(const std::string&)> log;
 };

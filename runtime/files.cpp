@@ -1,12 +1,16 @@
 #include "runtime/files.hpp"
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/rng.hpp"
 
 namespace satemu::runtime {
 
@@ -49,6 +53,32 @@ absl::Status write_file_atomically(const std::string& path,
     return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
   }
   return status;
+}
+
+absl::StatusOr<std::uint64_t> file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open (", open_failure(path, errno), ")"));
+  // Little-endian 8-byte words (the last one zero-padded) mixed in order,
+  // then the length: fast enough for gigabytes of weights.
+  std::uint64_t h = hash_combine(0, 0x5a7e3d16f11e5ULL);
+  std::uint64_t length = 0;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < got; i += 8) {
+      std::uint64_t word = 0;
+      std::memcpy(&word, buf.data() + i, std::min<std::size_t>(8, got - i));
+      if constexpr (std::endian::native == std::endian::big)
+        word = __builtin_bswap64(word);
+      h = hash_combine(h, word);
+    }
+    length += got;
+  }
+  if (in.bad())
+    return absl::NotFoundError(absl::StrCat(path, ": cannot read (", std::strerror(errno), ")"));
+  return hash_combine(h, length);
 }
 
 } // namespace satemu::runtime

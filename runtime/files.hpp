@@ -3,11 +3,13 @@
 /// whole or not at all.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace satemu::runtime {
 
@@ -24,5 +26,10 @@ std::string open_failure(const std::string& path, int err);
 /// why), DataLoss when it cannot be finished, or `body`'s own error.
 absl::Status write_file_atomically(const std::string& path,
                                    const std::function<absl::Status(std::ostream&)>& body);
+
+/// A 64-bit digest of the bytes of the file at `path` (the same bytes give
+/// the same digest on every machine): NotFound naming the path and why
+/// when it cannot be read.
+absl::StatusOr<std::uint64_t> file_digest(const std::string& path);
 
 } // namespace satemu::runtime

@@ -302,6 +302,9 @@ struct hosted_run {
   std::shared_ptr<void> owner;
   /// This node's compute service (kept alive by `owner`), or null.
   compute_service* compute = nullptr;
+  /// The files the scenario names, as this node read them (sent with
+  /// `ready`, so that the coordinator can check every node read the same).
+  std::vector<protocol::node_input> inputs;
 };
 
 struct worker_options {

@@ -127,6 +127,8 @@ public:
   absl::Status root(const YAML::Node& doc, rnode& out) {
     return map(doc, doc.Mark(), base_schema(), "", out);
   }
+  /// (key, path) of every input file named (see key_spec::input_file).
+  std::vector<std::pair<std::string, std::string>>& input_files() { return input_files_; }
 
 private:
   std::string location(const std::string& path, const YAML::Mark& mark) const {
@@ -186,6 +188,8 @@ private:
     if (!n.IsDefined() || !n.IsScalar()) return bad();
     const std::string& text = n.Scalar();
     out.type = type;
+    if (spec.input_file && type == value_type::string && !text.empty())
+      input_files_.emplace_back(path, text);
     switch (type) {
       case value_type::boolean: {
         if (text == "true" || text == "True" || text == "TRUE") {
@@ -431,6 +435,7 @@ private:
   const std::vector<override_entry>& overrides_;
   bool in_default_ = false;
   std::string default_path_;
+  std::vector<std::pair<std::string, std::string>> input_files_;
 };
 
 bool parse_index(std::string_view seg, std::size_t& index) {
@@ -647,6 +652,7 @@ struct scenario::impl {
   std::string source_name;
   std::string resolved;
   rnode root;
+  std::vector<std::pair<std::string, std::string>> input_files;
 
   const rnode* find(std::string_view path) const {
     const rnode* n = &root;
@@ -723,6 +729,10 @@ std::size_t scenario::list_size(std::string_view path) const {
 const std::string& scenario::resolved_yaml() const { return impl_->resolved; }
 const std::string& scenario::source_name() const { return impl_->source_name; }
 
+const std::vector<std::pair<std::string, std::string>>& scenario::input_files() const {
+  return impl_->input_files;
+}
+
 namespace {
 
 // A map departs when any of its keys does.
@@ -792,6 +802,7 @@ absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string s
     p->source_name = source_name;
     validator v(p->source_name, applied);
     if (auto s = v.root(doc, p->root); !s.ok()) return s;
+    p->input_files = std::move(v.input_files());
     YAML::Emitter out;
     emit(out, p->root);
     p->resolved = std::string(out.c_str()) + "\n";

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -69,6 +70,11 @@ public:
 
   /// The file path (or the name given to load_scenario_text).
   const std::string& source_name() const;
+
+  /// The files the run reads, as (key, path) in schema order: every
+  /// non-empty value of a key that names an input file (a TLE file, model
+  /// weights; key_spec::input_file).
+  const std::vector<std::pair<std::string, std::string>>& input_files() const;
 
   /// Where the value at `path` was given, as "file:line:col" (or the
   /// `--set` override that gave it); just the file when it is a default.

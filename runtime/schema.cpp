@@ -322,6 +322,10 @@ key_spec&& key_spec::suggesting(std::string word, std::string choice) && {
   synonyms.emplace_back(std::move(word), std::move(choice));
   return std::move(*this);
 }
+key_spec&& key_spec::names_input_file() && {
+  input_file = true;
+  return std::move(*this);
+}
 key_spec&& key_spec::optional_section() && {
   omit_if_absent = true;
   return std::move(*this);

@@ -79,6 +79,10 @@ struct key_spec {
   /// For a map: the name of a kind registry (e.g. "workload"). The map's
   /// `kind` child picks a registered kind, whose keys join `children`.
   std::string kinds;
+  /// For a text key: its value names a file the run reads (listed by
+  /// scenario::input_files, so that a distributed run can check that every
+  /// node reads the same bytes).
+  bool input_file = false;
 
   bool operator==(const key_spec&) const = default;
 
@@ -117,6 +121,8 @@ struct key_spec {
   key_spec&& with_unit_hint(std::string hint) &&;
   /// An error for `word` suggests `choice` (see `synonyms`).
   key_spec&& suggesting(std::string word, std::string choice) &&;
+  /// The value names a file the run reads (see `input_file`).
+  key_spec&& names_input_file() &&;
 };
 
 /// One kind of a kinded map (e.g. a workload kind) and its extra keys.

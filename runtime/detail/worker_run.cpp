@@ -172,7 +172,7 @@ void worker_run::main(protocol::node_setup setup) {
     hosted += k == share.node ? 1 : 0;
   log_(absl::StrCat("hosting ", hosted, " of ", entities.size(), " entities as node ", share.node,
                     " of ", setup.nodes));
-  send_(protocol::node_ready{hosted, entities.size(), built->lookahead_ns});
+  send_(protocol::node_ready{hosted, entities.size(), built->lookahead_ns, built->inputs});
 
   run_options opts;
   opts.end = vtime::from_ns(built->end_ns);

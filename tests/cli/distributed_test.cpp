@@ -106,14 +106,14 @@ protected:
   /// Starts `n` workers and waits (at most 20 s each) for their ports.
   /// `extra` flags go to every worker (e.g. TLS).
   void start_workers(int n, const std::string& secret_file,
-                     const std::vector<std::string>& extra = {}) {
+                     const std::vector<std::string>& extra = {}, const fs::path& cwd = {}) {
     for (int i = 0; i < n; ++i) {
       worker w;
       w.log = dir_ / ("worker" + std::to_string(workers_.size()) + ".log");
       std::vector<std::string> args{"worker",        "--listen", "127.0.0.1:0",
                                     "--secret-file", secret_file, "--threads", "1"};
       args.insert(args.end(), extra.begin(), extra.end());
-      w.pid = satemu::testing::spawn_satemu(args, {}, w.log);
+      w.pid = satemu::testing::spawn_satemu(args, cwd, w.log);
       ASSERT_GT(w.pid, 0);
       workers_.push_back(w);
     }
@@ -157,10 +157,10 @@ protected:
 
   /// Runs `satemu args...` to completion (at most `limit`).
   result run(const std::vector<std::string>& args, const std::string& name,
-             std::chrono::milliseconds limit = 300s) {
+             std::chrono::milliseconds limit = 300s, const fs::path& cwd = {}) {
     const auto log = dir_ / (name + ".log");
     const auto t0 = std::chrono::steady_clock::now();
-    const pid_t pid = satemu::testing::spawn_satemu(args, {}, log);
+    const pid_t pid = satemu::testing::spawn_satemu(args, cwd, log);
     result r;
     r.code = wait_exit(pid, limit);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -371,6 +371,33 @@ TEST_F(distributed_test, the_coordinator_leaves_the_compute_backend_to_the_worke
     EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("compute.backend: "), std::string::npos) << r.output;
   }
+}
+
+// The TLE file is named by a relative path; one worker's directory holds a
+// copy that differs (one satellite renamed): refused before the run, where
+// it had given results that were neither file's.
+TEST_F(distributed_test, a_worker_reading_another_copy_of_a_file_is_refused) {
+  const auto a = dir_ / "a", b = dir_ / "b";
+  fs::create_directories(a);
+  fs::create_directories(b);
+  const std::string tle = read_file(SATEMU_SOURCE_DIR "/scenarios/tle/starlink-2026-02-24.tle");
+  write("a/sats.tle", tle);
+  std::string other = tle;
+  other.replace(other.find("STARLINK-"), 9, "starlink-");
+  write("b/sats.tle", other);
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, {}, a));
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, {}, b));
+  auto r = run({"run", scenario("starlink-tle.yaml"), "--quiet", "--out", (dir_ / "o").string(),
+                "--set", "duration=1s", "--set", "constellation.tle.file=sats.tle", "--workers",
+                worker_list(), "--secret-file", secret_file_},
+               "copies", 300s, a);
+  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_NE(r.output.find("worker " + workers_[1].address +
+                          " read other bytes for constellation.tle.file (sats.tle) than this "
+                          "coordinator"),
+            std::string::npos)
+    << r.output;
+  EXPECT_EQ(r.output.find(workers_[0].address + " read other"), std::string::npos) << r.output;
 }
 
 TEST_F(distributed_test, shell_1000_ping_over_three_workers_is_the_single_process_run) {

@@ -232,7 +232,7 @@ TEST_F(worker_test, refused_connection_is_closed_by_the_worker) {
   // Run the handshake by hand with a wrong response and never close our side.
   auto link = worker_link::open(addr(), 10s);
   ASSERT_TRUE(link.ok()) << link.status();
-  ASSERT_TRUE(link->send(protocol::node_hello{1, std::string(32, 'c'), "hand-made"}).ok());
+  ASSERT_TRUE(link->send(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'c'), "hand-made"}).ok());
   auto m = link->receive(10s);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_TRUE(std::holds_alternative<protocol::node_challenge>(*m));
@@ -252,8 +252,8 @@ TEST_F(worker_test, frames_other_than_hello_first_are_refused) {
   {
     auto link = worker_link::open(addr(), 10s);
     ASSERT_TRUE(link.ok()) << link.status();
-    ASSERT_TRUE(link->send(protocol::node_hello{2, std::string(32, 'c'), ""}).ok());
-    expect_refused_and_closed(*link, "protocol version 2, this worker speaks 1");
+    ASSERT_TRUE(link->send(protocol::node_hello{1, std::string(32, 'c'), ""}).ok());
+    expect_refused_and_closed(*link, "protocol version 1, this worker speaks 2");
   }
   EXPECT_TRUE(log_shows(R"(refused 127\.0\.0\.1:\d+: expected a hello, got ping)"));
   finish_with_right_secret();
@@ -271,7 +271,7 @@ TEST_F(worker_test, malformed_frames_before_authentication_are_refused_and_logge
     auto link = worker_link::open(addr(), 10s);
     ASSERT_TRUE(link.ok()) << link.status();
     ASSERT_TRUE(
-      link->send_bytes(truncated_frame(protocol::node_hello{1, std::string(32, 'c'), "x"})).ok());
+      link->send_bytes(truncated_frame(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'c'), "x"})).ok());
     expect_refused_and_closed(*link, "truncated message");
   }
   {
@@ -346,7 +346,7 @@ TEST_F(worker_test, malformed_frames_after_authentication_are_rejected_and_logge
   EXPECT_TRUE(log_shows(R"(malformed frame from coordinator 127\.0\.0\.1:\d+: .*truncated message)"));
   EXPECT_TRUE(log_shows(R"(malformed frame from coordinator 127\.0\.0\.1:\d+: empty frame)"));
   // A handshake kind inside the session is answered, not obeyed.
-  ASSERT_TRUE(link->send(protocol::node_hello{1, std::string(32, 'c'), ""}).ok());
+  ASSERT_TRUE(link->send(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'c'), ""}).ok());
   auto m = link->receive(10s);
   ASSERT_TRUE(m.ok()) << m.status();
   auto* err = std::get_if<protocol::node_error>(&*m);
@@ -371,7 +371,7 @@ TEST_F(worker_test, a_second_coordinator_is_refused_while_a_session_runs) {
     // coordinator's session must not suffer from it.
     auto third = worker_link::open(addr(), 10s);
     ASSERT_TRUE(third.ok()) << third.status();
-    ASSERT_TRUE(third->send(protocol::node_hello{1, std::string(32, 'c'), ""}).ok());
+    ASSERT_TRUE(third->send(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'c'), ""}).ok());
     expect_refused_and_closed(*third, "busy: serving coordinator 127.0.0.1:");
   }
   expect_pong(*first, 1);

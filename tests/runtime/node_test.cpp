@@ -240,7 +240,7 @@ std::vector<node_message> one_of_each() {
     protocol::node_end{with_nul},
     protocol::node_error{protocol::node_error_code::unsupported_frame, "no"},
     protocol::node_setup{with_nul, 1, 3, {0, 1, 2, 1}, 4},
-    protocol::node_ready{2, 4, 1'000'000},
+    protocol::node_ready{2, 4, 1'000'000, {{"constellation.tle.file", 0x0123456789abcdefULL}}},
     protocol::node_grant{5'000'000, true, true, {binary, "", std::string(9, 'e')}},
     protocol::node_report{-1, 12, {{2, 7, 3, binary}, {0, 9, 1, ""}}},
     protocol::node_results{binary, "w", 1, 2, 3, 4, 5, 6, 7},
@@ -302,7 +302,7 @@ TEST(node_frame, every_truncation_is_rejected) {
 }
 
 TEST(node_frame, unknown_kind_is_unimplemented) {
-  auto bytes = protocol::encode_node_message(protocol::node_hello{1, std::string(32, 'n'), ""});
+  auto bytes = protocol::encode_node_message(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'n'), ""});
   // Flat layout: segment table (1 word), root pointer (1 word), then the
   // NodeMessage data section, whose first 16 bits are the union's tag.
   ASSERT_EQ(bytes[16], 0);
@@ -625,7 +625,7 @@ TEST(node_link, a_stalled_handshake_is_refused_after_the_timeout) {
   {
     auto link = worker_link::open({"127.0.0.1", w.port}, 10s);
     ASSERT_TRUE(link.ok()) << link.status();
-    ASSERT_TRUE(link->send(protocol::node_hello{1, std::string(32, 'c'), ""}).ok());
+    ASSERT_TRUE(link->send(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'c'), ""}).ok());
     auto m = link->receive(10s);
     ASSERT_TRUE(m.ok()) << m.status();
     ASSERT_TRUE(std::holds_alternative<protocol::node_challenge>(*m));
@@ -665,7 +665,7 @@ TEST(node_link, messages_that_are_not_frames_are_dropped_and_logged) {
     caf::anon_send(*gate, std::string("let me in"), 42);
     // An anonymous frame has no one to answer to.
     protocol::node_frame f;
-    f.bytes = protocol::encode_node_message(protocol::node_hello{1, std::string(32, 'c'), ""});
+    f.bytes = protocol::encode_node_message(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'c'), ""});
     caf::anon_send(*gate, f);
     EXPECT_TRUE(file_shows(log, "dropped a message that is not a frame")) << slurp(log);
     EXPECT_TRUE(file_shows(log, "dropped a frame without a sender")) << slurp(log);
