@@ -67,9 +67,13 @@ absl::StatusOr<mesh_graph> mesh_graph::build(const mesh_graph_config& cfg) {
           absl::StrCat("workload.width: ", w, " does not divide workload.entities ", n));
       const auto h = n / w;
       if (w < 3 || h < 3)
-        return absl::InvalidArgumentError(absl::StrCat(
-          "workload.width: a torus needs at least 3 rows and 3 columns, got ", w, "x", h,
-          " (choose entities with a divisor between 3 and entities/3)"));
+        return absl::InvalidArgumentError(
+          cfg.width == 0
+            ? absl::StrCat("workload.entities: a torus needs at least 3 rows and 3 columns, and ",
+                           n, " has no divisor between 3 and ", n / 3,
+                           " (choose another count, set workload.width, or use a ring)")
+            : absl::StrCat("workload.width: a torus needs at least 3 rows and 3 columns, got ",
+                           w, "x", h, " (choose a width between 3 and entities/3)"));
       g.width_ = w;
       g.height_ = h;
       for (std::uint32_t u = 0; u < n; ++u) {

@@ -126,7 +126,12 @@ absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* 
 
 std::string hex64(std::uint64_t v) { return absl::StrFormat("%016x", v); }
 
+/// The count, and the percentiles of what was measured: null when nothing
+/// was (zeros would read as perfectly on time).
 nlohmann::json percentiles_ns(const runtime::histogram& h) {
+  if (h.count() == 0)
+    return {{"count", 0},        {"p50", nullptr}, {"p90", nullptr}, {"p99", nullptr},
+            {"p999", nullptr},   {"max", nullptr}, {"min", nullptr}, {"mean", nullptr}};
   return {{"count", h.count()},          {"p50", h.quantile(0.5)}, {"p90", h.quantile(0.9)},
           {"p99", h.quantile(0.99)},     {"p999", h.quantile(0.999)},
           {"max", h.max()},              {"min", h.min()},         {"mean", h.mean()}};

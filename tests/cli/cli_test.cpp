@@ -727,6 +727,19 @@ TEST_F(cli_test, trace_has_one_row_per_event_sorted_by_time) {
   EXPECT_EQ(read_json(dir_ / "nt" / "summary.json")["fingerprint"], j["fingerprint"]);
 }
 
+// No event, no lateness measured: null, not a perfect 0.
+TEST_F(cli_test, a_realtime_run_without_events_has_null_lateness) {
+  const auto f = scenario("s.yaml", small_yaml);
+  const auto out = dir_ / "rt0";
+  auto r = satemu({"run", f, "-q", "--out", out.string(), "--set", "clock.mode=realtime", "--set",
+                   "duration=0.1s", "--set", "workload.rate=0"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto l = read_json(out / "summary.json")["lateness_ns"];
+  EXPECT_EQ(l["count"].get<std::uint64_t>(), 0u) << l.dump();
+  EXPECT_TRUE(l["p50"].is_null()) << l.dump();
+  EXPECT_TRUE(l["mean"].is_null()) << l.dump();
+}
+
 TEST_F(cli_test, realtime_run_reports_lateness) {
   const auto f = scenario("s.yaml", small_yaml);
   const auto out = dir_ / "rt";
