@@ -42,15 +42,22 @@ TEST(TleConstellation, UtcParsesAndFormatsBack) {
   EXPECT_EQ(*parse_utc("2026-06-30T23:59:60Z"), *parse_utc("2026-07-01T00:00:00Z"));
 }
 
+/// The constellation of the sets in `text` (read as file `name`), starting
+/// at their latest epoch.
+absl::StatusOr<tle_constellation> constellation_of(const std::string& text, const std::string& name) {
+  auto sets = parse_tle_text(text, name);
+  if (!sets.ok())
+    return sets.status();
+  return tle_constellation::make(*sets, tle_constellation::latest_epoch_unix_ns(*sets));
+}
+
 TEST(TleConstellation, DeepSpaceSetIsRefusedByName) {
   // A geostationary object (1 rev/day).
-  auto sets = parse_tle_text(
+  auto c = constellation_of(
     "GEO SAT\n"
     "1 25544U 98067A   26055.50000000  .00000000  00000-0  00000-0 0  9993\n"
     "2 25544   0.0500 100.0000 0001000  90.0000 270.0000  1.00270000    07\n",
     "geo.tle");
-  ASSERT_TRUE(sets.ok()) << sets.status();
-  auto c = tle_constellation::make(*sets, tle_constellation::latest_epoch_unix_ns(*sets));
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("deep-space"), std::string::npos) << c.status();
   EXPECT_NE(c.status().message().find("geo.tle:2"), std::string::npos) << c.status();
@@ -60,7 +67,7 @@ TEST(TleConstellation, DeepSpaceSetIsRefusedByName) {
 // another reason (decayed at epoch) is left out like any such set; only a
 // deep-space orbit refuses the file.
 TEST(TleConstellation, OnlyADeepSpaceOrbitRefusesTheFileNotItsName) {
-  auto sets = parse_tle_text(
+  auto c = constellation_of(
     "STARLINK-1008\n"
     "1 44714U 19074B   26054.54089312  .00000969  00000+0  43797-4 0  9997\n"
     "2 44714  53.1568 244.5638 0001273  95.0474 265.0672 15.31036083346702\n"
@@ -68,8 +75,6 @@ TEST(TleConstellation, OnlyADeepSpaceOrbitRefusesTheFileNotItsName) {
     "1 99999U 19074B   26054.54089312  .00000969  00000+0  43797-4 0  9992\n"
     "2 99999  53.1568 244.5638 2000000  95.0474   0.0000 16.46015938346701\n",
     "named.tle");
-  ASSERT_TRUE(sets.ok()) << sets.status();
-  auto c = tle_constellation::make(*sets, tle_constellation::latest_epoch_unix_ns(*sets));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->size(), 1u);
   ASSERT_EQ(c->rejected().size(), 1u);
