@@ -152,15 +152,35 @@ absl::StatusOr<mesh_config> mesh_workload::config_from(const runtime::scenario& 
   return c;
 }
 
-std::vector<std::string> mesh_workload::result_warnings(const runtime::run_result&) const {
-  std::uint64_t sent = 0, delivered = 0, malformed = 0;
-  for (const auto& e : entities_) {
+namespace {
+
+/// Every entity's messages, summed.
+struct mesh_totals {
+  std::uint64_t sent = 0, delivered = 0, forwarded = 0, malformed = 0;
+  runtime::histogram latency, hops;
+  std::uint64_t in_flight() const { return sent - delivered - malformed; }
+};
+
+mesh_totals totals_of(const std::vector<std::unique_ptr<runtime::entity>>& entities) {
+  mesh_totals t;
+  for (const auto& e : entities) {
     const auto& m = static_cast<const mesh_entity&>(*e);
-    sent += m.sent();
-    delivered += m.delivered();
-    malformed += m.malformed();
+    t.sent += m.sent();
+    t.delivered += m.delivered();
+    t.forwarded += m.forwarded();
+    t.malformed += m.malformed();
+    t.latency.merge(m.latency());
+    t.hops.merge(m.hops());
   }
-  const auto in_flight = sent - delivered - malformed;
+  return t;
+}
+
+} // namespace
+
+std::vector<std::string> mesh_workload::result_warnings(const runtime::run_result&) const {
+  const auto t = totals_of(entities_);
+  const auto sent = t.sent;
+  const auto in_flight = t.in_flight();
   if (sent == 0 || static_cast<double>(in_flight) <= 0.05 * static_cast<double>(sent))
     return {};
   return {absl::StrFormat(
@@ -171,24 +191,15 @@ std::vector<std::string> mesh_workload::result_warnings(const runtime::run_resul
 }
 
 nlohmann::json mesh_workload::metrics(const runtime::run_result& r) const {
-  std::uint64_t sent = 0, delivered = 0, forwarded = 0, malformed = 0;
-  runtime::histogram latency, hops;
-  for (const auto& e : entities_) {
-    const auto& m = static_cast<const mesh_entity&>(*e);
-    sent += m.sent();
-    delivered += m.delivered();
-    forwarded += m.forwarded();
-    malformed += m.malformed();
-    latency.merge(m.latency());
-    hops.merge(m.hops());
-  }
+  const auto t = totals_of(entities_);
+  const auto& [sent, delivered, forwarded, malformed, latency, hops] = t;
   nlohmann::json j;
   j["entities"] = graph_->nodes();
   j["topology"] = to_string(graph_->topology());
   j["lookahead_ns"] = graph_->min_latency().ns();
   j["messages_sent"] = sent;
   j["messages_delivered"] = delivered;
-  j["messages_in_flight"] = sent - delivered - malformed;
+  j["messages_in_flight"] = t.in_flight();
   j["hop_deliveries"] = forwarded + delivered;
   j["malformed"] = malformed;
   j["delivered_per_wall_second"] =

@@ -89,9 +89,10 @@ std::vector<std::vector<std::size_t>> cluster_modes(std::vector<std::size_t> ids
   // either end and wrap, as positions i - n and i + n with keys -/+ 360.
   const double half = tol / 2;
   const std::int64_t sn = static_cast<std::int64_t>(n);
+  auto wrap = [&](std::int64_t j) { return static_cast<std::size_t>(((j % sn) + sn) % sn); };
   auto at = [&](std::int64_t j) {
-    const std::int64_t w = ((j % sn) + sn) % sn;
-    return key[ids[static_cast<std::size_t>(w)]] + 360.0 * static_cast<double>((j - w) / sn);
+    const auto w = wrap(j);
+    return key[ids[w]] + 360.0 * static_cast<double>((j - static_cast<std::int64_t>(w)) / sn);
   };
   // The window of sorted position i: positions [lo, hi] within tol/2.
   std::vector<std::int64_t> lo(n), hi(n);
@@ -107,7 +108,6 @@ std::vector<std::vector<std::size_t>> cluster_modes(std::vector<std::size_t> ids
     hi[static_cast<std::size_t>(i)] = std::min(h, lo[static_cast<std::size_t>(i)] + sn - 1);
   }
   std::vector<char> claimed(n, 0);
-  auto wrap = [&](std::int64_t j) { return static_cast<std::size_t>(((j % sn) + sn) % sn); };
   auto unclaimed_in = [&](std::size_t i) {
     std::size_t c = 0;
     for (std::int64_t j = lo[i]; j <= hi[i]; ++j)
