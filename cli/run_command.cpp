@@ -152,6 +152,8 @@ struct distributed_outcome {
   nlohmann::json nodes = nlohmann::json::array();
   nlohmann::json summary;
   absl::Status failure;
+  /// The workers refused the run before it started (runtime::coordinated_run).
+  bool refused = false;
 };
 
 /// What a run over workers needs from its flags and scenario, checked before
@@ -222,6 +224,7 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
 
   distributed_outcome out;
   out.failure = cr.failure;
+  out.refused = cr.refused;
   out.result = cr.result;
   // A node's figures come with its results at the end: after a failure
   // they are unknown (null), not 0.
@@ -480,7 +483,9 @@ int run_command(const run_args& a) {
                  interrupted ? "interrupted" : "failed", r.reached.seconds(), dir.c_str());
     if (!st.ok())
       std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
-    return interrupted ? exit_interrupted : exit_node_failed;
+    return interrupted     ? exit_interrupted
+           : dist->refused ? exit_bad_input
+                           : exit_node_failed;
   }
 
   const bool complete = !r.interrupted;

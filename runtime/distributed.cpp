@@ -108,8 +108,12 @@ public:
     for (std::size_t k = 0; k < opts_.workers.size(); ++k)
       out_.nodes[k].address = opts_.workers[k].to_string();
     auto st = connect();
-    if (st.ok())
+    out_.refused = !st.ok() && !absl::IsCancelled(st);
+    if (st.ok()) {
       st = setup();
+      // The coordinator's own comparisons (files, entity counts).
+      out_.refused = absl::IsFailedPrecondition(st);
+    }
     if (st.ok())
       st = windows(wall0);
     if (st.ok())
@@ -144,6 +148,12 @@ private:
     if (!sys.ok())
       return sys.status();
     system_ = std::move(*sys);
+    // Every address answers before any worker is taken: a mistyped one
+    // would otherwise end the sessions of the workers listed before it.
+    for (const auto& addr : opts_.workers)
+      if (auto st = worker_link::probe(addr, opts_.connect_timeout, opts_.stop); !st.ok())
+        return absl::IsCancelled(st) ? absl::CancelledError("interrupted before the run started")
+                                     : st;
     for (const auto& addr : opts_.workers) {
       auto link =
         worker_link::connect(addr, opts_.secret, opts_.connect_timeout, system_, opts_.stop);

@@ -148,6 +148,11 @@ struct coordinated_run {
   /// is the start of the last window every node finished and the states
   /// are empty.
   absl::Status failure;
+  /// The failure refused what the run was given before it started: a worker
+  /// address that does not answer, a secret, TLS identity or build a worker
+  /// does not accept, or a worker that built the scenario from other files.
+  /// Not a node failing, and not an interruption.
+  bool refused = false;
 };
 
 /// Runs the distributed run described by `opts` to its end (or the stop

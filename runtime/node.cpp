@@ -2,6 +2,9 @@
 #include "runtime/node.hpp"
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -376,9 +379,9 @@ std::string connect_hint(const caf::error& err, bool tls) {
     "the TLS handshake failed: is the worker started with --tls-cert, --tls-key and --tls-ca, "
     "and is each side's certificate signed by the CA the other side trusts?";
   // CAF's OpenSSL module reports a handshake that fails at once like a
-  // refused TCP connection.
+  // refused TCP connection, but `probe` has just connected.
   if (err == caf::sec::cannot_connect_to_node && tls)
-    return absl::StrCat(" (nothing listening there, or ", tls_failed, ")");
+    return absl::StrCat(" (", tls_failed, ")");
   if (err == caf::sec::disconnect_during_handshake)
     return tls ? absl::StrCat(" (", tls_failed, ")")
                : " (the connection closed before CAF's handshake: if the worker uses TLS, pass "
@@ -517,8 +520,77 @@ absl::Status worker_link::health() const {
   return absl::OkStatus();
 }
 
+absl::Status worker_link::probe(const node_address& addr, milliseconds timeout,
+                                const std::atomic<bool>* stop) {
+  const auto name = absl::StrCat("worker ", addr.to_string());
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(addr.port);
+  if (const int rc = ::getaddrinfo(addr.host.c_str(), port.c_str(), &hints, &found); rc != 0)
+    return absl::UnavailableError(absl::StrCat("cannot connect to ", name, ": cannot resolve '",
+                                               addr.host, "' (", ::gai_strerror(rc), ")"));
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owner(found, &::freeaddrinfo);
+  const auto deadline = clock::now() + timeout;
+  int last_error = ETIMEDOUT;
+  // Each address the name resolves to in turn, as CAF would.
+  for (const addrinfo* ai = found; ai != nullptr && clock::now() < deadline; ai = ai->ai_next) {
+    const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                            ai->ai_protocol);
+    if (fd < 0) {
+      last_error = errno;
+      continue;
+    }
+    int err = ::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      err = ETIMEDOUT;
+      while (clock::now() < deadline) {
+        if (stop != nullptr && stop->load()) {
+          ::close(fd);
+          return absl::CancelledError(absl::StrCat("interrupted while connecting to ", name));
+        }
+        const auto left = std::chrono::ceil<milliseconds>(deadline - clock::now());
+        pollfd p{fd, POLLOUT, 0};
+        const int n = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
+        if (n < 0 && errno != EINTR) {
+          err = errno;
+          break;
+        }
+        if (n > 0) {
+          socklen_t len = sizeof err;
+          if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+          break;
+        }
+      }
+    }
+    ::close(fd);
+    if (err == 0)
+      return absl::OkStatus();
+    last_error = err;
+  }
+  if (stop != nullptr && stop->load())
+    return absl::CancelledError(absl::StrCat("interrupted while connecting to ", name));
+  if (last_error == ETIMEDOUT)
+    return absl::UnavailableError(absl::StrFormat(
+      "cannot connect to %s: no TCP connection within %.3g s (is the host up, and does no "
+      "firewall drop the port?)",
+      name, std::chrono::duration<double>(timeout).count()));
+  return absl::UnavailableError(
+    absl::StrCat("cannot connect to ", name, ": ", std::strerror(last_error),
+                 last_error == ECONNREFUSED ? " (is a satemu worker listening there?)" : ""));
+}
+
 absl::StatusOr<worker_link> worker_link::open(const node_address& addr, milliseconds timeout,
-                                              std::shared_ptr<node_system> system) {
+                                              std::shared_ptr<node_system> system,
+                                              const std::atomic<bool>* stop) {
+  // CAF's connect blocks its middleman, and so the actor system's shutdown,
+  // until the kernel gives up on a host that drops the packets: first find
+  // whether anything answers.
+  if (auto st = probe(addr, timeout, stop); !st.ok())
+    return st;
   if (!system) {
     node_options o;
     o.threads = 2;
@@ -562,7 +634,7 @@ absl::StatusOr<worker_link> worker_link::connect(const node_address& addr, const
                                                  milliseconds timeout,
                                                  std::shared_ptr<node_system> system,
                                                  const std::atomic<bool>* stop) {
-  auto link = open(addr, timeout, std::move(system));
+  auto link = open(addr, timeout, std::move(system), stop);
   if (!link.ok())
     return link.status();
   if (auto st = link->authenticate(secret, timeout, stop); !st.ok())

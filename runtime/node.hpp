@@ -216,16 +216,28 @@ public:
 
   /// Connects to the worker at `addr` and runs the handshake with `secret`
   /// (`open` + `authenticate`); at most `timeout` for each. `system` = null
-  /// starts a private one (2 threads). `stop` as for `authenticate`.
+  /// starts a private one (2 threads). `stop` as for `probe` and
+  /// `authenticate`.
   static absl::StatusOr<worker_link> connect(const node_address& addr, const std::string& secret,
                                              milliseconds timeout,
                                              std::shared_ptr<node_system> system = nullptr,
                                              const std::atomic<bool>* stop = nullptr);
 
-  /// Connects without authenticating. The worker accepts nothing but a
-  /// hello on such a link; useful for tests and tools.
+  /// Connects without authenticating (after `probe`). The worker accepts
+  /// nothing but a hello on such a link; useful for tests and tools.
   static absl::StatusOr<worker_link> open(const node_address& addr, milliseconds timeout,
-                                          std::shared_ptr<node_system> system = nullptr);
+                                          std::shared_ptr<node_system> system = nullptr,
+                                          const std::atomic<bool>* stop = nullptr);
+
+  /// Opens a plain TCP connection to `addr` and closes it at once (a worker
+  /// ignores it): whether anything listens there, found before CAF's own
+  /// connect, which blocks until the kernel gives up (about 2 minutes) when
+  /// a host drops the packets. Unavailable naming the worker when the host
+  /// name does not resolve, the connection is refused, or none is made
+  /// within `timeout`; Cancelled within 100 ms of `stop` (when given)
+  /// turning true.
+  static absl::Status probe(const node_address& addr, milliseconds timeout,
+                            const std::atomic<bool>* stop = nullptr);
 
   /// Runs the handshake. PermissionDenied when the worker refuses (its
   /// reason included) or cannot prove it knows the secret; Unavailable when

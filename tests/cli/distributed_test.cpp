@@ -9,7 +9,10 @@
 // TLS or with another CA's certificate fails naming the worker, which then
 // serves a correct one. Ports are chosen by the OS and every wait has a
 // deadline.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -391,7 +394,7 @@ TEST_F(distributed_test, a_worker_reading_another_copy_of_a_file_is_refused) {
                 "--set", "duration=1s", "--set", "constellation.tle.file=sats.tle", "--workers",
                 worker_list(), "--secret-file", secret_file_},
                "copies", 300s, a);
-  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("worker " + workers_[1].address +
                           " read other bytes for constellation.tle.file (sats.tle) than this "
                           "coordinator"),
@@ -431,7 +434,7 @@ TEST_F(distributed_test, a_wrong_secret_is_refused_and_the_worker_then_serves_th
   auto r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "w").string(),
                 "--set", "duration=200ms", "--workers", worker_list(), "--secret-file", wrong},
                "wrong");
-  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("wrong secret"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(workers_[0].address), std::string::npos) << r.output;
   r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "r").string(), "--set",
@@ -441,6 +444,37 @@ TEST_F(distributed_test, a_wrong_secret_is_refused_and_the_worker_then_serves_th
   EXPECT_TRUE(fs::exists(dir_ / "r" / "summary.json"));
   EXPECT_EQ(reap(workers_[0], 20s), 0);
   EXPECT_NE(read_file(workers_[0].log).find("authentication failed (wrong secret)"), std::string::npos);
+}
+
+// Every address is tried before any worker is taken: the healthy worker
+// listed first is not used up by the run the second address fails.
+TEST_F(distributed_test, an_address_with_nothing_listening_is_refused_before_any_worker_is_taken) {
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  // A port that was free a moment ago.
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), len), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  close(fd);
+  const std::string bad = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  auto r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "bad").string(),
+                "--set", "duration=200ms", "--workers", worker_list() + "," + bad,
+                "--secret-file", secret_file_},
+               "bad");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("cannot connect to worker " + bad + ": Connection refused"),
+            std::string::npos)
+    << r.output;
+  EXPECT_EQ(wait_exit(workers_[0].pid, 0ms), -1) << "the healthy worker was used up:\n"
+                                                  << read_file(workers_[0].log);
+  r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "good").string(),
+           "--set", "duration=200ms", "--workers", worker_list(), "--secret-file", secret_file_},
+          "good");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(reap(workers_[0], 20s), 0);
 }
 
 TEST_F(distributed_test, ctrl_c_while_a_worker_listed_twice_stays_silent_exits_130_at_once) {
@@ -521,7 +555,7 @@ TEST_F(distributed_test, mesh_quickstart_over_two_tls_workers_is_the_single_proc
 TEST_F(distributed_test, a_plain_coordinator_fails_against_a_tls_worker_which_then_serves) {
   ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, worker_tls()));
   auto r = short_run("plain", {}, 30s);
-  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_LT(r.seconds, 15.0) << r.output;
   EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--tls-cert"), std::string::npos) << r.output;
@@ -534,7 +568,7 @@ TEST_F(distributed_test, a_plain_coordinator_fails_against_a_tls_worker_which_th
 TEST_F(distributed_test, a_tls_coordinator_fails_against_a_plain_worker_which_then_serves) {
   ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
   auto r = short_run("tls", coord_tls(), 30s);
-  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("TLS handshake failed"), std::string::npos) << r.output;
   r = short_run("plain", {});
@@ -548,7 +582,7 @@ TEST_F(distributed_test, a_certificate_from_another_ca_is_refused_and_the_worker
   auto r = short_run("rogue", {"--tls-cert", certs().rogue_cert, "--tls-key", certs().rogue_key,
                                "--tls-ca", certs().ca},
                      30s);
-  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("TLS handshake failed"), std::string::npos) << r.output;
   EXPECT_EQ(wait_exit(workers_[0].pid, 0ms), -1) << "the worker exited:\n"

@@ -687,6 +687,69 @@ TEST(node_link, nothing_listening_is_unavailable) {
   ASSERT_FALSE(link.ok());
   EXPECT_EQ(link.status().code(), absl::StatusCode::kUnavailable) << link.status();
   EXPECT_TRUE(contains(link.status(), "cannot connect to worker 127.0.0.1:")) << link.status();
+  EXPECT_TRUE(contains(link.status(), "Connection refused")) << link.status();
+}
+
+/// A port whose host drops the packets, as a firewall or a wrong host
+/// would: a listener with a backlog of 0 holding one connection it never
+/// accepts, so that the kernel ignores every further SYN.
+struct blackhole {
+  int listener = -1, filler = -1;
+  std::uint16_t port = 0;
+  blackhole() {
+    listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(listener, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(listener, 0) != 0 ||
+        getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(filler, reinterpret_cast<sockaddr*>(&a), len) == 0)
+      port = ntohs(a.sin_port);
+  }
+  ~blackhole() {
+    close(filler);
+    close(listener);
+  }
+};
+
+// CAF's connect blocks until the kernel gives up (about 2 minutes), and
+// the actor system's shutdown with it: the probe ends the wait on time.
+TEST(node_link, a_host_that_drops_the_packets_fails_within_the_timeout) {
+  blackhole b;
+  ASSERT_NE(b.port, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto link = worker_link::connect({"127.0.0.1", b.port}, "s", 1s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(link.ok());
+  EXPECT_EQ(link.status().code(), absl::StatusCode::kUnavailable) << link.status();
+  EXPECT_TRUE(contains(link.status(), "no TCP connection within 1 s")) << link.status();
+  EXPECT_LT(took, 10s);
+}
+
+TEST(node_link, a_stop_ends_the_wait_for_a_host_that_drops_the_packets) {
+  blackhole b;
+  ASSERT_NE(b.port, 0);
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  auto link = worker_link::connect({"127.0.0.1", b.port}, "s", 60s, nullptr, &stop);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  stopper.join();
+  ASSERT_FALSE(link.ok());
+  EXPECT_EQ(link.status().code(), absl::StatusCode::kCancelled) << link.status();
+  EXPECT_LT(took, 10s);
+}
+
+TEST(node_link, a_host_name_that_does_not_resolve_is_named) {
+  auto st = worker_link::probe({"no-such-host.invalid", 7000}, 5s);
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
+  EXPECT_TRUE(contains(st, "cannot resolve 'no-such-host.invalid'")) << st;
 }
 
 // --- TLS -------------------------------------------------------------------------
@@ -800,8 +863,9 @@ TEST_F(node_tls, bad_files_are_named) {
   EXPECT_FALSE(node_system::start(o).ok());
 }
 
-/// Relays one TCP connection from a local port to `target` and records
-/// every byte that passes in either direction.
+/// Relays TCP connections from a local port to `target`, one at a time,
+/// until one carries bytes (the first is the connection probe, which closes
+/// at once), and records every byte that passes in either direction.
 class tcp_tap {
 public:
   explicit tcp_tap(std::uint16_t target) {
@@ -814,7 +878,10 @@ public:
         ::getsockname(listen_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
       return;
     port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this, target] { relay(target); });
+    thread_ = std::thread([this, target] {
+      while (seen_.empty() && relay(target)) {
+      }
+    });
   }
   ~tcp_tap() {
     if (thread_.joinable())
@@ -832,7 +899,8 @@ public:
   }
 
 private:
-  void relay(std::uint16_t target) {
+  /// Relays one connection; false when none could be made.
+  bool relay(std::uint16_t target) {
     const int in = ::accept(listen_, nullptr, nullptr);
     const int out = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -842,7 +910,7 @@ private:
     if (in < 0 || ::connect(out, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
       ::close(in);
       ::close(out);
-      return;
+      return false;
     }
     pollfd fds[2] = {{in, POLLIN, 0}, {out, POLLIN, 0}};
     char buf[65536];
@@ -868,6 +936,7 @@ private:
     }
     ::close(in);
     ::close(out);
+    return true;
   }
 
   int listen_ = -1;
