@@ -143,6 +143,16 @@ std::chrono::nanoseconds wall_delay(const run_shared& shared, std::int64_t emula
     static_cast<std::int64_t>(static_cast<double>(emulated_ns) * shared.opts.dilation));
 }
 
+/// How long from now until emulated time `emulated_ns` is due on the wall
+/// clock (0 when it is past). Measured from the run's start, not from the
+/// handler that schedules it, so that a late handler does not pass its
+/// lateness on to every event it causes.
+std::chrono::nanoseconds until_due(const run_shared& shared, std::int64_t emulated_ns) {
+  const auto due = shared.wall_start + wall_delay(shared, emulated_ns);
+  return std::max(std::chrono::nanoseconds::zero(),
+                  std::chrono::duration_cast<std::chrono::nanoseconds>(due - wall_clock::now()));
+}
+
 /// Moves the compute requests of the `granted` entities (all reported) into
 /// `batch`, sorted by (entity, request sequence): the order does not depend
 /// on which thread ran which entity.
@@ -253,17 +263,13 @@ private:
       return std::tie(a.entity, a.seq) < std::tie(b.entity, b.seq);
     });
     run_batch(batch);
-    const auto now = wall_clock::now();
     for (auto& c : batch) {
       // A result due at or after the end is never delivered (the entity
       // would drop it), and its wall-clock time may lie beyond the clock's.
       if (c.ready.ns() >= shared_->opts.end.ns())
         continue;
-      const auto due = shared_->wall_start + wall_delay(*shared_, c.ready.ns());
-      const auto delay = std::max(std::chrono::nanoseconds::zero(),
-                                  std::chrono::duration_cast<std::chrono::nanoseconds>(due - now));
       const auto& dst = shared_->directory[c.entity];
-      delayed_send(dst, delay, compute_atom::value,
+      delayed_send(dst, until_due(*shared_, c.ready.ns()), compute_atom::value,
                    call_ref{std::make_shared<compute_call>(std::move(c))});
     }
   }
@@ -695,8 +701,11 @@ public:
   }
 
   void post(entity_id hop, protocol::envelope&& env) override {
-    const auto delay = wall_delay(env.deliver_ns - e_->now().ns());
-    delayed_send(shared_->directory[hop], delay, id_, std::move(env));
+    // Due at or after the end: never delivered (the receiver would drop it).
+    if (env.deliver_ns >= shared_->opts.end.ns())
+      return;
+    delayed_send(shared_->directory[hop], until_due(*shared_, env.deliver_ns), id_,
+                 std::move(env));
   }
 
   caf::behavior make_behavior() override {
@@ -772,10 +781,10 @@ private:
   void arm_timers() {
     protocol::envelope env;
     std::uint64_t tag = 0;
-    while (driver::pop(*e_, env, tag)) {
-      const auto delay = wall_delay(env.deliver_ns - e_->now().ns());
-      delayed_send(caf::actor_cast<caf::actor>(this), delay, timer_atom::value, std::move(env), tag);
-    }
+    while (driver::pop(*e_, env, tag))
+      if (env.deliver_ns < shared_->opts.end.ns())
+        delayed_send(caf::actor_cast<caf::actor>(this), until_due(*shared_, env.deliver_ns),
+                     timer_atom::value, std::move(env), tag);
   }
 
   entity* e_;
