@@ -864,8 +864,9 @@ TEST_F(node_tls, bad_files_are_named) {
 }
 
 /// Relays TCP connections from a local port to `target`, one at a time,
-/// until one carries bytes (the first is the connection probe, which closes
-/// at once), and records every byte that passes in either direction.
+/// until one whose client sends bytes (the first is the connection probe,
+/// which closes at once, though a plain worker may greet it first), and
+/// records every byte of that one in either direction.
 class tcp_tap {
 public:
   explicit tcp_tap(std::uint16_t target) {
@@ -879,7 +880,8 @@ public:
       return;
     port_ = ntohs(a.sin_port);
     thread_ = std::thread([this, target] {
-      while (seen_.empty() && relay(target)) {
+      bool client_spoke = false;
+      while (!client_spoke && relay(target, client_spoke)) {
       }
     });
   }
@@ -899,8 +901,10 @@ public:
   }
 
 private:
-  /// Relays one connection; false when none could be made.
-  bool relay(std::uint16_t target) {
+  /// Relays one connection, recording it in `seen_` (in place of the last
+  /// one) and whether its client sent anything; false when none was made.
+  bool relay(std::uint16_t target, bool& client_spoke) {
+    seen_.clear();
     const int in = ::accept(listen_, nullptr, nullptr);
     const int out = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -926,7 +930,9 @@ private:
           break;
         }
         seen_.append(buf, static_cast<std::size_t>(n));
-        if (::write(fds[1 - i].fd, buf, static_cast<std::size_t>(n)) != n) {
+        client_spoke = client_spoke || i == 0;
+        // No SIGPIPE when the probe has gone.
+        if (::send(fds[1 - i].fd, buf, static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) {
           closed = true;
           break;
         }
