@@ -948,10 +948,10 @@ void space_node::schedule_app(duration delay, std::uint64_t tag) {
 
 bool space_node::send_over(runtime::entity_id dst, protocol::kind k, protocol::payload_ptr body,
                            duration extra) {
-  const auto h = plan_hop(dst, body.size_bytes() + protocol::envelope::header_bytes);
+  const auto h = plan_hop(dst, body.size_bytes() + protocol::envelope::header_bytes, extra);
   if (!h)
     return false;
-  send_via(h->node, dst, h->latency + extra, k, std::move(body));
+  send_via(h->node, dst, h->latency, k, std::move(body));
   return true;
 }
 
@@ -1050,7 +1050,8 @@ std::uint64_t space_node::route_hash(const space_epoch& ep, runtime::entity_id d
 }
 
 std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
-                                                         std::size_t wire_bytes) {
+                                                         std::size_t wire_bytes,
+                                                         duration ready) {
   const auto& ep = epoch();
   const auto& snap = *ep.snapshot;
   const auto next = ep.routes->next(dst, id());
@@ -1068,8 +1069,8 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
     queues_.push_back({next});
     q = queues_.end() - 1;
   }
-  const std::int64_t t = now().ns();
-  // Sending starts when the link is free: now, or when the messages ahead
+  const std::int64_t t = now().ns() + ready.ns();
+  // Sending starts when the link is free: when ready, or when the messages ahead
   // are sent (exactly, not rounded to a nanosecond).
   const bool idle = q->busy_until_ns < t || (q->busy_until_ns == t && q->busy_frac_ns == 0);
   const std::int64_t start = idle ? t : q->busy_until_ns;
@@ -1096,7 +1097,7 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
     return std::nullopt;
   }
   count(space_ids().hops);
-  return next_hop{next, duration::from_ns(sent - t + prop) + cfg.hop_delay};
+  return next_hop{next, duration::from_ns(sent - now().ns() + prop) + cfg.hop_delay};
 }
 
 std::optional<std::size_t> find_ground(const space_config& c, std::string_view name) {

@@ -280,10 +280,11 @@ protected:
   virtual void on_app_timer(std::uint64_t tag) {}
   /// Fires `on_app_timer(tag)` at `now() + delay`; tag < 2^63.
   void schedule_app(runtime::duration delay, std::uint64_t tag);
-  /// Sends a new message of kind `k` towards `dst` over the network, its
-  /// first hop delayed by `extra` more (e.g. processing before it leaves;
-  /// the link queue is charged as if it left now). False when the first
-  /// hop drops it (counted as for the node's own messages). dst != id().
+  /// Sends a new message of kind `k` towards `dst` over the network, ready
+  /// to leave `extra` from now (e.g. after processing): its first link
+  /// starts sending it then, or when the messages queued ahead are out,
+  /// so processing and sending overlap. False when the first hop drops it
+  /// (counted as for the node's own messages). dst != id().
   bool send_over(runtime::entity_id dst, protocol::kind k, protocol::payload_ptr body,
                  runtime::duration extra = runtime::duration::zero());
   /// A ground node's serving satellite now (its first group's), or -1 when
@@ -304,10 +305,12 @@ private:
     runtime::entity_id node;
     runtime::duration latency;
   };
-  /// The next hop towards `dst` for `wire_bytes` now, with its latency, the
-  /// link's queue updated; nullopt (and the reason counted) when the message
-  /// is dropped here.
-  std::optional<next_hop> plan_hop(runtime::entity_id dst, std::size_t wire_bytes);
+  /// The next hop towards `dst` for `wire_bytes` ready to leave `ready`
+  /// from now, with its latency from now, the link's queue updated (one
+  /// FIFO: a message sent later but ready sooner waits behind it); nullopt
+  /// (and the reason counted) when the message is dropped here.
+  std::optional<next_hop> plan_hop(runtime::entity_id dst, std::size_t wire_bytes,
+                                   runtime::duration ready = runtime::duration::zero());
   /// The epoch of `now()`, held only while an event is handled (a node that
   /// goes quiet must not pin an old epoch's snapshot and routes): asks the
   /// network only when time has left the last one, so a hop costs no lock.

@@ -3,9 +3,11 @@
 // phase 1 scenario end to end.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 
@@ -24,6 +26,7 @@ namespace satemu::actors {
 namespace {
 
 using ran_ping = testing::ran<ping_workload>;
+using runtime::duration;
 
 constexpr const char* small_grid = R"(
 name: small
@@ -88,6 +91,83 @@ TEST(Space, PingRoundTripEqualsTheSumOverTheRoute) {
     EXPECT_FALSE(s.path_changed);
   }
   EXPECT_EQ(r.counters["space.drops_no_route"], 0u);
+}
+
+/// Ground endpoint 0 sends three 250 kB messages to endpoint 1 at time 0,
+/// ready to leave `ready`, 2 x `ready` and 3 x `ready` on (a server
+/// processing chunks one after another); endpoint 1 records their arrivals.
+class burst_workload final : public space_workload {
+public:
+  std::vector<std::int64_t> arrivals;
+
+  nlohmann::json metrics(const runtime::run_result&) const override { return {}; }
+
+  absl::Status make(const std::string& yaml, duration ready) {
+    register_workloads();
+    auto sc = runtime::load_scenario_text(yaml, "test.yaml", {});
+    if (!sc.ok())
+      return sc.status();
+    auto cfg = space_config_from(*sc);
+    if (!cfg.ok())
+      return cfg.status();
+    return build_nodes(*cfg, [&](const std::shared_ptr<space_network>& net, std::size_t i) {
+      const auto sats = net->satellites();
+      return std::make_unique<node>(net, i == sats ? static_cast<runtime::entity_id>(sats + 1)
+                                                   : runtime::entity_id{0},
+                                    i == sats, ready, &arrivals);
+    });
+  }
+
+private:
+  class node final : public space_node {
+  public:
+    node(std::shared_ptr<space_network> net, runtime::entity_id target, bool sender,
+         duration ready, std::vector<std::int64_t>* arrivals)
+      : space_node(std::move(net)), target_(target), sender_(sender), ready_(ready),
+        arrivals_(arrivals) {}
+
+  protected:
+    void on_start() override {
+      space_node::on_start();
+      if (!sender_)
+        return;
+      for (std::int64_t i = 1; i <= 3; ++i) {
+        auto body = protocol::payload::build_words(
+          250'000 / 8, [](std::span<std::uint64_t> w) { std::fill(w.begin(), w.end(), 0); });
+        EXPECT_TRUE(send_over(target_, protocol::kind::kvcache, std::move(body),
+                              duration::from_ns(ready_.ns() * i)));
+      }
+    }
+    void on_app_envelope(protocol::envelope&) override { arrivals_->push_back(now().ns()); }
+
+  private:
+    runtime::entity_id target_;
+    bool sender_;
+    duration ready_;
+    std::vector<std::int64_t>* arrivals_;
+  };
+};
+
+// A message ready to leave later enters its link's queue then: processing
+// and sending overlap. The 1 Gbps ground link takes about 2 ms per
+// message, so messages ready 10 ms apart arrive 10 ms apart, and ones
+// ready 0.5 ms apart arrive as fast as the link sends them. (Charged as if
+// they left at once, then delayed, they arrived 12 and 2.5 ms apart.)
+TEST(Space, MessagesReadyLaterEnterTheLinkThen) {
+  const double send_ns = (250'000.0 + protocol::envelope::header_bytes) * 8.0;
+  for (const auto& [ready_us, spacing_ns] : {std::pair{10'000, 10e6}, std::pair{500, send_ns}}) {
+    burst_workload w;
+    const auto st = w.make(small_grid, runtime::microseconds(ready_us));
+    ASSERT_TRUE(st.ok()) << st;
+    runtime::run_options o;
+    o.end = runtime::vtime::zero() + runtime::milliseconds(500);
+    o.lookahead = w.lookahead();
+    runtime::run(w.entities(), o);
+    ASSERT_EQ(w.arrivals.size(), 3u) << ready_us;
+    for (std::size_t i = 1; i < 3; ++i)
+      EXPECT_NEAR(static_cast<double>(w.arrivals[i] - w.arrivals[i - 1]), spacing_ns, 2.0)
+        << "ready " << ready_us << " us apart, message " << i;
+  }
 }
 
 // Pairs that the pattern would ignore are refused, and a pairs pattern
