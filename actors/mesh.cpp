@@ -1,6 +1,7 @@
 #include "actors/mesh.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
@@ -111,8 +112,11 @@ void mesh_workload::register_kind() {
       key_spec::integer("width", "0",
                         "Torus columns; must divide entities. 0 = the divisor closest to "
                         "sqrt(entities).")
-        .at_least(0),
-      key_spec::integer("degree", "4", "Random regular: edges per entity (even).").at_least(2),
+        .at_least(0)
+        .at_most(std::numeric_limits<std::uint32_t>::max() / 2),
+      key_spec::integer("degree", "4", "Random regular: edges per entity (even).")
+        .at_least(2)
+        .at_most(256),
       key_spec::dur("latency_min", "1ms",
                     "Smallest edge latency; each directed edge draws its latency uniformly "
                     "from [latency_min, latency_max].")

@@ -96,37 +96,43 @@ absl::StatusOr<mesh_graph> mesh_graph::build(const mesh_graph_config& cfg) {
           "workload.entities: a random_regular mesh keeps an entities x entities routing table; "
           "use at most ",
           max_random_regular_nodes, " entities (ring or torus scale further)"));
-      // The union of d/2 random Hamiltonian cycles: connected by construction;
-      // a cycle that would repeat an edge is drawn again.
+      // The union of d/2 random Hamiltonian cycles: connected by construction.
+      // Each cycle is a random order of the entities; where its next edge
+      // would repeat one, the next entity is swapped with a random later one
+      // (redrawing whole cycles fails for most seeds from degree 10 on).
       runtime::rng r(cfg.seed, 0, wiring_stream);
       std::set<std::pair<std::uint32_t, std::uint32_t>> edges;
       std::vector<std::uint32_t> order(n);
+      auto edge = [](std::uint32_t a, std::uint32_t b) {
+        auto e = std::minmax(a, b);
+        return std::pair{e.first, e.second};
+      };
       for (std::uint32_t c = 0; c < d / 2; ++c) {
         bool placed = false;
         for (int attempt = 0; attempt < 1000 && !placed; ++attempt) {
           std::iota(order.begin(), order.end(), 0);
           for (std::uint32_t i = n - 1; i > 0; --i)
             std::swap(order[i], order[r.below(i + 1)]);
-          std::vector<std::pair<std::uint32_t, std::uint32_t>> cycle;
+          std::set<std::pair<std::uint32_t, std::uint32_t>> mine;
+          auto taken = [&](std::pair<std::uint32_t, std::uint32_t> e) {
+            return edges.count(e) != 0 || mine.count(e) != 0;
+          };
           placed = true;
-          for (std::uint32_t i = 0; i < n && placed; ++i) {
-            auto a = order[i], b = order[(i + 1) % n];
-            auto e = std::minmax(a, b);
-            if (edges.count({e.first, e.second}) != 0)
-              placed = false;
-            cycle.emplace_back(e.first, e.second);
+          for (std::uint32_t i = 0; i + 1 < n && placed; ++i) {
+            for (int k = 0; k < 64 && taken(edge(order[i], order[i + 1])) && i + 2 < n; ++k)
+              std::swap(order[i + 1], order[i + 2 + r.below(n - i - 2)]);
+            placed = !taken(edge(order[i], order[i + 1]));
+            mine.insert(edge(order[i], order[i + 1]));
           }
+          placed = placed && !taken(edge(order[n - 1], order[0]));
           if (placed) {
-            std::set<std::pair<std::uint32_t, std::uint32_t>> mine(cycle.begin(), cycle.end());
-            if (mine.size() != cycle.size())
-              placed = false;
-          }
-          if (placed)
-            for (auto& e : cycle) {
+            mine.insert(edge(order[n - 1], order[0]));
+            for (auto& e : mine) {
               edges.insert(e);
               adj[e.first].push_back(e.second);
               adj[e.second].push_back(e.first);
             }
+          }
         }
         if (!placed)
           return absl::InvalidArgumentError(absl::StrCat(

@@ -977,9 +977,11 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
   c.corruption = s.get_real("workload.corruption");
   c.cache = s.get_bool("workload.cache");
   const auto block = kv_block_bytes(c.model, c.block_tokens);
-  if (block > (1ull << 31))
-    return absl::InvalidArgumentError(
-      absl::StrCat("workload.block_tokens: a block of ", block, " bytes is too big for a message"));
+  if (block > protocol::max_kv_chunk_bytes)
+    return absl::InvalidArgumentError(absl::StrCat(
+      "workload.block_tokens: a block of ", block, " bytes of ", c.model.name,
+      "'s keys and values is more than a message carries (", protocol::max_kv_chunk_bytes,
+      " bytes)"));
   if (block > c.capacity_bytes)
     return absl::InvalidArgumentError(absl::StrCat("workload.capacity: smaller than one block (",
                                                    block, " bytes)"));

@@ -236,9 +236,11 @@ void register_kind() {
         .at_least(0)
         .at_most(1),
       key_spec::integer("headers", "4", "Emulated: distinct few-shot headers, drawn uniformly")
-        .at_least(1),
+        .at_least(1)
+        .at_most(1 << 30),
       key_spec::integer("output_tokens", "32", "Emulated: tokens generated per prompt (TTLT)")
-        .at_least(1),
+        .at_least(1)
+        .at_most(1 << 30),
       key_spec::dur("interval", "1s", "Emulated: mean gap between a user's prompts (exponential)")
         .above(0),
       key_spec::dur("start", "0s", "Emulated: when users start drawing prompts").at_least(0),
@@ -279,7 +281,8 @@ void register_kind() {
                                              "ceil(kv_size / chunk_size) chunks")
         .above(0),
       key_spec::integer("servers", "81", "S: satellites the chunks are dealt to, round robin")
-        .at_least(1),
+        .at_least(1)
+        .at_most(1 << 30),
       key_spec::dur("chunk_time", "20ms", "Processing time per chunk at a server").at_least(0),
       std::move(strategies),
       key_spec::map(

@@ -27,6 +27,10 @@ using runtime::vtime;
 
 namespace {
 
+/// Most planes, and most satellites per plane, of a Walker shell: their
+/// product still fits an int.
+constexpr std::int64_t max_walker_side = 32768;
+
 struct space_counters {
   runtime::counter_id hops, drops_queue, drops_loss, drops_no_route, drops_outage, malformed;
 };
@@ -59,14 +63,21 @@ void register_space_sections() {
           key_spec::list_of_maps(
             "shells", "Walker-delta shells",
             {
-              key_spec::integer("planes", "", "Orbital planes").mandatory().at_least(1),
-              key_spec::integer("sats_per_plane", "", "Satellites per plane").mandatory().at_least(1),
+              key_spec::integer("planes", "", "Orbital planes")
+                .mandatory()
+                .at_least(1)
+                .at_most(max_walker_side),
+              key_spec::integer("sats_per_plane", "", "Satellites per plane")
+                .mandatory()
+                .at_least(1)
+                .at_most(max_walker_side),
               key_spec::dist("altitude", "", "Altitude above the equatorial radius")
                 .mandatory()
                 .at_least(100e3),
               key_spec::ang("inclination", "", "Inclination").mandatory().at_least(0).at_most(180),
               key_spec::integer("phasing", "0", "Walker phasing factor F, in [0, planes-1]")
-                .at_least(0),
+                .at_least(0)
+                .at_most(max_walker_side - 1),
             }),
           key_spec::map(
             "tle", "Satellites from a TLE file instead of shells (SGP4)",
@@ -118,7 +129,9 @@ void register_space_sections() {
           key_spec::list_of_maps(
             "outages", "Scheduled outages of satellites or ISLs",
             {
-              key_spec::integer("satellite", "", "Satellite id that goes down").at_least(0),
+              key_spec::integer("satellite", "", "Satellite id that goes down")
+                .at_least(0)
+                .at_most(std::numeric_limits<std::uint32_t>::max()),
               key_spec::list("link", runtime::value_type::integer,
                              "The two satellite ids of an ISL that goes down"),
               key_spec::dur("from", "0s", "Start of the outage").at_least(0),
@@ -282,9 +295,10 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
       if (link != 2)
         return absl::InvalidArgumentError(absl::StrCat(p, "link: needs exactly two satellite ids"));
       const auto x = s.get_int(p + "link.0"), y = s.get_int(p + "link.1");
-      if (x < 0 || y < 0 || x == y)
-        return absl::InvalidArgumentError(
-          absl::StrCat(p, "link: needs two different satellite ids >= 0"));
+      constexpr std::int64_t most = std::numeric_limits<std::uint32_t>::max();
+      if (x < 0 || y < 0 || x == y || x > most || y > most)
+        return absl::InvalidArgumentError(absl::StrCat(
+          p, "link: needs two different satellite ids in [0, ", most, "], got ", x, " and ", y));
       o.a = static_cast<std::uint32_t>(x);
       o.b = static_cast<std::uint32_t>(y);
     }

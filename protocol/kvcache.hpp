@@ -117,7 +117,11 @@ constexpr bool carries_chunk(kv_op op) {
 std::uint64_t kv_checksum(std::uint64_t hash, std::uint32_t index, std::uint32_t tokens,
                           std::span<const std::byte> data);
 
-/// Encodes `m`. A chunk gets `m.chunk.data_bytes` bytes of data and the
+/// Most data bytes a chunk carries (a Cap'n Proto Data blob).
+inline constexpr std::size_t max_kv_chunk_bytes = (std::size_t{1} << 29) - 1;
+
+/// Encodes `m`. A chunk gets `m.chunk.data_bytes` bytes of data (at most
+/// `max_kv_chunk_bytes`) and the
 /// checksum over them; with `corrupt`, one data bit is flipped after the
 /// checksum is taken (a fault injected at the sender, to be caught by the
 /// receiver).

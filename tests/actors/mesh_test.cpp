@@ -192,19 +192,23 @@ TEST(mesh_graph_test, ties_break_the_positive_way_and_x_first) {
 // ---------------------------------------------------------------------------
 // Random regular wiring.
 
+// Degrees of 10 and more too: drawing whole cycles again until one repeated
+// no edge failed for most seeds there.
 TEST(mesh_graph_test, random_regular_is_simple_regular_and_symmetric) {
-  for (std::uint32_t degree : {2u, 4u, 6u}) {
+  const std::pair<std::uint32_t, std::uint32_t> cases[] = {
+    {30, 2}, {30, 4}, {30, 6}, {30, 10}, {30, 16}, {500, 16}, {300, 64}, {400, 256}};
+  for (const auto& [n, degree] : cases) {
     for (std::uint64_t seed : {1u, 2u, 3u, 4u}) {
-      auto c = random_regular(30, degree, seed);
+      auto c = random_regular(n, degree, seed);
       SCOPED_TRACE(describe(c));
       auto g = build_ok(c);
       std::set<std::pair<std::uint32_t, std::uint32_t>> arcs;
-      for (std::uint32_t u = 0; u < 30; ++u) {
+      for (std::uint32_t u = 0; u < n; ++u) {
         ASSERT_EQ(g.degree(u), degree) << u;
         std::set<std::uint32_t> nb;
         for (std::uint32_t i = 0; i < g.degree(u); ++i) {
           const auto v = g.neighbour(u, i);
-          EXPECT_LT(v, 30u);
+          EXPECT_LT(v, n);
           EXPECT_NE(v, u) << "self loop at " << u;
           nb.insert(v);
           arcs.insert({u, v});

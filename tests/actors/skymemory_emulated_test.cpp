@@ -776,6 +776,21 @@ TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
   st = make({"workload.capacity=1KiB"});
   EXPECT_NE(st.message().find("workload.capacity"), std::string::npos) << st;
   EXPECT_TRUE(make({}).ok());
+  // A block of 512 MiB (16384 tokens of llama-3.2-1b) is more than a
+  // message carries: the run aborted as it sent the first one.
+  st = make({"workload.block_tokens=16384", "workload.prompt_tokens=16400",
+             "workload.capacity=4GiB"});
+  EXPECT_EQ(st.message(), "workload.block_tokens: a block of 536870912 bytes of llama-3.2-1b's "
+                          "keys and values is more than a message carries (536870911 bytes)");
+  // Counts past 32 bits are refused, never cut down (2^32 servers ran as 0).
+  for (const char* set : {"workload.servers=4294967296", "workload.output_tokens=4294967295",
+                          "workload.headers=4294967297"}) {
+    auto bad = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", {set});
+    ASSERT_FALSE(bad.ok()) << set;
+    EXPECT_NE(bad.status().message().find("expected an integer in [1, 1073741824]"),
+              std::string::npos)
+      << bad.status();
+  }
   // answer_timeout is for a model on a satellite only.
   auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", {"workload.answer_timeout=5s"});
   ASSERT_TRUE(sc.ok()) << sc.status();

@@ -223,6 +223,26 @@ TEST(Space, AKeyThatMustBeGivenIsNamed) {
             "given: set it)");
 }
 
+// Ids and counts past 32 bits are refused, never cut down: 2^32 + 5 planes
+// ran as 5, and satellite 2^32 + 17 went down as satellite 17.
+TEST(Space, IdsAndCountsPastTheirRangeAreRefused) {
+  register_workloads();
+  for (const char* set : {"constellation.shells.0.planes=4294967301",
+                          "constellation.shells.0.sats_per_plane=32769",
+                          "constellation.outages=[{satellite: 4294967313, to: 1s}]"}) {
+    auto sc = runtime::load_scenario_text(small_grid, "t.yaml", {set});
+    ASSERT_FALSE(sc.ok()) << set;
+    EXPECT_NE(sc.status().message().find("expected an integer in ["), std::string::npos)
+      << sc.status();
+  }
+  auto sc = runtime::load_scenario_text(small_grid, "t.yaml",
+                                        {"constellation.outages=[{link: [0, 4294967296], to: 1s}]"});
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  EXPECT_EQ(make_workload(*sc).status().message(),
+            "constellation.outages.0.link: needs two different satellite ids in [0, 4294967295], "
+            "got 0 and 4294967296");
+}
+
 TEST(Space, PingPairsAreCheckedAgainstThePattern) {
   register_workloads();
   auto error = [](std::vector<std::string> sets) {
