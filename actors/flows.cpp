@@ -63,14 +63,14 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
     info.rate_bps = s.get_data_rate(p + "rate").bps;
     info.start = s.get_duration(p + "start");
     info.stop = s.get_duration(p + "stop");
-    const bool to_the_end = info.stop == runtime::duration::zero();
-    if (to_the_end)
+    if (info.start >= w->duration_)
+      return absl::InvalidArgumentError(absl::StrCat(
+        p, "start: must be before the end of the run (duration ",
+        runtime::to_string(w->duration_), ")"));
+    if (info.stop == runtime::duration::zero())
       info.stop = w->duration_;
-    if (info.stop <= info.start)
-      return absl::InvalidArgumentError(
-        to_the_end ? absl::StrCat(p, "start: must be before the end of the run (duration ",
-                                  runtime::to_string(w->duration_), ")")
-                   : absl::StrCat(p, "stop: must be after ", p, "start"));
+    else if (info.stop <= info.start)
+      return absl::InvalidArgumentError(absl::StrCat(p, "stop: must be after ", p, "start"));
     flow_plan plan;
     plan.flow = static_cast<std::uint32_t>(k);
     // The size on the wire: the header and fields, then filler in whole
@@ -83,7 +83,7 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
     if (interval_ns < 1.0)
       return absl::InvalidArgumentError(
         absl::StrCat(p, "rate: more than one packet per nanosecond; use larger packets"));
-    plan.interval = runtime::duration::from_ns_saturated(interval_ns);
+    plan.interval_ns = info.interval_ns = interval_ns;
     plan.start = info.start;
     plan.stop = info.stop;
     plan.target = static_cast<runtime::entity_id>(info.to_ground);
@@ -115,26 +115,42 @@ nlohmann::json flows_workload::metrics(const runtime::run_result& r) const {
   std::uint64_t total_sent = 0, total_delivered = 0;
   for (std::size_t f = 0; f < n; ++f) {
     const auto& info = flows_[f];
-    const double active_s = (std::min(info.stop, duration_) - info.start).seconds();
-    nlohmann::json x{{"from", info.from},
-                     {"to", info.to},
-                     {"rate_bps", info.rate_bps},
-                     {"packets_sent", sent[f]},
-                     {"packets_delivered", delivered[f]},
-                     {"packets_not_delivered", sent[f] - delivered[f]},
-                     {"delivery_ratio", sent[f] > 0 ? static_cast<double>(delivered[f]) / static_cast<double>(sent[f]) : 0.0},
-                     {"throughput_bps", active_s > 0 ? static_cast<double>(bytes[f]) * 8.0 / active_s : 0.0},
-                     {"path_changes", changes[f]}};
-    if (delay[f].count() > 0)
-      x["delay_ms"] = milliseconds_summary(delay[f]);
+    // Over the time the packets sent take at the flow's rate: never above
+    // the rate, however the run's end cuts the last interval.
+    const double offered_s = static_cast<double>(sent[f]) * info.interval_ns * 1e-9;
+    auto ratio = [&](double x) { return sent[f] > 0 ? nlohmann::json(x) : nlohmann::json(); };
+    nlohmann::json x{
+      {"from", info.from},
+      {"to", info.to},
+      {"rate_bps", info.rate_bps},
+      {"packets_sent", sent[f]},
+      {"packets_delivered", delivered[f]},
+      {"packets_not_delivered", sent[f] - delivered[f]},
+      {"delivery_ratio", ratio(static_cast<double>(delivered[f]) / static_cast<double>(sent[f]))},
+      {"throughput_bps", ratio(static_cast<double>(bytes[f]) * 8.0 / offered_s)},
+      {"path_changes", changes[f]},
+      {"delay_ms", milliseconds_summary(delay[f])}};
     per.push_back(std::move(x));
     total_sent += sent[f];
     total_delivered += delivered[f];
   }
   j["packets_sent"] = total_sent;
   j["packets_delivered"] = total_delivered;
+  j["packets_in_flight"] = messages_in_flight(total_sent, total_delivered, r);
   j["flows"] = std::move(per);
   return j;
+}
+
+std::vector<std::string> flows_workload::result_warnings(const runtime::run_result& r) const {
+  std::uint64_t sent = 0, delivered = 0;
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    for (auto k : ground(g).flow_packets_sent())
+      sent += k;
+    delivered += ground(g).flow_samples().size();
+  }
+  return in_flight_warning(messages_in_flight(sent, delivered, r), sent, "flow packets",
+                           "packets_not_delivered, delivery_ratio and throughput_bps count them "
+                           "as not delivered");
 }
 
 std::map<std::string, std::string> flows_workload::files(const runtime::run_result& r) const {

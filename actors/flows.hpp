@@ -20,6 +20,8 @@ public:
   /// Per flow: packets sent and delivered, loss, one-way delay percentiles,
   /// delivered throughput, path changes.
   nlohmann::json metrics(const runtime::run_result& r) const override;
+  /// When more than 5% of the packets sent were still in flight at the end.
+  std::vector<std::string> result_warnings(const runtime::run_result& r) const override;
   /// delays.csv (one row per delivered packet), handovers.csv and the
   /// topology records.
   std::map<std::string, std::string> files(const runtime::run_result& r) const override;
@@ -29,6 +31,8 @@ private:
     std::string from, to;
     std::size_t from_ground = 0, to_ground = 0;
     double rate_bps = 0;
+    /// Between packets [ns] (flow_plan::interval_ns).
+    double interval_ns = 0;
     runtime::duration start, stop;
   };
   std::vector<flow_info> flows_;

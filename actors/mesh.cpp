@@ -183,15 +183,9 @@ mesh_totals totals_of(const std::vector<std::unique_ptr<runtime::entity>>& entit
 
 std::vector<std::string> mesh_workload::result_warnings(const runtime::run_result&) const {
   const auto t = totals_of(entities_);
-  const auto sent = t.sent;
-  const auto in_flight = t.in_flight();
-  if (sent == 0 || static_cast<double>(in_flight) <= 0.05 * static_cast<double>(sent))
-    return {};
-  return {absl::StrFormat(
-    "%.0f%% of the messages sent (%d of %d) were still in flight at the end: latency_ms and "
-    "hops cover the delivered ones only, which had the shorter paths, so they read low; a "
-    "longer duration lowers the share",
-    100.0 * static_cast<double>(in_flight) / static_cast<double>(sent), in_flight, sent)};
+  return in_flight_warning(t.in_flight(), t.sent, "messages",
+                           "latency_ms and hops cover the delivered ones only, which had the "
+                           "shorter paths, so they read low");
 }
 
 nlohmann::json mesh_workload::metrics(const runtime::run_result& r) const {

@@ -127,10 +127,21 @@ nlohmann::json ping_workload::metrics(const runtime::run_result& r) const {
   j["pings_sent"] = sent;
   j["pings_answered"] = answered;
   j["pings_unanswered"] = sent - answered;
+  j["pings_in_flight"] = messages_in_flight(sent, answered, r);
   j["path_changes"] = path_changes;
   j["rtt_ms"] = milliseconds_summary(all);
   j["pairs"] = std::move(pairs);
   return j;
+}
+
+std::vector<std::string> ping_workload::result_warnings(const runtime::run_result& r) const {
+  std::uint64_t sent = 0, answered = 0;
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    sent += ground(g).pings_sent();
+    answered += ground(g).samples().size();
+  }
+  return in_flight_warning(messages_in_flight(sent, answered, r), sent, "pings",
+                           "pings_unanswered counts them");
 }
 
 std::map<std::string, std::string> ping_workload::files(const runtime::run_result& r) const {

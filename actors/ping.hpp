@@ -17,6 +17,8 @@ public:
   static absl::StatusOr<std::unique_ptr<ping_workload>> make(const runtime::scenario& s);
 
   nlohmann::json metrics(const runtime::run_result& r) const override;
+  /// When more than 5% of the pings sent were still in flight at the end.
+  std::vector<std::string> result_warnings(const runtime::run_result& r) const override;
   /// rtt.csv (one row per answered ping), handovers.csv and the topology records.
   std::map<std::string, std::string> files(const runtime::run_result& r) const override;
 };

@@ -35,14 +35,19 @@ struct space_counters {
   runtime::counter_id hops, drops_queue, drops_loss, drops_no_route, drops_outage, malformed;
 };
 
+/// The counters of messages the network drops, in space_counters' order.
+constexpr const char* drop_counter_names[] = {"space.drops_queue_full", "space.drops_loss",
+                                              "space.drops_no_route", "space.drops_outage",
+                                              "space.malformed"};
+
 const space_counters& space_ids() {
   static const space_counters c{
     runtime::register_counter("space.hops"),
-    runtime::register_counter("space.drops_queue_full"),
-    runtime::register_counter("space.drops_loss"),
-    runtime::register_counter("space.drops_no_route"),
-    runtime::register_counter("space.drops_outage"),
-    runtime::register_counter("space.malformed"),
+    runtime::register_counter(drop_counter_names[0]),
+    runtime::register_counter(drop_counter_names[1]),
+    runtime::register_counter(drop_counter_names[2]),
+    runtime::register_counter(drop_counter_names[3]),
+    runtime::register_counter(drop_counter_names[4]),
   };
   return c;
 }
@@ -910,8 +915,10 @@ void space_node::send_flow_packet(std::size_t i) {
   auto body = protocol::encode_flow(m);
   if (auto h = plan_hop(f.target, body.size_bytes() + protocol::envelope::header_bytes))
     send_via(h->node, f.target, h->latency, protocol::kind::flow, std::move(body));
-  if ((now() + f.interval).ns() < f.stop.ns())
-    schedule(f.interval, 1 + i);
+  const long double next = static_cast<long double>(f.start.ns()) +
+                          std::roundl(static_cast<long double>(flow_sent_[i]) * f.interval_ns);
+  if (next < static_cast<long double>(f.stop.ns()))
+    schedule(duration::from_ns(static_cast<std::int64_t>(next) - now().ns()), 1 + i);
 }
 
 void space_node::receive_flow(protocol::envelope& e) {
@@ -1215,6 +1222,20 @@ nlohmann::json space_workload::network_metrics(const runtime::run_result& r) con
     j["stale_topology_lookups"] = net_->stale_lookups();
   j["handovers"] = net_->handovers().size();
   return j;
+}
+
+std::uint64_t space_workload::messages_dropped(const runtime::run_result& r) {
+  std::uint64_t n = 0;
+  for (const char* name : drop_counter_names)
+    if (auto it = r.counters.find(name); it != r.counters.end())
+      n += it->second;
+  return n;
+}
+
+std::uint64_t space_workload::messages_in_flight(std::uint64_t sent, std::uint64_t arrived,
+                                                const runtime::run_result& r) {
+  const auto gone = arrived + messages_dropped(r);
+  return sent > gone ? sent - gone : 0;
 }
 
 std::map<std::string, std::string> space_workload::network_files(

@@ -227,7 +227,10 @@ struct ping_sample {
 struct flow_plan {
   std::uint32_t flow = 0;
   runtime::entity_id target = 0;
-  runtime::duration interval = runtime::milliseconds(1);
+  /// Between packets, exactly (size x 8 / rate) [ns, >= 1]: packet k leaves
+  /// at start + k x interval_ns rounded to the nearest nanosecond, so the
+  /// rate holds however the interval falls between whole nanoseconds.
+  double interval_ns = 1e6;
   runtime::duration start = runtime::duration::zero();
   runtime::duration stop = runtime::duration::max();
   std::uint32_t size_bytes = 1'000;
@@ -374,6 +377,14 @@ protected:
                      std::vector<std::vector<flow_plan>> flows);
   /// Satellites, endpoints, lookahead, epochs, handovers, start time.
   nlohmann::json network_metrics(const runtime::run_result& r) const;
+  /// Messages the network dropped in the run `r`: its drops_* counters and
+  /// malformed ones.
+  static std::uint64_t messages_dropped(const runtime::run_result& r);
+  /// Of `sent` messages of which `arrived` reached their end, those neither
+  /// arrived nor dropped: still in flight when the run ended (where they are
+  /// the network's only traffic, as for ping and flows).
+  static std::uint64_t messages_in_flight(std::uint64_t sent, std::uint64_t arrived,
+                                          const runtime::run_result& r);
   /// handovers.csv and what the network recorded.
   std::map<std::string, std::string> network_files(const runtime::run_result& r) const;
   /// Builds the epochs of the run's time that no node asked for (after the

@@ -37,6 +37,17 @@ nlohmann::json milliseconds_summary(const runtime::histogram& h) {
           {"p99", ms(h.quantile(0.99))}, {"min", ms(h.min())},        {"max", ms(h.max())}};
 }
 
+std::vector<std::string> in_flight_warning(std::uint64_t in_flight, std::uint64_t sent,
+                                           std::string_view what, std::string_view effect) {
+  if (sent == 0 || static_cast<double>(in_flight) <= 0.05 * static_cast<double>(sent))
+    return {};
+  return {absl::StrFormat(
+    "%.0f%% of the %s sent (%d of %d) were still in flight at the end: %s; a longer duration "
+    "lowers the share",
+    100.0 * static_cast<double>(in_flight) / static_cast<double>(sent), what, in_flight, sent,
+    effect)};
+}
+
 void register_workloads() {
   static std::once_flag once;
   std::call_once(once, [] {

@@ -5,9 +5,11 @@
 /// `metrics` object of summary.json) and any extra output files.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -60,6 +62,12 @@ public:
 /// milliseconds: how every workload reports a latency in `metrics`; null for
 /// an empty histogram.
 nlohmann::json milliseconds_summary(const runtime::histogram& h);
+
+/// The warning that `in_flight` of the `sent` `what` (e.g. "pings") were
+/// still in flight at the end, saying what that does to the figures
+/// (`effect`), when they are more than 5% of those sent; else none.
+std::vector<std::string> in_flight_warning(std::uint64_t in_flight, std::uint64_t sent,
+                                           std::string_view what, std::string_view effect);
 
 /// Registers every workload kind's keys with the scenario schema. Call once
 /// at start-up before loading a scenario (idempotent).

@@ -266,6 +266,47 @@ TEST(SpaceFlows, ConstantRateFlowDeliversEveryPacketWithThePathDelay) {
   EXPECT_EQ(r.counters["space.drops_queue_full"], 0u);
 }
 
+// 104 B at 332.8 Gbps is a packet every 2.5 ns: whole-nanosecond intervals
+// sent at 416 Gbps (or 277). And however short or slow a flow, its
+// throughput is never above its rate: a 1 bps flow sends one 832-bit
+// packet in a 2 s run, which had read as 832 bps.
+TEST(SpaceFlows, FlowsSendAtTheirRateWhateverTheInterval) {
+  auto [w, r] = run_text<flows_workload>(
+    flows, {"duration=1ms", "workload.flows=[{from: a, to: b, rate: 332.8Gbps, packet: 104B}]"});
+  EXPECT_EQ(w->metrics(r)["flows"][0]["packets_sent"].get<std::uint64_t>(), 400'000u);
+  auto [slow, rs] = run_text<flows_workload>(
+    flows, {"workload.flows=[{from: a, to: b, rate: 1bps, packet: 104B}]"});
+  const auto m = slow->metrics(rs);
+  const auto& f = m["flows"][0];
+  EXPECT_EQ(f["packets_sent"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(f["packets_delivered"].get<std::uint64_t>(), 1u);
+  EXPECT_NEAR(f["throughput_bps"].get<double>(), 1.0, 1e-9);
+}
+
+// Packets still on their way at the end are counted apart from drops, and
+// warned about when they are many; a flow with nothing delivered has no
+// delay (null, not missing).
+TEST(SpaceFlows, PacketsInFlightAtTheEndAreCountedAndWarnedAbout) {
+  auto [w, r] = run_text<flows_workload>(flows);
+  auto m = w->metrics(r);
+  const auto sent = m["packets_sent"].get<std::uint64_t>();
+  const auto delivered = m["packets_delivered"].get<std::uint64_t>();
+  EXPECT_LT(delivered, sent);
+  EXPECT_EQ(m["packets_in_flight"].get<std::uint64_t>(), sent - delivered); // no drops
+  EXPECT_TRUE(w->result_warnings(r).empty());
+  auto [late, rl] = run_text<flows_workload>(
+    flows, {"workload.flows=[{from: a, to: b, rate: 1Mbps, packet: 1000B, start: 1995ms}]"});
+  m = late->metrics(rl);
+  EXPECT_EQ(m["packets_sent"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(m["packets_in_flight"].get<std::uint64_t>(), 1u);
+  EXPECT_TRUE(m["flows"][0]["delay_ms"].is_null()) << m;
+  EXPECT_EQ(m["flows"][0]["delivery_ratio"].get<double>(), 0.0);
+  const auto warnings = late->result_warnings(rl);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].rfind("100% of the flow packets sent (1 of 1) were still in flight", 0), 0u)
+    << warnings[0];
+}
+
 TEST(SpaceFlows, FlowAboveTheLinkRateFillsTheQueueAndDeliversTheLinkRate) {
   auto [w, r] = run_text<flows_workload>(
     flows, {"duration=500ms", "workload.flows=[{from: a, to: b, rate: 2Gbps, packet: 9000B}]"});
@@ -300,8 +341,11 @@ TEST(SpaceFlows, PacketsAreTheirSizeOnTheWireAndTheRateHolds) {
   EXPECT_EQ(error({absl::StrCat("workload.flows=[{from: a, to: b, rate: 1Mbps, packet: ", overhead,
                                 "B}]")}),
             "");
-  // A flow that starts at the end of the run, with no stop of its own.
+  // A flow that starts at the end of the run, with no stop of its own or
+  // with one (it had been accepted, to send nothing).
   EXPECT_EQ(error({"workload.flows=[{from: a, to: b, rate: 1Mbps, start: 2s}]"}),
+            "workload.flows.0.start: must be before the end of the run (duration 2s)");
+  EXPECT_EQ(error({"workload.flows=[{from: a, to: b, rate: 1Mbps, start: 3s, stop: 4s}]"}),
             "workload.flows.0.start: must be before the end of the run (duration 2s)");
   // 3 bytes past whole words: 8 ms less 24 ns between packets of
   // `overhead + 8k` bytes on the wire.

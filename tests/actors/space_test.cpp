@@ -172,6 +172,23 @@ TEST(Space, MessagesReadyLaterEnterTheLinkThen) {
 
 // Pairs that the pattern would ignore are refused, and a pairs pattern
 // without pairs, or with a name of no ground endpoint, is named.
+// The ping sent at 2 s is still on its way when the run ends at 2.001 s:
+// unanswered, in flight, not dropped, and warned about (one of three).
+TEST(Space, PingsInFlightAtTheEndAreCountedAndWarnedAbout) {
+  auto [w, r] = run_text(small_grid);
+  EXPECT_EQ(w->metrics(r)["pings_in_flight"].get<std::uint64_t>(), 0u);
+  EXPECT_TRUE(w->result_warnings(r).empty());
+  auto [cut, rc] = run_text(small_grid, {"duration=2001ms"});
+  const auto m = cut->metrics(rc);
+  EXPECT_EQ(m["pings_sent"].get<std::uint64_t>(), 3u);
+  EXPECT_EQ(m["pings_unanswered"].get<std::uint64_t>(), 1u);
+  EXPECT_EQ(m["pings_in_flight"].get<std::uint64_t>(), 1u);
+  const auto warnings = cut->result_warnings(rc);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].rfind("33% of the pings sent (1 of 3) were still in flight", 0), 0u)
+    << warnings[0];
+}
+
 // A station below the ellipsoid (the Dead Sea shore, -430 m) is a height
 // like any other; the bound -500 m holds, and other distances stay
 // non-negative.
