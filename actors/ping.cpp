@@ -80,6 +80,11 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
     }
   }
 
+  // As for a flow: a start at or after the end would send nothing.
+  if (const auto start = s.get_duration("workload.start"); start >= s.get_duration("duration"))
+    return absl::InvalidArgumentError(
+      absl::StrCat("workload.start: must be before the end of the run (duration ",
+                   runtime::to_string(s.get_duration("duration")), ")"));
   std::vector<ping_plan> plans(g);
   for (std::size_t i = 0; i < g; ++i) {
     plans[i].interval = s.get_duration("workload.interval");

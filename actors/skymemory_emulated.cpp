@@ -973,6 +973,10 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
       " output tokens are more than ", c.model.name, "'s context of ", context, " tokens"));
   c.interval = s.get_duration("workload.interval");
   c.start = s.get_duration("workload.start");
+  if (c.start >= s.get_duration("duration"))
+    return absl::InvalidArgumentError(
+      absl::StrCat("workload.start: must be before the end of the run (duration ",
+                   runtime::to_string(s.get_duration("duration")), ")"));
   c.timeout = s.get_duration("workload.timeout");
   c.corruption = s.get_real("workload.corruption");
   c.cache = s.get_bool("workload.cache");

@@ -98,20 +98,41 @@ extern "C" void on_stop_signal(int sig) {
   }
 }
 
+/// `text` as a YAML double-quoted scalar: read back as exactly `text`.
+std::string yaml_quoted(std::string_view text) {
+  std::string q = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\')
+      q += {'\\', c};
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      q += absl::StrFormat("\\x%02X", static_cast<unsigned char>(c));
+    else
+      q += c;
+  }
+  return q + "\"";
+}
+
 absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* a,
                                        const std::vector<std::string>& sets) {
-  actors::register_workloads();
+  // Flags become overrides so the resolved scenario records them.
   std::vector<std::string> overrides;
-  if (a != nullptr) {
-    // Flags become overrides so the resolved scenario records them.
-    if (a->seed)
-      overrides.push_back("seed=" + std::to_string(*a->seed));
-    if (a->threads)
-      overrides.push_back("threads=" + std::to_string(*a->threads));
-    if (a->out)
-      overrides.push_back("output.dir=" + *a->out);
-  }
+  if (a != nullptr && a->seed)
+    overrides.push_back("seed=" + std::to_string(*a->seed));
+  if (a != nullptr && a->threads)
+    overrides.push_back("threads=" + std::to_string(*a->threads));
   overrides.insert(overrides.end(), sets.begin(), sets.end());
+  return load_scenario(file, a != nullptr ? a->out : std::nullopt, std::move(overrides));
+}
+
+} // namespace
+
+absl::StatusOr<runtime::scenario> load_scenario(const std::string& file,
+                                                const std::optional<std::string>& out,
+                                                std::vector<std::string> overrides) {
+  actors::register_workloads();
+  // A path, not YAML: "o # x" or "~" is a directory of that name.
+  if (out)
+    overrides.insert(overrides.begin(), "output.dir=" + yaml_quoted(*out));
   auto sc = runtime::load_scenario_file(file, overrides);
   if (!sc.ok())
     return sc;
@@ -123,6 +144,8 @@ absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* 
                    "' cannot name the output directory out/<name>: give a plain, non-empty name"));
   return sc;
 }
+
+namespace {
 
 std::string hex64(std::uint64_t v) { return absl::StrFormat("%016x", v); }
 

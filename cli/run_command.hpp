@@ -54,6 +54,14 @@ absl::StatusOr<std::optional<runtime::tls_options>> tls_from_flags(
 /// bad input (InvalidArgument, NotFound, OutOfRange) 2, anything else 1.
 int report_error(const absl::Status& st);
 
+/// Loads a scenario file as `run`, `validate` and `sweep` do: `out` (the
+/// --out path, taken as it is, not read as YAML) as output.dir, then
+/// `overrides` ("key=value", later ones win); refuses a `name` that cannot
+/// name the output directory out/<name>.
+absl::StatusOr<runtime::scenario> load_scenario(const std::string& file,
+                                                const std::optional<std::string>& out,
+                                                std::vector<std::string> overrides);
+
 /// A workload's error names the key it is about first ("workload.x: ...");
 /// prefixes where the scenario gave that key ("file:line:col: ") or, when it
 /// did not give it, the file name.

@@ -79,12 +79,7 @@ int validate_analytic(const std::string& file, const runtime::scenario& sc) {
 }
 
 int sweep_command(const sweep_args& a) {
-  actors::register_workloads();
-  std::vector<std::string> overrides;
-  if (a.out)
-    overrides.push_back("output.dir=" + *a.out);
-  overrides.insert(overrides.end(), a.sets.begin(), a.sets.end());
-  auto sc = runtime::load_scenario_file(a.file, overrides);
+  auto sc = load_scenario(a.file, a.out, a.sets);
   if (!sc.ok())
     return report_error(sc.status());
   auto cfg = analytic(*sc);

@@ -345,7 +345,8 @@ private:
         }
         return absl::OkStatus();
       }
-      const auto window_end = std::min(end, t + opts_.lookahead.ns());
+      // end - t > 0: no sum past the largest time.
+      const auto window_end = end - t <= opts_.lookahead.ns() ? end : t + opts_.lookahead.ns();
       window_start = t;
       ++out_.result.windows;
       for (std::size_t k = 0; k < nodes; ++k) {

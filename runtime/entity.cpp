@@ -66,7 +66,7 @@ void entity::send_via(entity_id next_hop, entity_id dst, duration latency, proto
   e.src = id_;
   e.dst = dst;
   e.send_ns = now_.ns();
-  e.deliver_ns = (now_ + latency).ns();
+  e.deliver_ns = now_.plus_or_never(latency).ns(); // never: past any run's end
   e.seq = next_seq_++;
   e.k = k;
   e.body = std::move(body);
@@ -79,7 +79,7 @@ void entity::forward(entity_id next_hop, duration latency, const protocol::envel
 
 void entity::forward(entity_id next_hop, duration latency, protocol::envelope&& in) {
   check_latency(next_hop, latency);
-  in.deliver_ns = (now_ + latency).ns();
+  in.deliver_ns = now_.plus_or_never(latency).ns();
   ++in.hops;
   outbox_->post(next_hop, std::move(in));
 }

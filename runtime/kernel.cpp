@@ -583,7 +583,9 @@ private:
     const auto t = queue_.top().first;
     last_start_ = t;
     shared_->now_ns.store(t, std::memory_order_relaxed);
-    grant_due(std::min(end, t + shared_->opts.lookahead.ns()));
+    // end - t > 0: no sum past the largest time.
+    const auto lookahead = shared_->opts.lookahead.ns();
+    grant_due(end - t <= lookahead ? end : t + lookahead);
   }
 
   std::int64_t last_start_ = 0;

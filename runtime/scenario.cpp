@@ -776,7 +776,14 @@ absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string s
     }
     YAML::Node doc;
     try {
-      doc = YAML::Load(std::string(yaml));
+      // One document: a second one (after '---' or '...') would be ignored.
+      auto docs = YAML::LoadAll(std::string(yaml));
+      if (docs.size() > 1)
+        return absl::InvalidArgumentError(absl::StrCat(
+          source_name, ":", docs[1].Mark().is_null() ? 1 : docs[1].Mark().line + 1,
+          ": a second YAML document (after '---' or '...'): a scenario is one document"));
+      if (!docs.empty())
+        doc = docs[0];
     } catch (const YAML::ParserException& e) {
       std::string where = e.mark.is_null()
                               ? source_name

@@ -782,6 +782,10 @@ TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
              "workload.capacity=4GiB"});
   EXPECT_EQ(st.message(), "workload.block_tokens: a block of 536870912 bytes of llama-3.2-1b's "
                           "keys and values is more than a message carries (536870911 bytes)");
+  // A start at the end sent nothing, and the run said nothing.
+  st = make({"workload.start=100000s"});
+  EXPECT_EQ(st.message().substr(0, 59),
+            "workload.start: must be before the end of the run (duration");
   // Counts past 32 bits are refused, never cut down (2^32 servers ran as 0).
   for (const char* set : {"workload.servers=4294967296", "workload.output_tokens=4294967295",
                           "workload.headers=4294967297"}) {

@@ -242,7 +242,7 @@ TEST(Space, AKeyThatMustBeGivenIsNamed) {
 
 // Ids and counts past 32 bits are refused, never cut down: 2^32 + 5 planes
 // ran as 5, and satellite 2^32 + 17 went down as satellite 17.
-TEST(Space, IdsAndCountsPastTheirRangeAreRefused) {
+TEST(Space, ValuesPastTheirRangeAreRefused) {
   register_workloads();
   for (const char* set : {"constellation.shells.0.planes=4294967301",
                           "constellation.shells.0.sats_per_plane=32769",
@@ -252,6 +252,11 @@ TEST(Space, IdsAndCountsPastTheirRangeAreRefused) {
     EXPECT_NE(sc.status().message().find("expected an integer in ["), std::string::npos)
       << sc.status();
   }
+  // A ping start at the end sent nothing, and the run said nothing.
+  auto late = runtime::load_scenario_text(small_grid, "t.yaml", {"workload.start=3s"});
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_EQ(make_workload(*late).status().message(),
+            "workload.start: must be before the end of the run (duration 3s)");
   auto sc = runtime::load_scenario_text(small_grid, "t.yaml",
                                         {"constellation.outages=[{link: [0, 4294967296], to: 1s}]"});
   ASSERT_TRUE(sc.ok()) << sc.status();

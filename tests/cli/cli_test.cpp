@@ -379,6 +379,18 @@ TEST_F(cli_test, a_name_that_cannot_name_the_output_directory_is_bad_input) {
   EXPECT_FALSE(fs::exists(dir_ / "escape"));
 }
 
+// --out is a path as it is, not YAML: a '#' began a comment, and "~" was
+// null.
+TEST_F(cli_test, out_is_taken_as_a_path_as_it_is) {
+  const auto f = scenario("s.yaml", small_yaml);
+  for (const std::string dir : {"o # x", "~", "\"a\" 'b'"}) {
+    auto r = satemu({"run", f, "-q", "--out", (dir_ / dir).string()});
+    ASSERT_EQ(r.code, 0) << dir << ": " << r.output;
+    EXPECT_TRUE(fs::exists(dir_ / dir / "summary.json")) << dir;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "o"));
+}
+
 // Found before the run, not after it (not even root can write there).
 TEST_F(cli_test, an_output_directory_that_cannot_be_written_is_bad_input) {
   const auto f = scenario("s.yaml", small_yaml);
@@ -1288,6 +1300,15 @@ TEST_F(cli_test, sweep_default_output_dir_and_overrides) {
   EXPECT_EQ(rows[1][3], "1");
   EXPECT_NEAR(std::stod(rows[1][7]), 550e3 / 2.998e8 + 0.240, 1e-9);
   EXPECT_CONTAINS(read_file(out / "scenario.resolved.yaml"), "chunk_time: 20ms");
+}
+
+// As for run (sweep wrote its tables into out/.., the current directory).
+TEST_F(cli_test, sweep_refuses_a_name_that_cannot_name_the_output_directory) {
+  const auto sky = scenario("sky.yaml", replace(sky_yaml, "name: sky", "name: .."));
+  auto r = satemu({"sweep", sky, "-q"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, sky + ":1:7: name: ");
+  EXPECT_FALSE(fs::exists(dir_ / "summary.json"));
 }
 
 TEST_F(cli_test, validate_accepts_the_shipped_sweeps) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
 #include <span>
 #include <string>
@@ -147,6 +148,23 @@ TEST(Kernel, HopCountsPastSixteenBitsDoNotWrap) {
   run(w, virtual_opts(milliseconds(100), microseconds(1)));
   ASSERT_EQ(at(w, 2).arrivals.size(), 1u);
   EXPECT_EQ(at(w, 2).arrivals[0].hops, 70'001u);
+}
+
+// A run to the largest time with a lookahead of 3e18 ns: the sums of a
+// window's start and the lookahead, and of a send time and a latency, once
+// wrapped past 2^63 and left the run blocked for good.
+TEST(Kernel, TimesNearTheLargestDoNotWrap) {
+  auto w = make_world(2);
+  const auto hop = duration::from_ns(3'000'000'000'000'000'000);
+  at(w, 0).start = [hop](probe& p) { p.send(1, hop, protocol::kind::mesh, {}); };
+  for (entity_id e : {0u, 1u})
+    at(w, e).receive = [e, hop](probe& p, const protocol::envelope& m) { p.forward(1 - e, hop, m); };
+  const auto end = duration::from_ns(std::numeric_limits<std::int64_t>::max());
+  run(w, virtual_opts(end, hop));
+  // Arrivals at 3e18, 6e18 and 9e18 ns; the next would be past the end.
+  ASSERT_EQ(at(w, 1).arrivals.size(), 2u);
+  ASSERT_EQ(at(w, 0).arrivals.size(), 1u);
+  EXPECT_EQ(at(w, 1).arrivals[1].now_ns, 9'000'000'000'000'000'000);
 }
 
 TEST(Kernel, EqualTimeEventsInSourceSequenceOrder) {

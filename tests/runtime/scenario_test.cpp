@@ -251,6 +251,16 @@ TEST_F(scenario_test, malformed_yaml) {
   EXPECT_NE(msg(s.status()).find("inline.yaml:2:"), std::string::npos) << s.status();
 }
 
+// What follows '---' or '...' was ignored, even when malformed.
+TEST_F(scenario_test, a_second_document_is_refused) {
+  expect_error(std::string(minimal) + "---\nthreads: 9999\n",
+               {"inline.yaml:5: a second YAML document"});
+  expect_error(std::string(minimal) + "...\nthreads: 9999\n",
+               {"inline.yaml:5: a second YAML document"});
+  // One document may still be marked as such.
+  EXPECT_TRUE(load_scenario_text(std::string("---\n") + minimal + "...\n", "inline.yaml").ok());
+}
+
 TEST_F(scenario_test, missing_file_is_not_found) {
   auto s = load_scenario_file(data_file("no_such_file.yaml"));
   ASSERT_FALSE(s.ok());
