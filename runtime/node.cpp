@@ -534,9 +534,11 @@ absl::Status worker_link::probe(const node_address& addr, milliseconds timeout,
                                                addr.host, "' (", ::gai_strerror(rc), ")"));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owner(found, &::freeaddrinfo);
   const auto deadline = clock::now() + timeout;
+  auto stopped = [stop] { return stop != nullptr && stop->load(); };
   int last_error = ETIMEDOUT;
   // Each address the name resolves to in turn, as CAF would.
-  for (const addrinfo* ai = found; ai != nullptr && clock::now() < deadline; ai = ai->ai_next) {
+  for (const addrinfo* ai = found; ai != nullptr && clock::now() < deadline && !stopped();
+       ai = ai->ai_next) {
     const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                             ai->ai_protocol);
     if (fd < 0) {
@@ -546,11 +548,7 @@ absl::Status worker_link::probe(const node_address& addr, milliseconds timeout,
     int err = ::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
     if (err == EINPROGRESS) {
       err = ETIMEDOUT;
-      while (clock::now() < deadline) {
-        if (stop != nullptr && stop->load()) {
-          ::close(fd);
-          return absl::CancelledError(absl::StrCat("interrupted while connecting to ", name));
-        }
+      while (clock::now() < deadline && !stopped()) {
         const auto left = std::chrono::ceil<milliseconds>(deadline - clock::now());
         pollfd p{fd, POLLOUT, 0};
         const int n = ::poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
@@ -571,7 +569,7 @@ absl::Status worker_link::probe(const node_address& addr, milliseconds timeout,
       return absl::OkStatus();
     last_error = err;
   }
-  if (stop != nullptr && stop->load())
+  if (stopped())
     return absl::CancelledError(absl::StrCat("interrupted while connecting to ", name));
   if (last_error == ETIMEDOUT)
     return absl::UnavailableError(absl::StrFormat(
