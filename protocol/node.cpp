@@ -148,7 +148,7 @@ std::string encode_node_message(const node_message& m) {
                  b.setLookaheadNs(x.lookahead_ns);
                  auto l = b.initInputs(static_cast<unsigned>(x.inputs.size()));
                  for (unsigned i = 0; i < x.inputs.size(); ++i) {
-                   l[i].setKey(x.inputs[i].key);
+                   l[i].setKey(as_text(x.inputs[i].key));
                    l[i].setDigest(x.inputs[i].digest);
                  }
                },
