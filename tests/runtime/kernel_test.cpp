@@ -569,7 +569,11 @@ TEST(KernelCompute, NoRequestsLeaveTheRunAsItWas) {
   EXPECT_TRUE(svc.batches.empty());
 }
 
-/// One 5 ms hop at time zero in real time; wall-clock send and arrival.
+/// One 5 ms hop at time zero in real time. The hop is due 5 ms x dilation
+/// after the run's wall-clock start, which the send itself follows by a
+/// little; `wall_latency` is measured from before the run, so it is at
+/// least that whatever the send's own delay (`lateness_ns` checks the due
+/// time exactly).
 struct realtime_hop {
   std::chrono::steady_clock::duration wall_latency;
   std::int64_t arrival_ns;
@@ -580,20 +584,18 @@ struct realtime_hop {
 realtime_hop run_realtime_hop(double dilation, duration end) {
   using clock = std::chrono::steady_clock;
   auto w = make_world(2);
-  clock::time_point sent_at{}, arrived_at{};
-  at(w, 0).start = [&](probe& p) {
-    sent_at = clock::now();
-    p.send(1, milliseconds(5), protocol::kind::mesh, {});
-  };
+  clock::time_point arrived_at{};
+  at(w, 0).start = [&](probe& p) { p.send(1, milliseconds(5), protocol::kind::mesh, {}); };
   at(w, 1).receive = [&](probe&, const protocol::envelope&) { arrived_at = clock::now(); };
   run_options o;
   o.mode = clock_mode::real_time;
   o.dilation = dilation;
   o.end = vtime::zero() + end;
   o.threads = 2;
+  const auto before = clock::now();
   auto r = run(w, o);
   const auto& arr = at(w, 1).arrivals;
-  return {arrived_at - sent_at, arr.empty() ? -1 : arr[0].now_ns, arr.size(), std::move(r)};
+  return {arrived_at - before, arr.empty() ? -1 : arr[0].now_ns, arr.size(), std::move(r)};
 }
 
 TEST(KernelRealTime, FiveMillisecondHopIsNeverEarly) {
@@ -609,6 +611,8 @@ TEST(KernelRealTime, DilationStretchesWallTime) {
   auto hop = run_realtime_hop(4.0, milliseconds(10));
   ASSERT_EQ(hop.arrivals, 1u);
   EXPECT_GE(hop.wall_latency, std::chrono::milliseconds(20));
+  ASSERT_EQ(hop.result.lateness_ns.count(), 1u);
+  EXPECT_GE(hop.result.lateness_ns.min(), 0);
   EXPECT_GE(hop.result.wall_seconds, 0.040);
 }
 
