@@ -377,12 +377,10 @@ protected:
                      std::vector<std::vector<flow_plan>> flows);
   /// Satellites, endpoints, lookahead, epochs, handovers, start time.
   nlohmann::json network_metrics(const runtime::run_result& r) const;
-  /// Messages the network dropped in the run `r`: its drops_* counters and
-  /// malformed ones.
-  static std::uint64_t messages_dropped(const runtime::run_result& r);
   /// Of `sent` messages of which `arrived` reached their end, those neither
-  /// arrived nor dropped: still in flight when the run ended (where they are
-  /// the network's only traffic, as for ping and flows).
+  /// arrived nor dropped (the run's drops_* and malformed counters): still
+  /// in flight when the run ended (where they are the network's only
+  /// traffic, as for ping and flows).
   static std::uint64_t messages_in_flight(std::uint64_t sent, std::uint64_t arrived,
                                           const runtime::run_result& r);
   /// handovers.csv and what the network recorded.

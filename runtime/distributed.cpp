@@ -345,8 +345,9 @@ private:
         }
         return absl::OkStatus();
       }
-      // end - t > 0: no sum past the largest time.
-      const auto window_end = end - t <= opts_.lookahead.ns() ? end : t + opts_.lookahead.ns();
+      // Saturating: a lookahead near the largest time must not wrap.
+      const auto window_end =
+        std::min(end, vtime::from_ns(t).plus_or_never(opts_.lookahead).ns());
       window_start = t;
       ++out_.result.windows;
       for (std::size_t k = 0; k < nodes; ++k) {

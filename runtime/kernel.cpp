@@ -583,9 +583,8 @@ private:
     const auto t = queue_.top().first;
     last_start_ = t;
     shared_->now_ns.store(t, std::memory_order_relaxed);
-    // end - t > 0: no sum past the largest time.
-    const auto lookahead = shared_->opts.lookahead.ns();
-    grant_due(end - t <= lookahead ? end : t + lookahead);
+    // Saturating: a lookahead near the largest time must not wrap.
+    grant_due(std::min(end, vtime::from_ns(t).plus_or_never(shared_->opts.lookahead).ns()));
   }
 
   std::int64_t last_start_ = 0;
