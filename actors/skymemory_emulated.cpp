@@ -618,7 +618,8 @@ void skymemory_node::on_app_envelope(protocol::envelope& e) {
 
 void skymemory_node::receive_kv(const protocol::payload_ptr& body) {
   auto m = protocol::decode_kv(body, cfg_->real);
-  if (!m.ok()) {
+  // Dropped: a malformed message, or one naming entities outside the run.
+  if (!m.ok() || !protocol::check_kv_entities(*m, network().nodes()).ok()) {
     count(ids().malformed);
     return;
   }

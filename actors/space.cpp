@@ -1133,7 +1133,7 @@ absl::Status space_workload::build_nodes(space_config cfg, const node_factory& m
   if (!net.ok())
     return net.status();
   net_ = std::move(*net);
-  const auto n = net_->satellites() + net_->grounds();
+  const auto n = net_->nodes();
   for (std::size_t i = 0; i < n; ++i)
     entities_.push_back(make(net_, i));
   return absl::OkStatus();

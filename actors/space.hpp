@@ -143,6 +143,8 @@ public:
   /// any link can span (closed forms of the shells) over c.
   runtime::duration lookahead() const { return lookahead_; }
   std::size_t satellites() const { return satellites_; }
+  /// Satellites and ground nodes: the entities of a run on this network.
+  std::size_t nodes() const { return satellites_ + cfg_.grounds.size(); }
   /// Whether satellite `k` is down by the outage schedule at `t`.
   bool satellite_down(std::size_t k, runtime::vtime t) const;
   bool has_outages() const { return !cfg_.outages.empty(); }

@@ -48,15 +48,24 @@ absl::Status decode_envelopes(std::string_view bytes, std::uint32_t entity_count
     x.env.deliver_ns = r.i64("delivery time");
     x.env.seq = r.u64("sequence");
     x.env.hops = r.u32("hops");
-    x.env.k = static_cast<kind>(r.u16("kind"));
+    const auto k = r.u16("kind");
+    x.env.k = static_cast<kind>(k);
     const auto body = r.bytes("payload");
     if (!r.ok())
       break;
-    if (x.hop >= entity_count || x.from >= entity_count || x.env.src >= entity_count ||
-        x.env.dst >= entity_count) {
-      r.fail(absl::StrCat("envelope ", i, " names an entity outside 0..", entity_count - 1));
+    if (!crosses_nodes(x.env.k)) {
+      r.fail(absl::StrCat("envelope ", i, " has kind ", k, " (", std::string(to_string(x.env.k)),
+                          "), which never travels between nodes"));
       break;
     }
+    for (const auto id : {x.hop, x.from, x.env.src, x.env.dst})
+      if (id >= entity_count) {
+        r.fail(absl::StrCat("envelope ", i, " names entity ", id, " of a run with ", entity_count,
+                            " entities"));
+        break;
+      }
+    if (!r.ok())
+      break;
     if (x.env.deliver_ns < x.env.send_ns) {
       r.fail(absl::StrCat("envelope ", i, " is delivered before it was sent"));
       break;

@@ -27,6 +27,12 @@ enum class kind : std::uint16_t {
   compute = 5,
 };
 
+/// Whether envelopes of kind `k` may travel between nodes: the application
+/// kinds. Timers and compute results never leave their entity.
+constexpr bool crosses_nodes(kind k) noexcept {
+  return k == kind::mesh || k == kind::ping || k == kind::flow || k == kind::kvcache;
+}
+
 /// Stable lower-case name of `k`, or "unknown" for a value this build does not
 /// know (a newer peer may send one).
 constexpr std::string_view to_string(kind k) noexcept {

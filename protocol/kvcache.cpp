@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "capnp/message.h"
 #include "protocol/codec.hpp"
 #include "protocol/kvcache.capnp.h"
@@ -284,6 +285,26 @@ absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data) {
   if (!st.ok())
     return st;
   return m;
+}
+
+absl::Status check_kv_entities(const kv_message& m, std::size_t entities) {
+  auto check = [&](const char* what, std::uint32_t id) {
+    if (id < entities)
+      return absl::OkStatus();
+    return absl::InvalidArgumentError(
+      absl::StrCat("kvcache: ", what, " is entity ", id, " of a run with ", entities));
+  };
+  auto st = check("origin", m.origin);
+  if (st.ok() && carries_chunk(m.op))
+    st = check("chunk owner", m.chunk.owner);
+  if (st.ok() && m.op == kv_op::migrate) {
+    st = check("migration owner", m.owner);
+    if (st.ok())
+      st = check("migration target", m.target);
+  }
+  for (std::size_t i = 0; st.ok() && i < m.servers.size(); ++i)
+    st = check("a server", m.servers[i]);
+  return st;
 }
 
 } // namespace satemu::protocol

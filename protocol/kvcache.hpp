@@ -133,4 +133,10 @@ payload_ptr encode_kv(const kv_message& m, bool corrupt = false);
 /// chunk's bytes are copied into `chunk.data`.
 absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data = false);
 
+/// Checks that every entity `m` names (its origin, a chunk's owner, a
+/// migration's owner and target, a prompt's servers) is one of the run's
+/// `entities`; InvalidArgument naming the first that is not. A receiver
+/// sends to these ids, so it checks them before use.
+absl::Status check_kv_entities(const kv_message& m, std::size_t entities);
+
 } // namespace satemu::protocol

@@ -32,6 +32,10 @@ inline constexpr std::size_t node_mac_bytes = 32;
 /// counts payloads in 32 bits; this stays well below.
 inline constexpr std::size_t max_node_frame_bytes = std::size_t{1} << 30;
 
+/// Largest frame a node accepts before the peer has authenticated [bytes]:
+/// the handshake's messages hold a nonce or a MAC and a short text.
+inline constexpr std::size_t max_handshake_frame_bytes = 64 * 1024;
+
 /// One node message on the wire: the flat Cap'n Proto bytes of a
 /// `schema::NodeMessage`, plus, inside an authenticated session, the frame's
 /// number and MAC (runtime/node.hpp). Byte containers are `std::string`

@@ -314,6 +314,13 @@ private:
         auto r = expect<protocol::node_report>(k, clock::time_point::max(), "report");
         if (!r.ok())
           return r.status();
+        // Times only move forward: nothing a node reports is due before
+        // the window it ran.
+        if (r->next_ns < window_start)
+          return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(),
+                                                  " reported its next event at ", r->next_ns,
+                                                  " ns, before the window from ", window_start,
+                                                  " ns"));
         next[k] = std::min(next[k], r->next_ns);
         events += r->events;
         out_.nodes[k].events += r->events;
@@ -321,6 +328,11 @@ private:
           if (b.node >= nodes || b.node == k)
             return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(),
                                                     " sent envelopes for node ", b.node));
+          if (b.first_ns < window_start)
+            return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(),
+                                                    " sent envelopes due at ", b.first_ns,
+                                                    " ns, before the window from ",
+                                                    window_start, " ns"));
           first[b.node] = std::min(first[b.node], b.first_ns);
           out_.cross_envelopes += b.count;
           out_.cross_bytes += b.data.size();

@@ -481,6 +481,11 @@ struct worker_link::impl {
     } else if (!f.tag.empty() || f.seq != 0) {
       return absl::PermissionDeniedError(
         absl::StrCat("rejected a frame from ", name, ": it carries a session MAC before the handshake"));
+    } else if (f.bytes.size() > protocol::max_handshake_frame_bytes) {
+      return absl::PermissionDeniedError(
+        absl::StrCat("rejected a frame from ", name, ": ", f.bytes.size(),
+                     " bytes before the handshake ended (at most ",
+                     protocol::max_handshake_frame_bytes, ")"));
     }
     auto m = protocol::decode_node_message(f.bytes);
     if (!m.ok())

@@ -212,6 +212,10 @@ private:
     p.attempt = ++attempts_;
     monitor(p.handle);
     delayed_send(this, conf_.handshake_timeout, detail::node_timeout_atom::value, nid, p.attempt);
+    if (f.bytes.size() > protocol::max_handshake_frame_bytes) {
+      handle(nid, p, f); // refused at once, without copying it
+      return;
+    }
     auto frame = f;
     request(sys_->sys->middleman().actor_handle(), std::chrono::seconds(5), caf::get_atom::value,
             nid)
@@ -268,6 +272,12 @@ private:
   void handshake_frame(const caf::node_id& nid, peer& p, const protocol::node_frame& f) {
     if (!f.tag.empty() || f.seq != 0) {
       refuse(nid, p, "frame carries a session MAC before the handshake");
+      return;
+    }
+    if (f.bytes.size() > protocol::max_handshake_frame_bytes) {
+      refuse(nid, p,
+             absl::StrCat("a frame of ", f.bytes.size(), " bytes before authentication (at most ",
+                          protocol::max_handshake_frame_bytes, ")"));
       return;
     }
     auto m = protocol::decode_node_message(f.bytes);

@@ -13,8 +13,9 @@ namespace satemu::runtime::detail {
 /// The node conductor's barrier: report out, wait for the grant.
 class worker_run::barrier final : public window_exchange {
 public:
-  barrier(worker_run& run, const node_share& share, std::uint32_t nodes)
-    : run_(run), share_(share), nodes_(nodes) {
+  barrier(worker_run& run, const node_share& share, std::uint32_t nodes,
+          std::int64_t lookahead_ns)
+    : run_(run), share_(share), nodes_(nodes), lookahead_ns_(lookahead_ns) {
   }
 
   window_grant exchange(window_report&& rep) override {
@@ -66,10 +67,23 @@ public:
       if (auto st = protocol::decode_envelopes(b, n, w.incoming); !st.ok())
         return fail(absl::StrCat("a grant carried a malformed envelope batch: ", st.message()));
     }
-    for (const auto& r : w.incoming)
+    // The granted window starts at or before window_end - lookahead (the
+    // end is cut at the run's end); nothing may be due before it.
+    constexpr auto earliest = std::numeric_limits<std::int64_t>::min();
+    const auto window_start =
+      w.window_end < earliest + lookahead_ns_ ? earliest : w.window_end - lookahead_ns_;
+    for (const auto& r : w.incoming) {
       if (share_.node_of[r.hop] != share_.node)
         return fail(absl::StrCat("a grant carried an envelope for entity ", r.hop,
                                  ", which node ", share_.node_of[r.hop], " hosts"));
+      if (share_.node_of[r.from] == share_.node)
+        return fail(absl::StrCat("a grant carried an envelope from entity ", r.from,
+                                 ", which this node hosts"));
+      if (r.env.deliver_ns < window_start)
+        return fail(absl::StrCat("a grant carried an envelope due at ", r.env.deliver_ns,
+                                 " ns, before the window it grants (from ", window_start,
+                                 " ns)"));
+    }
     return w;
   }
 
@@ -97,6 +111,7 @@ private:
   worker_run& run_;
   const node_share& share_;
   std::uint32_t nodes_;
+  std::int64_t lookahead_ns_;
   bool failed_ = false;
   std::uint64_t windows_ = 0;
   std::uint64_t cross_envelopes_ = 0;
@@ -165,7 +180,7 @@ void worker_run::main(protocol::node_setup setup) {
   node_share share;
   share.node_of = std::move(setup.node_of);
   share.node = setup.node;
-  barrier ex(*this, share, setup.nodes);
+  barrier ex(*this, share, setup.nodes, built->lookahead_ns);
   share.exchange = &ex;
   std::uint64_t hosted = 0;
   for (auto k : share.node_of)

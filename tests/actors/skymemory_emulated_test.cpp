@@ -164,6 +164,48 @@ TEST(SkymemoryBlocks, CorruptedChunkFailsItsChecksum) {
   EXPECT_EQ(dm->target, 12u);
 }
 
+// A receiver sends to the ids a message names, so each must be an entity of
+// the run.
+TEST(SkymemoryBlocks, EntityIdsOutsideTheRunAreRefused) {
+  using namespace satemu::protocol;
+  auto refused = [](const kv_message& m, std::size_t entities) {
+    const auto st = check_kv_entities(m, entities);
+    return st.ok() ? std::string() : std::string(st.message());
+  };
+  kv_message c;
+  c.op = kv_op::chunk;
+  c.origin = 99;
+  c.chunk.owner = 99;
+  EXPECT_EQ(refused(c, 100), "");
+  EXPECT_EQ(refused(c, 99), "kvcache: origin is entity 99 of a run with 99");
+  c.origin = 3;
+  EXPECT_EQ(refused(c, 99), "kvcache: chunk owner is entity 99 of a run with 99");
+  c.op = kv_op::lookup; // no chunk: its owner is not read
+  EXPECT_EQ(refused(c, 99), "");
+  kv_message mg;
+  mg.op = kv_op::migrate;
+  mg.owner = 5;
+  mg.target = 4294967295u;
+  EXPECT_EQ(refused(mg, 10), "kvcache: migration target is entity 4294967295 of a run with 10");
+  mg.target = 9;
+  EXPECT_EQ(refused(mg, 10), "");
+  mg.owner = 10;
+  EXPECT_EQ(refused(mg, 10), "kvcache: migration owner is entity 10 of a run with 10");
+  kv_message p;
+  p.op = kv_op::prompt;
+  p.tokens = {1, 2};
+  p.servers = {1, 2, 4294967280u, 3};
+  EXPECT_EQ(refused(p, 10), "kvcache: a server is entity 4294967280 of a run with 10");
+  p.servers.pop_back();
+  p.servers[2] = 9;
+  EXPECT_EQ(refused(p, 10), "");
+  // What the receiver checks is what arrives.
+  p.servers[2] = 10;
+  auto back = decode_kv(encode_kv(p));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(refused(*back, 10), "kvcache: a server is entity 10 of a run with 10");
+}
+
 TEST(SkymemoryBlocks, PromptAndAnswerRoundTrip) {
   using namespace satemu::protocol;
   kv_message p;

@@ -157,8 +157,11 @@ TEST(envelope_batch, hostile_values_are_rejected) {
   std::vector<protocol::routed_envelope> out;
   std::string bytes;
   protocol::encode_envelopes(sample_batch(), bytes);
-  auto st = protocol::decode_envelopes(bytes, 5, out); // hop 5 exists in the batch
-  EXPECT_TRUE(contains(st, "outside 0..4")) << st;
+  auto st = protocol::decode_envelopes(bytes, 5, out); // entity 9 sends the first
+  EXPECT_TRUE(contains(st, "envelope 0 names entity 9 of a run with 5 entities")) << st;
+  out.clear();
+  st = protocol::decode_envelopes(bytes, 0, out);
+  EXPECT_TRUE(contains(st, "names entity 1 of a run with 0 entities")) << st;
 
   auto b = sample_batch();
   b[1].env.deliver_ns = b[1].env.send_ns - 1;
@@ -522,6 +525,82 @@ TEST(distributed, a_malformed_grant_aborts_the_run_and_the_worker_survives) {
   for (const auto& line : *log)
     logged = logged || line.find("malformed envelope batch") != std::string::npos;
   EXPECT_TRUE(logged);
+}
+
+/// What worker node 0 of 2 (entities 0..19; 20..39 on node 1) answers to
+/// its first grant, ending at 5 ms, carrying `batch`: the kind of the
+/// answer, and an abort's reason.
+std::pair<std::string, std::string> answer_to_grant(const std::string& batch) {
+  const std::string secret = "a secret for the grant checks";
+  auto w = start_worker(secret);
+  auto link = worker_link::connect(w->address(), secret, 5000ms);
+  EXPECT_TRUE(link.ok()) << link.status();
+  if (!link.ok())
+    return {};
+  std::vector<std::uint32_t> node_of(chatter_entities, 0);
+  for (std::uint32_t i = chatter_entities / 2; i < chatter_entities; ++i)
+    node_of[i] = 1;
+  EXPECT_TRUE(link->send(protocol::node_setup{"x", 0, 2, node_of, 1}).ok());
+  for (int i = 0; i < 2; ++i) // ready, then the report on the start
+    EXPECT_TRUE(link->receive(10000ms).ok());
+  protocol::node_grant g;
+  g.window_end = 5'000'000;
+  g.batches = {batch};
+  EXPECT_TRUE(link->send(g).ok());
+  auto m = link->receive(10000ms);
+  EXPECT_TRUE(m.ok()) << m.status();
+  if (!m.ok())
+    return {};
+  std::string reason;
+  if (auto* a = std::get_if<protocol::node_abort>(&*m))
+    reason = a->reason;
+  EXPECT_TRUE(link->close(5000ms).ok());
+  return {std::string(protocol::node_kind_name(*m)), reason};
+}
+
+TEST(distributed, a_grant_carrying_impossible_envelopes_aborts_the_run) {
+  // One envelope for entity 3 (here) from entity 25 (node 1), due at 4.5 ms,
+  // in the window from 4 ms (5 ms less the 1 ms lookahead).
+  auto envelope = [] {
+    protocol::routed_envelope r;
+    r.hop = 3;
+    r.from = 25;
+    r.env.src = 30;
+    r.env.dst = 3;
+    r.env.send_ns = 3'000'000;
+    r.env.deliver_ns = 4'500'000;
+    r.env.k = protocol::kind::mesh;
+    return r;
+  };
+  auto answer = [](const protocol::routed_envelope& r) {
+    std::string bytes;
+    protocol::encode_envelopes({&r, 1}, bytes);
+    return answer_to_grant(bytes);
+  };
+  auto good = answer(envelope());
+  EXPECT_EQ(good.first, "report") << good.second;
+
+  struct bad_case {
+    std::function<void(protocol::routed_envelope&)> change;
+    std::string reason;
+  };
+  const std::vector<bad_case> cases = {
+    {[](auto& r) { r.env.k = protocol::kind::timer; }, "kind 0 (timer), which never travels"},
+    {[](auto& r) { r.env.k = protocol::kind::compute; }, "kind 5 (compute), which never"},
+    {[](auto& r) { r.env.k = static_cast<protocol::kind>(999); }, "kind 999 (unknown)"},
+    {[](auto& r) { r.from = 4; }, "from entity 4, which this node hosts"},
+    {[](auto& r) { r.hop = 20; }, "for entity 20, which node 1 hosts"},
+    {[](auto& r) { r.env.deliver_ns = 3'999'999; },
+     "due at 3999999 ns, before the window it grants (from 4000000 ns)"},
+    {[](auto& r) { r.env.src = 40; }, "names entity 40 of a run with 40 entities"},
+  };
+  for (const auto& c : cases) {
+    auto r = envelope();
+    c.change(r);
+    const auto [kind, reason] = answer(r);
+    EXPECT_EQ(kind, "abort") << c.reason;
+    EXPECT_NE(reason.find(c.reason), std::string::npos) << reason;
+  }
 }
 
 TEST(distributed, a_grant_before_setup_is_an_error_frame) {

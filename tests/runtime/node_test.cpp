@@ -647,6 +647,53 @@ TEST(node_link, a_stalled_handshake_is_refused_after_the_timeout) {
   fs::remove(log);
 }
 
+// Before a peer has authenticated, a frame bigger than a handshake message
+// is refused by its size, before it is decoded.
+TEST(node_link, a_big_frame_before_authentication_is_refused) {
+  auto w = forked_worker::start("s");
+  ASSERT_NE(w.port, 0);
+  const std::string big(protocol::max_handshake_frame_bytes, 'x');
+  auto refusal = [&](bool hello_first, const protocol::node_message& m) -> std::string {
+    auto link = worker_link::open({"127.0.0.1", w.port}, 10s);
+    EXPECT_TRUE(link.ok()) << link.status();
+    if (!link.ok())
+      return "";
+    if (hello_first) {
+      EXPECT_TRUE(link->send(protocol::node_hello{protocol::node_protocol_version,
+                                                  std::string(32, 'c'), ""})
+                    .ok());
+      auto c = link->receive(10s);
+      EXPECT_TRUE(c.ok() && std::holds_alternative<protocol::node_challenge>(*c));
+    }
+    EXPECT_TRUE(link->send(m).ok());
+    auto r = link->receive(10s);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok())
+      return "";
+    auto* refused = std::get_if<protocol::node_refused>(&*r);
+    return refused != nullptr ? refused->reason : std::string(protocol::node_kind_name(*r));
+  };
+  // The first frame of a new peer, and a frame later in the handshake.
+  const auto size = [](const protocol::node_message& m) {
+    return std::to_string(protocol::encode_node_message(m).size());
+  };
+  const protocol::node_hello hello{protocol::node_protocol_version, std::string(32, 'c'), big};
+  EXPECT_EQ(refusal(false, hello),
+            "a frame of " + size(hello) + " bytes before authentication (at most 65536)");
+  const protocol::node_response response{big};
+  EXPECT_EQ(refusal(true, response),
+            "a frame of " + size(response) + " bytes before authentication (at most 65536)");
+  // A hello just under the limit is read (and refused for its nonce).
+  EXPECT_EQ(refusal(false, protocol::node_hello{protocol::node_protocol_version, std::string(3, 'c'),
+                                                std::string(60000, 'x')}),
+            "hello with a nonce of 3 bytes (expected 32)");
+  // Still serving.
+  auto link = worker_link::connect({"127.0.0.1", w.port}, "s", 10s);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_TRUE(link->close(10s).ok());
+  EXPECT_EQ(w.wait_exit(20s), 0);
+}
+
 TEST(node_link, messages_that_are_not_frames_are_dropped_and_logged) {
   const auto log = temp_log("nonframe");
   auto w = forked_worker::start("s", 10s, log);
