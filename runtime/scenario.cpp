@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <set>
 #include <variant>
@@ -315,27 +316,25 @@ private:
       YAML::Node value;
     };
     std::vector<entry> entries;
+    std::map<std::string, std::size_t, std::less<>> index;  // key -> entry
     if (n.IsDefined() && n.IsMap()) {
       for (auto it = n.begin(); it != n.end(); ++it) {
         const YAML::Node k = it->first; // a copy: `it->` yields a temporary
         if (!k.IsScalar()) {
           return error(path, k.Mark(), "keys must be plain names");
         }
-        for (const auto& e : entries) {
-          if (e.key == k.Scalar()) {
-            return error(join_path(path, k.Scalar()), k.Mark(),
-                         absl::StrCat("duplicate key '", k.Scalar(), "' (first at line ",
-                                      e.key_mark.line + 1, ")"));
-          }
+        const auto [at, added] = index.emplace(k.Scalar(), entries.size());
+        if (!added) {
+          return error(join_path(path, k.Scalar()), k.Mark(),
+                       absl::StrCat("duplicate key '", k.Scalar(), "' (first at line ",
+                                    entries[at->second].key_mark.line + 1, ")"));
         }
         entries.push_back({k.Scalar(), k.Mark(), it->second});
       }
     }
     auto find_entry = [&](std::string_view key) -> const entry* {
-      for (const auto& e : entries) {
-        if (e.key == key) return &e;
-      }
-      return nullptr;
+      const auto it = index.find(key);
+      return it == index.end() ? nullptr : &entries[it->second];
     };
 
     std::vector<const key_spec*> fields;
@@ -485,29 +484,74 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
   return kind_unknown;
 }
 
-// Sets `value` at `segs[i..]` below `node`, creating maps on the way.
-bool set_path(YAML::Node node, const std::vector<std::string>& segs, std::size_t i,
-              const YAML::Node& value) {
+// Every map and list of `node` and below, once per way to reach it: a node
+// listed twice is shared through a YAML alias.
+void list_containers(const YAML::Node& node, std::vector<YAML::Node>& out, int depth = 0) {
+  if (depth > 256 || !(node.IsMap() || node.IsSequence())) return;
+  out.push_back(node);
+  for (auto it = node.begin(); it != node.end(); ++it)
+    list_containers(node.IsMap() ? YAML::Node(it->second) : YAML::Node(*it), out, depth + 1);
+}
+
+// `node` with `value` at `segs[i..]`, creating maps on the way; nullopt if
+// the path names a list element that does not exist. A map is changed in
+// place unless other paths share it (YAML aliases): then, like every list
+// on the way, it is copied, so that the override changes only this path.
+// Entries are replaced by removing and inserting them, never by assigning
+// through a shared node.
+std::optional<YAML::Node> with_path(const YAML::Node& node, const std::vector<std::string>& segs,
+                                    std::size_t i, const YAML::Node& value,
+                                    const std::vector<YAML::Node>& containers) {
+  if (i == segs.size()) return value;
   const std::string& seg = segs[i];
   std::size_t index = 0;
   const bool numeric = parse_index(seg, index);
-  // Only existing list elements can be set; schema maps have no numeric keys.
-  if (node.IsSequence() ? (!numeric || index >= node.size()) : numeric) return false;
-  const bool by_index = node.IsSequence();
-  if (i + 1 == segs.size()) {
-    if (by_index) {
-      node[index] = value;
-    } else {
-      node[seg] = value;
-    }
-    return true;
+  if (node.IsSequence()) {
+    if (!numeric || index >= node.size()) return std::nullopt;
+    auto item = with_path(node[index], segs, i + 1, value, containers);
+    if (!item) return std::nullopt;
+    YAML::Node copy(YAML::NodeType::Sequence);
+    copy.SetTag(node.Tag());
+    copy.SetStyle(node.Style());
+    for (std::size_t k = 0; k < node.size(); ++k) copy.push_back(k == index ? *item : node[k]);
+    return copy;
   }
-  if (by_index) return set_path(node[index], segs, i + 1, value);
-  YAML::Node child = node[seg];
-  if (!child.IsMap() && !child.IsSequence()) {
-    node[seg] = YAML::Node(YAML::NodeType::Map);
+  if (numeric) return std::nullopt;  // schema maps have no numeric keys
+  // The entry for `seg`, its key kept for its place in the file.
+  std::optional<std::pair<YAML::Node, YAML::Node>> entry;
+  if (node.IsMap())
+    for (auto it = node.begin(); it != node.end() && !entry; ++it)
+      if (it->first.IsScalar() && it->first.Scalar() == seg) entry.emplace(it->first, it->second);
+  const bool shared = std::count_if(containers.begin(), containers.end(),
+                                    [&](const YAML::Node& c) { return c.is(node); }) > 1;
+  auto child = with_path(entry ? entry->second : YAML::Node(), segs, i + 1, value, containers);
+  if (!child) return std::nullopt;
+  if (node.IsMap() && !shared) {
+    YAML::Node map = node;  // the same node, changed in place
+    if (entry) map.remove(entry->first);
+    map.force_insert(entry ? entry->first : YAML::Node(seg), *child);
+    return map;
   }
-  return set_path(node[seg], segs, i + 1, value);
+  YAML::Node map(YAML::NodeType::Map);
+  if (node.IsMap()) {
+    map.SetTag(node.Tag());
+    map.SetStyle(node.Style());
+    for (auto it = node.begin(); it != node.end(); ++it)
+      if (!entry || !it->first.is(entry->first)) map.force_insert(it->first, it->second);
+  }
+  map.force_insert(entry ? entry->first : YAML::Node(seg), *child);
+  return map;
+}
+
+// Sets `value` at `segs` in the map `doc`; false if the path names a list
+// element that does not exist.
+bool set_path(YAML::Node& doc, const std::vector<std::string>& segs, const YAML::Node& value) {
+  std::vector<YAML::Node> containers;
+  list_containers(doc, containers);
+  auto changed = with_path(doc, segs, 0, value, containers);
+  if (!changed) return false;
+  doc = *changed;
+  return true;
 }
 
 /// Where `text` first stops being well-formed UTF-8 (RFC 3629: no overlong
@@ -565,7 +609,7 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
           absl::StrCat("--set ", key, ": cannot read value '", value_text, "': ", e.msg));
     }
   }
-  if (!set_path(doc, segs, 0, value)) {
+  if (!set_path(doc, segs, value)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--set ", key, ": no such list element in the scenario"));
   }

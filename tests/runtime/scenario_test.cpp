@@ -393,6 +393,37 @@ workload:
   EXPECT_EQ(set->where("clock"), "--set clock.dilation=2");
 }
 
+// yaml-cpp shares one node between an anchor and its aliases; an override
+// changes the path it names and no other.
+TEST_F(scenario_test, overrides_through_an_alias_change_only_their_path) {
+  const std::string text = R"(name: mini
+duration: 10s
+workload:
+  kind: test_kind
+  requests: &n 5
+  note: *n
+  users:
+    - &u {name: u, weight: 2}
+    - *u
+    - {name: w, weight: *n}
+)";
+  auto s = load_scenario_text(
+    text, "inline.yaml",
+    {"workload.requests=7", "workload.users.1.name=v", "workload.users.2.weight=3"});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->get_int("workload.requests"), 7);
+  EXPECT_EQ(s->get_string("workload.note"), "5");
+  EXPECT_EQ(s->get_string("workload.users.0.name"), "u");
+  EXPECT_EQ(s->get_string("workload.users.1.name"), "v");
+  EXPECT_EQ(s->get_real("workload.users.1.weight"), 2.0);
+  EXPECT_EQ(s->get_real("workload.users.2.weight"), 3.0);
+  // The rest keeps its place in the file, the copied item's weight too.
+  EXPECT_EQ(s->where("workload.users.0.name"), "inline.yaml:8:17");
+  EXPECT_EQ(s->where("workload.users.1.weight"), "inline.yaml:8:28");
+  EXPECT_EQ(s->where("workload.users.1.name"), "--set workload.users.1.name=v");
+  EXPECT_EQ(s->where("workload.note"), "inline.yaml:5:13");
+}
+
 TEST_F(scenario_test, copies_share_the_same_values) {
   auto s = load_scenario_text(minimal, "inline.yaml");
   ASSERT_TRUE(s.ok());
