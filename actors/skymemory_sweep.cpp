@@ -348,6 +348,11 @@ absl::StatusOr<analytic_config> analytic_config_from(const runtime::scenario& s)
   if (s.get_string("clock.mode") != "virtual")
     return absl::InvalidArgumentError(
       "clock.mode: the analytic model is evaluated, not run in time; remove the clock section");
+  for (const char* k : {"seed", "threads"})
+    if (s.departs_from_default(k))
+      return absl::InvalidArgumentError(absl::StrCat(
+        k, ": the analytic model is evaluated in closed form, with no random draws and on one "
+           "thread; remove it"));
   if (s.get_bool("output.trace"))
     return absl::InvalidArgumentError(
       "output.trace: the analytic model sends no messages to trace; remove it");

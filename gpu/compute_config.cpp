@@ -75,6 +75,19 @@ int compute_config::resolved_cpu_threads() const {
 }
 
 absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {
+  // Keys a run would not use are refused rather than ignored.
+  if (s.get_string("compute.mode") == "modeled")
+    for (const char* k : {"backend", "weights", "seed", "memory_limit", "threads"})
+      if (s.departs_from_default(absl::StrCat("compute.", k)))
+        return absl::InvalidArgumentError(absl::StrCat(
+          "compute.", k, ": only used with compute.mode: real (modeled costs the layers from "
+          "the device's figures without running them)"));
+  if (s.get_string("clock.mode") != "realtime")
+    for (const char* k : {"batch_window", "max_batch"})
+      if (s.departs_from_default(absl::StrCat("compute.", k)))
+        return absl::InvalidArgumentError(absl::StrCat(
+          "compute.", k, ": only used with clock.mode: realtime (in virtual time the requests "
+          "of a window run as one batch per weight set)"));
   compute_config c;
   c.backend = s.get_string("compute.backend");
   c.modeled = s.get_string("compute.mode") == "modeled";

@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "runtime/output.hpp"
 #include "protocol/bytes.hpp"
@@ -837,6 +838,24 @@ TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
               std::string::npos)
       << bad.status();
   }
+  // Keys the run would not use are refused: those of real kernels with a
+  // modeled device, and real time's batching in virtual time.
+  for (const char* k : {"backend=cpu", "weights=w.safetensors", "seed=3", "memory_limit=1B",
+                        "threads=2"}) {
+    st = make({absl::StrCat("compute.", k)});
+    const std::string key = std::string(k).substr(0, std::string(k).find('='));
+    EXPECT_EQ(st.message(), absl::StrCat("compute.", key, ": only used with compute.mode: real "
+                                         "(modeled costs the layers from the device's figures "
+                                         "without running them)"));
+  }
+  for (const char* k : {"compute.batch_window=2ms", "compute.max_batch=8"}) {
+    st = make({k});
+    EXPECT_NE(st.message().find(": only used with clock.mode: realtime"), std::string::npos)
+      << k << ": " << st;
+    EXPECT_TRUE(make({k, "clock.mode=realtime"}).ok()) << k;
+  }
+  // The defaults written out, as a resolved scenario does, are no departure.
+  EXPECT_TRUE(make({"compute.seed=0", "compute.backend=auto", "compute.max_batch=64"}).ok());
   // answer_timeout is for a model on a satellite only.
   auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", {"workload.answer_timeout=5s"});
   ASSERT_TRUE(sc.ok()) << sc.status();

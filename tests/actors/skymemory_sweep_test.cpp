@@ -278,6 +278,10 @@ workload:
   expect_error("  prompt_tokens: 5\n", "workload.prompt_tokens");
   expect_error("clock: {mode: realtime}\n", "clock.mode");
   expect_error("output: {trace: true}\n", "output.trace");
+  // It draws nothing at random and runs on one thread.
+  expect_error("seed: 3\n", "seed");
+  expect_error("threads: 2\n", "threads");
+  EXPECT_TRUE(load_text(base + "seed: 1\nthreads: 0\n").ok()) << "the defaults, written out";
   auto emulated = load_text(std::string(base).replace(base.find("analytic"), 8, "emulated"));
   ASSERT_FALSE(emulated.ok());
   EXPECT_NE(emulated.status().message().find("satemu run"), std::string::npos);
