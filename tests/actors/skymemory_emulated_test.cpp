@@ -639,11 +639,12 @@ TEST(SkymemoryEmulated, RealComputeContinuesFetchedKeysAndValues) { check_real_c
 TEST(SkymemoryEmulated, ModeledAndRealComputeGiveTheSameTimes) {
   for (const char* at : {"ground", "satellite"}) {
     SCOPED_TRACE(at);
-    const std::vector<std::string> base = {"compute.model=tiny", "compute.backend=cpu",
-                                           "duration=40s", std::string("compute.at=") + at};
+    const std::vector<std::string> base = {"compute.model=tiny", "duration=40s",
+                                           std::string("compute.at=") + at};
     auto modeled = base, real = base;
     modeled.push_back("compute.mode=modeled");
     real.push_back("compute.mode=real");
+    real.push_back("compute.backend=cpu");
     auto a = run_text<emulated_workload>(small_yaml, modeled);
     auto b = run_text<emulated_workload>(small_yaml, real);
     ASSERT_TRUE(a.w && b.w);
