@@ -3,7 +3,7 @@
 reference implementation (Debian's python3-sgp4, Vallado's code) for a fixed
 sample of real LEO TLEs, for tests/runtime/sgp4_test.cpp.
 
-Run with Debian's Python, from the repository root, with ../shared beside it:
+Run with Debian's Python, from the repository root:
 
     apt-get install -y python3-sgp4
     /usr/bin/python3 tests/runtime/gen_sgp4_reference.py
@@ -11,7 +11,8 @@ Run with Debian's Python, from the repository root, with ../shared beside it:
 Reference settings: Satrec.twoline2rv(line1, line2) with its defaults, WGS-72
 and operation mode 'i' (improved), propagated with sgp4_tsince().
 
-Sample, per TLE file (the three in ../shared/data/tle/):
+Sample, per TLE file (the 2022 StarryNet snapshots in tests/runtime/data/tle/
+and the 2026 Starlink snapshot in scenarios/tle/):
   * every 300th element set (set indices 0, 300, 600, ...);
   * the sets with the largest eccentricity, the lowest perigee, the largest
     and the smallest B*, the largest ndot, the lowest and the highest
@@ -22,7 +23,7 @@ Times since epoch [min]: -720, 0, 60, 360, 1440, 2880, 4320, 5760 (4 days).
 Generated with python3-sgp4 2.15-0.1 (Debian 12; pure-Python Satrec, no C++
 extension); runtime/sgp4.cpp reproduced every sample to the last bit.
 
-Columns: file, index (0-based element-set index in the file), catalog,
+Columns: file (its path from the repository root), index (0-based element-set index in the file), catalog,
 tsince_min, x_km, y_km, z_km, vx_km_s, vy_km_s, vz_km_s, error (the
 reference's error code; 0 = ok). Numbers are Python repr() (shortest text that
 reads back to the same double). Rows with an error still carry the state the
@@ -38,11 +39,10 @@ from sgp4.api import Satrec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-TLE_DIR = os.path.join(REPO, '..', 'shared', 'data', 'tle')
 FILES = [
-    'StarryNet_Starlink.tle',
-    'StarryNet_OneWeb.tle',
-    'TC_HO_starlink_frozen_20260224_1410Z.tle',
+    'tests/runtime/data/tle/StarryNet_Starlink.tle',
+    'tests/runtime/data/tle/StarryNet_OneWeb.tle',
+    'scenarios/tle/starlink-2026-02-24.tle',
 ]
 STRIDE = 300
 TIMES_MIN = [-720.0, 0.0, 60.0, 360.0, 1440.0, 2880.0, 4320.0, 5760.0]
@@ -69,7 +69,7 @@ def read_sets(path):
 def main():
     rows = []
     for name in FILES:
-        sets = read_sets(os.path.join(TLE_DIR, name))
+        sets = read_sets(os.path.join(REPO, name))
         sats = [Satrec.twoline2rv(l1, l2) for _, l1, l2 in sets]
         for s in sats:
             if 2 * math.pi / s.no_unkozai >= 225.0:

@@ -22,12 +22,10 @@
 namespace satemu::runtime {
 namespace {
 
-std::string tle_dir() { return SATEMU_SOURCE_DIR "/../shared/data/tle/"; }
-std::string reference_csv() { return SATEMU_SOURCE_DIR "/tests/runtime/data/sgp4_reference.csv"; }
-
-#define SATEMU_SKIP_WITHOUT_TLE_DATA()                                                             \
-  if (!std::filesystem::is_directory(tle_dir()))                                                   \
-  GTEST_SKIP() << "no TLE data at " << tle_dir() << " (check out shared/ beside the repository)"
+/// A file of the repository, by its path from the root (as the reference
+/// table names its TLE files).
+std::string in_repo(const std::string& path) { return SATEMU_SOURCE_DIR "/" + path; }
+std::string reference_csv() { return in_repo("tests/runtime/data/sgp4_reference.csv"); }
 
 double distance3(const double* a, const double* b) {
   return std::hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
@@ -92,7 +90,7 @@ const std::vector<tle>& sets_of(const std::string& file) {
   static std::map<std::string, std::vector<tle>> cache;
   auto it = cache.find(file);
   if (it == cache.end()) {
-    auto sets = load_tle_file(tle_dir() + file);
+    auto sets = load_tle_file(in_repo(file));
     EXPECT_TRUE(sets.ok()) << sets.status();
     it = cache.emplace(file, sets.ok() ? std::move(*sets) : std::vector<tle>{}).first;
   }
@@ -100,7 +98,6 @@ const std::vector<tle>& sets_of(const std::string& file) {
 }
 
 TEST(Sgp4Reference, AgreesWithPythonSgp4Within1m) {
-  SATEMU_SKIP_WITHOUT_TLE_DATA();
   const std::vector<reference_row> rows = load_reference();
   // The sample must be what the generator documents: three files, several
   // dozen objects, at least 3 days from epoch, some reference errors.
@@ -271,8 +268,7 @@ TEST(Sgp4, PeriodAndEpoch) {
 // The whole 2026 Starlink snapshot.
 
 TEST(Sgp4Starlink2026, WholeSnapshotLoadsAndPropagates) {
-  SATEMU_SKIP_WITHOUT_TLE_DATA();
-  const std::string file = "TC_HO_starlink_frozen_20260224_1410Z.tle";
+  const std::string file = "scenarios/tle/starlink-2026-02-24.tle";
   const double times_min[] = {0.0, 60.0, 1440.0};
 
   // Reference errors at these times (the generator samples every object the
@@ -282,7 +278,7 @@ TEST(Sgp4Starlink2026, WholeSnapshotLoadsAndPropagates) {
     if (r.file == file && r.error != 0) reference_errors[{r.index, r.tsince_min}] = r.error;
 
   const auto start = std::chrono::steady_clock::now();
-  auto sets = load_tle_file(tle_dir() + file);
+  auto sets = load_tle_file(in_repo(file));
   ASSERT_TRUE(sets.ok()) << sets.status();
   ASSERT_EQ(sets->size(), 9594u);
   std::vector<sgp4> models;

@@ -35,9 +35,9 @@ std::string with_field(std::string line, int first, const std::string& text) {
   return with_checksum(line);
 }
 
-// Older snapshots (2022, LF line ends) in the project's shared data, when it
-// is checked out beside the repository; the 2026 one is in scenarios/tle/.
-std::string shared_tle_dir() { return SATEMU_SOURCE_DIR "/../shared/data/tle/"; }
+// Older snapshots (2022, LF line ends) that the SGP4 reference tests use; the
+// 2026 one is in scenarios/tle/.
+std::string test_tle_dir() { return SATEMU_SOURCE_DIR "/tests/runtime/data/tle/"; }
 
 TEST(TleParse, ReadsEveryField) {
   auto sets = parse_tle_text(three_line(), "a.tle");
@@ -262,8 +262,6 @@ TEST(TleLoad, TheScenariosSnapshotLoads) {
 }
 
 TEST(TleLoad, OlderSnapshotsLoad) {
-  if (!std::filesystem::is_directory(shared_tle_dir()))
-    GTEST_SKIP() << "no TLE data at " << shared_tle_dir();
   const struct {
     const char* file;
     std::size_t count;
@@ -272,7 +270,7 @@ TEST(TleLoad, OlderSnapshotsLoad) {
       {"StarryNet_OneWeb.tle", 426},
   };
   for (const auto& f : files) {
-    auto sets = load_tle_file(shared_tle_dir() + f.file);
+    auto sets = load_tle_file(test_tle_dir() + f.file);
     ASSERT_TRUE(sets.ok()) << sets.status();
     EXPECT_EQ(sets->size(), f.count) << f.file;
     EXPECT_FALSE(sets->front().name.empty()) << f.file;
