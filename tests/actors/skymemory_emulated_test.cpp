@@ -338,6 +338,42 @@ TEST(SkymemoryEmulated, SharedHeadersHitAndCutTtft) {
   ASSERT_TRUE(files.contains("requests.csv"));
   EXPECT_EQ(std::count(files.at("requests.csv").begin(), files.at("requests.csv").end(), '\n'),
             static_cast<long>(run.w->node(95).records().size()) + 1);
+
+  // The summary's figures as the README defines them, from the records.
+  const auto& recs = run.w->node(95).records();
+  ASSERT_EQ(m["requests_finished"].get<std::size_t>(), recs.size());
+  std::uint64_t cached = 0, prompted = 0;
+  for (const auto& r : recs) {
+    cached += r.cached_tokens;
+    prompted += r.prompt_tokens;
+  }
+  EXPECT_DOUBLE_EQ(m["token_hit_rate"].get<double>(), static_cast<double>(cached) / prompted);
+  // A reduction's mean is 1 - sum(with cache) / sum(without); a percentile's
+  // is 1 - the ratio of the two distributions' percentiles, each of which is
+  // at most a 64th above the exact (nearest-rank) one.
+  auto exact = [](std::vector<std::int64_t> v, double q) {
+    std::sort(v.begin(), v.end());
+    const auto rank = std::max<std::size_t>(1, std::ceil(q * static_cast<double>(v.size())));
+    return static_cast<double>(v[rank - 1]);
+  };
+  for (const bool last : {false, true}) {
+    SCOPED_TRACE(last ? "ttlt" : "ttft");
+    std::vector<std::int64_t> with, without;
+    long double sum_with = 0, sum_without = 0;
+    for (const auto& r : recs) {
+      with.push_back(last ? r.ttlt_ns : r.ttft_ns);
+      without.push_back(last ? r.ttlt_nocache_ns : r.ttft_nocache_ns);
+      sum_with += with.back();
+      sum_without += without.back();
+    }
+    const auto& red = m[last ? "ttlt_reduction" : "ttft_reduction"];
+    EXPECT_NEAR(red["mean"].get<double>(), static_cast<double>(1 - sum_with / sum_without), 1e-12);
+    for (const auto& [key, q] : {std::pair{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}}) {
+      const double a = exact(with, q), b = exact(without, q), got = red[key].get<double>();
+      EXPECT_LE(got, 1 - a / (b * (1 + 1 / 64.0)) + 1e-12) << key;
+      EXPECT_GE(got, 1 - a * (1 + 1 / 64.0) / b - 1e-12) << key;
+    }
+  }
 }
 
 // Three users a few tens of km apart share serving satellites and so

@@ -448,7 +448,7 @@ TEST(Space, StarlinkPhase1WithHundredStationsRunsSixtySeconds) {
   const auto m = (*w)->metrics(r);
   EXPECT_EQ(m["pings_sent"].get<std::uint64_t>(), 6'000u);
   // A terminal per shell: every station reaches every other one.
-  EXPECT_GT(m["pings_answered"].get<std::uint64_t>(), 5'900u);
+  EXPECT_EQ(m["pings_answered"].get<std::uint64_t>(), 6'000u); // the run is deterministic
   EXPECT_EQ(r.counters["space.drops_no_route"], 0u);
   EXPECT_GT(m["rtt_ms"]["min"].get<double>(), 2 * 2 * 540e3 / runtime::speed_of_light_m_per_s * 1e3);
 }
@@ -472,7 +472,7 @@ TEST(Space, WholeStarlink2026TleSnapshotLoadsAndRuns) {
   const auto m = w->metrics(r);
   EXPECT_EQ(m["start_utc"], "2026-02-24T11:47:29.692Z") << "the latest epoch in the file (day 055.49131589)";
   EXPECT_EQ(m["pings_sent"].get<std::uint64_t>(), 300u);
-  EXPECT_GT(m["pings_answered"].get<std::uint64_t>(), 290u);
+  EXPECT_EQ(m["pings_answered"].get<std::uint64_t>(), 300u); // the run is deterministic
   EXPECT_TRUE(w->warnings().empty()); // every set propagates at its own start
 }
 
@@ -532,15 +532,17 @@ workload: {kind: ping, pattern: ring, interval: 100ms, size: 64B}
   EXPECT_EQ(r.counters["space.drops_no_route"], 20u) << "no satellite is up";
 }
 
-TEST(Space, ThirtyThousandSatellitePresetRunsWithin24GiB) {
+TEST(Space, ThirtyThousandSatellitePresetRunsWithin1GiB) {
   auto [w, r] = run_preset("mega-30k-ping.yaml", "2s");
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(w->network().satellites(), 30'000u);
   const auto m = w->metrics(r);
   EXPECT_EQ(m["pings_sent"].get<std::uint64_t>(), 200u);
-  EXPECT_GT(m["pings_answered"].get<std::uint64_t>(), 190u);
-  // The whole test process, so this bounds the preset's own peak.
-  EXPECT_LT(runtime::peak_rss_bytes(), 24ull << 30);
+  EXPECT_EQ(m["pings_answered"].get<std::uint64_t>(), 200u); // the run is deterministic
+  // The whole test process, so this bounds the preset's own peak: 157 MB
+  // when the test runs alone, as ctest runs it (bench/README: 209 MB for
+  // 60 s, 3.11 GB before the change described there).
+  EXPECT_LT(runtime::peak_rss_bytes(), 1ull << 30);
 }
 
 } // namespace
