@@ -287,6 +287,22 @@ absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data) {
   return m;
 }
 
+bool operator==(const kv_chunk& a, const kv_chunk& b) {
+  auto bytes = [](const kv_chunk& c) {
+    return c.data ? *c.data : std::vector<std::byte>(c.data_bytes);
+  };
+  return a.hash == b.hash && a.index == b.index && a.tokens == b.tokens && a.owner == b.owner &&
+         bytes(a) == bytes(b);
+}
+
+bool operator==(const kv_answer& a, const kv_answer& b) {
+  return static_cast<const kv_account&>(a) == static_cast<const kv_account&>(b) &&
+         a.last == b.last && a.received_ns == b.received_ns && a.sent_ns == b.sent_ns &&
+         a.hidden.size() == b.hidden.size() &&
+         (a.hidden.empty() ||
+          std::memcmp(a.hidden.data(), b.hidden.data(), a.hidden.size() * sizeof(float)) == 0);
+}
+
 absl::Status check_kv_entities(const kv_message& m, std::size_t entities) {
   auto check = [&](const char* what, std::uint32_t id) {
     if (id < entities)

@@ -55,6 +55,10 @@ struct kv_chunk {
   std::shared_ptr<const std::vector<std::byte>> data;
   /// Decoded: whether the carried checksum matches the data.
   bool checksum_ok = false;
+
+  /// Same identity and bytes (null data: `data_bytes` zero bytes). The
+  /// checksum fields are a decoder's verdict, not content, and not compared.
+  friend bool operator==(const kv_chunk& a, const kv_chunk& b);
 };
 
 /// What the node that ran a request saw of it: the account a satellite
@@ -74,6 +78,8 @@ struct kv_account {
   std::int64_t device_wait_ns = 0;
   /// A lookup or get of the request timed out.
   bool timed_out = false;
+
+  friend bool operator==(const kv_account&, const kv_account&) = default;
 };
 
 /// KvAnswer: an output token and the serving satellite's account of the
@@ -83,6 +89,9 @@ struct kv_answer : kv_account {
   std::int64_t received_ns = 0;
   std::int64_t sent_ns = 0;
   std::vector<float> hidden;
+
+  /// Field by field, `hidden` bit for bit (a NaN equals itself).
+  friend bool operator==(const kv_answer& a, const kv_answer& b);
 };
 
 struct kv_message {
@@ -105,6 +114,8 @@ struct kv_message {
   std::vector<std::uint32_t> servers;
   /// answer.
   kv_answer answer;
+
+  friend bool operator==(const kv_message&, const kv_message&) = default;
 };
 
 /// True for the ops that carry a chunk.
