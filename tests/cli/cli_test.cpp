@@ -431,6 +431,46 @@ TEST_F(cli_test, validate_writes_nothing) {
 // ---------------------------------------------------------------------------
 // A complete run and its outputs.
 
+// Golden fingerprints: short runs of shipped scenarios give the same events
+// as when these were recorded, on 1 and 2 threads. A change that alters what
+// a scenario does (routing, timing, a workload's draws) fails here; when the
+// change is meant, run the command in the failure message and update the
+// line, saying why in the commit.
+TEST_F(cli_test, shipped_scenarios_keep_their_fingerprints) {
+  const std::string src = SATEMU_SOURCE_DIR;
+  const struct {
+    const char* name;
+    const char* duration;
+    const char* fingerprint;
+    std::uint64_t events, envelopes;
+  } golden[] = {
+    {"quickstart", "2s", "3e97b4c534795ea7", 681'776, 640'765},
+    {"grid-19x5-ping", "20s", "f4dcd47a2f5711d5", 5'400, 4'800},
+    {"starlink-ping", "5s", "be4e69c833990c54", 10'324, 9'824},
+    {"starlink-tle", "2s", "dff8819f833a94ac", 2'560, 2'360},
+    {"skymemory-19x5", "30s", "8b322b66ad7e11b6", 1'979, 1'620},
+  };
+  for (const auto& g : golden) {
+    for (const char* threads : {"1", "2"}) {
+      const auto out = dir_ / (std::string("golden_") + g.name + "_" + threads);
+      std::vector<std::string> args = {"run", src + "/scenarios/" + g.name + ".yaml", "-q",
+                                       "--out", out.string(), "--threads", threads,
+                                       "--set", std::string("duration=") + g.duration};
+      if (std::string(g.name) == "starlink-tle")
+        args.insert(args.end(), {"--set", "constellation.tle.file=" + src +
+                                            "/scenarios/tle/starlink-2026-02-24.tle"});
+      auto r = satemu(args);
+      ASSERT_EQ(r.code, 0) << r.output;
+      const auto j = read_json(out / "summary.json");
+      const std::string how = std::string("satemu run scenarios/") + g.name +
+                              ".yaml --set duration=" + g.duration + " --threads " + threads;
+      EXPECT_EQ(j["fingerprint"].get<std::string>(), g.fingerprint) << how;
+      EXPECT_EQ(j["events"].get<std::uint64_t>(), g.events) << how;
+      EXPECT_EQ(j["envelopes"].get<std::uint64_t>(), g.envelopes) << how;
+    }
+  }
+}
+
 TEST_F(cli_test, run_writes_summary_resolved_scenario_and_fingerprint) {
   const auto f = scenario("s.yaml", small_yaml);
   const auto out = dir_ / "run_out";
