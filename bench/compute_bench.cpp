@@ -136,20 +136,25 @@ double median_cpu_seconds(int runs, Fn&& fn) {
 // --- The core's FMA peak, apart from any GEMM library ---------------------------------
 
 #if defined(__x86_64__)
-// 16 independent chains of vector FMAs: more than latency x units on
-// current x86 cores, so the loop runs at the FMA units' throughput. One body
-// for each ISA: `target` compiles it for that ISA whatever the build's
-// baseline; the caller checks the CPU has it.
-#define SATEMU_FMA_LOOP(name, isa, vec, lanes, set1, fmadd, add, store)                     \
+// Independent chains of vector FMAs, more than latency (4-5 cycles) x units
+// (2) on current x86 cores, so the loop runs at the FMA units' throughput;
+// few enough that the chains and the two constants stay in registers (16
+// ymm for AVX2, 32 zmm for AVX-512): a chain spilled to the stack would add
+// a store and a load to its latency. One body for each ISA: `target`
+// compiles it for that ISA whatever the build's baseline; the caller checks
+// the CPU has it.
+constexpr int fma_chains_avx512 = 16;
+constexpr int fma_chains_avx2 = 12;
+#define SATEMU_FMA_LOOP(name, isa, chains, vec, lanes, set1, fmadd, add, store)             \
   __attribute__((target(isa))) float name(std::int64_t n, float a, float b) {                \
-    vec acc[16];                                                                             \
-    for (int i = 0; i < 16; ++i)                                                             \
+    vec acc[chains];                                                                         \
+    for (int i = 0; i < chains; ++i)                                                         \
       acc[i] = set1(static_cast<float>(i));                                                  \
     const vec va = set1(a), vb = set1(b);                                                    \
     for (std::int64_t k = 0; k < n; ++k)                                                     \
-      for (int i = 0; i < 16; ++i)                                                           \
+      for (int i = 0; i < chains; ++i)                                                       \
         acc[i] = fmadd(acc[i], va, vb);                                                      \
-    for (int i = 1; i < 16; ++i)                                                             \
+    for (int i = 1; i < chains; ++i)                                                         \
       acc[0] = add(acc[0], acc[i]);                                                          \
     alignas(64) float out[lanes];                                                            \
     store(out, acc[0]);                                                                      \
@@ -158,17 +163,18 @@ double median_cpu_seconds(int runs, Fn&& fn) {
       sum += v;                                                                              \
     return sum;                                                                              \
   }
-SATEMU_FMA_LOOP(fma_loop_avx512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps,
-                _mm512_add_ps, _mm512_store_ps)
-SATEMU_FMA_LOOP(fma_loop_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps,
-                _mm256_add_ps, _mm256_store_ps)
+SATEMU_FMA_LOOP(fma_loop_avx512, "avx512f", fma_chains_avx512, __m512, 16, _mm512_set1_ps,
+                _mm512_fmadd_ps, _mm512_add_ps, _mm512_store_ps)
+SATEMU_FMA_LOOP(fma_loop_avx2, "avx2,fma", fma_chains_avx2, __m256, 8, _mm256_set1_ps,
+                _mm256_fmadd_ps, _mm256_add_ps, _mm256_store_ps)
 #undef SATEMU_FMA_LOOP
 #endif
 
 /// One core's fp32 FMA throughput [FLOP/s] with the widest FMA the CPU has
 /// (AVX-512 or AVX2; 0 where it has neither, or off x86-64): the machine's
 /// own peak, measured apart from any GEMM library. Median of 5 runs of
-/// 2 x 10^7 iterations of 16 vector FMAs, measured once.
+/// 2 x 10^7 iterations of 16 (AVX-512) or 12 (AVX2) vector FMAs, measured
+/// once.
 double fma_peak_flops() {
   static const double peak = [] {
 #if defined(__x86_64__)
@@ -177,12 +183,13 @@ double fma_peak_flops() {
       return 0.0;
     const std::int64_t n = 20'000'000;
     const int lanes = avx512 ? 16 : 8;
+    const int chains = avx512 ? fma_chains_avx512 : fma_chains_avx2;
     const double s = median_cpu_seconds(5, [&] {
       // a x (chains) + b, with a = 1 - 2^-20: values stay finite.
       benchmark::DoNotOptimize(avx512 ? fma_loop_avx512(n, 0.99999905f, 1e-3f)
                                       : fma_loop_avx2(n, 0.99999905f, 1e-3f));
     });
-    return 2.0 * 16 * lanes * static_cast<double>(n) / s;
+    return 2.0 * chains * lanes * static_cast<double>(n) / s;
 #else
     return 0.0;
 #endif

@@ -37,9 +37,9 @@
 //       (rss_after_spawn - rss before building the workload) / N (graph,
 //       entity objects and actors). Target <= 4096.
 //
-// Run: ./build-bench/bench/kernel_bench --benchmark_repetitions=3
+// Run: ./satemu bench kernel_bench --benchmark_repetitions=3
 //        --benchmark_report_aggregates_only=true
-// (about 2-2.5 minutes on an otherwise idle 2-core machine). Every case is one iteration per repetition.
+// (about 4 minutes on an otherwise idle 2-core machine, bench/README.md). Every case is one iteration per repetition.
 
 #include <malloc.h>
 
