@@ -426,7 +426,7 @@ constexpr const char* worker_tls_var[] = {"SATEMU_TEST_WORKER_TLS_CERT",
                                           "SATEMU_TEST_WORKER_TLS_CA"};
 
 /// Runs a worker in a child process, this test program again running the
-/// test node_worker_child.serves (tests/self_spawn.hpp says why not a plain
+/// test node_worker_child.DISABLED_serves (tests/self_spawn.hpp says why not a plain
 /// fork); the parent gets the worker's port through a pipe.
 struct forked_worker {
   pid_t pid = -1;
@@ -445,7 +445,7 @@ struct forked_worker {
       vars.emplace_back(worker_tls_var[1], tls->key);
       vars.emplace_back(worker_tls_var[2], tls->ca);
     }
-    const auto child = satemu::testing::spawn_self("node_worker_child.serves", vars);
+    const auto child = satemu::testing::spawn_self("node_worker_child.DISABLED_serves", vars);
     if (child.pid < 0)
       return {};
     std::uint16_t port = 0;
@@ -471,8 +471,9 @@ struct forked_worker {
   }
 };
 
-// The child of forked_worker::start; skipped when run as a test by itself.
-TEST(node_worker_child, serves) {
+// The child of forked_worker::start, not a test by itself: disabled, so
+// that only the child runs it.
+TEST(node_worker_child, DISABLED_serves) {
   const int fd = satemu::testing::report_fd();
   if (fd < 0)
     GTEST_SKIP() << "the worker process of the two-process tests, not a test by itself";
