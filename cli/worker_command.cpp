@@ -46,8 +46,10 @@ constexpr const char* worker_help =
   "the worker). See the README for making a CA and certificates with openssl.\n"
   "\n"
   "On start the worker prints `satemu worker listening on HOST:PORT` on stdout.\n"
-  "Exit codes: 0 the coordinator ended the session, 2 bad flags, secret or TLS file, or an\n"
-  "address it cannot listen on, 3 the coordinator went down first, 130 interrupted.";
+  "Exit codes: 0 the coordinator ended the session after the run completed (or without\n"
+  "setting one up), 2 bad flags, secret or TLS file, or an address it cannot listen on, 3 the\n"
+  "coordinator went down first, or ended the session before the run completed (a run\n"
+  "aborted: another node failed, the coordinator was interrupted), 130 interrupted.";
 
 } // namespace
 
@@ -139,7 +141,7 @@ int worker_command(const worker_args& a) {
     return exit_ok;
   }
   std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
-  return absl::IsUnavailable(st) ? exit_coordinator_lost : exit_internal;
+  return absl::IsUnavailable(st) || absl::IsAborted(st) ? exit_coordinator_lost : exit_internal;
 }
 
 } // namespace satemu::cli

@@ -12,7 +12,8 @@ class App;
 namespace satemu::cli {
 
 /// Exit code of `satemu worker` when its coordinator went down before ending
-/// the session (the other codes are those of every subcommand).
+/// the session, or ended it before the run completed (the other codes are
+/// those of every subcommand).
 inline constexpr int exit_coordinator_lost = 3; // = exit_node_failed
 
 struct worker_args {
@@ -29,9 +30,10 @@ struct worker_args {
 /// Adds the `worker` subcommand to `app`, filling `args`; returns it.
 CLI::App* add_worker_subcommand(CLI::App& app, worker_args& args);
 
-/// Runs a worker until its coordinator ends the session (0), goes down
-/// (`exit_coordinator_lost`), or the process is interrupted (130). Bad flags
-/// or secret file: 2.
+/// Runs a worker until its coordinator ends the session (0 after the run
+/// completed or when none was set up; `exit_coordinator_lost` before the run
+/// completed), goes down (`exit_coordinator_lost`), or the process is
+/// interrupted (130). Bad flags or secret file: 2.
 int worker_command(const worker_args& a);
 
 } // namespace satemu::cli

@@ -43,7 +43,9 @@
 /// reach the worker's port. Session frames implemented here: ping/pong
 /// (liveness; pong echoes the ping's bytes), end (C ends the session; W
 /// acknowledges with an end of its own and `wait()` returns OK, so
-/// `satemu worker` exits 0) and error (a rejected frame; the session stays
+/// `satemu worker` exits 0; Aborted when a run was set up and its results
+/// never went out, so that a supervisor tells an aborted run from a
+/// completed one) and error (a rejected frame; the session stays
 /// open). A kind the worker does not serve (a handshake kind, or one from a
 /// newer version) is answered with `error{unexpected frame}` or
 /// `error{unsupported frame}`. If the coordinator's node goes

@@ -48,6 +48,23 @@ struct run_slot {
   /// Why the worker's owner stops it (worker_node::stop); the gate tells its
   /// coordinator as it exits.
   std::string stopping;
+  /// A run was set up in the session; its results went out; why it was
+  /// aborted (by the coordinator, or by this worker), if it was.
+  bool set_up = false;
+  bool results_sent = false;
+  std::string aborted;
+
+  /// How the session ended for its run, once the coordinator ends it: OK
+  /// when the run's results went out (or no run was set up), Aborted
+  /// otherwise.
+  absl::Status ended() {
+    std::lock_guard<std::mutex> guard(mu);
+    if (!set_up || results_sent)
+      return absl::OkStatus();
+    return absl::AbortedError(absl::StrCat(
+      "the session ended before the run completed",
+      aborted.empty() ? "" : absl::StrCat(" (aborted: ", aborted, ")")));
+  }
 
   void reset() {
     std::unique_ptr<detail::worker_run> r;
@@ -382,12 +399,17 @@ private:
     auto send_fn = [self, slot](protocol::node_message m) {
       {
         std::lock_guard<std::mutex> g(slot->mu);
+        if (std::holds_alternative<protocol::node_results>(m))
+          slot->results_sent = true;
+        if (const auto* a = std::get_if<protocol::node_abort>(&m); a && slot->aborted.empty())
+          slot->aborted = a->reason;
         slot->outbound.push_back(protocol::encode_node_message(m));
       }
       caf::anon_send(self, node_flush_atom::value);
     };
     slot_->run = std::make_unique<detail::worker_run>(conf_.build_run, std::move(send_fn), conf_.log,
                                                       conf_.run_threads);
+    slot_->set_up = true;
     log(absl::StrCat("coordinator ", p.label, " set up a run (node ", setup.node, " of ",
                      setup.nodes, ", ", setup.node_of.size(), " entities)"));
     slot_->run->start(std::move(setup));
@@ -436,6 +458,11 @@ private:
                  [&](protocol::node_grant& x) { grant_run(p, x); },
                  [&](protocol::node_abort& x) {
                    log(absl::StrCat("coordinator ", p.label, " aborted the run: ", x.reason));
+                   {
+                     std::lock_guard<std::mutex> guard(slot_->mu);
+                     if (slot_->aborted.empty())
+                       slot_->aborted = x.reason;
+                   }
                    abort_run();
                  },
                  [&](protocol::node_end& x) {
@@ -444,7 +471,7 @@ private:
                    log(absl::StrCat("coordinator ", p.label, " ended the session",
                                     x.reason.empty() ? "" : absl::StrCat(": ", x.reason)));
                    reply_sealed(p, protocol::node_end{"worker done"});
-                   outcome_->finish(absl::OkStatus());
+                   outcome_->finish(slot_->ended());
                    quit();
                  },
                  [&](protocol::node_error& x) {

@@ -167,6 +167,15 @@ void worker_run::main(protocol::node_setup setup) {
       return;
     }
   auto built = build_(setup.scenario);
+  {
+    // Aborted while it built (the coordinator gave up, or the worker is
+    // stopping): no run, so no actors are started only to be stopped.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (aborted_) {
+      log_("the run was aborted while the scenario was built");
+      return;
+    }
+  }
   if (!built.ok()) {
     give_up(std::string(built.status().message()));
     return;
