@@ -26,12 +26,38 @@ std::string open_failure(const std::string& path, int err) {
 
 absl::Status write_file_atomically(const std::string& path,
                                    const std::function<absl::Status(std::ostream&)>& body) {
-  const std::string partial = path + ".partial";
+  namespace fs = std::filesystem;
   std::error_code ec;
+  if (fs::is_directory(path, ec))
+    return absl::PermissionDeniedError(absl::StrCat(path, ": is a directory"));
+  // A symbolic link is written through: its target gets the new file.
+  fs::path target = path;
+  if (fs::is_symlink(path, ec)) {
+    auto resolved = fs::weakly_canonical(path, ec);
+    if (!ec)
+      target = std::move(resolved);
+  }
+  const auto type = fs::status(target, ec).type();
+  if (type != fs::file_type::not_found && type != fs::file_type::regular &&
+      type != fs::file_type::unknown) {
+    // A device, pipe or socket (/dev/stdout, a FIFO) is written as it is:
+    // there is no file to replace.
+    errno = 0;
+    std::ofstream out(target, std::ios::binary);
+    if (!out)
+      return absl::PermissionDeniedError(
+        absl::StrCat(path, ": cannot open (", open_failure(path, errno ? errno : EIO), ")"));
+    auto status = body(out);
+    out.flush();
+    if (status.ok() && !out)
+      status = absl::DataLossError("cannot finish writing");
+    if (!status.ok())
+      return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
+    return status;
+  }
+  const std::string partial = target.string() + ".partial";
   absl::Status status;
   {
-    if (std::filesystem::is_directory(path, ec))
-      return absl::PermissionDeniedError(absl::StrCat(path, ": is a directory"));
     errno = 0;
     std::ofstream out(partial, std::ios::binary | std::ios::trunc);
     if (!out)
@@ -43,10 +69,10 @@ absl::Status write_file_atomically(const std::string& path,
       status = absl::DataLossError(absl::StrCat("cannot finish writing ", partial));
   }
   if (status.ok()) {
-    std::filesystem::rename(partial, path, ec);
+    std::filesystem::rename(partial, target, ec);
     if (ec)
-      status = absl::PermissionDeniedError(absl::StrCat("cannot rename ", partial, " to ", path,
-                                                        ": ", ec.message()));
+      status = absl::PermissionDeniedError(absl::StrCat("cannot rename ", partial, " to ",
+                                                        target.string(), ": ", ec.message()));
   }
   if (!status.ok()) {
     std::filesystem::remove(partial, ec);

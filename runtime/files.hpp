@@ -21,7 +21,9 @@ std::string open_failure(const std::string& path, int err);
 
 /// Writes `path` through `path + ".partial"`, which `body` fills and which
 /// is renamed to `path` once complete; on any failure the partial file is
-/// removed and `path` left as it was. Errors start with `path`:
+/// removed and `path` left as it was. A symbolic link is followed (its
+/// target is replaced, the link kept); a device, pipe or socket is written
+/// directly, as there is no file to replace. Errors start with `path`:
 /// PermissionDenied when the file cannot be created or renamed (saying
 /// why), DataLoss when it cannot be finished, or `body`'s own error.
 absl::Status write_file_atomically(const std::string& path,
