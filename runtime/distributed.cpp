@@ -306,6 +306,9 @@ private:
     std::uint64_t events = 0;
     auto last_progress = clock::now();
     std::int64_t window_start = 0;
+    // The end of the last window granted: once its reports are in, every
+    // event before it has run.
+    std::int64_t window_done = 0;
     while (true) {
       // Every node's report on the window (the first one: on its start).
       std::fill(next.begin(), next.end(), never);
@@ -339,14 +342,14 @@ private:
           inbound[b.node].push_back(std::move(b.data));
         }
       }
-      out_.result.reached = vtime::from_ns(window_start);
+      out_.result.reached = vtime::from_ns(window_done);
       std::int64_t t = never;
       for (std::size_t k = 0; k < nodes; ++k)
         t = std::min({t, next[k], first[k]});
       const bool stop = opts_.stop != nullptr && opts_.stop->load();
       if (stop || t >= end) {
         out_.result.interrupted = stop && t < end;
-        out_.result.reached = out_.result.interrupted ? vtime::from_ns(window_start) : opts_.end;
+        out_.result.reached = out_.result.interrupted ? vtime::from_ns(window_done) : opts_.end;
         for (std::size_t k = 0; k < nodes; ++k) {
           protocol::node_grant g;
           g.stop = true;
@@ -361,6 +364,7 @@ private:
       const auto window_end =
         std::min(end, vtime::from_ns(t).plus_or_never(opts_.lookahead).ns());
       window_start = t;
+      window_done = window_end;
       ++out_.result.windows;
       for (std::size_t k = 0; k < nodes; ++k) {
         protocol::node_grant g;

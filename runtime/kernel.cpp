@@ -571,7 +571,8 @@ private:
   /// Ends the run, or grants the window starting at the earliest pending event.
   void after_window() override {
     if (shared_->opts.stop != nullptr && shared_->opts.stop->load()) {
-      finish(true, last_start_);
+      // Every event before the end of the last window has run.
+      finish(true, last_end_);
       return;
     }
     skip_stale();
@@ -581,13 +582,14 @@ private:
       return;
     }
     const auto t = queue_.top().first;
-    last_start_ = t;
     shared_->now_ns.store(t, std::memory_order_relaxed);
     // Saturating: a lookahead near the largest time must not wrap.
-    grant_due(std::min(end, vtime::from_ns(t).plus_or_never(shared_->opts.lookahead).ns()));
+    last_end_ = std::min(end, vtime::from_ns(t).plus_or_never(shared_->opts.lookahead).ns());
+    grant_due(last_end_);
   }
 
-  std::int64_t last_start_ = 0;
+  /// The end of the last window granted.
+  std::int64_t last_end_ = 0;
 };
 
 /// One node's conductor in a distributed run (DESIGN.md, The virtual-time

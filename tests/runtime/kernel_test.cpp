@@ -383,6 +383,29 @@ TEST(Kernel, StopFlagEndsTheRunAsInterrupted) {
   EXPECT_LT(r.reached, opts.end);
 }
 
+// A run stopped mid-way has reached the end of its last window: every event
+// before it ran (and none after), so that is how far the emulation got.
+TEST(Kernel, AStoppedRunReachesTheEndOfItsLastWindow) {
+  auto w = make_world(1);
+  std::atomic<bool> stop{false};
+  // A timer every 100 us; the one at 5 ms asks the run to stop.
+  at(w, 0).start = [](probe& p) { p.schedule(microseconds(100), 0); };
+  at(w, 0).timer = [&stop](probe& p, std::uint64_t) {
+    if (p.now() == vtime::zero() + milliseconds(5))
+      stop = true;
+    p.schedule(microseconds(100), 0);
+  };
+  auto opts = virtual_opts(seconds(10), microseconds(500));
+  opts.stop = &stop;
+  auto r = run(w, opts);
+  EXPECT_TRUE(r.interrupted);
+  // Windows start at the first timer, 0.1 ms, and last 0.5 ms: the one
+  // holding the 5 ms timer is [4.6 ms, 5.1 ms), and it ran whole.
+  EXPECT_EQ(r.reached, vtime::zero() + microseconds(5100));
+  ASSERT_FALSE(at(w, 0).timers.empty());
+  EXPECT_EQ(at(w, 0).timers.back().first, milliseconds(5).ns());
+}
+
 // --- Compute -------------------------------------------------------------------
 
 using test_compute::fake_job;
