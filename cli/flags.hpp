@@ -1,6 +1,7 @@
 // Validators shared by the subcommands' flags (CLI11).
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -13,19 +14,23 @@ namespace satemu::cli {
 /// `text` as a whole number of at least 0 and at most `max`, or nullopt:
 /// checked as text, since an unsigned option would read "-1" as 2^64 - 1.
 inline std::optional<std::uint64_t> whole_number(const std::string& text, std::uint64_t max) {
-  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos)
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
     return std::nullopt;
-  const std::uint64_t v = std::stoull(text);
+  std::uint64_t v = 0;
+  const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (err != std::errc() || end != text.data() + text.size())
+    return std::nullopt; // past 2^64 - 1
   return v <= max ? std::optional(v) : std::nullopt;
 }
 
-/// A whole number of at least 0.
-inline CLI::Validator non_negative_integer() {
+/// A seed: a whole number from 0 to 2^63 - 1 (a scenario's `seed`).
+inline CLI::Validator seed_number() {
   return CLI::Validator(
     [](std::string& text) -> std::string {
-      return whole_number(text, std::numeric_limits<std::uint64_t>::max())
-               ? std::string()
-               : "expected a whole number of at least 0, got '" + text + "'";
+      constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+      return whole_number(text, max) ? std::string()
+                                     : "expected a whole number from 0 to " + std::to_string(max) +
+                                         ", got '" + text + "'";
     },
     "");
 }

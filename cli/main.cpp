@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
                   "with --workers each worker's own --threads)")
     ->check(thread_count());
   run->add_option("--seed", ra.seed, "Seed of every random stream (default: the scenario's `seed`)")
-    ->check(non_negative_integer());
+    ->check(seed_number());
   run->add_option("--out", ra.out, "Output directory (default: the scenario's output.dir, else out/<name>)");
   run->add_option("--set", ra.sets,
                   "Override a scenario key before validation, e.g. --set workload.rate=50 "

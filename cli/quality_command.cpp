@@ -74,7 +74,7 @@ CLI::App* add_quality_subcommand(CLI::App& app, quality_args& a) {
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
   q->add_option("--seed", a.seed, "Seed of the synthetic weights and of the token ids")
     ->capture_default_str()
-    ->check(non_negative_integer());
+    ->check(seed_number());
   q->add_option("--backend", a.backend, "Backend that runs the model: auto, cpu or cuda")
     ->capture_default_str();
   q->add_option("--threads", a.threads,

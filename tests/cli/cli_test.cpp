@@ -271,8 +271,16 @@ TEST_F(cli_test, unknown_flag_is_bad_input) {
     auto neg = satemu(args);
     EXPECT_EQ(neg.code, 2) << neg.output;
     EXPECT_CONTAINS(neg.output, args[args.size() - 2] == "--seed"
-                                  ? "expected a whole number of at least 0, got '-1'"
+                                  ? "expected a whole number from 0 to 9223372036854775807, got '-1'"
                                   : "expected a thread count from 0 (one per core) to 1024, got '-1'");
+  }
+  // A seed is at most 2^63 - 1, as the scenario's `seed`: the flag says so
+  // itself, for 20 digits too, rather than a --set the user never typed.
+  for (const char* seed : {"9223372036854775808", "18446744073709551615", "1" "00000000000000000000"}) {
+    auto big = satemu({"run", f, "--seed", seed});
+    EXPECT_EQ(big.code, 2) << big.output;
+    EXPECT_CONTAINS(big.output, std::string("--seed: expected a whole number from 0 to "
+                                            "9223372036854775807, got '") + seed + "'");
   }
   // Nor may a thread count exceed 1024 (30,000 threads had run out of memory).
   expect_refused(satemu({"run", f, "--threads", "30000"}), "to 1024, got '30000'");
