@@ -493,30 +493,38 @@ void list_containers(const YAML::Node& node, std::vector<YAML::Node>& out, int d
     list_containers(node.IsMap() ? YAML::Node(it->second) : YAML::Node(*it), out, depth + 1);
 }
 
-// `node` with `value` at `segs[i..]`, creating maps on the way; nullopt if
-// the path names a list element that does not exist. A map is changed in
+// `node` with `value` at `segs[i..]`, creating maps on the way; an error
+// (without the --set prefix) if the path names a list element that does not
+// exist, or a key of a list. A map is changed in
 // place unless other paths share it (YAML aliases): then, like every list
 // on the way, it is copied, so that the override changes only this path.
 // Entries are replaced by removing and inserting them, never by assigning
 // through a shared node.
-std::optional<YAML::Node> with_path(const YAML::Node& node, const std::vector<std::string>& segs,
-                                    std::size_t i, const YAML::Node& value,
-                                    const std::vector<YAML::Node>& containers) {
+absl::StatusOr<YAML::Node> with_path(const YAML::Node& node, const std::vector<std::string>& segs,
+                                     std::size_t i, const YAML::Node& value,
+                                     const std::vector<YAML::Node>& containers) {
   if (i == segs.size()) return value;
   const std::string& seg = segs[i];
   std::size_t index = 0;
   const bool numeric = parse_index(seg, index);
   if (node.IsSequence()) {
-    if (!numeric || index >= node.size()) return std::nullopt;
+    const std::string list = absl::StrJoin(segs.begin(), segs.begin() + i, ".");
+    if (!numeric)  // the schema has a map here (schema_has_path)
+      return absl::InvalidArgumentError(
+        absl::StrCat(list, " is a list in the scenario, where a map is expected"));
+    if (index >= node.size())
+      return absl::InvalidArgumentError(absl::StrCat(
+        "no such list element in the scenario (", list, " has ", node.size(), ")"));
     auto item = with_path(node[index], segs, i + 1, value, containers);
-    if (!item) return std::nullopt;
+    if (!item.ok()) return item.status();
     YAML::Node copy(YAML::NodeType::Sequence);
     copy.SetTag(node.Tag());
     copy.SetStyle(node.Style());
     for (std::size_t k = 0; k < node.size(); ++k) copy.push_back(k == index ? *item : node[k]);
     return copy;
   }
-  if (numeric) return std::nullopt;  // schema maps have no numeric keys
+  if (numeric)  // schema maps have no numeric keys
+    return absl::InvalidArgumentError("no such list element in the scenario");
   // The entry for `seg`, its key kept for its place in the file.
   std::optional<std::pair<YAML::Node, YAML::Node>> entry;
   if (node.IsMap())
@@ -525,7 +533,7 @@ std::optional<YAML::Node> with_path(const YAML::Node& node, const std::vector<st
   const bool shared = std::count_if(containers.begin(), containers.end(),
                                     [&](const YAML::Node& c) { return c.is(node); }) > 1;
   auto child = with_path(entry ? entry->second : YAML::Node(), segs, i + 1, value, containers);
-  if (!child) return std::nullopt;
+  if (!child.ok()) return child.status();
   if (node.IsMap() && !shared) {
     YAML::Node map = node;  // the same node, changed in place
     if (entry) map.remove(entry->first);
@@ -543,15 +551,15 @@ std::optional<YAML::Node> with_path(const YAML::Node& node, const std::vector<st
   return map;
 }
 
-// Sets `value` at `segs` in the map `doc`; false if the path names a list
-// element that does not exist.
-bool set_path(YAML::Node& doc, const std::vector<std::string>& segs, const YAML::Node& value) {
+// Sets `value` at `segs` in the map `doc` (see with_path).
+absl::Status set_path(YAML::Node& doc, const std::vector<std::string>& segs,
+                      const YAML::Node& value) {
   std::vector<YAML::Node> containers;
   list_containers(doc, containers);
   auto changed = with_path(doc, segs, 0, value, containers);
-  if (!changed) return false;
+  if (!changed.ok()) return changed.status();
   doc = *changed;
-  return true;
+  return absl::OkStatus();
 }
 
 /// Where `text` first stops being well-formed UTF-8 (RFC 3629: no overlong
@@ -609,9 +617,8 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
           absl::StrCat("--set ", key, ": cannot read value '", value_text, "': ", e.msg));
     }
   }
-  if (!set_path(doc, segs, value)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--set ", key, ": no such list element in the scenario"));
+  if (auto st = set_path(doc, segs, value); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--set ", key, ": ", st.message()));
   }
   applied.push_back({key, text});
   return absl::OkStatus();

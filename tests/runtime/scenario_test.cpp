@@ -320,6 +320,13 @@ TEST_F(scenario_test, bad_overrides_name_the_set_option) {
   expect_error(minimal, {"--set =3"}, {"=3"});
   expect_error(minimal, {"--set workload.users.3.name", "no such list element"},
                {"workload.users.3.name=x"});
+  expect_error(std::string(minimal) + "clock: [1, 2]\n",
+               {"--set clock.mode: clock is a list in the scenario, where a map is expected"},
+               {"clock.mode=realtime"});
+  expect_error(minimal,
+               {"--set workload.users.2.name: no such list element in the scenario "
+                "(workload.users has 2)"},
+               {"workload.users=[{name: a}, {name: b}]", "workload.users.2.name=x"});
 }
 
 TEST_F(scenario_test, resolved_yaml_round_trips) {
