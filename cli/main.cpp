@@ -1,6 +1,7 @@
 // The satemu executable: parses the command line and dispatches.
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
@@ -176,6 +177,12 @@ int main(int argc, char** argv) {
       return validate_command(vfile, vsets);
     }
     std::cout << app.help();
+    return exit_bad_input;
+  } catch (const std::bad_alloc&) {
+    // A scenario bigger than the machine: its input asks for too much.
+    std::fprintf(stderr, "satemu: error: out of memory: this scenario needs more memory than the "
+                         "process may take (fewer entities, endpoints or pairs, or a machine with "
+                         "more memory)\n");
     return exit_bad_input;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "satemu: internal error: %s\n", e.what());

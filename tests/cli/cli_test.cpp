@@ -286,6 +286,24 @@ TEST_F(cli_test, unknown_flag_is_bad_input) {
   expect_refused(satemu({"run", f, "--threads", "30000"}), "to 1024, got '30000'");
 }
 
+// A scenario bigger than the memory the process may take is bad input
+// (exit 2, saying so), not an internal error: here 2 x 10^8 mesh entities
+// under a 3 GB address-space limit.
+TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers reserve more address space than the limit this test sets";
+#else
+  const auto log = dir_ / "oom.txt";
+  const std::string cmd = std::string("ulimit -v 3000000; exec ") + SATEMU_BINARY +
+                          " validate " + SATEMU_SOURCE_DIR + "/scenarios/quickstart.yaml" +
+                          " --set workload.entities=200000000 > " + log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << read_file(log);
+  EXPECT_CONTAINS(read_file(log), "satemu: error: out of memory: this scenario needs more memory");
+#endif
+}
+
 TEST_F(cli_test, set_without_equals_is_bad_input) {
   const auto f = scenario("s.yaml", small_yaml);
   const auto out = (dir_ / "o").string();
