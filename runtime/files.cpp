@@ -37,45 +37,34 @@ absl::Status write_file_atomically(const std::string& path,
     if (!ec)
       target = std::move(resolved);
   }
+  // A device, pipe or socket (/dev/stdout, a FIFO) is written as it is:
+  // there is no file to replace. Anything else goes through a partial file.
   const auto type = fs::status(target, ec).type();
-  if (type != fs::file_type::not_found && type != fs::file_type::regular &&
-      type != fs::file_type::unknown) {
-    // A device, pipe or socket (/dev/stdout, a FIFO) is written as it is:
-    // there is no file to replace.
-    errno = 0;
-    std::ofstream out(target, std::ios::binary);
-    if (!out)
-      return absl::PermissionDeniedError(
-        absl::StrCat(path, ": cannot open (", open_failure(path, errno ? errno : EIO), ")"));
-    auto status = body(out);
-    out.flush();
-    if (status.ok() && !out)
-      status = absl::DataLossError("cannot finish writing");
-    if (!status.ok())
-      return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
-    return status;
-  }
-  const std::string partial = target.string() + ".partial";
+  const bool direct = type != fs::file_type::not_found && type != fs::file_type::regular &&
+                      type != fs::file_type::unknown;
+  const std::string written = direct ? target.string() : target.string() + ".partial";
   absl::Status status;
   {
     errno = 0;
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    std::ofstream out(written, direct ? std::ios::binary : std::ios::binary | std::ios::trunc);
     if (!out)
-      return absl::PermissionDeniedError(absl::StrCat(
-          path, ": cannot create ", partial, " (", open_failure(partial, errno ? errno : EIO), ")"));
+      return absl::PermissionDeniedError(
+        absl::StrCat(path, direct ? ": cannot open " : ": cannot create ", written, " (",
+                     open_failure(written, errno ? errno : EIO), ")"));
     status = body(out);
     out.close();
     if (status.ok() && !out)
-      status = absl::DataLossError(absl::StrCat("cannot finish writing ", partial));
+      status = absl::DataLossError(absl::StrCat("cannot finish writing ", written));
   }
-  if (status.ok()) {
-    std::filesystem::rename(partial, target, ec);
+  if (status.ok() && !direct) {
+    fs::rename(written, target, ec);
     if (ec)
-      status = absl::PermissionDeniedError(absl::StrCat("cannot rename ", partial, " to ",
+      status = absl::PermissionDeniedError(absl::StrCat("cannot rename ", written, " to ",
                                                         target.string(), ": ", ec.message()));
   }
   if (!status.ok()) {
-    std::filesystem::remove(partial, ec);
+    if (!direct)
+      fs::remove(written, ec);
     return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
   }
   return status;
