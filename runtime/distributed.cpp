@@ -319,11 +319,13 @@ private:
           return r.status();
         // Times only move forward: nothing a node reports is due before
         // the window it ran.
+        auto before_window = [&](const char* what, std::int64_t t) {
+          return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(), " ",
+                                                  what, " ", t, " ns, before the window from ",
+                                                  window_start, " ns"));
+        };
         if (r->next_ns < window_start)
-          return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(),
-                                                  " reported its next event at ", r->next_ns,
-                                                  " ns, before the window from ", window_start,
-                                                  " ns"));
+          return before_window("reported its next event at", r->next_ns);
         next[k] = std::min(next[k], r->next_ns);
         events += r->events;
         out_.nodes[k].events += r->events;
@@ -332,10 +334,7 @@ private:
             return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(),
                                                     " sent envelopes for node ", b.node));
           if (b.first_ns < window_start)
-            return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(),
-                                                    " sent envelopes due at ", b.first_ns,
-                                                    " ns, before the window from ",
-                                                    window_start, " ns"));
+            return before_window("sent envelopes due at", b.first_ns);
           first[b.node] = std::min(first[b.node], b.first_ns);
           out_.cross_envelopes += b.count;
           out_.cross_bytes += b.data.size();

@@ -530,7 +530,8 @@ absl::StatusOr<YAML::Node> with_path(const YAML::Node& node, const std::vector<s
   if (node.IsMap())
     for (auto it = node.begin(); it != node.end() && !entry; ++it)
       if (it->first.IsScalar() && it->first.Scalar() == seg) entry.emplace(it->first, it->second);
-  const bool shared = std::count_if(containers.begin(), containers.end(),
+  const bool shared = node.IsMap() &&
+                      std::count_if(containers.begin(), containers.end(),
                                     [&](const YAML::Node& c) { return c.is(node); }) > 1;
   auto child = with_path(entry ? entry->second : YAML::Node(), segs, i + 1, value, containers);
   if (!child.ok()) return child.status();
