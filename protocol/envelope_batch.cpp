@@ -33,6 +33,25 @@ void encode_envelopes(std::span<const routed_envelope> batch, std::string& out) 
   }
 }
 
+std::vector<std::span<const routed_envelope>> split_envelopes(
+  std::span<const routed_envelope> batch, std::size_t max_bytes) {
+  std::vector<std::span<const routed_envelope>> out;
+  std::size_t first = 0;
+  std::size_t size = 8;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto bytes = fixed_bytes + batch[i].env.body.size_bytes();
+    if (i > first && size + bytes > max_bytes) {
+      out.push_back(batch.subspan(first, i - first));
+      first = i;
+      size = 8;
+    }
+    size += bytes;
+  }
+  if (first < batch.size())
+    out.push_back(batch.subspan(first));
+  return out;
+}
+
 absl::Status decode_envelopes(std::string_view bytes, std::uint32_t entity_count,
                               std::vector<routed_envelope>& out) {
   byte_reader r(bytes);

@@ -28,6 +28,12 @@ struct routed_envelope {
 /// routing ids, the header fields and the payload bytes.
 void encode_envelopes(std::span<const routed_envelope> batch, std::string& out);
 
+/// Splits `batch`, in order, into consecutive parts whose encodings take at
+/// most `max_bytes` each (an envelope bigger than that alone in a part), so
+/// that no batch exceeds what one field of a node message carries.
+std::vector<std::span<const routed_envelope>> split_envelopes(
+  std::span<const routed_envelope> batch, std::size_t max_bytes);
+
 /// Decodes a batch without trusting it: truncation, trailing bytes, counts
 /// that cannot fit, payloads whose size is not a multiple of 8 and entity
 /// ids at or above `entity_count` are InvalidArgument naming the envelope

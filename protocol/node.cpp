@@ -1,6 +1,7 @@
 // Node message encoding and checked decoding.
 #include "protocol/node.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -38,38 +39,69 @@ struct overloaded : Fs... {
 template <class... Fs>
 overloaded(Fs...) -> overloaded<Fs...>;
 
-/// Words the message needs, roughly, so the builder's first segment holds it.
-std::size_t estimate_words(const node_message& m) {
+/// The sizes that decide whether a message can be encoded: its bytes,
+/// roughly (for the builder's first segment), and its largest blob.
+struct message_size {
   std::size_t bytes = 0;
+  std::size_t largest_blob = 0;
+
+  /// A blob (Data, Text, List(UInt32)) of `n` bytes and `extra` bytes around it.
+  void add(std::size_t n, std::size_t extra = 0) {
+    bytes += n + extra;
+    largest_blob = std::max(largest_blob, n);
+  }
+  /// Root, union struct, inner struct and list pointers, padding of each blob.
+  std::size_t words() const { return 16 + (bytes + 7) / 8 + 4; }
+};
+
+message_size size_of(const node_message& m) {
+  message_size s;
   std::visit(overloaded{
-               [&](const node_hello& x) { bytes = x.nonce.size() + x.software.size(); },
-               [&](const node_challenge& x) { bytes = x.nonce.size(); },
-               [&](const node_response& x) { bytes = x.mac.size(); },
-               [&](const node_accepted& x) { bytes = x.proof.size() + x.software.size(); },
-               [&](const node_refused& x) { bytes = x.reason.size(); },
-               [&](const node_ping& x) { bytes = x.data.size(); },
-               [&](const node_pong& x) { bytes = x.data.size(); },
-               [&](const node_end& x) { bytes = x.reason.size(); },
-               [&](const node_error& x) { bytes = x.message.size(); },
-               [&](const node_setup& x) { bytes = x.scenario.size() + 4 * x.node_of.size(); },
+               [&](const node_hello& x) {
+                 s.add(x.nonce.size());
+                 s.add(x.software.size());
+               },
+               [&](const node_challenge& x) { s.add(x.nonce.size()); },
+               [&](const node_response& x) { s.add(x.mac.size()); },
+               [&](const node_accepted& x) {
+                 s.add(x.proof.size());
+                 s.add(x.software.size());
+               },
+               [&](const node_refused& x) { s.add(x.reason.size()); },
+               [&](const node_ping& x) { s.add(x.data.size()); },
+               [&](const node_pong& x) { s.add(x.data.size()); },
+               [&](const node_end& x) { s.add(x.reason.size()); },
+               [&](const node_error& x) { s.add(x.message.size()); },
+               [&](const node_setup& x) {
+                 s.add(x.scenario.size());
+                 s.add(4 * x.node_of.size());
+               },
                [&](const node_ready& x) {
                  for (const auto& i : x.inputs)
-                   bytes += i.key.size() + 24;
+                   s.add(i.key.size(), 24);
                },
                [&](const node_grant& x) {
                  for (const auto& b : x.batches)
-                   bytes += b.size() + 16;
+                   s.add(b.size(), 16);
                },
                [&](const node_report& x) {
                  for (const auto& b : x.batches)
-                   bytes += b.data.size() + 48;
+                   s.add(b.data.size(), 48);
                },
-               [&](const node_results& x) { bytes = x.entities.size() + x.workload.size() + 16; },
-               [&](const node_abort& x) { bytes = x.reason.size(); },
+               [&](const node_results& x) {
+                 s.add(x.entities.size());
+                 s.add(x.workload.size(), 16);
+               },
+               [&](const node_abort& x) { s.add(x.reason.size()); },
              },
              m);
-  // Root, union struct, inner struct and list pointers, padding of each blob.
-  return 16 + (bytes + 7) / 8 + 4;
+  return s;
+}
+
+absl::Status frame_too_big(const node_message& m, std::size_t bytes) {
+  return absl::InvalidArgumentError(absl::StrCat("a ", std::string(node_kind_name(m)),
+                                                 " message of ", bytes, " bytes or more is above the ",
+                                                 max_node_frame_bytes, " bytes one frame carries"));
 }
 
 } // namespace
@@ -96,8 +128,17 @@ std::string node_error_code_name(node_error_code c) {
   return absl::StrCat("error ", static_cast<unsigned>(c));
 }
 
-std::string encode_node_message(const node_message& m) {
-  capnp::MallocMessageBuilder builder(static_cast<unsigned>(estimate_words(m)));
+absl::StatusOr<std::string> encode_node_message(const node_message& m) {
+  const auto size = size_of(m);
+  // Checked before building: Cap'n Proto throws on a blob above its limit.
+  if (size.largest_blob > max_node_blob_bytes)
+    return absl::InvalidArgumentError(
+      absl::StrCat("a ", std::string(node_kind_name(m)), " message would hold a field of ",
+                   size.largest_blob, " bytes, above the ", max_node_blob_bytes,
+                   " bytes one field carries"));
+  if (size.bytes > max_node_frame_bytes)
+    return frame_too_big(m, size.bytes);
+  capnp::MallocMessageBuilder builder(static_cast<unsigned>(size.words()));
   auto root = builder.initRoot<NodeMessage>();
   std::visit(overloaded{
                [&](const node_hello& x) {
@@ -190,7 +231,9 @@ std::string encode_node_message(const node_message& m) {
              },
              m);
   const auto flat = encode_flat(builder);
-  return {reinterpret_cast<const char*>(flat->data()), flat->size_bytes()};
+  if (flat->size_bytes() > max_node_frame_bytes)
+    return frame_too_big(m, flat->size_bytes());
+  return std::string(reinterpret_cast<const char*>(flat->data()), flat->size_bytes());
 }
 
 absl::StatusOr<node_message> decode_node_message(std::string_view frame) {

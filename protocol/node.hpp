@@ -32,6 +32,10 @@ inline constexpr std::size_t node_mac_bytes = 32;
 /// counts payloads in 32 bits; this stays well below.
 inline constexpr std::size_t max_node_frame_bytes = std::size_t{1} << 30;
 
+/// Largest single field (an envelope batch, the scenario text, a results
+/// blob) of a node message [bytes]: Cap'n Proto's limit on one Data or Text.
+inline constexpr std::size_t max_node_blob_bytes = (std::size_t{1} << 29) - 2;
+
 /// Largest frame a node accepts before the peer has authenticated [bytes]:
 /// the handshake's messages hold a nonce or a MAC and a short text.
 inline constexpr std::size_t max_handshake_frame_bytes = 64 * 1024;
@@ -224,8 +228,10 @@ std::string_view node_kind_name(const node_message& m) noexcept;
 /// unknown one.
 std::string node_error_code_name(node_error_code c);
 
-/// Encodes `m` as one flat Cap'n Proto message.
-std::string encode_node_message(const node_message& m);
+/// Encodes `m` as one flat Cap'n Proto message. InvalidArgument, naming the
+/// size, for a message with a field above `max_node_blob_bytes` or an
+/// encoding above `max_node_frame_bytes`.
+absl::StatusOr<std::string> encode_node_message(const node_message& m);
 
 /// Decodes a frame without trusting it: the flat message is checked with
 /// the project's traversal limits (codec.hpp), its size must be a non-zero

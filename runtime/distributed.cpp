@@ -370,8 +370,13 @@ private:
         g.window_end = window_end;
         g.batches = std::move(inbound[k]);
         inbound[k].clear();
-        if (auto st = links_[k].send(g); !st.ok())
+        if (auto st = links_[k].send(g); !st.ok()) {
+          if (absl::IsInvalidArgument(st))
+            return absl::ResourceExhaustedError(
+              absl::StrCat("the envelopes for worker ", opts_.workers[k].to_string(),
+                           " in the window from ", t, " ns do not fit one grant: ", st.message()));
           return down_reason(k, st);
+        }
       }
       if (opts_.on_progress && clock::now() - last_progress > milliseconds(500)) {
         last_progress = clock::now();

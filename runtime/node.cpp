@@ -725,7 +725,10 @@ absl::Status worker_link::authenticate(const std::string& secret, milliseconds t
 }
 
 absl::Status worker_link::send(const protocol::node_message& m) {
-  return impl_->send_bytes(protocol::encode_node_message(m));
+  auto bytes = protocol::encode_node_message(m);
+  if (!bytes.ok())
+    return bytes.status();
+  return impl_->send_bytes(std::move(*bytes));
 }
 
 absl::Status worker_link::send_bytes(std::string bytes) {

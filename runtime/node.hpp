@@ -267,7 +267,8 @@ public:
   absl::Status health() const;
 
   /// Encodes and sends `m` (sealed with the session MAC once authenticated).
-  /// Unavailable when the worker is gone or the link closed.
+  /// Unavailable when the worker is gone or the link closed; InvalidArgument
+  /// for a message too big for one frame (protocol::encode_node_message).
   absl::Status send(const protocol::node_message& m);
 
   /// Sends `bytes` as a frame as they are, without encoding or checking them

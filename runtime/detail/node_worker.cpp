@@ -268,14 +268,29 @@ private:
     }
   }
 
+  /// The encoding of a reply to `p`; nothing, logged, for one too big to
+  /// send (which a reply to a frame that arrived cannot be).
+  std::optional<std::string> encode_reply(const peer& p, const node_message& m) {
+    auto bytes = protocol::encode_node_message(m);
+    if (!bytes.ok()) {
+      log(absl::StrCat("cannot reply to ", p.label, ": ", bytes.status().message()));
+      return std::nullopt;
+    }
+    return std::move(*bytes);
+  }
+
   void reply_plain(peer& p, const node_message& m) {
+    auto bytes = encode_reply(p, m);
+    if (!bytes)
+      return;
     protocol::node_frame f;
-    f.bytes = protocol::encode_node_message(m);
+    f.bytes = std::move(*bytes);
     send(p.handle, std::move(f));
   }
 
   void reply_sealed(peer& p, const node_message& m) {
-    send(p.handle, p.sealer.seal(protocol::encode_node_message(m)));
+    if (auto bytes = encode_reply(p, m))
+      send(p.handle, p.sealer.seal(std::move(*bytes)));
   }
 
   void refuse(const caf::node_id& nid, peer& p, const std::string& reason) {
@@ -397,13 +412,21 @@ private:
     auto self = caf::actor_cast<caf::actor>(this);
     auto slot = slot_;
     auto send_fn = [self, slot](protocol::node_message m) {
+      auto bytes = protocol::encode_node_message(m);
+      if (!bytes.ok()) {
+        // Too big for one frame: the run cannot go on without it.
+        m = protocol::node_abort{absl::StrCat("the worker cannot send its ",
+                                              std::string(protocol::node_kind_name(m)), ": ",
+                                              bytes.status().message())};
+        bytes = protocol::encode_node_message(m);
+      }
       {
         std::lock_guard<std::mutex> g(slot->mu);
         if (std::holds_alternative<protocol::node_results>(m))
           slot->results_sent = true;
         if (const auto* a = std::get_if<protocol::node_abort>(&m); a && slot->aborted.empty())
           slot->aborted = a->reason;
-        slot->outbound.push_back(protocol::encode_node_message(m));
+        slot->outbound.push_back(std::move(*bytes));
       }
       caf::anon_send(self, node_flush_atom::value);
     };

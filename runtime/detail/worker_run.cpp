@@ -10,6 +10,9 @@
 
 namespace satemu::runtime::detail {
 
+/// Largest envelope batch a report carries [bytes]; more go in several.
+constexpr std::size_t max_batch_bytes = std::size_t{64} << 20;
+
 /// The node conductor's barrier: report out, wait for the grant.
 class worker_run::barrier final : public window_exchange {
 public:
@@ -25,23 +28,24 @@ public:
     if (rep.events > 0)
       ++windows_;
     if (!rep.outgoing.empty()) {
-      // One batch per receiving node, envelopes in the order produced.
+      // Batches per receiving node, envelopes in the order produced; each
+      // batch small enough for one field of the report.
       std::vector<std::vector<protocol::routed_envelope>> per(nodes_);
       for (auto& r : rep.outgoing)
         per[share_.node_of[r.hop]].push_back(std::move(r));
       for (std::uint32_t k = 0; k < nodes_; ++k) {
-        if (per[k].empty())
-          continue;
-        protocol::node_batch b;
-        b.node = k;
-        b.count = per[k].size();
-        b.first_ns = std::numeric_limits<std::int64_t>::max();
-        for (const auto& r : per[k])
-          b.first_ns = std::min(b.first_ns, r.env.deliver_ns);
-        protocol::encode_envelopes(per[k], b.data);
-        cross_envelopes_ += b.count;
-        cross_bytes_ += b.data.size();
-        out.batches.push_back(std::move(b));
+        for (const auto part : protocol::split_envelopes(per[k], max_batch_bytes)) {
+          protocol::node_batch b;
+          b.node = k;
+          b.count = part.size();
+          b.first_ns = std::numeric_limits<std::int64_t>::max();
+          for (const auto& r : part)
+            b.first_ns = std::min(b.first_ns, r.env.deliver_ns);
+          protocol::encode_envelopes(part, b.data);
+          cross_envelopes_ += b.count;
+          cross_bytes_ += b.data.size();
+          out.batches.push_back(std::move(b));
+        }
       }
     }
     run_.send_(std::move(out));

@@ -194,7 +194,7 @@ std::string junk_frame(std::uint64_t seed) {
 
 /// A valid frame cut short.
 std::string truncated_frame(const protocol::node_message& m) {
-  auto bytes = protocol::encode_node_message(m);
+  auto bytes = protocol::encode_node_message(m).value();
   return bytes.substr(0, bytes.size() - 8);
 }
 

@@ -18,8 +18,10 @@ using namespace satemu::protocol;
 void node_message_round_trips(std::string_view bytes) {
   auto m = decode_node_message(bytes);
   if (!m.ok()) return;
-  const std::string encoded = encode_node_message(*m);
-  auto back = decode_node_message(encoded);
+  const auto encoded = encode_node_message(*m);
+  SATEMU_FUZZ_CHECK(encoded.ok(), std::string(node_kind_name(*m)) + " does not encode once decoded: "
+                                      + std::string(encoded.status().message()));
+  auto back = decode_node_message(*encoded);
   SATEMU_FUZZ_CHECK(back.ok(), std::string(node_kind_name(*m)) + " does not decode once encoded: "
                                    + std::string(back.status().message()));
   SATEMU_FUZZ_CHECK(*back == *m, std::string(node_kind_name(*m)) + " changed in a round trip");

@@ -140,6 +140,42 @@ TEST(envelope_batch, round_trips) {
   EXPECT_EQ(back, batch);
 }
 
+TEST(envelope_batch, splits_into_parts_no_bigger_than_asked) {
+  const auto batch = sample_batch();
+  auto encoded_size = [](std::span<const protocol::routed_envelope> part) {
+    std::string bytes;
+    protocol::encode_envelopes(part, bytes);
+    return bytes.size();
+  };
+  const auto whole = encoded_size(batch);
+  std::size_t most_parts = 0;
+  for (std::size_t max = 1; max <= whole + 8; ++max) {
+    const auto parts = protocol::split_envelopes(batch, max);
+    std::vector<protocol::routed_envelope> joined;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      ASSERT_FALSE(parts[i].empty()) << max;
+      // Within the limit unless one envelope alone exceeds it; and as full
+      // as the limit allows: the next envelope would not have fit.
+      if (parts[i].size() > 1) {
+        EXPECT_LE(encoded_size(parts[i]), max) << max << ", part " << i;
+      }
+      if (i + 1 < parts.size()) {
+        std::vector<protocol::routed_envelope> more(parts[i].begin(), parts[i].end());
+        more.push_back(parts[i + 1].front());
+        EXPECT_GT(encoded_size(more), max) << max << ", part " << i;
+      }
+      joined.insert(joined.end(), parts[i].begin(), parts[i].end());
+    }
+    EXPECT_EQ(joined, batch) << max;
+    most_parts = std::max(most_parts, parts.size());
+    if (max >= whole) {
+      EXPECT_EQ(parts.size(), 1u) << max;
+    }
+  }
+  EXPECT_EQ(most_parts, batch.size());
+  EXPECT_TRUE(protocol::split_envelopes({}, 100).empty());
+}
+
 TEST(envelope_batch, every_truncation_and_extension_is_rejected) {
   std::string bytes;
   protocol::encode_envelopes(sample_batch(), bytes);

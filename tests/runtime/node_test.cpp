@@ -254,7 +254,7 @@ TEST(node_frame, every_kind_round_trips) {
   ASSERT_EQ(all.size(), std::variant_size_v<node_message>);
   for (std::size_t i = 0; i < all.size(); ++i) {
     EXPECT_EQ(all[i].index(), i);
-    const auto bytes = protocol::encode_node_message(all[i]);
+    const auto bytes = protocol::encode_node_message(all[i]).value();
     EXPECT_EQ(bytes.size() % 8, 0u);
     auto back = protocol::decode_node_message(bytes);
     ASSERT_TRUE(back.ok()) << protocol::node_kind_name(all[i]) << ": " << back.status();
@@ -262,8 +262,31 @@ TEST(node_frame, every_kind_round_trips) {
   }
 }
 
+TEST(node_frame, messages_too_big_for_a_frame_are_refused_before_encoding) {
+  // One field at Cap'n Proto's limit encodes; one byte more is refused
+  // (Cap'n Proto would throw), and so are two such fields (above 1 GiB).
+  protocol::node_grant g;
+  g.batches.emplace_back(protocol::max_node_blob_bytes, 'a');
+  auto bytes = protocol::encode_node_message(g);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_GT(bytes->size(), protocol::max_node_blob_bytes);
+  bytes = absl::StatusOr<std::string>();
+  g.batches.emplace_back(protocol::max_node_blob_bytes, 'b');
+  auto two = protocol::encode_node_message(g);
+  EXPECT_EQ(two.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(contains(two.status(), "a grant message of")) << two.status();
+  EXPECT_TRUE(contains(two.status(), "bytes one frame carries")) << two.status();
+  g.batches.pop_back();
+  g.batches.front().push_back('c');
+  auto wide = protocol::encode_node_message(g);
+  EXPECT_EQ(wide.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(contains(wide.status(), "a field of 536870911 bytes")) << wide.status();
+  auto scenario = protocol::encode_node_message(protocol::node_setup{g.batches.front(), 0, 1, {}, 0});
+  EXPECT_TRUE(contains(scenario.status(), "a setup message would hold a field")) << scenario.status();
+}
+
 TEST(node_frame, decodes_from_unaligned_bytes) {
-  const auto bytes = protocol::encode_node_message(protocol::node_ping{3, "abc"});
+  const auto bytes = protocol::encode_node_message(protocol::node_ping{3, "abc"}).value();
   std::string shifted = "x" + bytes;
   auto back = protocol::decode_node_message(std::string_view(shifted).substr(1));
   ASSERT_TRUE(back.ok()) << back.status();
@@ -290,7 +313,8 @@ TEST(node_frame, random_bytes_are_rejected) {
 
 TEST(node_frame, every_truncation_is_rejected) {
   const auto bytes = protocol::encode_node_message(
-    protocol::node_hello{protocol::node_protocol_version, std::string(32, 'n'), "satemu"});
+    protocol::node_hello{protocol::node_protocol_version, std::string(32, 'n'), "satemu"})
+                       .value();
   ASSERT_GT(bytes.size(), 48u);
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     auto m = protocol::decode_node_message(std::string_view(bytes).substr(0, n));
@@ -303,7 +327,9 @@ TEST(node_frame, every_truncation_is_rejected) {
 }
 
 TEST(node_frame, unknown_kind_is_unimplemented) {
-  auto bytes = protocol::encode_node_message(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'n'), ""});
+  auto bytes = protocol::encode_node_message(protocol::node_hello{protocol::node_protocol_version,
+                                                                  std::string(32, 'n'), ""})
+                 .value();
   // Flat layout: segment table (1 word), root pointer (1 word), then the
   // NodeMessage data section, whose first 16 bits are the union's tag.
   ASSERT_EQ(bytes[16], 0);
@@ -676,7 +702,7 @@ TEST(node_link, a_big_frame_before_authentication_is_refused) {
   };
   // The first frame of a new peer, and a frame later in the handshake.
   const auto size = [](const protocol::node_message& m) {
-    return std::to_string(protocol::encode_node_message(m).size());
+    return std::to_string(protocol::encode_node_message(m).value().size());
   };
   const protocol::node_hello hello{protocol::node_protocol_version, std::string(32, 'c'), big};
   EXPECT_EQ(refusal(false, hello),
@@ -714,7 +740,9 @@ TEST(node_link, messages_that_are_not_frames_are_dropped_and_logged) {
     caf::anon_send(*gate, std::string("let me in"), 42);
     // An anonymous frame has no one to answer to.
     protocol::node_frame f;
-    f.bytes = protocol::encode_node_message(protocol::node_hello{protocol::node_protocol_version, std::string(32, 'c'), ""});
+    f.bytes = protocol::encode_node_message(protocol::node_hello{protocol::node_protocol_version,
+                                                                 std::string(32, 'c'), ""})
+                .value();
     caf::anon_send(*gate, f);
     EXPECT_TRUE(file_shows(log, "dropped a message that is not a frame")) << slurp(log);
     EXPECT_TRUE(file_shows(log, "dropped a frame without a sender")) << slurp(log);
