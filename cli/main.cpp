@@ -64,18 +64,22 @@ int main(int argc, char** argv) {
     "`satemu run FILE --workers HOST:PORT,... --secret-file F`. Whole orbital planes go to each\n"
     "worker (ground endpoints with the satellite serving them at time 0; entities of other\n"
     "workloads in runs of consecutive ids); every worker builds the scenario itself, so files\n"
-    "it names must exist on every worker. Results are identical to a single-process run.\n"
-    "Virtual time only; no output.trace. If a worker fails the run stops, outputs are marked\n"
-    "PARTIAL and the exit code is 3.\n"
+    "it names must exist on every worker. Results are identical to a single-process run (but\n"
+    "for a real-compute run's outputs_digest). Virtual time only; no output.trace. If a worker\n"
+    "fails the run stops, outputs are marked PARTIAL and the exit code is 3. A run refused or\n"
+    "interrupted before it starts (before every worker has built the scenario) writes nothing\n"
+    "and leaves the output directory as it was.\n"
     "\n"
     "TLS: start the workers with --tls-cert, --tls-key and --tls-ca and give this command the\n"
     "same three flags (its own certificate and key; the CA that signed the workers'). Both\n"
     "sides then present certificates and refuse a peer whose certificate is not signed by their\n"
     "CA file (host names are not checked). The shared secret is still required and checked\n"
-    "inside the TLS connection. TLS on one side only fails the connection (exit 3).\n"
+    "inside the TLS connection. TLS on one side only fails the connection (exit 2).\n"
     "\n"
-    "Exit codes: 0 done, 1 internal error, 2 bad scenario or flags, 3 a worker failed,\n"
-    "130 interrupted (outputs PARTIAL).");
+    "Exit codes: 0 done, 1 internal error, 2 bad scenario or flags, or the workers refused the\n"
+    "run (an address where nothing answers; a secret, TLS identity, build or copy of a file a\n"
+    "worker does not share; a scenario a worker cannot build), 3 a worker failed, 130\n"
+    "interrupted (outputs PARTIAL once the run started).");
 
   sweep_args sa;
   auto* sweep = app.add_subcommand(

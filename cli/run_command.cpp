@@ -177,6 +177,8 @@ struct distributed_outcome {
   absl::Status failure;
   /// The workers refused the run before it started (runtime::coordinated_run).
   bool refused = false;
+  /// The run started (runtime::coordinated_run): before, nothing ran.
+  bool started = false;
 };
 
 /// What a run over workers needs from its flags and scenario, checked before
@@ -218,7 +220,7 @@ absl::StatusOr<distributed_setup> check_distributed(const runtime::scenario& sc,
 /// states into `work`; a failure of the run comes back in `failure`.
 distributed_outcome run_distributed(const runtime::scenario& sc, actors::workload& work,
                                     const runtime::run_options& opts, distributed_setup setup,
-                                    bool quiet) {
+                                    runtime::output_dir& out_dir, bool quiet) {
   auto& entities = work.entities();
   const auto groups = work.placement_groups();
   runtime::coordinator_options co;
@@ -238,6 +240,8 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
     co.inputs.push_back({key, path, digest.ok() ? std::optional(*digest) : std::nullopt});
   }
   co.on_progress = opts.on_progress;
+  // The earlier run's outputs stay until the workers have taken this one.
+  co.on_start = [&out_dir] { return out_dir.clear_earlier(); };
   if (!quiet)
     // On a terminal the line first clears the progress line it interrupts.
     co.log = [tty = isatty(fileno(stderr)) != 0](const std::string& line) {
@@ -248,6 +252,7 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
   distributed_outcome out;
   out.failure = cr.failure;
   out.refused = cr.refused;
+  out.started = cr.started;
   out.result = cr.result;
   // A node's figures come with its results at the end: after a failure
   // they are unknown (null), not 0.
@@ -297,11 +302,12 @@ absl::Status locate(const runtime::scenario& sc, const absl::Status& st) {
   return absl::Status(st.code(), absl::StrCat(where, ": ", msg));
 }
 
-absl::StatusOr<runtime::output_dir> open_output(const runtime::scenario& sc, std::string& dir) {
+absl::StatusOr<runtime::output_dir> open_output(const runtime::scenario& sc, std::string& dir,
+                                                bool keep_earlier) {
   dir = sc.get_string("output.dir");
   if (dir.empty())
     dir = "out/" + sc.get_string("name");
-  return runtime::output_dir::open(dir);
+  return keep_earlier ? runtime::output_dir::prepare(dir) : runtime::output_dir::open(dir);
 }
 
 absl::StatusOr<runtime::hosted_run> build_hosted_run(const std::string& scenario_yaml) {
@@ -423,7 +429,9 @@ int run_command(const run_args& a) {
   print_warnings(work);
 
   std::string dir;
-  auto out = open_output(*sc, dir);
+  // A distributed run clears the earlier outputs only once its workers
+  // have taken it: a refusal must not cost them.
+  auto out = open_output(*sc, dir, setup.has_value());
   if (!out.ok())
     return report_error(out.status());
 
@@ -469,7 +477,7 @@ int run_command(const run_args& a) {
   runtime::run_result r;
   std::optional<distributed_outcome> dist;
   if (setup) {
-    dist = run_distributed(*sc, work, opts, std::move(*setup), a.quiet);
+    dist = run_distributed(*sc, work, opts, std::move(*setup), *out, a.quiet);
     r = dist->result;
   } else {
     r = runtime::run(entities, opts);
@@ -479,6 +487,17 @@ int run_command(const run_args& a) {
   std::signal(SIGTERM, SIG_IGN);
   progress.finish();
 
+  if (dist && !dist->started) {
+    // Nothing ran: nothing to report, and the earlier outputs stay.
+    const bool interrupted = absl::IsCancelled(dist->failure);
+    if (!interrupted)
+      std::fprintf(stderr, "satemu: error: %s\n", std::string(dist->failure.message()).c_str());
+    std::fprintf(stderr, "[satemu] distributed run %s before it started: nothing ran, %s left as it was\n",
+                 interrupted ? "interrupted" : dist->refused ? "refused" : "failed", dir.c_str());
+    return interrupted     ? exit_interrupted
+           : dist->refused ? exit_bad_input
+                           : exit_node_failed;
+  }
   if (dist && !dist->failure.ok()) {
     // No entity states came back: say what is known, marked partial.
     nlohmann::json j;

@@ -67,8 +67,10 @@ absl::StatusOr<runtime::scenario> load_scenario(const std::string& file,
 /// did not give it, the file name.
 absl::Status locate(const runtime::scenario& sc, const absl::Status& st);
 
-/// The scenario's output directory (`output.dir`, else out/<name>), opened.
-absl::StatusOr<runtime::output_dir> open_output(const runtime::scenario& sc, std::string& dir);
+/// The scenario's output directory (`output.dir`, else out/<name>), opened;
+/// with `keep_earlier` only prepared (runtime::output_dir::prepare).
+absl::StatusOr<runtime::output_dir> open_output(const runtime::scenario& sc, std::string& dir,
+                                                bool keep_earlier = false);
 
 int run_command(const run_args& a);
 

@@ -46,10 +46,16 @@ constexpr const char* worker_help =
   "the worker). See the README for making a CA and certificates with openssl.\n"
   "\n"
   "On start the worker prints `satemu worker listening on HOST:PORT` on stdout.\n"
-  "Exit codes: 0 the coordinator ended the session after the run completed (or without\n"
-  "setting one up), 2 bad flags, secret or TLS file, or an address it cannot listen on, 3 the\n"
-  "coordinator went down first, or ended the session before the run completed (a run\n"
-  "aborted: another node failed, the coordinator was interrupted), 130 interrupted.";
+  "A worker serves one session, then exits. A coordinator that aborts its session before\n"
+  "setting up a run (it gave up on another worker: a wrong secret, a busy one) leaves the\n"
+  "worker waiting for the next coordinator.\n"
+  "Exit codes: 0 the worker's share of the run went out to the coordinator (also when the\n"
+  "coordinator stopped the run early, on Ctrl-C: the share up to the time reached), or the\n"
+  "coordinator ended the session without setting up a run, 2 bad flags, secret or TLS\n"
+  "file, or an address it cannot listen on, 3 the coordinator went down first, or ended the\n"
+  "session before the worker's share completed (the run was aborted: another node failed,\n"
+  "the scenario could not be built here, or the coordinator was interrupted while the\n"
+  "workers built it), 130 interrupted (SIGINT or SIGTERM).";
 
 } // namespace
 

@@ -114,6 +114,11 @@ public:
       // The coordinator's own comparisons (files, entity counts).
       out_.refused = absl::IsFailedPrecondition(st);
     }
+    if (st.ok() && opts_.on_start) {
+      st = opts_.on_start();
+      out_.refused = !st.ok();
+    }
+    out_.started = st.ok();
     if (st.ok())
       st = windows(wall0);
     if (st.ok())
@@ -194,6 +199,10 @@ private:
         if (auto* a = std::get_if<protocol::node_abort>(&*m))
           return absl::AbortedError(
             absl::StrCat("worker ", opts_.workers[k].to_string(), " gave up: ", a->reason));
+        // The scenario cannot be built there: bad input, as the file checks.
+        if (auto* r = std::get_if<protocol::node_refused>(&*m))
+          return absl::FailedPreconditionError(absl::StrCat(
+            "worker ", opts_.workers[k].to_string(), " cannot run the scenario: ", r->reason));
         if (auto* e = std::get_if<protocol::node_error>(&*m))
           return absl::InternalError(absl::StrCat(
             "worker ", opts_.workers[k].to_string(), " rejected a frame (",

@@ -115,6 +115,10 @@ struct coordinator_options {
   std::vector<input_file> inputs;
   /// Log lines (connections, failures); default: none.
   std::function<void(const std::string&)> log;
+  /// Called once every worker has built the scenario, before the first
+  /// window (e.g. to clear the earlier run's outputs only once this one
+  /// will run); a failure ends the run there, as refused.
+  std::function<absl::Status()> on_start;
 };
 
 /// What one node did.
@@ -153,6 +157,9 @@ struct coordinated_run {
   /// does not accept, or a worker that built the scenario from other files.
   /// Not a node failing, and not an interruption.
   bool refused = false;
+  /// The run started: every worker built the scenario and `on_start`
+  /// succeeded. A run that fails before has nothing to report.
+  bool started = false;
 };
 
 /// Runs the distributed run described by `opts` to its end (or the stop

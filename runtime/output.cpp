@@ -35,26 +35,40 @@ constexpr const char* manifest = ".satemu-outputs";
 } // namespace
 
 absl::StatusOr<output_dir> output_dir::open(std::string path) {
-  std::error_code ec;
-  fs::create_directories(path, ec);
-  if (ec)
-    return absl::InvalidArgumentError(
-      absl::StrCat("cannot create output directory '", path, "': ", ec.message()));
+  auto d = prepare(std::move(path));
+  if (!d.ok())
+    return d;
+  if (auto st = d->clear_earlier(); !st.ok())
+    return st;
+  return d;
+}
+
+absl::Status output_dir::clear_earlier() {
   // The summaries first: without them no leftover looks like a result.
   std::vector<std::string> stale = {"summary.json", "summary.partial.json"};
   {
-    std::ifstream listed(fs::path(path) / manifest);
+    std::ifstream listed(fs::path(path_) / manifest);
     for (std::string name; std::getline(listed, name);)
       if (!name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos)
         stale.push_back(name); // names in this directory only
   }
   stale.emplace_back(manifest);
   for (const auto& name : stale) {
-    fs::remove(fs::path(path) / name, ec);
+    std::error_code ec;
+    fs::remove(fs::path(path_) / name, ec);
     if (ec)
       return absl::InvalidArgumentError(absl::StrCat("cannot remove stale '", name, "' in '",
-                                                     path, "': ", ec.message()));
+                                                     path_, "': ", ec.message()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<output_dir> output_dir::prepare(std::string path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec)
+    return absl::InvalidArgumentError(
+      absl::StrCat("cannot create output directory '", path, "': ", ec.message()));
   // A directory the run could not write in is found now, not after the run.
   const auto probe = fs::path(path) / ".satemu-probe";
   {

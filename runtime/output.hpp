@@ -27,6 +27,13 @@ public:
   /// spends hours), and removes the outputs of an earlier run there (the
   /// files `.satemu-outputs` lists, and the summaries).
   static absl::StatusOr<output_dir> open(std::string path);
+  /// As `open`, but leaves the earlier run's outputs in place until
+  /// `clear_earlier`: for a run that may be refused before it starts (by
+  /// its workers), which must not cost the results already there.
+  static absl::StatusOr<output_dir> prepare(std::string path);
+  /// Removes the outputs of the earlier run (what `open` does after
+  /// `prepare`); InvalidArgument naming a file that cannot be removed.
+  absl::Status clear_earlier();
 
   /// Writes `content` to `<name>.tmp`; renamed by `commit`. A failed write
   /// (a full disk) names the reason and leaves no `<name>.tmp` behind.

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "caf/all.hpp"
@@ -381,6 +382,23 @@ private:
                      conf_.threads, conf_.software});
   }
 
+  /// Whether the session that is ending is one whose coordinator aborted
+  /// it before setting up a run, so the worker goes on to serve the next
+  /// coordinator: one that gave up before its run (on another worker it
+  /// could not take, say) does not use this one up.
+  bool wait_again(const std::string& coordinator) {
+    {
+      std::lock_guard<std::mutex> guard(slot_->mu);
+      if (slot_->set_up || slot_->aborted.empty() || !slot_->stopping.empty())
+        return false;
+      slot_->outbound.clear();
+      slot_->aborted.clear();
+    }
+    log(absl::StrCat("coordinator ", coordinator,
+                     " gave up before setting up a run; waiting for a coordinator"));
+    return true;
+  }
+
   void flush_outbound() {
     std::deque<std::string> frames;
     {
@@ -426,6 +444,8 @@ private:
           slot->results_sent = true;
         if (const auto* a = std::get_if<protocol::node_abort>(&m); a && slot->aborted.empty())
           slot->aborted = a->reason;
+        if (const auto* r = std::get_if<protocol::node_refused>(&m); r && slot->aborted.empty())
+          slot->aborted = r->reason;
         slot->outbound.push_back(std::move(*bytes));
       }
       caf::anon_send(self, node_flush_atom::value);
@@ -494,6 +514,13 @@ private:
                    log(absl::StrCat("coordinator ", p.label, " ended the session",
                                     x.reason.empty() ? "" : absl::StrCat(": ", x.reason)));
                    reply_sealed(p, protocol::node_end{"worker done"});
+                   if (wait_again(p.label)) {
+                     // Closed a moment later, once the reply has left.
+                     p.ph = phase::refused;
+                     delayed_send(this, conf_.close_delay, detail::node_close_atom::value,
+                                  *std::exchange(session_, std::nullopt));
+                     return;
+                   }
                    outcome_->finish(slot_->ended());
                    quit();
                  },
@@ -522,6 +549,11 @@ private:
       abort_run();
       const auto reason = detail::render(system(), dm.reason);
       log(absl::StrCat("coordinator ", it->second.label, " went down (", reason, ")"));
+      if (wait_again(it->second.label)) {
+        session_.reset();
+        peers_.erase(it);
+        return;
+      }
       outcome_->finish(absl::UnavailableError(absl::StrCat(
         "coordinator ", it->second.label, " went down (", reason, ") before ending the session")));
       quit();

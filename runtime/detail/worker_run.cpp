@@ -161,6 +161,12 @@ void worker_run::main(protocol::node_setup setup) {
     log_(absl::StrCat("cannot run: ", why));
     send_(protocol::node_abort{why});
   };
+  // The scenario cannot run here (a file missing or different on this
+  // machine): the coordinator's input is at fault, not a node.
+  auto refuse = [&](const std::string& why) {
+    log_(absl::StrCat("cannot run the scenario: ", why));
+    send_(protocol::node_refused{why});
+  };
   if (setup.nodes == 0 || setup.node >= setup.nodes) {
     give_up(absl::StrCat("setup names node ", setup.node, " of ", setup.nodes));
     return;
@@ -181,13 +187,15 @@ void worker_run::main(protocol::node_setup setup) {
     }
   }
   if (!built.ok()) {
-    give_up(std::string(built.status().message()));
+    refuse(std::string(built.status().message()));
     return;
   }
   auto& entities = *built->entities;
   if (entities.size() != setup.node_of.size()) {
-    give_up(absl::StrCat("the scenario has ", entities.size(), " entities here, the setup places ",
-                         setup.node_of.size()));
+    refuse(absl::StrCat("the scenario has ", entities.size(), " entities here, the setup places ",
+                        setup.node_of.size(),
+                        " (does this worker see the same files the scenario names, such as a TLE "
+                        "file, at the same paths?)"));
     return;
   }
   node_share share;
@@ -223,8 +231,11 @@ void worker_run::main(protocol::node_setup setup) {
   res.barrier_wait_ns = ex.wait_ns();
   res.compute_requests = r.compute_requests;
   res.compute_batches = r.compute_batches;
-  log_(absl::StrCat("run done: ", r.events, " events, ", ex.cross_envelopes(),
-                    " envelopes sent to other nodes"));
+  log_(absl::StrCat(r.interrupted
+                      ? absl::StrCat("run stopped early by the coordinator at emulated ",
+                                     absl::SixDigits(r.reached.seconds()), " s: ")
+                      : std::string("run done: "),
+                    r.events, " events, ", ex.cross_envelopes(), " envelopes sent to other nodes"));
   send_(std::move(res));
 }
 

@@ -370,8 +370,11 @@ TEST_F(distributed_test, the_coordinator_leaves_the_compute_backend_to_the_worke
     const auto j = nlohmann::json::parse(read_file(dir_ / "c" / "summary.json"));
     EXPECT_EQ(j["metrics"]["backend"], "cuda");
   } else {
-    EXPECT_EQ(r.code, 3) << r.output;
-    EXPECT_NE(r.output.find("worker " + workers_[0].address), std::string::npos) << r.output;
+    // What the worker's host lacks is bad input, as for a single process.
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("worker " + workers_[0].address + " cannot run the scenario"),
+              std::string::npos)
+      << r.output;
     EXPECT_NE(r.output.find("compute.backend: "), std::string::npos) << r.output;
   }
 }
@@ -401,6 +404,29 @@ TEST_F(distributed_test, a_worker_reading_another_copy_of_a_file_is_refused) {
             std::string::npos)
     << r.output;
   EXPECT_EQ(r.output.find(workers_[0].address + " read other"), std::string::npos) << r.output;
+}
+
+TEST_F(distributed_test, a_worker_missing_a_file_is_refused_naming_it) {
+  // The coordinator holds the TLE file; the worker's directory does not.
+  const auto a = dir_ / "a", c = dir_ / "c";
+  fs::create_directories(a);
+  fs::create_directories(c);
+  write("a/sats.tle", read_file(SATEMU_SOURCE_DIR "/scenarios/tle/starlink-2026-02-24.tle"));
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, {}, c));
+  auto r = run({"run", scenario("starlink-tle.yaml"), "--quiet", "--out", (dir_ / "o").string(),
+                "--set", "duration=1s", "--set", "constellation.tle.file=sats.tle", "--workers",
+                worker_list(), "--secret-file", secret_file_},
+               "missing", 300s, a);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("worker " + workers_[0].address + " cannot run the scenario"),
+            std::string::npos)
+    << r.output;
+  EXPECT_NE(r.output.find("cannot open TLE file"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nothing ran"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "o" / "summary.partial.json"));
+  // The worker took the run (it was set up), so it is done: its share did
+  // not complete.
+  EXPECT_EQ(reap(workers_[0], 20s), 3) << read_file(workers_[0].log);
 }
 
 TEST_F(distributed_test, shell_1000_ping_over_three_workers_is_the_single_process_run) {
@@ -444,6 +470,49 @@ TEST_F(distributed_test, a_wrong_secret_is_refused_and_the_worker_then_serves_th
   EXPECT_TRUE(fs::exists(dir_ / "r" / "summary.json"));
   EXPECT_EQ(reap(workers_[0], 20s), 0);
   EXPECT_NE(read_file(workers_[0].log).find("authentication failed (wrong secret)"), std::string::npos);
+}
+
+// A run refused before it starts keeps the outputs of the run before it in
+// the same directory, and does not use up the healthy worker listed first:
+// a session that sets up no run leaves a worker waiting for the next one.
+TEST_F(distributed_test, a_refused_run_keeps_the_earlier_outputs_and_the_healthy_workers) {
+  const auto out = dir_ / "keep";
+  const auto q = scenario("quickstart.yaml");
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  auto r = run({"run", q, "--quiet", "--out", out.string(), "--set", "duration=200ms",
+                "--workers", workers_[0].address, "--secret-file", secret_file_},
+               "first");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(reap(workers_[0], 20s), 0);
+  const auto summary = read_file(out / "summary.json");
+  const auto fingerprint = read_file(out / "fingerprint.txt");
+  ASSERT_FALSE(summary.empty());
+
+  const auto wrong = write("wrong", "not the run's secret at all, no\n");
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, wrong));
+  const auto healthy = workers_[1].address;
+  r = run({"run", q, "--quiet", "--out", out.string(), "--set", "duration=200ms", "--workers",
+           healthy + "," + workers_[2].address, "--secret-file", secret_file_},
+          "refused");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("wrong secret"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("refused before it started: nothing ran"), std::string::npos)
+    << r.output;
+  EXPECT_EQ(read_file(out / "summary.json"), summary);
+  EXPECT_EQ(read_file(out / "fingerprint.txt"), fingerprint);
+  EXPECT_FALSE(fs::exists(out / "summary.partial.json"));
+
+  // The healthy worker waits for the next coordinator, which it serves.
+  EXPECT_EQ(wait_exit(workers_[1].pid, 500ms), -1) << read_file(workers_[1].log);
+  EXPECT_NE(read_file(workers_[1].log).find("gave up before setting up a run; waiting"), std::string::npos)
+    << read_file(workers_[1].log);
+  r = run({"run", q, "--quiet", "--out", out.string(), "--set", "duration=100ms", "--workers",
+           healthy, "--secret-file", secret_file_},
+          "again");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(reap(workers_[1], 20s), 0) << read_file(workers_[1].log);
+  EXPECT_NE(read_file(out / "summary.json"), summary);
 }
 
 // Every address is tried before any worker is taken: the healthy worker
@@ -503,8 +572,8 @@ TEST_F(distributed_test, ctrl_c_while_a_worker_listed_twice_stays_silent_exits_1
   }
   const auto text = read_file(log);
   EXPECT_EQ(code, 130) << text;
-  EXPECT_NE(text.find("interrupted before the run started"), std::string::npos) << text;
-  EXPECT_TRUE(fs::exists(out / "summary.partial.json")) << text;
+  EXPECT_NE(text.find("interrupted before it started: nothing ran"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(out / "summary.partial.json")) << text;
 }
 
 TEST_F(distributed_test, flag_errors_exit_2) {
