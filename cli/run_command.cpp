@@ -84,8 +84,8 @@ extern "C" void on_stop_signal(int sig) {
   if (!g_stop.exchange(true)) {
     g_stop_ns.store(now);
     constexpr char msg[] =
-      "\n[satemu] stopping at the end of the window (Ctrl-C again, a second on, quits without "
-      "outputs)\n";
+      "\n[satemu] stopping at the end of the window, or before the run if it has not started "
+      "(Ctrl-C again, a second on, quits without outputs)\n";
     (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
     return;
   }

@@ -155,14 +155,18 @@ private:
     system_ = std::move(*sys);
     // Every address answers before any worker is taken: a mistyped one
     // would otherwise end the sessions of the workers listed before it.
+    // A connection that fails after Ctrl-C (CAF's own timeouts end it
+    // before the stop is seen) is the interruption, not the worker's fault.
+    auto stopped = [&](const absl::Status& st) {
+      return absl::IsCancelled(st) || (opts_.stop != nullptr && opts_.stop->load());
+    };
     for (const auto& addr : opts_.workers)
       if (auto st = worker_link::probe(addr, opts_.connect_timeout, opts_.stop); !st.ok())
-        return absl::IsCancelled(st) ? absl::CancelledError("interrupted before the run started")
-                                     : st;
+        return stopped(st) ? absl::CancelledError("interrupted before the run started") : st;
     for (const auto& addr : opts_.workers) {
       auto link =
         worker_link::connect(addr, opts_.secret, opts_.connect_timeout, system_, opts_.stop);
-      if (absl::IsCancelled(link.status()))
+      if (!link.ok() && stopped(link.status()))
         return absl::CancelledError("interrupted before the run started");
       // The link's errors name the worker.
       if (!link.ok())

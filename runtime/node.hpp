@@ -179,8 +179,10 @@ struct node_options {
   std::size_t threads = 0;
   /// BASP heartbeat period, and the silence after which a connected node
   /// counts as gone (its actors go down with it). Zero disables either.
+  /// A worker gives up on a silent coordinator after as long as the
+  /// coordinator waits for a silent worker (coordinator_options).
   std::chrono::milliseconds heartbeat_interval{1000};
-  std::chrono::milliseconds connection_timeout{15000};
+  std::chrono::milliseconds connection_timeout{5000};
   /// Set: every connection of this system, in and out, is mutual TLS
   /// (`check_tls_files` first); unset: plain TCP. A TLS node and a plain
   /// one cannot talk to each other.

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "caf/all.hpp"
 #include "caf/io/all.hpp"
 #include "caf/io/basp_broker.hpp"
@@ -102,7 +103,20 @@ caf::expected<std::uint16_t> publish(node_system::impl& s, const caf::actor& who
 std::string render(caf::actor_system& sys, const caf::error& err) {
   if (!err)
     return "no error";
-  return sys.render(err);
+  // CAF's name of the error stays, in brackets, after what it means here.
+  const char* meaning = nullptr;
+  if (err == caf::exit_reason::remote_link_unreachable)
+    meaning = "connection lost: the process exited, was killed or stopped answering (no "
+              "heartbeat for 5 s), or the network failed";
+  else if (err == caf::sec::connection_timeout)
+    meaning = "connected, but CAF's handshake got no answer in time: is it a satemu worker, and "
+              "running (a stopped or overloaded process accepts connections but answers nothing)?";
+  else if (err == caf::sec::malformed_basp_message)
+    meaning = "the peer does not speak CAF's protocol: is it a satemu worker?";
+  else if (err == caf::sec::cannot_open_port)
+    meaning = "cannot open the port: is it in use (by another worker?), or the address not one "
+              "of this host?";
+  return meaning != nullptr ? absl::StrCat(meaning, " [", sys.render(err), "]") : sys.render(err);
 }
 
 std::string short_node_id(const caf::node_id& nid) {

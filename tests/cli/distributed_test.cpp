@@ -576,6 +576,36 @@ TEST_F(distributed_test, ctrl_c_while_a_worker_listed_twice_stays_silent_exits_1
   EXPECT_FALSE(fs::exists(out / "summary.partial.json")) << text;
 }
 
+TEST_F(distributed_test, ctrl_c_while_connecting_to_a_stopped_worker_exits_130) {
+  // A stopped worker's kernel still accepts the TCP connection; CAF's
+  // handshake then times out. Ctrl-C meanwhile is an interruption, not a
+  // refusal (it had exited 2 with the timeout).
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  kill(workers_[0].pid, SIGSTOP);
+  const auto out = dir_ / "out";
+  const auto log = dir_ / "coordinator.log";
+  const pid_t pid = satemu::testing::spawn_satemu(
+    {"run", scenario("quickstart.yaml"), "--out", out.string(), "--workers",
+     workers_[0].address, "--secret-file", secret_file_},
+    {}, log);
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (read_file(log).find("entities") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(100ms);
+  kill(pid, SIGINT);
+  const int code = wait_exit(pid, 10s);
+  if (code < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  kill(workers_[0].pid, SIGCONT);
+  const auto text = read_file(log);
+  EXPECT_EQ(code, 130) << text;
+  EXPECT_NE(text.find("interrupted before it started: nothing ran"), std::string::npos) << text;
+}
+
 TEST_F(distributed_test, flag_errors_exit_2) {
   const auto q = scenario("quickstart.yaml");
   // Refused before the workload is built or the output directory made.

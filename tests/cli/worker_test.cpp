@@ -421,6 +421,7 @@ TEST_F(worker_test, worker_exits_nonzero_when_its_coordinator_is_killed) {
   EXPECT_TRUE(std::regex_search(
     log, std::regex(R"(satemu: error: coordinator 127\.0\.0\.1:\d+ went down \(.+\) before ending the session)")))
     << log;
+  EXPECT_NE(log.find("went down (connection lost: the process exited"), std::string::npos) << log;
 }
 
 TEST_F(worker_test, sigterm_interrupts_a_waiting_worker) {
@@ -492,6 +493,9 @@ TEST_F(worker_test, port_in_use_exits_2_with_the_address) {
   auto r = run_worker({"worker", "--listen", listen, "--secret-file", secret_file_}, log);
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("cannot listen on " + listen), std::string::npos) << r.output;
+  // In words first, CAF's code after.
+  EXPECT_NE(r.output.find(listen + ": cannot open the port: is it in use"), std::string::npos)
+    << r.output;
   ASSERT_GT(pid_, 0);
   kill(pid_, SIGTERM);
   EXPECT_EQ(wait_worker(10s), 130);
