@@ -567,16 +567,25 @@ int run_command(const run_args& a) {
     j["nodes"] = dist->nodes;
   }
 
-  absl::Status st = out->write("scenario.resolved.yaml", sc->resolved_yaml());
-  if (st.ok())
-    st = out->write("fingerprint.txt", hex64(r.fingerprint) + "\n");
-  if (st.ok() && opts.trace)
-    st = out->write("trace.csv", trace_csv(r.trace));
+  // Every file is tried: one that cannot be written (a full disk, a big
+  // file) does not cost the others.
+  absl::Status st;
+  std::vector<std::string> unwritten;
+  auto write = [&](const std::string& name, std::string_view content) {
+    if (auto w = out->write(name, content); !w.ok()) {
+      if (st.ok())
+        st = w;
+      unwritten.push_back(name);
+    }
+  };
+  write("scenario.resolved.yaml", sc->resolved_yaml());
+  write("fingerprint.txt", hex64(r.fingerprint) + "\n");
+  if (opts.trace)
+    write("trace.csv", trace_csv(r.trace));
   for (const auto& [name, content] : work.files(r))
-    if (st.ok())
-      st = out->write(name, content);
+    write(name, content);
   if (st.ok())
-    st = out->write("summary.json", json_text(j));
+    write("summary.json", json_text(j));
   if (st.ok())
     st = out->commit(complete);
   if (!st.ok()) {
@@ -585,6 +594,8 @@ int run_command(const run_args& a) {
     // be written, the summary goes to stderr. The run's figures stay.
     j["complete"] = false;
     j["error"] = std::string(st.message());
+    if (!unwritten.empty())
+      j["unwritten_files"] = unwritten;
     auto kept = out->write("summary.json", json_text(j));
     if (kept.ok())
       kept = out->commit(false);

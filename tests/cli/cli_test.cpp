@@ -304,6 +304,37 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
 #endif
 }
 
+// An output file that cannot be written (a full disk; here a 16 KiB file
+// size limit, with SIGXFSZ ignored as the shell passes it on) costs only
+// itself: the files after it are still written, and all are kept as partial.
+TEST_F(cli_test, an_output_that_cannot_be_written_costs_only_itself) {
+  const auto out = dir_ / "limited";
+  const auto log = dir_ / "limited.txt";
+  // bash: its `ulimit -f` counts KiB (sh's may count 512-byte blocks).
+  const std::string cmd = std::string("bash -c \"trap '' XFSZ; ulimit -f 16; exec ") +
+                          SATEMU_BINARY + " run " + SATEMU_SOURCE_DIR +
+                          "/scenarios/grid-19x5-ping.yaml -q --out " + out.string() +
+                          " --set duration=5s --set constellation.record.interval=1s\" > " +
+                          log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << read_file(log);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << read_file(log);
+  EXPECT_CONTAINS(read_file(log), "links.csv.tmp': File too large");
+  const auto j = read_json(out / "summary.partial.json");
+  EXPECT_EQ(j["complete"], false);
+  EXPECT_CONTAINS(j["error"].get<std::string>(), "links.csv.tmp': File too large");
+  // links.csv (about 18 kB) and positions.csv (21 kB) do not fit; rtt.csv
+  // (14 kB), written after them, does.
+  EXPECT_EQ(j["unwritten_files"], nlohmann::json({"links.csv", "positions.csv"}));
+  for (const auto* kept : {"rtt.partial.csv", "handovers.partial.csv", "fingerprint.partial.txt",
+                           "scenario.partial.resolved.yaml"})
+    EXPECT_TRUE(fs::exists(out / kept)) << kept;
+  EXPECT_FALSE(fs::exists(out / "links.partial.csv"));
+  EXPECT_FALSE(fs::exists(out / "summary.json"));
+  for (const auto& e : fs::directory_iterator(out))
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+}
+
 TEST_F(cli_test, set_without_equals_is_bad_input) {
   const auto f = scenario("s.yaml", small_yaml);
   const auto out = (dir_ / "o").string();
