@@ -607,8 +607,11 @@ int run_command(const run_args& a) {
     return exit_internal;
   }
 
-  for (const auto& line : work.result_warnings(r))
-    std::fprintf(stderr, "satemu: warning: %s\n", line.c_str());
+  // Warnings about the results (messages still in flight at the end, and
+  // what to change) are for a run that reached its end.
+  if (!r.interrupted)
+    for (const auto& line : work.result_warnings(r))
+      std::fprintf(stderr, "satemu: warning: %s\n", line.c_str());
   // Real time is only as good as the host's pace: say when it fell behind.
   if (opts.mode == runtime::clock_mode::real_time) {
     if (r.events == 0)

@@ -128,7 +128,6 @@ public:
       out_.failure = st;
       out_.entity_states.clear();
       out_.workload_states.clear();
-      log(absl::StrCat("run failed: ", st.message()));
       for (auto& l : links_)
         (void)l.send(protocol::node_abort{std::string(st.message())});
     }

@@ -113,7 +113,8 @@ struct coordinator_options {
     std::optional<std::uint64_t> digest;
   };
   std::vector<input_file> inputs;
-  /// Log lines (connections, failures); default: none.
+  /// Log lines (connections, setup); default: none. Failures come back in
+  /// `coordinated_run::failure`.
   std::function<void(const std::string&)> log;
   /// Called once every worker has built the scenario, before the first
   /// window (e.g. to clear the earlier run's outputs only once this one
