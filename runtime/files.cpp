@@ -30,12 +30,15 @@ absl::Status write_file_atomically(const std::string& path,
   std::error_code ec;
   if (fs::is_directory(path, ec))
     return absl::PermissionDeniedError(absl::StrCat(path, ": is a directory"));
-  // A symbolic link is written through: its target gets the new file.
+  // A symbolic link is written through: its target gets the new file,
+  // also one that does not exist yet (a dangling link), and through links
+  // to links (at most 40, as the kernel follows).
   fs::path target = path;
-  if (fs::is_symlink(path, ec)) {
-    auto resolved = fs::weakly_canonical(path, ec);
-    if (!ec)
-      target = std::move(resolved);
+  for (int hops = 0; hops < 40 && fs::is_symlink(target, ec); ++hops) {
+    auto next = fs::read_symlink(target, ec);
+    if (ec)
+      break;
+    target = next.is_absolute() ? std::move(next) : target.parent_path() / next;
   }
   // A device, pipe or socket (/dev/stdout, a FIFO) is written as it is:
   // there is no file to replace. Anything else goes through a partial file.

@@ -84,6 +84,20 @@ TEST_F(files_test, a_symbolic_link_is_written_through) {
   expect_only({"target.json", "link.json"});
 }
 
+TEST_F(files_test, a_dangling_link_is_written_through_to_the_file_it_names) {
+  fs::create_directories(dir_ / "sub");
+  const auto link = dir_ / "link.json";
+  const auto hop = dir_ / "sub" / "hop.json";
+  // link.json -> sub/hop.json -> t.json (relative to sub/), not yet there.
+  fs::create_symlink("sub/hop.json", link);
+  fs::create_symlink("t.json", hop);
+  ASSERT_TRUE(write(link, "new").ok());
+  EXPECT_TRUE(fs::is_symlink(link)) << "the link was replaced by a file";
+  EXPECT_TRUE(fs::is_symlink(hop)) << "the second link was replaced by a file";
+  EXPECT_EQ(read(dir_ / "sub" / "t.json"), "new");
+  expect_only({"sub", "link.json"});
+}
+
 TEST_F(files_test, a_pipe_is_written_directly) {
   const auto fifo = dir_ / "pipe";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
