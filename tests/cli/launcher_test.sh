@@ -12,11 +12,11 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 # Stand-ins: every package counts as installed, configuring works, and the
 # build fails with a compiler error.
 mkdir -p "$tmp/bin"
-cat >"$tmp/bin/dpkg-query" <<'STUB'
+cat >"$tmp/bin/dpkg-query" <<'SCRIPT'
 #!/bin/sh
 printf 'install ok installed'
-STUB
-cat >"$tmp/bin/cmake" <<'STUB'
+SCRIPT
+cat >"$tmp/bin/cmake" <<'SCRIPT'
 #!/bin/sh
 if [ "$1" = "--build" ]; then
   echo "[ 10%] Building CXX object x.cpp.o"
@@ -24,7 +24,7 @@ if [ "$1" = "--build" ]; then
   exit 2
 fi
 mkdir -p "$4" && : >"$4/CMakeCache.txt"
-STUB
+SCRIPT
 chmod +x "$tmp/bin/dpkg-query" "$tmp/bin/cmake"
 
 for cmd in "run scenarios/quickstart.yaml" "test"; do
