@@ -145,6 +145,51 @@ protected:
     return code;
   }
 
+  /// Runs starlink-tle for 1 s over every worker, from `cwd` (the
+  /// coordinator's directory), its TLE file named by the relative path
+  /// sats.tle; the log is `name`.log.
+  auto run_tle_from(const fs::path& cwd, const std::string& name) {
+    return run({"run", scenario("starlink-tle.yaml"), "--quiet", "--out", (dir_ / "o").string(),
+                "--set", "duration=1s", "--set", "constellation.tle.file=sats.tle", "--workers",
+                worker_list(), "--secret-file", secret_file_},
+               name, 300s, cwd);
+  }
+
+  /// Runs quickstart over `workers` with its output in out/ and its log in
+  /// coordinator.log; once the log shows `ready` (within 20 s), and `settle`
+  /// later, sends Ctrl-C and waits up to `limit` for the exit. Returns the
+  /// exit code (-1: still running, then killed) and the log.
+  std::pair<int, std::string> interrupt_coordinator(const std::string& workers,
+                                                    const std::string& ready,
+                                                    std::chrono::milliseconds settle,
+                                                    std::chrono::milliseconds limit) {
+    const auto log = dir_ / "coordinator.log";
+    const pid_t pid = satemu::testing::spawn_satemu(
+      {"run", scenario("quickstart.yaml"), "--out", (dir_ / "out").string(), "--workers", workers,
+       "--secret-file", secret_file_},
+      {}, log);
+    if (pid <= 0) {
+      ADD_FAILURE() << "cannot start the coordinator";
+      return {-1, ""};
+    }
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (read_file(log).find(ready) == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(settle);
+    if (const int early = wait_exit(pid, 0ms); early != -1) {
+      ADD_FAILURE() << "the coordinator exited (" << early << ") before Ctrl-C";
+      return {early, read_file(log)};
+    }
+    kill(pid, SIGINT);
+    const int code = wait_exit(pid, limit);
+    if (code < 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    return {code, read_file(log)};
+  }
+
   std::string worker_list() const {
     std::string s;
     for (const auto& w : workers_)
@@ -393,10 +438,7 @@ TEST_F(distributed_test, a_worker_reading_another_copy_of_a_file_is_refused) {
   write("b/sats.tle", other);
   ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, {}, a));
   ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, {}, b));
-  auto r = run({"run", scenario("starlink-tle.yaml"), "--quiet", "--out", (dir_ / "o").string(),
-                "--set", "duration=1s", "--set", "constellation.tle.file=sats.tle", "--workers",
-                worker_list(), "--secret-file", secret_file_},
-               "copies", 300s, a);
+  auto r = run_tle_from(a, "copies");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("worker " + workers_[1].address +
                           " read other bytes for constellation.tle.file (sats.tle) than this "
@@ -413,10 +455,7 @@ TEST_F(distributed_test, a_worker_missing_a_file_is_refused_naming_it) {
   fs::create_directories(c);
   write("a/sats.tle", read_file(SATEMU_SOURCE_DIR "/scenarios/tle/starlink-2026-02-24.tle"));
   ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_, {}, c));
-  auto r = run({"run", scenario("starlink-tle.yaml"), "--quiet", "--out", (dir_ / "o").string(),
-                "--set", "duration=1s", "--set", "constellation.tle.file=sats.tle", "--workers",
-                worker_list(), "--secret-file", secret_file_},
-               "missing", 300s, a);
+  auto r = run_tle_from(a, "missing");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("worker " + workers_[0].address + " cannot run the scenario"),
             std::string::npos)
@@ -551,29 +590,11 @@ TEST_F(distributed_test, ctrl_c_while_a_worker_listed_twice_stays_silent_exits_1
   // never answers the hello. Ctrl-C must not wait out the handshake (10 s).
   ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
   const auto port = workers_[0].address.substr(workers_[0].address.rfind(':') + 1);
-  const auto out = dir_ / "out";
-  const auto log = dir_ / "coordinator.log";
-  const pid_t pid = satemu::testing::spawn_satemu(
-    {"run", scenario("quickstart.yaml"), "--out", out.string(), "--workers",
-     workers_[0].address + ",localhost:" + port, "--secret-file", secret_file_},
-    {}, log);
-  ASSERT_GT(pid, 0);
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (read_file(log).find("connected to worker") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
-  std::this_thread::sleep_for(300ms);
-  ASSERT_EQ(wait_exit(pid, 0ms), -1) << read_file(log);
-  kill(pid, SIGINT);
-  const int code = wait_exit(pid, 3s);
-  if (code < 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  const auto text = read_file(log);
+  const auto [code, text] = interrupt_coordinator(workers_[0].address + ",localhost:" + port,
+                                                  "connected to worker", 300ms, 3s);
   EXPECT_EQ(code, 130) << text;
   EXPECT_NE(text.find("interrupted before it started: nothing ran"), std::string::npos) << text;
-  EXPECT_FALSE(fs::exists(out / "summary.partial.json")) << text;
+  EXPECT_FALSE(fs::exists(dir_ / "out" / "summary.partial.json")) << text;
 }
 
 TEST_F(distributed_test, ctrl_c_while_connecting_to_a_stopped_worker_exits_130) {
@@ -582,26 +603,8 @@ TEST_F(distributed_test, ctrl_c_while_connecting_to_a_stopped_worker_exits_130) 
   // refusal (it had exited 2 with the timeout).
   ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
   kill(workers_[0].pid, SIGSTOP);
-  const auto out = dir_ / "out";
-  const auto log = dir_ / "coordinator.log";
-  const pid_t pid = satemu::testing::spawn_satemu(
-    {"run", scenario("quickstart.yaml"), "--out", out.string(), "--workers",
-     workers_[0].address, "--secret-file", secret_file_},
-    {}, log);
-  ASSERT_GT(pid, 0);
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (read_file(log).find("entities") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
-  std::this_thread::sleep_for(100ms);
-  kill(pid, SIGINT);
-  const int code = wait_exit(pid, 10s);
-  if (code < 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
+  const auto [code, text] = interrupt_coordinator(workers_[0].address, "entities", 100ms, 10s);
   kill(workers_[0].pid, SIGCONT);
-  const auto text = read_file(log);
   EXPECT_EQ(code, 130) << text;
   EXPECT_NE(text.find("interrupted before it started: nothing ran"), std::string::npos) << text;
 }
