@@ -62,6 +62,13 @@ void register_workloads() {
 absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario& s,
                                                         build_depth depth) {
   const auto kind = s.get_string("workload.kind");
+  if (kind == "skymemory" && s.get_string("workload.mode") == "analytic")
+    return absl::InvalidArgumentError(
+      "workload.mode: the analytic SkyMemory model has no emulation to run; evaluate it with "
+      "`satemu sweep FILE`");
+  if (!s.has("duration"))
+    return absl::InvalidArgumentError(
+      "duration: missing required key 'duration': the emulated time to run, e.g. `duration: 60s`");
   if (s.get_string("clock.mode") == "virtual" && s.departs_from_default("clock.dilation"))
     return absl::InvalidArgumentError(
       "clock.dilation: only used with clock.mode: realtime (virtual time runs as fast as the "
@@ -70,7 +77,9 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
   if (const double wall_s = s.get_duration("duration").seconds() * s.get_real("clock.dilation");
       s.get_string("clock.mode") == "realtime" && wall_s > 100 * 365.25 * 86400)
     return absl::InvalidArgumentError(absl::StrFormat(
-      "clock.dilation: duration x dilation is %.3g years of wall time", wall_s / (365.25 * 86400)));
+      "clock.dilation: duration x dilation is %.3g years of wall time; a real-time run may last at "
+      "most 100 years",
+      wall_s / (365.25 * 86400)));
   if (s.has("compute")) {
     if (auto c = gpu::compute_config_from(s); !c.ok())
       return c.status();
@@ -108,15 +117,10 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
     return std::unique_ptr<workload>(std::move(*w));
   }
   if (kind == "skymemory") {
-    if (s.get_string("workload.mode") == "emulated") {
-      auto w = skymemory::emulated_workload::make(s, depth);
-      if (!w.ok())
-        return w.status();
-      return std::unique_ptr<workload>(std::move(*w));
-    }
-    return absl::InvalidArgumentError(
-      "workload.mode: the analytic SkyMemory model has no emulation to run; evaluate it with "
-      "`satemu sweep FILE`");
+    auto w = skymemory::emulated_workload::make(s, depth);
+    if (!w.ok())
+      return w.status();
+    return std::unique_ptr<workload>(std::move(*w));
   }
   return absl::InvalidArgumentError("workload.kind: unknown workload kind '" + kind + "'");
 }

@@ -50,7 +50,12 @@ key_spec make_base() {
                key_spec::real("dilation", "1.0",
                               "realtime only: wall seconds per emulated second")
                    .above(0)}),
-          key_spec::dur("duration", "", "Emulated time to run").mandatory().above(0),
+          // Required by every workload that runs (make_workload checks it); the
+          // analytic SkyMemory model, evaluated by `satemu sweep`, has no time.
+          key_spec::dur("duration", "",
+                        "Emulated time to run; required by every workload except the analytic "
+                        "skymemory model (satemu sweep)")
+            .above(0),
           key_spec::integer("threads", "0", "Worker threads; 0 = all cores").at_least(0).at_most(1024),
           key_spec::map(
               "output", "Where and what the run writes",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ./satemu (the launcher): a build that fails stops it with its own message
 # and exit 1, on the first build (its output shown) as on later ones; it
-# never goes on to run a binary the build did not make.
+# never goes on to run a binary the build did not make. Its logs stay inside
+# the build directory.
 #   launcher_test.sh SOURCE_DIR
 set -uo pipefail
 src=$1
@@ -34,6 +35,8 @@ for cmd in "run scenarios/quickstart.yaml" "test"; do
   grep -q 'error: build failed' "$tmp/out" || { cat "$tmp/out"; fail "'satemu $cmd': no 'build failed'"; }
   grep -q 'x.cpp:1:1: error: boom' "$tmp/out" || { cat "$tmp/out"; fail "'satemu $cmd': the error is not shown"; }
 done
+[ -f "$tmp/build/configure.log" ] || fail "no configure.log in the build directory"
+[ "$(ls "$tmp")" = "$(printf 'bin\nbuild\nout')" ] || fail "files beside the build directory: $(ls "$tmp")"
 
 # A later build (the binary exists) that fails is reported the same way.
 mkdir -p "$tmp/build/cli"

@@ -216,8 +216,8 @@ TEST_F(scenario_test, out_of_range_values) {
 }
 
 TEST_F(scenario_test, missing_required_key_points_at_the_parent) {
-  expect_error("name: x\nworkload: {kind: test_kind}\n",
-               {"inline.yaml:1:1: duration: missing required key 'duration'"});
+  expect_error("duration: 1s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:1:1: name: missing required key 'name'"});
   expect_error("name: x\nduration: 1s\nworkload:\n  requests: 3\n",
                {"inline.yaml:4:3: workload.kind: missing required key 'kind'"});
   expect_error("name: x\nduration: 1s\n", {"inline.yaml:1:1: workload: missing required key"});
