@@ -29,6 +29,14 @@ int main(int argc, char** argv) {
   using namespace satemu::cli;
   CLI::App app{description, "satemu"};
   app.require_subcommand(0, 1);
+  // Flag errors read like every other error, and name the help to read.
+  // Set before the subcommands are added: they copy it.
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    std::string help = "satemu --help";
+    if (const auto subs = a->get_subcommands(); !subs.empty())
+      help = "satemu " + subs.back()->get_name() + " --help";
+    return "satemu: error: " + std::string(e.what()) + "\n(see " + help + ")\n";
+  });
   bool version = false;
   app.add_flag("--version", version, "Print the version and the compute backends, then exit");
 
@@ -78,8 +86,8 @@ int main(int argc, char** argv) {
     "\n"
     "Exit codes: 0 done, 1 internal error, 2 bad scenario or flags, or the workers refused the\n"
     "run (an address where nothing answers; a secret, TLS identity, build or copy of a file a\n"
-    "worker does not share; a scenario a worker cannot build), 3 a worker failed, 130\n"
-    "interrupted (outputs PARTIAL once the run started).");
+    "worker does not share; a scenario a worker cannot build; one worker listed under two\n"
+    "names), 3 a worker failed, 130 interrupted (outputs PARTIAL once the run started).");
 
   sweep_args sa;
   auto* sweep = app.add_subcommand(

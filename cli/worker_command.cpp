@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "cli/flags.hpp"
 #include "cli/run_command.hpp"
 #include "runtime/node.hpp"
@@ -121,8 +122,9 @@ int worker_command(const worker_args& a) {
   }
   std::printf("satemu worker listening on %s\n", worker->address().to_string().c_str());
   std::fflush(stdout);
-  std::fprintf(stderr, "[satemu worker] listening on %s%s; waiting for a coordinator\n",
-               worker->address().to_string().c_str(), a.tls_cert ? " (mutual TLS)" : "");
+  runtime::print_worker_log(absl::StrCat("listening on ", worker->address().to_string(),
+                                         a.tls_cert ? " (mutual TLS)" : "",
+                                         "; waiting for a coordinator"));
 
   g_worker_stop.store(false);
   auto old_int = std::signal(SIGINT, on_worker_signal);
@@ -136,14 +138,14 @@ int worker_command(const worker_args& a) {
       std::signal(SIGINT, old_int);
       std::signal(SIGTERM, old_term);
       worker->stop("the worker was interrupted (SIGINT or SIGTERM)");
-      std::fprintf(stderr, "[satemu worker] interrupted\n");
+      runtime::print_worker_log("interrupted");
       return exit_interrupted;
     }
   }
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   if (st.ok()) {
-    std::fprintf(stderr, "[satemu worker] session ended; exiting\n");
+    runtime::print_worker_log("session ended; exiting");
     return exit_ok;
   }
   std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());

@@ -163,20 +163,30 @@ private:
       if (auto st = worker_link::probe(addr, opts_.connect_timeout, opts_.stop); !st.ok())
         return stopped(st) ? absl::CancelledError("interrupted before the run started") : st;
     for (const auto& addr : opts_.workers) {
-      auto link =
-        worker_link::connect(addr, opts_.secret, opts_.connect_timeout, system_, opts_.stop);
-      if (!link.ok() && stopped(link.status()))
+      auto link = worker_link::open(addr, opts_.connect_timeout, system_, opts_.stop);
+      // One process listed under two names (127.0.0.1 and localhost) would
+      // serve this coordinator once and leave the second session waiting.
+      if (link.ok())
+        for (const auto& earlier : links_)
+          if (earlier.worker_node() == link->worker_node()) {
+            link->detach();
+            return absl::InvalidArgumentError(absl::StrCat(
+              "--workers lists one worker process twice: ", earlier.address().to_string(),
+              " and ", addr.to_string(), " reach the same satemu worker"));
+          }
+      absl::Status st = link.ok()
+                          ? link->authenticate(opts_.secret, opts_.connect_timeout, opts_.stop)
+                          : link.status();
+      if (!st.ok() && stopped(st))
         return absl::CancelledError("interrupted before the run started");
       // The link's errors name the worker.
-      if (!link.ok())
+      if (!st.ok())
         return absl::Status(
-          link.status().code(),
-          absl::StrCat(link.status().message(),
-                       // Connected, then silent: it serves another coordinator (this
-                       // one, when the worker is listed twice under two names).
-                       absl::IsDeadlineExceeded(link.status())
-                         ? " (a worker serves one coordinator at a time: is it busy, or listed "
-                           "twice under two names, such as 127.0.0.1 and localhost?)"
+          st.code(),
+          absl::StrCat(st.message(),
+                       // Connected, then silent: it serves another coordinator.
+                       absl::IsDeadlineExceeded(st)
+                         ? " (a worker serves one coordinator at a time: is it busy?)"
                          : ""));
       if (!opts_.software.empty() && link->worker_software() != opts_.software) {
         links_.push_back(std::move(*link));

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -28,6 +30,17 @@
 #include "runtime/detail/node_caf.hpp"
 
 namespace satemu::runtime {
+
+void print_worker_log(std::string_view line) {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  char stamp[32] = "?";
+  if (localtime_r(&now, &local) != nullptr)
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &local);
+  std::fprintf(stderr, "[satemu worker] %s %.*s\n", stamp, static_cast<int>(line.size()),
+               line.data());
+  std::fflush(stderr);
+}
 
 // --- addresses --------------------------------------------------------------
 
@@ -407,6 +420,7 @@ struct worker_link::impl {
   bool closed = false;
   std::uint32_t worker_threads = 0;
   std::string worker_software;
+  std::string worker_node;
   node_crypto::frame_sealer sealer;
   node_crypto::frame_opener opener;
 
@@ -414,13 +428,16 @@ struct worker_link::impl {
     disconnect();
   }
 
-  void disconnect() {
+  /// `close_connection` false leaves the connection to the worker's
+  /// process open, for another link that shares it.
+  void disconnect(bool close_connection = true) {
     if (self) {
       caf::anon_send_exit(self, caf::exit_reason::user_shutdown);
       self = nullptr;
     }
     if (worker) {
-      detail::close_connection(system->get(), worker.node());
+      if (close_connection)
+        detail::close_connection(system->get(), worker.node());
       worker = nullptr;
     }
     closed = true;
@@ -515,6 +532,13 @@ std::uint32_t worker_link::worker_threads() const noexcept {
 
 const std::string& worker_link::worker_software() const noexcept {
   return impl_->worker_software;
+}
+
+const std::string& worker_link::worker_node() const noexcept { return impl_->worker_node; }
+
+void worker_link::detach() {
+  if (impl_)
+    impl_->disconnect(false);
 }
 
 absl::Status worker_link::health() const {
@@ -614,7 +638,8 @@ absl::StatusOr<worker_link> worker_link::open(const node_address& addr, millisec
       ->request(detail::connector(system->get()), caf::timespan{timeout},
                 caf::connect_atom::value, addr.host, addr.port)
       .receive(
-        [&](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
+        [&](caf::node_id& nid, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
+          p->worker_node = caf::to_string(nid);
           if (ptr == nullptr)
             st = absl::UnavailableError(absl::StrCat(
               "nothing is published at ", addr.to_string(), " (not a satemu worker?)"));

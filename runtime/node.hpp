@@ -264,6 +264,13 @@ public:
   std::uint32_t worker_threads() const noexcept;
   /// The worker's software string (from its `accepted`); empty before.
   const std::string& worker_software() const noexcept;
+  /// The worker process's CAF node id as text (from `open`): two links with
+  /// the same one reach the same process, under two names.
+  const std::string& worker_node() const noexcept;
+  /// Ends this link but leaves the connection to the worker's process open:
+  /// for a second link to a process that another link of this node system
+  /// serves (destroying or closing it would cut that one off too).
+  void detach();
   /// Unavailable (naming the worker and why) once the worker is gone; OK
   /// while it is connected. Does not consume frames.
   absl::Status health() const;
@@ -324,6 +331,10 @@ struct hosted_run {
   std::vector<protocol::node_input> inputs;
 };
 
+/// Writes one line of a worker's log to stderr, stamped with the local time
+/// (a worker runs for days): "[satemu worker] 2026-11-22 10:31:05 LINE".
+void print_worker_log(std::string_view line);
+
 struct worker_options {
   /// Where to listen; port 0 = any free port (see `worker_node::address`).
   node_address listen{"127.0.0.1", 0};
@@ -337,7 +348,7 @@ struct worker_options {
   /// Delay between refusing a peer and closing its connection, so that the
   /// refusal is flushed first.
   std::chrono::milliseconds close_delay{200};
-  /// Receives every log line; default: stderr, prefixed "[satemu worker] ".
+  /// Receives every log line; default: print_worker_log.
   std::function<void(const std::string&)> log;
   /// Software name sent in `accepted`.
   std::string software = "satemu";

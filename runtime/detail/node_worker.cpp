@@ -616,10 +616,8 @@ absl::StatusOr<worker_node> worker_node::start(worker_options opts) {
   conf.handshake_timeout = opts.handshake_timeout;
   conf.max_pending = opts.max_pending_handshakes;
   conf.close_delay = opts.close_delay;
-  conf.log = opts.log ? std::move(opts.log) : [](const std::string& line) {
-    std::fprintf(stderr, "[satemu worker] %s\n", line.c_str());
-    std::fflush(stderr);
-  };
+  conf.log = opts.log ? std::move(opts.log)
+                      : [](const std::string& line) { print_worker_log(line); };
   conf.software = opts.software;
   conf.threads = static_cast<std::uint32_t>(p->system->threads());
   conf.run_threads = opts.node.threads;

@@ -206,10 +206,14 @@ TEST_F(worker_test, right_secret_is_accepted_and_end_exits_zero) {
   EXPECT_EQ(link->worker_threads(), 1u);
   expect_pong(*link, 1);
   expect_pong(*link, 2);
-  EXPECT_TRUE(log_shows(R"(accepted coordinator 127\.0\.0\.1:\d+ \(satemu coordinator\))"));
+  // Every log line is stamped with the local time.
+  const std::string stamp = R"(\[satemu worker\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d )";
+  EXPECT_TRUE(log_shows(stamp + "listening on 127\\.0\\.0\\.1:\\d+; waiting for a coordinator"));
+  EXPECT_TRUE(log_shows(stamp + R"(accepted coordinator 127\.0\.0\.1:\d+ \(satemu coordinator\))"));
   EXPECT_TRUE(link->close(10s).ok());
   EXPECT_EQ(wait_worker(20s), 0);
-  EXPECT_TRUE(log_shows(R"(coordinator 127\.0\.0\.1:\d+ ended the session)"));
+  EXPECT_TRUE(log_shows(stamp + R"(coordinator 127\.0\.0\.1:\d+ ended the session)"));
+  EXPECT_TRUE(log_shows(stamp + "session ended; exiting"));
 }
 
 TEST_F(worker_test, wrong_secret_is_refused_logged_and_the_worker_keeps_serving) {
@@ -429,6 +433,7 @@ TEST_F(worker_test, sigterm_interrupts_a_waiting_worker) {
   ASSERT_GT(pid_, 0);
   ASSERT_EQ(kill(pid_, SIGTERM), 0);
   EXPECT_EQ(wait_worker(10s), 130);
+  EXPECT_TRUE(log_shows(R"(\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d interrupted)"));
 }
 
 TEST_F(worker_test, listens_on_loopback_by_default) {

@@ -823,6 +823,46 @@ TEST(node_link, a_stop_ends_the_wait_for_a_host_that_drops_the_packets) {
   EXPECT_LT(took, 10s);
 }
 
+// A second link from one node system to a worker it already has a session
+// with reaches the same process (the coordinator refuses such a list by the
+// node id) and gets no answer to its hello; a stop still ends the wait.
+TEST(node_link, two_links_to_one_worker_name_its_node_and_a_stop_ends_a_silent_handshake) {
+  auto w = forked_worker::start("s");
+  ASSERT_NE(w.port, 0);
+  node_options o;
+  o.threads = 1;
+  auto sys = node_system::start(o);
+  ASSERT_TRUE(sys.ok()) << sys.status();
+  auto first = worker_link::connect({"127.0.0.1", w.port}, "s", 10s, *sys);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = worker_link::open({"localhost", w.port}, 10s, *sys);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_FALSE(first->worker_node().empty());
+  EXPECT_EQ(first->worker_node(), second->worker_node());
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto st = second->authenticate("s", 60s, &stop);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  stopper.join();
+  EXPECT_EQ(st.code(), absl::StatusCode::kCancelled) << st;
+  EXPECT_TRUE(contains(st, "interrupted while waiting for worker localhost:")) << st;
+  EXPECT_LT(took, 5s);
+  // Another worker process is another node.
+  auto other = forked_worker::start("s");
+  ASSERT_NE(other.port, 0);
+  auto third = worker_link::open({"127.0.0.1", other.port}, 10s, *sys);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_NE(third->worker_node(), first->worker_node());
+  kill(w.pid, SIGKILL);
+  kill(other.pid, SIGKILL);
+  w.wait_exit(10s);
+  other.wait_exit(10s);
+}
+
 TEST(node_link, a_host_name_that_does_not_resolve_is_named) {
   auto st = worker_link::probe({"no-such-host.invalid", 7000}, 5s);
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
