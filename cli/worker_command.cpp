@@ -4,6 +4,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -139,7 +140,12 @@ int worker_command(const worker_args& a) {
       std::signal(SIGTERM, old_term);
       worker->stop("the worker was interrupted (SIGINT or SIGTERM)");
       runtime::print_worker_log("interrupted");
-      return exit_interrupted;
+      // Ends the session (the coordinator is told) but not a scenario still
+      // being built, which is left behind; exiting without the static
+      // destructors keeps them from running under it.
+      { auto ending = std::move(*worker); }
+      std::fflush(nullptr);
+      std::_Exit(exit_interrupted);
     }
   }
   std::signal(SIGINT, old_int);

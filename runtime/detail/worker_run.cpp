@@ -130,14 +130,28 @@ worker_run::worker_run(std::function<absl::StatusOr<hosted_run>(const std::strin
 
 worker_run::~worker_run() {
   abort();
-  if (thread_.joinable())
+  bool building = false;
+  {
+    std::lock_guard<std::mutex> lock(build_state_->mu);
+    build_state_->stopping = true;
+    building = build_state_->building;
+  }
+  if (!thread_.joinable())
+    return;
+  // A build is not waited for (an interrupted worker exits at once); a run
+  // ends at its next window barrier.
+  if (building)
+    thread_.detach();
+  else
     thread_.join();
 }
 
 void worker_run::start(protocol::node_setup setup) {
   if (thread_.joinable())
     return;
-  thread_ = std::thread([this, s = std::move(setup)]() mutable { main(std::move(s)); });
+  thread_ = std::thread([this, s = std::move(setup), b = build_, bs = build_state_]() mutable {
+    main(std::move(s), std::move(b), std::move(bs));
+  });
 }
 
 void worker_run::grant(protocol::node_grant g) {
@@ -156,7 +170,8 @@ void worker_run::abort() {
   cv_.notify_all();
 }
 
-void worker_run::main(protocol::node_setup setup) {
+void worker_run::main(protocol::node_setup setup, build_fn build,
+                      std::shared_ptr<build_state> bs) {
   auto give_up = [&](const std::string& why) {
     log_(absl::StrCat("cannot run: ", why));
     send_(protocol::node_abort{why});
@@ -176,7 +191,21 @@ void worker_run::main(protocol::node_setup setup) {
       give_up(absl::StrCat("setup places an entity on node ", k, " of ", setup.nodes));
       return;
     }
-  auto built = build_(setup.scenario);
+  {
+    std::lock_guard<std::mutex> lock(bs->mu);
+    if (bs->stopping)
+      return;
+    bs->building = true;
+  }
+  // Nothing of *this is touched from here to the next lock: it may be
+  // destroyed meanwhile.
+  auto built = build(setup.scenario);
+  {
+    std::lock_guard<std::mutex> lock(bs->mu);
+    bs->building = false;
+    if (bs->stopping)
+      return; // detached: *this is gone or going
+  }
   {
     // Aborted while it built (the coordinator gave up, or the worker is
     // stopping): no run, so no actors are started only to be stopped.

@@ -43,9 +43,19 @@ public:
 
 private:
   class barrier;
-  void main(protocol::node_setup setup);
+  using build_fn = std::function<absl::StatusOr<hosted_run>(const std::string&)>;
+  /// Shared with the run thread, which outlives a worker_run destroyed
+  /// while it builds the scenario (model weights take seconds): it is then
+  /// detached, and after the build it returns touching nothing else.
+  struct build_state {
+    std::mutex mu;
+    bool stopping = false; // the destructor has begun
+    bool building = false; // the thread is in `build`
+  };
+  void main(protocol::node_setup setup, build_fn build, std::shared_ptr<build_state> bs);
 
-  std::function<absl::StatusOr<hosted_run>(const std::string&)> build_;
+  build_fn build_;
+  std::shared_ptr<build_state> build_state_ = std::make_shared<build_state>();
   send_fn send_;
   log_fn log_;
   std::size_t threads_;

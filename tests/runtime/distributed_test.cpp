@@ -592,6 +592,42 @@ TEST(distributed, a_malformed_grant_aborts_the_run_and_the_worker_survives) {
   EXPECT_TRUE(logged);
 }
 
+// A worker stopped while it builds the scenario (making model weights takes
+// seconds) ends at once, telling its coordinator why; the build is left to
+// finish behind it (before, the worker waited for it).
+TEST(distributed, a_worker_stopped_while_it_builds_does_not_wait_for_the_build) {
+  const std::string secret = "a secret for the slow build";
+  auto building = std::make_shared<std::atomic<bool>>(false);
+  worker_options o;
+  o.secret = secret;
+  o.node.threads = 1;
+  o.build_run = [building](const std::string&) -> absl::StatusOr<hosted_run> {
+    building->store(true);
+    std::this_thread::sleep_for(3000ms);
+    return build_chatter(false);
+  };
+  o.log = [](const std::string&) {};
+  auto w = worker_node::start(std::move(o));
+  ASSERT_TRUE(w.ok()) << w.status();
+  auto link = worker_link::connect(w->address(), secret, 5000ms);
+  ASSERT_TRUE(link.ok()) << link.status();
+  std::vector<std::uint32_t> node_of(chatter_entities, 0);
+  ASSERT_TRUE(link->send(protocol::node_setup{"x", 0, 1, node_of, 1}).ok());
+  const auto deadline = std::chrono::steady_clock::now() + 5000ms;
+  while (!building->load() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(building->load());
+  const auto t0 = std::chrono::steady_clock::now();
+  w->stop("stopped by the test");
+  { auto ending = std::move(*w); }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+  auto m = link->receive(5000ms);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto* abort = std::get_if<protocol::node_abort>(&*m);
+  ASSERT_NE(abort, nullptr) << protocol::node_kind_name(*m);
+  EXPECT_EQ(abort->reason, "stopped by the test");
+}
+
 /// What worker node 0 of 2 (entities 0..19; 20..39 on node 1) answers to
 /// its first grant, ending at 5 ms, carrying `batch`: the kind of the
 /// answer, and an abort's reason.
