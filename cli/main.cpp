@@ -10,6 +10,7 @@
 #include "cli/quality_command.hpp"
 #include "cli/run_command.hpp"
 #include "cli/sweep_command.hpp"
+#include "cli/version.hpp"
 #include "cli/worker_command.hpp"
 #include "gpu/backend.hpp"
 #include "gpu/cpu_backend.hpp"
@@ -153,7 +154,7 @@ int main(int argc, char** argv) {
 
   try {
     if (version) {
-      std::printf("satemu %s\n", SATEMU_VERSION);
+      std::printf("%s\n", software_version().c_str());
       const auto choice = satemu::gpu::resolve_auto_backend();
       std::printf("compute backend (auto): %s (%s)\n", choice.name.c_str(), choice.reason.c_str());
       std::printf("cpu GEMMs: OpenBLAS %s kernels\n", satemu::gpu::openblas_core().c_str());

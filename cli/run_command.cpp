@@ -15,6 +15,7 @@
 #include "actors/workload.hpp"
 #include "cli/json_file.hpp"
 #include "cli/sweep_command.hpp"
+#include "cli/version.hpp"
 #include "gpu/backend.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/distributed.hpp"
@@ -232,7 +233,7 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
   co.end = opts.end;
   co.lookahead = opts.lookahead;
   co.stop = opts.stop;
-  co.software = "satemu " SATEMU_VERSION;
+  co.software = software_version();
   // The files the workers must read the same: those the coordinator holds
   // (a TLE file it built the network from) are checked against its copy.
   for (const auto& [key, path] : sc.input_files()) {

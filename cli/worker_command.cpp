@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/flags.hpp"
 #include "cli/run_command.hpp"
+#include "cli/version.hpp"
 #include "runtime/node.hpp"
 
 namespace satemu::cli {
@@ -112,7 +113,7 @@ int worker_command(const worker_args& a) {
   opts.secret = std::move(*secret);
   opts.node.threads = a.threads.value_or(0);
   opts.node.tls = std::move(*tls);
-  opts.software = "satemu " SATEMU_VERSION;
+  opts.software = software_version();
   opts.build_run = build_hosted_run;
   auto worker = runtime::worker_node::start(std::move(opts));
   if (!worker.ok()) {
