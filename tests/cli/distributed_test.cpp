@@ -145,6 +145,19 @@ protected:
     return code;
   }
 
+  /// Expects the first worker, after a refused run, to be still waiting,
+  /// and to serve the next run and then exit 0.
+  void expect_the_first_worker_still_serves() {
+    EXPECT_EQ(wait_exit(workers_[0].pid, 0ms), -1) << "the worker was used up:\n"
+                                                    << read_file(workers_[0].log);
+    auto r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "good").string(),
+                  "--set", "duration=200ms", "--workers", worker_list(), "--secret-file",
+                  secret_file_},
+                 "good");
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(reap(workers_[0], 20s), 0);
+  }
+
   /// Runs starlink-tle for 1 s over every worker, from `cwd` (the
   /// coordinator's directory), its TLE file named by the relative path
   /// sats.tle; the log is `name`.log.
@@ -576,13 +589,7 @@ TEST_F(distributed_test, an_address_with_nothing_listening_is_refused_before_any
   EXPECT_NE(r.output.find("cannot connect to worker " + bad + ": Connection refused"),
             std::string::npos)
     << r.output;
-  EXPECT_EQ(wait_exit(workers_[0].pid, 0ms), -1) << "the healthy worker was used up:\n"
-                                                  << read_file(workers_[0].log);
-  r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "good").string(),
-           "--set", "duration=200ms", "--workers", worker_list(), "--secret-file", secret_file_},
-          "good");
-  EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(reap(workers_[0], 20s), 0);
+  expect_the_first_worker_still_serves();
 }
 
 TEST_F(distributed_test, a_worker_listed_twice_is_refused_at_once_and_keeps_serving) {
@@ -603,13 +610,7 @@ TEST_F(distributed_test, a_worker_listed_twice_is_refused_at_once_and_keeps_serv
             std::string::npos)
     << r.output;
   EXPECT_FALSE(fs::exists(dir_ / "twice" / "summary.partial.json")) << r.output;
-  EXPECT_EQ(wait_exit(workers_[0].pid, 0ms), -1) << "the worker was used up:\n"
-                                                  << read_file(workers_[0].log);
-  r = run({"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "good").string(),
-           "--set", "duration=200ms", "--workers", worker_list(), "--secret-file", secret_file_},
-          "good");
-  EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(reap(workers_[0], 20s), 0);
+  expect_the_first_worker_still_serves();
 }
 
 TEST_F(distributed_test, ctrl_c_while_connecting_to_a_stopped_worker_exits_130) {
