@@ -30,7 +30,9 @@ void ping_workload::register_kind() {
                               key_spec::text("to", "", "Station pinged").mandatory()}),
       key_spec::dur("interval", "1s", "Time between two pings of a pair").above(0),
       key_spec::dur("start", "0s", "When the first pings leave").at_least(0),
-      key_spec::size("size", "64B", "Filler bytes per ping").at_most(65536),
+      key_spec::size("size", "64B",
+                     "Filler bytes per ping (on the wire: rounded up to 8-byte words, plus 120 "
+                     "bytes of header and fields)").at_most(65536),
     });
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "protocol/envelope.hpp"
 #include "protocol/flow.hpp"
 #include "protocol/ping.hpp"
 
@@ -33,6 +34,23 @@ TEST(ping_message, round_trip_and_size) {
   EXPECT_EQ(*back, m);
   m.body_bytes = 1000;
   EXPECT_GE(encode_ping(m)->size_bytes(), p->size_bytes() + 896);
+}
+
+// What the README and `size`'s help say: on the wire (with the envelope's
+// header) a ping is its filler in whole 8-byte words plus 120 bytes, request
+// or reply alike.
+TEST(ping_message, wire_size_is_the_filler_in_words_plus_120_bytes) {
+  for (const bool reply : {false, true})
+    for (const std::uint32_t filler : {0u, 1u, 64u, 1000u, 1001u, 65536u}) {
+      ping_message m;
+      m.id = 1u << 30;
+      m.reply = reply;
+      m.request_hops = 300;
+      m.body_bytes = filler;
+      EXPECT_EQ(encode_ping(m)->size_bytes() + envelope::header_bytes,
+                (filler + 7) / 8 * 8 + 120)
+        << filler << (reply ? " reply" : " request");
+    }
 }
 
 TEST(flow_packet, round_trip_and_size) {
