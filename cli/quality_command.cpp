@@ -110,6 +110,18 @@ int quality_command(const quality_args& a) {
       splits.push_back(l);
     }
   }
+  // Top-k sends 8 bytes per value kept (the value and its index): from half
+  // the hidden size on, as many bytes as fp32 or more.
+  for (const auto& c : codecs)
+    if (c.k == gpu::compression::kind::topk && 2 * c.keep >= p.hidden_size) {
+      const std::int64_t kept = std::min(c.keep, p.hidden_size);
+      std::fprintf(stderr,
+                   "satemu: warning: %s keeps %lld of the %lld values of each of %s's tokens: "
+                   "at 8 bytes each (value and index) it sends %s fp32\n",
+                   gpu::to_string(c).c_str(), static_cast<long long>(kept),
+                   static_cast<long long>(p.hidden_size), p.name.c_str(),
+                   2 * kept == p.hidden_size ? "as many bytes as" : "more bytes than");
+    }
   if (a.tokens > p.max_context)
     return report_error(bad("--tokens", absl::StrCat(a.tokens, " is more than ", p.name,
                                                      "'s context of ", p.max_context)));

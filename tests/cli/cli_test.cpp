@@ -1227,6 +1227,18 @@ TEST_F(cli_test, quality_compares_codecs_at_split_points) {
     return text.substr(text.find("compression   split"));
   };
   EXPECT_EQ(table(again.output), table(r.output));
+  EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
+
+  // Top-k of half the hidden size or more saves nothing: said, then run.
+  auto topk = satemu({"quality", "--model", "tiny", "--compression", "topk:31,topk:32,topk:100",
+                      "--tokens", "4", "--sequences", "1", "--backend", "cpu"});
+  ASSERT_EQ(topk.code, 0) << topk.output;
+  EXPECT_EQ(topk.output.find("topk:31 keeps"), std::string::npos) << topk.output;
+  EXPECT_CONTAINS(topk.output, "satemu: warning: topk:32 keeps 32 of the 64 values of each of "
+                               "tiny's tokens: at 8 bytes each (value and index) it sends as "
+                               "many bytes as fp32");
+  EXPECT_CONTAINS(topk.output, "topk:100 keeps 64 of the 64 values of each of tiny's tokens: at "
+                               "8 bytes each (value and index) it sends more bytes than fp32");
 
   for (const auto& [flag, value, message] :
        {std::tuple{"--model", "tiny-nope", "--model: unknown model 'tiny-nope'"},
