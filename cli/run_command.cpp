@@ -561,6 +561,8 @@ int run_command(const run_args& a) {
     j["dilation"] = opts.dilation;
     j["lateness_ns"] = percentiles_ns(r.lateness_ns);
   }
+  if (!r.failure.empty())
+    j["error"] = r.failure;
   j["counters"] = r.counters;
   j["metrics"] = work.metrics(r);
   if (dist) {
@@ -629,6 +631,18 @@ int run_command(const run_args& a) {
                    "not delivered: a larger clock.dilation, or virtual time, keeps up\n",
                    static_cast<double>(late) * 1e-6,
                    static_cast<double>(r.lateness_ns.quantile(0.99)) * 1e-6);
+  }
+  if (!r.failure.empty()) {
+    std::fprintf(stderr, "satemu: error: %s%s\n", r.failure.c_str(),
+                 r.out_of_memory ? ": this scenario needs more memory than the process may take "
+                                   "(fewer entities, endpoints or pairs, a lower rate or smaller "
+                                   "messages, or a machine with more memory)"
+                                 : "");
+    std::fprintf(stderr,
+                 "[satemu] stopped at emulated %.3fs: outputs in %s are PARTIAL "
+                 "(summary.partial.json)\n",
+                 r.reached.seconds(), dir.c_str());
+    return r.out_of_memory ? exit_bad_input : exit_internal;
   }
   if (!complete) {
     std::fprintf(stderr,

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 #include <future>
+#include <mutex>
 #include <new>
 #include <queue>
 #include <string>
@@ -68,6 +69,13 @@ struct batch_node {
   batch_node* next = nullptr;
   entity_id from = 0;
   std::vector<protocol::envelope> envs;
+
+  /// Deletes `b`; returns the batch after it.
+  static batch_node* pop(batch_node* b) {
+    auto* next = b->next;
+    delete b;
+    return next;
+  }
 };
 
 /// Envelopes waiting for one entity: a lock-free stack of batches. Any entity
@@ -80,11 +88,8 @@ public:
   inbox(const inbox&) = delete;
   inbox& operator=(const inbox&) = delete;
   ~inbox() {
-    for (auto* b = take_all(); b != nullptr;) {
-      auto* next = b->next;
-      delete b;
-      b = next;
-    }
+    for (auto* b = take_all(); b != nullptr;)
+      b = batch_node::pop(b);
   }
 
   void push(batch_node* b) {
@@ -136,6 +141,22 @@ struct run_shared {
   /// Written by the GPU worker actor only.
   std::atomic<std::uint64_t> compute_requests{0};
   std::atomic<std::uint64_t> compute_batches{0};
+
+  // The first exception out of an entity's code (virtual time, one
+  // process): the run stops at the end of the window, as when interrupted.
+  std::atomic<bool> failed{false};
+  std::mutex failure_mu;
+  std::string failure;
+  bool out_of_memory = false;
+
+  void fail(std::string what, bool memory) {
+    std::lock_guard<std::mutex> lock(failure_mu);
+    if (failed.load(std::memory_order_relaxed))
+      return;
+    failure = std::move(what);
+    out_of_memory = memory;
+    failed.store(true, std::memory_order_release);
+  }
 };
 
 std::chrono::nanoseconds wall_delay(const run_shared& shared, std::int64_t emulated_ns) {
@@ -361,18 +382,21 @@ public:
   caf::behavior make_behavior() override {
     return {
       [this](start_atom) {
-        driver::start(*e_);
+        guarded([&] { driver::start(*e_); });
         report(0);
       },
       [this](grant_atom, std::int64_t window_end) {
-        for (auto* b = shared_->inboxes[id_].take_all(); b != nullptr;) {
-          for (auto& env : b->envs)
-            driver::push(*e_, b->from, std::move(env));
-          auto* next = b->next;
-          delete b;
-          b = next;
-        }
-        report(driver::run_until(*e_, vtime::from_ns(window_end)));
+        std::uint64_t processed = 0;
+        auto* b = shared_->inboxes[id_].take_all();
+        guarded([&] {
+          for (; b != nullptr; b = batch_node::pop(b))
+            for (auto& env : b->envs)
+              driver::push(*e_, b->from, std::move(env));
+          processed = driver::run_until(*e_, vtime::from_ns(window_end));
+        });
+        while (b != nullptr) // what an exception left
+          b = batch_node::pop(b);
+        report(processed);
       },
       [this](finish_atom) {
         driver::clear(*e_);
@@ -383,6 +407,26 @@ public:
   }
 
 private:
+  /// Runs `f`, the entity's own code. In a single process an exception out
+  /// of it (out of memory, mostly) stops the run at the end of the window,
+  /// which is still reported, so that the outputs so far are written; in a
+  /// distributed run it ends the worker (abort_on_exceptions), whose
+  /// coordinator names it.
+  template <class F>
+  void guarded(F&& f) {
+    if (shared_->opts.share != nullptr) {
+      f();
+      return;
+    }
+    try {
+      f();
+    } catch (const std::bad_alloc&) {
+      shared_->fail(absl::StrCat("out of memory (std::bad_alloc) in entity ", id_), true);
+    } catch (const std::exception& x) {
+      shared_->fail(absl::StrCat(x.what(), " (in entity ", id_, ")"), false);
+    }
+  }
+
   void report(std::uint64_t processed) {
     out_.flush(id_, shared_->inboxes.get(), shared_->notes[id_]);
     shared_->next_ns[id_] = driver::next_time(*e_).ns();
@@ -570,7 +614,8 @@ private:
 
   /// Ends the run, or grants the window starting at the earliest pending event.
   void after_window() override {
-    if (shared_->opts.stop != nullptr && shared_->opts.stop->load()) {
+    if ((shared_->opts.stop != nullptr && shared_->opts.stop->load()) ||
+        shared_->failed.load(std::memory_order_acquire)) {
       // Every event before the end of the last window has run.
       finish(true, last_end_);
       return;
@@ -637,13 +682,9 @@ private:
     // here; they leave as bytes with the report.
     for (auto dst : remote_) {
       touched_[dst] = 0;
-      for (auto* b = shared_->inboxes[dst].take_all(); b != nullptr;) {
+      for (auto* b = shared_->inboxes[dst].take_all(); b != nullptr; b = batch_node::pop(b))
         for (auto& env : b->envs)
           report_.outgoing.push_back({dst, b->from, std::move(env)});
-        auto* next = b->next;
-        delete b;
-        b = next;
-      }
     }
     // Requests stay on their node: this node's GPU worker runs them before
     // the report, whose next-event time then counts their results.
@@ -952,6 +993,11 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
     report(vtime::from_ns(shared.now_ns.load(std::memory_order_relaxed)));
 
   auto result = future.get();
+  {
+    std::lock_guard<std::mutex> lock(shared.failure_mu);
+    result.failure = shared.failure;
+    result.out_of_memory = shared.out_of_memory;
+  }
   result.wall_seconds = elapsed();
   result.threads = threads;
   result.rss_before_spawn_bytes = rss_before;

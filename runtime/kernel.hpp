@@ -142,7 +142,15 @@ struct run_result {
   vtime reached;
   double wall_seconds = 0;
   std::size_t threads = 0;
+  /// Stopped before `end`: by `stop`, or by a `failure`.
   bool interrupted = false;
+  /// Single process, virtual time: an exception out of an entity's code
+  /// (what and where; e.g. out of memory), which stopped the run at the end
+  /// of its window. Empty when none. Elsewhere such an exception ends the
+  /// process.
+  std::string failure;
+  /// The failure was running out of memory (std::bad_alloc).
+  bool out_of_memory = false;
   /// Resident memory right before the entities' actors were spawned and
   /// right after (all idle) [bytes].
   std::uint64_t rss_before_spawn_bytes = 0;

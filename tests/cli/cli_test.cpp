@@ -311,6 +311,26 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 2) << read_file(log);
   EXPECT_CONTAINS(read_file(log), "satemu: error: out of memory: this scenario needs more memory");
+
+  // Running out in the middle of the run (64 MiB messages, 1,000 a second
+  // per entity) stops it with exit 2 too, its outputs so far kept as partial
+  // (it had ended the process with SIGABRT and no outputs).
+  const auto f = scenario("big.yaml", replace(small_yaml, "entities: 64", "entities: 16"));
+  const auto out = dir_ / "oom-run";
+  const std::string run = std::string("ulimit -v 3000000; exec ") + SATEMU_BINARY + " run " + f +
+                          " -q --out " + out.string() +
+                          " --set workload.payload=64MiB --set workload.rate=1000 --set "
+                          "duration=100ms > " + log.string() + " 2>&1";
+  const int ran = std::system(run.c_str());
+  ASSERT_TRUE(WIFEXITED(ran)) << ran << "\n" << read_file(log);
+  EXPECT_EQ(WEXITSTATUS(ran), 2) << read_file(log);
+  EXPECT_CONTAINS(read_file(log), "satemu: error: out of memory (std::bad_alloc) in entity ");
+  EXPECT_CONTAINS(read_file(log), "outputs in " + out.string() + " are PARTIAL");
+  ASSERT_TRUE(fs::exists(out / "summary.partial.json")) << read_file(log);
+  const auto j = read_json(out / "summary.partial.json");
+  EXPECT_FALSE(j["complete"].get<bool>());
+  EXPECT_NE(j["error"].get<std::string>().find("out of memory"), std::string::npos) << j.dump();
+  EXPECT_LT(j["emulated_seconds"].get<double>(), 0.1);
 #endif
 }
 

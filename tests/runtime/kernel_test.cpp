@@ -234,18 +234,32 @@ TEST(Kernel, ATimerPastTheEndOfTimeNeverFires) {
             std::numeric_limits<std::int64_t>::max() - 1);
 }
 
-// An entity's handler that throws (say, out of memory) ends the process
-// naming the entity, where the run used to wait for it forever.
-TEST(KernelDeathTest, AnExceptionInAnEntityEndsTheRunNamingIt) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-    {
-      auto w = make_world(3);
-      at(w, 2).start = [](probe& p) { p.schedule(milliseconds(2), 1); };
-      at(w, 2).timer = [](probe&, std::uint64_t) { throw std::bad_alloc(); };
-      run(w, virtual_opts(milliseconds(10), milliseconds(1)));
-    },
-    "internal error: out of memory \\(std::bad_alloc\\) in entity 2; the run cannot go on");
+// An entity's handler that throws (say, out of memory) stops the run at the
+// end of that window, naming the entity, as an interruption would: the run
+// used to wait for it forever, then to end the process.
+TEST(Kernel, AnExceptionInAnEntityStopsTheRunNamingIt) {
+  for (const bool memory : {true, false}) {
+    auto w = make_world(3);
+    // Entity 0 ticks every 100 us; entity 2 throws at 2 ms.
+    at(w, 0).start = [](probe& p) { p.schedule(microseconds(100), 0); };
+    at(w, 0).timer = [](probe& p, std::uint64_t) { p.schedule(microseconds(100), 0); };
+    at(w, 2).start = [](probe& p) { p.schedule(milliseconds(2), 1); };
+    at(w, 2).timer = [memory](probe&, std::uint64_t) {
+      if (memory)
+        throw std::bad_alloc();
+      throw std::runtime_error("boom");
+    };
+    auto r = run(w, virtual_opts(milliseconds(10), microseconds(500)));
+    EXPECT_TRUE(r.interrupted);
+    EXPECT_EQ(r.out_of_memory, memory);
+    EXPECT_EQ(r.failure, memory ? "out of memory (std::bad_alloc) in entity 2"
+                                : "boom (in entity 2)");
+    // Windows from 0.1 ms, 0.5 ms long: [1.6 ms, 2.1 ms) holds the throw and
+    // ran whole; nothing after it.
+    EXPECT_EQ(r.reached, vtime::zero() + microseconds(2100));
+    ASSERT_FALSE(at(w, 0).timers.empty());
+    EXPECT_EQ(at(w, 0).timers.back().first, microseconds(2000).ns());
+  }
 }
 
 TEST(Kernel, RunReportsTheCountersItsEntitiesCountedOrDeclared) {
