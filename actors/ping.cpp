@@ -101,11 +101,21 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
   return w;
 }
 
+std::uint64_t ping_workload::pair_count() const {
+  std::uint64_t n = 0;
+  for (std::size_t g = 0; g < net_->grounds(); ++g)
+    n += ground(g).ping_targets().size();
+  return n;
+}
+
 nlohmann::json ping_workload::metrics(const runtime::run_result& r) const {
   const auto sats = net_->satellites();
   std::uint64_t sent = 0, answered = 0, path_changes = 0;
   runtime::histogram all;
-  nlohmann::json pairs = nlohmann::json::array();
+  // Millions of pairs (pattern all over thousands of endpoints) would make
+  // summary.json hundreds of MB: rtt.csv has every ping instead.
+  const bool listed = pair_count() <= max_listed_pairs;
+  nlohmann::json pairs = listed ? nlohmann::json::array() : nlohmann::json(nullptr);
   for (std::size_t g = 0; g < net_->grounds(); ++g) {
     const auto& node = ground(g);
     sent += node.pings_sent();
@@ -114,14 +124,18 @@ nlohmann::json ping_workload::metrics(const runtime::run_result& r) const {
     const auto& targets = node.ping_targets();
     const std::uint64_t per_pair = targets.empty() ? 0 : node.pings_sent() / targets.size();
     std::map<runtime::entity_id, runtime::histogram> per_target;
-    for (auto t : targets)
-      per_target[t];
+    if (listed)
+      for (auto t : targets)
+        per_target[t];
     for (const auto& s : node.samples()) {
-      per_target[s.target].record(s.rtt_ns);
+      if (listed)
+        per_target[s.target].record(s.rtt_ns);
       all.record(s.rtt_ns);
       ++answered;
       path_changes += s.path_changed ? 1 : 0;
     }
+    if (!listed)
+      continue;
     for (const auto& [target, h] : per_target) {
       pairs.push_back({{"from", net_->node_name(static_cast<runtime::entity_id>(sats + g))},
                        {"to", net_->node_name(target)},
@@ -147,8 +161,14 @@ std::vector<std::string> ping_workload::result_warnings(const runtime::run_resul
     sent += ground(g).pings_sent();
     answered += ground(g).samples().size();
   }
-  return in_flight_warning(messages_in_flight(sent, answered, r), sent, "pings",
-                           "pings_unanswered counts them");
+  auto lines = in_flight_warning(messages_in_flight(sent, answered, r), sent, "pings",
+                                 "pings_unanswered counts them");
+  if (const auto n = pair_count(); n > max_listed_pairs)
+    lines.push_back(absl::StrFormat(
+      "metrics.pairs is null: %d pairs are more than the %d summary.json lists (rtt.csv has "
+      "every ping)",
+      n, max_listed_pairs));
+  return lines;
 }
 
 std::map<std::string, std::string> ping_workload::files(const runtime::run_result& r) const {

@@ -2,6 +2,7 @@
 /// constellation (actors/space.hpp) and record round-trip times.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,12 @@ public:
   std::vector<std::string> result_warnings(const runtime::run_result& r) const override;
   /// rtt.csv (one row per answered ping), handovers.csv and the topology records.
   std::map<std::string, std::string> files(const runtime::run_result& r) const override;
+
+  /// metrics.pairs lists every pair up to this many; beyond, it is null.
+  static constexpr std::uint64_t max_listed_pairs = 10000;
+
+private:
+  std::uint64_t pair_count() const;
 };
 
 } // namespace satemu::actors

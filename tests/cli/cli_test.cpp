@@ -1091,6 +1091,36 @@ TEST_F(cli_test, outage_of_unknown_satellite_names_the_outage) {
                   {"constellation.outages.0.satellite", "satellite 48 does not exist"});
 }
 
+// summary.json lists every ping pair up to 10,000 of them; beyond (pattern
+// all over thousands of endpoints had made it hundreds of MB, and the run
+// abort while building it) `pairs` is null, and the run says so.
+TEST_F(cli_test, ping_pairs_are_listed_up_to_ten_thousand) {
+  for (const int stations : {100, 101}) {
+    std::string list;
+    for (int i = 0; i < stations; ++i)
+      list += "    - {name: s" + std::to_string(i) + ", lat: " + std::to_string(i % 60 - 30) +
+              ", lon: " + std::to_string(i * 3 - 150) + "}\n";
+    const auto text = replace(replace(space_yaml, "pattern: ring", "pattern: all, interval: 10s"),
+                              "    - {name: a, lat: 10, lon: 20}\n    - {name: b, lat: 30, lon: 60}\n",
+                              list);
+    const auto f = scenario("all.yaml", text);
+    const auto out = dir_ / ("all" + std::to_string(stations));
+    auto r = satemu({"run", f, "-q", "--out", out.string(), "--set", "duration=100ms"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto j = read_json(out / "summary.json");
+    const std::size_t pairs = static_cast<std::size_t>(stations) * (stations - 1);
+    EXPECT_EQ(j["metrics"]["pings_sent"].get<std::size_t>(), pairs);
+    if (pairs <= 10000) {
+      EXPECT_EQ(j["metrics"]["pairs"].size(), pairs);
+      EXPECT_EQ(r.output.find("metrics.pairs"), std::string::npos) << r.output;
+    } else {
+      EXPECT_TRUE(j["metrics"]["pairs"].is_null());
+      EXPECT_CONTAINS(r.output, "satemu: warning: metrics.pairs is null: 10100 pairs are more "
+                                "than the 10000 summary.json lists (rtt.csv has every ping)");
+    }
+  }
+}
+
 // --- Compute: bad models, devices and weight files exit 2 naming the key. ---
 
 const char* const compute_yaml = R"(name: cp
