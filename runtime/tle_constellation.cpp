@@ -188,11 +188,24 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
     // A set that cannot be propagated to the start (decayed by then, or
     // taken too far from its epoch) is left out the same way.
     sgp4::state at_start{};
-    if (const auto ec = m->propagate(offset, at_start); ec != sgp4::error_code::ok) {
-      c.rejected_.push_back(absl::StrCat(t.source, ":", t.line, ": ", t.label(),
-                                         ": rejected at the start time, ", offset / 1440.0,
-                                         " days from its epoch: ", sgp4::describe(ec),
-                                         " (SGP4 error ", static_cast<int>(ec), ")"));
+    const auto ec = m->propagate(offset, at_start);
+    // The standard's checks pass elements that put the object below the
+    // lowest altitude a satellite may have (a mean motion of 16.8 rev/day:
+    // some 60 km up), or give no position at all: left out too, rather
+    // than kept as a satellite down from the start.
+    const double radius_m = 1e3 * std::hypot(at_start.r_km[0], at_start.r_km[1], at_start.r_km[2]);
+    const double lowest_m = wgs84_equatorial_radius_m + 80e3;
+    if (ec != sgp4::error_code::ok || !(radius_m >= lowest_m)) {
+      c.rejected_.push_back(absl::StrCat(
+        t.source, ":", t.line, ": ", t.label(), ": rejected at the start time, ",
+        offset / 1440.0, " days from its epoch: ",
+        ec != sgp4::error_code::ok
+          ? absl::StrCat(sgp4::describe(ec), " (SGP4 error ", static_cast<int>(ec), ")")
+        : std::isfinite(radius_m)
+          ? absl::StrFormat("%.0f km from the Earth's centre, less than the %.0f km (80 km up "
+                            "at the equator) a satellite needs",
+                            radius_m / 1e3, lowest_m / 1e3)
+          : std::string("SGP4 gives no position (elements outside its range)")));
       continue;
     }
     c.offset_min_.push_back(offset);

@@ -83,8 +83,9 @@ TEST(TleConstellation, OnlyADeepSpaceOrbitRefusesTheFileNotItsName) {
 
 // STARLINK-2024 of the 2026 snapshot is re-entering: 21.65 h after its
 // epoch SGP4 still propagates it, 69 km up, below the floor its mean
-// perigee (138 km) sets, so it is down (a ground link to it would be
-// shorter than the run's lookahead allows).
+// perigee (138 km) sets, so it is down then (a ground link to it would be
+// shorter than the run's lookahead allows); a run starting then leaves it
+// out, as below the 80 km a satellite needs.
 TEST(TleConstellation, ASatelliteBelowTheFloorIsDown) {
   auto sets = parse_tle_text(
     "STARLINK-2024\n"
@@ -99,10 +100,39 @@ TEST(TleConstellation, ASatelliteBelowTheFloorIsDown) {
   EXPECT_GT(floor, wgs84_equatorial_radius_m + 80e3);
   EXPECT_LT(floor, wgs84_equatorial_radius_m + 100e3);
   EXPECT_GT(norm(at_epoch->ecef_all(0)[0]), floor);
-  auto later = tle_constellation::make(*sets, *parse_utc("2026-02-25T00:17:08.608704Z"));
-  ASSERT_TRUE(later.ok()) << later.status();
-  EXPECT_TRUE(later->rejected().empty()) << "SGP4 still propagates it";
-  EXPECT_TRUE(std::isnan(later->ecef_all(0)[0].x));
+  const auto later_ns = *parse_utc("2026-02-25T00:17:08.608704Z");
+  EXPECT_TRUE(std::isnan(at_epoch->ecef_all(static_cast<double>(later_ns - epoch) * 1e-9)[0].x));
+  auto later = tle_constellation::make(*sets, later_ns);
+  ASSERT_FALSE(later.ok());
+  EXPECT_NE(later.status().message().find(
+              "rejected at the start time, 0.902083 days from its epoch: 6447 km from the Earth's "
+              "centre, less than the 6458 km (80 km up at the equator) a satellite needs"),
+            std::string::npos)
+    << later.status();
+}
+
+// Elements far outside SGP4's range that its checks still pass (a mean
+// motion of 16.8 rev/day, some 60 km up) are left out at the start, not
+// kept as a satellite without a position.
+TEST(TleConstellation, ASetBelowEightyKilometresAtTheStartIsLeftOut) {
+  auto c = constellation_of(
+    "STARLINK-1008\n"
+    "1 44714U 19074B   26054.54089312  .00000969  00000+0  43797-4 0  9997\n"
+    "2 44714  53.1568 244.5638 0001273  95.0474 265.0672 15.31036083346702\n"
+    "TOO LOW\n"
+    "1 44715U 19074B   26054.54089312  .00000969  00000+0  43797-4 0  9998\n"
+    "2 44715  53.1568 244.5638 0001273  95.0474 265.0672 16.80000000346708\n",
+    "low2.tle");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->size(), 1u);
+  ASSERT_EQ(c->rejected().size(), 1u);
+  EXPECT_NE(c->rejected()[0].find("low2.tle:5: TOO LOW (44715): rejected at the start time, 0 "
+                                  "days from its epoch: 6441 km from the Earth's centre, less "
+                                  "than the 6458 km"),
+            std::string::npos)
+    << c->rejected()[0];
+  for (const auto& p : c->ecef_all(0))
+    EXPECT_TRUE(std::isfinite(p.x));
 }
 
 /// Unit normal of each satellite's orbital plane at emulated time `t_s`,
