@@ -29,6 +29,15 @@ absl::Status validate(const walker_shell& s) {
     return absl::InvalidArgumentError(
         absl::StrCat("inclination is ", s.inclination_deg, " deg, outside [0, 180] deg"));
   }
+  // Every plane of an equatorial shell is the same orbit: its satellites
+  // would share places (and flap as serving satellites of equal elevation).
+  if ((s.inclination_deg == 0.0 || s.inclination_deg == 180.0) && s.planes > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "inclination is ", s.inclination_deg, " deg with ", s.planes,
+        " planes: at 0 or 180 deg every plane is the equatorial orbit, so the planes' "
+        "satellites would share one orbit; use planes: 1 and sats_per_plane: ",
+        std::int64_t{s.planes} * s.sats_per_plane));
+  }
   if (s.phasing < 0 || s.phasing > s.planes - 1) {
     return absl::InvalidArgumentError(absl::StrCat("phasing is ", s.phasing,
                                                    ", outside [0, planes - 1] = [0, ",

@@ -501,9 +501,11 @@ TEST(Space, TleSetsLeftOutAndAFarStartAreWarnedAbout) {
     << warnings[1];
 }
 
-// A re-entering object (STARLINK-2024, 69 km up at this start) with a
-// station under it: the run had aborted, its ground link shorter than the
-// lookahead taken from the mean perigee. Below the floor it is down.
+// A re-entering object (STARLINK-2024 at this start: 6,462 km from the
+// Earth's centre, below the floor of its mean perigee less 50 km, above
+// the 80 km that would leave it out) with a station under it: the run had
+// aborted, its ground link shorter than the lookahead taken from the mean
+// perigee. Below the floor it is down.
 TEST(Space, AReenteringTleObjectIsDownNeverBelowTheLookahead) {
   const auto file = std::filesystem::temp_directory_path() /
                     ("satemu_reentry_" + std::to_string(::getpid()) + ".tle");
@@ -514,13 +516,13 @@ TEST(Space, AReenteringTleObjectIsDownNeverBelowTheLookahead) {
 seed: 1
 duration: 1s
 constellation:
-  tle: {start: "2026-02-25T00:17:08.608704Z"}
+  tle: {start: "2026-02-24T21:00:00Z"}
   isl: {min_range: 100km}
 ground:
   gsl: {min_elevation: 25deg}
   stations:
-    - {name: a, lat: 3.709449, lon: -166.174498}
-    - {name: b, lat: 3.9, lon: -166.0}
+    - {name: a, lat: -51.743325, lon: 132.954908}
+    - {name: b, lat: -51.6, lon: 133.1}
 workload: {kind: ping, pattern: ring, interval: 100ms, size: 64B}
 )",
                          {"constellation.tle.file=" + file.string()});

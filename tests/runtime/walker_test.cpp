@@ -75,6 +75,13 @@ TEST(WalkerTest, ValidateRejectsBadShells) {
   expect_invalid({72, 22, -5e3, 53, 0}, "below 100 km");
   expect_invalid({72, 22, std::nan(""), 53, 0}, "below 100 km");
   expect_invalid({72, 22, 550e3, 180.5, 0}, "inclination is 180.5");
+  // Equatorial planes are one orbit: satellites in the same places.
+  expect_invalid({2, 20, 550e3, 0.0, 0},
+                 "inclination is 0 deg with 2 planes: at 0 or 180 deg every plane is the "
+                 "equatorial orbit, so the planes' satellites would share one orbit; use "
+                 "planes: 1 and sats_per_plane: 40");
+  expect_invalid({3, 3, 35786e3, 180.0, 1}, "inclination is 180 deg with 3 planes");
+  EXPECT_TRUE(validate({2, 20, 550e3, 0.1, 0}).ok());
   expect_invalid({72, 22, 550e3, -1, 0}, "inclination");
   expect_invalid({72, 22, 550e3, 53, 72}, "phasing is 72, outside [0, planes - 1] = [0, 71]");
   expect_invalid({72, 22, 550e3, 53, -1}, "phasing");
