@@ -79,6 +79,9 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
     const auto packet = static_cast<std::uint32_t>(s.get_data_size(p + "packet").bytes);
     const std::uint32_t overhead = protocol::flow_overhead_bytes(); // the schema's least
     plan.size_bytes = overhead + (packet - overhead) / 8 * 8;
+    if (w->smallest_message_bytes_ == 0 || plan.size_bytes < w->smallest_message_bytes_)
+      w->smallest_message_bytes_ = plan.size_bytes;
+    w->message_name_ = "flow packet";
     const double interval_ns = static_cast<double>(plan.size_bytes) * 8.0 / info.rate_bps * 1e9;
     if (interval_ns < 1.0)
       return absl::InvalidArgumentError(

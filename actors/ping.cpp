@@ -8,6 +8,8 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/ping.hpp"
 #include "runtime/histogram.hpp"
 #include "runtime/schema.hpp"
 
@@ -96,6 +98,11 @@ absl::StatusOr<std::unique_ptr<ping_workload>> ping_workload::make(const runtime
       plans[i].targets.push_back(static_cast<runtime::entity_id>(t));
   }
   auto w = std::unique_ptr<ping_workload>(new ping_workload());
+  protocol::ping_message probe;
+  probe.body_bytes = static_cast<std::uint32_t>(s.get_data_size("workload.size").bytes);
+  w->smallest_message_bytes_ =
+    protocol::encode_ping(probe)->size_bytes() + protocol::envelope::header_bytes;
+  w->message_name_ = "ping";
   if (auto st = w->build(std::move(*cfg), std::move(plans), {}); !st.ok())
     return st;
   return w;

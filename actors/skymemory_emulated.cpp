@@ -1165,9 +1165,14 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
     j["requests_unanswered"] = counter_of(r, "skymemory.requests_unanswered");
   }
   j["requests_timed_out"] = timed_out;
+  // Over the finished requests: null (no data) when none finished.
   j["token_hit_rate"] =
-    prompt_tokens > 0 ? static_cast<double>(cached_tokens) / static_cast<double>(prompt_tokens) : 0.0;
-  j["request_hit_rate"] = done > 0 ? static_cast<double>(hits) / static_cast<double>(done) : 0.0;
+    prompt_tokens > 0
+      ? nlohmann::json(static_cast<double>(cached_tokens) / static_cast<double>(prompt_tokens))
+      : nlohmann::json(nullptr);
+  j["request_hit_rate"] =
+    done > 0 ? nlohmann::json(static_cast<double>(hits) / static_cast<double>(done))
+             : nlohmann::json(nullptr);
   j["bytes_fetched"] = fetched;
   j["bytes_put"] = put;
   j["chunks_corrupt_detected"] = corrupt;
@@ -1208,17 +1213,50 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   return j;
 }
 
+std::vector<std::string> emulated_workload::result_warnings(const runtime::run_result& r) const {
+  std::uint64_t started = 0, done = 0;
+  for (std::size_t g = 0; g < net_->grounds(); ++g) {
+    const auto& n = node(net_->satellites() + g);
+    started += n.requests_started();
+    done += n.records().size();
+  }
+  if (started == 0 || static_cast<double>(started - done) <= 0.05 * static_cast<double>(started))
+    return {};
+  const auto unanswered = counter_of(r, "skymemory.requests_unanswered");
+  return {absl::StrFormat(
+    "%.0f%% of the requests started (%d of %d) did not finish%s: the latencies and hit rates "
+    "cover the finished ones only; where requests were still running at the end, a longer "
+    "duration lowers the share",
+    100.0 * static_cast<double>(started - done) / static_cast<double>(started), started - done,
+    started,
+    cfg_->on_satellite ? absl::StrCat(" (", unanswered, " given up unanswered)") : std::string())};
+}
+
 std::vector<std::string> emulated_workload::warnings() const {
   auto out = space_workload::warnings();
   // A prompt's computed blocks leave through one link at once.
   const std::uint64_t blocks = cfg_->prompts.prompt_tokens / cfg_->block_tokens;
   const std::uint64_t block = kv_block_bytes(cfg_->model, cfg_->block_tokens);
+  if (cfg_->cache && blocks == 0)
+    out.push_back(absl::StrCat(
+      "workload.block_tokens: ", cfg_->block_tokens, " is more than a prompt's ",
+      cfg_->prompts.prompt_tokens, " tokens (workload.prompt_tokens): no prompt has a whole "
+      "block to cache, so the cache never hits"));
+  // A put on the wire: the block, its fields and the envelope's header.
+  kv_message put;
+  put.op = kv_op::put;
+  put.request = put.chunk.hash = put.chunk.checksum = ~std::uint64_t{0};
+  put.origin = put.chunk.index = put.chunk.tokens = put.chunk.owner = ~std::uint32_t{0};
+  put.chunk.data_bytes = static_cast<std::uint32_t>(block);
+  const std::uint64_t wire =
+    protocol::encode_kv(put, false)->size_bytes() + protocol::envelope::header_bytes;
   const std::uint64_t queue = net_->config().queue_bytes;
-  if (cfg_->cache && blocks * block > queue)
+  if (cfg_->cache && blocks * wire > queue)
     out.push_back(absl::StrCat(
       "constellation.queue: ", runtime::to_string(runtime::data_size{queue}), " holds ",
-      queue / block, " of the ", blocks, " chunks (", runtime::to_string(runtime::data_size{block}),
-      " each) a prompt puts at once, so most puts will be dropped at full link queues "
+      queue / wire, " of the ", blocks, " chunks (", runtime::to_string(runtime::data_size{wire}),
+      " each on the wire) a prompt puts at once over one link, so the puts beyond those (",
+      blocks - queue / wire, ") are dropped at full link queues "
       "(counters.space.drops_queue_full); the shipped SkyMemory scenarios use 64MiB"));
   return out;
 }

@@ -253,6 +253,8 @@ public:
   std::map<std::string, std::string> files(const runtime::run_result& r) const override;
   /// The network's, and link queues too small for a prompt's puts.
   std::vector<std::string> warnings() const override;
+  /// When more than 5% of the requests started did not finish.
+  std::vector<std::string> result_warnings(const runtime::run_result& r) const override;
 
   /// The network's state, and the backend this node computed on (compute
   /// real), which the coordinator of a distributed run reports.

@@ -1161,6 +1161,17 @@ absl::Status space_workload::build(space_config cfg, std::vector<ping_plan> ping
   return absl::OkStatus();
 }
 
+std::vector<std::string> space_workload::warnings() const {
+  auto out = net_->tle_warnings();
+  if (const auto queue = net_->config().queue_bytes; smallest_message_bytes_ > queue)
+    out.push_back(absl::StrCat(
+      "constellation.queue: ", runtime::to_string(runtime::data_size{queue}),
+      " is smaller than one ", message_name_, " (",
+      runtime::to_string(runtime::data_size{smallest_message_bytes_}), " on the wire): every ",
+      message_name_, " is dropped at its first link (counters.space.drops_queue_full)"));
+  return out;
+}
+
 std::vector<std::uint32_t> space_workload::placement_groups() {
   auto groups = net_->plane_of();
   std::uint32_t planes = 0;

@@ -359,13 +359,19 @@ public:
   /// Satellites by orbital plane; a ground endpoint with the satellite that
   /// serves it at time 0 (alone when none does).
   std::vector<std::uint32_t> placement_groups() override;
-  /// The network's TLE warnings.
-  std::vector<std::string> warnings() const override { return net_->tle_warnings(); }
+  /// The network's TLE warnings, and link queues too small for one of the
+  /// workload's messages.
+  std::vector<std::string> warnings() const override;
   /// Topology epochs built (the metrics count them and the records hold them).
   std::string node_state() const override;
   absl::Status merge_node_state(std::string_view state) override;
 
 protected:
+  /// The smallest message the workload sends (its size on the wire) and
+  /// what it is called ("ping"), checked against the link queues; 0: none.
+  std::uint64_t smallest_message_bytes_ = 0;
+  std::string message_name_;
+
   /// Makes the node of entity `index` (satellites first, then ground
   /// endpoints) once the network exists.
   using node_factory =

@@ -862,7 +862,8 @@ TEST(SkymemoryEmulated, ModelOnASatelliteLostPromptsAreGivenUpNeverHang) {
   }
 }
 
-// A run in which no request finishes still has every latency key, as null.
+// A run in which no request finishes still has every latency key and hit
+// rate, as null (no data, not a cache that never hit), and says so.
 TEST(SkymemoryEmulated, WithoutFinishedRequestsTheLatenciesAreNull) {
   auto run = run_text<emulated_workload>(small_yaml, {"duration=500ms", "compute.at=satellite"});
   ASSERT_TRUE(run.w);
@@ -870,10 +871,29 @@ TEST(SkymemoryEmulated, WithoutFinishedRequestsTheLatenciesAreNull) {
   EXPECT_EQ(m["requests_finished"].get<std::uint64_t>(), 0u);
   for (const char* k : {"ttft_ms", "ttft_nocache_ms", "ttlt_ms", "ttlt_nocache_ms", "fetch_ms",
                         "prefill_ms", "device_wait_ms", "ttft_reduction", "ttlt_reduction",
-                        "uplink_ms", "downlink_ms"}) {
+                        "uplink_ms", "downlink_ms", "token_hit_rate", "request_hit_rate"}) {
     ASSERT_TRUE(m.contains(k)) << k;
     EXPECT_TRUE(m[k].is_null()) << k;
   }
+  EXPECT_TRUE(run.w->result_warnings(run.r).empty()); // none started
+  // Every request given up (an answer timeout of 1 ms): said.
+  auto lost = run_text<emulated_workload>(
+    small_yaml, {"duration=5s", "compute.at=satellite", "workload.answer_timeout=1ms"});
+  ASSERT_TRUE(lost.w);
+  const auto l = lost.w->metrics(lost.r);
+  const auto started = l["requests_started"].get<std::uint64_t>();
+  ASSERT_GT(started, 0u);
+  EXPECT_TRUE(l["token_hit_rate"].is_null());
+  const auto warned = lost.w->result_warnings(lost.r);
+  ASSERT_EQ(warned.size(), 1u);
+  EXPECT_EQ(warned[0].rfind("100% of the requests started (" + std::to_string(started) + " of " +
+                              std::to_string(started) + ") did not finish (" +
+                              std::to_string(l["requests_unanswered"].get<std::uint64_t>()) +
+                              " given up unanswered): the latencies and hit rates cover the "
+                              "finished ones only",
+                            0),
+            0u)
+    << warned[0];
   auto done = run_text<emulated_workload>(small_yaml, {"duration=10s"});
   ASSERT_TRUE(done.w);
   const auto d = done.w->metrics(done.r);
@@ -881,8 +901,10 @@ TEST(SkymemoryEmulated, WithoutFinishedRequestsTheLatenciesAreNull) {
   EXPECT_GE(d["device_wait_ms"]["max"].get<double>(), 0.0);
 }
 
-// Link queues smaller than what a prompt puts at once drop most puts: the
-// run warns (1 MiB, the default, holds 2 of a 256-token prompt's 16 chunks).
+// Link queues smaller than what a prompt puts at once drop some puts: the
+// run warns (1 MiB, the default, holds 1 of a 256-token prompt's 16 chunks
+// of 512 KiB, each 144 bytes more on the wire). So it does when a block is
+// longer than the prompts: nothing can hit.
 TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
   satemu::actors::register_workloads();
   auto warnings = [](std::vector<std::string> sets) {
@@ -895,10 +917,21 @@ TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
   EXPECT_TRUE(warnings({}).empty()); // 64 MiB
   const auto small = warnings({"constellation.queue=1MiB"});
   ASSERT_EQ(small.size(), 1u);
-  EXPECT_EQ(small[0].rfind("constellation.queue: 1MiB holds 2 of the 16 chunks (512KiB each)", 0),
+  EXPECT_EQ(small[0].rfind("constellation.queue: 1MiB holds 1 of the 16 chunks (524432B each on "
+                           "the wire) a prompt puts at once over one link, so the puts beyond "
+                           "those (15) are dropped",
+                           0),
             0u)
     << small[0];
+  // 16 chunks of 524,432 bytes fit 8,390,912 bytes, not 8 MiB.
+  EXPECT_EQ(warnings({"constellation.queue=8390912B"}).size(), 0u);
+  EXPECT_EQ(warnings({"constellation.queue=8390911B"}).size(), 1u);
   EXPECT_TRUE(warnings({"constellation.queue=1MiB", "workload.cache=false"}).empty());
+  const auto long_blocks = warnings({"workload.block_tokens=512"});
+  ASSERT_EQ(long_blocks.size(), 1u);
+  EXPECT_EQ(long_blocks[0], "workload.block_tokens: 512 is more than a prompt's 256 tokens "
+                            "(workload.prompt_tokens): no prompt has a whole block to cache, so "
+                            "the cache never hits");
 }
 
 TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {

@@ -1091,6 +1091,22 @@ TEST_F(cli_test, outage_of_unknown_satellite_names_the_outage) {
                   {"constellation.outages.0.satellite", "satellite 48 does not exist"});
 }
 
+// A link queue smaller than one message drops every one: said before the
+// run (one ping of 64 B filler is 184 B on the wire; a flow packet's size).
+TEST_F(cli_test, a_queue_smaller_than_one_message_is_warned_about) {
+  const auto f = scenario("q.yaml", space_yaml);
+  auto r = satemu({"validate", f, "--set", "constellation.queue=183B"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: warning: constellation.queue: 183B is smaller than one ping "
+                            "(184B on the wire): every ping is dropped at its first link");
+  r = satemu({"validate", f, "--set", "constellation.queue=184B"});
+  EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
+  r = satemu({"validate", f, "--set", "constellation.queue=1000B", "--set",
+              "workload={kind: flows, flows: [{from: a, to: b, rate: 1Mbps, packet: 1500B}]}"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "is smaller than one flow packet (1496B on the wire)");
+}
+
 // summary.json lists every ping pair up to 10,000 of them; beyond (pattern
 // all over thousands of endpoints had made it hundreds of MB, and the run
 // abort while building it) `pairs` is null, and the run says so.
