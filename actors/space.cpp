@@ -66,7 +66,8 @@ void register_space_sections() {
         "constellation", "Satellites and inter-satellite links",
         {
           key_spec::list_of_maps(
-            "shells", "Walker-delta shells",
+            "shells", "Walker-delta shells (at most 1,000,000 satellites a shell; an equatorial "
+                      "shell has one plane)",
             {
               key_spec::integer("planes", "", "Orbital planes")
                 .mandatory()
@@ -657,14 +658,20 @@ std::map<std::string, std::string> space_network::recorded_files() const {
   std::string pos = "time_s,node,name,x_km,y_km,z_km\n";
   std::string links = "time_s,a,b,kind,length_km\n";
   static constexpr const char* kind_name[] = {"isl_intra_plane", "isl_inter_plane", "ground"};
+  // Records are topology epochs, whose times are multiples of the update
+  // interval: as many decimals as it needs (milliseconds at least).
+  int decimals = 3;
+  for (std::int64_t unit = 1'000'000; decimals < 9 && cfg_.update_interval.ns() % unit != 0;
+       unit /= 10)
+    ++decimals;
   for (const auto& smp : samples) {
     for (std::size_t n = 0; n < smp.position_m.size(); ++n) {
       const auto& r = smp.position_m[n];
-      absl::StrAppendFormat(&pos, "%.3f,%u,%s,%.3f,%.3f,%.3f\n", smp.t_s, n, node_name(n), r.x * 1e-3,
-                            r.y * 1e-3, r.z * 1e-3);
+      absl::StrAppendFormat(&pos, "%.*f,%u,%s,%.3f,%.3f,%.3f\n", decimals, smp.t_s, n,
+                            node_name(n), r.x * 1e-3, r.y * 1e-3, r.z * 1e-3);
     }
     for (const auto& [a, b, kind] : smp.links)
-      absl::StrAppendFormat(&links, "%.3f,%u,%u,%s,%.3f\n", smp.t_s, a, b,
+      absl::StrAppendFormat(&links, "%.*f,%u,%u,%s,%.3f\n", decimals, smp.t_s, a, b,
                             kind_name[static_cast<int>(kind)],
                             runtime::distance(smp.position_m[a], smp.position_m[b]) * 1e-3);
   }

@@ -39,8 +39,8 @@ key_spec make_base() {
           key_spec::text("name", "", "Scenario name; the default output directory is out/<name>")
               .mandatory(),
           key_spec::integer("seed", "1",
-                            "Base random seed; every random stream derives from "
-                            "(seed, entity id, stream)")
+                            "Base random seed, at most 2^63 - 1; every random stream derives "
+                            "from (seed, entity id, stream)")
               .at_least(0),
           key_spec::map(
               "clock", "Time model",

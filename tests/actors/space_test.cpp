@@ -378,6 +378,25 @@ TEST(Space, HandoversAndRecordsCoverTheRunPastTheLastMessage) {
             static_cast<long>(m["handovers"].get<std::uint64_t>()) + 1);
 }
 
+// Record times carry as many decimals as the update interval needs, so
+// that epochs 1.5 ms apart are not shown rounded to the millisecond.
+TEST(Space, RecordTimesKeepTheDecimalsOfTheUpdateInterval) {
+  for (const auto& [interval, second, third] :
+       {std::tuple{"1500us", "\n0.0015,", "\n0.0030,"}, std::tuple{"1ms", "\n0.001,", "\n0.002,"},
+        std::tuple{"1250us", "\n0.00125,", "\n0.00250,"}}) {
+    auto [w, r] = run_text(small_grid, {"duration=5ms", "constellation.update_interval=" +
+                                                           std::string(interval),
+                                        "constellation.record.interval=1ns"});
+    ASSERT_NE(w, nullptr) << interval;
+    const auto files = w->files(r);
+    for (const char* name : {"positions.csv", "links.csv"}) {
+      const auto& text = files.at(name);
+      EXPECT_NE(text.find(second), std::string::npos) << interval << " " << text.substr(0, 300);
+      EXPECT_NE(text.find(third), std::string::npos) << interval;
+    }
+  }
+}
+
 TEST(Space, LossDropsMessagesAndIsCounted) {
   auto [w, r] = run_text(small_grid, {"constellation.loss=0.5", "workload.interval=10ms"});
   EXPECT_GT(r.counters["space.drops_loss"], 0u);
