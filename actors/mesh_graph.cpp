@@ -70,7 +70,8 @@ absl::StatusOr<mesh_graph> mesh_graph::build(const mesh_graph_config& cfg) {
         return absl::InvalidArgumentError(
           cfg.width == 0
             ? absl::StrCat("workload.entities: a torus needs at least 3 rows and 3 columns, and ",
-                           n, " has no divisor between 3 and ", n / 3,
+                           n < 9 ? absl::StrCat(n, " is fewer than 9 entities")
+                                 : absl::StrCat(n, " has no divisor between 3 and ", n / 3),
                            " (choose another count, set workload.width, or use a ring)")
             : absl::StrCat("workload.width: a torus needs at least 3 rows and 3 columns, got ",
                            w, "x", h, " (choose a width between 3 and entities/3)"));

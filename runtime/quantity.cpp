@@ -165,8 +165,15 @@ absl::StatusOr<parsed> parse_parts(std::string_view text, const kind_def& kind,
     if (kind.units[i].name == unit) out.unit = &kind.units[i];
   }
   if (out.unit == nullptr) {
+    // A size unit for a rate ("10Mb") or a rate unit for a size ("10Mbps").
+    std::string near;
+    const std::string other = unit.ends_with("ps") ? std::string(unit.substr(0, unit.size() - 2))
+                                                   : absl::StrCat(av(unit), "ps");
+    for (std::size_t i = 0; i < kind.unit_count; ++i)
+      if (kind.units[i].name == other)
+        near = absl::StrCat(" (did you mean '", other, "'?)");
     return absl::InvalidArgumentError(absl::StrCat("unknown unit '", av(unit), "' for ", av(kind.what),
-                                                   "; expected one of ", av(kind.unit_list)));
+                                                   "; expected one of ", av(kind.unit_list), near));
   }
   if (out.num.negative && !allow_negative) {
     return absl::InvalidArgumentError(absl::StrCat("negative ", av(kind.noun)));

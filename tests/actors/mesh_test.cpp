@@ -310,7 +310,9 @@ TEST(mesh_graph_test, build_rejects_impossible_shapes) {
   expect_invalid(torus(20, 3), "workload.width");  // 3 does not divide 20
   expect_invalid(torus(20, 7), "workload.width");
   expect_invalid(torus(8, 2), "workload.width");   // 2 x 4
-  expect_invalid(torus(8, 0), "workload.entities");  // no divisor in 3..8/3
+  expect_invalid(torus(8, 0), "8 is fewer than 9 entities");  // not "between 3 and 2"
+  expect_invalid(torus(2, 0), "2 is fewer than 9 entities");
+  expect_invalid(torus(22, 0), "22 has no divisor between 3 and 7");
   expect_invalid(torus(6, 3), "workload.width");   // 3 x 2
   expect_invalid(torus(7, 0), "workload.entities");  // prime
   expect_invalid(random_regular(30, 3, 1), "workload.degree");

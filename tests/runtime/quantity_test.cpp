@@ -173,6 +173,18 @@ TEST(parse_data_size, decimal_binary_and_bit_units) {
   EXPECT_FALSE(parse_data_size("100000000TiB").ok());  // beyond 2^64 bytes
 }
 
+// A size unit where a rate is due, or the other way round, gets a hint.
+TEST(parse_quantity, a_size_unit_for_a_rate_and_back_is_pointed_out) {
+  EXPECT_EQ(message_of(parse_data_rate("10Mb").status()),
+            "unknown unit 'Mb' for a data rate; expected one of bps, kbps, Mbps, Gbps, Tbps, Bps, "
+            "kBps, MBps, GBps, TBps (did you mean 'Mbps'?)");
+  EXPECT_NE(message_of(parse_data_rate("10GB").status()).find("(did you mean 'GBps'?)"),
+            std::string::npos);
+  EXPECT_NE(message_of(parse_data_size("10Mbps").status()).find("(did you mean 'Mb'?)"),
+            std::string::npos);
+  EXPECT_EQ(message_of(parse_data_rate("10Mx").status()).find("did you mean"), std::string::npos);
+}
+
 TEST(parse_data_rate, bit_and_byte_units) {
   EXPECT_EQ(parse_data_rate("10Gbps")->bps, 1e10);
   EXPECT_EQ(parse_data_rate("1.5Mbps")->bps, 1.5e6);
