@@ -36,8 +36,10 @@ int report_error(const absl::Status& st) {
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kOutOfRange:
     // What the input asks for that this host lacks (the cuda backend
-    // without a device); failed nodes of a distributed run exit 3 elsewhere.
+    // without a device, threads); failed nodes of a distributed run exit 3
+    // elsewhere.
     case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kResourceExhausted:
       return exit_bad_input;
     default:
       return exit_internal;
@@ -429,6 +431,11 @@ int run_command(const run_args& a) {
   auto& work = **built;
   print_warnings(work);
 
+  // The actor system hangs on threads it cannot start: found first.
+  if (!setup)
+    if (auto st = runtime::check_threads_can_start(static_cast<std::size_t>(sc->get_int("threads")));
+        !st.ok())
+      return report_error(st);
   std::string dir;
   // A distributed run clears the earlier outputs only once its workers
   // have taken it: a refusal must not cost them.

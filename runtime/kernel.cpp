@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -10,6 +11,7 @@
 #include <new>
 #include <queue>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -888,6 +890,43 @@ std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& e
     h = hash_combine(h, entities[i]->fingerprint());
   }
   return h;
+}
+
+absl::Status check_threads_can_start(std::size_t threads) {
+  const auto n = static_cast<std::size_t>(threads_or_cores(static_cast<std::int64_t>(threads)));
+  // CAF's own: a timer, a printer, a clock and a spare.
+  constexpr std::size_t extra = 4;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  std::vector<std::thread> started;
+  std::string why;
+  try {
+    started.reserve(n + extra);
+    for (std::size_t i = 0; i < n + extra; ++i)
+      started.emplace_back([&] {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return go; });
+      });
+  } catch (const std::system_error& e) {
+    why = e.what();
+  } catch (const std::bad_alloc&) {
+    why = "out of memory";
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    go = true;
+  }
+  cv.notify_all();
+  for (auto& t : started)
+    t.join();
+  if (why.empty())
+    return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+    "cannot start the run's ", n, " scheduler threads (", started.size(), " of ", n + extra,
+    " threads started, then: ", why,
+    "): ask for fewer threads (--threads, or the scenario's threads), or let the process take "
+    "more memory"));
 }
 
 run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts) {

@@ -167,6 +167,13 @@ struct run_result {
 /// afterwards the entities hold their final state and may be inspected.
 run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts);
 
+/// Whether `threads` threads (0: one per core), and the few the actor
+/// system adds, can start here: ResourceExhausted naming the count and why
+/// when not (a memory limit that cannot hold their stacks). To be asked
+/// before `run`, whose actor system would hang on the threads it could not
+/// start.
+absl::Status check_threads_can_start(std::size_t threads);
+
 /// Combines per-entity fingerprints in id order into the run's fingerprint.
 std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& entities);
 

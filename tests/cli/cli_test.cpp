@@ -334,6 +334,26 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
 #endif
 }
 
+// Scheduler threads whose stacks the memory limit cannot hold are refused
+// before the run (the actor system had hung on the threads it could not
+// start, and ignored SIGTERM).
+TEST_F(cli_test, threads_that_cannot_start_are_bad_input) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers reserve more address space than the limit this test sets";
+#else
+  const auto log = dir_ / "threads.txt";
+  const std::string cmd = std::string("ulimit -v 2000000; exec timeout 60 ") + SATEMU_BINARY +
+                          " run " + SATEMU_SOURCE_DIR + "/scenarios/quickstart.yaml -q --out " +
+                          (dir_ / "thr").string() + " --set duration=100ms --threads 1000 > " +
+                          log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << read_file(log);
+  EXPECT_CONTAINS(read_file(log), "satemu: error: cannot start the run's 1000 scheduler threads (");
+  EXPECT_FALSE(fs::exists(dir_ / "thr" / "summary.json"));
+#endif
+}
+
 // An output file that cannot be written (a full disk; here a 16 KiB file
 // size limit, with SIGXFSZ ignored as the shell passes it on) costs only
 // itself: the files after it are still written, and all are kept as partial.
