@@ -11,6 +11,7 @@
 #include "cli/flags.hpp"
 #include "cli/run_command.hpp"
 #include "cli/version.hpp"
+#include "runtime/kernel.hpp"
 #include "runtime/node.hpp"
 
 namespace satemu::cli {
@@ -105,6 +106,12 @@ int worker_command(const worker_args& a) {
   auto tls = tls_from_flags(a.tls_cert, a.tls_key, a.tls_ca);
   if (!tls.ok()) {
     std::fprintf(stderr, "satemu: error: %s\n", std::string(tls.status().message()).c_str());
+    return exit_bad_input;
+  }
+
+  // Its runs' threads, found before a coordinator is taken (CAF would hang).
+  if (auto st = runtime::check_threads_can_start(a.threads.value_or(0)); !st.ok()) {
+    std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
     return exit_bad_input;
   }
 

@@ -925,8 +925,7 @@ absl::Status check_threads_can_start(std::size_t threads) {
   return absl::ResourceExhaustedError(absl::StrCat(
     "cannot start the run's ", n, " scheduler threads (", started.size(), " of ", n + extra,
     " threads started, then: ", why,
-    "): ask for fewer threads (--threads, or the scenario's threads), or let the process take "
-    "more memory"));
+    "): ask for fewer threads, or let the process take more memory"));
 }
 
 run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts) {

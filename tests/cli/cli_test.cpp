@@ -335,8 +335,8 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
 }
 
 // Scheduler threads whose stacks the memory limit cannot hold are refused
-// before the run (the actor system had hung on the threads it could not
-// start, and ignored SIGTERM).
+// before the run, and before a worker listens (the actor system had hung on
+// the threads it could not start, and ignored SIGTERM).
 TEST_F(cli_test, threads_that_cannot_start_are_bad_input) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "the sanitizers reserve more address space than the limit this test sets";
@@ -351,6 +351,18 @@ TEST_F(cli_test, threads_that_cannot_start_are_bad_input) {
   EXPECT_EQ(WEXITSTATUS(status), 2) << read_file(log);
   EXPECT_CONTAINS(read_file(log), "satemu: error: cannot start the run's 1000 scheduler threads (");
   EXPECT_FALSE(fs::exists(dir_ / "thr" / "summary.json"));
+  // A worker's runs the same, before it listens.
+  const auto secret = dir_ / "secret";
+  write_file(secret, "a secret of enough bytes for the test\n");
+  fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+  const std::string worker = std::string("ulimit -v 2000000; exec timeout 60 ") + SATEMU_BINARY +
+                             " worker --secret-file " + secret.string() + " --threads 1000 > " +
+                             log.string() + " 2>&1";
+  const int w = std::system(worker.c_str());
+  ASSERT_TRUE(WIFEXITED(w)) << w;
+  EXPECT_EQ(WEXITSTATUS(w), 2) << read_file(log);
+  EXPECT_CONTAINS(read_file(log), "satemu: error: cannot start the run's 1000 scheduler threads (");
+  EXPECT_EQ(read_file(log).find("listening"), std::string::npos) << read_file(log);
 #endif
 }
 
