@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "caf/all.hpp"
+#include "kj/exception.h"
 #include "protocol/caf_types.hpp"
 #include "runtime/detail/entity_driver.hpp"
 #include "runtime/output.hpp"
@@ -424,6 +425,12 @@ private:
       f();
     } catch (const std::bad_alloc&) {
       shared_->fail(absl::StrCat("out of memory (std::bad_alloc) in entity ", id_), true);
+    } catch (const kj::Exception& x) {
+      // Cap'n Proto's own allocations fail as OVERLOADED.
+      const bool memory = x.getType() == kj::Exception::Type::OVERLOADED;
+      shared_->fail(absl::StrCat(memory ? "out of memory (" : "", x.getDescription().cStr(),
+                                 memory ? ") in entity " : " (in entity ", id_, memory ? "" : ")"),
+                    memory);
     } catch (const std::exception& x) {
       shared_->fail(absl::StrCat(x.what(), " (in entity ", id_, ")"), false);
     }

@@ -12,11 +12,13 @@
 #include <limits>
 #include <map>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
 
 #include "fake_compute.hpp"
+#include "kj/exception.h"
 
 namespace satemu::runtime {
 namespace {
@@ -238,22 +240,28 @@ TEST(Kernel, ATimerPastTheEndOfTimeNeverFires) {
 // end of that window, naming the entity, as an interruption would: the run
 // used to wait for it forever, then to end the process.
 TEST(Kernel, AnExceptionInAnEntityStopsTheRunNamingIt) {
-  for (const bool memory : {true, false}) {
+  // std::bad_alloc; Cap'n Proto's failed allocation; anything else.
+  for (const int kind : {0, 1, 2}) {
+    const bool memory = kind < 2;
     auto w = make_world(3);
     // Entity 0 ticks every 100 us; entity 2 throws at 2 ms.
     at(w, 0).start = [](probe& p) { p.schedule(microseconds(100), 0); };
     at(w, 0).timer = [](probe& p, std::uint64_t) { p.schedule(microseconds(100), 0); };
     at(w, 2).start = [](probe& p) { p.schedule(milliseconds(2), 1); };
-    at(w, 2).timer = [memory](probe&, std::uint64_t) {
-      if (memory)
+    at(w, 2).timer = [kind](probe&, std::uint64_t) {
+      if (kind == 0)
         throw std::bad_alloc();
+      if (kind == 1)
+        throw kj::Exception(kj::Exception::Type::OVERLOADED, "x.c++", 1,
+                            kj::heapString("calloc failed"));
       throw std::runtime_error("boom");
     };
     auto r = run(w, virtual_opts(milliseconds(10), microseconds(500)));
     EXPECT_TRUE(r.interrupted);
     EXPECT_EQ(r.out_of_memory, memory);
-    EXPECT_EQ(r.failure, memory ? "out of memory (std::bad_alloc) in entity 2"
-                                : "boom (in entity 2)");
+    EXPECT_EQ(r.failure, kind == 0   ? "out of memory (std::bad_alloc) in entity 2"
+                         : kind == 1 ? "out of memory (calloc failed) in entity 2"
+                                     : "boom (in entity 2)");
     // Windows from 0.1 ms, 0.5 ms long: [1.6 ms, 2.1 ms) holds the throw and
     // ran whole; nothing after it.
     EXPECT_EQ(r.reached, vtime::zero() + microseconds(2100));
