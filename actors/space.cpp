@@ -214,8 +214,9 @@ absl::StatusOr<runtime::ground_point> read_ground(const runtime::scenario& s, co
                                                   std::set<std::string>& names) {
   auto name = s.get_string(p + "name");
   // Names are columns of the CSV outputs, written as they are.
-  if (name.empty())
-    return absl::InvalidArgumentError(absl::StrCat(p + "name", ": a ground endpoint needs a name"));
+  if (name.find_first_not_of(' ') == std::string::npos)
+    return absl::InvalidArgumentError(absl::StrCat(
+      p + "name", ": a ground endpoint needs a name", name.empty() ? "" : " (not only spaces)"));
   if (const auto bad = name.find_first_of(",\"\n\r\t"); bad != std::string::npos)
     return absl::InvalidArgumentError(
       absl::StrCat(p + "name", ": '", absl::CEscape(name),

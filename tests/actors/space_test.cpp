@@ -223,6 +223,8 @@ TEST(Space, EndpointNamesThatWouldBreakTheCsvOutputsAreRefused) {
     return sc.ok() ? std::string(make_workload(*sc).status().message()) : "";
   };
   EXPECT_EQ(error("''"), "ground.stations.0.name: a ground endpoint needs a name");
+  EXPECT_EQ(error("'  '"), "ground.stations.0.name: a ground endpoint needs a name (not only "
+                           "spaces)");
   EXPECT_EQ(error("'bos,ton'"), "ground.stations.0.name: 'bos,ton' holds a comma, quote, tab or "
                                 "line break, which would break the CSV outputs");
   EXPECT_NE(error("'a\"b'").find("holds a comma, quote"), std::string::npos);
