@@ -85,10 +85,12 @@ int main(int argc, char** argv) {
     "CA file (host names are not checked). The shared secret is still required and checked\n"
     "inside the TLS connection. TLS on one side only fails the connection (exit 2).\n"
     "\n"
-    "Exit codes: 0 done, 1 internal error, 2 bad scenario or flags, or the workers refused the\n"
-    "run (an address where nothing answers; a secret, TLS identity, build or copy of a file a\n"
-    "worker does not share; a scenario a worker cannot build; one worker listed under two\n"
-    "names), 3 a worker failed, 130 interrupted (outputs PARTIAL once the run started).");
+    "Exit codes: 0 done, 1 internal error, 2 bad scenario or flags, what this host lacks (a\n"
+    "CUDA device, the threads asked for, memory: a run out of memory stops with its outputs\n"
+    "PARTIAL), or the workers refused the run (an address where nothing answers; a secret,\n"
+    "TLS identity, build or copy of a file a worker does not share; a scenario a worker\n"
+    "cannot build; one worker listed under two names), 3 a worker failed, 130 interrupted\n"
+    "(outputs PARTIAL once the run started).");
 
   sweep_args sa;
   auto* sweep = app.add_subcommand(
