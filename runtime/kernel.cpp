@@ -370,6 +370,32 @@ private:
   absl::flat_hash_map<entity_id, std::size_t> index_;
 };
 
+/// Runs `f`, entity `id`'s own code. In a single process an exception out
+/// of it (out of memory, mostly) fails the run, which stops (virtual time:
+/// at the end of the window, still reported) so that the outputs so far are
+/// written; in a distributed run it ends the worker (abort_on_exceptions),
+/// whose coordinator names it.
+template <class F>
+void run_entity_code(run_shared& shared, entity_id id, F&& f) {
+  if (shared.opts.share != nullptr) {
+    f();
+    return;
+  }
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    shared.fail(absl::StrCat("out of memory (std::bad_alloc) in entity ", id), true);
+  } catch (const kj::Exception& x) {
+    // Cap'n Proto's own allocations fail as OVERLOADED.
+    const bool memory = x.getType() == kj::Exception::Type::OVERLOADED;
+    shared.fail(absl::StrCat(memory ? "out of memory (" : "", x.getDescription().cStr(),
+                             memory ? ") in entity " : " (in entity ", id, memory ? "" : ")"),
+                memory);
+  } catch (const std::exception& x) {
+    shared.fail(absl::StrCat(x.what(), " (in entity ", id, ")"), false);
+  }
+}
+
 /// Drives one entity in virtual time.
 class vt_entity_actor final : public caf::event_based_actor {
 public:
@@ -410,30 +436,9 @@ public:
   }
 
 private:
-  /// Runs `f`, the entity's own code. In a single process an exception out
-  /// of it (out of memory, mostly) stops the run at the end of the window,
-  /// which is still reported, so that the outputs so far are written; in a
-  /// distributed run it ends the worker (abort_on_exceptions), whose
-  /// coordinator names it.
   template <class F>
   void guarded(F&& f) {
-    if (shared_->opts.share != nullptr) {
-      f();
-      return;
-    }
-    try {
-      f();
-    } catch (const std::bad_alloc&) {
-      shared_->fail(absl::StrCat("out of memory (std::bad_alloc) in entity ", id_), true);
-    } catch (const kj::Exception& x) {
-      // Cap'n Proto's own allocations fail as OVERLOADED.
-      const bool memory = x.getType() == kj::Exception::Type::OVERLOADED;
-      shared_->fail(absl::StrCat(memory ? "out of memory (" : "", x.getDescription().cStr(),
-                                 memory ? ") in entity " : " (in entity ", id_, memory ? "" : ")"),
-                    memory);
-    } catch (const std::exception& x) {
-      shared_->fail(absl::StrCat(x.what(), " (in entity ", id_, ")"), false);
-    }
+    run_entity_code(*shared_, id_, std::forward<F>(f));
   }
 
   void report(std::uint64_t processed) {
@@ -764,7 +769,7 @@ public:
   caf::behavior make_behavior() override {
     return {
       [this](start_atom) {
-        driver::start(*e_);
+        run_entity_code(*shared_, id_, [&] { driver::start(*e_); });
         arm_timers();
         send_requests();
       },
@@ -775,8 +780,10 @@ public:
       [this](compute_atom, call_ref& c) {
         if (c.call->ready.ns() >= shared_->opts.end.ns())
           return;
+        if (shared_->failed.load(std::memory_order_relaxed))
+          return; // the run is stopping
         note_lateness(c.call->ready.ns());
-        driver::process_result(*e_, std::move(*c.call));
+        run_entity_code(*shared_, id_, [&] { driver::process_result(*e_, std::move(*c.call)); });
         after_event();
       },
       [this](finish_atom) {
@@ -798,10 +805,10 @@ private:
   }
 
   void deliver(entity_id from, protocol::envelope&& env, std::uint64_t tag) {
-    if (env.deliver_ns >= shared_->opts.end.ns())
-      return;
+    if (env.deliver_ns >= shared_->opts.end.ns() || shared_->failed.load(std::memory_order_relaxed))
+      return; // past the end, or the run is stopping
     note_lateness(env.deliver_ns);
-    driver::process_now(*e_, from, std::move(env), tag);
+    run_entity_code(*shared_, id_, [&] { driver::process_now(*e_, from, std::move(env), tag); });
     after_event();
   }
 
@@ -1016,7 +1023,8 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
                             static_cast<double>(opts.end.ns()) * opts.dilation));
     bool interrupted = false;
     while (wall_clock::now() < wall_end) {
-      if (opts.stop != nullptr && opts.stop->load()) {
+      if ((opts.stop != nullptr && opts.stop->load()) ||
+          shared.failed.load(std::memory_order_acquire)) {
         interrupted = true;
         break;
       }

@@ -144,10 +144,10 @@ struct run_result {
   std::size_t threads = 0;
   /// Stopped before `end`: by `stop`, or by a `failure`.
   bool interrupted = false;
-  /// Single process, virtual time: an exception out of an entity's code
-  /// (what and where; e.g. out of memory), which stopped the run at the end
-  /// of its window. Empty when none. Elsewhere such an exception ends the
-  /// process.
+  /// Single process: an exception out of an entity's code (what and where;
+  /// e.g. out of memory), which stopped the run (virtual time: at the end
+  /// of its window; real time: within 100 ms). Empty when none. In a
+  /// distributed run's worker such an exception ends the process.
   std::string failure;
   /// The failure was running out of memory (std::bad_alloc).
   bool out_of_memory = false;

@@ -694,6 +694,30 @@ TEST(KernelRealTime, LatenessDoesNotBuildUpAlongAChain) {
   EXPECT_LT(r.lateness_ns.quantile(0.5), milliseconds(150).ns());
 }
 
+// In real time too, an entity that throws (out of memory) stops the run,
+// within the 100 ms the run's loop looks, naming the entity; the other
+// entities' events stop with it.
+TEST(KernelRealTime, AnExceptionInAnEntityStopsTheRun) {
+  auto w = make_world(2);
+  at(w, 0).start = [](probe& p) { p.schedule(milliseconds(1), 0); };
+  at(w, 0).timer = [](probe& p, std::uint64_t) { p.schedule(milliseconds(1), 0); };
+  at(w, 1).start = [](probe& p) { p.schedule(milliseconds(50), 1); };
+  at(w, 1).timer = [](probe&, std::uint64_t) { throw std::bad_alloc(); };
+  run_options o;
+  o.mode = clock_mode::real_time;
+  o.end = vtime::zero() + seconds(10);
+  o.threads = 2;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run(w, o);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_TRUE(r.out_of_memory);
+  EXPECT_EQ(r.failure, "out of memory (std::bad_alloc) in entity 1");
+  EXPECT_LT(r.reached, vtime::zero() + seconds(5));
+  ASSERT_FALSE(at(w, 0).timers.empty());
+  EXPECT_LT(at(w, 0).timers.back().first, milliseconds(5000).ns());
+}
+
 TEST(KernelRealTime, ComputeRequestsBatchUpToTheMaximum) {
   // Three entities ask at time zero; the batch runs when the third arrives
   // (the wall-time window is far longer than the run).
