@@ -1,6 +1,7 @@
 #include "cli/run_command.hpp"
 
 #include <atomic>
+#include <regex>
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -302,6 +303,26 @@ absl::Status locate(const runtime::scenario& sc, const absl::Status& st) {
   std::string where = sc.source_name();
   if (colon != std::string::npos && sc.has(msg.substr(0, colon)))
     where = sc.where(msg.substr(0, colon));
+  // The key named first holds its default (it has no place): another key
+  // the message names that was given (in the file or by --set) has one, or
+  // else a map holding one of them.
+  if (where == sc.source_name()) {
+    static const std::regex key(R"([a-z_]+(\.[a-z0-9_]+)+)");
+    std::vector<std::string> paths;
+    for (std::sregex_iterator it(msg.begin(), msg.end(), key), end; it != end; ++it)
+      paths.push_back(it->str());
+    while (where == sc.source_name() && !paths.empty()) {
+      for (const auto& path : paths)
+        if (sc.has(path) && where == sc.source_name())
+          where = sc.where(path);
+      // One level up each, dropping the top-level keys.
+      std::vector<std::string> up;
+      for (const auto& path : paths)
+        if (const auto dot = path.rfind('.'); dot != std::string::npos)
+          up.push_back(path.substr(0, dot));
+      paths = std::move(up);
+    }
+  }
   return absl::Status(st.code(), absl::StrCat(where, ": ", msg));
 }
 

@@ -1117,6 +1117,20 @@ TEST_F(cli_test, latitude_outside_range_names_file_line_and_key) {
   }
 }
 
+// A rule broken by a key's default is placed at the key given with it (by
+// --set here), or at the map given, not at the file alone.
+TEST_F(cli_test, an_error_about_a_default_points_at_the_key_that_was_given) {
+  const auto f = scenario("s.yaml", small_yaml);
+  expect_refused(satemu({"validate", f, "--set", "workload.topology=random_regular", "--set",
+                         "workload.entities=2"}),
+                 "satemu: error: --set workload.entities=2: workload.degree: 4 must be below "
+                 "workload.entities 2");
+  const auto sp = scenario("sp.yaml", space_yaml);
+  expect_refused(satemu({"validate", sp, "--set", "constellation=null"}),
+                 "satemu: error: --set constellation=null: constellation.shells: give at least one "
+                 "shell");
+}
+
 TEST_F(cli_test, outage_of_unknown_satellite_names_the_outage) {
   const auto text = replace(space_yaml, "ground:\n",
                             "  outages: [{satellite: 48, from: 0s, to: 1s}]\nground:\n");
