@@ -97,6 +97,17 @@ protected:
     return {decode_status(status), read_file(log)};
   }
 
+  /// Runs satemu with `args` (shell words) under an address-space limit of
+  /// `kib` KiB, for at most 60 s; the code is -1 when it did not exit (a
+  /// signal ended it).
+  proc_result satemu_limited(long kib, const std::string& args) {
+    const auto log = dir_ / ("limited_" + std::to_string(runs_++) + ".txt");
+    const std::string cmd = "ulimit -v " + std::to_string(kib) + "; exec timeout 60 " +
+                            SATEMU_BINARY + " " + args + " > " + log.string() + " 2>&1";
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(log)};
+  }
+
   /// Writes `text` as `name` in the temporary directory; returns its absolute path.
   std::string scenario(const std::string& name, const std::string& text) {
     const auto p = dir_ / name;
@@ -303,32 +314,25 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "the sanitizers reserve more address space than the limit this test sets";
 #else
-  const auto log = dir_ / "oom.txt";
-  const std::string cmd = std::string("ulimit -v 3000000; exec ") + SATEMU_BINARY +
-                          " validate " + SATEMU_SOURCE_DIR + "/scenarios/quickstart.yaml" +
-                          " --set workload.entities=200000000 > " + log.string() + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 2) << read_file(log);
-  EXPECT_CONTAINS(read_file(log), "satemu: error: out of memory: this scenario needs more memory");
+  auto r = satemu_limited(3000000, std::string("validate ") + SATEMU_SOURCE_DIR +
+                                     "/scenarios/quickstart.yaml --set workload.entities=200000000");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: error: out of memory: this scenario needs more memory");
 
   // Running out in the middle of the run (64 MiB messages, 1,000 a second
   // per entity) stops it with exit 2 too, its outputs so far kept as partial
   // (it had ended the process with SIGABRT and no outputs).
   const auto f = scenario("big.yaml", replace(small_yaml, "entities: 64", "entities: 16"));
   const auto out = dir_ / "oom-run";
-  const std::string run = std::string("ulimit -v 3000000; exec ") + SATEMU_BINARY + " run " + f +
-                          " -q --out " + out.string() +
-                          " --set workload.payload=64MiB --set workload.rate=1000 --set "
-                          "duration=100ms > " + log.string() + " 2>&1";
-  const int ran = std::system(run.c_str());
-  ASSERT_TRUE(WIFEXITED(ran)) << ran << "\n" << read_file(log);
-  EXPECT_EQ(WEXITSTATUS(ran), 2) << read_file(log);
+  r = satemu_limited(3000000, "run " + f + " -q --out " + out.string() +
+                                " --set workload.payload=64MiB --set workload.rate=1000 --set "
+                                "duration=100ms");
+  EXPECT_EQ(r.code, 2) << r.output;
   // std::bad_alloc, or Cap'n Proto's allocation failing, whichever comes first.
-  EXPECT_CONTAINS(read_file(log), "satemu: error: out of memory (");
-  EXPECT_CONTAINS(read_file(log), ") in entity ");
-  EXPECT_CONTAINS(read_file(log), "outputs in " + out.string() + " are PARTIAL");
-  ASSERT_TRUE(fs::exists(out / "summary.partial.json")) << read_file(log);
+  EXPECT_CONTAINS(r.output, "satemu: error: out of memory (");
+  EXPECT_CONTAINS(r.output, ") in entity ");
+  EXPECT_CONTAINS(r.output, "outputs in " + out.string() + " are PARTIAL");
+  ASSERT_TRUE(fs::exists(out / "summary.partial.json")) << r.output;
   const auto j = read_json(out / "summary.partial.json");
   EXPECT_FALSE(j["complete"].get<bool>());
   EXPECT_NE(j["error"].get<std::string>().find("out of memory"), std::string::npos) << j.dump();
@@ -343,28 +347,21 @@ TEST_F(cli_test, threads_that_cannot_start_are_bad_input) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "the sanitizers reserve more address space than the limit this test sets";
 #else
-  const auto log = dir_ / "threads.txt";
-  const std::string cmd = std::string("ulimit -v 2000000; exec timeout 60 ") + SATEMU_BINARY +
-                          " run " + SATEMU_SOURCE_DIR + "/scenarios/quickstart.yaml -q --out " +
-                          (dir_ / "thr").string() + " --set duration=100ms --threads 1000 > " +
-                          log.string() + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 2) << read_file(log);
-  EXPECT_CONTAINS(read_file(log), "satemu: error: cannot start the run's 1000 scheduler threads (");
+  auto r = satemu_limited(2000000, std::string("run ") + SATEMU_SOURCE_DIR +
+                                     "/scenarios/quickstart.yaml -q --out " +
+                                     (dir_ / "thr").string() +
+                                     " --set duration=100ms --threads 1000");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: error: cannot start the run's 1000 scheduler threads (");
   EXPECT_FALSE(fs::exists(dir_ / "thr" / "summary.json"));
   // A worker's runs the same, before it listens.
   const auto secret = dir_ / "secret";
   write_file(secret, "a secret of enough bytes for the test\n");
   fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
-  const std::string worker = std::string("ulimit -v 2000000; exec timeout 60 ") + SATEMU_BINARY +
-                             " worker --secret-file " + secret.string() + " --threads 1000 > " +
-                             log.string() + " 2>&1";
-  const int w = std::system(worker.c_str());
-  ASSERT_TRUE(WIFEXITED(w)) << w;
-  EXPECT_EQ(WEXITSTATUS(w), 2) << read_file(log);
-  EXPECT_CONTAINS(read_file(log), "satemu: error: cannot start the run's 1000 scheduler threads (");
-  EXPECT_EQ(read_file(log).find("listening"), std::string::npos) << read_file(log);
+  r = satemu_limited(2000000, "worker --secret-file " + secret.string() + " --threads 1000");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: error: cannot start the run's 1000 scheduler threads (");
+  EXPECT_EQ(r.output.find("listening"), std::string::npos) << r.output;
 #endif
 }
 
