@@ -1,7 +1,6 @@
 #include "cli/run_command.hpp"
 
 #include <atomic>
-#include <regex>
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -11,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "actors/skymemory_emulated.hpp"
 #include "actors/workload.hpp"
@@ -307,10 +307,22 @@ absl::Status locate(const runtime::scenario& sc, const absl::Status& st) {
   // the message names that was given (in the file or by --set) has one, or
   // else a map holding one of them.
   if (where == sc.source_name()) {
-    static const std::regex key(R"([a-z_]+(\.[a-z0-9_]+)+)");
+    // The dotted key paths in the message, e.g. "workload.entities".
     std::vector<std::string> paths;
-    for (std::sregex_iterator it(msg.begin(), msg.end(), key), end; it != end; ++it)
-      paths.push_back(it->str());
+    auto in_path = [](char c) {
+      return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '.';
+    };
+    for (std::size_t i = 0; i < msg.size();) {
+      std::size_t j = i;
+      while (j < msg.size() && in_path(msg[j]))
+        ++j;
+      auto word = msg.substr(i, j - i);
+      while (!word.empty() && word.back() == '.')
+        word.pop_back();
+      if (!word.empty() && absl::ascii_islower(word[0]) && word.find('.') != std::string::npos)
+        paths.push_back(word);
+      i = j > i ? j : i + 1;
+    }
     while (where == sc.source_name() && !paths.empty()) {
       for (const auto& path : paths)
         if (sc.has(path) && where == sc.source_name())
