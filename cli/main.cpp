@@ -195,9 +195,7 @@ int main(int argc, char** argv) {
     return exit_bad_input;
   } catch (const std::bad_alloc&) {
     // A scenario bigger than the machine: its input asks for too much.
-    std::fprintf(stderr, "satemu: error: out of memory: this scenario needs more memory than the "
-                         "process may take (fewer entities, endpoints or pairs, or a machine with "
-                         "more memory)\n");
+    std::fprintf(stderr, "satemu: error: out of memory: %s\n", out_of_memory_advice);
     return exit_bad_input;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "satemu: internal error: %s\n", e.what());

@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "actors/skymemory_emulated.hpp"
 #include "actors/workload.hpp"
 #include "cli/json_file.hpp"
@@ -307,21 +310,12 @@ absl::Status locate(const runtime::scenario& sc, const absl::Status& st) {
   // the message names that was given (in the file or by --set) has one, or
   // else a map holding one of them.
   if (where == sc.source_name()) {
-    // The dotted key paths in the message, e.g. "workload.entities".
+    // The dotted words of the message, e.g. "workload.entities".
     std::vector<std::string> paths;
-    auto in_path = [](char c) {
-      return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '.';
-    };
-    for (std::size_t i = 0; i < msg.size();) {
-      std::size_t j = i;
-      while (j < msg.size() && in_path(msg[j]))
-        ++j;
-      auto word = msg.substr(i, j - i);
-      while (!word.empty() && word.back() == '.')
-        word.pop_back();
-      if (!word.empty() && absl::ascii_islower(word[0]) && word.find('.') != std::string::npos)
-        paths.push_back(word);
-      i = j > i ? j : i + 1;
+    for (absl::string_view word : absl::StrSplit(msg, absl::ByAnyChar(" :,;'\"()"))) {
+      word = absl::StripSuffix(word, ".");
+      if (!word.empty() && absl::ascii_islower(word[0]) && absl::StrContains(word, '.'))
+        paths.emplace_back(word);
     }
     while (where == sc.source_name() && !paths.empty()) {
       for (const auto& path : paths)
@@ -673,11 +667,8 @@ int run_command(const run_args& a) {
                    static_cast<double>(r.lateness_ns.quantile(0.99)) * 1e-6);
   }
   if (!r.failure.empty()) {
-    std::fprintf(stderr, "satemu: error: %s%s\n", r.failure.c_str(),
-                 r.out_of_memory ? ": this scenario needs more memory than the process may take "
-                                   "(fewer entities, endpoints or pairs, a lower rate or smaller "
-                                   "messages, or a machine with more memory)"
-                                 : "");
+    std::fprintf(stderr, "satemu: error: %s%s%s\n", r.failure.c_str(),
+                 r.out_of_memory ? ": " : "", r.out_of_memory ? out_of_memory_advice : "");
     std::fprintf(stderr,
                  "[satemu] stopped at emulated %.3fs: outputs in %s are PARTIAL "
                  "(summary.partial.json)\n",

@@ -26,6 +26,12 @@ enum exit_code : int {
   exit_interrupted = 130
 };
 
+/// What follows "out of memory" in the error of a scenario too big for the
+/// process, found while it is built or while it runs.
+inline constexpr const char* out_of_memory_advice =
+  "this scenario needs more memory than the process may take (fewer entities, endpoints or "
+  "pairs, a lower rate or smaller messages, or a machine with more memory)";
+
 struct run_args {
   std::string file;
   std::optional<std::size_t> threads;

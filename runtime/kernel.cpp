@@ -145,8 +145,8 @@ struct run_shared {
   std::atomic<std::uint64_t> compute_requests{0};
   std::atomic<std::uint64_t> compute_batches{0};
 
-  // The first exception out of an entity's code (virtual time, one
-  // process): the run stops at the end of the window, as when interrupted.
+  // The first exception out of an entity's code in a single process
+  // (run_entity_code): the run stops as when interrupted.
   std::atomic<bool> failed{false};
   std::mutex failure_mu;
   std::string failure;
@@ -411,13 +411,13 @@ public:
   caf::behavior make_behavior() override {
     return {
       [this](start_atom) {
-        guarded([&] { driver::start(*e_); });
+        run_entity_code(*shared_, id_, [&] { driver::start(*e_); });
         report(0);
       },
       [this](grant_atom, std::int64_t window_end) {
         std::uint64_t processed = 0;
         auto* b = shared_->inboxes[id_].take_all();
-        guarded([&] {
+        run_entity_code(*shared_, id_, [&] {
           for (; b != nullptr; b = batch_node::pop(b))
             for (auto& env : b->envs)
               driver::push(*e_, b->from, std::move(env));
@@ -436,11 +436,6 @@ public:
   }
 
 private:
-  template <class F>
-  void guarded(F&& f) {
-    run_entity_code(*shared_, id_, std::forward<F>(f));
-  }
-
   void report(std::uint64_t processed) {
     out_.flush(id_, shared_->inboxes.get(), shared_->notes[id_]);
     shared_->next_ns[id_] = driver::next_time(*e_).ns();
