@@ -160,6 +160,13 @@ std::int64_t tle_constellation::latest_epoch_unix_ns(const std::vector<tle>& set
   return latest;
 }
 
+namespace {
+
+/// The lowest a satellite may be: 80 km above the equatorial radius.
+constexpr double lowest_radius_m = wgs84_equatorial_radius_m + 80e3;
+
+} // namespace
+
 absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
                                                           std::int64_t start_unix_ns,
                                                           const tle_grouping& grouping) {
@@ -194,8 +201,7 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
     // some 60 km up), or give no position at all: left out too, rather
     // than kept as a satellite down from the start.
     const double radius_m = 1e3 * std::hypot(at_start.r_km[0], at_start.r_km[1], at_start.r_km[2]);
-    const double lowest_m = wgs84_equatorial_radius_m + 80e3;
-    if (ec != sgp4::error_code::ok || !(radius_m >= lowest_m)) {
+    if (ec != sgp4::error_code::ok || !(radius_m >= lowest_radius_m)) {
       c.rejected_.push_back(absl::StrCat(
         t.source, ":", t.line, ": ", t.label(), ": rejected at the start time, ",
         offset / 1440.0, " days from its epoch: ",
@@ -204,7 +210,7 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
         : std::isfinite(radius_m)
           ? absl::StrFormat("%.0f km from the Earth's centre, less than the %.0f km (80 km up "
                             "at the equator) a satellite needs",
-                            radius_m / 1e3, lowest_m / 1e3)
+                            radius_m / 1e3, lowest_radius_m / 1e3)
           : std::string("SGP4 gives no position (elements outside its range)")));
       continue;
     }
@@ -220,7 +226,7 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
       absl::StrCat("no usable element set (", c.rejected_.size(), " rejected, first: ",
                    c.rejected_.front(), ")"));
   c.sets_ = std::move(kept);
-  c.floor_radius_m_ = std::max(min_perigee - 50e3, wgs84_equatorial_radius_m + 80e3);
+  c.floor_radius_m_ = std::max(min_perigee - 50e3, lowest_radius_m);
 
   const std::size_t n = c.sats_.size();
   std::vector<double> incl(n), alt(n), raan(n), u(n);
