@@ -46,6 +46,7 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
   const auto g = cfg->grounds.size();
   auto w = std::unique_ptr<flows_workload>(new flows_workload());
   w->duration_ = s.get_duration("duration");
+  w->message_name_ = "flow packet";
   std::vector<std::vector<flow_plan>> plans(g);
   const auto n = s.list_size("workload.flows");
   for (std::size_t k = 0; k < n; ++k) {
@@ -81,7 +82,6 @@ absl::StatusOr<std::unique_ptr<flows_workload>> flows_workload::make(const runti
     plan.size_bytes = overhead + (packet - overhead) / 8 * 8;
     if (w->smallest_message_bytes_ == 0 || plan.size_bytes < w->smallest_message_bytes_)
       w->smallest_message_bytes_ = plan.size_bytes;
-    w->message_name_ = "flow packet";
     const double interval_ns = static_cast<double>(plan.size_bytes) * 8.0 / info.rate_bps * 1e9;
     if (interval_ns < 1.0)
       return absl::InvalidArgumentError(
