@@ -522,6 +522,10 @@ runtime::snapshot_inputs space_network::inputs_at(std::int64_t k) const {
     }
   }
   std::sort(in.isl_down.begin(), in.isl_down.end());
+  const double soon_s = (cfg_.update_interval * k).seconds() + 1.0;
+  in.position_soon = [this, soon_s](std::uint32_t sat) {
+    return walker_ ? walker_->ecef_at(sat, soon_s, 0.0) : tle_->ecef_at(sat, soon_s);
+  };
   return in;
 }
 

@@ -295,21 +295,26 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
   return c;
 }
 
+vec3 tle_constellation::ecef_of(std::size_t k, double t_min, double gmst_rad) const {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  sgp4::state st{};
+  if (sats_[k].propagate(offset_min_[k] + t_min, st) != sgp4::error_code::ok)
+    return {nan, nan, nan};
+  const vec3 r{st.r_km[0] * 1e3, st.r_km[1] * 1e3, st.r_km[2] * 1e3};
+  return norm(r) < floor_radius_m_ ? vec3{nan, nan, nan} : teme_to_ecef_at_gmst(r, gmst_rad);
+}
+
 std::vector<vec3> tle_constellation::ecef_all(double t_s) const {
   const double gmst = gmst_at(start_unix_ns_ + static_cast<std::int64_t>(std::llround(t_s * 1e9)));
-  const double nan = std::numeric_limits<double>::quiet_NaN();
   std::vector<vec3> out(sats_.size());
-  const double t_min = t_s / 60.0;
-  for (std::size_t k = 0; k < sats_.size(); ++k) {
-    sgp4::state st{};
-    if (sats_[k].propagate(offset_min_[k] + t_min, st) != sgp4::error_code::ok) {
-      out[k] = {nan, nan, nan};
-      continue;
-    }
-    const vec3 r{st.r_km[0] * 1e3, st.r_km[1] * 1e3, st.r_km[2] * 1e3};
-    out[k] = norm(r) < floor_radius_m_ ? vec3{nan, nan, nan} : teme_to_ecef_at_gmst(r, gmst);
-  }
+  for (std::size_t k = 0; k < sats_.size(); ++k)
+    out[k] = ecef_of(k, t_s / 60.0, gmst);
   return out;
+}
+
+vec3 tle_constellation::ecef_at(std::size_t k, double t_s) const {
+  return ecef_of(k, t_s / 60.0,
+                 gmst_at(start_unix_ns_ + static_cast<std::int64_t>(std::llround(t_s * 1e9))));
 }
 
 absl::StatusOr<std::int64_t> parse_utc(std::string_view text) {

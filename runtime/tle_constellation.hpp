@@ -62,6 +62,9 @@ public:
 
   /// Earth-fixed positions [m] of every satellite at emulated time `t_s`.
   std::vector<vec3> ecef_all(double t_s) const;
+  /// Earth-fixed position [m] of satellite k at `t_s` (NaN where the model
+  /// fails or the satellite is below the floor).
+  vec3 ecef_at(std::size_t k, double t_s) const;
 
   /// Group (shell) of every satellite, and how many there are.
   const std::vector<std::uint16_t>& group_of() const { return group_of_; }
@@ -92,6 +95,8 @@ private:
   std::vector<std::uint32_t> plane_of_;
   std::vector<isl_candidate> candidates_;
   double floor_radius_m_ = 0;
+
+  vec3 ecef_of(std::size_t k, double t_min, double gmst_rad) const;
   std::vector<std::string> rejected_;
 };
 

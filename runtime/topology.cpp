@@ -306,6 +306,37 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
     near.build(s.position_m, s.satellites, up);
   std::vector<double> best_score(s.groups);
   std::vector<std::uint8_t> before_visible(s.groups);
+  // Highest elevation: largest sin(elevation) = h / range; nearest: smallest
+  // range.
+  auto score_of = [&](const ground_point& gp, const vec3& sat) {
+    const vec3 d = sat - gp.ecef_m;
+    return gsl.policy == association_policy::nearest ? -norm(d) : dot(gp.horizon.up, d) / norm(d);
+  };
+  // Whether satellite `id` at `score` serves `gp` better than `best` at
+  // `best_sc`. Scores within rounding of each other are a tie when
+  // position_soon is set, which then decides; remaining ties keep the lowest
+  // id (the cells come in any order).
+  constexpr double tie = 1e-12;
+  auto better = [&](const ground_point& gp, double score, std::int32_t id, double best_sc,
+                    std::int32_t best) {
+    if (best < 0)
+      return true;
+    if (!inputs.position_soon || std::abs(score - best_sc) >
+                                   tie * std::max(std::abs(score), std::abs(best_sc))) {
+      if (score != best_sc)
+        return score > best_sc;
+    } else {
+      // A satellite whose position then is unknown (a failed propagation) is last.
+      auto soon_of = [&](std::int32_t k) {
+        const double sc = score_of(gp, inputs.position_soon(static_cast<std::uint32_t>(k)));
+        return std::isnan(sc) ? -std::numeric_limits<double>::infinity() : sc;
+      };
+      const double soon = soon_of(id), best_soon = soon_of(best);
+      if (soon != best_soon)
+        return soon > best_soon;
+    }
+    return id < best;
+  };
   for (std::size_t g = 0; g < grounds.size(); ++g) {
     const auto& gp = grounds[g];
     std::int32_t* best = &s.serving[g * s.groups];
@@ -323,11 +354,9 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
       const auto grp = group(k);
       if (before != nullptr && static_cast<std::int32_t>(k) == before[grp])
         before_visible[grp] = 1;
-      // Highest elevation: largest sin(elevation) = h / range; nearest:
-      // smallest range. Ties keep the lowest id (the cells come in any order).
       const double score = gsl.policy == association_policy::nearest ? -range : h / range;
       const auto id = static_cast<std::int32_t>(k);
-      if (score > best_score[grp] || (score == best_score[grp] && id < best[grp])) {
+      if (better(gp, score, id, best_score[grp], best[grp])) {
         best_score[grp] = score;
         best[grp] = id;
       }

@@ -21,7 +21,8 @@
 ///   serving satellite between epochs is a handover. With several satellite
 ///   groups (e.g. one per shell, `snapshot_inputs::group_of`), it links to
 ///   one satellite of every group that has one in view (a terminal per
-///   shell), each chosen and handed over on its own.
+///   shell), each chosen and handed over on its own. Ties go to the
+///   satellite ahead a moment later (`snapshot_inputs::position_soon`).
 /// - Links shorter than `min_range_m` are not made, and a satellite or an
 ///   ISL that is down (an outage) has no links.
 /// - Ground points are endpoints only: routes never pass through them.
@@ -29,6 +30,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -146,6 +148,13 @@ struct snapshot_inputs {
   std::vector<std::uint8_t> sat_down;
   /// ISLs that are down, as (lower id, higher id), sorted.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> isl_down;
+  /// Earth-fixed position [m] of satellite k a moment later (the space
+  /// segment gives 1 s). When set, two satellites that serve a ground point
+  /// equally well to rounding (a Walker shell at time 0 is mirror-symmetric
+  /// about the +-90 deg meridians) are told apart by where they are then:
+  /// the rising one is taken, so the choice holds at the next epoch instead
+  /// of handing over there. Unset: exact ties keep the lowest id.
+  std::function<vec3(std::uint32_t)> position_soon;
 };
 
 /// Builds the snapshot for satellites at `sat_ecef_m`. `previous` (the last

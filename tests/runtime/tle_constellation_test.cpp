@@ -113,7 +113,12 @@ TEST(TleConstellation, ASatelliteBelowTheFloorIsDown) {
   EXPECT_LT(floor, wgs84_equatorial_radius_m + 100e3);
   EXPECT_GT(norm(at_epoch->ecef_all(0)[0]), floor);
   const auto later_ns = *parse_utc("2026-02-25T00:17:08.608704Z");
-  EXPECT_TRUE(std::isnan(at_epoch->ecef_all(static_cast<double>(later_ns - epoch) * 1e-9)[0].x));
+  const double later_s = static_cast<double>(later_ns - epoch) * 1e-9;
+  EXPECT_TRUE(std::isnan(at_epoch->ecef_all(later_s)[0].x));
+  // One satellite's position is the one of them all.
+  for (const double t_s : {0.0, 100.0})
+    EXPECT_EQ(at_epoch->ecef_at(0, t_s), at_epoch->ecef_all(t_s)[0]) << t_s;
+  EXPECT_TRUE(std::isnan(at_epoch->ecef_at(0, later_s).x));
   auto later = tle_constellation::make(*sets, later_ns);
   ASSERT_FALSE(later.ok());
   EXPECT_NE(later.status().message().find(

@@ -182,6 +182,41 @@ TEST(Topology, HandoversAndStayUntilLost) {
   EXPECT_LT(stay_changes, best_changes);
 }
 
+// A Walker shell at time 0 is mirror-symmetric about the +-90 deg meridians:
+// a point there sees two satellites at the same elevation (to rounding), one
+// rising and one setting. With where the satellites are a moment later, the
+// rising one is taken, so no point hands over at the next epoch; without, the
+// lower id is, and about half the points hand over when the tie breaks.
+TEST(Topology, ASymmetricStartIsTiedToTheRisingSatellite) {
+  auto c = grid(34, 34, 51.9); // Kuiper's first shell
+  std::vector<ground_point> grounds;
+  for (double lon : {-90.0, 90.0})
+    for (double lat = -50; lat <= 50; lat += 4)
+      grounds.push_back(ground_point::at("gs", {lat, lon, 0}));
+  const auto cand = plus_grid_candidates(c);
+  for (const bool soon : {true, false}) {
+    snapshot_inputs in;
+    if (soon)
+      in.position_soon = [&](std::uint32_t k) { return c.ecef_at(k, 1.0, 0.0); };
+    const auto first = build_snapshot(0, c.ecef_all(0, 0.0), cand, grounds, {}, {}, nullptr, in);
+    std::size_t ties = 0;
+    for (std::size_t g = 0; g < grounds.size(); ++g) {
+      // The best two elevations at time 0.
+      std::vector<double> el;
+      for (std::size_t k = 0; k < c.size(); ++k)
+        el.push_back(elevation_rad(grounds[g].horizon, first.position_m[k]));
+      std::partial_sort(el.begin(), el.begin() + 2, el.end(), std::greater<>());
+      ties += el[0] - el[1] < 1e-12 ? 1 : 0;
+    }
+    ASSERT_GE(ties, 10u); // the case this test is about
+    const auto next = build_snapshot(0.1, c.ecef_all(0.1, 0.0), cand, grounds, {}, {}, &first);
+    if (soon)
+      EXPECT_EQ(next.handovers.size(), 0u) << ties << " ties";
+    else
+      EXPECT_GT(next.handovers.size(), 0u) << ties << " ties";
+  }
+}
+
 /// Serving satellites by looking at every satellite in id order (strict '>'
 /// keeps the lowest id on ties), as build_snapshot did before it looked only
 /// near each ground point's zenith.
