@@ -1258,6 +1258,43 @@ std::vector<std::string> emulated_workload::warnings() const {
       " each on the wire) a prompt puts at once over one link, so the puts beyond those (",
       blocks - queue / wire, ") are dropped at full link queues "
       "(counters.space.drops_queue_full); the shipped SkyMemory scenarios use 64MiB"));
+  // Cache servers a user cannot reach (a layout across planes with no ISLs
+  // between them) drop the requests sent to them. Checked at time 0.
+  auto layout = layout_tracker::make(cfg_->planes, cfg_->sats_per_plane, cfg_->altitude_m,
+                                     cfg_->layout, cfg_->servers, cfg_->in_plane);
+  if (cfg_->cache && layout.ok()) {
+    const auto ep = net_->at(runtime::vtime::zero());
+    const auto& snap = *ep->snapshot;
+    std::size_t users = 0;
+    std::string first;
+    for (std::size_t g = 0; g < net_->grounds(); ++g) {
+      const auto sat = snap.serving[g * snap.groups];
+      if (sat < 0)
+        continue;
+      layout->reset(static_cast<std::uint32_t>(sat));
+      const auto user = snap.ground_node(g);
+      std::vector<std::uint32_t> cut;
+      for (const auto k : layout->slots())
+        if (ep->routes->next(user, k) == runtime::route_tree::none)
+          cut.push_back(k);
+      if (cut.empty())
+        continue;
+      if (users++ == 0)
+        first = absl::StrCat(cut.size(), " of the ", layout->slots().size(),
+                             " cache servers of user ", net_->config().grounds[g].name,
+                             " (satellites ",
+                             absl::StrJoin(cut.begin(), cut.begin() + std::min<std::size_t>(
+                                                                         cut.size(), 8), ", "),
+                             cut.size() > 8 ? ", ..." : "", ")");
+    }
+    if (users > 0)
+      out.push_back(absl::StrCat(
+        "workload.servers: at time 0, ", first, " have no route from it over the links of the "
+        "moment", users > 1 ? absl::StrCat(", nor have some of ", users - 1, " more users'") : "",
+        ": requests to them are dropped (counters.space.drops_no_route)",
+        cfg_->in_plane ? "" : "; with no ISLs between planes, `workload.in_plane: true` keeps "
+                              "the layout in the serving satellite's plane"));
+  }
   return out;
 }
 

@@ -934,6 +934,31 @@ TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
                             "the cache never hits");
 }
 
+// The 5x19 shell's planes have no ISLs between them: a layout across planes
+// puts cache servers out of the user's reach, and the run warns, naming them.
+TEST(SkymemoryEmulated, ServersOutOfReachAreWarnedAbout) {
+  satemu::actors::register_workloads();
+  auto warnings = [](std::vector<std::string> sets) {
+    auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", sets);
+    EXPECT_TRUE(sc.ok()) << sc.status();
+    auto w = satemu::actors::make_workload(*sc);
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
+  };
+  EXPECT_TRUE(warnings({"workload.servers=19"}).empty()); // the whole plane
+  const auto across = warnings({"workload.servers=9", "workload.in_plane=false"});
+  ASSERT_EQ(across.size(), 1u);
+  EXPECT_EQ(across[0], "workload.servers: at time 0, 6 of the 9 cache servers of user nyc "
+                       "(satellites 24, 25, 26, 62, 63, 64) have no route from it over the links "
+                       "of the moment: requests to them are dropped "
+                       "(counters.space.drops_no_route); with no ISLs between planes, "
+                       "`workload.in_plane: true` keeps the layout in the serving satellite's "
+                       "plane");
+  // Without the cache there are no servers.
+  EXPECT_TRUE(warnings({"workload.servers=9", "workload.in_plane=false", "workload.cache=false"})
+                .empty());
+}
+
 TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
   satemu::actors::register_workloads();
   auto make = [](std::vector<std::string> sets) {
