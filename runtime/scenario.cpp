@@ -306,31 +306,79 @@ private:
     return absl::OkStatus();
   }
 
+  struct entry {
+    std::string key;
+    YAML::Mark key_mark;
+    YAML::Node value;
+  };
+
+  // Adds the keys of map `n` to `entries`, then those of the maps its merge
+  // key `<<` names (YAML's merge key: `<<: *defaults` or `<<: [*a, *b]`)
+  // that are not there yet, so given keys win over merged ones and earlier
+  // maps over later ones. `merged`: `n` is itself merged in, so keys already
+  // there are not duplicates.
+  absl::Status entries_of(const YAML::Node& n, const std::string& path, std::vector<entry>& entries,
+                          std::map<std::string, std::size_t, std::less<>>& index, bool merged,
+                          int depth) {
+    std::optional<entry> merge;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const YAML::Node k = it->first; // a copy: `it->` yields a temporary
+      if (!k.IsScalar()) {
+        return error(path, k.Mark(), "keys must be plain names");
+      }
+      // A plain `<<` (tag "?"); a quoted one is an ordinary key.
+      if (k.Scalar() == "<<" && k.Tag() == "?") {
+        if (merge) {
+          return error(join_path(path, "<<"), k.Mark(),
+                       absl::StrCat("duplicate merge key '<<' (first at line ",
+                                    merge->key_mark.line + 1, "): list the maps in one, "
+                                    "as <<: [*a, *b]"));
+        }
+        merge = entry{k.Scalar(), k.Mark(), it->second};
+        continue;
+      }
+      const auto [at, added] = index.emplace(k.Scalar(), entries.size());
+      if (added) {
+        entries.push_back({k.Scalar(), k.Mark(), it->second});
+      } else if (!merged) {
+        return error(join_path(path, k.Scalar()), k.Mark(),
+                     absl::StrCat("duplicate key '", k.Scalar(), "' (first at line ",
+                                  entries[at->second].key_mark.line + 1, ")"));
+      }
+    }
+    if (!merge) return absl::OkStatus();
+    const std::string merge_path = join_path(path, "<<");
+    const YAML::Node& v = merge->value;
+    const bool maps = v.IsMap() || (v.IsSequence() && std::all_of(v.begin(), v.end(), [](const YAML::Node& m) {
+                                      return m.IsMap();
+                                    }));
+    if (!maps) {
+      return error(merge_path, value_mark(v, merge->key_mark),
+                   absl::StrCat("a merge key '<<' takes a map or a list of maps, such as an alias "
+                                "*name of an anchored map, ", got_text(v)));
+    }
+    // An anchor can be merged into itself (`&a {<<: *a}`).
+    constexpr int deepest = 32;
+    if (depth == deepest) {
+      return error(merge_path, merge->key_mark,
+                   absl::StrCat("merge keys '<<' nested more than ", deepest,
+                                " deep (does a map merge itself?)"));
+    }
+    if (v.IsMap()) return entries_of(v, path, entries, index, true, depth + 1);
+    for (const YAML::Node& m : v) {
+      if (auto s = entries_of(m, path, entries, index, true, depth + 1); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
   // `n` may be undefined or null (an absent or empty map): defaults apply.
   absl::Status map(const YAML::Node& n, const YAML::Mark& anchor, const key_spec& spec,
                    const std::string& path, rnode& out) {
     out.type = value_type::map;
-    struct entry {
-      std::string key;
-      YAML::Mark key_mark;
-      YAML::Node value;
-    };
     std::vector<entry> entries;
     std::map<std::string, std::size_t, std::less<>> index;  // key -> entry
     if (n.IsDefined() && n.IsMap()) {
-      for (auto it = n.begin(); it != n.end(); ++it) {
-        const YAML::Node k = it->first; // a copy: `it->` yields a temporary
-        if (!k.IsScalar()) {
-          return error(path, k.Mark(), "keys must be plain names");
-        }
-        const auto [at, added] = index.emplace(k.Scalar(), entries.size());
-        if (!added) {
-          return error(join_path(path, k.Scalar()), k.Mark(),
-                       absl::StrCat("duplicate key '", k.Scalar(), "' (first at line ",
-                                    entries[at->second].key_mark.line + 1, ")"));
-        }
-        entries.push_back({k.Scalar(), k.Mark(), it->second});
-      }
+      if (auto s = entries_of(n, path, entries, index, false, 0); !s.ok()) return s;
     }
     auto find_entry = [&](std::string_view key) -> const entry* {
       const auto it = index.find(key);

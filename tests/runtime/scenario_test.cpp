@@ -431,6 +431,54 @@ workload:
   EXPECT_EQ(s->where("workload.note"), "inline.yaml:5:13");
 }
 
+// YAML's merge key: `<<: *a` adds the keys of map a that are not given,
+// `<<: [*a, *b]` those of a before b's; a quoted "<<" is an ordinary key.
+TEST_F(scenario_test, merge_keys_add_the_keys_not_given) {
+  const std::string head = R"(name: mini
+duration: 10s
+workload:
+  kind: test_kind
+  users:
+    - &a {name: a, weight: 2}
+    - &b {name: b, weight: 3}
+    - &n {name: n}
+)";
+  auto s = load_scenario_text(head + "    - {<<: *a, name: c}\n"
+                                     "    - {<<: [*a, *b], name: d}\n"
+                                     "    - {<<: [*n, *b], name: e}\n"
+                                     "    - <<: {<<: *b, weight: 4}\n"
+                                     "      name: f\n",
+                              "inline.yaml", {"workload.users.3.weight=5"});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->get_string("workload.users.3.name"), "c");
+  EXPECT_EQ(s->get_real("workload.users.3.weight"), 5.0); // the --set
+  EXPECT_EQ(s->get_real("workload.users.0.weight"), 2.0); // the anchor unchanged
+  EXPECT_EQ(s->get_string("workload.users.4.name"), "d"); // given wins
+  EXPECT_EQ(s->get_real("workload.users.4.weight"), 2.0); // a's, before b's
+  EXPECT_EQ(s->get_real("workload.users.5.weight"), 3.0); // n has none: b's
+  EXPECT_EQ(s->get_real("workload.users.6.weight"), 4.0); // nested
+  EXPECT_EQ(s->get_string("workload.users.6.name"), "f");
+  // A merged value is where its anchored map has it.
+  EXPECT_EQ(s->where("workload.users.5.weight"), "inline.yaml:7:28");
+  EXPECT_EQ(s->resolved_yaml().find("<<"), std::string::npos) << s->resolved_yaml();
+
+  auto bad = [&](const std::string& tail) {
+    auto r = load_scenario_text(head + tail, "inline.yaml");
+    EXPECT_FALSE(r.ok()) << tail;
+    return std::string(r.status().message());
+  };
+  EXPECT_EQ(bad("    - {<<: 5, name: c}\n"),
+            "inline.yaml:9:12: workload.users.3.<<: a merge key '<<' takes a map or a list of "
+            "maps, such as an alias *name of an anchored map, got '5'");
+  EXPECT_EQ(bad("    - {<<: [*a, 3], name: c}\n"),
+            "inline.yaml:9:12: workload.users.3.<<: a merge key '<<' takes a map or a list of "
+            "maps, such as an alias *name of an anchored map, got a list");
+  EXPECT_NE(bad("    - {\"<<\": *a, name: c}\n").find("workload.users.3.<<: unknown key '<<'"),
+            std::string::npos);
+  EXPECT_NE(bad("    - &c {name: c, <<: *c}\n").find("nested more than 32 deep"),
+            std::string::npos);
+}
+
 TEST_F(scenario_test, copies_share_the_same_values) {
   auto s = load_scenario_text(minimal, "inline.yaml");
   ASSERT_TRUE(s.ok());
