@@ -145,8 +145,8 @@ struct run_shared {
   std::atomic<std::uint64_t> compute_requests{0};
   std::atomic<std::uint64_t> compute_batches{0};
 
-  // The first exception out of an entity's code in a single process
-  // (run_entity_code): the run stops as when interrupted.
+  // The first exception out of an entity's or the compute service's code
+  // in a single process (run_guarded): the run stops as when interrupted.
   std::atomic<bool> failed{false};
   std::mutex failure_mu;
   std::string failure;
@@ -223,23 +223,60 @@ void deliver_results(run_shared& shared, std::vector<compute_call>& batch,
 /// make them and runs them as one batch when `realtime_max_batch` are waiting
 /// or `realtime_window` after the first, then sends each result to its
 /// entity for the wall-clock time of its ready time.
+/// What an exception says, and whether it means memory ran out.
+struct exception_text {
+  std::string what;
+  bool memory = false;
+};
+
+exception_text text_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::bad_alloc&) {
+    return {"out of memory (std::bad_alloc)", true};
+  } catch (const kj::Exception& x) {
+    // Cap'n Proto's own allocations fail as OVERLOADED.
+    const bool memory = x.getType() == kj::Exception::Type::OVERLOADED;
+    return {memory ? absl::StrCat("out of memory (", x.getDescription().cStr(), ")")
+                   : std::string(x.getDescription().cStr()),
+            memory};
+  } catch (const std::exception& x) {
+    return {x.what()};
+  } catch (...) {
+    return {"an exception of unknown type"};
+  }
+}
+
+/// Runs `f`, code the run calls out to (an entity's, the compute
+/// service's). In a single process an exception out of it (out of memory,
+/// mostly) fails the run, naming `where()`, and the run stops (virtual
+/// time: at the end of the window, still reported) so that the outputs so
+/// far are written; in a distributed run it ends the worker
+/// (abort_on_exceptions), whose coordinator names it.
+template <class F, class Where>
+void run_guarded(run_shared& shared, F&& f, Where&& where) {
+  if (shared.opts.share != nullptr) {
+    f();
+    return;
+  }
+  try {
+    f();
+  } catch (...) {
+    const auto x = text_of(std::current_exception());
+    shared.fail(x.memory ? absl::StrCat(x.what, " in ", where())
+                         : absl::StrCat(x.what, " (in ", where(), ")"),
+                x.memory);
+  }
+}
+
 /// Makes an exception out of an actor's handler (e.g. out of memory in an
 /// entity) end the process with what and where: the actor would never
 /// report its window again, and the run would wait for it forever.
 void abort_on_exceptions(caf::scheduled_actor& self, std::string where) {
   self.set_exception_handler(
     [where = std::move(where)](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
-      std::string what = "an exception of unknown type";
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::bad_alloc&) {
-        what = "out of memory (std::bad_alloc)";
-      } catch (const std::exception& x) {
-        what = x.what();
-      } catch (...) {
-      }
       std::fprintf(stderr, "satemu: internal error: %s in %s; the run cannot go on\n",
-                   what.c_str(), where.c_str());
+                   text_of(e).what.c_str(), where.c_str());
       std::abort();
     });
 }
@@ -273,8 +310,21 @@ public:
   }
 
 private:
+  /// Runs `calls` on the compute service. If it fails (run_guarded), the
+  /// run stops and no call is answered.
   void run_batch(std::vector<compute_call>& calls) {
-    shared_->opts.compute.service->run(calls);
+    bool done = false;
+    run_guarded(
+      *shared_,
+      [&] {
+        shared_->opts.compute.service->run(calls);
+        done = true;
+      },
+      [] { return std::string("the compute service"); });
+    if (!done) {
+      calls.clear();
+      return;
+    }
     shared_->compute_batches.fetch_add(1, std::memory_order_relaxed);
     shared_->compute_requests.fetch_add(calls.size(), std::memory_order_relaxed);
   }
@@ -370,30 +420,10 @@ private:
   absl::flat_hash_map<entity_id, std::size_t> index_;
 };
 
-/// Runs `f`, entity `id`'s own code. In a single process an exception out
-/// of it (out of memory, mostly) fails the run, which stops (virtual time:
-/// at the end of the window, still reported) so that the outputs so far are
-/// written; in a distributed run it ends the worker (abort_on_exceptions),
-/// whose coordinator names it.
+/// Runs `f`, entity `id`'s own code, under run_guarded.
 template <class F>
 void run_entity_code(run_shared& shared, entity_id id, F&& f) {
-  if (shared.opts.share != nullptr) {
-    f();
-    return;
-  }
-  try {
-    f();
-  } catch (const std::bad_alloc&) {
-    shared.fail(absl::StrCat("out of memory (std::bad_alloc) in entity ", id), true);
-  } catch (const kj::Exception& x) {
-    // Cap'n Proto's own allocations fail as OVERLOADED.
-    const bool memory = x.getType() == kj::Exception::Type::OVERLOADED;
-    shared.fail(absl::StrCat(memory ? "out of memory (" : "", x.getDescription().cStr(),
-                             memory ? ") in entity " : " (in entity ", id, memory ? "" : ")"),
-                memory);
-  } catch (const std::exception& x) {
-    shared.fail(absl::StrCat(x.what(), " (in entity ", id, ")"), false);
-  }
+  run_guarded(shared, std::forward<F>(f), [id] { return absl::StrCat("entity ", id); });
 }
 
 /// Drives one entity in virtual time.

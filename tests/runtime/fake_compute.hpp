@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
+#include <stdexcept>
 #include <span>
 #include <utility>
 #include <vector>
@@ -24,6 +26,11 @@ struct fake_job final : compute_job {
 class fake_service final : public compute_service {
 public:
   void run(std::span<compute_call> batch) override {
+    if (batches.size() == fail_batch) {
+      if (fail_out_of_memory)
+        throw std::bad_alloc();
+      throw std::runtime_error("boom");
+    }
     std::vector<std::pair<entity_id, std::uint64_t>> calls;
     for (auto& c : batch) {
       auto& j = dynamic_cast<fake_job&>(*c.job);
@@ -38,6 +45,10 @@ public:
 
   /// Per batch, the (entity, request sequence) of each call in order.
   std::vector<std::vector<std::pair<entity_id, std::uint64_t>>> batches;
+  /// The batch (index) that throws instead, std::bad_alloc or a
+  /// std::runtime_error "boom".
+  std::size_t fail_batch = SIZE_MAX;
+  bool fail_out_of_memory = true;
 };
 
 inline std::unique_ptr<fake_job> job(duration work, std::uint64_t input = 0) {

@@ -475,6 +475,36 @@ TEST(KernelCompute, OneBatchPerWindowAndResultsAtRequestTimePlusDuration) {
   EXPECT_EQ(r.envelopes, 0u);
 }
 
+// A compute service that throws (out of memory, mostly) stops the run as
+// an entity that throws does: at the end of that window, naming it, with no
+// result of the failed batch delivered.
+TEST(KernelCompute, AnExceptionInTheComputeServiceStopsTheRunNamingIt) {
+  for (const bool memory : {true, false}) {
+    // Entity 0 asks every 1 ms from 0.1 ms; lookahead 1 ms.
+    auto w = make_world(2);
+    at(w, 0).start = [](probe& p) { p.schedule(microseconds(100), 0); };
+    at(w, 0).timer = [](probe& p, std::uint64_t n) {
+      p.compute(n, job(microseconds(10)));
+      p.schedule(milliseconds(1), n + 1);
+    };
+    fake_service svc;
+    svc.fail_batch = 2; // the request at 2.1 ms
+    svc.fail_out_of_memory = memory;
+    auto opts = virtual_opts(milliseconds(10), milliseconds(1));
+    opts.compute.service = &svc;
+    auto r = run(w, opts);
+    EXPECT_TRUE(r.interrupted);
+    EXPECT_EQ(r.out_of_memory, memory);
+    EXPECT_EQ(r.failure, memory ? "out of memory (std::bad_alloc) in the compute service"
+                                : "boom (in the compute service)");
+    // The window that asked ends where its result would have come (2.11 ms):
+    // everything before that ran.
+    EXPECT_EQ(r.reached, vtime::zero() + microseconds(2110));
+    EXPECT_EQ(r.compute_batches, 2u);
+    EXPECT_EQ(at(w, 0).results.size(), 2u);
+  }
+}
+
 TEST(KernelCompute, WaitingEntityGoesOnFromItsResultInsideTheWindow) {
   // Lookahead 1 ms. Entity 0 has timers at 100 us and 500 us; at 100 us it
   // asks for 200 us of compute, and on that result for 100 us more, and on
@@ -742,6 +772,26 @@ TEST(KernelRealTime, ComputeRequestsBatchUpToTheMaximum) {
   EXPECT_EQ(r.compute_requests, 3u);
   EXPECT_EQ(r.lateness_ns.count(), 3u);
   EXPECT_GE(r.lateness_ns.min(), 0);
+}
+
+TEST(KernelRealTime, AnExceptionInTheComputeServiceStopsTheRun) {
+  auto w = make_world(1);
+  at(w, 0).start = [](probe& p) { p.compute(7, job(milliseconds(1), 1)); };
+  fake_service svc;
+  svc.fail_batch = 0;
+  run_options o;
+  o.mode = clock_mode::real_time;
+  o.end = vtime::zero() + seconds(10);
+  o.threads = 2;
+  o.compute.service = &svc;
+  o.compute.realtime_window = std::chrono::milliseconds(5);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = run(w, o);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_TRUE(r.out_of_memory);
+  EXPECT_EQ(r.failure, "out of memory (std::bad_alloc) in the compute service");
+  EXPECT_TRUE(at(w, 0).results.empty());
 }
 
 TEST(KernelRealTime, ComputeBatchRunsAfterItsWindow) {
