@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "runtime/constants.hpp"
 #include "runtime/schema.hpp"
 #include "runtime/svg_plot.hpp"
 
@@ -26,8 +27,7 @@ constexpr sweep_parameter all_parameters[] = {sweep_parameter::kv_size, sweep_pa
 constexpr std::size_t max_sweep_points = 10'000;
 /// Largest grid side: the breadth-first layouts keep a flag per satellite.
 constexpr int max_grid_side = 1'000;
-/// Highest altitude [m], past geostationary orbit's 35,786 km.
-constexpr double max_altitude_m = 100'000e3;
+using runtime::max_scenario_altitude_m;
 /// Keys of mode emulated, which the analytic model would ignore.
 constexpr const char* emulated_keys[] = {
   "strategy", "in_plane",   "block_tokens", "capacity", "prompt_tokens",
@@ -275,7 +275,7 @@ void register_kind() {
         .at_least(1),
       key_spec::dist("altitude", "1920km", "h: altitude of the grid above the mean Earth radius")
         .above(0)
-        .at_most(max_altitude_m),
+        .at_most(max_scenario_altitude_m),
       key_spec::size("kv_size", "21MiB", "KV cache of the prompt").above(0),
       key_spec::size("chunk_size", "12288B", "Chunk size; the cache is cut into "
                                              "ceil(kv_size / chunk_size) chunks")
@@ -307,9 +307,9 @@ void register_kind() {
           sweep_section("altitude", "the altitude",
                         key_spec::list("values", value_type::distance, "Altitudes")
                           .above(0)
-                          .at_most(max_altitude_m),
-                        key_spec::dist("from", "", "First altitude").above(0).at_most(max_altitude_m),
-                        key_spec::dist("to", "", "Last altitude").above(0).at_most(max_altitude_m),
+                          .at_most(max_scenario_altitude_m),
+                        key_spec::dist("from", "", "First altitude").above(0).at_most(max_scenario_altitude_m),
+                        key_spec::dist("to", "", "Last altitude").above(0).at_most(max_scenario_altitude_m),
                         key_spec::dist("step", "", "Step").above(0)),
         }),
     });

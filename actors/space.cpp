@@ -79,7 +79,8 @@ void register_space_sections() {
                 .at_most(max_walker_side),
               key_spec::dist("altitude", "", "Altitude above the equatorial radius")
                 .mandatory()
-                .at_least(100e3),
+                .at_least(100e3)
+                .at_most(runtime::max_scenario_altitude_m),
               key_spec::ang("inclination", "", "Inclination").mandatory().at_least(0).at_most(180),
               key_spec::integer("phasing", "0", "Walker phasing factor F, in [0, planes-1]")
                 .at_least(0)
@@ -169,7 +170,9 @@ void register_space_sections() {
                 .mandatory()
                 .at_least(-180)
                 .at_most(360),
-              key_spec::dist("alt", "0m", "Height above the WGS-84 ellipsoid").at_least(-500),
+              key_spec::dist("alt", "0m", "Height above the WGS-84 ellipsoid")
+                .at_least(-500)
+                .at_most(runtime::max_scenario_altitude_m),
             }),
           key_spec::list_of_maps(
             "users", "Ground users: fixed, or moving along waypoints",
@@ -180,14 +183,18 @@ void register_space_sections() {
                 .at_least(-90)
                 .at_most(90),
               key_spec::real("lon", "", "Longitude [deg] at the start").mandatory().at_least(-180).at_most(360),
-              key_spec::dist("alt", "0m", "Height above the WGS-84 ellipsoid").at_least(-500),
+              key_spec::dist("alt", "0m", "Height above the WGS-84 ellipsoid")
+                .at_least(-500)
+                .at_most(runtime::max_scenario_altitude_m),
               key_spec::list_of_maps(
                 "waypoints", "Later points of the track, in time order (linear in lat/lon/alt)",
                 {
                   key_spec::dur("at", "", "Emulated time of the point").mandatory().above(0),
                   key_spec::real("lat", "", "Latitude [deg]").mandatory().at_least(-90).at_most(90),
                   key_spec::real("lon", "", "Longitude [deg]").mandatory().at_least(-180).at_most(360),
-                  key_spec::dist("alt", "0m", "Height").at_least(-500),
+                  key_spec::dist("alt", "0m", "Height")
+                    .at_least(-500)
+                    .at_most(runtime::max_scenario_altitude_m),
                 }),
             }),
           key_spec::map(

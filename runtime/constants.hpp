@@ -60,6 +60,10 @@ inline constexpr double earth_mean_radius_m = 6'371'000.0;
 /// secular-drift (nodal precession) estimates.
 inline constexpr double earth_j2 = 1.08262998905e-3;
 
+/// Highest altitude a scenario may give a shell, an endpoint or a model's
+/// grid [m]: past geostationary orbit's 35,786 km, short of the Moon.
+inline constexpr double max_scenario_altitude_m = 100'000e3;
+
 /// Full turn [rad].
 inline constexpr double two_pi = 2.0 * std::numbers::pi;
 

@@ -203,8 +203,16 @@ TEST(Space, StationHeightsMayBeBelowTheEllipsoid) {
   EXPECT_TRUE(make_workload(*ok).ok());
   auto low = load("ground.stations.0.alt=-600m");
   ASSERT_FALSE(low.ok());
-  EXPECT_NE(low.status().message().find("expected a distance >= -500m"), std::string::npos)
+  EXPECT_NE(low.status().message().find("expected a distance in [-500m, 100000km]"),
+            std::string::npos)
     << low.status();
+  // Altitudes end past geostationary orbit, for endpoints and shells alike.
+  for (const char* set : {"ground.stations.0.alt=100001km",
+                          "constellation.shells.0.altitude=400000km"}) {
+    auto high = load(set);
+    ASSERT_FALSE(high.ok()) << set;
+    EXPECT_NE(high.status().message().find("100000km], got"), std::string::npos) << high.status();
+  }
   auto range = load("constellation.isl.max_range=-5km");
   ASSERT_FALSE(range.ok());
   EXPECT_NE(range.status().message().find("negative distance"), std::string::npos)
