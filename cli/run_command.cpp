@@ -167,13 +167,22 @@ nlohmann::json percentiles_ns(const runtime::histogram& h) {
           {"max", h.max()},              {"min", h.min()},         {"mean", h.mean()}};
 }
 
-std::string trace_csv(const std::vector<runtime::trace_record>& trace) {
+/// trace.csv, handed to `put` in parts of about 1 MiB: a long run's trace is
+/// tens of bytes per event, too big to hold again as one string.
+void trace_csv(const std::vector<runtime::trace_record>& trace,
+               const runtime::output_dir::sink& put) {
+  constexpr std::size_t part_bytes = 1 << 20;
   std::string out = "time_ns,entity,source,sequence,kind\n";
-  out.reserve(out.size() + trace.size() * 32);
-  for (const auto& r : trace)
+  out.reserve(part_bytes + 128);
+  for (const auto& r : trace) {
     absl::StrAppendFormat(&out, "%d,%u,%u,%u,%s\n", r.time_ns, r.entity, r.src, r.seq,
                           protocol::to_string(r.k));
-  return out;
+    if (out.size() >= part_bytes) {
+      put(out);
+      out.clear();
+    }
+  }
+  put(out);
 }
 
 /// A run over worker nodes: what the coordinator learnt besides the totals.
@@ -598,7 +607,20 @@ int run_command(const run_args& a) {
   if (!r.failure.empty())
     j["error"] = r.failure;
   j["counters"] = r.counters;
-  j["metrics"] = work.metrics(r);
+  // An output that cannot be made for lack of memory is left out and named;
+  // the others are still written, and the summary is then partial.
+  std::vector<std::string> unwritten;
+  std::string memory_short; // the first output left out for lack of memory
+  auto unless_out_of_memory = [&](const std::string& name, const auto& make) {
+    try {
+      make();
+    } catch (const std::bad_alloc&) {
+      if (memory_short.empty())
+        memory_short = name;
+      unwritten.push_back(name);
+    }
+  };
+  unless_out_of_memory("summary.json metrics", [&] { j["metrics"] = work.metrics(r); });
   if (dist) {
     j["distributed"] = dist->summary;
     j["nodes"] = dist->nodes;
@@ -607,20 +629,29 @@ int run_command(const run_args& a) {
   // Every file is tried: one that cannot be written (a full disk, a big
   // file) does not cost the others.
   absl::Status st;
-  std::vector<std::string> unwritten;
-  auto write = [&](const std::string& name, std::string_view content) {
-    if (auto w = out->write(name, content); !w.ok()) {
+  auto written = [&](const std::string& name, absl::Status w) {
+    if (!w.ok()) {
       if (st.ok())
         st = w;
       unwritten.push_back(name);
     }
   };
+  auto write = [&](const std::string& name, std::string_view content) {
+    written(name, out->write(name, content));
+  };
   write("scenario.resolved.yaml", sc->resolved_yaml());
   write("fingerprint.txt", hex64(r.fingerprint) + "\n");
+  unless_out_of_memory("the workload's files", [&] {
+    for (const auto& [name, content] : work.files(r))
+      write(name, content);
+  });
   if (opts.trace)
-    write("trace.csv", trace_csv(r.trace));
-  for (const auto& [name, content] : work.files(r))
-    write(name, content);
+    unless_out_of_memory("trace.csv", [&] {
+      written("trace.csv",
+              out->write_parts("trace.csv", [&](const auto& put) { trace_csv(r.trace, put); }));
+    });
+  if (st.ok() && !memory_short.empty())
+    st = absl::ResourceExhaustedError(absl::StrCat("out of memory while making ", memory_short));
   if (st.ok())
     write("summary.json", json_text(j));
   if (st.ok())
@@ -638,10 +669,12 @@ int run_command(const run_args& a) {
       kept = out->commit(false);
     if (!kept.ok())
       std::fprintf(stderr, "%s", json_text(j).c_str());
-    std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
+    const bool memory = absl::IsResourceExhausted(st);
+    std::fprintf(stderr, "satemu: error: %s%s%s\n", std::string(st.message()).c_str(),
+                 memory ? ": " : "", memory ? out_of_memory_advice : "");
     std::fprintf(stderr, "[satemu] outputs in %s are PARTIAL%s\n", dir.c_str(),
                  kept.ok() ? " (summary.partial.json)" : ": the summary is above");
-    return exit_internal;
+    return memory ? exit_bad_input : exit_internal;
   }
 
   // Warnings about the results (messages still in flight at the end, and

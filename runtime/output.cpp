@@ -84,13 +84,29 @@ absl::StatusOr<output_dir> output_dir::prepare(std::string path) {
 }
 
 absl::Status output_dir::write(const std::string& name, std::string_view content) {
+  return write_parts(name, [content](const sink& put) { put(content); });
+}
+
+absl::Status output_dir::write_parts(const std::string& name,
+                                     const std::function<void(const sink&)>& make) {
   const auto tmp = fs::path(path_) / (name + ".tmp");
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out)
     return absl::InternalError(
       absl::StrCat("cannot write '", tmp.string(), "': ", std::strerror(errno)));
   errno = 0;
-  out.write(content.data(), static_cast<std::streamsize>(content.size()));
+  try {
+    make([&out](std::string_view part) {
+      if (out)
+        out.write(part.data(), static_cast<std::streamsize>(part.size()));
+    });
+  } catch (...) {
+    // Out of memory making a part: no half file either.
+    out.close();
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
   out.flush();
   const int err = errno;
   out.close();

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,12 @@ public:
   /// Writes `content` to `<name>.tmp`; renamed by `commit`. A failed write
   /// (a full disk) names the reason and leaves no `<name>.tmp` behind.
   absl::Status write(const std::string& name, std::string_view content);
+  /// As `write`, with the content made by `make`, which hands it to the
+  /// `put` it is given part by part: for files too big to hold whole in
+  /// memory beside the run's results. An exception out of `make` (out of
+  /// memory) leaves no `<name>.tmp` and goes on.
+  using sink = std::function<void(std::string_view part)>;
+  absl::Status write_parts(const std::string& name, const std::function<void(const sink&)>& make);
   /// Renames every written file to its final name when `complete`, else to
   /// its partial name, after listing those names in `.satemu-outputs`.
   /// summary.json goes last, so it marks completion.

@@ -7,6 +7,9 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <new>
 #include <string>
 
 #include <sys/resource.h>
@@ -50,6 +53,34 @@ TEST(OutputDir, AFailedWriteSaysWhyAndLeavesNoTemporaryFile) {
   // What was written before still commits.
   ASSERT_TRUE(d->commit(false).ok());
   EXPECT_TRUE(fs::exists(dir / "small.partial.txt"));
+  fs::remove_all(dir);
+}
+
+// A file made part by part is the parts in order; one whose making runs out
+// of memory leaves no temporary file, and the exception goes on to the caller.
+TEST(OutputDir, AFileWrittenInPartsIsThePartsAndAFailedOneLeavesNothing) {
+  const auto dir = fs::temp_directory_path() / ("satemu_output_parts_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto d = output_dir::open(dir.string());
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE(d->write_parts("parts.csv", [](const output_dir::sink& put) {
+                 put("a,b\n");
+                 put("");
+                 for (int i = 0; i < 3; ++i)
+                   put(std::to_string(i) + "," + std::to_string(i * i) + "\n");
+               }).ok());
+  EXPECT_THROW((void)d->write_parts("lost.csv",
+                                    [](const output_dir::sink& put) {
+                                      put("a,b\n");
+                                      throw std::bad_alloc();
+                                    }),
+               std::bad_alloc);
+  EXPECT_FALSE(fs::exists(dir / "lost.csv.tmp"));
+  ASSERT_TRUE(d->commit(true).ok());
+  std::ifstream in(dir / "parts.csv");
+  const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(got, "a,b\n0,0\n1,1\n2,4\n");
+  EXPECT_FALSE(fs::exists(dir / "lost.csv"));
   fs::remove_all(dir);
 }
 
