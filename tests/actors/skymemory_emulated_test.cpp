@@ -901,19 +901,21 @@ TEST(SkymemoryEmulated, WithoutFinishedRequestsTheLatenciesAreNull) {
   EXPECT_GE(d["device_wait_ms"]["max"].get<double>(), 0.0);
 }
 
+/// What validate and run warn about the small scenario with `sets`.
+std::vector<std::string> warnings(const std::vector<std::string>& sets) {
+  satemu::actors::register_workloads();
+  auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", sets);
+  EXPECT_TRUE(sc.ok()) << sc.status();
+  auto w = satemu::actors::make_workload(*sc);
+  EXPECT_TRUE(w.ok()) << w.status();
+  return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
+}
+
 // Link queues smaller than what a prompt puts at once drop some puts: the
 // run warns (1 MiB, the default, holds 1 of a 256-token prompt's 16 chunks
 // of 512 KiB, each 144 bytes more on the wire). So it does when a block is
 // longer than the prompts: nothing can hit.
 TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
-  satemu::actors::register_workloads();
-  auto warnings = [](std::vector<std::string> sets) {
-    auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", sets);
-    EXPECT_TRUE(sc.ok()) << sc.status();
-    auto w = satemu::actors::make_workload(*sc);
-    EXPECT_TRUE(w.ok()) << w.status();
-    return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
-  };
   EXPECT_TRUE(warnings({}).empty()); // 64 MiB
   const auto small = warnings({"constellation.queue=1MiB"});
   ASSERT_EQ(small.size(), 1u);
@@ -937,14 +939,6 @@ TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
 // The 5x19 shell's planes have no ISLs between them: a layout across planes
 // puts cache servers out of the user's reach, and the run warns, naming them.
 TEST(SkymemoryEmulated, ServersOutOfReachAreWarnedAbout) {
-  satemu::actors::register_workloads();
-  auto warnings = [](std::vector<std::string> sets) {
-    auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", sets);
-    EXPECT_TRUE(sc.ok()) << sc.status();
-    auto w = satemu::actors::make_workload(*sc);
-    EXPECT_TRUE(w.ok()) << w.status();
-    return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
-  };
   EXPECT_TRUE(warnings({"workload.servers=19"}).empty()); // the whole plane
   const auto across = warnings({"workload.servers=9", "workload.in_plane=false"});
   ASSERT_EQ(across.size(), 1u);

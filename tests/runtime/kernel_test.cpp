@@ -99,6 +99,15 @@ world make_world(std::size_t n) {
 
 probe& at(world& w, std::size_t i) { return static_cast<probe&>(*w[i]); }
 
+/// Real time on two threads, paced 1:1.
+run_options realtime_opts(duration end) {
+  run_options o;
+  o.mode = clock_mode::real_time;
+  o.end = vtime::zero() + end;
+  o.threads = 2;
+  return o;
+}
+
 run_options virtual_opts(duration end, duration lookahead, std::size_t threads = 1) {
   run_options o;
   o.end = vtime::zero() + end;
@@ -663,11 +672,8 @@ realtime_hop run_realtime_hop(double dilation, duration end) {
   clock::time_point arrived_at{};
   at(w, 0).start = [&](probe& p) { p.send(1, milliseconds(5), protocol::kind::mesh, {}); };
   at(w, 1).receive = [&](probe&, const protocol::envelope&) { arrived_at = clock::now(); };
-  run_options o;
-  o.mode = clock_mode::real_time;
+  auto o = realtime_opts(end);
   o.dilation = dilation;
-  o.end = vtime::zero() + end;
-  o.threads = 2;
   const auto before = clock::now();
   auto r = run(w, o);
   const auto& arr = at(w, 1).arrivals;
@@ -711,10 +717,7 @@ TEST(KernelRealTime, LatenessDoesNotBuildUpAlongAChain) {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
       p.forward(1 - e, milliseconds(1), m);
     };
-  run_options o;
-  o.mode = clock_mode::real_time;
-  o.end = vtime::zero() + milliseconds(1000);
-  o.threads = 2;
+  auto o = realtime_opts(milliseconds(1000));
   auto r = run(w, o);
   // Hops arrive at 1, 2, ..., 999 ms; one due at the very end may be missed.
   const auto hops = at(w, 0).arrivals.size() + at(w, 1).arrivals.size();
@@ -733,10 +736,7 @@ TEST(KernelRealTime, AnExceptionInAnEntityStopsTheRun) {
   at(w, 0).timer = [](probe& p, std::uint64_t) { p.schedule(milliseconds(1), 0); };
   at(w, 1).start = [](probe& p) { p.schedule(milliseconds(50), 1); };
   at(w, 1).timer = [](probe&, std::uint64_t) { throw std::bad_alloc(); };
-  run_options o;
-  o.mode = clock_mode::real_time;
-  o.end = vtime::zero() + seconds(10);
-  o.threads = 2;
+  auto o = realtime_opts(seconds(10));
   const auto t0 = std::chrono::steady_clock::now();
   auto r = run(w, o);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
@@ -755,10 +755,7 @@ TEST(KernelRealTime, ComputeRequestsBatchUpToTheMaximum) {
   for (std::size_t i = 0; i < 3; ++i)
     at(w, i).start = [i](probe& p) { p.compute(i, job(milliseconds(2), i)); };
   fake_service svc;
-  run_options o;
-  o.mode = clock_mode::real_time;
-  o.end = vtime::zero() + milliseconds(60);
-  o.threads = 2;
+  auto o = realtime_opts(milliseconds(60));
   o.compute.service = &svc;
   o.compute.realtime_max_batch = 3;
   o.compute.realtime_window = std::chrono::seconds(60);
@@ -779,10 +776,7 @@ TEST(KernelRealTime, AnExceptionInTheComputeServiceStopsTheRun) {
   at(w, 0).start = [](probe& p) { p.compute(7, job(milliseconds(1), 1)); };
   fake_service svc;
   svc.fail_batch = 0;
-  run_options o;
-  o.mode = clock_mode::real_time;
-  o.end = vtime::zero() + seconds(10);
-  o.threads = 2;
+  auto o = realtime_opts(seconds(10));
   o.compute.service = &svc;
   o.compute.realtime_window = std::chrono::milliseconds(5);
   const auto t0 = std::chrono::steady_clock::now();
@@ -803,10 +797,7 @@ TEST(KernelRealTime, ComputeBatchRunsAfterItsWindow) {
     output = dynamic_cast<fake_job&>(j).output;
   };
   fake_service svc;
-  run_options o;
-  o.mode = clock_mode::real_time;
-  o.end = vtime::zero() + milliseconds(60);
-  o.threads = 2;
+  auto o = realtime_opts(milliseconds(60));
   o.compute.service = &svc;
   o.compute.realtime_window = std::chrono::milliseconds(5);
   run(w, o);
