@@ -194,13 +194,19 @@ runtime::duration prefill_time(const gpu::model_profile& m, const gpu::hardware_
   const double bpe = gpu::element_bytes(fp16);
   runtime::duration total = runtime::duration::zero();
   for (int l = 0; l < m.num_layers; ++l)
-    total += gpu::modeled_duration(hw, fp16, gpu::layer_cost(m, l, new_tokens, past_tokens, bpe));
-  return total + gpu::modeled_duration(hw, fp16, gpu::lm_head_cost(m, bpe));
+    total = total.plus_or_max(
+      gpu::modeled_duration(hw, fp16, gpu::layer_cost(m, l, new_tokens, past_tokens, bpe)));
+  return total.plus_or_max(gpu::modeled_duration(hw, fp16, gpu::lm_head_cost(m, bpe)));
 }
 
 runtime::duration decode_time(const gpu::model_profile& m, const gpu::hardware_profile& hw,
-                              std::int64_t context) {
-  return prefill_time(m, hw, 1, context);
+                              std::int64_t context, std::int64_t output_tokens) {
+  // Step k (1 .. output_tokens - 1) runs the k-th output token against the
+  // prompt and the k - 1 output tokens before it.
+  runtime::duration total = runtime::duration::zero();
+  for (std::int64_t k = 1; k < output_tokens && total < runtime::duration::max(); ++k)
+    total = total.plus_or_max(prefill_time(m, hw, 1, context + k - 1));
+  return total;
 }
 
 } // namespace satemu::actors::skymemory

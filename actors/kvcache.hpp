@@ -167,8 +167,11 @@ std::uint64_t kv_block_bytes(const gpu::model_profile& m, std::uint32_t block_to
 /// and gpu::lm_head_cost as requests to the GPU worker).
 runtime::duration prefill_time(const gpu::model_profile& m, const gpu::hardware_profile& hw,
                                std::int64_t new_tokens, std::int64_t past_tokens);
-/// Emulated time of decoding one token at context `context` (tokens before it).
+/// Emulated time of the decode after a prompt of `context` tokens: the
+/// output_tokens - 1 steps after the first token (which the prefill gives),
+/// step k attending to the prompt and the k tokens output so far. At most
+/// duration::max().
 runtime::duration decode_time(const gpu::model_profile& m, const gpu::hardware_profile& hw,
-                              std::int64_t context);
+                              std::int64_t context, std::int64_t output_tokens);
 
 } // namespace satemu::actors::skymemory

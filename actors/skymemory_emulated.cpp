@@ -362,10 +362,12 @@ void skymemory_node::finish_fetch(active_request& a) {
   // compute.mode: real.
   const auto prefill = prefill_time(cfg_->model, cfg_->device,
                                     a.rec.prompt_tokens - a.rec.cached_tokens, a.rec.cached_tokens);
+  // Saturated: a slow device's queue may pass the end of time (292 years),
+  // and its prompts then never finish.
   const std::int64_t start = std::max(now().ns(), device_free_ns_);
-  device_free_ns_ = start + prefill.ns();
+  device_free_ns_ = runtime::vtime::from_ns(start).plus_or_never(prefill).ns();
   a.rec.device_wait_ns = start - now().ns();
-  a.rec.prefill_ns = a.rec.device_wait_ns + prefill.ns();
+  a.rec.prefill_ns = duration::from_ns(a.rec.device_wait_ns).plus_or_max(prefill).ns();
   schedule_app(duration::from_ns(a.rec.prefill_ns), tag(prefill_done, a.rec.seq));
 }
 
@@ -451,19 +453,20 @@ void skymemory_node::finish_prefill(std::uint64_t seq) {
     return;
   }
   rec.ttft_ns = now().ns() - rec.start_ns;
-  rec.ttlt_ns = rec.ttft_ns + decode.ns();
+  rec.ttlt_ns = duration::from_ns(rec.ttft_ns).plus_or_max(decode).ns();
   // The baseline waits for the device as long as this request did.
-  rec.ttft_nocache_ns = rec.device_wait_ns + baseline_prefill(rec.prompt_tokens).ns();
-  rec.ttlt_nocache_ns = rec.ttft_nocache_ns + decode.ns();
+  rec.ttft_nocache_ns =
+    duration::from_ns(rec.device_wait_ns).plus_or_max(baseline_prefill(rec.prompt_tokens)).ns();
+  rec.ttlt_nocache_ns = duration::from_ns(rec.ttft_nocache_ns).plus_or_max(decode).ns();
   records_.push_back(std::move(rec));
   active_.erase(it);
 }
 
 runtime::duration skymemory_node::decode_steps(std::uint32_t context) const {
-  if (cfg_->output_tokens <= 1)
-    return duration::zero();
-  return duration::from_ns(decode_time(cfg_->model, cfg_->device, context).ns() *
-                           static_cast<std::int64_t>(cfg_->output_tokens - 1));
+  // Every prompt has prompt_tokens tokens: that decode is worked out once.
+  if (context == cfg_->prompts.prompt_tokens)
+    return cfg_->decode;
+  return decode_time(cfg_->model, cfg_->device, context, cfg_->output_tokens);
 }
 
 void skymemory_node::answer(active_request& a, bool last) {
@@ -477,7 +480,10 @@ void skymemory_node::answer(active_request& a, bool last) {
   x.last = last;
   x.received_ns = rec.start_ns;
   x.sent_ns = now().ns();
-  x.hidden = rec.output;
+  // The last prompt token's final hidden state; zeros of the same size when
+  // modeled, so that both modes send as many bytes down.
+  x.hidden = cfg_->real ? rec.output
+                        : std::vector<float>(static_cast<std::size_t>(cfg_->model.hidden_size));
   send_kv(a.client, m);
 }
 
@@ -498,14 +504,17 @@ void skymemory_node::receive_answer(const kv_message& m) {
     // when it was lost, this last token's downlink stands in for its own.
     rec.ttft_ns = x.last ? rec.uplink_ns + rec.fetch_ns + rec.prefill_ns + rec.downlink_ns
                          : now().ns() - rec.start_ns;
-    rec.ttft_nocache_ns = rec.uplink_ns + rec.device_wait_ns +
-                          baseline_prefill(rec.prompt_tokens).ns() + rec.downlink_ns;
+    rec.ttft_nocache_ns = duration::from_ns(rec.uplink_ns + rec.device_wait_ns + rec.downlink_ns)
+                            .plus_or_max(baseline_prefill(rec.prompt_tokens))
+                            .ns();
   }
   if (!x.last)
     return;
   // The baseline decodes and sends down the same way.
   rec.ttlt_ns = now().ns() - rec.start_ns;
-  rec.ttlt_nocache_ns = rec.ttft_nocache_ns + (rec.ttlt_ns - rec.ttft_ns);
+  rec.ttlt_nocache_ns = duration::from_ns(rec.ttft_nocache_ns)
+                          .plus_or_max(duration::from_ns(rec.ttlt_ns - rec.ttft_ns))
+                          .ns();
   records_.push_back(std::move(rec));
   asked_.erase(it);
 }
@@ -551,7 +560,8 @@ void skymemory_node::on_compute(std::uint64_t t, std::unique_ptr<runtime::comput
   }
   // One prompt at a time on the device: the worker has no earlier request
   // of this entity's to make it wait (were there one, it would count).
-  a.rec.device_wait_ns += req.waited.ns();
+  a.rec.device_wait_ns =
+    duration::from_ns(a.rec.device_wait_ns).plus_or_max(req.waited).ns();
   if (tag_kind(t) == layer_done) {
     a.keys.push_back(std::move(req.keys));
     a.values.push_back(std::move(req.values));
@@ -584,11 +594,11 @@ runtime::duration skymemory_node::baseline_prefill(std::uint32_t tokens) const {
   const auto& m = *cfg_->weights;
   runtime::duration total = runtime::duration::zero();
   for (std::size_t l = 0; l < m.layers.size(); ++l)
-    total += gpu::modeled_duration(
+    total = total.plus_or_max(gpu::modeled_duration(
       cfg_->device, cfg_->precision,
       gpu::layer_cost(m.layer_configs[l], m.layers[l], tokens, 0,
-                      gpu::element_bytes(cfg_->precision)));
-  return total + gpu::modeled_duration(cfg_->device, cfg_->precision, lm_head_cost());
+                      gpu::element_bytes(cfg_->precision))));
+  return total.plus_or_max(gpu::modeled_duration(cfg_->device, cfg_->precision, lm_head_cost()));
 }
 
 gpu::request_cost skymemory_node::lm_head_cost() const {
@@ -990,6 +1000,7 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
   if (block > c.capacity_bytes)
     return absl::InvalidArgumentError(absl::StrCat("workload.capacity: smaller than one block (",
                                                    block, " bytes)"));
+  c.decode = decode_time(c.model, c.device, c.prompts.prompt_tokens, c.output_tokens);
   return c;
 }
 

@@ -123,6 +123,8 @@ struct emulated_config {
   double altitude_m = 0;
   /// How often users check for a handover (the topology epoch).
   runtime::duration check_interval = runtime::milliseconds(100);
+  /// The decode after a prompt of prompt_tokens (decode_time).
+  runtime::duration decode = runtime::duration::zero();
 };
 
 /// One finished request, as its user saw it (the account's figures from

@@ -136,8 +136,11 @@ request_cost layer_cost(const decoder_config& cfg, const decoder_layer_weights& 
     weights += numel(moe.router) + std::min(experts, t * k) * expert + shared +
                numel(moe.shared_gate);
   }
-  // Input and output rows, the cached keys and values, and the new ones.
-  const double activations = 2 * t * d + 2 * (past + t) * kv;
+  // Input and output rows, the cached keys and values attended to (a sliding
+  // window's only), and the new ones.
+  const double cached = static_cast<double>(
+    cached_keys_read(static_cast<std::int64_t>(past), cfg.attn.window));
+  const double activations = 2 * t * d + 2 * (cached + t) * kv;
   return {flops, bpe * (weights + activations), launches};
 }
 
@@ -150,7 +153,9 @@ request_cost layer_cost(const model_profile& p, int layer, std::int64_t tokens, 
     p.is_moe() ? std::min<std::int64_t>(p.num_experts, tokens * p.experts_per_token) : 0;
   // The profile's weight count in elements (bytes at 1 per element).
   const auto weights = static_cast<double>(layer_weight_bytes_touched(p, touched, 1));
-  const double activations = 2 * t * d + 2 * (static_cast<double>(past) + t) * kv;
+  const auto cached = static_cast<double>(
+    cached_keys_read(past, is_sliding_layer(p, layer) ? p.sliding_window : 0));
+  const double activations = 2 * t * d + 2 * (cached + t) * kv;
   return {static_cast<double>(layer_flops(p, layer, tokens, past)),
           bpe * (weights + activations),
           layer_launches(p.qk_norm, p.sandwich_norm, p.is_moe(),

@@ -502,6 +502,10 @@ std::int64_t attended_keys(std::int64_t tokens, std::int64_t past, std::int64_t 
   return plain(first, window) + (last - window) * window;
 }
 
+std::int64_t cached_keys_read(std::int64_t past, std::int64_t window) {
+  return window > 0 ? std::min(past, window - 1) : past;
+}
+
 std::int64_t lm_head_flops(const model_profile& p, std::int64_t tokens) {
   return 2 * p.hidden_size * p.vocab_size * tokens;
 }

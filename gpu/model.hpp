@@ -228,6 +228,10 @@ std::int64_t layer_flops(const model_profile& p, int layer, std::int64_t tokens,
 /// Keys `tokens` new tokens attend to together after `past` cached ones:
 /// token i sees min(past + i + 1, window), window 0 meaning no cap.
 std::int64_t attended_keys(std::int64_t tokens, std::int64_t past, std::int64_t window);
+/// Cached keys (of `past`) that new tokens after them attend to: all of
+/// them, or the window - 1 before the first new token (window 0: no cap).
+/// Each is read once per layer (its key and value).
+std::int64_t cached_keys_read(std::int64_t past, std::int64_t window);
 /// FLOPs of the LM head (2 x hidden x vocab per token) for `tokens` tokens.
 std::int64_t lm_head_flops(const model_profile& p, std::int64_t tokens);
 

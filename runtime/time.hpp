@@ -39,6 +39,11 @@ public:
   constexpr duration operator*(std::int64_t k) const { return duration{ns_ * k}; }
   constexpr duration operator/(std::int64_t k) const { return duration{ns_ / k}; }
   constexpr duration& operator+=(duration o) { ns_ += o.ns_; return *this; }
+  /// This span plus `o` (both >= 0), or max() where the sum would not fit:
+  /// for spans added up from user figures (a slow device's queue).
+  constexpr duration plus_or_max(duration o) const {
+    return o.ns_ > std::numeric_limits<std::int64_t>::max() - ns_ ? max() : duration{ns_ + o.ns_};
+  }
   constexpr duration& operator-=(duration o) { ns_ -= o.ns_; return *this; }
 
 private:
