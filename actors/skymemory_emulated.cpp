@@ -1034,7 +1034,10 @@ absl::StatusOr<std::unique_ptr<emulated_workload>> emulated_workload::make(
       auto worker = gpu::make_gpu_worker(*compute);
       if (!worker.ok())
         return absl::Status(worker.status().code(),
-                            absl::StrCat("compute.backend: ", worker.status().message()));
+                            absl::StrCat(absl::IsResourceExhausted(worker.status())
+                                           ? "compute.threads: "
+                                           : "compute.backend: ",
+                                         worker.status().message()));
       w->worker_ = std::move(*worker);
     }
     cfg->precision = gpu::gpu_worker_options{}.precision;

@@ -118,8 +118,12 @@ backend_choice resolve_auto_backend() {
 }
 
 absl::StatusOr<std::unique_ptr<backend>> make_backend(std::string_view name, int cpu_threads) {
-  if (name == "cpu")
-    return std::unique_ptr<backend>(std::make_unique<cpu_backend>(cpu_threads));
+  if (name == "cpu") {
+    auto b = std::make_unique<cpu_backend>(cpu_threads);
+    if (auto st = b->start_threads(); !st.ok())
+      return st;
+    return std::unique_ptr<backend>(std::move(b));
+  }
   if (name == "auto") {
     const backend_choice choice = resolve_auto_backend();
     return make_backend(choice.name, cpu_threads);

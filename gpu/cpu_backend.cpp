@@ -10,6 +10,7 @@
 #include <mutex>
 #include <numeric>
 
+#include "absl/strings/str_cat.h"
 #include "gpu/detail/check.hpp"
 #include "gpu/detail/cpu_loops.hpp"
 #include "gpu/detail/kernel_checks.hpp"
@@ -173,6 +174,14 @@ cpu_backend::cpu_backend(int threads) : pool_(std::make_unique<detail::task_pool
 cpu_backend::~cpu_backend() = default;
 
 int cpu_backend::threads() const { return pool_->threads(); }
+
+absl::Status cpu_backend::start_threads() {
+  if (const auto why = pool_->start(); !why.empty())
+    return absl::ResourceExhaustedError(
+      absl::StrCat("cannot start the cpu backend's ", threads(), " threads (", why,
+                   "): ask for fewer threads, or let the process take more memory"));
+  return absl::OkStatus();
+}
 
 absl::Status cpu_backend::gemm(const gemm_op& o, const_matrix_view a, const_matrix_view b,
                                matrix_view c) {

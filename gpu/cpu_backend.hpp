@@ -48,6 +48,10 @@ public:
   ~cpu_backend() override;
 
   int threads() const;
+  /// Starts the kernels' threads now rather than at the first kernel that
+  /// shares out work: ResourceExhausted, saying how many started, where the
+  /// process cannot have them all.
+  absl::Status start_threads();
 
   std::string_view name() const override { return "cpu"; }
 

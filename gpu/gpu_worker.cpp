@@ -228,7 +228,8 @@ void gpu_worker::run(std::span<runtime::compute_call> batch) {
 }
 
 absl::StatusOr<std::unique_ptr<gpu_worker>> make_gpu_worker(const compute_config& c) {
-  auto b = make_backend(c.backend, c.resolved_cpu_threads());
+  // Modeled: the backend runs no kernel, and needs no threads.
+  auto b = make_backend(c.backend, c.modeled ? 1 : c.resolved_cpu_threads());
   if (!b.ok())
     return b.status();
   gpu_worker_options o;

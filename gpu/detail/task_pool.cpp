@@ -1,5 +1,10 @@
 #include "gpu/detail/task_pool.hpp"
 
+#include <new>
+#include <stdexcept>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
 #include "gpu/detail/check.hpp"
 
 namespace satemu::gpu::detail {
@@ -18,6 +23,34 @@ task_pool::~task_pool() {
     w.join();
 }
 
+std::string task_pool::start() {
+  if (!workers_.empty() || threads_ == 1)
+    return {};
+  std::string why;
+  try {
+    workers_.reserve(static_cast<std::size_t>(threads_ - 1));
+    for (int t = 1; t < threads_; ++t)
+      workers_.emplace_back([this, t] { work(t); });
+  } catch (const std::system_error& e) {
+    why = e.what();
+  } catch (const std::bad_alloc&) {
+    why = "out of memory";
+  }
+  if (why.empty())
+    return {};
+  const auto started = workers_.size() + 1; // the caller's own included
+  {
+    std::lock_guard lock(m_);
+    stop_ = true;
+  }
+  start_.notify_all();
+  for (auto& w : workers_)
+    w.join();
+  workers_.clear();
+  stop_ = false;
+  return absl::StrCat(started, " of ", threads_, " started, then: ", why);
+}
+
 void task_pool::run(std::int64_t tasks, const task_fn& fn) {
   if (tasks <= 0)
     return;
@@ -26,9 +59,8 @@ void task_pool::run(std::int64_t tasks, const task_fn& fn) {
       fn(i, 0);
     return;
   }
-  if (workers_.empty())
-    for (int t = 1; t < threads_; ++t)
-      workers_.emplace_back([this, t] { work(t); });
+  if (const auto why = start(); !why.empty())
+    throw std::runtime_error("cannot start the cpu backend's threads: " + why);
   {
     std::lock_guard lock(m_);
     fn_ = &fn;

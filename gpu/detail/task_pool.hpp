@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,6 +28,11 @@ public:
   task_pool& operator=(const task_pool&) = delete;
 
   int threads() const { return threads_; }
+
+  /// Starts the other threads now (else the first call with more than one
+  /// task does). Empty when they run; else how many started and why the
+  /// next could not (they are stopped again).
+  std::string start();
 
   /// Runs fn(task, thread) for every task in [0, tasks), with `thread` in
   /// [0, threads()), and returns when all are done. One call at a time; a

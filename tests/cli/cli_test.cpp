@@ -362,6 +362,18 @@ TEST_F(cli_test, threads_that_cannot_start_are_bad_input) {
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_CONTAINS(r.output, "satemu: error: cannot start the run's 1000 scheduler threads (");
   EXPECT_EQ(r.output.find("listening"), std::string::npos) << r.output;
+  // So does the cpu backend's, for a run and for calibrate (which aborted,
+  // or exited 1).
+  r = satemu_limited(2000000, std::string("run ") + SATEMU_SOURCE_DIR +
+                                "/scenarios/skymemory-19x5.yaml -q --out " +
+                                (dir_ / "cthr").string() +
+                                " --set duration=1s --set compute.mode=real --set "
+                                "compute.model=tiny --set compute.threads=1000");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "compute.threads: cannot start the cpu backend's 1000 threads (");
+  r = satemu_limited(2000000, "calibrate --quick --threads 1000");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: error: cannot start the cpu backend's 1000 threads (");
 #endif
 }
 
