@@ -46,4 +46,13 @@ inline CLI::Validator thread_count() {
     "");
 }
 
+/// A file name, which must not be empty (an empty one would mean "none").
+inline CLI::Validator file_name() {
+  return CLI::Validator(
+    [](std::string& text) -> std::string {
+      return text.empty() ? "expected a file name, got an empty one" : std::string();
+    },
+    "");
+}
+
 } // namespace satemu::cli

@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
                         "core); the default, 1, measures one core")
     ->capture_default_str()
     ->check(CLI::Range(0, 1024));
-  calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file");
+  calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file")
+    ->check(file_name());
 
   quality_args qa;
   auto* quality = add_quality_subcommand(app, qa);

@@ -81,7 +81,7 @@ CLI::App* add_quality_subcommand(CLI::App& app, quality_args& a) {
                 "cpu backend: threads its kernels use (0 = one per core)")
     ->capture_default_str()
     ->check(CLI::Range(0, 1024));
-  q->add_option("--json", a.json, "Also write the figures to this JSON file");
+  q->add_option("--json", a.json, "Also write the figures to this JSON file")->check(file_name());
   q->footer(footer);
   return q;
 }

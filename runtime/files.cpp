@@ -6,7 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -30,21 +32,36 @@ absl::Status write_file_atomically(const std::string& path,
   std::error_code ec;
   if (fs::is_directory(path, ec))
     return absl::PermissionDeniedError(absl::StrCat(path, ": is a directory"));
-  // A symbolic link is written through: its target gets the new file,
-  // also one that does not exist yet (a dangling link), and through links
-  // to links (at most 40, as the kernel follows).
+  // The process's own standard output and error, whatever they are (a
+  // terminal, a pipe, a file the shell redirected to, which must not be
+  // replaced): written through the streams, after what was printed.
+  using stream_name = std::pair<const char*, std::ostream*>;
+  for (const auto& [name, stream] :
+       {stream_name{"/dev/stdout", &std::cout}, stream_name{"/dev/stderr", &std::cerr}})
+    if (path == name) {
+      auto status = body(*stream);
+      stream->flush();
+      if (status.ok() && !*stream)
+        status = absl::DataLossError("cannot finish writing");
+      return status.ok() ? status
+                         : absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
+    }
+  // A device, pipe or socket (a FIFO, /proc/self/fd/N of a pipe) is written
+  // as it is, by the name given: there is no file to replace.
+  const auto type = fs::status(path, ec).type();
+  const bool direct = type != fs::file_type::not_found && type != fs::file_type::regular &&
+                      type != fs::file_type::unknown;
+  // Anything else goes through a partial file. A symbolic link is written
+  // through: its target gets the new file, also one that does not exist yet
+  // (a dangling link), and through links to links (at most 40, as the
+  // kernel follows).
   fs::path target = path;
-  for (int hops = 0; hops < 40 && fs::is_symlink(target, ec); ++hops) {
+  for (int hops = 0; !direct && hops < 40 && fs::is_symlink(target, ec); ++hops) {
     auto next = fs::read_symlink(target, ec);
     if (ec)
       break;
     target = next.is_absolute() ? std::move(next) : target.parent_path() / next;
   }
-  // A device, pipe or socket (/dev/stdout, a FIFO) is written as it is:
-  // there is no file to replace. Anything else goes through a partial file.
-  const auto type = fs::status(target, ec).type();
-  const bool direct = type != fs::file_type::not_found && type != fs::file_type::regular &&
-                      type != fs::file_type::unknown;
   const std::string written = direct ? target.string() : target.string() + ".partial";
   absl::Status status;
   {
@@ -52,8 +69,10 @@ absl::Status write_file_atomically(const std::string& path,
     std::ofstream out(written, direct ? std::ios::binary : std::ios::binary | std::ios::trunc);
     if (!out)
       return absl::PermissionDeniedError(
-        absl::StrCat(path, direct ? ": cannot open " : ": cannot create ", written, " (",
-                     open_failure(written, errno ? errno : EIO), ")"));
+        direct ? absl::StrCat(path, ": cannot open (", open_failure(written, errno ? errno : EIO),
+                              ")")
+               : absl::StrCat(path, ": cannot create (", open_failure(written, errno ? errno : EIO),
+                              "; writing ", written, " first)"));
     status = body(out);
     out.close();
     if (status.ok() && !out)

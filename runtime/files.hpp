@@ -23,7 +23,10 @@ std::string open_failure(const std::string& path, int err);
 /// is renamed to `path` once complete; on any failure the partial file is
 /// removed and `path` left as it was. A symbolic link is followed (its
 /// target is replaced, the link kept); a device, pipe or socket is written
-/// directly, as there is no file to replace. Errors start with `path`:
+/// directly, as there is no file to replace, and "/dev/stdout" and
+/// "/dev/stderr" through std::cout and std::cerr (after what was printed,
+/// whatever the stream is: a file the shell redirected to is not replaced).
+/// Errors start with `path`:
 /// PermissionDenied when the file cannot be created or renamed (saying
 /// why), DataLoss when it cannot be finished, or `body`'s own error.
 absl::Status write_file_atomically(const std::string& path,

@@ -1452,6 +1452,32 @@ TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
   auto threads = satemu({"calibrate", "--threads", "-1"});
   EXPECT_EQ(threads.code, 2) << threads.output;
   EXPECT_CONTAINS(threads.output, "--threads");
+  auto empty = satemu({"calibrate", "--quick", "--json", ""});
+  EXPECT_EQ(empty.code, 2) << empty.output;
+  EXPECT_CONTAINS(empty.output, "--json: expected a file name, got an empty one");
+}
+
+// --json /dev/stdout goes after the printed table, into a pipe or into the
+// file the shell redirected stdout to (it failed on a pipe, and replaced
+// the file, table and all).
+TEST_F(cli_test, json_to_stdout_follows_the_table_in_a_pipe_or_a_file) {
+  const auto out = dir_ / "q.txt";
+  for (const std::string tail : {" | cat > " + out.string(), " > " + out.string()}) {
+    const std::string cmd = std::string("bash -c 'set -o pipefail; ") + SATEMU_BINARY +
+                            " quality --model tiny --tokens 8 --compression int8 --json "
+                            "/dev/stdout 2>/dev/null" +
+                            tail + "'";
+    const int status = std::system(cmd.c_str());
+    ASSERT_TRUE(WIFEXITED(status)) << tail;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << tail;
+    const auto text = read_file(out);
+    const auto table = text.find("compression   split");
+    const auto json = text.find("\n{\n");
+    EXPECT_NE(table, std::string::npos) << tail << "\n" << text;
+    EXPECT_NE(json, std::string::npos) << tail << "\n" << text;
+    EXPECT_LT(table, json) << tail;
+    EXPECT_CONTAINS(text, "\"relative_error\"");
+  }
 }
 
 // ---------------------------------------------------------------------------
