@@ -195,8 +195,13 @@ int main(int argc, char** argv) {
     std::cout << app.help();
     return exit_bad_input;
   } catch (const std::bad_alloc&) {
-    // A scenario bigger than the machine: its input asks for too much.
-    std::fprintf(stderr, "satemu: error: out of memory: %s\n", out_of_memory_advice);
+    // Input that asks for more than the machine has.
+    std::fprintf(stderr, "satemu: error: out of memory: %s\n",
+                 *quality ? "the model's weights (fp32) and the activations of --tokens x "
+                            "--sequences need more memory than the process may take (a smaller "
+                            "model, fewer --tokens or --sequences, or a machine with more memory)"
+                 : *calibrate ? "calibrate needs more memory than the process may take"
+                              : out_of_memory_advice);
     return exit_bad_input;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "satemu: internal error: %s\n", e.what());

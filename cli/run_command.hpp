@@ -30,7 +30,8 @@ enum exit_code : int {
 /// process, found while it is built or while it runs.
 inline constexpr const char* out_of_memory_advice =
   "this scenario needs more memory than the process may take (fewer entities, endpoints or "
-  "pairs, a lower rate or smaller messages, or a machine with more memory)";
+  "pairs, a lower rate or smaller messages, a smaller compute.model, or a machine with more "
+  "memory)";
 
 struct run_args {
   std::string file;

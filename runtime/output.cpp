@@ -199,6 +199,15 @@ std::uint64_t available_memory_bytes() {
   const auto max = cgroup_bytes("memory.max"), current = cgroup_bytes("memory.current");
   if (max && current)
     available = std::min(available, *max > *current ? *max - *current : 0);
+  // An address-space limit (ulimit -v) counts what the process has mapped.
+  if (rlimit as{}; getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+    std::ifstream statm("/proc/self/statm");
+    std::uint64_t pages = 0;
+    statm >> pages;
+    const std::uint64_t mapped = pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+    const auto limit = static_cast<std::uint64_t>(as.rlim_cur);
+    available = std::min(available, limit > mapped ? limit - mapped : 0);
+  }
   return available;
 }
 

@@ -65,7 +65,8 @@ std::uint64_t peak_rss_bytes();
 std::uint64_t current_rss_bytes();
 /// Memory this process can still take without swapping [bytes]: the
 /// system's MemAvailable (/proc/meminfo; free physical pages where it cannot
-/// be read), capped by the room left under a cgroup v2 memory limit.
+/// be read), capped by the room left under a cgroup v2 memory limit and
+/// under an address-space limit (RLIMIT_AS, `ulimit -v`).
 std::uint64_t available_memory_bytes();
 /// The most memory this process could ever hold [bytes]: physical memory
 /// (MemTotal, capped by a cgroup v2 memory limit) plus swap.

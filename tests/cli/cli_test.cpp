@@ -337,6 +337,21 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
   EXPECT_FALSE(j["complete"].get<bool>());
   EXPECT_NE(j["error"].get<std::string>().find("out of memory"), std::string::npos) << j.dump();
   EXPECT_LT(j["emulated_seconds"].get<double>(), 0.1);
+
+  // A model's weights are checked against the limit before they are made
+  // (they ran out part way through), for quality and for a run; running out
+  // in quality says what quality needs.
+  r = satemu_limited(3000000, "quality --model llama-3.2-1b");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "--model: llama-3.2-1b's weights take 4943 MB in fp32, more than");
+  r = satemu_limited(3000000, std::string("validate ") + SATEMU_SOURCE_DIR +
+                                "/scenarios/skymemory-19x5.yaml --set compute.mode=real");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "compute.model: llama-3.2-1b's weights take 4.94 GB in fp32");
+  r = satemu_limited(1000000, "quality --model tiny --tokens 4096 --sequences 100000");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: error: out of memory: the model's weights (fp32) and the "
+                            "activations of --tokens x --sequences");
 #endif
 }
 
