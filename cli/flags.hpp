@@ -46,11 +46,12 @@ inline CLI::Validator thread_count() {
     "");
 }
 
-/// A file name, which must not be empty (an empty one would mean "none").
-inline CLI::Validator file_name() {
+/// A value that must not be empty (where an empty one would mean "none" or
+/// "the default"): `what` is "a file name", "a list of layers".
+inline CLI::Validator not_empty(std::string what) {
   return CLI::Validator(
-    [](std::string& text) -> std::string {
-      return text.empty() ? "expected a file name, got an empty one" : std::string();
+    [what](std::string& text) -> std::string {
+      return text.empty() ? "expected " + what + ", got an empty one" : std::string();
     },
     "");
 }

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
     ->capture_default_str()
     ->check(CLI::Range(0, 1024));
   calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file")
-    ->check(file_name());
+    ->check(not_empty("a file name"));
 
   quality_args qa;
   auto* quality = add_quality_subcommand(app, qa);

@@ -1,6 +1,7 @@
 #include "cli/quality_command.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string_view>
 #include <vector>
@@ -65,7 +66,8 @@ CLI::App* add_quality_subcommand(CLI::App& app, quality_args& a) {
     ->capture_default_str();
   q->add_option("--split", a.split,
                 "Layers after which the activations are compressed, 0-based and comma-separated "
-                "(default: the middle layer, L/2 - 1)");
+                "(default: the middle layer, L/2 - 1)")
+    ->check(not_empty("a list of layers"));
   q->add_option("--tokens", a.tokens, "Tokens per sequence")
     ->capture_default_str()
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
@@ -81,7 +83,8 @@ CLI::App* add_quality_subcommand(CLI::App& app, quality_args& a) {
                 "cpu backend: threads its kernels use (0 = one per core)")
     ->capture_default_str()
     ->check(CLI::Range(0, 1024));
-  q->add_option("--json", a.json, "Also write the figures to this JSON file")->check(file_name());
+  q->add_option("--json", a.json, "Also write the figures to this JSON file")
+    ->check(not_empty("a file name"));
   q->footer(footer);
   return q;
 }
@@ -107,6 +110,8 @@ int quality_command(const quality_args& a) {
       if (!absl::SimpleAtoi(text, &l) || l < 0 || l >= p.num_layers)
         return report_error(bad("--split", absl::StrCat("'", text, "' is not a layer of ", p.name,
                                                         " (0 to ", p.num_layers - 1, ")")));
+      if (std::find(splits.begin(), splits.end(), l) != splits.end())
+        return report_error(bad("--split", absl::StrCat("layer ", l, " is given twice")));
       splits.push_back(l);
     }
   }
@@ -191,6 +196,19 @@ int quality_command(const quality_args& a) {
                                {"wire_bytes", s.wire_bytes},
                                {"fp32_bytes", s.fp32_bytes}});
     }
+    // Values beyond what a codec holds (fp16: +-65504) come back infinite.
+    const bool finite = std::all_of(q->splits.begin(), q->splits.end(),
+                                    [](const auto& s) {
+                                      return std::isfinite(s.relative_error) &&
+                                             std::isfinite(s.cosine);
+                                    }) &&
+                        std::isfinite(q->logits.mean_kl) && std::isfinite(q->logits.max_kl);
+    if (!finite)
+      std::fprintf(stderr,
+                   "satemu: warning: %s: some figures are not finite (inf or nan; null in the "
+                   "JSON): activations beyond the codec's range (fp16: +-65504) came back "
+                   "infinite\n",
+                   gpu::to_string(c).c_str());
     row["logits"] = {{"rows", q->logits.rows},
                      {"mean_kl", q->logits.mean_kl},
                      {"max_kl", q->logits.max_kl},
@@ -198,8 +216,9 @@ int quality_command(const quality_args& a) {
     out["codecs"].push_back(row);
     reports.push_back(std::move(*q));
   }
-  std::printf("\n%-12s %12s %12s %8s   (final logits, %lld tokens)\n", "compression", "mean_kl",
-              "max_kl", "top1", static_cast<long long>(reference->rows()));
+  std::printf("\n%-12s %12s %12s %8s   (final logits, %lld token%s)\n", "compression",
+              "mean_kl", "max_kl", "top1", static_cast<long long>(reference->rows()),
+              reference->rows() == 1 ? "" : "s");
   for (std::size_t i = 0; i < codecs.size(); ++i)
     std::printf("%-12s %12.4g %12.4g %8.4f\n", gpu::to_string(codecs[i]).c_str(),
                 reports[i].logits.mean_kl, reports[i].logits.max_kl,

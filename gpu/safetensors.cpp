@@ -10,8 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <ostream>
+#include <set>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 
 #include <nlohmann/json.hpp>
@@ -477,15 +480,33 @@ absl::Status export_synthetic_model(const std::string& path, const model_profile
 
 // --- models ----------------------------------------------------------------
 
+namespace {
+
+/// N of a tensor named "model.layers.N.<...>"; none for other names.
+std::optional<std::int64_t> layer_of(std::string_view name) {
+  constexpr std::string_view prefix = "model.layers.";
+  if (!name.starts_with(prefix))
+    return std::nullopt;
+  const auto rest = name.substr(prefix.size());
+  const auto digits = rest.substr(0, rest.find('.'));
+  std::int64_t layer = 0;
+  if (!absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &layer))
+    return std::nullopt;
+  return layer;
+}
+
+} // namespace
+
 absl::Status check_model_file(const safetensors_file& file, const model_profile& p) {
   constexpr std::size_t max_listed = 20;
   std::vector<std::string> problems;
   std::size_t count = 0;
-  for (const auto& spec : model_tensor_specs(p)) {
+  const auto specs = model_tensor_specs(p);
+  for (const auto& spec : specs) {
     const safetensors_entry* e = file.find(spec.name);
     std::string problem;
     if (!e)
-      problem = absl::StrCat("missing tensor '", spec.name, "'");
+      problem = absl::StrCat("missing tensor '", spec.name, "' ", shape_string(spec.shape));
     else if (e->shape != spec.shape)
       problem = absl::StrCat("tensor '", spec.name, "' has the wrong shape: expected ",
                              shape_string(spec.shape), ", found ", shape_string(e->shape));
@@ -497,20 +518,31 @@ absl::Status check_model_file(const safetensors_file& file, const model_profile&
   // Tensors of layers the model lacks: a checkpoint of a deeper model with
   // the same widths would otherwise pass as this one, its last layers dropped.
   std::int64_t deepest = -1;
-  for (const auto& e : file.entries()) {
-    constexpr std::string_view prefix = "model.layers.";
-    if (!std::string_view(e.name).starts_with(prefix))
-      continue;
-    const auto rest = std::string_view(e.name).substr(prefix.size());
-    std::int64_t layer = 0;
-    const auto digits = rest.substr(0, rest.find('.'));
-    if (absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &layer))
-      deepest = std::max(deepest, layer);
-  }
+  for (const auto& e : file.entries())
+    if (const auto layer = layer_of(e.name))
+      deepest = std::max(deepest, *layer);
   if (deepest >= p.num_layers && ++count <= max_listed)
     problems.push_back(absl::StrCat("it holds layer ", deepest, " but the model has ",
                                     p.num_layers, " layers (0..", p.num_layers - 1,
                                     "): a checkpoint of another model?"));
+  // A parameter the model's layers lack (a q_proj.bias under a Llama
+  // profile) would be dropped and the layer compute something else. RoPE's
+  // inv_freq buffer, which some checkpoints store, is recomputed.
+  std::set<std::string_view> expected;
+  for (const auto& spec : specs)
+    expected.insert(spec.name);
+  for (const auto& e : file.entries()) {
+    const std::string_view name = e.name;
+    const auto layer = layer_of(name);
+    // (A layer the model lacks is counted above.)
+    if (!layer || *layer >= p.num_layers || expected.contains(name) ||
+        name.ends_with(".rotary_emb.inv_freq"))
+      continue;
+    if (++count <= max_listed)
+      problems.push_back(absl::StrCat("tensor '", std::string(name),
+                                      "' is no parameter of the model's layers (it would be "
+                                      "dropped)"));
+  }
   if (count == 0)
     return absl::OkStatus();
   std::string msg = absl::StrCat("safetensors ", file.origin(), " does not fit model '", p.name,

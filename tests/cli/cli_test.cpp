@@ -1382,6 +1382,9 @@ TEST_F(cli_test, quality_compares_codecs_at_split_points) {
        {std::tuple{"--model", "tiny-nope", "--model: unknown model 'tiny-nope'"},
         std::tuple{"--compression", "int3", "--compression: unknown compression 'int3'"},
         std::tuple{"--split", "2", "--split: '2' is not a layer of tiny (0 to 1)"},
+        std::tuple{"--split", "", "--split: expected a list of layers, got an empty one"},
+        std::tuple{"--split", "0,0", "--split: layer 0 is given twice"},
+        std::tuple{"--json", "", "--json: expected a file name, got an empty one"},
         std::tuple{"--tokens", "5000", "--tokens: 5000 is more than tiny's context of 4096"},
         std::tuple{"--weights", "/nonexistent.safetensors", "--weights: safetensors"}}) {
     std::vector<std::string> bad = {"quality", "--model", "tiny", "--backend", "cpu"};
@@ -1393,6 +1396,33 @@ TEST_F(cli_test, quality_compares_codecs_at_split_points) {
     EXPECT_EQ(b.code, 2) << flag << "\n" << b.output;
     EXPECT_CONTAINS(b.output, message);
   }
+}
+
+// Activations beyond fp16's range (+-65504) come back infinite: the figures
+// are inf or nan, and quality says why (it printed them without a word).
+TEST_F(cli_test, quality_says_when_a_codec_overflows) {
+  const auto p = satemu::gpu::find_model("tiny");
+  ASSERT_TRUE(p.ok());
+  const auto synthetic = (dir_ / "tiny.safetensors").string();
+  ASSERT_TRUE(
+    satemu::gpu::export_synthetic_model(synthetic, *p, 0, satemu::gpu::safetensors_dtype::f32)
+      .ok());
+  auto file = satemu::gpu::safetensors_file::open(synthetic);
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto w = satemu::gpu::load_model_weights(*file, *p);
+  ASSERT_TRUE(w.ok()) << w.status();
+  for (auto& t : *w)
+    if (t.name == "model.embed_tokens.weight")
+      for (auto& v : t.data)
+        v *= 1e6f; // the residual stream far past 65504
+  const auto big = (dir_ / "big.safetensors").string();
+  ASSERT_TRUE(
+    satemu::gpu::write_safetensors_file(big, *w, satemu::gpu::safetensors_dtype::f32).ok());
+  auto r = satemu({"quality", "--model", "tiny", "--weights", big, "--compression", "fp16,int8",
+                   "--tokens", "8", "--backend", "cpu"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: warning: fp16: some figures are not finite");
+  EXPECT_EQ(r.output.find("warning: int8"), std::string::npos) << r.output;
 }
 
 TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
