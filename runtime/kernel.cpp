@@ -217,12 +217,6 @@ void deliver_results(run_shared& shared, std::vector<compute_call>& batch,
   batch.clear();
 }
 
-/// The GPU worker actor: hosts the run's compute service (for the run's
-/// lifetime, so it owns the backend in effect). Virtual time: runs a
-/// conductor's batch and answers. Real time: collects requests as entities
-/// make them and runs them as one batch when `realtime_max_batch` are waiting
-/// or `realtime_window` after the first, then sends each result to its
-/// entity for the wall-clock time of its ready time.
 /// What an exception says, and whether it means memory ran out.
 struct exception_text {
   std::string what;
@@ -281,6 +275,12 @@ void abort_on_exceptions(caf::scheduled_actor& self, std::string where) {
     });
 }
 
+/// The GPU worker actor: hosts the run's compute service (for the run's
+/// lifetime, so it owns the backend in effect). Virtual time: runs a
+/// conductor's batch and answers. Real time: collects requests as entities
+/// make them and runs them as one batch when `realtime_max_batch` are waiting
+/// or `realtime_window` after the first, then sends each result to its
+/// entity for the wall-clock time of its ready time.
 class compute_worker_actor final : public caf::event_based_actor {
 public:
   compute_worker_actor(caf::actor_config& cfg, run_shared* shared)
