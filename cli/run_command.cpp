@@ -85,7 +85,8 @@ std::int64_t monotonic_ns() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-// SIGINT (Ctrl-C) and SIGTERM (timeout, batch systems) alike.
+// SIGINT (Ctrl-C), SIGTERM (timeout, batch systems) and SIGHUP (a closed
+// terminal) alike.
 extern "C" void on_stop_signal(int sig) {
   const std::int64_t now = monotonic_ns();
   if (!g_stop.exchange(true)) {
@@ -510,14 +511,18 @@ int run_command(const run_args& a) {
                  dir.c_str());
 
   g_stop.store(false);
+  // SIGHUP too: a closed terminal or ssh session keeps the results so far.
   struct restore_signals {
     void (*int_before)(int);
     void (*term_before)(int);
+    void (*hup_before)(int);
     ~restore_signals() {
       std::signal(SIGINT, int_before);
       std::signal(SIGTERM, term_before);
+      std::signal(SIGHUP, hup_before);
     }
-  } restore{std::signal(SIGINT, on_stop_signal), std::signal(SIGTERM, on_stop_signal)};
+  } restore{std::signal(SIGINT, on_stop_signal), std::signal(SIGTERM, on_stop_signal),
+            std::signal(SIGHUP, on_stop_signal)};
   runtime::run_result r;
   std::optional<distributed_outcome> dist;
   if (setup) {
@@ -529,6 +534,7 @@ int run_command(const run_args& a) {
   // The outputs are what the run leaves: writing them is not interrupted.
   std::signal(SIGINT, SIG_IGN);
   std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGHUP, SIG_IGN);
   progress.finish();
 
   if (dist && !dist->started) {
@@ -606,6 +612,9 @@ int run_command(const run_args& a) {
   }
   if (!r.failure.empty())
     j["error"] = r.failure;
+  else if (r.interrupted)
+    j["error"] = absl::StrFormat("interrupted (SIGINT, SIGTERM or SIGHUP) at emulated %.3fs",
+                                 r.reached.seconds());
   j["counters"] = r.counters;
   // An output that cannot be made for lack of memory is left out and named;
   // the others are still written, and the summary is then partial.
@@ -665,8 +674,9 @@ int run_command(const run_args& a) {
     if (!unwritten.empty())
       j["unwritten_files"] = unwritten;
     auto kept = out->write("summary.json", json_text(j));
-    if (kept.ok())
-      kept = out->commit(false);
+    // What was written is kept as partial, with its summary or without.
+    if (auto committed = out->commit(false); kept.ok())
+      kept = committed;
     if (!kept.ok())
       std::fprintf(stderr, "%s", json_text(j).c_str());
     const bool memory = absl::IsResourceExhausted(st);
@@ -702,6 +712,9 @@ int run_command(const run_args& a) {
   if (!r.failure.empty()) {
     std::fprintf(stderr, "satemu: error: %s%s%s\n", r.failure.c_str(),
                  r.out_of_memory ? ": " : "", r.out_of_memory ? out_of_memory_advice : "");
+    if (r.out_of_memory && opts.trace)
+      std::fprintf(stderr, "satemu: note: output.trace keeps every event in memory (about 32 "
+                           "bytes each): without it the run takes far less\n");
     std::fprintf(stderr,
                  "[satemu] stopped at emulated %.3fs: outputs in %s are PARTIAL "
                  "(summary.partial.json)\n",

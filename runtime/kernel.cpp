@@ -1093,8 +1093,26 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   tally_entities(entities, result);
   for (auto& h : shared.lateness)
     result.lateness_ns.merge(h);
-  for (auto& t : shared.traces)
-    result.trace.insert(result.trace.end(), t.begin(), t.end());
+  // The trace, in one sorted list. Each entity's is freed once copied; a
+  // trace too big to copy is left out and fails the run, whose other
+  // results stay.
+  try {
+    std::size_t total = 0;
+    for (const auto& t : shared.traces)
+      total += t.size();
+    result.trace.reserve(total);
+    for (auto& t : shared.traces) {
+      result.trace.insert(result.trace.end(), t.begin(), t.end());
+      std::vector<trace_record>().swap(t);
+    }
+  } catch (const std::bad_alloc&) {
+    std::vector<trace_record>().swap(result.trace);
+    shared.traces.clear();
+    if (result.failure.empty())
+      result.failure = "out of memory (std::bad_alloc) while gathering the trace (output.trace)";
+    result.out_of_memory = true;
+    result.interrupted = true;
+  }
   std::sort(result.trace.begin(), result.trace.end(), [](const trace_record& a, const trace_record& b) {
     return std::tie(a.time_ns, a.entity, a.src, a.seq, a.from) <
            std::tie(b.time_ns, b.entity, b.src, b.seq, b.from);

@@ -1,5 +1,7 @@
 #include "runtime/output.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -79,8 +81,24 @@ absl::StatusOr<output_dir> output_dir::prepare(std::string path) {
   }
   fs::remove(probe, ec);
   output_dir d;
+  // One run at a time in a directory: a second one would mix its files with
+  // the first's. The lock lasts as long as the process keeps `d`.
+  d.lock_ = std::make_shared<lock_fd>();
+  d.lock_->fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (d.lock_->fd < 0)
+    return absl::InvalidArgumentError(
+      absl::StrCat("cannot open output directory '", path, "': ", std::strerror(errno)));
+  if (::flock(d.lock_->fd, LOCK_EX | LOCK_NB) != 0)
+    return absl::InvalidArgumentError(absl::StrCat(
+      "output directory '", path, "' is in use by another satemu run: choose another --out "
+      "(or output.dir), or wait for that run to end"));
   d.path_ = std::move(path);
   return d;
+}
+
+output_dir::lock_fd::~lock_fd() {
+  if (fd >= 0)
+    ::close(fd);
 }
 
 absl::Status output_dir::write(const std::string& name, std::string_view content) {

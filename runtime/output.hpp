@@ -7,11 +7,14 @@
 /// complete. Each commit lists the files it put in place in `.satemu-outputs`;
 /// opening a directory removes those of the run before (complete or
 /// partial) and a stale `summary.json` first, so no file of an earlier run
-/// sits beside a later run's.
+/// sits beside a later run's. The directory is locked (flock) from `open` or
+/// `prepare` on, while the process keeps the object: a second run into it
+/// is refused, since its files would mix with the first's.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,8 +58,14 @@ public:
   static std::string partial_name(const std::string& name);
 
 private:
+  struct lock_fd {
+    int fd = -1;
+    ~lock_fd();
+  };
   std::string path_;
   std::vector<std::string> written_;
+  /// The directory, locked (flock) while any copy of this object lives.
+  std::shared_ptr<lock_fd> lock_;
 };
 
 /// Peak resident set size of this process [bytes].

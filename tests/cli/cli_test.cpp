@@ -421,6 +421,24 @@ TEST_F(cli_test, an_output_that_cannot_be_written_costs_only_itself) {
   EXPECT_FALSE(fs::exists(out / "summary.json"));
   for (const auto& e : fs::directory_iterator(out))
     EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+
+  // When the summary itself does not fit (starlink-ping's is over 20 KiB),
+  // it goes to stderr, and the files written are still kept as partial
+  // (they were left as .tmp files no later run removed).
+  const auto big = dir_ / "limited-summary";
+  const std::string cmd2 = std::string("bash -c \"trap '' XFSZ; ulimit -f 20; exec ") +
+                           SATEMU_BINARY + " run " + SATEMU_SOURCE_DIR +
+                           "/scenarios/starlink-ping.yaml -q --out " + big.string() +
+                           " --set duration=2s\" > " + log.string() + " 2>&1";
+  const int status2 = std::system(cmd2.c_str());
+  ASSERT_TRUE(WIFEXITED(status2)) << status2 << "\n" << read_file(log);
+  EXPECT_EQ(WEXITSTATUS(status2), 1) << read_file(log);
+  // (The summary printed on stderr, into the same limited log, holds the error.)
+  EXPECT_CONTAINS(read_file(log), "summary.json.tmp': File too large");
+  for (const auto* kept : {"rtt.partial.csv", "fingerprint.partial.txt", ".satemu-outputs"})
+    EXPECT_TRUE(fs::exists(big / kept)) << kept;
+  for (const auto& e : fs::directory_iterator(big))
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
 }
 
 TEST_F(cli_test, set_without_equals_is_bad_input) {
@@ -840,6 +858,12 @@ workload:
     << "run ended before it was interrupted:\n" << read_file(c.log);
   // The stale summary is gone as soon as the run has opened its directory.
   EXPECT_FALSE(fs::exists(out / "summary.json"));
+  // A second run into the directory is refused while this one holds it
+  // (the two had mixed their files).
+  auto second = satemu({"run", f, "-q", "--out", out.string(), "--set", "duration=10ms"});
+  EXPECT_EQ(second.code, 2) << second.output;
+  EXPECT_CONTAINS(second.output, "output directory '" + out.string() +
+                                   "' is in use by another satemu run");
 
   // Twice, 10 ms apart, as `timeout -s INT` signals the process and its
   // group: one stop, which still writes the partial outputs (the second had
@@ -872,6 +896,11 @@ workload:
     EXPECT_NE(e.path().extension(), ".tmp") << e.path();
   const auto j = read_json(out / "summary.partial.json");
   EXPECT_EQ(j["complete"], false);
+  EXPECT_EQ(j["error"].get<std::string>().rfind("interrupted (SIGINT, SIGTERM or SIGHUP) at "
+                                                "emulated ",
+                                                0),
+            0u)
+    << j["error"];
   const double reached = j["emulated_seconds"].get<double>();
   EXPECT_GT(reached, 0.0);
   EXPECT_LT(reached, 1000.0);
@@ -895,32 +924,37 @@ workload:
                                              "scenario.resolved.yaml", "summary.json"}));
 }
 
-// SIGTERM (timeout, batch systems) stops a run as Ctrl-C does: partial
-// outputs and exit 130 (it had killed the run with no outputs).
+// SIGTERM (timeout, batch systems) and SIGHUP (a closed terminal) stop a
+// run as Ctrl-C does: partial outputs and exit 130 (they had killed the run
+// with no outputs).
 TEST_F(cli_test, sigterm_leaves_partial_outputs_and_exits_130) {
-  const auto out = dir_ / "term";
-  auto c = spawn_satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml",
-                         "--out", out.string(), "--set", "duration=100000s"},
-                        dir_, dir_ / "term.log");
-  ASSERT_GT(c.pid, 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (read_file(dir_ / "term.log").find("[satemu] quickstart: ") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  std::this_thread::sleep_for(std::chrono::seconds(1)); // past the start
-  ASSERT_EQ(kill(c.pid, SIGTERM), 0);
-  int status = 0;
-  const auto stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (waitpid(c.pid, &status, WNOHANG) != c.pid) {
-    if (std::chrono::steady_clock::now() > stop_deadline) {
-      kill(c.pid, SIGKILL);
-      waitpid(c.pid, &status, 0);
-      FAIL() << "run did not stop after SIGTERM:\n" << read_file(dir_ / "term.log");
+  for (const int sig : {SIGTERM, SIGHUP}) {
+    SCOPED_TRACE(sig);
+    const auto out = dir_ / ("term" + std::to_string(sig));
+    const auto log = dir_ / ("term" + std::to_string(sig) + ".log");
+    auto c = spawn_satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml",
+                           "--out", out.string(), "--set", "duration=100000s"},
+                          dir_, log);
+    ASSERT_GT(c.pid, 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (read_file(log).find("[satemu] quickstart: ") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::seconds(1)); // past the start
+    ASSERT_EQ(kill(c.pid, sig), 0);
+    int status = 0;
+    const auto stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (waitpid(c.pid, &status, WNOHANG) != c.pid) {
+      if (std::chrono::steady_clock::now() > stop_deadline) {
+        kill(c.pid, SIGKILL);
+        waitpid(c.pid, &status, 0);
+        FAIL() << "run did not stop after the signal:\n" << read_file(log);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(decode_status(status), 130) << read_file(log);
+    EXPECT_TRUE(fs::exists(out / "summary.partial.json")) << read_file(log);
   }
-  EXPECT_EQ(decode_status(status), 130) << read_file(dir_ / "term.log");
-  EXPECT_TRUE(fs::exists(out / "summary.partial.json")) << read_file(dir_ / "term.log");
 }
 
 // ---------------------------------------------------------------------------

@@ -56,6 +56,26 @@ TEST(OutputDir, AFailedWriteSaysWhyAndLeavesNoTemporaryFile) {
   fs::remove_all(dir);
 }
 
+// One run at a time in a directory: a second open (another run) is refused
+// while the first holds it, and works once it is done.
+TEST(OutputDir, ASecondRunIntoADirectoryInUseIsRefused) {
+  const auto dir = fs::temp_directory_path() / ("satemu_output_lock_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  {
+    auto first = output_dir::open(dir.string());
+    ASSERT_TRUE(first.ok()) << first.status();
+    auto second = output_dir::prepare(dir.string());
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().message(),
+              "output directory '" + dir.string() +
+                "' is in use by another satemu run: choose another --out (or output.dir), or "
+                "wait for that run to end");
+    const auto copy = *first; // copies share the lock
+  }
+  EXPECT_TRUE(output_dir::open(dir.string()).ok());
+  fs::remove_all(dir);
+}
+
 // A file made part by part is the parts in order; one whose making runs out
 // of memory leaves no temporary file, and the exception goes on to the caller.
 TEST(OutputDir, AFileWrittenInPartsIsThePartsAndAFailedOneLeavesNothing) {
