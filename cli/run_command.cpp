@@ -5,6 +5,8 @@
 #include <csignal>
 #include <ctime>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -104,6 +106,14 @@ extern "C" void on_stop_signal(int sig) {
     std::signal(sig, SIG_DFL);
     std::raise(sig);
   }
+}
+
+// Before the run (loading, building, making model weights), where nothing
+// has been written: a stop ends the process at once.
+extern "C" void on_build_signal(int) {
+  constexpr char msg[] = "\n[satemu] interrupted before the run started: no outputs written\n";
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+  _exit(130);
 }
 
 /// `text` as a YAML double-quoted scalar: read back as exactly `text`.
@@ -347,6 +357,20 @@ absl::StatusOr<runtime::output_dir> open_output(const runtime::scenario& sc, std
   dir = sc.get_string("output.dir");
   if (dir.empty())
     dir = "out/" + sc.get_string("name");
+  // A run's own scenario.resolved.yaml, run again as it is, names the
+  // directory it lies in: the rerun would clear the results it reproduces.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path file = sc.source_name();
+  if (fs::equivalent(file.parent_path().empty() ? fs::path(".") : file.parent_path(), dir, ec) &&
+      !ec) {
+    std::ifstream listed(fs::path(dir) / ".satemu-outputs");
+    for (std::string name; std::getline(listed, name);)
+      if (name == file.filename().string())
+        return absl::InvalidArgumentError(absl::StrCat(
+          "output.dir: ", sc.source_name(), " is an output of the run in '", dir,
+          "', whose files this run would replace first: give it another --out"));
+  }
   return keep_earlier ? runtime::output_dir::prepare(dir) : runtime::output_dir::open(dir);
 }
 
@@ -432,6 +456,8 @@ int run_command(const run_args& a) {
     return report_error(absl::InvalidArgumentError(
       "--threads: with --workers the entities run on the workers, each with the scheduler "
       "threads of its own `satemu worker --threads`"));
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP})
+    std::signal(sig, on_build_signal);
   auto sc = load(a.file, &a, a.sets);
   if (!sc.ok())
     return report_error(sc.status());

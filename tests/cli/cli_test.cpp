@@ -796,10 +796,13 @@ TEST_F(cli_test, fingerprint_independent_of_threads_and_reproducible_from_resolv
   EXPECT_EQ(strip_dir(read_file(dir_ / "again" / "scenario.resolved.yaml")),
             strip_dir(read_file(dir_ / "t2" / "scenario.resolved.yaml")));
 
-  // Without --out the resolved scenario writes where it says: the t2 dir.
-  fs::remove(dir_ / "t2" / "summary.json");
+  // Without --out the resolved scenario names the t2 dir, whose results it
+  // would clear first (an interrupted rerun lost them): refused, and they
+  // stay.
   auto r2 = satemu({"run", (dir_ / "t2" / "scenario.resolved.yaml").string(), "-q"});
-  ASSERT_EQ(r2.code, 0) << r2.output;
+  EXPECT_EQ(r2.code, 2) << r2.output;
+  EXPECT_CONTAINS(r2.output, "scenario.resolved.yaml is an output of the run in '");
+  EXPECT_CONTAINS(r2.output, "give it another --out");
   ASSERT_TRUE(fs::exists(dir_ / "t2" / "summary.json"));
   EXPECT_EQ(read_json(dir_ / "t2" / "summary.json")["fingerprint"], t2["fingerprint"]);
 }
@@ -955,6 +958,42 @@ TEST_F(cli_test, sigterm_leaves_partial_outputs_and_exits_130) {
     EXPECT_EQ(decode_status(status), 130) << read_file(log);
     EXPECT_TRUE(fs::exists(out / "summary.partial.json")) << read_file(log);
   }
+}
+
+// A stop before the run starts (here while the model's weights are made,
+// 12 s for llama-3.2-1b) ends the process at once, saying so, and leaves
+// the directory's earlier outputs alone (it died silently, or, with SIGINT
+// ignored as in a script's background job, was lost and the run went on).
+TEST_F(cli_test, a_stop_while_the_weights_are_made_ends_at_once) {
+  const auto out = dir_ / "early";
+  fs::create_directories(out);
+  write_file(out / "summary.json", "{}\n");
+  const auto log = dir_ / "early.log";
+  auto c = spawn_satemu({"run", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml",
+                         "--out", out.string(), "--set", "compute.mode=real", "--set",
+                         "duration=20s"},
+                        dir_, log);
+  ASSERT_GT(c.pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (read_file(log).find("making llama-3.2-1b's weights") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(c.pid, SIGINT), 0);
+  int status = 0;
+  while (waitpid(c.pid, &status, WNOHANG) != c.pid) {
+    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(60)) {
+      kill(c.pid, SIGKILL);
+      waitpid(c.pid, &status, 0);
+      FAIL() << "run did not stop:\n" << read_file(log);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_EQ(decode_status(status), 130) << read_file(log);
+  EXPECT_CONTAINS(read_file(log), "[satemu] interrupted before the run started: no outputs written");
+  EXPECT_EQ(read_file(out / "summary.json"), "{}\n");
 }
 
 // ---------------------------------------------------------------------------
