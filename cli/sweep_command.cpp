@@ -125,12 +125,17 @@ int sweep_command(const sweep_args& a) {
   if (!out.ok())
     return report_error(out.status());
 
-  std::vector<std::string> files;
+  // Every file is tried: one that cannot be written (a full disk) does not
+  // cost the others, which are kept as partial.
+  std::vector<std::string> files, unwritten;
   absl::Status st;
   auto write = [&](const std::string& name, const std::string& content) {
-    if (!st.ok())
+    if (auto w = out->write(name, content); !w.ok()) {
+      if (st.ok())
+        st = w;
+      unwritten.push_back(name);
       return;
-    st = out->write(name, content);
+    }
     files.push_back(name);
   };
   write("scenario.resolved.yaml", sc->resolved_yaml());
@@ -157,13 +162,23 @@ int sweep_command(const sweep_args& a) {
   for (const auto& r : point)
     j["metrics"][sm::to_string(r.s)] = figures(r);
   j["sweeps"] = std::move(sweeps);
+  const bool complete = st.ok();
+  if (!complete) {
+    j["complete"] = false;
+    j["error"] = std::string(st.message());
+    j["unwritten_files"] = unwritten;
+  }
   write("summary.json", json_text(j));
   // A failed write leaves what was written under its partial name.
-  const bool complete = st.ok();
-  if (auto c = out->commit(complete); st.ok())
+  if (auto c = out->commit(complete && st.ok()); st.ok())
     st = c;
-  if (!st.ok())
-    return report_error(st);
+  if (!st.ok()) {
+    std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
+    std::fprintf(stderr, "[satemu] outputs in %s are PARTIAL%s\n", dir.c_str(),
+                 files.empty() || files.back() != "summary.json" ? ""
+                                                                : " (summary.partial.json)");
+    return exit_internal;
+  }
 
   if (!a.quiet)
     for (const auto& r : point)

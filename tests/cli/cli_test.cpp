@@ -1712,6 +1712,28 @@ TEST_F(cli_test, sweep_writes_every_table_and_plot_and_matches_the_reference_mod
   EXPECT_CONTAINS(read_file(out / "scenario.resolved.yaml"), "dir: " + out.string());
 }
 
+// A sweep file that cannot be written (an 8 KiB file size limit: servers.csv
+// and one plot are larger) costs only itself: the others are kept as
+// partial with a partial summary naming it (only the resolved file was).
+TEST_F(cli_test, sweep_keeps_what_it_could_write_when_a_file_cannot_be) {
+  const auto out = dir_ / "sweep-limited";
+  const auto log = dir_ / "sweep-limited.txt";
+  const std::string cmd = std::string("bash -c \"trap '' XFSZ; ulimit -f 8; exec ") +
+                          SATEMU_BINARY + " sweep " + skymemory_file + " -q --out " +
+                          out.string() + "\" > " + log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << read_file(log);
+  EXPECT_CONTAINS(read_file(log), "are PARTIAL (summary.partial.json)");
+  const auto j = read_json(out / "summary.partial.json");
+  EXPECT_EQ(j["complete"], false);
+  EXPECT_CONTAINS(j["error"].get<std::string>(), "servers.csv.tmp': File too large");
+  EXPECT_EQ(j["unwritten_files"][0], "servers.csv");
+  EXPECT_TRUE(fs::exists(out / "sweep_servers.partial.csv"));
+  for (const auto& e : fs::directory_iterator(out))
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+}
+
 TEST_F(cli_test, sweep_default_output_dir_and_overrides) {
   const auto f = scenario("sky.yaml", sky_yaml);
   auto r = satemu({"sweep", f, "-q", "--set", "workload.chunk_time=20ms"});
