@@ -762,7 +762,7 @@ int run_command(const run_args& a) {
                  static_cast<unsigned long long>(r.events),
                  r.wall_seconds > 0 ? r.events / r.wall_seconds : 0.0,
                  static_cast<unsigned long long>(r.envelopes), hex64(r.fingerprint).c_str());
-  std::printf("%s/summary.json\n", dir.c_str());
+  std::printf("%s\n", (std::filesystem::path(dir) / "summary.json").string().c_str());
   return exit_ok;
 }
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "actors/skymemory_sweep.hpp"
@@ -188,7 +189,7 @@ int sweep_command(const sweep_args& a) {
                    sm::to_string(r.s).c_str(), r.fetch_s, r.min_s, r.fetch_s, r.mean_s,
                    static_cast<unsigned long long>(r.chunks));
   for (const auto& f : files)
-    std::printf("%s/%s\n", dir.c_str(), f.c_str());
+    std::printf("%s\n", (std::filesystem::path(dir) / f).string().c_str());
   return exit_ok;
 }
 

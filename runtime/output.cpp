@@ -67,6 +67,9 @@ absl::Status output_dir::clear_earlier() {
 
 absl::StatusOr<output_dir> output_dir::prepare(std::string path) {
   std::error_code ec;
+  if (fs::exists(path, ec) && !fs::is_directory(path, ec))
+    return absl::InvalidArgumentError(
+      absl::StrCat("output directory '", path, "' is a file, not a directory"));
   fs::create_directories(path, ec);
   if (ec)
     return absl::InvalidArgumentError(
