@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -65,6 +66,30 @@ struct child {
 
 child spawn_satemu(const std::vector<std::string>& args, const fs::path& cwd, const fs::path& log) {
   return {satemu::testing::spawn_satemu(args, cwd, log), log};
+}
+
+/// Waits up to a minute for `text` in the child's log.
+void wait_for_log(const child& c, const std::string& text) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (read_file(c.log).find(text) == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+/// The child's wait status once it exits, or none (it is then killed) when
+/// it is still running a minute on.
+std::optional<int> wait_for_exit(const child& c) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int status = 0;
+  while (waitpid(c.pid, &status, WNOHANG) != c.pid) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(c.pid, SIGKILL);
+      waitpid(c.pid, &status, 0);
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status;
 }
 
 class cli_test : public ::testing::Test {
@@ -939,23 +964,12 @@ TEST_F(cli_test, sigterm_leaves_partial_outputs_and_exits_130) {
                            "--out", out.string(), "--set", "duration=100000s"},
                           dir_, log);
     ASSERT_GT(c.pid, 0);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (read_file(log).find("[satemu] quickstart: ") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    wait_for_log(c, "[satemu] quickstart: ");
     std::this_thread::sleep_for(std::chrono::seconds(1)); // past the start
     ASSERT_EQ(kill(c.pid, sig), 0);
-    int status = 0;
-    const auto stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (waitpid(c.pid, &status, WNOHANG) != c.pid) {
-      if (std::chrono::steady_clock::now() > stop_deadline) {
-        kill(c.pid, SIGKILL);
-        waitpid(c.pid, &status, 0);
-        FAIL() << "run did not stop after the signal:\n" << read_file(log);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    EXPECT_EQ(decode_status(status), 130) << read_file(log);
+    const auto status = wait_for_exit(c);
+    ASSERT_TRUE(status) << "run did not stop after the signal:\n" << read_file(log);
+    EXPECT_EQ(decode_status(*status), 130) << read_file(log);
     EXPECT_TRUE(fs::exists(out / "summary.partial.json")) << read_file(log);
   }
 }
@@ -974,24 +988,14 @@ TEST_F(cli_test, a_stop_while_the_weights_are_made_ends_at_once) {
                          "duration=20s"},
                         dir_, log);
   ASSERT_GT(c.pid, 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (read_file(log).find("making llama-3.2-1b's weights") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  wait_for_log(c, "making llama-3.2-1b's weights");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(kill(c.pid, SIGINT), 0);
-  int status = 0;
-  while (waitpid(c.pid, &status, WNOHANG) != c.pid) {
-    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(60)) {
-      kill(c.pid, SIGKILL);
-      waitpid(c.pid, &status, 0);
-      FAIL() << "run did not stop:\n" << read_file(log);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const auto status = wait_for_exit(c);
+  ASSERT_TRUE(status) << "run did not stop:\n" << read_file(log);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
-  EXPECT_EQ(decode_status(status), 130) << read_file(log);
+  EXPECT_EQ(decode_status(*status), 130) << read_file(log);
   EXPECT_CONTAINS(read_file(log), "[satemu] interrupted before the run started: no outputs written");
   EXPECT_EQ(read_file(out / "summary.json"), "{}\n");
 }
