@@ -644,15 +644,12 @@ int run_command(const run_args& a) {
   j["counters"] = r.counters;
   // An output that cannot be made for lack of memory is left out and named;
   // the others are still written, and the summary is then partial.
-  std::vector<std::string> unwritten;
-  std::string memory_short; // the first output left out for lack of memory
+  std::vector<std::string> short_of_memory;
   auto unless_out_of_memory = [&](const std::string& name, const auto& make) {
     try {
       make();
     } catch (const std::bad_alloc&) {
-      if (memory_short.empty())
-        memory_short = name;
-      unwritten.push_back(name);
+      short_of_memory.push_back(name);
     }
   };
   unless_out_of_memory("summary.json metrics", [&] { j["metrics"] = work.metrics(r); });
@@ -663,32 +660,23 @@ int run_command(const run_args& a) {
 
   // Every file is tried: one that cannot be written (a full disk, a big
   // file) does not cost the others.
-  absl::Status st;
-  auto written = [&](const std::string& name, absl::Status w) {
-    if (!w.ok()) {
-      if (st.ok())
-        st = w;
-      unwritten.push_back(name);
-    }
-  };
-  auto write = [&](const std::string& name, std::string_view content) {
-    written(name, out->write(name, content));
-  };
-  write("scenario.resolved.yaml", sc->resolved_yaml());
-  write("fingerprint.txt", hex64(r.fingerprint) + "\n");
+  // (output_dir keeps the failures.)
+  (void)out->write("scenario.resolved.yaml", sc->resolved_yaml());
+  (void)out->write("fingerprint.txt", hex64(r.fingerprint) + "\n");
   unless_out_of_memory("the workload's files", [&] {
     for (const auto& [name, content] : work.files(r))
-      write(name, content);
+      (void)out->write(name, content);
   });
   if (opts.trace)
     unless_out_of_memory("trace.csv", [&] {
-      written("trace.csv",
-              out->write_parts("trace.csv", [&](const auto& put) { trace_csv(r.trace, put); }));
+      (void)out->write_parts("trace.csv", [&](const auto& put) { trace_csv(r.trace, put); });
     });
-  if (st.ok() && !memory_short.empty())
-    st = absl::ResourceExhaustedError(absl::StrCat("out of memory while making ", memory_short));
+  absl::Status st = out->first_failure();
+  if (st.ok() && !short_of_memory.empty())
+    st = absl::ResourceExhaustedError(
+      absl::StrCat("out of memory while making ", short_of_memory.front()));
   if (st.ok())
-    write("summary.json", json_text(j));
+    st = out->write("summary.json", json_text(j));
   if (st.ok())
     st = out->commit(complete);
   if (!st.ok()) {
@@ -697,6 +685,8 @@ int run_command(const run_args& a) {
     // be written, the summary goes to stderr. The run's figures stay.
     j["complete"] = false;
     j["error"] = std::string(st.message());
+    auto unwritten = out->unwritten();
+    unwritten.insert(unwritten.end(), short_of_memory.begin(), short_of_memory.end());
     if (!unwritten.empty())
       j["unwritten_files"] = unwritten;
     auto kept = out->write("summary.json", json_text(j));

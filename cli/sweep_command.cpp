@@ -128,16 +128,10 @@ int sweep_command(const sweep_args& a) {
 
   // Every file is tried: one that cannot be written (a full disk) does not
   // cost the others, which are kept as partial.
-  std::vector<std::string> files, unwritten;
-  absl::Status st;
+  std::vector<std::string> files;
   auto write = [&](const std::string& name, const std::string& content) {
-    if (auto w = out->write(name, content); !w.ok()) {
-      if (st.ok())
-        st = w;
-      unwritten.push_back(name);
-      return;
-    }
-    files.push_back(name);
+    if (out->write(name, content).ok())
+      files.push_back(name);
   };
   write("scenario.resolved.yaml", sc->resolved_yaml());
   write("servers.csv", sm::servers_csv(point));
@@ -163,15 +157,16 @@ int sweep_command(const sweep_args& a) {
   for (const auto& r : point)
     j["metrics"][sm::to_string(r.s)] = figures(r);
   j["sweeps"] = std::move(sweeps);
-  const bool complete = st.ok();
+  const bool complete = out->first_failure().ok();
   if (!complete) {
     j["complete"] = false;
-    j["error"] = std::string(st.message());
-    j["unwritten_files"] = unwritten;
+    j["error"] = std::string(out->first_failure().message());
+    j["unwritten_files"] = out->unwritten();
   }
   write("summary.json", json_text(j));
   // A failed write leaves what was written under its partial name.
-  if (auto c = out->commit(complete && st.ok()); st.ok())
+  absl::Status st = out->first_failure();
+  if (auto c = out->commit(st.ok()); st.ok())
     st = c;
   if (!st.ok()) {
     std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());

@@ -113,8 +113,8 @@ absl::Status output_dir::write_parts(const std::string& name,
   const auto tmp = fs::path(path_) / (name + ".tmp");
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out)
-    return absl::InternalError(
-      absl::StrCat("cannot write '", tmp.string(), "': ", std::strerror(errno)));
+    return failed(name, absl::InternalError(absl::StrCat("cannot write '", tmp.string(),
+                                                         "': ", std::strerror(errno))));
   errno = 0;
   try {
     make([&out](std::string_view part) {
@@ -134,12 +134,19 @@ absl::Status output_dir::write_parts(const std::string& name,
   if (!out) {
     std::error_code ec;
     fs::remove(tmp, ec); // a full disk keeps no half file
-    return absl::InternalError(
-      absl::StrCat("error writing '", tmp.string(), "': ", std::strerror(err != 0 ? err : EIO)));
+    return failed(name, absl::InternalError(absl::StrCat("error writing '", tmp.string(), "': ",
+                                                         std::strerror(err != 0 ? err : EIO))));
   }
   if (std::find(written_.begin(), written_.end(), name) == written_.end())
     written_.push_back(name);
   return absl::OkStatus();
+}
+
+absl::Status output_dir::failed(const std::string& name, absl::Status why) {
+  if (first_failure_.ok())
+    first_failure_ = why;
+  unwritten_.push_back(name);
+  return why;
 }
 
 absl::Status output_dir::commit(bool complete) {
@@ -174,12 +181,25 @@ std::uint64_t peak_rss_bytes() {
   return static_cast<std::uint64_t>(u.ru_maxrss) * 1024;
 }
 
-std::uint64_t current_rss_bytes() {
-  std::ifstream statm("/proc/self/statm");
+namespace {
+
+/// This process's mapped and resident memory [bytes] (/proc/self/statm).
+struct process_memory {
+  std::uint64_t mapped = 0;
+  std::uint64_t resident = 0;
+};
+
+process_memory statm() {
+  std::ifstream in("/proc/self/statm");
   std::uint64_t size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  in >> size >> resident;
+  const auto page = static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  return {size * page, resident * page};
 }
+
+} // namespace
+
+std::uint64_t current_rss_bytes() { return statm().resident; }
 
 namespace {
 
@@ -222,10 +242,7 @@ std::uint64_t available_memory_bytes() {
     available = std::min(available, *max > *current ? *max - *current : 0);
   // An address-space limit (ulimit -v) counts what the process has mapped.
   if (rlimit as{}; getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
-    std::ifstream statm("/proc/self/statm");
-    std::uint64_t pages = 0;
-    statm >> pages;
-    const std::uint64_t mapped = pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+    const std::uint64_t mapped = statm().mapped;
     const auto limit = static_cast<std::uint64_t>(as.rlim_cur);
     available = std::min(available, limit > mapped ? limit - mapped : 0);
   }

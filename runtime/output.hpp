@@ -40,7 +40,9 @@ public:
   absl::Status clear_earlier();
 
   /// Writes `content` to `<name>.tmp`; renamed by `commit`. A failed write
-  /// (a full disk) names the reason and leaves no `<name>.tmp` behind.
+  /// (a full disk) names the reason, leaves no `<name>.tmp` behind, and is
+  /// remembered (`unwritten`, `first_failure`), so that a caller can try
+  /// every file and report once.
   absl::Status write(const std::string& name, std::string_view content);
   /// As `write`, with the content made by `make`, which hands it to the
   /// `put` it is given part by part: for files too big to hold whole in
@@ -54,16 +56,24 @@ public:
   absl::Status commit(bool complete);
 
   const std::string& path() const { return path_; }
+  /// Files whose write failed, in order, and the first failure (OK: none).
+  const std::vector<std::string>& unwritten() const { return unwritten_; }
+  const absl::Status& first_failure() const { return first_failure_; }
   /// "summary.json" -> "summary.partial.json".
   static std::string partial_name(const std::string& name);
 
 private:
+  /// Records a failed write of `name`; returns `why`.
+  absl::Status failed(const std::string& name, absl::Status why);
+
   struct lock_fd {
     int fd = -1;
     ~lock_fd();
   };
   std::string path_;
   std::vector<std::string> written_;
+  std::vector<std::string> unwritten_;
+  absl::Status first_failure_;
   /// The directory, locked (flock) while any copy of this object lives.
   std::shared_ptr<lock_fd> lock_;
 };
