@@ -20,6 +20,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
+/// An empty scratch directory of this process, `what` in its name.
+fs::path scratch_dir(const std::string& what) {
+  const auto dir =
+    fs::temp_directory_path() / ("satemu_output_" + what + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  return dir;
+}
+
 TEST(OutputDir, ADirectoryNothingCanBeWrittenInIsRefusedAtOnce) {
   // Not even root can create a file in /proc/self.
   auto d = output_dir::open("/proc/self");
@@ -31,8 +39,7 @@ TEST(OutputDir, ADirectoryNothingCanBeWrittenInIsRefusedAtOnce) {
 }
 
 TEST(OutputDir, AFailedWriteSaysWhyAndLeavesNoTemporaryFile) {
-  const auto dir = fs::temp_directory_path() / ("satemu_output_test_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const auto dir = scratch_dir("test");
   auto d = output_dir::open(dir.string());
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_FALSE(fs::exists(dir / ".satemu-probe"));
@@ -59,8 +66,7 @@ TEST(OutputDir, AFailedWriteSaysWhyAndLeavesNoTemporaryFile) {
 // One run at a time in a directory: a second open (another run) is refused
 // while the first holds it, and works once it is done.
 TEST(OutputDir, ASecondRunIntoADirectoryInUseIsRefused) {
-  const auto dir = fs::temp_directory_path() / ("satemu_output_lock_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const auto dir = scratch_dir("lock");
   {
     auto first = output_dir::open(dir.string());
     ASSERT_TRUE(first.ok()) << first.status();
@@ -79,8 +85,7 @@ TEST(OutputDir, ASecondRunIntoADirectoryInUseIsRefused) {
 // A file made part by part is the parts in order; one whose making runs out
 // of memory leaves no temporary file, and the exception goes on to the caller.
 TEST(OutputDir, AFileWrittenInPartsIsThePartsAndAFailedOneLeavesNothing) {
-  const auto dir = fs::temp_directory_path() / ("satemu_output_parts_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const auto dir = scratch_dir("parts");
   auto d = output_dir::open(dir.string());
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_TRUE(d->write_parts("parts.csv", [](const output_dir::sink& put) {
