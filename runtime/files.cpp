@@ -32,20 +32,22 @@ absl::Status write_file_atomically(const std::string& path,
   std::error_code ec;
   if (fs::is_directory(path, ec))
     return absl::PermissionDeniedError(absl::StrCat(path, ": is a directory"));
+  // Errors start with the path asked for.
+  auto named = [&](const absl::Status& st) {
+    return st.ok() ? st : absl::Status(st.code(), absl::StrCat(path, ": ", st.message()));
+  };
   // The process's own standard output and error, whatever they are (a
   // terminal, a pipe, a file the shell redirected to, which must not be
   // replaced): written through the streams, after what was printed.
-  using stream_name = std::pair<const char*, std::ostream*>;
-  for (const auto& [name, stream] :
-       {stream_name{"/dev/stdout", &std::cout}, stream_name{"/dev/stderr", &std::cerr}})
-    if (path == name) {
-      auto status = body(*stream);
-      stream->flush();
-      if (status.ok() && !*stream)
-        status = absl::DataLossError("cannot finish writing");
-      return status.ok() ? status
-                         : absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
-    }
+  if (std::ostream* stream = path == "/dev/stdout"   ? &std::cout
+                             : path == "/dev/stderr" ? &std::cerr
+                                                     : nullptr) {
+    auto status = body(*stream);
+    stream->flush();
+    if (status.ok() && !*stream)
+      status = absl::DataLossError("cannot finish writing");
+    return named(status);
+  }
   // A device, pipe or socket (a FIFO, /proc/self/fd/N of a pipe) is written
   // as it is, by the name given: there is no file to replace.
   const auto type = fs::status(path, ec).type();
@@ -84,12 +86,9 @@ absl::Status write_file_atomically(const std::string& path,
       status = absl::PermissionDeniedError(absl::StrCat("cannot rename ", written, " to ",
                                                         target.string(), ": ", ec.message()));
   }
-  if (!status.ok()) {
-    if (!direct)
-      fs::remove(written, ec);
-    return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
-  }
-  return status;
+  if (!status.ok() && !direct)
+    fs::remove(written, ec);
+  return named(status);
 }
 
 absl::StatusOr<std::uint64_t> file_digest(const std::string& path) {
