@@ -14,6 +14,8 @@
 #include <system_error>
 #include <thread>
 
+#include <sys/mman.h>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "caf/all.hpp"
@@ -108,6 +110,34 @@ private:
   std::atomic<batch_node*> head_{nullptr};
 };
 
+/// Address space held back for the end of a run that ran out of memory: a
+/// mapping without access, which takes no memory, only room under an
+/// address-space limit (ulimit -v). Given back before the entities are asked
+/// to finish, it lets those messages, and the outputs after them, be
+/// allocated where the failure left the process at its limit: the sends had
+/// failed in turn, and the process ended with nothing written.
+class address_space_reserve {
+public:
+  void hold(std::size_t bytes) {
+    release();
+    void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) {
+      p_ = p;
+      bytes_ = bytes;
+    }
+  }
+  void release() {
+    if (p_ != nullptr)
+      ::munmap(p_, bytes_);
+    p_ = nullptr;
+  }
+  ~address_space_reserve() { release(); }
+
+private:
+  void* p_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
 /// State shared by every actor of one run; read-only once the run starts,
 /// apart from the progress counters.
 struct run_shared {
@@ -151,6 +181,9 @@ struct run_shared {
   std::mutex failure_mu;
   std::string failure;
   bool out_of_memory = false;
+  /// Single process: given back when a failed run is ended
+  /// (ask_entities_to_finish).
+  address_space_reserve reserve;
 
   void fail(std::string what, bool memory) {
     std::lock_guard<std::mutex> lock(failure_mu);
@@ -354,9 +387,12 @@ private:
 };
 
 /// Asks every entity actor to finish (each answers `finished` and quits);
-/// returns how many answers to wait for.
+/// returns how many answers to wait for. A failed run first gives back its
+/// reserve of address space.
 template <class Self>
-std::size_t ask_entities_to_finish(Self* self, const run_shared& shared) {
+std::size_t ask_entities_to_finish(Self* self, run_shared& shared) {
+  if (shared.failed.load(std::memory_order_acquire))
+    shared.reserve.release();
   std::size_t n = 0;
   for (auto& a : shared.directory)
     if (a) {
@@ -499,13 +535,33 @@ protected:
   /// The run's common messages; `start` differs per conductor.
   caf::behavior behavior_with(std::function<void()> on_start) {
     return {
-      [on_start](start_atom) { on_start(); },
-      [this](window_atom) { end_window(); },
+      [this, on_start](start_atom) { at_barrier(on_start); },
+      [this](window_atom) { at_barrier([this] { end_window(); }); },
       [this](finished_atom, entity_id) {
         if (--outstanding_ == 0)
           deliver();
       },
     };
+  }
+
+  /// Runs `f`, the conductor's own work at a barrier: its bookkeeping and
+  /// the next window's grants. In a single process an exception out of it
+  /// (out of memory, mostly) fails the run as one out of an entity does
+  /// (run_guarded), and the run ends at `last_end_`: entities granted part
+  /// of a window run it, then finish. In a distributed run it ends the
+  /// worker (abort_on_exceptions).
+  template <class F>
+  void at_barrier(F&& f) {
+    bool done = false;
+    run_guarded(
+      *shared_,
+      [&] {
+        f();
+        done = true;
+      },
+      [] { return std::string("the run's conductor"); });
+    if (!done)
+      finish(true, last_end_);
   }
 
   /// Every granted entity has reported.
@@ -553,8 +609,10 @@ protected:
       granted_.clear();
       request(shared_->worker, caf::infinite, flush_atom::value, batch_ref{&batch_})
         .then([this](flushed_atom) {
-          deliver_results(*shared_, batch_, next_, queue_);
-          after_window();
+          at_barrier([this] {
+            deliver_results(*shared_, batch_, next_, queue_);
+            after_window();
+          });
         });
       return;
     }
@@ -584,8 +642,11 @@ protected:
     ++windows_;
     // Count first: a granted entity may report before the last grant is sent.
     shared_->outstanding.store(granted_.size(), std::memory_order_release);
-    for (auto id : granted_)
-      send(shared_->directory[id], grant_atom::value, window_end);
+    for (std::size_t i = 0; i < granted_.size(); ++i) {
+      if (windows_ == shared_->opts.conductor_fails_at_window && i == granted_.size() / 2)
+        throw std::bad_alloc();
+      send(shared_->directory[granted_[i]], grant_atom::value, window_end);
+    }
     return granted_.size();
   }
 
@@ -622,6 +683,9 @@ protected:
   std::size_t outstanding_ = 0;
   std::uint64_t events_ = 0;
   std::uint64_t windows_ = 0;
+  /// Single process: the end of the last window granted to every entity due
+  /// in it; every event before it has run once that window is reported.
+  std::int64_t last_end_ = 0;
   std::int64_t reached_ = 0;
   bool interrupted_ = false;
 };
@@ -668,12 +732,11 @@ private:
     const auto t = queue_.top().first;
     shared_->now_ns.store(t, std::memory_order_relaxed);
     // Saturating: a lookahead near the largest time must not wrap.
-    last_end_ = std::min(end, vtime::from_ns(t).plus_or_never(shared_->opts.lookahead).ns());
-    grant_due(last_end_);
+    const auto window_end =
+      std::min(end, vtime::from_ns(t).plus_or_never(shared_->opts.lookahead).ns());
+    grant_due(window_end);
+    last_end_ = window_end;
   }
-
-  /// The end of the last window granted.
-  std::int64_t last_end_ = 0;
 };
 
 /// One node's conductor in a distributed run (DESIGN.md, The virtual-time
@@ -1003,6 +1066,8 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
       shared.entities.push_back(e.get());
   }
 
+  if (opts.share == nullptr)
+    shared.reserve.hold((std::size_t{64} << 20) + n * 1024);
   const auto rss_before = current_rss_bytes();
   const auto wall0 = wall_clock::now();
   if (opts.compute.service != nullptr)

@@ -124,6 +124,11 @@ struct run_options {
   /// The compute service entities' `compute` requests go to (in a
   /// distributed run: this node's).
   compute_options compute;
+  /// Tests only: virtual time, single process: the conductor throws
+  /// std::bad_alloc while it grants window `conductor_fails_at_window`
+  /// (counted from 1; the entities' start is window 0), after the first half
+  /// of that window's grants went out. Never when 0.
+  std::uint64_t conductor_fails_at_window = 0;
 };
 
 struct run_result {
@@ -144,10 +149,12 @@ struct run_result {
   std::size_t threads = 0;
   /// Stopped before `end`: by `stop`, or by a `failure`.
   bool interrupted = false;
-  /// Single process: an exception out of an entity's code (what and where;
-  /// e.g. out of memory), which stopped the run (virtual time: at the end
-  /// of its window; real time: within 100 ms). Empty when none. In a
-  /// distributed run's worker such an exception ends the process.
+  /// Single process: an exception out of an entity's code, the compute
+  /// service or the conductor (what and where; e.g. out of memory), which
+  /// stopped the run (virtual time: at the end of its window, or of the
+  /// window before when the conductor failed granting one; real time: within
+  /// 100 ms). Empty when none. In a distributed run's worker such an
+  /// exception ends the process.
   std::string failure;
   /// The failure was running out of memory (std::bad_alloc).
   bool out_of_memory = false;

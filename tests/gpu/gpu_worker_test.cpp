@@ -348,8 +348,9 @@ TEST(GpuWorker, RequestCostMatchesTheModelProfileAndTheLaunchesOfOneCall) {
     // and V of one 256-wide head in fp16).
     const double more_past = layer_cost(*gemma, l, t, past + 100, 2).bytes - got.bytes;
     EXPECT_EQ(more_past, l == 0 ? 0.0 : 100.0 * 1024) << l;
-    if (l == 0)
+    if (l == 0) {
       EXPECT_EQ(got.bytes, layer_cost(*gemma, l, t, 511, 2).bytes);
+    }
   }
   // The LM head after a prefill: one token's row against the vocabulary.
   const auto head = lm_head_cost(tiny().profile, 2);

@@ -279,6 +279,32 @@ TEST(Kernel, AnExceptionInAnEntityStopsTheRunNamingIt) {
   }
 }
 
+// The conductor running out of memory as it grants a window stops the run
+// as an entity that throws does, naming the conductor, at the end of the
+// window before: it used to end the process with no outputs. The entities
+// granted part of the failed window run it, then finish.
+TEST(Kernel, AnExceptionInTheConductorStopsTheRunNamingIt) {
+  // Four entities tick every 100 us from 0.1 ms; windows are 0.5 ms long.
+  auto w = make_world(4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    at(w, i).start = [](probe& p) { p.schedule(microseconds(100), 0); };
+    at(w, i).timer = [](probe& p, std::uint64_t) { p.schedule(microseconds(100), 0); };
+  }
+  auto opts = virtual_opts(milliseconds(10), microseconds(500));
+  // Window 3 is [1.1 ms, 1.6 ms); entities 0 and 1 get it, 2 and 3 do not.
+  opts.conductor_fails_at_window = 3;
+  auto r = run(w, opts);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_TRUE(r.out_of_memory);
+  EXPECT_EQ(r.failure, "out of memory (std::bad_alloc) in the run's conductor");
+  EXPECT_EQ(r.windows, 3u);
+  EXPECT_EQ(r.reached, vtime::zero() + microseconds(1100));
+  for (std::size_t i = 0; i < 4; ++i) {
+    ASSERT_FALSE(at(w, i).timers.empty());
+    EXPECT_EQ(at(w, i).timers.back().first, microseconds(i < 2 ? 1500 : 1000).ns()) << i;
+  }
+}
+
 TEST(Kernel, RunReportsTheCountersItsEntitiesCountedOrDeclared) {
   // Registered in this order, so the unused one has the lowest id and lies
   // inside every entity's counter vector.
