@@ -536,6 +536,19 @@ runtime::snapshot_inputs space_network::inputs_at(std::int64_t k) const {
   return in;
 }
 
+std::optional<std::int64_t> space_network::goes_down(std::size_t from, std::size_t to,
+                                                     std::int64_t begin_ns,
+                                                     std::int64_t end_ns) const {
+  std::optional<std::int64_t> first;
+  for (const auto& o : cfg_.outages) {
+    const bool hit = o.b ? (o.a == from && *o.b == to) || (o.a == to && *o.b == from)
+                         : o.a == from || o.a == to;
+    if (hit && o.from.ns() <= end_ns && o.to.ns() > begin_ns)
+      first = std::min(first.value_or(end_ns), std::max(o.from.ns(), begin_ns));
+  }
+  return first;
+}
+
 bool space_network::satellite_down(std::size_t k, vtime t) const {
   for (const auto& o : cfg_.outages)
     if (!o.b && o.a == k && t.ns() >= o.from.ns() && t.ns() < o.to.ns())
@@ -904,7 +917,7 @@ void space_node::load_results(protocol::byte_reader& r) {
 space_node::space_node(std::shared_ptr<space_network> net, ping_plan plan,
                        std::vector<flow_plan> flows)
   : net_(std::move(net)), plan_(std::move(plan)), flows_(std::move(flows)),
-    flow_sent_(flows_.size(), 0) {
+    flow_sent_(flows_.size(), 0), flow_last_route_(flows_.size(), 0) {
   const space_counters& c = space_ids();
   declare_counters({c.hops, c.drops_queue, c.drops_loss, c.drops_no_route, c.drops_outage,
                     c.malformed});
@@ -927,7 +940,11 @@ void space_node::send_flow_packet(std::size_t i) {
   m.origin = id();
   m.target = f.target;
   m.sent_ns = now().ns();
-  m.route_hash = route_hash(epoch(), f.target);
+  // As for pings: against the flow's previous packet sent, whatever order
+  // the packets arrive in.
+  const std::uint64_t route = route_hash(epoch(), f.target);
+  m.path_changed = flow_last_route_[i] != 0 && flow_last_route_[i] != route;
+  flow_last_route_[i] = route;
   // The plan's size is the size on the wire (flows_workload::make): filler
   // = size less the header and the encoded fields, in whole words.
   m.body_bytes = f.size_bytes - protocol::flow_overhead_bytes();
@@ -953,15 +970,7 @@ void space_node::receive_flow(protocol::envelope& e) {
   s.delay_ns = now().ns() - m->sent_ns;
   s.hops = static_cast<std::uint16_t>(e.hops + 1);
   s.wire_bytes = static_cast<std::uint32_t>(e.wire_size());
-  const auto key = runtime::hash_combine(m->origin, m->flow);
-  auto it = std::find_if(flow_last_route_.begin(), flow_last_route_.end(),
-                         [&](const auto& r) { return r.first == key; });
-  if (it == flow_last_route_.end()) {
-    flow_last_route_.push_back({key, m->route_hash});
-  } else {
-    s.path_changed = it->second != m->route_hash;
-    it->second = m->route_hash;
-  }
+  s.path_changed = m->path_changed;
   flow_samples_.push_back(s);
 }
 
@@ -1104,9 +1113,20 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   const auto& cfg = net_->config();
   const double rate = ground_link ? cfg.gsl_rate_bps : cfg.isl_rate_bps;
   const double ser_s = static_cast<double>(wire_bytes) * 8.0 / rate;
-  auto q = std::find_if(queues_.begin(), queues_.end(), [&](const link_queue& l) { return l.to == next; });
+  // A ground endpoint has one radio per satellite group it links into (one
+  // in all without gsl.per_shell): after a handover its messages queue
+  // behind those still going out to the satellite before, not beside them.
+  auto transmitter = next;
+  if (id() >= snap.satellites) {
+    const auto g = (static_cast<std::size_t>(id()) - snap.satellites) * snap.groups;
+    for (std::size_t k = 0; k < snap.groups; ++k)
+      if (snap.serving[g + k] == static_cast<std::int32_t>(next))
+        transmitter = static_cast<runtime::entity_id>(k);
+  }
+  auto q = std::find_if(queues_.begin(), queues_.end(),
+                        [&](const link_queue& l) { return l.transmitter == transmitter; });
   if (q == queues_.end()) {
-    queues_.push_back({next});
+    queues_.push_back({transmitter});
     q = queues_.end() - 1;
   }
   const std::int64_t t = now().ns() + ready.ns();
@@ -1127,10 +1147,23 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   }
   const double sent_frac = start_frac + ser_s * 1e9;
   const double whole = std::floor(sent_frac);
-  q->busy_until_ns = start + static_cast<std::int64_t>(whole);
-  q->busy_frac_ns = sent_frac - whole;
+  const std::int64_t busy_until = start + static_cast<std::int64_t>(whole);
+  const double busy_frac = sent_frac - whole;
   // The last bit is out at the next whole nanosecond.
-  const std::int64_t sent = q->busy_until_ns + (q->busy_frac_ns > 0 ? 1 : 0);
+  const std::int64_t sent = busy_until + (busy_frac > 0 ? 1 : 0);
+  if (net_->has_outages()) {
+    // The link is gone when either end or the ISL goes down: from then on
+    // it sends nothing, and the message and those queued behind it are lost
+    // (one out by then still arrives, or is dropped by a satellite down then).
+    if (const auto down = net_->goes_down(id(), next, now().ns(), sent)) {
+      q->busy_until_ns = *down;
+      q->busy_frac_ns = 0;
+      count(space_ids().drops_outage);
+      return std::nullopt;
+    }
+  }
+  q->busy_until_ns = busy_until;
+  q->busy_frac_ns = busy_frac;
   const std::int64_t prop = ceil_ns(length / runtime::speed_of_light_m_per_s);
   if (cfg.loss > 0 && fault_random().uniform() < cfg.loss) {
     count(space_ids().drops_loss);

@@ -145,6 +145,11 @@ public:
   std::size_t satellites() const { return satellites_; }
   /// Satellites and ground nodes: the entities of a run on this network.
   std::size_t nodes() const { return satellites_ + cfg_.grounds.size(); }
+  /// When the link from node `from` to node `to` is first down in [begin,
+  /// end] by the outage schedule, with either satellite or their ISL (at
+  /// `begin` when already down); nullopt when up throughout.
+  std::optional<std::int64_t> goes_down(std::size_t from, std::size_t to, std::int64_t begin_ns,
+                                        std::int64_t end_ns) const;
   /// Whether satellite `k` is down by the outage schedule at `t`.
   bool satellite_down(std::size_t k, runtime::vtime t) const;
   bool has_outages() const { return !cfg_.outages.empty(); }
@@ -246,7 +251,8 @@ struct flow_sample {
   std::int64_t delay_ns = 0;
   std::uint16_t hops = 0;
   std::uint32_t wire_bytes = 0;
-  /// The route at send time differs from the previous delivered packet's.
+  /// The route at send time differs from that of the flow's previous
+  /// packet sent (delivered or not).
   bool path_changed = false;
 };
 
@@ -298,11 +304,13 @@ protected:
   const space_network& network() const { return *net_; }
 
 private:
-  /// A directed link's FIFO: the link is busy sending until
-  /// busy_until_ns + busy_frac_ns (0 <= busy_frac_ns < 1), kept exact so
-  /// that rounding to whole nanoseconds does not pile up along the queue.
+  /// The FIFO of one transmitter: of the directed link to a node, or of a
+  /// ground endpoint's radio (its index among the groups it links into). It
+  /// is busy sending until busy_until_ns + busy_frac_ns (0 <= busy_frac_ns
+  /// < 1), kept exact so that rounding to whole nanoseconds does not pile up
+  /// along the queue.
   struct link_queue {
-    runtime::entity_id to;
+    runtime::entity_id transmitter;
     std::int64_t busy_until_ns = 0;
     double busy_frac_ns = 0;
   };
@@ -335,8 +343,8 @@ private:
   std::vector<flow_plan> flows_;
   std::vector<std::uint64_t> flow_sent_;
   std::vector<flow_sample> flow_samples_;
-  /// Last route hash seen per (origin, flow), for path changes.
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> flow_last_route_;
+  /// Per flow sent from here: the route (hash) of its last packet, 0 = none.
+  std::vector<std::uint64_t> flow_last_route_;
 
   void send_flow_packet(std::size_t i);
   void receive_flow(protocol::envelope& e);

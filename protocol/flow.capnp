@@ -11,6 +11,6 @@ struct FlowPacket {
   origin @2 :UInt32;     # entity that sent the packet
   target @3 :UInt32;     # entity the packet is for
   sentNs @4 :Int64;      # emulated time the packet left its origin [ns]
-  routeHash @5 :UInt64;  # the route at send time (tells path changes)
+  pathChanged @5 :Bool;  # route at sending differs from the flow's previous packet's
   body @6 :Data;         # filler up to the configured packet size
 }

@@ -17,7 +17,7 @@ payload_ptr encode_flow(const flow_packet& m) {
   root.setOrigin(m.origin);
   root.setTarget(m.target);
   root.setSentNs(m.sent_ns);
-  root.setRouteHash(m.route_hash);
+  root.setPathChanged(m.path_changed);
   root.initBody(m.body_bytes);
   return encode_flat(builder);
 }
@@ -41,7 +41,7 @@ absl::StatusOr<flow_packet> decode_flow(const payload_ptr& p) {
     m.origin = r.getOrigin();
     m.target = r.getTarget();
     m.sent_ns = r.getSentNs();
-    m.route_hash = r.getRouteHash();
+    m.path_changed = r.getPathChanged();
     m.body_bytes = static_cast<std::uint32_t>(r.getBody().size());
   });
   if (!st.ok())

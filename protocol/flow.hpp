@@ -14,7 +14,8 @@ struct flow_packet {
   std::uint32_t origin = 0;
   std::uint32_t target = 0;
   std::int64_t sent_ns = 0;
-  std::uint64_t route_hash = 0;
+  /// The route at sending differs from that of the flow's previous packet.
+  bool path_changed = false;
   /// Filler bytes carried (the message's size on the wire grows with it).
   std::uint32_t body_bytes = 0;
 

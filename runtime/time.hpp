@@ -30,7 +30,7 @@ public:
   /// Nanoseconds in this span.
   constexpr std::int64_t ns() const { return ns_; }
   /// This span in seconds (for reports and orbit maths, never for ordering).
-  constexpr double seconds() const { return static_cast<double>(ns_) * 1e-9; }
+  constexpr double seconds() const { return static_cast<double>(ns_) / 1e9; }
 
   constexpr auto operator<=>(const duration&) const = default;
   constexpr duration operator+(duration o) const { return duration{ns_ + o.ns_}; }
@@ -68,7 +68,7 @@ public:
   }
 
   constexpr std::int64_t ns() const { return ns_; }
-  constexpr double seconds() const { return static_cast<double>(ns_) * 1e-9; }
+  constexpr double seconds() const { return static_cast<double>(ns_) / 1e9; }
   constexpr bool is_never() const { return *this == never(); }
   /// This time plus `d` (>= 0), or never() where the sum would not fit.
   constexpr vtime plus_or_never(duration d) const {

@@ -37,6 +37,7 @@ ran<W> run_text(const std::string& yaml, std::vector<std::string> sets = {}, std
   o.lookahead = (*w)->lookahead();
   o.seed = static_cast<std::uint64_t>(sc->get_int("seed"));
   o.threads = threads;
+  o.trace = sc->get_bool("output.trace");
   o.compute.service = (*w)->compute();
   auto r = runtime::run((*w)->entities(), o);
   auto* typed = dynamic_cast<W*>(w->get());

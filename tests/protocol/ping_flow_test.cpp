@@ -60,7 +60,7 @@ TEST(flow_packet, round_trip_and_size) {
   m.origin = 1;
   m.target = 2;
   m.sent_ns = -5;
-  m.route_hash = 0xfeedbeefcafef00dULL;
+  m.path_changed = true;
   m.body_bytes = 1400;
   const auto p = encode_flow(m);
   auto back = decode_flow(p);

@@ -165,6 +165,15 @@ TEST(Kernel, HopCountsPastSixteenBitsDoNotWrap) {
 // A run to the largest time with a lookahead of 3e18 ns: the sums of a
 // window's start and the lookahead, and of a send time and a latency, once
 // wrapped past 2^63 and left the run blocked for good.
+// Seconds are the nanoseconds correctly rounded: a 60 s run had reported
+// 60.00000000000001 emulated seconds (ns times 1e-9, which is inexact).
+TEST(Kernel, SecondsAreExact) {
+  for (const std::int64_t s : {1, 3, 60, 120, 3600})
+    EXPECT_EQ(vtime::from_ns(s * 1'000'000'000).seconds(), static_cast<double>(s)) << s;
+  EXPECT_EQ(vtime::from_ns(5'130'976).seconds(), 0.005130976);
+  EXPECT_EQ(duration::from_ns(60'000'000'000).seconds(), 60.0);
+}
+
 TEST(Kernel, TimesNearTheLargestDoNotWrap) {
   auto w = make_world(2);
   const auto hop = duration::from_ns(3'000'000'000'000'000'000);
