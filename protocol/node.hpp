@@ -21,8 +21,10 @@
 
 namespace satemu::protocol {
 
-/// Version of the node protocol; a hello with another version is refused.
-inline constexpr std::uint32_t node_protocol_version = 2;
+/// Version of the node protocol, and of the messages it carries between
+/// nodes; a hello with another version is refused. 3: flow packets carry
+/// pathChanged instead of routeHash.
+inline constexpr std::uint32_t node_protocol_version = 3;
 
 /// Size of the handshake's nonces and MACs [bytes].
 inline constexpr std::size_t node_nonce_bytes = 32;
