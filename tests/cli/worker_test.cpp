@@ -257,7 +257,8 @@ TEST_F(worker_test, frames_other_than_hello_first_are_refused) {
     auto link = worker_link::open(addr(), 10s);
     ASSERT_TRUE(link.ok()) << link.status();
     ASSERT_TRUE(link->send(protocol::node_hello{1, std::string(32, 'c'), ""}).ok());
-    expect_refused_and_closed(*link, "protocol version 1, this worker speaks 2");
+    expect_refused_and_closed(
+      *link, absl::StrCat("protocol version 1, this worker speaks ", protocol::node_protocol_version));
   }
   EXPECT_TRUE(log_shows(R"(refused 127\.0\.0\.1:\d+: expected a hello, got ping)"));
   finish_with_right_secret();
