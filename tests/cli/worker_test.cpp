@@ -32,6 +32,7 @@
 
 #include "process.hpp"
 
+#include "absl/strings/str_cat.h"
 #include "protocol/node.hpp"
 #include "runtime/node.hpp"
 #include "tests/self_spawn.hpp"
