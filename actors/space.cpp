@@ -351,6 +351,7 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
       c.grounds.push_back(std::move(*g));
       c.tracks.emplace_back();
     }
+    c.stations = c.grounds.size();
     for (std::size_t i = 0; i < s.list_size("ground.users"); ++i) {
       const auto p = absl::StrCat("ground.users.", i, ".");
       auto g = read_ground(s, p, names);
@@ -425,14 +426,17 @@ space_network::space_network(space_config cfg, std::optional<runtime::walker_con
       group_of_[k] = static_cast<std::uint16_t>((*walker_)[k].shell);
     for (const auto& sh : cfg_.shells) {
       gsl_floor = std::min(gsl_floor, runtime::wgs84_equatorial_radius_m + sh.altitude_m - ground_r);
+      double closest = std::numeric_limits<double>::infinity();
       if (sh.sats_per_plane > 1)
-        isl_floor = std::min(isl_floor, runtime::in_plane_neighbour_distance_m(sh));
+        closest = runtime::in_plane_neighbour_distance_m(sh);
       if (sh.planes > 1) {
         double m = std::numeric_limits<double>::infinity();
         for (int i = 0; i < 36'000; ++i)
           m = std::min(m, runtime::inter_plane_neighbour_distance_m(sh, i * runtime::two_pi / 36'000));
-        isl_floor = std::min(isl_floor, m * 0.999);
+        closest = std::min(closest, m * 0.999);
       }
+      closest_neighbours_m_.push_back(closest);
+      isl_floor = std::min(isl_floor, closest);
     }
     isl_floor = std::max(isl_floor, cfg_.isl.min_range_m);
   } else {
@@ -564,6 +568,44 @@ std::optional<std::int64_t> space_network::start_unix_ns() const {
 
 std::vector<std::string> space_network::tle_rejected() const {
   return tle_ ? tle_->rejected() : std::vector<std::string>{};
+}
+
+std::vector<std::string> space_network::geometry_warnings() const {
+  std::vector<std::string> out;
+  // The README's bound on a hop's error: range rates of some 25 km/s at most.
+  if (const auto s = cfg_.update_interval.seconds(); s > 10)
+    out.push_back(absl::StrCat(
+      "constellation.update_interval: ", runtime::to_string(cfg_.update_interval),
+      " holds the topology that long: satellites move some ", std::lround(7.6 * s),
+      " km between epochs, links, routes and handovers lag by as much, and a hop's delay may be "
+      "off by up to ",
+      runtime::to_string(runtime::duration::from_ns(static_cast<std::int64_t>(s * 25e3))),
+      " (1s or less is usual)"));
+  for (std::size_t i = 0; i < closest_neighbours_m_.size(); ++i)
+    if (const auto m = closest_neighbours_m_[i]; m < 10e3 && cfg_.isl.min_range_m < 10e3)
+      out.push_back(absl::StrCat(
+        "constellation.shells.", i, ": +Grid neighbours come within ",
+        absl::StrFormat("%.3f", m / 1e3), " km of each other, so every window is only about ",
+        runtime::to_string(lookahead_), " long (hop_delay plus that distance over c) and the run "
+        "takes many windows; planes that share an orbit plane or cross close by do this "
+        "(constellation.isl.min_range above 10km leaves such links out)"));
+  // Linear between waypoints, so a user covers at least the chord.
+  for (std::size_t g = cfg_.stations; g < cfg_.grounds.size(); ++g) {
+    const auto& track = cfg_.tracks[g];
+    for (std::size_t j = 1; j < track.size(); ++j) {
+      const double chord = runtime::norm(runtime::geodetic_to_ecef(track[j].where) -
+                                         runtime::geodetic_to_ecef(track[j - 1].where));
+      const double speed = chord / (track[j].t_s - track[j - 1].t_s);
+      if (speed > 8e3) {
+        out.push_back(absl::StrCat(
+          "ground.users.", g - cfg_.stations, ".waypoints.", j - 1, ": the user moves at ",
+          absl::StrFormat("%.4g", speed / 1e3), " km/s or more from the point before, faster "
+          "than a satellite in orbit"));
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> space_network::tle_warnings() const {
@@ -1215,6 +1257,8 @@ absl::Status space_workload::build(space_config cfg, std::vector<ping_plan> ping
 
 std::vector<std::string> space_workload::warnings() const {
   auto out = net_->tle_warnings();
+  for (auto& w : net_->geometry_warnings())
+    out.push_back(std::move(w));
   if (const auto queue = net_->config().queue_bytes; smallest_message_bytes_ > queue)
     out.push_back(absl::StrCat(
       "constellation.queue: ", runtime::to_string(runtime::data_size{queue}),

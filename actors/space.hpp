@@ -85,6 +85,8 @@ struct space_config {
   /// and holds the waypoints of a moving one (grounds[g] is its start).
   std::vector<runtime::ground_point> grounds;
   std::vector<std::vector<runtime::waypoint>> tracks;
+  /// grounds[0, stations) are the stations, the rest users.
+  std::size_t stations = 0;
   std::vector<outage> outages;
   topology_recording record;
   /// clock.mode realtime: entities handle their events as the wall clock
@@ -162,6 +164,10 @@ public:
   /// out, and a start far from the sets' epochs (SGP4's error grows by
   /// kilometres a day). Empty for Walker shells.
   std::vector<std::string> tle_warnings() const;
+  /// Settings that make the emulation implausible: a topology held for
+  /// more than 10 s, Walker neighbours that come within 10 km of each other
+  /// (the windows shrink to hop_delay), a user faster than a satellite.
+  std::vector<std::string> geometry_warnings() const;
   /// Files recorded so far (positions.csv, links.csv, constellation.czml),
   /// name -> content; empty unless `record.interval` is set.
   std::map<std::string, std::string> recorded_files() const;
@@ -198,6 +204,8 @@ private:
   struct recorder;
   std::unique_ptr<recorder> recorder_;
   runtime::duration lookahead_;
+  /// Per Walker shell: the closest any two +Grid neighbours come [m].
+  std::vector<double> closest_neighbours_m_;
   mutable std::mutex mu_;
   std::size_t kept_epochs_ = 8;
   std::deque<std::shared_ptr<const space_epoch>> recent_;

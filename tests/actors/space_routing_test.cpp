@@ -504,6 +504,54 @@ workload:
   EXPECT_EQ(w->metrics(r)["flows"][0]["path_changes"].get<std::uint64_t>(), 2u);
 }
 
+/// What validate and run warn about `yaml` with `sets`.
+std::vector<std::string> warnings_of(const char* yaml, const std::vector<std::string>& sets) {
+  register_workloads();
+  auto sc = runtime::load_scenario_text(yaml, "t.yaml", sets);
+  EXPECT_TRUE(sc.ok()) << sc.status();
+  auto w = make_workload(*sc);
+  EXPECT_TRUE(w.ok()) << w.status();
+  return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
+}
+
+// Settings the emulation accepts but makes implausible are warned about: a
+// topology held for an hour (links to satellites long set), two planes in
+// one orbit plane (neighbours pass through each other: 10 us windows), a
+// user moved across the Earth in a nanosecond. They had run without a word.
+TEST(SpaceWarnings, ImplausibleGeometryIsWarnedAbout) {
+  EXPECT_TRUE(warnings_of(grid, {}).empty());
+  EXPECT_TRUE(warnings_of(grid, {"constellation.update_interval=10s"}).empty());
+  auto w = warnings_of(grid, {"constellation.update_interval=1h"});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].rfind("constellation.update_interval: 1h holds the topology that long: satellites "
+                       "move some 27360 km between epochs", 0),
+            0u)
+    << w[0];
+  EXPECT_NE(w[0].find("off by up to 90ms"), std::string::npos) << w[0];
+
+  const std::string shared_plane = "constellation.shells=[{planes: 2, sats_per_plane: 40, altitude: "
+                                   "500km, inclination: 90deg, phasing: 0}]";
+  w = warnings_of(grid, {shared_plane, "constellation.isl.polar_limit=90deg"});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].rfind("constellation.shells.0: +Grid neighbours come within 0.000 km of each other, "
+                       "so every window is only about 10us long",
+                       0),
+            0u)
+    << w[0];
+  EXPECT_TRUE(warnings_of(grid, {shared_plane, "constellation.isl.min_range=10km"}).empty());
+
+  const std::string user = "ground.users=[{name: u, lat: 40, lon: -70, waypoints: [{at: 1s, lat: 40, "
+                           "lon: -69.95}, {at: 2s, lat: -40, lon: 110}]}]";
+  w = warnings_of(grid, {user});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].rfind("ground.users.0.waypoints.1: the user moves at 1.274e+04 km/s or more", 0), 0u)
+    << w[0];
+  EXPECT_TRUE(warnings_of(grid, {"ground.users=[{name: u, lat: 40, lon: -70, waypoints: [{at: 1s, "
+                                 "lat: 40, lon: -69.95}]}]"})
+                .empty())
+    << "4.3 km in a second: not faster than a satellite";
+}
+
 TEST(SpaceFlows, UnknownEndpointIsAnErrorNamingTheKey) {
   register_workloads();
   auto sc = runtime::load_scenario_text(flows, "t.yaml",
