@@ -62,7 +62,7 @@ const sky_counters& ids() {
 // Timer tags: the kind in the top byte, the request sequence below.
 enum timer_kind : std::uint64_t { arrival = 1, check = 2, lookup_timeout = 3, get_timeout = 4,
                                    prefill_done = 5, layer_done = 6, answer_timeout = 7,
-                                   decode_done = 8, local = 9, migrate_next = 10,
+                                   decode_done = 8, send_later = 9, migrate_next = 10,
                                    lm_head_done = 11 };
 constexpr std::uint64_t tag(timer_kind k, std::uint64_t seq) { return (k << 56) | seq; }
 constexpr timer_kind tag_kind(std::uint64_t t) { return static_cast<timer_kind>(t >> 56); }
@@ -157,17 +157,19 @@ void skymemory_node::on_start() {
 }
 
 void skymemory_node::send_kv(runtime::entity_id dst, const kv_message& m, bool corrupt,
-                             duration extra) {
+                             duration after) {
   auto body = protocol::encode_kv(m, corrupt);
-  if (dst != id()) {
-    send_over(dst, protocol::kind::kvcache, std::move(body), extra);
+  if (dst != id() && after == duration::zero()) {
+    send_over(dst, protocol::kind::kvcache, std::move(body));
     return;
   }
-  // To itself (a satellite running the model asks its own cache server):
-  // no link, only the sender's processing delay.
-  const auto n = next_local_++;
-  local_[n] = std::move(body);
-  schedule_app(extra, tag(local, n));
+  // Later (a chunk once it is read) by a timer: a message enters its link's
+  // FIFO when it is ready, so that it holds up nothing before then. To itself
+  // (a satellite running the model asks its own cache server): no link, only
+  // the sender's processing delay.
+  const auto n = next_later_++;
+  later_[n] = {dst, std::move(body)};
+  schedule_app(after, tag(send_later, n));
 }
 
 void skymemory_node::on_app_timer(std::uint64_t t) {
@@ -206,7 +208,10 @@ void skymemory_node::on_app_timer(std::uint64_t t) {
       return;
     case decode_done:
       if (auto it = active_.find(seq); it != active_.end()) {
-        answer(*it->second, true);
+        if (user_)
+          records_.push_back(std::move(it->second->rec));
+        else
+          answer(*it->second, true);
         active_.erase(it);
       }
       return;
@@ -217,11 +222,14 @@ void skymemory_node::on_app_timer(std::uint64_t t) {
     case migrate_next:
       send_next_migration();
       return;
-    case local:
-      if (auto it = local_.find(seq); it != local_.end()) {
-        const auto body = std::move(it->second);
-        local_.erase(it);
-        receive_kv(body);
+    case send_later:
+      if (auto it = later_.find(seq); it != later_.end()) {
+        auto [dst, body] = std::move(it->second);
+        later_.erase(it);
+        if (dst == id())
+          receive_kv(body);
+        else
+          send_over(dst, protocol::kind::kvcache, std::move(body));
       }
       return;
     case layer_done: // compute tags (on_compute), never a timer's
@@ -241,12 +249,14 @@ void skymemory_node::start_request() {
   rec.header = p.header;
   rec.prompt_tokens = static_cast<std::uint32_t>(p.tokens.size());
   rec.serving = serving;
+  // None in view: on the ground the request runs without the cache; with
+  // the model on a satellite it cannot be sent.
+  if (serving < 0)
+    count(ids().no_satellite);
   if (cfg_->on_satellite) {
     // The model is up there: send the prompt and the layout to it.
-    if (serving < 0) {
-      count(ids().no_satellite);
+    if (serving < 0)
       return;
-    }
     kv_message m;
     m.op = kv_op::prompt;
     m.request = seq;
@@ -458,6 +468,15 @@ void skymemory_node::finish_prefill(std::uint64_t seq) {
   rec.ttft_nocache_ns =
     duration::from_ns(rec.device_wait_ns).plus_or_max(baseline_prefill(rec.prompt_tokens)).ns();
   rec.ttlt_nocache_ns = duration::from_ns(rec.ttft_nocache_ns).plus_or_max(decode).ns();
+  // Finished at its last token, as on a satellite: one whose decode ends
+  // after the run is still running then.
+  if (decode > duration::zero()) {
+    a.at = active_request::phase::decode;
+    a.tokens.clear();
+    a.hashes.clear();
+    schedule_app(decode, tag(decode_done, seq));
+    return;
+  }
   records_.push_back(std::move(rec));
   active_.erase(it);
 }
@@ -1105,7 +1124,7 @@ std::uint64_t counter_of(const runtime::run_result& r, const std::string& name) 
 nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   runtime::histogram ttft, ttlt, ttft0, ttlt0, fetch, prefill, device_wait, uplink, downlink;
   std::uint64_t started = 0, done = 0, prompt_tokens = 0, cached_tokens = 0, hits = 0,
-                fetched = 0, put = 0, corrupt = 0, timed_out = 0, no_service = 0;
+                fetched = 0, put = 0, corrupt = 0, timed_out = 0;
   double sum_ttft = 0, sum_ttft0 = 0, sum_ttlt = 0, sum_ttlt0 = 0;
   for (std::size_t g = 0; g < net_->grounds(); ++g) {
     const auto& n = node(net_->satellites() + g);
@@ -1119,7 +1138,6 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
       put += x.bytes_put;
       corrupt += x.chunks_corrupt;
       timed_out += x.timed_out ? 1 : 0;
-      no_service += x.serving < 0 ? 1 : 0;
       ttft.record(x.ttft_ns);
       ttlt.record(x.ttlt_ns);
       ttft0.record(x.ttft_nocache_ns);
@@ -1172,8 +1190,7 @@ nlohmann::json emulated_workload::metrics(const runtime::run_result& r) const {
   j["block_bytes"] = kv_block_bytes(cfg_->model, cfg_->block_tokens);
   j["requests_started"] = started;
   j["requests_finished"] = done;
-  j["requests_without_satellite"] =
-    no_service + counter_of(r, "skymemory.requests_without_satellite");
+  j["requests_without_satellite"] = counter_of(r, "skymemory.requests_without_satellite");
   if (cfg_->on_satellite) {
     j["prompts_served"] = counter_of(r, "skymemory.prompts_served");
     j["requests_unanswered"] = counter_of(r, "skymemory.requests_unanswered");
@@ -1237,13 +1254,16 @@ std::vector<std::string> emulated_workload::result_warnings(const runtime::run_r
   if (started == 0 || static_cast<double>(started - done) <= 0.05 * static_cast<double>(started))
     return {};
   const auto unanswered = counter_of(r, "skymemory.requests_unanswered");
+  const auto unsent = counter_of(r, "skymemory.requests_without_satellite");
   return {absl::StrFormat(
     "%.0f%% of the requests started (%d of %d) did not finish%s: the latencies and hit rates "
     "cover the finished ones only; where requests were still running at the end, a longer "
     "duration lowers the share",
     100.0 * static_cast<double>(started - done) / static_cast<double>(started), started - done,
     started,
-    cfg_->on_satellite ? absl::StrCat(" (", unanswered, " given up unanswered)") : std::string())};
+    cfg_->on_satellite ? absl::StrCat(" (", unanswered, " given up unanswered, ", unsent,
+                                      " not sent: no satellite in view)")
+                       : std::string())};
 }
 
 std::vector<std::string> emulated_workload::warnings() const {

@@ -207,8 +207,9 @@ private:
   /// Stores a put (or, `migrated`, a migrated) chunk, counting it as such.
   void store_chunk(const protocol::kv_chunk& c, bool migrated);
   void receive_reply(const protocol::kv_message& m);
+  /// Sends `m` to `dst` `after` from now (to itself by a timer, no link).
   void send_kv(runtime::entity_id dst, const protocol::kv_message& m, bool corrupt = false,
-               runtime::duration extra = runtime::duration::zero());
+               runtime::duration after = runtime::duration::zero());
 
   std::shared_ptr<const emulated_config> cfg_;
   bool user_;
@@ -220,9 +221,10 @@ private:
   /// ISL rate; `migrating_` while one is on its way.
   std::deque<std::pair<runtime::entity_id, stored_chunk>> migrations_;
   bool migrating_ = false;
-  /// Messages to itself, delivered by a timer.
-  std::map<std::uint64_t, protocol::payload_ptr> local_;
-  std::uint64_t next_local_ = 0;
+  /// Messages that leave later (chunks once read) or go to itself, by a
+  /// timer: the destination and the bytes.
+  std::map<std::uint64_t, std::pair<runtime::entity_id, protocol::payload_ptr>> later_;
+  std::uint64_t next_later_ = 0;
   // User side.
   std::optional<layout_tracker> layout_;
   std::uint64_t next_seq_ = 0;

@@ -556,7 +556,9 @@ TEST(SkymemoryEmulated, FaultsLeaveThePromptsAsTheyWere) {
 
 TEST(SkymemoryEmulated, HandoverMigratesTheLeavingSatellitesChunks) {
   // Ten minutes over New York include handovers (serving satellite 44 -> 43).
-  auto run = run_text<emulated_workload>(small_yaml, {"duration=300s"});
+  // One output token: every request that put blocks has finished, and its
+  // puts are in bytes_put.
+  auto run = run_text<emulated_workload>(small_yaml, {"duration=300s", "workload.output_tokens=1"});
   ASSERT_TRUE(run.w);
   const auto m = run.w->metrics(run.r);
   ASSERT_GE(m["handovers"].get<std::uint64_t>(), 1u);
@@ -571,6 +573,55 @@ TEST(SkymemoryEmulated, HandoverMigratesTheLeavingSatellitesChunks) {
   EXPECT_EQ(run.r.counters.at("skymemory.migrated_chunks_stored"),
             m["migrated_chunks"].get<std::uint64_t>());
   EXPECT_EQ(run.r.counters.at("skymemory.put_bytes_stored"), m["bytes_put"].get<std::uint64_t>());
+}
+
+// A server's chunks enter its link as each is read, not all at once: a
+// chunk read 60 ms on had held the link FIFO from the get on, so chunks
+// of servers further out, forwarded through it, waited behind reads not yet
+// done, and the reserved time counted as bytes against the queue (5 GB/s
+// of 10 Gbps ISL time, over 64 MiB): at 20 ms a chunk they were dropped,
+// and the cache never hit.
+TEST(SkymemoryEmulated, ChunksEnterTheirLinkWhenReadNotBefore) {
+  auto fast = run_text<emulated_workload>(small_yaml, {"duration=120s"});
+  auto slow = run_text<emulated_workload>(small_yaml, {"duration=120s", "workload.chunk_time=20ms",
+                                                       "workload.timeout=2s"});
+  ASSERT_TRUE(fast.w && slow.w);
+  const auto f = fast.w->metrics(fast.r), s = slow.w->metrics(slow.r);
+  EXPECT_EQ(slow.r.counters.at("space.drops_queue_full"), 0u);
+  EXPECT_EQ(s["requests_timed_out"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(f["token_hit_rate"].get<double>(), 0.5);
+  EXPECT_EQ(s["token_hit_rate"].get<double>(), f["token_hit_rate"].get<double>());
+  // Neighbours' chunks pass between the serving satellite's own reads:
+  // 144.7 ms at p90, where they had waited behind them (176.2 ms).
+  EXPECT_LT(s["fetch_ms"]["p90"].get<double>(), 160.0);
+}
+
+// A request at the ground finishes at its last token, as one on a satellite
+// does: one still decoding when the run ends is not counted as finished
+// (at its first token, 61 of the Starlink run's had ended after the run).
+// Requests with no satellite in view run without the cache and are counted.
+TEST(SkymemoryEmulated, GroundRequestsFinishAtTheirLastToken) {
+  auto run = run_text<emulated_workload>(small_yaml, {"duration=30s", "workload.interval=500ms"});
+  ASSERT_TRUE(run.w);
+  const auto m = run.w->metrics(run.r);
+  const auto& records = run.w->node(95).records();
+  ASSERT_FALSE(records.empty());
+  for (const auto& r : records)
+    EXPECT_LT(r.start_ns + r.ttlt_ns, 30'000'000'000) << r.seq;
+  // Prefills of 1.1 s and decodes of 1.6 s: the last few are still running.
+  EXPECT_GT(m["requests_started"].get<std::uint64_t>(), records.size() + 1);
+  EXPECT_EQ(m["requests_finished"].get<std::uint64_t>(), records.size());
+  EXPECT_EQ(m["requests_without_satellite"].get<std::uint64_t>(), 0u);
+
+  auto pole = run_text<emulated_workload>(
+    small_yaml, {"duration=10s", "ground.users=[{name: pole, lat: 89, lon: 0}]"});
+  ASSERT_TRUE(pole.w);
+  const auto p = pole.w->metrics(pole.r);
+  const auto started = p["requests_started"].get<std::uint64_t>();
+  ASSERT_GT(started, 0u);
+  EXPECT_EQ(pole.r.counters.at("skymemory.requests_without_satellite"), started);
+  EXPECT_EQ(p["requests_without_satellite"].get<std::uint64_t>(), started);
+  EXPECT_EQ(p["token_hit_rate"].get<double>(), 0.0);
 }
 
 TEST(SkymemoryEmulated, FingerprintIndependentOfThreadsAndResultsRoundTrip) {
@@ -601,8 +652,10 @@ TEST(SkymemoryEmulated, FingerprintIndependentOfThreadsAndResultsRoundTrip) {
 // real the baseline costs each layer with its own configuration: Gemma's
 // global layers attend to every key, its sliding-window ones to the window.
 void check_device_queue(const std::vector<std::string>& compute) {
+  // One output token: a request finishes with its prefill (decode steps,
+  // 0.5 s each with Gemma's launches, would end past the run).
   auto sets = compute;
-  sets.insert(sets.end(), {"workload.cache=false", "duration=20s"});
+  sets.insert(sets.end(), {"workload.cache=false", "duration=20s", "workload.output_tokens=1"});
   auto run = run_text<emulated_workload>(small_yaml, sets);
   ASSERT_TRUE(run.w);
   auto records = run.w->node(95).records();
@@ -911,7 +964,8 @@ TEST(SkymemoryEmulated, WithoutFinishedRequestsTheLatenciesAreNull) {
   EXPECT_EQ(warned[0].rfind("100% of the requests started (" + std::to_string(started) + " of " +
                               std::to_string(started) + ") did not finish (" +
                               std::to_string(l["requests_unanswered"].get<std::uint64_t>()) +
-                              " given up unanswered): the latencies and hit rates cover the "
+                              " given up unanswered, 0 not sent: no satellite in view): the "
+                              "latencies and hit rates cover the "
                               "finished ones only",
                             0),
             0u)
