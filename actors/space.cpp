@@ -554,10 +554,8 @@ std::optional<std::int64_t> space_network::goes_down(std::size_t from, std::size
 }
 
 bool space_network::satellite_down(std::size_t k, vtime t) const {
-  for (const auto& o : cfg_.outages)
-    if (!o.b && o.a == k && t.ns() >= o.from.ns() && t.ns() < o.to.ns())
-      return true;
-  return false;
+  // No ISL links a satellite to itself: only k's own outages count.
+  return goes_down(k, k, t.ns(), t.ns()).has_value();
 }
 
 std::optional<std::int64_t> space_network::start_unix_ns() const {
