@@ -979,12 +979,7 @@ TEST(SkymemoryEmulated, WithoutFinishedRequestsTheLatenciesAreNull) {
 
 /// What validate and run warn about the small scenario with `sets`.
 std::vector<std::string> warnings(const std::vector<std::string>& sets) {
-  satemu::actors::register_workloads();
-  auto sc = satemu::runtime::load_scenario_text(small_yaml, "t.yaml", sets);
-  EXPECT_TRUE(sc.ok()) << sc.status();
-  auto w = satemu::actors::make_workload(*sc);
-  EXPECT_TRUE(w.ok()) << w.status();
-  return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
+  return satemu::actors::testing::warnings_of(small_yaml, sets);
 }
 
 // Link queues smaller than what a prompt puts at once drop some puts: the

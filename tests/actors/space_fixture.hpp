@@ -47,4 +47,17 @@ ran<W> run_text(const std::string& yaml, std::vector<std::string> sets = {}, std
   return {std::unique_ptr<W>(typed), std::move(r)};
 }
 
+/// What validate and run warn about `yaml` with `--set` overrides `sets`.
+inline std::vector<std::string> warnings_of(const std::string& yaml,
+                                            const std::vector<std::string>& sets) {
+  register_workloads();
+  auto sc = runtime::load_scenario_text(yaml, "test.yaml", sets);
+  EXPECT_TRUE(sc.ok()) << sc.status();
+  if (!sc.ok())
+    return {};
+  auto w = make_workload(*sc);
+  EXPECT_TRUE(w.ok()) << w.status();
+  return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
+}
+
 } // namespace satemu::actors::testing

@@ -18,6 +18,7 @@ namespace satemu::actors {
 namespace {
 
 using testing::run_text;
+using testing::warnings_of;
 
 constexpr const char* grid = R"(
 name: grid
@@ -502,16 +503,6 @@ workload:
   std::sort(changes.begin(), changes.end());
   EXPECT_EQ(changes, (std::vector<std::int64_t>{16, 18}));
   EXPECT_EQ(w->metrics(r)["flows"][0]["path_changes"].get<std::uint64_t>(), 2u);
-}
-
-/// What validate and run warn about `yaml` with `sets`.
-std::vector<std::string> warnings_of(const char* yaml, const std::vector<std::string>& sets) {
-  register_workloads();
-  auto sc = runtime::load_scenario_text(yaml, "t.yaml", sets);
-  EXPECT_TRUE(sc.ok()) << sc.status();
-  auto w = make_workload(*sc);
-  EXPECT_TRUE(w.ok()) << w.status();
-  return w.ok() ? (*w)->warnings() : std::vector<std::string>{};
 }
 
 // Settings the emulation accepts but makes implausible are warned about: a
