@@ -73,15 +73,16 @@ constexpr std::uint64_t tag_seq(std::uint64_t t) { return t & ((std::uint64_t{1}
 /// A request on the node running the model, between its arrival and the
 /// end of its prefill (on a satellite: until its last answer is sent).
 struct skymemory_node::active_request {
-  enum class phase { lookup, get, prefill, decode } at = phase::lookup;
+  enum class phase { queued, lookup, get, prefill, decode } at = phase::queued;
   /// `rec.seq` is this node's sequence number for the request (the user's
   /// own on a user); `rec.start_ns` when the node got it.
   request_record rec;
   /// The user the request is for, and its sequence number there.
   runtime::entity_id client = 0;
   std::uint64_t client_seq = 0;
-  /// The layout's slots at the start (block i on slots[i mod size]); empty:
-  /// no cache lookup.
+  /// The layout's slots (block i on slots[i mod size]): a user's when the
+  /// device takes the request, a satellite's those the prompt came with;
+  /// empty: no cache lookup.
   std::vector<std::uint32_t> slots;
   std::vector<std::uint64_t> hashes;
   /// Server of each block, fixed at the start.
@@ -96,8 +97,9 @@ struct skymemory_node::active_request {
   std::vector<std::uint32_t> tokens;
   std::vector<std::shared_ptr<const std::vector<std::byte>>> data;
   std::vector<gpu::tensor> keys, values;
-  /// compute.mode real: when the prompt was ready for the device (its wait
-  /// for the device is part of its prefill time).
+  /// When the device took the request (its lookup began), and when its
+  /// prefill began.
+  std::int64_t lookup_start_ns = 0;
   std::int64_t prefill_start_ns = 0;
 };
 
@@ -205,6 +207,7 @@ void skymemory_node::on_app_timer(std::uint64_t t) {
     }
     case prefill_done:
       finish_prefill(seq);
+      release_device(seq);
       return;
     case decode_done:
       if (auto it = active_.find(seq); it != active_.end()) {
@@ -242,7 +245,6 @@ void skymemory_node::start_request() {
   const auto seq = next_seq_++;
   auto p = make_prompt(cfg_->prompts, cfg_->seed, random());
   const auto serving = serving_satellite();
-  auto slots = current_slots();
   request_record rec;
   rec.seq = seq;
   rec.start_ns = now().ns();
@@ -262,7 +264,7 @@ void skymemory_node::start_request() {
     m.request = seq;
     m.origin = id();
     m.tokens = std::move(p.tokens);
-    m.servers = std::move(slots);
+    m.servers = current_slots();
     send_kv(static_cast<runtime::entity_id>(serving), m);
     asked_[seq].rec = std::move(rec);
     schedule_app(cfg_->answer_timeout, tag(answer_timeout, seq));
@@ -272,9 +274,8 @@ void skymemory_node::start_request() {
   a->rec = std::move(rec);
   a->client = id();
   a->client_seq = seq;
-  a->slots = std::move(slots);
   a->tokens = std::move(p.tokens);
-  begin(std::move(a));
+  enqueue(std::move(a));
 }
 
 std::vector<std::uint32_t> skymemory_node::current_slots() {
@@ -286,16 +287,45 @@ std::vector<std::uint32_t> skymemory_node::current_slots() {
   return layout_->slots();
 }
 
-void skymemory_node::begin(std::unique_ptr<active_request> owned) {
-  auto& a = *owned;
+void skymemory_node::enqueue(std::unique_ptr<active_request> owned) {
+  const auto seq = owned->rec.seq;
+  active_[seq] = std::move(owned);
+  device_queue_.push_back(seq);
+  if (device_queue_.size() == 1)
+    take_next();
+}
+
+void skymemory_node::take_next() {
+  while (!device_queue_.empty()) {
+    auto it = active_.find(device_queue_.front());
+    if (it != active_.end()) {
+      begin(*it->second);
+      return;
+    }
+    device_queue_.pop_front(); // dropped while it waited
+  }
+}
+
+void skymemory_node::release_device(std::uint64_t seq) {
+  if (device_queue_.empty() || device_queue_.front() != seq)
+    return; // not the request on the device
+  device_queue_.pop_front();
+  take_next();
+}
+
+void skymemory_node::begin(active_request& a) {
   const auto seq = a.rec.seq;
+  a.lookup_start_ns = now().ns();
+  a.rec.device_wait_ns = a.lookup_start_ns - a.rec.start_ns;
+  // A user looks up on its layout of the moment.
+  if (user_)
+    a.slots = current_slots();
   a.hashes = block_hashes(a.tokens, cfg_->block_tokens, a.client);
   const auto n = a.hashes.size();
   a.present.assign(n, 0);
   a.valid.assign(n, 0);
   if (cfg_->real)
     a.data.resize(n);
-  active_[seq] = std::move(owned);
   if (a.slots.empty() || n == 0) {
     finish_fetch(a);
     return;
@@ -357,39 +387,11 @@ void skymemory_node::finish_fetch(active_request& a) {
   const std::size_t answered = a.rec.chunks_fetched + a.rec.chunks_corrupt;
   a.rec.chunks_missing = static_cast<std::uint32_t>(a.requested - std::min(a.requested, answered));
   a.rec.cached_tokens = static_cast<std::uint32_t>(cached * cfg_->block_tokens);
-  a.rec.fetch_ns = now().ns() - a.rec.start_ns;
+  a.rec.fetch_ns = now().ns() - a.lookup_start_ns;
   a.at = active_request::phase::prefill;
+  a.prefill_start_ns = now().ns();
   if (cfg_->real) {
-    // The device runs one prompt at a time, first come first served: its
-    // layer requests go to the GPU worker one after another.
-    a.prefill_start_ns = now().ns();
-    device_queue_.push_back(a.rec.seq);
-    if (device_queue_.size() == 1)
-      start_real_prefill();
-    return;
-  }
-  // The device runs one prompt at a time, first come first served, as in
-  // compute.mode: real.
-  const auto prefill = prefill_time(cfg_->model, cfg_->device,
-                                    a.rec.prompt_tokens - a.rec.cached_tokens, a.rec.cached_tokens);
-  // Saturated: a slow device's queue may pass the end of time (292 years),
-  // and its prompts then never finish.
-  const std::int64_t start = std::max(now().ns(), device_free_ns_);
-  device_free_ns_ = runtime::vtime::from_ns(start).plus_or_never(prefill).ns();
-  a.rec.device_wait_ns = start - now().ns();
-  a.rec.prefill_ns = duration::from_ns(a.rec.device_wait_ns).plus_or_max(prefill).ns();
-  schedule_app(duration::from_ns(a.rec.prefill_ns), tag(prefill_done, a.rec.seq));
-}
-
-void skymemory_node::start_real_prefill() {
-  while (!device_queue_.empty()) {
-    auto it = active_.find(device_queue_.front());
-    if (it == active_.end()) { // dropped while it waited
-      device_queue_.pop_front();
-      continue;
-    }
-    auto& a = *it->second;
-    a.rec.device_wait_ns = now().ns() - a.prefill_start_ns;
+    // The layer requests go to the GPU worker one after another.
     // Prompt tokens are drawn below the model's vocabulary (prompts.vocab).
     const std::vector<std::int32_t> uncached(a.tokens.begin() + a.rec.cached_tokens,
                                              a.tokens.end());
@@ -398,15 +400,17 @@ void skymemory_node::start_real_prefill() {
       run_layer(a, std::move(*x));
       return;
     }
+    const auto seq = a.rec.seq;
     count(ids().compute_errors); // a bug, as for a refused layer request
-    active_.erase(it);
-    device_queue_.pop_front();
+    active_.erase(seq);
+    release_device(seq);
+    return;
   }
-}
-
-void skymemory_node::end_real_prefill() {
-  device_queue_.pop_front();
-  start_real_prefill();
+  // Saturated: a prefill longer than the time left (292 years) never ends.
+  const auto prefill = prefill_time(cfg_->model, cfg_->device,
+                                    a.rec.prompt_tokens - a.rec.cached_tokens, a.rec.cached_tokens);
+  a.rec.prefill_ns = prefill.ns();
+  schedule_app(prefill, tag(prefill_done, a.rec.seq));
 }
 
 void skymemory_node::finish_prefill(std::uint64_t seq) {
@@ -519,9 +523,11 @@ void skymemory_node::receive_answer(const kv_message& m) {
     rec.output = x.hidden;
     rec.uplink_ns = x.received_ns - rec.start_ns;
     rec.downlink_ns = now().ns() - x.sent_ns;
-    // The first token left once the lookup, fetch and prefill were done;
-    // when it was lost, this last token's downlink stands in for its own.
-    rec.ttft_ns = x.last ? rec.uplink_ns + rec.fetch_ns + rec.prefill_ns + rec.downlink_ns
+    // The first token left once the wait for the device, the lookup, fetch
+    // and prefill were done; when it was lost, this last token's downlink
+    // stands in for its own.
+    rec.ttft_ns = x.last ? rec.uplink_ns + rec.device_wait_ns + rec.fetch_ns + rec.prefill_ns +
+                             rec.downlink_ns
                          : now().ns() - rec.start_ns;
     rec.ttft_nocache_ns = duration::from_ns(rec.uplink_ns + rec.device_wait_ns + rec.downlink_ns)
                             .plus_or_max(baseline_prefill(rec.prompt_tokens))
@@ -572,15 +578,15 @@ void skymemory_node::on_compute(std::uint64_t t, std::unique_ptr<runtime::comput
   if (!req.result.ok()) {
     // The layers refused the request (a bug, not a network event): the
     // request is dropped and counted.
+    const auto seq = a.rec.seq;
     count(ids().compute_errors);
     active_.erase(it);
-    end_real_prefill();
+    release_device(seq);
     return;
   }
   // One prompt at a time on the device: the worker has no earlier request
-  // of this entity's to make it wait (were there one, it would count).
-  a.rec.device_wait_ns =
-    duration::from_ns(a.rec.device_wait_ns).plus_or_max(req.waited).ns();
+  // of this entity's to make it wait (were there one, it would be part of
+  // the prefill).
   if (tag_kind(t) == layer_done) {
     a.keys.push_back(std::move(req.keys));
     a.values.push_back(std::move(req.values));
@@ -599,9 +605,10 @@ void skymemory_node::on_compute(std::uint64_t t, std::unique_ptr<runtime::comput
             gpu::compute_request::modeled(head.flops, head.bytes, head.launches));
     return;
   }
+  const auto seq = a.rec.seq;
   a.rec.prefill_ns = now().ns() - a.prefill_start_ns;
-  finish_prefill(a.rec.seq);
-  end_real_prefill();
+  finish_prefill(seq);
+  release_device(seq);
 }
 
 runtime::duration skymemory_node::baseline_prefill(std::uint32_t tokens) const {
@@ -772,7 +779,7 @@ void skymemory_node::serve(const kv_message& m) {
       a->client_seq = m.request;
       a->slots = m.servers;
       a->tokens = m.tokens;
-      begin(std::move(a));
+      enqueue(std::move(a));
       return;
     }
     case kv_op::migrate: {

@@ -183,7 +183,16 @@ private:
   /// A user's layout around its serving satellite now (placed on first
   /// use); empty without the cache or a serving satellite.
   std::vector<std::uint32_t> current_slots();
-  void begin(std::unique_ptr<active_request> a);
+  /// A request for the device: it runs one at a time, first come first
+  /// served, from its lookup to the end of its prefill.
+  void enqueue(std::unique_ptr<active_request> a);
+  /// The device takes the first request of device_queue_ (dropping those no
+  /// longer active), or stays idle.
+  void take_next();
+  /// Request `seq`, on the device, is done with it; the next one starts.
+  void release_device(std::uint64_t seq);
+  /// The device took `a`: its lookups go out.
+  void begin(active_request& a);
   void answer(active_request& a, bool last);
   void receive_answer(const protocol::kv_message& m);
   void finish_lookup(active_request& a);
@@ -195,11 +204,6 @@ private:
   /// The output tokens after the first, after a prompt of `context` tokens.
   runtime::duration decode_steps(std::uint32_t context) const;
   void finish_prefill(std::uint64_t seq);
-  /// compute.mode real: starts the first prompt of device_queue_ (dropping
-  /// those no longer active), or leaves the device idle.
-  void start_real_prefill();
-  /// compute.mode real: the running prompt is done; the next one starts.
-  void end_real_prefill();
   void check_handover();
   void receive_kv(const protocol::payload_ptr& body);
   void send_next_migration();
@@ -228,9 +232,7 @@ private:
   // User side.
   std::optional<layout_tracker> layout_;
   std::uint64_t next_seq_ = 0;
-  /// compute.mode modeled: when the device finishes the prompts given it.
-  std::int64_t device_free_ns_ = 0;
-  /// compute.mode real: the prompts for the device, the first one running.
+  /// The requests for the device, the first one on it.
   std::deque<std::uint64_t> device_queue_;
   std::map<std::uint64_t, std::unique_ptr<active_request>> active_;
   /// compute.at satellite: the user's prompts waiting for their answers.

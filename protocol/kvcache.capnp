@@ -41,7 +41,7 @@ struct KvAnswer {
   prefillNs @10 :Int64;
   timedOut @11 :Bool;     # a lookup or get of the request timed out
   hidden @12 :Data;       # compute real: the last prompt token's final hidden state, fp32
-  deviceWaitNs @13 :Int64; # of prefillNs, the wait for the satellite's device
+  deviceWaitNs @13 :Int64; # before fetchNs, the wait for the satellite's device
 }
 
 struct KvMessage {

@@ -73,8 +73,8 @@ struct kv_account {
   std::uint64_t bytes_put = 0;
   std::int64_t fetch_ns = 0;
   std::int64_t prefill_ns = 0;
-  /// Of prefill_ns, the time the request waited for its device, busy with
-  /// the same entity's earlier requests.
+  /// Before fetch_ns, the time the request waited for its device, busy
+  /// with earlier requests.
   std::int64_t device_wait_ns = 0;
   /// A lookup or get of the request timed out.
   bool timed_out = false;
