@@ -1283,6 +1283,12 @@ std::vector<std::string> emulated_workload::warnings() const {
       "workload.block_tokens: ", cfg_->block_tokens, " is more than a prompt's ",
       cfg_->prompts.prompt_tokens, " tokens (workload.prompt_tokens): no prompt has a whole "
       "block to cache, so the cache never hits"));
+  // Only the shared headers repeat: the rest of a prompt is drawn afresh.
+  else if (cfg_->cache && cfg_->prompts.shared_tokens < cfg_->block_tokens)
+    out.push_back(absl::StrCat(
+      "workload.sharing: a prompt's shared header is ", cfg_->prompts.shared_tokens,
+      " tokens (sharing x prompt_tokens), less than a block of ", cfg_->block_tokens,
+      " (workload.block_tokens): prompts share no whole block, so the cache never hits"));
   // A put on the wire: the block, its fields and the envelope's header.
   kv_message put;
   put.op = kv_op::put;

@@ -1029,7 +1029,7 @@ std::vector<std::string> warnings(const std::vector<std::string>& sets) {
 // Link queues smaller than what a prompt puts at once drop some puts: the
 // run warns (1 MiB, the default, holds 1 of a 256-token prompt's 16 chunks
 // of 512 KiB, each 144 bytes more on the wire). So it does when a block is
-// longer than the prompts: nothing can hit.
+// longer than the prompts or their shared headers: nothing can hit.
 TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
   EXPECT_TRUE(warnings({}).empty()); // 64 MiB
   const auto small = warnings({"constellation.queue=1MiB"});
@@ -1049,6 +1049,14 @@ TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
   EXPECT_EQ(long_blocks[0], "workload.block_tokens: 512 is more than a prompt's 256 tokens "
                             "(workload.prompt_tokens): no prompt has a whole block to cache, so "
                             "the cache never hits");
+  // 17 tokens at sharing 0.75: a header of 13 tokens, less than 16.
+  const auto short_header = warnings({"workload.prompt_tokens=17"});
+  ASSERT_EQ(short_header.size(), 1u);
+  EXPECT_EQ(short_header[0], "workload.sharing: a prompt's shared header is 13 tokens (sharing x "
+                             "prompt_tokens), less than a block of 16 (workload.block_tokens): "
+                             "prompts share no whole block, so the cache never hits");
+  EXPECT_TRUE(warnings({"workload.prompt_tokens=22"}).empty()); // 16.5 -> a header of 17
+  EXPECT_EQ(warnings({"workload.sharing=0"}).size(), 1u);
 }
 
 // The 5x19 shell's planes have no ISLs between them: a layout across planes
