@@ -1,4 +1,5 @@
 // The satemu executable: parses the command line and dispatches.
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -28,6 +29,9 @@ constexpr const char* description =
 
 int main(int argc, char** argv) {
   using namespace satemu::cli;
+  // A file size limit (ulimit -f) fails the write that passes it, as a
+  // full disk does, rather than killing the process without its outputs.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{description, "satemu"};
   app.require_subcommand(0, 1);
   // Flag errors read like every other error, and name the help to read.

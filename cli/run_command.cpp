@@ -94,8 +94,8 @@ extern "C" void on_stop_signal(int sig) {
   if (!g_stop.exchange(true)) {
     g_stop_ns.store(now);
     constexpr char msg[] =
-      "\n[satemu] stopping at the end of the window, or before the run if it has not started "
-      "(Ctrl-C again, a second on, quits without outputs)\n";
+      "\n[satemu] stopping at the end of the current window (real time: at once), or before "
+      "the run if it has not started (Ctrl-C again, a second on, quits without outputs)\n";
     (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
     return;
   }
@@ -130,8 +130,26 @@ std::string yaml_quoted(std::string_view text) {
   return q + "\"";
 }
 
+/// A `--set` of `key` (KEY=VALUE) beside the flag that sets it: refused,
+/// since one of the two would be ignored.
+absl::Status refuse_both(const std::vector<std::string>& sets, std::string_view key,
+                         std::string_view flag) {
+  for (const auto& s : sets)
+    if (s.size() > key.size() && s.compare(0, key.size(), key) == 0 && s[key.size()] == '=')
+      return absl::InvalidArgumentError(absl::StrCat(std::string(flag), " and --set ", s,
+                                                     " both set ", std::string(key),
+                                                     ": give one of them"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<runtime::scenario> load(const std::string& file, const run_args* a,
                                        const std::vector<std::string>& sets) {
+  if (a != nullptr && a->seed)
+    if (auto st = refuse_both(sets, "seed", "--seed"); !st.ok())
+      return st;
+  if (a != nullptr && a->threads)
+    if (auto st = refuse_both(sets, "threads", "--threads"); !st.ok())
+      return st;
   // Flags become overrides so the resolved scenario records them.
   std::vector<std::string> overrides;
   if (a != nullptr && a->seed)
@@ -149,8 +167,11 @@ absl::StatusOr<runtime::scenario> load_scenario(const std::string& file,
                                                 std::vector<std::string> overrides) {
   actors::register_workloads();
   // A path, not YAML: "o # x" or "~" is a directory of that name.
-  if (out)
+  if (out) {
+    if (auto st = refuse_both(overrides, "output.dir", "--out"); !st.ok())
+      return st;
     overrides.insert(overrides.begin(), "output.dir=" + yaml_quoted(*out));
+  }
   auto sc = runtime::load_scenario_file(file, overrides);
   if (!sc.ok())
     return sc;
@@ -358,18 +379,23 @@ absl::StatusOr<runtime::output_dir> open_output(const runtime::scenario& sc, std
   if (dir.empty())
     dir = "out/" + sc.get_string("name");
   // A run's own scenario.resolved.yaml, run again as it is, names the
-  // directory it lies in: the rerun would clear the results it reproduces.
+  // directory it lies in: the rerun would replace the results it
+  // reproduces, and its own input, as would a file named as that output.
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path file = sc.source_name();
   if (fs::equivalent(file.parent_path().empty() ? fs::path(".") : file.parent_path(), dir, ec) &&
       !ec) {
+    const auto name = file.filename().string();
+    bool output = name == "scenario.resolved.yaml" ||
+                  name == runtime::output_dir::partial_name("scenario.resolved.yaml");
     std::ifstream listed(fs::path(dir) / ".satemu-outputs");
-    for (std::string name; std::getline(listed, name);)
-      if (name == file.filename().string())
-        return absl::InvalidArgumentError(absl::StrCat(
-          "output.dir: ", sc.source_name(), " is an output of the run in '", dir,
-          "', whose files this run would replace first: give it another --out"));
+    for (std::string line; !output && std::getline(listed, line);)
+      output = line == name;
+    if (output)
+      return absl::InvalidArgumentError(absl::StrCat(
+        "output.dir: ", sc.source_name(), " is an output of a run in '", dir,
+        "', which this run would replace: give it another --out"));
   }
   return keep_earlier ? runtime::output_dir::prepare(dir) : runtime::output_dir::open(dir);
 }
@@ -500,9 +526,10 @@ int run_command(const run_args& a) {
         !st.ok())
       return report_error(st);
   std::string dir;
-  // A distributed run clears the earlier outputs only once its workers
-  // have taken it: a refusal must not cost them.
-  auto out = open_output(*sc, dir, setup.has_value());
+  // The earlier outputs are cleared only once the run has run (a
+  // distributed one's once its workers have taken it): a run that fails or
+  // is stopped before it starts leaves them as they were.
+  auto out = open_output(*sc, dir, true);
   if (!out.ok())
     return report_error(out.status());
 
@@ -563,6 +590,20 @@ int run_command(const run_args& a) {
   std::signal(SIGHUP, SIG_IGN);
   progress.finish();
 
+  if (!dist) {
+    const bool ran = opts.mode == runtime::clock_mode::virtual_time ? r.windows > 0 : r.events > 0;
+    if (r.interrupted && r.failure.empty() && !ran) {
+      std::fprintf(stderr, "[satemu] interrupted before the run started: no outputs written, %s "
+                           "left as it was\n", dir.c_str());
+      return exit_interrupted;
+    }
+    if (!a.quiet && out->has_earlier())
+      std::fprintf(stderr, "[satemu] replacing the earlier run's outputs in %s\n", dir.c_str());
+    // One that cannot be removed is replaced by this run's file of that
+    // name, or named in the summary as unwritten.
+    if (auto st = out->clear_earlier(); !st.ok())
+      std::fprintf(stderr, "satemu: warning: %s\n", std::string(st.message()).c_str());
+  }
   if (dist && !dist->started) {
     // Nothing ran: nothing to report, and the earlier outputs stay.
     const bool interrupted = absl::IsCancelled(dist->failure);

@@ -65,6 +65,14 @@ absl::Status output_dir::clear_earlier() {
   return absl::OkStatus();
 }
 
+bool output_dir::has_earlier() const {
+  std::error_code ec;
+  for (const char* name : {manifest, "summary.json", "summary.partial.json"})
+    if (fs::exists(fs::path(path_) / name, ec))
+      return true;
+  return false;
+}
+
 absl::StatusOr<output_dir> output_dir::prepare(std::string path) {
   std::error_code ec;
   if (fs::exists(path, ec) && !fs::is_directory(path, ec))
@@ -111,6 +119,16 @@ absl::Status output_dir::write(const std::string& name, std::string_view content
 absl::Status output_dir::write_parts(const std::string& name,
                                      const std::function<void(const sink&)>& make) {
   const auto tmp = fs::path(path_) / (name + ".tmp");
+  {
+    // Listed before it exists: a run killed before its commit leaves it
+    // for the next run to remove. (The commit rewrites the list.)
+    std::ofstream listed(fs::path(path_) / manifest, std::ios::app);
+    listed << name << ".tmp\n";
+    if (!listed.flush())
+      return failed(name, absl::InternalError(absl::StrCat(
+                            "cannot write '", (fs::path(path_) / manifest).string(),
+                            "': ", std::strerror(errno))));
+  }
   std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   if (!out)
     return failed(name, absl::InternalError(absl::StrCat("cannot write '", tmp.string(),

@@ -4,10 +4,11 @@
 /// commits. A complete run leaves `summary.json`; an interrupted or failed
 /// one leaves `summary.partial.json` (and `<name>.partial.<ext>` for the
 /// others) and never a `summary.json`, so a result that looks complete is
-/// complete. Each commit lists the files it put in place in `.satemu-outputs`;
-/// opening a directory removes those of the run before (complete or
-/// partial) and a stale `summary.json` first, so no file of an earlier run
-/// sits beside a later run's. The directory is locked (flock) from `open` or
+/// complete. Each commit lists the files it put in place in `.satemu-outputs`
+/// (and each write its temporary file, until the commit: a run killed
+/// meanwhile leaves them listed); opening a directory removes those of the
+/// run before (complete or partial) and a stale `summary.json` first, so no
+/// file of an earlier run sits beside a later run's. The directory is locked (flock) from `open` or
 /// `prepare` on, while the process keeps the object: a second run into it
 /// is refused, since its files would mix with the first's.
 #pragma once
@@ -38,8 +39,11 @@ public:
   /// Removes the outputs of the earlier run (what `open` does after
   /// `prepare`); InvalidArgument naming a file that cannot be removed.
   absl::Status clear_earlier();
+  /// Whether an earlier run left outputs here (its list or a summary).
+  bool has_earlier() const;
 
-  /// Writes `content` to `<name>.tmp`; renamed by `commit`. A failed write
+  /// Writes `content` to `<name>.tmp` (listed in `.satemu-outputs` first);
+  /// renamed by `commit`. A failed write
   /// (a full disk) names the reason, leaves no `<name>.tmp` behind, and is
   /// remembered (`unwritten`, `first_failure`), so that a caller can try
   /// every file and report once.

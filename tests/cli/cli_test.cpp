@@ -322,6 +322,25 @@ TEST_F(cli_test, unknown_flag_is_bad_input) {
   expect_refused(satemu({"run", f, "--threads", "30000"}), "to 1024, got '30000'");
 }
 
+// A flag and a --set of the key it stands for, together: one of them would
+// be ignored (--set won), so the run is refused.
+TEST_F(cli_test, a_flag_and_a_set_of_its_key_are_refused_together) {
+  const auto f = scenario("s.yaml", small_yaml);
+  const auto out = (dir_ / "both").string();
+  expect_refused(satemu({"run", f, "--out", out, "--set", "output.dir=" + out + "2"}),
+                 "satemu: error: --out and --set output.dir=" + out +
+                   "2 both set output.dir: give one of them");
+  expect_refused(satemu({"run", f, "--seed", "5", "--set", "seed=6"}),
+                 "satemu: error: --seed and --set seed=6 both set seed: give one of them");
+  expect_refused(satemu({"run", f, "--threads", "1", "--set", "threads=2"}),
+                 "satemu: error: --threads and --set threads=2 both set threads: give one of "
+                 "them");
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + "2"));
+  // Either alone is fine.
+  EXPECT_EQ(satemu({"run", f, "-q", "--out", out, "--set", "seed=6"}).code, 0);
+}
+
 // Flag errors read like the others and name the help of their command.
 TEST_F(cli_test, a_flag_error_says_error_and_which_help_to_read) {
   expect_refused(satemu({"run"}), "satemu: error: file is required\n(see satemu run --help)");
@@ -362,6 +381,21 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
   EXPECT_FALSE(j["complete"].get<bool>());
   EXPECT_NE(j["error"].get<std::string>().find("out of memory"), std::string::npos) << j.dump();
   EXPECT_LT(j["emulated_seconds"].get<double>(), 0.1);
+
+  // Running out before the run starts (while mesh-100k's 100,000 actors
+  // are spawned, under 400 MB) leaves the earlier run's outputs as they
+  // were (they were removed first).
+  const auto kept = dir_ / "oom-kept";
+  auto first = satemu({"run", f, "-q", "--out", kept.string()});
+  ASSERT_EQ(first.code, 0) << first.output;
+  const auto before = read_file(kept / "summary.json");
+  r = satemu_limited(400000, std::string("run ") + SATEMU_SOURCE_DIR +
+                               "/scenarios/mesh-100k.yaml -q --set duration=1s --out " +
+                               kept.string());
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: error: out of memory");
+  EXPECT_EQ(read_file(kept / "summary.json"), before);
+  EXPECT_TRUE(fs::exists(kept / "fingerprint.txt"));
 
   // A model's weights are checked against the limit before they are made
   // (they ran out part way through), for quality and for a run; running out
@@ -418,13 +452,13 @@ TEST_F(cli_test, threads_that_cannot_start_are_bad_input) {
 }
 
 // An output file that cannot be written (a full disk; here a 16 KiB file
-// size limit, with SIGXFSZ ignored as the shell passes it on) costs only
-// itself: the files after it are still written, and all are kept as partial.
+// size limit, whose SIGXFSZ satemu ignores) costs only itself: the files
+// after it are still written, and all are kept as partial.
 TEST_F(cli_test, an_output_that_cannot_be_written_costs_only_itself) {
   const auto out = dir_ / "limited";
   const auto log = dir_ / "limited.txt";
   // bash: its `ulimit -f` counts KiB (sh's may count 512-byte blocks).
-  const std::string cmd = std::string("bash -c \"trap '' XFSZ; ulimit -f 16; exec ") +
+  const std::string cmd = std::string("bash -c \"ulimit -f 16; exec ") +
                           SATEMU_BINARY + " run " + SATEMU_SOURCE_DIR +
                           "/scenarios/grid-19x5-ping.yaml -q --out " + out.string() +
                           " --set duration=5s --set constellation.record.interval=1s\" > " +
@@ -451,7 +485,7 @@ TEST_F(cli_test, an_output_that_cannot_be_written_costs_only_itself) {
   // it goes to stderr, and the files written are still kept as partial
   // (they were left as .tmp files no later run removed).
   const auto big = dir_ / "limited-summary";
-  const std::string cmd2 = std::string("bash -c \"trap '' XFSZ; ulimit -f 20; exec ") +
+  const std::string cmd2 = std::string("bash -c \"ulimit -f 20; exec ") +
                            SATEMU_BINARY + " run " + SATEMU_SOURCE_DIR +
                            "/scenarios/starlink-ping.yaml -q --out " + big.string() +
                            " --set duration=2s\" > " + log.string() + " 2>&1";
@@ -826,10 +860,18 @@ TEST_F(cli_test, fingerprint_independent_of_threads_and_reproducible_from_resolv
   // stay.
   auto r2 = satemu({"run", (dir_ / "t2" / "scenario.resolved.yaml").string(), "-q"});
   EXPECT_EQ(r2.code, 2) << r2.output;
-  EXPECT_CONTAINS(r2.output, "scenario.resolved.yaml is an output of the run in '");
+  EXPECT_CONTAINS(r2.output, "scenario.resolved.yaml is an output of a run in '");
   EXPECT_CONTAINS(r2.output, "give it another --out");
   ASSERT_TRUE(fs::exists(dir_ / "t2" / "summary.json"));
   EXPECT_EQ(read_json(dir_ / "t2" / "summary.json")["fingerprint"], t2["fingerprint"]);
+  // So is a scenario of the user's named as that output, in the directory
+  // the run writes to: the run would replace it.
+  fs::create_directories(dir_ / "own");
+  write_file(dir_ / "own" / "scenario.resolved.yaml", small_yaml);
+  auto r3 = satemu({"run", (dir_ / "own" / "scenario.resolved.yaml").string(), "-q", "--out",
+                    (dir_ / "own").string()});
+  EXPECT_EQ(r3.code, 2) << r3.output;
+  EXPECT_EQ(read_file(dir_ / "own" / "scenario.resolved.yaml"), small_yaml);
 }
 
 // ---------------------------------------------------------------------------
@@ -884,8 +926,9 @@ workload:
   std::this_thread::sleep_for(std::chrono::seconds(1)); // start delay only
   ASSERT_NE(waitpid(c.pid, &status, WNOHANG), c.pid)
     << "run ended before it was interrupted:\n" << read_file(c.log);
-  // The stale summary is gone as soon as the run has opened its directory.
-  EXPECT_FALSE(fs::exists(out / "summary.json"));
+  // The earlier summary stays while the run runs (a run that fails or is
+  // stopped before it starts leaves it).
+  EXPECT_TRUE(fs::exists(out / "summary.json"));
   // A second run into the directory is refused while this one holds it
   // (the two had mixed their files).
   auto second = satemu({"run", f, "-q", "--out", out.string(), "--set", "duration=10ms"});
@@ -1584,7 +1627,7 @@ TEST_F(cli_test, calibrate_times_kernels_and_fits_a_roofline) {
 // the file, table and all).
 TEST_F(cli_test, json_to_stdout_follows_the_table_in_a_pipe_or_a_file) {
   const auto out = dir_ / "q.txt";
-  for (const std::string tail : {" | cat > " + out.string(), " > " + out.string()}) {
+  for (const std::string& tail : {" | cat > " + out.string(), " > " + out.string()}) {
     const std::string cmd = std::string("bash -c 'set -o pipefail; ") + SATEMU_BINARY +
                             " quality --model tiny --tokens 8 --compression int8 --json "
                             "/dev/stdout 2>/dev/null" +

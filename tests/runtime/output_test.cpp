@@ -82,6 +82,37 @@ TEST(OutputDir, ASecondRunIntoADirectoryInUseIsRefused) {
   fs::remove_all(dir);
 }
 
+// A run killed before its commit (here: its object dropped, no commit)
+// leaves its temporary files listed, and the next run into the directory
+// removes them with the earlier outputs; has_earlier says there were some.
+TEST(OutputDir, TemporaryFilesOfARunKilledBeforeItsCommitAreRemovedByTheNext) {
+  const auto dir = scratch_dir("killed");
+  {
+    auto d = output_dir::open(dir.string());
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_FALSE(d->has_earlier());
+    ASSERT_TRUE(d->write("trace.csv", "t\n").ok());
+    ASSERT_TRUE(d->write("rtt.csv", "r\n").ok());
+  }
+  EXPECT_TRUE(fs::exists(dir / "trace.csv.tmp"));
+  std::ofstream(dir / "mine.txt") << "the user's\n";
+  auto next = output_dir::prepare(dir.string());
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_TRUE(next->has_earlier());
+  ASSERT_TRUE(next->clear_earlier().ok());
+  EXPECT_FALSE(next->has_earlier());
+  EXPECT_FALSE(fs::exists(dir / "trace.csv.tmp"));
+  EXPECT_FALSE(fs::exists(dir / "rtt.csv.tmp"));
+  EXPECT_TRUE(fs::exists(dir / "mine.txt"));
+  // A commit lists the final names only.
+  ASSERT_TRUE(next->write("summary.json", "{}").ok());
+  ASSERT_TRUE(next->commit(true).ok());
+  std::ifstream listed(dir / ".satemu-outputs");
+  const std::string got((std::istreambuf_iterator<char>(listed)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(got, "summary.json\n");
+  fs::remove_all(dir);
+}
+
 // A file made part by part is the parts in order; one whose making runs out
 // of memory leaves no temporary file, and the exception goes on to the caller.
 TEST(OutputDir, AFileWrittenInPartsIsThePartsAndAFailedOneLeavesNothing) {
