@@ -871,6 +871,7 @@ public:
         if (shared_->failed.load(std::memory_order_relaxed))
           return; // the run is stopping
         note_lateness(c.call->ready.ns());
+        c.call->ready = vtime::from_ns(not_before(c.call->ready.ns()));
         run_entity_code(*shared_, id_, [&] { driver::process_result(*e_, std::move(*c.call)); });
         after_event();
       },
@@ -896,8 +897,19 @@ private:
     if (env.deliver_ns >= shared_->opts.end.ns() || shared_->failed.load(std::memory_order_relaxed))
       return; // past the end, or the run is stopping
     note_lateness(env.deliver_ns);
+    env.deliver_ns = not_before(env.deliver_ns);
     run_entity_code(*shared_, id_, [&] { driver::process_now(*e_, from, std::move(env), tag); });
     after_event();
+  }
+
+  /// The time to handle an event due at `due_ns`: then, or, when it comes
+  /// late, after an event due later, at that one's time. The entity's time
+  /// never goes back (its link queues and timings count on it: a late
+  /// message handled at its own time had met a queue busy into its future,
+  /// and a device free before it was taken).
+  std::int64_t not_before(std::int64_t due_ns) {
+    last_ns_ = std::max(last_ns_, due_ns);
+    return last_ns_;
   }
 
   void after_event() {
@@ -940,6 +952,8 @@ private:
   run_shared* shared_;
   caf::actor collector_;
   std::vector<compute_call> calls_;
+  /// The time of the latest event handled (not_before).
+  std::int64_t last_ns_ = 0;
 };
 
 /// Real time: gathers the entities' final reports.

@@ -762,6 +762,31 @@ TEST(KernelRealTime, LatenessDoesNotBuildUpAlongAChain) {
   EXPECT_LT(r.lateness_ns.quantile(0.5), milliseconds(150).ns());
 }
 
+// A message that comes late, after one due later (here: its sender stalls
+// 150 ms, so the message due at 1 ms comes after the one due at 50 ms), is
+// handled at the later one's time: an entity's time never goes back (link
+// queues busy into a past "now" dropped messages, and a device taken
+// before it was free gave negative prefill times).
+TEST(KernelRealTime, ALateMessageIsHandledWithoutTimeGoingBack) {
+  auto w = make_world(3);
+  at(w, 0).start = [](probe& p) { p.send(2, milliseconds(50), protocol::kind::mesh, {}); };
+  at(w, 1).start = [](probe& p) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    p.send(2, milliseconds(1), protocol::kind::mesh, {});
+  };
+  auto r = run(w, realtime_opts(milliseconds(400)));
+  const auto& got = at(w, 2).arrivals;
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].src, 0u);
+  EXPECT_EQ(got[0].now_ns, milliseconds(50).ns());
+  EXPECT_EQ(got[1].src, 1u);
+  EXPECT_EQ(got[1].now_ns, milliseconds(50).ns());
+  EXPECT_EQ(got[1].send_ns, 0);
+  EXPECT_EQ(at(w, 2).backwards, 0u);
+  // Its lateness is counted from when it was due.
+  EXPECT_GE(r.lateness_ns.max(), milliseconds(100).ns());
+}
+
 // In real time too, an entity that throws (out of memory) stops the run,
 // within the 100 ms the run's loop looks, naming the entity; the other
 // entities' events stop with it.
