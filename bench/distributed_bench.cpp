@@ -34,7 +34,10 @@
 #include <thread>
 #include <vector>
 
+#include "bench/source_tree.hpp"
 #include "nlohmann/json.hpp"
+// The program spawn_satemu starts: $SATEMU_BINARY, else the one built.
+#define SATEMU_BINARY satemu::bench::from_env("SATEMU_BINARY", SATEMU_BUILT_BINARY)
 #include "tests/cli/process.hpp"
 #include "tests/tls_certs.hpp"
 
@@ -89,10 +92,13 @@ outcome run_case(const std::string& scenario, const std::vector<std::string>& se
       }
       std::this_thread::sleep_for(10ms);
     }
-    if (out.error.empty())
-      list += (list.empty() ? "" : ",") + std::string(m[1]);
+    if (out.error.empty()) {
+      if (!list.empty())
+        list += ',';
+      list += m[1].str();
+    }
   }
-  std::vector<std::string> args{"run", std::string(SATEMU_SOURCE_DIR) + "/" + scenario, "--quiet",
+  std::vector<std::string> args{"run", satemu::bench::source_dir() + "/" + scenario, "--quiet",
                                 "--out", (dir / "out").string()};
   for (const auto& s : sets)
     args.insert(args.end(), {"--set", s});
@@ -104,7 +110,8 @@ outcome run_case(const std::string& scenario, const std::vector<std::string>& se
     args.insert(args.end(), {"--threads", "1"});
   if (out.error.empty()) {
     const auto t0 = std::chrono::steady_clock::now();
-    const pid_t pid = satemu::testing::spawn_satemu(args, SATEMU_SOURCE_DIR, dir / "run.log");
+    const pid_t pid = satemu::testing::spawn_satemu(args, satemu::bench::source_dir(),
+                                                    dir / "run.log");
     int status = 0;
     waitpid(pid, &status, 0);
     out.process_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

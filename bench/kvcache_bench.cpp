@@ -11,7 +11,7 @@
 //       16-token blocks; prompt carries 1,024 tokens and 9 servers, answer
 //       a satellite's account (answer_hidden also a 2,048-float hidden
 //       state, as with compute real). Counters: items_per_second (messages),
-//       bytes_per_second (KV data bytes, chunk ops only), flat_bytes (the
+//       data_bytes_per_s (KV data bytes, chunk ops only), flat_bytes (the
 //       encoded payload). One line of `kv_cases` per op.
 //   BM_Kv_KernelPutGet/chunk_bytes/threads
 //       64 client/server entity pairs, 5 ms links (lookahead 5 ms). Each

@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "actors/workload.hpp"
+#include "bench/source_tree.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/scenario.hpp"
@@ -26,7 +27,11 @@ void run_scenario(benchmark::State& state, const std::string& file) {
   actors::register_workloads();
   // Relative paths in the scenario (the TLE file) are relative to the
   // repository root.
-  std::filesystem::current_path(SATEMU_SOURCE_DIR);
+  if (const auto missing = bench::missing_source_tree(); !missing.empty()) {
+    state.SkipWithError(missing.c_str());
+    return;
+  }
+  std::filesystem::current_path(bench::source_dir());
   auto sc = runtime::load_scenario_file(file);
   if (!sc.ok()) {
     state.SkipWithError(std::string(sc.status().message()).c_str());

@@ -14,6 +14,7 @@
 
 #include <filesystem>
 
+#include "bench/source_tree.hpp"
 #include "runtime/rng.hpp"
 #include "runtime/tle_constellation.hpp"
 #include "runtime/topology.hpp"
@@ -43,7 +44,9 @@ std::vector<ground_point> stations(std::size_t n) {
   return out;
 }
 
-/// Epochs every 100 ms of emulated time, each from the one before.
+/// Epochs every 100 ms of emulated time, each from the one before. The
+/// link counters are those of the first epoch (t = 0), whatever the
+/// iteration count.
 template <class Positions>
 void run_epochs(benchmark::State& state, std::size_t sats, Positions&& positions,
                 const std::vector<isl_candidate>& cand, const snapshot_inputs& in) {
@@ -53,16 +56,16 @@ void run_epochs(benchmark::State& state, std::size_t sats, Positions&& positions
   gsl_rules gsl;
   double t = 0;
   topology_snapshot prev = build_snapshot(0, positions(0.0), cand, gs, isl, gsl, nullptr, in);
+  state.counters["satellites"] = static_cast<double>(sats);
+  state.counters["isl_links"] = static_cast<double>(prev.isl_links);
+  state.counters["ground_links"] = static_cast<double>(
+    std::count_if(prev.serving.begin(), prev.serving.end(), [](int s) { return s >= 0; }));
   for (auto _ : state) {
     t += 0.1;
     auto s = build_snapshot(t, positions(t), cand, gs, isl, gsl, &prev, in);
     benchmark::DoNotOptimize(s.neighbour.data());
     prev = std::move(s);
   }
-  state.counters["satellites"] = static_cast<double>(sats);
-  state.counters["isl_links"] = static_cast<double>(prev.isl_links);
-  state.counters["ground_links"] = static_cast<double>(
-    std::count_if(prev.serving.begin(), prev.serving.end(), [](int s) { return s >= 0; }));
 }
 
 void BM_Topology_Epoch(benchmark::State& state) {
@@ -84,7 +87,8 @@ void BM_Topology_Epoch_PerShell(benchmark::State& state) {
 BENCHMARK(BM_Topology_Epoch_PerShell)->Unit(benchmark::kMillisecond);
 
 void BM_Topology_Epoch_Tle2026(benchmark::State& state) {
-  auto sets = load_tle_file(SATEMU_SOURCE_DIR "/scenarios/tle/starlink-2026-02-24.tle");
+  auto sets =
+    load_tle_file(satemu::bench::source_dir() + "/scenarios/tle/starlink-2026-02-24.tle");
   if (!sets.ok()) {
     state.SkipWithError(std::string(sets.status().message()).c_str());
     return;
