@@ -313,6 +313,12 @@ void skymemory_node::release_device(std::uint64_t seq) {
   take_next();
 }
 
+void skymemory_node::drop_for_compute_error(std::uint64_t seq) {
+  count(ids().compute_errors);
+  active_.erase(seq);
+  release_device(seq);
+}
+
 void skymemory_node::begin(active_request& a) {
   const auto seq = a.rec.seq;
   a.lookup_start_ns = now().ns();
@@ -400,10 +406,7 @@ void skymemory_node::finish_fetch(active_request& a) {
       run_layer(a, std::move(*x));
       return;
     }
-    const auto seq = a.rec.seq;
-    count(ids().compute_errors); // a bug, as for a refused layer request
-    active_.erase(seq);
-    release_device(seq);
+    drop_for_compute_error(a.rec.seq); // a bug, as for a refused layer request
     return;
   }
   // Saturated: a prefill longer than the time left (292 years) never ends.
@@ -576,12 +579,8 @@ void skymemory_node::on_compute(std::uint64_t t, std::unique_ptr<runtime::comput
   auto& a = *it->second;
   auto& req = gpu::as_request(*job);
   if (!req.result.ok()) {
-    // The layers refused the request (a bug, not a network event): the
-    // request is dropped and counted.
-    const auto seq = a.rec.seq;
-    count(ids().compute_errors);
-    active_.erase(it);
-    release_device(seq);
+    // The layers refused the request (a bug, not a network event).
+    drop_for_compute_error(a.rec.seq);
     return;
   }
   // One prompt at a time on the device: the worker has no earlier request

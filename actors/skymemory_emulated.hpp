@@ -191,6 +191,9 @@ private:
   void take_next();
   /// Request `seq`, on the device, is done with it; the next one starts.
   void release_device(std::uint64_t seq);
+  /// compute.mode real: request `seq`, on the device, is dropped and
+  /// counted (compute_errors); the next one starts.
+  void drop_for_compute_error(std::uint64_t seq);
   /// The device took `a`: its lookups go out.
   void begin(active_request& a);
   void answer(active_request& a, bool last);
