@@ -761,8 +761,8 @@ int run_command(const run_args& a) {
              std::min(10e6, 0.1 * static_cast<double>(opts.end.ns()) * opts.dilation))
       std::fprintf(stderr,
                    "satemu: warning: real time: the host fell behind (lateness p50 %.1f ms, p90 "
-                   "%.1f ms, p99 %.1f ms); events ran late, handled as they came (what was due "
-                   "earlier then later), and what was due by the end and still waiting did not "
+                   "%.1f ms, p99 %.1f ms); events ran late (one that came after an event due "
+                   "later ran at that one's time), and those still waiting at the end did not "
                    "run: a larger clock.dilation, or virtual time, keeps up\n",
                    static_cast<double>(r.lateness_ns.quantile(0.5)) * 1e-6,
                    static_cast<double>(late) * 1e-6,
