@@ -6,9 +6,10 @@
 /// others) and never a `summary.json`, so a result that looks complete is
 /// complete. Each commit lists the files it put in place in `.satemu-outputs`
 /// (and each write its temporary file, until the commit: a run killed
-/// meanwhile leaves them listed); opening a directory removes those of the
-/// run before (complete or partial) and a stale `summary.json` first, so no
-/// file of an earlier run sits beside a later run's. The directory is locked (flock) from `open` or
+/// meanwhile leaves them listed); `clear_earlier` (`open` at once, a run
+/// once it has run) removes those of the run before (complete or partial)
+/// and a stale `summary.json` first, so no file of an earlier run sits
+/// beside a later run's. The directory is locked (flock) from `open` or
 /// `prepare` on, while the process keeps the object: a second run into it
 /// is refused, since its files would mix with the first's.
 #pragma once
