@@ -1,4 +1,5 @@
 // The satemu executable: parses the command line and dispatches.
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -15,6 +16,7 @@
 #include "cli/worker_command.hpp"
 #include "gpu/backend.hpp"
 #include "gpu/cpu_backend.hpp"
+#include "runtime/suggest.hpp"
 
 namespace {
 
@@ -24,6 +26,87 @@ constexpr const char* description =
   "Exit codes: 0 ok, 1 internal error, 2 bad input (scenario, flags, files), 3 a node of a\n"
   "distributed run failed, 130 interrupted.\n"
   "Scenario keys: satemu validate --explain [KIND]";
+
+// The command (or satemu itself) whose flags a parse error is about.
+const CLI::App& command_of(const CLI::App& app) {
+  const auto subs = app.get_subcommands();
+  return subs.empty() ? app : *subs.back();
+}
+
+// For words on the command line that no command or flag takes: what the
+// first was most likely meant as ("unknown flag '--thread' (did you mean
+// '--threads'?)"). A flag is matched by the start of its name first, so `-v`
+// finds --version.
+std::string unexpected_text(const CLI::App& app) {
+  const auto extras = app.remaining(true);
+  if (extras.empty())
+    return {};
+  const CLI::App& at = command_of(app);
+  const std::string& word = extras.front();
+  if (word.starts_with("-")) {
+    const std::string bare = word.substr(word.find_first_not_of('-') == std::string::npos
+                                           ? word.size()
+                                           : word.find_first_not_of('-'));
+    std::vector<std::string> names;
+    std::vector<std::string> starting;
+    for (const CLI::Option* opt : at.get_options())
+      for (const auto& name : opt->get_lnames()) {
+        names.push_back(name);
+        if (!bare.empty() && name.starts_with(bare))
+          starting.push_back(name);
+      }
+    // One or two letters are too few to guess from but by the start of a name.
+    const std::string best = starting.size() == 1 ? starting.front()
+                             : bare.size() > 2    ? satemu::runtime::nearest(bare, names)
+                                                  : std::string();
+    return "unknown flag '" + word + "'" + (best.empty() ? "" : " (did you mean '--" + best + "'?)");
+  }
+  if (&at == &app) {
+    std::vector<std::string> commands;
+    for (const CLI::App* sub : app.get_subcommands({}))
+      commands.push_back(sub->get_name());
+    std::string list;
+    for (const auto& c : commands)
+      list += (list.empty() ? "" : ", ") + c;
+    if (word == "help")
+      return "unknown command 'help' (for help: satemu --help, or satemu COMMAND --help)";
+    return "unknown command '" + word + "'" + satemu::runtime::did_you_mean(word, commands) +
+           "; the commands are " + list;
+  }
+  std::string list;
+  for (const auto& e : extras)
+    list += (list.empty() ? "'" : ", '") + e + "'";
+  std::string takes;
+  for (const CLI::Option* opt : at.get_options())
+    if (opt->get_positional()) {
+      std::string name = opt->get_name();
+      for (char& c : name)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      takes += (takes.empty() ? "" : " ") + name;
+    }
+  return (extras.size() == 1 ? "unexpected argument " : "unexpected arguments ") + list + " (" +
+         at.get_name() + " takes " + (takes.empty() ? "only flags" : "one " + takes) + ")";
+}
+
+// The text of a flag error: CLI11's own, but for words nothing takes and a
+// flag given twice, which say what was meant. A misspelt flag comes before
+// the required one it may have been meant as (`quality --modle tiny`).
+std::string parse_error_text(const CLI::App& app, const CLI::Error& e) {
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr ||
+      dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+    if (auto text = unexpected_text(app); !text.empty())
+      return text;
+  }
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr) {
+    // "--seed: At Most 1 required but received 2"
+    const std::string what = e.what();
+    const std::string at_most = ": At Most 1 required but received ";
+    if (const auto at = what.find(at_most); at != std::string::npos)
+      return what.substr(0, at) + " given " + what.substr(at + at_most.size()) +
+             " times: give it once";
+  }
+  return e.what();
+}
 
 } // namespace
 
@@ -37,10 +120,9 @@ int main(int argc, char** argv) {
   // Flag errors read like every other error, and name the help to read.
   // Set before the subcommands are added: they copy it.
   app.failure_message([](const CLI::App* a, const CLI::Error& e) {
-    std::string help = "satemu --help";
-    if (const auto subs = a->get_subcommands(); !subs.empty())
-      help = "satemu " + subs.back()->get_name() + " --help";
-    return "satemu: error: " + std::string(e.what()) + "\n(see " + help + ")\n";
+    const CLI::App& at = command_of(*a);
+    const std::string help = &at == a ? "satemu --help" : "satemu " + at.get_name() + " --help";
+    return "satemu: error: " + parse_error_text(*a, e) + "\n(see " + help + ")\n";
   });
   bool version = false;
   app.add_flag("--version", version, "Print the version and the compute backends, then exit");
@@ -141,7 +223,7 @@ int main(int argc, char** argv) {
                         "cpu backend: threads its kernels use, as compute.threads (0 = one per "
                         "core); the default, 1, measures one core")
     ->capture_default_str()
-    ->check(CLI::Range(0, 1024));
+    ->check(thread_count());
   calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file")
     ->check(not_empty("a file name"));
 

@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "runtime/files.hpp"
 #include "runtime/schema.hpp"
+#include "runtime/suggest.hpp"
 
 namespace satemu::runtime {
 
@@ -63,42 +64,11 @@ std::string join_path(const std::string& path, std::string_view name) {
   return path.empty() ? std::string(name) : absl::StrCat(path, ".", av(name));
 }
 
-// Optimal string alignment distance, for "did you mean" hints.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
-// " (did you mean 'clock'?)" or "".
-std::string suggestion(std::string_view word, const std::vector<std::string>& candidates) {
-  std::string best;
-  std::size_t best_d = 3;
-  for (const auto& c : candidates) {
-    std::size_t d = edit_distance(word, c);
-    if (d < best_d && d < c.size()) {
-      best_d = d;
-      best = c;
-    }
-  }
-  return best.empty() ? std::string() : absl::StrCat(" (did you mean '", best, "'?)");
-}
-
-// suggestion() for a choice, where a synonym of a choice wins.
+// did_you_mean() for a choice, where a synonym of a choice wins.
 std::string choice_hint(std::string_view word, const key_spec& spec) {
   for (const auto& [synonym, choice] : spec.synonyms)
     if (word == synonym) return absl::StrCat(" (did you mean '", choice, "'?)");
-  return suggestion(word, spec.choices);
+  return did_you_mean(word, spec.choices);
 }
 
 std::string got_text(const YAML::Node& n) {
@@ -413,7 +383,7 @@ private:
     for (const auto& e : entries) {
       if (std::find(names.begin(), names.end(), e.key) == names.end()) {
         return error(join_path(path, e.key), e.key_mark,
-                     absl::StrCat("unknown key '", e.key, "'", kind_note, suggestion(e.key, names)));
+                     absl::StrCat("unknown key '", e.key, "'", kind_note, did_you_mean(e.key, names)));
       }
     }
 
@@ -652,7 +622,7 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
   if (std::any_of(segs.begin(), segs.end(), [](const std::string& s) { return s.empty(); }) ||
       !schema_has_path(base_schema(), doc, segs, 0, candidates)) {
     return absl::InvalidArgumentError(absl::StrCat("--set ", key, ": unknown key '", key, "'",
-                                                   suggestion(segs.back(), candidates)));
+                                                   did_you_mean(segs.back(), candidates)));
   }
   const std::string value_text = text.substr(eq + 1);
   YAML::Node value;

@@ -345,10 +345,41 @@ TEST_F(cli_test, a_flag_and_a_set_of_its_key_are_refused_together) {
 TEST_F(cli_test, a_flag_error_says_error_and_which_help_to_read) {
   expect_refused(satemu({"run"}), "satemu: error: file is required\n(see satemu run --help)");
   expect_refused(satemu({"sweep", "a.yaml", "--nosuch"}),
-                 "satemu: error: The following argument was not expected: --nosuch\n"
-                 "(see satemu sweep --help)");
-  expect_refused(satemu({"--nosuch"}), "satemu: error: The following argument was not expected: "
-                                       "--nosuch\n(see satemu --help)");
+                 "satemu: error: unknown flag '--nosuch'\n(see satemu sweep --help)");
+  expect_refused(satemu({"--nosuch"}), "satemu: error: unknown flag '--nosuch'\n(see satemu --help)");
+}
+
+// A word no command or flag takes is named with what it was most likely
+// meant as; a flag given twice says so.
+TEST_F(cli_test, a_misspelt_command_or_flag_gets_a_suggestion) {
+  expect_refused(satemu({"valdiate", "x"}),
+                 "satemu: error: unknown command 'valdiate' (did you mean 'validate'?); the "
+                 "commands are run, sweep, validate, calibrate, quality, worker\n"
+                 "(see satemu --help)");
+  expect_refused(satemu({"bogus"}), "unknown command 'bogus'; the commands are run, sweep");
+  expect_refused(satemu({"help"}), "unknown command 'help' (for help: satemu --help, or satemu "
+                                   "COMMAND --help)");
+  // By edit distance, and by the start of a name (so `-v` finds --version).
+  expect_refused(satemu({"run", "a.yaml", "--thread", "2"}),
+                 "satemu: error: unknown flag '--thread' (did you mean '--threads'?)\n"
+                 "(see satemu run --help)");
+  expect_refused(satemu({"-v"}), "unknown flag '-v' (did you mean '--version'?)");
+  expect_refused(satemu({"worker", "--listn", "x"}), "unknown flag '--listn' (did you mean "
+                                                     "'--listen'?)\n(see satemu worker --help)");
+  // Before the required flag it was probably meant as.
+  expect_refused(satemu({"quality", "--modle", "tiny"}),
+                 "unknown flag '--modle' (did you mean '--model'?)");
+  // Two letters that start several names get no guess.
+  auto t = satemu({"run", "a.yaml", "-t"});
+  expect_refused(t, "satemu: error: unknown flag '-t'\n");
+  expect_refused(satemu({"run", "a.yaml", "b.yaml", "c"}),
+                 "unexpected arguments 'b.yaml', 'c' (run takes one FILE)");
+  expect_refused(satemu({"calibrate", "x"}), "unexpected argument 'x' (calibrate takes only flags)");
+  expect_refused(satemu({"run", "a.yaml", "--seed", "1", "--seed", "2"}),
+                 "satemu: error: --seed given 2 times: give it once\n(see satemu run --help)");
+  // calibrate's --threads reads as run's.
+  expect_refused(satemu({"calibrate", "--threads", "abc"}),
+                 "--threads: expected a thread count from 0 (one per core) to 1024, got 'abc'");
 }
 
 // A scenario bigger than the memory the process may take is bad input
