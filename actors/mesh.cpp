@@ -105,7 +105,10 @@ void mesh_workload::register_kind() {
     "Entities on a synthetic graph send messages to random destinations (Poisson), "
     "forwarded hop by hop along fewest-hop paths.",
     {
-      key_spec::integer("entities", "", "Number of entities (graph nodes).").mandatory().at_least(2),
+      key_spec::integer("entities", "", "Number of entities (graph nodes).")
+        .mandatory()
+        .at_least(2)
+        .at_most(std::numeric_limits<std::uint32_t>::max() / 2),
       key_spec::choice("topology", {"ring", "torus", "random_regular"}, "torus",
                        "Graph: ring; 2D torus (width x entities/width); random regular "
                        "(union of degree/2 random cycles, at most 10000 entities)."),
@@ -125,7 +128,7 @@ void mesh_workload::register_kind() {
       key_spec::real("rate", "10", "Messages each entity creates per emulated second (Poisson).")
         .at_least(0)
         .at_most(1e6)
-        .with_unit_hint("1/s"),
+        .with_unit_hint("real number (per second)"),
       key_spec::size("payload", "256B", "Body size of each message.").at_most(64.0 * 1024 * 1024),
     });
 }
@@ -144,8 +147,6 @@ absl::StatusOr<mesh_config> mesh_workload::config_from(const runtime::scenario& 
   c.graph.seed = static_cast<std::uint64_t>(s.get_int("seed"));
   c.rate_per_s = s.get_real("workload.rate");
   c.payload_bytes = s.get_data_size("workload.payload").bytes;
-  if (s.get_int("workload.entities") > std::numeric_limits<std::uint32_t>::max() / 2)
-    return absl::InvalidArgumentError("workload.entities: too many entities");
   // Keys of the other graphs are refused rather than ignored.
   if (topo != "torus" && s.departs_from_default("workload.width"))
     return absl::InvalidArgumentError(

@@ -130,7 +130,7 @@ constexpr kind_def angle_kind{"an angle", "angle", "53deg", angle_units,
                               std::size(angle_units), "deg, rad"};
 constexpr kind_def size_kind{"a data size", "data size", "64MiB", size_units,
                              std::size(size_units),
-                             "B, kB, MB, GB, TB, KiB, MiB, GiB, TiB, b, kb, Mb, Gb"};
+                             "B, kB, MB, GB, TB, KiB, MiB, GiB, TiB; bits: b, kb, Mb, Gb"};
 constexpr kind_def rate_kind{"a data rate", "data rate", "10Gbps", rate_units,
                              std::size(rate_units),
                              "bps, kbps, Mbps, Gbps, Tbps, Bps, kBps, MBps, GBps, TBps"};

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -174,7 +175,15 @@ private:
       }
       case value_type::integer: {
         std::int64_t v = 0;
-        if (!absl::SimpleAtoi(text, &v) || !in_range(spec, static_cast<double>(v))) return bad();
+        if (!absl::SimpleAtoi(text, &v)) {
+          // Digits past what 64 bits hold: say where integers end.
+          if (!text.starts_with("-") && text.find_first_of("0123456789") != std::string::npos &&
+              text.find_first_not_of("+0123456789") == std::string::npos)
+            return bad(absl::StrCat("expected ", expected, "; integers end at ",
+                                    std::numeric_limits<std::int64_t>::max()));
+          return bad();
+        }
+        if (!in_range(spec, static_cast<double>(v))) return bad();
         out.value = v;
         return absl::OkStatus();
       }

@@ -271,7 +271,7 @@ key_spec key_spec::ang(std::string name, std::string def, std::string help) {
 }
 key_spec key_spec::size(std::string name, std::string def, std::string help) {
   return make(std::move(name), value_type::data_size, std::move(def), std::move(help),
-              "data size (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB, b, kb, Mb, Gb)");
+              "data size (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB; bits: b, kb, Mb, Gb)");
 }
 key_spec key_spec::rate(std::string name, std::string def, std::string help) {
   return make(std::move(name), value_type::data_rate, std::move(def), std::move(help),

@@ -565,6 +565,13 @@ TEST_F(cli_test, set_with_bad_value_names_set) {
     "workload.width: only used with topology torus");
   expect_refused(satemu({"validate", f, "--set", "workload.degree=3"}),
                  "workload.degree: only used with topology random_regular");
+  // Limits are named.
+  expect_refused(satemu({"validate", f, "--set", "workload.entities=99999999999999"}),
+                 "workload.entities: expected an integer in [2, 2147483647], got "
+                 "'99999999999999'");
+  expect_refused(satemu({"validate", f, "--set", "seed=99999999999999999999"}),
+                 "seed: expected a non-negative integer; integers end at 9223372036854775807 "
+                 "(got '99999999999999999999')");
 }
 
 // ---------------------------------------------------------------------------

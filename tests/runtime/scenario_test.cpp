@@ -175,6 +175,9 @@ TEST_F(scenario_test, unknown_workload_kind) {
 TEST_F(scenario_test, wrong_type) {
   expect_error("name: x\nseed: abc\nduration: 1s\nworkload: {kind: test_kind}\n",
                {"inline.yaml:2:7: seed: expected a non-negative integer, got 'abc'"});
+  expect_error("name: x\nseed: 9223372036854775808\nduration: 1s\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:2:7: seed: expected a non-negative integer; integers end at "
+                "9223372036854775807 (got '9223372036854775808')"});
   expect_error("name: x\nclock: 5\nduration: 1s\nworkload: {kind: test_kind}\n",
                {"inline.yaml:2:8: clock: expected a map, got '5'"});
   expect_error("name: x\nduration: 1s\noutput: {trace: maybe}\nworkload: {kind: test_kind}\n",
