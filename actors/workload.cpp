@@ -76,9 +76,11 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
   // The wall time a real-time run lasts must fit in nanoseconds (100 years).
   if (const double wall_s = s.get_duration("duration").seconds() * s.get_real("clock.dilation");
       s.get_string("clock.mode") == "realtime" && wall_s > 100 * 365.25 * 86400)
+    // Named by the key the user set: dilation when it is not 1, else duration.
     return absl::InvalidArgumentError(absl::StrFormat(
-      "clock.dilation: duration x dilation is %.3g years of wall time; a real-time run may last at "
-      "most 100 years",
+      "%s: duration x dilation is %.3g years of wall time; a real-time run may last at most 100 "
+      "years",
+      s.get_real("clock.dilation") > 1 ? "clock.dilation" : "duration",
       wall_s / (365.25 * 86400)));
   if (s.has("compute")) {
     if (auto c = gpu::compute_config_from(s); !c.ok())

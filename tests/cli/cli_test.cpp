@@ -1168,7 +1168,12 @@ TEST_F(cli_test, realtime_run_reports_lateness) {
   // Nor can it wait longer than nanoseconds hold.
   expect_refused(
     satemu({"validate", f, "--set", "clock.mode=realtime", "--set", "clock.dilation=1e12"}),
-    "years of wall time; a real-time run may last at most 100 years");
+    "clock.dilation: duration x dilation is 3.17e+04 years of wall time; a real-time run may last "
+    "at most 100 years");
+  // Named by the key that made it long.
+  expect_refused(
+    satemu({"validate", f, "--set", "clock.mode=realtime", "--set", "duration=1000000h"}),
+    "duration: duration x dilation is 114 years of wall time");
 }
 
 } // namespace
