@@ -40,12 +40,13 @@ void register_compute_section() {
                          "mode real: the most memory the model's fp32 weights may take; "
                          "default (or 0): what the machine has available at the start"),
           key_spec::dur("batch_window", "1ms",
-                        "clock.mode realtime: a batch of compute requests waits at most this "
-                        "long (wall time) after its first request for more")
-            .at_least(0),
+                        "clock.mode realtime, mode real: a batch of compute requests waits at "
+                        "most this long (wall time) after its first request for more")
+            .at_least(0)
+            .at_most(60e9),
           key_spec::integer("max_batch", "64",
-                            "clock.mode realtime: a batch runs at once when it holds this many "
-                            "requests")
+                            "clock.mode realtime, mode real: a batch runs at once when it holds "
+                            "this many requests")
             .at_least(1),
           key_spec::integer("threads", "0",
                             "backend cpu: threads the kernels of a batch use (0 = one per "
@@ -77,7 +78,8 @@ int compute_config::resolved_cpu_threads() const {
 absl::StatusOr<compute_config> compute_config_from(const runtime::scenario& s) {
   // Keys a run would not use are refused rather than ignored.
   if (s.get_string("compute.mode") == "modeled")
-    for (const char* k : {"backend", "weights", "seed", "memory_limit", "threads"})
+    for (const char* k :
+         {"backend", "weights", "seed", "memory_limit", "threads", "batch_window", "max_batch"})
       if (s.departs_from_default(absl::StrCat("compute.", k)))
         return absl::InvalidArgumentError(absl::StrCat(
           "compute.", k, ": only used with compute.mode: real (modeled costs the layers from "

@@ -1117,9 +1117,10 @@ TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
       << bad.status();
   }
   // Keys the run would not use are refused: those of real kernels with a
-  // modeled device, and real time's batching in virtual time.
+  // modeled device (real time's batching too), and real time's batching in
+  // virtual time.
   for (const char* k : {"backend=cpu", "weights=w.safetensors", "seed=3", "memory_limit=1B",
-                        "threads=2"}) {
+                        "threads=2", "batch_window=2ms", "max_batch=8"}) {
     st = make({absl::StrCat("compute.", k)});
     const std::string key = std::string(k).substr(0, std::string(k).find('='));
     EXPECT_EQ(st.message(), absl::StrCat("compute.", key, ": only used with compute.mode: real "
@@ -1127,11 +1128,19 @@ TEST(SkymemoryEmulated, BadCombinationsNameTheKey) {
                                          "without running them)"));
   }
   for (const char* k : {"compute.batch_window=2ms", "compute.max_batch=8"}) {
-    st = make({k});
+    st = make({k, "compute.mode=real", "compute.model=tiny"});
     EXPECT_NE(st.message().find(": only used with clock.mode: realtime"), std::string::npos)
       << k << ": " << st;
-    EXPECT_TRUE(make({k, "clock.mode=realtime"}).ok()) << k;
+    EXPECT_TRUE(make({k, "compute.mode=real", "compute.model=tiny", "clock.mode=realtime"}).ok())
+      << k;
   }
+  // A batch waits at most a minute.
+  const auto long_window =
+    satemu::runtime::load_scenario_text(small_yaml, "t.yaml", {"compute.batch_window=61s"});
+  EXPECT_NE(long_window.status().message().find(
+              "compute.batch_window: expected a duration in [0s, 1min], got '61s'"),
+            std::string::npos)
+    << long_window.status();
   // The defaults written out, as a resolved scenario does, are no departure.
   EXPECT_TRUE(make({"compute.seed=0", "compute.backend=auto", "compute.max_batch=64"}).ok());
   // answer_timeout is for a model on a satellite only.

@@ -1997,7 +1997,7 @@ TEST_F(cli_test, realtime_compute_batches_follow_max_batch_and_batch_window) {
                    "-q", "--out", out.string(), "--set", "clock.mode=realtime", "--set",
                    "clock.dilation=0.2", "--set", "duration=5s", "--set", "compute.mode=real",
                    "--set", "compute.model=tiny", "--set", "compute.backend=cpu", "--set",
-                   "compute.max_batch=2", "--set", "compute.batch_window=1h", "--set",
+                   "compute.max_batch=2", "--set", "compute.batch_window=60s", "--set",
                    "ground.users=[{name: nyc, lat: 40.71, lon: -74.01}, "
                    "{name: bos, lat: 42.36, lon: -71.06}]"});
   ASSERT_EQ(r.code, 0) << r.output;
