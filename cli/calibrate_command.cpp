@@ -61,6 +61,8 @@ int calibrate_command(const calibrate_args& a) {
     std::printf("  fp32 GEMM       %.2f GFLOP/s (largest size)\n", c->fp32_gemm_flops * 1e-9);
   std::printf("  memory          %.2f GB/s\n", f.memory_bytes_per_s * 1e-9);
   std::printf("  launch overhead %.2f us\n", f.overhead_seconds * 1e6);
+  if (const auto w = gpu::fit_warning(*c, threads); !w.empty())
+    std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
   const std::string values = gpu::device_override(*c);
   std::printf("\nas a scenario's device, in its compute section beside the model:\n"
               "  device: sat-payload\n  device_override: %s\n"

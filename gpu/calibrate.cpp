@@ -120,6 +120,19 @@ absl::StatusOr<calibration> calibrate_cuda_device(bool quick) {
   return c;
 }
 
+std::string fit_warning(const calibration& c, int threads) {
+  constexpr double most = 0.2;
+  const double r = c.fit.rms_relative_residual;
+  if (!(r > most))
+    return {};
+  return absl::StrFormat(
+    "the samples fit one roofline poorly (rms relative residual %.1f%%, above %.0f%%): other "
+    "work on the host%s slowed some of them, and the figures may be off by as much; run "
+    "calibrate again on a quiet host and compare",
+    r * 100, most * 100,
+    threads > 1 ? ", or GEMMs too small to be shared out over threads," : "");
+}
+
 std::string device_override(const calibration& c) {
   const auto& f = c.fit;
   std::string peaks;

@@ -52,6 +52,11 @@ absl::StatusOr<calibration> calibrate(backend& b, bool quick);
 /// Unavailable as make_cuda_backend says.
 absl::StatusOr<calibration> calibrate_cuda_device(bool quick);
 
+/// A fit whose rms relative residual is above 20% (a quiet host fits within
+/// about 10%): a warning that the figures may be off, else "". `threads`:
+/// the cpu backend's.
+std::string fit_warning(const calibration& c, int threads);
+
 /// `c`'s figures as the value of `compute.device_override` for the
 /// configurable device, `sat-payload`: a YAML flow map with the peak of
 /// `c.precision` (and, for fp16/bf16, the fp32 peak: the measured fp32 rate,

@@ -68,6 +68,25 @@ TEST(Calibrate, TheOverrideCarriesThePeakOfThePrecisionAndSatPayloadsFp32Peak) {
       << device_override(c);
 }
 
+// A fit far from its samples (a busy host) is warned about; a quiet host's
+// (about 10%) is not.
+TEST(Calibrate, APoorFitIsWarnedAbout) {
+  calibration c;
+  c.fit.rms_relative_residual = 0.07;
+  EXPECT_EQ(fit_warning(c, 1), "");
+  c.fit.rms_relative_residual = 0.2;
+  EXPECT_EQ(fit_warning(c, 1), "");
+  c.fit.rms_relative_residual = 0.352;
+  EXPECT_EQ(fit_warning(c, 1),
+            "the samples fit one roofline poorly (rms relative residual 35.2%, above 20%): other "
+            "work on the host slowed some of them, and the figures may be off by as much; run "
+            "calibrate again on a quiet host and compare");
+  EXPECT_NE(fit_warning(c, 2).find("other work on the host, or GEMMs too small to be shared out "
+                                   "over threads, slowed"),
+            std::string::npos)
+    << fit_warning(c, 2);
+}
+
 TEST(Calibrate, CudaDeviceIsTimedOnTheDeviceOrUnavailable) {
   const device_info& dev = probe_devices();
   auto c = calibrate_cuda_device(/*quick=*/true);
