@@ -209,6 +209,13 @@ void register_space_sections() {
               key_spec::boolean("per_shell", "false",
                                 "Link to one satellite of every shell in view (a terminal per "
                                 "shell) instead of one satellite in all"),
+              key_spec::choice("links", {"serving", "all_in_view"}, "serving",
+                               "serving: an endpoint links to its serving satellite only, and "
+                               "every route goes up and down through it; all_in_view: to every "
+                               "satellite at or above min_elevation, and each route takes the "
+                               "uplink and downlink that make it shortest (the serving satellite, "
+                               "for handovers and SkyMemory's layout, is still chosen by "
+                               "policy)"),
             }),
         })
         .optional_section());
@@ -343,6 +350,7 @@ absl::StatusOr<space_config> space_config_from(const runtime::scenario& s) {
                                                  : runtime::association_policy::highest_elevation;
     c.gsl_rate_bps = s.get_data_rate("ground.gsl.rate").bps;
     c.gsl_per_shell = s.get_bool("ground.gsl.per_shell");
+    c.gsl.all_in_view = s.get_string("ground.gsl.links") == "all_in_view";
     std::set<std::string> names;
     for (std::size_t i = 0; i < s.list_size("ground.stations"); ++i) {
       auto g = read_ground(s, absl::StrCat("ground.stations.", i, "."), names);
@@ -1154,15 +1162,10 @@ std::optional<space_node::next_hop> space_node::plan_hop(runtime::entity_id dst,
   const double rate = ground_link ? cfg.gsl_rate_bps : cfg.isl_rate_bps;
   const double ser_s = static_cast<double>(wire_bytes) * 8.0 / rate;
   // A ground endpoint has one radio per satellite group it links into (one
-  // in all without gsl.per_shell): after a handover its messages queue
-  // behind those still going out to the satellite before, not beside them.
-  auto transmitter = next;
-  if (id() >= snap.satellites) {
-    const auto g = (static_cast<std::size_t>(id()) - snap.satellites) * snap.groups;
-    for (std::size_t k = 0; k < snap.groups; ++k)
-      if (snap.serving[g + k] == static_cast<std::int32_t>(next))
-        transmitter = static_cast<runtime::entity_id>(k);
-  }
+  // in all without gsl.per_shell): after a handover, or with links to every
+  // satellite in view, its messages queue behind those still going out to
+  // another satellite, not beside them.
+  const auto transmitter = id() >= snap.satellites ? net_->group_of(next) : next;
   auto q = std::find_if(queues_.begin(), queues_.end(),
                         [&](const link_queue& l) { return l.transmitter == transmitter; });
   if (q == queues_.end()) {

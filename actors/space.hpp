@@ -175,6 +175,10 @@ public:
   std::string node_name(std::size_t node) const;
   ~space_network();
   std::size_t grounds() const { return cfg_.grounds.size(); }
+  /// The satellite group (shell, with gsl.per_shell; else 0) of satellite `sat`.
+  std::uint32_t group_of(std::uint32_t sat) const {
+    return group_of_.empty() ? 0 : group_of_[sat];
+  }
   const space_config& config() const { return cfg_; }
   /// Handovers of every epoch built so far, in time order.
   std::vector<handover_record> handovers() const;

@@ -306,6 +306,7 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
     near.build(s.position_m, s.satellites, up);
   std::vector<double> best_score(s.groups);
   std::vector<std::uint8_t> before_visible(s.groups);
+  std::vector<std::uint32_t> in_view; // all_in_view: the satellites of one ground point
   // Highest elevation: largest sin(elevation) = h / range; nearest: smallest
   // range.
   auto score_of = [&](const ground_point& gp, const vec3& sat) {
@@ -343,6 +344,7 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
     const std::int32_t* before = same_layout ? &previous->serving[g * s.groups] : nullptr;
     std::fill(best_score.begin(), best_score.end(), -std::numeric_limits<double>::infinity());
     std::fill(before_visible.begin(), before_visible.end(), 0);
+    in_view.clear();
     near.for_each_near(gp.ecef_m, gp.horizon.up, [&](std::uint32_t k) {
       const vec3 d = s.position_m[k] - gp.ecef_m;
       const double h = dot(gp.horizon.up, d);
@@ -352,6 +354,8 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
       if (h < sin_min * range)
         return;
       const auto grp = group(k);
+      if (gsl.all_in_view)
+        in_view.push_back(k);
       if (before != nullptr && static_cast<std::int32_t>(k) == before[grp])
         before_visible[grp] = 1;
       const double score = gsl.policy == association_policy::nearest ? -range : h / range;
@@ -368,11 +372,15 @@ topology_snapshot build_snapshot(double t_s, std::vector<vec3> sat_ecef_m,
       if (previous != nullptr && best[grp] != was)
         s.handovers.push_back({static_cast<std::uint32_t>(g), static_cast<std::uint32_t>(grp), was,
                                best[grp]});
-      if (best[grp] >= 0)
+      if (best[grp] >= 0 && !gsl.all_in_view)
         edges.push_back({static_cast<std::uint32_t>(best[grp]), s.ground_node(g),
                          distance(s.position_m[static_cast<std::size_t>(best[grp])], gp.ecef_m),
                          link_kind::ground});
     }
+    // In satellite order (the cells come in any order).
+    std::sort(in_view.begin(), in_view.end());
+    for (const auto k : in_view)
+      edges.push_back({k, s.ground_node(g), distance(s.position_m[k], gp.ecef_m), link_kind::ground});
   }
 
   // Compressed rows, both directions, in edge order (deterministic).

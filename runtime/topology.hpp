@@ -23,6 +23,9 @@
 ///   one satellite of every group that has one in view (a terminal per
 ///   shell), each chosen and handed over on its own. Ties go to the
 ///   satellite ahead a moment later (`snapshot_inputs::position_soon`).
+///   With `gsl_rules::all_in_view` it links to every satellite in view
+///   instead, so that routes pick the uplink and downlink; the serving
+///   satellite is still chosen (handovers, and what workloads call serving).
 /// - Links shorter than `min_range_m` are not made, and a satellite or an
 ///   ISL that is down (an outage) has no links.
 /// - Ground points are endpoints only: routes never pass through them.
@@ -62,6 +65,8 @@ struct gsl_rules {
   /// Lowest elevation a serving satellite may have [deg].
   double min_elevation_deg = 25;
   association_policy policy = association_policy::highest_elevation;
+  /// Link to every satellite at or above the mask, not only the serving one.
+  bool all_in_view = false;
 };
 
 /// A pair of satellites that may be linked.

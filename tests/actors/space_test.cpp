@@ -70,27 +70,38 @@ std::int64_t expected_one_way(const space_epoch& ep, std::uint32_t u, std::uint3
 }
 
 TEST(Space, PingRoundTripEqualsTheSumOverTheRoute) {
-  auto [w, r] = run_text(small_grid);
-  const auto& a = w->ground(0);
-  ASSERT_EQ(a.pings_sent(), 3u);
-  ASSERT_EQ(a.samples().size(), 3u);
-  auto& net = const_cast<space_network&>(w->network());
-  auto ep = net.at(runtime::vtime::zero()); // one epoch covers the whole run
-  const auto sats = static_cast<std::uint32_t>(net.satellites());
-  // Request and reply have the same size: 64 B of filler in a Ping, plus the header.
-  protocol::ping_message m;
-  m.body_bytes = 64;
-  const auto wire = protocol::encode_ping(m).size_bytes() + protocol::envelope::header_bytes;
-  EXPECT_GE(wire, 64u + protocol::envelope::header_bytes);
-  const auto fwd = expected_one_way(*ep, sats, sats + 1, wire, 10e9, 1e9);
-  const auto back = expected_one_way(*ep, sats + 1, sats, wire, 10e9, 1e9);
-  for (const auto& s : a.samples()) {
-    EXPECT_EQ(s.forward_ns, fwd);
-    EXPECT_EQ(s.rtt_ns, fwd + back);
-    EXPECT_EQ(s.hops_forward, runtime::shortest_path_tree(*ep->snapshot, sats + 1).hops[sats]);
-    EXPECT_FALSE(s.path_changed);
+  // Linked to the serving satellite only, or to every one in view (the
+  // route then picks the uplink and downlink).
+  for (const char* links : {"serving", "all_in_view"}) {
+    SCOPED_TRACE(links);
+    auto [w, r] = run_text(small_grid, {std::string("ground.gsl.links=") + links});
+    const auto& a = w->ground(0);
+    ASSERT_EQ(a.pings_sent(), 3u);
+    ASSERT_EQ(a.samples().size(), 3u);
+    auto& net = const_cast<space_network&>(w->network());
+    auto ep = net.at(runtime::vtime::zero()); // one epoch covers the whole run
+    const auto sats = static_cast<std::uint32_t>(net.satellites());
+    // Request and reply have the same size: 64 B of filler in a Ping, plus the header.
+    protocol::ping_message m;
+    m.body_bytes = 64;
+    const auto wire = protocol::encode_ping(m).size_bytes() + protocol::envelope::header_bytes;
+    EXPECT_GE(wire, 64u + protocol::envelope::header_bytes);
+    const auto fwd = expected_one_way(*ep, sats, sats + 1, wire, 10e9, 1e9);
+    const auto back = expected_one_way(*ep, sats + 1, sats, wire, 10e9, 1e9);
+    for (const auto& s : a.samples()) {
+      EXPECT_EQ(s.forward_ns, fwd);
+      EXPECT_EQ(s.rtt_ns, fwd + back);
+      EXPECT_EQ(s.hops_forward, runtime::shortest_path_tree(*ep->snapshot, sats + 1).hops[sats]);
+      EXPECT_FALSE(s.path_changed);
+    }
+    EXPECT_EQ(r.counters["space.drops_no_route"], 0u);
+    const auto& snap = *ep->snapshot;
+    const auto ground_links = snap.offsets[sats + 1] - snap.offsets[sats];
+    if (std::string(links) == "serving")
+      EXPECT_EQ(ground_links, 1u);
+    else
+      EXPECT_GT(ground_links, 1u);
   }
-  EXPECT_EQ(r.counters["space.drops_no_route"], 0u);
 }
 
 /// Ground endpoint 0 sends three 250 kB messages to endpoint 1 at time 0,

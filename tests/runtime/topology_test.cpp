@@ -254,6 +254,24 @@ std::vector<std::int32_t> serving_by_every_pair(const std::vector<vec3>& pos,
   return out;
 }
 
+/// The satellites ground point `gp` sees at or above the mask, in id order,
+/// by looking at every satellite.
+std::vector<std::uint32_t> in_view_by_every_pair(const std::vector<vec3>& pos,
+                                                 const ground_point& gp, const gsl_rules& gsl,
+                                                 const snapshot_inputs& in) {
+  const double sin_min = std::sin(gsl.min_elevation_deg * radians_per_degree);
+  std::vector<std::uint32_t> out;
+  for (std::size_t k = 0; k < pos.size(); ++k) {
+    if (k < in.sat_down.size() && in.sat_down[k] != 0)
+      continue;
+    const vec3 d = pos[k] - gp.ecef_m;
+    const double h = dot(gp.horizon.up, d);
+    if (h > 0 && h >= sin_min * norm(d))
+      out.push_back(static_cast<std::uint32_t>(k));
+  }
+  return out;
+}
+
 // build_snapshot looks for a ground point's serving satellite only in the
 // directions its horizon can reach (a cube map of cells): the choice must be
 // the one of checking every pair, for points anywhere (poles and cube-face
@@ -297,6 +315,7 @@ TEST(Topology, ServingSatelliteIsTheOneOfCheckingEveryPair) {
     in.sat_down[5] = in.sat_down[150] = 1;
     const auto candidates = plus_grid_candidates(c);
     std::size_t served = 0;
+    std::size_t in_view_links = 0;
     for (const double min_el : {-5.0, 0.0, 10.0, 25.0, 60.0})
       for (const auto policy : {association_policy::highest_elevation,
                                 association_policy::nearest,
@@ -314,12 +333,26 @@ TEST(Topology, ServingSatelliteIsTheOneOfCheckingEveryPair) {
                                     previous ? &*previous : nullptr, in);
           ASSERT_EQ(got.serving, want)
               << shells.size() << " shells, min elevation " << min_el << ", t " << t;
+          // Linking every satellite in view changes the links, not the choice.
+          gsl_rules all = gsl;
+          all.all_in_view = true;
+          const auto wide = build_snapshot(t, pos, candidates, grounds, {}, all,
+                                           previous ? &*previous : nullptr, in);
+          ASSERT_EQ(wide.serving, want);
+          for (std::size_t g = 0; g < grounds.size(); ++g) {
+            const auto n = wide.ground_node(g);
+            std::vector<std::uint32_t> linked(wide.neighbour.begin() + wide.offsets[n],
+                                              wide.neighbour.begin() + wide.offsets[n + 1]);
+            ASSERT_EQ(linked, in_view_by_every_pair(pos, grounds[g], gsl, in)) << "ground " << g;
+            in_view_links += linked.size();
+          }
           served += static_cast<std::size_t>(
               std::count_if(want.begin(), want.end(), [](std::int32_t k) { return k >= 0; }));
           previous = std::move(got);
         }
       }
     EXPECT_GT(served, 1000u); // the comparison is not between two empty choices
+    EXPECT_GT(in_view_links, 2 * served); // most points see several satellites
   }
 }
 
@@ -347,36 +380,76 @@ TEST(Routing, ShortestPathsMatchBruteForce) {
   std::vector<ground_point> grounds = {ground_point::at("a", {10, 10, 0}),
                                        ground_point::at("b", {-20, 100, 0}),
                                        ground_point::at("c", {40, -60, 0})};
-  gsl_rules gsl;
-  gsl.min_elevation_deg = 10;
-  auto s = snapshot_of(c, 0, grounds, {}, gsl);
-  const auto bf = brute_force(s, false);
-  const auto bf_hops = brute_force(s, true);
-  for (std::uint32_t dst = 0; dst < s.nodes(); ++dst) {
-    auto tree = shortest_path_tree(s, dst, route_metric::delay);
-    auto hop_tree = shortest_path_tree(s, dst, route_metric::hops);
-    for (std::uint32_t u = 0; u < s.nodes(); ++u) {
-      if (std::isinf(bf[u][dst])) {
-        EXPECT_EQ(tree.next[u], route_tree::none);
-        continue;
-      }
-      EXPECT_NEAR(tree.length_m[u], bf[u][dst], 1e-3) << u << "->" << dst;
-      EXPECT_EQ(hop_tree.hops[u], static_cast<std::uint16_t>(bf_hops[u][dst])) << u << "->" << dst;
-      // Following next pointers adds up to the same length, link by link,
-      // and never relays through a ground point.
-      double walked = 0;
-      std::uint32_t hops = 0;
-      for (auto v = u; v != dst; v = tree.next[v]) {
-        if (v != u) {
-          EXPECT_LT(v, s.satellites);
+  for (const bool all_in_view : {false, true}) {
+    gsl_rules gsl;
+    gsl.min_elevation_deg = 10;
+    gsl.all_in_view = all_in_view;
+    auto s = snapshot_of(c, 0, grounds, {}, gsl);
+    const auto bf = brute_force(s, false);
+    const auto bf_hops = brute_force(s, true);
+    for (std::uint32_t dst = 0; dst < s.nodes(); ++dst) {
+      auto tree = shortest_path_tree(s, dst, route_metric::delay);
+      auto hop_tree = shortest_path_tree(s, dst, route_metric::hops);
+      for (std::uint32_t u = 0; u < s.nodes(); ++u) {
+        if (std::isinf(bf[u][dst])) {
+          EXPECT_EQ(tree.next[u], route_tree::none);
+          continue;
         }
-        walked += s.link_length_m(v, tree.next[v]).value();
-        ASSERT_LT(++hops, 1000u);
+        EXPECT_NEAR(tree.length_m[u], bf[u][dst], 1e-3) << u << "->" << dst;
+        EXPECT_EQ(hop_tree.hops[u], static_cast<std::uint16_t>(bf_hops[u][dst]))
+          << u << "->" << dst;
+        // Following next pointers adds up to the same length, link by link,
+        // and never relays through a ground point.
+        double walked = 0;
+        std::uint32_t hops = 0;
+        for (auto v = u; v != dst; v = tree.next[v]) {
+          if (v != u) {
+            EXPECT_LT(v, s.satellites);
+          }
+          walked += s.link_length_m(v, tree.next[v]).value();
+          ASSERT_LT(++hops, 1000u);
+        }
+        EXPECT_NEAR(walked, bf[u][dst], 1e-3);
+        EXPECT_EQ(hops, tree.hops[u]);
       }
-      EXPECT_NEAR(walked, bf[u][dst], 1e-3);
-      EXPECT_EQ(hops, tree.hops[u]);
     }
   }
+}
+
+// A ground endpoint that links to one serving satellite, chosen without
+// regard to the destination, can be sent the long way round an inclined
+// +Grid (up to the turn of the orbit and back when one end's satellite is
+// ascending and the other's descending). Linked to every satellite in view,
+// a route is never longer, and it is much shorter for such pairs.
+TEST(Routing, LinksToEverySatelliteInViewNeverLengthenARoute) {
+  // Starlink's first shell; New York, London, Seattle, Tokyo, Sydney.
+  auto made = walker_constellation::make({{72, 22, 550e3, 53, 1, 360}});
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::vector<ground_point> grounds = {
+    ground_point::at("nyc", {40.71, -74.01, 0}), ground_point::at("lon", {51.51, -0.13, 0}),
+    ground_point::at("sea", {47.61, -122.33, 0}), ground_point::at("tyo", {35.68, 139.69, 0}),
+    ground_point::at("syd", {-33.87, 151.21, 0})};
+  gsl_rules all;
+  all.all_in_view = true;
+  double largest_gain = 0;
+  for (const double t : {0.0, 20.0, 60.0, 300.0}) {
+    const auto one = snapshot_of(*made, t, grounds);
+    const auto wide = snapshot_of(*made, t, grounds, {}, all);
+    for (std::size_t a = 0; a < grounds.size(); ++a) {
+      const auto tree_one = shortest_path_tree(one, one.ground_node(a));
+      const auto tree_wide = shortest_path_tree(wide, wide.ground_node(a));
+      for (std::size_t b = 0; b < grounds.size(); ++b) {
+        if (a == b)
+          continue;
+        const double l1 = tree_one.length_m[one.ground_node(b)];
+        const double lw = tree_wide.length_m[wide.ground_node(b)];
+        ASSERT_TRUE(std::isfinite(lw)) << grounds[b].name << "->" << grounds[a].name;
+        EXPECT_LE(lw, l1 * (1 + 1e-12)) << grounds[b].name << "->" << grounds[a].name << " t " << t;
+        largest_gain = std::max(largest_gain, l1 / lw);
+      }
+    }
+  }
+  EXPECT_GT(largest_gain, 2.0);
 }
 
 // The cache runs each destination's search only as far as it is asked to, so
