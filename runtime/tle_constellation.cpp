@@ -1,6 +1,7 @@
 #include "runtime/tle_constellation.hpp"
 
 #include <algorithm>
+#include <tuple>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -241,6 +242,9 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
   c.group_of_.assign(n, 0);
   c.plane_of_.assign(n, 0);
   std::set<std::pair<std::uint32_t, std::uint32_t>> seen;
+  // Whether a satellite has its inter-plane link towards the next plane, and
+  // towards the previous one (a terminal for each neighbouring plane).
+  std::vector<std::uint8_t> linked_on(n, 0), linked_back(n, 0);
   auto add = [&](std::size_t a, std::size_t b, bool inter) {
     if (a == b)
       return;
@@ -278,16 +282,21 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
           ni = (ni + 1) % planes.size();
         if (ni == pi)
           continue;
+        // Each satellite links to one of the next plane, each of those to
+        // at most one of this plane or any other: the closest pairs in
+        // argument of latitude first (ties by satellite number).
         const auto& next = planes[ni];
-        for (auto k : p) {
-          std::size_t best = next.front();
-          double best_d = std::numeric_limits<double>::infinity();
+        std::vector<std::tuple<double, std::size_t, std::size_t>> pairs;
+        pairs.reserve(p.size() * next.size());
+        for (auto k : p)
           for (auto j : next)
-            if (const double d = circular_diff_deg(u[k], u[j]); d < best_d) {
-              best_d = d;
-              best = j;
-            }
-          add(k, best, true);
+            pairs.emplace_back(circular_diff_deg(u[k], u[j]), k, j);
+        std::sort(pairs.begin(), pairs.end());
+        for (const auto& [d, k, j] : pairs) {
+          if (linked_on[k] != 0 || linked_back[j] != 0)
+            continue;
+          linked_on[k] = linked_back[j] = 1;
+          add(k, j, true);
         }
       }
     }

@@ -18,9 +18,11 @@
 /// - planes: a group's satellites by right ascension of the ascending node
 ///   (RAAN, around the circle; `raan_tolerance`), in RAAN order;
 /// - +Grid candidates: in a plane, each satellite and the next by argument
-///   of latitude (a ring); between planes, each satellite and the satellite
-///   closest in argument of latitude of the next plane by RAAN (wrapping)
-///   that holds at least half as many satellites. Objects still raising or
+///   of latitude (a ring); between planes, each satellite and one of the
+///   next plane by RAAN (wrapping) that holds at least half as many
+///   satellites, each of those linked to at most one satellite of a plane
+///   before it: the closest pairs in argument of latitude first, so that no
+///   satellite has more than two inter-plane links. Objects still raising or
 ///   lowering their orbits end up in groups or planes of their own, as they
 ///   would have no fixed neighbours in reality.
 #pragma once

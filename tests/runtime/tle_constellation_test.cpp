@@ -235,6 +235,17 @@ TEST(TleConstellation, Starlink2026SnapshotLoadsWithShellsAndPlanes) {
       ++near;
   }
   EXPECT_GT(static_cast<double>(near) / static_cast<double>(cand.size()), 0.9);
+  // A satellite has terminals for two in-plane and two inter-plane
+  // neighbours: no more than two candidates of each kind (several
+  // satellites of one plane had all chosen the same closest one of the next,
+  // giving it up to nine ISLs).
+  std::vector<int> intra(c->size()), inter(c->size());
+  for (const auto& k : cand)
+    for (const auto s : {k.a, k.b})
+      ++(k.inter_plane ? inter : intra)[s];
+  EXPECT_LE(*std::max_element(intra.begin(), intra.end()), 2);
+  EXPECT_LE(*std::max_element(inter.begin(), inter.end()), 2);
+  EXPECT_GT(std::count(inter.begin(), inter.end(), 2), 6'000);
 
   // Positions are LEO radii, and a minute later each satellite has moved
   // about 7.5 km/s x 60 s (plus Earth rotation, under 0.5 km/s).
