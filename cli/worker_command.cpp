@@ -39,7 +39,10 @@ constexpr const char* worker_help =
   "HTTP request, are dropped by CAF's transport before that handshake, without a log line.)\n"
   "There is no unauthenticated mode: --secret-file is required. Create\n"
   "one with:  head -c 32 /dev/urandom | base64 > secret && chmod 600 secret\n"
-  "Without TLS, frames are authenticated, not encrypted: use loopback or a trusted network.\n"
+  "Without TLS, frames are authenticated, not encrypted, and CAF's transport underneath\n"
+  "buffers whatever length a peer's message header declares (up to 4 GiB) before the\n"
+  "worker can check the peer: use loopback, a network only the run's nodes reach, or TLS\n"
+  "(the worker warns when it listens beyond loopback without TLS).\n"
   "\n"
   "With --tls-cert, --tls-key and --tls-ca (all three, PEM files) every connection is mutual\n"
   "TLS through CAF's OpenSSL module: the worker presents its certificate and admits only a\n"
@@ -108,6 +111,8 @@ int worker_command(const worker_args& a) {
     std::fprintf(stderr, "satemu: error: %s\n", std::string(tls.status().message()).c_str());
     return exit_bad_input;
   }
+  for (const auto& w : runtime::listen_warnings(*listen, tls->has_value()))
+    std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
 
   // Its runs' threads, found before a coordinator is taken (CAF would hang).
   if (auto st = runtime::check_threads_can_start(a.threads.value_or(0)); !st.ok()) {

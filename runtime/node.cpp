@@ -236,6 +236,18 @@ std::vector<std::string> secret_file_warnings(const std::string& path, const std
   return out;
 }
 
+std::vector<std::string> listen_warnings(const node_address& listen, bool tls) {
+  const auto& h = listen.host;
+  if (tls || h.starts_with("127.") || h == "::1" || h == "localhost")
+    return {};
+  return {absl::StrCat(
+    "--listen ", h, " can be reached from the network, and without TLS frames are "
+    "authenticated but not encrypted; moreover CAF's transport holds a message of whatever "
+    "length its header declares (up to 4 GiB) before the worker can check who sent it, so "
+    "anyone who reaches the port can exhaust this worker's memory: use --tls-cert, --tls-key "
+    "and --tls-ca, or a network only the run's nodes reach")};
+}
+
 // --- TLS files -----------------------------------------------------------------
 
 namespace {

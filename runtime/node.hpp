@@ -63,8 +63,11 @@
 ///   for bookkeeping, never as proof of identity. Non-frame messages to the
 ///   gate are dropped and logged.
 /// - Without TLS, frames are authenticated, not encrypted: anyone on the
-///   path can read scenarios and envelopes. Use loopback, a trusted network,
-///   a tunnel, or TLS:
+///   path can read scenarios and envelopes. Nor does authentication bound
+///   what an unauthenticated peer costs: BASP buffers a message of whatever
+///   length its header declares (up to 4 GiB) and keeps connections that
+///   never finish its handshake, all before the gate sees the peer. Use
+///   loopback, a network only the run's nodes reach, a tunnel, or TLS:
 /// - TLS (`node_options::tls`; `--tls-cert/--tls-key/--tls-ca`) puts every
 ///   connection of the node's actor system through CAF's OpenSSL module
 ///   (`caf::openssl::manager`; the worker publishes with
@@ -150,6 +153,12 @@ absl::StatusOr<std::string> read_secret_file(const std::string& path);
 /// Warnings worth printing about a secret file (readable by other users,
 /// shorter than 16 bytes); empty when there is nothing to say.
 std::vector<std::string> secret_file_warnings(const std::string& path, const std::string& secret);
+
+/// A warning for a worker that listens on an address other than loopback
+/// (127.0.0.0/8, ::1, localhost) without TLS (see the security model above:
+/// anyone who reaches the port can read the frames, and exhaust the worker's
+/// memory through CAF's transport); empty otherwise.
+std::vector<std::string> listen_warnings(const node_address& listen, bool tls);
 
 /// Mutual TLS between nodes (CAF's OpenSSL module): three PEM files. Every
 /// node presents `cert` and accepts a peer only if the peer's certificate

@@ -334,10 +334,6 @@ private:
                                     " bytes (expected ", protocol::node_nonce_bytes, ")"));
         return;
       }
-      if (session_) {
-        refuse(nid, p, absl::StrCat("busy: serving coordinator ", label_of(*session_)));
-        return;
-      }
       if (pending() > conf_.max_pending) {
         refuse(nid, p, "too many handshakes in progress");
         return;
@@ -360,14 +356,16 @@ private:
       refuse(nid, p, absl::StrCat("expected a response, got ", std::string(protocol::node_kind_name(*m))));
       return;
     }
-    if (session_) {
-      refuse(nid, p, absl::StrCat("busy: serving coordinator ", label_of(*session_)));
-      return;
-    }
     const auto expected =
       node_crypto::coordinator_mac(conf_.secret, p.worker_nonce, p.coordinator_nonce);
     if (!node_crypto::equal_constant_time(response->mac, expected)) {
       refuse(nid, p, "authentication failed (wrong secret)");
+      return;
+    }
+    // Only a peer that knows the secret learns that the worker is busy, and
+    // with whom.
+    if (session_) {
+      refuse(nid, p, absl::StrCat("busy: serving coordinator ", label_of(*session_)));
       return;
     }
     const auto key = node_crypto::session_key(conf_.secret, p.worker_nonce, p.coordinator_nonce);

@@ -221,6 +221,22 @@ TEST_F(secret_file, warns_about_readable_or_short_secrets) {
   EXPECT_NE(w[0].find("only 3 bytes"), std::string::npos) << w[0];
 }
 
+// A worker reachable from the network without TLS is warned about.
+TEST(listen_address, beyond_loopback_without_tls_is_warned_about) {
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) {
+    EXPECT_TRUE(listen_warnings({host, 7000}, false).empty()) << host;
+  }
+  for (const char* host : {"0.0.0.0", "10.0.0.2", "::", "node1.example"}) {
+    const auto w = listen_warnings({host, 7000}, false);
+    ASSERT_EQ(w.size(), 1u) << host;
+    EXPECT_NE(w[0].find(std::string("--listen ") + host + " can be reached from the network"),
+              std::string::npos)
+      << w[0];
+    EXPECT_NE(w[0].find("exhaust this worker's memory"), std::string::npos) << w[0];
+    EXPECT_TRUE(listen_warnings({host, 7000}, true).empty()) << host;
+  }
+}
+
 // --- frames ------------------------------------------------------------------
 
 std::vector<node_message> one_of_each() {
