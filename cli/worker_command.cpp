@@ -62,7 +62,7 @@ constexpr const char* worker_help =
   "file, or an address it cannot listen on, 3 the coordinator went down first, or ended the\n"
   "session before the worker's share completed (the run was aborted: another node failed,\n"
   "the scenario could not be built here, or the coordinator was interrupted while the\n"
-  "workers built it), 130 interrupted (SIGINT or SIGTERM).";
+  "workers built it), 130 interrupted (SIGINT, SIGTERM, or SIGHUP from a closed terminal).";
 
 } // namespace
 
@@ -141,8 +141,10 @@ int worker_command(const worker_args& a) {
                                          "; waiting for a coordinator"));
 
   g_worker_stop.store(false);
+  // SIGHUP too, as for run: a worker whose terminal closes is interrupted.
   auto old_int = std::signal(SIGINT, on_worker_signal);
   auto old_term = std::signal(SIGTERM, on_worker_signal);
+  auto old_hup = std::signal(SIGHUP, on_worker_signal);
   absl::Status st;
   while (true) {
     st = worker->wait(std::chrono::milliseconds(200));
@@ -151,7 +153,8 @@ int worker_command(const worker_args& a) {
     if (g_worker_stop.load()) {
       std::signal(SIGINT, old_int);
       std::signal(SIGTERM, old_term);
-      worker->stop("the worker was interrupted (SIGINT or SIGTERM)");
+      std::signal(SIGHUP, old_hup);
+      worker->stop("the worker was interrupted (SIGINT, SIGTERM or SIGHUP)");
       runtime::print_worker_log("interrupted");
       // Ends the session (the coordinator is told) but not a scenario still
       // being built, which is left behind; exiting without the static
@@ -163,6 +166,7 @@ int worker_command(const worker_args& a) {
   }
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
+  std::signal(SIGHUP, old_hup);
   if (st.ok()) {
     runtime::print_worker_log("session ended; exiting");
     return exit_ok;

@@ -232,7 +232,8 @@ std::vector<std::string> secret_file_warnings(const std::string& path, const std
   warn_if_others_can_read("secret file", path, out);
   if (secret.size() < 16)
     out.push_back(absl::StrCat("the secret in ", in_quotes(path), " is only ", secret.size(),
-                               " bytes; use at least 16 random bytes"));
+                               secret.size() == 1 ? " byte" : " bytes",
+                               "; use at least 16 random bytes"));
   return out;
 }
 

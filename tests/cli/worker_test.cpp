@@ -446,6 +446,16 @@ TEST_F(worker_test, sigterm_interrupts_a_waiting_worker) {
   EXPECT_TRUE(log_shows(R"(\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d interrupted)"));
 }
 
+// A closed terminal (SIGHUP) interrupts a worker as it does a run, with a
+// log line, rather than killing it silently (exit 129).
+TEST_F(worker_test, sighup_interrupts_a_waiting_worker) {
+  ASSERT_NO_FATAL_FAILURE(start_worker());
+  ASSERT_GT(pid_, 0);
+  ASSERT_EQ(kill(pid_, SIGHUP), 0);
+  EXPECT_EQ(wait_worker(10s), 130);
+  EXPECT_TRUE(log_shows(R"(\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d interrupted)"));
+}
+
 TEST_F(worker_test, listens_on_loopback_by_default) {
   log_ = dir_ / "worker.log";
   pid_ = spawn({"worker", "--secret-file", secret_file_, "--threads", "1"}, log_);
