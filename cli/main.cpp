@@ -44,9 +44,8 @@ std::string unexpected_text(const CLI::App& app) {
   const CLI::App& at = command_of(app);
   const std::string& word = extras.front();
   if (word.starts_with("-")) {
-    const std::string bare = word.substr(word.find_first_not_of('-') == std::string::npos
-                                           ? word.size()
-                                           : word.find_first_not_of('-'));
+    const auto start = word.find_first_not_of('-');
+    const std::string bare = start == std::string::npos ? std::string() : word.substr(start);
     std::vector<std::string> names;
     std::vector<std::string> starting;
     for (const CLI::Option* opt : at.get_options())

@@ -438,22 +438,16 @@ TEST_F(worker_test, worker_exits_nonzero_when_its_coordinator_is_killed) {
   EXPECT_NE(log.find("went down (connection lost: the process exited"), std::string::npos) << log;
 }
 
-TEST_F(worker_test, sigterm_interrupts_a_waiting_worker) {
-  ASSERT_NO_FATAL_FAILURE(start_worker());
-  ASSERT_GT(pid_, 0);
-  ASSERT_EQ(kill(pid_, SIGTERM), 0);
-  EXPECT_EQ(wait_worker(10s), 130);
-  EXPECT_TRUE(log_shows(R"(\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d interrupted)"));
-}
-
-// A closed terminal (SIGHUP) interrupts a worker as it does a run, with a
-// log line, rather than killing it silently (exit 129).
-TEST_F(worker_test, sighup_interrupts_a_waiting_worker) {
-  ASSERT_NO_FATAL_FAILURE(start_worker());
-  ASSERT_GT(pid_, 0);
-  ASSERT_EQ(kill(pid_, SIGHUP), 0);
-  EXPECT_EQ(wait_worker(10s), 130);
-  EXPECT_TRUE(log_shows(R"(\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d interrupted)"));
+// SIGTERM, and a closed terminal's SIGHUP as for a run (it had killed the
+// worker silently, exit 129), interrupt a worker with a log line.
+TEST_F(worker_test, sigterm_or_sighup_interrupts_a_waiting_worker) {
+  for (const int sig : {SIGTERM, SIGHUP}) {
+    ASSERT_NO_FATAL_FAILURE(start_worker());
+    ASSERT_GT(pid_, 0);
+    ASSERT_EQ(kill(pid_, sig), 0);
+    EXPECT_EQ(wait_worker(10s), 130) << "signal " << sig;
+    EXPECT_TRUE(log_shows(R"(\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d interrupted)")) << sig;
+  }
 }
 
 TEST_F(worker_test, listens_on_loopback_by_default) {
