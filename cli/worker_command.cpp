@@ -134,17 +134,18 @@ int worker_command(const worker_args& a) {
              ? exit_bad_input
              : exit_internal;
   }
+  // SIGHUP too, as for run: a worker whose terminal closes is interrupted.
+  // Caught from before the worker says it listens, so that a signal sent
+  // on that line is handled.
+  g_worker_stop.store(false);
+  auto old_int = std::signal(SIGINT, on_worker_signal);
+  auto old_term = std::signal(SIGTERM, on_worker_signal);
+  auto old_hup = std::signal(SIGHUP, on_worker_signal);
   std::printf("satemu worker listening on %s\n", worker->address().to_string().c_str());
   std::fflush(stdout);
   runtime::print_worker_log(absl::StrCat("listening on ", worker->address().to_string(),
                                          a.tls_cert ? " (mutual TLS)" : "",
                                          "; waiting for a coordinator"));
-
-  g_worker_stop.store(false);
-  // SIGHUP too, as for run: a worker whose terminal closes is interrupted.
-  auto old_int = std::signal(SIGINT, on_worker_signal);
-  auto old_term = std::signal(SIGTERM, on_worker_signal);
-  auto old_hup = std::signal(SIGHUP, on_worker_signal);
   absl::Status st;
   while (true) {
     st = worker->wait(std::chrono::milliseconds(200));

@@ -442,6 +442,8 @@ TEST_F(worker_test, worker_exits_nonzero_when_its_coordinator_is_killed) {
 // worker silently, exit 129), interrupt a worker with a log line.
 TEST_F(worker_test, sigterm_or_sighup_interrupts_a_waiting_worker) {
   for (const int sig : {SIGTERM, SIGHUP}) {
+    // The last worker's log, which says it listened, must not be read as this one's.
+    std::filesystem::remove(dir_ / "worker.log");
     ASSERT_NO_FATAL_FAILURE(start_worker());
     ASSERT_GT(pid_, 0);
     ASSERT_EQ(kill(pid_, sig), 0);
