@@ -33,6 +33,14 @@ const CLI::App& command_of(const CLI::App& app) {
   return subs.empty() ? app : *subs.back();
 }
 
+// "a, b, c", each word between `quote`s.
+std::string joined(const std::vector<std::string>& words, const std::string& quote = "") {
+  std::string out;
+  for (const auto& w : words)
+    out += (out.empty() ? "" : ", ") + quote + w + quote;
+  return out;
+}
+
 // For words on the command line that no command or flag takes: what the
 // first was most likely meant as ("unknown flag '--thread' (did you mean
 // '--threads'?)"). A flag is matched by the start of its name first, so `-v`
@@ -61,20 +69,14 @@ std::string unexpected_text(const CLI::App& app) {
     return "unknown flag '" + word + "'" + (best.empty() ? "" : " (did you mean '--" + best + "'?)");
   }
   if (&at == &app) {
+    if (word == "help")
+      return "unknown command 'help' (for help: satemu --help, or satemu COMMAND --help)";
     std::vector<std::string> commands;
     for (const CLI::App* sub : app.get_subcommands({}))
       commands.push_back(sub->get_name());
-    std::string list;
-    for (const auto& c : commands)
-      list += (list.empty() ? "" : ", ") + c;
-    if (word == "help")
-      return "unknown command 'help' (for help: satemu --help, or satemu COMMAND --help)";
     return "unknown command '" + word + "'" + satemu::runtime::did_you_mean(word, commands) +
-           "; the commands are " + list;
+           "; the commands are " + joined(commands);
   }
-  std::string list;
-  for (const auto& e : extras)
-    list += (list.empty() ? "'" : ", '") + e + "'";
   std::string takes;
   for (const CLI::Option* opt : at.get_options())
     if (opt->get_positional()) {
@@ -83,7 +85,8 @@ std::string unexpected_text(const CLI::App& app) {
         c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       takes += (takes.empty() ? "" : " ") + name;
     }
-  return (extras.size() == 1 ? "unexpected argument " : "unexpected arguments ") + list + " (" +
+  return (extras.size() == 1 ? "unexpected argument " : "unexpected arguments ") +
+         joined(extras, "'") + " (" +
          at.get_name() + " takes " + (takes.empty() ? "only flags" : "one " + takes) + ")";
 }
 
