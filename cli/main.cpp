@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   run->add_option("file", ra.file, "Scenario file (YAML)")->required();
   run->add_option("--threads", ra.threads,
                   "CAF scheduler threads (default: the scenario's `threads`, 0 = one per core; "
-                  "with --workers each worker's own --threads)")
+                  "not with --workers: each worker runs its own `worker --threads`)")
     ->check(thread_count());
   run->add_option("--seed", ra.seed, "Seed of every random stream (default: the scenario's `seed`)")
     ->check(seed_number());

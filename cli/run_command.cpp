@@ -79,6 +79,17 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<std::int64_t> g_stop_ns{0};
+/// Whether stderr is a terminal: a signal's line then starts on a line of its
+/// own, after the progress line or the echoed ^C.
+std::atomic<bool> g_stderr_tty{false};
+
+/// Writes `msg` (a literal starting with a newline) to stderr, without the
+/// newline when stderr is not a terminal (async-signal-safe).
+template <std::size_t N>
+void signal_line(const char (&msg)[N]) {
+  const std::size_t skip = g_stderr_tty.load() ? 0 : 1;
+  (void)!write(STDERR_FILENO, msg + skip, N - 1 - skip);
+}
 
 /// CLOCK_MONOTONIC in ns (async-signal-safe).
 std::int64_t monotonic_ns() {
@@ -93,16 +104,16 @@ extern "C" void on_stop_signal(int sig) {
   const std::int64_t now = monotonic_ns();
   if (!g_stop.exchange(true)) {
     g_stop_ns.store(now);
-    constexpr char msg[] =
-      "\n[satemu] stopping at the end of the current window (real time: at once), or before "
-      "the run if it has not started (Ctrl-C again, a second on, quits without outputs)\n";
-    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    signal_line("\n[satemu] stopping at the end of the current window (real time: at once), "
+                "or before the run if it has not started (Ctrl-C again, a second on, quits "
+                "without outputs)\n");
     return;
   }
   // Ctrl-C again, a second or more on, quits at once without outputs (for a
   // window that does not end). One sooner is the same stop delivered twice
   // (`timeout -s INT` signals the process and its process group).
   if (now - g_stop_ns.load() >= 1'000'000'000) {
+    signal_line("\n[satemu] quitting at once: no outputs written\n");
     std::signal(sig, SIG_DFL);
     std::raise(sig);
   }
@@ -111,8 +122,7 @@ extern "C" void on_stop_signal(int sig) {
 // Before the run (loading, building, making model weights), where nothing
 // has been written: a stop ends the process at once.
 extern "C" void on_build_signal(int) {
-  constexpr char msg[] = "\n[satemu] interrupted before the run started: no outputs written\n";
-  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+  signal_line("\n[satemu] interrupted before the run started: no outputs written\n");
   _exit(130);
 }
 
@@ -289,7 +299,12 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
   }
   co.on_progress = opts.on_progress;
   // The earlier run's outputs stay until the workers have taken this one.
-  co.on_start = [&out_dir] { return out_dir.clear_earlier(); };
+  co.on_start = [&out_dir, quiet] {
+    if (!quiet && out_dir.has_earlier())
+      std::fprintf(stderr, "[satemu] replacing the earlier run's outputs in %s\n",
+                   out_dir.path().c_str());
+    return out_dir.clear_earlier();
+  };
   if (!quiet)
     // On a terminal the line first clears the progress line it interrupts.
     co.log = [tty = isatty(fileno(stderr)) != 0](const std::string& line) {
@@ -478,10 +493,20 @@ int run_command(const run_args& a) {
   if (a.secret_file && !a.workers)
     return report_error(absl::InvalidArgumentError(
       "--secret-file holds the secret the workers share: it needs --workers"));
-  if (a.threads && a.workers)
-    return report_error(absl::InvalidArgumentError(
-      "--threads: with --workers the entities run on the workers, each with the scheduler "
-      "threads of its own `satemu worker --threads`"));
+  if (a.workers) {
+    // The scenario's `threads` is not used there: setting it is refused.
+    std::optional<std::string> threads;
+    if (a.threads)
+      threads = "--threads";
+    for (const auto& s : a.sets)
+      if (!threads && s.rfind("threads=", 0) == 0)
+        threads = "--set " + s;
+    if (threads)
+      return report_error(absl::InvalidArgumentError(absl::StrCat(
+        *threads, ": with --workers the entities run on the workers, each with the scheduler "
+                  "threads of its own `satemu worker --threads`")));
+  }
+  g_stderr_tty.store(isatty(STDERR_FILENO) != 0);
   for (const int sig : {SIGINT, SIGTERM, SIGHUP})
     std::signal(sig, on_build_signal);
   auto sc = load(a.file, &a, a.sets);
@@ -593,6 +618,7 @@ int run_command(const run_args& a) {
   if (!dist) {
     const bool ran = opts.mode == runtime::clock_mode::virtual_time ? r.windows > 0 : r.events > 0;
     if (r.interrupted && r.failure.empty() && !ran) {
+      out->remove_if_unused();
       std::fprintf(stderr, "[satemu] interrupted before the run started: no outputs written, %s "
                            "left as it was\n", dir.c_str());
       return exit_interrupted;
@@ -606,6 +632,7 @@ int run_command(const run_args& a) {
   }
   if (dist && !dist->started) {
     // Nothing ran: nothing to report, and the earlier outputs stay.
+    out->remove_if_unused();
     const bool interrupted = absl::IsCancelled(dist->failure);
     if (!interrupted)
       std::fprintf(stderr, "satemu: error: %s\n", std::string(dist->failure.message()).c_str());
@@ -616,15 +643,24 @@ int run_command(const run_args& a) {
                            : exit_node_failed;
   }
   if (dist && !dist->failure.ok()) {
-    // No entity states came back: say what is known, marked partial.
+    // No entity states came back: say what is known, marked partial; the
+    // figures that come with the results are null (the keys of every summary).
     nlohmann::json j;
     j["scenario"] = sc->get_string("name");
     j["complete"] = false;
     j["error"] = std::string(dist->failure.message());
+    for (const char* unknown : {"fingerprint", "events", "envelopes", "events_per_wall_second",
+                                "envelopes_per_wall_second", "metrics", "counters",
+                                "memory_per_entity_bytes"})
+      j[unknown] = nullptr;
     j["emulated_seconds"] = r.reached.seconds();
     j["wall_seconds"] = r.wall_seconds;
+    j["peak_rss_bytes"] = runtime::peak_rss_bytes();
+    j["threads"] = r.threads;
     j["windows"] = r.windows;
     j["seed"] = opts.seed;
+    j["clock"] = sc->get_string("clock.mode");
+    j["entities"] = entities.size();
     j["distributed"] = dist->summary;
     j["nodes"] = dist->nodes;
     absl::Status st = out->write("scenario.resolved.yaml", sc->resolved_yaml());

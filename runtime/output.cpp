@@ -73,11 +73,27 @@ bool output_dir::has_earlier() const {
   return false;
 }
 
+void output_dir::remove_if_unused() {
+  if (created_.empty())
+    return;
+  std::error_code ec;
+  const fs::path top = created_;
+  for (fs::path p = fs::absolute(path_, ec); !ec && p.native().size() >= top.native().size();
+       p = p.parent_path())
+    if (!fs::is_empty(p, ec) || ec || !fs::remove(p, ec))
+      break;
+}
+
 absl::StatusOr<output_dir> output_dir::prepare(std::string path) {
   std::error_code ec;
   if (fs::exists(path, ec) && !fs::is_directory(path, ec))
     return absl::InvalidArgumentError(
       absl::StrCat("output directory '", path, "' is a file, not a directory"));
+  // The outermost directory this makes, to remove if the run never starts.
+  fs::path created;
+  for (fs::path p = fs::absolute(path, ec); !ec && !p.empty() && !fs::exists(p, ec);
+       p = p.parent_path())
+    created = p;
   fs::create_directories(path, ec);
   if (ec)
     return absl::InvalidArgumentError(
@@ -104,6 +120,7 @@ absl::StatusOr<output_dir> output_dir::prepare(std::string path) {
       "output directory '", path, "' is in use by another satemu run: choose another --out "
       "(or output.dir), or wait for that run to end"));
   d.path_ = std::move(path);
+  d.created_ = created.string();
   return d;
 }
 

@@ -42,6 +42,9 @@ public:
   absl::Status clear_earlier();
   /// Whether an earlier run left outputs here (its list or a summary).
   bool has_earlier() const;
+  /// Removes the directory if `prepare` created it and it is still empty:
+  /// a run that never started leaves no trace.
+  void remove_if_unused();
 
   /// Writes `content` to `<name>.tmp` (listed in `.satemu-outputs` first);
   /// renamed by `commit`. A failed write
@@ -76,6 +79,7 @@ private:
     ~lock_fd();
   };
   std::string path_;
+  std::string created_; // the outermost directory `prepare` created, or empty
   std::vector<std::string> written_;
   std::vector<std::string> unwritten_;
   absl::Status first_failure_;

@@ -995,6 +995,9 @@ workload:
   }
   const auto log = read_file(c.log);
   EXPECT_EQ(decode_status(status), 130) << log;
+  // Not on a terminal: the stop's line has no empty line before it.
+  EXPECT_CONTAINS(log, "[satemu] stopping at the end of the current window");
+  EXPECT_EQ(log.find("\n\n[satemu] stopping"), std::string::npos) << log;
   // No advice for a run that did not reach its end ("a longer duration").
   EXPECT_EQ(log.find("still in flight"), std::string::npos) << log;
   EXPECT_TRUE(log.find("partial") != std::string::npos || log.find("PARTIAL") != std::string::npos)

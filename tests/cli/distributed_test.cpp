@@ -341,6 +341,13 @@ protected:
     EXPECT_EQ(j["complete"], false);
     EXPECT_NE(j["error"].get<std::string>().find(workers_[1].address), std::string::npos);
     EXPECT_GT(j["emulated_seconds"].get<double>(), 0.0);
+    // The figures that come with the results are there, as null.
+    for (const char* key : {"fingerprint", "events", "envelopes", "metrics", "counters"}) {
+      ASSERT_TRUE(j.contains(key)) << key;
+      EXPECT_TRUE(j[key].is_null()) << key;
+    }
+    EXPECT_GT(j["entities"].get<std::uint64_t>(), 0u);
+    EXPECT_EQ(j["clock"], "virtual");
     // The nodes' figures come with their results, which a failed run lacks.
     ASSERT_EQ(j["nodes"].size(), 2u);
     for (const auto& node : j["nodes"]) {
@@ -475,7 +482,8 @@ TEST_F(distributed_test, a_worker_missing_a_file_is_refused_naming_it) {
     << r.output;
   EXPECT_NE(r.output.find("cannot open TLE file"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("nothing ran"), std::string::npos) << r.output;
-  EXPECT_FALSE(fs::exists(dir_ / "o" / "summary.partial.json"));
+  // Left as it was: the output directory the run made is gone again.
+  EXPECT_FALSE(fs::exists(dir_ / "o")) << r.output;
   // The worker took the run (it was set up), so it is done: its share did
   // not complete.
   EXPECT_EQ(reap(workers_[0], 20s), 3) << read_file(workers_[0].log);
@@ -559,10 +567,13 @@ TEST_F(distributed_test, a_refused_run_keeps_the_earlier_outputs_and_the_healthy
   EXPECT_EQ(wait_exit(workers_[1].pid, 500ms), -1) << read_file(workers_[1].log);
   EXPECT_NE(read_file(workers_[1].log).find("gave up before setting up a run; waiting"), std::string::npos)
     << read_file(workers_[1].log);
-  r = run({"run", q, "--quiet", "--out", out.string(), "--set", "duration=100ms", "--workers",
-           healthy, "--secret-file", secret_file_},
+  r = run({"run", q, "--out", out.string(), "--set", "duration=100ms", "--workers", healthy,
+           "--secret-file", secret_file_},
           "again");
   EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("replacing the earlier run's outputs in " + out.string()),
+            std::string::npos)
+    << r.output;
   EXPECT_EQ(reap(workers_[1], 20s), 0) << read_file(workers_[1].log);
   EXPECT_NE(read_file(out / "summary.json"), summary);
 }
@@ -637,6 +648,11 @@ TEST_F(distributed_test, flag_errors_exit_2) {
           "threads");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("--threads: with --workers"), std::string::npos) << r.output;
+  r = run({"run", q, "--quiet", "--out", out, "--set", "threads=3", "--workers", "127.0.0.1:1",
+           "--secret-file", secret_file_},
+          "set-threads");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--set threads=3: with --workers"), std::string::npos) << r.output;
   r = run({"run", q, "--quiet", "--out", out, "--workers", "127.0.0.1:1,,x", "--secret-file",
            secret_file_},
           "list");
