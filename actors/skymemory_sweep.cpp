@@ -139,7 +139,13 @@ absl::StatusOr<sweep> read_sweep(const runtime::scenario& s, sweep_parameter p,
   if (values) {
     for (std::size_t i = 0; i < s.list_size(path + ".values"); ++i) {
       const auto key = absl::StrCat(path, ".values.", i);
-      points.emplace_back(key, read_value(s, p, key));
+      const auto v = read_value(s, p, key);
+      // A point given twice would be computed, written and plotted twice.
+      for (std::size_t j = 0; j < points.size(); ++j)
+        if (points[j].second.whole == v.whole && points[j].second.metres == v.metres)
+          return absl::InvalidArgumentError(
+            absl::StrCat(key, ": the same value as ", path, ".values.", j, ": give it once"));
+      points.emplace_back(key, v);
     }
   } else {
     if (!(from && to && step)) {
@@ -345,9 +351,10 @@ absl::StatusOr<analytic_config> analytic_config_from(const runtime::scenario& s)
         std::string_view(k) == "strategy" ? "; it evaluates every layout of workload.strategies"
                                           : ""));
   }
-  if (s.get_string("clock.mode") != "virtual")
-    return absl::InvalidArgumentError(
-      "clock.mode: the analytic model is evaluated, not run in time; remove the clock section");
+  for (const char* k : {"clock.mode", "clock.dilation"})
+    if (s.departs_from_default(k))
+      return absl::InvalidArgumentError(absl::StrCat(
+        k, ": the analytic model is evaluated, not run in time; remove the clock section"));
   for (const char* k : {"seed", "threads"})
     if (s.departs_from_default(k))
       return absl::InvalidArgumentError(absl::StrCat(
@@ -503,9 +510,13 @@ std::string servers_csv(const std::vector<fetch_result>& results) {
   for (const auto& r : results)
     for (std::size_t j = 0; j < r.servers.size(); ++j) {
       const auto& f = r.servers[j];
-      absl::StrAppendFormat(&out, "%s,%d,%d,%d,%d,%d,%.6f,%d,%d,%.12f\n", to_string(r.s), j,
+      absl::StrAppendFormat(&out, "%s,%d,%d,%d,%d,%d,%.6f,%d,%d,", to_string(r.s), j,
                             f.cell.plane + 1, f.cell.satellite + 1, f.at.plane, f.at.satellite,
-                            f.distance_m / 1000.0, f.chunks, f.bytes, f.time_s);
+                            f.distance_m / 1000.0, f.chunks, f.bytes);
+      // A server that holds no chunk sends nothing: it has no time.
+      if (f.chunks > 0)
+        absl::StrAppendFormat(&out, "%.12f", f.time_s);
+      out += '\n';
     }
   return out;
 }

@@ -71,7 +71,7 @@ CLI::App* add_quality_subcommand(CLI::App& app, quality_args& a) {
   q->add_option("--tokens", a.tokens, "Tokens per sequence")
     ->capture_default_str()
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
-  q->add_option("--sequences", a.sequences, "Sequences (a ragged batch of equal lengths)")
+  q->add_option("--sequences", a.sequences, "Sequences, each of --tokens tokens (run as one ragged batch)")
     ->capture_default_str()
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
   q->add_option("--seed", a.seed, "Seed of the synthetic weights and of the token ids")
@@ -99,6 +99,10 @@ int quality_command(const quality_args& a) {
     auto c = gpu::parse_compression(std::string_view(text.data(), text.size()));
     if (!c.ok())
       return report_error(bad("--compression", c.status().message()));
+    for (const auto& seen : codecs)
+      if (seen.k == c->k && seen.keep == c->keep)
+        return report_error(
+          bad("--compression", absl::StrCat(gpu::to_string(*c), " is given twice")));
     codecs.push_back(*c);
   }
   std::vector<int> splits;
@@ -118,7 +122,7 @@ int quality_command(const quality_args& a) {
   // Top-k sends 8 bytes per value kept (the value and its index): from half
   // the hidden size on, as many bytes as fp32 or more.
   for (const auto& c : codecs)
-    if (c.k == gpu::compression::kind::topk && 2 * c.keep >= p.hidden_size) {
+    if (c.k == gpu::compression::kind::topk && c.keep >= (p.hidden_size + 1) / 2) {
       const std::int64_t kept = std::min(c.keep, p.hidden_size);
       std::fprintf(stderr,
                    "satemu: warning: %s keeps %lld of the %lld values of each of %s's tokens: "

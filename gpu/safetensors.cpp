@@ -482,16 +482,28 @@ absl::Status export_synthetic_model(const std::string& path, const model_profile
 
 namespace {
 
-/// N of a tensor named "model.layers.N.<...>"; none for other names.
-std::optional<std::int64_t> layer_of(std::string_view name) {
+/// The digits N of a tensor named "model.layers.N.<...>"; empty for other names.
+std::string_view layer_digits(std::string_view name) {
   constexpr std::string_view prefix = "model.layers.";
   if (!name.starts_with(prefix))
-    return std::nullopt;
+    return {};
   const auto rest = name.substr(prefix.size());
   const auto digits = rest.substr(0, rest.find('.'));
+  if (digits.empty() ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return {};
+  return digits;
+}
+
+/// N of a tensor named "model.layers.N.<...>" (one past 64 bits as the
+/// largest number: a layer no model has); none for other names.
+std::optional<std::int64_t> layer_of(std::string_view name) {
+  const auto digits = layer_digits(name);
+  if (digits.empty())
+    return std::nullopt;
   std::int64_t layer = 0;
   if (!absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &layer))
-    return std::nullopt;
+    return std::numeric_limits<std::int64_t>::max();
   return layer;
 }
 
@@ -518,11 +530,15 @@ absl::Status check_model_file(const safetensors_file& file, const model_profile&
   // Tensors of layers the model lacks: a checkpoint of a deeper model with
   // the same widths would otherwise pass as this one, its last layers dropped.
   std::int64_t deepest = -1;
+  std::string_view deepest_digits;
   for (const auto& e : file.entries())
-    if (const auto layer = layer_of(e.name))
-      deepest = std::max(deepest, *layer);
+    if (const auto layer = layer_of(e.name); layer && *layer > deepest) {
+      deepest = *layer;
+      deepest_digits = layer_digits(e.name);
+    }
   if (deepest >= p.num_layers && ++count <= max_listed)
-    problems.push_back(absl::StrCat("it holds layer ", deepest, " but the model has ",
+    problems.push_back(absl::StrCat("it holds layer ", std::string(deepest_digits),
+                                    " but the model has ",
                                     p.num_layers, " layers (0..", p.num_layers - 1,
                                     "): a checkpoint of another model?"));
   // A parameter the model's layers lack (a q_proj.bias under a Llama

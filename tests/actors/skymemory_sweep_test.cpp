@@ -237,6 +237,17 @@ TEST(skymemory_sweep, tables_and_plots) {
   EXPECT_NE(servers.find("\nhop,0,8,8,0,0,0.000000,23,"), std::string::npos) << servers;
   // Rotation's first server is the box corner (4, 4).
   EXPECT_NE(servers.find("\nrotation,0,4,4,-4,-4,"), std::string::npos);
+  // A server that holds no chunk has no time: 3 chunks on 9 servers.
+  auto few = cfg->base;
+  few.kv_bytes = 3 * few.chunk_bytes;
+  few.servers = 9;
+  const auto sparse = servers_csv({*evaluate(few, strategy::hop)});
+  EXPECT_EQ(lines(sparse), 1 + 9);
+  std::size_t empty = 0;
+  for (std::size_t at = sparse.find(",0,0,\n"); at != std::string::npos;
+       at = sparse.find(",0,0,\n", at + 1))
+    ++empty;
+  EXPECT_EQ(empty, 6u) << sparse;
 }
 
 TEST(skymemory_sweep, values_wrong_together_name_the_key) {
@@ -277,7 +288,11 @@ workload:
   expect_error("  strategy: hop\n", "workload.strategy");
   expect_error("  prompt_tokens: 5\n", "workload.prompt_tokens");
   expect_error("clock: {mode: realtime}\n", "clock.mode");
+  expect_error("clock: {dilation: 2}\n", "clock.dilation");
   expect_error("output: {trace: true}\n", "output.trace");
+  // A point given twice would be computed and drawn twice.
+  expect_error("  sweeps: {chunk_time: {values: [0s, 5ms, 5000us]}}\n",
+               "workload.sweeps.chunk_time.values.2");
   // It draws nothing at random and runs on one thread.
   expect_error("seed: 3\n", "seed");
   expect_error("threads: 2\n", "threads");

@@ -1534,7 +1534,7 @@ TEST_F(cli_test, quality_compares_codecs_at_split_points) {
   EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
 
   // Top-k of half the hidden size or more saves nothing: said, then run.
-  auto topk = satemu({"quality", "--model", "tiny", "--compression", "topk:31,topk:32,topk:100",
+  auto topk = satemu({"quality", "--model", "tiny", "--compression", "topk:31,topk:32,topk:100,topk:9223372036854775807",
                       "--tokens", "4", "--sequences", "1", "--backend", "cpu"});
   ASSERT_EQ(topk.code, 0) << topk.output;
   EXPECT_EQ(topk.output.find("topk:31 keeps"), std::string::npos) << topk.output;
@@ -1543,6 +1543,8 @@ TEST_F(cli_test, quality_compares_codecs_at_split_points) {
                                "many bytes as fp32");
   EXPECT_CONTAINS(topk.output, "topk:100 keeps 64 of the 64 values of each of tiny's tokens: at "
                                "8 bytes each (value and index) it sends more bytes than fp32");
+  // A count near 2^63 too (twice it had overflowed).
+  EXPECT_CONTAINS(topk.output, "topk:9223372036854775807 keeps 64 of the 64 values");
 
   for (const auto& [flag, value, message] :
        {std::tuple{"--model", "tiny-nope", "--model: unknown model 'tiny-nope'"},
@@ -1550,6 +1552,8 @@ TEST_F(cli_test, quality_compares_codecs_at_split_points) {
         std::tuple{"--split", "2", "--split: '2' is not a layer of tiny (0 to 1)"},
         std::tuple{"--split", "", "--split: expected a list of layers, got an empty one"},
         std::tuple{"--split", "0,0", "--split: layer 0 is given twice"},
+        std::tuple{"--compression", "fp16,topk:4,int8,topk:4",
+                   "--compression: topk:4 is given twice"},
         std::tuple{"--json", "", "--json: expected a file name, got an empty one"},
         std::tuple{"--tokens", "5000", "--tokens: 5000 is more than tiny's context of 4096"},
         std::tuple{"--weights", "/nonexistent.safetensors", "--weights: safetensors"}}) {

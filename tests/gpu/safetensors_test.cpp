@@ -435,6 +435,13 @@ TEST(Safetensors, ExtraTensorsPassButNotALayerTheModelLacks) {
   EXPECT_NE(s.message().find("it holds layer 2 but the model has 2 layers (0..1)"),
             std::string::npos)
     << s;
+  // So is one whose number does not fit 64 bits.
+  tensors.back().name = "model.layers.99999999999999999999.input_layernorm.weight";
+  f = safetensors_file::parse(encode(tensors, safetensors_dtype::f32), "huge.safetensors");
+  ASSERT_TRUE(f.ok()) << f.status();
+  s = check_model_file(*f, p);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("it holds layer 99999999999999999999 but"), std::string::npos) << s;
   // A parameter the model's layers lack (a Qwen2-style q bias under a
   // Llama profile) would be dropped without a word: refused, named.
   tensors.pop_back();
