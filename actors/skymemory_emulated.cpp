@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -832,10 +833,14 @@ void skymemory_node::receive_reply(const kv_message& m) {
     case kv_op::lookup_reply: {
       if (a.at != active_request::phase::lookup)
         return;
-      for (auto h : m.hashes)
+      {
+        // Linear in the prompt's blocks (a long prompt of small blocks has
+        // 10^5 of them, a reply as many hashes).
+        const std::unordered_set<std::uint64_t> held(m.hashes.begin(), m.hashes.end());
         for (std::size_t i = 0; i < a.hashes.size(); ++i)
-          if (a.hashes[i] == h && a.server[i] == m.origin)
+          if (a.server[i] == m.origin && held.contains(a.hashes[i]))
             a.present[i] = 1;
+      }
       if (--a.waiting == 0)
         finish_lookup(a);
       return;

@@ -587,6 +587,14 @@ std::vector<std::string> space_network::geometry_warnings() const {
       "off by up to ",
       runtime::to_string(runtime::duration::from_ns(static_cast<std::int64_t>(s * 25e3))),
       " (1s or less is usual)"));
+  // Every epoch a window can reach is kept: the lookahead's worth.
+  if (constexpr std::size_t many = 1000; kept_epochs_ > many)
+    out.push_back(absl::StrCat(
+      "constellation.hop_delay: ", runtime::to_string(cfg_.hop_delay), " makes windows (",
+      runtime::to_string(lookahead_), ") that span ", kept_epochs_ - 8, " topology epochs of ",
+      runtime::to_string(cfg_.update_interval),
+      ", and the network keeps every epoch a window can reach in memory at once (each with "
+      "its links and routes): a shorter hop_delay or a longer update_interval takes far less"));
   for (std::size_t i = 0; i < closest_neighbours_m_.size(); ++i)
     if (const auto m = closest_neighbours_m_[i]; m < 10e3 && cfg_.isl.min_range_m < 10e3)
       out.push_back(absl::StrCat(

@@ -519,6 +519,14 @@ TEST(SpaceWarnings, ImplausibleGeometryIsWarnedAbout) {
             0u)
     << w[0];
   EXPECT_NE(w[0].find("off by up to 90ms"), std::string::npos) << w[0];
+  // A hop_delay of 1,000 epochs or more: all of them in memory at once.
+  EXPECT_TRUE(warnings_of(grid, {"constellation.hop_delay=9s",
+                                 "constellation.update_interval=10ms"})
+                .empty());
+  w = warnings_of(grid, {"constellation.hop_delay=20s", "constellation.update_interval=10ms"});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].rfind("constellation.hop_delay: 20s makes windows (20.", 0), 0u) << w[0];
+  EXPECT_NE(w[0].find("span 2000 topology epochs of 10ms"), std::string::npos) << w[0];
 
   const std::string shared_plane = "constellation.shells=[{planes: 2, sats_per_plane: 40, altitude: "
                                    "500km, inclination: 90deg, phasing: 0}]";
