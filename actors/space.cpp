@@ -654,6 +654,25 @@ std::vector<std::string> space_network::tle_warnings() const {
     days[k] =
       std::abs(static_cast<double>(tle_->start_unix_ns() - tle_->element_set(k).epoch_unix_ns())) /
       86400e9;
+  // Single sets far from the start, or decaying: named, counted.
+  constexpr double old_days = 7, low_perigee_m = 200e3;
+  std::size_t old = 0, farthest = 0, low = 0, lowest = 0;
+  auto perigee_m = [&](std::size_t k) {
+    return tle_->mean_perigee_radius_m(k) - runtime::wgs84_equatorial_radius_m;
+  };
+  for (std::size_t k = 0; k < tle_->size(); ++k) {
+    if (days[k] > old_days) {
+      ++old;
+      if (days[k] > days[farthest])
+        farthest = k;
+    }
+    if (perigee_m(k) < low_perigee_m) {
+      ++low;
+      if (perigee_m(k) < perigee_m(lowest))
+        lowest = k;
+    }
+  }
+  const double farthest_days = days[farthest];
   std::nth_element(days.begin(), days.begin() + days.size() / 2, days.end());
   if (const double median = days[days.size() / 2]; median > far_days)
     out.push_back(absl::StrFormat(
@@ -661,6 +680,21 @@ std::vector<std::string> space_network::tle_warnings() const {
       "grows by kilometres a day, so positions that far out are rough (start near the sets' "
       "epochs, or use a newer file)",
       runtime::format_utc(tle_->start_unix_ns()), median));
+  else if (old > 0)
+    out.push_back(absl::StrFormat(
+      "constellation.tle.file: %d element %s more than %.0f days from the start (farthest: %s, "
+      "%.1f days): %s positions are rough (SGP4's error grows by kilometres a day)",
+      old, old == 1 ? "set is" : "sets are", old_days, tle_->element_set(farthest).label(),
+      farthest_days, old == 1 ? "its" : "their"));
+  if (low > 0)
+    out.push_back(absl::StrFormat(
+      "constellation.tle.file: %d element %s a mean perigee below %.0f km (lowest: %s, %.0f km): "
+      "decaying, %s kept while above the floor of %.0f km up, which also shortens the run's "
+      "windows (lookahead); leave such sets out of the file to keep them out of the run",
+      low, low == 1 ? "set has" : "sets have", low_perigee_m / 1e3,
+      tle_->element_set(lowest).label(), perigee_m(lowest) / 1e3,
+      low == 1 ? "it is" : "they are",
+      (tle_->floor_radius_m() - runtime::wgs84_equatorial_radius_m) / 1e3));
   return out;
 }
 

@@ -313,6 +313,10 @@ vec3 tle_constellation::ecef_of(std::size_t k, double t_min, double gmst_rad) co
   return norm(r) < floor_radius_m_ ? vec3{nan, nan, nan} : teme_to_ecef_at_gmst(r, gmst_rad);
 }
 
+double tle_constellation::mean_perigee_radius_m(std::size_t k) const {
+  return semi_major_axis_m(sets_[k]) * (1.0 - sets_[k].eccentricity);
+}
+
 std::vector<vec3> tle_constellation::ecef_all(double t_s) const {
   const double gmst = gmst_at(start_unix_ns_ + static_cast<std::int64_t>(std::llround(t_s * 1e9)));
   std::vector<vec3> out(sats_.size());

@@ -84,6 +84,9 @@ public:
   /// equatorial radius. No ground link or ISL is ever shorter than what
   /// this floor allows, so the run's lookahead holds while sets decay.
   double floor_radius_m() const { return floor_radius_m_; }
+  /// Mean perigee radius of satellite k's set (from its mean motion and
+  /// eccentricity) [m].
+  double mean_perigee_radius_m(std::size_t k) const;
 
 private:
   std::vector<tle> sets_;

@@ -513,7 +513,21 @@ TEST(Space, WholeStarlink2026TleSnapshotLoadsAndRuns) {
   EXPECT_EQ(m["start_utc"], "2026-02-24T11:47:29.692Z") << "the latest epoch in the file (day 055.49131589)";
   EXPECT_EQ(m["pings_sent"].get<std::uint64_t>(), 300u);
   EXPECT_EQ(m["pings_answered"].get<std::uint64_t>(), 300u); // the run is deterministic
-  EXPECT_TRUE(w->warnings().empty()); // every set propagates at its own start
+  // Every set propagates at its own start; two are 12 and 24 days old,
+  // four are decaying.
+  const auto warnings = w->warnings();
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(warnings[0].rfind("constellation.tle.file: 2 element sets are more than 7 days from "
+                              "the start (farthest: STARLINK-4264",
+                              0),
+            0u)
+    << warnings[0];
+  EXPECT_NE(warnings[0].find(", 24.1 days)"), std::string::npos) << warnings[0];
+  EXPECT_EQ(warnings[1].rfind("constellation.tle.file: 4 element sets have a mean perigee below "
+                              "200 km (lowest: STARLINK-2024 (47606), 138 km): decaying",
+                              0),
+            0u)
+    << warnings[1];
 }
 
 // Five years on, SGP4 cannot propagate some sets (decayed, or eccentricity
