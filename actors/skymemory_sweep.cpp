@@ -387,7 +387,10 @@ absl::StatusOr<analytic_config> analytic_config_from(const runtime::scenario& s)
   c.base.chunk_time = s.get_duration("workload.chunk_time");
   const auto servers = s.get_int("workload.servers");
   if (auto st = check_servers(g, servers, "workload.servers"); !st.ok())
-    return st;
+    return s.departs_from_default("workload.servers")
+             ? st
+             : absl::InvalidArgumentError(
+                 absl::StrCat(st.message(), " (", servers, " is its default: give fewer)"));
   c.base.servers = static_cast<int>(servers);
 
   for (std::size_t i = 0; i < s.list_size("workload.strategies"); ++i) {

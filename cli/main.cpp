@@ -228,6 +228,10 @@ int main(int argc, char** argv) {
     ->check(thread_count());
   calibrate->add_option("--json", ca.json, "Also write the samples and the fit to this JSON file")
     ->check(not_empty("a file name"));
+  calibrate->footer(
+    "Exit codes: 0 done, 1 internal error, 2 bad flags, no CUDA device for --backend cuda, or a\n"
+    "--json FILE that cannot be written (refused before the timing when it cannot be opened;\n"
+    "one that fails as it is written, a full disk, after the fit is printed).");
 
   quality_args qa;
   auto* quality = add_quality_subcommand(app, qa);

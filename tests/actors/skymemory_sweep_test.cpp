@@ -267,6 +267,12 @@ workload:
   expect_error("  center_plane: 16\n", "workload.center_plane");
   expect_error("  sats_per_plane: 5\n  center_satellite: 6\n", "workload.center_satellite");
   expect_error("  servers: 226\n", "workload.servers");
+  // The default, not given, on a grid too small for it: said so.
+  auto small_grid = load_text(base + "  planes: 14\n  sats_per_plane: 4\n");
+  ASSERT_FALSE(small_grid.ok());
+  EXPECT_EQ(small_grid.status().message(),
+            "workload.servers: 81 servers need more satellites than the 14x4 grid has (56) (81 "
+            "is its default: give fewer)");
   expect_error("  sweeps: {servers: {values: [9, 300]}}\n", "workload.sweeps.servers.values.1");
   // A range's points have no key of their own: the section is named.
   expect_error("  sweeps: {servers: {from: 9, to: 300, step: 10}}\n", "workload.sweeps.servers");
