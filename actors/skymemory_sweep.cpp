@@ -470,7 +470,8 @@ std::string sweep_svg(const analytic_config& cfg, const sweep& sw,
     const double v = plot_value(p, b);
     switch (p) {
       case sweep_parameter::kv_size:
-        absl::StrAppend(&held, held.empty() ? "" : ", ", absl::StrFormat("%g MiB", v));
+        absl::StrAppend(&held, held.empty() ? "" : ", ",
+                        runtime::to_string(runtime::data_size{b.kv_bytes}), " KV");
         break;
       case sweep_parameter::servers:
         absl::StrAppend(&held, held.empty() ? "" : ", ", absl::StrFormat("%d servers", b.servers));
@@ -483,16 +484,39 @@ std::string sweep_svg(const analytic_config& cfg, const sweep& sw,
         break;
     }
   }
+  // The chunk size sets the chunk count: plots of two sizes differ by it.
+  absl::StrAppend(&held, ", ", runtime::to_string(runtime::data_size{b.chunk_bytes}), " chunks");
   plot.title = absl::StrFormat("SkyMemory fetch time vs %s (%dx%d grid; %s)",
                                title_noun(sw.parameter), b.g.planes, b.g.sats_per_plane, held);
   plot.x_label = axis_label(sw.parameter);
+  // Server counts are whole numbers: no tick between two.
+  if (sw.parameter == sweep_parameter::servers)
+    plot.x_min_step = 1;
+  // KV sizes in the largest binary unit the largest size reaches (MiB by
+  // default: kB sizes would read 0.0010).
+  double x_scale = 1;
+  if (sw.parameter == sweep_parameter::kv_size) {
+    std::uint64_t largest = 0;
+    for (const auto& p : sw.points)
+      largest = std::max(largest, p.kv_bytes);
+    static constexpr std::pair<int, const char*> units[] = {
+      {40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}, {0, "B"}};
+    for (const auto& [shift, unit] : units)
+      if (shift == 0 || largest >= (std::uint64_t{1} << shift)) {
+        x_scale = static_cast<double>(mib) / static_cast<double>(std::uint64_t{1} << shift);
+        plot.x_label = absl::StrCat("KV-cache size [", unit, "]");
+        if (shift == 0)
+          plot.x_min_step = 1;
+        break;
+      }
+  }
   plot.y_label = "fetch time [s]";
   for (auto st : cfg.strategies) {
     // Drawn in the order of the swept value, whatever the order of the list.
     std::vector<std::pair<double, double>> xy;
     for (const auto& [p, r] : rows)
       if (r.s == st)
-        xy.emplace_back(plot_value(sw.parameter, p), r.fetch_s);
+        xy.emplace_back(plot_value(sw.parameter, p) * x_scale, r.fetch_s);
     std::stable_sort(xy.begin(), xy.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     runtime::plot_series series;

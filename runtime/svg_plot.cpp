@@ -29,7 +29,7 @@ struct axis {
   double step() const { return ticks.size() > 1 ? ticks[1] - ticks[0] : 1; }
 };
 
-axis make_axis(const std::vector<const std::vector<double>*>& values) {
+axis make_axis(const std::vector<const std::vector<double>*>& values, double min_step = 0) {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (const auto* v : values)
     for (double x : *v)
@@ -42,7 +42,7 @@ axis make_axis(const std::vector<const std::vector<double>*>& values) {
     hi = 1;
   }
   axis a;
-  a.ticks = nice_ticks(lo, hi);
+  a.ticks = nice_ticks(lo, hi, 6, min_step);
   a.lo = a.ticks.front();
   a.hi = a.ticks.back();
   return a;
@@ -50,9 +50,11 @@ axis make_axis(const std::vector<const std::vector<double>*>& values) {
 
 } // namespace
 
-std::vector<double> nice_ticks(double lo, double hi, int target) {
-  if (hi == lo) {
-    const double pad = lo == 0 ? 1.0 : std::abs(lo) * 0.1;
+std::vector<double> nice_ticks(double lo, double hi, int target, double min_step) {
+  if (hi == lo && lo == 0) {
+    hi = 1; // a quantity that is all 0 is not drawn among negative ticks
+  } else if (hi == lo) {
+    const double pad = std::abs(lo) * 0.1;
     lo -= pad;
     hi += pad;
   }
@@ -60,7 +62,8 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   // The slack keeps a step that is 2 x 10^k up to rounding at 2 x 10^k.
   const double frac = raw / mag * (1 - 1e-9);
-  const double step = (frac <= 1 ? 1 : frac <= 2 ? 2 : frac <= 5 ? 5 : 10) * mag;
+  const double step =
+    std::max((frac <= 1 ? 1 : frac <= 2 ? 2 : frac <= 5 ? 5 : 10) * mag, min_step);
   // Tolerances keep a bound that is a multiple of the step (up to rounding)
   // from gaining an extra tick.
   const auto first = static_cast<long long>(std::floor(lo / step + 1e-9));
@@ -100,7 +103,7 @@ std::string render_svg(const line_plot& plot) {
     xs.push_back(&s.x);
     ys.push_back(&s.y);
   }
-  const axis ax = make_axis(xs), ay = make_axis(ys);
+  const axis ax = make_axis(xs, plot.x_min_step), ay = make_axis(ys);
   const double left = margin_left, top = margin_top;
   const double w = plot.width - margin_left - margin_right;
   const double h = plot.height - margin_top - margin_bottom;

@@ -24,15 +24,18 @@ struct line_plot {
   std::string x_label;
   std::string y_label;
   std::vector<plot_series> series;
+  /// Smallest step between x ticks (1 for whole numbers); 0: any.
+  double x_min_step = 0;
   /// Size of the whole image [px].
   int width = 800, height = 480;
 };
 
 /// Axis ticks: multiples of a step of 1, 2 or 5 x 10^k, about `target` of
 /// them, from the largest multiple <= lo to the smallest >= hi (so they
-/// cover [lo, hi]). With lo == hi the range is widened around the value.
-/// Requires finite lo <= hi and target >= 2.
-std::vector<double> nice_ticks(double lo, double hi, int target = 6);
+/// cover [lo, hi]), the step at least `min_step`. With lo == hi the range
+/// is widened around the value (to [0, 1] for 0). Requires finite lo <= hi
+/// and target >= 2.
+std::vector<double> nice_ticks(double lo, double hi, int target = 6, double min_step = 0);
 
 /// A tick value with as many decimals as `step` needs ("0.45", "1200").
 std::string tick_label(double value, double step);

@@ -227,6 +227,16 @@ TEST(skymemory_sweep, tables_and_plots) {
   ASSERT_TRUE(shuffled_rows.ok());
   EXPECT_EQ(sweep_svg(*cfg, shuffled, *shuffled_rows), svg);
   EXPECT_NE(sweep_csv(*shuffled_rows), csv);
+  // The title names the chunk size (it sets the chunk count); kB-scale
+  // sizes are drawn in KiB, not as 0.001 MiB.
+  EXPECT_NE(svg.find(", 12KiB chunks)"), std::string::npos) << svg.substr(0, 600);
+  auto small = cfg->sweeps[0];
+  ASSERT_EQ(small.parameter, sweep_parameter::kv_size);
+  for (std::size_t i = 0; i < small.points.size(); ++i)
+    small.points[i].kv_bytes = 1500 * (i + 1);
+  auto small_rows = run_sweep(*cfg, small);
+  ASSERT_TRUE(small_rows.ok());
+  EXPECT_NE(sweep_svg(*cfg, small, *small_rows).find("KV-cache size [KiB]"), std::string::npos);
   // servers.csv: one line per server per strategy.
   std::vector<fetch_result> point;
   for (auto s : cfg->strategies)

@@ -33,6 +33,12 @@ TEST(svg_plot, nice_ticks_cover_the_range_in_1_2_5_steps) {
   EXPECT_LE(one.front(), 5);
   EXPECT_GE(one.back(), 5);
   EXPECT_GT(one.size(), 2u);
+  // All zero (a time per chunk of 0 s): no negative ticks.
+  EXPECT_EQ(nice_ticks(0, 0).front(), 0);
+  EXPECT_EQ(nice_ticks(0, 0).back(), 1);
+  // Whole numbers (server counts): no tick between two.
+  EXPECT_EQ(nice_ticks(9, 9, 6, 1), (std::vector<double>{8, 9, 10}));
+  EXPECT_EQ(nice_ticks(9, 9), (std::vector<double>{8, 8.5, 9, 9.5, 10}));
 }
 
 TEST(svg_plot, tick_labels_have_the_decimals_of_the_step) {
