@@ -134,7 +134,9 @@ absl::StatusOr<sweep> read_sweep(const runtime::scenario& s, sweep_parameter p,
   const bool from = s.has(path + ".from"), to = s.has(path + ".to"), step = s.has(path + ".step");
   if (values && (from || to || step))
     return absl::InvalidArgumentError(
-      absl::StrCat(path, ".values: give either values or from, to and step, not both"));
+      absl::StrCat(path, ".values: give either values or from, to and step, not both (a --set "
+                         "that turns a range into a list gives the whole sweep: --set '", path,
+                         "={values: [...]}')"));
   std::vector<std::pair<std::string, sweep_value>> points; // (key that gave it, value)
   if (values) {
     for (std::size_t i = 0; i < s.list_size(path + ".values"); ++i) {

@@ -288,6 +288,14 @@ workload:
   expect_error("  sweeps: {servers: {from: 9, to: 300, step: 10}}\n", "workload.sweeps.servers");
   expect_error("  sweeps: {kv_size: {values: [1MiB], from: 1MiB}}\n",
                "workload.sweeps.kv_size.values");
+  {
+    // Which says how a --set turns a range into a list.
+    auto both = load_text(base + "  sweeps: {kv_size: {values: [1MiB], from: 1MiB}}\n");
+    ASSERT_FALSE(both.ok());
+    EXPECT_NE(both.status().message().find("--set 'workload.sweeps.kv_size={values: [...]}'"),
+              std::string::npos)
+      << both.status();
+  }
   expect_error("  sweeps: {altitude: {from: 500km, step: 10km}}\n", "workload.sweeps.altitude");
   expect_error("  sweeps: {chunk_time: {from: 5ms, to: 1ms, step: 1ms}}\n",
                "workload.sweeps.chunk_time.to");
