@@ -110,6 +110,7 @@ struct NodeMessage {
     stop @1 :Bool;
     interrupted @2 :Bool;      # with stop: the run ends early (partial outputs)
     batches @3 :List(Data);    # envelope batches (protocol/envelope_batch.hpp)
+    windowStart @4 :Int64;     # the window's start: no envelope is due before it
   }
 
   # Worker -> coordinator: the window is done (the first one after the start).

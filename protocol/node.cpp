@@ -196,6 +196,7 @@ absl::StatusOr<std::string> encode_node_message(const node_message& m) {
                [&](const node_grant& x) {
                  auto b = root.initGrant();
                  b.setWindowEnd(x.window_end);
+                 b.setWindowStart(x.window_start);
                  b.setStop(x.stop);
                  b.setInterrupted(x.interrupted);
                  auto l = b.initBatches(static_cast<unsigned>(x.batches.size()));
@@ -314,7 +315,7 @@ absl::StatusOr<node_message> decode_node_message(std::string_view frame) {
       }
       case NodeMessage::GRANT: {
         auto x = r.getGrant();
-        node_grant v{x.getWindowEnd(), x.getStop(), x.getInterrupted(), {}};
+        node_grant v{x.getWindowEnd(), x.getStop(), x.getInterrupted(), {}, x.getWindowStart()};
         for (auto d : x.getBatches())
           v.batches.push_back(from_data(d));
         out = std::move(v);

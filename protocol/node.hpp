@@ -177,6 +177,8 @@ struct node_grant {
   bool stop = false;
   bool interrupted = false;
   std::vector<std::string> batches;
+  /// The window's start (not with `stop`): nothing granted is due before it.
+  std::int64_t window_start = 0;
   friend bool operator==(const node_grant&, const node_grant&) = default;
 };
 

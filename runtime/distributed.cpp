@@ -339,15 +339,19 @@ private:
         auto r = expect<protocol::node_report>(k, clock::time_point::max(), "report");
         if (!r.ok())
           return r.status();
-        // Times only move forward: nothing a node reports is due before
-        // the window it ran.
-        auto before_window = [&](const char* what, std::int64_t t) {
+        // Times only move forward. A node's next event is not before the
+        // window it ran (a compute result may fall inside it), and no
+        // envelope it sent is due before that window's end (each takes the
+        // lookahead at least): one due sooner would reach a node that has
+        // run past it.
+        auto before = [&](const char* what, std::int64_t t, const char* bound, std::int64_t b) {
           return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(), " ",
-                                                  what, " ", t, " ns, before the window from ",
-                                                  window_start, " ns"));
+                                                  what, " ", t, " ns, before ", bound, " (", b,
+                                                  " ns)"));
         };
         if (r->next_ns < window_start)
-          return before_window("reported its next event at", r->next_ns);
+          return before("reported its next event at", r->next_ns, "the window it ran",
+                        window_start);
         next[k] = std::min(next[k], r->next_ns);
         events += r->events;
         out_.nodes[k].events += r->events;
@@ -355,8 +359,9 @@ private:
           if (b.node >= nodes || b.node == k)
             return absl::InternalError(absl::StrCat("worker ", opts_.workers[k].to_string(),
                                                     " sent envelopes for node ", b.node));
-          if (b.first_ns < window_start)
-            return before_window("sent envelopes due at", b.first_ns);
+          if (b.first_ns < window_done)
+            return before("sent envelopes due at", b.first_ns, "the end of the window it ran",
+                          window_done);
           first[b.node] = std::min(first[b.node], b.first_ns);
           out_.cross_envelopes += b.count;
           out_.cross_bytes += b.data.size();
@@ -389,6 +394,7 @@ private:
       ++out_.result.windows;
       for (std::size_t k = 0; k < nodes; ++k) {
         protocol::node_grant g;
+        g.window_start = t;
         g.window_end = window_end;
         g.batches = std::move(inbound[k]);
         inbound[k].clear();

@@ -71,11 +71,20 @@ public:
       if (auto st = protocol::decode_envelopes(b, n, w.incoming); !st.ok())
         return fail(absl::StrCat("a grant carried a malformed envelope batch: ", st.message()));
     }
-    // The granted window starts at or before window_end - lookahead (the
-    // end is cut at the run's end); nothing may be due before it.
-    constexpr auto earliest = std::numeric_limits<std::int64_t>::min();
-    const auto window_start =
-      w.window_end < earliest + lookahead_ns_ ? earliest : w.window_end - lookahead_ns_;
+    if (w.stop)
+      return w;
+    // A window starts no sooner than the last one (a compute result may
+    // fall before the last one's end) and ends within the lookahead of its
+    // start (or at the run's end, sooner); nothing granted may be due
+    // before its start.
+    const auto window_start = g.window_start;
+    if (window_start < last_window_start_ || window_start >= w.window_end ||
+        w.window_end - window_start > lookahead_ns_)
+      return fail(absl::StrCat("a grant's window [", window_start, ", ", w.window_end,
+                               ") ns starts before the last one (from ", last_window_start_,
+                               " ns), is empty, or is longer than the lookahead of ",
+                               lookahead_ns_, " ns"));
+    last_window_start_ = window_start;
     for (const auto& r : w.incoming) {
       if (share_.node_of[r.hop] != share_.node)
         return fail(absl::StrCat("a grant carried an envelope for entity ", r.hop,
@@ -116,6 +125,8 @@ private:
   const node_share& share_;
   std::uint32_t nodes_;
   std::int64_t lookahead_ns_;
+  /// The start of the last window granted (0 before the first).
+  std::int64_t last_window_start_ = 0;
   bool failed_ = false;
   std::uint64_t windows_ = 0;
   std::uint64_t cross_envelopes_ = 0;

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "protocol/bytes.hpp"
 #include "protocol/envelope_batch.hpp"
 #include "protocol/payload.hpp"
@@ -629,9 +630,10 @@ TEST(distributed, a_worker_stopped_while_it_builds_does_not_wait_for_the_build) 
 }
 
 /// What worker node 0 of 2 (entities 0..19; 20..39 on node 1) answers to
-/// its first grant, ending at 5 ms, carrying `batch`: the kind of the
-/// answer, and an abort's reason.
-std::pair<std::string, std::string> answer_to_grant(const std::string& batch) {
+/// its first grant, from `start` (4 ms: the 1 ms lookahead) to 5 ms,
+/// carrying `batch`: the kind of the answer, and an abort's reason.
+std::pair<std::string, std::string> answer_to_grant(const std::string& batch,
+                                                    std::int64_t start = 4'000'000) {
   const std::string secret = "a secret for the grant checks";
   auto w = start_worker(secret);
   auto link = worker_link::connect(w->address(), secret, 5000ms);
@@ -645,6 +647,7 @@ std::pair<std::string, std::string> answer_to_grant(const std::string& batch) {
   for (int i = 0; i < 2; ++i) // ready, then the report on the start
     EXPECT_TRUE(link->receive(10000ms).ok());
   protocol::node_grant g;
+  g.window_start = start;
   g.window_end = 5'000'000;
   g.batches = {batch};
   EXPECT_TRUE(link->send(g).ok());
@@ -701,6 +704,20 @@ TEST(distributed, a_grant_carrying_impossible_envelopes_aborts_the_run) {
     const auto [kind, reason] = answer(r);
     EXPECT_EQ(kind, "abort") << c.reason;
     EXPECT_NE(reason.find(c.reason), std::string::npos) << reason;
+  }
+  // So does a window longer than the lookahead (its envelope in it), or
+  // one that ends where it starts.
+  std::string bytes;
+  const auto r = envelope();
+  protocol::encode_envelopes({&r, 1}, bytes);
+  for (const std::int64_t start : {3'999'999, 5'000'000}) {
+    const auto [kind, reason] = answer_to_grant(bytes, start);
+    EXPECT_EQ(kind, "abort") << start;
+    EXPECT_NE(reason.find(absl::StrCat("a grant's window [", start, ", 5000000) ns starts "
+                                       "before the last one (from 0 ns), is empty, or is "
+                                       "longer than the lookahead of 1000000 ns")),
+              std::string::npos)
+      << reason;
   }
 }
 

@@ -258,7 +258,7 @@ std::vector<node_message> one_of_each() {
     protocol::node_setup{with_nul, 1, 3, {0, 1, 2, 1}, 4},
     protocol::node_ready{2, 4, 1'000'000, {{"constellation.tle.file", 0x0123456789abcdefULL},
                                            {with_nul, 1}}},
-    protocol::node_grant{5'000'000, true, true, {binary, "", std::string(9, 'e')}},
+    protocol::node_grant{5'000'000, true, true, {binary, "", std::string(9, 'e')}, 4'000'001},
     protocol::node_report{-1, 12, {{2, 7, 3, binary}, {0, 9, 1, ""}}},
     protocol::node_results{binary, "w", 1, 2, 3, 4, 5, 6, 7},
     protocol::node_abort{"cannot build"},
