@@ -68,6 +68,9 @@ absl::Status load_entity_states(std::string_view bytes,
                                 std::span<const std::uint32_t> node_of, std::uint32_t node) {
   protocol::byte_reader r(bytes);
   const auto n = r.count("entity count", 8);
+  // Every entity the node hosts, once: one left out would keep the state
+  // it had before the run.
+  std::vector<char> seen(entities.size(), 0);
   for (std::uint64_t k = 0; k < n && r.ok(); ++k) {
     const auto id = r.u32("entity id");
     const auto state = r.bytes("entity state");
@@ -75,6 +78,10 @@ absl::Status load_entity_states(std::string_view bytes,
       break;
     if (id >= entities.size() || node_of[id] != node) {
       r.fail(absl::StrCat("entity ", id, " is not hosted by node ", node));
+      break;
+    }
+    if (seen[id]++ != 0) {
+      r.fail(absl::StrCat("entity ", id, " comes twice"));
       break;
     }
     protocol::byte_reader er(state);
@@ -87,6 +94,10 @@ absl::Status load_entity_states(std::string_view bytes,
   r.expect_end("the entity states");
   if (!r.ok())
     return absl::InvalidArgumentError(absl::StrCat("entity states: ", r.status().message()));
+  for (std::uint32_t id = 0; id < entities.size(); ++id)
+    if (node_of[id] == node && seen[id] == 0)
+      return absl::InvalidArgumentError(
+        absl::StrCat("entity states: entity ", id, ", hosted by node ", node, ", is missing"));
   return absl::OkStatus();
 }
 

@@ -543,6 +543,11 @@ TEST(distributed, states_for_another_node_are_rejected) {
   st = load_entity_states(bytes.substr(0, bytes.size() - 1), e, node_of, 0);
   EXPECT_FALSE(st.ok());
   EXPECT_TRUE(load_entity_states(bytes, e, node_of, 0).ok());
+  // States that leave out an entity the node hosts (entity 1) are refused.
+  const std::vector<std::uint32_t> other_split{0, 1, 1, 1};
+  const auto short_of_one = save_entity_states(e, other_split, 0);
+  st = load_entity_states(short_of_one, e, node_of, 0);
+  EXPECT_TRUE(contains(st, "entity 1, hosted by node 0, is missing")) << st;
 }
 
 TEST(distributed, a_malformed_grant_aborts_the_run_and_the_worker_survives) {
