@@ -298,7 +298,13 @@ private:
   // there are not duplicates.
   absl::Status entries_of(const YAML::Node& n, const std::string& path, std::vector<entry>& entries,
                           std::map<std::string, std::size_t, std::less<>>& index, bool merged,
-                          int depth) {
+                          int depth, std::vector<YAML::Node>& seen) {
+    // A map merged again adds nothing (earlier maps win): each is read once,
+    // so maps that merge each other many times over stay linear.
+    auto in = [](const std::vector<YAML::Node>& nodes, const YAML::Node& x) {
+      return std::any_of(nodes.begin(), nodes.end(), [&](const YAML::Node& s) { return s.is(x); });
+    };
+    seen.push_back(n);
     std::optional<entry> merge;
     for (auto it = n.begin(); it != n.end(); ++it) {
       const YAML::Node k = it->first; // a copy: `it->` yields a temporary
@@ -336,16 +342,23 @@ private:
                    absl::StrCat("a merge key '<<' takes a map or a list of maps, such as an alias "
                                 "*name of an anchored map, ", got_text(v)));
     }
-    // An anchor can be merged into itself (`&a {<<: *a}`).
+    // An anchor can be merged into itself (`&a {<<: *a}`), or a chain of
+    // them into each other.
     constexpr int deepest = 32;
     if (depth == deepest) {
       return error(merge_path, merge->key_mark,
                    absl::StrCat("merge keys '<<' nested more than ", deepest,
                                 " deep (does a map merge itself?)"));
     }
-    if (v.IsMap()) return entries_of(v, path, entries, index, true, depth + 1);
-    for (const YAML::Node& m : v) {
-      if (auto s = entries_of(m, path, entries, index, true, depth + 1); !s.ok()) return s;
+    std::vector<YAML::Node> sources;
+    if (v.IsMap()) sources.push_back(v);
+    else for (const YAML::Node& m : v) sources.push_back(m);
+    for (const YAML::Node& m : sources) {
+      if (m.is(n)) {
+        return error(merge_path, merge->key_mark, "the map merges itself");
+      }
+      if (in(seen, m)) continue;
+      if (auto s = entries_of(m, path, entries, index, true, depth + 1, seen); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -357,7 +370,8 @@ private:
     std::vector<entry> entries;
     std::map<std::string, std::size_t, std::less<>> index;  // key -> entry
     if (n.IsDefined() && n.IsMap()) {
-      if (auto s = entries_of(n, path, entries, index, false, 0); !s.ok()) return s;
+      std::vector<YAML::Node> seen;
+      if (auto s = entries_of(n, path, entries, index, false, 0, seen); !s.ok()) return s;
     }
     auto find_entry = [&](std::string_view key) -> const entry* {
       const auto it = index.find(key);
@@ -471,6 +485,26 @@ bool parse_index(std::string_view seg, std::size_t& index) {
   return absl::SimpleAtoi(av(seg), &index);
 }
 
+// The entry of key `seg` in map `node`: its own, or else (YAML's merge key
+// `<<`) that of the first merged map holding it, as the validator reads
+// it; none when neither has it.
+std::optional<std::pair<YAML::Node, YAML::Node>> find_entry(const YAML::Node& node,
+                                                            const std::string& seg,
+                                                            int depth = 0) {
+  if (!node.IsMap() || depth > 32) return std::nullopt;
+  YAML::Node merge;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (!it->first.IsScalar()) continue;
+    if (it->first.Scalar() == seg) return std::pair{YAML::Node(it->first), YAML::Node(it->second)};
+    if (it->first.Scalar() == "<<" && it->first.Tag() == "?") merge = it->second;
+  }
+  if (merge.IsMap()) return find_entry(merge, seg, depth + 1);
+  if (merge.IsSequence())
+    for (const YAML::Node& m : merge)
+      if (auto e = find_entry(m, seg, depth + 1)) return e;
+  return std::nullopt;
+}
+
 // Whether `segments` names a key of the schema, reading kinds from `doc`.
 bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std::string>& segs,
                      std::size_t i, std::vector<std::string>& candidates) {
@@ -491,7 +525,8 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
   for (const auto& c : spec.children) fields.push_back(&c);
   bool kind_unknown = false;
   if (!spec.kinds.empty()) {
-    YAML::Node kind = (doc.IsDefined() && doc.IsMap()) ? doc["kind"] : YAML::Node();
+    const auto kind_entry = find_entry(doc, "kind");
+    const YAML::Node kind = kind_entry ? kind_entry->second : YAML::Node();
     const kind_spec* ks = nullptr;
     if (kind.IsDefined() && kind.IsScalar()) ks = find_kind(spec.kinds, kind.Scalar());
     if (ks != nullptr) {
@@ -504,20 +539,26 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
   for (const auto* f : fields) {
     candidates.push_back(f->name);
     if (f->name == seg) {
-      YAML::Node child = (doc.IsDefined() && doc.IsMap()) ? doc[seg] : YAML::Node();
-      return schema_has_path(*f, child, segs, i + 1, candidates);
+      const auto e = find_entry(doc, seg);
+      return schema_has_path(*f, e ? e->second : YAML::Node(), segs, i + 1, candidates);
     }
   }
   return kind_unknown;
 }
 
 // Every map and list of `node` and below, once per way to reach it: a node
-// listed twice is shared through a YAML alias.
-void list_containers(const YAML::Node& node, std::vector<YAML::Node>& out, int depth = 0) {
-  if (depth > 256 || !(node.IsMap() || node.IsSequence())) return;
+// listed twice is shared through a YAML alias. False past `most` of them
+// (aliases of aliases reach exponentially many).
+bool list_containers(const YAML::Node& node, std::vector<YAML::Node>& out, std::size_t most,
+                     int depth = 0) {
+  if (depth > 256 || !(node.IsMap() || node.IsSequence())) return true;
+  if (out.size() == most) return false;
   out.push_back(node);
   for (auto it = node.begin(); it != node.end(); ++it)
-    list_containers(node.IsMap() ? YAML::Node(it->second) : YAML::Node(*it), out, depth + 1);
+    if (!list_containers(node.IsMap() ? YAML::Node(it->second) : YAML::Node(*it), out, most,
+                         depth + 1))
+      return false;
+  return true;
 }
 
 // `node` with `value` at `segs[i..]`, creating maps on the way; an error
@@ -552,16 +593,21 @@ absl::StatusOr<YAML::Node> with_path(const YAML::Node& node, const std::vector<s
   }
   if (numeric)  // schema maps have no numeric keys
     return absl::InvalidArgumentError("no such list element in the scenario");
-  // The entry for `seg`, its key kept for its place in the file.
-  std::optional<std::pair<YAML::Node, YAML::Node>> entry;
-  if (node.IsMap())
-    for (auto it = node.begin(); it != node.end() && !entry; ++it)
-      if (it->first.IsScalar() && it->first.Scalar() == seg) entry.emplace(it->first, it->second);
+  // The entry for `seg`, its key kept for its place in the file. One that
+  // comes through a merge key `<<` is changed as a copy, which this map
+  // then holds as its own key (own keys win over merged ones), so the
+  // merged map's other keys stay.
+  auto entry = find_entry(node, seg);
+  bool own = false;
+  if (entry)
+    for (auto it = node.begin(); it != node.end() && !own; ++it)
+      own = it->first.is(entry->first);
   const bool shared = node.IsMap() &&
                       std::count_if(containers.begin(), containers.end(),
                                     [&](const YAML::Node& c) { return c.is(node); }) > 1;
   auto child = with_path(entry ? entry->second : YAML::Node(), segs, i + 1, value, containers);
   if (!child.ok()) return child.status();
+  if (entry && !own) entry->first = YAML::Node(seg);
   if (node.IsMap() && !shared) {
     YAML::Node map = node;  // the same node, changed in place
     if (entry) map.remove(entry->first);
@@ -583,7 +629,11 @@ absl::StatusOr<YAML::Node> with_path(const YAML::Node& node, const std::vector<s
 absl::Status set_path(YAML::Node& doc, const std::vector<std::string>& segs,
                       const YAML::Node& value) {
   std::vector<YAML::Node> containers;
-  list_containers(doc, containers);
+  constexpr std::size_t most = 1 << 20;
+  if (!list_containers(doc, containers, most))
+    return absl::InvalidArgumentError(absl::StrCat(
+      "the scenario's aliases reach more than ", most,
+      " maps and lists (aliases of aliases?): an override cannot tell which it changes"));
   auto changed = with_path(doc, segs, 0, value, containers);
   if (!changed.ok()) return changed.status();
   doc = *changed;

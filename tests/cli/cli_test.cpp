@@ -332,6 +332,9 @@ TEST_F(cli_test, a_flag_and_a_set_of_its_key_are_refused_together) {
                    "2 both set output.dir: give one of them");
   expect_refused(satemu({"run", f, "--seed", "5", "--set", "seed=6"}),
                  "satemu: error: --seed and --set seed=6 both set seed: give one of them");
+  // Spaces around the key are still that key.
+  expect_refused(satemu({"run", f, "--seed", "5", "--set", " seed =7"}),
+                 "satemu: error: --seed and --set  seed =7 both set seed: give one of them");
   expect_refused(satemu({"run", f, "--threads", "1", "--set", "threads=2"}),
                  "satemu: error: --threads and --set threads=2 both set threads: give one of "
                  "them");
