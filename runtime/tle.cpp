@@ -212,9 +212,11 @@ private:
     const std::string_view f = trim(raw);
     if (f.empty() && blank_is_zero) return 0;
     int value = 0;
+    // Digits only: every integer field of a TLE counts up from 0.
     auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), value);
-    if (f.empty() || ec != std::errc{} || end != f.data() + f.size())
-      return error(absl::StrFormat("columns %d-%d (%s): '%s' is not an integer", first, last, what, av(raw)));
+    if (f.empty() || !is_digit(f[0]) || ec != std::errc{} || end != f.data() + f.size())
+      return error(absl::StrFormat("columns %d-%d (%s): '%s' is not a whole number", first, last,
+                                   what, av(raw)));
     return value;
   }
 

@@ -332,14 +332,31 @@ vec3 tle_constellation::ecef_at(std::size_t k, double t_s) const {
 
 absl::StatusOr<std::int64_t> parse_utc(std::string_view text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0;
-  double s = 0;
-  char tail[8] = {0};
+  double s = -1;
+  int at = -1;
   const std::string str(text);
-  const int got = std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%lf%7s", &y, &mo, &d, &h, &mi, &s, tail);
-  const bool tail_ok = got == 6 || (got == 7 && std::string(tail) == "Z");
+  const int got = std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%n", &y, &mo, &d, &h, &mi, &at);
+  // The seconds as written, DD or DD.ddd, then an optional Z and nothing
+  // more (no exponent, hex or trailing text).
+  bool tail_ok = false;
+  if (got == 5 && at > 0) {
+    std::string_view rest = std::string_view(str).substr(static_cast<std::size_t>(at));
+    std::size_t n = 0;
+    while (n < rest.size() && rest[n] >= '0' && rest[n] <= '9') ++n;
+    const std::size_t whole = n;
+    if (n < rest.size() && rest[n] == '.') {
+      ++n;
+      while (n < rest.size() && rest[n] >= '0' && rest[n] <= '9') ++n;
+    }
+    const auto tail = rest.substr(n);
+    if (whole == 2 && (tail.empty() || tail == "Z")) {
+      tail_ok = true;
+      s = std::strtod(std::string(rest.substr(0, n)).c_str(), nullptr);
+    }
+  }
   const bool leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
   const int month_days[] = {31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (got < 6 || !tail_ok || mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] || h < 0 ||
+  if (!tail_ok || mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] || h < 0 ||
       h > 23 || mi < 0 || mi > 59 || !(s >= 0 && s < 61))
     return absl::InvalidArgumentError(
       absl::StrCat("'", str, "' is not a UTC time like 2026-02-24T12:00:00Z"));

@@ -27,7 +27,11 @@ TEST(TleConstellation, UtcParsesAndFormatsBack) {
   EXPECT_TRUE(parse_utc("2024-02-29T00:00:00Z").ok());
   for (const char* bad : {"2026-02-24", "2026-13-01T00:00:00Z", "2026-02-24T12:00:00+01", "noon",
                           "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-02-24T-1:00:00Z",
-                          "2026-02-24T12:-5:00Z", "2026-02-24T12:00:nanZ"})
+                          "2026-02-24T12:-5:00Z", "2026-02-24T12:00:nanZ",
+                          // Trailing text, exponents and hex seconds had passed.
+                          "2026-02-24T12:00:00Z trailing", "2026-02-24T12:00:00 Z",
+                          "2026-02-24T12:00:1e1Z", "2026-02-24T12:00:0x1Ap0Z",
+                          "2026-02-24T12:00:5Z", "2026-02-24T12:00:00.Z5"})
     EXPECT_FALSE(parse_utc(bad).ok()) << bad;
   // Years whose nanoseconds since 1970 do not fit in 64 bits.
   auto far = parse_utc("9999-12-31T23:59:59Z");

@@ -182,6 +182,9 @@ TEST(TleErrors, BadFields) {
   expect_error(three_line(with_field(line1, 54, " 4379x-4")), "bad.tle:2: ", "columns 54-61 (B* drag term)");
   expect_error(three_line(with_field(line1, 45, " 00000*0")), "bad.tle:2: ", "second derivative of mean motion");
   expect_error(three_line(with_field(line1, 19, "2x")), "bad.tle:2: ", "epoch year");
+  // A signed year had read as 1995.
+  expect_error(three_line(with_field(line1, 19, "-5")), "bad.tle:2: ",
+               "(epoch year): '-5' is not a whole number");
   expect_error(three_line(with_field(line1, 3, "44a14")), "bad.tle:2: ", "catalog number");
   expect_error(three_line(with_field(line1, 33, "x")), "bad.tle:2: ", "column 33 must be blank");
 }
