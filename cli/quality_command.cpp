@@ -71,7 +71,8 @@ CLI::App* add_quality_subcommand(CLI::App& app, quality_args& a) {
   q->add_option("--tokens", a.tokens, "Tokens per sequence")
     ->capture_default_str()
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
-  q->add_option("--sequences", a.sequences, "Sequences, each of --tokens tokens (run as one ragged batch)")
+  q->add_option("--sequences", a.sequences,
+                "Sequences, each of --tokens tokens (run as one ragged batch)")
     ->capture_default_str()
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
   q->add_option("--seed", a.seed, "Seed of the synthetic weights and of the token ids")

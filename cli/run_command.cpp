@@ -140,22 +140,12 @@ std::string yaml_quoted(std::string_view text) {
   return q + "\"";
 }
 
-/// The key a `--set KEY=VALUE` sets, as --set reads it (spaces around it do
-/// not count); empty without '='.
-std::string_view set_key(std::string_view set) {
-  const auto eq = set.find('=');
-  if (eq == std::string_view::npos)
-    return {};
-  const auto key = absl::StripAsciiWhitespace(absl::string_view(set.data(), eq));
-  return {key.data(), key.size()};
-}
-
 /// A `--set` of `key` (KEY=VALUE) beside the flag that sets it: refused,
 /// since one of the two would be ignored.
 absl::Status refuse_both(const std::vector<std::string>& sets, std::string_view key,
                          std::string_view flag) {
   for (const auto& s : sets)
-    if (set_key(s) == key)
+    if (runtime::override_key(s) == key)
       return absl::InvalidArgumentError(absl::StrCat(std::string(flag), " and --set ", s,
                                                      " both set ", std::string(key),
                                                      ": give one of them"));
@@ -509,7 +499,7 @@ int run_command(const run_args& a) {
     if (a.threads)
       threads = "--threads";
     for (const auto& s : a.sets)
-      if (!threads && set_key(s) == "threads")
+      if (!threads && runtime::override_key(s) == "threads")
         threads = "--set " + s;
     if (threads)
       return report_error(absl::InvalidArgumentError(absl::StrCat(

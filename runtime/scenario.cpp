@@ -664,6 +664,17 @@ std::optional<std::size_t> invalid_utf8_at(std::string_view text) {
   return std::nullopt;
 }
 
+} // namespace
+
+std::string override_key(std::string_view override_text) {
+  const auto eq = override_text.find('=');
+  if (eq == std::string_view::npos)
+    return {};
+  return std::string(absl::StripAsciiWhitespace(absl::string_view(override_text.data(), eq)));
+}
+
+namespace {
+
 absl::Status apply_override(YAML::Node& doc, const std::string& text,
                             std::vector<override_entry>& applied) {
   if (auto at = invalid_utf8_at(text))
@@ -671,8 +682,8 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
       "--set %s: not valid UTF-8 (byte 0x%02X at offset %d)", text.substr(0, *at),
       static_cast<unsigned char>(text[*at]), *at));
   const std::size_t eq = text.find('=');
-  const std::string key(absl::StripAsciiWhitespace(eq == std::string::npos ? text : text.substr(0, eq)));
-  if (eq == std::string::npos || key.empty()) {
+  const std::string key = override_key(text);
+  if (key.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--set ", text, ": expected key.path=value, e.g. --set clock.mode=realtime"));
   }

@@ -105,4 +105,8 @@ absl::StatusOr<scenario> load_scenario_file(const std::string& path,
 absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string source_name,
                                             const std::vector<std::string>& overrides = {});
 
+/// The key an override `key.path=value` sets, as it is read (spaces around
+/// it do not count); empty without '='.
+std::string override_key(std::string_view override_text);
+
 } // namespace satemu::runtime
