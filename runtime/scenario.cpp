@@ -342,8 +342,8 @@ private:
                    absl::StrCat("a merge key '<<' takes a map or a list of maps, such as an alias "
                                 "*name of an anchored map, ", got_text(v)));
     }
-    // An anchor can be merged into itself (`&a {<<: *a}`), or a chain of
-    // them into each other.
+    // An anchor merged into itself (`&a {<<: *a}`) is refused; a map met
+    // again further down (a chain that loops back) is skipped as read.
     constexpr int deepest = 32;
     if (depth == deepest) {
       return error(merge_path, merge->key_mark,
