@@ -588,10 +588,10 @@ std::vector<std::string> space_network::geometry_warnings() const {
       runtime::to_string(runtime::duration::from_ns(static_cast<std::int64_t>(s * 25e3))),
       " (1s or less is usual)"));
   // Every epoch a window can reach is kept: the lookahead's worth.
-  if (constexpr std::size_t many = 1000; kept_epochs_ > many)
+  if (const auto spanned = lookahead_.ns() / cfg_.update_interval.ns(); spanned > 1000)
     out.push_back(absl::StrCat(
       "constellation.hop_delay: ", runtime::to_string(cfg_.hop_delay), " makes windows (",
-      runtime::to_string(lookahead_), ") that span ", kept_epochs_ - 8, " topology epochs of ",
+      runtime::to_string(lookahead_), ") that span ", spanned, " topology epochs of ",
       runtime::to_string(cfg_.update_interval),
       ", and the network keeps every epoch a window can reach in memory at once (each with "
       "its links and routes): a shorter hop_delay or a longer update_interval takes far less"));

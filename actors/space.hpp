@@ -167,7 +167,7 @@ public:
   /// Settings that make the emulation implausible: a topology held for
   /// more than 10 s, Walker neighbours that come within 10 km of each other
   /// (the windows shrink to hop_delay), a user faster than a satellite, a
-  /// hop_delay of more than 1,000 epochs (kept in memory at once).
+  /// lookahead of more than 1,000 epochs (kept in memory at once).
   std::vector<std::string> geometry_warnings() const;
   /// Files recorded so far (positions.csv, links.csv, constellation.czml),
   /// name -> content; empty unless `record.interval` is set.
