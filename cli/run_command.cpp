@@ -274,6 +274,14 @@ absl::StatusOr<distributed_setup> check_distributed(const runtime::scenario& sc,
   return distributed_setup{std::move(*workers), std::move(*secret), std::move(tls)};
 }
 
+/// Removes the earlier run's outputs from `out`, saying so unless `quiet`.
+absl::Status replace_earlier(runtime::output_dir& out, bool quiet) {
+  if (!quiet && out.has_earlier())
+    std::fprintf(stderr, "[satemu] replacing the earlier run's outputs in %s\n",
+                 out.path().c_str());
+  return out.clear_earlier();
+}
+
 /// Coordinates the run over the workers and loads the entities' final
 /// states into `work`; a failure of the run comes back in `failure`.
 distributed_outcome run_distributed(const runtime::scenario& sc, actors::workload& work,
@@ -299,12 +307,7 @@ distributed_outcome run_distributed(const runtime::scenario& sc, actors::workloa
   }
   co.on_progress = opts.on_progress;
   // The earlier run's outputs stay until the workers have taken this one.
-  co.on_start = [&out_dir, quiet] {
-    if (!quiet && out_dir.has_earlier())
-      std::fprintf(stderr, "[satemu] replacing the earlier run's outputs in %s\n",
-                   out_dir.path().c_str());
-    return out_dir.clear_earlier();
-  };
+  co.on_start = [&out_dir, quiet] { return replace_earlier(out_dir, quiet); };
   if (!quiet)
     // On a terminal the line first clears the progress line it interrupts.
     co.log = [tty = isatty(fileno(stderr)) != 0](const std::string& line) {
@@ -623,11 +626,9 @@ int run_command(const run_args& a) {
                            "left as it was\n", dir.c_str());
       return exit_interrupted;
     }
-    if (!a.quiet && out->has_earlier())
-      std::fprintf(stderr, "[satemu] replacing the earlier run's outputs in %s\n", dir.c_str());
     // One that cannot be removed is replaced by this run's file of that
     // name, or named in the summary as unwritten.
-    if (auto st = out->clear_earlier(); !st.ok())
+    if (auto st = replace_earlier(*out, a.quiet); !st.ok())
       std::fprintf(stderr, "satemu: warning: %s\n", std::string(st.message()).c_str());
   }
   if (dist && !dist->started) {
