@@ -123,9 +123,11 @@ private:
                                  : ""));
   }
 
+  // Where a value is written: after its key, unless it is an alias (`*a`),
+  // whose node is the anchor's, further up: then at the key.
   static YAML::Mark value_mark(const YAML::Node& n, const YAML::Mark& key_mark) {
     if (!n.IsDefined() || n.IsNull() || n.Mark().is_null()) return key_mark;
-    return n.Mark();
+    return !key_mark.is_null() && n.Mark().pos < key_mark.pos ? key_mark : n.Mark();
   }
 
   absl::Status value(const YAML::Node& n, const YAML::Mark& key_mark, const key_spec& spec,
@@ -294,11 +296,10 @@ private:
   // Adds the keys of map `n` to `entries`, then those of the maps its merge
   // key `<<` names (YAML's merge key: `<<: *defaults` or `<<: [*a, *b]`)
   // that are not there yet, so given keys win over merged ones and earlier
-  // maps over later ones. `merged`: `n` is itself merged in, so keys already
-  // there are not duplicates.
+  // maps over later ones.
   absl::Status entries_of(const YAML::Node& n, const std::string& path, std::vector<entry>& entries,
-                          std::map<std::string, std::size_t, std::less<>>& index, bool merged,
-                          int depth, std::vector<YAML::Node>& seen) {
+                          std::map<std::string, std::size_t, std::less<>>& index, int depth,
+                          std::vector<YAML::Node>& seen) {
     // A map merged again adds nothing (earlier maps win): each is read once,
     // so maps that merge each other many times over stay linear.
     auto in = [](const std::vector<YAML::Node>& nodes, const YAML::Node& x) {
@@ -306,6 +307,7 @@ private:
     };
     seen.push_back(n);
     std::optional<entry> merge;
+    std::map<std::string, int, std::less<>> own_line;  // keys of `n` itself
     for (auto it = n.begin(); it != n.end(); ++it) {
       const YAML::Node k = it->first; // a copy: `it->` yields a temporary
       if (!k.IsScalar()) {
@@ -322,14 +324,15 @@ private:
         merge = entry{k.Scalar(), k.Mark(), it->second};
         continue;
       }
-      const auto [at, added] = index.emplace(k.Scalar(), entries.size());
-      if (added) {
-        entries.push_back({k.Scalar(), k.Mark(), it->second});
-      } else if (!merged) {
+      // A key twice in one map is refused, merged in or not; one that an
+      // earlier map already gives is skipped.
+      if (const auto [first, added] = own_line.emplace(k.Scalar(), k.Mark().line + 1); !added) {
         return error(join_path(path, k.Scalar()), k.Mark(),
                      absl::StrCat("duplicate key '", k.Scalar(), "' (first at line ",
-                                  entries[at->second].key_mark.line + 1, ")"));
+                                  first->second, ")"));
       }
+      if (index.emplace(k.Scalar(), entries.size()).second)
+        entries.push_back({k.Scalar(), k.Mark(), it->second});
     }
     if (!merge) return absl::OkStatus();
     const std::string merge_path = join_path(path, "<<");
@@ -358,7 +361,7 @@ private:
         return error(merge_path, merge->key_mark, "the map merges itself");
       }
       if (in(seen, m)) continue;
-      if (auto s = entries_of(m, path, entries, index, true, depth + 1, seen); !s.ok()) return s;
+      if (auto s = entries_of(m, path, entries, index, depth + 1, seen); !s.ok()) return s;
     }
     return absl::OkStatus();
   }
@@ -371,7 +374,7 @@ private:
     std::map<std::string, std::size_t, std::less<>> index;  // key -> entry
     if (n.IsDefined() && n.IsMap()) {
       std::vector<YAML::Node> seen;
-      if (auto s = entries_of(n, path, entries, index, false, 0, seen); !s.ok()) return s;
+      if (auto s = entries_of(n, path, entries, index, 0, seen); !s.ok()) return s;
     }
     auto find_entry = [&](std::string_view key) -> const entry* {
       const auto it = index.find(key);
@@ -694,13 +697,22 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
     return absl::InvalidArgumentError(absl::StrCat("--set ", key, ": unknown key '", key, "'",
                                                    did_you_mean(segs.back(), candidates)));
   }
+  // The path as the validator spells it (list index 01 is 1), so that
+  // errors in the value are reported at this --set.
+  for (auto& seg : segs)
+    if (std::size_t index = 0; parse_index(seg, index)) seg = std::to_string(index);
   const std::string value_text = text.substr(eq + 1);
   YAML::Node value;
   if (absl::StripAsciiWhitespace(value_text).empty()) {
     value = YAML::Node(std::string());
   } else {
     try {
-      value = YAML::Load(value_text);
+      const std::vector<YAML::Node> docs = YAML::LoadAll(value_text);
+      if (docs.size() > 1)
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--set ", key, ": the value holds ", docs.size(),
+            " YAML documents ('---' starts one): give one value"));
+      if (!docs.empty()) value = docs.front();
     } catch (const YAML::Exception& e) {
       return absl::InvalidArgumentError(
           absl::StrCat("--set ", key, ": cannot read value '", value_text, "': ", e.msg));
@@ -709,7 +721,7 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
   if (auto st = set_path(doc, segs, value); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--set ", key, ": ", st.message()));
   }
-  applied.push_back({key, text});
+  applied.push_back({absl::StrJoin(segs, "."), text});
   return absl::OkStatus();
 }
 

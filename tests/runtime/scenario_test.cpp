@@ -331,6 +331,15 @@ TEST_F(scenario_test, bad_overrides_name_the_set_option) {
                {"--set workload.users.2.name: no such list element in the scenario "
                 "(workload.users has 2)"},
                {"workload.users=[{name: a}, {name: b}]", "workload.users.2.name=x"});
+  // A list index written 01 is item 1: a bad value is still this --set's.
+  expect_error(minimal,
+               {"--set workload.users.01.weight=-2: workload.users.1.weight: expected a positive"},
+               {"workload.users=[{name: a}, {name: b}]", "workload.users.01.weight=-2"});
+  // One value, one YAML document.
+  expect_error(minimal,
+               {"--set workload.note: the value holds 2 YAML documents ('---' starts one): give one "
+                "value"},
+               {"workload.note=a\n---\nb"});
 }
 
 TEST_F(scenario_test, resolved_yaml_round_trips) {
@@ -432,7 +441,12 @@ workload:
   EXPECT_EQ(s->where("workload.users.0.name"), "inline.yaml:8:17");
   EXPECT_EQ(s->where("workload.users.1.weight"), "inline.yaml:8:28");
   EXPECT_EQ(s->where("workload.users.1.name"), "--set workload.users.1.name=v");
-  EXPECT_EQ(s->where("workload.note"), "inline.yaml:5:13");
+  // A value given by an alias is where its key is, not at the anchor.
+  EXPECT_EQ(s->where("workload.note"), "inline.yaml:6:3");
+  // So is an error in it: the anchor's value is good where it is written.
+  expect_error("name: mini\nduration: 10s\nworkload:\n  kind: test_kind\n  note: &m -1\n"
+               "  users: [{name: a, weight: *m}]\n",
+               {"inline.yaml:6:21: workload.users.0.weight: expected a positive"});
 }
 
 // YAML's merge key: `<<: *a` adds the keys of map a that are not given,
@@ -481,6 +495,9 @@ workload:
             std::string::npos);
   EXPECT_NE(bad("    - &c {name: c, <<: *c}\n").find("workload.users.3.<<: the map merges itself"),
             std::string::npos);
+  // A key twice in a merged map is refused as in any other.
+  EXPECT_EQ(bad("    - {<<: {weight: 1, weight: 2}, name: c}\n"),
+            "inline.yaml:9:24: workload.users.3.weight: duplicate key 'weight' (first at line 9)");
 }
 
 // An override through a merge key changes that path only: the merged map's
