@@ -131,8 +131,9 @@ public:
       auto v = real(t, f.first, f.last, f.what);
       if (!v.ok()) return v.status();
       if (!(*v >= 0.0 && *v <= f.max))
-        return error(absl::StrFormat("columns %d-%d (%s): %g deg is outside [0, %g]", f.first, f.last, f.what,
-                                     *v, f.max));
+        return error(absl::StrFormat("columns %d-%d (%s): %s deg is outside [0, %g]", f.first,
+                                     f.last, f.what,
+                                     av(trim(t.substr(f.first - 1, f.last - f.first + 1))), f.max));
       *f.dest = *v;
     }
 

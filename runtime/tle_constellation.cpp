@@ -284,13 +284,27 @@ absl::StatusOr<tle_constellation> tle_constellation::make(std::vector<tle> sets,
           continue;
         // Each satellite links to one of the next plane, each of those to
         // at most one of this plane or any other: the closest pairs in
-        // argument of latitude first (ties by satellite number).
+        // argument of latitude first (ties by satellite number). A
+        // satellite looks at the `reach` nearest of the next plane (all of
+        // a plane of real size), so large planes cost linear time.
         const auto& next = planes[ni];
+        constexpr std::size_t reach = 64;
+        const std::size_t looked = std::min(reach, next.size());
         std::vector<std::tuple<double, std::size_t, std::size_t>> pairs;
-        pairs.reserve(p.size() * next.size());
-        for (auto k : p)
-          for (auto j : next)
+        pairs.reserve(p.size() * looked);
+        for (auto k : p) {
+          // `next` is in order of argument of latitude: start reach/2 before
+          // the first at or past u[k], going round.
+          const auto at = std::lower_bound(next.begin(), next.end(), u[k],
+                                           [&](std::size_t j, double x) { return u[j] < x; });
+          const std::size_t first =
+              (static_cast<std::size_t>(at - next.begin()) + next.size() - looked / 2) %
+              next.size();
+          for (std::size_t i = 0; i < looked; ++i) {
+            const std::size_t j = next[(first + i) % next.size()];
             pairs.emplace_back(circular_diff_deg(u[k], u[j]), k, j);
+          }
+        }
         std::sort(pairs.begin(), pairs.end());
         for (const auto& [d, k, j] : pairs) {
           if (linked_on[k] != 0 || linked_back[j] != 0)

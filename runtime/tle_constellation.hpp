@@ -21,7 +21,8 @@
 ///   of latitude (a ring); between planes, each satellite and one of the
 ///   next plane by RAAN (wrapping) that holds at least half as many
 ///   satellites, each of those linked to at most one satellite of a plane
-///   before it: the closest pairs in argument of latitude first, so that no
+///   before it: the closest pairs in argument of latitude first (each
+///   satellite looks at the 64 nearest of the next plane), so that no
 ///   satellite has more than two inter-plane links. Objects still raising or
 ///   lowering their orbits end up in groups or planes of their own, as they
 ///   would have no fixed neighbours in reality.

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <map>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "runtime/constants.hpp"
 #include "runtime/tle_constellation.hpp"
 
@@ -268,6 +270,48 @@ TEST(TleConstellation, Starlink2026SnapshotLoadsWithShellsAndPlanes) {
   }
   EXPECT_GT(finite, 9'500u);
   EXPECT_GT(c->floor_radius_m(), wgs84_equatorial_radius_m + 80e3);
+}
+
+// Planes larger than the 64 of the next plane a satellite looks at still
+// link each satellite to its nearest there (that window had been the whole
+// plane, every pair of two planes, quadratic in their size).
+TEST(TleConstellation, LargePlanesLinkNearestNeighbours) {
+  constexpr int per_plane = 300;
+  constexpr double step = 360.0 / per_plane;
+  std::string text;
+  for (int plane = 0; plane < 2; ++plane) {
+    for (int i = 0; i < per_plane; ++i) {
+      const int cat = 10'000 + plane * per_plane + i;
+      std::string l1 = "1 44714U 19074B   26054.54089312  .00000969  00000+0  43797-4 0  9990";
+      l1.replace(2, 5, std::to_string(cat));
+      // Plane 1 is half a step ahead: each satellite has two nearest.
+      std::string l2 = absl::StrFormat("2 %05d %8.4f %8.4f 0001273 %8.4f %8.4f %11.8f%05d0", cat,
+                                       53.0, plane * 10.0, 0.0, i * step + plane * step / 2,
+                                       15.06, 1);
+      for (std::string* l : {&l1, &l2})
+        (*l)[68] = static_cast<char>('0' + tle_checksum(*l));
+      absl::StrAppend(&text, "SAT-", cat, "\n", l1, "\n", l2, "\n");
+    }
+  }
+  auto c = constellation_of(text, "planes.tle");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->size(), 2u * per_plane);
+  EXPECT_EQ(c->planes(), 2u);
+  // Satellite k is file order: plane k / per_plane, slot k % per_plane.
+  auto u = [&](std::size_t k) {
+    return static_cast<double>(k % per_plane) * step + (k >= per_plane ? step / 2 : 0);
+  };
+  std::vector<int> inter(c->size());
+  for (const auto& k : c->candidates()) {
+    if (!k.inter_plane)
+      continue;
+    ++inter[k.a];
+    ++inter[k.b];
+    const double d = std::fabs(std::remainder(u(k.a) - u(k.b), 360.0));
+    EXPECT_NEAR(d, step / 2, 1e-9) << k.a << "-" << k.b;
+  }
+  EXPECT_EQ(std::count(inter.begin(), inter.end(), 0), 0);
+  EXPECT_LE(*std::max_element(inter.begin(), inter.end()), 2);
 }
 
 TEST(TleConstellation, SgpPositionRotatedByGmst) {

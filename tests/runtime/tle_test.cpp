@@ -178,6 +178,9 @@ TEST(TleErrors, BadFields) {
   expect_error(three_line(line1, with_field(line2, 27, "00a1273")), "bad.tle:3: ", "columns 27-33 (eccentricity)");
   expect_error(three_line(line1, with_field(line2, 53, "-5.31036083")), "bad.tle:3: ", "mean motion");
   expect_error(three_line(line1, with_field(line2, 9, "253.1568")), "bad.tle:3: ", "outside [0, 180]");
+  // The value as written, not rounded to 180.
+  expect_error(three_line(line1, with_field(line2, 9, "180.0001")), "bad.tle:3: ",
+               "columns 9-16 (inclination): 180.0001 deg is outside [0, 180]");
   expect_error(three_line(with_field(line1, 21, "054.5408x312")), "bad.tle:2: ", "columns 21-32 (epoch day)");
   expect_error(three_line(with_field(line1, 54, " 4379x-4")), "bad.tle:2: ", "columns 54-61 (B* drag term)");
   expect_error(three_line(with_field(line1, 45, " 00000*0")), "bad.tle:2: ", "second derivative of mean motion");
