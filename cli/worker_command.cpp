@@ -168,12 +168,19 @@ int worker_command(const worker_args& a) {
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   std::signal(SIGHUP, old_hup);
+  int rc = exit_ok;
   if (st.ok()) {
     runtime::print_worker_log("session ended; exiting");
-    return exit_ok;
+  } else {
+    std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
+    rc = absl::IsUnavailable(st) || absl::IsAborted(st) ? exit_coordinator_lost : exit_internal;
   }
-  std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
-  return absl::IsUnavailable(st) || absl::IsAborted(st) ? exit_coordinator_lost : exit_internal;
+  // A coordinator lost while the scenario was being built leaves the build
+  // behind, as an interrupt does: the same exit keeps the static
+  // destructors from running under it.
+  { auto ending = std::move(*worker); }
+  std::fflush(nullptr);
+  std::_Exit(rc);
 }
 
 } // namespace satemu::cli

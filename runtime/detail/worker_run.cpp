@@ -238,6 +238,19 @@ void worker_run::main(protocol::node_setup setup, build_fn build,
                         "file, at the same paths?)"));
     return;
   }
+  // A count the scenario's own `threads` could hold, and threads that can
+  // start here (the actor system would hang on those that cannot).
+  constexpr std::uint32_t most_threads = 1024;
+  if (setup.threads > most_threads) {
+    refuse(absl::StrCat("the coordinator asks for ", setup.threads, " threads, more than ",
+                        most_threads));
+    return;
+  }
+  const std::size_t threads = setup.threads != 0 ? setup.threads : threads_;
+  if (auto st = check_threads_can_start(threads); !st.ok()) {
+    refuse(std::string(st.message()));
+    return;
+  }
   node_share share;
   share.node_of = std::move(setup.node_of);
   share.node = setup.node;
@@ -254,7 +267,7 @@ void worker_run::main(protocol::node_setup setup, build_fn build,
   opts.end = vtime::from_ns(built->end_ns);
   opts.lookahead = duration::from_ns(built->lookahead_ns);
   opts.seed = built->seed;
-  opts.threads = setup.threads != 0 ? setup.threads : threads_;
+  opts.threads = threads;
   opts.share = &share;
   opts.compute.service = built->compute;
   auto r = run(entities, opts);

@@ -598,6 +598,23 @@ TEST(distributed, a_malformed_grant_aborts_the_run_and_the_worker_survives) {
   EXPECT_TRUE(logged);
 }
 
+// A coordinator's thread count is bounded as the scenario's is: 5,000
+// threads are refused, not started (or hung on).
+TEST(distributed, a_setup_asking_for_too_many_threads_is_refused) {
+  const std::string secret = "a secret for the thread count";
+  auto w = start_worker(secret);
+  auto link = worker_link::connect(w->address(), secret, 5000ms);
+  ASSERT_TRUE(link.ok()) << link.status();
+  std::vector<std::uint32_t> node_of(chatter_entities, 0);
+  ASSERT_TRUE(link->send(protocol::node_setup{"x", 0, 1, node_of, 5000}).ok());
+  auto m = link->receive(10000ms);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto* refused = std::get_if<protocol::node_refused>(&*m);
+  ASSERT_NE(refused, nullptr) << protocol::node_kind_name(*m);
+  EXPECT_EQ(refused->reason, "the coordinator asks for 5000 threads, more than 1024");
+  EXPECT_TRUE(link->close(5000ms).ok());
+}
+
 // A worker stopped while it builds the scenario (making model weights takes
 // seconds) ends at once, telling its coordinator why; the build is left to
 // finish behind it (before, the worker waited for it).
