@@ -5,6 +5,7 @@
 #include <cmath>
 #include <deque>
 #include <numbers>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/constants.hpp"
@@ -227,13 +228,20 @@ absl::StatusOr<fetch_result> evaluate(const params& p, strategy s) {
       return b.status();
     r.box_planes = static_cast<int>(b->plane_offsets.size());
     r.box_satellites = static_cast<int>(b->satellite_offsets.size());
-    if (!b->spans_plane(p.g)) {
-      const int leaving = b->satellite_offsets.back();
-      for (const auto& f : r.servers)
-        if (f.at.satellite == leaving) {
-          r.migration_chunks += f.chunks;
-          r.migration_bytes += f.bytes;
-        }
+    // A server whose satellite moves one slot on, out of the layout: the
+    // box's last column, and the last cell of each row of a box only
+    // partly filled. A box that spans the plane keeps every satellite.
+    std::vector<offset> cells = *layout;
+    auto before = [](const offset& a, const offset& b) {
+      return std::tie(a.plane, a.satellite) < std::tie(b.plane, b.satellite);
+    };
+    std::sort(cells.begin(), cells.end(), before);
+    for (const auto& f : r.servers) {
+      const offset moved{f.at.plane, ring_offset(0, f.at.satellite + 1, p.g.sats_per_plane)};
+      if (!std::binary_search(cells.begin(), cells.end(), moved, before)) {
+        r.migration_chunks += f.chunks;
+        r.migration_bytes += f.bytes;
+      }
     }
   }
   return r;

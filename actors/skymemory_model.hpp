@@ -166,10 +166,12 @@ struct fetch_result {
   /// Box strategies: the box's extent in planes and satellites; hop: 0.
   int box_planes = 0, box_satellites = 0;
   /// Box strategies: what moves when the constellation advances one slot.
-  /// Satellites move towards higher satellite indices, so the column at the
-  /// box's highest satellite offset leaves the box and its chunks migrate to
-  /// the column entering at the lowest. 0 for hop (its layout stays on its
-  /// satellites) and for a box that spans the whole plane.
+  /// Satellites move towards higher satellite indices, so a server whose
+  /// satellite moves to a cell outside the layout (the box's column at its
+  /// highest satellite offset, and in a box only partly filled the last
+  /// cell of each row) migrates its chunks to a satellite entering the
+  /// layout. 0 for hop (its layout stays on its satellites) and for a box
+  /// that spans the whole plane.
   std::uint64_t migration_chunks = 0, migration_bytes = 0;
 };
 

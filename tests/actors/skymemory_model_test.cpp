@@ -277,6 +277,14 @@ TEST(skymemory_model, migration_moves_the_leaving_column) {
   ASSERT_TRUE(full.ok());
   EXPECT_EQ(full->box_satellites, 5);
   EXPECT_EQ(full->migration_chunks, 0u);
+  // A box only partly filled: 7 servers in the 3x3 box, (-1,-1..1),
+  // (0,-1..1), (1,-1). Server 6 at (1,-1) leaves too, as (1,0) is no
+  // server: servers 2, 5 and 6 with 2 + 1 + 1 chunks of 1000 bytes (the
+  // tail, chunk 11, is on server 4).
+  auto part = evaluate(small_point(7), strategy::rotation);
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(part->migration_chunks, 4u);
+  EXPECT_EQ(part->migration_bytes, 4'000u);
   // The paper's point: 81 servers in a 9x9 box on 15x15, 1792 chunks, the
   // first 10 servers with 23. The leaving column (+4) holds rotation servers
   // 8, 17, ..., 80: server 8 has 23 chunks, the other eight 22: 199 chunks.

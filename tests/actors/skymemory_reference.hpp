@@ -139,13 +139,20 @@ inline answer evaluate(const point& p, const std::string& strategy) {
     sq += (t - a.mean_s) * (t - a.mean_s);
   a.std_s = std::sqrt(sq / static_cast<double>(times.size()));
   if (strategy != "hop") {
-    const int r = box_half_width(p);
-    if (2 * r + 1 < p.sats) // otherwise the box holds the whole plane: nothing leaves
-      for (std::size_t j = 0; j < a.layout.size(); ++j)
-        if (a.layout[j].second == r) {
-          a.migration_chunks += chunks[j];
-          a.migration_bytes += bytes[j];
-        }
+    // Each server's satellite, on the grid; one slot later it is where the
+    // next satellite of its plane was, and its chunks move unless that
+    // place is in the layout.
+    std::vector<std::pair<int, int>> taken;
+    for (const auto& [dp, ds] : a.layout)
+      taken.emplace_back((p.center_plane - 1 + dp + p.planes) % p.planes,
+                         (p.center_sat - 1 + ds + p.sats) % p.sats);
+    for (std::size_t j = 0; j < taken.size(); ++j) {
+      const std::pair<int, int> later{taken[j].first, (taken[j].second + 1) % p.sats};
+      if (std::find(taken.begin(), taken.end(), later) == taken.end()) {
+        a.migration_chunks += chunks[j];
+        a.migration_bytes += bytes[j];
+      }
+    }
   }
   return a;
 }
