@@ -97,9 +97,10 @@ prompt make_prompt(const prompt_spec& spec, std::uint64_t seed, runtime::rng& r)
 
 absl::StatusOr<layout_tracker> layout_tracker::make(int planes, int sats_per_plane,
                                                     double altitude_m, strategy s, int servers,
-                                                    bool in_plane) {
+                                                    bool in_plane, int phasing) {
   layout_tracker t;
   t.in_plane_ = in_plane;
+  t.phasing_ = phasing;
   t.g_.planes = in_plane ? 1 : planes;
   t.g_.sats_per_plane = sats_per_plane;
   t.g_.altitude_m = altitude_m;
@@ -112,28 +113,43 @@ absl::StatusOr<layout_tracker> layout_tracker::make(int planes, int sats_per_pla
   return t;
 }
 
+namespace {
+
+// How many times a move from plane `from` by `planes` (in (-P/2, P/2])
+// crosses the seam forwards (last plane to the first): -1, 0 or 1.
+int seam_crossings(int from, int planes, int ring) {
+  const int to = from + planes;
+  return to >= ring ? 1 : to < 0 ? -1 : 0;
+}
+
+} // namespace
+
 std::vector<std::uint32_t> layout_tracker::layout_around(std::uint32_t centre) const {
   grid g = g_;
-  const int plane = static_cast<int>(centre) / g.sats_per_plane;
+  const int n = g.sats_per_plane;
+  const int plane = static_cast<int>(centre) / n;
   g.center_plane_index = in_plane_ ? 0 : plane;
-  g.center_satellite_index = static_cast<int>(centre) % g.sats_per_plane;
+  g.center_satellite_index = static_cast<int>(centre) % n;
   // make() checked the server count against the grid, which does not change.
   const auto offsets = *make_layout(g, s_, servers_);
   std::vector<std::uint32_t> out;
   out.reserve(offsets.size());
-  for (const auto& o : offsets) {
+  for (auto o : offsets) {
+    if (!in_plane_)
+      o.satellite += phasing_ * seam_crossings(plane, o.plane, g.planes);
     const auto c = cell_of(g, o);
-    out.push_back(static_cast<std::uint32_t>((in_plane_ ? plane : c.plane) * g.sats_per_plane +
-                                             c.satellite));
+    out.push_back(static_cast<std::uint32_t>((in_plane_ ? plane : c.plane) * n + c.satellite));
   }
   return out;
 }
 
 offset layout_tracker::offset_from(std::uint32_t centre, std::uint32_t sat) const {
   const int n = g_.sats_per_plane;
+  const int from_plane = static_cast<int>(centre) / n;
   const int planes = in_plane_ ? 1 << 20 : g_.planes;
-  return {ring_offset(static_cast<int>(centre) / n, static_cast<int>(sat) / n, planes),
-          ring_offset(static_cast<int>(centre) % n, static_cast<int>(sat) % n, n)};
+  const int dp = ring_offset(from_plane, static_cast<int>(sat) / n, planes);
+  const int shift = in_plane_ ? 0 : phasing_ * seam_crossings(from_plane, dp, planes);
+  return {dp, ring_offset(static_cast<int>(centre) % n + shift, static_cast<int>(sat) % n, n)};
 }
 
 void layout_tracker::reset(std::uint32_t centre) {

@@ -113,14 +113,18 @@ prompt make_prompt(const prompt_spec& spec, std::uint64_t seed, runtime::rng& r)
 
 /// Where one user's layout slots are on a single Walker shell (satellite id
 /// = plane x sats_per_plane + index in plane). Chunk i lives in slot
-/// i mod servers.
+/// i mod servers. A layout offset (planes, satellites) names the satellite
+/// that many ISL hops away: across the seam between the last plane and the
+/// first, index j's neighbour is j + `phasing` (the Walker shift), so an
+/// offset that crosses it is shifted by the phasing too.
 class layout_tracker {
 public:
   /// InvalidArgument (naming workload.servers) as make_box. With
   /// `in_plane`, layouts use only the serving satellite's plane (a ring of
   /// sats_per_plane), for shells whose planes have no ISLs between them.
   static absl::StatusOr<layout_tracker> make(int planes, int sats_per_plane, double altitude_m,
-                                             strategy s, int servers, bool in_plane = false);
+                                             strategy s, int servers, bool in_plane = false,
+                                             int phasing = 0);
 
   /// Lays the slots out around `centre` afresh (the analytic layout).
   void reset(std::uint32_t centre);
@@ -153,6 +157,7 @@ private:
   strategy s_ = strategy::rotation;
   int servers_ = 1;
   bool in_plane_ = false;
+  int phasing_ = 0;
   std::uint32_t centre_ = 0;
   std::vector<std::uint32_t> slots_;
 };

@@ -149,7 +149,7 @@ void skymemory_node::on_start() {
   if (!user_)
     return;
   auto t = layout_tracker::make(cfg_->planes, cfg_->sats_per_plane, cfg_->altitude_m,
-                                cfg_->layout, cfg_->servers, cfg_->in_plane);
+                                cfg_->layout, cfg_->servers, cfg_->in_plane, cfg_->phasing);
   if (t.ok()) // checked when the workload was built
     layout_ = std::move(*t);
   schedule_app(cfg_->start + duration::from_ns(static_cast<std::int64_t>(
@@ -984,6 +984,7 @@ absl::StatusOr<emulated_config> emulated_config_from(const runtime::scenario& s)
       "exactly one");
   c.planes = static_cast<int>(s.get_int("constellation.shells.0.planes"));
   c.sats_per_plane = static_cast<int>(s.get_int("constellation.shells.0.sats_per_plane"));
+  c.phasing = static_cast<int>(s.get_int("constellation.shells.0.phasing"));
   c.altitude_m = s.get_distance("constellation.shells.0.altitude").m;
   if (s.has("ground") && s.get_bool("ground.gsl.per_shell"))
     return absl::InvalidArgumentError("ground.gsl.per_shell: not used by emulated SkyMemory");
@@ -1312,7 +1313,7 @@ std::vector<std::string> emulated_workload::warnings() const {
   // Cache servers a user cannot reach (a layout across planes with no ISLs
   // between them) drop the requests sent to them. Checked at time 0.
   auto layout = layout_tracker::make(cfg_->planes, cfg_->sats_per_plane, cfg_->altitude_m,
-                                     cfg_->layout, cfg_->servers, cfg_->in_plane);
+                                     cfg_->layout, cfg_->servers, cfg_->in_plane, cfg_->phasing);
   if (cfg_->cache && layout.ok()) {
     const auto ep = net_->at(runtime::vtime::zero());
     const auto& snap = *ep->snapshot;

@@ -118,8 +118,9 @@ struct emulated_config {
   std::string weights_source;
   gpu::compute_precision precision = gpu::compute_precision::fp16;
   std::uint64_t seed = 0;
-  /// The shell the layouts live on.
-  int planes = 0, sats_per_plane = 0;
+  /// The shell the layouts live on (`phasing`: its Walker F, the index
+  /// shift of ISLs across the seam).
+  int planes = 0, sats_per_plane = 0, phasing = 0;
   double altitude_m = 0;
   /// How often users check for a handover (the topology epoch).
   runtime::duration check_interval = runtime::milliseconds(100);

@@ -383,6 +383,40 @@ TEST(SkymemoryBlocks, MigrationMovesExactlyTheLeavingColumn) {
   EXPECT_EQ(ipm[0].to, id(3, 16));
 }
 
+// Across the seam of a Walker shell (last plane to the first), satellite j
+// links to j + F of the first plane: a layout offset that crosses it names
+// that ISL neighbour, not the satellite of the same index (F + 1 hops away).
+TEST(SkymemoryBlocks, LayoutsAcrossTheSeamFollowThePhasing) {
+  constexpr int phasing = 3;
+  auto id = [](int plane, int sat) { return static_cast<std::uint32_t>(plane * 19 + sat); };
+  auto hop = layout_tracker::make(5, 19, 550e3, strategy::hop, 5, false, phasing);
+  ASSERT_TRUE(hop.ok()) << hop.status();
+  // Breadth-first: the centre, previous plane, next satellite, next plane,
+  // previous satellite.
+  hop->reset(id(4, 0));
+  EXPECT_EQ(hop->slots(),
+            (std::vector<std::uint32_t>{id(4, 0), id(3, 0), id(4, 1), id(0, 3), id(4, 18)}));
+  hop->reset(id(0, 5));
+  EXPECT_EQ(hop->slots(),
+            (std::vector<std::uint32_t>{id(0, 5), id(4, 2), id(0, 6), id(1, 5), id(0, 4)}));
+  // Without phasing, the plain torus.
+  auto plain = layout_tracker::make(5, 19, 550e3, strategy::hop, 5);
+  plain->reset(id(4, 0));
+  EXPECT_EQ(plain->slots()[3], id(0, 0));
+  // A rotation box across the seam: a shift of one satellite still moves
+  // exactly one column, the seam's row shifted like its satellites.
+  auto box = layout_tracker::make(5, 19, 550e3, strategy::rotation, 9, false, phasing);
+  box->reset(id(4, 9));
+  const auto moves = box->recentre(id(4, 8));
+  ASSERT_EQ(moves.size(), 3u);
+  EXPECT_EQ(moves[0].from, id(3, 10));
+  EXPECT_EQ(moves[0].to, id(3, 7));
+  EXPECT_EQ(moves[1].from, id(4, 10));
+  EXPECT_EQ(moves[1].to, id(4, 7));
+  EXPECT_EQ(moves[2].from, id(0, 13));
+  EXPECT_EQ(moves[2].to, id(0, 10));
+}
+
 TEST(SkymemoryEmulated, SharedHeadersHitAndCutTtft) {
   auto run = run_text<emulated_workload>(small_yaml);
   ASSERT_TRUE(run.w);
