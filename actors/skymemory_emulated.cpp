@@ -320,6 +320,18 @@ void skymemory_node::drop_for_compute_error(std::uint64_t seq) {
   release_device(seq);
 }
 
+namespace {
+
+// Of a prompt's `blocks` whole blocks, those a fetch can use: the last
+// prompt token is always computed (the first output token needs it), so a
+// block that ends the prompt is not fetched.
+std::size_t fetchable_blocks(std::size_t blocks, std::uint32_t block_tokens,
+                             std::uint32_t prompt_tokens) {
+  return blocks > 0 && blocks * block_tokens >= prompt_tokens ? blocks - 1 : blocks;
+}
+
+} // namespace
+
 void skymemory_node::begin(active_request& a) {
   const auto seq = a.rec.seq;
   a.lookup_start_ns = now().ns();
@@ -333,7 +345,8 @@ void skymemory_node::begin(active_request& a) {
   a.valid.assign(n, 0);
   if (cfg_->real)
     a.data.resize(n);
-  if (a.slots.empty() || n == 0) {
+  // Nothing to fetch: no lookup round trip either.
+  if (a.slots.empty() || fetchable_blocks(n, cfg_->block_tokens, a.rec.prompt_tokens) == 0) {
     finish_fetch(a);
     return;
   }
@@ -358,11 +371,8 @@ void skymemory_node::begin(active_request& a) {
 }
 
 void skymemory_node::finish_lookup(active_request& a) {
-  // The last prompt token is always computed (the first output token needs
-  // it), so a block that ends the prompt is not fetched.
-  std::size_t usable = a.hashes.size();
-  if (usable * cfg_->block_tokens >= a.rec.prompt_tokens)
-    --usable;
+  const std::size_t usable =
+    fetchable_blocks(a.hashes.size(), cfg_->block_tokens, a.rec.prompt_tokens);
   std::size_t prefix = 0;
   while (prefix < usable && a.present[prefix])
     ++prefix;
@@ -1288,6 +1298,12 @@ std::vector<std::string> emulated_workload::warnings() const {
       "workload.block_tokens: ", cfg_->block_tokens, " is more than a prompt's ",
       cfg_->prompts.prompt_tokens, " tokens (workload.prompt_tokens): no prompt has a whole "
       "block to cache, so the cache never hits"));
+  else if (cfg_->cache &&
+           fetchable_blocks(blocks, cfg_->block_tokens, cfg_->prompts.prompt_tokens) == 0)
+    out.push_back(absl::StrCat(
+      "workload.block_tokens: ", cfg_->block_tokens, " is a prompt's whole ",
+      cfg_->prompts.prompt_tokens, " tokens (workload.prompt_tokens): its one block ends the "
+      "prompt, whose last token is always computed, so no block is ever fetched"));
   // Only the shared headers repeat: the rest of a prompt is drawn afresh.
   else if (cfg_->cache && cfg_->prompts.shared_tokens < cfg_->block_tokens)
     out.push_back(absl::StrCat(

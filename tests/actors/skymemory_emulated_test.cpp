@@ -1091,6 +1091,28 @@ TEST(SkymemoryEmulated, QueuesTooSmallForAPromptsPutsAreWarnedAbout) {
                              "prompts share no whole block, so the cache never hits");
   EXPECT_TRUE(warnings({"workload.prompt_tokens=22"}).empty()); // 16.5 -> a header of 17
   EXPECT_EQ(warnings({"workload.sharing=0"}).size(), 1u);
+  // A prompt of one block: that block ends it and is always computed.
+  const auto one_block = warnings({"workload.prompt_tokens=16", "workload.sharing=1"});
+  ASSERT_EQ(one_block.size(), 1u);
+  EXPECT_EQ(one_block[0], "workload.block_tokens: 16 is a prompt's whole 16 tokens "
+                          "(workload.prompt_tokens): its one block ends the prompt, whose last "
+                          "token is always computed, so no block is ever fetched");
+}
+
+// Such a prompt costs no lookup round trip: with nothing to fetch, the
+// fetch takes no time (it had taken a lookup's round trip every time).
+TEST(SkymemoryBlocks, APromptWithNothingToFetchLooksNothingUp) {
+  auto run = run_text<emulated_workload>(small_yaml,
+                                         {"workload.prompt_tokens=16", "workload.sharing=1"});
+  ASSERT_TRUE(run.w);
+  const auto& user = run.w->node(95);
+  ASSERT_FALSE(user.records().empty());
+  for (const auto& r : user.records()) {
+    EXPECT_EQ(r.fetch_ns, 0);
+    EXPECT_EQ(r.cached_tokens, 0u);
+  }
+  // The block is still put (a longer prompt with the same start can use it).
+  EXPECT_GT(run.w->metrics(run.r)["bytes_put"].get<std::uint64_t>(), 0u);
 }
 
 // The 5x19 shell's planes have no ISLs between them: a layout across planes
