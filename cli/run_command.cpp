@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <cstdio>
 #include <filesystem>
@@ -121,9 +122,12 @@ extern "C" void on_stop_signal(int sig) {
 
 // Before the run (loading, building, making model weights), where nothing
 // has been written: a stop ends the process at once.
+std::atomic<const char*> g_interrupted_line{""};
 extern "C" void on_build_signal(int) {
-  signal_line("\n[satemu] interrupted before the run started: no outputs written\n");
-  _exit(130);
+  const char* line = g_interrupted_line.load();
+  const std::size_t skip = g_stderr_tty.load() ? 0 : 1;
+  (void)!write(STDERR_FILENO, line + skip, std::strlen(line) - skip);
+  _exit(exit_interrupted);
 }
 
 /// `text` as a YAML double-quoted scalar: read back as exactly `text`.
@@ -485,6 +489,18 @@ int validate_command(const std::string& file, const std::vector<std::string>& se
   return exit_ok;
 }
 
+void exit_on_stop_signals(const char* line) {
+  g_stderr_tty.store(isatty(STDERR_FILENO) != 0);
+  g_interrupted_line.store(line);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP})
+    std::signal(sig, on_build_signal);
+}
+
+void ignore_stop_signals() {
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP})
+    std::signal(sig, SIG_IGN);
+}
+
 int run_command(const run_args& a) {
   // Flags first: a usage error should not wait for a scenario to build.
   auto tls = tls_from_flags(a.tls_cert, a.tls_key, a.tls_ca);
@@ -509,9 +525,7 @@ int run_command(const run_args& a) {
         *threads, ": with --workers the entities run on the workers, each with the scheduler "
                   "threads of its own `satemu worker --threads`")));
   }
-  g_stderr_tty.store(isatty(STDERR_FILENO) != 0);
-  for (const int sig : {SIGINT, SIGTERM, SIGHUP})
-    std::signal(sig, on_build_signal);
+  exit_on_stop_signals("\n[satemu] interrupted before the run started: no outputs written\n");
   auto sc = load(a.file, &a, a.sets);
   if (!sc.ok())
     return report_error(sc.status());
@@ -613,9 +627,7 @@ int run_command(const run_args& a) {
     r = runtime::run(entities, opts);
   }
   // The outputs are what the run leaves: writing them is not interrupted.
-  std::signal(SIGINT, SIG_IGN);
-  std::signal(SIGTERM, SIG_IGN);
-  std::signal(SIGHUP, SIG_IGN);
+  ignore_stop_signals();
   progress.finish();
 
   if (!dist) {

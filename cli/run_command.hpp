@@ -61,6 +61,15 @@ absl::StatusOr<std::optional<runtime::tls_options>> tls_from_flags(
 /// bad input (InvalidArgument, NotFound, OutOfRange) 2, anything else 1.
 int report_error(const absl::Status& st);
 
+/// From here on SIGINT, SIGTERM and SIGHUP (Ctrl-C, `timeout`, a closed
+/// terminal) end the process at once with exit_interrupted, writing `line`
+/// (a literal that starts with a newline, dropped when stderr is not a
+/// terminal) to stderr: for the work before anything is written.
+void exit_on_stop_signals(const char* line);
+/// From here on those signals are ignored: outputs being written are
+/// finished.
+void ignore_stop_signals();
+
 /// Loads a scenario file as `run`, `validate` and `sweep` do: `out` (the
 /// --out path, taken as it is, not read as YAML) as output.dir, then
 /// `overrides` ("key=value", later ones win); refuses a `name` that cannot

@@ -80,6 +80,7 @@ int validate_analytic(const std::string& file, const runtime::scenario& sc) {
 }
 
 int sweep_command(const sweep_args& a) {
+  exit_on_stop_signals("\n[satemu] interrupted before the outputs were written: nothing written\n");
   auto sc = load_scenario(a.file, a.out, a.sets);
   if (!sc.ok())
     return report_error(sc.status());
@@ -121,6 +122,8 @@ int sweep_command(const sweep_args& a) {
   progress.finish();
   const double wall_s = wall();
 
+  // Every point is computed: what is written now is written whole.
+  ignore_stop_signals();
   std::string dir;
   auto out = open_output(*sc, dir);
   if (!out.ok())

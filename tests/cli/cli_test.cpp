@@ -1087,6 +1087,27 @@ TEST_F(cli_test, a_stop_while_the_weights_are_made_ends_at_once) {
   EXPECT_EQ(read_file(out / "summary.json"), "{}\n");
 }
 
+// So does a sweep's before its files are written (it had died silently),
+// leaving no directory behind; 10^6 servers take seconds a point.
+TEST_F(cli_test, a_stop_while_a_sweep_computes_ends_at_once) {
+  const auto out = dir_ / "sweep-stopped";
+  const auto log = dir_ / "sweep-stopped.log";
+  auto c = spawn_satemu({"sweep", std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-sweeps.yaml",
+                         "--out", out.string(), "--set", "workload.planes=1000", "--set",
+                         "workload.sats_per_plane=1000", "--set", "workload.servers=1000000"},
+                        dir_, log);
+  ASSERT_GT(c.pid, 0);
+  wait_for_log(c, "analytic skymemory");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(kill(c.pid, SIGINT), 0);
+  const auto status = wait_for_exit(c);
+  ASSERT_TRUE(status) << "sweep did not stop:\n" << read_file(log);
+  EXPECT_EQ(decode_status(*status), 130) << read_file(log);
+  EXPECT_CONTAINS(read_file(log),
+                  "[satemu] interrupted before the outputs were written: nothing written");
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // ---------------------------------------------------------------------------
 // Trace and real time.
 
