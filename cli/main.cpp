@@ -98,6 +98,8 @@ std::string parse_error_text(const CLI::App& app, const CLI::Error& e) {
       dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
     if (auto text = unexpected_text(app); !text.empty())
       return text;
+    if (std::string(e.what()) == "file is required")
+      return command_of(app).get_name() + " needs a scenario FILE (YAML)";
   }
   if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr) {
     // "--seed: At Most 1 required but received 2"
@@ -187,9 +189,13 @@ int main(int argc, char** argv) {
     "point and over the scenario's workload.sweeps; write a CSV table and an SVG plot per "
     "sweep, servers.csv (the layouts at the point), summary.json and scenario.resolved.yaml");
   sweep->footer(
-    "Each sweep varies one of kv_size, servers, chunk_time, altitude and holds the others at "
-    "the workload's values; its table has one row per (value, strategy) and its plot the fetch "
-    "time against the value, one line per strategy. Keys: satemu validate --explain skymemory");
+    "Each sweep varies one of kv_size, servers, chunk_time, altitude and holds the others at\n"
+    "the workload's values; its table has one row per (value, strategy) and its plot the fetch\n"
+    "time against the value, one line per strategy. Keys: satemu validate --explain skymemory\n"
+    "\n"
+    "Exit codes: 0 done, 1 internal error or a file that could not be written (the others\n"
+    "kept, PARTIAL), 2 bad scenario or flags (nothing written), 130 interrupted before the\n"
+    "files were written (nothing written).");
   sweep->add_option("file", sa.file, "Scenario file (YAML)")->required();
   sweep->add_option("--out", sa.out,
                     "Output directory (default: the scenario's output.dir, else out/<name>)");
@@ -212,6 +218,8 @@ int main(int argc, char** argv) {
     "Print every scenario key with type, unit, default and help; with KIND, only the keys of "
     "that workload kind");
   explain_opt->expected(0, 1);
+  validate->footer("Exit codes: 0 valid (warnings, if any, on stderr), 1 internal error, 2 not\n"
+                   "valid (the file, line, column and key named) or a file that cannot be read.");
 
   calibrate_args ca;
   auto* calibrate = app.add_subcommand(

@@ -346,7 +346,10 @@ TEST_F(cli_test, a_flag_and_a_set_of_its_key_are_refused_together) {
 
 // Flag errors read like the others and name the help of their command.
 TEST_F(cli_test, a_flag_error_says_error_and_which_help_to_read) {
-  expect_refused(satemu({"run"}), "satemu: error: file is required\n(see satemu run --help)");
+  expect_refused(satemu({"run"}),
+                 "satemu: error: run needs a scenario FILE (YAML)\n(see satemu run --help)");
+  expect_refused(satemu({"sweep"}),
+                 "satemu: error: sweep needs a scenario FILE (YAML)\n(see satemu sweep --help)");
   expect_refused(satemu({"sweep", "a.yaml", "--nosuch"}),
                  "satemu: error: unknown flag '--nosuch'\n(see satemu sweep --help)");
   expect_refused(satemu({"--nosuch"}), "satemu: error: unknown flag '--nosuch'\n(see satemu --help)");
