@@ -541,9 +541,21 @@ int run_command(const run_args& a) {
   }
   // A coordinator's entities run on the workers: it needs no model weights.
   // Making them is the one long step before a run starts: it is announced.
-  const std::string weights = setup || a.quiet ? "" : actors::weights_to_build(*sc);
-  const auto build_start = std::chrono::steady_clock::now();
+  const std::string weights = setup ? "" : actors::weights_to_build(*sc);
   if (!weights.empty()) {
+    // What can refuse the run is found before that step: the workload's
+    // checks (compute.memory_limit among them), and an output directory
+    // that cannot be written (prepared, then left as it was).
+    if (auto checked = actors::make_workload(*sc, actors::build_depth::check); !checked.ok())
+      return report_error(locate(*sc, checked.status()));
+    std::string probe_dir;
+    auto probe = open_output(*sc, probe_dir, true);
+    if (!probe.ok())
+      return report_error(probe.status());
+    probe->remove_if_unused();
+  }
+  const auto build_start = std::chrono::steady_clock::now();
+  if (!weights.empty() && !a.quiet) {
     // Which backend computes, and why: `auto` may have fallen back to cpu.
     const auto backend = sc->get_string("compute.backend");
     const auto choice = backend == "auto" ? gpu::resolve_auto_backend()
@@ -555,7 +567,7 @@ int run_command(const run_args& a) {
     actors::make_workload(*sc, setup ? actors::build_depth::coordinate : actors::build_depth::run);
   if (!built.ok())
     return report_error(locate(*sc, built.status()));
-  if (!weights.empty())
+  if (!weights.empty() && !a.quiet)
     std::fprintf(stderr, "[satemu] weights made in %.1f s\n",
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - build_start)
                    .count());

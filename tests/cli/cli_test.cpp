@@ -1090,6 +1090,23 @@ TEST_F(cli_test, a_stop_while_the_weights_are_made_ends_at_once) {
   EXPECT_EQ(read_file(out / "summary.json"), "{}\n");
 }
 
+// What refuses a real-compute run is found before its weights are made
+// (seconds to minutes): an output directory that cannot be made, and a
+// model larger than compute.memory_limit (it had said "making" first).
+TEST_F(cli_test, a_refused_real_compute_run_makes_no_weights) {
+  const std::string file = std::string(SATEMU_SOURCE_DIR) + "/scenarios/skymemory-19x5.yaml";
+  write_file(dir_ / "a-file", "x\n");
+  auto r = satemu({"run", file, "--set", "compute.mode=real", "--out",
+                   (dir_ / "a-file" / "out").string()});
+  expect_refused(r, "cannot create output directory");
+  EXPECT_EQ(r.output.find("making"), std::string::npos) << r.output;
+  r = satemu({"run", file, "--set", "compute.mode=real", "--set", "compute.memory_limit=1GiB",
+              "--out", (dir_ / "limited").string()});
+  expect_refused(r, "more than the 1GiB of compute.memory_limit");
+  EXPECT_EQ(r.output.find("making"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "limited"));
+}
+
 // So does a sweep's before its files are written (it had died silently),
 // leaving no directory behind; 10^6 servers take seconds a point.
 TEST_F(cli_test, a_stop_while_a_sweep_computes_ends_at_once) {
