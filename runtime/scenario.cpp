@@ -508,11 +508,15 @@ std::optional<std::pair<YAML::Node, YAML::Node>> find_entry(const YAML::Node& no
   return std::nullopt;
 }
 
-// Whether `segments` names a key of the schema, reading kinds from `doc`.
+// Whether `segments` names a key of the schema, reading kinds from `doc`;
+// when not, `failed` is the segment it does not know and `candidates` the
+// names that could stand there.
 bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std::string>& segs,
-                     std::size_t i, std::vector<std::string>& candidates) {
+                     std::size_t i, std::vector<std::string>& candidates, std::size_t& failed) {
   if (i == segs.size()) return true;
   const std::string& seg = segs[i];
+  failed = i;
+  candidates.clear();
   if (spec.type == value_type::list) {
     std::size_t index = 0;
     if (!parse_index(seg, index)) return false;
@@ -521,7 +525,7 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
     if (spec.children.empty()) return i + 1 == segs.size();
     key_spec as_map = spec;
     as_map.type = value_type::map;
-    return schema_has_path(as_map, item, segs, i + 1, candidates);
+    return schema_has_path(as_map, item, segs, i + 1, candidates, failed);
   }
   if (spec.type != value_type::map) return false;
   std::vector<const key_spec*> fields;
@@ -538,12 +542,11 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
       kind_unknown = true;  // validation will report the kind itself
     }
   }
-  candidates.clear();
   for (const auto* f : fields) {
     candidates.push_back(f->name);
     if (f->name == seg) {
       const auto e = find_entry(doc, seg);
-      return schema_has_path(*f, e ? e->second : YAML::Node(), segs, i + 1, candidates);
+      return schema_has_path(*f, e ? e->second : YAML::Node(), segs, i + 1, candidates, failed);
     }
   }
   return kind_unknown;
@@ -692,10 +695,11 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
   }
   std::vector<std::string> segs = absl::StrSplit(key, '.');
   std::vector<std::string> candidates;
+  std::size_t failed = segs.size() - 1;
   if (std::any_of(segs.begin(), segs.end(), [](const std::string& s) { return s.empty(); }) ||
-      !schema_has_path(base_schema(), doc, segs, 0, candidates)) {
+      !schema_has_path(base_schema(), doc, segs, 0, candidates, failed)) {
     return absl::InvalidArgumentError(absl::StrCat("--set ", key, ": unknown key '", key, "'",
-                                                   did_you_mean(segs.back(), candidates)));
+                                                   did_you_mean(segs[failed], candidates)));
   }
   // The path as the validator spells it (list index 01 is 1), so that
   // errors in the value are reported at this --set.

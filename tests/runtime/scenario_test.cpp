@@ -313,6 +313,10 @@ TEST_F(scenario_test, bad_overrides_name_the_set_option) {
   expect_error(minimal, {"--set clock.mode", "expected key.path=value"}, {"clock.mode"});
   expect_error(minimal, {"--set clock.bogus", "unknown key 'clock.bogus'"}, {"clock.bogus=1"});
   expect_error(minimal, {"--set clock.mod", "did you mean 'mode'?"}, {"clock.mod=realtime"});
+  // A misspelt map on the way is the one named.
+  expect_error(minimal, {"--set clok.mode", "did you mean 'clock'?"}, {"clok.mode=realtime"});
+  expect_error(minimal, {"--set wrkload.requests", "did you mean 'workload'?"},
+               {"wrkload.requests=3"});
   expect_error(minimal, {"--set workload.bogus", "unknown key"}, {"workload.bogus=1"});
   expect_error(minimal, {"--set nosuch.key"}, {"nosuch.key=1"});
   expect_error(minimal,
