@@ -944,7 +944,25 @@ absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string s
       std::string where = e.mark.is_null()
                               ? source_name
                               : absl::StrCat(source_name, ":", e.mark.line + 1, ":", e.mark.column + 1);
-      return absl::InvalidArgumentError(absl::StrCat(where, ": malformed YAML: ", e.msg));
+      // YAML indents with spaces only: a tab there is a common slip whose
+      // parser message does not say so.
+      std::string hint;
+      if (!e.mark.is_null()) {
+        const std::vector<absl::string_view> lines = absl::StrSplit(av(yaml), '\n');
+        for (int l = std::max(0, e.mark.line - 1); l <= e.mark.line; ++l) {
+          const auto i = static_cast<std::size_t>(l);
+          if (i >= lines.size())
+            break;
+          const auto text = lines[i];
+          const auto indent = text.substr(0, text.find_first_not_of(" \t"));
+          if (absl::StrContains(indent, '\t')) {
+            hint = absl::StrCat(" (line ", l + 1, " is indented with a tab: YAML indents with "
+                                "spaces only)");
+            break;
+          }
+        }
+      }
+      return absl::InvalidArgumentError(absl::StrCat(where, ": malformed YAML: ", e.msg, hint));
     }
     if (!doc.IsDefined() || doc.IsNull()) {
       return absl::InvalidArgumentError(

@@ -253,6 +253,11 @@ TEST_F(scenario_test, malformed_yaml) {
   auto s = load_scenario_text("name: x\n  bad indent: 1\n", "inline.yaml");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(msg(s.status()).find("inline.yaml:2:"), std::string::npos) << s.status();
+  EXPECT_EQ(msg(s.status()).find("tab"), std::string::npos) << s.status();
+  // A tab in the indent is named: YAML's own message does not say so.
+  expect_error("name: x\nduration: 1s\nworkload:\n\tkind: test_kind\n",
+               {"inline.yaml:4:", "(line 4 is indented with a tab: YAML indents with spaces "
+                                  "only)"});
 }
 
 // What follows '---' or '...' was ignored, even when malformed.
