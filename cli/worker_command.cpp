@@ -111,8 +111,6 @@ int worker_command(const worker_args& a) {
     std::fprintf(stderr, "satemu: error: %s\n", std::string(tls.status().message()).c_str());
     return exit_bad_input;
   }
-  for (const auto& w : runtime::listen_warnings(*listen, tls->has_value()))
-    std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
 
   // Its runs' threads, found before a coordinator is taken (CAF would hang).
   if (auto st = runtime::check_threads_can_start(a.threads.value_or(0)); !st.ok()) {
@@ -134,6 +132,9 @@ int worker_command(const worker_args& a) {
              ? exit_bad_input
              : exit_internal;
   }
+  // Once it listens: an address it cannot take is the one error.
+  for (const auto& w : runtime::listen_warnings(*listen, tls->has_value()))
+    std::fprintf(stderr, "satemu: warning: %s\n", w.c_str());
   // SIGHUP too, as for run: a worker whose terminal closes is interrupted.
   // Caught from before the worker says it listens, so that a signal sent
   // on that line is handled.
