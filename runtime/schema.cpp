@@ -1,5 +1,6 @@
 // satemu scenario schema: the base keys, the registries, and explain.
 #include "runtime/schema.hpp"
+#include "runtime/suggest.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -409,7 +410,8 @@ absl::StatusOr<std::string> explain(std::optional<std::string> kind) {
     if (k == nullptr) {
       auto names = kind_names("workload");
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown workload kind '", *kind, "'; registered kinds: ",
+          "unknown workload kind '", *kind, "'", did_you_mean(*kind, names),
+          "; registered kinds: ",
           names.empty() ? std::string("(none)") : absl::StrJoin(names, ", ")));
     }
     explain_kind("workload", *k, out);

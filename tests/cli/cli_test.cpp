@@ -647,6 +647,8 @@ TEST_F(cli_test, explain_unknown_kind_is_bad_input) {
   auto r = satemu({"validate", "--explain", "nosuchkind"});
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_CONTAINS(r.output, "nosuchkind");
+  expect_refused(satemu({"validate", "--explain", "mseh"}),
+                 "unknown workload kind 'mseh' (did you mean 'mesh'?); registered kinds: ");
 }
 
 TEST_F(cli_test, a_name_that_cannot_name_the_output_directory_is_bad_input) {
