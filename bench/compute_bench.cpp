@@ -30,7 +30,8 @@
 //     fraction_of_fma_peak against the core's FMA peak;
 //     weights_GBps, the layer's fp32 weights (243 MB, read once per call)
 //     per second, the bound when there are few tokens, against memcpy_GBps
-//     (std::memcpy of the 64 MiB MLP gate matrix, median of 3):
+//     (std::memcpy of a buffer of four times the largest cache and at least
+//     64 MiB, so from memory; median of 5, once per process):
 //     fraction_of_memcpy. memcpy reads and writes each byte, so a pure read
 //     at the memory limit could reach about 2.
 //   BM_Compute_CpuDecoderLayerAllCores/<tokens>: the llama-3.2-1b layer on a
@@ -39,7 +40,8 @@
 //   BM_Compute_CpuGemmaLayer/<tokens>: the same for layer 0 of gemma-3-270m
 //     (a sliding-window layer: q/k and sandwich norms, GeGLU; 22 MB fp32;
 //     the 512-key window does not bind on sequences of 64), against the
-//     memcpy of its 5 MiB gate matrix.
+//     same memcpy reference (its weights fit a large last-level cache, so
+//     its few-token rows may read them from there).
 //   The Cpu figures are per CPU second of the benchmark's thread (the CPU
 //   column), which equals wall time on an idle machine and stays put when
 //   other processes share the cores.
@@ -314,7 +316,8 @@ double layer_flops_of(const bench_layer& l, const std::vector<std::int64_t>& off
 /// thread's CPU time (cpu) or the wall time (cuda: the host waits for the
 /// device).
 void run_layer(benchmark::State& state, backend& b, const bench_layer* l, bool cpu_time,
-               double peak_flops, const char* peak_name, double copy_bytes_per_s) {
+               double peak_flops, const char* peak_name, double copy_bytes_per_s,
+               std::size_t weight_element_bytes = sizeof(float)) {
   if (l == nullptr) {
     state.SkipWithError("cannot build the model's layer 0");
     return;
@@ -354,7 +357,8 @@ void run_layer(benchmark::State& state, backend& b, const bench_layer* l, bool c
   if (peak_flops > 0)
     state.counters[peak_name] = flops / per_iteration / peak_flops;
   // Every call reads all the layer's weights once: the bound for few tokens.
-  const auto weight_bytes = static_cast<double>(layer_weight_bytes(l->profile, sizeof(float)));
+  const auto weight_bytes =
+    static_cast<double>(layer_weight_bytes(l->profile, weight_element_bytes));
   state.counters["weights_GBps"] = weight_bytes / per_iteration * 1e-9;
   if (copy_bytes_per_s > 0) {
     state.counters["memcpy_GBps"] = copy_bytes_per_s * 1e-9;
@@ -362,21 +366,27 @@ void run_layer(benchmark::State& state, backend& b, const bench_layer* l, bool c
   }
 }
 
+/// Host memory reference, the same for every model: std::memcpy [bytes/s]
+/// of a buffer of four times the largest cache and at least 64 MiB (so
+/// that it streams from memory), median of 5; measured once per process.
+double host_memcpy_bytes_per_s() {
+  static const double rate = [] {
+    const auto bytes = static_cast<std::size_t>(
+      std::max<std::uint64_t>(64u << 20, 4 * satemu::runtime::largest_cache_bytes()));
+    std::vector<char> src(bytes, 1), dst(bytes, 2);
+    return static_cast<double>(bytes) / median_cpu_seconds(5, [&] {
+             std::memcpy(dst.data(), src.data(), bytes);
+             benchmark::DoNotOptimize(dst.data());
+             benchmark::ClobberMemory();
+           });
+  }();
+  return rate;
+}
+
 void cpu_layer(benchmark::State& state, const bench_layer* l) {
   cpu_backend b;
-  // Host memory reference: std::memcpy of the MLP's gate matrix.
-  double copy_bps = 0;
-  if (l != nullptr) {
-    const tensor& gate = std::get<swiglu_weights>(l->weights.ffn).gate;
-    std::vector<float> dst(static_cast<std::size_t>(gate.numel()));
-    const auto bytes = static_cast<std::size_t>(gate.numel()) * sizeof(float);
-    copy_bps = static_cast<double>(bytes) / median_cpu_seconds(3, [&] {
-                 std::memcpy(dst.data(), gate.data(), bytes);
-                 benchmark::DoNotOptimize(dst.data());
-                 benchmark::ClobberMemory();
-               });
-  }
-  run_layer(state, b, l, true, host_peak_flops(), "fraction_of_peak", copy_bps);
+  run_layer(state, b, l, true, host_peak_flops(), "fraction_of_peak",
+            l != nullptr ? host_memcpy_bytes_per_s() : 0);
   if (const double fma = fma_peak_flops(); fma > 0 && state.counters.count("gflops") != 0)
     state.counters["fraction_of_fma_peak"] = state.counters["gflops"].value * 1e9 / fma;
 }
@@ -476,13 +486,18 @@ void BM_Compute_CudaDecoderLayer(benchmark::State& state, cuda_precision p) {
     state.SkipWithError(std::string(b.status().message()).c_str());
     return;
   }
-  if (state.range(1) != 0 && llama() != nullptr) {
+  const bool resident = state.range(1) != 0;
+  if (resident && llama() != nullptr) {
     if (auto kept = keep_resident(**b, llama()->weights); !kept.ok()) {
       state.SkipWithError(std::string(kept.message()).c_str());
       return;
     }
   }
-  run_layer(state, **b, llama(), false, cuda_peak_flops(p), "fraction_of_gemm_peak", 0.0);
+  // Resident weights are kept in the GEMM's storage format: 16 bits for
+  // bf16 and fp16; otherwise the fp32 host copy is what is read.
+  const bool half = p == cuda_precision::bf16 || p == cuda_precision::fp16;
+  run_layer(state, **b, llama(), false, cuda_peak_flops(p), "fraction_of_gemm_peak", 0.0,
+            resident && half ? 2 : sizeof(float));
 }
 #define SATEMU_BENCH_CUDA_LAYER(prec)                                                        \
   BENCHMARK_CAPTURE(BM_Compute_CudaDecoderLayer, prec, cuda_precision::prec)                \

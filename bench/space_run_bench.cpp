@@ -50,6 +50,10 @@ void run_scenario(benchmark::State& state, const std::string& file) {
     o.threads = static_cast<std::size_t>(state.range(0));
     const auto t0 = std::chrono::steady_clock::now();
     auto r = runtime::run((*w)->entities(), o);
+    if (r.interrupted || !r.failure.empty()) {
+      state.SkipWithError(("the run stopped: " + r.failure).c_str());
+      return;
+    }
     const double run_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // The Time column is the run alone, without building the workload

@@ -95,6 +95,10 @@ void BM_Topology_Epoch_Tle2026(benchmark::State& state) {
   }
   const auto start = tle_constellation::latest_epoch_unix_ns(*sets);
   auto c = tle_constellation::make(std::move(*sets), start);
+  if (!c.ok()) {
+    state.SkipWithError(std::string(c.status().message()).c_str());
+    return;
+  }
   snapshot_inputs in;
   in.groups = c->groups();
   in.group_of = c->group_of();
@@ -132,8 +136,13 @@ void BM_Routing_CachedPath(benchmark::State& state) {
   for (auto _ : state) {
     route_cache cache(s, route_metric::delay);
     const std::uint32_t dst = s->ground_node((g + 1) % n);
-    for (auto v = s->ground_node(g); v != dst && v != route_tree::none; v = cache.next(dst, v))
+    auto v = s->ground_node(g);
+    for (; v != dst && v != route_tree::none; v = cache.next(dst, v))
       ++hops;
+    if (v != dst) {
+      state.SkipWithError("a station pair has no path");
+      return;
+    }
     g = (g + 1) % n;
   }
   state.counters["hops_per_path"] =
