@@ -84,12 +84,16 @@ std::atomic<std::int64_t> g_stop_ns{0};
 /// own, after the progress line or the echoed ^C.
 std::atomic<bool> g_stderr_tty{false};
 
-/// Writes `msg` (a literal starting with a newline) to stderr, without the
-/// newline when stderr is not a terminal (async-signal-safe).
+/// Writes the `n` bytes of `msg` (starting with a newline) to stderr,
+/// without the newline when stderr is not a terminal (async-signal-safe).
+void signal_text(const char* msg, std::size_t n) {
+  const std::size_t skip = g_stderr_tty.load() ? 0 : 1;
+  if (n > skip)
+    (void)!write(STDERR_FILENO, msg + skip, n - skip);
+}
 template <std::size_t N>
 void signal_line(const char (&msg)[N]) {
-  const std::size_t skip = g_stderr_tty.load() ? 0 : 1;
-  (void)!write(STDERR_FILENO, msg + skip, N - 1 - skip);
+  signal_text(msg, N - 1);
 }
 
 /// CLOCK_MONOTONIC in ns (async-signal-safe).
@@ -125,8 +129,7 @@ extern "C" void on_stop_signal(int sig) {
 std::atomic<const char*> g_interrupted_line{""};
 extern "C" void on_build_signal(int) {
   const char* line = g_interrupted_line.load();
-  const std::size_t skip = g_stderr_tty.load() ? 0 : 1;
-  (void)!write(STDERR_FILENO, line + skip, std::strlen(line) - skip);
+  signal_text(line, std::strlen(line));
   _exit(exit_interrupted);
 }
 
