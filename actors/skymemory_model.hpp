@@ -99,11 +99,6 @@ struct box {
   std::vector<int> satellite_offsets; ///< ascending
   /// Cells in the box.
   std::size_t cells() const { return plane_offsets.size() * satellite_offsets.size(); }
-  /// Whether the box covers every satellite of a plane (then no column
-  /// leaves it when the constellation moves).
-  bool spans_plane(const grid& g) const {
-    return static_cast<int>(satellite_offsets.size()) == g.sats_per_plane;
-  }
 };
 
 /// The box for `servers` servers. InvalidArgument when the grid has fewer

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "runtime/output.hpp"
 
 namespace satemu::cli {
 
@@ -35,13 +36,14 @@ inline CLI::Validator seed_number() {
     "");
 }
 
-/// A thread count: a whole number from 0 (one per core) to 1024.
+/// A thread count: a whole number from 0 (one per core) to runtime::most_threads.
 inline CLI::Validator thread_count() {
   return CLI::Validator(
     [](std::string& text) -> std::string {
-      return whole_number(text, 1024)
+      return whole_number(text, runtime::most_threads)
                ? std::string()
-               : "expected a thread count from 0 (one per core) to 1024, got '" + text + "'";
+               : "expected a thread count from 0 (one per core) to " +
+                   std::to_string(runtime::most_threads) + ", got '" + text + "'";
     },
     "");
 }

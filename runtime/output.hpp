@@ -110,5 +110,7 @@ int host_cores();
 /// `requested`, or host_cores() for 0: the "0 = one per core" of every
 /// thread count (scenario, run, worker, compute, calibrate).
 int threads_or_cores(std::int64_t requested);
+/// The most threads any of those counts may ask for.
+inline constexpr int most_threads = 1024;
 
 } // namespace satemu::runtime

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/output.hpp"
 #include "runtime/quantity.hpp"
 #include "runtime/time.hpp"
 
@@ -57,7 +58,7 @@ key_spec make_base() {
                         "Emulated time to run; required by every workload except the analytic "
                         "skymemory model (satemu sweep)")
             .above(0),
-          key_spec::integer("threads", "0", "Worker threads; 0 = all cores").at_least(0).at_most(1024),
+          key_spec::integer("threads", "0", "Worker threads; 0 = all cores").at_least(0).at_most(most_threads),
           key_spec::map(
               "output", "Where and what the run writes",
               {key_spec::text("dir", "''", "Output directory; empty means out/<name>"),

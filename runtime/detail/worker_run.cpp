@@ -7,6 +7,7 @@
 #include "protocol/envelope_batch.hpp"
 #include "runtime/distributed.hpp"
 #include "runtime/kernel.hpp"
+#include "runtime/output.hpp"
 
 namespace satemu::runtime::detail {
 
@@ -240,8 +241,7 @@ void worker_run::main(protocol::node_setup setup, build_fn build,
   }
   // A count the scenario's own `threads` could hold, and threads that can
   // start here (the actor system would hang on those that cannot).
-  constexpr std::uint32_t most_threads = 1024;
-  if (setup.threads > most_threads) {
+  if (setup.threads > static_cast<std::uint32_t>(most_threads)) {
     refuse(absl::StrCat("the coordinator asks for ", setup.threads, " threads, more than ",
                         most_threads));
     return;
