@@ -270,8 +270,10 @@ private:
   // c `[rows, w.rows]` = a w^T (+ bias on every row) on the device (a:
   // `[rows, w.cols]` in the GEMM input format), rounded to the storage format
   // like the result of `linear`'s gemm (whose C holds the bias rows, beta 1).
+  // Without `round` c is left as the GEMM wrote it, for kernels that round
+  // what they read (all of this file's) and nothing else.
   absl::Status linear_dev(const void* a, std::int64_t rows, const_matrix_view w, float* c,
-                          std::span<const float> bias = {});
+                          std::span<const float> bias = {}, bool round = true);
   // RoPE in place on `rows` rows of q and k on the device.
   absl::Status rope_dev(const attention_config& cfg, float* q, float* k, std::int64_t rows,
                         std::span<const std::int64_t> positions);
@@ -434,7 +436,7 @@ void cuda_backend::drop_resident() {
 }
 
 absl::Status cuda_backend::linear_dev(const void* a, std::int64_t rows, const_matrix_view w,
-                                      float* c, std::span<const float> bias) {
+                                      float* c, std::span<const float> bias, bool round) {
   std::int64_t unused = 0;
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* w_dev, gemm_operand(w.data, w.size(), 1, 0, &unused));
   gemm_op o{.trans_b = true};
@@ -449,7 +451,8 @@ absl::Status cuda_backend::linear_dev(const void* a, std::int64_t rows, const_ma
   }
   SATEMU_GPU_RETURN_IF_ERROR(run_gemm(o, gemm_dims{rows, w.rows, w.cols}, a, w.cols, 0, w_dev,
                                       w.cols, 0, c, 0, 1));
-  SATEMU_GPU_CUDA_TRY(launch_round(c, rows * w.rows, storage_, stream_), "round");
+  if (round)
+    SATEMU_GPU_CUDA_TRY(launch_round(c, rows * w.rows, storage_, stream_), "round");
   return absl::OkStatus();
 }
 
@@ -692,7 +695,7 @@ std::vector<attention_tile> cuda_backend::prefill_tiles(
   // Tiles of consecutive query rows of one sequence; its query at position i
   // sees its keys 0..i.
   const int rows_per_tile =
-      attention_rows_per_tile(static_cast<int>(cfg.n_heads / cfg.n_kv_heads));
+      attention_rows_per_tile(static_cast<int>(cfg.n_heads / cfg.n_kv_heads), cfg.head_dim);
   std::vector<attention_tile> tiles;
   for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s) {
     const std::int64_t first = seq_offsets[s];
@@ -1110,18 +1113,27 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
                         "rmsnorm");
     return y;
   };
-  // rmsnorm(in) `[t, d]` in the GEMM input format.
+  // rmsnorm(in) `[t, d]` in the GEMM input format: written as such by the
+  // kernel where that has 16 bits.
   auto norm_operand = [&](const float* in, const tensor& weight) -> absl::StatusOr<const void*> {
-    SATEMU_GPU_ASSIGN_OR_RETURN(float* y, norm(in, t, d, weight));
-    return activation_operand(y, t * d);
+    if (storage_ == cuda_storage::f32) {
+      SATEMU_GPU_ASSIGN_OR_RETURN(float* y, norm(in, t, d, weight));
+      return activation_operand(y, t * d);
+    }
+    SATEMU_GPU_ASSIGN_OR_RETURN(const float* w_dev, upload(weight.data(), d));
+    SATEMU_GPU_ASSIGN_OR_RETURN(std::uint16_t * y, mem_.alloc<std::uint16_t>(t * d));
+    SATEMU_GPU_CUDA_TRY(
+        launch_rmsnorm(in, w_dev, nullptr, t, d, cfg.rms_eps, storage_, stream_, y), "rmsnorm");
+    return static_cast<const void*>(y);
   };
   // Attention block: n1 = rmsnorm(x); q, k, v = n1 wq^T + bq, ...; per-head
-  // q/k norms; RoPE.
+  // q/k norms; RoPE. The kernels round what they read, so a GEMM result read
+  // only by them is not rounded first; k and v are (they are returned).
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* n1_op, norm_operand(x_dev, w.attn_norm));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* q, mem_.alloc<float>(t * qd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* k, mem_.alloc<float>(t * kvd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* v, mem_.alloc<float>(t * kvd));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wq, q, w.bq.values()));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wq, q, w.bq.values(), false));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wk, k, w.bk.values()));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wv, v, w.bv.values()));
   if (cfg.qk_norm) {
@@ -1170,7 +1182,7 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   // h = x + N_a(attn wo^T), N_a the sandwich norm if the layer has it.
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* attn_op, activation_operand(attn, t * qd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* h, mem_.alloc<float>(t * d));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(attn_op, t, w.wo, h));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(attn_op, t, w.wo, h, {}, false));
   if (cfg.sandwich_norm) {
     SATEMU_GPU_ASSIGN_OR_RETURN(h, norm(h, t, d, w.attn_out_norm));
   }
@@ -1179,15 +1191,23 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_ASSIGN_OR_RETURN(const void* n2_op, norm_operand(h, w.mlp_norm));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* g, mem_.alloc<float>(t * f));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* u, mem_.alloc<float>(t * f));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->gate, g));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->up, u));
-  SATEMU_GPU_ASSIGN_OR_RETURN(float* a, mem_.alloc<float>(t * f));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->gate, g, {}, false));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->up, u, {}, false));
   const bool gelu = cfg.activation == mlp_activation::gelu_tanh;
-  SATEMU_GPU_CUDA_TRY(launch_glu(gelu, g, u, a, t * f, storage_, stream_),
-                      gelu ? "gelu_mul" : "silu_mul");
-  SATEMU_GPU_ASSIGN_OR_RETURN(const void* a_op, activation_operand(a, t * f));
+  const void* a_op = nullptr;
+  if (storage_ == cuda_storage::f32) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(float* a, mem_.alloc<float>(t * f));
+    SATEMU_GPU_CUDA_TRY(launch_glu(gelu, g, u, a, t * f, storage_, stream_),
+                        gelu ? "gelu_mul" : "silu_mul");
+    SATEMU_GPU_ASSIGN_OR_RETURN(a_op, activation_operand(a, t * f));
+  } else {
+    SATEMU_GPU_ASSIGN_OR_RETURN(std::uint16_t * a, mem_.alloc<std::uint16_t>(t * f));
+    SATEMU_GPU_CUDA_TRY(launch_glu(gelu, g, u, nullptr, t * f, storage_, stream_, a),
+                        gelu ? "gelu_mul" : "silu_mul");
+    a_op = a;
+  }
   SATEMU_GPU_ASSIGN_OR_RETURN(float* out, mem_.alloc<float>(t * d));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(a_op, t, mlp->down, out));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(a_op, t, mlp->down, out, {}, false));
   if (cfg.sandwich_norm) {
     SATEMU_GPU_ASSIGN_OR_RETURN(out, norm(out, t, d, w.mlp_out_norm));
   }

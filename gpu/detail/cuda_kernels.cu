@@ -162,11 +162,22 @@ __global__ void fill_kernel(float* x, std::int64_t n, std::uint32_t seed) {
 
 // --- Transformer kernels ----------------------------------------------------------
 
-__global__ void rmsnorm_kernel(const float* x, const float* w, float* y, std::int64_t cols,
+// A kernel's output value, already rounded to the storage format, stored as
+// fp32 or as the 16-bit GEMM input format (exactly: it is rounded).
+__device__ __forceinline__ void store(float* y, std::int64_t i, float v) { y[i] = v; }
+__device__ __forceinline__ void store(__nv_bfloat16* y, std::int64_t i, float v) {
+  y[i] = __float2bfloat16_rn(v);
+}
+__device__ __forceinline__ void store(__half* y, std::int64_t i, float v) {
+  y[i] = __float2half_rn(v);
+}
+
+template <class T>
+__global__ void rmsnorm_kernel(const float* x, const float* w, T* y, std::int64_t cols,
                                float eps, cuda_storage s) {
   __shared__ float red[32];
   const float* xr = x + static_cast<std::int64_t>(blockIdx.x) * cols;
-  float* yr = y + static_cast<std::int64_t>(blockIdx.x) * cols;
+  T* yr = y + static_cast<std::int64_t>(blockIdx.x) * cols;
   float ss = 0.0f;
   for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
     const float v = to_storage(xr[j], s);
@@ -176,33 +187,39 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float* y, std::in
   const auto inv = static_cast<float>(
       1.0 / sqrt(static_cast<double>(ss) / static_cast<double>(cols) + static_cast<double>(eps)));
   for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-    yr[j] = to_storage(__fmul_rn(__fmul_rn(to_storage(xr[j], s), inv), to_storage(w[j], s)), s);
+    store(yr, j,
+          to_storage(__fmul_rn(__fmul_rn(to_storage(xr[j], s), inv), to_storage(w[j], s)), s));
 }
+
+constexpr std::int64_t rope_heads = 8;
 
 __global__ void rope_kernel(float* q, std::int64_t q_heads, float* k, std::int64_t k_heads,
                             std::int64_t rows, std::int64_t head_dim,
                             const std::int64_t* positions, const double* inv_freq,
                             cuda_storage s) {
+  // One thread per (row, i, group of rope_heads heads): the angle's sine and
+  // cosine (in double, as the cpu backend computes them) once for the group.
   const std::int64_t half = head_dim / 2;
   const std::int64_t heads = q_heads + k_heads;
-  const std::int64_t total = rows * heads * half;
-  for (std::int64_t idx = global_thread(); idx < total; idx += grid_stride()) {
+  const std::int64_t groups = (heads + rope_heads - 1) / rope_heads;
+  for (std::int64_t idx = global_thread(); idx < rows * groups * half; idx += grid_stride()) {
     const std::int64_t i = idx % half;
-    const std::int64_t th = idx / half;
-    const std::int64_t h = th % heads;
-    const std::int64_t row = th / heads;
-    float* base = h < q_heads ? q + (row * q_heads + h) * head_dim
-                              : k + (row * k_heads + (h - q_heads)) * head_dim;
+    const std::int64_t group = idx / half % groups;
+    const std::int64_t row = idx / half / groups;
     const double angle = static_cast<double>(positions[row]) * inv_freq[i];
     double sd = 0.0;
     double cd = 0.0;
     sincos(angle, &sd, &cd);
     const auto c = static_cast<float>(cd);
     const auto sn = static_cast<float>(sd);
-    const float a = to_storage(base[i], s);
-    const float b = to_storage(base[i + half], s);
-    base[i] = to_storage(__fsub_rn(__fmul_rn(a, c), __fmul_rn(b, sn)), s);
-    base[i + half] = to_storage(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, sn)), s);
+    for (std::int64_t h = group * rope_heads; h < min(heads, (group + 1) * rope_heads); ++h) {
+      float* base = h < q_heads ? q + (row * q_heads + h) * head_dim
+                                : k + (row * k_heads + (h - q_heads)) * head_dim;
+      const float a = to_storage(base[i], s);
+      const float b = to_storage(base[i + half], s);
+      base[i] = to_storage(__fsub_rn(__fmul_rn(a, c), __fmul_rn(b, sn)), s);
+      base[i + half] = to_storage(__fadd_rn(__fmul_rn(b, c), __fmul_rn(a, sn)), s);
+    }
   }
 }
 
@@ -220,114 +237,211 @@ struct attention_params {
   int rows_per_tile;
   float scale;
   int window; // 0: none
+  bool kv_vec; // k and v rows read as float4 (16-byte aligned)
   cuda_storage s;
 };
 
 constexpr int attention_keys = 32; // keys per shared-memory tile, one per lane
 
+// Row stride of the key tile in shared memory, padded so that lanes reading
+// different key rows hit different banks: by 4 when head_dim is a multiple of
+// 4, which keeps the rows 16-byte aligned for float4 reads.
+__host__ __device__ constexpr int attention_key_stride(int hd) {
+  return hd % 4 == 0 ? hd + 4 : hd + 1;
+}
+
 std::size_t attention_shared_bytes(int head_dim) {
-  return sizeof(float) * static_cast<std::size_t>(attention_warps * head_dim +
-                                                  attention_keys * (head_dim + 1) +
+  const int pairs = attention_warps * attention_pairs_per_warp(head_dim);
+  return sizeof(float) * static_cast<std::size_t>(pairs * head_dim +
+                                                  attention_keys *
+                                                      attention_key_stride(head_dim) +
                                                   attention_keys * head_dim);
 }
 
-// Block (tile, kv head g, chunk of the group's query heads); warp w serves
-// row w / heads_per_block of the tile and query head g * group + chunk *
-// heads_per_block + w % heads_per_block. Keys and values pass through shared
-// memory 32 at a time; each warp keeps an online softmax (running maximum m
-// and sum l) and its output row spread over the lanes (lane c owns elements
-// c, c + 32, ...). With a sliding window, row r's keys start at
-// max(0, len - window): the block starts at row 0's first key (rounded down
-// to a tile of 32), and a warp skips the tiles before its row's first key
-// (so every tile it takes holds a key it attends to).
+// Block (tile, kv head g, chunk of the group's query heads). Its (query row,
+// query head) pairs are slots i = row * heads_per_block + head of the chunk,
+// and warp w serves slots w * P .. w * P + P - 1. Keys and values pass
+// through shared memory 32 at a time, read by all the block's pairs; lane j
+// scores key j0 + j against each of the warp's P queries (so a key row read
+// from shared memory serves P dot products), and per pair the warp keeps an
+// online softmax (running maximum m and sum l) and its output row spread
+// over the lanes (lane c owns elements c, c + 32, ... < 32 PL). A score is
+// the same chain of fmaf over the head's elements whatever P is, so a pair's
+// result does not depend on which block or slot serves it. With a sliding
+// window, row r's keys start at max(0, len - window): the block starts at
+// row 0's first key (rounded down to a tile of 32), and a pair skips the
+// tiles before its row's first key (so every tile it takes holds a key it
+// attends to).
+template <int PL, int P>
 __global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attention_params p) {
   extern __shared__ float smem[];
   const int hd = p.head_dim;
-  const int ldk = hd + 1; // padded: lanes read different key rows without bank conflicts
+  const int ldk = attention_key_stride(hd);
   float* q_s = smem;
-  float* k_s = q_s + attention_warps * hd;
+  float* k_s = q_s + attention_warps * P * hd;
   float* v_s = k_s + attention_keys * ldk;
 
   const attention_tile t = p.tiles[blockIdx.x];
   const int g = static_cast<int>(blockIdx.y);
   const int warp = static_cast<int>(threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x & 31);
-  const int r = warp / p.heads_per_block;
-  const int hg = static_cast<int>(blockIdx.z) * p.heads_per_block + warp % p.heads_per_block;
-  const bool active = r < p.rows_per_tile && r < t.n_rows && hg < p.group;
-  const std::int64_t head = static_cast<std::int64_t>(g) * p.group + hg;
-  const std::int64_t q_row = t.q_row + r;
-  const int len = active ? t.first_len + r * t.step : 0;
-  const int start = p.window > 0 ? max(0, len - p.window) : 0;
-  if (active)
-    for (int c = lane; c < hd; c += 32)
-      q_s[warp * hd + c] = to_storage(p.q[q_row * p.q_stride + head * hd + c], p.s);
-
-  constexpr int per_lane = attention_max_head_dim / 32;
-  float acc[per_lane];
+  const float* q_warp = q_s + warp * P * hd;
+  // Per pair: its row's key count (-1 for an idle slot) and first key.
+  int len[P];
+  int start[P];
 #pragma unroll
-  for (int i = 0; i < per_lane; ++i)
-    acc[i] = 0.0f;
-  float m = -INFINITY;
-  float l = 0.0f;
+  for (int j = 0; j < P; ++j) {
+    const int slot = warp * P + j;
+    const int r = slot / p.heads_per_block;
+    const int hg = static_cast<int>(blockIdx.z) * p.heads_per_block + slot % p.heads_per_block;
+    const bool active = r < p.rows_per_tile && r < t.n_rows && hg < p.group;
+    len[j] = active ? t.first_len + r * t.step : -1;
+    start[j] = p.window > 0 ? max(0, len[j] - p.window) : 0;
+    if (active) {
+      const std::int64_t head = static_cast<std::int64_t>(g) * p.group + hg;
+      const float* qr = p.q + (t.q_row + r) * p.q_stride + head * hd;
+      for (int c = lane; c < hd; c += 32)
+        q_s[slot * hd + c] = to_storage(qr[c], p.s);
+    }
+  }
+
+  float acc[P][PL];
+  float m[P];
+  float l[P];
+#pragma unroll
+  for (int j = 0; j < P; ++j) {
+    m[j] = -INFINITY;
+    l[j] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < PL; ++i)
+      acc[j][i] = 0.0f;
+  }
   const int max_len = t.first_len + (t.n_rows - 1) * t.step;
   const int block_start = p.window > 0 ? max(0, t.first_len - p.window) : 0;
   for (int j0 = block_start - block_start % attention_keys; j0 < max_len; j0 += attention_keys) {
     __syncthreads(); // q rows stored; the previous tile consumed
     const int nk = min(attention_keys, max_len - j0);
-    for (int idx = static_cast<int>(threadIdx.x); idx < nk * hd;
-         idx += static_cast<int>(blockDim.x)) {
-      const int j = idx / hd;
-      const int c = idx - j * hd;
-      const std::int64_t src =
-          (t.kv_row + j0 + j) * p.kv_stride + static_cast<std::int64_t>(g) * hd + c;
-      k_s[j * ldk + c] = to_storage(p.k[src], p.s);
-      v_s[j * hd + c] = to_storage(p.v[src], p.s);
+    const std::int64_t kv_at = (t.kv_row + j0) * p.kv_stride + static_cast<std::int64_t>(g) * hd;
+    if (p.kv_vec) {
+      const int quads = hd / 4;
+      for (int idx = static_cast<int>(threadIdx.x); idx < nk * quads;
+           idx += static_cast<int>(blockDim.x)) {
+        const int j = idx / quads;
+        const int c = (idx - j * quads) * 4;
+        const std::int64_t src = kv_at + j * p.kv_stride + c;
+        const float4 kq = *reinterpret_cast<const float4*>(p.k + src);
+        const float4 vq = *reinterpret_cast<const float4*>(p.v + src);
+        *reinterpret_cast<float4*>(k_s + j * ldk + c) =
+            make_float4(to_storage(kq.x, p.s), to_storage(kq.y, p.s), to_storage(kq.z, p.s),
+                        to_storage(kq.w, p.s));
+        *reinterpret_cast<float4*>(v_s + j * hd + c) =
+            make_float4(to_storage(vq.x, p.s), to_storage(vq.y, p.s), to_storage(vq.z, p.s),
+                        to_storage(vq.w, p.s));
+      }
+    } else {
+      for (int j = warp; j < nk; j += attention_warps)
+        for (int c = lane; c < hd; c += 32) {
+          k_s[j * ldk + c] = to_storage(p.k[kv_at + j * p.kv_stride + c], p.s);
+          v_s[j * hd + c] = to_storage(p.v[kv_at + j * p.kv_stride + c], p.s);
+        }
     }
     __syncthreads();
-    const int nv = min(attention_keys, len - j0);
-    if (active && j0 < len && j0 + nv > start) { // uniform within the warp
-      const bool valid = lane < nv && j0 + lane >= start;
-      float score = -INFINITY;
-      if (valid) {
-        const float* qv = q_s + warp * hd;
-        const float* kv = k_s + lane * ldk;
-        float d = 0.0f;
-        for (int c = 0; c < hd; ++c)
-          d = fmaf(qv[c], kv[c], d);
-        score = d * p.scale;
-      }
-      // m_new is finite: key max(j0, start) is attended to.
-      const float m_new = fmaxf(m, warp_max(score));
-      const float corr = expf(m - m_new); // 0 on the first tile (m = -inf)
-      const float pj = valid ? expf(score - m_new) : 0.0f;
-      l = l * corr + warp_sum(pj);
+    // Lane j's dot products with key j0 + j, elements in order.
+    float d[P];
 #pragma unroll
-      for (int i = 0; i < per_lane; ++i)
-        acc[i] *= corr;
-      // From the window's first key: a key before it has weight 0, but
-      // 0 x a non-finite value there would still poison the sum.
-      for (int jj = max(0, start - j0); jj < nv; ++jj) {
-        const float pb = __shfl_sync(full_mask, pj, jj);
-        const float* vr = v_s + jj * hd;
+    for (int j = 0; j < P; ++j)
+      d[j] = 0.0f;
+    if (lane < nk) {
+      const float* kr = k_s + lane * ldk;
+      if (hd % 4 == 0) {
+        for (int c = 0; c < hd; c += 4) {
+          const float4 kv = *reinterpret_cast<const float4*>(kr + c);
 #pragma unroll
-        for (int i = 0; i < per_lane; ++i) {
-          const int c = lane + 32 * i;
-          if (c < hd)
-            acc[i] = fmaf(pb, vr[c], acc[i]);
+          for (int j = 0; j < P; ++j) {
+            const float4 qv = *reinterpret_cast<const float4*>(q_warp + j * hd + c);
+            d[j] = fmaf(qv.x, kv.x, d[j]);
+            d[j] = fmaf(qv.y, kv.y, d[j]);
+            d[j] = fmaf(qv.z, kv.z, d[j]);
+            d[j] = fmaf(qv.w, kv.w, d[j]);
+          }
+        }
+      } else {
+        for (int c = 0; c < hd; ++c) {
+          const float kc = kr[c];
+#pragma unroll
+          for (int j = 0; j < P; ++j)
+            d[j] = fmaf(q_warp[j * hd + c], kc, d[j]);
         }
       }
-      m = m_new;
+    }
+    // The softmax update of each pair with keys here; [lo, hi) are the tile
+    // keys its values take (empty for a pair with none).
+    float pj[P];
+    int lo[P];
+    int hi[P];
+    int lo_all = attention_keys;
+    int hi_all = 0;
+#pragma unroll
+    for (int j = 0; j < P; ++j) {
+      pj[j] = 0.0f;
+      lo[j] = 0;
+      hi[j] = 0;
+      const int nv = min(attention_keys, len[j] - j0);
+      if (j0 < len[j] && j0 + nv > start[j]) { // uniform within the warp
+        const bool valid = lane < nv && j0 + lane >= start[j];
+        const float score = valid ? d[j] * p.scale : -INFINITY;
+        // m_new is finite: key max(j0, start) is attended to.
+        const float m_new = fmaxf(m[j], warp_max(score));
+        const float corr = expf(m[j] - m_new); // 0 on the first tile (m = -inf)
+        pj[j] = valid ? expf(score - m_new) : 0.0f;
+        l[j] = l[j] * corr + warp_sum(pj[j]);
+#pragma unroll
+        for (int i = 0; i < PL; ++i)
+          acc[j][i] *= corr;
+        m[j] = m_new;
+        // From the window's first key: a key before it has weight 0, but
+        // 0 x a non-finite value there would still poison the sum.
+        lo[j] = max(0, start[j] - j0);
+        hi[j] = nv;
+        lo_all = min(lo_all, lo[j]);
+        hi_all = max(hi_all, hi[j]);
+      }
+    }
+    for (int jj = lo_all; jj < hi_all; ++jj) {
+      const float* vr = v_s + jj * hd;
+      float vv[PL];
+#pragma unroll
+      for (int i = 0; i < PL; ++i) {
+        const int c = lane + 32 * i;
+        vv[i] = c < hd ? vr[c] : 0.0f;
+      }
+#pragma unroll
+      for (int j = 0; j < P; ++j) {
+        const float pb = __shfl_sync(full_mask, pj[j], jj);
+        if (jj >= lo[j] && jj < hi[j]) { // uniform within the warp
+#pragma unroll
+          for (int i = 0; i < PL; ++i)
+            acc[j][i] = fmaf(pb, vv[i], acc[j][i]);
+        }
+      }
     }
   }
-  if (active) {
-    float* o = p.out + q_row * p.q_stride + head * hd;
-    const float inv = 1.0f / l;
 #pragma unroll
-    for (int i = 0; i < per_lane; ++i) {
+  for (int j = 0; j < P; ++j) {
+    if (len[j] < 0)
+      continue;
+    const int slot = warp * P + j;
+    const int r = slot / p.heads_per_block;
+    const std::int64_t head = static_cast<std::int64_t>(g) * p.group +
+                              static_cast<int>(blockIdx.z) * p.heads_per_block +
+                              slot % p.heads_per_block;
+    float* o = p.out + (t.q_row + r) * p.q_stride + head * hd;
+    const float inv = 1.0f / l[j];
+#pragma unroll
+    for (int i = 0; i < PL; ++i) {
       const int c = lane + 32 * i;
       if (c < hd)
-        o[c] = to_storage(acc[i] * inv, p.s);
+        o[c] = to_storage(acc[j][i] * inv, p.s);
     }
   }
 }
@@ -340,22 +454,61 @@ __global__ void gather_rows_kernel(const float* src, const std::int64_t* index, 
 
 // act(g) = g / (1 + exp(-a(g))): silu with a(g) = g; the tanh GELU with
 // a(g) = 2 sqrt(2/pi) (g + 0.044715 g^3), as the cpu backend computes it.
-__global__ void glu_kernel(bool gelu, const float* gate, const float* up, float* y,
-                           std::int64_t n, cuda_storage s) {
-  for (std::int64_t i = global_thread(); i < n; i += grid_stride()) {
-    const float g = to_storage(gate[i], s);
-    const float u = to_storage(up[i], s);
-    const float a =
-        gelu ? __fmul_rn(1.5957691216057308f,
-                         __fadd_rn(g, __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, g), g), g)))
-             : g;
-    y[i] = to_storage(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-a))), u), s);
-  }
+__device__ __forceinline__ float glu_value(bool gelu, float gate, float up, cuda_storage s) {
+  const float g = to_storage(gate, s);
+  const float u = to_storage(up, s);
+  const float a =
+      gelu ? __fmul_rn(1.5957691216057308f,
+                       __fadd_rn(g, __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, g), g), g)))
+           : g;
+  return to_storage(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-a))), u), s);
 }
 
-__global__ void add_kernel(float* y, const float* x, std::int64_t n, cuda_storage s) {
-  for (std::int64_t i = global_thread(); i < n; i += grid_stride())
-    y[i] = to_storage(__fadd_rn(to_storage(y[i], s), to_storage(x[i], s)), s);
+// The elementwise kernels read 4 values at a time (float4) when their
+// inputs are 16-byte aligned (the backend's buffers are), the last n % 4
+// one at a time.
+bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+
+template <class T>
+__global__ void glu_kernel(bool gelu, const float* gate, const float* up, T* y, std::int64_t n,
+                           bool vec, cuda_storage s) {
+  std::int64_t from = 0;
+  if (vec) {
+    const auto* g4 = reinterpret_cast<const float4*>(gate);
+    const auto* u4 = reinterpret_cast<const float4*>(up);
+    for (std::int64_t i = global_thread(); i < n / 4; i += grid_stride()) {
+      const float4 g = g4[i];
+      const float4 u = u4[i];
+      store(y, 4 * i, glu_value(gelu, g.x, u.x, s));
+      store(y, 4 * i + 1, glu_value(gelu, g.y, u.y, s));
+      store(y, 4 * i + 2, glu_value(gelu, g.z, u.z, s));
+      store(y, 4 * i + 3, glu_value(gelu, g.w, u.w, s));
+    }
+    from = n / 4 * 4;
+  }
+  for (std::int64_t i = from + global_thread(); i < n; i += grid_stride())
+    store(y, i, glu_value(gelu, gate[i], up[i], s));
+}
+
+__device__ __forceinline__ float add_value(float y, float x, cuda_storage s) {
+  return to_storage(__fadd_rn(to_storage(y, s), to_storage(x, s)), s);
+}
+
+__global__ void add_kernel(float* y, const float* x, std::int64_t n, bool vec, cuda_storage s) {
+  std::int64_t from = 0;
+  if (vec) {
+    auto* y4 = reinterpret_cast<float4*>(y);
+    const auto* x4 = reinterpret_cast<const float4*>(x);
+    for (std::int64_t i = global_thread(); i < n / 4; i += grid_stride()) {
+      const float4 a = y4[i];
+      const float4 b = x4[i];
+      y4[i] = make_float4(add_value(a.x, b.x, s), add_value(a.y, b.y, s), add_value(a.z, b.z, s),
+                          add_value(a.w, b.w, s));
+    }
+    from = n / 4 * 4;
+  }
+  for (std::int64_t i = from + global_thread(); i < n; i += grid_stride())
+    y[i] = add_value(y[i], x[i], s);
 }
 
 __global__ void add_gated_kernel(float* y, const float* x, const float* gate, std::int64_t rows,
@@ -441,32 +594,66 @@ __device__ __forceinline__ int quant_code(float v, float scale, float qmax) {
   return static_cast<int>(fminf(fmaxf(rintf(__fdiv_rn(v, scale)), -qmax), qmax));
 }
 
-// One block per row: max |x| first, then the codes.
+// A code's low 4 bits (int4 codes, two per byte, the first in the low half).
+__device__ __forceinline__ unsigned nibble(int code) { return static_cast<unsigned>(code) & 0x0fu; }
+
+// One block per row: max |x| first, then the codes. Rows of a multiple of 4
+// values (16-byte aligned, as the backend's buffers are) are read as float4
+// and their codes written 4 (int8) or 2 bytes (int4) at a time; the values
+// are the same either way (fmaxf ignores NaN in any order).
 __global__ void quantize_kernel(const float* x, std::int64_t cols, int bits, std::uint8_t* codes,
                                 float* scales) {
   __shared__ float red[32];
   const auto r = static_cast<std::int64_t>(blockIdx.x);
   const float* xr = x + r * cols;
+  const bool vec = cols % 4 == 0 && (reinterpret_cast<std::uintptr_t>(xr) & 15u) == 0 &&
+                   (reinterpret_cast<std::uintptr_t>(codes) & 3u) == 0;
+  const auto* x4 = reinterpret_cast<const float4*>(xr);
   float amax = 0.0f;
-  for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-    amax = fmaxf(amax, fabsf(xr[j]));
+  if (vec) {
+    for (std::int64_t j = threadIdx.x; j < cols / 4; j += blockDim.x) {
+      const float4 v = x4[j];
+      amax = fmaxf(fmaxf(amax, fabsf(v.x)), fmaxf(fabsf(v.y), fmaxf(fabsf(v.z), fabsf(v.w))));
+    }
+  } else {
+    for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+      amax = fmaxf(amax, fabsf(xr[j]));
+  }
   amax = block_max(amax, red);
   const float qmax = bits == 8 ? 127.0f : 7.0f;
   const float scale = __fdiv_rz(amax, qmax); // detail::quant_scale, toward zero
   if (threadIdx.x == 0)
     scales[r] = scale;
-  if (bits == 8) {
+  if (bits == 8 && vec) {
+    auto* out = reinterpret_cast<std::uint32_t*>(codes + r * cols);
+    for (std::int64_t j = threadIdx.x; j < cols / 4; j += blockDim.x) {
+      const float4 v = x4[j];
+      out[j] = (static_cast<std::uint32_t>(quant_code(v.x, scale, qmax)) & 0xffu) |
+               ((static_cast<std::uint32_t>(quant_code(v.y, scale, qmax)) & 0xffu) << 8) |
+               ((static_cast<std::uint32_t>(quant_code(v.z, scale, qmax)) & 0xffu) << 16) |
+               (static_cast<std::uint32_t>(quant_code(v.w, scale, qmax)) << 24);
+    }
+  } else if (bits == 8) {
     std::uint8_t* out = codes + r * cols;
     for (std::int64_t j = threadIdx.x; j < cols; j += blockDim.x)
       out[j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(quant_code(xr[j], scale, qmax)));
+  } else if (vec) {
+    // cols / 2 bytes a row, even: 2-byte aligned.
+    auto* out = reinterpret_cast<std::uint16_t*>(codes + r * (cols / 2));
+    for (std::int64_t j = threadIdx.x; j < cols / 4; j += blockDim.x) {
+      const float4 v = x4[j];
+      out[j] = static_cast<std::uint16_t>(
+          nibble(quant_code(v.x, scale, qmax)) | (nibble(quant_code(v.y, scale, qmax)) << 4) |
+          (nibble(quant_code(v.z, scale, qmax)) << 8) |
+          (nibble(quant_code(v.w, scale, qmax)) << 12));
+    }
   } else {
     const std::int64_t rb = (cols + 1) / 2;
     std::uint8_t* out = codes + r * rb;
     for (std::int64_t b = threadIdx.x; b < rb; b += blockDim.x) {
       const int lo = quant_code(xr[2 * b], scale, qmax);
       const int hi = 2 * b + 1 < cols ? quant_code(xr[2 * b + 1], scale, qmax) : 0;
-      out[b] = static_cast<std::uint8_t>((static_cast<unsigned>(lo) & 0x0fu) |
-                                         ((static_cast<unsigned>(hi) & 0x0fu) << 4));
+      out[b] = static_cast<std::uint8_t>(nibble(lo) | (nibble(hi) << 4));
     }
   }
 }
@@ -608,12 +795,23 @@ cudaError_t launch_fill(float* x, std::int64_t n, std::uint32_t seed, cudaStream
 }
 
 cudaError_t launch_rmsnorm(const float* x, const float* w, float* y, std::int64_t rows,
-                           std::int64_t cols, float eps, cuda_storage s, cudaStream_t stream) {
+                           std::int64_t cols, float eps, cuda_storage s, cudaStream_t stream,
+                           void* half_out) {
   if (rows <= 0 || cols <= 0)
     return cudaSuccess;
   if (rows > 0x7fffffff)
     return cudaErrorInvalidValue;
-  rmsnorm_kernel<<<static_cast<unsigned>(rows), block_threads, 0, stream>>>(x, w, y, cols, eps, s);
+  if (half_out == nullptr)
+    rmsnorm_kernel<<<static_cast<unsigned>(rows), block_threads, 0, stream>>>(x, w, y, cols, eps,
+                                                                                s);
+  else if (s == cuda_storage::bf16)
+    rmsnorm_kernel<<<static_cast<unsigned>(rows), block_threads, 0, stream>>>(
+        x, w, static_cast<__nv_bfloat16*>(half_out), cols, eps, s);
+  else if (s == cuda_storage::f16)
+    rmsnorm_kernel<<<static_cast<unsigned>(rows), block_threads, 0, stream>>>(
+        x, w, static_cast<__half*>(half_out), cols, eps, s);
+  else
+    return cudaErrorInvalidValue;
   return cudaGetLastError();
 }
 
@@ -621,11 +819,27 @@ cudaError_t launch_rope(float* q, std::int64_t q_heads, float* k, std::int64_t k
                         std::int64_t rows, std::int64_t head_dim,
                         const std::int64_t* positions, const double* inv_freq, cuda_storage s,
                         cudaStream_t stream) {
-  const std::int64_t n = rows * (q_heads + k_heads) * (head_dim / 2);
+  const std::int64_t groups = (q_heads + k_heads + rope_heads - 1) / rope_heads;
+  const std::int64_t n = rows * (head_dim / 2) * groups;
   if (n <= 0)
     return cudaSuccess;
   rope_kernel<<<grid_for(n), block_threads, 0, stream>>>(q, q_heads, k, k_heads, rows, head_dim,
                                                          positions, inv_freq, s);
+  return cudaGetLastError();
+}
+
+template <int PL, int P>
+cudaError_t launch_attention_kernel(dim3 grid, const attention_params& p, cudaStream_t stream) {
+  static_assert(P == attention_pairs_per_warp(32 * PL));
+  const std::size_t smem = attention_shared_bytes(p.head_dim);
+  if (smem > 48 * 1024) {
+    if (auto e = cudaFuncSetAttribute(attention_kernel<PL, P>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(smem));
+        e != cudaSuccess)
+      return e;
+  }
+  attention_kernel<PL, P><<<grid, attention_warps * 32, smem, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -653,22 +867,20 @@ cudaError_t launch_attention(const float* q, const float* k, const float* v, flo
   p.head_dim = static_cast<int>(head_dim);
   p.group = group;
   p.heads_per_block = hpb;
-  p.rows_per_tile = attention_rows_per_tile(group);
   p.scale = scale;
   // Sequences are shorter than 2^31 rows: a wider window is no window.
   p.window = window > 0x7fffffff ? 0 : static_cast<int>(window);
+  p.kv_vec = head_dim % 4 == 0 && p.kv_stride % 4 == 0 && aligned16(k) && aligned16(v);
   p.s = s;
-  const std::size_t smem = attention_shared_bytes(p.head_dim);
-  if (smem > 48 * 1024) {
-    if (auto e = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(smem));
-        e != cudaSuccess)
-      return e;
-  }
+  p.rows_per_tile = attention_rows_per_tile(group, head_dim);
   const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(n_kv_heads),
                   static_cast<unsigned>((group + hpb - 1) / hpb));
-  attention_kernel<<<grid, attention_warps * 32, smem, stream>>>(p);
-  return cudaGetLastError();
+  // Output elements per lane and pairs per warp (attention_pairs_per_warp).
+  if (head_dim <= 64)
+    return launch_attention_kernel<2, 8>(grid, p, stream);
+  if (head_dim <= 128)
+    return launch_attention_kernel<4, 8>(grid, p, stream);
+  return launch_attention_kernel<attention_max_head_dim / 32, 4>(grid, p, stream);
 }
 
 cudaError_t launch_gather_rows(const float* src, const std::int64_t* index, float* dst,
@@ -680,10 +892,21 @@ cudaError_t launch_gather_rows(const float* src, const std::int64_t* index, floa
 }
 
 cudaError_t launch_glu(bool gelu, const float* gate, const float* up, float* y, std::int64_t n,
-                       cuda_storage s, cudaStream_t stream) {
+                       cuda_storage s, cudaStream_t stream, void* half_out) {
   if (n <= 0)
     return cudaSuccess;
-  glu_kernel<<<grid_for(n), block_threads, 0, stream>>>(gelu, gate, up, y, n, s);
+  const bool vec = aligned16(gate) && aligned16(up);
+  const unsigned grid = grid_for(vec ? (n + 3) / 4 : n);
+  if (half_out == nullptr)
+    glu_kernel<<<grid, block_threads, 0, stream>>>(gelu, gate, up, y, n, vec, s);
+  else if (s == cuda_storage::bf16)
+    glu_kernel<<<grid, block_threads, 0, stream>>>(
+        gelu, gate, up, static_cast<__nv_bfloat16*>(half_out), n, vec, s);
+  else if (s == cuda_storage::f16)
+    glu_kernel<<<grid, block_threads, 0, stream>>>(gelu, gate, up,
+                                                   static_cast<__half*>(half_out), n, vec, s);
+  else
+    return cudaErrorInvalidValue;
   return cudaGetLastError();
 }
 
@@ -691,7 +914,8 @@ cudaError_t launch_add(float* y, const float* x, std::int64_t n, cuda_storage s,
                        cudaStream_t stream) {
   if (n <= 0)
     return cudaSuccess;
-  add_kernel<<<grid_for(n), block_threads, 0, stream>>>(y, x, n, s);
+  const bool vec = aligned16(y) && aligned16(x);
+  add_kernel<<<grid_for(vec ? (n + 3) / 4 : n), block_threads, 0, stream>>>(y, x, n, vec, s);
   return cudaGetLastError();
 }
 

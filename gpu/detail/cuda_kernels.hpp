@@ -34,9 +34,12 @@ cudaError_t launch_fill(float* x, std::int64_t n, std::uint32_t seed, cudaStream
 
 // --- Transformer kernels ----------------------------------------------------------
 
-/// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, one block per row.
+/// y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, one block per row. With
+/// `half_out` (storage f16 or bf16 only) the rows go there instead, as the
+/// GEMM input format (launch_to_half of y, without y).
 cudaError_t launch_rmsnorm(const float* x, const float* w, float* y, std::int64_t rows,
-                           std::int64_t cols, float eps, cuda_storage s, cudaStream_t stream);
+                           std::int64_t cols, float eps, cuda_storage s, cudaStream_t stream,
+                           void* half_out = nullptr);
 
 /// Rotate-half RoPE in place on `rows` rows of q (`q_heads` heads) and of k
 /// (`k_heads` heads; 0 for none). `inv_freq` holds head_dim / 2 doubles,
@@ -46,16 +49,22 @@ cudaError_t launch_rope(float* q, std::int64_t q_heads, float* k, std::int64_t k
                         const std::int64_t* positions, const double* inv_freq, cuda_storage s,
                         cudaStream_t stream);
 
-/// Warps per attention block: each warp serves one (query row, query head).
+/// Warps per attention block.
 inline constexpr int attention_warps = 8;
 /// The largest head_dim the attention kernel takes.
 inline constexpr int attention_max_head_dim = 256;
-/// Query heads of one kv-head group a block serves, and query rows per tile.
+/// (query row, query head) pairs each warp of an attention block serves:
+/// fewer for wide heads, whose output rows take more registers.
+inline constexpr int attention_pairs_per_warp(std::int64_t head_dim) {
+  return head_dim > 128 ? 4 : 8;
+}
+/// Query heads of one kv-head group a block serves, and query rows per tile:
+/// the block's pairs are its rows times its heads.
 inline constexpr int attention_heads_per_block(int group) {
   return group < attention_warps ? group : attention_warps;
 }
-inline constexpr int attention_rows_per_tile(int group) {
-  return attention_warps / attention_heads_per_block(group);
+inline constexpr int attention_rows_per_tile(int group, std::int64_t head_dim) {
+  return attention_warps * attention_pairs_per_warp(head_dim) / attention_heads_per_block(group);
 }
 
 /// A block's query rows: rows q_row .. q_row + n_rows - 1 of q, all of one
@@ -75,7 +84,7 @@ struct attention_tile {
 /// query head h reading kv head h / (n_heads / n_kv_heads). q and out are
 /// `[*, n_heads * head_dim]`, k and v `[*, n_kv_heads * head_dim]`.
 /// head_dim <= attention_max_head_dim; each tile has at most
-/// attention_rows_per_tile(n_heads / n_kv_heads) rows.
+/// attention_rows_per_tile(n_heads / n_kv_heads, head_dim) rows.
 cudaError_t launch_attention(const float* q, const float* k, const float* v, float* out,
                              const attention_tile* tiles, std::int64_t n_tiles,
                              std::int64_t n_heads, std::int64_t n_kv_heads,
@@ -87,9 +96,10 @@ cudaError_t launch_gather_rows(const float* src, const std::int64_t* index, floa
                                std::int64_t n, std::int64_t cols, cudaStream_t stream);
 
 /// y = act(gate) * up over n elements: act = silu, or with `gelu` the tanh
-/// approximation of GELU (backend::gelu_mul).
+/// approximation of GELU (backend::gelu_mul). `half_out` as for
+/// launch_rmsnorm.
 cudaError_t launch_glu(bool gelu, const float* gate, const float* up, float* y, std::int64_t n,
-                       cuda_storage s, cudaStream_t stream);
+                       cuda_storage s, cudaStream_t stream, void* half_out = nullptr);
 
 /// y += x over n elements.
 cudaError_t launch_add(float* y, const float* x, std::int64_t n, cuda_storage s,
