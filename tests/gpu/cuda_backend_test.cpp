@@ -447,7 +447,7 @@ TEST_P(CudaBackend, KvStoreIsBitwiseTheCpusLastWriteWins) {
 
 TEST_P(CudaBackend, SiluMulAndAdd) {
   for (const auto& [rows, cols] : std::vector<std::pair<std::int64_t, std::int64_t>>{
-           {1, 1}, {7, 300}, {64, 8192}}) {
+           {1, 1}, {3, 7}, {7, 300}, {64, 8192}}) { // 3 x 7: 4 at a time, then 1
     const tensor g = ref::random_tensor({rows, cols}, 120 + cols, 6.0);
     const tensor u = ref::random_tensor({rows, cols}, 121 + cols);
     auto got = gpu_->silu_mul(g, u);
@@ -463,13 +463,13 @@ TEST_P(CudaBackend, SiluMulAndAdd) {
   }
   EXPECT_EQ(gpu_->silu_mul(tensor({2, 3}), tensor({3, 2})).status(),
             cpu_.silu_mul(tensor({2, 3}), tensor({3, 2})).status());
-  EXPECT_EQ(gpu_->launches()[op::silu_mul], 3u);
-  EXPECT_EQ(gpu_->launches()[op::add], 3u);
+  EXPECT_EQ(gpu_->launches()[op::silu_mul], 4u);
+  EXPECT_EQ(gpu_->launches()[op::add], 4u);
 }
 
 TEST_P(CudaBackend, GeluMul) {
   for (const auto& [rows, cols] : std::vector<std::pair<std::int64_t, std::int64_t>>{
-           {1, 1}, {7, 300}, {64, 2048}}) {
+           {1, 1}, {3, 7}, {7, 300}, {64, 2048}}) {
     const tensor g = ref::random_tensor({rows, cols}, 140 + cols, 8.0);
     const tensor u = ref::random_tensor({rows, cols}, 141 + cols);
     auto got = gpu_->gelu_mul(g, u);
@@ -482,7 +482,7 @@ TEST_P(CudaBackend, GeluMul) {
   }
   EXPECT_EQ(gpu_->gelu_mul(tensor({2, 3}), tensor({3, 2})).status(),
             cpu_.gelu_mul(tensor({2, 3}), tensor({3, 2})).status());
-  EXPECT_EQ(gpu_->launches().to_string(), "gelu_mul=3");
+  EXPECT_EQ(gpu_->launches().to_string(), "gelu_mul=4");
 }
 
 // --- Mixture of experts ------------------------------------------------------------------
