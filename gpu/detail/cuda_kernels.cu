@@ -597,17 +597,15 @@ __device__ __forceinline__ int quant_code(float v, float scale, float qmax) {
 // A code's low 4 bits (int4 codes, two per byte, the first in the low half).
 __device__ __forceinline__ unsigned nibble(int code) { return static_cast<unsigned>(code) & 0x0fu; }
 
-// One block per row: max |x| first, then the codes. Rows of a multiple of 4
-// values (16-byte aligned, as the backend's buffers are) are read as float4
-// and their codes written 4 (int8) or 2 bytes (int4) at a time; the values
-// are the same either way (fmaxf ignores NaN in any order).
-__global__ void quantize_kernel(const float* x, std::int64_t cols, int bits, std::uint8_t* codes,
-                                float* scales) {
+// One block per row: max |x| first, then the codes. With `vec` (rows of a
+// multiple of 4 values, x 16-byte and codes 4-byte aligned) rows are read as
+// float4 and their codes written 4 (int8) or 2 bytes (int4) at a time; the
+// values are the same either way (fmaxf ignores NaN in any order).
+__global__ void quantize_kernel(const float* x, std::int64_t cols, int bits, bool vec,
+                                std::uint8_t* codes, float* scales) {
   __shared__ float red[32];
   const auto r = static_cast<std::int64_t>(blockIdx.x);
   const float* xr = x + r * cols;
-  const bool vec = cols % 4 == 0 && (reinterpret_cast<std::uintptr_t>(xr) & 15u) == 0 &&
-                   (reinterpret_cast<std::uintptr_t>(codes) & 3u) == 0;
   const auto* x4 = reinterpret_cast<const float4*>(xr);
   float amax = 0.0f;
   if (vec) {
@@ -970,8 +968,10 @@ cudaError_t launch_quantize(const float* x, std::int64_t rows, std::int64_t cols
     return cudaSuccess;
   if (rows > 0x7fffffff)
     return cudaErrorInvalidValue;
-  quantize_kernel<<<static_cast<unsigned>(rows), block_threads, 0, stream>>>(x, cols, bits, codes,
-                                                                             scales);
+  const bool vec =
+      cols % 4 == 0 && aligned16(x) && (reinterpret_cast<std::uintptr_t>(codes) & 3u) == 0;
+  quantize_kernel<<<static_cast<unsigned>(rows), block_threads, 0, stream>>>(x, cols, bits, vec,
+                                                                             codes, scales);
   return cudaGetLastError();
 }
 
