@@ -1104,13 +1104,21 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_RETURN_IF_ERROR(begin());
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* x_dev, upload(x.data, x.size()));
   SATEMU_GPU_CUDA_TRY(cudaEventRecord(layer_start_, stream_), "cudaEventRecord");
-  // rmsnorm of `rows` rows of `cols` with weight `norm`, into new memory.
+  // rmsnorm of `rows` rows of `cols` with weight `weight` into y, or with
+  // `half` into it in the 16-bit GEMM input format (launch_rmsnorm).
+  auto norm_into = [&](const float* in, std::int64_t rows, std::int64_t cols,
+                       const tensor& weight, float* y, void* half) -> absl::Status {
+    SATEMU_GPU_ASSIGN_OR_RETURN(const float* w_dev, upload(weight.data(), cols));
+    SATEMU_GPU_CUDA_TRY(
+        launch_rmsnorm(in, w_dev, y, rows, cols, cfg.rms_eps, storage_, stream_, half),
+        "rmsnorm");
+    return absl::OkStatus();
+  };
+  // The same into new fp32 memory.
   auto norm = [&](const float* in, std::int64_t rows, std::int64_t cols,
                   const tensor& weight) -> absl::StatusOr<float*> {
-    SATEMU_GPU_ASSIGN_OR_RETURN(const float* w_dev, upload(weight.data(), cols));
     SATEMU_GPU_ASSIGN_OR_RETURN(float* y, mem_.alloc<float>(rows * cols));
-    SATEMU_GPU_CUDA_TRY(launch_rmsnorm(in, w_dev, y, rows, cols, cfg.rms_eps, storage_, stream_),
-                        "rmsnorm");
+    SATEMU_GPU_RETURN_IF_ERROR(norm_into(in, rows, cols, weight, y, nullptr));
     return y;
   };
   // rmsnorm(in) `[t, d]` in the GEMM input format: written as such by the
@@ -1120,10 +1128,8 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
       SATEMU_GPU_ASSIGN_OR_RETURN(float* y, norm(in, t, d, weight));
       return activation_operand(y, t * d);
     }
-    SATEMU_GPU_ASSIGN_OR_RETURN(const float* w_dev, upload(weight.data(), d));
     SATEMU_GPU_ASSIGN_OR_RETURN(std::uint16_t * y, mem_.alloc<std::uint16_t>(t * d));
-    SATEMU_GPU_CUDA_TRY(
-        launch_rmsnorm(in, w_dev, nullptr, t, d, cfg.rms_eps, storage_, stream_, y), "rmsnorm");
+    SATEMU_GPU_RETURN_IF_ERROR(norm_into(in, t, d, weight, nullptr, y));
     return static_cast<const void*>(y);
   };
   // Attention block: n1 = rmsnorm(x); q, k, v = n1 wq^T + bq, ...; per-head
