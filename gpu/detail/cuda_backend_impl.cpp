@@ -274,17 +274,33 @@ private:
   // what they read (all of this file's) and nothing else.
   absl::Status linear_dev(const void* a, std::int64_t rows, const_matrix_view w, float* c,
                           std::span<const float> bias = {}, bool round = true);
+  // RoPE's positions and frequencies (as the cpu backend computes them) on
+  // the device.
+  struct rope_tables {
+    const std::int64_t* positions;
+    const double* inv_freq;
+  };
+  absl::StatusOr<rope_tables> upload_rope_tables(const attention_config& cfg,
+                                                 std::span<const std::int64_t> positions);
   // RoPE in place on `rows` rows of q and k on the device.
   absl::Status rope_dev(const attention_config& cfg, float* q, float* k, std::int64_t rows,
-                        std::span<const std::int64_t> positions);
-  // Attention of the tiles' rows on the device.
+                        const rope_tables& tables);
+  // Attention tiles on the device.
+  struct device_tiles {
+    const attention_tile* data;
+    std::int64_t n;
+  };
+  absl::StatusOr<device_tiles> upload_tiles(std::vector<attention_tile> tiles);
+  // Attention of the tiles' rows on the device, into `out` or with
+  // `half_out` as the 16-bit GEMM input format (launch_attention).
   absl::Status attention_dev(const attention_config& cfg, const float* q, const float* k,
-                             const float* v, float* out, std::vector<attention_tile> tiles);
+                             const float* v, float* out, const device_tiles& tiles,
+                             void* half_out = nullptr);
   // The tiles of causal attention over the sequences of `seq_offsets` whose
   // queries are in rows `query_offsets` (backend::attention_prefill).
-  static std::vector<attention_tile> prefill_tiles(const attention_config& cfg,
-                                                   std::span<const std::int64_t> seq_offsets,
-                                                   std::span<const std::int64_t> query_offsets);
+  std::vector<attention_tile> prefill_tiles(const attention_config& cfg,
+                                            std::span<const std::int64_t> seq_offsets,
+                                            std::span<const std::int64_t> query_offsets);
   // cuBLAS on device operands: row-major C = alpha op(A) op(B) + beta C for
   // `batch` problems (strides in elements).
   absl::Status run_gemm(const gemm_op& o, const gemm_dims& d, const void* a, std::int64_t lda,
@@ -628,24 +644,30 @@ absl::Status cuda_backend::rope(const attention_config& cfg, matrix_view q, matr
   if (k.rows != 0) {
     SATEMU_GPU_ASSIGN_OR_RETURN(k_dev, upload(k.data, k.size()));
   }
-  SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg, q_dev, k_dev, q.rows, positions));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const rope_tables tables, upload_rope_tables(cfg, positions));
+  SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg, q_dev, k_dev, q.rows, tables));
   SATEMU_GPU_RETURN_IF_ERROR(download(q.data, q_dev, q.size()));
   if (k.rows != 0)
     SATEMU_GPU_RETURN_IF_ERROR(download(k.data, k_dev, k.size()));
   return finish("rope");
 }
 
-absl::Status cuda_backend::rope_dev(const attention_config& cfg, float* q, float* k,
-                                    std::int64_t rows, std::span<const std::int64_t> positions) {
-  // The frequencies exactly as the cpu backend computes them.
-  std::vector<double> inv_freq =
-      rope_inv_freq(static_cast<double>(cfg.rope_theta), cfg.head_dim, cfg.rope_scaling);
+absl::StatusOr<cuda_backend::rope_tables> cuda_backend::upload_rope_tables(
+    const attention_config& cfg, std::span<const std::int64_t> positions) {
+  rope_tables t{};
   SATEMU_GPU_ASSIGN_OR_RETURN(
-      const std::int64_t* pos_dev,
-      upload(positions.data(), static_cast<std::int64_t>(positions.size())));
-  SATEMU_GPU_ASSIGN_OR_RETURN(const double* freq_dev, upload_kept(std::move(inv_freq)));
+      t.positions, upload(positions.data(), static_cast<std::int64_t>(positions.size())));
+  SATEMU_GPU_ASSIGN_OR_RETURN(
+      t.inv_freq, upload_kept(rope_inv_freq(static_cast<double>(cfg.rope_theta), cfg.head_dim,
+                                            cfg.rope_scaling)));
+  return t;
+}
+
+absl::Status cuda_backend::rope_dev(const attention_config& cfg, float* q, float* k,
+                                    std::int64_t rows, const rope_tables& tables) {
   SATEMU_GPU_CUDA_TRY(launch_rope(q, cfg.n_heads, k, k != nullptr ? cfg.n_kv_heads : 0, rows,
-                                  cfg.head_dim, pos_dev, freq_dev, storage_, stream_),
+                                  cfg.head_dim, tables.positions, tables.inv_freq, storage_,
+                                  stream_),
                       "rope");
   return absl::OkStatus();
 }
@@ -672,19 +694,25 @@ absl::StatusOr<tensor> cuda_backend::run_attention(const attention_config& cfg,
   tensor out({q.rows, q.cols});
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* q_dev, upload(q.data, q.size()));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* out_dev, mem_.alloc<float>(out.numel()));
-  SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg, q_dev, k_dev, v_dev, out_dev, std::move(tiles)));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const device_tiles tiles_dev, upload_tiles(std::move(tiles)));
+  SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg, q_dev, k_dev, v_dev, out_dev, tiles_dev));
   SATEMU_GPU_RETURN_IF_ERROR(download(out.data(), out_dev, out.numel()));
   return out;
 }
 
+absl::StatusOr<cuda_backend::device_tiles> cuda_backend::upload_tiles(
+    std::vector<attention_tile> tiles) {
+  const auto n = static_cast<std::int64_t>(tiles.size());
+  SATEMU_GPU_ASSIGN_OR_RETURN(const attention_tile* data, upload_kept(std::move(tiles)));
+  return device_tiles{data, n};
+}
+
 absl::Status cuda_backend::attention_dev(const attention_config& cfg, const float* q,
                                          const float* k, const float* v, float* out,
-                                         std::vector<attention_tile> tiles) {
-  const auto n_tiles = static_cast<std::int64_t>(tiles.size());
-  SATEMU_GPU_ASSIGN_OR_RETURN(const attention_tile* tiles_dev, upload_kept(std::move(tiles)));
-  SATEMU_GPU_CUDA_TRY(launch_attention(q, k, v, out, tiles_dev, n_tiles, cfg.n_heads,
+                                         const device_tiles& tiles, void* half_out) {
+  SATEMU_GPU_CUDA_TRY(launch_attention(q, k, v, out, tiles.data, tiles.n, cfg.n_heads,
                                        cfg.n_kv_heads, cfg.head_dim, cfg.softmax_scale(),
-                                       cfg.window, storage_, stream_),
+                                       cfg.window, storage_, stream_, half_out),
                       "attention");
   return absl::OkStatus();
 }
@@ -694,8 +722,8 @@ std::vector<attention_tile> cuda_backend::prefill_tiles(
     std::span<const std::int64_t> query_offsets) {
   // Tiles of consecutive query rows of one sequence; its query at position i
   // sees its keys 0..i.
-  const int rows_per_tile =
-      attention_rows_per_tile(static_cast<int>(cfg.n_heads / cfg.n_kv_heads), cfg.head_dim);
+  const int rows_per_tile = attention_rows_per_tile(
+      static_cast<int>(cfg.n_heads / cfg.n_kv_heads), cfg.head_dim, storage_);
   std::vector<attention_tile> tiles;
   for (std::size_t s = 0; s + 1 < seq_offsets.size(); ++s) {
     const std::int64_t first = seq_offsets[s];
@@ -1102,13 +1130,61 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   const std::size_t n_seq = seq_offsets.size() - 1;
 
   SATEMU_GPU_RETURN_IF_ERROR(begin());
+  // Every host input goes to the device before the first kernel, so that no
+  // copy from pageable memory waits behind the kernels queued before it.
   SATEMU_GPU_ASSIGN_OR_RETURN(const float* x_dev, upload(x.data, x.size()));
+  auto upload_norm = [&](const tensor& weight, bool used) -> absl::StatusOr<const float*> {
+    if (!used)
+      return nullptr;
+    return upload(weight.data(), weight.numel());
+  };
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* attn_norm, upload_norm(w.attn_norm, true));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* mlp_norm, upload_norm(w.mlp_norm, true));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* q_norm, upload_norm(w.q_norm, cfg.qk_norm));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* k_norm, upload_norm(w.k_norm, cfg.qk_norm));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* attn_out_norm,
+                              upload_norm(w.attn_out_norm, cfg.sandwich_norm));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const float* mlp_out_norm,
+                              upload_norm(w.mlp_out_norm, cfg.sandwich_norm));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const rope_tables rope_in,
+                              upload_rope_tables(cfg.attn, plan->positions));
+  // With cached rows, each sequence's keys and values are its cached ones
+  // followed by its new ones (as decoder_layer_extend_from_kernels), in ka
+  // and va: the cached ones copied in now, the new ones after RoPE.
+  float* ka = nullptr;
+  float* va = nullptr;
+  std::vector<std::int64_t> kv_offsets{0};
+  auto copy = [&](float* to, const float* from, std::int64_t n_floats, cudaMemcpyKind kind) {
+    return cuda_status(n_floats == 0 ? cudaSuccess
+                                     : cudaMemcpyAsync(to, from,
+                                                       static_cast<std::size_t>(n_floats) *
+                                                           sizeof(float),
+                                                       kind, stream_),
+                       "copy of attention rows");
+  };
+  if (past_rows != 0) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(ka, mem_.alloc<float>((t + past_rows) * kvd));
+    SATEMU_GPU_ASSIGN_OR_RETURN(va, mem_.alloc<float>((t + past_rows) * kvd));
+    for (std::size_t s = 0; s < n_seq; ++s) {
+      const std::int64_t at = kv_offsets.back();
+      const std::int64_t n_past = past[s].k.rows;
+      SATEMU_GPU_RETURN_IF_ERROR(
+          copy(ka + at * kvd, past[s].k.data, n_past * kvd, cudaMemcpyHostToDevice));
+      SATEMU_GPU_RETURN_IF_ERROR(
+          copy(va + at * kvd, past[s].v.data, n_past * kvd, cudaMemcpyHostToDevice));
+      kv_offsets.push_back(at + n_past + seq_offsets[s + 1] - seq_offsets[s]);
+    }
+  }
+  SATEMU_GPU_ASSIGN_OR_RETURN(
+      const device_tiles tiles,
+      upload_tiles(prefill_tiles(
+          cfg.attn, past_rows != 0 ? std::span<const std::int64_t>(kv_offsets) : seq_offsets,
+          seq_offsets)));
   SATEMU_GPU_CUDA_TRY(cudaEventRecord(layer_start_, stream_), "cudaEventRecord");
-  // rmsnorm of `rows` rows of `cols` with weight `weight` into y, or with
+  // rmsnorm of `rows` rows of `cols` with weight `w_dev` into y, or with
   // `half` into it in the 16-bit GEMM input format (launch_rmsnorm).
   auto norm_into = [&](const float* in, std::int64_t rows, std::int64_t cols,
-                       const tensor& weight, float* y, void* half) -> absl::Status {
-    SATEMU_GPU_ASSIGN_OR_RETURN(const float* w_dev, upload(weight.data(), cols));
+                       const float* w_dev, float* y, void* half) -> absl::Status {
     SATEMU_GPU_CUDA_TRY(
         launch_rmsnorm(in, w_dev, y, rows, cols, cfg.rms_eps, storage_, stream_, half),
         "rmsnorm");
@@ -1116,85 +1192,76 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   };
   // The same into new fp32 memory.
   auto norm = [&](const float* in, std::int64_t rows, std::int64_t cols,
-                  const tensor& weight) -> absl::StatusOr<float*> {
+                  const float* w_dev) -> absl::StatusOr<float*> {
     SATEMU_GPU_ASSIGN_OR_RETURN(float* y, mem_.alloc<float>(rows * cols));
-    SATEMU_GPU_RETURN_IF_ERROR(norm_into(in, rows, cols, weight, y, nullptr));
+    SATEMU_GPU_RETURN_IF_ERROR(norm_into(in, rows, cols, w_dev, y, nullptr));
     return y;
   };
   // rmsnorm(in) `[t, d]` in the GEMM input format: written as such by the
   // kernel where that has 16 bits.
-  auto norm_operand = [&](const float* in, const tensor& weight) -> absl::StatusOr<const void*> {
+  auto norm_operand = [&](const float* in, const float* w_dev) -> absl::StatusOr<const void*> {
     if (storage_ == cuda_storage::f32) {
-      SATEMU_GPU_ASSIGN_OR_RETURN(float* y, norm(in, t, d, weight));
+      SATEMU_GPU_ASSIGN_OR_RETURN(float* y, norm(in, t, d, w_dev));
       return activation_operand(y, t * d);
     }
     SATEMU_GPU_ASSIGN_OR_RETURN(std::uint16_t * y, mem_.alloc<std::uint16_t>(t * d));
-    SATEMU_GPU_RETURN_IF_ERROR(norm_into(in, t, d, weight, nullptr, y));
+    SATEMU_GPU_RETURN_IF_ERROR(norm_into(in, t, d, w_dev, nullptr, y));
     return static_cast<const void*>(y);
   };
   // Attention block: n1 = rmsnorm(x); q, k, v = n1 wq^T + bq, ...; per-head
   // q/k norms; RoPE. The kernels round what they read, so a GEMM result read
-  // only by them is not rounded first; k and v are (they are returned).
-  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n1_op, norm_operand(x_dev, w.attn_norm));
+  // only by them is not rounded first; v is (it is returned), and k is
+  // rounded by RoPE, which rewrites every element (head_dim is even).
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n1_op, norm_operand(x_dev, attn_norm));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* q, mem_.alloc<float>(t * qd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* k, mem_.alloc<float>(t * kvd));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* v, mem_.alloc<float>(t * kvd));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wq, q, w.bq.values(), false));
-  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wk, k, w.bk.values()));
+  SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wk, k, w.bk.values(), false));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n1_op, t, w.wv, v, w.bv.values()));
   if (cfg.qk_norm) {
-    SATEMU_GPU_ASSIGN_OR_RETURN(q, norm(q, t * cfg.attn.n_heads, hd, w.q_norm));
-    SATEMU_GPU_ASSIGN_OR_RETURN(k, norm(k, t * cfg.attn.n_kv_heads, hd, w.k_norm));
+    SATEMU_GPU_ASSIGN_OR_RETURN(q, norm(q, t * cfg.attn.n_heads, hd, q_norm));
+    SATEMU_GPU_ASSIGN_OR_RETURN(k, norm(k, t * cfg.attn.n_kv_heads, hd, k_norm));
   }
-  SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg.attn, q, k, t, plan->positions));
-  SATEMU_GPU_ASSIGN_OR_RETURN(float* attn, mem_.alloc<float>(t * qd));
-  if (past_rows == 0) {
-    SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg.attn, q, k, v, attn,
-                                             prefill_tiles(cfg.attn, seq_offsets, seq_offsets)));
+  SATEMU_GPU_RETURN_IF_ERROR(rope_dev(cfg.attn, q, k, t, rope_in));
+  // The attention output, written as the GEMM input format where that has
+  // 16 bits.
+  float* attn = nullptr;
+  std::uint16_t* attn_half = nullptr;
+  if (storage_ == cuda_storage::f32) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(attn, mem_.alloc<float>(t * qd));
   } else {
-    // As decoder_layer_extend_from_kernels: each sequence's cached keys and
-    // values, then its new ones; the new queries attend to them in place.
-    const std::int64_t rows = t + past_rows;
-    SATEMU_GPU_ASSIGN_OR_RETURN(float* ka, mem_.alloc<float>(rows * kvd));
-    SATEMU_GPU_ASSIGN_OR_RETURN(float* va, mem_.alloc<float>(rows * kvd));
-    auto copy = [&](float* to, const float* from, std::int64_t n_floats, cudaMemcpyKind kind) {
-      return cuda_status(n_floats == 0 ? cudaSuccess
-                                       : cudaMemcpyAsync(to, from,
-                                                         static_cast<std::size_t>(n_floats) *
-                                                             sizeof(float),
-                                                         kind, stream_),
-                         "copy of attention rows");
-    };
-    std::vector<std::int64_t> kv_offsets{0};
+    SATEMU_GPU_ASSIGN_OR_RETURN(attn_half, mem_.alloc<std::uint16_t>(t * qd));
+  }
+  if (past_rows == 0) {
+    SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg.attn, q, k, v, attn, tiles, attn_half));
+  } else {
+    // The new keys and values after each sequence's cached ones; the new
+    // queries attend to them in place.
     for (std::size_t s = 0; s < n_seq; ++s) {
-      const std::int64_t at = kv_offsets.back();
-      const std::int64_t n_past = past[s].k.rows;
       const std::int64_t first = seq_offsets[s];
       const std::int64_t n_new = seq_offsets[s + 1] - first;
-      SATEMU_GPU_RETURN_IF_ERROR(
-          copy(ka + at * kvd, past[s].k.data, n_past * kvd, cudaMemcpyHostToDevice));
-      SATEMU_GPU_RETURN_IF_ERROR(
-          copy(va + at * kvd, past[s].v.data, n_past * kvd, cudaMemcpyHostToDevice));
-      const std::int64_t to = at + n_past;
+      const std::int64_t to = kv_offsets[s + 1] - n_new;
       SATEMU_GPU_RETURN_IF_ERROR(
           copy(ka + to * kvd, k + first * kvd, n_new * kvd, cudaMemcpyDeviceToDevice));
       SATEMU_GPU_RETURN_IF_ERROR(
           copy(va + to * kvd, v + first * kvd, n_new * kvd, cudaMemcpyDeviceToDevice));
-      kv_offsets.push_back(to + n_new);
     }
-    SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg.attn, q, ka, va, attn,
-                                             prefill_tiles(cfg.attn, kv_offsets, seq_offsets)));
+    SATEMU_GPU_RETURN_IF_ERROR(attention_dev(cfg.attn, q, ka, va, attn, tiles, attn_half));
   }
   // h = x + N_a(attn wo^T), N_a the sandwich norm if the layer has it.
-  SATEMU_GPU_ASSIGN_OR_RETURN(const void* attn_op, activation_operand(attn, t * qd));
+  const void* attn_op = attn_half;
+  if (attn != nullptr) {
+    SATEMU_GPU_ASSIGN_OR_RETURN(attn_op, activation_operand(attn, t * qd));
+  }
   SATEMU_GPU_ASSIGN_OR_RETURN(float* h, mem_.alloc<float>(t * d));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(attn_op, t, w.wo, h, {}, false));
   if (cfg.sandwich_norm) {
-    SATEMU_GPU_ASSIGN_OR_RETURN(h, norm(h, t, d, w.attn_out_norm));
+    SATEMU_GPU_ASSIGN_OR_RETURN(h, norm(h, t, d, attn_out_norm));
   }
   SATEMU_GPU_CUDA_TRY(launch_add(h, x_dev, t * d, storage_, stream_), "add");
   // MLP block: out = h + N_m(down(act(gate n2) * up n2)), n2 = rmsnorm(h).
-  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n2_op, norm_operand(h, w.mlp_norm));
+  SATEMU_GPU_ASSIGN_OR_RETURN(const void* n2_op, norm_operand(h, mlp_norm));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* g, mem_.alloc<float>(t * f));
   SATEMU_GPU_ASSIGN_OR_RETURN(float* u, mem_.alloc<float>(t * f));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(n2_op, t, mlp->gate, g, {}, false));
@@ -1215,7 +1282,7 @@ absl::StatusOr<extend_result> cuda_backend::layer_extend(const decoder_config& c
   SATEMU_GPU_ASSIGN_OR_RETURN(float* out, mem_.alloc<float>(t * d));
   SATEMU_GPU_RETURN_IF_ERROR(linear_dev(a_op, t, mlp->down, out, {}, false));
   if (cfg.sandwich_norm) {
-    SATEMU_GPU_ASSIGN_OR_RETURN(out, norm(out, t, d, w.mlp_out_norm));
+    SATEMU_GPU_ASSIGN_OR_RETURN(out, norm(out, t, d, mlp_out_norm));
   }
   SATEMU_GPU_CUDA_TRY(launch_add(out, h, t * d, storage_, stream_), "add");
   SATEMU_GPU_CUDA_TRY(cudaEventRecord(layer_end_, stream_), "cudaEventRecord");

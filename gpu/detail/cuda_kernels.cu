@@ -6,11 +6,17 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <mma.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "gpu/half.hpp"
+
+// bf16 arithmetic and the TF32 matrix products of attention_tc_kernel.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#error "the cuda backend needs compute capability 8.0 or newer (CMAKE_CUDA_ARCHITECTURES 80 and up)"
+#endif
 
 namespace satemu::gpu::detail {
 
@@ -227,7 +233,6 @@ struct attention_params {
   const float* q;
   const float* k;
   const float* v;
-  float* out;
   const attention_tile* tiles;
   std::int64_t q_stride;
   std::int64_t kv_stride;
@@ -238,6 +243,7 @@ struct attention_params {
   float scale;
   int window; // 0: none
   bool kv_vec; // k and v rows read as float4 (16-byte aligned)
+  bool q_vec;  // q rows read as float4 (16-byte aligned; tensor-core kernel)
   cuda_storage s;
 };
 
@@ -251,7 +257,7 @@ __host__ __device__ constexpr int attention_key_stride(int hd) {
 }
 
 std::size_t attention_shared_bytes(int head_dim) {
-  const int pairs = attention_warps * attention_pairs_per_warp(head_dim);
+  const int pairs = attention_warps * attention_pairs_per_warp(head_dim, cuda_storage::f32);
   return sizeof(float) * static_cast<std::size_t>(pairs * head_dim +
                                                   attention_keys *
                                                       attention_key_stride(head_dim) +
@@ -271,9 +277,10 @@ std::size_t attention_shared_bytes(int head_dim) {
 // window, row r's keys start at max(0, len - window): the block starts at
 // row 0's first key (rounded down to a tile of 32), and a pair skips the
 // tiles before its row's first key (so every tile it takes holds a key it
-// attends to).
-template <int PL, int P>
-__global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attention_params p) {
+// attends to). The output is written as T (store).
+template <int PL, int P, class T>
+__global__ void __launch_bounds__(attention_warps * 32)
+    attention_kernel(attention_params p, T* out) {
   extern __shared__ float smem[];
   const int hd = p.head_dim;
   const int ldk = attention_key_stride(hd);
@@ -435,14 +442,265 @@ __global__ void __launch_bounds__(attention_warps * 32) attention_kernel(attenti
     const std::int64_t head = static_cast<std::int64_t>(g) * p.group +
                               static_cast<int>(blockIdx.z) * p.heads_per_block +
                               slot % p.heads_per_block;
-    float* o = p.out + (t.q_row + r) * p.q_stride + head * hd;
+    T* o = out + (t.q_row + r) * p.q_stride + head * hd;
     const float inv = 1.0f / l[j];
 #pragma unroll
     for (int i = 0; i < PL; ++i) {
       const int c = lane + 32 * i;
       if (c < hd)
-        o[c] = to_storage(acc[j][i] * inv, p.s);
+        store(o, c, to_storage(acc[j][i] * inv, p.s));
     }
+  }
+}
+
+// --- Attention on the tensor cores (attention_on_tensor_cores) ----------------------
+
+namespace wmma = nvcuda::wmma;
+using tf32_a = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using tf32_b_row =
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using tf32_b_col =
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+using f32_acc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+
+constexpr int tc_rows = 16;                      // pairs per warp: the products' rows
+constexpr int tc_score_ld = attention_keys + 4;  // row stride of a warp's scores
+
+// Row stride of q, k, v and output rows in shared memory for heads up to HD
+// wide: a multiple of 4 floats, as the fragment loads need, padded off the
+// banks' period.
+__host__ __device__ constexpr int tc_ld(int hd_max) { return hd_max + 4; }
+
+std::size_t attention_tc_shared_bytes(int hd_max) {
+  return sizeof(float) * static_cast<std::size_t>(
+                             2 * attention_keys * tc_ld(hd_max) +
+                             attention_warps * tc_rows * (tc_score_ld + tc_ld(hd_max)));
+}
+
+template <class F>
+__device__ __forceinline__ void round_tf32(F& f) {
+#pragma unroll
+  for (int i = 0; i < f.num_elements; ++i)
+    f.x[i] = wmma::__float_to_tf32(f.x[i]);
+}
+
+// The same attention as attention_kernel, its products on the tensor cores:
+// block (tile, kv head g, chunk of the group's query heads) as there, and
+// warp w serves slots 16 w .. 16 w + 15, the rows of its matrix products.
+// Per tile of 32 keys in shared memory (keys outside the block's rows'
+// range are zeros there, so no product reads a value it must not): the
+// warp's scores S = Q K^T (16 x 32) go to shared memory; lanes 2i and 2i + 1
+// update row i's online softmax from its 16 + 16 scores, write its weights P
+// (rounded to TF32) over the scores and rescale its output row; then
+// O += P V. O stays in shared memory between tiles, and Q in registers. Every
+// output element is a product of its own row of Q or P with the tile's keys
+// or values, with the keys split into tiles at multiples of 32 from 0 as in
+// attention_kernel, so a pair's result does not depend on its block or
+// slot. head_dim is a multiple of 16 up to HD.
+template <int HD, class T>
+__global__ void __launch_bounds__(attention_warps * 32)
+    attention_tc_kernel(attention_params p, T* out) {
+  extern __shared__ __align__(32) float tc_smem[];
+  constexpr int ld = tc_ld(HD);
+  const int hd = p.head_dim;
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  const int lane = static_cast<int>(threadIdx.x & 31);
+  float* k_s = tc_smem;
+  float* v_s = k_s + attention_keys * ld;
+  float* s_w = v_s + attention_keys * ld + warp * tc_rows * tc_score_ld;
+  float* o_w = v_s + attention_keys * ld + attention_warps * tc_rows * tc_score_ld +
+               warp * tc_rows * ld;
+
+  const attention_tile t = p.tiles[blockIdx.x];
+  const int g = static_cast<int>(blockIdx.y);
+  // Slot i of the warp: tile row and query head, or -1 for an idle slot.
+  auto slot_row = [&](int i) {
+    const int slot = warp * tc_rows + i;
+    const int r = slot / p.heads_per_block;
+    const int hg = static_cast<int>(blockIdx.z) * p.heads_per_block + slot % p.heads_per_block;
+    return r < p.rows_per_tile && r < t.n_rows && hg < p.group ? r : -1;
+  };
+  auto slot_head = [&](int i) {
+    const int slot = warp * tc_rows + i;
+    return static_cast<std::int64_t>(g) * p.group +
+           static_cast<int>(blockIdx.z) * p.heads_per_block + slot % p.heads_per_block;
+  };
+  // Q through o_w (zeros for idle slots) into TF32 fragments, four elements
+  // at a time (hd is a multiple of 16): the warp's loads are all issued
+  // before it stores any, so their latencies overlap.
+  const int quads = hd / 4;
+  {
+    constexpr int per_lane = tc_rows * HD / 4 / 32;
+    float4 qv[per_lane];
+#pragma unroll
+    for (int u = 0; u < per_lane; ++u) {
+      const int idx = lane + 32 * u;
+      const int i = idx / quads;
+      const int r = i < tc_rows ? slot_row(i) : -1;
+      qv[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (r >= 0) {
+        const float* qr =
+            p.q + (t.q_row + r) * p.q_stride + slot_head(i) * hd + (idx - i * quads) * 4;
+        qv[u] = p.q_vec ? *reinterpret_cast<const float4*>(qr)
+                        : make_float4(qr[0], qr[1], qr[2], qr[3]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < per_lane; ++u) {
+      const int idx = lane + 32 * u;
+      const int i = idx / quads;
+      if (i < tc_rows)
+        *reinterpret_cast<float4*>(o_w + i * ld + (idx - i * quads) * 4) =
+            make_float4(to_storage(qv[u].x, p.s), to_storage(qv[u].y, p.s),
+                        to_storage(qv[u].z, p.s), to_storage(qv[u].w, p.s));
+    }
+  }
+  __syncwarp();
+  tf32_a qf[HD / 8];
+#pragma unroll
+  for (int kk = 0; kk < HD / 8; ++kk)
+    if (kk * 8 < hd) {
+      wmma::load_matrix_sync(qf[kk], o_w + kk * 8, ld);
+      round_tf32(qf[kk]);
+    }
+  __syncwarp();
+  for (int i = lane; i < tc_rows * ld; i += 32)
+    o_w[i] = 0.0f;
+
+  // This lane's row of the warp's products, and its half of the row.
+  const int row = lane >> 1;
+  const int half = lane & 1;
+  const int my_r = slot_row(row);
+  const int len = my_r >= 0 ? t.first_len + my_r * t.step : -1;
+  const int start = p.window > 0 ? max(0, len - p.window) : 0;
+  float m = -INFINITY;
+  float l = 0.0f;
+  const int max_len = t.first_len + (t.n_rows - 1) * t.step;
+  const int block_start = p.window > 0 ? max(0, t.first_len - p.window) : 0;
+  for (int j0 = block_start - block_start % attention_keys; j0 < max_len; j0 += attention_keys) {
+    __syncthreads(); // the previous tile consumed
+    const int nk = min(attention_keys, max_len - j0);
+    const std::int64_t kv_at = (t.kv_row + j0) * p.kv_stride + static_cast<std::int64_t>(g) * hd;
+    {
+      // As Q: four elements at a time, every load before any store.
+      constexpr int per_thread = attention_keys * HD / 4 / (attention_warps * 32);
+      float4 kq[per_thread];
+      float4 vq[per_thread];
+#pragma unroll
+      for (int u = 0; u < per_thread; ++u) {
+        const int idx = static_cast<int>(threadIdx.x) + attention_warps * 32 * u;
+        const int j = idx / quads;
+        kq[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        vq[u] = kq[u];
+        if (j < nk && j0 + j >= block_start) {
+          const std::int64_t src = kv_at + j * p.kv_stride + (idx - j * quads) * 4;
+          if (p.kv_vec) {
+            kq[u] = *reinterpret_cast<const float4*>(p.k + src);
+            vq[u] = *reinterpret_cast<const float4*>(p.v + src);
+          } else {
+            kq[u] = make_float4(p.k[src], p.k[src + 1], p.k[src + 2], p.k[src + 3]);
+            vq[u] = make_float4(p.v[src], p.v[src + 1], p.v[src + 2], p.v[src + 3]);
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < per_thread; ++u) {
+        const int idx = static_cast<int>(threadIdx.x) + attention_warps * 32 * u;
+        const int j = idx / quads;
+        if (j < attention_keys) {
+          const int c = (idx - j * quads) * 4;
+          *reinterpret_cast<float4*>(k_s + j * ld + c) =
+              make_float4(to_storage(kq[u].x, p.s), to_storage(kq[u].y, p.s),
+                          to_storage(kq[u].z, p.s), to_storage(kq[u].w, p.s));
+          *reinterpret_cast<float4*>(v_s + j * ld + c) =
+              make_float4(to_storage(vq[u].x, p.s), to_storage(vq[u].y, p.s),
+                          to_storage(vq[u].z, p.s), to_storage(vq[u].w, p.s));
+        }
+      }
+    }
+    __syncthreads();
+    // Does a row of this warp attend to a key of the tile?
+    const bool mine = j0 < len && j0 + attention_keys > start;
+    if (!__any_sync(full_mask, mine))
+      continue;
+    // S = Q K^T: K^T is the key tile read column-major.
+#pragma unroll
+    for (int n = 0; n < attention_keys / 16; ++n) {
+      f32_acc sf;
+      wmma::fill_fragment(sf, 0.0f);
+#pragma unroll
+      for (int kk = 0; kk < HD / 8; ++kk)
+        if (kk * 8 < hd) {
+          tf32_b_col kf;
+          wmma::load_matrix_sync(kf, k_s + n * 16 * ld + kk * 8, ld);
+          round_tf32(kf);
+          wmma::mma_sync(sf, qf[kk], kf, sf);
+        }
+      wmma::store_matrix_sync(s_w + n * 16, sf, tc_score_ld, wmma::mem_row_major);
+    }
+    __syncwarp();
+    // Row `row`'s softmax update from its keys half * 16 .. + 15.
+    float* srow = s_w + row * tc_score_ld + half * 16;
+    const int key0 = j0 + half * 16;
+    float tmax = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < 16; ++i)
+      if (key0 + i < len && key0 + i >= start)
+        tmax = fmaxf(tmax, srow[i] * p.scale);
+    tmax = fmaxf(tmax, __shfl_xor_sync(full_mask, tmax, 1));
+    float corr = 1.0f;
+    float psum = 0.0f;
+    if (tmax == -INFINITY) { // no key of the tile for this row
+#pragma unroll
+      for (int i = 0; i < 16; ++i)
+        srow[i] = 0.0f;
+    } else {
+      const float m_new = fmaxf(m, tmax);
+      corr = expf(m - m_new); // 0 on the row's first tile (m = -inf)
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        const bool valid = key0 + i < len && key0 + i >= start;
+        const float w = valid ? wmma::__float_to_tf32(expf(srow[i] * p.scale - m_new)) : 0.0f;
+        srow[i] = w;
+        psum += w;
+      }
+      m = m_new;
+    }
+    l = l * corr + (psum + __shfl_xor_sync(full_mask, psum, 1));
+    if (corr != 1.0f)
+      for (int c = half * (hd / 2); c < (half + 1) * (hd / 2); ++c)
+        o_w[row * ld + c] *= corr;
+    __syncwarp();
+    // O += P V.
+    tf32_a pf[attention_keys / 8];
+#pragma unroll
+    for (int kk = 0; kk < attention_keys / 8; ++kk)
+      wmma::load_matrix_sync(pf[kk], s_w + kk * 8, tc_score_ld); // already TF32
+#pragma unroll
+    for (int n = 0; n < HD / 16; ++n)
+      if (n * 16 < hd) {
+        f32_acc of;
+        wmma::load_matrix_sync(of, o_w + n * 16, ld, wmma::mem_row_major);
+#pragma unroll
+        for (int kk = 0; kk < attention_keys / 8; ++kk) {
+          tf32_b_row vf;
+          wmma::load_matrix_sync(vf, v_s + kk * 8 * ld + n * 16, ld);
+          round_tf32(vf);
+          wmma::mma_sync(of, pf[kk], vf, of);
+        }
+        wmma::store_matrix_sync(o_w + n * 16, of, ld, wmma::mem_row_major);
+      }
+    __syncwarp();
+  }
+  // Output rows, a row at a time across the warp.
+  for (int i = 0; i < tc_rows; ++i) {
+    const int r = slot_row(i);
+    const float inv = 1.0f / __shfl_sync(full_mask, l, 2 * i);
+    if (r < 0)
+      continue;
+    T* o = out + (t.q_row + r) * p.q_stride + slot_head(i) * hd;
+    for (int c = lane; c < hd; c += 32)
+      store(o, c, to_storage(o_w[i * ld + c] * inv, p.s));
   }
 }
 
@@ -826,26 +1084,49 @@ cudaError_t launch_rope(float* q, std::int64_t q_heads, float* k, std::int64_t k
   return cudaGetLastError();
 }
 
-template <int PL, int P>
-cudaError_t launch_attention_kernel(dim3 grid, const attention_params& p, cudaStream_t stream) {
-  static_assert(P == attention_pairs_per_warp(32 * PL));
-  const std::size_t smem = attention_shared_bytes(p.head_dim);
+// Launches an attention kernel with `smem` bytes of dynamic shared memory,
+// raising its limit first where that is past the default 48 KiB.
+template <class... Args>
+cudaError_t launch_attention_kernel(void (*kernel)(Args...), dim3 grid, std::size_t smem,
+                               cudaStream_t stream, Args... args) {
   if (smem > 48 * 1024) {
-    if (auto e = cudaFuncSetAttribute(attention_kernel<PL, P>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
+    if (auto e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(smem));
         e != cudaSuccess)
       return e;
   }
-  attention_kernel<PL, P><<<grid, attention_warps * 32, smem, stream>>>(p);
+  kernel<<<grid, attention_warps * 32, smem, stream>>>(args...);
   return cudaGetLastError();
+}
+
+template <class T>
+cudaError_t launch_attention_as(dim3 grid, const attention_params& p, T* out,
+                                cudaStream_t stream) {
+  if (attention_on_tensor_cores(p.s, p.head_dim)) {
+    if (p.head_dim <= 64)
+      return launch_attention_kernel(attention_tc_kernel<64, T>, grid, attention_tc_shared_bytes(64),
+                                stream, p, out);
+    return launch_attention_kernel(attention_tc_kernel<128, T>, grid, attention_tc_shared_bytes(128),
+                              stream, p, out);
+  }
+  // Output elements per lane and pairs per warp (attention_pairs_per_warp).
+  static_assert(attention_pairs_per_warp(64, cuda_storage::f32) == 8 &&
+                attention_pairs_per_warp(128, cuda_storage::f32) == 8 &&
+                attention_pairs_per_warp(attention_max_head_dim, cuda_storage::f32) == 4);
+  const std::size_t smem = attention_shared_bytes(p.head_dim);
+  if (p.head_dim <= 64)
+    return launch_attention_kernel(attention_kernel<2, 8, T>, grid, smem, stream, p, out);
+  if (p.head_dim <= 128)
+    return launch_attention_kernel(attention_kernel<4, 8, T>, grid, smem, stream, p, out);
+  return launch_attention_kernel(attention_kernel<attention_max_head_dim / 32, 4, T>, grid, smem,
+                            stream, p, out);
 }
 
 cudaError_t launch_attention(const float* q, const float* k, const float* v, float* out,
                              const attention_tile* tiles, std::int64_t n_tiles,
                              std::int64_t n_heads, std::int64_t n_kv_heads,
                              std::int64_t head_dim, float scale, std::int64_t window,
-                             cuda_storage s, cudaStream_t stream) {
+                             cuda_storage s, cudaStream_t stream, void* half_out) {
   if (n_tiles <= 0)
     return cudaSuccess;
   if (window < 0 || head_dim <= 0 || head_dim > attention_max_head_dim || n_kv_heads <= 0 ||
@@ -858,7 +1139,6 @@ cudaError_t launch_attention(const float* q, const float* k, const float* v, flo
   p.q = q;
   p.k = k;
   p.v = v;
-  p.out = out;
   p.tiles = tiles;
   p.q_stride = n_heads * head_dim;
   p.kv_stride = n_kv_heads * head_dim;
@@ -869,16 +1149,18 @@ cudaError_t launch_attention(const float* q, const float* k, const float* v, flo
   // Sequences are shorter than 2^31 rows: a wider window is no window.
   p.window = window > 0x7fffffff ? 0 : static_cast<int>(window);
   p.kv_vec = head_dim % 4 == 0 && p.kv_stride % 4 == 0 && aligned16(k) && aligned16(v);
+  p.q_vec = head_dim % 4 == 0 && p.q_stride % 4 == 0 && aligned16(q);
   p.s = s;
-  p.rows_per_tile = attention_rows_per_tile(group, head_dim);
+  p.rows_per_tile = attention_rows_per_tile(group, head_dim, s);
   const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(n_kv_heads),
                   static_cast<unsigned>((group + hpb - 1) / hpb));
-  // Output elements per lane and pairs per warp (attention_pairs_per_warp).
-  if (head_dim <= 64)
-    return launch_attention_kernel<2, 8>(grid, p, stream);
-  if (head_dim <= 128)
-    return launch_attention_kernel<4, 8>(grid, p, stream);
-  return launch_attention_kernel<attention_max_head_dim / 32, 4>(grid, p, stream);
+  if (half_out == nullptr)
+    return launch_attention_as(grid, p, out, stream);
+  if (s == cuda_storage::bf16)
+    return launch_attention_as(grid, p, static_cast<__nv_bfloat16*>(half_out), stream);
+  if (s == cuda_storage::f16)
+    return launch_attention_as(grid, p, static_cast<__half*>(half_out), stream);
+  return cudaErrorInvalidValue;
 }
 
 cudaError_t launch_gather_rows(const float* src, const std::int64_t* index, float* dst,

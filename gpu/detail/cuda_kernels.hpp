@@ -53,9 +53,20 @@ cudaError_t launch_rope(float* q, std::int64_t q_heads, float* k, std::int64_t k
 inline constexpr int attention_warps = 8;
 /// The largest head_dim the attention kernel takes.
 inline constexpr int attention_max_head_dim = 256;
+/// Whether launch_attention runs on the tensor cores: with 16-bit storage
+/// and head_dim a multiple of 16 up to 128. Scores and the weighted sum of
+/// values are then TF32 matrix products with fp32 accumulation (q, k and v
+/// are exact in TF32; the softmax weights are rounded to it); otherwise
+/// every product is an fp32 fmaf on the CUDA cores.
+inline constexpr bool attention_on_tensor_cores(cuda_storage s, std::int64_t head_dim) {
+  return s != cuda_storage::f32 && head_dim % 16 == 0 && head_dim <= 128;
+}
 /// (query row, query head) pairs each warp of an attention block serves:
+/// the matrix products' 16 rows on the tensor cores; on the CUDA cores
 /// fewer for wide heads, whose output rows take more registers.
-inline constexpr int attention_pairs_per_warp(std::int64_t head_dim) {
+inline constexpr int attention_pairs_per_warp(std::int64_t head_dim, cuda_storage s) {
+  if (attention_on_tensor_cores(s, head_dim))
+    return 16;
   return head_dim > 128 ? 4 : 8;
 }
 /// Query heads of one kv-head group a block serves, and query rows per tile:
@@ -63,8 +74,10 @@ inline constexpr int attention_pairs_per_warp(std::int64_t head_dim) {
 inline constexpr int attention_heads_per_block(int group) {
   return group < attention_warps ? group : attention_warps;
 }
-inline constexpr int attention_rows_per_tile(int group, std::int64_t head_dim) {
-  return attention_warps * attention_pairs_per_warp(head_dim) / attention_heads_per_block(group);
+inline constexpr int attention_rows_per_tile(int group, std::int64_t head_dim,
+                                             cuda_storage s) {
+  return attention_warps * attention_pairs_per_warp(head_dim, s) /
+         attention_heads_per_block(group);
 }
 
 /// A block's query rows: rows q_row .. q_row + n_rows - 1 of q, all of one
@@ -84,12 +97,14 @@ struct attention_tile {
 /// query head h reading kv head h / (n_heads / n_kv_heads). q and out are
 /// `[*, n_heads * head_dim]`, k and v `[*, n_kv_heads * head_dim]`.
 /// head_dim <= attention_max_head_dim; each tile has at most
-/// attention_rows_per_tile(n_heads / n_kv_heads, head_dim) rows.
+/// attention_rows_per_tile(n_heads / n_kv_heads, head_dim, s) rows. With
+/// `half_out` (storage f16 or bf16 only) the output goes there instead of
+/// `out`, as the GEMM input format.
 cudaError_t launch_attention(const float* q, const float* k, const float* v, float* out,
                              const attention_tile* tiles, std::int64_t n_tiles,
                              std::int64_t n_heads, std::int64_t n_kv_heads,
                              std::int64_t head_dim, float scale, std::int64_t window,
-                             cuda_storage s, cudaStream_t stream);
+                             cuda_storage s, cudaStream_t stream, void* half_out = nullptr);
 
 /// dst row i = src row index[i] (`cols` floats per row), for n rows.
 cudaError_t launch_gather_rows(const float* src, const std::int64_t* index, float* dst,

@@ -252,9 +252,12 @@ struct attn_shape {
   std::int64_t heads, kv_heads, head_dim;
 };
 // GQA groups of 1, 2, 3, 4 and 16 (more query heads per kv head than warps
-// per block), head dims from 2 to 256 and not multiples of 32.
-const std::vector<attn_shape> attn_shapes = {{4, 2, 2},   {5, 5, 6},   {4, 2, 8},  {32, 8, 64},
-                                             {12, 4, 80}, {16, 1, 32}, {2, 1, 256}};
+// per block), head dims from 2 to 256 and not multiples of 32. In bf16 and
+// fp16 head dims 32, 64, 80 and 128 run on the tensor cores
+// (attention_on_tensor_cores), the others on the CUDA cores.
+const std::vector<attn_shape> attn_shapes = {{4, 2, 2},   {5, 5, 6},   {4, 2, 8},
+                                             {32, 8, 64}, {12, 4, 80}, {16, 1, 32},
+                                             {8, 2, 128}, {2, 1, 256}};
 
 TEST_P(CudaBackend, RopeOnQAndK) {
   for (const attn_shape& s : attn_shapes) {
@@ -338,12 +341,16 @@ TEST_P(CudaBackend, AttentionDecodeReadsOnlyTheValidPositions) {
   EXPECT_EQ(gpu_->launches()[op::attention_decode], attn_shapes.size());
 }
 
+// Gemma 3's shape (4 heads on 1 kv head of 256), and head dims on the
+// tensor cores and not.
+const std::vector<attn_shape> window_shapes = {
+    {4, 1, 256}, {32, 8, 64}, {8, 2, 128}, {5, 5, 6}};
+
 TEST_P(CudaBackend, SlidingWindowAttentionPrefillAndDecode) {
-  // Windows shorter than, across and longer than the kernel's 32-key tiles;
-  // Gemma 3's shape (4 heads on 1 kv head of 256) among them.
+  // Windows shorter than, across and longer than the kernels' 32-key tiles.
   const std::vector<std::int64_t> offsets = {0, 1, 6, 46, 176};
   const std::int64_t rows = offsets.back();
-  for (const attn_shape& s : {attn_shape{4, 1, 256}, attn_shape{32, 8, 64}, attn_shape{5, 5, 6}})
+  for (const attn_shape& s : window_shapes)
     for (const std::int64_t window : {1, 5, 31, 33, 64, 200}) {
       const attention_config cfg{.n_heads = s.heads, .n_kv_heads = s.kv_heads,
                                  .head_dim = s.head_dim, .window = window};
@@ -389,7 +396,7 @@ TEST_P(CudaBackend, AttentionWithQueriesAtTheLastPositions) {
   const std::vector<std::int64_t> offsets = {0, 5, 9, 79, 229};
   const std::vector<std::int64_t> past = {0, 4, 33, 70};
   const std::int64_t rows = offsets.back();
-  for (const attn_shape& s : {attn_shape{4, 1, 256}, attn_shape{32, 8, 64}, attn_shape{5, 5, 6}})
+  for (const attn_shape& s : window_shapes)
     for (const std::int64_t window : {0, 5, 33}) {
       const attention_config cfg{.n_heads = s.heads, .n_kv_heads = s.kv_heads,
                                  .head_dim = s.head_dim, .window = window};
