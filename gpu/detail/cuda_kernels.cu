@@ -477,13 +477,6 @@ std::size_t attention_tc_shared_bytes(int hd_max) {
                              attention_warps * tc_rows * (tc_score_ld + tc_ld(hd_max)));
 }
 
-template <class F>
-__device__ __forceinline__ void round_tf32(F& f) {
-#pragma unroll
-  for (int i = 0; i < f.num_elements; ++i)
-    f.x[i] = wmma::__float_to_tf32(f.x[i]);
-}
-
 // The same attention as attention_kernel, its products on the tensor cores:
 // block (tile, kv head g, chunk of the group's query heads) as there, and
 // warp w serves slots 16 w .. 16 w + 15, the rows of its matrix products.
@@ -496,7 +489,9 @@ __device__ __forceinline__ void round_tf32(F& f) {
 // output element is a product of its own row of Q or P with the tile's keys
 // or values, with the keys split into tiles at multiples of 32 from 0 as in
 // attention_kernel, so a pair's result does not depend on its block or
-// slot. head_dim is a multiple of 16 up to HD.
+// slot. head_dim is a multiple of 16 up to HD. The fragments are loaded as
+// they are, without __float_to_tf32: q, k and v hold bf16 or fp16 values
+// and P is rounded when written, so every value is already exact in TF32.
 template <int HD, class T>
 __global__ void __launch_bounds__(attention_warps * 32)
     attention_tc_kernel(attention_params p, T* out) {
@@ -561,7 +556,6 @@ __global__ void __launch_bounds__(attention_warps * 32)
   for (int kk = 0; kk < HD / 8; ++kk)
     if (kk * 8 < hd) {
       wmma::load_matrix_sync(qf[kk], o_w + kk * 8, ld);
-      round_tf32(qf[kk]);
     }
   __syncwarp();
   for (int i = lane; i < tc_rows * ld; i += 32)
@@ -633,7 +627,6 @@ __global__ void __launch_bounds__(attention_warps * 32)
         if (kk * 8 < hd) {
           tf32_b_col kf;
           wmma::load_matrix_sync(kf, k_s + n * 16 * ld + kk * 8, ld);
-          round_tf32(kf);
           wmma::mma_sync(sf, qf[kk], kf, sf);
         }
       wmma::store_matrix_sync(s_w + n * 16, sf, tc_score_ld, wmma::mem_row_major);
@@ -648,6 +641,7 @@ __global__ void __launch_bounds__(attention_warps * 32)
       if (key0 + i < len && key0 + i >= start)
         tmax = fmaxf(tmax, srow[i] * p.scale);
     tmax = fmaxf(tmax, __shfl_xor_sync(full_mask, tmax, 1));
+    const bool had_keys = m != -INFINITY; // else O's row is still zero
     float corr = 1.0f;
     float psum = 0.0f;
     if (tmax == -INFINITY) { // no key of the tile for this row
@@ -667,15 +661,15 @@ __global__ void __launch_bounds__(attention_warps * 32)
       m = m_new;
     }
     l = l * corr + (psum + __shfl_xor_sync(full_mask, psum, 1));
-    if (corr != 1.0f)
-      for (int c = half * (hd / 2); c < (half + 1) * (hd / 2); ++c)
+    if (had_keys && corr != 1.0f)
+      for (int c = half; c < hd; c += 2) // the row's two lanes on neighbouring banks
         o_w[row * ld + c] *= corr;
     __syncwarp();
     // O += P V.
     tf32_a pf[attention_keys / 8];
 #pragma unroll
     for (int kk = 0; kk < attention_keys / 8; ++kk)
-      wmma::load_matrix_sync(pf[kk], s_w + kk * 8, tc_score_ld); // already TF32
+      wmma::load_matrix_sync(pf[kk], s_w + kk * 8, tc_score_ld);
 #pragma unroll
     for (int n = 0; n < HD / 16; ++n)
       if (n * 16 < hd) {
@@ -685,7 +679,6 @@ __global__ void __launch_bounds__(attention_warps * 32)
         for (int kk = 0; kk < attention_keys / 8; ++kk) {
           tf32_b_row vf;
           wmma::load_matrix_sync(vf, v_s + kk * 8 * ld + n * 16, ld);
-          round_tf32(vf);
           wmma::mma_sync(of, pf[kk], vf, of);
         }
         wmma::store_matrix_sync(o_w + n * 16, of, ld, wmma::mem_row_major);
