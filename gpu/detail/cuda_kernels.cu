@@ -15,7 +15,7 @@
 
 // bf16 arithmetic and the TF32 matrix products of attention_tc_kernel.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-#error "the cuda backend needs compute capability 8.0 or newer (CMAKE_CUDA_ARCHITECTURES 80 and up)"
+#error "the cuda backend needs compute capability 8.0 or newer (CMAKE_CUDA_ARCHITECTURES >= 80)"
 #endif
 
 namespace satemu::gpu::detail {
@@ -277,7 +277,8 @@ std::size_t attention_shared_bytes(int head_dim) {
 // window, row r's keys start at max(0, len - window): the block starts at
 // row 0's first key (rounded down to a tile of 32), and a pair skips the
 // tiles before its row's first key (so every tile it takes holds a key it
-// attends to). The output is written as T (store).
+// attends to). The output is written as T (store). This kernel serves fp32
+// storage and head dims the tensor-core kernel below does not take.
 template <int PL, int P, class T>
 __global__ void __launch_bounds__(attention_warps * 32)
     attention_kernel(attention_params p, T* out) {
@@ -1097,10 +1098,10 @@ cudaError_t launch_attention_as(dim3 grid, const attention_params& p, T* out,
                                 cudaStream_t stream) {
   if (attention_on_tensor_cores(p.s, p.head_dim)) {
     if (p.head_dim <= 64)
-      return launch_attention_kernel(attention_tc_kernel<64, T>, grid, attention_tc_shared_bytes(64),
-                                stream, p, out);
-    return launch_attention_kernel(attention_tc_kernel<128, T>, grid, attention_tc_shared_bytes(128),
-                              stream, p, out);
+      return launch_attention_kernel(attention_tc_kernel<64, T>, grid,
+                                     attention_tc_shared_bytes(64), stream, p, out);
+    return launch_attention_kernel(attention_tc_kernel<128, T>, grid,
+                                   attention_tc_shared_bytes(128), stream, p, out);
   }
   // Output elements per lane and pairs per warp (attention_pairs_per_warp).
   static_assert(attention_pairs_per_warp(64, cuda_storage::f32) == 8 &&
