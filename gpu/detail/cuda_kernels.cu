@@ -465,6 +465,8 @@ using tf32_b_col =
 using f32_acc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
 
 constexpr int tc_rows = 16;                      // pairs per warp: the products' rows
+static_assert(tc_rows == attention_pairs_per_warp(64, cuda_storage::bf16),
+              "the host's tiles (attention_rows_per_tile) must match the kernel's rows");
 constexpr int tc_score_ld = attention_keys + 4;  // row stride of a warp's scores
 
 // Row stride of q, k, v and output rows in shared memory for heads up to HD
