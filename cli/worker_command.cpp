@@ -54,15 +54,15 @@ constexpr const char* worker_help =
   "\n"
   "On start the worker prints `satemu worker listening on HOST:PORT` on stdout.\n"
   "A worker serves one session, then exits. A coordinator that aborts its session before\n"
-  "setting up a run (it gave up on another worker: a wrong secret, a busy one) leaves the\n"
-  "worker waiting for the next coordinator.\n"
+  "setting up a run (it gave up on another worker: a wrong secret, a busy one), or goes\n"
+  "down before that, leaves the worker waiting for the next coordinator.\n"
   "Exit codes: 0 the worker's share of the run went out to the coordinator (also when the\n"
   "coordinator stopped the run early, on Ctrl-C: the share up to the time reached), or the\n"
   "coordinator ended the session without setting up a run, 2 bad flags, secret or TLS\n"
-  "file, or an address it cannot listen on, 3 the coordinator went down first, or ended the\n"
-  "session before the worker's share completed (the run was aborted: another node failed,\n"
-  "the scenario could not be built here, or the coordinator was interrupted while the\n"
-  "workers built it), 130 interrupted (SIGINT, SIGTERM, or SIGHUP from a closed terminal).";
+  "file, or an address it cannot listen on, 3 the coordinator went down after setting up a\n"
+  "run, or ended the session before the worker's share completed (the run was aborted:\n"
+  "another node failed, the scenario could not be built here, or the coordinator was\n"
+  "interrupted while the workers built it), 130 interrupted (SIGINT, SIGTERM, or SIGHUP from a closed terminal).";
 
 } // namespace
 

@@ -11,8 +11,8 @@ class App;
 
 namespace satemu::cli {
 
-/// Exit code of `satemu worker` when its coordinator went down before ending
-/// the session, or ended it before the run completed (the other codes are
+/// Exit code of `satemu worker` when its coordinator went down after setting
+/// up a run, or ended the session before the run completed (the other codes are
 /// those of every subcommand).
 inline constexpr int exit_coordinator_lost = 3; // = exit_node_failed
 

@@ -381,19 +381,20 @@ private:
   }
 
   /// Whether the session that is ending is one whose coordinator aborted
-  /// it before setting up a run, so the worker goes on to serve the next
-  /// coordinator: one that gave up before its run (on another worker it
-  /// could not take, say) does not use this one up.
-  bool wait_again(const std::string& coordinator) {
+  /// it, or went down, before setting up a run, so the worker goes on to
+  /// serve the next coordinator: one that gave up before its run (on
+  /// another worker it could not take, say) or died before it does not use
+  /// this one up, since nothing of a run was lost here.
+  bool wait_again(const std::string& coordinator, bool went_down) {
     {
       std::lock_guard<std::mutex> guard(slot_->mu);
-      if (slot_->set_up || slot_->aborted.empty() || !slot_->stopping.empty())
+      if (slot_->set_up || (slot_->aborted.empty() && !went_down) || !slot_->stopping.empty())
         return false;
       slot_->outbound.clear();
       slot_->aborted.clear();
     }
-    log(absl::StrCat("coordinator ", coordinator,
-                     " gave up before setting up a run; waiting for a coordinator"));
+    log(absl::StrCat("coordinator ", coordinator, went_down ? " went down" : " gave up",
+                     " before setting up a run; waiting for a coordinator"));
     return true;
   }
 
@@ -512,7 +513,7 @@ private:
                    log(absl::StrCat("coordinator ", p.label, " ended the session",
                                     x.reason.empty() ? "" : absl::StrCat(": ", x.reason)));
                    reply_sealed(p, protocol::node_end{"worker done"});
-                   if (wait_again(p.label)) {
+                   if (wait_again(p.label, false)) {
                      // Closed a moment later, once the reply has left.
                      p.ph = phase::refused;
                      delayed_send(this, conf_.close_delay, detail::node_close_atom::value,
@@ -547,7 +548,7 @@ private:
       abort_run();
       const auto reason = detail::render(system(), dm.reason);
       log(absl::StrCat("coordinator ", it->second.label, " went down (", reason, ")"));
-      if (wait_again(it->second.label)) {
+      if (wait_again(it->second.label, true)) {
         session_.reset();
         peers_.erase(it);
         return;

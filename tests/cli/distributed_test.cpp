@@ -624,6 +624,33 @@ TEST_F(distributed_test, a_worker_listed_twice_is_refused_at_once_and_keeps_serv
   expect_the_first_worker_still_serves();
 }
 
+// A coordinator that dies once it has set up the run leaves its workers with
+// an aborted share: they exit 3, naming it. (One that dies before setting up
+// a run leaves a worker waiting: worker_test.)
+TEST_F(distributed_test, a_coordinator_killed_during_its_run_makes_its_worker_exit_3) {
+  ASSERT_NO_FATAL_FAILURE(start_workers(1, secret_file_));
+  const auto log = dir_ / "killed.log";
+  const pid_t pid = satemu::testing::spawn_satemu(
+    {"run", scenario("quickstart.yaml"), "--quiet", "--out", (dir_ / "killed").string(), "--set",
+     "duration=1h", "--workers", workers_[0].address, "--secret-file", secret_file_},
+    {}, log);
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (read_file(workers_[0].log).find("set up a run") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline && wait_exit(pid, 0ms) == -1)
+    std::this_thread::sleep_for(10ms);
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  const auto text = read_file(workers_[0].log);
+  ASSERT_NE(text.find("set up a run"), std::string::npos) << read_file(log) << text;
+  EXPECT_EQ(reap(workers_[0], 20s), 3) << read_file(workers_[0].log);
+  EXPECT_TRUE(std::regex_search(
+    read_file(workers_[0].log),
+    std::regex(R"(satemu: error: coordinator 127\.0\.0\.1:\d+ went down \(.+\) before ending )"
+               "the session")))
+    << read_file(workers_[0].log);
+}
+
 TEST_F(distributed_test, ctrl_c_while_connecting_to_a_stopped_worker_exits_130) {
   // A stopped worker's kernel still accepts the TCP connection; CAF's
   // handshake then times out. Ctrl-C meanwhile is an interruption, not a
