@@ -82,15 +82,11 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
       "years",
       s.get_real("clock.dilation") > 1 ? "clock.dilation" : "duration",
       wall_s / (365.25 * 86400)));
-  if (s.has("compute")) {
+  // A compute section is refused by the loader for a kind that runs no
+  // model (key_spec::read_by_workloads).
+  if (s.has("compute"))
     if (auto c = gpu::compute_config_from(s); !c.ok())
       return c.status();
-    // Refused rather than ignored, as the analytic keys are.
-    if (kind != "skymemory")
-      return absl::InvalidArgumentError(absl::StrCat(
-        "compute: workload kind '", kind, "' runs no model and would ignore this section (only "
-        "skymemory in mode emulated uses it); remove it"));
-  }
   if (kind == "mesh") {
     // The mesh is its own network: refused rather than ignored.
     for (const char* section : {"constellation", "ground"})

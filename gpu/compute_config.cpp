@@ -67,7 +67,8 @@ void register_compute_section() {
                 .at_most(static_cast<double>(gpu::max_launch_overhead.ns())),
             }),
         })
-        .optional_section());
+        .optional_section()
+        .read_by_workloads({"skymemory"}, "runs no model"));
   });
 }
 

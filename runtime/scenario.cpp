@@ -367,6 +367,29 @@ private:
   }
 
   // `n` may be undefined or null (an absent or empty map): defaults apply.
+  // A section that `workload`'s kind does not read is refused (see
+  // key_spec::workload_kinds). A missing or unknown kind is left to the
+  // workload section's own check.
+  absl::Status read_by_workload(const key_spec& section, const std::string& path,
+                                const YAML::Mark& mark, const entry* workload) {
+    if (section.workload_kinds.empty() || workload == nullptr || !workload->value.IsMap())
+      return absl::OkStatus();
+    const YAML::Node kind = workload->value["kind"];
+    if (!kind.IsScalar() || find_kind("workload", kind.Scalar()) == nullptr)
+      return absl::OkStatus();
+    const auto& kinds = section.workload_kinds;
+    if (std::find(kinds.begin(), kinds.end(), kind.Scalar()) != kinds.end())
+      return absl::OkStatus();
+    return error(path, mark,
+                 absl::StrCat("workload kind '", kind.Scalar(), "' ",
+                              section.other_kinds_note.empty()
+                                  ? "does not read this section"
+                                  : absl::StrCat(section.other_kinds_note,
+                                                 " and would ignore this section"),
+                              " (only ", absl::StrJoin(kinds, ", "),
+                              kinds.size() == 1 ? " reads" : " read", " it); remove it"));
+  }
+
   absl::Status map(const YAML::Node& n, const YAML::Mark& anchor, const key_spec& spec,
                    const std::string& path, rnode& out) {
     out.type = value_type::map;
@@ -418,6 +441,9 @@ private:
       rnode r;
       bool present = true;
       if (const entry* e = find_entry(f->name)) {
+        if (auto s = read_by_workload(*f, child_path, e->key_mark, find_entry("workload"));
+            !s.ok())
+          return s;
         if (auto s = value(e->value, e->key_mark, *f, child_path, r); !s.ok()) return s;
         if (f->type != value_type::map && !f->default_value.empty()) {
           // A default that would not pass on its own (`[]` where a list

@@ -211,6 +211,9 @@ void explain_key(const key_spec& k, const std::string& path, std::string& out) {
     presence = absl::StrCat("default ", k.default_value);
   } else if (k.type == value_type::map) {
     presence = k.omit_if_absent ? "optional section" : "";
+    if (!k.workload_kinds.empty())
+      absl::StrAppend(&presence, presence.empty() ? "" : ", ", "workload kind ",
+                      absl::StrJoin(k.workload_kinds, " or "), " only");
   } else {
     presence = "optional";
   }
@@ -331,6 +334,12 @@ key_spec&& key_spec::suggesting(std::string word, std::string choice) && {
 }
 key_spec&& key_spec::names_input_file() && {
   input_file = true;
+  return std::move(*this);
+}
+key_spec&& key_spec::read_by_workloads(std::vector<std::string> kinds,
+                                        std::string others_note) && {
+  workload_kinds = std::move(kinds);
+  other_kinds_note = std::move(others_note);
   return std::move(*this);
 }
 key_spec&& key_spec::optional_section() && {

@@ -83,6 +83,12 @@ struct key_spec {
   /// scenario::input_files, so that a distributed run can check that every
   /// node reads the same bytes).
   bool input_file = false;
+  /// For a top-level section: the workload kinds that read it, and why the
+  /// others do not (e.g. "runs no model"). A scenario of another kind that
+  /// has the section is refused, naming its kind, before the section's own
+  /// keys are checked. Empty: every kind.
+  std::vector<std::string> workload_kinds;
+  std::string other_kinds_note;
 
   bool operator==(const key_spec&) const = default;
 
@@ -123,6 +129,8 @@ struct key_spec {
   key_spec&& suggesting(std::string word, std::string choice) &&;
   /// The value names a file the run reads (see `input_file`).
   key_spec&& names_input_file() &&;
+  /// A top-level section only `kinds` of workload read (see `workload_kinds`).
+  key_spec&& read_by_workloads(std::vector<std::string> kinds, std::string others_note) &&;
 };
 
 /// One kind of a kinded map (e.g. a workload kind) and its extra keys.

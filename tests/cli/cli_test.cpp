@@ -1451,8 +1451,18 @@ TEST_F(cli_test, compute_section_with_good_names_and_weights_validates) {
   const auto mesh = scenario("mesh.yaml", text);
   auto m = satemu({"validate", mesh});
   EXPECT_EQ(m.code, 2) << m.output;
-  EXPECT_CONTAINS(m.output, "compute: workload kind 'mesh' runs no model");
+  EXPECT_CONTAINS(m.output, "compute: workload kind 'mesh' runs no model and would ignore this "
+                            "section (only skymemory reads it); remove it");
   EXPECT_CONTAINS(m.output, mesh + ":" + std::to_string(line_of(text, "compute:")));
+  // Said before the section's own keys are checked: without a model or a
+  // device it had first asked for them.
+  const auto bare = scenario(
+    "bare.yaml", replace(text, "compute: {model: tiny, device: jetson-orin-nano}",
+                         "compute: {backend: cpu}"));
+  m = satemu({"validate", bare});
+  EXPECT_EQ(m.code, 2) << m.output;
+  EXPECT_CONTAINS(m.output, "compute: workload kind 'mesh' runs no model");
+  EXPECT_EQ(m.output.find("missing required key"), std::string::npos) << m.output;
   // So does the mesh with the space segment's sections.
   for (const std::string section : {"constellation", "ground"})
     expect_refused(satemu({"validate", std::string(SATEMU_SOURCE_DIR) + "/scenarios/quickstart.yaml",
