@@ -416,7 +416,10 @@ space_network::space_network(space_config cfg, std::optional<runtime::walker_con
   // ground link is at least (lowest satellite radius - highest ground
   // radius). An ISL is at least `min_range`; for Walker shells also at least
   // the closed forms: the in-plane chord, and the minimum of the inter-plane
-  // form over the argument of latitude (sampled finely, with a margin).
+  // form over the arguments of latitude where such a link can be up (both
+  // ends within the polar limit; sampled finely, with a margin). Planes
+  // converge towards the poles, so near-polar shells' neighbours come
+  // closest where their links are off.
   double ground_r = 0;
   for (std::size_t g = 0; g < cfg_.grounds.size(); ++g) {
     ground_r = std::max(ground_r, runtime::norm(cfg_.grounds[g].ecef_m));
@@ -438,9 +441,21 @@ space_network::space_network(space_config cfg, std::optional<runtime::walker_con
       if (sh.sats_per_plane > 1)
         closest = runtime::in_plane_neighbour_distance_m(sh);
       if (sh.planes > 1) {
+        // sin(latitude) = sin(inclination) sin(u) on a circular orbit; the
+        // limit is widened by a sample's step for the samples to cover it.
+        const double sin_i = std::sin(sh.inclination_deg * runtime::radians_per_degree);
+        const double limit_deg = cfg_.isl.inter_plane_max_latitude_deg + 0.02;
+        const double offset = runtime::inter_plane_phase_offset_rad(sh);
+        auto up = [&](double u) {
+          return std::abs(std::asin(std::clamp(sin_i * std::sin(u), -1.0, 1.0))) <=
+                 limit_deg * runtime::radians_per_degree;
+        };
         double m = std::numeric_limits<double>::infinity();
-        for (int i = 0; i < 36'000; ++i)
-          m = std::min(m, runtime::inter_plane_neighbour_distance_m(sh, i * runtime::two_pi / 36'000));
+        for (int i = 0; i < 36'000; ++i) {
+          const double u = i * runtime::two_pi / 36'000;
+          if (up(u) && up(u + offset))
+            m = std::min(m, runtime::inter_plane_neighbour_distance_m(sh, u));
+        }
         closest = std::min(closest, m * 0.999);
       }
       closest_neighbours_m_.push_back(closest);

@@ -614,6 +614,56 @@ workload: {kind: ping, pattern: ring, interval: 100ms, size: 64B}
   EXPECT_LE(w->network().lookahead().seconds(), shortest + 1e-9);
 }
 
+// A near-polar shell's planes converge towards the poles, where its
+// inter-plane links are off (polar_limit): the lookahead comes from the
+// links that can be up. It had taken the neighbours' closest approach over
+// the whole orbit, 158 km here, for about half the lookahead the links
+// allow.
+TEST(SpaceLookahead, ANearPolarShellsLinksSetItWhereTheyCanBeUp) {
+  const std::string polar = R"(
+name: polar
+seed: 1
+duration: 30s
+constellation:
+  shells:
+    - {planes: 30, sats_per_plane: 120, altitude: 360km, inclination: 96.9deg, phasing: 1}
+  update_interval: 1s
+ground:
+  stations:
+    - {name: a, lat: 72, lon: 0}
+    - {name: b, lat: 72, lon: 150}
+workload: {kind: ping, pattern: pairs, pairs: [{from: a, to: b}], interval: 1s}
+)";
+  register_workloads();
+  auto sc = runtime::load_scenario_text(polar, "polar.yaml", {});
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  auto built = make_workload(*sc);
+  ASSERT_TRUE(built.ok()) << built.status();
+  auto* ping = dynamic_cast<ping_workload*>(built->get());
+  ASSERT_NE(ping, nullptr);
+  auto& net = const_cast<space_network&>(ping->network());
+  const double floor_m =
+    (net.lookahead() - runtime::microseconds(10)).seconds() * runtime::speed_of_light_m_per_s;
+  EXPECT_GT(floor_m, 300e3);
+  // Every link of the run is at least that long, and inter-plane links come
+  // close to it (those at the polar limit): the bound is tight.
+  double shortest_inter = std::numeric_limits<double>::infinity();
+  for (int t = 0; t < 30; ++t) {
+    const auto ep = net.at(runtime::vtime::from_ns(t * std::int64_t{1'000'000'000}));
+    const auto& s = *ep->snapshot;
+    for (std::size_t i = 0; i < s.length_m.size(); ++i) {
+      EXPECT_GE(s.length_m[i], floor_m) << "t = " << t;
+      if (s.kind[i] == runtime::link_kind::isl_inter_plane)
+        shortest_inter = std::min(shortest_inter, s.length_m[i]);
+    }
+  }
+  EXPECT_LT(shortest_inter, floor_m * 1.05);
+  // A run over those links completes, every ping answered.
+  auto [w, r] = run_text<ping_workload>(polar);
+  EXPECT_EQ(r.reached.ns(), 30 * std::int64_t{1'000'000'000});
+  EXPECT_EQ(w->ground(0).samples().size(), 30u);
+}
+
 // The recorded route is drawn in the CZML file: without it, or from an
 // endpoint to itself, it is refused naming the key.
 TEST(SpaceRecord, ARouteNeedsTheCzmlFileAndTwoEndpoints) {
