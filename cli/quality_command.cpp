@@ -72,7 +72,8 @@ CLI::App* add_quality_subcommand(CLI::App& app, quality_args& a) {
     ->capture_default_str()
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
   q->add_option("--sequences", a.sequences,
-                "Sequences, each of --tokens tokens (run as one ragged batch)")
+                "Sequences, each of --tokens tokens (stacked into one batch; each attends to "
+                "itself only)")
     ->capture_default_str()
     ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
   q->add_option("--seed", a.seed, "Seed of the synthetic weights and of the token ids")

@@ -62,7 +62,8 @@ constexpr const char* worker_help =
   "file, or an address it cannot listen on, 3 the coordinator went down after setting up a\n"
   "run, or ended the session before the worker's share completed (the run was aborted:\n"
   "another node failed, the scenario could not be built here, or the coordinator was\n"
-  "interrupted while the workers built it), 130 interrupted (SIGINT, SIGTERM, or SIGHUP from a closed terminal).";
+  "interrupted while the workers built it), 130 interrupted (SIGINT, SIGTERM, or SIGHUP\n"
+  "from a closed terminal).";
 
 } // namespace
 
