@@ -385,8 +385,9 @@ public:
   /// Blocks until the session ends, at most `timeout` (forever if unset).
   /// OK: the coordinator sent `end`. Unavailable: the coordinator went down
   /// (named, with CAF's reason) after setting up a run; one that goes down
-  /// before leaves the worker waiting for the next. Internal: the gate actor was stopped (CAF
-  /// lets any peer send it an exit message). DeadlineExceeded: still running.
+  /// before leaves the worker waiting for the next. Internal: the gate
+  /// actor was stopped (CAF lets any peer send it an exit message).
+  /// DeadlineExceeded: still running.
   absl::Status wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   /// Ends the worker (e.g. on SIGTERM), telling a coordinator in session why:

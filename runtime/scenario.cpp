@@ -366,7 +366,6 @@ private:
     return absl::OkStatus();
   }
 
-  // `n` may be undefined or null (an absent or empty map): defaults apply.
   // A section that `workload`'s kind does not read is refused (see
   // key_spec::workload_kinds). A missing or unknown kind is left to the
   // workload section's own check.
@@ -390,6 +389,7 @@ private:
                               kinds.size() == 1 ? " reads" : " read", " it); remove it"));
   }
 
+  // `n` may be undefined or null (an absent or empty map): defaults apply.
   absl::Status map(const YAML::Node& n, const YAML::Mark& anchor, const key_spec& spec,
                    const std::string& path, rnode& out) {
     out.type = value_type::map;
