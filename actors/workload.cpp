@@ -83,10 +83,7 @@ absl::StatusOr<std::unique_ptr<workload>> make_workload(const runtime::scenario&
       s.get_real("clock.dilation") > 1 ? "clock.dilation" : "duration",
       wall_s / (365.25 * 86400)));
   // A compute section is refused by the loader for a kind that runs no
-  // model (key_spec::read_by_workloads).
-  if (s.has("compute"))
-    if (auto c = gpu::compute_config_from(s); !c.ok())
-      return c.status();
+  // model (key_spec::read_by_workloads); SkyMemory's emulation reads it.
   if (kind == "mesh") {
     // The mesh is its own network: refused rather than ignored.
     for (const char* section : {"constellation", "ground"})
