@@ -639,7 +639,22 @@ int run_command(const run_args& a) {
     dist = run_distributed(*sc, work, opts, std::move(*setup), *out, a.quiet);
     r = dist->result;
   } else {
-    r = runtime::run(entities, opts);
+    // Out of memory where the run cannot stop in order ends the process
+    // (runtime::exit_out_of_memory): nothing was written, and a directory
+    // made for the run goes again.
+    opts.before_exit = [&] { out->remove_if_unused(); };
+    try {
+      r = runtime::run(entities, opts);
+    } catch (const std::bad_alloc&) {
+      // No room for the run's actors.
+      progress.finish();
+      out->remove_if_unused();
+      std::fprintf(stderr, "satemu: error: out of memory as the run started: %s\n",
+                   out_of_memory_advice);
+      std::fprintf(stderr, "[satemu] the run failed before it started: nothing ran, %s left as "
+                           "it was\n", dir.c_str());
+      return exit_bad_input;
+    }
   }
   // The outputs are what the run leaves: writing them is not interrupted.
   ignore_stop_signals();

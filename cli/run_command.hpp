@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/kernel.hpp"
 #include "runtime/node.hpp"
 #include "runtime/output.hpp"
 
@@ -26,12 +27,8 @@ enum exit_code : int {
   exit_interrupted = 130
 };
 
-/// What follows "out of memory" in the error of a scenario too big for the
-/// process, found while it is built or while it runs.
-inline constexpr const char* out_of_memory_advice =
-  "this scenario needs more memory than the process may take (fewer entities, endpoints or "
-  "pairs, a lower rate or smaller messages, a smaller compute.model, or a machine with more "
-  "memory)";
+using runtime::out_of_memory_advice;
+static_assert(runtime::exit_out_of_memory == exit_bad_input);
 
 struct run_args {
   std::string file;

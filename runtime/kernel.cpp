@@ -15,6 +15,7 @@
 #include <thread>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -118,13 +119,15 @@ private:
 /// failed in turn, and the process ended with nothing written.
 class address_space_reserve {
 public:
-  void hold(std::size_t bytes) {
+  /// Whether `bytes` could be held.
+  bool hold(std::size_t bytes) {
     release();
     void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p != MAP_FAILED) {
-      p_ = p;
-      bytes_ = bytes;
-    }
+    if (p == MAP_FAILED)
+      return false;
+    p_ = p;
+    bytes_ = bytes;
+    return true;
   }
   void release() {
     if (p_ != nullptr)
@@ -279,7 +282,7 @@ exception_text text_of(const std::exception_ptr& e) {
 /// mostly) fails the run, naming `where()`, and the run stops (virtual
 /// time: at the end of the window, still reported) so that the outputs so
 /// far are written; in a distributed run it ends the worker
-/// (abort_on_exceptions), whose coordinator names it.
+/// (end_on_exceptions), whose coordinator names it.
 template <class F, class Where>
 void run_guarded(run_shared& shared, F&& f, Where&& where) {
   if (shared.opts.share != nullptr) {
@@ -296,16 +299,51 @@ void run_guarded(run_shared& shared, F&& f, Where&& where) {
   }
 }
 
-/// Makes an exception out of an actor's handler (e.g. out of memory in an
-/// entity) end the process with what and where: the actor would never
-/// report its window again, and the run would wait for it forever.
-void abort_on_exceptions(caf::scheduled_actor& self, std::string where) {
-  self.set_exception_handler(
-    [where = std::move(where)](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
-      std::fprintf(stderr, "satemu: internal error: %s in %s; the run cannot go on\n",
-                   text_of(e).what.c_str(), where.c_str());
-      std::abort();
-    });
+/// Ends the process for `e`, an exception the run cannot stop in order
+/// after, saying what and where: an actor's handler or start outside the
+/// code run_guarded covers (the actor would never report its window again,
+/// and the run would wait for it forever), or a send that failed (CAF may
+/// have queued the message but not scheduled its receiver). Out of memory
+/// (CAF's own allocations in a scenario too big for the machine) is the
+/// user's error, with the advice and exit_out_of_memory; anything else is
+/// satemu's (abort).
+[[noreturn]] void end_process(const run_options& opts, const std::exception_ptr& e,
+                              const std::string& where) {
+  // The text may find no memory left either.
+  exception_text x{"out of memory", true};
+  try {
+    x = text_of(e);
+  } catch (const std::bad_alloc&) {
+  }
+  if (!x.memory) {
+    std::fprintf(stderr, "satemu: internal error: %s in %s; the run cannot go on\n",
+                 x.what.c_str(), where.c_str());
+    std::abort();
+  }
+  // A worker's coordinator says what becomes of the run. After a progress
+  // line (stderr on a terminal), the error is on a line of its own.
+  const bool here = opts.share == nullptr;
+  std::fprintf(stderr, "%ssatemu: error: %s in %s: %s\n%s",
+               isatty(fileno(stderr)) != 0 ? "\r\033[K" : "", x.what.c_str(), where.c_str(),
+               out_of_memory_advice,
+               here ? "[satemu] the run cannot go on: no outputs written\n" : "");
+  std::fflush(stderr);
+  if (opts.before_exit) {
+    try {
+      opts.before_exit();
+    } catch (...) {
+    }
+  }
+  std::_Exit(exit_out_of_memory);
+}
+
+/// Makes an exception out of an actor's handler or its start, outside the
+/// code run_guarded covers, end the process (end_process).
+void end_on_exceptions(caf::scheduled_actor& self, const run_shared& shared, std::string where) {
+  self.set_exception_handler([where = std::move(where), opts = &shared.opts](
+                               caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
+    end_process(*opts, e, where);
+  });
 }
 
 /// The GPU worker actor: hosts the run's compute service (for the run's
@@ -318,7 +356,7 @@ class compute_worker_actor final : public caf::event_based_actor {
 public:
   compute_worker_actor(caf::actor_config& cfg, run_shared* shared)
     : caf::event_based_actor(cfg), shared_(shared) {
-    abort_on_exceptions(*this, "the run's compute worker");
+    end_on_exceptions(*this, *shared_, "the run's compute worker");
   }
 
   caf::behavior make_behavior() override {
@@ -471,10 +509,12 @@ public:
       conductor_(std::move(conductor)) {
     driver::bind(*e_, id_, shared_->opts.seed, &out_, shared_->opts.lookahead,
                  shared_->opts.trace ? &shared_->traces[id_] : nullptr);
-    abort_on_exceptions(*this, absl::StrCat("entity ", id_));
+    end_on_exceptions(*this, *shared_, absl::StrCat("entity ", id_));
   }
 
   caf::behavior make_behavior() override {
+    if (id_ + 1 == shared_->opts.faults.entity_start)
+      throw std::bad_alloc();
     return {
       [this](start_atom) {
         run_entity_code(*shared_, id_, [&] { driver::start(*e_); });
@@ -526,7 +566,7 @@ class conductor_base : public caf::event_based_actor {
 public:
   conductor_base(caf::actor_config& cfg, run_shared* shared, std::size_t n)
     : caf::event_based_actor(cfg), shared_(shared), next_(n, vtime::never().ns()) {
-    abort_on_exceptions(*this, "the run's conductor");
+    end_on_exceptions(*this, *shared_, "the run's conductor");
   }
 
 protected:
@@ -548,8 +588,9 @@ protected:
   /// the next window's grants. In a single process an exception out of it
   /// (out of memory, mostly) fails the run as one out of an entity does
   /// (run_guarded), and the run ends at `last_end_`: entities granted part
-  /// of a window run it, then finish. In a distributed run it ends the
-  /// worker (abort_on_exceptions).
+  /// of a window run it, then finish (a grant that fails to go out ends the
+  /// process instead: send_or_end). In a distributed run it ends the
+  /// worker (end_on_exceptions).
   template <class F>
   void at_barrier(F&& f) {
     bool done = false;
@@ -607,13 +648,15 @@ protected:
     if (shared_->requesters.load(std::memory_order_relaxed) != 0) {
       gather_requests(*shared_, granted_, batch_);
       granted_.clear();
-      request(shared_->worker, caf::infinite, flush_atom::value, batch_ref{&batch_})
-        .then([this](flushed_atom) {
-          at_barrier([this] {
-            deliver_results(*shared_, batch_, next_, queue_);
-            after_window();
+      send_or_end([&] {
+        request(shared_->worker, caf::infinite, flush_atom::value, batch_ref{&batch_})
+          .then([this](flushed_atom) {
+            at_barrier([this] {
+              deliver_results(*shared_, batch_, next_, queue_);
+              after_window();
+            });
           });
-        });
+      });
       return;
     }
     granted_.clear();
@@ -642,10 +685,15 @@ protected:
     ++windows_;
     // Count first: a granted entity may report before the last grant is sent.
     shared_->outstanding.store(granted_.size(), std::memory_order_release);
+    const auto& faults = shared_->opts.faults;
     for (std::size_t i = 0; i < granted_.size(); ++i) {
-      if (windows_ == shared_->opts.conductor_fails_at_window && i == granted_.size() / 2)
+      if (windows_ == faults.conductor_at_window && i == granted_.size() / 2)
         throw std::bad_alloc();
-      send(shared_->directory[granted_[i]], grant_atom::value, window_end);
+      send_or_end([&] {
+        if (windows_ == faults.conductor_send_at_window && i == granted_.size() / 2)
+          throw std::bad_alloc();
+        send(shared_->directory[granted_[i]], grant_atom::value, window_end);
+      });
     }
     return granted_.size();
   }
@@ -654,7 +702,20 @@ protected:
   void start_granted() {
     shared_->outstanding.store(granted_.size(), std::memory_order_release);
     for (auto id : granted_)
-      send(shared_->directory[id], start_atom::value);
+      send_or_end([&] { send(shared_->directory[id], start_atom::value); });
+  }
+
+  /// Runs `f`, a send of the conductor's. One that fails (out of memory) may
+  /// have queued its message but left the receiver unscheduled (CAF's
+  /// scheduler queue could not grow), which would then never answer: the run
+  /// cannot end in order, and the process ends (end_process).
+  template <class F>
+  void send_or_end(F&& f) {
+    try {
+      f();
+    } catch (...) {
+      end_process(shared_->opts, std::current_exception(), "the run's conductor");
+    }
   }
 
   /// Ends the run at emulated time `reached`.
@@ -843,7 +904,7 @@ public:
       collector_(std::move(collector)) {
     driver::bind(*e_, id_, shared_->opts.seed, this, duration::zero(),
                  shared_->opts.trace ? &shared_->traces[id_] : nullptr);
-    abort_on_exceptions(*this, absl::StrCat("entity ", id_));
+    end_on_exceptions(*this, *shared_, absl::StrCat("entity ", id_));
   }
 
   void post(entity_id hop, protocol::envelope&& env) override {
@@ -961,7 +1022,7 @@ class rt_collector_actor final : public caf::event_based_actor {
 public:
   rt_collector_actor(caf::actor_config& cfg, run_shared* shared)
     : caf::event_based_actor(cfg), shared_(shared) {
-    abort_on_exceptions(*this, "the run's collector");
+    end_on_exceptions(*this, *shared_, "the run's collector");
   }
 
   caf::behavior make_behavior() override {
@@ -1056,6 +1117,16 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   // them at once.
   cfg.set("scheduler.policy", caf::atom("sharing"));
   protocol::register_protocol_types(cfg);
+  // Single process: room for the actor system's threads (their stacks, and
+  // the allocator's state for each) and then for the run's reserve, or
+  // std::bad_alloc here, the user's error: with none left for them, a thread
+  // CAF starts ends the process in glibc or the allocator, with no word.
+  const std::size_t reserve_bytes = (std::size_t{64} << 20) + entities.size() * 1024;
+  if (opts.share == nullptr) {
+    address_space_reserve room;
+    if (!room.hold(reserve_bytes + (threads + 4) * (std::size_t{16} << 20)))
+      throw std::bad_alloc();
+  }
   caf::actor_system sys{cfg};
 
   run_shared shared;
@@ -1080,8 +1151,8 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
       shared.entities.push_back(e.get());
   }
 
-  if (opts.share == nullptr)
-    shared.reserve.hold((std::size_t{64} << 20) + n * 1024);
+  if (opts.share == nullptr && !shared.reserve.hold(reserve_bytes))
+    throw std::bad_alloc();
   const auto rss_before = current_rss_bytes();
   const auto wall0 = wall_clock::now();
   if (opts.compute.service != nullptr)

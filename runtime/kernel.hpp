@@ -124,11 +124,24 @@ struct run_options {
   /// The compute service entities' `compute` requests go to (in a
   /// distributed run: this node's).
   compute_options compute;
-  /// Tests only: virtual time, single process: the conductor throws
-  /// std::bad_alloc while it grants window `conductor_fails_at_window`
-  /// (counted from 1; the entities' start is window 0), after the first half
-  /// of that window's grants went out. Never when 0.
-  std::uint64_t conductor_fails_at_window = 0;
+  /// Called, when set, by a run that ends the process (exit_out_of_memory)
+  /// just before it does, after saying why: e.g. to remove an output
+  /// directory made for it. Memory may have run out: what it throws is
+  /// ignored.
+  std::function<void()> before_exit;
+
+  /// Tests only: std::bad_alloc thrown where a scenario too big for the
+  /// memory runs out. Virtual time, single process; windows are counted
+  /// from 1 (the entities' start is window 0); 0 is never.
+  struct fault_points {
+    /// The conductor's bookkeeping as it grants this window, after the
+    /// first half of its grants went out.
+    std::uint64_t conductor_at_window = 0;
+    /// The conductor's send of the middle grant of this window.
+    std::uint64_t conductor_send_at_window = 0;
+    /// The actor of entity `entity_start - 1`, as CAF starts it.
+    std::uint64_t entity_start = 0;
+  } faults;
 };
 
 struct run_result {
@@ -170,8 +183,25 @@ struct run_result {
   std::vector<trace_record> trace;
 };
 
+/// What follows "out of memory" in the error of a scenario too big for the
+/// process, found while it is built or while it runs.
+inline constexpr const char* out_of_memory_advice =
+  "this scenario needs more memory than the process may take (fewer entities, endpoints or "
+  "pairs, a lower rate or smaller messages, a smaller compute.model, or a machine with more "
+  "memory)";
+
+/// The exit status of a process whose run ran out of memory where it cannot
+/// stop in order (CAF's own allocations for an actor: its behaviour as it
+/// starts, a message it sends outside the entity's code): `run` prints what
+/// and where, with out_of_memory_advice, and ends the process with it. The
+/// executable's exit code for input too big for the machine.
+inline constexpr int exit_out_of_memory = 2;
+
 /// Runs `entities` (entity i gets id i) until `opts.end`. Blocks until done;
-/// afterwards the entities hold their final state and may be inspected.
+/// afterwards the entities hold their final state and may be inspected. Out
+/// of memory in an entity's code, the compute service or the conductor's
+/// bookkeeping stops the run with `failure` and `out_of_memory` set; out of
+/// memory elsewhere in an actor ends the process (exit_out_of_memory).
 run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts);
 
 /// Whether `threads` threads (0: one per core), and the few the actor

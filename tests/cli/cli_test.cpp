@@ -419,10 +419,11 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
   EXPECT_NE(j["error"].get<std::string>().find("out of memory"), std::string::npos) << j.dump();
   EXPECT_LT(j["emulated_seconds"].get<double>(), 0.1);
 
-  // Running out before the run starts (while mesh-100k's 100,000 actors
-  // are spawned, under 400 MB) leaves the earlier run's outputs as they
-  // were (they were removed first). (Exit 2, or, where a scheduler thread
-  // of the actor system is the one that runs out, an abort.)
+  // Running out before the run starts (as mesh-100k's 100,000 actors are
+  // made, under 400 MB) is exit 2 too, and leaves the earlier run's outputs
+  // as they were (they were removed first), or no directory where there was
+  // none. (It had been an abort where an actor or a scheduler thread of the
+  // actor system was the one that ran out.)
   const auto kept = dir_ / "oom-kept";
   auto first = satemu({"run", f, "-q", "--out", kept.string()});
   ASSERT_EQ(first.code, 0) << first.output;
@@ -430,9 +431,17 @@ TEST_F(cli_test, a_scenario_too_big_for_memory_is_bad_input) {
   r = satemu_limited(400000, std::string("run ") + SATEMU_SOURCE_DIR +
                                "/scenarios/mesh-100k.yaml -q --set duration=1s --out " +
                                kept.string());
-  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_CONTAINS(r.output, "satemu: error: out of memory");
+  EXPECT_CONTAINS(r.output, "this scenario needs more memory than the process may take");
   EXPECT_EQ(read_file(kept / "summary.json"), before);
   EXPECT_TRUE(fs::exists(kept / "fingerprint.txt"));
+  const auto fresh = dir_ / "oom-fresh";
+  r = satemu_limited(400000, std::string("run ") + SATEMU_SOURCE_DIR +
+                               "/scenarios/mesh-100k.yaml -q --set duration=1s --out " +
+                               fresh.string());
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_FALSE(fs::exists(fresh)) << r.output;
 
   // A model's weights are checked against the limit before they are made
   // (they ran out part way through), for quality and for a run; running out

@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -16,6 +19,9 @@
 #include <string>
 #include <thread>
 #include <tuple>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "fake_compute.hpp"
 #include "kj/exception.h"
@@ -301,7 +307,7 @@ TEST(Kernel, AnExceptionInTheConductorStopsTheRunNamingIt) {
   }
   auto opts = virtual_opts(milliseconds(10), microseconds(500));
   // Window 3 is [1.1 ms, 1.6 ms); entities 0 and 1 get it, 2 and 3 do not.
-  opts.conductor_fails_at_window = 3;
+  opts.faults.conductor_at_window = 3;
   auto r = run(w, opts);
   EXPECT_TRUE(r.interrupted);
   EXPECT_TRUE(r.out_of_memory);
@@ -312,6 +318,76 @@ TEST(Kernel, AnExceptionInTheConductorStopsTheRunNamingIt) {
     ASSERT_FALSE(at(w, i).timers.empty());
     EXPECT_EQ(at(w, i).timers.back().first, microseconds(i < 2 ? 1500 : 1000).ns()) << i;
   }
+}
+
+// An entity's actor running out of memory as CAF starts it (where a
+// scenario too big for the machine runs out, e.g. mesh-100k under a memory
+// limit) ends the process with what, where, the advice and exit code 2: it
+// used to abort as an internal error. The run cannot stop in order, since
+// that actor never takes its grants.
+TEST(KernelDeathTest, AnEntityOutOfMemoryAsItStartsEndsTheProcessWithExitCode2) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto w = make_world(4);
+  auto opts = virtual_opts(milliseconds(1), microseconds(500));
+  opts.faults.entity_start = 3;
+  opts.before_exit = [] { std::fprintf(stderr, "before_exit called\n"); };
+  EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
+              "satemu: error: out of memory \\(std::bad_alloc\\) in entity 2: this scenario "
+              "needs more memory than the process may take.*\n"
+              "\\[satemu\\] the run cannot go on: no outputs written\n"
+              "before_exit called\n");
+  // Without the failure the same world runs to its end.
+  opts.faults.entity_start = 0;
+  EXPECT_FALSE(run(w, opts).interrupted);
+}
+
+// A grant the conductor fails to send (out of memory in CAF's send, which
+// may have queued it for an entity CAF then never schedules) ends the
+// process the same way: stopping in order, as for the conductor's own
+// bookkeeping, had hung the run waiting for that entity (mesh-100k under
+// ulimit -v, once in 27 runs).
+TEST(KernelDeathTest, AGrantTheConductorFailsToSendEndsTheProcessWithExitCode2) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto w = make_world(4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    at(w, i).start = [](probe& p) { p.schedule(microseconds(100), 0); };
+    at(w, i).timer = [](probe& p, std::uint64_t) { p.schedule(microseconds(100), 0); };
+  }
+  auto opts = virtual_opts(milliseconds(10), microseconds(500));
+  opts.faults.conductor_send_at_window = 3;
+  EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
+              "satemu: error: out of memory \\(std::bad_alloc\\) in the run's conductor: this "
+              "scenario needs more memory than the process may take");
+}
+
+// A process without room under its address-space limit for the run's
+// threads and its reserve fails as the run starts, with std::bad_alloc (the
+// user's error: exit 2 from the CLI). The actor system's threads used to
+// start with no room left and end the process in glibc or the allocator
+// (mesh-100k under ulimit -v). The child may map 100 MiB more than it has.
+TEST(KernelDeathTest, ARunWithoutRoomForItsThreadsThrowsBadAllocBeforeItStarts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto w = make_world(4);
+  const auto opts = virtual_opts(milliseconds(1), microseconds(500));
+  auto run_limited = [&] {
+    std::ifstream statm("/proc/self/statm");
+    std::uint64_t pages = 0;
+    statm >> pages;
+    rlimit as{};
+    getrlimit(RLIMIT_AS, &as);
+    as.rlim_cur = pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) + (100u << 20);
+    setrlimit(RLIMIT_AS, &as);
+    try {
+      run(w, opts);
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "std::bad_alloc out of run\n");
+      std::_Exit(7);
+    }
+    std::_Exit(0);
+  };
+  EXPECT_EXIT(run_limited(), testing::ExitedWithCode(7), "std::bad_alloc out of run");
+  // With no limit the same world runs.
+  EXPECT_FALSE(run(w, opts).interrupted);
 }
 
 TEST(Kernel, RunReportsTheCountersItsEntitiesCountedOrDeclared) {
