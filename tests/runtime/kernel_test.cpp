@@ -298,13 +298,19 @@ TEST(Kernel, AnExceptionInAnEntityStopsTheRunNamingIt) {
 // as an entity that throws does, naming the conductor, at the end of the
 // window before: it used to end the process with no outputs. The entities
 // granted part of the failed window run it, then finish.
-TEST(Kernel, AnExceptionInTheConductorStopsTheRunNamingIt) {
-  // Four entities tick every 100 us from 0.1 ms; windows are 0.5 ms long.
+/// Four entities that tick every 100 us from 0.1 ms.
+world ticking_world() {
   auto w = make_world(4);
   for (std::size_t i = 0; i < 4; ++i) {
     at(w, i).start = [](probe& p) { p.schedule(microseconds(100), 0); };
     at(w, i).timer = [](probe& p, std::uint64_t) { p.schedule(microseconds(100), 0); };
   }
+  return w;
+}
+
+TEST(Kernel, AnExceptionInTheConductorStopsTheRunNamingIt) {
+  // Windows are 0.5 ms long.
+  auto w = ticking_world();
   auto opts = virtual_opts(milliseconds(10), microseconds(500));
   // Window 3 is [1.1 ms, 1.6 ms); entities 0 and 1 get it, 2 and 3 do not.
   opts.faults.conductor_at_window = 3;
@@ -348,11 +354,7 @@ TEST(KernelDeathTest, AnEntityOutOfMemoryAsItStartsEndsTheProcessWithExitCode2) 
 // ulimit -v, once in 27 runs).
 TEST(KernelDeathTest, AGrantTheConductorFailsToSendEndsTheProcessWithExitCode2) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  auto w = make_world(4);
-  for (std::size_t i = 0; i < 4; ++i) {
-    at(w, i).start = [](probe& p) { p.schedule(microseconds(100), 0); };
-    at(w, i).timer = [](probe& p, std::uint64_t) { p.schedule(microseconds(100), 0); };
-  }
+  auto w = ticking_world();
   auto opts = virtual_opts(milliseconds(10), microseconds(500));
   opts.faults.conductor_send_at_window = 3;
   EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
