@@ -1069,10 +1069,13 @@ std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& e
   return h;
 }
 
+/// The threads an actor system starts beside its scheduler's: a timer, a
+/// printer, a clock and a spare.
+constexpr std::size_t caf_extra_threads = 4;
+
 absl::Status check_threads_can_start(std::size_t threads) {
   const auto n = static_cast<std::size_t>(threads_or_cores(static_cast<std::int64_t>(threads)));
-  // CAF's own: a timer, a printer, a clock and a spare.
-  constexpr std::size_t extra = 4;
+  constexpr std::size_t extra = caf_extra_threads;
   std::mutex mu;
   std::condition_variable cv;
   bool go = false;
@@ -1124,7 +1127,7 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   const std::size_t reserve_bytes = (std::size_t{64} << 20) + entities.size() * 1024;
   if (opts.share == nullptr) {
     address_space_reserve room;
-    if (!room.hold(reserve_bytes + (threads + 4) * (std::size_t{16} << 20)))
+    if (!room.hold(reserve_bytes + (threads + caf_extra_threads) * (std::size_t{16} << 20)))
       throw std::bad_alloc();
   }
   caf::actor_system sys{cfg};

@@ -202,6 +202,8 @@ inline constexpr int exit_out_of_memory = 2;
 /// of memory in an entity's code, the compute service or the conductor's
 /// bookkeeping stops the run with `failure` and `out_of_memory` set; out of
 /// memory elsewhere in an actor ends the process (exit_out_of_memory).
+/// Throws std::bad_alloc, before any entity runs, where the process has no
+/// room for the run's threads and its reserve, or for its actors.
 run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts);
 
 /// Whether `threads` threads (0: one per core), and the few the actor
