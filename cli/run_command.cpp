@@ -646,7 +646,7 @@ int run_command(const run_args& a) {
     try {
       r = runtime::run(entities, opts);
     } catch (const std::bad_alloc&) {
-      // No room for the run's actors.
+      // No room for the run's threads and its reserve.
       progress.finish();
       out->remove_if_unused();
       std::fprintf(stderr, "satemu: error: out of memory as the run started: %s\n",

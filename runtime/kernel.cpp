@@ -337,6 +337,57 @@ void run_guarded(run_shared& shared, F&& f, Where&& where) {
   std::_Exit(exit_out_of_memory);
 }
 
+/// While a run is on, std::terminate for an exception nothing caught ends the
+/// process as end_process does: std::bad_alloc out of the actor system's own
+/// threads (its scheduler's queues, its middleman), outside any actor's
+/// handler, which would otherwise abort with the C++ runtime's one line.
+/// Runs may overlap (tests); while more than one is on, none of them is
+/// named, and no before_exit is called.
+class terminate_guard {
+public:
+  explicit terminate_guard(const run_options& opts) {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (depth_++ == 0) {
+      opts_ = &opts;
+      previous_ = std::set_terminate(&on_terminate);
+    } else {
+      opts_ = &anonymous_;
+    }
+  }
+  ~terminate_guard() {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (--depth_ == 0)
+      std::set_terminate(previous_);
+    else
+      opts_ = &anonymous_;
+  }
+  terminate_guard(const terminate_guard&) = delete;
+  terminate_guard& operator=(const terminate_guard&) = delete;
+
+private:
+  [[noreturn]] static void on_terminate() {
+    const std::exception_ptr e = std::current_exception();
+    const run_options* opts = nullptr;
+    std::terminate_handler previous = nullptr;
+    {
+      const std::lock_guard<std::mutex> lock(mu_);
+      opts = depth_ > 0 ? opts_ : nullptr;
+      previous = previous_;
+    }
+    if (e != nullptr && opts != nullptr)
+      end_process(*opts, e, "a thread of the run");
+    if (previous != nullptr)
+      previous();
+    std::abort();
+  }
+
+  static inline std::mutex mu_;
+  static inline int depth_ = 0;
+  static inline const run_options* opts_ = nullptr;
+  static inline std::terminate_handler previous_ = nullptr;
+  static inline const run_options anonymous_{};
+};
+
 /// Makes an exception out of an actor's handler or its start, outside the
 /// code run_guarded covers, end the process (end_process).
 void end_on_exceptions(caf::scheduled_actor& self, const run_shared& shared, std::string where) {
@@ -1130,6 +1181,9 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
     if (!room.hold(reserve_bytes + (threads + caf_extra_threads) * (std::size_t{16} << 20)))
       throw std::bad_alloc();
   }
+  // Declared before the actor system, so that it is on until every thread
+  // of it has ended.
+  const terminate_guard on_terminate(opts);
   caf::actor_system sys{cfg};
 
   run_shared shared;
@@ -1158,88 +1212,99 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
     throw std::bad_alloc();
   const auto rss_before = current_rss_bytes();
   const auto wall0 = wall_clock::now();
-  if (opts.compute.service != nullptr)
-    shared.worker = sys.spawn<compute_worker_actor>(&shared);
-  caf::actor boss;
-  std::uint64_t rss_after = 0;
-  if (opts.mode == clock_mode::virtual_time && opts.share != nullptr) {
-    boss = sys.spawn<node_conductor_actor>(&shared, n);
-    shared.directory.resize(n);
-    for (std::size_t i = 0; i < n; ++i)
-      if (opts.share->node_of[i] == opts.share->node)
-        shared.directory[i] = sys.spawn<vt_entity_actor>(entities[i].get(),
-                                                         static_cast<entity_id>(i), &shared, boss);
-    rss_after = current_rss_bytes();
-    caf::anon_send(boss, start_atom::value);
-  } else if (opts.mode == clock_mode::virtual_time) {
-    boss = sys.spawn<conductor_actor>(&shared, n);
-    for (std::size_t i = 0; i < n; ++i)
-      shared.directory.push_back(sys.spawn<vt_entity_actor>(
-        entities[i].get(), static_cast<entity_id>(i), &shared, boss));
-    rss_after = current_rss_bytes();
-    caf::anon_send(boss, start_atom::value);
-  } else {
-    boss = sys.spawn<rt_collector_actor>(&shared);
-    for (std::size_t i = 0; i < n; ++i)
-      shared.directory.push_back(sys.spawn<rt_entity_actor>(
-        entities[i].get(), static_cast<entity_id>(i), &shared, boss));
-    rss_after = current_rss_bytes();
-    shared.wall_start = wall_clock::now();
-    for (auto& a : shared.directory)
-      caf::anon_send(a, start_atom::value);
-  }
-
   auto elapsed = [&] { return std::chrono::duration<double>(wall_clock::now() - wall0).count(); };
-  auto report = [&](vtime now) {
-    if (opts.on_progress)
-      opts.on_progress({now, shared.events.load(std::memory_order_relaxed), elapsed()});
-  };
-  if (opts.mode == clock_mode::real_time) {
-    // The run lasts `end * dilation` of wall time from the common start.
-    const auto wall_end =
-      shared.wall_start + std::chrono::nanoseconds(static_cast<std::int64_t>(
-                            static_cast<double>(opts.end.ns()) * opts.dilation));
-    bool interrupted = false;
-    while (wall_clock::now() < wall_end) {
-      if ((opts.stop != nullptr && opts.stop->load()) ||
-          shared.failed.load(std::memory_order_acquire)) {
-        interrupted = true;
-        break;
-      }
-      std::this_thread::sleep_until(std::min(wall_end, wall_clock::now() + std::chrono::milliseconds(100)));
-      const auto emulated = static_cast<std::int64_t>(
-        std::chrono::duration<double, std::nano>(wall_clock::now() - shared.wall_start).count() /
-        opts.dilation);
-      report(vtime::from_ns(std::min(emulated, opts.end.ns())));
+  run_result result;
+  std::uint64_t rss_after = 0;
+  // Once an actor is spawned, an exception cannot unwind out of here: the
+  // actors use `shared`, which would go first, while they still run (real
+  // time: an entity's timers fired into actors being destroyed). It ends
+  // the process instead, as one the run cannot stop in order after.
+  try {
+    if (opts.compute.service != nullptr)
+      shared.worker = sys.spawn<compute_worker_actor>(&shared);
+    caf::actor boss;
+    if (opts.mode == clock_mode::virtual_time && opts.share != nullptr) {
+      boss = sys.spawn<node_conductor_actor>(&shared, n);
+      shared.directory.resize(n);
+      for (std::size_t i = 0; i < n; ++i)
+        if (opts.share->node_of[i] == opts.share->node)
+          shared.directory[i] = sys.spawn<vt_entity_actor>(
+            entities[i].get(), static_cast<entity_id>(i), &shared, boss);
+      rss_after = current_rss_bytes();
+      caf::anon_send(boss, start_atom::value);
+    } else if (opts.mode == clock_mode::virtual_time) {
+      boss = sys.spawn<conductor_actor>(&shared, n);
+      for (std::size_t i = 0; i < n; ++i)
+        shared.directory.push_back(sys.spawn<vt_entity_actor>(
+          entities[i].get(), static_cast<entity_id>(i), &shared, boss));
+      rss_after = current_rss_bytes();
+      caf::anon_send(boss, start_atom::value);
+    } else {
+      boss = sys.spawn<rt_collector_actor>(&shared);
+      for (std::size_t i = 0; i < n; ++i)
+        shared.directory.push_back(sys.spawn<rt_entity_actor>(
+          entities[i].get(), static_cast<entity_id>(i), &shared, boss));
+      rss_after = current_rss_bytes();
+      shared.wall_start = wall_clock::now();
+      for (auto& a : shared.directory)
+        caf::anon_send(a, start_atom::value);
     }
-    const auto reached = interrupted
-                           ? static_cast<std::int64_t>(
-                               std::chrono::duration<double, std::nano>(wall_clock::now() - shared.wall_start)
-                                 .count() /
-                               opts.dilation)
-                           : opts.end.ns();
-    caf::anon_send(boss, finish_atom::value, std::min(reached, opts.end.ns()), interrupted);
-  }
-  while (future.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready)
-    report(vtime::from_ns(shared.now_ns.load(std::memory_order_relaxed)));
 
-  auto result = future.get();
-  {
-    std::lock_guard<std::mutex> lock(shared.failure_mu);
-    result.failure = shared.failure;
-    result.out_of_memory = shared.out_of_memory;
+    if (opts.faults.thread_escape)
+      std::thread([] { throw std::bad_alloc(); }).join();
+    if (opts.faults.main_after_start)
+      throw std::bad_alloc();
+    auto report = [&](vtime now) {
+      if (opts.on_progress)
+        opts.on_progress({now, shared.events.load(std::memory_order_relaxed), elapsed()});
+    };
+    if (opts.mode == clock_mode::real_time) {
+      // The run lasts `end * dilation` of wall time from the common start.
+      const auto wall_end =
+        shared.wall_start + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                              static_cast<double>(opts.end.ns()) * opts.dilation));
+      // Emulated time reached now [ns], at most `end`.
+      auto emulated_ns = [&] {
+        const std::chrono::duration<double, std::nano> wall = wall_clock::now() - shared.wall_start;
+        return std::min(static_cast<std::int64_t>(wall.count() / opts.dilation), opts.end.ns());
+      };
+      bool interrupted = false;
+      while (wall_clock::now() < wall_end) {
+        if ((opts.stop != nullptr && opts.stop->load()) ||
+            shared.failed.load(std::memory_order_acquire)) {
+          interrupted = true;
+          break;
+        }
+        std::this_thread::sleep_until(
+          std::min(wall_end, wall_clock::now() + std::chrono::milliseconds(100)));
+        report(vtime::from_ns(emulated_ns()));
+      }
+      const std::int64_t reached = interrupted ? emulated_ns() : opts.end.ns();
+      caf::anon_send(boss, finish_atom::value, reached, interrupted);
+    }
+    while (future.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready)
+      report(vtime::from_ns(shared.now_ns.load(std::memory_order_relaxed)));
+
+    result = future.get();
+    {
+      std::lock_guard<std::mutex> lock(shared.failure_mu);
+      result.failure = shared.failure;
+      result.out_of_memory = shared.out_of_memory;
+    }
+    result.wall_seconds = elapsed();
+    result.threads = threads;
+    result.rss_before_spawn_bytes = rss_before;
+    result.rss_after_spawn_bytes = rss_after;
+    shared.directory.clear();
+    boss = nullptr;
+    if (shared.worker) {
+      caf::anon_send(shared.worker, finish_atom::value);
+      shared.worker = nullptr;
+    }
+    sys.await_all_actors_done();
+  } catch (...) {
+    end_process(opts, std::current_exception(), "the run's main thread");
   }
-  result.wall_seconds = elapsed();
-  result.threads = threads;
-  result.rss_before_spawn_bytes = rss_before;
-  result.rss_after_spawn_bytes = rss_after;
-  shared.directory.clear();
-  boss = nullptr;
-  if (shared.worker) {
-    caf::anon_send(shared.worker, finish_atom::value);
-    shared.worker = nullptr;
-  }
-  sys.await_all_actors_done();
   result.compute_requests = shared.compute_requests.load();
   result.compute_batches = shared.compute_batches.load();
 

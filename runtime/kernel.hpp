@@ -141,6 +141,12 @@ struct run_options {
     std::uint64_t conductor_send_at_window = 0;
     /// The actor of entity `entity_start - 1`, as CAF starts it.
     std::uint64_t entity_start = 0;
+    /// A thread of the process, once the entities are started: thrown out
+    /// of it, as out of the actor system's own threads.
+    bool thread_escape = false;
+    /// The thread that called run, once the entities are started (in any
+    /// mode).
+    bool main_after_start = false;
   } faults;
 };
 
@@ -201,9 +207,11 @@ inline constexpr int exit_out_of_memory = 2;
 /// afterwards the entities hold their final state and may be inspected. Out
 /// of memory in an entity's code, the compute service or the conductor's
 /// bookkeeping stops the run with `failure` and `out_of_memory` set; out of
-/// memory elsewhere in an actor ends the process (exit_out_of_memory).
-/// Throws std::bad_alloc, before any entity runs, where the process has no
-/// room for the run's threads and its reserve, or for its actors.
+/// memory elsewhere, once the first actor is spawned (in an actor, in a
+/// thread of the actor system, or here while the actors run), ends the
+/// process (exit_out_of_memory). Throws std::bad_alloc, before any actor is
+/// spawned, where the process has no room for the run's threads and its
+/// reserve.
 run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts);
 
 /// Whether `threads` threads (0: one per core), and the few the actor
