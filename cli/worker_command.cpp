@@ -129,7 +129,10 @@ int worker_command(const worker_args& a) {
   auto worker = runtime::worker_node::start(std::move(opts));
   if (!worker.ok()) {
     std::fprintf(stderr, "satemu: error: %s\n", std::string(worker.status().message()).c_str());
-    return absl::IsInvalidArgument(worker.status()) || absl::IsUnavailable(worker.status())
+    // A bad address or one in use, and too little memory for the node's
+    // threads, are the user's to change.
+    return absl::IsInvalidArgument(worker.status()) || absl::IsUnavailable(worker.status()) ||
+               absl::IsResourceExhausted(worker.status())
              ? exit_bad_input
              : exit_internal;
   }

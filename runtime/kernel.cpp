@@ -14,7 +14,6 @@
 #include <system_error>
 #include <thread>
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "absl/container/flat_hash_map.h"
@@ -22,6 +21,7 @@
 #include "caf/all.hpp"
 #include "kj/exception.h"
 #include "protocol/caf_types.hpp"
+#include "runtime/detail/address_space.hpp"
 #include "runtime/detail/entity_driver.hpp"
 #include "runtime/output.hpp"
 
@@ -111,36 +111,6 @@ private:
   std::atomic<batch_node*> head_{nullptr};
 };
 
-/// Address space held back for the end of a run that ran out of memory: a
-/// mapping without access, which takes no memory, only room under an
-/// address-space limit (ulimit -v). Given back before the entities are asked
-/// to finish, it lets those messages, and the outputs after them, be
-/// allocated where the failure left the process at its limit: the sends had
-/// failed in turn, and the process ended with nothing written.
-class address_space_reserve {
-public:
-  /// Whether `bytes` could be held.
-  bool hold(std::size_t bytes) {
-    release();
-    void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-      return false;
-    p_ = p;
-    bytes_ = bytes;
-    return true;
-  }
-  void release() {
-    if (p_ != nullptr)
-      ::munmap(p_, bytes_);
-    p_ = nullptr;
-  }
-  ~address_space_reserve() { release(); }
-
-private:
-  void* p_ = nullptr;
-  std::size_t bytes_ = 0;
-};
-
 /// State shared by every actor of one run; read-only once the run starts,
 /// apart from the progress counters.
 struct run_shared {
@@ -184,9 +154,13 @@ struct run_shared {
   std::mutex failure_mu;
   std::string failure;
   bool out_of_memory = false;
-  /// Single process: given back when a failed run is ended
-  /// (ask_entities_to_finish).
-  address_space_reserve reserve;
+  /// Single process: address space held back for the end of a run that ran
+  /// out of memory, given back when a failed run is ended
+  /// (ask_entities_to_finish). It lets the entities' finish messages, and
+  /// the outputs after them, be allocated where the failure left the process
+  /// at its limit: the sends had failed in turn, and the process ended with
+  /// nothing written.
+  detail::address_space_reserve reserve;
 
   void fail(std::string what, bool memory) {
     std::lock_guard<std::mutex> lock(failure_mu);
@@ -1120,13 +1094,9 @@ std::uint64_t combine_fingerprints(const std::vector<std::unique_ptr<entity>>& e
   return h;
 }
 
-/// The threads an actor system starts beside its scheduler's: a timer, a
-/// printer, a clock and a spare.
-constexpr std::size_t caf_extra_threads = 4;
-
 absl::Status check_threads_can_start(std::size_t threads) {
   const auto n = static_cast<std::size_t>(threads_or_cores(static_cast<std::int64_t>(threads)));
-  constexpr std::size_t extra = caf_extra_threads;
+  constexpr std::size_t extra = detail::caf_extra_threads;
   std::mutex mu;
   std::condition_variable cv;
   bool go = false;
@@ -1171,16 +1141,15 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   // them at once.
   cfg.set("scheduler.policy", caf::atom("sharing"));
   protocol::register_protocol_types(cfg);
-  // Single process: room for the actor system's threads (their stacks, and
-  // the allocator's state for each) and then for the run's reserve, or
-  // std::bad_alloc here, the user's error: with none left for them, a thread
-  // CAF starts ends the process in glibc or the allocator, with no word.
-  const std::size_t reserve_bytes = (std::size_t{64} << 20) + entities.size() * 1024;
-  if (opts.share == nullptr) {
-    address_space_reserve room;
-    if (!room.hold(reserve_bytes + (threads + caf_extra_threads) * (std::size_t{16} << 20)))
-      throw std::bad_alloc();
-  }
+  // Room for the actor system's threads and then, in a single process, for
+  // the run's reserve, or std::bad_alloc here, the user's error: with none
+  // left for them, a thread CAF starts ends the process in glibc or the
+  // allocator, with no word.
+  const std::size_t reserve_bytes =
+    opts.share == nullptr ? (std::size_t{64} << 20) + entities.size() * 1024 : 0;
+  const std::size_t thread_bytes = (threads + detail::caf_extra_threads) * detail::thread_room_bytes;
+  if (!detail::address_space_room(reserve_bytes + thread_bytes))
+    throw std::bad_alloc();
   // Declared before the actor system, so that it is on until every thread
   // of it has ended.
   const terminate_guard on_terminate(opts);

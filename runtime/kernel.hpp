@@ -210,8 +210,8 @@ inline constexpr int exit_out_of_memory = 2;
 /// memory elsewhere, once the first actor is spawned (in an actor, in a
 /// thread of the actor system, or here while the actors run), ends the
 /// process (exit_out_of_memory). Throws std::bad_alloc, before any actor is
-/// spawned, where the process has no room for the run's threads and its
-/// reserve.
+/// spawned, where the process has no room for the run's threads and, in a
+/// single process, its reserve.
 run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options& opts);
 
 /// Whether `threads` threads (0: one per core), and the few the actor

@@ -365,6 +365,11 @@ struct worker_options {
   /// (runtime/distributed.hpp); unset = the worker refuses runs (it still
   /// serves the handshake and the session frames).
   std::function<absl::StatusOr<hosted_run>(const std::string& scenario_yaml)> build_run;
+  /// Address space a setup must find free (under ulimit -v) for the thread
+  /// that builds and runs it to start; with less, the scenario is refused
+  /// as out of memory on this worker. The thread would otherwise end the
+  /// process in the allocator as it first allocates, with no word.
+  std::size_t run_room_bytes = std::size_t{32} << 20;
 };
 
 /// A worker node: listens, admits one authenticated coordinator, serves its

@@ -10,6 +10,7 @@
 #include "caf/openssl/manager.hpp"
 #include "caf/openssl/publish.hpp"
 #include "protocol/caf_types.hpp"
+#include "runtime/detail/address_space.hpp"
 #include "runtime/output.hpp"
 
 namespace satemu::runtime {
@@ -61,6 +62,14 @@ absl::StatusOr<std::shared_ptr<node_system>> node_system::start(const node_optio
     p->tls = true;
   }
   protocol::register_protocol_types(cfg);
+  // A thread CAF starts with no room left under an address-space limit ends
+  // the process (std::terminate, or in the allocator), with no word.
+  if (const std::size_t n = threads + detail::caf_extra_threads + 1;
+      !detail::address_space_room(n * detail::thread_room_bytes))
+    return absl::ResourceExhaustedError(
+      absl::StrCat("out of memory: no room to start the node's ", n,
+                   " threads: let the process take more memory (ulimit -v), or ask for fewer "
+                   "threads"));
   try {
     p->sys = std::make_unique<caf::actor_system>(cfg);
   } catch (const std::exception& e) {

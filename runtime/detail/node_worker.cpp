@@ -10,8 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "caf/all.hpp"
 #include "caf/io/all.hpp"
+#include "runtime/detail/address_space.hpp"
 #include "runtime/detail/node_caf.hpp"
 #include "runtime/detail/worker_run.hpp"
+#include "runtime/kernel.hpp"
 #include "runtime/node.hpp"
 
 namespace satemu::runtime {
@@ -90,6 +92,7 @@ struct gate_config {
   std::uint32_t threads;
   std::size_t run_threads;
   std::function<absl::StatusOr<hosted_run>(const std::string&)> build_run;
+  std::size_t run_room_bytes;
 };
 
 enum class phase { fresh, challenged, accepted, refused };
@@ -426,6 +429,15 @@ private:
                                            "a run is already set up in this session"});
       return;
     }
+    if (!detail::address_space_room(conf_.run_room_bytes)) {
+      std::string why =
+        absl::StrCat("out of memory on this worker as the run started: ", out_of_memory_advice);
+      log(absl::StrCat("cannot run the scenario: ", why));
+      if (slot_->aborted.empty())
+        slot_->aborted = why;
+      reply_sealed(p, protocol::node_refused{std::move(why)});
+      return;
+    }
     auto self = caf::actor_cast<caf::actor>(this);
     auto slot = slot_;
     auto send_fn = [self, slot](protocol::node_message m) {
@@ -621,6 +633,7 @@ absl::StatusOr<worker_node> worker_node::start(worker_options opts) {
   conf.threads = static_cast<std::uint32_t>(p->system->threads());
   conf.run_threads = opts.node.threads;
   conf.build_run = std::move(opts.build_run);
+  conf.run_room_bytes = opts.run_room_bytes;
   auto& s = p->system->get();
   p->gate = s.sys->spawn<gate_actor>(&s, std::move(conf), p->outcome, p->slot);
   // If the gate stops for any other reason (CAF lets any peer send it an

@@ -182,18 +182,18 @@ void worker_run::abort() {
   cv_.notify_all();
 }
 
+void worker_run::give_up(const std::string& why) {
+  log_(absl::StrCat("cannot run: ", why));
+  send_(protocol::node_abort{why});
+}
+
+void worker_run::refuse(const std::string& why) {
+  log_(absl::StrCat("cannot run the scenario: ", why));
+  send_(protocol::node_refused{why});
+}
+
 void worker_run::main(protocol::node_setup setup, build_fn build,
                       std::shared_ptr<build_state> bs) {
-  auto give_up = [&](const std::string& why) {
-    log_(absl::StrCat("cannot run: ", why));
-    send_(protocol::node_abort{why});
-  };
-  // The scenario cannot run here (a file missing or different on this
-  // machine): the coordinator's input is at fault, not a node.
-  auto refuse = [&](const std::string& why) {
-    log_(absl::StrCat("cannot run the scenario: ", why));
-    send_(protocol::node_refused{why});
-  };
   if (setup.nodes == 0 || setup.node >= setup.nodes) {
     give_up(absl::StrCat("setup names node ", setup.node, " of ", setup.nodes));
     return;
@@ -210,8 +210,16 @@ void worker_run::main(protocol::node_setup setup, build_fn build,
     bs->building = true;
   }
   // Nothing of *this is touched from here to the next lock: it may be
-  // destroyed meanwhile.
-  auto built = build(setup.scenario);
+  // destroyed meanwhile. A scenario too big for this worker's memory is
+  // refused, as one process refuses it (exit 2 from the coordinator).
+  auto built = [&]() -> absl::StatusOr<hosted_run> {
+    try {
+      return build(setup.scenario);
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+        "out of memory building the scenario on this worker: ", out_of_memory_advice));
+    }
+  }();
   {
     std::lock_guard<std::mutex> lock(bs->mu);
     bs->building = false;
@@ -231,7 +239,17 @@ void worker_run::main(protocol::node_setup setup, build_fn build,
     refuse(std::string(built.status().message()));
     return;
   }
-  auto& entities = *built->entities;
+  // Out of memory before the run's actors are spawned (once they are, the
+  // run ends the process) or after the run: this node fails the run.
+  try {
+    run_built(std::move(setup), *built);
+  } catch (const std::bad_alloc&) {
+    give_up(absl::StrCat("out of memory on this worker: ", out_of_memory_advice));
+  }
+}
+
+void worker_run::run_built(protocol::node_setup setup, hosted_run& built) {
+  auto& entities = *built.entities;
   if (entities.size() != setup.node_of.size()) {
     refuse(absl::StrCat("the scenario has ", entities.size(), " entities here, the setup places ",
                         setup.node_of.size(),
@@ -254,29 +272,29 @@ void worker_run::main(protocol::node_setup setup, build_fn build,
   node_share share;
   share.node_of = std::move(setup.node_of);
   share.node = setup.node;
-  barrier ex(*this, share, setup.nodes, built->lookahead_ns);
+  barrier ex(*this, share, setup.nodes, built.lookahead_ns);
   share.exchange = &ex;
   std::uint64_t hosted = 0;
   for (auto k : share.node_of)
     hosted += k == share.node ? 1 : 0;
   log_(absl::StrCat("hosting ", hosted, " of ", entities.size(), " entities as node ", share.node,
                     " of ", setup.nodes));
-  send_(protocol::node_ready{hosted, entities.size(), built->lookahead_ns, built->inputs});
+  send_(protocol::node_ready{hosted, entities.size(), built.lookahead_ns, built.inputs});
 
   run_options opts;
-  opts.end = vtime::from_ns(built->end_ns);
-  opts.lookahead = duration::from_ns(built->lookahead_ns);
-  opts.seed = built->seed;
+  opts.end = vtime::from_ns(built.end_ns);
+  opts.lookahead = duration::from_ns(built.lookahead_ns);
+  opts.seed = built.seed;
   opts.threads = threads;
   opts.share = &share;
-  opts.compute.service = built->compute;
+  opts.compute.service = built.compute;
   auto r = run(entities, opts);
   if (ex.failed())
     return;
   protocol::node_results res;
   res.entities = save_entity_states(entities, share.node_of, share.node);
-  if (built->workload_state)
-    res.workload = built->workload_state();
+  if (built.workload_state)
+    res.workload = built.workload_state();
   res.events = r.events;
   res.windows = ex.windows();
   res.cross_envelopes = ex.cross_envelopes();

@@ -53,6 +53,14 @@ private:
     bool building = false; // the thread is in `build`
   };
   void main(protocol::node_setup setup, build_fn build, std::shared_ptr<build_state> bs);
+  /// The run of a scenario `main` built.
+  void run_built(protocol::node_setup setup, hosted_run& built);
+  /// The run cannot go on here: the node fails it.
+  void give_up(const std::string& why);
+  /// The scenario cannot run here (a file missing or different on this
+  /// machine, too little memory for it): the coordinator's input is at
+  /// fault, not a node.
+  void refuse(const std::string& why);
 
   build_fn build_;
   std::shared_ptr<build_state> build_state_ = std::make_shared<build_state>();

@@ -6,6 +6,7 @@
 #include "runtime/distributed.hpp"
 
 #include <chrono>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -613,6 +614,49 @@ TEST(distributed, a_setup_asking_for_too_many_threads_is_refused) {
   ASSERT_NE(refused, nullptr) << protocol::node_kind_name(*m);
   EXPECT_EQ(refused->reason, "the coordinator asks for 5000 threads, more than 1024");
   EXPECT_TRUE(link->close(5000ms).ok());
+}
+
+// A scenario too big for a worker's memory is refused with the advice, as
+// one process refuses it, and the worker goes on answering. Out of memory
+// as it built had ended the worker in std::terminate, and the run's thread
+// starting with no room left in a segfault in the allocator (mesh-100k over
+// two workers, one under ulimit -v 280 to 330 MiB).
+TEST(distributed, a_scenario_too_big_for_a_worker_is_refused) {
+  const std::string secret = "a secret for the big scenario";
+  for (const bool no_room : {false, true}) {
+    SCOPED_TRACE(no_room ? "no room for the run's thread" : "out of memory as it builds");
+    worker_options o;
+    o.secret = secret;
+    o.node.threads = 1;
+    o.build_run = [](const std::string&) -> absl::StatusOr<hosted_run> {
+      throw std::bad_alloc();
+    };
+    if (no_room) {
+      // More address space than any process has: the setup is refused
+      // before the build is called.
+      o.run_room_bytes = std::numeric_limits<std::size_t>::max() / 2;
+    }
+    o.log = [](const std::string&) {};
+    auto w = worker_node::start(std::move(o));
+    ASSERT_TRUE(w.ok()) << w.status();
+    auto link = worker_link::connect(w->address(), secret, 5000ms);
+    ASSERT_TRUE(link.ok()) << link.status();
+    std::vector<std::uint32_t> node_of(chatter_entities, 0);
+    ASSERT_TRUE(link->send(protocol::node_setup{"x", 0, 1, node_of, 1}).ok());
+    auto m = link->receive(10000ms);
+    ASSERT_TRUE(m.ok()) << m.status();
+    auto* refused = std::get_if<protocol::node_refused>(&*m);
+    ASSERT_NE(refused, nullptr) << protocol::node_kind_name(*m);
+    EXPECT_EQ(refused->reason,
+              absl::StrCat(no_room ? "out of memory on this worker as the run started: "
+                                   : "out of memory building the scenario on this worker: ",
+                           out_of_memory_advice));
+    ASSERT_TRUE(link->send(protocol::node_ping{1, "alive?"}).ok());
+    m = link->receive(10000ms);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_NE(std::get_if<protocol::node_pong>(&*m), nullptr) << protocol::node_kind_name(*m);
+    EXPECT_TRUE(link->close(5000ms).ok());
+  }
 }
 
 // A worker stopped while it builds the scenario (making model weights takes
