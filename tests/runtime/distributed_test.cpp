@@ -599,6 +599,22 @@ TEST(distributed, a_malformed_grant_aborts_the_run_and_the_worker_survives) {
   EXPECT_TRUE(logged);
 }
 
+/// The reason the worker at the end of `link` gives for refusing a setup
+/// of the chatter run on one node with `threads` threads, or what it did
+/// instead, in parentheses.
+std::string refusal(worker_link& link, std::uint32_t threads) {
+  std::vector<std::uint32_t> node_of(chatter_entities, 0);
+  if (auto sent = link.send(protocol::node_setup{"x", 0, 1, node_of, threads}); !sent.ok())
+    return absl::StrCat("(setup not sent: ", sent.message(), ")");
+  auto m = link.receive(10000ms);
+  if (!m.ok())
+    return absl::StrCat("(no answer: ", m.status().message(), ")");
+  const auto* refused = std::get_if<protocol::node_refused>(&*m);
+  if (refused == nullptr)
+    return absl::StrCat("(", std::string(protocol::node_kind_name(*m)), ")");
+  return refused->reason;
+}
+
 // A coordinator's thread count is bounded as the scenario's is: 5,000
 // threads are refused, not started (or hung on).
 TEST(distributed, a_setup_asking_for_too_many_threads_is_refused) {
@@ -606,13 +622,7 @@ TEST(distributed, a_setup_asking_for_too_many_threads_is_refused) {
   auto w = start_worker(secret);
   auto link = worker_link::connect(w->address(), secret, 5000ms);
   ASSERT_TRUE(link.ok()) << link.status();
-  std::vector<std::uint32_t> node_of(chatter_entities, 0);
-  ASSERT_TRUE(link->send(protocol::node_setup{"x", 0, 1, node_of, 5000}).ok());
-  auto m = link->receive(10000ms);
-  ASSERT_TRUE(m.ok()) << m.status();
-  auto* refused = std::get_if<protocol::node_refused>(&*m);
-  ASSERT_NE(refused, nullptr) << protocol::node_kind_name(*m);
-  EXPECT_EQ(refused->reason, "the coordinator asks for 5000 threads, more than 1024");
+  EXPECT_EQ(refusal(*link, 5000), "the coordinator asks for 5000 threads, more than 1024");
   EXPECT_TRUE(link->close(5000ms).ok());
 }
 
@@ -641,18 +651,12 @@ TEST(distributed, a_scenario_too_big_for_a_worker_is_refused) {
     ASSERT_TRUE(w.ok()) << w.status();
     auto link = worker_link::connect(w->address(), secret, 5000ms);
     ASSERT_TRUE(link.ok()) << link.status();
-    std::vector<std::uint32_t> node_of(chatter_entities, 0);
-    ASSERT_TRUE(link->send(protocol::node_setup{"x", 0, 1, node_of, 1}).ok());
-    auto m = link->receive(10000ms);
-    ASSERT_TRUE(m.ok()) << m.status();
-    auto* refused = std::get_if<protocol::node_refused>(&*m);
-    ASSERT_NE(refused, nullptr) << protocol::node_kind_name(*m);
-    EXPECT_EQ(refused->reason,
+    EXPECT_EQ(refusal(*link, 1),
               absl::StrCat(no_room ? "out of memory on this worker as the run started: "
                                    : "out of memory building the scenario on this worker: ",
                            out_of_memory_advice));
     ASSERT_TRUE(link->send(protocol::node_ping{1, "alive?"}).ok());
-    m = link->receive(10000ms);
+    auto m = link->receive(10000ms);
     ASSERT_TRUE(m.ok()) << m.status();
     EXPECT_NE(std::get_if<protocol::node_pong>(&*m), nullptr) << protocol::node_kind_name(*m);
     EXPECT_TRUE(link->close(5000ms).ok());

@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
 #include "fake_compute.hpp"
 #include "kj/exception.h"
 
@@ -395,45 +396,39 @@ TEST(KernelDeathTest, ARunWithoutRoomForItsThreadsThrowsBadAllocBeforeItStarts) 
   EXPECT_FALSE(run(w, opts).interrupted);
 }
 
-// std::bad_alloc out of one of the actor system's own threads (its
-// scheduler's queues, outside any actor's handler) ends the process with
-// the advice and exit code 2, as out of an actor does, instead of the
-// runtime's std::terminate and abort.
-TEST(KernelDeathTest, OutOfMemoryOutOfAThreadOfTheRunEndsTheProcessWithExitCode2) {
+// std::bad_alloc once the entities are started, outside any actor's
+// handler, ends the process with the advice and exit code 2, as out of an
+// actor does, in either time mode:
+// - out of one of the actor system's own threads (its scheduler's queues),
+//   which had ended in the C++ runtime's std::terminate and abort;
+// - in run's own thread (as it spawns the actors, sends their start, or
+//   reports progress), where unwinding out of run had destroyed what the
+//   running actors use (real-time mesh-100k under ulimit -v: "pure virtual
+//   method called" and an abort, one run in two at 650 MiB).
+TEST(KernelDeathTest, OutOfMemoryOutsideTheActorsOnceTheyRunEndsTheProcessWithExitCode2) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  auto w = make_world(4);
-  auto opts = virtual_opts(milliseconds(1), microseconds(500));
-  opts.faults.thread_escape = true;
-  opts.before_exit = [] { std::fprintf(stderr, "before_exit called\n"); };
-  EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
-              "satemu: error: out of memory \\(std::bad_alloc\\) in a thread of the run: "
-              "this scenario needs more memory than the process may take.*\n"
-              "\\[satemu\\] the run cannot go on: no outputs written\n"
-              "before_exit called\n");
-  // Without the failure the same world runs to its end.
-  opts.faults.thread_escape = false;
-  EXPECT_FALSE(run(w, opts).interrupted);
-}
-
-// Out of memory in run's own thread once the entities are started (as it
-// spawns them, sends their start, or reports progress) ends the process the
-// same way: unwinding out of run had destroyed what the running actors use
-// (real-time mesh-100k under ulimit -v: "pure virtual method called" and an
-// abort, one run in two at 650 MiB).
-TEST(KernelDeathTest, OutOfMemoryInRunsOwnThreadWhileTheActorsRunEndsTheProcessWithExitCode2) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  for (const bool real_time : {false, true}) {
-    SCOPED_TRACE(real_time ? "real time" : "virtual time");
-    auto w = make_world(4);
-    auto opts = real_time ? realtime_opts(milliseconds(20))
-                          : virtual_opts(milliseconds(1), microseconds(500));
-    opts.faults.main_after_start = true;
-    EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
-                "satemu: error: out of memory \\(std::bad_alloc\\) in the run's main thread: "
-                "this scenario needs more memory than the process may take.*\n"
-                "\\[satemu\\] the run cannot go on: no outputs written\n");
-    opts.faults.main_after_start = false;
-    EXPECT_FALSE(run(w, opts).interrupted);
+  using point = bool run_options::fault_points::*;
+  for (const auto& [fault, where] :
+       {std::pair<point, const char*>{&run_options::fault_points::thread_escape,
+                                      "a thread of the run"},
+        std::pair<point, const char*>{&run_options::fault_points::main_after_start,
+                                      "the run's main thread"}}) {
+    for (const bool real_time : {false, true}) {
+      SCOPED_TRACE(absl::StrCat(where, real_time ? ", real time" : ", virtual time"));
+      auto w = make_world(4);
+      auto opts = real_time ? realtime_opts(milliseconds(20))
+                            : virtual_opts(milliseconds(1), microseconds(500));
+      opts.faults.*fault = true;
+      opts.before_exit = [] { std::fprintf(stderr, "before_exit called\n"); };
+      EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
+                  absl::StrCat("satemu: error: out of memory \\(std::bad_alloc\\) in ", where,
+                               ": this scenario needs more memory than the process may take.*\n"
+                               "\\[satemu\\] the run cannot go on: no outputs written\n"
+                               "before_exit called\n"));
+      // Without the failure the same world runs to its end.
+      opts.faults.*fault = false;
+      EXPECT_FALSE(run(w, opts).interrupted);
+    }
   }
 }
 
