@@ -63,8 +63,9 @@ TEST(Quantize, ErrorWithinHalfAScaleForInt8AndInt4) {
         // next float up is above it.
         const double quotient = static_cast<double>(amax) / qmax;
         EXPECT_LE(scale, quotient) << "row " << r;
-        if (amax > 0.0f)
+        if (amax > 0.0f) {
           EXPECT_GT(std::nextafter(scale, INFINITY), quotient) << "row " << r;
+        }
         bool hit_max = amax == 0.0f;
         for (std::int64_t j = 0; j < cols; ++j) {
           const int c = code_at(*q, r, j);
@@ -109,8 +110,9 @@ TEST(Quantize, RowsAtTheEndsOfTheRangeRestoreWithinTheirMaximum) {
         const float v = (*back)[r * 4 + j];
         EXPECT_TRUE(std::isfinite(v)) << bits << " bits, row " << r << ", col " << j;
         EXPECT_LE(std::fabs(v), amax) << bits << " bits, row " << r << ", col " << j;
-        if (std::fabs(x[r * 4 + j]) == amax)
+        if (std::fabs(x[r * 4 + j]) == amax) {
           EXPECT_EQ(std::abs(code_at(*q, r, j)), scale == 0.0f ? 0 : qmax);
+        }
       }
     }
     EXPECT_EQ((*back)[0], static_cast<float>(qmax) * q->scales[0]);
