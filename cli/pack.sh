@@ -72,7 +72,9 @@ prog=$1
 shift
 [ -x "$here/bin/$prog" ] || { echo "$0: no program '$prog' here; programs: $(ls "$here/bin" | tr '\n' ' ')" >&2; exit 2; }
 LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export LD_LIBRARY_PATH
+# As the launcher: no OpenBLAS threads (satemu calls it on one thread).
+OPENBLAS_NUM_THREADS=1
+export LD_LIBRARY_PATH OPENBLAS_NUM_THREADS
 exec "$here/bin/$prog" "$@"
 RUN
 chmod +x "$dest/run"
