@@ -975,8 +975,9 @@ private:
 
   void note_lateness(std::int64_t emulated_ns) {
     const auto intended = shared_->wall_start + wall_delay(emulated_ns);
-    shared_->lateness[id_].record(std::chrono::duration_cast<std::chrono::nanoseconds>(wall_clock::now() - intended)
-                       .count());
+    const auto late = wall_clock::now() - intended;
+    shared_->lateness[id_].record(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(late).count());
   }
 
   void deliver(entity_id from, protocol::envelope&& env, std::uint64_t tag) {
@@ -1147,7 +1148,8 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
   // allocator, with no word.
   const std::size_t reserve_bytes =
     opts.share == nullptr ? (std::size_t{64} << 20) + entities.size() * 1024 : 0;
-  const std::size_t thread_bytes = (threads + detail::caf_extra_threads) * detail::thread_room_bytes;
+  const std::size_t thread_bytes =
+    (threads + detail::caf_extra_threads) * detail::thread_room_bytes;
   if (!detail::address_space_room(reserve_bytes + thread_bytes))
     throw std::bad_alloc();
   // Declared before the actor system, so that it is on until every thread
@@ -1300,10 +1302,11 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
     result.out_of_memory = true;
     result.interrupted = true;
   }
-  std::sort(result.trace.begin(), result.trace.end(), [](const trace_record& a, const trace_record& b) {
+  auto before = [](const trace_record& a, const trace_record& b) {
     return std::tie(a.time_ns, a.entity, a.src, a.seq, a.from) <
            std::tie(b.time_ns, b.entity, b.src, b.seq, b.from);
-  });
+  };
+  std::sort(result.trace.begin(), result.trace.end(), before);
   return result;
 }
 

@@ -68,8 +68,7 @@ absl::StatusOr<std::shared_ptr<node_system>> node_system::start(const node_optio
       !detail::address_space_room(n * detail::thread_room_bytes))
     return absl::ResourceExhaustedError(
       absl::StrCat("out of memory: no room to start the node's ", n,
-                   " threads: let the process take more memory (ulimit -v), or ask for fewer "
-                   "threads"));
+                   " threads: let the process take more memory (ulimit -v)"));
   try {
     p->sys = std::make_unique<caf::actor_system>(cfg);
   } catch (const std::exception& e) {

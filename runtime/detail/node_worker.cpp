@@ -145,7 +145,8 @@ public:
           reply_sealed(it->second, protocol::node_abort{why});
       quit(x.reason);
     });
-    set_default_handler([this](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+    set_default_handler([this](caf::scheduled_actor*,
+                               caf::message_view& x) -> caf::result<caf::message> {
       // Name the types only: printing untrusted content could be huge.
       std::string types;
       const auto& content = x.content();
@@ -324,7 +325,8 @@ private:
     if (p.ph == phase::fresh) {
       auto* hello = std::get_if<protocol::node_hello>(&*m);
       if (hello == nullptr) {
-        refuse(nid, p, absl::StrCat("expected a hello, got ", std::string(protocol::node_kind_name(*m))));
+        refuse(nid, p,
+               absl::StrCat("expected a hello, got ", std::string(protocol::node_kind_name(*m))));
         return;
       }
       if (hello->version != protocol::node_protocol_version) {
@@ -356,7 +358,8 @@ private:
     // phase::challenged
     auto* response = std::get_if<protocol::node_response>(&*m);
     if (response == nullptr) {
-      refuse(nid, p, absl::StrCat("expected a response, got ", std::string(protocol::node_kind_name(*m))));
+      refuse(nid, p,
+             absl::StrCat("expected a response, got ", std::string(protocol::node_kind_name(*m))));
       return;
     }
     const auto expected =
@@ -461,8 +464,8 @@ private:
       }
       caf::anon_send(self, node_flush_atom::value);
     };
-    slot_->run = std::make_unique<detail::worker_run>(conf_.build_run, std::move(send_fn), conf_.log,
-                                                      conf_.run_threads);
+    slot_->run = std::make_unique<detail::worker_run>(conf_.build_run, std::move(send_fn),
+                                                      conf_.log, conf_.run_threads);
     slot_->set_up = true;
     log(absl::StrCat("coordinator ", p.label, " set up a run (node ", setup.node, " of ",
                      setup.nodes, ", ", setup.node_of.size(), " entities)"));

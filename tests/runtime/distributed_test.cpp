@@ -353,7 +353,8 @@ protected:
   void on_compute(std::uint64_t, std::unique_ptr<compute_job> job) override {
     const auto& j = dynamic_cast<const test_compute::fake_job&>(*job);
     digest_ = digest_ * 31 + j.output + static_cast<std::uint64_t>(now().ns());
-    send(static_cast<entity_id>(random().below(n_)), milliseconds(1), protocol::kind::mesh, nullptr);
+    send(static_cast<entity_id>(random().below(n_)), milliseconds(1), protocol::kind::mesh,
+         nullptr);
   }
   void on_envelope(protocol::envelope& e) override {
     ++received_;

@@ -160,7 +160,9 @@ TEST(Kernel, EveryEnvelopeArrivesAtSendTimePlusLatency) {
 TEST(Kernel, HopCountsPastSixteenBitsDoNotWrap) {
   auto w = make_world(3);
   at(w, 0).start = [](probe& p) { p.send_via(1, 2, microseconds(1), protocol::kind::mesh, {}); };
-  at(w, 0).receive = [](probe& p, const protocol::envelope& e) { p.forward(1, microseconds(1), e); };
+  at(w, 0).receive = [](probe& p, const protocol::envelope& e) {
+    p.forward(1, microseconds(1), e);
+  };
   at(w, 1).receive = [](probe& p, const protocol::envelope& e) {
     p.forward(e.hops < 70'000 ? 0 : 2, microseconds(1), e);
   };
@@ -186,7 +188,9 @@ TEST(Kernel, TimesNearTheLargestDoNotWrap) {
   const auto hop = duration::from_ns(3'000'000'000'000'000'000);
   at(w, 0).start = [hop](probe& p) { p.send(1, hop, protocol::kind::mesh, {}); };
   for (entity_id e : {0u, 1u})
-    at(w, e).receive = [e, hop](probe& p, const protocol::envelope& m) { p.forward(1 - e, hop, m); };
+    at(w, e).receive = [e, hop](probe& p, const protocol::envelope& m) {
+      p.forward(1 - e, hop, m);
+    };
   const auto end = duration::from_ns(std::numeric_limits<std::int64_t>::max());
   run(w, virtual_opts(end, hop));
   // Arrivals at 3e18, 6e18 and 9e18 ns; the next would be past the end.
@@ -739,15 +743,18 @@ world random_compute_world(std::size_t n, duration lookahead) {
     auto& p = at(w, i);
     auto plain = p.receive;
     p.receive = [plain, lookahead](probe& self, const protocol::envelope& e) {
-      if (self.random().below(4) == 0)
-        self.compute(e.src, job(duration::from_ns(static_cast<std::int64_t>(
-                                  self.random().below(static_cast<std::uint64_t>(2 * lookahead.ns())))),
-                                e.seq));
-      else
+      if (self.random().below(4) == 0) {
+        const auto most = static_cast<std::uint64_t>(2 * lookahead.ns());
+        self.compute(e.src,
+                     job(duration::from_ns(static_cast<std::int64_t>(self.random().below(most))),
+                         e.seq));
+      } else {
         plain(self, e);
+      }
     };
     p.computed = [n, lookahead](probe& self, std::uint64_t, compute_job&) {
-      self.send(static_cast<entity_id>(self.random().below(n)), lookahead, protocol::kind::mesh, {});
+      self.send(static_cast<entity_id>(self.random().below(n)), lookahead, protocol::kind::mesh,
+                {});
     };
   }
   return w;
