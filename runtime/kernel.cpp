@@ -325,15 +325,15 @@ public:
       opts_ = &opts;
       previous_ = std::set_terminate(&on_terminate);
     } else {
-      opts_ = &anonymous_;
+      opts_ = &anonymous_; // until the last of the overlapping runs ends
     }
   }
   ~terminate_guard() {
     const std::lock_guard<std::mutex> lock(mu_);
-    if (--depth_ == 0)
+    if (--depth_ == 0) {
       std::set_terminate(previous_);
-    else
-      opts_ = &anonymous_;
+      opts_ = nullptr;
+    }
   }
   terminate_guard(const terminate_guard&) = delete;
   terminate_guard& operator=(const terminate_guard&) = delete;
@@ -345,7 +345,7 @@ private:
     std::terminate_handler previous = nullptr;
     {
       const std::lock_guard<std::mutex> lock(mu_);
-      opts = depth_ > 0 ? opts_ : nullptr;
+      opts = opts_;
       previous = previous_;
     }
     if (e != nullptr && opts != nullptr)
