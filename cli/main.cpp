@@ -2,9 +2,11 @@
 #include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <new>
 #include <iostream>
+#include <unistd.h>
 
 #include "CLI/CLI.hpp"
 #include "cli/calibrate_command.hpp"
@@ -112,10 +114,25 @@ std::string parse_error_text(const CLI::App& app, const CLI::Error& e) {
   return e.what();
 }
 
+// OpenBLAS starts its threads as it loads, before main: one per core unless
+// OPENBLAS_NUM_THREADS says otherwise, each holding about 130 MB of address
+// space (under a `ulimit -v` too small for them they never start, and the
+// process hangs as it exits). satemu calls OpenBLAS on one thread per call,
+// so when the variable is not set, the program sets it to 1 and starts
+// itself again, before anything else. Where that cannot be done (no /proc),
+// it goes on as it is; its child processes (workers) still get the setting.
+void start_without_openblas_threads(char** argv) {
+  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr ||
+      setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)
+    return;
+  execv("/proc/self/exe", argv);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   using namespace satemu::cli;
+  start_without_openblas_threads(argv);
   // A file size limit (ulimit -f) fails the write that passes it, as a
   // full disk does, rather than killing the process without its outputs.
   std::signal(SIGXFSZ, SIG_IGN);
@@ -257,10 +274,14 @@ int main(int argc, char** argv) {
 
   try {
     if (version) {
+      // As OpenBLAS loaded: before anything here sets it.
+      const int blas_threads = satemu::gpu::openblas_threads();
       std::printf("%s\n", software_version().c_str());
       const auto choice = satemu::gpu::resolve_auto_backend();
       std::printf("compute backend (auto): %s (%s)\n", choice.name.c_str(), choice.reason.c_str());
-      std::printf("cpu GEMMs: OpenBLAS %s kernels\n", satemu::gpu::openblas_core().c_str());
+      std::printf("cpu GEMMs: OpenBLAS %s kernels, loaded with %d thread%s\n",
+                  satemu::gpu::openblas_core().c_str(), blas_threads,
+                  blas_threads == 1 ? "" : "s");
       return exit_ok;
     }
     if (*run)

@@ -164,6 +164,8 @@ std::string openblas_core() {
   return name != nullptr ? name : "";
 }
 
+int openblas_threads() { return openblas_get_num_threads(); }
+
 // --- cpu_backend -----------------------------------------------------------
 
 cpu_backend::cpu_backend(int threads) : pool_(std::make_unique<detail::task_pool>(threads)) {

@@ -41,6 +41,11 @@ class task_pool;
 /// names others. What a GEMM rate was measured on.
 std::string openblas_core();
 
+/// The threads OpenBLAS runs a call on unless told fewer: as it loaded, the
+/// environment variable OPENBLAS_NUM_THREADS, else one per core (it starts
+/// all but one of them then). A `cpu_backend` sets it to 1.
+int openblas_threads();
+
 class cpu_backend : public backend {
 public:
   /// A backend whose kernels run on `threads` >= 1 threads.

@@ -123,12 +123,14 @@ protected:
   }
 
   /// Runs satemu with `args` (shell words) under an address-space limit of
-  /// `kib` KiB, for at most 60 s; the code is -1 when it did not exit (a
-  /// signal ended it).
-  proc_result satemu_limited(long kib, const std::string& args) {
+  /// `kib` KiB, for at most 60 s, its environment changed by `env` (the
+  /// arguments of env(1) before the program: "-u NAME", "NAME=VALUE"); the
+  /// code is -1 when it did not exit (a signal ended it).
+  proc_result satemu_limited(long kib, const std::string& args, const std::string& env = "") {
     const auto log = dir_ / ("limited_" + std::to_string(runs_++) + ".txt");
     const std::string cmd = "ulimit -v " + std::to_string(kib) + "; exec timeout 60 " +
-                            SATEMU_BINARY + " " + args + " > " + log.string() + " 2>&1";
+                            (env.empty() ? "" : "env " + env + " ") + SATEMU_BINARY + " " +
+                            args + " > " + log.string() + " 2>&1";
     const int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(log)};
   }
@@ -386,6 +388,30 @@ TEST_F(cli_test, a_misspelt_command_or_flag_gets_a_suggestion) {
   // calibrate's --threads reads as run's.
   expect_refused(satemu({"calibrate", "--threads", "abc"}),
                  "--threads: expected a thread count from 0 (one per core) to 1024, got 'abc'");
+}
+
+// OpenBLAS starts a thread per core as it loads, unless OPENBLAS_NUM_THREADS
+// says otherwise. satemu started without the variable sets it to 1 and
+// starts itself again, so OpenBLAS loads with one thread: and under an
+// address-space limit too small for the others (which then never started,
+// and hung the process as it exited) even --version ends.
+TEST_F(cli_test, openblas_loads_with_one_thread_unless_told_otherwise) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers reserve more address space than the limit this test sets";
+#else
+  auto r = satemu_limited(3000000, "--version", "-u OPENBLAS_NUM_THREADS");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, " kernels, loaded with 1 thread\n");
+  // A setting of the user's stands (OpenBLAS takes at most one per core).
+  if (std::thread::hardware_concurrency() >= 2) {
+    r = satemu_limited(3000000, "--version", "OPENBLAS_NUM_THREADS=2");
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_CONTAINS(r.output, " kernels, loaded with 2 threads\n");
+  }
+  r = satemu_limited(150000, "--version", "-u OPENBLAS_NUM_THREADS");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, " kernels, loaded with 1 thread\n");
+#endif
 }
 
 // A scenario bigger than the memory the process may take is bad input
