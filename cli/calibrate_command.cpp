@@ -17,7 +17,7 @@ namespace satemu::cli {
 int calibrate_command(const calibrate_args& a) {
   // A file that cannot be written is found before the timings, not after.
   if (!a.json.empty())
-    if (auto st = write_json_file(a.json, nullptr); !st.ok())
+    if (auto st = write_flag_file("--json", a.json, nullptr); !st.ok())
       return report_error(st);
   if (a.backend == "auto")
     std::fprintf(stderr, "%s\n", gpu::resolve_auto_backend().line().c_str());
@@ -85,7 +85,7 @@ int calibrate_command(const calibrate_args& a) {
                 {"launch_overhead_ns", f.launch_overhead.ns()},
                 {"rms_relative_residual", f.rms_relative_residual}};
     const std::string text = json_text(j);
-    if (auto st = write_json_file(a.json, &text); !st.ok())
+    if (auto st = write_flag_file("--json", a.json, &text); !st.ok())
       return report_error(st);
   }
   return exit_ok;

@@ -12,7 +12,7 @@ std::string json_text(const nlohmann::json& j) {
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-absl::Status write_json_file(const std::string& path, const std::string* text) {
+absl::Status write_flag_file(const char* flag, const std::string& path, const std::string* text) {
   auto st = runtime::write_file_atomically(path, [&](std::ostream& out) {
     if (text == nullptr)
       return absl::CancelledError("only a check");
@@ -21,7 +21,7 @@ absl::Status write_json_file(const std::string& path, const std::string* text) {
   });
   if (st.ok() || (text == nullptr && st.code() == absl::StatusCode::kCancelled))
     return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("--json ", st.message()));
+  return absl::InvalidArgumentError(absl::StrCat(flag, " ", st.message()));
 }
 
 } // namespace satemu::cli

@@ -1,4 +1,5 @@
-// The `--json FILE` output of the measuring subcommands (calibrate, quality).
+// The files output flags name: `--json FILE` of the measuring subcommands
+// (calibrate, quality), `--csv FILE` of report.
 #pragma once
 
 #include <string>
@@ -13,10 +14,11 @@ namespace satemu::cli {
 /// U+FFFD instead of failing the dump.
 std::string json_text(const nlohmann::json& j);
 
-/// Writes `text` to `path` atomically, or, when `text` is null, checks that
-/// it can be written (a partial file created and abandoned: an earlier file
-/// stays as it was), so that a bad path fails before a long measurement.
-/// InvalidArgument (bad input) starting with "--json" and saying why not.
-absl::Status write_json_file(const std::string& path, const std::string* text);
+/// Writes `text` to `path`, the file that the flag `flag` ("--json") names,
+/// atomically, or, when `text` is null, checks that it can be written (a
+/// partial file created and abandoned: an earlier file stays as it was), so
+/// that a bad path fails before a long measurement. InvalidArgument (bad
+/// input) starting with `flag` and saying why not.
+absl::Status write_flag_file(const char* flag, const std::string& path, const std::string* text);
 
 } // namespace satemu::cli

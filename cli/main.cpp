@@ -12,6 +12,7 @@
 #include "cli/calibrate_command.hpp"
 #include "cli/flags.hpp"
 #include "cli/quality_command.hpp"
+#include "cli/report_command.hpp"
 #include "cli/run_command.hpp"
 #include "cli/sweep_command.hpp"
 #include "cli/version.hpp"
@@ -102,6 +103,8 @@ std::string parse_error_text(const CLI::App& app, const CLI::Error& e) {
       return text;
     if (std::string(e.what()) == "file is required")
       return command_of(app).get_name() + " needs a scenario FILE (YAML)";
+    if (std::string(e.what()) == "runs is required")
+      return "report needs a RUN: a run's output directory or a summary file";
   }
   if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr) {
     // "--seed: At Most 1 required but received 2"
@@ -261,6 +264,9 @@ int main(int argc, char** argv) {
   quality_args qa;
   auto* quality = add_quality_subcommand(app, qa);
 
+  report_args rpa;
+  auto* report = add_report_subcommand(app, rpa);
+
   worker_args wa;
   auto* worker = add_worker_subcommand(app, wa);
 
@@ -294,6 +300,8 @@ int main(int argc, char** argv) {
       return calibrate_command(ca);
     if (*quality)
       return quality_command(qa);
+    if (*report)
+      return report_command(rpa);
     if (*validate) {
       explain = explain_opt->count() > 0;
       if (explain) {

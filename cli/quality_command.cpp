@@ -138,7 +138,7 @@ int quality_command(const quality_args& a) {
                                                      "'s context of ", p.max_context)));
   // A file that cannot be written is found before the passes, not after.
   if (!a.json.empty())
-    if (auto st = write_json_file(a.json, nullptr); !st.ok())
+    if (auto st = write_flag_file("--json", a.json, nullptr); !st.ok())
       return report_error(st);
   const std::uint64_t need = static_cast<std::uint64_t>(gpu::parameter_count(p)) * sizeof(float);
   if (const std::uint64_t available = runtime::available_memory_bytes(); need > available)
@@ -231,7 +231,7 @@ int quality_command(const quality_args& a) {
                 reports[i].logits.top1_agreement);
   if (!a.json.empty()) {
     const std::string text = json_text(out);
-    if (auto st = write_json_file(a.json, &text); !st.ok())
+    if (auto st = write_flag_file("--json", a.json, &text); !st.ok())
       return report_error(st);
   }
   return exit_ok;

@@ -362,7 +362,7 @@ TEST_F(cli_test, a_flag_error_says_error_and_which_help_to_read) {
 TEST_F(cli_test, a_misspelt_command_or_flag_gets_a_suggestion) {
   expect_refused(satemu({"valdiate", "x"}),
                  "satemu: error: unknown command 'valdiate' (did you mean 'validate'?); the "
-                 "commands are run, sweep, validate, calibrate, quality, worker\n"
+                 "commands are run, sweep, validate, calibrate, quality, report, worker\n"
                  "(see satemu --help)");
   expect_refused(satemu({"bogus"}), "unknown command 'bogus'; the commands are run, sweep");
   expect_refused(satemu({"help"}), "unknown command 'help' (for help: satemu --help, or satemu "
@@ -623,6 +623,7 @@ TEST_F(cli_test, help_lists_subcommands) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_CONTAINS(r.output, "run");
   EXPECT_CONTAINS(r.output, "validate");
+  EXPECT_CONTAINS(r.output, "\n  report ");
   EXPECT_CONTAINS(r.output, "130");
   auto r2 = satemu({"run", "--help"});
   EXPECT_EQ(r2.code, 0) << r2.output;
@@ -953,6 +954,144 @@ TEST_F(cli_test, fingerprint_independent_of_threads_and_reproducible_from_resolv
                     (dir_ / "own").string()});
   EXPECT_EQ(r3.code, 2) << r3.output;
   EXPECT_EQ(read_file(dir_ / "own" / "scenario.resolved.yaml"), small_yaml);
+}
+
+// ---------------------------------------------------------------------------
+// Comparing runs: report.
+
+namespace {
+
+// Two runs' summaries: b's run did not complete.
+const char* const summary_a = R"({"scenario": "demo", "complete": true, "seed": 1,
+  "wall_seconds": 3.912662771, "label": "a, b", "nodes": [],
+  "metrics": {"latency_ms": {"p50": 88.080383, "p99": null}, "topology": "torus",
+              "hops": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}})";
+const char* const summary_b = R"({"scenario": "demo", "complete": false,
+  "error": "interrupted (Ctrl-C) at 2s", "seed": 2, "wall_seconds": 1.5,
+  "metrics": {"latency_ms": {"p50": 90.5, "p99": 120}, "topology": "torus", "hops": [0, 1]}})";
+
+} // namespace
+
+// One row per flattened key (array elements in index order), one column per
+// run; a key a run lacks reads '-', numbers are rounded to 6 digits; a run
+// that did not complete is read from its partial summary, with a note.
+TEST_F(cli_test, report_shows_runs_side_by_side) {
+  fs::create_directories(dir_ / "a");
+  fs::create_directories(dir_ / "b");
+  write_file(dir_ / "a" / "summary.json", summary_a);
+  write_file(dir_ / "b" / "summary.partial.json", summary_b);
+  auto r = satemu({"report", "a", "b/"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output, "satemu: note: b: the run did not complete: interrupted (Ctrl-C) at 2s\n"
+                      "key                     a        b\n"
+                      "complete                true     false\n"
+                      "error                   -        interrupted (Ctrl-C) at 2s\n"
+                      "label                   a, b     -\n"
+                      "metrics.hops[0]         0        0\n"
+                      "metrics.hops[1]         1        1\n"
+                      "metrics.hops[2]         2        -\n"
+                      "metrics.hops[3]         3        -\n"
+                      "metrics.hops[4]         4        -\n"
+                      "metrics.hops[5]         5        -\n"
+                      "metrics.hops[6]         6        -\n"
+                      "metrics.hops[7]         7        -\n"
+                      "metrics.hops[8]         8        -\n"
+                      "metrics.hops[9]         9        -\n"
+                      "metrics.hops[10]        10       -\n"
+                      "metrics.latency_ms.p50  88.0804  90.5\n"
+                      "metrics.latency_ms.p99  null     120\n"
+                      "metrics.topology        torus    torus\n"
+                      "nodes                   []       -\n"
+                      "scenario                demo     demo\n"
+                      "seed                    1        2\n"
+                      "wall_seconds            3.91266  1.5\n");
+
+  // --diff leaves out the keys every run has the same value for, and says
+  // how many; --keys takes keys by pattern, and the keys under a match.
+  r = satemu({"report", "a", "b", "--diff", "--keys", "metrics", "--keys", "seed"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output, "satemu: note: b: the run did not complete: interrupted (Ctrl-C) at 2s\n"
+                      "key                     a        b\n"
+                      "metrics.hops[2]         2        -\n"
+                      "metrics.hops[3]         3        -\n"
+                      "metrics.hops[4]         4        -\n"
+                      "metrics.hops[5]         5        -\n"
+                      "metrics.hops[6]         6        -\n"
+                      "metrics.hops[7]         7        -\n"
+                      "metrics.hops[8]         8        -\n"
+                      "metrics.hops[9]         9        -\n"
+                      "metrics.hops[10]        10       -\n"
+                      "metrics.latency_ms.p50  88.0804  90.5\n"
+                      "metrics.latency_ms.p99  null     120\n"
+                      "seed                    1        2\n"
+                      "satemu: 3 keys with the same value in every run not shown\n");
+  r = satemu({"report", "a/summary.json", "--keys", "*.p?9", "--keys", "metrics.hops[1?]"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output, "key                     a/summary.json\n"
+                      "metrics.hops[10]        10\n"
+                      "metrics.latency_ms.p99  null\n");
+
+  // The CSV holds the values as the summaries do, quoted where they must be.
+  r = satemu({"report", "a", "b", "--keys", "label", "--keys", "wall_seconds", "--keys", "error",
+              "--csv", "t.csv"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_file(dir_ / "t.csv"), "key,a,b\n"
+                                       "error,,interrupted (Ctrl-C) at 2s\n"
+                                       "label,\"a, b\",\n"
+                                       "wall_seconds,3.912662771,1.5\n");
+  r = satemu({"report", "a", "--keys", "seed", "--csv", "-"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output, "key,a\nseed,1\n");
+}
+
+// Runs of one scenario on 1 and 2 threads differ only in what the host
+// measured; another seed gives another fingerprint.
+TEST_F(cli_test, report_compares_real_runs) {
+  const auto f = scenario("s.yaml", small_yaml);
+  for (const auto& [out, threads, seed] : {std::tuple{"t1", "1", "1"}, std::tuple{"t2", "2", "1"},
+                                           std::tuple{"s2", "2", "2"}}) {
+    auto r = satemu({"run", f, "-q", "--out", out, "--threads", threads, "--seed", seed});
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  auto r = satemu({"report", "t1", "t2", "--diff"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_CONTAINS(r.output, "\nthreads ");
+  EXPECT_CONTAINS(r.output, "\nwall_seconds ");
+  for (const char* same : {"fingerprint", "events ", "metrics.messages_delivered", "seed"})
+    EXPECT_EQ(r.output.find(same), std::string::npos) << same << " in\n" << r.output;
+  r = satemu({"report", "t1", "s2", "--keys", "fingerprint", "--csv", "f.csv"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  const auto t1 = read_json(dir_ / "t1" / "summary.json")["fingerprint"].get<std::string>();
+  const auto s2 = read_json(dir_ / "s2" / "summary.json")["fingerprint"].get<std::string>();
+  EXPECT_NE(t1, s2);
+  EXPECT_EQ(read_file(dir_ / "f.csv"), "key,t1,s2\nfingerprint," + t1 + "," + s2 + "\n");
+}
+
+// What report cannot read, or a pattern that matches nothing, is bad input
+// (exit 2) that says what and where; nothing is printed as a table then.
+TEST_F(cli_test, report_refuses_what_it_cannot_read) {
+  fs::create_directories(dir_ / "a");
+  fs::create_directories(dir_ / "empty");
+  write_file(dir_ / "a" / "summary.json", summary_a);
+  write_file(dir_ / "bad.json", "{\"seed\":\n");
+  write_file(dir_ / "list.json", "[1, 2]\n");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+    {{"report"}, "report needs a RUN: a run's output directory or a summary file"},
+    {{"report", "a", "nothere"}, "nothere: cannot open: No such file or directory"},
+    {{"report", "empty"}, "empty: holds neither summary.json nor summary.partial.json"},
+    {{"report", "bad.json"}, "bad.json: not a JSON summary: parse error at line 2, column 1"},
+    {{"report", "list.json"}, "list.json: not a satemu summary (expected a JSON object)"},
+    {{"report", "a", "--diff"}, "--diff compares runs: give two or more"},
+    {{"report", "a", "--keys", "seed", "--keys", "metrics.latency_ms.p5"},
+     "--keys metrics.latency_ms.p5: matches no key of this run"},
+    {{"report", "a", "--csv", "no/such/t.csv"}, "--csv no/such/t.csv: cannot create"},
+  };
+  for (const auto& [args, message] : cases) {
+    auto r = satemu(args);
+    EXPECT_EQ(r.code, 2) << args.back() << ": " << r.output;
+    EXPECT_CONTAINS(r.output, "satemu: error: " + message);
+    EXPECT_EQ(r.output.find("key  "), std::string::npos) << r.output; // the table's head
+  }
 }
 
 // ---------------------------------------------------------------------------
