@@ -69,7 +69,8 @@ std::string unexpected_text(const CLI::App& app) {
     const std::string best = starting.size() == 1 ? starting.front()
                              : bare.size() > 2    ? satemu::runtime::nearest(bare, names)
                                                   : std::string();
-    return "unknown flag '" + word + "'" + (best.empty() ? "" : " (did you mean '--" + best + "'?)");
+    return "unknown flag '" + word + "'" +
+           (best.empty() ? "" : " (did you mean '--" + best + "'?)");
   }
   if (&at == &app) {
     if (word == "help")
@@ -160,7 +161,8 @@ int main(int argc, char** argv) {
     ->check(thread_count());
   run->add_option("--seed", ra.seed, "Seed of every random stream (default: the scenario's `seed`)")
     ->check(seed_number());
-  run->add_option("--out", ra.out, "Output directory (default: the scenario's output.dir, else out/<name>)");
+  run->add_option("--out", ra.out,
+                  "Output directory (default: the scenario's output.dir, else out/<name>)");
   run->add_option("--set", ra.sets,
                   "Override a scenario key before validation, e.g. --set workload.rate=50 "
                   "(repeatable)")
@@ -179,8 +181,8 @@ int main(int argc, char** argv) {
                   "With --tls-cert: CA certificate(s) (PEM) that must have signed each worker's "
                   "certificate");
   run->footer(
-    "Distributed runs: start `satemu worker --secret-file F --listen HOST:PORT` on each node, then\n"
-    "`satemu run FILE --workers HOST:PORT,... --secret-file F`. Whole orbital planes go to each\n"
+    "Distributed runs: start `satemu worker --secret-file F --listen HOST:PORT` on each node, "
+    "then\n`satemu run FILE --workers HOST:PORT,... --secret-file F`. Whole orbital planes go to each\n"
     "worker (ground endpoints with the satellite serving them at time 0; entities of other\n"
     "workloads in runs of consecutive ids); every worker builds the scenario itself, so files\n"
     "it names must exist on every worker. Results are identical to a single-process run (but\n"
@@ -232,7 +234,8 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand(
     "validate", "Check a scenario file without running it, or list every scenario key");
   validate->add_option("file", vfile, "Scenario file (YAML)");
-  validate->add_option("--set", vsets, "Override a scenario key (repeatable)")->allow_extra_args(false);
+  validate->add_option("--set", vsets, "Override a scenario key (repeatable)")
+    ->allow_extra_args(false);
   auto* explain_opt = validate->add_option(
     "--explain", explain_kind,
     "Print every scenario key with type, unit, default and help; with KIND, only the keys of "

@@ -361,7 +361,8 @@ absl::StatusOr<tensor> cpu_backend::attention_decode(const attention_config& cfg
   const std::int64_t kvd = cache.kv_dim();
   const std::int64_t cap = cache.capacity();
   const float scale = cfg.softmax_scale();
-  const std::int64_t max_len = lengths.empty() ? 0 : *std::max_element(lengths.begin(), lengths.end());
+  const std::int64_t max_len =
+    lengths.empty() ? 0 : *std::max_element(lengths.begin(), lengths.end());
   std::vector<std::vector<float>> scratch(static_cast<std::size_t>(threads()));
   // One task per (sequence, kv head): each writes its own block of `out`.
   const double macs = 2.0 * static_cast<double>(q.rows) * static_cast<double>(max_len) *
