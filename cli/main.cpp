@@ -216,7 +216,8 @@ int main(int argc, char** argv) {
                   "certificate");
   run->footer(
     "Distributed runs: start `satemu worker --secret-file F --listen HOST:PORT` on each node, "
-    "then\n`satemu run FILE --workers HOST:PORT,... --secret-file F`. Whole orbital planes go to each\n"
+    "then\n"
+    "`satemu run FILE --workers HOST:PORT,... --secret-file F`. Whole orbital planes go to each\n"
     "worker (ground endpoints with the satellite serving them at time 0; entities of other\n"
     "workloads in runs of consecutive ids); every worker builds the scenario itself, so files\n"
     "it names must exist on every worker. Results are identical to a single-process run (but\n"
