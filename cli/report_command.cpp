@@ -87,7 +87,8 @@ absl::StatusOr<run_summary> load_run(const std::string& arg) {
   if (!run.figures.is_object())
     return absl::InvalidArgumentError(
       absl::StrCat(file, ": not a satemu summary (expected a JSON object)"));
-  if (run.figures.value("complete", true) == false) {
+  if (const auto done = run.figures.find("complete");
+      done != run.figures.end() && done->is_boolean() && !done->get<bool>()) {
     std::string why;
     if (const auto it = run.figures.find("error"); it != run.figures.end() && it->is_string())
       why = absl::StrCat(": ", it->get<std::string>());
