@@ -121,16 +121,6 @@ std::string parse_error_text(const CLI::App& app, const CLI::Error& e) {
   return e.what();
 }
 
-// OpenBLAS starts its threads as it loads, before main: one per core unless
-// OPENBLAS_NUM_THREADS says otherwise, each holding about 130 MB of address
-// space (under a `ulimit -v` too small for them they never start, and the
-// process hangs as it exits). satemu calls OpenBLAS on one thread per call,
-// so when the variable is not set, the program sets it to 1 and starts
-// itself again, before anything else. Where that cannot be done (no /proc,
-// or a program that loaded this one, such as ld.so run by hand), it goes on
-// as it is; its child processes (workers) still get the setting.
-void start_without_openblas_threads(char** argv);
-
 /// Whether /proc/self/exe is the file this code was loaded from (not so
 /// when ld.so or another loader was the program started).
 bool started_as_itself() {
@@ -140,7 +130,7 @@ bool started_as_itself() {
   std::FILE* maps = std::fopen("/proc/self/maps", "r");
   if (maps == nullptr)
     return false;
-  const auto here = reinterpret_cast<std::uintptr_t>(&start_without_openblas_threads);
+  const auto here = reinterpret_cast<std::uintptr_t>(&started_as_itself);
   bool same = false;
   char line[4096];
   while (std::fgets(line, sizeof line, maps) != nullptr) {
@@ -159,6 +149,14 @@ bool started_as_itself() {
   return same;
 }
 
+// OpenBLAS starts its threads as it loads, before main: one per core unless
+// OPENBLAS_NUM_THREADS says otherwise, each holding about 130 MB of address
+// space (under a `ulimit -v` too small for them they never start, and the
+// process hangs as it exits). satemu calls OpenBLAS on one thread per call,
+// so when the variable is not set, the program sets it to 1 and starts
+// itself again, before anything else. Where that cannot be done (no /proc,
+// or a program that loaded this one, such as ld.so run by hand), it goes on
+// as it is; its child processes (workers) still get the setting.
 void start_without_openblas_threads(char** argv) {
   if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr || !started_as_itself() ||
       setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)

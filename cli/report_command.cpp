@@ -50,7 +50,7 @@ absl::StatusOr<std::string> read_text(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad())
-    return absl::DataLossError(absl::StrCat(path, ": cannot read"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read"));
   return text.str();
 }
 
@@ -288,18 +288,14 @@ int report_command(const report_args& a) {
   }
   // A file that cannot be written is refused before the table is printed.
   if (!a.csv.empty() && a.csv != "-") {
-    if (auto st = write_flag_file("--csv", a.csv, nullptr); !st.ok()) {
-      std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
-      return exit_bad_input;
-    }
+    if (auto st = write_flag_file("--csv", a.csv, nullptr); !st.ok())
+      return report_error(st);
   }
   std::vector<run_summary> runs;
   for (const auto& arg : a.runs) {
     auto run = load_run(arg);
-    if (!run.ok()) {
-      std::fprintf(stderr, "satemu: error: %s\n", std::string(run.status().message()).c_str());
-      return exit_bad_input;
-    }
+    if (!run.ok())
+      return report_error(run.status());
     runs.push_back(std::move(*run));
   }
 
@@ -308,8 +304,6 @@ int report_command(const report_args& a) {
     key_path key;
     flatten(runs[i].figures, key, i, runs.size(), all);
   }
-  for (auto& [key, row] : all)
-    row.resize(runs.size());
 
   std::vector<bool> pattern_used(a.keys.size(), false);
   shown_rows rows;
@@ -375,12 +369,8 @@ int report_command(const report_args& a) {
     if (!table_out) {
       std::cout << text;
     } else {
-      auto st = write_flag_file("--csv", a.csv, &text);
-      if (!st.ok()) {
-        std::cout.flush();
-        std::fprintf(stderr, "satemu: error: %s\n", std::string(st.message()).c_str());
-        return exit_bad_input;
-      }
+      if (auto st = write_flag_file("--csv", a.csv, &text); !st.ok())
+        return report_error(st);
     }
   }
   std::cout.flush();
