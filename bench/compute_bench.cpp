@@ -86,6 +86,7 @@
 #include <immintrin.h>
 #endif
 
+#include "bench/bench_main.hpp"
 #include "gpu/calibrate.hpp"
 #include "gpu/cpu_backend.hpp"
 #include "gpu/cuda_backend.hpp"
@@ -547,11 +548,6 @@ BENCHMARK(BM_Compute_CudaQuantize)
 
 // The context names the OpenBLAS kernels the Cpu rows ran on.
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("openblas_core", satemu::gpu::openblas_core());
-  if (benchmark::ReportUnrecognizedArguments(argc, argv))
-    return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return satemu::bench::run_benchmarks(argc, argv);
 }

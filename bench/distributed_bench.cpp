@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_main.hpp"
 #include "bench/source_tree.hpp"
 #include "nlohmann/json.hpp"
 // The program spawn_satemu starts: $SATEMU_BINARY, else the one built.
@@ -186,4 +187,4 @@ BENCHMARK(BM_Distributed_TlsCrossEnvelopes)->Arg(2)->ArgName("workers")->Iterati
 
 } // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return satemu::bench::run_benchmarks(argc, argv); }

@@ -10,6 +10,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.hpp"
 #include "caf/binary_deserializer.hpp"
 #include "caf/binary_serializer.hpp"
 #include "protocol/envelope.hpp"
@@ -82,4 +83,4 @@ BENCHMARK(BM_Envelope_CafSerialize)->Arg(256)->Arg(65536);
 
 } // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return satemu::bench::run_benchmarks(argc, argv); }

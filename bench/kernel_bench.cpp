@@ -55,6 +55,7 @@
 #include <benchmark/benchmark.h>
 
 #include "actors/mesh.hpp"
+#include "bench/bench_main.hpp"
 #include "caf/all.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/output.hpp"
@@ -333,4 +334,4 @@ BENCHMARK(BM_Kernel_IdleMemory)
 
 } // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return satemu::bench::run_benchmarks(argc, argv); }

@@ -46,6 +46,7 @@
 #include <benchmark/benchmark.h>
 
 #include "actors/kvcache.hpp"
+#include "bench/bench_main.hpp"
 #include "protocol/kvcache.hpp"
 #include "runtime/entity.hpp"
 #include "runtime/kernel.hpp"
@@ -496,10 +497,5 @@ void register_kernel_put_get() {
 int main(int argc, char** argv) {
   register_encode_decode();
   register_kernel_put_get();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv))
-    return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return satemu::bench::run_benchmarks(argc, argv);
 }

@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "actors/workload.hpp"
+#include "bench/bench_main.hpp"
 #include "bench/source_tree.hpp"
 #include "nlohmann/json.hpp"
 #include "runtime/kernel.hpp"
@@ -77,4 +78,4 @@ BENCHMARK(BM_StarlinkTle)->Arg(1)->Arg(2)->ArgName("threads")->Iterations(1)->Un
 
 } // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return satemu::bench::run_benchmarks(argc, argv); }

@@ -14,6 +14,7 @@
 
 #include <filesystem>
 
+#include "bench/bench_main.hpp"
 #include "bench/source_tree.hpp"
 #include "runtime/rng.hpp"
 #include "runtime/tle_constellation.hpp"
@@ -152,4 +153,4 @@ BENCHMARK(BM_Routing_CachedPath)->Unit(benchmark::kMillisecond);
 
 } // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return satemu::bench::run_benchmarks(argc, argv); }

@@ -2,14 +2,10 @@
 #include <cctype>
 #include <csignal>
 #include <cstdio>
-#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <new>
 #include <iostream>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <unistd.h>
 
 #include "CLI/CLI.hpp"
 #include "cli/calibrate_command.hpp"
@@ -121,54 +117,11 @@ std::string parse_error_text(const CLI::App& app, const CLI::Error& e) {
   return e.what();
 }
 
-/// Whether /proc/self/exe is the file this code was loaded from (not so
-/// when ld.so or another loader was the program started).
-bool started_as_itself() {
-  struct stat exe {};
-  if (stat("/proc/self/exe", &exe) != 0)
-    return false;
-  std::FILE* maps = std::fopen("/proc/self/maps", "r");
-  if (maps == nullptr)
-    return false;
-  const auto here = reinterpret_cast<std::uintptr_t>(&started_as_itself);
-  bool same = false;
-  char line[4096];
-  while (std::fgets(line, sizeof line, maps) != nullptr) {
-    // "lo-hi perms offset major:minor inode path"
-    unsigned long lo = 0, hi = 0, inode = 0;
-    unsigned dev_major = 0, dev_minor = 0;
-    if (std::sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &dev_major, &dev_minor,
-                    &inode) == 5 &&
-        lo <= here && here < hi) {
-      same = inode == exe.st_ino && dev_major == major(exe.st_dev) &&
-             dev_minor == minor(exe.st_dev);
-      break;
-    }
-  }
-  std::fclose(maps);
-  return same;
-}
-
-// OpenBLAS starts its threads as it loads, before main: one per core unless
-// OPENBLAS_NUM_THREADS says otherwise, each holding about 130 MB of address
-// space (under a `ulimit -v` too small for them they never start, and the
-// process hangs as it exits). satemu calls OpenBLAS on one thread per call,
-// so when the variable is not set, the program sets it to 1 and starts
-// itself again, before anything else. Where that cannot be done (no /proc,
-// or a program that loaded this one, such as ld.so run by hand), it goes on
-// as it is; its child processes (workers) still get the setting.
-void start_without_openblas_threads(char** argv) {
-  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr || !started_as_itself() ||
-      setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)
-    return;
-  execv("/proc/self/exe", argv);
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
   using namespace satemu::cli;
-  start_without_openblas_threads(argv);
+  satemu::gpu::start_with_one_openblas_thread(argv);
   // A file size limit (ulimit -f) fails the write that passes it, as a
   // full disk does, rather than killing the process without its outputs.
   std::signal(SIGXFSZ, SIG_IGN);

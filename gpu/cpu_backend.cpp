@@ -1,10 +1,16 @@
 #include "gpu/cpu_backend.hpp"
 
 #include <cblas.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -165,6 +171,45 @@ std::string openblas_core() {
 }
 
 int openblas_threads() { return openblas_get_num_threads(); }
+
+namespace {
+
+/// Whether /proc/self/exe is the file the program's entry point was loaded
+/// from: not so when ld.so or another loader was the program started.
+bool started_as_itself() {
+  struct stat exe {};
+  if (stat("/proc/self/exe", &exe) != 0)
+    return false;
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (maps == nullptr)
+    return false;
+  const unsigned long entry = getauxval(AT_ENTRY);
+  bool same = false;
+  char line[4096];
+  while (std::fgets(line, sizeof line, maps) != nullptr) {
+    // "lo-hi perms offset major:minor inode path"
+    unsigned long lo = 0, hi = 0, inode = 0;
+    unsigned dev_major = 0, dev_minor = 0;
+    if (std::sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &dev_major, &dev_minor,
+                    &inode) == 5 &&
+        lo <= entry && entry < hi) {
+      same = inode == exe.st_ino && dev_major == major(exe.st_dev) &&
+             dev_minor == minor(exe.st_dev);
+      break;
+    }
+  }
+  std::fclose(maps);
+  return same;
+}
+
+} // namespace
+
+void start_with_one_openblas_thread(char** argv) {
+  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr || !started_as_itself() ||
+      setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)
+    return;
+  execv("/proc/self/exe", argv);
+}
 
 // --- cpu_backend -----------------------------------------------------------
 

@@ -46,6 +46,19 @@ std::string openblas_core();
 /// all but one of them then). A `cpu_backend` sets it to 1.
 int openblas_threads();
 
+/// OpenBLAS starts its threads as it loads, before main: one per core unless
+/// OPENBLAS_NUM_THREADS says otherwise, each holding about 130 MB of address
+/// space (under a `ulimit -v` too small for them they never start, and the
+/// process hangs as it exits). satemu calls OpenBLAS on one thread per call,
+/// so its programs (satemu, the test and benchmark programs) call this first
+/// in main: where the variable is not set, it sets it to 1 and starts the
+/// program again with `argv` (`execv` of /proc/self/exe), so that OpenBLAS
+/// loads with one thread. It returns, and the program goes on as it is, where
+/// the variable is set or that cannot be done: no /proc, or a program that
+/// loaded this one (ld.so run by hand), which /proc/self/exe would name
+/// instead. Child processes get the setting either way.
+void start_with_one_openblas_thread(char** argv);
+
 class cpu_backend : public backend {
 public:
   /// A backend whose kernels run on `threads` >= 1 threads.

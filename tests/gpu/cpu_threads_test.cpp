@@ -1,10 +1,18 @@
 // The cpu backend on several threads (cpu_backend.hpp, Threads): the task
 // pool runs every task once; GEMMs large enough to be cut into column panels
-// still match the double-precision reference; and every kernel that shares
-// out its work, and whole model layers, give the same bits on 1, 2 and 3
-// threads.
+// still match the double-precision reference; every kernel that shares out
+// its work, and whole model layers, give the same bits on 1, 2 and 3
+// threads; and OpenBLAS loads with one thread of its own.
+#include <sys/wait.h>
+
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -225,6 +233,38 @@ TEST(CpuThreads, ModelLayersAreTheSameBitsOnEveryThreadCount) {
     for (const int threads : thread_counts)
       EXPECT_TRUE(same_bits(layer(threads), one)) << name << " on " << threads << " threads";
   }
+}
+
+// The test programs that load OpenBLAS start as satemu does (test_main.cpp,
+// start_with_one_openblas_thread): started without OPENBLAS_NUM_THREADS,
+// they set it to 1 and start again, so that OpenBLAS loads with one thread
+// rather than one per core; a setting of the user's stands.
+TEST(CpuThreads, TestProgramsLoadOpenBlasWithOneThreadUnlessToldOtherwise) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string log = ::testing::TempDir() + "openblas_child.txt";
+  const auto child = [&](const std::string& env, int want) {
+    const std::string command = "env " + env + " SATEMU_TEST_OPENBLAS_THREADS=" +
+                                std::to_string(want) + " " + self +
+                                " --gtest_filter=CpuThreads.DISABLED_OpenBlasLoadedWith"
+                                " --gtest_also_run_disabled_tests > " + log + " 2>&1";
+    const int status = std::system(command.c_str());
+    std::ifstream in(log);
+    const std::string output{std::istreambuf_iterator<char>(in), {}};
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command << "\n" << output;
+    EXPECT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
+  };
+  child("-u OPENBLAS_NUM_THREADS", 1);
+  // OpenBLAS takes at most one thread per core.
+  if (std::thread::hardware_concurrency() >= 2)
+    child("OPENBLAS_NUM_THREADS=2", 2);
+}
+
+// The child's part: OpenBLAS loaded with the threads the parent expects.
+TEST(CpuThreads, DISABLED_OpenBlasLoadedWith) {
+  const char* want = std::getenv("SATEMU_TEST_OPENBLAS_THREADS");
+  ASSERT_NE(want, nullptr);
+  EXPECT_EQ(openblas_threads(), std::atoi(want));
+  EXPECT_STREQ(std::getenv("OPENBLAS_NUM_THREADS"), want);
 }
 
 } // namespace
