@@ -12,8 +12,10 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <variant>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "absl/status/status.h"
@@ -35,6 +37,46 @@ namespace {
 // Debian's Abseil has its own string_view type (not std::string_view).
 inline absl::string_view av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 inline std::string_view sv(absl::string_view s) { return std::string_view(s.data(), s.size()); }
+
+// Counts the documents of a YAML text, and the marks they start at.
+struct document_starts : YAML::EventHandler {
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// YAML::LoadAll, but an error where yaml-cpp 0.7 never ends: a token no node
+// starts with, where a node should start (a ',' outside brackets, as in
+// ",", "&a ," or "!tag ,"), makes it report an empty document without
+// reading the token, and so another and another, each kept in memory
+// (hundreds of MB a second). A document that starts where the one before
+// it started read nothing: the token there is a YAML::ParserException.
+std::vector<YAML::Node> load_all(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  document_starts starts;
+  while (parser.HandleNextDocument(starts)) {
+    const auto& m = starts.marks;
+    if (m.size() >= 2 && m.back().pos == m[m.size() - 2].pos) {
+      const auto at = static_cast<std::size_t>(m.back().pos);
+      const char c = at < text.size() ? text[at] : '\0';
+      throw YAML::ParserException(
+          m.back(), c > ' ' && c < 127 ? absl::StrCat("unexpected '", std::string(1, c), "'")
+                                       : std::string("unexpected text"));
+    }
+  }
+  return YAML::LoadAll(text);
+}
 
 using value_variant = std::variant<std::monostate, bool, std::int64_t, double, std::string,
                                    duration, distance, angle, data_size, data_rate>;
@@ -737,7 +779,7 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
     value = YAML::Node(std::string());
   } else {
     try {
-      const std::vector<YAML::Node> docs = YAML::LoadAll(value_text);
+      const std::vector<YAML::Node> docs = load_all(value_text);
       if (docs.size() > 1)
         return absl::InvalidArgumentError(absl::StrCat(
             "--set ", key, ": the value holds ", docs.size(),
@@ -959,7 +1001,7 @@ absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string s
     YAML::Node doc;
     try {
       // One document: a second one (after '---' or '...') would be ignored.
-      auto docs = YAML::LoadAll(std::string(yaml));
+      auto docs = load_all(std::string(yaml));
       if (docs.size() > 1)
         return absl::InvalidArgumentError(absl::StrCat(
           source_name, ":", docs[1].Mark().is_null() ? 1 : docs[1].Mark().line + 1,

@@ -2,7 +2,17 @@
 // the resolved output.
 #include "runtime/scenario.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <new>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -268,6 +278,53 @@ TEST_F(scenario_test, a_second_document_is_refused) {
                {"inline.yaml:5: a second YAML document"});
   // One document may still be marked as such.
   EXPECT_TRUE(load_scenario_text(std::string("---\n") + minimal + "...\n", "inline.yaml").ok());
+}
+
+// A token no node starts with, where a node should start (a ',' outside
+// brackets), is malformed YAML at its place. yaml-cpp 0.7 read such a text
+// as an endless run of empty documents, taking hundreds of MB a second:
+// `satemu validate` on a file holding a stray ',' ran until the system
+// killed it. The loads run in a child under an address-space limit, so that
+// a regression fails (out of memory) rather than takes the machine's.
+TEST_F(scenario_test, a_stray_comma_is_malformed_yaml_not_an_endless_load) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers map more address space than the limit this test sets";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::vector<std::tuple<std::string, std::vector<std::string>, std::string>> cases = {
+    {",\n", {}, "inline.yaml:1:1: malformed YAML: unexpected ','"},
+    {"&a ,\n", {}, "inline.yaml:1:4: malformed YAML: unexpected ','"},
+    {"!x ,\n", {}, "inline.yaml:1:4: malformed YAML: unexpected ','"},
+    {"# a comment\n,\nname: x\n", {}, "inline.yaml:2:1: malformed YAML: unexpected ','"},
+    {std::string(minimal) + "...\n,\n", {}, "inline.yaml:5:1: malformed YAML: unexpected ','"},
+    {minimal, {"name=,"}, "--set name: cannot read value ',': unexpected ','"},
+  };
+  auto load_limited = [&] {
+    std::ifstream statm("/proc/self/statm");
+    std::uint64_t pages = 0;
+    statm >> pages;
+    rlimit as{};
+    getrlimit(RLIMIT_AS, &as);
+    as.rlim_cur = pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) + (512u << 20);
+    setrlimit(RLIMIT_AS, &as);
+    int wrong = 0;
+    try {
+      for (const auto& [yaml, sets, want] : cases) {
+        auto s = load_scenario_text(yaml, "inline.yaml", sets);
+        const std::string got = s.ok() ? "loaded" : s.status().ToString();
+        if (s.ok() || s.status().code() != absl::StatusCode::kInvalidArgument ||
+            s.status().message() != want) {
+          std::fprintf(stderr, "want: %s\n got: %s\n", want.c_str(), got.c_str());
+          ++wrong;
+        }
+      }
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "out of memory: the load did not end\n");
+      std::_Exit(9);
+    }
+    std::_Exit(wrong);
+  };
+  EXPECT_EXIT(load_limited(), testing::ExitedWithCode(0), "");
 }
 
 TEST_F(scenario_test, missing_file_is_not_found) {
