@@ -75,8 +75,16 @@ absl::StatusOr<run_summary> load_run(const std::string& arg) {
   if (!text.ok())
     return text.status();
   run_summary run{std::move(label), {}};
+  // Flattening recurses once per level: a file nested deeper than any
+  // summary is refused as it is parsed (what is deeper is not kept).
+  constexpr int max_depth = 64;
+  bool too_deep = false;
   try {
-    run.figures = nlohmann::json::parse(*text);
+    run.figures = nlohmann::json::parse(*text, [&](int depth, nlohmann::json::parse_event_t,
+                                                   nlohmann::json&) {
+      too_deep = too_deep || depth > max_depth;
+      return !too_deep;
+    });
   } catch (const nlohmann::json::parse_error& e) {
     // "[json.exception.parse_error.101] parse error at line 1, column 2: ..."
     std::string why = e.what();
@@ -84,6 +92,9 @@ absl::StatusOr<run_summary> load_run(const std::string& arg) {
       why.erase(0, at + 2);
     return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON summary: ", why));
   }
+  if (too_deep)
+    return absl::InvalidArgumentError(absl::StrCat(
+      file, ": not a satemu summary (nested deeper than ", max_depth, " levels)"));
   if (!run.figures.is_object())
     return absl::InvalidArgumentError(
       absl::StrCat(file, ": not a satemu summary (expected a JSON object)"));

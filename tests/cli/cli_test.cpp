@@ -1080,12 +1080,16 @@ TEST_F(cli_test, report_refuses_what_it_cannot_read) {
   write_file(dir_ / "a" / "summary.json", summary_a);
   write_file(dir_ / "bad.json", "{\"seed\":\n");
   write_file(dir_ / "list.json", "[1, 2]\n");
+  // Deep enough to overflow the stack of a recursive flattening (it did).
+  write_file(dir_ / "deep.json",
+             "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}\n");
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
     {{"report"}, "report needs a RUN: a run's output directory or a summary file"},
     {{"report", "a", "nothere"}, "nothere: cannot open: No such file or directory"},
     {{"report", "empty"}, "empty: holds neither summary.json nor summary.partial.json"},
     {{"report", "bad.json"}, "bad.json: not a JSON summary: parse error at line 2, column 1"},
     {{"report", "list.json"}, "list.json: not a satemu summary (expected a JSON object)"},
+    {{"report", "deep.json"}, "deep.json: not a satemu summary (nested deeper than 64 levels)"},
     {{"report", "a", "--diff"}, "--diff compares runs: give two or more"},
     {{"report", "a", "--keys", "seed", "--keys", "metrics.latency_ms.p5"},
      "--keys metrics.latency_ms.p5: matches no key of this run"},
