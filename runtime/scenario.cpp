@@ -15,6 +15,7 @@
 #include <sstream>
 #include <variant>
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -76,6 +77,13 @@ std::vector<YAML::Node> load_all(const std::string& text) {
     }
   }
   return YAML::LoadAll(text);
+}
+
+// What a YAML error says; yaml-cpp calls nesting past its limit a "bad file".
+std::string yaml_error_text(const YAML::Exception& e) {
+  if (const auto* deep = dynamic_cast<const YAML::DeepRecursion*>(&e))
+    return absl::StrCat("nested ", deep->depth(), " or more levels deep: too deep to read");
+  return e.msg;
 }
 
 using value_variant = std::variant<std::monostate, bool, std::int64_t, double, std::string,
@@ -787,7 +795,8 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
       if (!docs.empty()) value = docs.front();
     } catch (const YAML::Exception& e) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--set ", key, ": cannot read value '", value_text, "': ", e.msg));
+          absl::StrCat("--set ", key, ": cannot read value '", value_text, "': ",
+                       yaml_error_text(e)));
     }
   }
   if (auto st = set_path(doc, segs, value); !st.ok()) {
@@ -1030,7 +1039,8 @@ absl::StatusOr<scenario> load_scenario_text(std::string_view yaml, std::string s
           }
         }
       }
-      return absl::InvalidArgumentError(absl::StrCat(where, ": malformed YAML: ", e.msg, hint));
+      return absl::InvalidArgumentError(
+        absl::StrCat(where, ": malformed YAML: ", yaml_error_text(e), hint));
     }
     if (!doc.IsDefined() || doc.IsNull()) {
       return absl::InvalidArgumentError(

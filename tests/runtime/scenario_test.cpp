@@ -268,6 +268,13 @@ TEST_F(scenario_test, malformed_yaml) {
   expect_error("name: x\nduration: 1s\nworkload:\n\tkind: test_kind\n",
                {"inline.yaml:4:", "(line 4 is indented with a tab: YAML indents with spaces "
                                   "only)"});
+  // Nesting past yaml-cpp's limit, which calls it a "bad file".
+  const std::string deep = std::string(600, '[') + std::string(600, ']');
+  expect_error(std::string(minimal) + "note: " + deep + "\n",
+               {"inline.yaml:4:", "malformed YAML: nested 500 or more levels deep: too deep to "
+                                  "read"});
+  expect_error(minimal, {"--set workload.note: cannot read value '[[[", "]]]': nested 500 or "
+                         "more levels deep: too deep to read"}, {"workload.note=" + deep});
 }
 
 // What follows '---' or '...' was ignored, even when malformed.
