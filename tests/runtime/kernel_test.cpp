@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -20,12 +19,10 @@
 #include <thread>
 #include <tuple>
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include "absl/strings/str_cat.h"
 #include "fake_compute.hpp"
 #include "kj/exception.h"
+#include "tests/address_space_limit.hpp"
 
 namespace satemu::runtime {
 namespace {
@@ -342,7 +339,7 @@ TEST(KernelDeathTest, AnEntityOutOfMemoryAsItStartsEndsTheProcessWithExitCode2) 
   auto opts = virtual_opts(milliseconds(1), microseconds(500));
   opts.faults.entity_start = 3;
   opts.before_exit = [] { std::fprintf(stderr, "before_exit called\n"); };
-  EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
+  EXPECT_EXIT(run(w, opts), ::testing::ExitedWithCode(exit_out_of_memory),
               "satemu: error: out of memory \\(std::bad_alloc\\) in entity 2: this scenario "
               "needs more memory than the process may take.*\n"
               "\\[satemu\\] the run cannot go on: no outputs written\n"
@@ -362,7 +359,7 @@ TEST(KernelDeathTest, AGrantTheConductorFailsToSendEndsTheProcessWithExitCode2) 
   auto w = ticking_world();
   auto opts = virtual_opts(milliseconds(10), microseconds(500));
   opts.faults.conductor_send_at_window = 3;
-  EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
+  EXPECT_EXIT(run(w, opts), ::testing::ExitedWithCode(exit_out_of_memory),
               "satemu: error: out of memory \\(std::bad_alloc\\) in the run's conductor: this "
               "scenario needs more memory than the process may take");
 }
@@ -380,13 +377,7 @@ TEST(KernelDeathTest, ARunWithoutRoomForItsThreadsThrowsBadAllocBeforeItStarts) 
   auto w = make_world(4);
   const auto opts = virtual_opts(milliseconds(1), microseconds(500));
   auto run_limited = [&] {
-    std::ifstream statm("/proc/self/statm");
-    std::uint64_t pages = 0;
-    statm >> pages;
-    rlimit as{};
-    getrlimit(RLIMIT_AS, &as);
-    as.rlim_cur = pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) + (100u << 20);
-    setrlimit(RLIMIT_AS, &as);
+    satemu::testing::limit_address_space(100u << 20);
     try {
       run(w, opts);
     } catch (const std::bad_alloc&) {
@@ -395,7 +386,7 @@ TEST(KernelDeathTest, ARunWithoutRoomForItsThreadsThrowsBadAllocBeforeItStarts) 
     }
     std::_Exit(0);
   };
-  EXPECT_EXIT(run_limited(), testing::ExitedWithCode(7), "std::bad_alloc out of run");
+  EXPECT_EXIT(run_limited(), ::testing::ExitedWithCode(7), "std::bad_alloc out of run");
   // With no limit the same world runs.
   EXPECT_FALSE(run(w, opts).interrupted);
 }
@@ -424,7 +415,7 @@ TEST(KernelDeathTest, OutOfMemoryOutsideTheActorsOnceTheyRunEndsTheProcessWithEx
                             : virtual_opts(milliseconds(1), microseconds(500));
       opts.faults.*fault = true;
       opts.before_exit = [] { std::fprintf(stderr, "before_exit called\n"); };
-      EXPECT_EXIT(run(w, opts), testing::ExitedWithCode(exit_out_of_memory),
+      EXPECT_EXIT(run(w, opts), ::testing::ExitedWithCode(exit_out_of_memory),
                   absl::StrCat("satemu: error: out of memory \\(std::bad_alloc\\) in ", where,
                                ": this scenario needs more memory than the process may take.*\n"
                                "\\[satemu\\] the run cannot go on: no outputs written\n"

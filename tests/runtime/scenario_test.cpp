@@ -2,13 +2,8 @@
 // the resolved output.
 #include "runtime/scenario.hpp"
 
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <new>
 #include <string>
 #include <tuple>
@@ -18,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/schema.hpp"
+#include "tests/address_space_limit.hpp"
 
 namespace satemu::runtime {
 namespace {
@@ -307,13 +303,7 @@ TEST_F(scenario_test, a_stray_comma_is_malformed_yaml_not_an_endless_load) {
     {minimal, {"name=,"}, "--set name: cannot read value ',': unexpected ','"},
   };
   auto load_limited = [&] {
-    std::ifstream statm("/proc/self/statm");
-    std::uint64_t pages = 0;
-    statm >> pages;
-    rlimit as{};
-    getrlimit(RLIMIT_AS, &as);
-    as.rlim_cur = pages * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) + (512u << 20);
-    setrlimit(RLIMIT_AS, &as);
+    satemu::testing::limit_address_space(512u << 20);
     int wrong = 0;
     try {
       for (const auto& [yaml, sets, want] : cases) {
@@ -331,7 +321,7 @@ TEST_F(scenario_test, a_stray_comma_is_malformed_yaml_not_an_endless_load) {
     }
     std::_Exit(wrong);
   };
-  EXPECT_EXIT(load_limited(), testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(load_limited(), ::testing::ExitedWithCode(0), "");
 }
 
 TEST_F(scenario_test, missing_file_is_not_found) {
