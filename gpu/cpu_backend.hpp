@@ -51,9 +51,9 @@ int openblas_threads();
 /// space (under a `ulimit -v` too small for them they never start, and the
 /// process hangs as it exits). satemu calls OpenBLAS on one thread per call,
 /// so its programs (satemu, the test and benchmark programs) call this in
-/// main before they start any work: where the variable is not set, it sets it to 1 and starts the
-/// program again with `argv` (`execv` of /proc/self/exe), so that OpenBLAS
-/// loads with one thread. It returns, and the program goes on as it is, where
+/// main before they start any work: where the variable is not set, it sets
+/// it to 1 and starts the program again with `argv` (`execv` of
+/// /proc/self/exe), so that OpenBLAS loads with one thread. It returns, and the program goes on as it is, where
 /// the variable is set or that cannot be done: no /proc, or a program that
 /// loaded this one (ld.so run by hand), which /proc/self/exe would name
 /// instead. Child processes get the setting either way.
