@@ -7,7 +7,7 @@
 namespace satemu::bench {
 
 int run_benchmarks(int argc, char** argv) {
-  gpu::start_with_one_openblas_thread(argv);
+  gpu::start_with_openblas_settings(argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv))
     return 1;

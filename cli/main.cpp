@@ -121,7 +121,7 @@ std::string parse_error_text(const CLI::App& app, const CLI::Error& e) {
 
 int main(int argc, char** argv) {
   using namespace satemu::cli;
-  satemu::gpu::start_with_one_openblas_thread(argv);
+  satemu::gpu::start_with_openblas_settings(argv);
   // A file size limit (ulimit -f) fails the write that passes it, as a
   // full disk does, rather than killing the process without its outputs.
   std::signal(SIGXFSZ, SIG_IGN);

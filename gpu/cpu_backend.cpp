@@ -204,9 +204,45 @@ bool started_as_itself() {
 
 } // namespace
 
-void start_with_one_openblas_thread(char** argv) {
-  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr || !started_as_itself() ||
-      setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)
+cpu_vector_features cpu_vector_features::of_this_cpu() {
+  cpu_vector_features f;
+#if defined(__x86_64__)
+  // GCC's checks include the OS's: AVX and AVX-512 count only where the OS
+  // saves their registers (XCR0).
+  __builtin_cpu_init();
+  f.avx = __builtin_cpu_supports("avx") != 0;
+  f.avx2 = __builtin_cpu_supports("avx2") != 0;
+  f.fma = __builtin_cpu_supports("fma") != 0;
+  f.avx512 = __builtin_cpu_supports("avx512f") != 0 && __builtin_cpu_supports("avx512cd") != 0 &&
+             __builtin_cpu_supports("avx512bw") != 0 &&
+             __builtin_cpu_supports("avx512dq") != 0 && __builtin_cpu_supports("avx512vl") != 0;
+#endif
+  return f;
+}
+
+std::string openblas_core_to_ask_for(std::string_view loaded, const cpu_vector_features& cpu) {
+  if (loaded != "Prescott")
+    return "";
+  if (cpu.avx512)
+    return "SkylakeX";
+  if (cpu.avx2 && cpu.fma)
+    return "Haswell";
+  if (cpu.avx)
+    return "Sandybridge";
+  return "";
+}
+
+void start_with_openblas_settings(char** argv) {
+  const bool set_threads = std::getenv("OPENBLAS_NUM_THREADS") == nullptr;
+  const std::string core =
+    std::getenv("OPENBLAS_CORETYPE") == nullptr
+      ? openblas_core_to_ask_for(openblas_core(), cpu_vector_features::of_this_cpu())
+      : "";
+  if ((!set_threads && core.empty()) || !started_as_itself())
+    return;
+  if (set_threads && setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0)
+    return;
+  if (!core.empty() && setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0)
     return;
   execv("/proc/self/exe", argv);
 }

@@ -27,6 +27,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "gpu/backend.hpp"
 
@@ -41,23 +43,48 @@ class task_pool;
 /// names others. What a GEMM rate was measured on.
 std::string openblas_core();
 
+/// The vector instructions a CPU runs (and its OS lets programs use).
+struct cpu_vector_features {
+  bool avx = false;
+  bool avx2 = false;
+  bool fma = false;
+  /// AVX-512 F, CD, BW, DQ and VL: what OpenBLAS's SkylakeX kernels use.
+  bool avx512 = false;
+  /// This CPU's (all false on other than x86-64).
+  static cpu_vector_features of_this_cpu();
+};
+
+/// The kernels to name in OPENBLAS_CORETYPE where OpenBLAS loaded `loaded`
+/// ones on a CPU with `cpu`'s features, or "" to leave OpenBLAS's choice.
+/// OpenBLAS picks kernels by CPU model, and on a model newer than itself
+/// falls back to its generic SSE3 ones, "Prescott" (Debian 12's 0.3.21 on a
+/// 5th-generation Xeon: GEMMs at a fifth of the rate of the AVX-512 ones
+/// the CPU runs). For that fallback this names the kernels of the widest
+/// vector features the CPU has: "SkylakeX" (AVX-512), "Haswell" (AVX2 and
+/// FMA), "Sandybridge" (AVX); for any other choice, "".
+std::string openblas_core_to_ask_for(std::string_view loaded, const cpu_vector_features& cpu);
+
 /// The threads OpenBLAS runs a call on unless told fewer: as it loaded, the
 /// environment variable OPENBLAS_NUM_THREADS, else one per core (it starts
 /// all but one of them then). A `cpu_backend` sets it to 1.
 int openblas_threads();
 
-/// OpenBLAS starts its threads as it loads, before main: one per core unless
-/// OPENBLAS_NUM_THREADS says otherwise, each holding about 130 MB of address
-/// space (under a `ulimit -v` too small for them they never start, and the
-/// process hangs as it exits). satemu calls OpenBLAS on one thread per call,
-/// so its programs (satemu, the test and benchmark programs) call this in
-/// main before they start any work: where the variable is not set, it sets
-/// it to 1 and starts the program again with `argv` (`execv` of
-/// /proc/self/exe), so that OpenBLAS loads with one thread. It returns, and the program goes on as it is, where
-/// the variable is set or that cannot be done: no /proc, or a program that
-/// loaded this one (ld.so run by hand), which /proc/self/exe would name
-/// instead. Child processes get the setting either way.
-void start_with_one_openblas_thread(char** argv);
+/// OpenBLAS starts its threads and picks its kernels as it loads, before
+/// main. Threads: one per core unless OPENBLAS_NUM_THREADS says otherwise,
+/// each holding about 130 MB of address space (under a `ulimit -v` too small
+/// for them they never start, and the process hangs as it exits); satemu
+/// calls OpenBLAS on one thread per call. Kernels: see
+/// openblas_core_to_ask_for. So satemu's programs (satemu, the test and
+/// benchmark programs) call this in main before they start any work: where
+/// OPENBLAS_NUM_THREADS is not set it sets it to 1, and where
+/// OPENBLAS_CORETYPE is not set and openblas_core_to_ask_for names kernels
+/// it sets it to them; if it set either, it starts the program again with
+/// `argv` (`execv` of /proc/self/exe), so that OpenBLAS loads with them. It
+/// returns, and the program goes on as it is, where both are set or neither
+/// needs to be, or where it cannot start the program again: no /proc, or a
+/// program that loaded this one (ld.so run by hand), which /proc/self/exe
+/// would name instead. Child processes get the settings either way.
+void start_with_openblas_settings(char** argv);
 
 class cpu_backend : public backend {
 public:

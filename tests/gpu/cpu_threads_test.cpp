@@ -235,23 +235,29 @@ TEST(CpuThreads, ModelLayersAreTheSameBitsOnEveryThreadCount) {
   }
 }
 
+// Runs this test program's CpuThreads.DISABLED_`test` alone with `env`
+// (arguments of env(1)), and expects it to pass.
+void run_child_test(const std::string& test, const std::string& env) {
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string log = ::testing::TempDir() + "openblas_child.txt";
+  const std::string command = "env " + env + " " + self +
+                              " --gtest_filter=CpuThreads.DISABLED_" + test +
+                              " --gtest_also_run_disabled_tests > " + log + " 2>&1";
+  const int status = std::system(command.c_str());
+  std::ifstream in(log);
+  const std::string output{std::istreambuf_iterator<char>(in), {}};
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command << "\n" << output;
+  EXPECT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
+}
+
 // The test programs that load OpenBLAS start as satemu does (test_main.cpp,
-// start_with_one_openblas_thread): started without OPENBLAS_NUM_THREADS,
+// start_with_openblas_settings): started without OPENBLAS_NUM_THREADS,
 // they set it to 1 and start again, so that OpenBLAS loads with one thread
 // rather than one per core; a setting of the user's stands.
 TEST(CpuThreads, TestProgramsLoadOpenBlasWithOneThreadUnlessToldOtherwise) {
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string log = ::testing::TempDir() + "openblas_child.txt";
   const auto child = [&](const std::string& env, int want) {
-    const std::string command = "env " + env + " SATEMU_TEST_OPENBLAS_THREADS=" +
-                                std::to_string(want) + " " + self +
-                                " --gtest_filter=CpuThreads.DISABLED_OpenBlasLoadedWith"
-                                " --gtest_also_run_disabled_tests > " + log + " 2>&1";
-    const int status = std::system(command.c_str());
-    std::ifstream in(log);
-    const std::string output{std::istreambuf_iterator<char>(in), {}};
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command << "\n" << output;
-    EXPECT_NE(output.find("[  PASSED  ] 1 test"), std::string::npos) << output;
+    run_child_test("OpenBlasLoadedWith",
+                   env + " SATEMU_TEST_OPENBLAS_THREADS=" + std::to_string(want));
   };
   child("-u OPENBLAS_NUM_THREADS", 1);
   // OpenBLAS takes at most one thread per core.
@@ -265,6 +271,50 @@ TEST(CpuThreads, DISABLED_OpenBlasLoadedWith) {
   ASSERT_NE(want, nullptr);
   EXPECT_EQ(openblas_threads(), std::atoi(want));
   EXPECT_STREQ(std::getenv("OPENBLAS_NUM_THREADS"), want);
+}
+
+// Which kernels satemu asks OpenBLAS for: only in place of its generic
+// fallback, and then the widest the CPU runs.
+TEST(CpuThreads, OpenBlasKernelsAreAskedForOnlyInPlaceOfItsGenericFallback) {
+  cpu_vector_features none;
+  cpu_vector_features avx;
+  avx.avx = true;
+  cpu_vector_features avx2 = avx;
+  avx2.avx2 = avx2.fma = true;
+  cpu_vector_features avx2_no_fma = avx;
+  avx2_no_fma.avx2 = true;
+  cpu_vector_features avx512 = avx2;
+  avx512.avx512 = true;
+  EXPECT_EQ(openblas_core_to_ask_for("Prescott", avx512), "SkylakeX");
+  EXPECT_EQ(openblas_core_to_ask_for("Prescott", avx2), "Haswell");
+  EXPECT_EQ(openblas_core_to_ask_for("Prescott", avx2_no_fma), "Sandybridge");
+  EXPECT_EQ(openblas_core_to_ask_for("Prescott", avx), "Sandybridge");
+  EXPECT_EQ(openblas_core_to_ask_for("Prescott", none), "");
+  // OpenBLAS's own choice of a model it knows stands, even a narrower one.
+  for (const char* known : {"Haswell", "SkylakeX", "Cooperlake", "Zen", "Sandybridge", ""})
+    EXPECT_EQ(openblas_core_to_ask_for(known, avx512), "") << known;
+}
+
+// Started without OPENBLAS_CORETYPE, a test program does not run on
+// OpenBLAS's generic fallback kernels where the CPU has wider ones (on a CPU
+// model newer than OpenBLAS, it starts again asking for them); a setting of
+// the user's stands, the fallback too.
+TEST(CpuThreads, TestProgramsLoadOpenBlasKernelsTheCpuRunsUnlessToldOtherwise) {
+  run_child_test("OpenBlasKernelsAsTheCpuAllows", "-u OPENBLAS_CORETYPE");
+  run_child_test("OpenBlasKernelsAsTheCpuAllows",
+                 "OPENBLAS_CORETYPE=Prescott SATEMU_TEST_OPENBLAS_CORE=Prescott");
+}
+
+// The child's part: the kernels the parent expects, and what satemu would
+// ask for instead is nothing.
+TEST(CpuThreads, DISABLED_OpenBlasKernelsAsTheCpuAllows) {
+  if (const char* want = std::getenv("SATEMU_TEST_OPENBLAS_CORE"); want != nullptr) {
+    EXPECT_EQ(openblas_core(), want);
+    EXPECT_STREQ(std::getenv("OPENBLAS_CORETYPE"), want);
+  } else {
+    EXPECT_EQ(openblas_core_to_ask_for(openblas_core(), cpu_vector_features::of_this_cpu()), "")
+      << "OpenBLAS loaded its " << openblas_core() << " kernels";
+  }
 }
 
 } // namespace
