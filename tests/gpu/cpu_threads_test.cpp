@@ -255,7 +255,7 @@ void run_child_test(const std::string& test, const std::string& env) {
 // they set it to 1 and start again, so that OpenBLAS loads with one thread
 // rather than one per core; a setting of the user's stands.
 TEST(CpuThreads, TestProgramsLoadOpenBlasWithOneThreadUnlessToldOtherwise) {
-  const auto child = [&](const std::string& env, int want) {
+  const auto child = [](const std::string& env, int want) {
     run_child_test("OpenBlasLoadedWith",
                    env + " SATEMU_TEST_OPENBLAS_THREADS=" + std::to_string(want));
   };
