@@ -8,6 +8,7 @@
 set -uo pipefail
 prog=$1
 filter=$2
+name=$(basename "$prog")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -15,12 +16,12 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 "$prog" --benchmark_filter="$filter" --benchmark_min_time=0.01 \
   --benchmark_out="$tmp/out.json" --benchmark_out_format=json
 rc=$?
-[ "$rc" -eq 0 ] || fail "$(basename "$prog") exited $rc"
+[ "$rc" -eq 0 ] || fail "$name exited $rc"
 runs=0
 [ -s "$tmp/out.json" ] && runs=$(grep -c '"run_name":' "$tmp/out.json")
-[ "$runs" -gt 0 ] || fail "no case of $(basename "$prog") matches '$filter'"
+[ "$runs" -gt 0 ] || fail "no case of $name matches '$filter'"
 if grep -q '"error_occurred": true' "$tmp/out.json"; then
   grep -A1 '"error_occurred": true' "$tmp/out.json" | grep '"error_message"' >&2
-  fail "a case of $(basename "$prog") reported an error"
+  fail "a case of $name reported an error"
 fi
-echo "$(basename "$prog"): $runs cases ran, none reported an error"
+echo "$name: $runs cases ran, none reported an error"
