@@ -1266,13 +1266,15 @@ run_result run(std::vector<std::unique_ptr<entity>>& entities, const run_options
     result.threads = threads;
     result.rss_before_spawn_bytes = rss_before;
     result.rss_after_spawn_bytes = rss_after;
-    shared.directory.clear();
     boss = nullptr;
     if (shared.worker) {
       caf::anon_send(shared.worker, finish_atom::value);
       shared.worker = nullptr;
     }
     sys.await_all_actors_done();
+    // Only now: in real time, the GPU worker may still be sending results
+    // to entities (which have ended, and drop them) through the directory.
+    shared.directory.clear();
   } catch (...) {
     end_process(opts, std::current_exception(), "the run's main thread");
   }

@@ -2,11 +2,13 @@
 // and answers 3 x input + 1; every batch is recorded.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <new>
 #include <stdexcept>
 #include <span>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -31,6 +33,7 @@ public:
         throw std::bad_alloc();
       throw std::runtime_error("boom");
     }
+    std::this_thread::sleep_for(wall_time);
     std::vector<std::pair<entity_id, std::uint64_t>> calls;
     for (auto& c : batch) {
       auto& j = dynamic_cast<fake_job&>(*c.job);
@@ -49,6 +52,8 @@ public:
   /// std::runtime_error "boom".
   std::size_t fail_batch = SIZE_MAX;
   bool fail_out_of_memory = true;
+  /// The wall time each batch takes.
+  std::chrono::milliseconds wall_time{0};
 };
 
 inline std::unique_ptr<fake_job> job(duration work, std::uint64_t input = 0) {
