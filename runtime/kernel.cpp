@@ -187,6 +187,21 @@ std::chrono::nanoseconds until_due(const run_shared& shared, std::int64_t emulat
                   std::chrono::duration_cast<std::chrono::nanoseconds>(due - wall_clock::now()));
 }
 
+/// Sends `xs` from `self` to `dest` for the wall-clock time of emulated time
+/// `emulated_ns`: through the actor system's clock while that is ahead, and
+/// at once when it is due already. A run that fell behind then catches up at
+/// the pace its threads run, without a wake-up of the clock's thread and then
+/// of a worker for every message: on a host slow to wake an idle thread (a
+/// busy VM: 10 ms and more each), a chain of 1 ms hops never caught up.
+template <class... Ts>
+void send_when_due(caf::event_based_actor* self, const run_shared& shared, const caf::actor& dest,
+                   std::int64_t emulated_ns, Ts&&... xs) {
+  if (const auto wait = until_due(shared, emulated_ns); wait > std::chrono::nanoseconds::zero())
+    self->delayed_send(dest, wait, std::forward<Ts>(xs)...);
+  else
+    self->send(dest, std::forward<Ts>(xs)...);
+}
+
 /// Moves the compute requests of the `granted` entities (all reported) into
 /// `batch`, sorted by (entity, request sequence): the order does not depend
 /// on which thread ran which entity.
@@ -439,8 +454,8 @@ private:
       if (c.ready.ns() >= shared_->opts.end.ns())
         continue;
       const auto& dst = shared_->directory[c.entity];
-      delayed_send(dst, until_due(*shared_, c.ready.ns()), compute_atom::value,
-                   call_ref{std::make_shared<compute_call>(std::move(c))});
+      send_when_due(this, *shared_, dst, c.ready.ns(), compute_atom::value,
+                    call_ref{std::make_shared<compute_call>(std::move(c))});
     }
   }
 
@@ -936,8 +951,7 @@ public:
     // Due at or after the end: never delivered (the receiver would drop it).
     if (env.deliver_ns >= shared_->opts.end.ns())
       return;
-    delayed_send(shared_->directory[hop], until_due(*shared_, env.deliver_ns), id_,
-                 std::move(env));
+    send_when_due(this, *shared_, shared_->directory[hop], env.deliver_ns, id_, std::move(env));
   }
 
   caf::behavior make_behavior() override {
@@ -1030,8 +1044,8 @@ private:
     std::uint64_t tag = 0;
     while (driver::pop(*e_, env, tag))
       if (env.deliver_ns < shared_->opts.end.ns())
-        delayed_send(caf::actor_cast<caf::actor>(this), until_due(*shared_, env.deliver_ns),
-                     timer_atom::value, std::move(env), tag);
+        send_when_due(this, *shared_, caf::actor_cast<caf::actor>(this), env.deliver_ns,
+                      timer_atom::value, std::move(env), tag);
   }
 
   entity* e_;

@@ -858,7 +858,10 @@ TEST(KernelRealTime, DilationStretchesWallTime) {
 // makes the hops after it late until the run catches up; it does not pass
 // its lateness on, as each hop is due at the run's start plus its emulated
 // time. Passed on, the chain would end 300 hops short, with most hops late
-// by 300 ms or more; the margins are far beyond a loaded host's.
+// by 300 ms or more. Caught up through the clock's thread, a hop at a time,
+// it never caught up on a busy VM (each wake-up of an idle thread 10 ms or
+// more late): 30 to 630 hops ran. The margins leave room for a host that
+// pauses the process near the end (the hops due then do not run).
 TEST(KernelRealTime, LatenessDoesNotBuildUpAlongAChain) {
   auto w = make_world(2);
   at(w, 0).start = [](probe& p) { p.send(1, milliseconds(1), protocol::kind::mesh, {}); };
@@ -870,9 +873,9 @@ TEST(KernelRealTime, LatenessDoesNotBuildUpAlongAChain) {
     };
   auto o = realtime_opts(milliseconds(1000));
   auto r = run(w, o);
-  // Hops arrive at 1, 2, ..., 999 ms; one due at the very end may be missed.
+  // Hops arrive at 1, 2, ..., 999 ms; those due at the very end may be missed.
   const auto hops = at(w, 0).arrivals.size() + at(w, 1).arrivals.size();
-  EXPECT_GE(hops, 990u);
+  EXPECT_GE(hops, 900u);
   EXPECT_LE(hops, 999u);
   EXPECT_GE(r.lateness_ns.max(), milliseconds(250).ns()) << "the hops right after the stall";
   EXPECT_LT(r.lateness_ns.quantile(0.5), milliseconds(150).ns());
