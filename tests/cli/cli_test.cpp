@@ -1388,7 +1388,13 @@ TEST_F(cli_test, realtime_run_reports_lateness) {
   EXPECT_GT(l["count"].get<std::uint64_t>(), 0u);
   EXPECT_GT(j["events"].get<std::uint64_t>(), 0u);
   EXPECT_EQ(j["metrics"]["malformed"].get<std::uint64_t>(), 0u);
-  EXPECT_EQ(r.output.find("fell behind"), std::string::npos) << r.output;
+  // It says that the host fell behind when the p90 lateness is above 10 ms
+  // (the least of 10 ms and a tenth of the run's wall time), and only then.
+  // Whether the host did is its own: a busy VM wakes an idle thread 10 ms
+  // or more late.
+  EXPECT_EQ(r.output.find("fell behind") != std::string::npos,
+            l["p90"].get<std::int64_t>() > 10'000'000)
+    << r.output << l.dump();
   // A run the host cannot pace (0.3 s emulated in 0.3 ns of wall time) says
   // so, and still ends: that no event ran, or, when some did, that they ran
   // late (which one depends on the host's timing).
