@@ -3,6 +3,8 @@
 // device).
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
+
 #include "bench/bench_main.hpp"
 
 namespace {
