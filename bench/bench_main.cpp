@@ -23,8 +23,10 @@ public:
 
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& run : runs) {
+      if (!run.error_occurred)
+        continue;
       auto line = run.benchmark_name() + ": " + run.error_message;
-      if (run.error_occurred && std::find(errors_.begin(), errors_.end(), line) == errors_.end())
+      if (std::find(errors_.begin(), errors_.end(), line) == errors_.end())
         errors_.push_back(std::move(line));
     }
     shown_->ReportRuns(runs);
