@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "runtime/files.hpp"
+#include "runtime/suggest.hpp"
 
 namespace satemu::gpu {
 
@@ -117,21 +118,22 @@ void convert_from_float(safetensors_dtype dtype, const float* in, std::size_t n,
   }
 }
 
-// Reads a non-negative integer array of a header entry.
+// Reads a non-negative integer array of a header entry; errors name it as
+// `tensor` says ("tensor 'name'").
 absl::StatusOr<std::vector<std::int64_t>> int_array(const json& v, const std::string& origin,
                                                     const std::string& tensor, const char* key) {
   if (!v.is_array())
-    return header_error(origin, absl::StrCat("tensor '", tensor, "': \"", key,
+    return header_error(origin, absl::StrCat(tensor, ": \"", key,
                                              "\" is not an array"));
   std::vector<std::int64_t> out;
   for (const auto& x : v) {
     if (!x.is_number_integer() || (!x.is_number_unsigned() && x.get<std::int64_t>() < 0))
-      return header_error(origin, absl::StrCat("tensor '", tensor, "': \"", key,
-                                               "\" holds ", x.dump(),
+      return header_error(origin, absl::StrCat(tensor, ": \"", key,
+                                               "\" holds ", runtime::clipped(x.dump()),
                                                ", not a non-negative integer"));
     const auto u = x.get<std::uint64_t>();
     if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      return header_error(origin, absl::StrCat("tensor '", tensor, "': \"", key, "\" value ", u,
+      return header_error(origin, absl::StrCat(tensor, ": \"", key, "\" value ", u,
                                                " is too large"));
     out.push_back(static_cast<std::int64_t>(u));
   }
@@ -163,7 +165,7 @@ absl::StatusOr<safetensors_dtype> parse_safetensors_dtype(std::string_view s) {
   if (s == "BF16")
     return safetensors_dtype::bf16;
   return absl::InvalidArgumentError(
-      absl::StrCat("unsupported dtype '", std::string(s), "' (supported: F32, F16, BF16)"));
+      absl::StrCat("unsupported dtype ", runtime::in_quotes(s), " (supported: F32, F16, BF16)"));
 }
 
 // --- reading ---------------------------------------------------------------
@@ -223,7 +225,10 @@ absl::StatusOr<safetensors_file> safetensors_file::from_header(std::string_view 
   try {
     doc = json::parse(header.begin(), header.end());
   } catch (const json::exception& e) {
-    return header_error(origin, absl::StrCat("malformed JSON header: ", e.what()));
+    // nlohmann's message quotes the token it read: a number or a string
+    // may be as long as the header.
+    return header_error(origin,
+                        absl::StrCat("malformed JSON header: ", runtime::clipped(e.what(), 300)));
   }
   if (!doc.is_object())
     return header_error(origin, absl::StrCat("malformed JSON header: expected an object, got ",
@@ -240,30 +245,31 @@ absl::StatusOr<safetensors_file> safetensors_file::from_header(std::string_view 
         return header_error(where, "\"__metadata__\" is not an object");
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string())
-          return header_error(where, absl::StrCat("\"__metadata__\" value of '", m.key(),
-                                                  "' is not a string"));
+          return header_error(where, absl::StrCat("\"__metadata__\" value of ",
+                                                  runtime::in_quotes(m.key()), " is not a string"));
         file.metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
+    const std::string tensor = "tensor " + runtime::in_quotes(name);
     if (!v.is_object())
-      return header_error(where, absl::StrCat("tensor '", name, "': entry is not an object"));
+      return header_error(where, absl::StrCat(tensor, ": entry is not an object"));
     for (const char* key : {"dtype", "shape", "data_offsets"})
       if (!v.contains(key))
-        return header_error(where, absl::StrCat("tensor '", name, "': no \"", key, "\""));
+        return header_error(where, absl::StrCat(tensor, ": no \"", key, "\""));
     if (!v["dtype"].is_string())
-      return header_error(where, absl::StrCat("tensor '", name, "': \"dtype\" is not a string"));
+      return header_error(where, absl::StrCat(tensor, ": \"dtype\" is not a string"));
     auto dtype = parse_safetensors_dtype(v["dtype"].get<std::string>());
     if (!dtype.ok())
-      return header_error(where, absl::StrCat("tensor '", name, "': ", dtype.status().message()));
-    auto shape = int_array(v["shape"], where, name, "shape");
+      return header_error(where, absl::StrCat(tensor, ": ", dtype.status().message()));
+    auto shape = int_array(v["shape"], where, tensor, "shape");
     if (!shape.ok())
       return shape.status();
-    auto offsets = int_array(v["data_offsets"], where, name, "data_offsets");
+    auto offsets = int_array(v["data_offsets"], where, tensor, "data_offsets");
     if (!offsets.ok())
       return offsets.status();
     if (offsets->size() != 2)
-      return header_error(where, absl::StrCat("tensor '", name, "': data_offsets has ",
+      return header_error(where, absl::StrCat(tensor, ": data_offsets has ",
                                               offsets->size(), " values, expected [begin, end]"));
     safetensors_entry e;
     e.name = name;
@@ -273,19 +279,19 @@ absl::StatusOr<safetensors_file> safetensors_file::from_header(std::string_view 
     e.end = static_cast<std::uint64_t>((*offsets)[1]);
     const std::string range = absl::StrCat("[", e.begin, ", ", e.end, "]");
     if (e.begin > e.end)
-      return header_error(where, absl::StrCat("tensor '", name, "': data_offsets ", range,
+      return header_error(where, absl::StrCat(tensor, ": data_offsets ", range,
                                               " end before they begin"));
     if (e.end > data_size)
-      return header_error(where, absl::StrCat("tensor '", name, "': data_offsets ", range,
+      return header_error(where, absl::StrCat(tensor, ": data_offsets ", range,
                                               " out of range: the data section has ", data_size,
                                               " bytes (file truncated?)"));
     const std::int64_t elements = checked_elements(e.shape);
     if (elements < 0 || elements > std::numeric_limits<std::int64_t>::max() / 4)
-      return header_error(where, absl::StrCat("tensor '", name, "': shape ",
+      return header_error(where, absl::StrCat(tensor, ": shape ",
                                               shape_string(e.shape), " is too large"));
     const auto need = static_cast<std::uint64_t>(elements * dtype_size(e.dtype));
     if (e.end - e.begin != need)
-      return header_error(where, absl::StrCat("tensor '", name, "': data_offsets ", range,
+      return header_error(where, absl::StrCat(tensor, ": data_offsets ", range,
                                               " span ", e.end - e.begin, " bytes but shape ",
                                               shape_string(e.shape), " of ",
                                               std::string(to_string(e.dtype)),
@@ -304,13 +310,14 @@ absl::StatusOr<safetensors_file> safetensors_file::from_header(std::string_view 
   const safetensors_entry* last = nullptr;
   for (const auto* e : by_offset) {
     if (e->begin < covered)
-      return header_error(where, absl::StrCat("tensors '", last->name, "' [", last->begin, ", ",
-                                              last->end, "] and '", e->name, "' [", e->begin,
-                                              ", ", e->end, "] overlap"));
+      return header_error(where, absl::StrCat("tensors ", runtime::in_quotes(last->name), " [",
+                                              last->begin, ", ", last->end, "] and ",
+                                              runtime::in_quotes(e->name), " [", e->begin, ", ",
+                                              e->end, "] overlap"));
     if (e->begin > covered)
       return header_error(where, absl::StrCat("gap of ", e->begin - covered,
-                                              " unused bytes before tensor '", e->name,
-                                              "' in the data section"));
+                                              " unused bytes before tensor ",
+                                              runtime::in_quotes(e->name), " in the data section"));
     covered = e->end;
     if (!last || e->end >= last->end)
       last = e;
@@ -555,8 +562,8 @@ absl::Status check_model_file(const safetensors_file& file, const model_profile&
         name.ends_with(".rotary_emb.inv_freq"))
       continue;
     if (++count <= max_listed)
-      problems.push_back(absl::StrCat("tensor '", std::string(name),
-                                      "' is no parameter of the model's layers (it would be "
+      problems.push_back(absl::StrCat("tensor ", runtime::in_quotes(name),
+                                      " is no parameter of the model's layers (it would be "
                                       "dropped)"));
   }
   if (count == 0)

@@ -126,7 +126,7 @@ std::string got_text(const YAML::Node& n) {
   if (!n.IsDefined() || n.IsNull()) return "got nothing";
   if (n.IsMap()) return "got a map";
   if (n.IsSequence()) return "got a list";
-  return absl::StrCat("got '", n.Scalar(), "'");
+  return "got " + in_quotes(n.Scalar());
 }
 
 bool in_range(const key_spec& s, double v) {
@@ -168,7 +168,7 @@ private:
     // A default that does not do (a list that needs items) means the key
     // must be given.
     return absl::InvalidArgumentError(
-        absl::StrCat(location(path, mark), ": ", path.empty() ? "" : path + ": ", av(msg),
+        absl::StrCat(location(path, mark), ": ", path.empty() ? "" : clipped(path) + ": ", av(msg),
                      in_default_ ? absl::StrCat(" (", default_path_, " is not given: set it)")
                                  : ""));
   }
@@ -251,11 +251,12 @@ private:
       case value_type::choice: {
         if (std::find(spec.choices.begin(), spec.choices.end(), text) == spec.choices.end()) {
           if (spec.choices.empty()) {
-            return error(path, mark, absl::StrCat("unknown value '", text, "'; nothing is registered"));
+            return error(path, mark,
+                         absl::StrCat("unknown value ", in_quotes(text), "; nothing is registered"));
           }
           return error(path, mark,
                        absl::StrCat("expected one of ", absl::StrJoin(spec.choices, ", "),
-                                    "; got '", text, "'", choice_hint(text, spec)));
+                                    "; got ", in_quotes(text), choice_hint(text, spec)));
         }
         out.value = text;
         return absl::OkStatus();
@@ -378,7 +379,7 @@ private:
       // earlier map already gives is skipped.
       if (const auto [first, added] = own_line.emplace(k.Scalar(), k.Mark().line + 1); !added) {
         return error(join_path(path, k.Scalar()), k.Mark(),
-                     absl::StrCat("duplicate key '", k.Scalar(), "' (first at line ",
+                     absl::StrCat("duplicate key ", in_quotes(k.Scalar()), " (first at line ",
                                   first->second, ")"));
       }
       if (index.emplace(k.Scalar(), entries.size()).second)
@@ -482,7 +483,8 @@ private:
     for (const auto& e : entries) {
       if (std::find(names.begin(), names.end(), e.key) == names.end()) {
         return error(join_path(path, e.key), e.key_mark,
-                     absl::StrCat("unknown key '", e.key, "'", kind_note, did_you_mean(e.key, names)));
+                     absl::StrCat("unknown key ", in_quotes(e.key), kind_note,
+                                  did_you_mean(e.key, names)));
       }
     }
 

@@ -1,4 +1,4 @@
-// "Did you mean" hints.
+// "Did you mean" hints, and words quoted in messages.
 #include "runtime/suggest.hpp"
 
 #include <algorithm>
@@ -24,6 +24,9 @@ std::string nearest(std::string_view word, const std::vector<std::string>& candi
   std::string best;
   std::size_t best_d = 3;
   for (const auto& c : candidates) {
+    // The distance is at least the difference in length: a long word (a
+    // whole file read as one key) costs no table of its size per candidate.
+    if (std::max(word.size(), c.size()) - std::min(word.size(), c.size()) >= best_d) continue;
     const std::size_t d = edit_distance(word, c);
     if (d < best_d && d < c.size()) {
       best_d = d;
@@ -36,6 +39,45 @@ std::string nearest(std::string_view word, const std::vector<std::string>& candi
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
   const std::string best = nearest(word, candidates);
   return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
+}
+
+std::string clipped(std::string_view text, std::size_t whole_up_to) {
+  std::size_t n = text.size();
+  if (n > whole_up_to) {
+    n = whole_up_to > 20 ? whole_up_to - 20 : 0;
+    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  }
+  std::string out;
+  out.reserve(n + 3);
+  for (const char ch : text.substr(0, n)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7F) {
+      static constexpr char hex[] = "0123456789ABCDEF";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xF];
+    } else {
+      out += ch;
+    }
+  }
+  if (n < text.size()) out += "...";
+  return out;
+}
+
+std::string in_quotes(std::string_view text) {
+  std::string out = "'";
+  out += clipped(text);
+  out += '\'';
+  if (text.size() > shown_whole_up_to) {
+    out += " (";
+    out += std::to_string(text.size());
+    out += " bytes)";
+  }
+  return out;
 }
 
 } // namespace satemu::runtime

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/files.hpp"
+#include "runtime/suggest.hpp"
 
 namespace satemu::runtime {
 namespace {
@@ -336,10 +337,13 @@ absl::StatusOr<std::vector<tle>> parse_tle_text(std::string_view text, std::stri
       t.name = std::string(name);
       ++i;
       if (i == lines.size())
-        return err(lines[i - 1].number, absl::StrCat("name line '", t.name, "' is not followed by TLE line 1"));
+        return err(lines[i - 1].number,
+                   absl::StrCat("name line ", in_quotes(t.name), " is not followed by TLE line 1"));
       if (!starts_with(lines[i].text, "1 "))
-        return err(lines[i].number, absl::StrCat("expected TLE line 1 (starting '1 ') after name line '", t.name,
-                                                 "', found '", av(lines[i].text.substr(0, 24)), "'"));
+        return err(lines[i].number,
+                   absl::StrCat("expected TLE line 1 (starting '1 ') after name line ",
+                                in_quotes(t.name), ", found ",
+                                in_quotes(lines[i].text.substr(0, 24))));
     }
     set_parser p(source_name, t);
     t.line = lines[i].number;
@@ -349,7 +353,7 @@ absl::StatusOr<std::vector<tle>> parse_tle_text(std::string_view text, std::stri
       const int at = i == lines.size() ? lines[i - 1].number : lines[i].number;
       return err(at, absl::StrCat("TLE line 2 of catalog number ", t.catalog_number, " is missing (",
                                   i == lines.size() ? std::string("end of input")
-                                                    : absl::StrCat("found '", av(lines[i].text.substr(0, 24)), "'"),
+                                                    : "found " + in_quotes(lines[i].text.substr(0, 24)),
                                   ")"));
     }
     if (auto s = p.line2(lines[i]); !s.ok()) return s;

@@ -265,6 +265,31 @@ TEST(Safetensors, RejectsMalformedFiles) {
                            std::string(8, '\0')),
                   {"4 trailing bytes"});
   expect_rejected(raw_file(R"({"__metadata__": {"n": 3}})", ""), {"__metadata__", "'n'"});
+  // A name or value from the header is shown by its start, not whole.
+  const std::string long_name(5000, 'w');
+  const std::string clipped_name = "tensor '" + long_name.substr(0, 60) + "...' (5000 bytes)";
+  expect_rejected(raw_file("{\"" + long_name + "\": {\"dtype\": \"F32\", \"shape\": [2]}}", ""),
+                  {clipped_name.c_str(), "no \"data_offsets\""});
+  const std::string long_dtype = std::string(200, 'Q');
+  const std::string clipped_dtype = "unsupported dtype '" + long_dtype.substr(0, 60) + "...'";
+  expect_rejected(raw_file(R"({"a": {"dtype": ")" + long_dtype +
+                               R"(", "shape": [2], "data_offsets": [0, 8]}})",
+                           std::string(8, '\0')),
+                  {"tensor 'a'", clipped_dtype.c_str()});
+  std::string long_list = "[[1";
+  for (int i = 0; i < 1000; ++i) long_list += ",1";
+  long_list += "]]";
+  const std::string held = "\"shape\" holds " + long_list.substr(1, 60) + "..., not a";
+  expect_rejected(raw_file(R"({"a": {"dtype": "F32", "shape": )" + long_list +
+                               R"(, "data_offsets": [0, 8]}})",
+                           std::string(8, '\0')),
+                  {held.c_str()});
+  const std::string long_number = std::string(5000, '1');
+  expect_rejected(raw_file(R"({"a": {"dtype": "F32", "shape": [)" + long_number + "]}}", ""),
+                  {"malformed JSON header: [json.exception", "number overflow", "111..."});
+  auto f = safetensors_file::parse(
+      raw_file(R"({"a": {"dtype": "F32", "shape": [)" + long_number + "]}}", ""), "t");
+  EXPECT_LT(f.status().message().size(), 400u) << f.status();
 }
 
 TEST(Safetensors, TruncatedDataIsNamed) {

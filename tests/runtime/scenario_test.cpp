@@ -343,6 +343,23 @@ TEST_F(scenario_test, empty_file) {
   expect_error("- a\n- b\n", {"inline.yaml:1:1: expected a map"});
 }
 
+// A stray quote can make the rest of a file one key: the error shows the
+// key's start and its length, not the file again (as path and as key).
+TEST_F(scenario_test, a_long_key_or_value_is_clipped_in_the_error) {
+  const std::string key(1000, 'k');  // YAML takes implicit keys up to 1024
+  auto s = load_scenario_text("name: x\nduration: 1s\nworkload: {kind: test_kind}\n" + key +
+                                  ": 1\n",
+                              "inline.yaml");
+  ASSERT_FALSE(s.ok());
+  const std::string shown = key.substr(0, 60) + "...";
+  EXPECT_EQ(msg(s.status()), "inline.yaml:4:1: " + shown + ": unknown key '" + shown +
+                                 "' (1000 bytes)");
+  expect_error("name: x\nseed: " + std::string(5000, '9') + "x\nduration: 1s\n"
+               "workload: {kind: test_kind}\n",
+               {"inline.yaml:2:7: seed: expected a non-negative integer, got '" +
+                std::string(60, '9') + "...' (5001 bytes)"});
+}
+
 TEST_F(scenario_test, duplicate_keys) {
   expect_error("name: x\nseed: 1\nduration: 1s\nseed: 2\nworkload: {kind: test_kind}\n",
                {"inline.yaml:4:1: seed: duplicate key 'seed' (first at line 2)"});

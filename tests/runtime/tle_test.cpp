@@ -205,6 +205,11 @@ TEST(TleErrors, MissingOrMisplacedLines) {
   std::string l2 = line2;
   l2[0] = '3';
   expect_error(three_line(line1, l2), "bad.tle:3: ", "line 2 of catalog number 44714 is missing (found '3 44714");
+  // A file that is not TLE text at all (one long line of JSON) is shown by
+  // its start, not whole.
+  const std::string json = "{\"sats\": [" + std::string(10'000, '1') + "]}";
+  expect_error(json + "\n", "bad.tle:1: ",
+               "name line '" + json.substr(0, 60) + "...' (10012 bytes) is not followed by TLE line 1");
 }
 
 // Day 366 exists only in leap years (2024 yes, 2026 no).
