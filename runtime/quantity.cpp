@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/suggest.hpp"
 
 namespace satemu::runtime {
 
@@ -172,8 +173,9 @@ absl::StatusOr<parsed> parse_parts(std::string_view text, const kind_def& kind,
     for (std::size_t i = 0; i < kind.unit_count; ++i)
       if (kind.units[i].name == other)
         near = absl::StrCat(" (did you mean '", other, "'?)");
-    return absl::InvalidArgumentError(absl::StrCat("unknown unit '", av(unit), "' for ", av(kind.what),
-                                                   "; expected one of ", av(kind.unit_list), near));
+    return absl::InvalidArgumentError(absl::StrCat("unknown unit ", in_quotes(unit), " for ",
+                                                   av(kind.what), "; expected one of ",
+                                                   av(kind.unit_list), near));
   }
   if (out.num.negative && !allow_negative) {
     return absl::InvalidArgumentError(absl::StrCat("negative ", av(kind.noun)));

@@ -171,6 +171,10 @@ TEST(parse_data_size, decimal_binary_and_bit_units) {
   EXPECT_NE(message_of(parse_data_size("1kiB").status()).find("unknown unit 'kiB'"),
             std::string::npos);
   EXPECT_FALSE(parse_data_size("100000000TiB").ok());  // beyond 2^64 bytes
+  // A long unit is shown by its start and its length.
+  EXPECT_EQ(message_of(parse_data_size("5" + std::string(100, 'x')).status()),
+            "unknown unit '" + std::string(60, 'x') + "...' (100 bytes) for a data size; "
+            "expected one of B, kB, MB, GB, TB, KiB, MiB, GiB, TiB; bits: b, kb, Mb, Gb");
 }
 
 // A size unit where a rate is due, or the other way round, gets a hint.
