@@ -3,6 +3,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
 namespace satemu::runtime {
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -56,10 +59,7 @@ std::string clipped(std::string_view text, std::size_t whole_up_to) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (c < 0x20 || c == 0x7F) {
-      static constexpr char hex[] = "0123456789ABCDEF";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xF];
+      out += absl::StrFormat("\\x%02X", c);
     } else {
       out += ch;
     }
@@ -69,14 +69,8 @@ std::string clipped(std::string_view text, std::size_t whole_up_to) {
 }
 
 std::string in_quotes(std::string_view text) {
-  std::string out = "'";
-  out += clipped(text);
-  out += '\'';
-  if (text.size() > shown_whole_up_to) {
-    out += " (";
-    out += std::to_string(text.size());
-    out += " bytes)";
-  }
+  std::string out = absl::StrCat("'", clipped(text), "'");
+  if (text.size() > shown_whole_up_to) absl::StrAppend(&out, " (", text.size(), " bytes)");
   return out;
 }
 
