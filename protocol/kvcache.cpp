@@ -1,6 +1,7 @@
 // SkyMemory KV-cache encoding.
 #include "protocol/kvcache.hpp"
 
+#include <array>
 #include <bit>
 #include <cstring>
 
@@ -20,6 +21,65 @@ constexpr std::uint64_t fmix(std::uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+using lanes = std::array<std::uint64_t, 4>;
+
+// kv_checksum's four independent lanes over `words` 8-byte words, `word(i)`
+// the i-th (so the loop is not one long multiply chain): word i goes to lane
+// i mod 4, the words after the last group of four to lane 0.
+template <class Word>
+lanes run_lanes(std::size_t words, Word word) {
+  lanes lane = {k1, k2, k1 ^ k2, k1 + k2};
+  std::size_t i = 0;
+  for (; i + 4 <= words; i += 4)
+    for (std::size_t l = 0; l < 4; ++l)
+      lane[l] = std::rotl((lane[l] ^ word(i + l)) * k1, 31) * k2;
+  for (; i < words; ++i)
+    lane[0] = std::rotl((lane[0] ^ word(i)) * k1, 31) * k2;
+  return lane;
+}
+
+// Whether every byte is zero: OR over blocks of 1 KiB (a loop the compiler
+// vectorises), stopping after the first block that is not.
+bool all_zero(std::span<const std::byte> data) {
+  constexpr std::size_t block = 1024;
+  const std::byte* p = data.data();
+  std::size_t i = 0;
+  for (; i + block <= data.size(); i += block) {
+    std::uint64_t any = 0;
+    for (std::size_t j = 0; j < block; j += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p + i + j, 8);
+      any |= w;
+    }
+    if (any != 0)
+      return false;
+  }
+  for (; i < data.size(); ++i)
+    if (p[i] != std::byte{0})
+      return false;
+  return true;
+}
+
+// run_lanes over `words` zero words. A chunk without real KV data carries
+// zero filler, and a run's chunks come in a few sizes: the lanes of the
+// last sizes seen are kept (per thread), so checking such a chunk costs a
+// scan for non-zero bytes instead of two multiplies per word.
+lanes zero_lanes(std::size_t words) {
+  struct seen {
+    std::size_t words = 0;
+    lanes lane{};
+    bool set = false;
+  };
+  thread_local std::array<seen, 8> cache;
+  thread_local std::size_t next = 0;
+  for (const auto& s : cache)
+    if (s.set && s.words == words)
+      return s.lane;
+  auto& s = cache[next++ % cache.size()];
+  s = {words, run_lanes(words, [](std::size_t) { return std::uint64_t{0}; }), true};
+  return s.lane;
 }
 
 void set_chunk(schema::KvChunk::Builder b, const kv_chunk& c, bool corrupt) {
@@ -119,23 +179,15 @@ absl::StatusOr<kv_answer> get_answer(schema::KvAnswer::Reader r) {
 
 std::uint64_t kv_checksum(std::uint64_t hash, std::uint32_t index, std::uint32_t tokens,
                           std::span<const std::byte> data) {
-  // Four independent lanes over 8-byte words (so the loop is not one long
-  // multiply chain), then the tail, then the identity and the length.
-  std::uint64_t lane[4] = {k1, k2, k1 ^ k2, k1 + k2};
+  // The lanes over the whole words, then the tail, then the identity and the
+  // length.
   const std::size_t words = data.size() / 8;
   const std::byte* p = data.data();
-  std::size_t i = 0;
-  for (; i + 4 <= words; i += 4)
-    for (int l = 0; l < 4; ++l) {
-      std::uint64_t w;
-      std::memcpy(&w, p + (i + static_cast<std::size_t>(l)) * 8, 8);
-      lane[l] = std::rotl((lane[l] ^ w) * k1, 31) * k2;
-    }
-  for (; i < words; ++i) {
+  const auto lane = all_zero(data) ? zero_lanes(words) : run_lanes(words, [p](std::size_t i) {
     std::uint64_t w;
     std::memcpy(&w, p + i * 8, 8);
-    lane[0] = std::rotl((lane[0] ^ w) * k1, 31) * k2;
-  }
+    return w;
+  });
   std::uint64_t tail = 0;
   for (std::size_t b = words * 8; b < data.size(); ++b)
     tail = (tail << 8) | std::to_integer<std::uint64_t>(p[b]);
