@@ -6,9 +6,11 @@
 //       cache server or a `compute: real` user receives it: the chunk ops
 //       (put, chunk, migrate_chunk) carry real bytes in `chunk.data`
 //       (12,288 B and 3 MiB), checksummed on encode and again on decode, and
-//       decoding copies them out; the hash lists (lookup, lookup_reply, get,
-//       evict_notice) hold the 64 block hashes of a 1,024-token prompt in
-//       16-token blocks; prompt carries 1,024 tokens and 9 servers, answer
+//       decoding copies them out; chunk_filler carries zero filler of those
+//       sizes instead (a run without real KV data: its checksum takes the
+//       lanes remembered for the size, and decoding keeps no data); the hash
+//       lists (lookup, lookup_reply, get, evict_notice) hold the 64 block
+//       hashes of a 1,024-token prompt in 16-token blocks; prompt carries 1,024 tokens and 9 servers, answer
 //       a satellite's account (answer_hidden also a 2,048-float hidden
 //       state, as with compute real). Counters: items_per_second (messages),
 //       data_bytes_per_s (KV data bytes, chunk ops only), flat_bytes (the
@@ -97,6 +99,14 @@ kv_message chunk_message(kv_op op, std::uint32_t chunk_bytes) {
   return m;
 }
 
+/// A chunk of zero filler, as a run without real KV data sends.
+kv_message filler_message(std::uint32_t chunk_bytes) {
+  auto m = chunk_message(kv_op::chunk, 0);
+  m.chunk.data = nullptr;
+  m.chunk.data_bytes = chunk_bytes;
+  return m;
+}
+
 kv_message hashes_message(kv_op op) {
   kv_message m;
   m.op = op;
@@ -173,6 +183,7 @@ const kv_case kv_cases[] = {
   {"lookup_reply", false, [](std::uint32_t) { return hashes_message(kv_op::lookup_reply); }},
   {"get", false, [](std::uint32_t) { return hashes_message(kv_op::get); }},
   {"chunk", true, [](std::uint32_t b) { return chunk_message(kv_op::chunk, b); }},
+  {"chunk_filler", true, filler_message},
   {"migrate", false, [](std::uint32_t) { return migrate_message(); }},
   {"migrate_chunk", true, [](std::uint32_t b) { return chunk_message(kv_op::migrate_chunk, b); }},
   {"evict_notice", false, [](std::uint32_t) { return hashes_message(kv_op::evict_notice); }},
@@ -187,7 +198,7 @@ void BM_Kv_EncodeDecode(benchmark::State& state, kv_message m) {
   for (auto _ : state) {
     ++m.request;
     auto p = protocol::encode_kv(m);
-    auto d = protocol::decode_kv(p, true);
+    auto d = protocol::decode_kv(p, /*keep_data=*/m.chunk.data != nullptr);
     if (!d.ok() || d->op != m.op || d->request != m.request ||
         (protocol::carries_chunk(m.op) && !d->chunk.checksum_ok)) {
       state.SkipWithError("decode failed or checksum mismatch");
@@ -204,7 +215,8 @@ void BM_Kv_EncodeDecode(benchmark::State& state, kv_message m) {
     // In 10^9 bytes, as the kernel cases below count them (Google
     // Benchmark's bytes_per_second prints in 2^30).
     state.counters["data_bytes_per_s"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * static_cast<double>(m.chunk.data->size()),
+      static_cast<double>(state.iterations()) *
+        static_cast<double>(m.chunk.data ? m.chunk.data->size() : m.chunk.data_bytes),
       benchmark::Counter::kIsRate);
   }
   state.counters["flat_bytes"] = static_cast<double>(flat_bytes);
