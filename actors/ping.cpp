@@ -33,7 +33,7 @@ void ping_workload::register_kind() {
       key_spec::dur("interval", "1s", "Time between two pings of a pair").above(0),
       key_spec::dur("start", "0s", "When the first pings leave").at_least(0),
       key_spec::size("size", "64B",
-                     "Filler bytes per ping (on the wire: rounded up to 8-byte words, plus 120 "
+                     "Filler bytes per ping (on the wire: rounded up to 8-byte words, plus 104 "
                      "bytes of header and fields)").at_most(65536),
     });
 }

@@ -10,9 +10,10 @@
 //       sizes instead (a run without real KV data: its checksum takes the
 //       lanes remembered for the size, and decoding keeps no data); the hash
 //       lists (lookup, lookup_reply, get, evict_notice) hold the 64 block
-//       hashes of a 1,024-token prompt in 16-token blocks; prompt carries 1,024 tokens and 9 servers, answer
-//       a satellite's account (answer_hidden also a 2,048-float hidden
-//       state, as with compute real). Counters: items_per_second (messages),
+//       hashes of a 1,024-token prompt in 16-token blocks; prompt carries
+//       1,024 tokens and 9 servers, answer a satellite's account
+//       (answer_hidden also a 2,048-float hidden state, as with compute
+//       real). Counters: items_per_second (messages),
 //       data_bytes_per_s (KV data bytes, chunk ops only), flat_bytes (the
 //       encoded payload). One line of `kv_cases` per op.
 //   BM_Kv_KernelPutGet/chunk_bytes/threads

@@ -6,6 +6,8 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "capnp/any.h"
@@ -29,6 +31,35 @@ std::uint64_t table_words(std::uint64_t segments) noexcept {
   // One u32 for the count, one per segment, padded to a whole word.
   return segments / 2 + 1;
 }
+
+// A builder whose first segment is memory it is given (zeroed) and whose
+// further segments come from the heap. Unlike MallocMessageBuilder with
+// scratch space, it leaves the first segment as built when it goes.
+class in_place_builder final : public capnp::MessageBuilder {
+public:
+  explicit in_place_builder(kj::ArrayPtr<capnp::word> first)
+    : first_(first), total_(first.size()) {}
+
+  kj::ArrayPtr<capnp::word> allocateSegment(unsigned minimum) override {
+    if (!first_given_) {
+      first_given_ = true;
+      if (minimum <= first_.size())
+        return first_;
+    }
+    // Each further segment at least as large as the message so far, as
+    // MallocMessageBuilder grows by default.
+    const std::size_t words = std::max<std::size_t>(minimum, total_);
+    total_ += words;
+    more_.push_back(std::make_unique<std::uint64_t[]>(words)); // zeroed
+    return {reinterpret_cast<capnp::word*>(more_.back().get()), words};
+  }
+
+private:
+  kj::ArrayPtr<capnp::word> first_;
+  bool first_given_ = false;
+  std::size_t total_;
+  std::vector<std::unique_ptr<std::uint64_t[]>> more_;
+};
 
 } // namespace
 
@@ -94,6 +125,27 @@ payload_ptr encode_flat(capnp::MessageBuilder& builder) {
       dst += seg.size();
     }
   });
+}
+
+payload_ptr build_flat(std::size_t words,
+                       absl::FunctionRef<void(capnp::MessageBuilder&)> build) {
+  payload_ptr spilled;
+  auto built = payload::build_words_up_to(1 + words, [&](std::span<std::uint64_t> out) {
+    std::memset(out.data(), 0, out.size_bytes());
+    auto* first = reinterpret_cast<capnp::word*>(out.data() + 1);
+    in_place_builder builder({first, words});
+    build(builder);
+    const auto segments = builder.getSegmentsForOutput();
+    if (segments.size() != 1 || segments[0].begin() != first) {
+      spilled = encode_flat(builder);
+      return std::size_t{0};
+    }
+    // The table of one segment: count - 1 = 0, then the segment's size.
+    const auto size = static_cast<std::uint32_t>(segments[0].size());
+    std::memcpy(reinterpret_cast<std::byte*>(out.data()) + 4, &size, 4);
+    return 1 + segments[0].size();
+  });
+  return built ? built : spilled;
 }
 
 absl::Status decode_error(const kj::Exception& e) {

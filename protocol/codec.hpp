@@ -1,6 +1,7 @@
 /// @file codec.hpp
-/// Generic Cap'n Proto <-> payload helpers: flatten a builder into a payload
-/// with one copy, and open a payload for reading without trusting it.
+/// Generic Cap'n Proto <-> payload helpers: build a message in a payload (or
+/// flatten a builder into one with one copy), and open a payload for reading
+/// without trusting it.
 ///
 /// Includes Cap'n Proto: include it only from .cpp files that encode or decode.
 
@@ -13,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "capnp/message.h"
@@ -48,10 +50,25 @@ absl::Status check_segment_table(std::span<const std::byte> bytes,
 std::size_t flat_size_words(capnp::MessageBuilder& builder);
 
 /// Copies `builder`'s segments into a new payload in flat form (the layout of
-/// `capnp::messageToFlatArray`), with the payload as the only copy. For speed,
-/// size the builder's first segment so that the message fits in one segment
-/// (e.g. `capnp::MallocMessageBuilder(words)`).
+/// `capnp::messageToFlatArray`), with the payload as the only copy.
 payload_ptr encode_flat(capnp::MessageBuilder& builder);
+
+/// Builds a message straight into a new payload in flat form: `build` fills
+/// a builder whose first segment is `words` zeroed words of the payload
+/// itself, after a one-word segment table, and the payload keeps the words
+/// the message used. So a message that fits costs no copy: give `words` as
+/// the message's size or a little over. One that needs more takes further
+/// segments and is flattened by `encode_flat` (one copy). Exceptions from
+/// `build` (Cap'n Proto's limits) pass through.
+payload_ptr build_flat(std::size_t words,
+                       absl::FunctionRef<void(capnp::MessageBuilder&)> build);
+
+/// Words of one `Struct` (its data words and pointers) as the generated
+/// schema lays it out: for sizing a message beforehand.
+template <class Struct>
+constexpr std::size_t struct_words() {
+  return std::size_t{Struct::_capnpPrivate::dataWordSize} + Struct::_capnpPrivate::pointerCount;
+}
 
 /// A validated reader over one payload. Keeps the payload alive; not movable
 /// (the Cap'n Proto reader points into the payload and into itself), so

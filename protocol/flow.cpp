@@ -9,17 +9,18 @@
 namespace satemu::protocol {
 
 payload_ptr encode_flow(const flow_packet& m) {
-  // Root pointer + FlowPacket (5 data words, 1 pointer) + the filler: one segment.
-  capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 6 + (m.body_bytes + 7) / 8));
-  auto root = builder.initRoot<schema::FlowPacket>();
-  root.setFlow(m.flow);
-  root.setSeq(m.seq);
-  root.setOrigin(m.origin);
-  root.setTarget(m.target);
-  root.setSentNs(m.sent_ns);
-  root.setPathChanged(m.path_changed);
-  root.initBody(m.body_bytes);
-  return encode_flat(builder);
+  // Root pointer + FlowPacket + the filler: the whole message, in one segment.
+  const std::size_t words = 1 + struct_words<schema::FlowPacket>() + (m.body_bytes + 7) / 8;
+  return build_flat(words, [&](capnp::MessageBuilder& builder) {
+    auto root = builder.initRoot<schema::FlowPacket>();
+    root.setFlow(m.flow);
+    root.setSeq(m.seq);
+    root.setOrigin(m.origin);
+    root.setTarget(m.target);
+    root.setSentNs(m.sent_ns);
+    root.setPathChanged(m.path_changed);
+    root.initBody(m.body_bytes);
+  });
 }
 
 std::uint32_t flow_overhead_bytes() {

@@ -209,67 +209,70 @@ std::uint64_t kv_checksum(std::uint64_t hash, std::uint32_t index, std::uint32_t
 }
 
 payload_ptr encode_kv(const kv_message& m, bool corrupt) {
-  // Root pointer + KvMessage (3 data words, 2 pointers) + a chunk (4 data
-  // words, 1 pointer) or a list, or the prompt's two lists, or an answer
-  // (9 data words, 1 pointer), + the data: one segment.
-  const std::size_t data_bytes = m.chunk.data ? m.chunk.data->size() : m.chunk.data_bytes;
-  std::size_t extra = 1 + m.hashes.size();
-  if (carries_chunk(m.op))
-    extra = 5 + (data_bytes + 7) / 8;
-  else if (m.op == kv_op::prompt)
-    extra = 2 + (m.tokens.size() + 1) / 2 + (m.servers.size() + 1) / 2;
-  else if (m.op == kv_op::answer)
-    extra = 10 + (m.answer.hidden.size() + 1) / 2;
-  capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 5 + extra + 1));
-  auto root = builder.initRoot<schema::KvMessage>();
-  root.setRequest(m.request);
-  root.setOrigin(m.origin);
-  const auto n = static_cast<unsigned>(m.hashes.size());
-  switch (m.op) {
-    case kv_op::put:
-      set_chunk(root.initPut(), m.chunk, corrupt);
-      break;
-    case kv_op::chunk:
-      set_chunk(root.initChunk(), m.chunk, corrupt);
-      break;
-    case kv_op::migrate_chunk:
-      set_chunk(root.initMigrateChunk(), m.chunk, corrupt);
-      break;
-    case kv_op::lookup:
-      set_list(root.initLookup(n), m.hashes);
-      break;
-    case kv_op::lookup_reply:
-      set_list(root.initLookupReply(n), m.hashes);
-      break;
-    case kv_op::get:
-      set_list(root.initGet(n), m.hashes);
-      break;
-    case kv_op::evict_notice:
-      set_list(root.initEvictNotice(n), m.hashes);
-      break;
-    case kv_op::migrate: {
-      auto g = root.initMigrate();
-      g.setOwner(m.owner);
-      g.setTarget(m.target);
-      break;
-    }
-    case kv_op::error: {
-      auto g = root.initError();
-      g.setCode(static_cast<schema::KvError>(m.error));
-      g.setHash(m.error_hash);
-      break;
-    }
-    case kv_op::prompt: {
-      auto g = root.initPrompt();
-      set_list(g.initTokens(static_cast<unsigned>(m.tokens.size())), m.tokens);
-      set_list(g.initServers(static_cast<unsigned>(m.servers.size())), m.servers);
-      break;
-    }
-    case kv_op::answer:
-      set_answer(root.initAnswer(), m.answer);
-      break;
+  // Root pointer + KvMessage + a chunk and its data, or the prompt's two
+  // lists, or an answer and its hidden state, or a list of hashes: the
+  // whole message, built in one segment.
+  std::size_t words = 1 + struct_words<schema::KvMessage>();
+  if (carries_chunk(m.op)) {
+    const std::size_t data_bytes = m.chunk.data ? m.chunk.data->size() : m.chunk.data_bytes;
+    words += struct_words<schema::KvChunk>() + (data_bytes + 7) / 8;
+  } else if (m.op == kv_op::prompt) {
+    words += (m.tokens.size() + 1) / 2 + (m.servers.size() + 1) / 2;
+  } else if (m.op == kv_op::answer) {
+    words += struct_words<schema::KvAnswer>() + (m.answer.hidden.size() + 1) / 2;
+  } else {
+    words += m.hashes.size();
   }
-  return encode_flat(builder);
+  return build_flat(words, [&](capnp::MessageBuilder& builder) {
+    auto root = builder.initRoot<schema::KvMessage>();
+    root.setRequest(m.request);
+    root.setOrigin(m.origin);
+    const auto n = static_cast<unsigned>(m.hashes.size());
+    switch (m.op) {
+      case kv_op::put:
+        set_chunk(root.initPut(), m.chunk, corrupt);
+        break;
+      case kv_op::chunk:
+        set_chunk(root.initChunk(), m.chunk, corrupt);
+        break;
+      case kv_op::migrate_chunk:
+        set_chunk(root.initMigrateChunk(), m.chunk, corrupt);
+        break;
+      case kv_op::lookup:
+        set_list(root.initLookup(n), m.hashes);
+        break;
+      case kv_op::lookup_reply:
+        set_list(root.initLookupReply(n), m.hashes);
+        break;
+      case kv_op::get:
+        set_list(root.initGet(n), m.hashes);
+        break;
+      case kv_op::evict_notice:
+        set_list(root.initEvictNotice(n), m.hashes);
+        break;
+      case kv_op::migrate: {
+        auto g = root.initMigrate();
+        g.setOwner(m.owner);
+        g.setTarget(m.target);
+        break;
+      }
+      case kv_op::error: {
+        auto g = root.initError();
+        g.setCode(static_cast<schema::KvError>(m.error));
+        g.setHash(m.error_hash);
+        break;
+      }
+      case kv_op::prompt: {
+        auto g = root.initPrompt();
+        set_list(g.initTokens(static_cast<unsigned>(m.tokens.size())), m.tokens);
+        set_list(g.initServers(static_cast<unsigned>(m.servers.size())), m.servers);
+        break;
+      }
+      case kv_op::answer:
+        set_answer(root.initAnswer(), m.answer);
+        break;
+    }
+  });
 }
 
 absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data) {

@@ -13,11 +13,10 @@ namespace satemu::protocol {
 
 namespace {
 
-// Root pointer + MeshMessage struct (3 data words, 1 pointer) + the Data
-// list's words: the whole message fits the first segment, which avoids a
-// second segment (about 35% slower to flatten, see TOOLCHAIN.md).
+// Root pointer + MeshMessage + the Data list's words: the whole message,
+// built in one segment.
 constexpr std::size_t mesh_words(std::size_t body_bytes) noexcept {
-  return 1 + 3 + 1 + (body_bytes + 7) / 8;
+  return 1 + struct_words<schema::MeshMessage>() + (body_bytes + 7) / 8;
 }
 
 template <class Fill>
@@ -25,17 +24,15 @@ payload_ptr encode_mesh_impl(const mesh_message& m, std::size_t body_bytes,
                              Fill&& fill) {
   if (body_bytes > max_mesh_body_bytes)
     return payload_ptr{};
-  capnp::MallocMessageBuilder builder(
-    static_cast<unsigned>(mesh_words(body_bytes)));
-  auto root = builder.initRoot<schema::MeshMessage>();
-  root.setOrigin(m.origin);
-  root.setTarget(m.target);
-  root.setCreatedNs(m.created_ns);
-  root.setId(m.id);
-  auto body = root.initBody(static_cast<unsigned>(body_bytes));
-  fill(std::span<std::byte>{reinterpret_cast<std::byte*>(body.begin()),
-                            body.size()});
-  return encode_flat(builder);
+  return build_flat(mesh_words(body_bytes), [&](capnp::MessageBuilder& builder) {
+    auto root = builder.initRoot<schema::MeshMessage>();
+    root.setOrigin(m.origin);
+    root.setTarget(m.target);
+    root.setCreatedNs(m.created_ns);
+    root.setId(m.id);
+    auto body = root.initBody(static_cast<unsigned>(body_bytes));
+    fill(std::span<std::byte>{reinterpret_cast<std::byte*>(body.begin()), body.size()});
+  });
 }
 
 } // namespace

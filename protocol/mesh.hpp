@@ -51,7 +51,8 @@ bool is_mesh_pattern(std::uint64_t id, std::span<const std::byte> body) noexcept
 inline constexpr std::size_t max_mesh_body_bytes = (std::size_t{1} << 29) - 1;
 
 /// Encodes `m` with `body` as its body (`m.body_bytes` is ignored). The message
-/// is built in one segment and flattened with one copy. Returns a null handle
+/// is built in one segment, in the payload itself (`build_flat`): the body is
+/// copied once, from `body` into the payload. Returns a null handle
 /// if the body exceeds `max_mesh_body_bytes`.
 payload_ptr encode_mesh(const mesh_message& m, std::span<const std::byte> body);
 

@@ -138,100 +138,100 @@ absl::StatusOr<std::string> encode_node_message(const node_message& m) {
                    " bytes one field carries"));
   if (size.bytes > max_node_frame_bytes)
     return frame_too_big(m, size.bytes);
-  capnp::MallocMessageBuilder builder(static_cast<unsigned>(size.words()));
-  auto root = builder.initRoot<NodeMessage>();
-  std::visit(overloaded{
-               [&](const node_hello& x) {
-                 auto b = root.initHello();
-                 b.setVersion(x.version);
-                 b.setNonce(as_data(x.nonce));
-                 b.setSoftware(as_text(x.software));
+  const auto flat = build_flat(size.words(), [&](capnp::MessageBuilder& builder) {
+    auto root = builder.initRoot<NodeMessage>();
+    std::visit(overloaded{
+                 [&](const node_hello& x) {
+                   auto b = root.initHello();
+                   b.setVersion(x.version);
+                   b.setNonce(as_data(x.nonce));
+                   b.setSoftware(as_text(x.software));
+                 },
+                 [&](const node_challenge& x) { root.initChallenge().setNonce(as_data(x.nonce)); },
+                 [&](const node_response& x) { root.initResponse().setMac(as_data(x.mac)); },
+                 [&](const node_accepted& x) {
+                   auto b = root.initAccepted();
+                   b.setProof(as_data(x.proof));
+                   b.setThreads(x.threads);
+                   b.setSoftware(as_text(x.software));
+                 },
+                 [&](const node_refused& x) { root.initRefused().setReason(as_text(x.reason)); },
+                 [&](const node_ping& x) {
+                   auto b = root.initPing();
+                   b.setSeq(x.seq);
+                   b.setData(as_data(x.data));
+                 },
+                 [&](const node_pong& x) {
+                   auto b = root.initPong();
+                   b.setSeq(x.seq);
+                   b.setData(as_data(x.data));
+                 },
+                 [&](const node_end& x) { root.initEnd().setReason(as_text(x.reason)); },
+                 [&](const node_error& x) {
+                   auto b = root.initError();
+                   b.setCode(static_cast<std::uint16_t>(x.code));
+                   b.setMessage(as_text(x.message));
+                 },
+                 [&](const node_setup& x) {
+                   auto b = root.initSetup();
+                   b.setScenario(as_text(x.scenario));
+                   b.setNode(x.node);
+                   b.setNodes(x.nodes);
+                   auto l = b.initNodeOf(static_cast<unsigned>(x.node_of.size()));
+                   for (unsigned i = 0; i < x.node_of.size(); ++i)
+                     l.set(i, x.node_of[i]);
+                   b.setThreads(x.threads);
+                 },
+                 [&](const node_ready& x) {
+                   auto b = root.initReady();
+                   b.setEntities(x.entities);
+                   b.setTotal(x.total);
+                   b.setLookaheadNs(x.lookahead_ns);
+                   auto l = b.initInputs(static_cast<unsigned>(x.inputs.size()));
+                   for (unsigned i = 0; i < x.inputs.size(); ++i) {
+                     l[i].setKey(as_text(x.inputs[i].key));
+                     l[i].setDigest(x.inputs[i].digest);
+                   }
+                 },
+                 [&](const node_grant& x) {
+                   auto b = root.initGrant();
+                   b.setWindowEnd(x.window_end);
+                   b.setWindowStart(x.window_start);
+                   b.setStop(x.stop);
+                   b.setInterrupted(x.interrupted);
+                   auto l = b.initBatches(static_cast<unsigned>(x.batches.size()));
+                   for (unsigned i = 0; i < x.batches.size(); ++i)
+                     l.set(i, as_data(x.batches[i]));
+                 },
+                 [&](const node_report& x) {
+                   auto b = root.initReport();
+                   b.setNextNs(x.next_ns);
+                   b.setEvents(x.events);
+                   auto l = b.initBatches(static_cast<unsigned>(x.batches.size()));
+                   for (unsigned i = 0; i < x.batches.size(); ++i) {
+                     auto e = l[i];
+                     e.setNode(x.batches[i].node);
+                     e.setFirstNs(x.batches[i].first_ns);
+                     e.setCount(x.batches[i].count);
+                     e.setData(as_data(x.batches[i].data));
+                   }
+                 },
+                 [&](const node_results& x) {
+                   auto b = root.initResults();
+                   b.setEntities(as_data(x.entities));
+                   b.setWorkload(as_data(x.workload));
+                   b.setEvents(x.events);
+                   b.setWindows(x.windows);
+                   b.setCrossEnvelopes(x.cross_envelopes);
+                   b.setCrossBytes(x.cross_bytes);
+                   b.setBarrierWaitNs(x.barrier_wait_ns);
+                   b.setComputeRequests(x.compute_requests);
+                   b.setComputeBatches(x.compute_batches);
+                 },
+                 [&](const node_abort& x) { root.initAbort().setReason(as_text(x.reason)); },
                },
-               [&](const node_challenge& x) { root.initChallenge().setNonce(as_data(x.nonce)); },
-               [&](const node_response& x) { root.initResponse().setMac(as_data(x.mac)); },
-               [&](const node_accepted& x) {
-                 auto b = root.initAccepted();
-                 b.setProof(as_data(x.proof));
-                 b.setThreads(x.threads);
-                 b.setSoftware(as_text(x.software));
-               },
-               [&](const node_refused& x) { root.initRefused().setReason(as_text(x.reason)); },
-               [&](const node_ping& x) {
-                 auto b = root.initPing();
-                 b.setSeq(x.seq);
-                 b.setData(as_data(x.data));
-               },
-               [&](const node_pong& x) {
-                 auto b = root.initPong();
-                 b.setSeq(x.seq);
-                 b.setData(as_data(x.data));
-               },
-               [&](const node_end& x) { root.initEnd().setReason(as_text(x.reason)); },
-               [&](const node_error& x) {
-                 auto b = root.initError();
-                 b.setCode(static_cast<std::uint16_t>(x.code));
-                 b.setMessage(as_text(x.message));
-               },
-               [&](const node_setup& x) {
-                 auto b = root.initSetup();
-                 b.setScenario(as_text(x.scenario));
-                 b.setNode(x.node);
-                 b.setNodes(x.nodes);
-                 auto l = b.initNodeOf(static_cast<unsigned>(x.node_of.size()));
-                 for (unsigned i = 0; i < x.node_of.size(); ++i)
-                   l.set(i, x.node_of[i]);
-                 b.setThreads(x.threads);
-               },
-               [&](const node_ready& x) {
-                 auto b = root.initReady();
-                 b.setEntities(x.entities);
-                 b.setTotal(x.total);
-                 b.setLookaheadNs(x.lookahead_ns);
-                 auto l = b.initInputs(static_cast<unsigned>(x.inputs.size()));
-                 for (unsigned i = 0; i < x.inputs.size(); ++i) {
-                   l[i].setKey(as_text(x.inputs[i].key));
-                   l[i].setDigest(x.inputs[i].digest);
-                 }
-               },
-               [&](const node_grant& x) {
-                 auto b = root.initGrant();
-                 b.setWindowEnd(x.window_end);
-                 b.setWindowStart(x.window_start);
-                 b.setStop(x.stop);
-                 b.setInterrupted(x.interrupted);
-                 auto l = b.initBatches(static_cast<unsigned>(x.batches.size()));
-                 for (unsigned i = 0; i < x.batches.size(); ++i)
-                   l.set(i, as_data(x.batches[i]));
-               },
-               [&](const node_report& x) {
-                 auto b = root.initReport();
-                 b.setNextNs(x.next_ns);
-                 b.setEvents(x.events);
-                 auto l = b.initBatches(static_cast<unsigned>(x.batches.size()));
-                 for (unsigned i = 0; i < x.batches.size(); ++i) {
-                   auto e = l[i];
-                   e.setNode(x.batches[i].node);
-                   e.setFirstNs(x.batches[i].first_ns);
-                   e.setCount(x.batches[i].count);
-                   e.setData(as_data(x.batches[i].data));
-                 }
-               },
-               [&](const node_results& x) {
-                 auto b = root.initResults();
-                 b.setEntities(as_data(x.entities));
-                 b.setWorkload(as_data(x.workload));
-                 b.setEvents(x.events);
-                 b.setWindows(x.windows);
-                 b.setCrossEnvelopes(x.cross_envelopes);
-                 b.setCrossBytes(x.cross_bytes);
-                 b.setBarrierWaitNs(x.barrier_wait_ns);
-                 b.setComputeRequests(x.compute_requests);
-                 b.setComputeBatches(x.compute_batches);
-               },
-               [&](const node_abort& x) { root.initAbort().setReason(as_text(x.reason)); },
-             },
-             m);
-  const auto flat = encode_flat(builder);
+               m);
+  });
   if (flat->size_bytes() > max_node_frame_bytes)
     return frame_too_big(m, flat->size_bytes());
   return std::string(reinterpret_cast<const char*>(flat->data()), flat->size_bytes());

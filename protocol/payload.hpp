@@ -80,6 +80,12 @@ public:
   template <class F>
   static payload_ptr try_build_words(std::size_t size_words, F&& fill);
 
+  /// Like `build_words`, but `fill` returns how many of the `size_words`
+  /// words, from the first, the payload holds (at most `size_words`; the
+  /// rest of the allocation goes unused). 0 gives a null handle.
+  template <class F>
+  static payload_ptr build_words_up_to(std::size_t size_words, F&& fill);
+
 private:
   friend class payload_ptr;
 
@@ -214,6 +220,19 @@ payload_ptr payload::try_build_words(std::size_t size_words, F&& fill) {
     return payload_ptr{};
   payload_ptr result{p};
   fill(std::span<std::uint64_t>{p->mutable_words(), size_words});
+  return result;
+}
+
+template <class F>
+payload_ptr payload::build_words_up_to(std::size_t size_words, F&& fill) {
+  auto result = build_words(size_words, [](std::span<std::uint64_t>) {});
+  if (!result)
+    return result;
+  auto* p = const_cast<payload*>(result.get());
+  const std::size_t used = fill(std::span<std::uint64_t>{p->mutable_words(), size_words});
+  if (used == 0 || used > size_words)
+    return payload_ptr{};
+  p->size_words_ = used;
   return result;
 }
 

@@ -8,19 +8,20 @@
 namespace satemu::protocol {
 
 payload_ptr encode_ping(const ping_message& m) {
-  // Root pointer + Ping (4 data words, 1 pointer) + the filler: one segment.
-  capnp::MallocMessageBuilder builder(static_cast<unsigned>(1 + 5 + (m.body_bytes + 7) / 8));
-  auto root = builder.initRoot<schema::Ping>();
-  root.setId(m.id);
-  root.setOrigin(m.origin);
-  root.setTarget(m.target);
-  root.setSentNs(m.sent_ns);
-  root.setReply(m.reply);
-  root.setArrivedNs(m.arrived_ns);
-  root.setRequestHops(m.request_hops);
-  root.setPathChanged(m.path_changed);
-  root.initBody(m.body_bytes);
-  return encode_flat(builder);
+  // Root pointer + Ping + the filler: the whole message, in one segment.
+  const std::size_t words = 1 + struct_words<schema::Ping>() + (m.body_bytes + 7) / 8;
+  return build_flat(words, [&](capnp::MessageBuilder& builder) {
+    auto root = builder.initRoot<schema::Ping>();
+    root.setId(m.id);
+    root.setOrigin(m.origin);
+    root.setTarget(m.target);
+    root.setSentNs(m.sent_ns);
+    root.setReply(m.reply);
+    root.setArrivedNs(m.arrived_ns);
+    root.setRequestHops(m.request_hops);
+    root.setPathChanged(m.path_changed);
+    root.initBody(m.body_bytes);
+  });
 }
 
 absl::StatusOr<ping_message> decode_ping(const payload_ptr& p) {

@@ -792,9 +792,9 @@ TEST_F(cli_test, shipped_scenarios_keep_their_fingerprints) {
     std::uint64_t events, envelopes;
   } golden[] = {
     {"quickstart", "2s", "3e97b4c534795ea7", 681'776, 640'765},
-    {"grid-19x5-ping", "20s", "f4dcd47a2f5711d5", 5'400, 4'800},
-    {"starlink-ping", "5s", "0bd2c77921198dfb", 10'556, 10'056},
-    {"starlink-tle", "2s", "d8a2b2d3bf1d47f0", 2'848, 2'648},
+    {"grid-19x5-ping", "20s", "b0b13917ef77b703", 5'400, 4'800},
+    {"starlink-ping", "5s", "8eef2518eff80074", 10'556, 10'056},
+    {"starlink-tle", "2s", "206da524c4fba8c8", 2'848, 2'648},
     {"skymemory-19x5", "30s", "3e21fa8d222fa040", 2'314, 1'631},
   };
   const struct {
@@ -1565,14 +1565,14 @@ TEST_F(cli_test, outage_of_unknown_satellite_names_the_outage) {
 }
 
 // A link queue smaller than one message drops every one: said before the
-// run (one ping of 64 B filler is 184 B on the wire; a flow packet's size).
+// run (one ping of 64 B filler is 168 B on the wire; a flow packet's size).
 TEST_F(cli_test, a_queue_smaller_than_one_message_is_warned_about) {
   const auto f = scenario("q.yaml", space_yaml);
-  auto r = satemu({"validate", f, "--set", "constellation.queue=183B"});
+  auto r = satemu({"validate", f, "--set", "constellation.queue=167B"});
   EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_CONTAINS(r.output, "satemu: warning: constellation.queue: 183B is smaller than one ping "
-                            "(184B on the wire): every ping is dropped at its first link");
-  r = satemu({"validate", f, "--set", "constellation.queue=184B"});
+  EXPECT_CONTAINS(r.output, "satemu: warning: constellation.queue: 167B is smaller than one ping "
+                            "(168B on the wire): every ping is dropped at its first link");
+  r = satemu({"validate", f, "--set", "constellation.queue=168B"});
   EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
   r = satemu({"validate", f, "--set", "constellation.queue=1000B", "--set",
               "workload={kind: flows, flows: [{from: a, to: b, rate: 1Mbps, packet: 1500B}]}"});

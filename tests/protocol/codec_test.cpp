@@ -227,3 +227,71 @@ TEST(codec, error_message_says_what_is_wrong) {
 
 } // namespace
 } // namespace satemu::protocol
+
+namespace satemu::protocol {
+namespace {
+
+// A MeshMessage with `body` bytes of a pattern, built by `b`.
+void build_mesh(capnp::MessageBuilder& b, std::size_t body) {
+  auto root = b.initRoot<schema::MeshMessage>();
+  root.setOrigin(7);
+  root.setId(42);
+  auto data = root.initBody(static_cast<unsigned>(body));
+  for (std::size_t i = 0; i < body; ++i)
+    data[i] = static_cast<kj::byte>(i * 13);
+}
+
+std::vector<std::byte> reference_flat(std::size_t body, unsigned first_words) {
+  capnp::MallocMessageBuilder b(first_words, capnp::AllocationStrategy::FIXED_SIZE);
+  build_mesh(b, body);
+  auto flat = capnp::messageToFlatArray(b);
+  auto bytes = flat.asBytes();
+  const auto* first = reinterpret_cast<const std::byte*>(bytes.begin());
+  return {first, first + bytes.size()};
+}
+
+std::uint32_t segment_count(const payload_ptr& p) {
+  std::uint32_t n;
+  std::memcpy(&n, p->data(), 4);
+  return n + 1;
+}
+
+TEST(build_flat, a_message_that_fits_is_capnp_s_flat_form_of_the_words_it_used) {
+  for (std::size_t body : {0, 1, 8, 100, 4096}) {
+    const std::size_t words = 1 + 3 + 1 + (body + 7) / 8; // exact
+    for (std::size_t spare : {0, 1, 50}) {
+      auto p = build_flat(words + spare, [&](capnp::MessageBuilder& b) { build_mesh(b, body); });
+      ASSERT_TRUE(p);
+      EXPECT_EQ(segment_count(p), 1u);
+      const auto ref = reference_flat(body, 4096);
+      ASSERT_EQ(p->size_bytes(), ref.size()) << body << " + " << spare;
+      EXPECT_EQ(std::memcmp(p->data(), ref.data(), ref.size()), 0) << body << " + " << spare;
+      auto v = view_mesh(*p);
+      ASSERT_TRUE(v.ok()) << v.status();
+      EXPECT_EQ(v->header.id, 42u);
+      EXPECT_EQ(v->body.size(), body);
+    }
+  }
+}
+
+TEST(build_flat, a_message_that_outgrows_its_words_takes_more_segments) {
+  for (std::size_t words : {0, 1, 3, 6}) {
+    auto p = build_flat(words, [&](capnp::MessageBuilder& b) { build_mesh(b, 1000); });
+    ASSERT_TRUE(p);
+    EXPECT_GT(segment_count(p), 1u) << words;
+    auto v = view_mesh(*p);
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(v->header.id, 42u);
+    ASSERT_EQ(v->body.size(), 1000u);
+    for (std::size_t i = 0; i < 1000; ++i)
+      ASSERT_EQ(v->body[i], static_cast<std::byte>(i * 13)) << words << " at " << i;
+  }
+}
+
+TEST(build_flat, an_exception_while_building_passes_through) {
+  EXPECT_THROW(build_flat(8, [](capnp::MessageBuilder&) { throw std::runtime_error("no"); }),
+               std::runtime_error);
+}
+
+} // namespace
+} // namespace satemu::protocol

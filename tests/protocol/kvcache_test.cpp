@@ -91,5 +91,53 @@ TEST(kv_checksum, a_filler_chunk_damaged_on_its_way_is_caught) {
   }
 }
 
+// encode_kv sizes each message beforehand, so that it is built in place in
+// one segment (no copy); a size that fell short would show as a second one.
+TEST(encode_kv, every_op_is_built_in_one_segment) {
+  std::vector<kv_message> all;
+  for (auto op : {kv_op::put, kv_op::chunk, kv_op::migrate_chunk})
+    for (std::uint32_t bytes : {0u, 5u, 4096u, 524288u}) {
+      kv_message m;
+      m.op = op;
+      m.chunk.data_bytes = bytes;
+      all.push_back(m);
+      m.chunk.data = std::make_shared<const std::vector<std::byte>>(bytes + 3, std::byte{9});
+      all.push_back(m);
+    }
+  for (auto op : {kv_op::lookup, kv_op::lookup_reply, kv_op::get, kv_op::evict_notice})
+    for (std::size_t n : {0, 1, 64, 1000}) {
+      kv_message m;
+      m.op = op;
+      m.hashes.assign(n, 0x55);
+      all.push_back(m);
+    }
+  kv_message m;
+  m.op = kv_op::migrate;
+  all.push_back(m);
+  m.op = kv_op::error;
+  all.push_back(m);
+  m.op = kv_op::prompt;
+  for (std::size_t n : {0, 1, 2, 1023}) {
+    m.tokens.assign(n, 7);
+    m.servers.assign(n / 2 + 1, 3);
+    all.push_back(m);
+  }
+  m.op = kv_op::answer;
+  for (std::size_t n : {0, 1, 2048}) {
+    m.answer.hidden.assign(n, 0.5f);
+    all.push_back(m);
+  }
+  for (const auto& x : all) {
+    const auto p = encode_kv(x);
+    ASSERT_TRUE(p);
+    std::uint32_t more_segments;
+    std::memcpy(&more_segments, p->data(), 4);
+    EXPECT_EQ(more_segments, 0u) << static_cast<int>(x.op) << " " << x.chunk.data_bytes;
+    auto back = decode_kv(p, /*keep_data=*/true);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->op, x.op);
+  }
+}
+
 } // namespace
 } // namespace satemu::protocol

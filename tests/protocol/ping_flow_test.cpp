@@ -6,6 +6,7 @@
 
 #include "protocol/envelope.hpp"
 #include "protocol/flow.hpp"
+#include "protocol/mesh.hpp"
 #include "protocol/ping.hpp"
 
 namespace satemu::protocol {
@@ -37,9 +38,9 @@ TEST(ping_message, round_trip_and_size) {
 }
 
 // What the README and `size`'s help say: on the wire (with the envelope's
-// header) a ping is its filler in whole 8-byte words plus 120 bytes, request
+// header) a ping is its filler in whole 8-byte words plus 104 bytes, request
 // or reply alike.
-TEST(ping_message, wire_size_is_the_filler_in_words_plus_120_bytes) {
+TEST(ping_message, wire_size_is_the_filler_in_words_plus_104_bytes) {
   for (const bool reply : {false, true})
     for (const std::uint32_t filler : {0u, 1u, 64u, 1000u, 1001u, 65536u}) {
       ping_message m;
@@ -48,7 +49,7 @@ TEST(ping_message, wire_size_is_the_filler_in_words_plus_120_bytes) {
       m.request_hops = 300;
       m.body_bytes = filler;
       EXPECT_EQ(encode_ping(m)->size_bytes() + envelope::header_bytes,
-                (filler + 7) / 8 * 8 + 120)
+                (filler + 7) / 8 * 8 + 104)
         << filler << (reply ? " reply" : " request");
     }
 }
@@ -82,6 +83,25 @@ TEST(flow_packet, damaged_payloads_are_errors) {
   const auto r = encode_ping(q);
   for (std::size_t cut = 1; cut < r->size_words(); ++cut)
     EXPECT_FALSE(decode_ping(truncated(r, cut)).ok()) << "cut " << cut;
+}
+
+// The encoders size each message beforehand, so that it is built in place
+// in one segment (no copy); a size that fell short would show as a second.
+TEST(encoders, build_every_message_in_one_segment) {
+  auto segments = [](const payload_ptr& p) {
+    std::uint32_t n;
+    std::memcpy(&n, p->data(), 4);
+    return n + 1;
+  };
+  for (std::uint32_t body : {0u, 1u, 8u, 100u, 1500u, 65536u}) {
+    ping_message ping;
+    ping.body_bytes = body;
+    EXPECT_EQ(segments(encode_ping(ping)), 1u) << body;
+    flow_packet flow;
+    flow.body_bytes = body;
+    EXPECT_EQ(segments(encode_flow(flow)), 1u) << body;
+    EXPECT_EQ(segments(encode_mesh(mesh_message{1, 2, 3, 4, body})), 1u) << body;
+  }
 }
 
 } // namespace
