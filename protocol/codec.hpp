@@ -70,6 +70,13 @@ constexpr std::size_t struct_words() {
   return std::size_t{Struct::_capnpPrivate::dataWordSize} + Struct::_capnpPrivate::pointerCount;
 }
 
+/// Words of a message whose root, a `Root`, holds one Data field of
+/// `blob_bytes` bytes: the root pointer, the struct and the blob's words.
+template <class Root>
+constexpr std::size_t root_and_blob_words(std::size_t blob_bytes) {
+  return 1 + struct_words<Root>() + (blob_bytes + 7) / 8;
+}
+
 /// A validated reader over one payload. Keeps the payload alive; not movable
 /// (the Cap'n Proto reader points into the payload and into itself), so
 /// declare it where it is used:

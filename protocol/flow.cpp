@@ -9,8 +9,7 @@
 namespace satemu::protocol {
 
 payload_ptr encode_flow(const flow_packet& m) {
-  // Root pointer + FlowPacket + the filler: the whole message, in one segment.
-  const std::size_t words = 1 + struct_words<schema::FlowPacket>() + (m.body_bytes + 7) / 8;
+  const auto words = root_and_blob_words<schema::FlowPacket>(m.body_bytes);
   return build_flat(words, [&](capnp::MessageBuilder& builder) {
     auto root = builder.initRoot<schema::FlowPacket>();
     root.setFlow(m.flow);

@@ -13,18 +13,13 @@ namespace satemu::protocol {
 
 namespace {
 
-// Root pointer + MeshMessage + the Data list's words: the whole message,
-// built in one segment.
-constexpr std::size_t mesh_words(std::size_t body_bytes) noexcept {
-  return 1 + struct_words<schema::MeshMessage>() + (body_bytes + 7) / 8;
-}
-
 template <class Fill>
 payload_ptr encode_mesh_impl(const mesh_message& m, std::size_t body_bytes,
                              Fill&& fill) {
   if (body_bytes > max_mesh_body_bytes)
     return payload_ptr{};
-  return build_flat(mesh_words(body_bytes), [&](capnp::MessageBuilder& builder) {
+  const auto words = root_and_blob_words<schema::MeshMessage>(body_bytes);
+  return build_flat(words, [&](capnp::MessageBuilder& builder) {
     auto root = builder.initRoot<schema::MeshMessage>();
     root.setOrigin(m.origin);
     root.setTarget(m.target);

@@ -225,10 +225,12 @@ payload_ptr payload::try_build_words(std::size_t size_words, F&& fill) {
 
 template <class F>
 payload_ptr payload::build_words_up_to(std::size_t size_words, F&& fill) {
-  auto result = build_words(size_words, [](std::span<std::uint64_t>) {});
-  if (!result)
-    return result;
-  auto* p = const_cast<payload*>(result.get());
+  if (size_words == 0)
+    return payload_ptr{};
+  auto* p = allocate(size_words);
+  if (p == nullptr)
+    throw std::bad_alloc{};
+  payload_ptr result{p};
   const std::size_t used = fill(std::span<std::uint64_t>{p->mutable_words(), size_words});
   if (used == 0 || used > size_words)
     return payload_ptr{};

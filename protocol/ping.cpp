@@ -8,8 +8,7 @@
 namespace satemu::protocol {
 
 payload_ptr encode_ping(const ping_message& m) {
-  // Root pointer + Ping + the filler: the whole message, in one segment.
-  const std::size_t words = 1 + struct_words<schema::Ping>() + (m.body_bytes + 7) / 8;
+  const auto words = root_and_blob_words<schema::Ping>(m.body_bytes);
   return build_flat(words, [&](capnp::MessageBuilder& builder) {
     auto root = builder.initRoot<schema::Ping>();
     root.setId(m.id);
