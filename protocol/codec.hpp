@@ -79,7 +79,8 @@ constexpr std::size_t root_and_blob_words(std::size_t blob_bytes) {
 
 /// A validated reader over one payload. Keeps the payload alive; not movable
 /// (the Cap'n Proto reader points into the payload and into itself), so
-/// declare it where it is used:
+/// declare it where it is used (`decode_flat` below does both steps for one
+/// read of a payload):
 ///
 ///     flat_message msg;
 ///     if (auto st = msg.open(p); !st.ok()) return st;

@@ -32,10 +32,7 @@ absl::StatusOr<flow_packet> decode_flow(const payload_ptr& p) {
   if (!p)
     return absl::InvalidArgumentError("flow: empty payload");
   flow_packet m;
-  flat_message msg;
-  if (auto st = msg.open(*p); !st.ok())
-    return st;
-  auto st = msg.read<schema::FlowPacket>([&](schema::FlowPacket::Reader r) {
+  auto st = decode_flat<schema::FlowPacket>(*p, [&](schema::FlowPacket::Reader r) {
     m.flow = r.getFlow();
     m.seq = r.getSeq();
     m.origin = r.getOrigin();

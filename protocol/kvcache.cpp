@@ -279,10 +279,7 @@ absl::StatusOr<kv_message> decode_kv(const payload_ptr& p, bool keep_data) {
   if (!p)
     return absl::InvalidArgumentError("kvcache: empty payload");
   kv_message m;
-  flat_message msg;
-  if (auto st = msg.open(*p); !st.ok())
-    return st;
-  auto st = msg.read<schema::KvMessage>([&](schema::KvMessage::Reader r) -> absl::Status {
+  auto st = decode_flat<schema::KvMessage>(*p, [&](schema::KvMessage::Reader r) -> absl::Status {
     m.request = r.getRequest();
     m.origin = r.getOrigin();
     switch (r.which()) {

@@ -59,10 +59,7 @@ payload_ptr encode_mesh(const mesh_message& m) {
 
 absl::StatusOr<mesh_view> view_mesh(const payload& p) {
   mesh_view result;
-  flat_message msg;
-  if (auto st = msg.open(p); !st.ok())
-    return st;
-  auto st = msg.read<schema::MeshMessage>([&](schema::MeshMessage::Reader r) {
+  auto st = decode_flat<schema::MeshMessage>(p, [&](schema::MeshMessage::Reader r) {
     result.header.origin = r.getOrigin();
     result.header.target = r.getTarget();
     result.header.created_ns = r.getCreatedNs();

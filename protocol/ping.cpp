@@ -27,10 +27,7 @@ absl::StatusOr<ping_message> decode_ping(const payload_ptr& p) {
   if (!p)
     return absl::InvalidArgumentError("ping: empty payload");
   ping_message m;
-  flat_message msg;
-  if (auto st = msg.open(*p); !st.ok())
-    return st;
-  auto st = msg.read<schema::Ping>([&](schema::Ping::Reader r) {
+  auto st = decode_flat<schema::Ping>(*p, [&](schema::Ping::Reader r) {
     m.id = r.getId();
     m.origin = r.getOrigin();
     m.target = r.getTarget();
