@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "runtime/files.hpp"
 #include "runtime/schema.hpp"
@@ -141,12 +142,16 @@ struct override_entry {
 };
 
 // Validates a YAML tree against the schema and builds the resolved tree.
+std::string unknown_key_hint(const YAML::Node& doc, std::string_view key, std::string_view rest,
+                             const std::vector<std::string>& near);
+
 class validator {
 public:
   validator(std::string source, const std::vector<override_entry>& overrides)
       : source_(std::move(source)), overrides_(overrides) {}
 
   absl::Status root(const YAML::Node& doc, rnode& out) {
+    doc_ = doc;
     return map(doc, doc.Mark(), base_schema(), "", out);
   }
   /// (key, path) of every input file named (see key_spec::input_file).
@@ -484,7 +489,7 @@ private:
       if (std::find(names.begin(), names.end(), e.key) == names.end()) {
         return error(join_path(path, e.key), e.key_mark,
                      absl::StrCat("unknown key ", in_quotes(e.key), kind_note,
-                                  did_you_mean(e.key, names)));
+                                  unknown_key_hint(doc_, e.key, "", names)));
       }
     }
 
@@ -553,6 +558,7 @@ private:
   }
 
   std::string source_;
+  YAML::Node doc_;  // the whole scenario, for hints that name keys elsewhere
   const std::vector<override_entry>& overrides_;
   bool in_default_ = false;
   std::string default_path_;
@@ -628,6 +634,77 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
     }
   }
   return kind_unknown;
+}
+
+// Adds to `out` the dotted paths under `path` ("clock.dilation",
+// "constellation.shells.<i>.planes", as explain writes them) of the keys
+// named `name` in `spec` and below. Kinds are read from `doc` as
+// schema_has_path reads them (every kind's keys where `doc` names none);
+// sections that the workload kind `workload` does not read are left out.
+void paths_named(const key_spec& spec, const YAML::Node& doc, std::string_view name,
+                 const std::string& path, const std::string& workload,
+                 std::vector<std::string>& out) {
+  std::vector<const key_spec*> fields;
+  for (const auto& c : spec.children) fields.push_back(&c);
+  if (!spec.kinds.empty()) {
+    const auto kind = find_entry(doc, "kind");
+    const kind_spec* named = kind && kind->second.IsScalar()
+                                 ? find_kind(spec.kinds, kind->second.Scalar())
+                                 : nullptr;
+    for (const auto& k : kind_names(spec.kinds)) {
+      const kind_spec* each = find_kind(spec.kinds, k);
+      if (named == nullptr || each == named)
+        for (const auto& c : each->keys) fields.push_back(&c);
+    }
+  }
+  for (const auto* f : fields) {
+    const auto& readers = f->workload_kinds;
+    if (!workload.empty() && !readers.empty() &&
+        std::find(readers.begin(), readers.end(), workload) == readers.end())
+      continue;
+    const std::string p = join_path(path, f->name);
+    if (f->name == name && std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+    if (f->type == value_type::map) {
+      const auto e = find_entry(doc, f->name);
+      paths_named(*f, e ? e->second : YAML::Node(), name, p, workload, out);
+    } else if (f->type == value_type::list) {
+      paths_named(*f, YAML::Node(), name, p + ".<i>", workload, out);
+    }
+  }
+}
+
+// The hint of an error for the unknown key `key`, followed in a --set by
+// `rest` (".0.planes" of "shells.0.planes"): the keys of that name elsewhere
+// in the scenario's schema, as whole paths ("dilation": did you mean
+// 'clock.dilation'?), else the nearest of `near`, the names that could
+// stand there ("clokc": did you mean 'clock'?).
+std::string unknown_key_hint(const YAML::Node& doc, std::string_view key, std::string_view rest,
+                             const std::vector<std::string>& near) {
+  std::string workload;
+  if (const auto w = find_entry(doc, "workload"))
+    if (const auto k = find_entry(w->second, "kind");
+        k && k->second.IsScalar() && find_kind("workload", k->second.Scalar()) != nullptr)
+      workload = k->second.Scalar();
+  std::vector<std::string> found;
+  paths_named(base_schema(), doc, key, "", workload, found);
+  std::vector<std::string> paths;
+  for (const auto& p : found) {
+    const std::string whole = absl::StrCat(p, av(rest));
+    // A --set's rest must lead somewhere from there.
+    const std::string indexed = absl::StrReplaceAll(whole, {{"<i>", "0"}});
+    std::vector<std::string> segs = absl::StrSplit(indexed, '.');
+    std::vector<std::string> unused;
+    std::size_t failed = 0;
+    if (schema_has_path(base_schema(), doc, segs, 0, unused, failed))
+      paths.push_back(absl::StrCat("'", whole, "'"));
+  }
+  if (paths.empty()) return did_you_mean(key, near);
+  constexpr std::size_t most = 4;
+  const std::size_t shown = std::min(paths.size(), most);
+  std::string list = absl::StrJoin(paths.begin(), paths.begin() + shown - 1, ", ");
+  absl::StrAppend(&list, shown > 1 ? " or " : "", paths[shown - 1],
+                  paths.size() > shown ? absl::StrCat(" (", paths.size() - shown, " more)") : "");
+  return absl::StrCat(" (did you mean ", list, "?)");
 }
 
 // Every map and list of `node` and below, once per way to reach it: a node
@@ -776,8 +853,10 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
   std::size_t failed = segs.size() - 1;
   if (std::any_of(segs.begin(), segs.end(), [](const std::string& s) { return s.empty(); }) ||
       !schema_has_path(base_schema(), doc, segs, 0, candidates, failed)) {
-    return absl::InvalidArgumentError(absl::StrCat("--set ", key, ": unknown key '", key, "'",
-                                                   did_you_mean(segs[failed], candidates)));
+    const std::string rest = absl::StrJoin(segs.begin() + failed + 1, segs.end(), ".");
+    return absl::InvalidArgumentError(absl::StrCat(
+      "--set ", key, ": unknown key '", key, "'",
+      unknown_key_hint(doc, segs[failed], rest.empty() ? "" : "." + rest, candidates)));
   }
   // The path as the validator spells it (list index 01 is 1), so that
   // errors in the value are reported at this --set.

@@ -173,6 +173,46 @@ TEST_F(scenario_test, workload_keys_are_strict_for_the_kind) {
                 "did you mean 'requests'?"});
 }
 
+// A key written where it does not belong, that the schema has elsewhere, is
+// suggested at its whole path, ahead of a near name that stands there
+// ("dilation" is not a misspelt "duration").
+TEST_F(scenario_test, a_key_given_in_the_wrong_place_is_suggested_where_it_is) {
+  expect_error("name: x\nduration: 1s\ndilation: 2\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:3:1: dilation: unknown key 'dilation' (did you mean "
+                "'clock.dilation'?)"});
+  expect_error("name: x\nduration: 1s\nclock: {requests: 3}\nworkload: {kind: test_kind}\n",
+               {"inline.yaml:3:9: clock.requests: unknown key 'requests' (did you mean "
+                "'workload.requests'?)"});
+  // Keys of list elements, and a name that several sections have.
+  expect_error(minimal, {"unknown key 'weight' (did you mean 'workload.users.<i>.weight'?)"},
+               {"weight=2"});
+  expect_error(minimal, {"unknown key 'mode' (did you mean 'clock.mode' or 'workload.mode'?)"},
+               {"mode=b"});
+  // Only the keys of the workload's kind: explain_kind's, say, are not.
+  expect_error("name: x\nduration: 1s\nworkload: {kind: test_kind, batch: 3}\n",
+               {"workload.batch: unknown key 'batch' for workload kind 'test_kind'"});
+  const auto batch = load_scenario_text(minimal, "inline.yaml", {"batch=3"});
+  ASSERT_FALSE(batch.ok());
+  EXPECT_EQ(msg(batch.status()), "--set batch: unknown key 'batch'");
+}
+
+// A --set suggests the whole path it may have meant, one that exists.
+TEST_F(scenario_test, an_override_in_the_wrong_place_is_suggested_at_its_whole_path) {
+  expect_error(minimal, {"--set dilation: unknown key 'dilation' (did you mean 'clock.dilation'?)"},
+               {"dilation=2"});
+  expect_error(minimal,
+               {"--set users.0.weight: unknown key 'users.0.weight' (did you mean "
+                "'workload.users.0.weight'?)"},
+               {"users.0.weight=2"});
+  expect_error(minimal, {"--set clock.requests: unknown key 'clock.requests' (did you mean "
+                         "'workload.requests'?)"},
+               {"clock.requests=2"});
+  // The rest of the path leads nowhere from clock.mode.
+  const auto s = load_scenario_text(minimal, "inline.yaml", {"mode.x=1"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(msg(s.status()), "--set mode.x: unknown key 'mode.x'");
+}
+
 TEST_F(scenario_test, unknown_workload_kind) {
   expect_error("name: x\nduration: 1s\nworkload: {kind: test_knd}\n",
                {"inline.yaml:3:18: workload.kind: expected one of", "test_kind",
