@@ -594,9 +594,11 @@ std::optional<std::pair<YAML::Node, YAML::Node>> find_entry(const YAML::Node& no
 
 // Whether `segments` names a key of the schema, reading kinds from `doc`;
 // when not, `failed` is the segment it does not know and `candidates` the
-// names that could stand there.
+// names that could stand there, and `value` (if given) is the key before
+// `failed` where that is a value, which has no keys.
 bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std::string>& segs,
-                     std::size_t i, std::vector<std::string>& candidates, std::size_t& failed) {
+                     std::size_t i, std::vector<std::string>& candidates, std::size_t& failed,
+                     const key_spec** value = nullptr) {
   if (i == segs.size()) return true;
   const std::string& seg = segs[i];
   failed = i;
@@ -609,9 +611,12 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
     if (spec.children.empty()) return i + 1 == segs.size();
     key_spec as_map = spec;
     as_map.type = value_type::map;
-    return schema_has_path(as_map, item, segs, i + 1, candidates, failed);
+    return schema_has_path(as_map, item, segs, i + 1, candidates, failed, value);
   }
-  if (spec.type != value_type::map) return false;
+  if (spec.type != value_type::map) {
+    if (value != nullptr) *value = &spec;
+    return false;
+  }
   std::vector<const key_spec*> fields;
   for (const auto& c : spec.children) fields.push_back(&c);
   bool kind_unknown = false;
@@ -630,7 +635,8 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
     candidates.push_back(f->name);
     if (f->name == seg) {
       const auto e = find_entry(doc, seg);
-      return schema_has_path(*f, e ? e->second : YAML::Node(), segs, i + 1, candidates, failed);
+      return schema_has_path(*f, e ? e->second : YAML::Node(), segs, i + 1, candidates, failed,
+                             value);
     }
   }
   return kind_unknown;
@@ -851,12 +857,17 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
   std::vector<std::string> segs = absl::StrSplit(key, '.');
   std::vector<std::string> candidates;
   std::size_t failed = segs.size() - 1;
+  const key_spec* value_key = nullptr;
   if (std::any_of(segs.begin(), segs.end(), [](const std::string& s) { return s.empty(); }) ||
-      !schema_has_path(base_schema(), doc, segs, 0, candidates, failed)) {
+      !schema_has_path(base_schema(), doc, segs, 0, candidates, failed, &value_key)) {
     const std::string rest = absl::StrJoin(segs.begin() + failed + 1, segs.end(), ".");
-    return absl::InvalidArgumentError(absl::StrCat(
-      "--set ", key, ": unknown key '", key, "'",
-      unknown_key_hint(doc, segs[failed], rest.empty() ? "" : "." + rest, candidates)));
+    std::string hint =
+      unknown_key_hint(doc, segs[failed], rest.empty() ? "" : "." + rest, candidates);
+    if (hint.empty() && value_key != nullptr)
+      hint = absl::StrCat(" (", absl::StrJoin(segs.begin(), segs.begin() + failed, "."), " is ",
+                          "a value, not a map: ", describe_expected(*value_key), ")");
+    return absl::InvalidArgumentError(
+      absl::StrCat("--set ", key, ": unknown key '", key, "'", hint));
   }
   // The path as the validator spells it (list index 01 is 1), so that
   // errors in the value are reported at this --set.

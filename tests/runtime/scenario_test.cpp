@@ -213,6 +213,17 @@ TEST_F(scenario_test, an_override_in_the_wrong_place_is_suggested_at_its_whole_p
   EXPECT_EQ(msg(s.status()), "--set mode.x: unknown key 'mode.x'");
 }
 
+// A path that goes on past a value says what the value is.
+TEST_F(scenario_test, an_override_past_a_value_says_it_has_no_keys) {
+  const auto s = load_scenario_text(minimal, "inline.yaml", {"clock.dilation.x=1"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(msg(s.status()), "--set clock.dilation.x: unknown key 'clock.dilation.x' "
+                             "(clock.dilation is a value, not a map: a positive real number)");
+  expect_error(minimal,
+               {"(workload.users.0.weight is a value, not a map: a positive real number)"},
+               {"workload.users.0.weight.x=1"});
+}
+
 TEST_F(scenario_test, unknown_workload_kind) {
   expect_error("name: x\nduration: 1s\nworkload: {kind: test_knd}\n",
                {"inline.yaml:3:18: workload.kind: expected one of", "test_kind",
