@@ -141,10 +141,10 @@ struct override_entry {
   std::string text;  // "key.path=value", as given
 };
 
-// Validates a YAML tree against the schema and builds the resolved tree.
 std::string unknown_key_hint(const YAML::Node& doc, std::string_view key, std::string_view rest,
                              const std::vector<std::string>& near);
 
+// Validates a YAML tree against the schema and builds the resolved tree.
 class validator {
 public:
   validator(std::string source, const std::vector<override_entry>& overrides)
@@ -592,6 +592,23 @@ std::optional<std::pair<YAML::Node, YAML::Node>> find_entry(const YAML::Node& no
   return std::nullopt;
 }
 
+// The keys of map `spec` where `doc` stands: its children, and the keys of
+// the kind that `doc` names when `spec` has kinds; `kind` is that kind, or
+// null when `doc` names no registered one.
+std::vector<const key_spec*> keys_of(const key_spec& spec, const YAML::Node& doc,
+                                     const kind_spec*& kind) {
+  std::vector<const key_spec*> keys;
+  for (const auto& c : spec.children) keys.push_back(&c);
+  kind = nullptr;
+  if (!spec.kinds.empty()) {
+    const auto e = find_entry(doc, "kind");
+    if (e && e->second.IsScalar()) kind = find_kind(spec.kinds, e->second.Scalar());
+    if (kind != nullptr)
+      for (const auto& c : kind->keys) keys.push_back(&c);
+  }
+  return keys;
+}
+
 // Whether `segments` names a key of the schema, reading kinds from `doc`;
 // when not, `failed` is the segment it does not know and `candidates` the
 // names that could stand there, and `value` (if given) is the key before
@@ -617,20 +634,10 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
     if (value != nullptr) *value = &spec;
     return false;
   }
-  std::vector<const key_spec*> fields;
-  for (const auto& c : spec.children) fields.push_back(&c);
-  bool kind_unknown = false;
-  if (!spec.kinds.empty()) {
-    const auto kind_entry = find_entry(doc, "kind");
-    const YAML::Node kind = kind_entry ? kind_entry->second : YAML::Node();
-    const kind_spec* ks = nullptr;
-    if (kind.IsDefined() && kind.IsScalar()) ks = find_kind(spec.kinds, kind.Scalar());
-    if (ks != nullptr) {
-      for (const auto& c : ks->keys) fields.push_back(&c);
-    } else {
-      kind_unknown = true;  // validation will report the kind itself
-    }
-  }
+  const kind_spec* kind = nullptr;
+  const auto fields = keys_of(spec, doc, kind);
+  // An unknown kind: validation will report the kind itself.
+  const bool kind_unknown = !spec.kinds.empty() && kind == nullptr;
   for (const auto* f : fields) {
     candidates.push_back(f->name);
     if (f->name == seg) {
@@ -644,25 +651,17 @@ bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std
 
 // Adds to `out` the dotted paths under `path` ("clock.dilation",
 // "constellation.shells.<i>.planes", as explain writes them) of the keys
-// named `name` in `spec` and below. Kinds are read from `doc` as
-// schema_has_path reads them (every kind's keys where `doc` names none);
-// sections that the workload kind `workload` does not read are left out.
+// named `name` in `spec` and below. Kinds are read from `doc` (keys_of;
+// every kind's keys where `doc` names none); sections that the workload
+// kind `workload` does not read are left out.
 void paths_named(const key_spec& spec, const YAML::Node& doc, std::string_view name,
                  const std::string& path, const std::string& workload,
                  std::vector<std::string>& out) {
-  std::vector<const key_spec*> fields;
-  for (const auto& c : spec.children) fields.push_back(&c);
-  if (!spec.kinds.empty()) {
-    const auto kind = find_entry(doc, "kind");
-    const kind_spec* named = kind && kind->second.IsScalar()
-                                 ? find_kind(spec.kinds, kind->second.Scalar())
-                                 : nullptr;
-    for (const auto& k : kind_names(spec.kinds)) {
-      const kind_spec* each = find_kind(spec.kinds, k);
-      if (named == nullptr || each == named)
-        for (const auto& c : each->keys) fields.push_back(&c);
-    }
-  }
+  const kind_spec* kind = nullptr;
+  auto fields = keys_of(spec, doc, kind);
+  if (!spec.kinds.empty() && kind == nullptr)
+    for (const auto& k : kind_names(spec.kinds))
+      for (const auto& c : find_kind(spec.kinds, k)->keys) fields.push_back(&c);
   for (const auto* f : fields) {
     const auto& readers = f->workload_kinds;
     if (!workload.empty() && !readers.empty() &&
@@ -864,8 +863,8 @@ absl::Status apply_override(YAML::Node& doc, const std::string& text,
     std::string hint =
       unknown_key_hint(doc, segs[failed], rest.empty() ? "" : "." + rest, candidates);
     if (hint.empty() && value_key != nullptr)
-      hint = absl::StrCat(" (", absl::StrJoin(segs.begin(), segs.begin() + failed, "."), " is ",
-                          "a value, not a map: ", describe_expected(*value_key), ")");
+      hint = absl::StrCat(" (", absl::StrJoin(segs.begin(), segs.begin() + failed, "."),
+                          " is a value, not a map: ", describe_expected(*value_key), ")");
     return absl::InvalidArgumentError(
       absl::StrCat("--set ", key, ": unknown key '", key, "'", hint));
   }
