@@ -612,25 +612,25 @@ std::vector<const key_spec*> keys_of(const key_spec& spec, const YAML::Node& doc
 // Whether `segments` names a key of the schema, reading kinds from `doc`;
 // when not, `failed` is the segment it does not know and `candidates` the
 // names that could stand there, and `value` (if given) is the key before
-// `failed` where that is a value, which has no keys.
+// `failed` where that is a value, which has no keys. `element`: `spec` is a
+// list and `doc` one of its elements, a map of the list's children (walked
+// in `spec` itself, so that `value` points into the schema).
 bool schema_has_path(const key_spec& spec, YAML::Node doc, const std::vector<std::string>& segs,
                      std::size_t i, std::vector<std::string>& candidates, std::size_t& failed,
-                     const key_spec** value = nullptr) {
+                     const key_spec** value = nullptr, bool element = false) {
   if (i == segs.size()) return true;
   const std::string& seg = segs[i];
   failed = i;
   candidates.clear();
-  if (spec.type == value_type::list) {
+  if (spec.type == value_type::list && !element) {
     std::size_t index = 0;
     if (!parse_index(seg, index)) return false;
     YAML::Node item = (doc.IsDefined() && doc.IsSequence() && index < doc.size()) ? doc[index]
                                                                                  : YAML::Node();
     if (spec.children.empty()) return i + 1 == segs.size();
-    key_spec as_map = spec;
-    as_map.type = value_type::map;
-    return schema_has_path(as_map, item, segs, i + 1, candidates, failed, value);
+    return schema_has_path(spec, item, segs, i + 1, candidates, failed, value, true);
   }
-  if (spec.type != value_type::map) {
+  if (spec.type != value_type::map && !element) {
     if (value != nullptr) *value = &spec;
     return false;
   }
