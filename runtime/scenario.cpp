@@ -143,6 +143,8 @@ struct override_entry {
 
 std::string unknown_key_hint(const YAML::Node& doc, std::string_view key, std::string_view rest,
                              const std::vector<std::string>& near);
+std::string workload_kind_of(const YAML::Node& doc);
+bool read_by(const key_spec& key, const std::string& workload);
 
 // Validates a YAML tree against the schema and builds the resolved tree.
 class validator {
@@ -422,21 +424,17 @@ private:
     return absl::OkStatus();
   }
 
-  // A section that `workload`'s kind does not read is refused (see
+  // A section that the workload's kind does not read is refused (see
   // key_spec::workload_kinds). A missing or unknown kind is left to the
   // workload section's own check.
   absl::Status read_by_workload(const key_spec& section, const std::string& path,
-                                const YAML::Mark& mark, const entry* workload) {
-    if (section.workload_kinds.empty() || workload == nullptr || !workload->value.IsMap())
-      return absl::OkStatus();
-    const YAML::Node kind = workload->value["kind"];
-    if (!kind.IsScalar() || find_kind("workload", kind.Scalar()) == nullptr)
+                                const YAML::Mark& mark) {
+    const std::string kind = workload_kind_of(doc_);
+    if (read_by(section, kind))
       return absl::OkStatus();
     const auto& kinds = section.workload_kinds;
-    if (std::find(kinds.begin(), kinds.end(), kind.Scalar()) != kinds.end())
-      return absl::OkStatus();
     return error(path, mark,
-                 absl::StrCat("workload kind '", kind.Scalar(), "' ",
+                 absl::StrCat("workload kind '", kind, "' ",
                               section.other_kinds_note.empty()
                                   ? "does not read this section"
                                   : absl::StrCat(section.other_kinds_note,
@@ -498,9 +496,7 @@ private:
       rnode r;
       bool present = true;
       if (const entry* e = find_entry(f->name)) {
-        if (auto s = read_by_workload(*f, child_path, e->key_mark, find_entry("workload"));
-            !s.ok())
-          return s;
+        if (auto s = read_by_workload(*f, child_path, e->key_mark); !s.ok()) return s;
         if (auto s = value(e->value, e->key_mark, *f, child_path, r); !s.ok()) return s;
         if (f->type != value_type::map && !f->default_value.empty()) {
           // A default that would not pass on its own (`[]` where a list
@@ -592,6 +588,24 @@ std::optional<std::pair<YAML::Node, YAML::Node>> find_entry(const YAML::Node& no
   return std::nullopt;
 }
 
+// The workload kind that scenario `doc` names (merge keys included, as the
+// validator reads them) where it is a registered one; else empty.
+std::string workload_kind_of(const YAML::Node& doc) {
+  const auto w = find_entry(doc, "workload");
+  const auto k = w ? find_entry(w->second, "kind") : std::nullopt;
+  if (k && k->second.IsScalar() && find_kind("workload", k->second.Scalar()) != nullptr)
+    return k->second.Scalar();
+  return "";
+}
+
+// Whether workload kind `workload` reads `key` (key_spec::workload_kinds):
+// every kind reads a key that names none, and an empty kind reads every key.
+bool read_by(const key_spec& key, const std::string& workload) {
+  const auto& readers = key.workload_kinds;
+  return workload.empty() || readers.empty() ||
+         std::find(readers.begin(), readers.end(), workload) != readers.end();
+}
+
 // The keys of map `spec` where `doc` stands: its children, and the keys of
 // the kind that `doc` names when `spec` has kinds; `kind` is that kind, or
 // null when `doc` names no registered one.
@@ -663,10 +677,7 @@ void paths_named(const key_spec& spec, const YAML::Node& doc, std::string_view n
     for (const auto& k : kind_names(spec.kinds))
       for (const auto& c : find_kind(spec.kinds, k)->keys) fields.push_back(&c);
   for (const auto* f : fields) {
-    const auto& readers = f->workload_kinds;
-    if (!workload.empty() && !readers.empty() &&
-        std::find(readers.begin(), readers.end(), workload) == readers.end())
-      continue;
+    if (!read_by(*f, workload)) continue;
     const std::string p = join_path(path, f->name);
     if (f->name == name && std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
     if (f->type == value_type::map) {
@@ -685,13 +696,8 @@ void paths_named(const key_spec& spec, const YAML::Node& doc, std::string_view n
 // stand there ("clokc": did you mean 'clock'?).
 std::string unknown_key_hint(const YAML::Node& doc, std::string_view key, std::string_view rest,
                              const std::vector<std::string>& near) {
-  std::string workload;
-  if (const auto w = find_entry(doc, "workload"))
-    if (const auto k = find_entry(w->second, "kind");
-        k && k->second.IsScalar() && find_kind("workload", k->second.Scalar()) != nullptr)
-      workload = k->second.Scalar();
   std::vector<std::string> found;
-  paths_named(base_schema(), doc, key, "", workload, found);
+  paths_named(base_schema(), doc, key, "", workload_kind_of(doc), found);
   std::vector<std::string> paths;
   for (const auto& p : found) {
     const std::string whole = absl::StrCat(p, av(rest));
