@@ -1645,12 +1645,10 @@ TEST_F(cli_test, compute_section_with_good_names_and_weights_validates) {
   EXPECT_CONTAINS(m.output, mesh + ":" + std::to_string(line_of(text, "compute:")));
   // So does a kind given through a merge key (it had stopped at yaml-cpp's
   // 'invalid node; first invalid key: "kind"').
-  const auto merged = scenario(
-    "merged.yaml", replace(text, "workload: {kind: mesh, entities: 16}",
-                           "workload: {<<: {kind: mesh, entities: 16}}"));
-  m = satemu({"validate", merged});
-  EXPECT_EQ(m.code, 2) << m.output;
-  EXPECT_CONTAINS(m.output, "compute: workload kind 'mesh' runs no model");
+  expect_refused(satemu({"validate", scenario("merged.yaml",
+                                              replace(text, "{kind: mesh, entities: 16}",
+                                                      "{<<: {kind: mesh, entities: 16}}"))}),
+                 "compute: workload kind 'mesh' runs no model");
   // Said before the section's own keys are checked: without a model or a
   // device it had first asked for them.
   const auto bare = scenario(
