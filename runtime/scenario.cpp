@@ -429,6 +429,8 @@ private:
   // workload section's own check.
   absl::Status read_by_workload(const key_spec& section, const std::string& path,
                                 const YAML::Mark& mark) {
+    if (section.workload_kinds.empty())
+      return absl::OkStatus();  // every kind reads it: no need to look the kind up
     const std::string kind = workload_kind_of(doc_);
     if (read_by(section, kind))
       return absl::OkStatus();
